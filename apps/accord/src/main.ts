@@ -1,0 +1,2 @@
+import { ErrorCode } from '@accord/protocol';
+console.log('accord', ErrorCode.CLI_USAGE);
