@@ -1,0 +1,64 @@
+import { AccordError, ErrorCode } from './errors.js';
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const ENCODE: readonly string[] = Array.from(ALPHABET);
+// Char code → 6-bit value, or -1 for characters outside the alphabet.
+const DECODE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
+
+/** Encodes bytes as unpadded base64url (RFC 4648 §5). */
+export function toBase64Url(bytes: Uint8Array): string {
+  let out = '';
+  const n = bytes.length;
+  const whole = n - (n % 3);
+  let i = 0;
+  for (; i < whole; i += 3) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += ENCODE[v >>> 18]! + ENCODE[(v >>> 12) & 63]! + ENCODE[(v >>> 6) & 63]! + ENCODE[v & 63]!;
+  }
+  if (n - whole === 1) {
+    const v = bytes[i]!;
+    out += ENCODE[v >>> 2]! + ENCODE[(v & 3) << 4]!;
+  } else if (n - whole === 2) {
+    const v = (bytes[i]! << 8) | bytes[i + 1]!;
+    out += ENCODE[v >>> 10]! + ENCODE[(v >>> 4) & 63]! + ENCODE[(v & 15) << 2]!;
+  }
+  return out;
+}
+
+function bad(text: string, why: string): AccordError {
+  return new AccordError(ErrorCode.PROTOCOL_BAD_ENCODING, `invalid base64url: ${why}`, {
+    details: { length: text.length },
+  });
+}
+
+/**
+ * Decodes unpadded base64url, strictly.
+ *
+ * @remarks Rejects padding, whitespace, characters outside the base64url alphabet, impossible
+ * lengths (`length % 4 === 1`) and non-zero unused trailing bits, so every byte string has exactly
+ * one accepted text form (a flipped bit in a signature's text can never decode to the same bytes).
+ * @throws AccordError `PROTOCOL_BAD_ENCODING` on any invalid input.
+ */
+export function fromBase64Url(text: string): Uint8Array {
+  const n = text.length;
+  const rem = n % 4;
+  if (rem === 1) throw bad(text, 'impossible length');
+  const out = new Uint8Array(((n - rem) / 4) * 3 + (rem === 0 ? 0 : rem - 1));
+  let o = 0;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    const v = c < 128 ? DECODE[c]! : -1;
+    if (v < 0) throw bad(text, `unexpected character at ${i}`);
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+    }
+  }
+  if ((acc & ((1 << bits) - 1)) !== 0) throw bad(text, 'non-zero trailing bits');
+  return out;
+}

@@ -1,0 +1,75 @@
+import { AccordError, ErrorCode } from './errors.js';
+import type { EventId } from './ids.js';
+import { randomBytes } from './webcrypto.js';
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const DIGITS: readonly string[] = Array.from(CROCKFORD);
+const VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < CROCKFORD.length; i++) VALUE[CROCKFORD.charCodeAt(i)] = i;
+
+/** Largest timestamp (ms since the epoch) an event id can carry: 2^48 - 1. */
+export const MAX_EVENT_ID_TIME = 2 ** 48 - 1;
+/** Bytes of randomness in an event id. */
+export const EVENT_ID_RANDOM_BYTES = 10;
+
+// 10 time chars (48 bits, so the first char is 0-7) + 16 random chars (80 bits), uppercase only.
+const EVENT_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/**
+ * A new time-sortable event id: 26 Crockford base32 characters in the ULID layout (48-bit
+ * millisecond time, then 80 random bits).
+ *
+ * @remarks Ids sort as strings by creation time (to the millisecond); ids made in the same
+ * millisecond are ordered randomly. Per-device order comes from `seq`, not from the id.
+ * @throws AccordError `PROTOCOL_CLOCK` when `nowMs` is not an integer in 0..2^48-1;
+ * `PROTOCOL_BAD_ENCODING` when `random` is not 10 bytes.
+ */
+export function newEventId(nowMs: number, random?: Uint8Array): EventId {
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0 || nowMs > MAX_EVENT_ID_TIME) {
+    throw new AccordError(ErrorCode.PROTOCOL_CLOCK, `event id time out of range: ${nowMs}`);
+  }
+  const rnd = random ?? randomBytes(EVENT_ID_RANDOM_BYTES);
+  if (rnd.length !== EVENT_ID_RANDOM_BYTES) {
+    throw new AccordError(
+      ErrorCode.PROTOCOL_BAD_ENCODING,
+      `event id randomness must be ${EVENT_ID_RANDOM_BYTES} bytes`,
+    );
+  }
+  let t = nowMs;
+  const time: string[] = new Array<string>(10);
+  for (let i = 9; i >= 0; i--) {
+    const d = t % 32;
+    time[i] = DIGITS[d]!;
+    t = (t - d) / 32;
+  }
+  let out = time.join('');
+  // 80 bits = 16 groups of 5 bits, taken from the bytes big-endian.
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < EVENT_ID_RANDOM_BYTES; i++) {
+    acc = ((acc << 8) | rnd[i]!) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += DIGITS[(acc >>> bits) & 31]!;
+    }
+  }
+  return out as EventId;
+}
+
+/** True when `s` is a well-formed event id (26 uppercase Crockford base32 chars, time ≤ 2^48-1). */
+export function isEventId(s: string): s is EventId {
+  return EVENT_ID.test(s);
+}
+
+/** The creation time (ms since the epoch) encoded in an event id. */
+export function eventIdTime(id: EventId): number {
+  let t = 0;
+  for (let i = 0; i < 10; i++) {
+    const c = id.charCodeAt(i);
+    const v = c < 128 ? VALUE[c]! : -1;
+    if (v < 0) throw new AccordError(ErrorCode.PROTOCOL_BAD_ENCODING, 'malformed event id');
+    t = t * 32 + v;
+  }
+  return t;
+}
