@@ -53,6 +53,21 @@ export default tseslint.config(
     },
   },
   {
+    // Tests (and the ./testing entry points) may use the test kit; production code may not.
+    files: ['**/*.test.ts', '**/src/testing.ts', '**/src/testing/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          depConstraints: [
+            { sourceTag: '*', onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port', 'type:adapter', 'type:testing'] },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.test.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

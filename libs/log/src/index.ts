@@ -1,1 +1,11 @@
-export {};
+export * from './api.js';
+export { DeviceLog } from './device-log.js';
+export { CommitQueue } from './commit-queue.js';
+export {
+  rootDocumentId,
+  segmentDocumentId,
+  rootInitialBytes,
+  segmentInitialBytes,
+  type RootDoc,
+  type SegmentDoc,
+} from './documents.js';

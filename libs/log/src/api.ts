@@ -1,0 +1,107 @@
+import type { NetworkAdapterInterface, Repo, StorageAdapterInterface } from '@automerge/automerge-repo';
+import type { Projection, EventStatus } from '@accord/domain';
+import type { DeviceId, DeviceKeyPair, EventId, FacilityId, SignedEvent } from '@accord/protocol';
+import type { RuleVerdict } from '@accord/rules';
+import type { EventStore } from '@accord/storage-level';
+
+/** Who belongs to the facility: the log refuses events from anyone else. */
+export interface LogRoster {
+  /** The membership of a device, or undefined when it is unknown. */
+  lookup(device: DeviceId): { readonly facility: FacilityId; readonly revoked: boolean } | undefined;
+}
+
+/** Something that happened that an operator must know about: forged, foreign or conflicting data. */
+export interface SecurityIncident {
+  readonly code: 'LOG_FORGED_EVENT' | 'LOG_UNKNOWN_DEVICE' | 'LOG_WRONG_FACILITY' | 'LOG_CONFLICTING_EVENT' | 'PROTOCOL_BAD_ENCODING' | 'PROTOCOL_SCHEMA' | 'PROTOCOL_NOT_CANONICAL' | 'PROTOCOL_TOO_LARGE';
+  readonly message: string;
+  readonly eventId?: string;
+  readonly device?: string;
+  readonly at: string;
+}
+
+/** Options of {@link DeviceLog.open}. */
+export interface DeviceLogOptions {
+  readonly facility: FacilityId;
+  readonly key: DeviceKeyPair;
+  /** The local source of truth: every event, durably, by id and (device, seq). */
+  readonly eventStore: EventStore;
+  /** Where automerge-repo keeps the sync documents (may be rebuilt from the event store). */
+  readonly storage: StorageAdapterInterface;
+  readonly roster: LogRoster;
+  /** The relay's device id: only verdicts signed by it count. Null before a relay exists. */
+  readonly relay?: DeviceId | null;
+  /** Network adapters to start with (more can be added with {@link DeviceLog.addNetworkAdapter}). */
+  readonly network?: readonly NetworkAdapterInterface[];
+  /** Wall clock in ms (default Date.now). */
+  readonly clock?: () => number;
+  /** Events per segment document (default 5000). */
+  readonly segmentSize?: number;
+  readonly onIncident?: (incident: SecurityIncident) => void;
+}
+
+/** A user's request to record something: the log fills in ids, deps, basis, clock and signature. */
+export interface Draft {
+  readonly type: string;
+  readonly data: unknown;
+  /** For amends: the dead-lettered event this one replaces. */
+  readonly supersedes?: EventId;
+}
+
+/** The answer to an append: the durable, signed event and any warning from the local rules. */
+export interface AppendResult {
+  readonly event: SignedEvent;
+  /** Present when the local rules (on the tentative view) would reject it; the relay decides. */
+  readonly warning?: Extract<RuleVerdict, { outcome: 'deadletter' }>;
+}
+
+/** An event with what the log knows about its fate. */
+export interface EventInfo {
+  readonly event: SignedEvent;
+  readonly status: EventStatus;
+  /** The latest relay verdict, if any. */
+  readonly verdict?: SignedEvent;
+  readonly resolvedBy?: EventId;
+}
+
+/** Start-up and running integrity of the log. */
+export interface IntegrityReport {
+  /** Missing sequence numbers per device (events after a hole are held back from projections). */
+  readonly holes: readonly { readonly device: string; readonly missing: readonly number[] }[];
+  /** Stored values that failed their checksum (quarantined, to be repaired from peers). */
+  readonly corrupt: readonly { readonly device: string; readonly seq: number }[];
+  readonly incidents: number;
+}
+
+/** Counts shown by `GET /api/status`. */
+export interface LogCounts {
+  readonly total: number;
+  readonly pending: number;
+  readonly accepted: number;
+  readonly deadletter: number;
+  readonly resolved: number;
+  /** This device's own events without a verdict. */
+  readonly outbox: number;
+}
+
+/**
+ * A device's append-only event log: durable in the event store, carried to peers by
+ * Automerge documents through automerge-repo.
+ */
+export interface DeviceLogApi {
+  readonly deviceId: DeviceId;
+  readonly facility: FacilityId;
+  readonly repo: Repo;
+  append(draft: Draft): Promise<AppendResult>;
+  get(id: EventId): EventInfo | undefined;
+  list(filter?: { status?: EventStatus; device?: DeviceId }): EventInfo[];
+  outbox(): EventInfo[];
+  counts(): LogCounts;
+  tentative(): Projection;
+  confirmed(): Projection;
+  integrity(): IntegrityReport;
+  incidents(): readonly SecurityIncident[];
+  addNetworkAdapter(adapter: NetworkAdapterInterface): void;
+  /** A digest of the Automerge heads of every document, for convergence checks. */
+  heads(): Record<string, readonly string[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { encodeSignedEvent, generateDeviceKey, newEventId, signEvent, type EventEnvelope, type FacilityId, type SignedEvent } from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { FakeNetwork } from '@accord/testkit';
+import { stringifyAutomergeUrl } from '@automerge/automerge-repo';
+import { DeviceLog } from './device-log.js';
+import { rootDocumentId, segmentDocumentId, segmentInitialBytes, type RootDoc, type SegmentDoc } from './documents.js';
+import { makeFacility, type TestFacility } from './testing.js';
+
+const FACILITY = 'unit-facility' as FacilityId;
+
+const registration = (n: number) => ({
+  type: 'PatientRegistered',
+  data: { patientId: `P${n}`, nationalId: `N${n}`, givenName: 'Kofi', familyName: `F${n}`, birthDate: '2019-05-04', sex: 'male' },
+});
+
+async function openLog(facility: TestFacility, index: number, parts: { store?: MemoryEventStore; storage?: MemoryStorageAdapter; net?: FakeNetwork } = {}) {
+  const store = parts.store ?? new MemoryEventStore();
+  const storage = parts.storage ?? new MemoryStorageAdapter();
+  const log = await DeviceLog.open({
+    facility: facility.facility,
+    key: facility.keys[index]!,
+    eventStore: store,
+    storage,
+    roster: facility.roster,
+    network: parts.net !== undefined ? [parts.net.adapter(`n${index}`)] : [],
+  });
+  return { log, store, storage };
+}
+
+/** Writes raw entries into a segment document as a (possibly hostile) peer would have. */
+async function writeIntoSegment(log: DeviceLog, owner: SignedEvent['device'], entries: Uint8Array[]): Promise<void> {
+  const handle = log.repo.import<SegmentDoc>(segmentInitialBytes(FACILITY, owner, 0), { docId: segmentDocumentId(FACILITY, owner, 0) });
+  handle.change((doc) => {
+    for (const bytes of entries) doc.events.push(bytes);
+  });
+  const root = await log.repo.find<RootDoc>(stringifyAutomergeUrl({ documentId: rootDocumentId(FACILITY) }));
+  if (root.doc().devices[owner] === undefined) {
+    root.change((doc) => {
+      doc.devices[owner] = 1;
+    });
+  }
+  await log.settled();
+}
+
+async function envelopeFor(facility: FacilityId, device: SignedEvent['device'], seq: number): Promise<EventEnvelope> {
+  return {
+    v: 1,
+    id: newEventId(Date.now()),
+    facility,
+    device,
+    seq,
+    hlc: `2026-11-26T10:00:00.000Z/${String(seq).padStart(6, '0')}` as EventEnvelope['hlc'],
+    type: 'StockReceived',
+    schema: 1,
+    subject: { kind: 'lot', id: `L${seq}` },
+    deps: [],
+    data: { lot: `L${seq}`, antigen: 'BCG', quantity: 5, expiry: '2031-01-01' },
+  };
+}
+
+describe('DeviceLog', () => {
+  it('acknowledges an append only once it is in the event store, with contiguous sequence numbers', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log, store } = await openLog(facility, 0);
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => log.append(registration(i))));
+    for (const { event } of results) expect(await store.get(event.id)).toBeDefined();
+    expect(results.map((r) => r.event.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(log.tentative().patients()).toHaveLength(40);
+    expect(log.counts()).toMatchObject({ total: 40, pending: 40, outbox: 40 });
+    expect((await store.verify()).holes).toEqual([]);
+    await log.close();
+  });
+
+  it('rejects malformed drafts with a code and records nothing', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log, store } = await openLog(facility, 0);
+    await expect(log.append({ type: 'PatientRegistered', data: { patientId: 7 } })).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
+    await expect(log.append({ type: 'NoSuchEvent', data: {} })).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
+    expect(await store.count()).toBe(0);
+    const { event } = await log.append(registration(1));
+    expect(event.seq).toBe(1);
+    await log.close();
+  });
+
+  it('carries a local-rule warning but still records the event', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log } = await openLog(facility, 0);
+    await log.append(registration(1));
+    const result = await log.append({
+      type: 'VaccinationAdministered',
+      data: { patientId: 'P1', antigen: 'BCG', dose: 1, lot: 'NOPE', date: '2026-11-01' },
+    });
+    expect(result.warning).toMatchObject({ code: 422, rule: 'RULE_NEGATIVE_STOCK' });
+    expect(log.get(result.event.id)?.status).toBe('pending');
+    await log.close();
+  });
+
+  it('restarts from storage with every event and continues the sequence', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const first = await openLog(facility, 0);
+    for (let i = 0; i < 5; i++) await first.log.append(registration(i));
+    const before = JSON.stringify(first.log.tentative().toJSON());
+    await first.log.close();
+    const second = await openLog(facility, 0, { store: first.store, storage: first.storage });
+    expect(JSON.stringify(second.log.tentative().toJSON())).toBe(before);
+    const { event } = await second.log.append(registration(9));
+    expect(event.seq).toBe(6);
+    await second.log.close();
+  });
+
+  it('syncs to a peer, and rebuilds lost sync documents from the event store', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const net = new FakeNetwork({ seed: 7 });
+    const a = await openLog(facility, 0, { net });
+    for (let i = 0; i < 3; i++) await a.log.append(registration(i));
+    await a.log.close();
+    // The sync documents are gone (say, dropped as corrupt); the event store is intact.
+    const a2 = await openLog(facility, 0, { store: a.store, storage: new MemoryStorageAdapter(), net });
+    const b = await openLog(facility, 1, { net });
+    for (let round = 0; round < 20 && b.log.size() < 3; round++) {
+      await net.quiet();
+      await b.log.settled();
+    }
+    expect(b.log.list().map((i) => i.event.id).sort()).toEqual(a2.log.list().map((i) => i.event.id).sort());
+    expect(b.log.heads()).toEqual(a2.log.heads());
+    await a2.log.close();
+    await b.log.close();
+  });
+
+  it('refuses forged, foreign and conflicting entries as incidents and stores none of them', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const { log, store } = await openLog(facility, 0);
+    const peer = facility.keys[1]!;
+    const stranger = await generateDeviceKey();
+
+    // Signed by the stranger but claiming to be the enrolled peer.
+    const claimed = await envelopeFor(FACILITY, peer.deviceId, 1);
+    const forged: SignedEvent = { ...claimed, sig: (await signEvent({ ...claimed, device: stranger.deviceId }, stranger)).sig };
+    // Properly signed by a device outside the roster.
+    const unknown = await signEvent(await envelopeFor(FACILITY, stranger.deviceId, 1), stranger);
+    // Not even an event.
+    const garbage = new TextEncoder().encode('{"hello":"world"}');
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(forged), encodeSignedEvent(unknown), garbage]);
+    // A device of another facility.
+    facility.roster.add(stranger.deviceId, 'elsewhere' as FacilityId);
+    const foreign = await signEvent(await envelopeFor('elsewhere' as FacilityId, stranger.deviceId, 2), stranger);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(foreign)]);
+    const codes = log.incidents().map((i) => i.code).sort();
+    expect(codes).toEqual(['LOG_FORGED_EVENT', 'LOG_UNKNOWN_DEVICE', 'LOG_WRONG_FACILITY', 'PROTOCOL_SCHEMA'].sort());
+    expect(await store.count()).toBe(0);
+    expect(log.size()).toBe(0);
+
+    // A valid peer event, then the same (device, seq) with different content.
+    const good = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 1), peer);
+    const twin = await signEvent({ ...(await envelopeFor(FACILITY, peer.deviceId, 1)), data: { lot: 'X', antigen: 'BCG', quantity: 1, expiry: '2031-01-01' }, subject: { kind: 'lot', id: 'X' } }, peer);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(good)]);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(twin)]);
+    expect(log.get(good.id)?.event).toEqual(good);
+    expect(log.get(twin.id)).toBeUndefined();
+    expect(log.incidents().at(-1)?.code).toBe('LOG_CONFLICTING_EVENT');
+    await log.close();
+  });
+
+  it('ignores a change that deletes or rewrites existing events', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log, store } = await openLog(facility, 0);
+    const { event } = await log.append(registration(1));
+    const handle = await log.repo.find<SegmentDoc>(stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 0) }));
+    handle.change((doc) => {
+      doc.events.splice(0, 1);
+    });
+    await log.settled();
+    expect(log.get(event.id)?.event).toEqual(event);
+    expect(await store.get(event.id)).toBeDefined();
+    expect(log.tentative().patients()).toHaveLength(1);
+    await log.close();
+  });
+
+  it('holds back events behind a hole and releases them when the hole fills', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const { log } = await openLog(facility, 0);
+    const peer = facility.keys[1]!;
+    const one = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 1), peer);
+    const two = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 2), peer);
+    const three = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 3), peer);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(one), encodeSignedEvent(three)]);
+    expect(log.get(three.id)).toBeUndefined();
+    expect(log.integrity().holes).toEqual([{ device: peer.deviceId, missing: [2] }]);
+    expect(log.tentative().stock().lots.map((l) => l.lot)).toEqual(['L1']);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(two)]);
+    expect(log.integrity().holes).toEqual([]);
+    expect(log.tentative().stock().lots.map((l) => l.lot).sort()).toEqual(['L1', 'L2', 'L3']);
+    await log.close();
+  });
+});

@@ -1,0 +1,696 @@
+import { Repo, type DocHandle, type DocumentId, type NetworkAdapterInterface, type PeerId } from '@automerge/automerge-repo';
+import {
+  confirmed as foldConfirmed,
+  classify,
+  prepareDraft,
+  Projection,
+  type EventStatusInfo,
+  type LogState,
+} from '@accord/domain';
+import {
+  AccordError,
+  compareHlc,
+  decodeSignedEvent,
+  encodeSignedEvent,
+  ErrorCode,
+  HybridClock,
+  newEventId,
+  signEvent,
+  SystemEventType,
+  verifyEvents,
+  type DeviceId,
+  type EventEnvelope,
+  type EventId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
+import { localWarnings } from '@accord/rules';
+import type { EventStore, StoredEvent } from '@accord/storage-level';
+import type {
+  AppendResult,
+  DeviceLogApi,
+  DeviceLogOptions,
+  Draft,
+  EventInfo,
+  IntegrityReport,
+  LogCounts,
+  SecurityIncident,
+} from './api.js';
+import { CommitQueue } from './commit-queue.js';
+import {
+  rootDocumentId,
+  rootInitialBytes,
+  segmentDocumentId,
+  segmentInitialBytes,
+  urlOf,
+  type RootDoc,
+  type SegmentDoc,
+} from './documents.js';
+
+const DEFAULT_SEGMENT_SIZE = 5000;
+const MAX_INCIDENTS_KEPT = 1000;
+
+interface SegmentState {
+  readonly id: DocumentId;
+  readonly device: DeviceId;
+  readonly index: number;
+  readonly handle: DocHandle<SegmentDoc>;
+  /** How many list entries have been looked at; a shorter list means a rescan. */
+  processed: number;
+}
+
+/** A storage adapter that can list its corrupt chunks (ours can; foreign ones may not). */
+interface ScannableStorage {
+  scan(): Promise<{ corrupt: readonly (readonly string[])[] }>;
+  remove(key: string[]): Promise<void>;
+}
+
+function isScannable(storage: unknown): storage is ScannableStorage {
+  return (
+    typeof storage === 'object' &&
+    storage !== null &&
+    typeof (storage as { scan?: unknown }).scan === 'function' &&
+    typeof (storage as { remove?: unknown }).remove === 'function'
+  );
+}
+
+function isSystemType(type: string): boolean {
+  return (Object.values(SystemEventType) as string[]).includes(type);
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Tentative order of DESIGN.md §3: HLC, then device, then sequence. */
+function tentativeOrder(a: SignedEvent, b: SignedEvent): number {
+  return compareHlc(a.hlc, b.hlc) || (a.device < b.device ? -1 : a.device > b.device ? 1 : 0) || a.seq - b.seq;
+}
+
+/**
+ * A device's append-only event log.
+ *
+ * @remarks The event store is the local source of truth: an append resolves only after
+ * its event is durable there (group commit). Automerge documents, one root index plus
+ * per-device segments of opaque signed bytes, carry events to peers through
+ * automerge-repo; whatever arrives is decoded, checked against the roster, verified and
+ * stored before it is used. Projections only ever see, per device, the contiguous prefix
+ * of its sequence numbers: events after a hole wait until the hole is filled.
+ */
+export class DeviceLog implements DeviceLogApi {
+  readonly deviceId: DeviceId;
+  readonly facility: FacilityId;
+  readonly repo: Repo;
+
+  readonly #opts: DeviceLogOptions;
+  readonly #store: EventStore;
+  readonly #segmentSize: number;
+  readonly #clock: () => number;
+  readonly #hlc: HybridClock;
+  readonly #commit: CommitQueue<SignedEvent>;
+
+  /** Every verified event, visible or held back behind a hole. */
+  readonly #events = new Map<EventId, SignedEvent>();
+  /** Per device: sequence number → event id. */
+  readonly #seqs = new Map<DeviceId, Map<number, EventId>>();
+  /** Per device: the highest n such that 1…n are all present. */
+  readonly #contiguous = new Map<DeviceId, number>();
+  /** Events whose device prefix is contiguous: what projections and statuses see. */
+  readonly #visible = new Map<EventId, SignedEvent>();
+  /** Ids that some visible verdict or resolution points at (they never take the fast path). */
+  readonly #targets = new Set<string>();
+
+  readonly #segments = new Map<DocumentId, SegmentState>();
+  readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
+  #root!: DocHandle<RootDoc>;
+
+  #assignedSeq: number;
+  readonly #incidents: SecurityIncident[] = [];
+  #incidentCount = 0;
+  readonly #repairedChunks: string[][] = [];
+  readonly #corruptAtStart: { device: string; seq: number }[] = [];
+  #ingestChain: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  // Derived views, rebuilt lazily when the visible set changes.
+  #status: Map<EventId, EventStatusInfo> | undefined;
+  #confirmed: Projection | undefined;
+  #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
+
+  private constructor(opts: DeviceLogOptions, repo: Repo, highestOwnSeq: number, hlc: HybridClock) {
+    this.#opts = opts;
+    this.#store = opts.eventStore;
+    this.deviceId = opts.key.deviceId;
+    this.facility = opts.facility;
+    this.repo = repo;
+    this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+    this.#clock = opts.clock ?? Date.now;
+    this.#hlc = hlc;
+    this.#assignedSeq = highestOwnSeq;
+    this.#commit = new CommitQueue<SignedEvent>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
+  }
+
+  /**
+   * Opens the log: checks the event store's integrity, loads it, opens the facility's
+   * documents and reconciles them with the store.
+   */
+  static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
+    const store = opts.eventStore;
+    const report = await store.verify();
+    const loaded: SignedEvent[] = [];
+    for await (const stored of store.iterate()) {
+      const decoded = decodeSignedEvent(stored.bytes);
+      // The store only ever holds verified events; a value that no longer decodes is corruption.
+      if (decoded.ok) loaded.push(decoded.value);
+      else report.corrupt.push({ device: stored.device, seq: stored.seq });
+    }
+    const clock = opts.clock ?? Date.now;
+    let last = undefined as SignedEvent['hlc'] | undefined;
+    let highestOwnSeq = 0;
+    for (const event of loaded) {
+      if (last === undefined || compareHlc(event.hlc, last) > 0) last = event.hlc;
+      if (event.device === opts.key.deviceId && event.seq > highestOwnSeq) highestOwnSeq = event.seq;
+    }
+    const hlc = new HybridClock({ wallClock: clock, ...(last !== undefined ? { last } : {}) });
+
+    const repairedChunks: string[][] = [];
+    if (isScannable(opts.storage)) {
+      // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
+      const { corrupt } = await opts.storage.scan();
+      for (const key of corrupt) {
+        await opts.storage.remove([...key]);
+        repairedChunks.push([...key]);
+      }
+    }
+
+    const repo = new Repo({
+      peerId: opts.key.deviceId as unknown as PeerId,
+      storage: opts.storage,
+      network: [...(opts.network ?? [])],
+      sharePolicy: () => Promise.resolve(true),
+    });
+    const log = new DeviceLog(opts, repo, highestOwnSeq, hlc);
+    log.#repairedChunks.push(...repairedChunks);
+    log.#corruptAtStart.push(...report.corrupt);
+    for (const event of loaded) log.#addVerified(event);
+    await log.#openDocuments();
+    return log;
+  }
+
+  // ---------------------------------------------------------------- appending
+
+  /** Records a user action: resolves after the signed event is durable, with any local-rule warning. */
+  async append(draft: Draft): Promise<AppendResult> {
+    this.#assertOpen();
+    const view = this.tentative();
+    const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
+    if (!prepared.ok) throw prepared.error;
+    const p = prepared.value;
+    const seq = ++this.#assignedSeq;
+    const hlc = this.#hlc.now();
+    const envelope: EventEnvelope = {
+      v: 1,
+      id: newEventId(this.#clock()),
+      facility: this.facility,
+      device: this.deviceId,
+      seq,
+      hlc,
+      type: p.type,
+      schema: p.schema,
+      subject: p.subject,
+      deps: p.deps,
+      ...(p.basis !== undefined ? { basis: p.basis } : {}),
+      ...(draft.supersedes !== undefined ? { supersedes: draft.supersedes } : {}),
+      data: p.data,
+    };
+    // Warnings are computed on the view the user saw, before this event joins it.
+    const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
+    let event: SignedEvent;
+    try {
+      event = await signEvent(envelope, this.#opts.key);
+    } catch (err) {
+      this.#commit.abandon(seq, err);
+      throw err;
+    }
+    await this.#commit.submit(seq, event);
+    return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
+  }
+
+  /** Writes a contiguous run of own events durably, then makes them visible and sends them to peers. */
+  async #writeOwn(batch: readonly SignedEvent[]): Promise<void> {
+    const stored: StoredEvent[] = batch.map((event) => ({
+      device: event.device,
+      seq: event.seq,
+      id: event.id,
+      bytes: encodeSignedEvent(event),
+    }));
+    await this.#store.append(stored);
+    for (const event of batch) this.#addVerified(event);
+    try {
+      await this.#pushOwn(stored);
+    } catch (err) {
+      // The events are durable; the documents are reconciled with the store at the next start.
+      this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `could not add own events to the sync documents: ${String(err)}` });
+    }
+  }
+
+  /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
+  async #pushOwn(stored: readonly StoredEvent[]): Promise<void> {
+    const bySegment = new Map<number, StoredEvent[]>();
+    for (const event of stored) {
+      const index = Math.floor((event.seq - 1) / this.#segmentSize);
+      let list = bySegment.get(index);
+      if (list === undefined) bySegment.set(index, (list = []));
+      list.push(event);
+    }
+    for (const [index, events] of bySegment) {
+      const segment = await this.#ownSegment(index);
+      segment.handle.change((doc) => {
+        for (const event of events) doc.events.push(event.bytes);
+      });
+      // Our own pushes need no re-ingest.
+      segment.processed = segment.handle.doc().events.length;
+    }
+  }
+
+  async #ownSegment(index: number): Promise<SegmentState> {
+    const segment = await this.#openSegment(this.deviceId, index);
+    const known = this.#root.doc().devices[this.deviceId] ?? 0;
+    if (known < index + 1) {
+      this.#root.change((doc) => {
+        doc.devices[this.deviceId] = index + 1;
+      });
+    }
+    return segment;
+  }
+
+  // ---------------------------------------------------------------- documents and ingest
+
+  async #openDocuments(): Promise<void> {
+    const rootId = rootDocumentId(this.facility);
+    this.#root = await this.#openDoc<RootDoc>(rootId, () => rootInitialBytes(this.facility));
+    this.#root.on('change', () => this.#onRootChange());
+    // Own segments first: re-push any own event the documents lost (a crash between the
+    // durable write and the document save, or a dropped corrupt chunk).
+    const own = this.#seqs.get(this.deviceId);
+    const ownCount = own?.size ?? 0;
+    const ownSegments = Math.ceil(this.#assignedSeq / this.#segmentSize);
+    for (let index = 0; index < ownSegments; index++) {
+      const segment = await this.#ownSegment(index);
+      await this.#reconcileOwn(segment);
+    }
+    if (ownCount === 0) await this.#ownSegment(0);
+    await this.#onRootChangeNow();
+  }
+
+  async #reconcileOwn(segment: SegmentState): Promise<void> {
+    const list = segment.handle.doc().events;
+    const first = segment.index * this.#segmentSize + 1;
+    const last = Math.min(first + this.#segmentSize - 1, this.#assignedSeq);
+    const expected = Math.max(0, last - first + 1);
+    if (list.length >= expected) {
+      // Probably complete; anything foreign in it is handled by ingest.
+      await this.#ingestSegment(segment);
+      return;
+    }
+    const present = new Set<number>();
+    for (const bytes of list) {
+      const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
+      if (decoded?.ok === true && decoded.value.device === this.deviceId) present.add(decoded.value.seq);
+    }
+    const missing: Uint8Array[] = [];
+    const ids = this.#seqs.get(this.deviceId);
+    for (let seq = first; seq <= last; seq++) {
+      const id = ids?.get(seq);
+      const event = id === undefined ? undefined : this.#events.get(id);
+      if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
+    }
+    if (missing.length > 0) {
+      segment.handle.change((doc) => {
+        for (const bytes of missing) doc.events.push(bytes);
+      });
+    }
+    segment.processed = segment.handle.doc().events.length;
+  }
+
+  /**
+   * Opens a shared document whose first change is known (deterministic), never waiting
+   * on the network.
+   *
+   * @remarks `repo.find` can wait forever for a document the Repo already tried to fetch
+   * from peers ('requesting'/'unavailable'). Instead we merge the known first change and
+   * every stored chunk into the handle ourselves (as the Repo's own loader does; both are
+   * idempotent) and mark it loaded. Sync then brings whatever peers have beyond that.
+   */
+  async #openDoc<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
+    const handle = this.repo.import<T>(initial(), { docId: id });
+    for (const chunk of await this.#opts.storage.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data === undefined || (kind !== 'incremental' && kind !== 'snapshot')) continue;
+      this.repo.import<T>(chunk.data, { docId: id });
+    }
+    if (!handle.isReady()) handle.doneLoading();
+    await handle.whenReady();
+    return handle;
+  }
+
+  #openSegment(device: DeviceId, index: number): Promise<SegmentState> {
+    const id = segmentDocumentId(this.facility, device, index);
+    const known = this.#segments.get(id);
+    if (known !== undefined) return Promise.resolve(known);
+    let opening = this.#opening.get(id);
+    if (opening === undefined) {
+      opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then((handle) => {
+        const state: SegmentState = { id, device, index, handle, processed: 0 };
+        this.#segments.set(id, state);
+        this.#opening.delete(id);
+        handle.on('change', () => this.#scheduleIngest(state));
+        return state;
+      });
+      this.#opening.set(id, opening);
+    }
+    return opening;
+  }
+
+  #onRootChange(): void {
+    this.#enqueue(() => this.#onRootChangeNow());
+  }
+
+  async #onRootChangeNow(): Promise<void> {
+    const devices = this.#root.doc().devices;
+    for (const [device, count] of Object.entries(devices)) {
+      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1_000_000) continue;
+      const member = this.#opts.roster.lookup(device as DeviceId);
+      // The index is writable by anyone; only the roster's devices get documents opened.
+      if (member === undefined || member.facility !== this.facility) continue;
+      for (let index = 0; index < count; index++) {
+        const segment = await this.#openSegment(device as DeviceId, index);
+        await this.#ingestSegment(segment);
+      }
+    }
+  }
+
+  #scheduleIngest(segment: SegmentState): void {
+    this.#enqueue(() => this.#ingestSegment(segment));
+  }
+
+  /** Serializes ingest work so that concurrent document changes never race on the store. */
+  #enqueue(work: () => Promise<void>): void {
+    this.#ingestChain = this.#ingestChain.then(async () => {
+      if (this.#closed) return;
+      try {
+        await work();
+      } catch (err) {
+        if (this.#closed) return;
+        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
+      }
+    });
+  }
+
+  /** Reads new entries of a segment document, keeps only valid facility events, stores them durably. */
+  async #ingestSegment(segment: SegmentState): Promise<void> {
+    const list = segment.handle.doc().events;
+    if (!Array.isArray(list)) return;
+    const start = list.length < segment.processed ? 0 : segment.processed;
+    const candidates: { event: SignedEvent; bytes: Uint8Array }[] = [];
+    const seenInBatch = new Set<string>();
+    for (let i = start; i < list.length; i++) {
+      const bytes: unknown = list[i];
+      if (!(bytes instanceof Uint8Array)) {
+        this.#incident({ code: 'PROTOCOL_SCHEMA', message: `segment ${segment.id} entry ${i} is not bytes` });
+        continue;
+      }
+      const decoded = decodeSignedEvent(bytes);
+      if (!decoded.ok) {
+        this.#incident({ code: decoded.error.code as SecurityIncident['code'], message: decoded.error.message });
+        continue;
+      }
+      const event = decoded.value;
+      if (seenInBatch.has(event.id)) continue;
+      const existing = this.#events.get(event.id);
+      if (existing !== undefined) {
+        if (!bytesEqual(encodeSignedEvent(existing), bytes)) {
+          this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: 'an event id arrived with different bytes', eventId: event.id, device: event.device });
+        }
+        continue;
+      }
+      if (event.facility !== this.facility) {
+        this.#incident({ code: 'LOG_WRONG_FACILITY', message: `event of facility ${event.facility}`, eventId: event.id, device: event.device });
+        continue;
+      }
+      const member = this.#opts.roster.lookup(event.device);
+      if (member === undefined) {
+        this.#incident({ code: 'LOG_UNKNOWN_DEVICE', message: 'event from a device outside the roster', eventId: event.id, device: event.device });
+        continue;
+      }
+      if (member.facility !== this.facility) {
+        this.#incident({ code: 'LOG_WRONG_FACILITY', message: 'event from a device of another facility', eventId: event.id, device: event.device });
+        continue;
+      }
+      const other = this.#seqs.get(event.device)?.get(event.seq);
+      if (other !== undefined) {
+        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `device ${event.device} used seq ${event.seq} twice`, eventId: event.id, device: event.device });
+        continue;
+      }
+      seenInBatch.add(event.id);
+      candidates.push({ event, bytes });
+    }
+    segment.processed = list.length;
+    if (candidates.length === 0) return;
+
+    const valid = await verifyEvents(candidates.map((c) => c.event));
+    const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
+    const seqTaken = new Set<string>();
+    candidates.forEach((candidate, i) => {
+      if (valid[i] !== true) {
+        this.#incident({ code: 'LOG_FORGED_EVENT', message: 'bad signature', eventId: candidate.event.id, device: candidate.event.device });
+        return;
+      }
+      const key = `${candidate.event.device}/${candidate.event.seq}`;
+      if (seqTaken.has(key)) {
+        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `seq used twice in one batch`, eventId: candidate.event.id, device: candidate.event.device });
+        return;
+      }
+      seqTaken.add(key);
+      accepted.push(candidate);
+    });
+    if (accepted.length === 0 || this.#closed) return;
+    await this.#store.append(accepted.map(({ event, bytes }) => ({ device: event.device, seq: event.seq, id: event.id, bytes })));
+    for (const { event } of accepted) {
+      this.#hlc.observe(event.hlc);
+      this.#addVerified(event);
+    }
+  }
+
+  // ---------------------------------------------------------------- in-memory state
+
+  #addVerified(event: SignedEvent): void {
+    if (this.#events.has(event.id)) return;
+    this.#events.set(event.id, event);
+    let seqs = this.#seqs.get(event.device);
+    if (seqs === undefined) this.#seqs.set(event.device, (seqs = new Map()));
+    seqs.set(event.seq, event.id);
+    let contiguous = this.#contiguous.get(event.device) ?? 0;
+    if (event.seq !== contiguous + 1) return; // held back behind a hole (or already covered)
+    const released: SignedEvent[] = [];
+    for (let id = seqs.get(contiguous + 1); id !== undefined; id = seqs.get(contiguous + 1)) {
+      contiguous++;
+      const e = this.#events.get(id)!;
+      this.#visible.set(id, e);
+      const target = (e.data as { target?: unknown } | null)?.target;
+      if (isSystemType(e.type) && typeof target === 'string') this.#targets.add(target);
+      if (e.supersedes !== undefined) this.#targets.add(e.supersedes);
+      released.push(e);
+    }
+    this.#contiguous.set(event.device, contiguous);
+    this.#onVisible(released);
+  }
+
+  /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */
+  #onVisible(released: readonly SignedEvent[]): void {
+    const tentative = this.#tentative;
+    const fastPath =
+      released.length === 1 &&
+      tentative !== undefined &&
+      this.#status !== undefined &&
+      !isSystemType(released[0]!.type) &&
+      released[0]!.supersedes === undefined &&
+      !this.#targets.has(released[0]!.id) &&
+      (tentative.last === undefined || tentativeOrder(tentative.last, released[0]!) < 0);
+    if (fastPath) {
+      const event = released[0]!;
+      tentative.projection.apply(event);
+      tentative.last = event;
+      this.#status!.set(event.id, { status: 'pending' });
+      return;
+    }
+    this.#status = undefined;
+    this.#confirmed = undefined;
+    this.#tentative = undefined;
+  }
+
+  #state(): LogState {
+    return { events: this.#visible, relay: this.#opts.relay ?? null };
+  }
+
+  #statuses(): Map<EventId, EventStatusInfo> {
+    this.#status ??= classify(this.#state());
+    return this.#status;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** The event, its status and latest verdict; undefined when unknown or still held back. */
+  get(id: EventId): EventInfo | undefined {
+    const event = this.#visible.get(id);
+    if (event === undefined) return undefined;
+    return this.#info(event);
+  }
+
+  #info(event: SignedEvent): EventInfo {
+    const info = this.#statuses().get(event.id);
+    if (info === undefined) return { event, status: 'accepted' };
+    return {
+      event,
+      status: info.status,
+      ...(info.verdict !== undefined ? { verdict: info.verdict } : {}),
+      ...(info.resolvedBy !== undefined ? { resolvedBy: info.resolvedBy } : {}),
+    };
+  }
+
+  /** Visible non-verdict events, optionally filtered, in (device, seq) order. */
+  list(filter: { status?: EventInfo['status']; device?: DeviceId } = {}): EventInfo[] {
+    const statuses = this.#statuses();
+    const out: EventInfo[] = [];
+    for (const [id, info] of statuses) {
+      if (filter.status !== undefined && info.status !== filter.status) continue;
+      const event = this.#visible.get(id);
+      if (event === undefined) continue;
+      if (filter.device !== undefined && event.device !== filter.device) continue;
+      out.push(this.#info(event));
+    }
+    return out.sort((a, b) => (a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq));
+  }
+
+  /** This device's own events with no verdict yet (derived, not a queue). */
+  outbox(): EventInfo[] {
+    return this.list({ status: 'pending', device: this.deviceId });
+  }
+
+  /** Event counts by status, as shown by `GET /api/status`. */
+  counts(): LogCounts {
+    const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
+    for (const [id, info] of this.#statuses()) {
+      counts.total++;
+      counts[info.status]++;
+      if (info.status === 'pending' && this.#visible.get(id)?.device === this.deviceId) counts.outbox++;
+    }
+    return counts;
+  }
+
+  /** Confirmed state: accepted events in relay order. A copy: callers may not mutate the cache. */
+  confirmed(): Projection {
+    this.#confirmed ??= foldConfirmed(this.#state());
+    return this.#confirmed.clone();
+  }
+
+  /**
+   * Tentative state: confirmed plus pending events in (HLC, device, seq) order.
+   *
+   * @remarks Returns the cached projection itself: treat it as read-only.
+   */
+  tentative(): Projection {
+    if (this.#tentative === undefined) {
+      const statuses = this.#statuses();
+      this.#confirmed ??= foldConfirmed(this.#state());
+      const projection = this.#confirmed.clone();
+      const pending: SignedEvent[] = [];
+      for (const [id, info] of statuses) {
+        if (info.status !== 'pending') continue;
+        const event = this.#visible.get(id);
+        if (event !== undefined && !isSystemType(event.type)) pending.push(event);
+      }
+      pending.sort(tentativeOrder);
+      for (const event of pending) projection.apply(event);
+      this.#tentative = { projection, last: pending.at(-1) };
+    }
+    return this.#tentative.projection;
+  }
+
+  /** Holes (per device) and corrupt values found at start-up or since. */
+  integrity(): IntegrityReport {
+    const holes: { device: string; missing: number[] }[] = [];
+    for (const [device, seqs] of this.#seqs) {
+      const contiguous = this.#contiguous.get(device) ?? 0;
+      let max = 0;
+      for (const seq of seqs.keys()) if (seq > max) max = seq;
+      if (max <= contiguous) continue;
+      const missing: number[] = [];
+      for (let seq = contiguous + 1; seq < max && missing.length < 1000; seq++) if (!seqs.has(seq)) missing.push(seq);
+      holes.push({ device, missing });
+    }
+    const corrupt = this.#corruptAtStart.filter(({ device, seq }) => !this.#seqs.get(device as DeviceId)?.has(seq));
+    return { holes, corrupt, incidents: this.#incidentCount };
+  }
+
+  /** Chunks of sync documents dropped at start-up because their checksum failed. */
+  repairedChunks(): readonly (readonly string[])[] {
+    return this.#repairedChunks;
+  }
+
+  /** The most recent security incidents (bounded). */
+  incidents(): readonly SecurityIncident[] {
+    return this.#incidents;
+  }
+
+  /** Adds a network adapter (a peer server or client) to the running log. */
+  addNetworkAdapter(adapter: NetworkAdapterInterface): void {
+    this.repo.networkSubsystem.addNetworkAdapter(adapter);
+  }
+
+  /** Automerge heads of every facility document this log holds, by document id. */
+  heads(): Record<string, readonly string[]> {
+    const out: Record<string, readonly string[]> = { [String(this.#root.documentId)]: [...this.#root.heads()].sort() };
+    for (const segment of this.#segments.values()) out[String(segment.id)] = [...segment.handle.heads()].sort();
+    return out;
+  }
+
+  /** Number of verified events held (visible or behind a hole). */
+  size(): number {
+    return this.#events.size;
+  }
+
+  /** Resolves once queued appends and ingest work are done. */
+  async settled(): Promise<void> {
+    await this.#commit.idle();
+    let chain: Promise<void>;
+    do {
+      chain = this.#ingestChain;
+      await chain;
+    } while (chain !== this.#ingestChain);
+  }
+
+  /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#commit.idle();
+    await this.#ingestChain;
+    this.#closed = true;
+    await this.repo.flush();
+    await this.repo.shutdown();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new AccordError(ErrorCode.LOG_CLOSED, 'the log is closed');
+  }
+
+  #incident(incident: Omit<SecurityIncident, 'at'>): void {
+    const full: SecurityIncident = { ...incident, at: new Date(this.#clock()).toISOString() };
+    this.#incidentCount++;
+    this.#incidents.push(full);
+    if (this.#incidents.length > MAX_INCIDENTS_KEPT) this.#incidents.shift();
+    this.#opts.onIncident?.(full);
+  }
+}

@@ -1,0 +1,37 @@
+import { deviceKeyFromSeed, generateDeviceKey, type DeviceId, type DeviceKeyPair, type FacilityId } from '@accord/protocol';
+import type { LogRoster } from './api.js';
+
+/** A facility for tests: device keys and a mutable in-memory roster. */
+export interface TestFacility {
+  readonly facility: FacilityId;
+  readonly keys: DeviceKeyPair[];
+  readonly roster: LogRoster & { add(device: DeviceId, facility?: FacilityId): void; revoke(device: DeviceId): void };
+}
+
+/**
+ * Makes `size` enrolled device keys of `facility` and a roster holding them.
+ *
+ * @remarks With a `seed`, the keys (and so the device ids and their sort order) are the
+ * same on every run, which a seeded test needs to replay exactly.
+ */
+export async function makeFacility(facility: FacilityId, size: number, seed?: number): Promise<TestFacility> {
+  const keys: DeviceKeyPair[] = [];
+  for (let i = 0; i < size; i++) {
+    if (seed === undefined) keys.push(await generateDeviceKey());
+    else keys.push(await deviceKeyFromSeed(new Uint8Array(32).map((_, j) => (seed * 31 + i * 17 + j * 13) & 0xff)));
+  }
+  const members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  for (const key of keys) members.set(key.deviceId, { facility, revoked: false });
+  return {
+    facility,
+    keys,
+    roster: {
+      lookup: (device) => members.get(device),
+      add: (device, other = facility) => void members.set(device, { facility: other, revoked: false }),
+      revoke: (device) => {
+        const member = members.get(device);
+        if (member !== undefined) members.set(device, { ...member, revoked: true });
+      },
+    },
+  };
+}
