@@ -9,9 +9,10 @@ describe('CommitQueue', () => {
         const n = keys.length;
         const written: number[] = [];
         const batches: number[][] = [];
-        const queue = new CommitQueue<number>(1, s.scheduleFunction(async (batch: readonly number[]) => {
+        const queue = new CommitQueue<number>(1, s.scheduleFunction((batch: readonly number[]) => {
           batches.push([...batch]);
           written.push(...batch);
+          return Promise.resolve();
         }));
         const order = Array.from({ length: n }, (_, i) => i + 1).sort((a, b) => (keys[a - 1]! - keys[b - 1]!) || a - b);
         const done = order.map((seq) =>
@@ -47,9 +48,10 @@ describe('CommitQueue', () => {
 
   it('stops after a failed write: waiting and later appends are rejected, nothing after the gap is written', async () => {
     const written: number[] = [];
-    const queue = new CommitQueue<number>(1, async (batch) => {
-      if (batch.includes(2)) throw new Error('disk full');
+    const queue = new CommitQueue<number>(1, (batch) => {
+      if (batch.includes(2)) return Promise.reject(new Error('disk full'));
       written.push(...batch);
+      return Promise.resolve();
     });
     await queue.submit(1, 1);
     await expect(queue.submit(2, 2)).rejects.toThrow('disk full');
@@ -60,7 +62,10 @@ describe('CommitQueue', () => {
 
   it('an abandoned sequence number poisons the queue instead of leaving a hole', async () => {
     const written: number[] = [];
-    const queue = new CommitQueue<number>(1, async (batch) => void written.push(...batch));
+    const queue = new CommitQueue<number>(1, (batch) => {
+      written.push(...batch);
+      return Promise.resolve();
+    });
     const third = queue.submit(3, 3);
     queue.abandon(2, new Error('sign failed'));
     await expect(third).rejects.toMatchObject({ code: 'LOG_CLOSED' });

@@ -43,8 +43,8 @@ async function writeIntoSegment(log: DeviceLog, owner: SignedEvent['device'], en
   await log.settled();
 }
 
-async function envelopeFor(facility: FacilityId, device: SignedEvent['device'], seq: number): Promise<EventEnvelope> {
-  return {
+function envelopeFor(facility: FacilityId, device: SignedEvent['device'], seq: number): Promise<EventEnvelope> {
+  return Promise.resolve({
     v: 1,
     id: newEventId(Date.now()),
     facility,
@@ -56,7 +56,7 @@ async function envelopeFor(facility: FacilityId, device: SignedEvent['device'], 
     subject: { kind: 'lot', id: `L${seq}` },
     deps: [],
     data: { lot: `L${seq}`, antigen: 'BCG', quantity: 5, expiry: '2031-01-01' },
-  };
+  });
 }
 
 describe('DeviceLog', () => {

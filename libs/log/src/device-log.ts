@@ -3,7 +3,7 @@ import {
   confirmed as foldConfirmed,
   classify,
   prepareDraft,
-  Projection,
+  type Projection,
   type EventStatusInfo,
   type LogState,
 } from '@accord/domain';
@@ -42,7 +42,6 @@ import {
   rootInitialBytes,
   segmentDocumentId,
   segmentInitialBytes,
-  urlOf,
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
@@ -132,6 +131,9 @@ export class DeviceLog implements DeviceLogApi {
   readonly #repairedChunks: string[][] = [];
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
   #ingestChain: Promise<void> = Promise.resolve();
+  #toPush: StoredEvent[] = [];
+  #pushScheduled = false;
+  #pushChain: Promise<void> = Promise.resolve();
   #closed = false;
 
   // Derived views, rebuilt lazily when the visible set changes.
@@ -159,12 +161,13 @@ export class DeviceLog implements DeviceLogApi {
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const store = opts.eventStore;
     const report = await store.verify();
+    const corrupt = report.corrupt.map(({ device, seq }) => ({ device, seq }));
     const loaded: SignedEvent[] = [];
-    for await (const stored of store.iterate()) {
+    for await (const stored of store.iterate({ skipCorrupt: true })) {
       const decoded = decodeSignedEvent(stored.bytes);
       // The store only ever holds verified events; a value that no longer decodes is corruption.
       if (decoded.ok) loaded.push(decoded.value);
-      else report.corrupt.push({ device: stored.device, seq: stored.seq });
+      else corrupt.push({ device: stored.device, seq: stored.seq });
     }
     const clock = opts.clock ?? Date.now;
     let last = undefined as SignedEvent['hlc'] | undefined;
@@ -193,7 +196,7 @@ export class DeviceLog implements DeviceLogApi {
     });
     const log = new DeviceLog(opts, repo, highestOwnSeq, hlc);
     log.#repairedChunks.push(...repairedChunks);
-    log.#corruptAtStart.push(...report.corrupt);
+    log.#corruptAtStart.push(...corrupt);
     for (const event of loaded) log.#addVerified(event);
     await log.#openDocuments();
     return log;
@@ -248,12 +251,34 @@ export class DeviceLog implements DeviceLogApi {
     }));
     await this.#store.append(stored);
     for (const event of batch) this.#addVerified(event);
-    try {
-      await this.#pushOwn(stored);
-    } catch (err) {
-      // The events are durable; the documents are reconciled with the store at the next start.
-      this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `could not add own events to the sync documents: ${String(err)}` });
-    }
+    this.#schedulePush(stored);
+  }
+
+  /**
+   * Hands durable own events to the sync documents in large groups.
+   *
+   * @remarks Each Automerge change has a fixed cost (DESIGN.md §7), so events that became
+   * durable while the previous push ran go out together in one change. The push is not
+   * on the acknowledgement path: the event store is the durable copy, and start-up
+   * re-adds to the documents anything a crash kept from them.
+   */
+  #schedulePush(stored: readonly StoredEvent[]): void {
+    this.#toPush.push(...stored);
+    if (this.#pushScheduled) return;
+    this.#pushScheduled = true;
+    setImmediate(() => {
+      this.#pushChain = this.#pushChain.then(async () => {
+        this.#pushScheduled = false;
+        const batch = this.#toPush;
+        this.#toPush = [];
+        if (batch.length === 0 || this.#closed) return;
+        try {
+          await this.#pushOwn(batch);
+        } catch (err) {
+          this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `could not add own events to the sync documents: ${String(err)}` });
+        }
+      });
+    });
   }
 
   /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
@@ -268,7 +293,7 @@ export class DeviceLog implements DeviceLogApi {
     for (const [index, events] of bySegment) {
       const segment = await this.#ownSegment(index);
       segment.handle.change((doc) => {
-        for (const event of events) doc.events.push(event.bytes);
+        doc.events.push(...events.map((event) => event.bytes));
       });
       // Our own pushes need no re-ingest.
       segment.processed = segment.handle.doc().events.length;
@@ -490,7 +515,7 @@ export class DeviceLog implements DeviceLogApi {
     if (this.#events.has(event.id)) return;
     this.#events.set(event.id, event);
     let seqs = this.#seqs.get(event.device);
-    if (seqs === undefined) this.#seqs.set(event.device, (seqs = new Map()));
+    if (seqs === undefined) this.#seqs.set(event.device, (seqs = new Map<number, EventId>()));
     seqs.set(event.seq, event.id);
     let contiguous = this.#contiguous.get(event.device) ?? 0;
     if (event.seq !== contiguous + 1) return; // held back behind a hole (or already covered)
@@ -665,6 +690,7 @@ export class DeviceLog implements DeviceLogApi {
   /** Resolves once queued appends and ingest work are done. */
   async settled(): Promise<void> {
     await this.#commit.idle();
+    await this.#pushed();
     let chain: Promise<void>;
     do {
       chain = this.#ingestChain;
@@ -672,10 +698,20 @@ export class DeviceLog implements DeviceLogApi {
     } while (chain !== this.#ingestChain);
   }
 
+  /** Resolves when every durable own event has been handed to the sync documents. */
+  async #pushed(): Promise<void> {
+    while (this.#pushScheduled || this.#toPush.length > 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.#pushChain;
+    }
+    await this.#pushChain;
+  }
+
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.#commit.idle();
+    await this.#pushed();
     await this.#ingestChain;
     this.#closed = true;
     await this.repo.flush();

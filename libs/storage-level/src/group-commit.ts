@@ -1,0 +1,113 @@
+/**
+ * Group commit: requests issued while a batch is being written are coalesced into the
+ * next single atomic, synced batch — one fsync for many writes.
+ */
+import { ioError } from './errors.js';
+import type { RawOp, RawStore } from './raw-store.js';
+
+/** Counters that show group commit at work. */
+export interface CommitStats {
+  /** Atomic synced batches written (one fsync each). */
+  readonly batches: number;
+  /** Write requests (save/remove/removeRange/append/meta.put calls) committed. */
+  readonly writes: number;
+  /** Raw put/del operations written. */
+  readonly ops: number;
+}
+
+/**
+ * Turns one request into raw ops, given the batch context shared by the requests of the
+ * same batch (earlier requests' effects that are not in storage yet).
+ *
+ * @remarks Must validate everything before touching `ctx`: a request that throws is
+ * rejected alone, and must leave `ctx` as it found it.
+ */
+export type Prepare<C> = (ctx: C) => Promise<readonly RawOp[]> | readonly RawOp[];
+
+interface Pending<C> {
+  readonly prepare: Prepare<C>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** Most raw ops in one batch; the rest wait for the next one. */
+const MAX_OPS_PER_BATCH = 8192;
+
+/**
+ * Serialises writes to one {@link RawStore} and coalesces concurrent ones.
+ *
+ * @remarks Requests are prepared and applied strictly in submission order; a request's
+ * promise resolves only after the batch holding it was written (durably). Batches never
+ * overlap, so `prepare` sees every earlier batch in storage and earlier requests of its
+ * own batch in `ctx`.
+ */
+export class GroupCommitter<C> {
+  readonly #store: RawStore;
+  readonly #newContext: () => C;
+  readonly #queue: Pending<C>[] = [];
+  #running: Promise<void> | undefined;
+  #batches = 0;
+  #writes = 0;
+  #ops = 0;
+
+  constructor(store: RawStore, newContext: () => C) {
+    this.#store = store;
+    this.#newContext = newContext;
+  }
+
+  /** Queues a request; resolves once it is durable, rejects with its own error or STORAGE_IO. */
+  submit(prepare: Prepare<C>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ prepare, resolve, reject });
+      this.#running ??= this.#run();
+    });
+  }
+
+  /** Resolves when every queued request has been settled. */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  /** Counters since construction. */
+  stats(): CommitStats {
+    return { batches: this.#batches, writes: this.#writes, ops: this.#ops };
+  }
+
+  async #run(): Promise<void> {
+    // Let every request issued in the same tick join the first batch.
+    await Promise.resolve();
+    try {
+      while (this.#queue.length > 0) {
+        const ctx = this.#newContext();
+        const accepted: Pending<C>[] = [];
+        const ops: RawOp[] = [];
+        while (this.#queue.length > 0 && ops.length < MAX_OPS_PER_BATCH) {
+          const request = this.#queue.shift()!;
+          try {
+            const own = await request.prepare(ctx);
+            for (const op of own) ops.push(op);
+            accepted.push(request);
+          } catch (err) {
+            // Conflicts and corruption come as AccordErrors; anything else is a read failure.
+            request.reject(ioError(err, 'read'));
+          }
+        }
+        if (accepted.length === 0) continue;
+        try {
+          if (ops.length > 0) {
+            await this.#store.write(ops);
+            this.#batches++;
+            this.#ops += ops.length;
+          }
+          this.#writes += accepted.length;
+          for (const r of accepted) r.resolve();
+        } catch (err) {
+          const wrapped = ioError(err, 'write');
+          for (const r of accepted) r.reject(wrapped);
+        }
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+}

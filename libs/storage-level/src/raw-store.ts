@@ -1,0 +1,265 @@
+/**
+ * The byte-level key/value layer under the checksummed adapters: one interface, a LevelDB
+ * implementation and an in-memory one, so both adapters share every line of logic above it.
+ */
+import type { ByteRange } from './keys.js';
+
+/** One write in an atomic batch. */
+export type RawOp =
+  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly key: Uint8Array };
+
+/** A key range plus iteration options. */
+export interface RawRange extends ByteRange {
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+/** One stored key and its raw (framed) value. */
+export interface RawEntry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/**
+ * Ordered byte key/value storage (LevelDB semantics: keys sorted bytewise).
+ *
+ * @remarks `write` applies all ops atomically, in order, and resolves only once they are
+ * durable. Reads return values the caller may keep (never a view on mutable internals).
+ */
+export interface RawStore {
+  get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  entries(range: RawRange): AsyncIterable<RawEntry>;
+  keys(range: RawRange): AsyncIterable<Uint8Array>;
+  write(ops: readonly RawOp[]): Promise<void>;
+}
+
+/** Per-operation encoding options: this package always talks bytes to LevelDB. */
+const VIEW = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+
+/** An iterator as returned by abstract-level's `iterator()`/`keys()`. */
+interface LevelIteratorLike<T> {
+  nextv(size: number): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The subset of an abstract-level database (a `Level`, a `ClassicLevel` or any sublevel)
+ * this package uses. Keys and values are always passed with `view` (Uint8Array) encodings,
+ * so the database's own default encodings do not matter.
+ */
+export interface LevelDatabase {
+  readonly status: 'opening' | 'open' | 'closing' | 'closed';
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get<K = Uint8Array, V = Uint8Array>(
+    key: K,
+    options: { keyEncoding: 'view'; valueEncoding: 'view' },
+  ): Promise<V | undefined>;
+  getMany<K = Uint8Array, V = Uint8Array>(
+    keys: K[],
+    options: { keyEncoding: 'view'; valueEncoding: 'view' },
+  ): Promise<(V | undefined)[]>;
+  put<K = Uint8Array, V = Uint8Array>(
+    key: K,
+    value: V,
+    options: { keyEncoding: 'view'; valueEncoding: 'view' },
+  ): Promise<void>;
+  del<K = Uint8Array>(key: K, options: { keyEncoding: 'view' }): Promise<void>;
+  batch<K = Uint8Array, V = Uint8Array>(
+    ops: ({ type: 'put'; key: K; value: V } | { type: 'del'; key: K })[],
+    options: { keyEncoding: 'view'; valueEncoding: 'view'; sync: boolean },
+  ): Promise<void>;
+  iterator<K = Uint8Array, V = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<[K, V]>;
+  keys<K = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<K>;
+}
+
+/** Range options as passed to LevelDB iterators. */
+interface LevelRangeOptions {
+  keyEncoding: 'view';
+  valueEncoding: 'view';
+  gte?: Uint8Array;
+  lt?: Uint8Array;
+  reverse?: boolean;
+  limit?: number;
+}
+
+function rangeOptions(range: RawRange): LevelRangeOptions {
+  const o: LevelRangeOptions = { ...VIEW };
+  if (range.gte !== undefined) o.gte = range.gte;
+  if (range.lt !== undefined) o.lt = range.lt;
+  if (range.reverse === true) o.reverse = true;
+  if (range.limit !== undefined) o.limit = range.limit;
+  return o;
+}
+
+/** A plain `Uint8Array` view (LevelDB hands out Buffers; callers compare with `Uint8Array`). */
+function plain(b: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(b) === Uint8Array.prototype
+    ? b
+    : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+async function* drain<T>(it: LevelIteratorLike<T>): AsyncGenerator<T> {
+  try {
+    for (;;) {
+      const items = await it.nextv(256);
+      if (items.length === 0) return;
+      yield* items;
+    }
+  } finally {
+    await it.close();
+  }
+}
+
+/** {@link RawStore} over an abstract-level database; writes are `batch(ops, { sync: true })`. */
+export class LevelRawStore implements RawStore {
+  readonly #db: LevelDatabase;
+
+  constructor(db: LevelDatabase) {
+    this.#db = db;
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    const v = await this.#db.get<Uint8Array, Uint8Array>(key, VIEW);
+    return v === undefined ? undefined : plain(v);
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return [];
+    const vs = await this.#db.getMany<Uint8Array, Uint8Array>([...keys], VIEW);
+    return vs.map((v) => (v === undefined ? undefined : plain(v)));
+  }
+
+  async *entries(range: RawRange): AsyncGenerator<RawEntry> {
+    const it = this.#db.iterator<Uint8Array, Uint8Array>(rangeOptions(range));
+    for await (const [key, value] of drain(it)) yield { key: plain(key), value: plain(value) };
+  }
+
+  async *keys(range: RawRange): AsyncGenerator<Uint8Array> {
+    const it = this.#db.keys<Uint8Array>(rangeOptions(range));
+    for await (const key of drain(it)) yield plain(key);
+  }
+
+  async write(ops: readonly RawOp[]): Promise<void> {
+    await this.#db.batch<Uint8Array, Uint8Array>(
+      ops.map((op) =>
+        op.type === 'put' ? { type: 'put', key: op.key, value: op.value } : { type: 'del', key: op.key },
+      ),
+      { ...VIEW, sync: true },
+    );
+  }
+}
+
+function keyString(key: Uint8Array): string {
+  let s = '';
+  for (const b of key) s += String.fromCharCode(b);
+  return s;
+}
+
+function keyBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/**
+ * In-memory ordered byte key/value storage: the backend of the `Memory*` adapters.
+ *
+ * @remarks Keep a reference to share it between store instances (a "reopen") or to reach
+ * the raw bytes in tests (`getRaw`/`putRaw`/`deleteRaw`). `failNextWrites(n)` makes the
+ * next `n` batch writes reject, to exercise I/O-failure paths. Values are copied in and out.
+ */
+export class MemoryKeyValue implements RawStore {
+  readonly #data = new Map<string, Uint8Array>();
+  /** Keys as binary strings (code units 0..255 compare like the bytes they hold), kept sorted. */
+  readonly #sorted: string[] = [];
+  #failures = 0;
+
+  /** Number of stored keys. */
+  get size(): number {
+    return this.#data.size;
+  }
+
+  /** The raw stored bytes under `key` (a copy), for tests. */
+  getRaw(key: Uint8Array): Uint8Array | undefined {
+    const v = this.#data.get(keyString(key));
+    return v === undefined ? undefined : v.slice();
+  }
+
+  /** Overwrites raw bytes under `key`, bypassing framing, for tests. */
+  putRaw(key: Uint8Array, value: Uint8Array): void {
+    const k = keyString(key);
+    if (!this.#data.has(k)) this.#sorted.splice(this.#lowerBound(k), 0, k);
+    this.#data.set(k, value.slice());
+  }
+
+  /** Deletes `key`, bypassing framing, for tests. */
+  deleteRaw(key: Uint8Array): void {
+    const k = keyString(key);
+    if (this.#data.delete(k)) this.#sorted.splice(this.#lowerBound(k), 1);
+  }
+
+  /** Makes the next `count` calls to `write` fail with an I/O-like error (nothing applied). */
+  failNextWrites(count: number): void {
+    this.#failures = count;
+  }
+
+  /** Index of the first sorted key `>= k`. */
+  #lowerBound(k: string): number {
+    let lo = 0;
+    let hi = this.#sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#sorted[mid]! < k) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return Promise.resolve(this.getRaw(key));
+  }
+
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    return Promise.resolve(keys.map((k) => this.getRaw(k)));
+  }
+
+  #select(range: RawRange): string[] {
+    // A copy taken at call time, like a LevelDB iterator's implicit snapshot.
+    const lo = range.gte === undefined ? 0 : this.#lowerBound(keyString(range.gte));
+    const hi = range.lt === undefined ? this.#sorted.length : this.#lowerBound(keyString(range.lt));
+    if (hi <= lo) return [];
+    const limit = range.limit !== undefined && range.limit >= 0 ? range.limit : hi - lo;
+    if (range.reverse === true) return this.#sorted.slice(Math.max(lo, hi - limit), hi).reverse();
+    return this.#sorted.slice(lo, Math.min(hi, lo + limit));
+  }
+
+  async *entries(range: RawRange): AsyncGenerator<RawEntry> {
+    const snapshot = this.#select(range).map((k) => ({
+      key: keyBytes(k),
+      value: this.#data.get(k)!.slice(),
+    }));
+    await Promise.resolve();
+    yield* snapshot;
+  }
+
+  async *keys(range: RawRange): AsyncGenerator<Uint8Array> {
+    const snapshot = this.#select(range).map(keyBytes);
+    await Promise.resolve();
+    yield* snapshot;
+  }
+
+  async write(ops: readonly RawOp[]): Promise<void> {
+    await Promise.resolve();
+    if (this.#failures > 0) {
+      this.#failures--;
+      throw Object.assign(new Error('injected write failure'), { code: 'MEMORY_INJECTED_FAILURE' });
+    }
+    for (const op of ops) {
+      if (op.type === 'put') this.putRaw(op.key, op.value);
+      else this.deleteRaw(op.key);
+    }
+  }
+}
