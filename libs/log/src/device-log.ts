@@ -1,12 +1,5 @@
 import { Repo, type DocHandle, type DocumentId, type NetworkAdapterInterface, type PeerId } from '@automerge/automerge-repo';
-import {
-  confirmed as foldConfirmed,
-  classify,
-  prepareDraft,
-  type Projection,
-  type EventStatusInfo,
-  type LogState,
-} from '@accord/domain';
+import { compareTentative, isSystemEventType, prepareDraft, ProjectionFolder, type EventStatusInfo, type Projection } from '@accord/domain';
 import {
   AccordError,
   compareHlc,
@@ -16,7 +9,6 @@ import {
   HybridClock,
   newEventId,
   signEvent,
-  SystemEventType,
   verifyEvents,
   type DeviceId,
   type EventEnvelope,
@@ -73,19 +65,11 @@ function isScannable(storage: unknown): storage is ScannableStorage {
   );
 }
 
-function isSystemType(type: string): boolean {
-  return (Object.values(SystemEventType) as string[]).includes(type);
-}
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Tentative order of DESIGN.md §3: HLC, then device, then sequence. */
-function tentativeOrder(a: SignedEvent, b: SignedEvent): number {
-  return compareHlc(a.hlc, b.hlc) || (a.device < b.device ? -1 : a.device > b.device ? 1 : 0) || a.seq - b.seq;
 }
 
 /**
@@ -136,9 +120,10 @@ export class DeviceLog implements DeviceLogApi {
   #pushChain: Promise<void> = Promise.resolve();
   #closed = false;
 
+  /** Incremental statuses and confirmed fold over the visible events. */
+  readonly #folder: ProjectionFolder;
   // Derived views, rebuilt lazily when the visible set changes.
   #status: Map<EventId, EventStatusInfo> | undefined;
-  #confirmed: Projection | undefined;
   #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
 
   private constructor(opts: DeviceLogOptions, repo: Repo, highestOwnSeq: number, hlc: HybridClock) {
@@ -151,6 +136,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = opts.clock ?? Date.now;
     this.#hlc = hlc;
     this.#assignedSeq = highestOwnSeq;
+    this.#folder = new ProjectionFolder(opts.relay ?? null);
     this.#commit = new CommitQueue<SignedEvent>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
   }
 
@@ -524,8 +510,9 @@ export class DeviceLog implements DeviceLogApi {
       contiguous++;
       const e = this.#events.get(id)!;
       this.#visible.set(id, e);
+      this.#folder.add(e);
       const target = (e.data as { target?: unknown } | null)?.target;
-      if (isSystemType(e.type) && typeof target === 'string') this.#targets.add(target);
+      if (isSystemEventType(e.type) && typeof target === 'string') this.#targets.add(target);
       if (e.supersedes !== undefined) this.#targets.add(e.supersedes);
       released.push(e);
     }
@@ -540,10 +527,10 @@ export class DeviceLog implements DeviceLogApi {
       released.length === 1 &&
       tentative !== undefined &&
       this.#status !== undefined &&
-      !isSystemType(released[0]!.type) &&
+      !isSystemEventType(released[0]!.type) &&
       released[0]!.supersedes === undefined &&
       !this.#targets.has(released[0]!.id) &&
-      (tentative.last === undefined || tentativeOrder(tentative.last, released[0]!) < 0);
+      (tentative.last === undefined || compareTentative(tentative.last, released[0]!) < 0);
     if (fastPath) {
       const event = released[0]!;
       tentative.projection.apply(event);
@@ -552,16 +539,11 @@ export class DeviceLog implements DeviceLogApi {
       return;
     }
     this.#status = undefined;
-    this.#confirmed = undefined;
     this.#tentative = undefined;
   }
 
-  #state(): LogState {
-    return { events: this.#visible, relay: this.#opts.relay ?? null };
-  }
-
   #statuses(): Map<EventId, EventStatusInfo> {
-    this.#status ??= classify(this.#state());
+    this.#status ??= this.#folder.classify();
     return this.#status;
   }
 
@@ -617,8 +599,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Confirmed state: accepted events in relay order. A copy: callers may not mutate the cache. */
   confirmed(): Projection {
-    this.#confirmed ??= foldConfirmed(this.#state());
-    return this.#confirmed.clone();
+    return this.#folder.confirmed().clone();
   }
 
   /**
@@ -628,18 +609,8 @@ export class DeviceLog implements DeviceLogApi {
    */
   tentative(): Projection {
     if (this.#tentative === undefined) {
-      const statuses = this.#statuses();
-      this.#confirmed ??= foldConfirmed(this.#state());
-      const projection = this.#confirmed.clone();
-      const pending: SignedEvent[] = [];
-      for (const [id, info] of statuses) {
-        if (info.status !== 'pending') continue;
-        const event = this.#visible.get(id);
-        if (event !== undefined && !isSystemType(event.type)) pending.push(event);
-      }
-      pending.sort(tentativeOrder);
-      for (const event of pending) projection.apply(event);
-      this.#tentative = { projection, last: pending.at(-1) };
+      this.#statuses();
+      this.#tentative = { projection: this.#folder.tentative(), last: this.#folder.pending().at(-1) };
     }
     return this.#tentative.projection;
   }

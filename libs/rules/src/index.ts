@@ -1,1 +1,2 @@
-export {};
+export * from './rule-ids.js';
+export * from './validate.js';

@@ -1,0 +1,164 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '@accord/protocol';
+import { DomainEventType, EVENT_CATALOGUE, checkEventData, isDomainEventType } from './catalogue.js';
+
+const valid: Record<DomainEventType, unknown> = {
+  PatientRegistered: {
+    patientId: 'p1',
+    nationalId: 'N-1',
+    givenName: 'Amina',
+    familyName: 'Banda',
+    birthDate: '2024-01-10',
+    sex: 'female',
+  },
+  PatientDemographicsUpdated: { patientId: 'p1', changes: { familyName: 'Phiri' } },
+  PatientsMerged: { survivorId: 'p1', mergedId: 'p2' },
+  PatientCheckedIn: { patientId: 'p1', encounterId: 'e1' },
+  EncounterStarted: { encounterId: 'e1' },
+  EncounterCompleted: { encounterId: 'e1' },
+  EncounterCancelled: { encounterId: 'e1', reason: 'left' },
+  AppointmentScheduled: { appointmentId: 'a1', patientId: 'p1', antigen: 'OPV', dose: 1, date: '2024-03-01' },
+  AppointmentCancelled: { appointmentId: 'a1' },
+  VaccinationAdministered: {
+    patientId: 'p1',
+    antigen: 'BCG',
+    dose: 1,
+    lot: 'L1',
+    date: '2024-01-10',
+    performer: 'nurse',
+  },
+  StockReceived: { lot: 'L1', antigen: 'BCG', quantity: 10, expiry: '2025-01-01' },
+  StockAdjusted: { lot: 'L1', delta: -2, reason: 'broken vials' },
+  StockConsumed: { lot: 'L1', quantity: 3 },
+};
+
+const subjects: Record<DomainEventType, [string, string]> = {
+  PatientRegistered: ['patient', 'p1'],
+  PatientDemographicsUpdated: ['patient', 'p1'],
+  PatientsMerged: ['patient', 'p2'],
+  PatientCheckedIn: ['encounter', 'e1'],
+  EncounterStarted: ['encounter', 'e1'],
+  EncounterCompleted: ['encounter', 'e1'],
+  EncounterCancelled: ['encounter', 'e1'],
+  AppointmentScheduled: ['appointment', 'a1'],
+  AppointmentCancelled: ['appointment', 'a1'],
+  VaccinationAdministered: ['patient', 'p1'],
+  StockReceived: ['lot', 'L1'],
+  StockAdjusted: ['lot', 'L1'],
+  StockConsumed: ['lot', 'L1'],
+};
+
+describe('EVENT_CATALOGUE', () => {
+  it('has one spec per domain event type, all at schema 1', () => {
+    expect(Object.keys(EVENT_CATALOGUE).sort()).toEqual(Object.values(DomainEventType).sort());
+    for (const [type, spec] of Object.entries(EVENT_CATALOGUE)) {
+      expect(spec.type).toBe(type);
+      expect(spec.schema).toBe(1);
+    }
+  });
+
+  it('derives subjects and references from the data', () => {
+    for (const type of Object.values(DomainEventType)) {
+      const r = checkEventData(type, 1, valid[type]);
+      expect(r.ok, type).toBe(true);
+      if (!r.ok) continue;
+      expect([r.value.subject.kind, r.value.subject.id], type).toEqual(subjects[type]);
+    }
+    expect(EVENT_CATALOGUE.PatientsMerged.references({ survivorId: 'p1', mergedId: 'p2' })).toEqual([
+      { kind: 'patient', id: 'p1' },
+    ]);
+    expect(EVENT_CATALOGUE.PatientCheckedIn.references({ patientId: 'p1', encounterId: 'e1' })).toEqual([
+      { kind: 'patient', id: 'p1' },
+    ]);
+    expect(
+      EVENT_CATALOGUE.VaccinationAdministered.references(valid.VaccinationAdministered as never),
+    ).toEqual([]);
+    expect(
+      EVENT_CATALOGUE.PatientDemographicsUpdated.updatedFields?.({
+        patientId: 'p',
+        changes: { sex: 'male', birthDate: '2020-01-01' },
+      }),
+    ).toEqual(['birthDate', 'sex']);
+  });
+});
+
+describe('checkEventData', () => {
+  it('refuses an unknown type with reason unknown-type', () => {
+    const r = checkEventData('PatientTeleported', 1, {});
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe(ErrorCode.PROTOCOL_SCHEMA);
+    expect(r.error.details['reason']).toBe('unknown-type');
+    expect(isDomainEventType('toString')).toBe(false);
+    expect(checkEventData('toString', 1, {}).ok).toBe(false);
+  });
+
+  it('refuses an unknown schema version with reason unknown-version', () => {
+    const r = checkEventData('StockReceived', 2, valid.StockReceived);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.details['reason']).toBe('unknown-version');
+    expect(r.error.details['supported']).toEqual([1]);
+  });
+
+  it('refuses invalid data with zod issues naming the path', () => {
+    const cases: [DomainEventType, unknown, string][] = [
+      ['PatientRegistered', { ...(valid.PatientRegistered as object), birthDate: '2023-02-29' }, 'birthDate'],
+      ['PatientRegistered', { ...(valid.PatientRegistered as object), sex: 'f' }, 'sex'],
+      ['PatientRegistered', { ...(valid.PatientRegistered as object), patientId: '' }, 'patientId'],
+      [
+        'PatientRegistered',
+        { ...(valid.PatientRegistered as object), patientId: 'x'.repeat(129) },
+        'patientId',
+      ],
+      ['PatientRegistered', { ...(valid.PatientRegistered as object), extra: 1 }, ''],
+      ['PatientDemographicsUpdated', { patientId: 'p1', changes: {} }, 'changes'],
+      ['PatientDemographicsUpdated', { patientId: 'p1', changes: { mergedInto: 'x' } }, 'changes'],
+      ['PatientsMerged', { survivorId: 'p1', mergedId: 'p1' }, ''],
+      ['VaccinationAdministered', { ...(valid.VaccinationAdministered as object), dose: 0 }, 'dose'],
+      ['VaccinationAdministered', { ...(valid.VaccinationAdministered as object), dose: 1.5 }, 'dose'],
+      ['StockReceived', { ...(valid.StockReceived as object), quantity: 0 }, 'quantity'],
+      ['StockAdjusted', { lot: 'L1', delta: 0, reason: 'x' }, 'delta'],
+      ['StockAdjusted', { lot: 'L1', delta: 1 }, 'reason'],
+    ];
+    for (const [type, data, path] of cases) {
+      const r = checkEventData(type, 1, data);
+      expect(r.ok, `${type} ${JSON.stringify(data)}`).toBe(false);
+      if (r.ok) continue;
+      expect(r.error.details['reason']).toBe('invalid-data');
+      const issues = r.error.details['issues'] as { path: string }[];
+      expect(issues.some((i) => i.path === path || i.path.startsWith(`${path}.`) || path === '')).toBe(true);
+    }
+  });
+
+  it('never throws, whatever the input', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.values(DomainEventType), 'Nope'),
+        fc.integer(),
+        fc.anything(),
+        (type, schema, data) => {
+          const r = checkEventData(type, schema, data);
+          if (!r.ok) expect(r.error.code).toBe(ErrorCode.PROTOCOL_SCHEMA);
+        },
+      ),
+    );
+  });
+
+  it('answers a hostile object instead of throwing', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('boom');
+        },
+        ownKeys() {
+          throw new Error('boom');
+        },
+      },
+    );
+    const r = checkEventData('StockConsumed', 1, hostile);
+    expect(r.ok).toBe(false);
+  });
+});

@@ -1,0 +1,376 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { EventId, SignedEvent } from '@accord/protocol';
+import type { Projection } from './projection.js';
+import { ProjectionFolder, classify, confirmed, tentative } from './status.js';
+import type { EventStatusInfo } from './status.js';
+import { EventFactory, TEST_RELAY, arbFacilityLog, logState, testDeviceId } from './testing.js';
+
+const dev = testDeviceId(1);
+const dev2 = testDeviceId(2);
+const intruder = testDeviceId(9);
+
+const reg = (f: EventFactory, patientId: string, device = dev): SignedEvent =>
+  f.event(device, 'PatientRegistered', {
+    patientId,
+    nationalId: `N-${patientId}`,
+    givenName: 'Amina',
+    familyName: 'Banda',
+    birthDate: '2024-01-10',
+    sex: 'female',
+  });
+
+const statusOf = (events: SignedEvent[], id: EventId, relay = TEST_RELAY): EventStatusInfo | undefined =>
+  classify(logState(events, relay)).get(id);
+
+const bytes = (p: Projection): string => JSON.stringify(p.toJSON());
+const classifyJson = (m: Map<EventId, EventStatusInfo>): string =>
+  JSON.stringify(
+    [...m.entries()]
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+      .map(([k, v]) => [k, v.status, v.verdict?.id, v.resolvedBy]),
+  );
+
+function shuffled<T>(items: readonly T[], keys: readonly number[]): T[] {
+  return items
+    .map((item, i) => ({ item, k: keys[i % Math.max(1, keys.length)]! * 1_000_003 + i }))
+    .sort((a, b) => a.k - b.k)
+    .map((x) => x.item);
+}
+
+describe('classify', () => {
+  it('an event without a verdict is pending; verdicts are not classified', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const v = f.accept(e);
+    expect(statusOf([e], e.id)).toEqual({ status: 'pending' });
+    const all = classify(logState([e, v]));
+    expect(all.get(e.id)).toEqual({ status: 'accepted', verdict: v });
+    expect(all.has(v.id)).toBe(false);
+  });
+
+  it('a rejection is a deadletter until discarded or amended', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const v = f.reject(e, { code: 409, rule: 'RULE_DUPLICATE_NATIONAL_ID' });
+    expect(statusOf([e, v], e.id)).toEqual({ status: 'deadletter', verdict: v });
+    const d = f.discard(dev2, e);
+    expect(statusOf([e, v, d], e.id)).toEqual({ status: 'resolved', verdict: v, resolvedBy: d.id });
+    const amend = f.event(
+      dev,
+      'PatientRegistered',
+      { ...(e.data as object), patientId: 'p1b' },
+      { supersedes: e.id },
+    );
+    expect(statusOf([e, v, amend], e.id)).toEqual({ status: 'resolved', verdict: v, resolvedBy: amend.id });
+    expect(statusOf([e, v, amend], amend.id)).toEqual({ status: 'pending' });
+    // The earliest resolution (by HLC) is named.
+    expect(statusOf([e, v, d, amend], e.id)?.resolvedBy).toBe(d.id);
+  });
+
+  it('a discard the relay rejected (e.g. 403, no elevation) does not resolve', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const v = f.reject(e);
+    const d = f.discard(dev2, e);
+    const refused = f.reject(d, { code: 403, rule: 'RULE_ELEVATION' });
+    expect(statusOf([e, v, d, refused], e.id)).toEqual({ status: 'deadletter', verdict: v });
+    expect(statusOf([e, v, d, refused], d.id)?.status).toBe('deadletter');
+    // Order of arrival does not matter.
+    expect(statusOf([refused, d, v, e], e.id)).toEqual({ status: 'deadletter', verdict: v });
+  });
+
+  it('a retry newer than the latest verdict makes it pending; the answer to the retry wins', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const v1 = f.reject(e, { code: 404 });
+    const r = f.retry(dev, e);
+    expect(statusOf([e, v1, r], e.id)).toEqual({ status: 'pending', verdict: v1 });
+    const v2 = f.reject(e, { code: 422 });
+    expect(statusOf([e, v1, r, v2], e.id)).toEqual({ status: 'deadletter', verdict: v2 });
+    const v3 = f.accept(e);
+    expect(statusOf([e, v1, r, v2, v3], e.id)).toEqual({ status: 'accepted', verdict: v3 });
+  });
+
+  it('a retry older than the verdict does not reopen it', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const r = f.retry(dev, e); // made before the relay's (second) answer
+    const v = f.reject(e);
+    expect(statusOf([e, r, v], e.id)).toEqual({ status: 'deadletter', verdict: v });
+  });
+
+  it('the latest verdict is the relay’s highest seq, not the latest to arrive', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const v1 = f.reject(e);
+    const v2 = f.accept(e);
+    expect(statusOf([e, v2, v1], e.id)).toEqual({ status: 'accepted', verdict: v2 });
+  });
+
+  it('ignores verdicts signed by any device other than the relay, and all verdicts without a relay', () => {
+    const f = new EventFactory();
+    const forger = new EventFactory({ relay: intruder });
+    const e = reg(f, 'p1');
+    const forged = forger.accept(e);
+    expect(statusOf([e, forged], e.id)).toEqual({ status: 'pending' });
+    const real = f.reject(e);
+    expect(statusOf([e, forged, real], e.id)).toEqual({ status: 'deadletter', verdict: real });
+    expect(statusOf([e, real], e.id, null as never)).toEqual({ status: 'pending' });
+  });
+
+  it('ignores malformed verdict data', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const bad = f.event(TEST_RELAY, 'Verdict', { target: e.id, outcome: 'accepted', seq: -1 });
+    const bad2 = f.event(TEST_RELAY, 'Verdict', { target: e.id, outcome: 'maybe' });
+    const bad3 = f.event(TEST_RELAY, 'Verdict', null);
+    expect(statusOf([e, bad, bad2, bad3], e.id)).toEqual({ status: 'pending' });
+  });
+});
+
+describe('confirmed and tentative', () => {
+  it('confirmed folds accepted events in relay seq order, whatever their HLC or arrival order', () => {
+    const f = new EventFactory();
+    const p = reg(f, 'p1');
+    const u1 = f.event(dev, 'PatientDemographicsUpdated', {
+      patientId: 'p1',
+      changes: { givenName: 'First' },
+    });
+    const u2 = f.event(dev2, 'PatientDemographicsUpdated', {
+      patientId: 'p1',
+      changes: { givenName: 'Second' },
+    });
+    // The relay confirmed u2 before u1 (it saw u2 first): u1's value is the final one.
+    const events = [f.accept(u1, 3), p, u2, f.accept(p, 1), u1, f.accept(u2, 2)];
+    expect(confirmed(logState(events)).patient('p1')?.givenName).toBe('First');
+    const swapped = [p, u1, u2, f.accept(p, 1), f.accept(u1, 2), f.accept(u2, 3)];
+    expect(confirmed(logState(swapped)).patient('p1')?.givenName).toBe('Second');
+  });
+
+  it('tentative adds pending events in (HLC, device, seq) order and leaves out deadletters and resolved ones', () => {
+    const f = new EventFactory();
+    const p = reg(f, 'p1');
+    const hlc = f.nextHlc();
+    // Same HLC on two devices: the device id decides.
+    const [lo, hi] = [dev, dev2].sort();
+    const fromHi = f.event(
+      hi!,
+      'PatientDemographicsUpdated',
+      { patientId: 'p1', changes: { givenName: 'Hi' } },
+      { hlc },
+    );
+    const fromLo = f.event(
+      lo!,
+      'PatientDemographicsUpdated',
+      { patientId: 'p1', changes: { givenName: 'Lo' } },
+      { hlc },
+    );
+    const rejected = f.event(dev, 'PatientDemographicsUpdated', {
+      patientId: 'p1',
+      changes: { familyName: 'Rejected' },
+    });
+    const discarded = f.event(dev, 'PatientDemographicsUpdated', {
+      patientId: 'p1',
+      changes: { sex: 'male' },
+    });
+    const retried = f.event(dev, 'PatientDemographicsUpdated', {
+      patientId: 'p1',
+      changes: { birthDate: '2024-01-11' },
+    });
+    const events = [
+      p,
+      f.accept(p),
+      fromHi,
+      fromLo,
+      rejected,
+      f.reject(rejected),
+      discarded,
+      f.reject(discarded),
+      f.discard(dev, discarded),
+      retried,
+      f.reject(retried),
+      f.retry(dev, retried),
+    ];
+    const t = tentative(logState(events));
+    expect(t.patient('p1')).toMatchObject({
+      givenName: 'Hi',
+      familyName: 'Banda',
+      sex: 'female',
+      birthDate: '2024-01-11',
+    });
+    const c = confirmed(logState(events));
+    expect(c.patient('p1')).toMatchObject({ givenName: 'Amina', birthDate: '2024-01-10' });
+  });
+
+  it('classify, confirmed and tentative do not depend on the map’s insertion order', () => {
+    fc.assert(
+      fc.property(
+        arbFacilityLog({ maxOps: 30 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 50 }),
+        ({ events }, keys) => {
+          const a = logState(events);
+          const b = logState(shuffled(events, keys));
+          expect(classifyJson(classify(b))).toBe(classifyJson(classify(a)));
+          expect(bytes(confirmed(b))).toBe(bytes(confirmed(a)));
+          expect(bytes(tentative(b))).toBe(bytes(tentative(a)));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it('the tentative fold of verdict-free events is the same for any order they arrived in', () => {
+    fc.assert(
+      fc.property(
+        arbFacilityLog({ maxOps: 30 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 50 }),
+        ({ history }, keys) => {
+          const reference = tentative(logState(history.events));
+          const view = tentative(logState(shuffled(history.events, keys)));
+          expect(bytes(view)).toBe(bytes(reference));
+          expect(view.appliedCount).toBe(history.events.length);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it('verdicts signed by a non-relay device change nothing', () => {
+    fc.assert(
+      fc.property(
+        arbFacilityLog({ maxOps: 20 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 20 }),
+        ({ events }, flips) => {
+          const forger = new EventFactory({ relay: intruder });
+          const domain = events.filter(
+            (e) => e.type !== 'Verdict' && e.type !== 'RetryRequested' && e.type !== 'DeadletterDiscarded',
+          );
+          const forged = domain.map((e, i) =>
+            flips[i % flips.length] ? forger.accept(e, 1 + i) : forger.reject(e),
+          );
+          const a = logState(events);
+          const b = logState([...forged, ...events]);
+          expect(classifyJson(classify(b))).toBe(classifyJson(classify(a)));
+          expect(bytes(confirmed(b))).toBe(bytes(confirmed(a)));
+          expect(bytes(tentative(b))).toBe(bytes(tentative(a)));
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+});
+
+describe('ProjectionFolder', () => {
+  it('incremental adds in any order, with queries in between, equal the from-scratch folds', () => {
+    fc.assert(
+      fc.property(
+        arbFacilityLog({ maxOps: 30 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        ({ events }, keys, queryAt) => {
+          const order = shuffled(events, keys);
+          const folder = new ProjectionFolder(TEST_RELAY);
+          const queries = new Set(queryAt.map((q) => q % (order.length + 1)));
+          order.forEach((e, i) => {
+            if (queries.has(i)) {
+              // Intermediate answers equal the from-scratch answer for the prefix.
+              const prefix = logState(order.slice(0, i));
+              expect(bytes(folder.tentative())).toBe(bytes(tentative(prefix)));
+              expect(bytes(folder.confirmed())).toBe(bytes(confirmed(prefix)));
+            }
+            folder.add(e);
+            folder.add(e); // duplicates are ignored
+          });
+          const state = logState(events);
+          expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
+          expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
+          expect(classifyJson(folder.classify())).toBe(classifyJson(classify(state)));
+          expect(folder.size).toBe(state.events.size);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('querying after every single add (the incremental path) ends where the from-scratch fold does', () => {
+    fc.assert(
+      fc.property(
+        arbFacilityLog({ maxOps: 30 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+        fc.boolean(),
+        ({ events }, keys, inOrder) => {
+          const order = inOrder ? events : shuffled(events, keys);
+          const folder = new ProjectionFolder(TEST_RELAY);
+          for (const e of order) {
+            folder.add(e);
+            folder.confirmed();
+            if (e.seq % 3 === 0) folder.tentative();
+          }
+          const state = logState(events);
+          expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
+          expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
+          expect(folder.pending().map((e) => e.id)).toEqual(
+            [...classify(state)]
+              .filter(
+                ([id, s]) =>
+                  s.status === 'pending' &&
+                  !['RetryRequested', 'DeadletterDiscarded'].includes(state.events.get(id)!.type),
+              )
+              .map(([id]) => id)
+              .sort((a, b) => {
+                const x = state.events.get(a)!;
+                const y = state.events.get(b)!;
+                return x.hlc < y.hlc
+                  ? -1
+                  : x.hlc > y.hlc
+                    ? 1
+                    : x.device < y.device
+                      ? -1
+                      : x.device > y.device
+                        ? 1
+                        : x.seq - y.seq;
+              }),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('applies verdicts arriving in seq order without rebuilding, and rebuilds when one overtakes', () => {
+    const f = new EventFactory();
+    const a = reg(f, 'a');
+    const b = reg(f, 'b');
+    const c = reg(f, 'c');
+    const folder = new ProjectionFolder(TEST_RELAY);
+    for (const e of [a, b, c]) folder.add(e);
+    const conf = folder.confirmed();
+    folder.add(f.accept(a, 1));
+    expect(folder.confirmed()).toBe(conf); // same object, updated in place
+    expect(conf.hasEvent(a.id)).toBe(true);
+    folder.add(f.accept(c, 3));
+    folder.add(f.accept(b, 2)); // arrives after seq 3 was folded
+    expect(folder.confirmed().appliedCount).toBe(3);
+    expect(bytes(folder.confirmed())).toBe(
+      bytes(confirmed(logState([a, b, c, f.accept(a, 1), f.accept(b, 2), f.accept(c, 3)]))),
+    );
+    expect(folder.pending()).toEqual([]);
+    expect(folder.status(b.id)?.status).toBe('accepted');
+  });
+
+  it('tentative() returns an independent projection each time', () => {
+    const f = new EventFactory();
+    const folder = new ProjectionFolder(TEST_RELAY);
+    folder.add(reg(f, 'a'));
+    const t1 = folder.tentative();
+    t1.apply(reg(f, 'b'));
+    expect(
+      folder
+        .tentative()
+        .patients()
+        .map((p) => p.id),
+    ).toEqual(['a']);
+    expect(folder.confirmed().patients()).toEqual([]);
+  });
+});

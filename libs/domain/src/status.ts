@@ -1,0 +1,398 @@
+import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
+import { SystemEventType } from '@accord/protocol';
+import { Projection } from './projection.js';
+
+/** Where an event stands: no verdict yet, accepted, rejected and unresolved, or rejected and answered. */
+export type EventStatus = 'pending' | 'accepted' | 'deadletter' | 'resolved';
+
+/**
+ * Everything a device's log holds: every event of the facility, keyed by id, and the relay's device id.
+ *
+ * @remarks `events` holds domain events, `Verdict` events (signed by the relay, data
+ * `VerdictData`), `RetryRequested`, `DeadletterDiscarded` and amends (domain events with
+ * `supersedes`). Verdicts from any device other than `relay` are ignored; with `relay` null every
+ * event is pending.
+ */
+export interface LogState {
+  readonly events: ReadonlyMap<EventId, SignedEvent>;
+  readonly relay: DeviceId | null;
+}
+
+/** The status of one event, the relay verdict it rests on, and what resolved it. */
+export interface EventStatusInfo {
+  readonly status: EventStatus;
+  /** The latest relay verdict for the event (highest relay envelope `seq`). */
+  readonly verdict?: SignedEvent;
+  /** The discard or amend that resolved a deadletter (the earliest by HLC, then id). */
+  readonly resolvedBy?: EventId;
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** True for the sync system's own event types (verdicts, retries, discards), false for domain facts. */
+export function isSystemEventType(type: string): boolean {
+  return (
+    type === SystemEventType.Verdict ||
+    type === SystemEventType.RetryRequested ||
+    type === SystemEventType.DeadletterDiscarded
+  );
+}
+
+interface ReadVerdict {
+  readonly target: EventId;
+  readonly outcome: 'accepted' | 'deadletter';
+  readonly seq: number;
+}
+
+// A lenient, allocation-light reading of verdict / resolution data (full schemas live in
+// @accord/protocol; the log has already checked the relay's signature). Malformed data is ignored.
+function readVerdict(data: unknown): ReadVerdict | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const d = data as Record<string, unknown>;
+  const target = d['target'];
+  if (typeof target !== 'string') return undefined;
+  if (d['outcome'] === 'accepted') {
+    const seq = d['seq'];
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+    return { target: target as EventId, outcome: 'accepted', seq };
+  }
+  if (d['outcome'] === 'deadletter') return { target: target as EventId, outcome: 'deadletter', seq: 0 };
+  return undefined;
+}
+
+function readTarget(data: unknown): EventId | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const target = (data as Record<string, unknown>)['target'];
+  return typeof target === 'string' ? (target as EventId) : undefined;
+}
+
+interface TargetInfo {
+  verdict?: SignedEvent;
+  read?: ReadVerdict;
+  retries?: Set<EventId>;
+  resolvers?: Set<EventId>;
+}
+
+/**
+ * Incremental classification of a facility's events (the engine behind {@link classify}).
+ *
+ * @remarks Order-independent: the latest verdict is the one with the highest relay envelope
+ * `seq`; retries and resolutions are sets. `add` reports which event ids may have changed status.
+ */
+class Tracker {
+  readonly #relay: DeviceId | null;
+  readonly #events = new Map<EventId, SignedEvent>();
+  readonly #targets = new Map<EventId, TargetInfo>();
+
+  constructor(relay: DeviceId | null) {
+    this.#relay = relay;
+  }
+
+  get events(): ReadonlyMap<EventId, SignedEvent> {
+    return this.#events;
+  }
+
+  #info(id: EventId): TargetInfo {
+    let info = this.#targets.get(id);
+    if (info === undefined) {
+      info = {};
+      this.#targets.set(id, info);
+    }
+    return info;
+  }
+
+  /** Records an event; calls `touch` with every id whose status may have changed (possibly not yet present). */
+  add(event: SignedEvent, touch: (id: EventId) => void): void {
+    if (this.#events.has(event.id)) return;
+    this.#events.set(event.id, event);
+    switch (event.type) {
+      case SystemEventType.Verdict: {
+        if (this.#relay === null || event.device !== this.#relay) return;
+        const read = readVerdict(event.data);
+        if (read === undefined) return;
+        const info = this.#info(read.target);
+        if (info.verdict === undefined || event.seq > info.verdict.seq) {
+          info.verdict = event;
+          info.read = read;
+          touch(read.target);
+          // The target may itself be a retry or discard, whose standing changes its own target.
+          const target = this.#events.get(read.target);
+          const upstream = target === undefined ? undefined : this.#resolutionTarget(target);
+          if (upstream !== undefined) touch(upstream);
+        }
+        return;
+      }
+      case SystemEventType.RetryRequested: {
+        touch(event.id);
+        const target = readTarget(event.data);
+        if (target === undefined) return;
+        (this.#info(target).retries ??= new Set()).add(event.id);
+        touch(target);
+        return;
+      }
+      case SystemEventType.DeadletterDiscarded: {
+        touch(event.id);
+        const target = readTarget(event.data);
+        if (target === undefined) return;
+        (this.#info(target).resolvers ??= new Set()).add(event.id);
+        touch(target);
+        return;
+      }
+      default: {
+        // A verdict for this event may have arrived before it.
+        touch(event.id);
+        if (typeof event.supersedes === 'string') {
+          (this.#info(event.supersedes).resolvers ??= new Set()).add(event.id);
+          touch(event.supersedes);
+        }
+      }
+    }
+  }
+
+  #resolutionTarget(event: SignedEvent): EventId | undefined {
+    if (event.type === SystemEventType.RetryRequested || event.type === SystemEventType.DeadletterDiscarded) {
+      return readTarget(event.data);
+    }
+    return undefined;
+  }
+
+  /** True when the relay has rejected this (retry or discard) event itself. */
+  #selfRejected(id: EventId): boolean {
+    return this.#targets.get(id)?.read?.outcome === 'deadletter';
+  }
+
+  /** The accepted verdict's confirmed sequence number, if the event's latest verdict accepts it. */
+  acceptedSeq(id: EventId): number | undefined {
+    const read = this.#targets.get(id)?.read;
+    return read?.outcome === 'accepted' ? read.seq : undefined;
+  }
+
+  /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
+  status(id: EventId): EventStatusInfo | undefined {
+    const event = this.#events.get(id);
+    if (event === undefined || event.type === SystemEventType.Verdict) return undefined;
+    const info = this.#targets.get(id);
+    const verdict = info?.verdict;
+    const read = info?.read;
+    if (verdict === undefined || read === undefined) return { status: 'pending' };
+    if (read.outcome === 'accepted') return { status: 'accepted', verdict };
+    // Deadletter: resolved by a discard (unless the relay refused the discard) or any amend.
+    let resolvedBy: SignedEvent | undefined;
+    for (const rid of info?.resolvers ?? []) {
+      const r = this.#events.get(rid);
+      if (r === undefined) continue;
+      if (r.type === SystemEventType.DeadletterDiscarded && this.#selfRejected(rid)) continue;
+      if (
+        resolvedBy === undefined ||
+        cmp(r.hlc, resolvedBy.hlc) < 0 ||
+        (r.hlc === resolvedBy.hlc && r.id < resolvedBy.id)
+      ) {
+        resolvedBy = r;
+      }
+    }
+    if (resolvedBy !== undefined) return { status: 'resolved', verdict, resolvedBy: resolvedBy.id };
+    for (const rid of info?.retries ?? []) {
+      const r = this.#events.get(rid);
+      if (r === undefined || this.#selfRejected(rid)) continue;
+      // A retry the relay has not answered yet: its HLC is after the latest verdict's.
+      if (cmp(r.hlc, verdict.hlc) > 0) return { status: 'pending', verdict };
+    }
+    return { status: 'deadletter', verdict };
+  }
+}
+
+/** Orders events for the tentative fold: HLC, then device, then device sequence. */
+export function compareTentative(a: SignedEvent, b: SignedEvent): number {
+  return cmp(a.hlc, b.hlc) || cmp(a.device, b.device) || a.seq - b.seq || cmp(a.id, b.id);
+}
+
+/**
+ * Classifies every non-verdict event of a log.
+ *
+ * @remarks Verdicts from devices other than `state.relay` are ignored; the latest relay
+ * verdict (highest envelope `seq`) wins. An `accepted` latest verdict is never reopened by
+ * retries or resolutions. A `deadletter` answered by a `DeadletterDiscarded` (that the relay has
+ * not itself rejected) or by an amend (an event whose `supersedes` is its id) is `resolved`;
+ * otherwise a `RetryRequested` (not rejected) whose HLC is after the latest verdict's makes it
+ * `pending` again. System events (retries, discards) are classified by their own verdicts the
+ * same way. Independent of the map's insertion order.
+ */
+export function classify(state: LogState): Map<EventId, EventStatusInfo> {
+  const tracker = new Tracker(state.relay);
+  const ignore = (): void => undefined;
+  for (const e of state.events.values()) tracker.add(e, ignore);
+  const out = new Map<EventId, EventStatusInfo>();
+  for (const id of [...state.events.keys()].sort(cmp)) {
+    const s = tracker.status(id);
+    if (s !== undefined) out.set(id, s);
+  }
+  return out;
+}
+
+/** The confirmed projection: accepted domain events folded in the relay's `seq` order. */
+export function confirmed(state: LogState): Projection {
+  return ProjectionFolder.from(state).confirmed();
+}
+
+/**
+ * The tentative projection: the confirmed one plus pending domain events (no verdict yet, or a
+ * retry requested) in (HLC, device, seq) order; deadlettered and resolved events are left out.
+ */
+export function tentative(state: LogState): Projection {
+  return ProjectionFolder.from(state).tentative();
+}
+
+/**
+ * Keeps the confirmed projection of a growing log up to date incrementally, and derives
+ * tentative views from it.
+ *
+ * @remarks Feed every event of the facility to {@link ProjectionFolder.add} in any order (duplicates
+ * are ignored). Work is lazy: on the next query, newly accepted events whose `seq` is above every
+ * folded one are applied in `seq` order; if one arrives below (a verdict that overtook an
+ * earlier one) or an accepted event changes status, the confirmed projection is rebuilt from
+ * scratch (still O(n), and rare in practice since the relay issues `seq` in order).
+ * {@link ProjectionFolder.tentative} clones the confirmed projection and applies the pending
+ * events. Results equal {@link confirmed} / {@link tentative} of the same events.
+ */
+export class ProjectionFolder {
+  readonly #tracker: Tracker;
+  #confirmed = Projection.empty();
+  /** Domain events folded into #confirmed, with the seq they were folded at. */
+  #folded = new Map<EventId, number>();
+  #lastSeq = 0;
+  /** Ids whose status may have changed since the last sync. */
+  #touched = new Set<EventId>();
+  /** Present domain events that are not accepted (candidates for the tentative fold). */
+  #notAccepted = new Set<EventId>();
+
+  /** A folder for a facility whose relay is `relay` (null: no relay known, everything pending). */
+  constructor(relay: DeviceId | null) {
+    this.#tracker = new Tracker(relay);
+  }
+
+  /** A folder loaded with every event of `state`. */
+  static from(state: LogState): ProjectionFolder {
+    const f = new ProjectionFolder(state.relay);
+    for (const e of state.events.values()) f.add(e);
+    return f;
+  }
+
+  /** Number of distinct events added. */
+  get size(): number {
+    return this.#tracker.events.size;
+  }
+
+  /** Adds one event of any kind (domain, verdict, retry, discard, amend); duplicates are ignored. */
+  add(event: SignedEvent): void {
+    this.#tracker.add(event, this.#touch);
+  }
+
+  readonly #touch = (id: EventId): void => {
+    this.#touched.add(id);
+  };
+
+  /** The status of one event (see {@link classify}); undefined for verdicts and unknown ids. */
+  status(id: EventId): EventStatusInfo | undefined {
+    return this.#tracker.status(id);
+  }
+
+  /** The status of every non-verdict event, like {@link classify}. */
+  classify(): Map<EventId, EventStatusInfo> {
+    const out = new Map<EventId, EventStatusInfo>();
+    for (const id of [...this.#tracker.events.keys()].sort(cmp)) {
+      const s = this.#tracker.status(id);
+      if (s !== undefined) out.set(id, s);
+    }
+    return out;
+  }
+
+  #sync(): void {
+    if (this.#touched.size === 0) return;
+    // Many changes at once (a first load, a large sync): one pass over everything is cheaper.
+    if (this.#touched.size * 4 > this.#tracker.events.size) {
+      this.#rebuild();
+      return;
+    }
+    const fresh: { id: EventId; seq: number }[] = [];
+    let dirty = false;
+    for (const id of this.#touched) {
+      const event = this.#tracker.events.get(id);
+      if (event === undefined || isSystemEventType(event.type)) continue;
+      const seq = this.#tracker.acceptedSeq(id);
+      const folded = this.#folded.get(id);
+      if (seq === undefined) {
+        this.#notAccepted.add(id);
+        if (folded !== undefined) dirty = true; // an accepted event lost its acceptance
+      } else {
+        this.#notAccepted.delete(id);
+        if (folded === undefined) fresh.push({ id, seq });
+        else if (folded !== seq) dirty = true;
+      }
+    }
+    this.#touched.clear();
+    fresh.sort((a, b) => a.seq - b.seq || cmp(a.id, b.id));
+    const first = fresh[0];
+    // A verdict that overtook one already folded (or an acceptance withdrawn): refold everything.
+    if (dirty || (first !== undefined && first.seq <= this.#lastSeq)) {
+      this.#rebuild();
+      return;
+    }
+    for (const { id, seq } of fresh) {
+      this.#confirmed.apply(this.#tracker.events.get(id)!);
+      this.#folded.set(id, seq);
+      this.#lastSeq = seq;
+    }
+  }
+
+  /** Recomputes everything from the tracker: the accepted fold and the not-accepted set. */
+  #rebuild(): void {
+    const accepted: { event: SignedEvent; seq: number }[] = [];
+    const notAccepted = new Set<EventId>();
+    for (const event of this.#tracker.events.values()) {
+      if (isSystemEventType(event.type)) continue;
+      const seq = this.#tracker.acceptedSeq(event.id);
+      if (seq === undefined) notAccepted.add(event.id);
+      else accepted.push({ event, seq });
+    }
+    accepted.sort((a, b) => a.seq - b.seq || cmp(a.event.id, b.event.id));
+    this.#confirmed = Projection.empty();
+    this.#folded = new Map();
+    this.#lastSeq = 0;
+    for (const { event, seq } of accepted) {
+      this.#confirmed.apply(event);
+      this.#folded.set(event.id, seq);
+      this.#lastSeq = seq;
+    }
+    this.#notAccepted = notAccepted;
+    this.#touched.clear();
+  }
+
+  /**
+   * The confirmed projection, kept up to date in place.
+   *
+   * @remarks The returned object is the folder's own: read it, or `clone()` it before applying
+   * anything; it changes on the next query after more events are added.
+   */
+  confirmed(): Projection {
+    this.#sync();
+    return this.#confirmed;
+  }
+
+  /** Pending domain events in tentative order (HLC, device, seq). */
+  pending(): SignedEvent[] {
+    this.#sync();
+    const out: SignedEvent[] = [];
+    for (const id of this.#notAccepted) {
+      if (this.#tracker.status(id)?.status === 'pending') out.push(this.#tracker.events.get(id)!);
+    }
+    return out.sort(compareTentative);
+  }
+
+  /** A fresh tentative projection: a clone of the confirmed one plus the pending events. */
+  tentative(): Projection {
+    const pending = this.pending();
+    const view = this.#confirmed.clone();
+    for (const e of pending) view.apply(e);
+    return view;
+  }
+}
