@@ -1,1 +1,3 @@
-export {};
+export { runCli, type CliIo } from './cli.js';
+export { runDemo, DEMO_DEVICES, DEMO_FACILITY, type DemoOptions } from './demo.js';
+export { USAGE } from './usage.js';

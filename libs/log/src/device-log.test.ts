@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { encodeSignedEvent, generateDeviceKey, newEventId, signEvent, type EventEnvelope, type FacilityId, type SignedEvent } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { eventStoreRawKey, MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { stringifyAutomergeUrl } from '@automerge/automerge-repo';
 import { DeviceLog } from './device-log.js';
@@ -14,7 +14,7 @@ const registration = (n: number) => ({
   data: { patientId: `P${n}`, nationalId: `N${n}`, givenName: 'Kofi', familyName: `F${n}`, birthDate: '2019-05-04', sex: 'male' },
 });
 
-async function openLog(facility: TestFacility, index: number, parts: { store?: MemoryEventStore; storage?: MemoryStorageAdapter; net?: FakeNetwork } = {}) {
+async function openLog(facility: TestFacility, index: number, parts: { store?: MemoryEventStore; storage?: MemoryStorageAdapter; net?: FakeNetwork; segmentSize?: number } = {}) {
   const store = parts.store ?? new MemoryEventStore();
   const storage = parts.storage ?? new MemoryStorageAdapter();
   const log = await DeviceLog.open({
@@ -24,6 +24,7 @@ async function openLog(facility: TestFacility, index: number, parts: { store?: M
     storage,
     roster: facility.roster,
     network: parts.net !== undefined ? [parts.net.adapter(`n${index}`)] : [],
+    ...(parts.segmentSize !== undefined ? { segmentSize: parts.segmentSize, sealSweepMs: 300 } : {}),
   });
   return { log, store, storage };
 }
@@ -192,5 +193,55 @@ describe('DeviceLog', () => {
     expect(log.integrity().holes).toEqual([]);
     expect(log.tentative().stock().lots.map((l) => l.lot).sort()).toEqual(['L1', 'L2', 'L3']);
     await log.close();
+  });
+
+  it('repairs a corrupt stored event from the sync documents and never reuses its sequence number', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const first = await openLog(facility, 0);
+    const events = [];
+    for (let i = 0; i < 3; i++) events.push((await first.log.append(registration(i))).event);
+    await first.log.close();
+    // Flip a byte in the last event's stored value (a torn write, a bad sector).
+    const key = eventStoreRawKey({ kind: 'event', device: first.log.deviceId, seq: 3 });
+    const raw = first.store.backend.getRaw(key)!;
+    raw[raw.length - 5] = raw[raw.length - 5]! ^ 0xff;
+    first.store.backend.putRaw(key, raw);
+    expect((await first.store.verify()).corrupt).toHaveLength(1);
+
+    const second = await openLog(facility, 0, { store: first.store, storage: first.storage });
+    await second.log.settled();
+    expect(second.log.get(events[2]!.id)?.event).toEqual(events[2]);
+    expect(second.log.integrity()).toMatchObject({ holes: [], corrupt: [] });
+    expect((await first.store.verify()).corrupt).toEqual([]);
+    const { event } = await second.log.append(registration(7));
+    expect(event.seq).toBe(4);
+    await second.log.close();
+  });
+
+  it('seals full segments out of memory and still serves them to a new peer', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const net = new FakeNetwork({ seed: 11 });
+    const a = await openLog(facility, 0, { net, segmentSize: 4 });
+    for (let i = 0; i < 10; i++) await a.log.append(registration(i));
+    await a.log.settled();
+    // Root plus the one open segment (seqs 9-10); segments 0 and 1 are sealed and, once idle, unloaded.
+    expect(Object.keys(a.log.heads())).toHaveLength(2);
+    await vi.waitFor(() => expect(Object.keys(a.log.repo.handles)).toHaveLength(2), { timeout: 5000, interval: 20 });
+    const b = await openLog(facility, 1, { net, segmentSize: 4 });
+    for (let round = 0; round < 30 && b.log.size() < 10; round++) {
+      await net.quiet();
+      await b.log.settled();
+    }
+    expect(b.log.list().map((i) => i.event.id).sort()).toEqual(a.log.list().map((i) => i.event.id).sort());
+    expect(Object.keys(b.log.heads())).toHaveLength(3); // root, B's own first segment, A's open one
+    await vi.waitFor(() => expect(Object.keys(b.log.repo.handles)).toHaveLength(3), { timeout: 5000, interval: 20 });
+    await a.log.close();
+    // After a restart, sealed own segments are not even opened: root, own open segment, B's (empty) one.
+    const again = await openLog(facility, 0, { store: a.store, storage: a.storage, segmentSize: 4 });
+    expect(Object.keys(again.log.heads())).toHaveLength(3);
+    expect(again.log.size()).toBe(10);
+    expect((await again.log.append(registration(99))).event.seq).toBe(11);
+    await again.log.close();
+    await b.log.close();
   });
 });

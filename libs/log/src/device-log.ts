@@ -29,6 +29,7 @@ import type {
   SecurityIncident,
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
+import { FrozenDocumentsStorage } from './frozen-storage.js';
 import {
   rootDocumentId,
   rootInitialBytes,
@@ -39,6 +40,9 @@ import {
 } from './documents.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
+const DEFAULT_SWEEP_MS = 10_000;
+const SEALED = new Uint8Array([1]);
+const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
 
 interface SegmentState {
@@ -46,6 +50,7 @@ interface SegmentState {
   readonly device: DeviceId;
   readonly index: number;
   readonly handle: DocHandle<SegmentDoc>;
+  readonly listener: () => void;
   /** How many list entries have been looked at; a shorter list means a rescan. */
   processed: number;
 }
@@ -88,6 +93,7 @@ export class DeviceLog implements DeviceLogApi {
   readonly repo: Repo;
 
   readonly #opts: DeviceLogOptions;
+  readonly #storage: FrozenDocumentsStorage;
   readonly #store: EventStore;
   readonly #segmentSize: number;
   readonly #clock: () => number;
@@ -106,6 +112,14 @@ export class DeviceLog implements DeviceLogApi {
   readonly #targets = new Set<string>();
 
   readonly #segments = new Map<DocumentId, SegmentState>();
+  /** Full segments whose events are all in the store: unloaded, served from storage on demand. */
+  readonly #sealed = new Set<DocumentId>();
+  #janitor: ReturnType<typeof setInterval> | undefined;
+  readonly #janitorHeads = new Map<DocumentId, string>();
+  /** Own segments by document id, so the sweep can record that they were sealed. */
+  readonly #ownSealIndex = new Map<DocumentId, number>();
+  /** When a sync message about a document last went in or out. */
+  readonly #traffic = new Map<DocumentId, number>();
   readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
   #root!: DocHandle<RootDoc>;
 
@@ -126,7 +140,8 @@ export class DeviceLog implements DeviceLogApi {
   #status: Map<EventId, EventStatusInfo> | undefined;
   #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
 
-  private constructor(opts: DeviceLogOptions, repo: Repo, highestOwnSeq: number, hlc: HybridClock) {
+  private constructor(opts: DeviceLogOptions, repo: Repo, storage: FrozenDocumentsStorage, highestOwnSeq: number, hlc: HybridClock) {
+    this.#storage = storage;
     this.#opts = opts;
     this.#store = opts.eventStore;
     this.deviceId = opts.key.deviceId;
@@ -163,6 +178,8 @@ export class DeviceLog implements DeviceLogApi {
       if (event.device === opts.key.deviceId && event.seq > highestOwnSeq) highestOwnSeq = event.seq;
     }
     const hlc = new HybridClock({ wallClock: clock, ...(last !== undefined ? { last } : {}) });
+    // A damaged own event still used its sequence number: never hand that number out again.
+    highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
 
     const repairedChunks: string[][] = [];
     if (isScannable(opts.storage)) {
@@ -174,13 +191,18 @@ export class DeviceLog implements DeviceLogApi {
       }
     }
 
+    const storage = new FrozenDocumentsStorage(opts.storage);
     const repo = new Repo({
       peerId: opts.key.deviceId as unknown as PeerId,
-      storage: opts.storage,
+      storage,
       network: [...(opts.network ?? [])],
       sharePolicy: () => Promise.resolve(true),
+      // Peers must not keep sync state for us across connections: a reconnect after any
+      // transport fault restarts sync from scratch, or lost messages could stall it
+      // (DESIGN.md §7). Whatever adapter carries the connection.
+      isEphemeral: true,
     });
-    const log = new DeviceLog(opts, repo, highestOwnSeq, hlc);
+    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc);
     log.#repairedChunks.push(...repairedChunks);
     log.#corruptAtStart.push(...corrupt);
     for (const event of loaded) log.#addVerified(event);
@@ -283,6 +305,7 @@ export class DeviceLog implements DeviceLogApi {
       });
       // Our own pushes need no re-ingest.
       segment.processed = segment.handle.doc().events.length;
+      this.#maybeSeal(segment);
     }
   }
 
@@ -304,16 +327,81 @@ export class DeviceLog implements DeviceLogApi {
     this.#root = await this.#openDoc<RootDoc>(rootId, () => rootInitialBytes(this.facility));
     this.#root.on('change', () => this.#onRootChange());
     // Own segments first: re-push any own event the documents lost (a crash between the
-    // durable write and the document save, or a dropped corrupt chunk).
-    const own = this.#seqs.get(this.deviceId);
-    const ownCount = own?.size ?? 0;
-    const ownSegments = Math.ceil(this.#assignedSeq / this.#segmentSize);
+    // durable write and the document save, or a dropped corrupt chunk). Segments already
+    // sealed after such a check are skipped.
+    const ownSegments = Math.max(1, Math.ceil(this.#assignedSeq / this.#segmentSize));
     for (let index = 0; index < ownSegments; index++) {
+      if ((await this.#store.meta.get(sealMarker(index))) !== undefined) {
+        const id = segmentDocumentId(this.facility, this.deviceId, index);
+        this.#sealed.add(id);
+        this.#storage.freeze(id); // flushed before the marker was written
+        continue;
+      }
       const segment = await this.#ownSegment(index);
       await this.#reconcileOwn(segment);
+      this.#maybeSeal(segment);
     }
-    if (ownCount === 0) await this.#ownSegment(0);
     await this.#onRootChangeNow();
+    const touch = (message: object): void => {
+      const id = 'documentId' in message ? (message.documentId as DocumentId) : undefined;
+      if (id !== undefined && this.#sealed.has(id)) this.#traffic.set(id, this.#clock());
+    };
+    this.repo.networkSubsystem.on('message', touch);
+    this.repo.synchronizer.on('message', touch);
+    this.#janitor = setInterval(() => this.#enqueue(() => this.#sweep()), this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
+    this.#janitor.unref();
+  }
+
+  /** True when the store holds every event of segment `index` of `device`. */
+  #complete(device: DeviceId, index: number): boolean {
+    return (this.#contiguous.get(device) ?? 0) >= (index + 1) * this.#segmentSize;
+  }
+
+  /**
+   * Seals a full segment whose events are all durable here: the log stops following it,
+   * and the sweep drops its document from memory once it has been idle. The Repo loads it
+   * from storage again when a peer asks for it, so append cost and memory stay flat as
+   * history grows (DESIGN.md §7).
+   */
+  #maybeSeal(segment: SegmentState): void {
+    if (!this.#complete(segment.device, segment.index)) return;
+    if (segment.handle.doc().events.length < this.#segmentSize) return; // peers still need what is missing
+    this.#sealed.add(segment.id);
+    this.#segments.delete(segment.id);
+    segment.handle.off('change', segment.listener);
+  }
+
+  /**
+   * Unloads sealed documents (just sealed, or reloaded by the Repo to serve a peer) once
+   * their heads have not moved and no sync message about them has passed for a whole
+   * sweep interval (a peer being served is never cut off mid-sync).
+   *
+   * @remarks Waiting for idleness matters: automerge-repo's throttled save and an explicit
+   * flush racing on the same document can compact its stored chunks away.
+   */
+  async #sweep(): Promise<void> {
+    for (const id of this.#sealed) {
+      const handle = this.repo.handles[id];
+      if (handle === undefined || !handle.isReady()) {
+        this.#janitorHeads.delete(id);
+        continue;
+      }
+      const heads = handle.heads().join(',');
+      const busy = (this.#traffic.get(id) ?? 0) > this.#clock() - (this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
+      if (busy || this.#janitorHeads.get(id) !== heads) {
+        this.#janitorHeads.set(id, heads);
+        continue;
+      }
+      this.#janitorHeads.delete(id);
+      this.#traffic.delete(id);
+      if (!this.#storage.isFrozen(id)) {
+        await this.repo.flush([id]);
+        this.#storage.freeze(id);
+        const own = this.#ownSealIndex.get(id);
+        if (own !== undefined) await this.#store.meta.put(sealMarker(own), SEALED);
+      }
+      await this.repo.removeFromCache(id);
+    }
   }
 
   async #reconcileOwn(segment: SegmentState): Promise<void> {
@@ -374,10 +462,12 @@ export class DeviceLog implements DeviceLogApi {
     let opening = this.#opening.get(id);
     if (opening === undefined) {
       opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then((handle) => {
-        const state: SegmentState = { id, device, index, handle, processed: 0 };
+        const listener = (): void => this.#scheduleIngest(state);
+        const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
         this.#segments.set(id, state);
         this.#opening.delete(id);
-        handle.on('change', () => this.#scheduleIngest(state));
+        if (device === this.deviceId) this.#ownSealIndex.set(id, index);
+        handle.on('change', listener);
         return state;
       });
       this.#opening.set(id, opening);
@@ -397,6 +487,12 @@ export class DeviceLog implements DeviceLogApi {
       // The index is writable by anyone; only the roster's devices get documents opened.
       if (member === undefined || member.facility !== this.facility) continue;
       for (let index = 0; index < count; index++) {
+        const id = segmentDocumentId(this.facility, device as DeviceId, index);
+        if (this.#sealed.has(id)) continue;
+        if (device !== this.deviceId && this.#complete(device as DeviceId, index) && !this.#segments.has(id)) {
+          this.#sealed.add(id); // every event already here: nothing to read from it
+          continue;
+        }
         const segment = await this.#openSegment(device as DeviceId, index);
         await this.#ingestSegment(segment);
       }
@@ -493,6 +589,7 @@ export class DeviceLog implements DeviceLogApi {
       this.#hlc.observe(event.hlc);
       this.#addVerified(event);
     }
+    if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
   }
 
   // ---------------------------------------------------------------- in-memory state
@@ -683,10 +780,12 @@ export class DeviceLog implements DeviceLogApi {
     if (this.#closed) return;
     await this.#commit.idle();
     await this.#pushed();
+    if (this.#janitor !== undefined) clearInterval(this.#janitor);
     await this.#ingestChain;
     this.#closed = true;
     await this.repo.flush();
     await this.repo.shutdown();
+    this.#storage.close();
   }
 
   #assertOpen(): void {

@@ -1,1 +1,33 @@
-export {};
+export { WebSocketServerAdapter, type WebSocketServerAdapterOptions } from './server-adapter.js';
+export {
+  WebSocketClientAdapter,
+  type ClientAdapterStats,
+  type ClientState,
+  type WebSocketClientAdapterOptions,
+} from './client-adapter.js';
+export { StaticRoster, type Roster, type RosterEntry } from './roster.js';
+export {
+  CloseCode,
+  refusalCloseCode,
+  refusalErrorCode,
+  type RefusalReason,
+  type SessionEndReason,
+} from './close-codes.js';
+export {
+  DEFAULT_LIMITS,
+  DEFAULT_TIMINGS,
+  type AdapterStats,
+  type CommonAdapterOptions,
+  type DocumentPolicy,
+  type FaultHooks,
+  type LinkLimits,
+  type LinkTimings,
+  type NetworkEvent,
+  type NetworkEventListener,
+  type PeerStats,
+  type Refusal,
+} from './types.js';
+export { backoffDelay, seededRandom, type BackoffOptions, type RandomSource } from './backoff.js';
+export { peerIdOf } from './frames.js';
+export { measureSyncMessage, type SyncMessageMeasure, type SyncMessageProblem } from './automerge-guard.js';
+export { TokenBucket } from './token-bucket.js';

@@ -24,7 +24,6 @@ const DEVICE_A = ('d' + toBase64Url(new Uint8Array(32).fill(1))) as DeviceId;
 const DEVICE_B = ('d' + toBase64Url(new Uint8Array(32).fill(2))) as DeviceId;
 const FACILITY = 'clinic-1' as FacilityId;
 const NONCE = toBase64Url(new Uint8Array(32).fill(7));
-const SIGNATURE = toBase64Url(new Uint8Array(64).fill(9));
 const DOC = '2sEv7Keo849zWVSRKPN8Ywdu1Ryr';
 
 const arbNonce = fc.uint8Array({ minLength: 32, maxLength: 32 }).map(toBase64Url);
@@ -59,14 +58,28 @@ const arbHandshake: fc.Arbitrary<WireHandshake> = fc.oneof(
   }),
 );
 
-const arbRouted = fc.record({ seq: fc.integer({ min: 1, max: 2 ** 40 }), senderId: arbDeviceId(), targetId: arbDeviceId() });
+const arbRouted = fc.record({
+  seq: fc.integer({ min: 1, max: 2 ** 40 }),
+  senderId: arbDeviceId(),
+  targetId: arbDeviceId(),
+});
 const arbHeader: fc.Arbitrary<WireFrameHeader> = fc.oneof(
   fc
-    .tuple(fc.constantFrom('sync' as const, 'request' as const, 'doc-unavailable' as const), arbRouted, arbDocumentId)
+    .tuple(
+      fc.constantFrom('sync' as const, 'request' as const, 'doc-unavailable' as const),
+      arbRouted,
+      arbDocumentId,
+    )
     .map(([type, r, documentId]) => ({ type, ...r, documentId })),
   fc
     .tuple(arbRouted, arbDocumentId, fc.nat(), fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/))
-    .map(([r, documentId, count, sessionId]) => ({ type: 'ephemeral' as const, ...r, documentId, count, sessionId })),
+    .map(([r, documentId, count, sessionId]) => ({
+      type: 'ephemeral' as const,
+      ...r,
+      documentId,
+      count,
+      sessionId,
+    })),
   fc
     .tuple(arbRouted, fc.array(arbStorageId, { maxLength: 4 }), fc.array(arbStorageId, { maxLength: 4 }))
     .map(([r, add, remove]) => ({ type: 'remote-subscription-change' as const, ...r, add, remove })),
@@ -76,15 +89,28 @@ const arbHeader: fc.Arbitrary<WireFrameHeader> = fc.oneof(
       arbDocumentId,
       fc.dictionary(
         arbStorageId,
-        fc.record({ heads: fc.array(fc.stringMatching(/^[1-9A-HJ-NP-Za-km-z]{1,64}$/), { maxLength: 3 }), timestamp: fc.nat() }),
+        fc.record({
+          heads: fc.array(fc.stringMatching(/^[1-9A-HJ-NP-Za-km-z]{1,64}$/), { maxLength: 3 }),
+          timestamp: fc.nat(),
+        }),
         { maxKeys: 3 },
       ),
     )
-    .map(([r, documentId, newHeads]) => ({ type: 'remote-heads-changed' as const, ...r, documentId, newHeads })),
+    .map(([r, documentId, newHeads]) => ({
+      type: 'remote-heads-changed' as const,
+      ...r,
+      documentId,
+      newHeads,
+    })),
   fc.integer({ min: 1, max: 2 ** 40 }).map((seq) => ({ type: 'ack' as const, seq })),
 );
 
-function rawFrame(header: unknown, payload: Uint8Array = new Uint8Array(), magic = WIRE_FRAME_MAGIC, version = WIRE_VERSION): Uint8Array {
+function rawFrame(
+  header: unknown,
+  payload: Uint8Array = new Uint8Array(),
+  magic = WIRE_FRAME_MAGIC,
+  version = WIRE_VERSION,
+): Uint8Array {
   const json = new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
   const out = new Uint8Array(6 + json.length + payload.length);
   out[0] = magic;
@@ -108,7 +134,14 @@ describe('handshake messages', () => {
   });
 
   it('refuse unknown types, unknown keys, wrong versions and malformed fields', () => {
-    const hello = { type: 'hello', v: 1, deviceId: DEVICE_A, facility: FACILITY, nonce: NONCE, peerMetadata: {} };
+    const hello = {
+      type: 'hello',
+      v: 1,
+      deviceId: DEVICE_A,
+      facility: FACILITY,
+      nonce: NONCE,
+      peerMetadata: {},
+    };
     expect(parseWireHandshake(JSON.stringify(hello)).ok).toBe(true);
     const bad: unknown[] = [
       { ...hello, type: 'join' },
@@ -138,7 +171,9 @@ describe('handshake messages', () => {
     expect(notJson.ok === false && notJson.error.code).toBe(ErrorCode.PROTOCOL_BAD_ENCODING);
     const proto = parseWireHandshake('{"type":"welcome","peerMetadata":{"__proto__":{"isEphemeral":true}}}');
     expect(proto.ok === false && proto.error.code).toBe(ErrorCode.PROTOCOL_BAD_ENCODING);
-    const huge = parseWireHandshake(JSON.stringify({ type: 'error', code: 'X', message: 'é'.repeat(WIRE_MAX_HANDSHAKE_BYTES) }));
+    const huge = parseWireHandshake(
+      JSON.stringify({ type: 'error', code: 'X', message: 'é'.repeat(WIRE_MAX_HANDSHAKE_BYTES) }),
+    );
     expect(huge.ok === false && huge.error.code).toBe(ErrorCode.PROTOCOL_TOO_LARGE);
     // Under the limit in UTF-16 code units but over it in UTF-8 bytes.
     const wide = parseWireHandshake('"' + '€'.repeat(WIRE_MAX_HANDSHAKE_BYTES / 2) + '"');
@@ -156,23 +191,49 @@ describe('handshake messages', () => {
 });
 
 describe('auth transcript', () => {
-  const facts = { facility: FACILITY, clientId: DEVICE_A, serverId: DEVICE_B, clientNonce: NONCE, serverNonce: toBase64Url(new Uint8Array(32)) };
+  const facts = {
+    facility: FACILITY,
+    clientId: DEVICE_A,
+    serverId: DEVICE_B,
+    clientNonce: NONCE,
+    serverNonce: toBase64Url(new Uint8Array(32)),
+  };
 
   it('starts with the label, names the role and every fact, one per line', () => {
     const text = new TextDecoder().decode(wireAuthTranscript('client', facts));
-    expect(text.split('\n')).toEqual([WIRE_AUTH_LABEL, 'client', FACILITY, DEVICE_A, DEVICE_B, NONCE, facts.serverNonce]);
+    expect(text.split('\n')).toEqual([
+      WIRE_AUTH_LABEL,
+      'client',
+      FACILITY,
+      DEVICE_A,
+      DEVICE_B,
+      NONCE,
+      facts.serverNonce,
+    ]);
   });
 
   it('differs when any fact or the role differs', () => {
     fc.assert(
       fc.property(
-        fc.record({ facility: arbFacilityId(), clientId: arbDeviceId(), serverId: arbDeviceId(), clientNonce: arbNonce, serverNonce: arbNonce }),
+        fc.record({
+          facility: arbFacilityId(),
+          clientId: arbDeviceId(),
+          serverId: arbDeviceId(),
+          clientNonce: arbNonce,
+          serverNonce: arbNonce,
+        }),
         fc.constantFrom('facility', 'clientId', 'serverId', 'clientNonce', 'serverNonce'),
         (f, key) => {
           const base = wireAuthTranscript('client', f);
           expect(wireAuthTranscript('client', f)).toEqual(base);
           expect(wireAuthTranscript('server', f)).not.toEqual(base);
-          const changed = { ...f, [key]: key === 'facility' ? f.facility + 'x' : f[key].slice(0, -1) + (f[key].endsWith('A') ? 'E' : 'A') };
+          const changed = {
+            ...f,
+            [key]:
+              key === 'facility'
+                ? f.facility + 'x'
+                : f[key].slice(0, -1) + (f[key].endsWith('A') ? 'E' : 'A'),
+          };
           expect(wireAuthTranscript('client', changed)).not.toEqual(base);
         },
       ),
@@ -206,7 +267,7 @@ describe('binary frames', () => {
 
   it('refuse to encode a payload that does not match the type', () => {
     expect(() => encodeWireFrame({ type: 'ack', seq: 1 }, new Uint8Array([1]))).toThrow(/takes no payload/);
-    expect(() => encodeWireFrame({ ...SYNC, type: 'sync' } as WireFrameHeader)).toThrow(/needs payload/);
+    expect(() => encodeWireFrame({ ...SYNC, type: 'sync' })).toThrow(/needs payload/);
   });
 
   it('refuse every malformed layout with a coded error', () => {
@@ -217,9 +278,21 @@ describe('binary frames', () => {
       ['bad version', rawFrame(SYNC, one, WIRE_FRAME_MAGIC, 9), ErrorCode.PROTOCOL_BAD_FRAME],
       ['header past end', rawFrame(SYNC, one).subarray(0, 20), ErrorCode.PROTOCOL_BAD_FRAME],
       ['not JSON', rawFrame('{"type"', one), ErrorCode.PROTOCOL_BAD_FRAME],
-      ['invalid UTF-8', (() => { const f = rawFrame('"ab"'); f[7] = 0xff; return f; })(), ErrorCode.PROTOCOL_BAD_FRAME],
+      [
+        'invalid UTF-8',
+        (() => {
+          const f = rawFrame('"ab"');
+          f[7] = 0xff;
+          return f;
+        })(),
+        ErrorCode.PROTOCOL_BAD_FRAME,
+      ],
       ['missing payload', rawFrame(SYNC), ErrorCode.PROTOCOL_BAD_FRAME],
-      ['unexpected payload', rawFrame({ ...SYNC, type: 'doc-unavailable' }, one), ErrorCode.PROTOCOL_BAD_FRAME],
+      [
+        'unexpected payload',
+        rawFrame({ ...SYNC, type: 'doc-unavailable' }, one),
+        ErrorCode.PROTOCOL_BAD_FRAME,
+      ],
       ['unknown type', rawFrame({ ...SYNC, type: 'join' }, one), ErrorCode.PROTOCOL_SCHEMA],
       ['extra key', rawFrame({ ...SYNC, extra: 1 }, one), ErrorCode.PROTOCOL_SCHEMA],
       ['bad document id', rawFrame({ ...SYNC, documentId: '0OIl' + DOC }, one), ErrorCode.PROTOCOL_SCHEMA],
@@ -228,7 +301,15 @@ describe('binary frames', () => {
       ['fractional seq', rawFrame({ ...SYNC, seq: 1.5 }, one), ErrorCode.PROTOCOL_SCHEMA],
       [
         'proto key',
-        rawFrame('{"type":"remote-heads-changed","seq":1,"senderId":"' + DEVICE_A + '","targetId":"' + DEVICE_B + '","documentId":"' + DOC + '","newHeads":{"__proto__":{"heads":[],"timestamp":1}}}'),
+        rawFrame(
+          '{"type":"remote-heads-changed","seq":1,"senderId":"' +
+            DEVICE_A +
+            '","targetId":"' +
+            DEVICE_B +
+            '","documentId":"' +
+            DOC +
+            '","newHeads":{"__proto__":{"heads":[],"timestamp":1}}}',
+        ),
         ErrorCode.PROTOCOL_BAD_FRAME,
       ],
     ];

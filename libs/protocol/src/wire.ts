@@ -124,7 +124,9 @@ function schemaError(code: ErrorCode, what: string, error: z.ZodError): AccordEr
   const issue = error.issues[0];
   const where = issue === undefined || issue.path.length === 0 ? '' : ` at ${issue.path.join('.')}`;
   return new AccordError(code, `invalid ${what}${where}: ${issue?.message ?? 'schema mismatch'}`, {
-    details: { issues: error.issues.slice(0, 3).map((i) => ({ path: i.path.map(String), message: i.message })) },
+    details: {
+      issues: error.issues.slice(0, 3).map((i) => ({ path: i.path.map(String), message: i.message })),
+    },
   });
 }
 
@@ -150,16 +152,26 @@ function parseJson(text: string): unknown {
 export function parseWireHandshake(text: string): Result<WireHandshake> {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit: a cheap bound before encoding.
   if (text.length > WIRE_MAX_HANDSHAKE_BYTES || encoder.encode(text).length > WIRE_MAX_HANDSHAKE_BYTES) {
-    return err(new AccordError(ErrorCode.PROTOCOL_TOO_LARGE, `handshake frame over ${WIRE_MAX_HANDSHAKE_BYTES} bytes`));
+    return err(
+      new AccordError(ErrorCode.PROTOCOL_TOO_LARGE, `handshake frame over ${WIRE_MAX_HANDSHAKE_BYTES} bytes`),
+    );
   }
   let value: unknown;
   try {
     value = parseJson(text);
   } catch (cause) {
-    return err(new AccordError(ErrorCode.PROTOCOL_BAD_ENCODING, 'handshake frame is not JSON (or has a __proto__ key)', { cause }));
+    return err(
+      new AccordError(
+        ErrorCode.PROTOCOL_BAD_ENCODING,
+        'handshake frame is not JSON (or has a __proto__ key)',
+        { cause },
+      ),
+    );
   }
   const parsed = wireHandshakeSchema.safeParse(value);
-  return parsed.success ? ok(parsed.data) : err(schemaError(ErrorCode.PROTOCOL_SCHEMA, 'handshake message', parsed.error));
+  return parsed.success
+    ? ok(parsed.data)
+    : err(schemaError(ErrorCode.PROTOCOL_SCHEMA, 'handshake message', parsed.error));
 }
 
 /** Serializes a handshake message to its text frame. */
@@ -185,7 +197,15 @@ export interface WireTranscriptFacts {
  */
 export function wireAuthTranscript(role: 'client' | 'server', facts: WireTranscriptFacts): Uint8Array {
   return encoder.encode(
-    [WIRE_AUTH_LABEL, role, facts.facility, facts.clientId, facts.serverId, facts.clientNonce, facts.serverNonce].join('\n'),
+    [
+      WIRE_AUTH_LABEL,
+      role,
+      facts.facility,
+      facts.clientId,
+      facts.serverId,
+      facts.clientNonce,
+      facts.serverNonce,
+    ].join('\n'),
   );
 }
 
@@ -231,7 +251,11 @@ export type WireFrameHeader = z.infer<typeof wireFrameHeaderSchema>;
 export type WireFrameType = WireFrameHeader['type'];
 
 /** Frame types that carry a non-empty payload after the header; every other type carries none. */
-export const WIRE_TYPES_WITH_DATA: ReadonlySet<WireFrameType> = new Set<WireFrameType>(['sync', 'request', 'ephemeral']);
+export const WIRE_TYPES_WITH_DATA: ReadonlySet<WireFrameType> = new Set<WireFrameType>([
+  'sync',
+  'request',
+  'ephemeral',
+]);
 
 /** A decoded binary frame: its header and, for {@link WIRE_TYPES_WITH_DATA}, its payload. */
 export interface WireFrame {
@@ -249,7 +273,10 @@ export interface WireFrame {
 export function encodeWireFrame(header: WireFrameHeader, data?: Uint8Array): Uint8Array {
   const wantsData = WIRE_TYPES_WITH_DATA.has(header.type);
   if (wantsData !== (data !== undefined && data.length > 0)) {
-    throw new AccordError(ErrorCode.PROTOCOL_BAD_FRAME, `frame type ${header.type} ${wantsData ? 'needs' : 'takes no'} payload`);
+    throw new AccordError(
+      ErrorCode.PROTOCOL_BAD_FRAME,
+      `frame type ${header.type} ${wantsData ? 'needs' : 'takes no'} payload`,
+    );
   }
   const json = encoder.encode(JSON.stringify(header));
   const out = new Uint8Array(WIRE_FRAME_PREFIX_BYTES + json.length + (data?.length ?? 0));
@@ -276,7 +303,10 @@ function badFrame(message: string, cause?: unknown): AccordError {
  * Errors: `PROTOCOL_BAD_FRAME` (layout, JSON or payload), `PROTOCOL_TOO_LARGE` (header),
  * `PROTOCOL_SCHEMA` (header schema).
  */
-export function decodeWireFrame(bytes: Uint8Array, maxHeaderBytes: number = WIRE_MAX_HEADER_BYTES): Result<WireFrame> {
+export function decodeWireFrame(
+  bytes: Uint8Array,
+  maxHeaderBytes: number = WIRE_MAX_HEADER_BYTES,
+): Result<WireFrame> {
   if (bytes.length < WIRE_FRAME_PREFIX_BYTES) return err(badFrame('frame shorter than its prefix'));
   if (bytes[0] !== WIRE_FRAME_MAGIC) return err(badFrame('bad frame magic byte'));
   if (bytes[1] !== WIRE_VERSION) return err(badFrame(`unsupported frame version ${bytes[1]}`));

@@ -1,0 +1,149 @@
+// Helpers for the CLI's tests: spawn `accord` as a separate process (the way users run it)
+// and talk to a running device agent over its HTTP API. Not part of the public entry.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests spawn with it as the working directory). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The CLI's entry point. */
+export const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+/** Node arguments that run the CLI from source: workspace libs through the `@accord/source` condition, TypeScript through tsx. */
+export function accordArgv(args: readonly string[]): string[] {
+  return ['--conditions=@accord/source', '--import', 'tsx', MAIN, ...args];
+}
+
+/** Runs `accord args…` to completion. */
+export function runAccord(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, accordArgv(args), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The ready line of `accord device run`. */
+export interface ReadyInfo {
+  readonly event: 'ready';
+  readonly device: string;
+  readonly name: string;
+  readonly facility: string;
+  readonly http: number;
+  readonly peer: number | null;
+}
+
+/** A JSON answer of the agent's HTTP API. */
+export interface ApiAnswer<T = unknown> {
+  readonly status: number;
+  readonly json: T;
+}
+
+/** One `accord device run` process. */
+export class AgentProcess {
+  readonly child: ChildProcess;
+  readonly ready: ReadyInfo;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly #stderr: () => string;
+
+  private constructor(child: ChildProcess, ready: ReadyInfo, stderr: () => string, exited: AgentProcess['exited']) {
+    this.child = child;
+    this.ready = ready;
+    this.exited = exited;
+    this.#stderr = stderr;
+  }
+
+  /** Everything the process wrote on stderr so far. */
+  get stderr(): string {
+    return this.#stderr();
+  }
+
+  /** Spawns `accord device run …args` and resolves with its ready line (rejects if it exits first or after `timeoutMs`). */
+  static start(args: readonly string[], timeoutMs = 30_000): Promise<AgentProcess> {
+    const child = spawn(process.execPath, accordArgv(['device', 'run', ...args]), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`agent not ready after ${timeoutMs} ms\n${stderr}`));
+      }, timeoutMs);
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        const line = stdout.split('\n').find((l) => l.startsWith('{"event":"ready"'));
+        if (line === undefined) return;
+        clearTimeout(timer);
+        child.stdout.removeAllListeners('data');
+        child.stdout.resume();
+        resolve(new AgentProcess(child, JSON.parse(line) as ReadyInfo, () => stderr, exited));
+      });
+      void exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`agent exited (${code ?? signal}) before ready\n${stderr}`));
+      });
+    });
+  }
+
+  /** `ws://127.0.0.1:PORT` of this agent's peer server. */
+  get peerUrl(): string {
+    if (this.ready.peer === null) throw new Error('this agent does not listen');
+    return `ws://127.0.0.1:${this.ready.peer}`;
+  }
+
+  /** Calls the HTTP API. */
+  async api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
+    const res = await fetch(`http://127.0.0.1:${this.ready.http}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    return { status: res.status, json: (await res.json()) as T };
+  }
+
+  /** The raw text of a GET (for byte-for-byte comparisons). */
+  async text(path: string): Promise<{ status: number; text: string }> {
+    const res = await fetch(`http://127.0.0.1:${this.ready.http}${path}`);
+    return { status: res.status, text: await res.text() };
+  }
+
+  /** Sends `signal` and resolves with how the process ended. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
+export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A small seeded PRNG (mulberry32), for reproducible "random" kill points. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The seed of this run: `FC_SEED` when set to an integer, else a fixed default. */
+export function testSeed(): number {
+  const raw = process.env['FC_SEED'];
+  const n = raw === undefined ? Number.NaN : Number.parseInt(raw, 10);
+  return Number.isSafeInteger(n) ? n : 20261126;
+}

@@ -1,0 +1,216 @@
+import { DeviceLog, type DeviceLogApi, type SecurityIncident } from '@accord/log';
+import type { DeviceId, DeviceKeyPair, FacilityId } from '@accord/protocol';
+import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
+import { loadDevice } from './data-folder.js';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
+import { HttpApi, type NetworkControl } from './http-api.js';
+import { RosterFile } from './roster-file.js';
+import { wsPeerNetwork } from './ws-network.js';
+
+/** What a {@link PeerNetworkFactory} is given. */
+export interface PeerNetworkOptions {
+  readonly key: DeviceKeyPair;
+  readonly facility: FacilityId;
+  /** Membership, re-read when the roster file changes. */
+  readonly roster: RosterFile;
+  /** Run a peer server on this port (0 = any), or not at all when undefined. */
+  readonly listen?: number;
+  /** Interface the peer server binds. */
+  readonly listenHost: string;
+  /** `ws://host:port` URLs of peers to dial. */
+  readonly peers: readonly string[];
+  /** Notable network happenings (refused peers). */
+  readonly onDiagnostic?: (message: string, detail?: unknown) => void;
+  /** Every log line of the adapters (verbose). */
+  readonly networkLog?: (line: string) => void;
+}
+
+/** The peer network of an agent: its adapters (given to the log), the server's port, and its switch. */
+export interface PeerNetwork extends NetworkControl {
+  readonly adapters: readonly NetworkAdapterInterface[];
+  /** The peer server's port, or null when the device does not listen. */
+  readonly peerPort: number | null;
+  /** Stops the server and every connection (after the log closed). */
+  close(): Promise<void>;
+}
+
+/** Builds an agent's peer network (default: authenticated WebSockets from `@accord/network-ws`). */
+export type PeerNetworkFactory = (opts: PeerNetworkOptions) => Promise<PeerNetwork>;
+
+/** Options of {@link DeviceAgent.start}. */
+export interface DeviceAgentOptions {
+  /** The initialized data folder. */
+  readonly data: string;
+  /** Peer server port (0 = any); no server when undefined. */
+  readonly listen?: number;
+  /** Interface of the peer server (default `0.0.0.0`: peers are other machines on the LAN). */
+  readonly listenHost?: string;
+  /** Peers to dial: `ws://host:port`. */
+  readonly peers?: readonly string[];
+  /** HTTP API port on 127.0.0.1 (0 = any, the default). */
+  readonly http?: number;
+  /** Roster file (default: the one recorded in `device.json` at init). */
+  readonly roster?: string;
+  /** How often the roster file is checked for changes, in ms (default 500). */
+  readonly rosterPollMs?: number;
+  /** Diagnostics (roster problems, security incidents, refused peers): default none. */
+  readonly onDiagnostic?: (message: string, detail?: unknown) => void;
+  /** Every log line of the network adapters (verbose; default none). */
+  readonly networkLog?: (line: string) => void;
+  /** Replaces the WebSocket network (tests). */
+  readonly network?: PeerNetworkFactory;
+  /** Wall clock in ms (default Date.now). */
+  readonly clock?: () => number;
+}
+
+/** The line an agent prints on stdout when it is ready (tests and scripts parse it). */
+export interface ReadyLine {
+  readonly event: 'ready';
+  readonly device: DeviceId;
+  readonly name: string;
+  readonly facility: FacilityId;
+  readonly http: number;
+  readonly peer: number | null;
+}
+
+/**
+ * A running device: its database, log, peer network and local HTTP API.
+ *
+ * @remarks Start with {@link DeviceAgent.start}; stop with {@link DeviceAgent.stop}, which
+ * stops accepting HTTP requests, answers those in flight, closes the log (flushing it), the
+ * network and the database, in that order. An acknowledged event (201) is durable before the
+ * acknowledgement, so a kill at any instant loses none.
+ */
+export class DeviceAgent {
+  readonly deviceId: DeviceId;
+  readonly name: string;
+  readonly facility: FacilityId;
+  readonly log: DeviceLogApi;
+  readonly network: NetworkControl;
+  readonly #db: DeviceDatabase;
+  readonly #roster: RosterFile;
+  readonly #peerNetwork: PeerNetwork;
+  readonly #http: HttpApi;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(parts: {
+    name: string;
+    log: DeviceLogApi;
+    db: DeviceDatabase;
+    roster: RosterFile;
+    peerNetwork: PeerNetwork;
+    http: HttpApi;
+  }) {
+    this.deviceId = parts.log.deviceId;
+    this.facility = parts.log.facility;
+    this.name = parts.name;
+    this.log = parts.log;
+    this.#db = parts.db;
+    this.#roster = parts.roster;
+    this.#peerNetwork = parts.peerNetwork;
+    this.network = parts.peerNetwork;
+    this.#http = parts.http;
+  }
+
+  /**
+   * Opens the device in `opts.data` and starts it.
+   *
+   * @throws AccordError `DEVICE_NOT_INITIALIZED`, `DEVICE_CONFIG_INVALID`, `DEVICE_ROSTER_INVALID`,
+   * `STORAGE_IO` (database locked by another process), or a network error (port in use).
+   * Whatever was opened before the failure is closed again.
+   */
+  static async start(opts: DeviceAgentOptions): Promise<DeviceAgent> {
+    const diag = opts.onDiagnostic ?? (() => {});
+    const { layout, config, key } = await loadDevice(opts.data);
+    const cleanup: (() => Promise<void> | void)[] = [];
+    try {
+      const roster = await RosterFile.open(opts.roster ?? config.roster, config.facility, {
+        ...(opts.rosterPollMs === undefined ? {} : { pollMs: opts.rosterPollMs }),
+        onError: (e) => diag(`roster ${opts.roster ?? config.roster} ignored: ${e.message}`),
+      });
+      cleanup.push(() => roster.close());
+      const db = await openDeviceDatabase(layout.db, {
+        onCorruption: (report) => diag('corrupt value in the database (will be repaired from peers)', report),
+      });
+      cleanup.push(() => db.close());
+      const peerNetwork = await (opts.network ?? wsPeerNetwork)({
+        key,
+        facility: config.facility,
+        roster,
+        ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+        listenHost: opts.listenHost ?? '0.0.0.0',
+        peers: opts.peers ?? [],
+        onDiagnostic: diag,
+        ...(opts.networkLog === undefined ? {} : { networkLog: opts.networkLog }),
+      });
+      cleanup.push(() => peerNetwork.close());
+      const log = await DeviceLog.open({
+        facility: config.facility,
+        key,
+        eventStore: db.eventStore,
+        storage: db.storageAdapter,
+        roster,
+        relay: roster.data.relay ?? null,
+        network: peerNetwork.adapters,
+        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+        onIncident: (incident: SecurityIncident) => diag(`security incident ${incident.code}: ${incident.message}`, incident),
+      });
+      cleanup.push(() => log.close());
+      const http = await HttpApi.listen({
+        log,
+        network: peerNetwork,
+        identity: { device: key.deviceId, name: config.name, facility: config.facility },
+        port: opts.http ?? 0,
+        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+      });
+      return new DeviceAgent({ name: config.name, log, db, roster, peerNetwork, http });
+    } catch (e) {
+      for (const undo of cleanup.reverse()) {
+        try {
+          await undo();
+        } catch {
+          // The start failure is what the caller needs to see.
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** The port of the local HTTP API (127.0.0.1). */
+  get httpPort(): number {
+    return this.#http.port;
+  }
+
+  /** The port of the peer server, or null when the device does not listen. */
+  get peerPort(): number | null {
+    return this.#peerNetwork.peerPort;
+  }
+
+  /** The roster in force. */
+  get roster(): RosterFile {
+    return this.#roster;
+  }
+
+  /** The JSON-safe ready announcement (see {@link ReadyLine}). */
+  ready(): ReadyLine {
+    return { event: 'ready', device: this.deviceId, name: this.name, facility: this.facility, http: this.httpPort, peer: this.peerPort };
+  }
+
+  /**
+   * Stops the agent cleanly: HTTP first (in-flight requests are answered), then the log
+   * (pending writes flushed, documents saved), the network and the database. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.#http.close();
+      try {
+        await this.log.close();
+      } finally {
+        await this.#peerNetwork.close();
+        this.#roster.close();
+        await this.#db.close();
+      }
+    })();
+    return this.#stopping;
+  }
+}

@@ -1,0 +1,198 @@
+import { link, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+  AccordError,
+  ErrorCode,
+  exportDeviceKey,
+  generateDeviceKey,
+  importDeviceKey,
+  isDeviceId,
+  isFacilityId,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+} from '@accord/protocol';
+import { deviceError, DeviceErrorCode } from './errors.js';
+import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from './json-file.js';
+import { addToRoster } from './roster-file.js';
+
+/** Where each piece of a device's data folder lives. */
+export interface DataFolderLayout {
+  readonly dir: string;
+  /** `device.json`: facility, name, device id, creation time, roster path. */
+  readonly deviceFile: string;
+  /** `key.json`: the device's Ed25519 key ({@link StoredDeviceKey}), mode 0600. */
+  readonly keyFile: string;
+  /** `roster.json`: the default roster, when no shared `--roster FILE` was given. */
+  readonly defaultRoster: string;
+  /** `db/`: the LevelDB database (events and Automerge documents). */
+  readonly db: string;
+}
+
+/** The layout of the data folder `dir` (resolved to an absolute path). */
+export function dataFolder(dir: string): DataFolderLayout {
+  const abs = resolve(dir);
+  return {
+    dir: abs,
+    deviceFile: join(abs, 'device.json'),
+    keyFile: join(abs, 'key.json'),
+    defaultRoster: join(abs, 'roster.json'),
+    db: join(abs, 'db'),
+  };
+}
+
+/** The content of `device.json`. */
+export interface DeviceConfig {
+  readonly v: 1;
+  readonly facility: FacilityId;
+  readonly name: string;
+  readonly device: DeviceId;
+  /** ISO 8601 time of `accord device init`. */
+  readonly created: string;
+  /** Absolute path of the roster file this device was enrolled in. */
+  readonly roster: string;
+}
+
+/** Options of {@link initDevice}. */
+export interface InitDeviceOptions {
+  /** The data folder (created when missing). */
+  readonly data: string;
+  readonly facility: string;
+  readonly name: string;
+  /** A roster file shared by the facility's devices (default `DATA/roster.json`). */
+  readonly roster?: string;
+  /** Wall clock in ms (default Date.now). */
+  readonly clock?: () => number;
+}
+
+const MAX_NAME = 100;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Enrolls a new device: creates its key (`key.json`, mode 0600), adds it to the roster
+ * file and writes `device.json`.
+ *
+ * @remarks `device.json` is written last: it marks the folder as initialized. The key
+ * file is published with an exclusive link, so two concurrent inits of one folder
+ * cannot both succeed. Refuses a folder that already has a key or a device.json.
+ * @throws AccordError `DEVICE_ALREADY_INITIALIZED`, `DEVICE_BAD_REQUEST` (bad facility or name),
+ * `DEVICE_ROSTER_INVALID` (roster malformed or of another facility).
+ */
+export async function initDevice(options: InitDeviceOptions): Promise<{ deviceId: DeviceId; config: DeviceConfig }> {
+  const { facility, name } = options;
+  if (!isFacilityId(facility)) {
+    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, 'facility must be 1-64 letters, digits, "-" or "_"', { details: { facility } });
+  }
+  if (name.trim() === '' || name.length > MAX_NAME || CONTROL.test(name)) {
+    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, `name must be 1-${MAX_NAME} printable characters`, { details: { name } });
+  }
+  const layout = dataFolder(options.data);
+  await mkdir(layout.dir, { recursive: true, mode: 0o700 });
+  for (const f of [layout.deviceFile, layout.keyFile]) {
+    if (await exists(f)) {
+      throw new AccordError(ErrorCode.DEVICE_ALREADY_INITIALIZED, `${layout.dir} is already initialized (${f} exists)`, { details: { data: layout.dir } });
+    }
+  }
+  const key = await generateDeviceKey();
+  const stored = await exportDeviceKey(key);
+  // Write the key beside its final name, then link it into place: link fails with EEXIST
+  // if another init got there first, so exactly one key ever becomes the device's.
+  const tmp = `${layout.keyFile}.${process.pid}.tmp`;
+  await writeJsonAtomic(tmp, stored, 0o600);
+  try {
+    await link(tmp, layout.keyFile);
+  } catch (e) {
+    if (isErrno(e, 'EEXIST')) {
+      throw new AccordError(ErrorCode.DEVICE_ALREADY_INITIALIZED, `${layout.dir} is already initialized (key.json exists)`, { details: { data: layout.dir } });
+    }
+    throw e;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  await syncDir(layout.dir);
+  const rosterPath = resolve(options.roster ?? layout.defaultRoster);
+  await addToRoster(rosterPath, facility, { id: key.deviceId, name });
+  const config: DeviceConfig = {
+    v: 1,
+    facility,
+    name,
+    device: key.deviceId,
+    created: new Date((options.clock ?? Date.now)()).toISOString(),
+    roster: rosterPath,
+  };
+  await writeJsonAtomic(layout.deviceFile, config);
+  return { deviceId: key.deviceId, config };
+}
+
+/** A device's identity, loaded from its data folder. */
+export interface LoadedDevice {
+  readonly layout: DataFolderLayout;
+  readonly config: DeviceConfig;
+  readonly key: DeviceKeyPair;
+}
+
+/**
+ * Loads `device.json` and `key.json` of an initialized data folder.
+ *
+ * @throws AccordError `DEVICE_NOT_INITIALIZED` (no device.json), `DEVICE_CONFIG_INVALID`
+ * (malformed files, key not matching the device id, key file readable by others).
+ */
+export async function loadDevice(dir: string): Promise<LoadedDevice> {
+  const layout = dataFolder(dir);
+  let raw: unknown;
+  try {
+    raw = await readJsonFile(layout.deviceFile);
+  } catch (cause) {
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.deviceFile} is not valid JSON`, { cause });
+  }
+  if (raw === undefined) {
+    throw new AccordError(ErrorCode.DEVICE_NOT_INITIALIZED, `${layout.dir} is not an initialized device folder (run: accord device init)`, { details: { data: layout.dir } });
+  }
+  const config = parseDeviceConfig(raw, layout.deviceFile);
+  let keyText: string;
+  try {
+    const s = await stat(layout.keyFile);
+    if ((s.mode & 0o077) !== 0) {
+      throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} must not be readable by others (chmod 600)`);
+    }
+    keyText = await readFile(layout.keyFile, 'utf8');
+  } catch (cause) {
+    if (cause instanceof AccordError) throw cause;
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `cannot read ${layout.keyFile}`, { cause });
+  }
+  let key: DeviceKeyPair;
+  try {
+    key = await importDeviceKey(JSON.parse(keyText) as unknown);
+  } catch (cause) {
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} does not hold a valid device key`, { cause });
+  }
+  if (key.deviceId !== config.device) {
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} belongs to ${key.deviceId}, not ${config.device}`);
+  }
+  return { layout, config, key };
+}
+
+function parseDeviceConfig(raw: unknown, path: string): DeviceConfig {
+  const bad = (what: string): never => {
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${path}: ${what}`);
+  };
+  if (typeof raw !== 'object' || raw === null) return bad('must be a JSON object');
+  const { v, facility, name, device, created, roster } = raw as Record<string, unknown>;
+  if (v !== 1) bad('unsupported version');
+  if (typeof facility !== 'string' || !isFacilityId(facility)) return bad('facility must be a facility id');
+  if (typeof name !== 'string') return bad('name must be a string');
+  if (typeof device !== 'string' || !isDeviceId(device)) return bad('device must be a device id');
+  if (typeof created !== 'string') return bad('created must be a string');
+  if (typeof roster !== 'string') return bad('roster must be a path');
+  return { v: 1, facility, name, device, created, roster };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return false;
+    throw e;
+  }
+}

@@ -1,0 +1,35 @@
+import { AccordError, ErrorCode } from '@accord/protocol';
+
+/**
+ * Error codes of the device agent (members of the shared `ErrorCode` list).
+ *
+ * @remarks HTTP answers and the CLI carry them verbatim, so their spelling is stable.
+ */
+export const DeviceErrorCode = {
+  /** The request body exceeds the cap (HTTP 413). */
+  DEVICE_BODY_TOO_LARGE: ErrorCode.DEVICE_BODY_TOO_LARGE,
+  /** No route has this path (HTTP 404). */
+  DEVICE_UNKNOWN_ROUTE: ErrorCode.DEVICE_UNKNOWN_ROUTE,
+  /** The route exists but not for this method (HTTP 405). */
+  DEVICE_METHOD_NOT_ALLOWED: ErrorCode.DEVICE_METHOD_NOT_ALLOWED,
+  /** The roster file is unreadable, malformed or belongs to another facility. */
+  DEVICE_ROSTER_INVALID: ErrorCode.DEVICE_ROSTER_INVALID,
+  /** A data-folder file (`device.json`, `key.json`) is malformed. */
+  DEVICE_CONFIG_INVALID: ErrorCode.DEVICE_CONFIG_INVALID,
+  /** The agent is shutting down and no longer accepts writes (HTTP 503). */
+  DEVICE_STOPPING: ErrorCode.DEVICE_STOPPING,
+  /** An unexpected failure inside the agent (HTTP 500); the agent keeps running. */
+  DEVICE_INTERNAL: ErrorCode.DEVICE_INTERNAL,
+} as const;
+
+/** One of the local {@link DeviceErrorCode} codes. */
+export type DeviceErrorCode = (typeof DeviceErrorCode)[keyof typeof DeviceErrorCode];
+
+/** An {@link AccordError} with a protocol code or a local device code. */
+export function deviceError(
+  code: ErrorCode | DeviceErrorCode,
+  message: string,
+  options: { cause?: unknown; details?: Record<string, unknown> } = {},
+): AccordError {
+  return new AccordError(code, message, options);
+}

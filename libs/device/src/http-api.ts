@@ -1,0 +1,522 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Socket } from 'node:net';
+import { isAccordError, isEventId, ErrorCode, type DeviceId, type FacilityId } from '@accord/protocol';
+import type { Draft, DeviceLogApi } from '@accord/log';
+import type { EventStatus } from '@accord/domain';
+import { deviceError, DeviceErrorCode } from './errors.js';
+
+/** One peer connection as shown by `GET /api/status`. */
+export interface PeerStatus {
+  /** The peer's device id (or its URL while not yet authenticated). */
+  readonly peer: string;
+  readonly connected: boolean;
+  /** ISO 8601 time of the last frame exchanged with this peer, or null. */
+  readonly lastContact: string | null;
+  /** `server` when the peer dialed us, `client` when we dialed it. */
+  readonly direction?: 'server' | 'client';
+  readonly url?: string;
+  /** For dialed peers: the dialer's state (`connecting`, `connected`, `waiting`, `offline`, …). */
+  readonly state?: string;
+}
+
+/** What the HTTP API needs from the network side of the agent. */
+export interface NetworkControl {
+  /** True when the device is on the network. */
+  readonly online: boolean;
+  /** Takes the device off (false) or back on (true) the network: every adapter. */
+  setOnline(online: boolean): void;
+  /** Current peers and their last contact. */
+  peers(): readonly PeerStatus[];
+}
+
+/** Who this device is, for `GET /api/status`. */
+export interface DeviceIdentity {
+  readonly device: DeviceId;
+  readonly name: string;
+  readonly facility: FacilityId;
+}
+
+/** Options of {@link HttpApi.listen}. */
+export interface HttpApiOptions {
+  readonly log: DeviceLogApi;
+  readonly identity: DeviceIdentity;
+  readonly network: NetworkControl;
+  /** TCP port on 127.0.0.1 (0 = any free port). */
+  readonly port?: number;
+  /** Interface to bind (default 127.0.0.1: the API is for the local user only). */
+  readonly host?: string;
+  /** Largest accepted request body in bytes (default 1 MiB). */
+  readonly maxBodyBytes?: number;
+  /** Wall clock in ms, for the default `date` of the queue and appointments (default Date.now). */
+  readonly clock?: () => number;
+}
+
+/** The JSON body of every error answer. */
+export interface ApiErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** Default request body cap: 1 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** Event statuses accepted by `GET /api/events?status=`. */
+export const EVENT_STATUSES: readonly EventStatus[] = ['pending', 'accepted', 'deadletter', 'resolved'];
+
+// A client that keeps sending after a 413 is drained up to this many bytes, then cut off,
+// so that it still reads the answer without us buffering an unbounded stream.
+const DRAIN_LIMIT_FACTOR = 8;
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The HTTP status of each error code the API answers with (anything else: 500). */
+const STATUS_OF_CODE: Readonly<Record<string, number>> = {
+  [ErrorCode.DEVICE_BAD_REQUEST]: 400,
+  [ErrorCode.PROTOCOL_SCHEMA]: 400,
+  [ErrorCode.PROTOCOL_BAD_ENCODING]: 400,
+  [ErrorCode.PROTOCOL_NOT_CANONICAL]: 400,
+  [ErrorCode.DEVICE_NOT_FOUND]: 404,
+  [DeviceErrorCode.DEVICE_UNKNOWN_ROUTE]: 404,
+  [DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED]: 405,
+  [DeviceErrorCode.DEVICE_BODY_TOO_LARGE]: 413,
+  [ErrorCode.PROTOCOL_TOO_LARGE]: 413,
+  [ErrorCode.LOG_HOLE]: 503,
+  [ErrorCode.LOG_CLOSED]: 503,
+  [ErrorCode.STORAGE_CLOSED]: 503,
+  [DeviceErrorCode.DEVICE_STOPPING]: 503,
+};
+
+function fail(code: ErrorCode | DeviceErrorCode, message: string, details?: Record<string, unknown>): never {
+  throw deviceError(code, message, details === undefined ? {} : { details });
+}
+
+interface Reply {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly params: readonly string[];
+  readonly query: URLSearchParams;
+}
+
+type Handler = (ctx: RequestContext) => Reply | Promise<Reply>;
+
+interface Route {
+  readonly path: readonly string[];
+  readonly methods: Readonly<Partial<Record<'GET' | 'POST', Handler>>>;
+}
+
+/**
+ * The device agent's local JSON API on node:http (see the package README for the route table).
+ *
+ * @remarks Binds 127.0.0.1 by default. Never throws out of a request: every failure is an
+ * answer `{code, message}` with a 4xx (or 5xx for an internal fault) status. `POST /api/events`
+ * answers 201 only after `log.append` resolved, i.e. after the durable write. Projection routes
+ * answer 503 `LOG_HOLE` while the log reports holes.
+ */
+export class HttpApi {
+  readonly #server: Server;
+  readonly #opts: HttpApiOptions;
+  readonly #maxBody: number;
+  readonly #routes: readonly Route[];
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #sockets = new Set<Socket>();
+  /** Requests whose handler is still reading the body: a shutdown does not wait for slow senders. */
+  readonly #readingBodies = new Set<IncomingMessage>();
+  #stopping = false;
+  #port = 0;
+
+  private constructor(opts: HttpApiOptions) {
+    this.#opts = opts;
+    this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#routes = this.#makeRoutes();
+    this.#server = createServer((req, res) => {
+      const done = this.#handle(req, res).finally(() => {
+        this.#inFlight.delete(done);
+      });
+      this.#inFlight.add(done);
+    });
+    this.#server.requestTimeout = 30_000;
+    this.#server.headersTimeout = 10_000;
+    this.#server.on('connection', (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ code: ErrorCode.DEVICE_BAD_REQUEST, message: 'malformed HTTP request' });
+      socket.end(
+        `HTTP/1.1 ${status} Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+  }
+
+  /** Starts the API and resolves once it listens. */
+  static async listen(opts: HttpApiOptions): Promise<HttpApi> {
+    const api = new HttpApi(opts);
+    await new Promise<void>((resolve, reject) => {
+      api.#server.once('error', reject);
+      api.#server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+        api.#server.off('error', reject);
+        api.#port = (api.#server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+    return api;
+  }
+
+  /** The TCP port the API listens (or listened) on. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /**
+   * Stops accepting requests and resolves when every request in flight has been answered.
+   *
+   * @remarks Requests arriving on kept-alive connections meanwhile get 503 `DEVICE_STOPPING`.
+   * Idempotent.
+   */
+  async close(): Promise<void> {
+    this.#stopping = true;
+    const closed = new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+    });
+    this.#server.closeIdleConnections();
+    // A client still sending its body has been acknowledged nothing: cut it off rather than
+    // wait for it. Handlers past their body (appending) are awaited.
+    for (const req of this.#readingBodies) req.destroy();
+    await Promise.allSettled([...this.#inFlight]);
+    // Every answer is written: close what the clients left open.
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.on('error', () => {
+      // A client that goes away mid-request is not our failure.
+    });
+    res.on('error', () => {});
+    let reply: Reply;
+    try {
+      if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
+      reply = await this.#route(req);
+    } catch (e) {
+      reply = toErrorReply(e);
+    }
+    let text: string;
+    try {
+      text = JSON.stringify(reply.body);
+    } catch {
+      reply = { status: 500, body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: 'answer is not serializable' } };
+      text = JSON.stringify(reply.body);
+    }
+    if (!req.complete) {
+      // We answer before the body was read (413, 405…): drain a bounded amount so the client
+      // sees the answer, then let the connection go.
+      res.setHeader('Connection', 'close');
+      let drained = 0;
+      req.on('data', (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > this.#maxBody * DRAIN_LIMIT_FACTOR) req.destroy();
+      });
+      req.resume();
+    }
+    if (this.#stopping) res.setHeader('Connection', 'close');
+    res.writeHead(reply.status, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(text),
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+    });
+    await new Promise<void>((resolve) => {
+      res.end(text, () => resolve());
+      res.once('close', () => resolve());
+    });
+  }
+
+  async #route(req: IncomingMessage): Promise<Reply> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, 'malformed request URL');
+    }
+    let segments: string[];
+    try {
+      segments = url.pathname
+        .split('/')
+        .filter((s) => s !== '')
+        .map((s) => decodeURIComponent(s));
+    } catch {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, 'malformed percent-encoding in the path');
+    }
+    for (const route of this.#routes) {
+      const params = matchPath(route.path, segments);
+      if (params === undefined) continue;
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const handler = method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
+      if (handler === undefined) {
+        fail(DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED, `${req.method ?? '?'} is not allowed on ${url.pathname}`, {
+          allow: Object.keys(route.methods),
+        });
+      }
+      return handler({ req, params, query: url.searchParams });
+    }
+    fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${url.pathname}`);
+  }
+
+  async #readBody(req: IncomingMessage): Promise<unknown> {
+    if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
+    this.#readingBodies.add(req);
+    try {
+      return await readJsonBody(req, this.#maxBody);
+    } finally {
+      this.#readingBodies.delete(req);
+    }
+  }
+
+  #makeRoutes(): Route[] {
+    const log = this.#opts.log;
+    const network = this.#opts.network;
+    const ok = (body: unknown, status = 200): Reply => ({ status, body });
+    const projection = (query: URLSearchParams, allowed: readonly string[] = []) => {
+      checkQuery(query, allowed);
+      const integrity = log.integrity();
+      if (integrity.holes.length > 0) {
+        fail(ErrorCode.LOG_HOLE, 'the log has holes: projections are withheld until they are repaired from peers', {
+          holes: integrity.holes,
+        });
+      }
+      return log.tentative();
+    };
+    return [
+      {
+        path: ['api', 'status'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, []);
+            const counts = log.counts();
+            return ok({
+              ...this.#opts.identity,
+              online: network.online,
+              counts,
+              pending: counts.pending,
+              outbox: counts.outbox,
+              peers: network.peers(),
+              integrity: log.integrity(),
+              heads: log.heads(),
+            });
+          },
+        },
+      },
+      {
+        path: ['api', 'events'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, ['status', 'device']);
+            const status = query.get('status');
+            const device = query.get('device');
+            if (status !== null && !EVENT_STATUSES.includes(status as EventStatus)) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, `status must be one of ${EVENT_STATUSES.join(', ')}`);
+            }
+            const filter: { status?: EventStatus; device?: DeviceId } = {};
+            if (status !== null) filter.status = status as EventStatus;
+            if (device !== null) filter.device = device as DeviceId;
+            return ok(log.list(filter));
+          },
+          POST: async ({ req, query }) => {
+            checkQuery(query, []);
+            const draft = parseDraft(await this.#readBody(req));
+            const result = await log.append(draft);
+            return ok({ id: result.event.id, event: result.event, ...(result.warning === undefined ? {} : { warning: result.warning }) }, 201);
+          },
+        },
+      },
+      {
+        path: ['api', 'events', ':id'],
+        methods: {
+          GET: ({ params, query }) => {
+            checkQuery(query, []);
+            const id = params[0] ?? '';
+            const info = isEventId(id) ? log.get(id) : undefined;
+            if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
+            return ok(info);
+          },
+        },
+      },
+      {
+        path: ['api', 'outbox'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, []);
+            return ok(log.outbox());
+          },
+        },
+      },
+      {
+        path: ['api', 'incidents'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, []);
+            return ok(log.incidents());
+          },
+        },
+      },
+      { path: ['api', 'patients'], methods: { GET: ({ query }) => ok(projection(query).patients()) } },
+      {
+        path: ['api', 'patients', ':id'],
+        methods: {
+          GET: ({ params, query }) => {
+            const id = params[0] ?? '';
+            const patient = projection(query).patient(id);
+            if (patient === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no patient ${id}`);
+            return ok(patient);
+          },
+        },
+      },
+      { path: ['api', 'stock'], methods: { GET: ({ query }) => ok(projection(query).stock()) } },
+      {
+        path: ['api', 'queue'],
+        methods: { GET: ({ query }) => ok(projection(query, ['date']).queue(this.#date(query))) },
+      },
+      {
+        path: ['api', 'appointments'],
+        methods: { GET: ({ query }) => ok(projection(query, ['date']).appointments(this.#date(query))) },
+      },
+      { path: ['api', 'counters'], methods: { GET: ({ query }) => ok(projection(query).counters()) } },
+      {
+        path: ['api', 'network'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, []);
+            return ok({ online: network.online, peers: network.peers() });
+          },
+          POST: async ({ req, query }) => {
+            checkQuery(query, []);
+            const body = await this.#readBody(req);
+            if (!isPlainObject(body) || typeof body['online'] !== 'boolean' || Object.keys(body).length !== 1) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be {"online": true|false}');
+            }
+            network.setOnline(body['online']);
+            return ok({ online: network.online, peers: network.peers() });
+          },
+        },
+      },
+    ];
+  }
+
+  #date(query: URLSearchParams): string {
+    const date = query.get('date');
+    if (date === null) return new Date((this.#opts.clock ?? Date.now)()).toISOString().slice(0, 10);
+    if (!isCalendarDate(date)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'date must be YYYY-MM-DD');
+    return date;
+  }
+}
+
+function matchPath(pattern: readonly string[], segments: readonly string[]): string[] | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: string[] = [];
+  for (const [i, p] of pattern.entries()) {
+    const s = segments[i] as string;
+    if (p.startsWith(':')) params.push(s);
+    else if (p !== s) return undefined;
+  }
+  return params;
+}
+
+function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    if (!allowed.includes(key)) {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, `unknown query parameter ${JSON.stringify(key)}`, { allowed });
+    }
+    if (seen.has(key)) fail(ErrorCode.DEVICE_BAD_REQUEST, `query parameter ${key} given twice`);
+    seen.add(key);
+  }
+}
+
+function isCalendarDate(s: string): boolean {
+  if (!DATE.test(s)) return false;
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Reads a request body of at most `max` bytes and parses it as JSON.
+ *
+ * @remarks Refuses early on a declared Content-Length above the cap, and counts bytes as
+ * they arrive for chunked bodies.
+ */
+async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) {
+    fail(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { limit: max });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        reject(deviceError(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { details: { limit: max } }));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => resolve();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(deviceError(ErrorCode.DEVICE_BAD_REQUEST, 'request aborted'));
+    });
+  });
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is empty: expected JSON');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
+  }
+}
+
+const DRAFT_KEYS = new Set(['type', 'data', 'supersedes']);
+
+function parseDraft(body: unknown): Draft {
+  if (!isPlainObject(body)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be a JSON object {"type", "data", "supersedes"?}');
+  for (const key of Object.keys(body)) {
+    if (!DRAFT_KEYS.has(key)) fail(ErrorCode.DEVICE_BAD_REQUEST, `unknown field ${JSON.stringify(key)}`);
+  }
+  const { type, data, supersedes } = body;
+  if (typeof type !== 'string' || type === '') fail(ErrorCode.DEVICE_BAD_REQUEST, 'type must be a non-empty string');
+  if (data === undefined) fail(ErrorCode.DEVICE_BAD_REQUEST, 'data is required');
+  if (supersedes !== undefined && (typeof supersedes !== 'string' || !isEventId(supersedes))) {
+    fail(ErrorCode.DEVICE_BAD_REQUEST, 'supersedes must be an event id');
+  }
+  return supersedes === undefined ? { type, data } : { type, data, supersedes };
+}
+
+function toErrorReply(e: unknown): Reply {
+  if (isAccordError(e)) {
+    const body: ApiErrorBody =
+      Object.keys(e.details).length === 0 ? { code: e.code, message: e.message } : { code: e.code, message: e.message, details: e.details };
+    // Schema failures of the domain catalogue may carry DOMAIN_* codes: the caller's input is wrong.
+    const status = STATUS_OF_CODE[e.code] ?? (e.code.startsWith('DOMAIN_') ? 400 : 500);
+    return { status, body };
+  }
+  return { status: 500, body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: e instanceof Error ? e.message : 'internal error' } };
+}

@@ -1,0 +1,110 @@
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
+import { WebSocketClientAdapter, WebSocketServerAdapter, type CommonAdapterOptions, type NetworkEvent, type PeerStats } from '@accord/network-ws';
+import type { PeerNetwork, PeerNetworkOptions } from './agent.js';
+import type { PeerStatus } from './http-api.js';
+
+interface Remembered {
+  lastContactAt: number | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * The agent's peer network on authenticated WebSockets (`@accord/network-ws`): a server
+ * adapter when `listen` is given, one client adapter per peer URL.
+ *
+ * @remarks Every adapter checks peers against the roster file; when the file changes,
+ * sessions of devices no longer allowed are closed (server) or re-dialed so that the
+ * handshake re-checks them (client). `setOnline` switches every adapter; `peers()` lists
+ * connected peers and those seen before with their last contact.
+ * @throws when the peer server cannot listen (port in use).
+ */
+export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwork> {
+  const remembered = new Map<string, Remembered>();
+  const onEvent = (event: NetworkEvent): void => {
+    if (event.type === 'peer-disconnected') {
+      const r = remembered.get(event.peer) ?? { lastContactAt: null };
+      r.lastContactAt = Math.max(r.lastContactAt ?? 0, event.at);
+      remembered.set(event.peer, r);
+    } else if (event.type === 'peer-connected' && !remembered.has(event.peer)) {
+      remembered.set(event.peer, { lastContactAt: event.at });
+    }
+  };
+  const common: CommonAdapterOptions = {
+    identity: opts.key,
+    facility: opts.facility,
+    roster: opts.roster,
+    onEvent,
+    onRefused: (r) => opts.onDiagnostic?.(`peer refused at ${r.stage}: ${r.code} ${r.detail}`, r),
+    ...(opts.networkLog === undefined ? {} : { log: opts.networkLog }),
+  };
+  let server: WebSocketServerAdapter | undefined;
+  if (opts.listen !== undefined) {
+    server = new WebSocketServerAdapter({ ...common, port: opts.listen, host: opts.listenHost });
+    try {
+      await server.listening();
+    } catch (e) {
+      await server.close();
+      throw e;
+    }
+  }
+  const clients = opts.peers.map((url) => ({ url, adapter: new WebSocketClientAdapter({ ...common, url }) }));
+  const adapters: NetworkAdapterInterface[] = [...(server === undefined ? [] : [server]), ...clients.map((c) => c.adapter)];
+  let online = true;
+
+  const stopWatching = opts.roster.onChange(() => {
+    server?.revalidatePeers();
+    for (const { adapter } of clients) {
+      const peer = adapter.peers()[0];
+      const entry = peer === undefined ? undefined : opts.roster.lookup(peer);
+      if (peer !== undefined && (entry === undefined || entry.revoked)) adapter.forceReconnect();
+    }
+  });
+
+  const connected = (s: PeerStats, direction: 'server' | 'client', url?: string): PeerStatus => {
+    const r = remembered.get(s.peer) ?? { lastContactAt: null };
+    r.lastContactAt = Math.max(r.lastContactAt ?? 0, s.lastContactAt);
+    remembered.set(s.peer, r);
+    return { peer: s.peer, connected: true, lastContact: iso(r.lastContactAt), direction, ...(url === undefined ? {} : { url }) };
+  };
+
+  return {
+    adapters,
+    peerPort: server?.address()?.port ?? null,
+    get online() {
+      return online;
+    },
+    setOnline(value: boolean): void {
+      online = value;
+      server?.setOnline(value);
+      for (const { adapter } of clients) adapter.setOnline(value);
+    },
+    peers(): readonly PeerStatus[] {
+      const out: PeerStatus[] = [];
+      const seen = new Set<string>();
+      for (const s of server?.stats().peers ?? []) {
+        out.push(connected(s, 'server'));
+        seen.add(s.peer);
+      }
+      for (const { url, adapter } of clients) {
+        const stats = adapter.stats();
+        const s = stats.peers[0];
+        if (s !== undefined) {
+          out.push({ ...connected(s, 'client', url), state: stats.state });
+          seen.add(s.peer);
+        } else {
+          out.push({ peer: url, connected: false, lastContact: null, direction: 'client', url, state: stats.state });
+        }
+      }
+      for (const [peer, r] of remembered) {
+        if (!seen.has(peer)) out.push({ peer, connected: false, lastContact: iso(r.lastContactAt) });
+      }
+      return out;
+    },
+    async close(): Promise<void> {
+      stopWatching();
+      for (const { adapter } of clients) adapter.disconnect();
+      await server?.close();
+    },
+  };
+}

@@ -1,0 +1,102 @@
+import type {
+  DocumentId,
+  Message,
+  PeerId,
+  RepoMessage,
+  SessionId,
+  StorageId,
+} from '@automerge/automerge-repo';
+import { wireFrameHeaderSchema, type DeviceId, type WireFrame, type WireFrameHeader } from '@accord/protocol';
+
+/**
+ * The wire header of an outgoing automerge-repo message, numbered `seq`, and its payload; or
+ * undefined when the message does not fit the wire schema (unknown type, malformed field).
+ */
+export function messageToFrame(
+  message: Message,
+  seq: number,
+): { header: WireFrameHeader; data?: Uint8Array } | undefined {
+  const m = message as RepoMessage;
+  const base = { seq, senderId: m.senderId as string, targetId: m.targetId as string };
+  let candidate: unknown;
+  let data: Uint8Array | undefined;
+  switch (m.type) {
+    case 'sync':
+    case 'request':
+      candidate = { type: m.type, ...base, documentId: m.documentId };
+      data = m.data;
+      break;
+    case 'doc-unavailable':
+      candidate = { type: m.type, ...base, documentId: m.documentId };
+      break;
+    case 'ephemeral':
+      candidate = { type: m.type, ...base, documentId: m.documentId, count: m.count, sessionId: m.sessionId };
+      data = m.data;
+      break;
+    case 'remote-subscription-change':
+      candidate = {
+        type: m.type,
+        ...base,
+        ...(m.add === undefined ? {} : { add: m.add }),
+        ...(m.remove === undefined ? {} : { remove: m.remove }),
+      };
+      break;
+    case 'remote-heads-changed':
+      candidate = { type: m.type, ...base, documentId: m.documentId, newHeads: m.newHeads };
+      break;
+    default:
+      return undefined;
+  }
+  const parsed = wireFrameHeaderSchema.safeParse(candidate);
+  if (!parsed.success) return undefined;
+  if (data !== undefined && data.length === 0) return undefined;
+  return data === undefined ? { header: parsed.data } : { header: parsed.data, data };
+}
+
+/** The automerge-repo message carried by a validated incoming frame (payload copied). */
+export function frameToMessage(frame: WireFrame): RepoMessage | undefined {
+  const h = frame.header;
+  if (h.type === 'ack') return undefined;
+  const senderId = h.senderId as string as PeerId;
+  const targetId = h.targetId as string as PeerId;
+  // Copy: the payload is a view into the socket's buffer, and the Repo may keep it.
+  const data = frame.data === undefined ? new Uint8Array() : Uint8Array.from(frame.data);
+  switch (h.type) {
+    case 'sync':
+    case 'request':
+      return { type: h.type, senderId, targetId, documentId: h.documentId as DocumentId, data };
+    case 'doc-unavailable':
+      return { type: h.type, senderId, targetId, documentId: h.documentId as DocumentId };
+    case 'ephemeral':
+      return {
+        type: h.type,
+        senderId,
+        targetId,
+        documentId: h.documentId as DocumentId,
+        count: h.count,
+        sessionId: h.sessionId as SessionId,
+        data,
+      };
+    case 'remote-subscription-change':
+      return {
+        type: h.type,
+        senderId,
+        targetId,
+        ...(h.add === undefined ? {} : { add: h.add as StorageId[] }),
+        ...(h.remove === undefined ? {} : { remove: h.remove as StorageId[] }),
+      };
+    case 'remote-heads-changed':
+      return {
+        type: h.type,
+        senderId,
+        targetId,
+        documentId: h.documentId as DocumentId,
+        newHeads: h.newHeads,
+      };
+  }
+}
+
+/** The automerge-repo peer id of a device: the device id itself. Use it as the Repo's `peerId`. */
+export function peerIdOf(device: DeviceId): PeerId {
+  return device as string as PeerId;
+}

@@ -1,0 +1,130 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Repo } from '@automerge/automerge-repo';
+import { afterEach, describe, expect, it } from 'vitest';
+import { peerIdOf } from './frames.js';
+import { WebSocketServerAdapter } from './server-adapter.js';
+import {
+  docWhere,
+  findDoc,
+  makeTestFacility,
+  nextEvent,
+  startClientNode,
+  startServerNode,
+  type ClientNode,
+  type ServerNode,
+} from './testing.js';
+
+interface Note {
+  text: string;
+  from?: string;
+  [key: string]: unknown;
+}
+
+const nodes: (ServerNode | ClientNode)[] = [];
+afterEach(async () => {
+  for (const n of nodes.splice(0)) {
+    await n.repo.shutdown();
+    if ('server' in n) await n.server.close();
+  }
+});
+
+const connected = (source: { subscribe: ServerNode['server']['subscribe'] }) =>
+  nextEvent(source, (e) => e.type === 'peer-connected');
+
+describe('two Repos over an authenticated link', () => {
+  it('sync a document both ways after authentication', async () => {
+    const f = await makeTestFacility(2);
+    const server = await startServerNode(f, f.keys[0]!);
+    nodes.push(server);
+    const serverSawPeer = connected(server.server);
+    const client = startClientNode(f, f.keys[1]!, server.url);
+    nodes.push(client);
+    const [event] = await Promise.all([serverSawPeer, connected(client.client)]);
+    // The server knows the client by its verified device id.
+    expect(event.type === 'peer-connected' && event.peer).toBe(f.keys[1]!.deviceId);
+    expect(server.server.peers()).toEqual([f.keys[1]!.deviceId]);
+    expect(client.client.peers()).toEqual([f.keys[0]!.deviceId]);
+
+    const onClient = client.repo.create<Note>({ text: 'from client' });
+    const onServer = await findDoc<Note>(server.repo, onClient.url);
+    expect((await docWhere(onServer, (d) => d.text === 'from client')).text).toBe('from client');
+
+    onServer.change((d) => {
+      d.from = 'server';
+    });
+    expect((await docWhere(onClient, (d) => d.from === 'server')).from).toBe('server');
+
+    const stats = client.client.stats();
+    expect(stats.framesIn).toBeGreaterThan(0);
+    expect(stats.framesOut).toBeGreaterThan(0);
+    expect(stats.peers[0]?.peer).toBe(f.keys[0]!.deviceId);
+    expect(stats.refused).toEqual({});
+  });
+
+  it('a chain A→B←C carries A’s changes to C through B', async () => {
+    const f = await makeTestFacility(3);
+    const [a, b, c] = f.keys as [(typeof f.keys)[0], (typeof f.keys)[0], (typeof f.keys)[0]];
+    const hub = await startServerNode(f, b);
+    nodes.push(hub);
+    const twoPeers = new Promise<void>((resolve) => {
+      const off = hub.server.subscribe(() => {
+        if (hub.server.peers().length === 2) {
+          off();
+          resolve();
+        }
+      });
+    });
+    const nodeA = startClientNode(f, a, hub.url);
+    const nodeC = startClientNode(f, c, hub.url);
+    nodes.push(nodeA, nodeC);
+    await twoPeers;
+
+    const doc = nodeA.repo.create<Note>({ text: 'v1' });
+    // B learns the document from A; C asks B for it.
+    await docWhere(await findDoc<Note>(hub.repo, doc.url), (d) => d.text === 'v1');
+    const atC = await findDoc<Note>(nodeC.repo, doc.url);
+    expect((await docWhere(atC, (d) => d.text === 'v1')).text).toBe('v1');
+
+    doc.change((d) => {
+      d.text = 'v2';
+    });
+    expect((await docWhere(atC, (d) => d.text === 'v2')).text).toBe('v2');
+  });
+
+  it('attaches to an existing HTTP server on a path, which it neither owns nor closes', async () => {
+    const f = await makeTestFacility(2);
+    const http = createServer((_req, res) => res.end('app'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const server = new WebSocketServerAdapter({
+      identity: f.keys[0]!,
+      facility: f.facility,
+      roster: f.roster,
+      server: http,
+      path: '/sync',
+    });
+    expect((await server.listening()).port).toBe(port);
+    const repo = new Repo({ peerId: peerIdOf(f.keys[0]!.deviceId), network: [server] });
+    const client = startClientNode(f, f.keys[1]!, `ws://127.0.0.1:${port}/sync`);
+    nodes.push(client);
+    await connected(client.client);
+    const doc = repo.create<Note>({ text: 'over a shared server' });
+    await docWhere(await findDoc<Note>(client.repo, doc.url), (d) => d.text === 'over a shared server');
+
+    await repo.shutdown();
+    await server.close();
+    // The application's server still serves its own requests.
+    expect(http.listening).toBe(true);
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('app');
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  });
+
+  it('answers plain HTTP requests on its own server with 426', async () => {
+    const f = await makeTestFacility(1);
+    const node = await startServerNode(f, f.keys[0]!);
+    nodes.push(node);
+    const res = await fetch(node.url.replace('ws:', 'http:'));
+    expect(res.status).toBe(426);
+  });
+});
