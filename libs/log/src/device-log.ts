@@ -7,6 +7,7 @@ import {
   encodeSignedEvent,
   ErrorCode,
   HybridClock,
+  isAccordError,
   newEventId,
   signEvent,
   verifyEvents,
@@ -41,6 +42,9 @@ import {
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 const DEFAULT_SWEEP_MS = 10_000;
+const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
+/** How long durable own events wait to be grouped into one Automerge change. */
+const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
@@ -129,6 +133,12 @@ export class DeviceLog implements DeviceLogApi {
   readonly #repairedChunks: string[][] = [];
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
   #ingestChain: Promise<void> = Promise.resolve();
+  /** Verification of ingested segments, one after another. */
+  #verifyChain: Promise<void> = Promise.resolve();
+  /** Second ingest stage: stores and folds verified events, in order. */
+  #commitChain: Promise<void> = Promise.resolve();
+  /** Ids being verified or stored by the second stage. */
+  readonly #inFlight = new Set<string>();
   #toPush: StoredEvent[] = [];
   #pushScheduled = false;
   #pushChain: Promise<void> = Promise.resolve();
@@ -201,6 +211,9 @@ export class DeviceLog implements DeviceLogApi {
       // transport fault restarts sync from scratch, or lost messages could stall it
       // (DESIGN.md §7). Whatever adapter carries the connection.
       isEphemeral: true,
+      // The event store is the durable copy; document saves (each one may compact a whole
+      // segment) can lag behind it.
+      saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
     const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc);
     log.#repairedChunks.push(...repairedChunks);
@@ -274,7 +287,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#toPush.push(...stored);
     if (this.#pushScheduled) return;
     this.#pushScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.#pushChain = this.#pushChain.then(async () => {
         this.#pushScheduled = false;
         const batch = this.#toPush;
@@ -286,7 +299,7 @@ export class DeviceLog implements DeviceLogApi {
           this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `could not add own events to the sync documents: ${String(err)}` });
         }
       });
-    });
+    }, PUSH_DELAY_MS);
   }
 
   /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
@@ -338,7 +351,7 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       const segment = await this.#ownSegment(index);
-      await this.#reconcileOwn(segment);
+      this.#reconcileOwn(segment);
       this.#maybeSeal(segment);
     }
     await this.#onRootChangeNow();
@@ -404,14 +417,14 @@ export class DeviceLog implements DeviceLogApi {
     }
   }
 
-  async #reconcileOwn(segment: SegmentState): Promise<void> {
+  #reconcileOwn(segment: SegmentState): void {
     const list = segment.handle.doc().events;
     const first = segment.index * this.#segmentSize + 1;
     const last = Math.min(first + this.#segmentSize - 1, this.#assignedSeq);
     const expected = Math.max(0, last - first + 1);
     if (list.length >= expected) {
       // Probably complete; anything foreign in it is handled by ingest.
-      await this.#ingestSegment(segment);
+      this.#ingestSegment(segment);
       return;
     }
     const present = new Set<number>();
@@ -494,13 +507,16 @@ export class DeviceLog implements DeviceLogApi {
           continue;
         }
         const segment = await this.#openSegment(device as DeviceId, index);
-        await this.#ingestSegment(segment);
+        this.#ingestSegment(segment);
       }
     }
   }
 
   #scheduleIngest(segment: SegmentState): void {
-    this.#enqueue(() => this.#ingestSegment(segment));
+    this.#enqueue(() => {
+      this.#ingestSegment(segment);
+      return Promise.resolve();
+    });
   }
 
   /** Serializes ingest work so that concurrent document changes never race on the store. */
@@ -517,7 +533,7 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   /** Reads new entries of a segment document, keeps only valid facility events, stores them durably. */
-  async #ingestSegment(segment: SegmentState): Promise<void> {
+  #ingestSegment(segment: SegmentState): void {
     const list = segment.handle.doc().events;
     if (!Array.isArray(list)) return;
     const start = list.length < segment.processed ? 0 : segment.processed;
@@ -535,7 +551,7 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       const event = decoded.value;
-      if (seenInBatch.has(event.id)) continue;
+      if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
       const existing = this.#events.get(event.id);
       if (existing !== undefined) {
         if (!bytesEqual(encodeSignedEvent(existing), bytes)) {
@@ -566,30 +582,70 @@ export class DeviceLog implements DeviceLogApi {
     }
     segment.processed = list.length;
     if (candidates.length === 0) return;
+    // Signatures are checked on the thread pool while the next segment is scanned; storing
+    // and folding stay strictly in order on their own chain.
+    for (const { event } of candidates) this.#inFlight.add(event.id);
+    // One segment's verification at a time (each one concurrent inside): the first segment
+    // is ready to commit as soon as possible instead of when the last one is.
+    const verdicts = this.#verifyChain.then(() => verifyEvents(candidates.map((c) => c.event)));
+    this.#verifyChain = verdicts.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#commitChain = this.#commitChain.then(async () => {
+      try {
+        await this.#commitIngested(candidates, await verdicts);
+        if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
+      } catch (err) {
+        if (!this.#closed) this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
+      } finally {
+        for (const { event } of candidates) this.#inFlight.delete(event.id);
+      }
+    });
+  }
 
-    const valid = await verifyEvents(candidates.map((c) => c.event));
+  /** Stores verified events durably (in one batch when possible), then makes them visible. */
+  async #commitIngested(candidates: readonly { event: SignedEvent; bytes: Uint8Array }[], valid: readonly boolean[]): Promise<void> {
     const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
     const seqTaken = new Set<string>();
     candidates.forEach((candidate, i) => {
+      const { event } = candidate;
       if (valid[i] !== true) {
-        this.#incident({ code: 'LOG_FORGED_EVENT', message: 'bad signature', eventId: candidate.event.id, device: candidate.event.device });
+        this.#incident({ code: 'LOG_FORGED_EVENT', message: 'bad signature', eventId: event.id, device: event.device });
         return;
       }
-      const key = `${candidate.event.device}/${candidate.event.seq}`;
-      if (seqTaken.has(key)) {
-        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `seq used twice in one batch`, eventId: candidate.event.id, device: candidate.event.device });
+      if (this.#events.has(event.id)) return; // arrived meanwhile through another document
+      const key = `${event.device}/${event.seq}`;
+      if (seqTaken.has(key) || this.#seqs.get(event.device)?.has(event.seq) === true) {
+        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `device ${event.device} used seq ${event.seq} twice`, eventId: event.id, device: event.device });
         return;
       }
       seqTaken.add(key);
       accepted.push(candidate);
     });
     if (accepted.length === 0 || this.#closed) return;
-    await this.#store.append(accepted.map(({ event, bytes }) => ({ device: event.device, seq: event.seq, id: event.id, bytes })));
+    const stored = accepted.map(({ event, bytes }) => ({ device: event.device, seq: event.seq, id: event.id, bytes }));
+    try {
+      await this.#store.append(stored);
+    } catch (err) {
+      if (!isAccordError(err, ErrorCode.STORAGE_CONFLICT)) throw err;
+      // One event contradicts what is stored: keep the others, report that one.
+      const kept: { event: SignedEvent; bytes: Uint8Array }[] = [];
+      for (const [i, one] of stored.entries()) {
+        try {
+          await this.#store.append([one]);
+          kept.push(accepted[i]!);
+        } catch (inner) {
+          if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
+          this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: inner.message, eventId: one.id, device: one.device });
+        }
+      }
+      accepted.splice(0, accepted.length, ...kept);
+    }
     for (const { event } of accepted) {
       this.#hlc.observe(event.hlc);
       this.#addVerified(event);
     }
-    if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
   }
 
   // ---------------------------------------------------------------- in-memory state
@@ -760,10 +816,13 @@ export class DeviceLog implements DeviceLogApi {
     await this.#commit.idle();
     await this.#pushed();
     let chain: Promise<void>;
+    let commits: Promise<void>;
     do {
       chain = this.#ingestChain;
       await chain;
-    } while (chain !== this.#ingestChain);
+      commits = this.#commitChain;
+      await commits;
+    } while (chain !== this.#ingestChain || commits !== this.#commitChain);
   }
 
   /** Resolves when every durable own event has been handed to the sync documents. */
@@ -782,6 +841,7 @@ export class DeviceLog implements DeviceLogApi {
     await this.#pushed();
     if (this.#janitor !== undefined) clearInterval(this.#janitor);
     await this.#ingestChain;
+    await this.#commitChain;
     this.#closed = true;
     await this.repo.flush();
     await this.repo.shutdown();

@@ -304,3 +304,26 @@ describe('canonicalDecode', () => {
     );
   });
 });
+
+describe('canonicalDecode fast path', () => {
+  it('accepts exactly the texts the canonical encoder produces, whatever key order a text uses', () => {
+    fc.assert(
+      fc.property(arbJson, (v) => {
+        // JSON.stringify keeps insertion order, so this text is canonical only by chance.
+        const text = JSON.stringify(v);
+        const canonical = new TextDecoder().decode(canonicalEncode(v));
+        const decoded = canonicalDecode(new TextEncoder().encode(text));
+        expect(decoded.ok).toBe(text === canonical);
+        if (decoded.ok) expect(decoded.value).toEqual(JSON.parse(text));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('still rejects an escaped lone surrogate and over-deep nesting that the native serializer would accept', () => {
+    const lone = canonicalDecode(new TextEncoder().encode('{"a":"\\ud800"}'));
+    expect(lone.ok).toBe(false);
+    const deep = canonicalDecode(new TextEncoder().encode('['.repeat(70) + ']'.repeat(70)));
+    expect(deep.ok).toBe(false);
+  });
+});

@@ -161,6 +161,24 @@ function checkValue(v: unknown, depth: number): boolean {
   }
 }
 
+/** True when `v` (fresh from JSON.parse) has sorted keys, well-formed strings and bounded depth. */
+function isCanonicalShape(v: unknown, depth: number): boolean {
+  if (typeof v === 'string') return isWellFormed(v);
+  if (typeof v !== 'object' || v === null) return true;
+  if (depth >= MAX_JSON_DEPTH) return false;
+  if (Array.isArray(v)) {
+    for (const item of v) if (!isCanonicalShape(item, depth + 1)) return false;
+    return true;
+  }
+  let previous: string | undefined;
+  for (const key in v) {
+    if (previous !== undefined && !(previous < key)) return false;
+    if (!isWellFormed(key) || !isCanonicalShape((v as Record<string, unknown>)[key], depth + 1)) return false;
+    previous = key;
+  }
+  return true;
+}
+
 /**
  * Decodes canonical JSON bytes, accepting only the exact canonical encoding of the value.
  *
@@ -195,6 +213,11 @@ export function canonicalDecode(bytes: Uint8Array, opts: { maxBytes?: number } =
   } catch (cause) {
     return err(new AccordError(ErrorCode.PROTOCOL_BAD_ENCODING, 'invalid JSON', { cause }));
   }
+  // Fast path: for a parsed value whose object keys are already in canonical order, whose
+  // strings are well formed and whose depth is within bounds, the native serializer
+  // produces exactly the canonical text (same escaping, same number forms). Anything else,
+  // including every rejection, takes the full re-encoding below.
+  if (isCanonicalShape(value, 0) && JSON.stringify(value) === text) return ok(value as JsonValue);
   let again: string;
   try {
     again = encodeText(value);

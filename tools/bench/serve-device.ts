@@ -1,0 +1,34 @@
+// Child process of the benchmark: opens a bench device's LevelDB and log, serves it to
+// peers over the authenticated WebSocket adapter, and reports its resident memory.
+// Usage: serve-device.ts <dir> <stored-key-json> <peer-device-id>
+import { join } from 'node:path';
+import { DeviceLog } from '@accord/log';
+import { importDeviceKey } from '@accord/protocol';
+import { openDeviceDatabase } from '@accord/storage-level';
+import { WebSocketServerAdapter } from '@accord/network-ws';
+import { BENCH_FACILITY, rosterOf } from './log-bench.js';
+
+const [dir, storedKey, peer] = process.argv.slice(2);
+if (dir === undefined || storedKey === undefined || peer === undefined) throw new Error('usage: serve-device.ts DIR KEY PEER');
+const key = await importDeviceKey(JSON.parse(storedKey));
+const roster = rosterOf(key.deviceId, peer);
+const db = await openDeviceDatabase(join(dir, 'db'));
+const server = new WebSocketServerAdapter({
+  identity: key,
+  facility: BENCH_FACILITY,
+  roster,
+  port: 0,
+  host: '127.0.0.1',
+});
+const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster, network: [server] });
+const address = await server.listening();
+(globalThis as { gc?: () => void }).gc?.();
+console.log(JSON.stringify({ event: 'ready', port: address.port, events: log.size(), rss_mb: process.memoryUsage().rss / 1048576 }));
+process.stdin.resume();
+process.stdin.on('data', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  console.log(JSON.stringify({ event: 'rss', rss_mb: process.memoryUsage().rss / 1048576 }));
+});
+process.on('SIGTERM', () => {
+  void log.close().then(() => db.close()).then(() => process.exit(0));
+});

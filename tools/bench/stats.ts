@@ -1,0 +1,37 @@
+/** Small measurement helpers for the benchmark: percentiles, timing, progress. */
+
+/** The p-th percentile (0–100) of `values` by nearest rank; NaN for an empty list. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** Runs `count` async jobs with at most `concurrency` in flight; returns elapsed ms. */
+export async function runConcurrent(count: number, concurrency: number, job: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const start = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      await job(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return performance.now() - start;
+}
+
+/** Writes a one-line progress indicator to stderr (not stdout, which may carry JSON). */
+export function progress(label: string, done: number, total: number): void {
+  if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
+  const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+  process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}[bench] ${label}: ${done}/${total} (${pct}%)${process.stderr.isTTY ? '' : '\n'}`);
+  if (process.stderr.isTTY && done === total) process.stderr.write('\n');
+}
+
+/** Resident set size of this process in MB, after a garbage collection when exposed. */
+export function rssMb(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().rss / (1024 * 1024);
+}

@@ -1,0 +1,87 @@
+// The sync sections of `npm run bench`: a cold sync of the whole history from a device
+// agent (a separate process) to a new, empty device over loopback WebSocket, with bytes
+// on the wire next to gzip of the same events; and the resident memory of a device
+// process holding that history.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { DeviceLog } from '@accord/log';
+import { encodeSignedEvent, generateDeviceKey } from '@accord/protocol';
+import { openDeviceDatabase } from '@accord/storage-level';
+import { WebSocketClientAdapter } from '@accord/network-ws';
+import { BENCH_FACILITY, rosterOf, type BenchDevice } from './log-bench.js';
+import { progress } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Served {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly rssMb: number;
+  next(): Promise<Record<string, unknown>>;
+}
+
+async function serve(device: BenchDevice, peer: string): Promise<Served> {
+  const child = spawn(
+    process.execPath,
+    [...(process.env['ACCORD_BENCH_CHILD_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']] : []), '--expose-gc', '--conditions=@accord/source', '--import', 'tsx', join(ROOT, 'tools/bench/serve-device.ts'), device.dir, JSON.stringify(device.storedKey), peer],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const line = await lines.next();
+    if (line.done === true) throw new Error('bench device process ended early');
+    return JSON.parse(line.value) as Record<string, unknown>;
+  };
+  const ready = await next();
+  return { child, port: ready['port'] as number, rssMb: ready['rss_mb'] as number, next };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Cold sync: seconds until a new device holds every event, and wire bytes per event. */
+export async function benchColdSync(device: BenchDevice): Promise<{ cold_sync_100k_s: number; cold_sync_bytes_per_event: number; gzip_bytes_per_event: number }> {
+  const total = device.events.length;
+  const gzipBytes = gzipSync(Buffer.concat(device.events.map((e) => encodeSignedEvent(e)))).length;
+  const key = await generateDeviceKey();
+  const served = await serve(device, key.deviceId);
+  const dir = await mkdtemp(join(tmpdir(), 'accord-bench-new-'));
+  const db = await openDeviceDatabase(join(dir, 'db'));
+  const roster = rosterOf(device.key.deviceId, key.deviceId);
+  const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url: `ws://127.0.0.1:${served.port}` });
+  const start = performance.now();
+  const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster, network: [client] });
+  let last = -1;
+  while (log.size() < total) {
+    if (log.size() !== last) progress('cold sync', (last = log.size()), total);
+    if (process.env['ACCORD_BENCH_TRACE']) console.error('t', ((performance.now() - start) / 1000).toFixed(2), log.size(), client.stats().bytesIn);
+    if (performance.now() - start > 300_000) throw new Error(`cold sync stalled at ${log.size()}/${total}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await log.settled();
+  const seconds = (performance.now() - start) / 1000;
+  progress('cold sync', total, total);
+  const wireBytes = client.stats().bytesIn + client.stats().bytesOut;
+  await log.close();
+  await db.close();
+  await stop(served.child);
+  await rm(dir, { recursive: true, force: true });
+  return { cold_sync_100k_s: seconds, cold_sync_bytes_per_event: wireBytes / total, gzip_bytes_per_event: gzipBytes / total };
+}
+
+/** Resident memory of a device agent process that holds the whole history. */
+export async function benchDeviceMemory(device: BenchDevice): Promise<{ device_rss_mb_100k: number }> {
+  const served = await serve(device, device.key.deviceId);
+  served.child.stdin!.write('rss\n');
+  const after = await served.next();
+  await stop(served.child);
+  return { device_rss_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number) };
+}
