@@ -25,7 +25,8 @@ if (!Number.isSafeInteger(history) || history < 5000) {
 const log = await benchLog(history);
 const sync = await benchColdSync(log.device);
 const memory = await benchDeviceMemory(log.device);
-await rm(log.device.dir, { recursive: true, force: true });
+if (process.env['ACCORD_BENCH_KEEP'] === undefined) await rm(log.device.dir, { recursive: true, force: true });
+else await writeFile(join(log.device.dir, 'key.json'), JSON.stringify(log.device.storedKey));
 
 const results = { ...log.result, ...sync, ...memory };
 

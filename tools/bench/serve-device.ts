@@ -23,7 +23,9 @@ const server = new WebSocketServerAdapter({
 const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster, network: [server] });
 const address = await server.listening();
 (globalThis as { gc?: () => void }).gc?.();
-console.log(JSON.stringify({ event: 'ready', port: address.port, events: log.size(), rss_mb: process.memoryUsage().rss / 1048576 }));
+const usage = process.memoryUsage();
+if (process.env['ACCORD_BENCH_TRACE']) console.error('serve handles', Object.values(log.repo.handles).map((h) => h.documentId.slice(0, 6) + ':' + h.state).join(' '), JSON.stringify(log.integrity()));
+console.log(JSON.stringify({ event: 'ready', port: address.port, events: log.size(), rss_mb: usage.rss / 1048576, heap_mb: usage.heapUsed / 1048576, heap_total_mb: usage.heapTotal / 1048576, external_mb: usage.external / 1048576 }));
 process.stdin.resume();
 process.stdin.on('data', () => {
   (globalThis as { gc?: () => void }).gc?.();

@@ -38,6 +38,7 @@ async function serve(device: BenchDevice, peer: string): Promise<Served> {
     return JSON.parse(line.value) as Record<string, unknown>;
   };
   const ready = await next();
+  if (process.env['ACCORD_BENCH_TRACE']) console.error('serve ready', JSON.stringify(ready));
   return { child, port: ready['port'] as number, rssMb: ready['rss_mb'] as number, next };
 }
 

@@ -101,7 +101,7 @@ class FakeLog implements DeviceLogApi {
     return this.tentative();
   }
   integrity(): IntegrityReport {
-    return { holes: this.holes, corrupt: [], incidents: 0 };
+    return { holes: this.holes, corrupt: [], incidents: 0, detectedAtStart: { corruptEvents: 0, corruptChunks: 0 } };
   }
   incidents(): readonly SecurityIncident[] {
     return [];

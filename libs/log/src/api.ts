@@ -72,6 +72,8 @@ export interface IntegrityReport {
   /** Stored values that failed their checksum (quarantined, to be repaired from peers). */
   readonly corrupt: readonly { readonly device: string; readonly seq: number }[];
   readonly incidents: number;
+  /** What the start-up check found damaged (stored events, sync-document chunks), repaired or not. */
+  readonly detectedAtStart: { readonly corruptEvents: number; readonly corruptChunks: number };
 }
 
 /** Counts shown by `GET /api/status`. */

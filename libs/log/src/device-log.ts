@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge';
 import { Repo, type DocHandle, type DocumentId, type NetworkAdapterInterface, type PeerId } from '@automerge/automerge-repo';
 import { compareTentative, isSystemEventType, prepareDraft, ProjectionFolder, type EventStatusInfo, type Projection } from '@accord/domain';
 import {
@@ -350,6 +351,14 @@ export class DeviceLog implements DeviceLogApi {
         this.#storage.freeze(id); // flushed before the marker was written
         continue;
       }
+      const id = segmentDocumentId(this.facility, this.deviceId, index);
+      if ((index + 1) * this.#segmentSize <= this.#assignedSeq && (await this.#storedSegmentComplete(id, index))) {
+        // Full, and its stored document holds every event: seal it without loading it into the Repo.
+        await this.#store.meta.put(sealMarker(index), SEALED);
+        this.#sealed.add(id);
+        this.#storage.freeze(id);
+        continue;
+      }
       const segment = await this.#ownSegment(index);
       this.#reconcileOwn(segment);
       this.#maybeSeal(segment);
@@ -363,6 +372,35 @@ export class DeviceLog implements DeviceLogApi {
     this.repo.synchronizer.on('message', touch);
     this.#janitor = setInterval(() => this.#enqueue(() => this.#sweep()), this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
     this.#janitor.unref();
+  }
+
+  /**
+   * Reads an own segment's stored document outside the Repo and tells whether it holds
+   * every one of the segment's events (so nothing needs re-adding after a crash).
+   */
+  async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
+    let doc = A.init<SegmentDoc>();
+    let found = false;
+    for (const chunk of await this.#opts.storage.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data === undefined || (kind !== 'incremental' && kind !== 'snapshot')) continue;
+      try {
+        doc = A.loadIncremental(doc, chunk.data);
+        found = true;
+      } catch {
+        return false;
+      }
+    }
+    const list: unknown = found ? doc.events : undefined;
+    if (!Array.isArray(list)) return false;
+    const first = index * this.#segmentSize + 1;
+    const seen = new Set<number>();
+    for (const bytes of list) {
+      const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
+      const event = decoded?.ok === true ? decoded.value : undefined;
+      if (event?.device === this.deviceId && event.seq >= first && event.seq < first + this.#segmentSize) seen.add(event.seq);
+    }
+    return seen.size === this.#segmentSize;
   }
 
   /** True when the store holds every event of segment `index` of `device`. */
@@ -781,7 +819,12 @@ export class DeviceLog implements DeviceLogApi {
       holes.push({ device, missing });
     }
     const corrupt = this.#corruptAtStart.filter(({ device, seq }) => !this.#seqs.get(device as DeviceId)?.has(seq));
-    return { holes, corrupt, incidents: this.#incidentCount };
+    return {
+      holes,
+      corrupt,
+      incidents: this.#incidentCount,
+      detectedAtStart: { corruptEvents: this.#corruptAtStart.length, corruptChunks: this.#repairedChunks.length },
+    };
   }
 
   /** Chunks of sync documents dropped at start-up because their checksum failed. */
