@@ -139,10 +139,10 @@ async function api(agent: DeviceAgent, method: string, path: string, body?: unkn
 }
 
 /** Polls `check` until it holds or the deadline passes (then fails with `what`). */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000, state?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}${state === undefined ? '' : `\n${state()}`}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -176,7 +176,14 @@ describe('DeviceAgent', () => {
     expect(b.log.get((second.json as { id: string }).id as never)).toBeUndefined();
 
     await api(b, 'POST', '/api/network', { online: true });
-    await eventually('both devices to hold 3 events', () => Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3));
+    // Generous deadline: under a loaded CI machine fsync-heavy suites run alongside; on
+    // failure the message carries both logs' state, so a real stall can be told apart.
+    await eventually(
+      'both devices to hold 3 events',
+      () => Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3),
+      30_000,
+      () => JSON.stringify({ a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() }, b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() } }),
+    );
     const pa = await api(a, 'GET', '/api/patients');
     const pb = await api(b, 'GET', '/api/patients');
     expect(JSON.stringify(pa.json)).toBe(JSON.stringify(pb.json));
