@@ -35,7 +35,7 @@ const rows: ChartRow[] = [
   { label: 'append cost 100k vs 1k', value: results.append_cost_ratio_100k_vs_1k, target: 1.5, kind: 'max', unit: '×' },
   { label: `cold sync of ${history / 1000}k events`, value: results.cold_sync_100k_s, target: 10, kind: 'max', unit: 's' },
   { label: 'wire bytes per event vs gzip', value: results.cold_sync_bytes_per_event / results.gzip_bytes_per_event, target: 1.5, kind: 'max', unit: '×' },
-  { label: `device RSS holding ${history / 1000}k events`, value: results.device_rss_mb_100k, target: 300, kind: 'max', unit: 'MB' },
+  { label: `device RSS holding ${history / 1000}k events (idle)`, value: results.device_rss_mb_100k, target: 300, kind: 'max', unit: 'MB' },
 ];
 
 await mkdir(values.out, { recursive: true });

@@ -28,7 +28,7 @@ interface Served {
 async function serve(device: BenchDevice, peer: string): Promise<Served> {
   const child = spawn(
     process.execPath,
-    [...(process.env['ACCORD_BENCH_CHILD_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']] : []), '--expose-gc', '--conditions=@accord/source', '--import', 'tsx', join(ROOT, 'tools/bench/serve-device.ts'), device.dir, JSON.stringify(device.storedKey), peer],
+    [...(process.env['ACCORD_BENCH_CHILD_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']] : []), '--expose-gc', '--max-semi-space-size=2', '--conditions=@accord/source', '--import', 'tsx', join(ROOT, 'tools/bench/serve-device.ts'), device.dir, JSON.stringify(device.storedKey), peer],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
@@ -78,11 +78,14 @@ export async function benchColdSync(device: BenchDevice): Promise<{ cold_sync_10
   return { cold_sync_100k_s: seconds, cold_sync_bytes_per_event: wireBytes / total, gzip_bytes_per_event: gzipBytes / total };
 }
 
-/** Resident memory of a device agent process that holds the whole history. */
-export async function benchDeviceMemory(device: BenchDevice): Promise<{ device_rss_mb_100k: number }> {
+/**
+ * Resident memory of a device agent process that holds the whole history: at steady
+ * state (idle, start-up garbage collected) and at its peak right after opening.
+ */
+export async function benchDeviceMemory(device: BenchDevice): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
   const served = await serve(device, device.key.deviceId);
   served.child.stdin!.write('rss\n');
   const after = await served.next();
   await stop(served.child);
-  return { device_rss_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number) };
+  return { device_rss_mb_100k: after['rss_mb'] as number, device_rss_peak_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number) };
 }

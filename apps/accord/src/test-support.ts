@@ -10,7 +10,8 @@ export const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
 /** Node arguments that run the CLI from source: workspace libs through the `@accord/source` condition, TypeScript through tsx. */
 export function accordArgv(args: readonly string[]): string[] {
-  return ['--conditions=@accord/source', '--import', 'tsx', MAIN, ...args];
+  // The same V8 setting as bin/accord.mjs, so tests run agents as users do.
+  return ['--max-semi-space-size=2', '--conditions=@accord/source', '--import', 'tsx', MAIN, ...args];
 }
 
 /** Runs `accord args…` to completion. */

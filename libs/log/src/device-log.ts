@@ -43,6 +43,7 @@ import {
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 const DEFAULT_SWEEP_MS = 10_000;
+const MAX_INTERNED_STRINGS = 10_000;
 const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 /** How long durable own events wait to be grouped into one Automerge change. */
 const PUSH_DELAY_MS = 50;
@@ -130,6 +131,7 @@ export class DeviceLog implements DeviceLogApi {
 
   #assignedSeq: number;
   readonly #incidents: SecurityIncident[] = [];
+  readonly #strings = new Map<string, string>();
   #incidentCount = 0;
   readonly #repairedChunks: string[][] = [];
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
@@ -688,8 +690,30 @@ export class DeviceLog implements DeviceLogApi {
 
   // ---------------------------------------------------------------- in-memory state
 
-  #addVerified(event: SignedEvent): void {
-    if (this.#events.has(event.id)) return;
+  /**
+   * One shared instance of each short string that repeats across events (device and
+   * facility ids, types, subject kinds): a decoded event gets fresh copies of them all,
+   * and at 100k events the copies alone cost tens of megabytes.
+   */
+  #interned(event: SignedEvent): SignedEvent {
+    const str = (s: string): string => {
+      const known = this.#strings.get(s);
+      if (known !== undefined) return known;
+      if (this.#strings.size < MAX_INTERNED_STRINGS) this.#strings.set(s, s);
+      return s;
+    };
+    return {
+      ...event,
+      facility: str(event.facility) as SignedEvent['facility'],
+      device: str(event.device) as SignedEvent['device'],
+      type: str(event.type),
+      subject: { kind: str(event.subject.kind), id: event.subject.id },
+    };
+  }
+
+  #addVerified(decoded: SignedEvent): void {
+    if (this.#events.has(decoded.id)) return;
+    const event = this.#interned(decoded);
     this.#events.set(event.id, event);
     let seqs = this.#seqs.get(event.device);
     if (seqs === undefined) this.#seqs.set(event.device, (seqs = new Map<number, EventId>()));
