@@ -39,6 +39,8 @@ class MemoryAdapter extends NetworkAdapter {
   #connected = false;
   readonly #peers = new Map<PeerId, MemoryAdapter>();
   readonly #lastContact = new Map<PeerId, string>();
+  /** Bumped whenever this adapter's links drop, so in-flight messages die with them. */
+  #epoch = 0;
 
   constructor(hub: MemoryHub) {
     super();
@@ -70,7 +72,9 @@ class MemoryAdapter extends NetworkAdapter {
     return this.#online && this.#connected;
   }
   #unlinkAll(): void {
+    this.#epoch++;
     for (const [id, other] of this.#peers) {
+      other.#epoch++;
       this.#peers.delete(id);
       other.#peers.delete(this.peerId!);
       this.emit('peer-disconnected', { peerId: id });
@@ -80,8 +84,11 @@ class MemoryAdapter extends NetworkAdapter {
   send(message: Message): void {
     const target = this.#peers.get(message.targetId);
     if (target === undefined) return;
+    // Like a real connection, a message belongs to the link it was sent on: one still in
+    // flight when the link drops is lost, never delivered into the next connection.
+    const epoch = this.#epoch;
     setTimeout(() => {
-      if (target.#peers.get(this.peerId!) !== this) return;
+      if (target.#peers.get(this.peerId!) !== this || this.#epoch !== epoch) return;
       const at = new Date().toISOString();
       this.#lastContact.set(target.peerId!, at);
       target.#lastContact.set(this.peerId!, at);
@@ -181,7 +188,7 @@ describe('DeviceAgent', () => {
     await eventually(
       'both devices to hold 3 events',
       () => Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3),
-      30_000,
+      20_000,
       () => JSON.stringify({ a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() }, b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() } }),
     );
     const pa = await api(a, 'GET', '/api/patients');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { link, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
@@ -97,7 +98,8 @@ export async function initDevice(options: InitDeviceOptions): Promise<{ deviceId
   const stored = await exportDeviceKey(key);
   // Write the key beside its final name, then link it into place: link fails with EEXIST
   // if another init got there first, so exactly one key ever becomes the device's.
-  const tmp = `${layout.keyFile}.${process.pid}.tmp`;
+  // Unique per call (not just per process): two inits in one process must not share it.
+  const tmp = `${layout.keyFile}.${process.pid}.${randomUUID()}.tmp`;
   await writeJsonAtomic(tmp, stored, 0o600);
   try {
     await link(tmp, layout.keyFile);
