@@ -86,13 +86,16 @@ export async function benchLog(history: number): Promise<{ result: LogBenchResul
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-'));
   const key = await generateDeviceKey();
   const { db, log } = await openBenchLog(dir, key);
-  const measureCount = 3000;
+  // Long enough to include the periodic costs (document saves, sealing sweeps), not just a quiet burst.
+  const measureCount = 20_000;
   const latencyCount = 400;
 
   await fill(log, 0, 1000, 'history to 1k');
-  const tput1k = await throughput(log, 1000, measureCount);
-  const lat1k = await latencies(log, 1000 + measureCount, latencyCount);
-  let n = 1000 + measureCount + latencyCount;
+  // At 1k: latency first (so it really is measured at ~1k), then a short throughput burst.
+  const lat1k = await latencies(log, 1000, latencyCount);
+  let n = 1000 + latencyCount;
+  const tput1k = await throughput(log, n, 3000);
+  n += 3000;
 
   await fill(log, n, history, `history to ${history / 1000}k`);
   n = history;
