@@ -27,15 +27,34 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'type:util', onlyDependOnLibsWithTags: ['type:util'] },
             { sourceTag: 'type:protocol', onlyDependOnLibsWithTags: ['type:util', 'type:protocol'] },
-            { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain'] },
-            { sourceTag: 'type:port', onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port'] },
+            {
+              sourceTag: 'type:domain',
+              onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain'],
+            },
+            {
+              sourceTag: 'type:port',
+              onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port'],
+            },
             {
               sourceTag: 'type:adapter',
-              onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port', 'type:adapter'],
+              onlyDependOnLibsWithTags: [
+                'type:util',
+                'type:protocol',
+                'type:domain',
+                'type:port',
+                'type:adapter',
+              ],
             },
             {
               sourceTag: 'type:testing',
-              onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port', 'type:adapter', 'type:testing'],
+              onlyDependOnLibsWithTags: [
+                'type:util',
+                'type:protocol',
+                'type:domain',
+                'type:port',
+                'type:adapter',
+                'type:testing',
+              ],
             },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['*'] },
             { sourceTag: '*', notDependOnLibsWithTags: ['type:app'] },
@@ -49,7 +68,15 @@ export default tseslint.config(
     files: ['libs/protocol/src/**/*.ts', 'libs/domain/src/**/*.ts', 'libs/rules/src/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: PURE.map((group) => ({ group: [group], message: 'pure library: no I/O imports (DESIGN.md §5)' })) }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: PURE.map((group) => ({
+            group: [group],
+            message: 'pure library: no I/O imports (DESIGN.md §5)',
+          })),
+        },
+      ],
     },
   },
   {
@@ -61,7 +88,17 @@ export default tseslint.config(
         {
           enforceBuildableLibDependency: false,
           depConstraints: [
-            { sourceTag: '*', onlyDependOnLibsWithTags: ['type:util', 'type:protocol', 'type:domain', 'type:port', 'type:adapter', 'type:testing'] },
+            {
+              sourceTag: '*',
+              onlyDependOnLibsWithTags: [
+                'type:util',
+                'type:protocol',
+                'type:domain',
+                'type:port',
+                'type:adapter',
+                'type:testing',
+              ],
+            },
           ],
         },
       ],

@@ -9,7 +9,9 @@ const SOURCE = '@accord/source';
  * Vitest settings shared by every project: source resolution, the fast-check seed
  * set-up, and `src/**` test discovery. A project passes its own overrides.
  */
-export function accordVitestConfig(overrides: { testTimeout?: number; include?: string[] } = {}): ViteUserConfig {
+export function accordVitestConfig(
+  overrides: { testTimeout?: number; include?: string[] } = {},
+): ViteUserConfig {
   return defineConfig({
     resolve: { conditions: [SOURCE, ...defaultClientConditions] },
     ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },

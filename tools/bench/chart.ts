@@ -42,7 +42,8 @@ export function renderChart(title: string, rows: readonly ChartRow[]): string {
     const y = 60 + i * rowHeight;
     const ratio = row.target === 0 ? 0 : row.value / row.target;
     const met = row.kind === 'min' ? row.value >= row.target : row.value <= row.target;
-    const w = Math.max(1, Math.min(scaleMax, Number.isFinite(ratio) ? ratio : scaleMax) / scaleMax) * barWidth;
+    const w =
+      Math.max(1, Math.min(scaleMax, Number.isFinite(ratio) ? ratio : scaleMax) / scaleMax) * barWidth;
     parts.push(
       `<text x="16" y="${y + 20}">${escape(row.label)}</text>`,
       `<rect x="${labelWidth}" y="${y + 6}" width="${w.toFixed(1)}" height="20" fill="${met ? '#2e8b57' : '#c0392b'}"/>`,

@@ -4,7 +4,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceLog, type LogRoster } from '@accord/log';
-import { encodeSignedEvent, exportDeviceKey, generateDeviceKey, type DeviceKeyPair, type FacilityId, type SignedEvent } from '@accord/protocol';
+import {
+  encodeSignedEvent,
+  exportDeviceKey,
+  generateDeviceKey,
+  type DeviceKeyPair,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { benchRawLevelPuts, openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
 import { percentile, progress, runConcurrent } from './stats.js';
 
@@ -52,9 +59,18 @@ export function rosterOf(...devices: string[]): LogRoster {
   return { lookup: (device) => members.get(device) };
 }
 
-async function openBenchLog(dir: string, key: DeviceKeyPair): Promise<{ db: DeviceDatabase; log: DeviceLog }> {
+async function openBenchLog(
+  dir: string,
+  key: DeviceKeyPair,
+): Promise<{ db: DeviceDatabase; log: DeviceLog }> {
   const db = await openDeviceDatabase(join(dir, 'db'));
-  const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster: rosterOf(key.deviceId) });
+  const log = await DeviceLog.open({
+    facility: BENCH_FACILITY,
+    key,
+    eventStore: db.eventStore,
+    storage: db.storageAdapter,
+    roster: rosterOf(key.deviceId),
+  });
   return { db, log };
 }
 

@@ -25,17 +25,48 @@ if (!Number.isSafeInteger(history) || history < 5000) {
 const log = await benchLog(history);
 const sync = await benchColdSync(log.device);
 const memory = await benchDeviceMemory(log.device);
-if (process.env['ACCORD_BENCH_KEEP'] === undefined) await rm(log.device.dir, { recursive: true, force: true });
+if (process.env['ACCORD_BENCH_KEEP'] === undefined)
+  await rm(log.device.dir, { recursive: true, force: true });
 else await writeFile(join(log.device.dir, 'key.json'), JSON.stringify(log.device.storedKey));
 
 const results = { ...log.result, ...sync, ...memory };
 
 const rows: ChartRow[] = [
-  { label: `appends/s at ${history / 1000}k history`, value: results.append_per_s_at_100k, target: 10_000, kind: 'min', unit: '/s' },
-  { label: 'append cost 100k vs 1k', value: results.append_cost_ratio_100k_vs_1k, target: 1.5, kind: 'max', unit: '×' },
-  { label: `cold sync of ${history / 1000}k events`, value: results.cold_sync_100k_s, target: 10, kind: 'max', unit: 's' },
-  { label: 'wire bytes per event vs gzip', value: results.cold_sync_bytes_per_event / results.gzip_bytes_per_event, target: 1.5, kind: 'max', unit: '×' },
-  { label: `device RSS holding ${history / 1000}k events (idle)`, value: results.device_rss_mb_100k, target: 300, kind: 'max', unit: 'MB' },
+  {
+    label: `appends/s at ${history / 1000}k history`,
+    value: results.append_per_s_at_100k,
+    target: 10_000,
+    kind: 'min',
+    unit: '/s',
+  },
+  {
+    label: 'append cost 100k vs 1k',
+    value: results.append_cost_ratio_100k_vs_1k,
+    target: 1.5,
+    kind: 'max',
+    unit: '×',
+  },
+  {
+    label: `cold sync of ${history / 1000}k events`,
+    value: results.cold_sync_100k_s,
+    target: 10,
+    kind: 'max',
+    unit: 's',
+  },
+  {
+    label: 'wire bytes per event vs gzip',
+    value: results.cold_sync_bytes_per_event / results.gzip_bytes_per_event,
+    target: 1.5,
+    kind: 'max',
+    unit: '×',
+  },
+  {
+    label: `device RSS holding ${history / 1000}k events (idle)`,
+    value: results.device_rss_mb_100k,
+    target: 300,
+    kind: 'max',
+    unit: 'MB',
+  },
 ];
 
 await mkdir(values.out, { recursive: true });
@@ -45,11 +76,16 @@ await writeFile(join(values.out, 'bench.svg'), renderChart('Accord benchmark: de
 if (values.json) {
   console.log(JSON.stringify(results));
 } else {
-  const table = Object.entries(results).map(([metric, value]) => ({ metric, value: Number.isInteger(value) ? value : Number(value.toFixed(3)) }));
+  const table = Object.entries(results).map(([metric, value]) => ({
+    metric,
+    value: Number.isInteger(value) ? value : Number(value.toFixed(3)),
+  }));
   console.table(table);
   for (const row of rows) {
     const met = row.kind === 'min' ? row.value >= row.target : row.value <= row.target;
-    console.log(`${met ? 'MET   ' : 'MISSED'} ${row.label}: ${row.value.toFixed(2)} ${row.unit} (target ${row.kind === 'min' ? '≥' : '≤'} ${row.target})`);
+    console.log(
+      `${met ? 'MET   ' : 'MISSED'} ${row.label}: ${row.value.toFixed(2)} ${row.unit} (target ${row.kind === 'min' ? '≥' : '≤'} ${row.target})`,
+    );
   }
   console.log(`chart: ${join(values.out, 'bench.svg')}`);
 }

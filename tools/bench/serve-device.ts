@@ -9,7 +9,8 @@ import { WebSocketServerAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, rosterOf } from './log-bench.js';
 
 const [dir, storedKey, peer] = process.argv.slice(2);
-if (dir === undefined || storedKey === undefined || peer === undefined) throw new Error('usage: serve-device.ts DIR KEY PEER');
+if (dir === undefined || storedKey === undefined || peer === undefined)
+  throw new Error('usage: serve-device.ts DIR KEY PEER');
 const key = await importDeviceKey(JSON.parse(storedKey));
 const roster = rosterOf(key.deviceId, peer);
 const db = await openDeviceDatabase(join(dir, 'db'));
@@ -20,12 +21,36 @@ const server = new WebSocketServerAdapter({
   port: 0,
   host: '127.0.0.1',
 });
-const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster, network: [server] });
+const log = await DeviceLog.open({
+  facility: BENCH_FACILITY,
+  key,
+  eventStore: db.eventStore,
+  storage: db.storageAdapter,
+  roster,
+  network: [server],
+});
 const address = await server.listening();
 (globalThis as { gc?: () => void }).gc?.();
 const usage = process.memoryUsage();
-if (process.env['ACCORD_BENCH_TRACE']) console.error('serve handles', Object.values(log.repo.handles).map((h) => h.documentId.slice(0, 6) + ':' + h.state).join(' '), JSON.stringify(log.integrity()));
-console.log(JSON.stringify({ event: 'ready', port: address.port, events: log.size(), rss_mb: usage.rss / 1048576, heap_mb: usage.heapUsed / 1048576, heap_total_mb: usage.heapTotal / 1048576, external_mb: usage.external / 1048576 }));
+if (process.env['ACCORD_BENCH_TRACE'])
+  console.error(
+    'serve handles',
+    Object.values(log.repo.handles)
+      .map((h) => h.documentId.slice(0, 6) + ':' + h.state)
+      .join(' '),
+    JSON.stringify(log.integrity()),
+  );
+console.log(
+  JSON.stringify({
+    event: 'ready',
+    port: address.port,
+    events: log.size(),
+    rss_mb: usage.rss / 1048576,
+    heap_mb: usage.heapUsed / 1048576,
+    heap_total_mb: usage.heapTotal / 1048576,
+    external_mb: usage.external / 1048576,
+  }),
+);
 process.stdin.resume();
 process.stdin.on('data', () => {
   // Steady state: what a device that has been idle for a moment holds, after the garbage
@@ -36,9 +61,14 @@ process.stdin.on('data', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const usage = process.memoryUsage();
-    console.log(JSON.stringify({ event: 'rss', rss_mb: usage.rss / 1048576, heap_mb: usage.heapUsed / 1048576 }));
+    console.log(
+      JSON.stringify({ event: 'rss', rss_mb: usage.rss / 1048576, heap_mb: usage.heapUsed / 1048576 }),
+    );
   })();
 });
 process.on('SIGTERM', () => {
-  void log.close().then(() => db.close()).then(() => process.exit(0));
+  void log
+    .close()
+    .then(() => db.close())
+    .then(() => process.exit(0));
 });

@@ -9,7 +9,11 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 /** Runs `count` async jobs with at most `concurrency` in flight; returns elapsed ms. */
-export async function runConcurrent(count: number, concurrency: number, job: (i: number) => Promise<unknown>): Promise<number> {
+export async function runConcurrent(
+  count: number,
+  concurrency: number,
+  job: (i: number) => Promise<unknown>,
+): Promise<number> {
   let next = 0;
   const start = performance.now();
   const worker = async (): Promise<void> => {
@@ -26,7 +30,9 @@ export async function runConcurrent(count: number, concurrency: number, job: (i:
 export function progress(label: string, done: number, total: number): void {
   if (!process.stderr.isTTY && done !== total && done % Math.max(1, Math.floor(total / 10)) !== 0) return;
   const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
-  process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}[bench] ${label}: ${done}/${total} (${pct}%)${process.stderr.isTTY ? '' : '\n'}`);
+  process.stderr.write(
+    `${process.stderr.isTTY ? '\r' : ''}[bench] ${label}: ${done}/${total} (${pct}%)${process.stderr.isTTY ? '' : '\n'}`,
+  );
   if (process.stderr.isTTY && done === total) process.stderr.write('\n');
 }
 

@@ -28,7 +28,20 @@ interface Served {
 async function serve(device: BenchDevice, peer: string): Promise<Served> {
   const child = spawn(
     process.execPath,
-    [...(process.env['ACCORD_BENCH_CHILD_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']] : []), '--expose-gc', '--max-semi-space-size=2', '--conditions=@accord/source', '--import', 'tsx', join(ROOT, 'tools/bench/serve-device.ts'), device.dir, JSON.stringify(device.storedKey), peer],
+    [
+      ...(process.env['ACCORD_BENCH_CHILD_PROF']
+        ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
+        : []),
+      '--expose-gc',
+      '--max-semi-space-size=2',
+      '--conditions=@accord/source',
+      '--import',
+      'tsx',
+      join(ROOT, 'tools/bench/serve-device.ts'),
+      device.dir,
+      JSON.stringify(device.storedKey),
+      peer,
+    ],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
@@ -49,7 +62,9 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** Cold sync: seconds until a new device holds every event, and wire bytes per event. */
-export async function benchColdSync(device: BenchDevice): Promise<{ cold_sync_100k_s: number; cold_sync_bytes_per_event: number; gzip_bytes_per_event: number }> {
+export async function benchColdSync(
+  device: BenchDevice,
+): Promise<{ cold_sync_100k_s: number; cold_sync_bytes_per_event: number; gzip_bytes_per_event: number }> {
   const total = device.events.length;
   const gzipBytes = gzipSync(Buffer.concat(device.events.map((e) => encodeSignedEvent(e)))).length;
   const key = await generateDeviceKey();
@@ -57,13 +72,26 @@ export async function benchColdSync(device: BenchDevice): Promise<{ cold_sync_10
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-new-'));
   const db = await openDeviceDatabase(join(dir, 'db'));
   const roster = rosterOf(device.key.deviceId, key.deviceId);
-  const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url: `ws://127.0.0.1:${served.port}` });
+  const client = new WebSocketClientAdapter({
+    identity: key,
+    facility: BENCH_FACILITY,
+    roster,
+    url: `ws://127.0.0.1:${served.port}`,
+  });
   const start = performance.now();
-  const log = await DeviceLog.open({ facility: BENCH_FACILITY, key, eventStore: db.eventStore, storage: db.storageAdapter, roster, network: [client] });
+  const log = await DeviceLog.open({
+    facility: BENCH_FACILITY,
+    key,
+    eventStore: db.eventStore,
+    storage: db.storageAdapter,
+    roster,
+    network: [client],
+  });
   let last = -1;
   while (log.size() < total) {
     if (log.size() !== last) progress('cold sync', (last = log.size()), total);
-    if (process.env['ACCORD_BENCH_TRACE']) console.error('t', ((performance.now() - start) / 1000).toFixed(2), log.size(), client.stats().bytesIn);
+    if (process.env['ACCORD_BENCH_TRACE'])
+      console.error('t', ((performance.now() - start) / 1000).toFixed(2), log.size(), client.stats().bytesIn);
     if (performance.now() - start > 300_000) throw new Error(`cold sync stalled at ${log.size()}/${total}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -75,17 +103,26 @@ export async function benchColdSync(device: BenchDevice): Promise<{ cold_sync_10
   await db.close();
   await stop(served.child);
   await rm(dir, { recursive: true, force: true });
-  return { cold_sync_100k_s: seconds, cold_sync_bytes_per_event: wireBytes / total, gzip_bytes_per_event: gzipBytes / total };
+  return {
+    cold_sync_100k_s: seconds,
+    cold_sync_bytes_per_event: wireBytes / total,
+    gzip_bytes_per_event: gzipBytes / total,
+  };
 }
 
 /**
  * Resident memory of a device agent process that holds the whole history: at steady
  * state (idle, start-up garbage collected) and at its peak right after opening.
  */
-export async function benchDeviceMemory(device: BenchDevice): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
+export async function benchDeviceMemory(
+  device: BenchDevice,
+): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
   const served = await serve(device, device.key.deviceId);
   served.child.stdin!.write('rss\n');
   const after = await served.next();
   await stop(served.child);
-  return { device_rss_mb_100k: after['rss_mb'] as number, device_rss_peak_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number) };
+  return {
+    device_rss_mb_100k: after['rss_mb'] as number,
+    device_rss_peak_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number),
+  };
 }

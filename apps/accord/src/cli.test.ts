@@ -25,14 +25,25 @@ beforeEach(async () => {
 afterEach(() => rm(dir, { recursive: true, force: true }));
 
 describe('help', () => {
-  it.each([[[]], [['help']], [['--help']], [['-h']], [['device', '--help']]])('%j prints usage naming every command', async (argv) => {
-    const { code, out, err } = await cli(...argv);
-    expect(code).toBe(0);
-    expect(err).toBe('');
-    for (const command of ['accord help', 'accord device init', 'accord device run', 'accord demo', '--exit-after-ready', '--peer', '--roster']) {
-      expect(out).toContain(command);
-    }
-  });
+  it.each([[[]], [['help']], [['--help']], [['-h']], [['device', '--help']]])(
+    '%j prints usage naming every command',
+    async (argv) => {
+      const { code, out, err } = await cli(...argv);
+      expect(code).toBe(0);
+      expect(err).toBe('');
+      for (const command of [
+        'accord help',
+        'accord device init',
+        'accord device run',
+        'accord demo',
+        '--exit-after-ready',
+        '--peer',
+        '--roster',
+      ]) {
+        expect(out).toContain(command);
+      }
+    },
+  );
 });
 
 describe('usage errors', () => {
@@ -40,7 +51,10 @@ describe('usage errors', () => {
     [['bogus'], 'unknown command'],
     [['device'], 'subcommand'],
     [['device', 'fly'], 'unknown device subcommand'],
-    [['device', 'init', '--data', 'x', '--facility', 'f', '--name', 'n', '--colour', 'red'], "Unknown option '--colour'"],
+    [
+      ['device', 'init', '--data', 'x', '--facility', 'f', '--name', 'n', '--colour', 'red'],
+      "Unknown option '--colour'",
+    ],
     [['device', 'init', '--facility', 'f', '--name', 'n'], '--data is required'],
     [['device', 'init', '--data'], "Option '--data <value>' argument missing"],
     [['device', 'run', '--data', 'x', '--http', 'eighty'], '--http must be a port'],
@@ -61,10 +75,24 @@ describe('usage errors', () => {
 describe('device init', () => {
   it('creates key.json with mode 0600, prints the device, and refuses re-init with exit 1', async () => {
     const data = join(dir, 'tablet');
-    const first = await cli('device', 'init', '--data', data, '--facility', 'clinic-1', '--name', 'Front desk');
+    const first = await cli(
+      'device',
+      'init',
+      '--data',
+      data,
+      '--facility',
+      'clinic-1',
+      '--name',
+      'Front desk',
+    );
     expect(first.code).toBe(0);
     const line = JSON.parse(first.out) as { event: string; device: string; roster: string };
-    expect(line).toMatchObject({ event: 'initialized', facility: 'clinic-1', name: 'Front desk', roster: join(data, 'roster.json') });
+    expect(line).toMatchObject({
+      event: 'initialized',
+      facility: 'clinic-1',
+      name: 'Front desk',
+      roster: join(data, 'roster.json'),
+    });
     expect(line.device).toMatch(/^d[A-Za-z0-9_-]{43}$/);
     expect((await stat(join(data, 'key.json'))).mode & 0o777).toBe(0o600);
     const again = await cli('device', 'init', '--data', data, '--facility', 'clinic-1', '--name', 'Other');
@@ -74,11 +102,46 @@ describe('device init', () => {
 
   it('shares a roster file given with --roster and reports a bad facility', async () => {
     const roster = join(dir, 'roster.json');
-    expect((await cli('device', 'init', '--data', join(dir, 'a'), '--facility', 'c', '--name', 'a', '--roster', roster)).code).toBe(0);
-    const bad = await cli('device', 'init', '--data', join(dir, 'b'), '--facility', 'other', '--name', 'b', '--roster', roster);
+    expect(
+      (
+        await cli(
+          'device',
+          'init',
+          '--data',
+          join(dir, 'a'),
+          '--facility',
+          'c',
+          '--name',
+          'a',
+          '--roster',
+          roster,
+        )
+      ).code,
+    ).toBe(0);
+    const bad = await cli(
+      'device',
+      'init',
+      '--data',
+      join(dir, 'b'),
+      '--facility',
+      'other',
+      '--name',
+      'b',
+      '--roster',
+      roster,
+    );
     expect(bad.code).toBe(1);
     expect(bad.err).toContain('DEVICE_ROSTER_INVALID');
-    const badId = await cli('device', 'init', '--data', join(dir, 'c'), '--facility', 'no spaces', '--name', 'c');
+    const badId = await cli(
+      'device',
+      'init',
+      '--data',
+      join(dir, 'c'),
+      '--facility',
+      'no spaces',
+      '--name',
+      'c',
+    );
     expect(badId.err).toContain('DEVICE_BAD_REQUEST');
   });
 

@@ -17,7 +17,11 @@ function usage(message: string): never {
   throw new AccordError(ErrorCode.CLI_USAGE, message);
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: T, positionals = false) {
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(
+  args: readonly string[],
+  options: T,
+  positionals = false,
+) {
   try {
     return parseArgs({ args: [...args], options, strict: true, allowPositionals: positionals });
   } catch (e) {
@@ -27,7 +31,8 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: readonly
 
 function port(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) usage(`${flag} must be a port number 0-65535, got ${JSON.stringify(value)}`);
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
+    usage(`${flag} must be a port number 0-65535, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 
@@ -43,7 +48,8 @@ function peerUrl(value: string): string {
   } catch {
     usage(`--peer must be a ws://HOST:PORT URL, got ${JSON.stringify(value)}`);
   }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') usage(`--peer must be a ws:// or wss:// URL, got ${JSON.stringify(value)}`);
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+    usage(`--peer must be a ws:// or wss:// URL, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -62,7 +68,15 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
     name: required(values.name, '--name'),
     ...(values.roster === undefined ? {} : { roster: values.roster }),
   });
-  io.out(JSON.stringify({ event: 'initialized', device: deviceId, facility: config.facility, name: config.name, roster: config.roster }));
+  io.out(
+    JSON.stringify({
+      event: 'initialized',
+      device: deviceId,
+      facility: config.facility,
+      name: config.name,
+      roster: config.roster,
+    }),
+  );
   return 0;
 }
 
@@ -103,7 +117,10 @@ async function demo(args: readonly string[], io: CliIo): Promise<number> {
     'exit-after-ready': { type: 'boolean' },
   });
   const { runDemo } = await import('./demo.js');
-  return runDemo({ data: values.data ?? './data/demo', exitAfterReady: values['exit-after-ready'] === true }, io);
+  return runDemo(
+    { data: values.data ?? './data/demo', exitAfterReady: values['exit-after-ready'] === true },
+    io,
+  );
 }
 
 /**
@@ -129,7 +146,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const [sub, ...subArgs] = rest;
         if (sub === 'init') return await deviceInit(subArgs, io);
         if (sub === 'run') return await deviceRun(subArgs, io);
-        usage(sub === undefined ? 'device needs a subcommand: init or run' : `unknown device subcommand ${JSON.stringify(sub)}`);
+        usage(
+          sub === undefined
+            ? 'device needs a subcommand: init or run'
+            : `unknown device subcommand ${JSON.stringify(sub)}`,
+        );
       }
       case 'demo':
         return await demo(rest, io);

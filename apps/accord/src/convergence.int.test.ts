@@ -19,7 +19,14 @@ afterAll(async () => {
 
 const patient = (n: number) => ({
   type: 'PatientRegistered',
-  data: { patientId: `P-${n}`, nationalId: `NID-${n}`, givenName: 'Ada', familyName: `Family${n}`, birthDate: '2025-06-01', sex: 'female' },
+  data: {
+    patientId: `P-${n}`,
+    nationalId: `NID-${n}`,
+    givenName: 'Ada',
+    familyName: `Family${n}`,
+    birthDate: '2025-06-01',
+    sex: 'female',
+  },
 });
 
 async function eventIds(a: AgentProcess): Promise<string> {
@@ -33,11 +40,30 @@ async function eventIds(a: AgentProcess): Promise<string> {
 describe('three devices, one offline for a while', () => {
   it('all converge to the same events, patients and counters', async () => {
     const roster = join(dir, 'roster.json');
-    for (const n of [1, 2, 3]) await initDevice({ data: join(dir, `d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster });
+    for (const n of [1, 2, 3])
+      await initDevice({ data: join(dir, `d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster });
     // Topology: 1 listens; 2 listens and dials 1; 3 dials 1 and 2.
-    const a = await AgentProcess.start(['--data', join(dir, 'd1'), '--listen', '0', '--listen-host', '127.0.0.1', '--http', '0']);
+    const a = await AgentProcess.start([
+      '--data',
+      join(dir, 'd1'),
+      '--listen',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--http',
+      '0',
+    ]);
     agents.push(a);
-    const b = await AgentProcess.start(['--data', join(dir, 'd2'), '--listen', '0', '--listen-host', '127.0.0.1', '--peer', a.peerUrl]);
+    const b = await AgentProcess.start([
+      '--data',
+      join(dir, 'd2'),
+      '--listen',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--peer',
+      a.peerUrl,
+    ]);
     agents.push(b);
     const c = await AgentProcess.start(['--data', join(dir, 'd3'), '--peer', a.peerUrl, '--peer', b.peerUrl]);
     agents.push(c);
@@ -46,16 +72,32 @@ describe('three devices, one offline for a while', () => {
     expect((await c.api('POST', '/api/network', { online: false })).json).toMatchObject({ online: false });
     const posts = [
       ...[1, 2, 3].map((n) => a.api('POST', '/api/events', patient(n))),
-      b.api('POST', '/api/events', { type: 'StockReceived', data: { lot: 'L-1', antigen: 'BCG', quantity: 30, expiry: '2030-01-01' } }),
+      b.api('POST', '/api/events', {
+        type: 'StockReceived',
+        data: { lot: 'L-1', antigen: 'BCG', quantity: 30, expiry: '2030-01-01' },
+      }),
       ...[4, 5].map((n) => c.api('POST', '/api/events', patient(n))),
     ];
     for (const p of await Promise.all(posts)) expect(p.status).toBe(201);
-    await a.api('POST', '/api/events', { type: 'PatientCheckedIn', data: { patientId: 'P-1', encounterId: 'E-1' } });
-    await c.api('POST', '/api/events', { type: 'PatientCheckedIn', data: { patientId: 'P-4', encounterId: 'E-2' } });
+    await a.api('POST', '/api/events', {
+      type: 'PatientCheckedIn',
+      data: { patientId: 'P-1', encounterId: 'E-1' },
+    });
+    await c.api('POST', '/api/events', {
+      type: 'PatientCheckedIn',
+      data: { patientId: 'P-4', encounterId: 'E-2' },
+    });
 
     // a and b exchange while c is away; c has seen none of it.
-    await eventually('a and b to converge', async () => (await eventIds(a)) === (await eventIds(b)) && (await eventIds(a)).split(',').length === 5);
-    const offline = await c.api<{ online: boolean; peers: { connected: boolean }[]; counts: { total: number } }>('GET', '/api/status');
+    await eventually(
+      'a and b to converge',
+      async () => (await eventIds(a)) === (await eventIds(b)) && (await eventIds(a)).split(',').length === 5,
+    );
+    const offline = await c.api<{
+      online: boolean;
+      peers: { connected: boolean }[];
+      counts: { total: number };
+    }>('GET', '/api/status');
     expect(offline.json.online).toBe(false);
     expect(offline.json.peers.every((p) => !p.connected)).toBe(true);
     expect(offline.json.counts.total).toBe(3);

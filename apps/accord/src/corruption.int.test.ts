@@ -26,11 +26,22 @@ afterAll(async () => {
 
 const patient = (n: number) => ({
   type: 'PatientRegistered',
-  data: { patientId: `P-${n}`, nationalId: `NID-${n}`, givenName: 'Kojo', familyName: `Family${n}`, birthDate: '2024-03-01', sex: 'male' },
+  data: {
+    patientId: `P-${n}`,
+    nationalId: `NID-${n}`,
+    givenName: 'Kojo',
+    familyName: `Family${n}`,
+    birthDate: '2024-03-01',
+    sex: 'male',
+  },
 });
 
 interface Status {
-  integrity: { holes: { device: string }[]; corrupt: unknown[]; detectedAtStart: { corruptEvents: number; corruptChunks: number } };
+  integrity: {
+    holes: { device: string }[];
+    corrupt: unknown[];
+    detectedAtStart: { corruptEvents: number; corruptChunks: number };
+  };
 }
 
 describe('a corrupted database', () => {
@@ -38,14 +49,27 @@ describe('a corrupted database', () => {
     const roster = join(dir, 'roster.json');
     await initDevice({ data: join(dir, 'a'), facility: 'clinic-9', name: 'A', roster });
     await initDevice({ data: join(dir, 'b'), facility: 'clinic-9', name: 'B', roster });
-    const a = await AgentProcess.start(['--data', join(dir, 'a'), '--listen', '0', '--listen-host', '127.0.0.1', '--http', '0']);
+    const a = await AgentProcess.start([
+      '--data',
+      join(dir, 'a'),
+      '--listen',
+      '0',
+      '--listen-host',
+      '127.0.0.1',
+      '--http',
+      '0',
+    ]);
     agents.push(a);
     let b = await AgentProcess.start(['--data', join(dir, 'b'), '--peer', a.peerUrl, '--http', '0']);
     agents.push(b);
 
     const ids: string[] = [];
-    for (let n = 1; n <= 5; n++) ids.push((await a.api<{ id: string }>('POST', '/api/events', patient(n))).json.id);
-    await eventually('B to hold all five events', async () => (await b.api<unknown[]>('GET', '/api/events')).json.length === 5);
+    for (let n = 1; n <= 5; n++)
+      ids.push((await a.api<{ id: string }>('POST', '/api/events', patient(n))).json.id);
+    await eventually(
+      'B to hold all five events',
+      async () => (await b.api<unknown[]>('GET', '/api/events')).json.length === 5,
+    );
     const victim = ids[2]!;
     const original = (await a.text(`/api/events/${victim}`)).text;
     const patientsBefore = (await a.text('/api/patients')).text;
@@ -63,8 +87,15 @@ describe('a corrupted database', () => {
     const docId = segmentDocumentId('clinic-9' as FacilityId, a.ready.device as DeviceId, 0);
     const chunks = await db.storageAdapter.loadRange([docId]);
     expect(chunks.length).toBeGreaterThan(0);
-    const automerge = db.db.sublevel<Uint8Array, Uint8Array>('automerge', { keyEncoding: 'view', valueEncoding: 'view' });
-    for (const chunk of chunks) await automerge.put(storageAdapterRawKey(chunk.key), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
+    const automerge = db.db.sublevel<Uint8Array, Uint8Array>('automerge', {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+    });
+    for (const chunk of chunks)
+      await automerge.put(
+        storageAdapterRawKey(chunk.key),
+        new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+      );
     await db.close();
 
     // Offline restart: the damage is found, and the projection is not served with a hole.
@@ -81,12 +112,18 @@ describe('a corrupted database', () => {
     // Back with its peer: the event returns from A, identical, and the hole closes.
     b = await AgentProcess.start(['--data', join(dir, 'b'), '--peer', a.peerUrl, '--http', '0']);
     agents.push(b);
-    await eventually('B to repair the event from A', async () => (await b.api('GET', `/api/events/${victim}`)).status === 200);
+    await eventually(
+      'B to repair the event from A',
+      async () => (await b.api('GET', `/api/events/${victim}`)).status === 200,
+    );
     // Same signed bytes (the HTTP answer's key order follows each device's own object).
     const repaired = JSON.parse((await b.text(`/api/events/${victim}`)).text) as { event: SignedEvent };
     const before = JSON.parse(original) as { event: SignedEvent };
     expect(encodeSignedEvent(repaired.event)).toEqual(encodeSignedEvent(before.event));
-    await eventually('the hole to close', async () => (await b.api<Status>('GET', '/api/status')).json.integrity.holes.length === 0);
+    await eventually(
+      'the hole to close',
+      async () => (await b.api<Status>('GET', '/api/status')).json.integrity.holes.length === 0,
+    );
     expect((await b.text('/api/patients')).text).toBe(patientsBefore);
   }, 90_000);
 });

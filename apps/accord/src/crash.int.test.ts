@@ -20,16 +20,26 @@ const ROUNDS = 4;
 const WRITERS = 4;
 
 /** Every acknowledged id is present, and the device's own seqs are exactly 1..n. */
-async function checkDurable(agent: AgentProcess, acked: ReadonlySet<string>, context: string): Promise<number> {
+async function checkDurable(
+  agent: AgentProcess,
+  acked: ReadonlySet<string>,
+  context: string,
+): Promise<number> {
   for (const id of acked) {
     const res = await agent.api('GET', `/api/events/${id}`);
     expect(res.status, `${context}: acknowledged event ${id} is missing`).toBe(200);
   }
-  const own = await agent.api<{ event: { seq: number; id: string } }[]>('GET', `/api/events?device=${agent.ready.device}`);
+  const own = await agent.api<{ event: { seq: number; id: string } }[]>(
+    'GET',
+    `/api/events?device=${agent.ready.device}`,
+  );
   const seqs = own.json.map((e) => e.event.seq).sort((x, y) => x - y);
   expect(seqs, `${context}: own seqs must be contiguous from 1`).toEqual(seqs.map((_, i) => i + 1));
   expect(seqs.length).toBeGreaterThanOrEqual(acked.size);
-  const status = await agent.api<{ integrity: { holes: unknown[]; corrupt: unknown[] } }>('GET', '/api/status');
+  const status = await agent.api<{ integrity: { holes: unknown[]; corrupt: unknown[] } }>(
+    'GET',
+    '/api/status',
+  );
   expect(status.json.integrity).toMatchObject({ holes: [], corrupt: [] });
   return seqs.length;
 }
@@ -62,7 +72,14 @@ describe('crash safety', () => {
           try {
             res = await agent.api<{ id: string }>('POST', '/api/events', {
               type: 'PatientRegistered',
-              data: { patientId: `P-${n}`, nationalId: `N-${n}`, givenName: 'Kim', familyName: `F${n}`, birthDate: '2024-02-29', sex: 'other' },
+              data: {
+                patientId: `P-${n}`,
+                nationalId: `N-${n}`,
+                givenName: 'Kim',
+                familyName: `F${n}`,
+                birthDate: '2024-02-29',
+                sex: 'other',
+              },
             });
           } catch (e) {
             if (killing) return; // the connection died with the process: not acknowledged

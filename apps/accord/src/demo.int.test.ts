@@ -27,7 +27,9 @@ describe('accord demo', () => {
     expect(new Set(ready.map((r) => r.device)).size).toBe(3);
     expect(ready.every((r) => r.facility === 'demo-clinic')).toBe(true);
     for (const r of ready) expect(first.stdout).toContain(`http://127.0.0.1:${r.http}/`);
-    const roster = JSON.parse(await readFile(join(data, 'roster.json'), 'utf8')) as { devices: { id: string }[] };
+    const roster = JSON.parse(await readFile(join(data, 'roster.json'), 'utf8')) as {
+      devices: { id: string }[];
+    };
     expect(roster.devices.map((d) => d.id).sort()).toEqual(ready.map((r) => r.device).sort());
 
     const second = await runAccord(['demo', '--data', data, '--exit-after-ready']);

@@ -100,18 +100,42 @@ async function seen(agent: DeviceAgent, id: EventId, timeoutMs = 5000): Promise<
 async function seed(reception: DeviceAgent, vaccination: DeviceAgent, pharmacy: DeviceAgent): Promise<void> {
   const now = Date.now();
   const day = (offset: number): string => new Date(now + offset * DAY).toISOString().slice(0, 10);
-  const append = async (agent: DeviceAgent, draft: Draft): Promise<EventId> => (await agent.log.append(draft)).event.id;
+  const append = async (agent: DeviceAgent, draft: Draft): Promise<EventId> =>
+    (await agent.log.append(draft)).event.id;
   const expiry = day(365);
-  await append(pharmacy, { type: 'StockReceived', data: { lot: 'BCG-24-001', antigen: 'BCG', quantity: 40, expiry } });
-  await append(pharmacy, { type: 'StockReceived', data: { lot: 'OPV-24-017', antigen: 'OPV', quantity: 100, expiry } });
-  const lastStock = await append(pharmacy, { type: 'StockReceived', data: { lot: 'MR-24-003', antigen: 'Measles', quantity: 20, expiry } });
+  await append(pharmacy, {
+    type: 'StockReceived',
+    data: { lot: 'BCG-24-001', antigen: 'BCG', quantity: 40, expiry },
+  });
+  await append(pharmacy, {
+    type: 'StockReceived',
+    data: { lot: 'OPV-24-017', antigen: 'OPV', quantity: 100, expiry },
+  });
+  const lastStock = await append(pharmacy, {
+    type: 'StockReceived',
+    data: { lot: 'MR-24-003', antigen: 'Measles', quantity: 20, expiry },
+  });
   await append(reception, {
     type: 'PatientRegistered',
-    data: { patientId: 'P-0001', nationalId: 'NID-1001', givenName: 'Amina', familyName: 'Wanjiru', birthDate: day(-60), sex: 'female' },
+    data: {
+      patientId: 'P-0001',
+      nationalId: 'NID-1001',
+      givenName: 'Amina',
+      familyName: 'Wanjiru',
+      birthDate: day(-60),
+      sex: 'female',
+    },
   });
   const second = await append(reception, {
     type: 'PatientRegistered',
-    data: { patientId: 'P-0002', nationalId: 'NID-1002', givenName: 'Baraka', familyName: 'Otieno', birthDate: day(-300), sex: 'male' },
+    data: {
+      patientId: 'P-0002',
+      nationalId: 'NID-1002',
+      givenName: 'Baraka',
+      familyName: 'Otieno',
+      birthDate: day(-300),
+      sex: 'male',
+    },
   });
   await append(reception, { type: 'PatientCheckedIn', data: { patientId: 'P-0002', encounterId: 'E-0001' } });
   await seen(vaccination, second);

@@ -25,7 +25,9 @@ const io: CliIo = {
 // reported. An uncaught exception leaves unknown state behind: report it and exit 1
 // (acknowledged events are durable, so a restart loses nothing).
 process.on('unhandledRejection', (reason) => {
-  process.stderr.write(`accord: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+  process.stderr.write(
+    `accord: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`,
+  );
 });
 process.on('uncaughtException', (error) => {
   process.stderr.write(`accord: uncaught exception: ${error.stack ?? error.message}\n`);

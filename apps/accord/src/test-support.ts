@@ -15,9 +15,14 @@ export function accordArgv(args: readonly string[]): string[] {
 }
 
 /** Runs `accord args…` to completion. */
-export function runAccord(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runAccord(
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, accordArgv(args), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, accordArgv(args), {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -50,7 +55,12 @@ export class AgentProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly #stderr: () => string;
 
-  private constructor(child: ChildProcess, ready: ReadyInfo, stderr: () => string, exited: AgentProcess['exited']) {
+  private constructor(
+    child: ChildProcess,
+    ready: ReadyInfo,
+    stderr: () => string,
+    exited: AgentProcess['exited'],
+  ) {
     this.child = child;
     this.ready = ready;
     this.exited = exited;
@@ -64,7 +74,10 @@ export class AgentProcess {
 
   /** Spawns `accord device run …args` and resolves with its ready line (rejects if it exits first or after `timeoutMs`). */
   static start(args: readonly string[], timeoutMs = 30_000): Promise<AgentProcess> {
-    const child = spawn(process.execPath, accordArgv(['device', 'run', ...args]), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, accordArgv(['device', 'run', ...args]), {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let stdout = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -114,14 +127,20 @@ export class AgentProcess {
   }
 
   /** Sends `signal` and resolves with how the process ended. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
   }
 }
 
 /** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
-export async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

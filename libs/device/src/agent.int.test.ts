@@ -109,7 +109,11 @@ class MemoryAdapter extends NetworkAdapter {
     else this.#unlinkAll();
   }
   peerStatus(): readonly PeerStatus[] {
-    return [...this.#lastContact].map(([peer, at]) => ({ peer, connected: this.#peers.has(peer), lastContact: at }));
+    return [...this.#lastContact].map(([peer, at]) => ({
+      peer,
+      connected: this.#peers.has(peer),
+      lastContact: at,
+    }));
   }
 }
 
@@ -137,7 +141,12 @@ async function start(data: string): Promise<DeviceAgent> {
   return agent;
 }
 
-async function api(agent: DeviceAgent, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+async function api(
+  agent: DeviceAgent,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`http://127.0.0.1:${agent.httpPort}${path}`, {
     method,
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -146,17 +155,30 @@ async function api(agent: DeviceAgent, method: string, path: string, body?: unkn
 }
 
 /** Polls `check` until it holds or the deadline passes (then fails with `what`). */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000, state?: () => string): Promise<void> {
+async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+  state?: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}${state === undefined ? '' : `\n${state()}`}`);
+    if (Date.now() > deadline)
+      expect.fail(`timed out waiting for ${what}${state === undefined ? '' : `\n${state()}`}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
 const patient = (n: number) => ({
   type: 'PatientRegistered',
-  data: { patientId: `P-${n}`, nationalId: `NID-${n}`, givenName: 'Ada', familyName: `Lovelace${n}`, birthDate: '2025-01-01', sex: 'female' },
+  data: {
+    patientId: `P-${n}`,
+    nationalId: `NID-${n}`,
+    givenName: 'Ada',
+    familyName: `Lovelace${n}`,
+    birthDate: '2025-01-01',
+    sex: 'female',
+  },
 });
 
 describe('DeviceAgent', () => {
@@ -168,7 +190,10 @@ describe('DeviceAgent', () => {
     const first = await api(a, 'POST', '/api/events', patient(1));
     expect(first.status).toBe(201);
     const id = (first.json as { id: string }).id;
-    await eventually('b to receive the event', async () => (await api(b, 'GET', `/api/events/${id}`)).status === 200);
+    await eventually(
+      'b to receive the event',
+      async () => (await api(b, 'GET', `/api/events/${id}`)).status === 200,
+    );
 
     expect((await api(b, 'POST', '/api/network', { online: false })).json).toMatchObject({ online: false });
     expect(b.network.online).toBe(false);
@@ -189,7 +214,11 @@ describe('DeviceAgent', () => {
       'both devices to hold 3 events',
       () => Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3),
       20_000,
-      () => JSON.stringify({ a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() }, b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() } }),
+      () =>
+        JSON.stringify({
+          a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() },
+          b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() },
+        }),
     );
     const pa = await api(a, 'GET', '/api/patients');
     const pb = await api(b, 'GET', '/api/patients');
@@ -200,21 +229,31 @@ describe('DeviceAgent', () => {
   it('keeps every acknowledged event across a clean stop and restart', async () => {
     const data = await device('a');
     const a = await start(data);
-    const ids = await Promise.all([1, 2, 3, 4, 5].map(async (n) => ((await api(a, 'POST', '/api/events', patient(n))).json as { id: string }).id));
+    const ids = await Promise.all(
+      [1, 2, 3, 4, 5].map(
+        async (n) => ((await api(a, 'POST', '/api/events', patient(n))).json as { id: string }).id,
+      ),
+    );
     await a.stop();
     running.splice(running.indexOf(a), 1);
     await expect(fetch(`http://127.0.0.1:${a.httpPort}/api/status`)).rejects.toThrow();
     const again = await start(data);
     for (const id of ids) expect((await api(again, 'GET', `/api/events/${id}`)).status).toBe(200);
-    const own = (await api(again, 'GET', `/api/events?device=${again.deviceId}`)).json as { event: { seq: number } }[];
+    const own = (await api(again, 'GET', `/api/events?device=${again.deviceId}`)).json as {
+      event: { seq: number };
+    }[];
     expect(own.map((e) => e.event.seq).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('refuses an uninitialized folder and a database held by another agent, closing what it opened', async () => {
-    await expect(DeviceAgent.start({ data: join(dir, 'nothing'), network: hub.factory() })).rejects.toMatchObject({ code: 'DEVICE_NOT_INITIALIZED' });
+    await expect(
+      DeviceAgent.start({ data: join(dir, 'nothing'), network: hub.factory() }),
+    ).rejects.toMatchObject({ code: 'DEVICE_NOT_INITIALIZED' });
     const data = await device('a');
     await start(data);
-    await expect(DeviceAgent.start({ data, network: hub.factory() })).rejects.toMatchObject({ code: 'STORAGE_IO' });
+    await expect(DeviceAgent.start({ data, network: hub.factory() })).rejects.toMatchObject({
+      code: 'STORAGE_IO',
+    });
   });
 
   it('follows the roster file: a newly added device and a revocation take effect', async () => {
@@ -222,9 +261,16 @@ describe('DeviceAgent', () => {
     const rosterPath = join(dir, 'roster.json');
     const extra = 'd' + 'A'.repeat(43);
     await addToRoster(rosterPath, a.facility, { id: extra as never, name: 'late tablet' });
-    await eventually('the new device to be known', () => Promise.resolve(a.roster.lookup(extra)?.revoked === false));
+    await eventually('the new device to be known', () =>
+      Promise.resolve(a.roster.lookup(extra)?.revoked === false),
+    );
     const roster = (await readRosterFile(rosterPath))!;
-    await writeJsonAtomic(rosterPath, { ...roster, devices: roster.devices.map((d) => (d.id === extra ? { ...d, revoked: true } : d)) });
-    await eventually('the revocation to take effect', () => Promise.resolve(a.roster.lookup(extra)?.revoked === true));
+    await writeJsonAtomic(rosterPath, {
+      ...roster,
+      devices: roster.devices.map((d) => (d.id === extra ? { ...d, revoked: true } : d)),
+    });
+    await eventually('the revocation to take effect', () =>
+      Promise.resolve(a.roster.lookup(extra)?.revoked === true),
+    );
   });
 });

@@ -153,7 +153,8 @@ export class DeviceAgent {
         relay: roster.data.relay ?? null,
         network: peerNetwork.adapters,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
-        onIncident: (incident: SecurityIncident) => diag(`security incident ${incident.code}: ${incident.message}`, incident),
+        onIncident: (incident: SecurityIncident) =>
+          diag(`security incident ${incident.code}: ${incident.message}`, incident),
       });
       cleanup.push(() => log.close());
       const http = await HttpApi.listen({
@@ -193,7 +194,14 @@ export class DeviceAgent {
 
   /** The JSON-safe ready announcement (see {@link ReadyLine}). */
   ready(): ReadyLine {
-    return { event: 'ready', device: this.deviceId, name: this.name, facility: this.facility, http: this.httpPort, peer: this.peerPort };
+    return {
+      event: 'ready',
+      device: this.deviceId,
+      name: this.name,
+      facility: this.facility,
+      http: this.httpPort,
+      peer: this.peerPort,
+    };
   }
 
   /**

@@ -15,7 +15,12 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
 describe('initDevice', () => {
   it('creates key.json (0600), device.json and a roster entry, and loadDevice restores a working key', async () => {
     const data = join(dir, 'tablet');
-    const { deviceId, config } = await initDevice({ data, facility: 'clinic-1', name: 'Front desk', clock: () => Date.UTC(2026, 0, 2) });
+    const { deviceId, config } = await initDevice({
+      data,
+      facility: 'clinic-1',
+      name: 'Front desk',
+      clock: () => Date.UTC(2026, 0, 2),
+    });
     const layout = dataFolder(data);
     expect((await stat(layout.keyFile)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(layout.deviceFile, 'utf8'))).toEqual({
@@ -27,7 +32,9 @@ describe('initDevice', () => {
       roster: layout.defaultRoster,
     });
     expect(config.device).toBe(deviceId);
-    expect((await readRosterFile(layout.defaultRoster))?.devices).toEqual([{ id: deviceId, name: 'Front desk', revoked: false }]);
+    expect((await readRosterFile(layout.defaultRoster))?.devices).toEqual([
+      { id: deviceId, name: 'Front desk', revoked: false },
+    ]);
     const loaded = await loadDevice(data);
     expect(loaded.key.deviceId).toBe(deviceId);
     const msg = new TextEncoder().encode('hello');
@@ -36,9 +43,13 @@ describe('initDevice', () => {
 
   it('refuses an already-initialized folder, and a folder with a leftover key', async () => {
     await initDevice({ data: dir, facility: 'clinic-1', name: 'a' });
-    await expect(initDevice({ data: dir, facility: 'clinic-1', name: 'b' })).rejects.toMatchObject({ code: 'DEVICE_ALREADY_INITIALIZED' });
+    await expect(initDevice({ data: dir, facility: 'clinic-1', name: 'b' })).rejects.toMatchObject({
+      code: 'DEVICE_ALREADY_INITIALIZED',
+    });
     await rm(join(dir, 'device.json'));
-    await expect(initDevice({ data: dir, facility: 'clinic-1', name: 'b' })).rejects.toMatchObject({ code: 'DEVICE_ALREADY_INITIALIZED' });
+    await expect(initDevice({ data: dir, facility: 'clinic-1', name: 'b' })).rejects.toMatchObject({
+      code: 'DEVICE_ALREADY_INITIALIZED',
+    });
   });
 
   it('lets exactly one of two concurrent inits of one folder win', async () => {
@@ -47,13 +58,19 @@ describe('initDevice', () => {
       initDevice({ data: dir, facility: 'clinic-1', name: 'b' }),
     ]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-    expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'DEVICE_ALREADY_INITIALIZED' } });
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({
+      reason: { code: 'DEVICE_ALREADY_INITIALIZED' },
+    });
   });
 
   it('enrolls concurrent devices in one shared roster', async () => {
     const roster = join(dir, 'shared-roster.json');
     const ids = await Promise.all(
-      [1, 2, 3, 4, 5].map(async (n) => (await initDevice({ data: join(dir, `d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster })).deviceId),
+      [1, 2, 3, 4, 5].map(
+        async (n) =>
+          (await initDevice({ data: join(dir, `d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster }))
+            .deviceId,
+      ),
     );
     expect((await readRosterFile(roster))?.devices.map((d) => d.id).sort()).toEqual([...ids].sort());
     expect((await loadDevice(join(dir, 'd3'))).config.roster).toBe(roster);
@@ -70,7 +87,9 @@ describe('initDevice', () => {
   it('refuses to join a roster of another facility', async () => {
     const roster = join(dir, 'roster.json');
     await initDevice({ data: join(dir, 'a'), facility: 'clinic-1', name: 'a', roster });
-    await expect(initDevice({ data: join(dir, 'b'), facility: 'clinic-2', name: 'b', roster })).rejects.toMatchObject({ code: 'DEVICE_ROSTER_INVALID' });
+    await expect(
+      initDevice({ data: join(dir, 'b'), facility: 'clinic-2', name: 'b', roster }),
+    ).rejects.toMatchObject({ code: 'DEVICE_ROSTER_INVALID' });
   });
 });
 
@@ -84,9 +103,14 @@ describe('loadDevice', () => {
     const { keyFile, deviceFile } = dataFolder(dir);
     await chmod(keyFile, 0o644);
     await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
-    await writeFile(keyFile, JSON.stringify(await exportDeviceKey(await generateDeviceKey())), { mode: 0o600 });
+    await writeFile(keyFile, JSON.stringify(await exportDeviceKey(await generateDeviceKey())), {
+      mode: 0o600,
+    });
     await chmod(keyFile, 0o600);
-    await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID', message: expect.stringContaining('belongs to') as unknown });
+    await expect(loadDevice(dir)).rejects.toMatchObject({
+      code: 'DEVICE_CONFIG_INVALID',
+      message: expect.stringContaining('belongs to') as unknown,
+    });
     await writeFile(deviceFile, '{"v": 1');
     await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
     await writeFile(deviceFile, '{"v": 2}');

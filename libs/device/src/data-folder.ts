@@ -79,19 +79,29 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * @throws AccordError `DEVICE_ALREADY_INITIALIZED`, `DEVICE_BAD_REQUEST` (bad facility or name),
  * `DEVICE_ROSTER_INVALID` (roster malformed or of another facility).
  */
-export async function initDevice(options: InitDeviceOptions): Promise<{ deviceId: DeviceId; config: DeviceConfig }> {
+export async function initDevice(
+  options: InitDeviceOptions,
+): Promise<{ deviceId: DeviceId; config: DeviceConfig }> {
   const { facility, name } = options;
   if (!isFacilityId(facility)) {
-    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, 'facility must be 1-64 letters, digits, "-" or "_"', { details: { facility } });
+    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, 'facility must be 1-64 letters, digits, "-" or "_"', {
+      details: { facility },
+    });
   }
   if (name.trim() === '' || name.length > MAX_NAME || CONTROL.test(name)) {
-    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, `name must be 1-${MAX_NAME} printable characters`, { details: { name } });
+    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, `name must be 1-${MAX_NAME} printable characters`, {
+      details: { name },
+    });
   }
   const layout = dataFolder(options.data);
   await mkdir(layout.dir, { recursive: true, mode: 0o700 });
   for (const f of [layout.deviceFile, layout.keyFile]) {
     if (await exists(f)) {
-      throw new AccordError(ErrorCode.DEVICE_ALREADY_INITIALIZED, `${layout.dir} is already initialized (${f} exists)`, { details: { data: layout.dir } });
+      throw new AccordError(
+        ErrorCode.DEVICE_ALREADY_INITIALIZED,
+        `${layout.dir} is already initialized (${f} exists)`,
+        { details: { data: layout.dir } },
+      );
     }
   }
   const key = await generateDeviceKey();
@@ -105,7 +115,11 @@ export async function initDevice(options: InitDeviceOptions): Promise<{ deviceId
     await link(tmp, layout.keyFile);
   } catch (e) {
     if (isErrno(e, 'EEXIST')) {
-      throw new AccordError(ErrorCode.DEVICE_ALREADY_INITIALIZED, `${layout.dir} is already initialized (key.json exists)`, { details: { data: layout.dir } });
+      throw new AccordError(
+        ErrorCode.DEVICE_ALREADY_INITIALIZED,
+        `${layout.dir} is already initialized (key.json exists)`,
+        { details: { data: layout.dir } },
+      );
     }
     throw e;
   } finally {
@@ -145,17 +159,26 @@ export async function loadDevice(dir: string): Promise<LoadedDevice> {
   try {
     raw = await readJsonFile(layout.deviceFile);
   } catch (cause) {
-    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.deviceFile} is not valid JSON`, { cause });
+    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.deviceFile} is not valid JSON`, {
+      cause,
+    });
   }
   if (raw === undefined) {
-    throw new AccordError(ErrorCode.DEVICE_NOT_INITIALIZED, `${layout.dir} is not an initialized device folder (run: accord device init)`, { details: { data: layout.dir } });
+    throw new AccordError(
+      ErrorCode.DEVICE_NOT_INITIALIZED,
+      `${layout.dir} is not an initialized device folder (run: accord device init)`,
+      { details: { data: layout.dir } },
+    );
   }
   const config = parseDeviceConfig(raw, layout.deviceFile);
   let keyText: string;
   try {
     const s = await stat(layout.keyFile);
     if ((s.mode & 0o077) !== 0) {
-      throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} must not be readable by others (chmod 600)`);
+      throw deviceError(
+        DeviceErrorCode.DEVICE_CONFIG_INVALID,
+        `${layout.keyFile} must not be readable by others (chmod 600)`,
+      );
     }
     keyText = await readFile(layout.keyFile, 'utf8');
   } catch (cause) {
@@ -166,10 +189,17 @@ export async function loadDevice(dir: string): Promise<LoadedDevice> {
   try {
     key = await importDeviceKey(JSON.parse(keyText) as unknown);
   } catch (cause) {
-    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} does not hold a valid device key`, { cause });
+    throw deviceError(
+      DeviceErrorCode.DEVICE_CONFIG_INVALID,
+      `${layout.keyFile} does not hold a valid device key`,
+      { cause },
+    );
   }
   if (key.deviceId !== config.device) {
-    throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${layout.keyFile} belongs to ${key.deviceId}, not ${config.device}`);
+    throw deviceError(
+      DeviceErrorCode.DEVICE_CONFIG_INVALID,
+      `${layout.keyFile} belongs to ${key.deviceId}, not ${config.device}`,
+    );
   }
   return { layout, config, key };
 }

@@ -2,9 +2,26 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AccordError, ErrorCode, asDeviceId, asFacilityId, newEventId, type EventId, type JsonValue, type SignedEvent } from '@accord/protocol';
+import {
+  AccordError,
+  ErrorCode,
+  asDeviceId,
+  asFacilityId,
+  newEventId,
+  type EventId,
+  type JsonValue,
+  type SignedEvent,
+} from '@accord/protocol';
 import { sampleEnvelope } from '@accord/protocol/testing';
-import type { AppendResult, DeviceLogApi, Draft, EventInfo, IntegrityReport, LogCounts, SecurityIncident } from '@accord/log';
+import type {
+  AppendResult,
+  DeviceLogApi,
+  Draft,
+  EventInfo,
+  IntegrityReport,
+  LogCounts,
+  SecurityIncident,
+} from '@accord/log';
 import type { EventStatus, Projection } from '@accord/domain';
 import { HttpApi, type NetworkControl, type PeerStatus } from './http-api.js';
 
@@ -49,7 +66,12 @@ class FakeLog implements DeviceLogApi {
     if (this.appendError !== undefined) throw this.appendError;
     this.#seq++;
     const event: SignedEvent = {
-      ...sampleEnvelope({ id: newEventId(NOW + this.#seq), seq: this.#seq, type: draft.type, data: draft.data as JsonValue }),
+      ...sampleEnvelope({
+        id: newEventId(NOW + this.#seq),
+        seq: this.#seq,
+        type: draft.type,
+        data: draft.data as JsonValue,
+      }),
       ...(draft.supersedes === undefined ? {} : { supersedes: draft.supersedes }),
       sig: 'fake',
     };
@@ -59,7 +81,13 @@ class FakeLog implements DeviceLogApi {
     if (typeof warn === 'string') {
       return {
         event,
-        warning: { outcome: 'deadletter', code: 422, rule: warn, reason: 'stock would go negative', details: {} } as unknown as NonNullable<AppendResult['warning']>,
+        warning: {
+          outcome: 'deadletter',
+          code: 422,
+          rule: warn,
+          reason: 'stock would go negative',
+          details: {},
+        } as unknown as NonNullable<AppendResult['warning']>,
       };
     }
     return { event };
@@ -69,7 +97,9 @@ class FakeLog implements DeviceLogApi {
   }
   list(filter: { status?: EventStatus; device?: string } = {}): EventInfo[] {
     return [...this.events.values()].filter(
-      (e) => (filter.status === undefined || e.status === filter.status) && (filter.device === undefined || e.event.device === filter.device),
+      (e) =>
+        (filter.status === undefined || e.status === filter.status) &&
+        (filter.device === undefined || e.event.device === filter.device),
     );
   }
   outbox(): EventInfo[] {
@@ -81,10 +111,12 @@ class FakeLog implements DeviceLogApi {
   }
   tentative(): Projection {
     const calls = this.projectionCalls;
-    const view = (name: string, result: unknown) => (...args: unknown[]) => {
-      calls.push([name, ...args]);
-      return result;
-    };
+    const view =
+      (name: string, result: unknown) =>
+      (...args: unknown[]) => {
+        calls.push([name, ...args]);
+        return result;
+      };
     return {
       patients: view('patients', [{ id: 'p-1', givenName: 'Ada' }]),
       patient: (id: string) => {
@@ -101,7 +133,12 @@ class FakeLog implements DeviceLogApi {
     return this.tentative();
   }
   integrity(): IntegrityReport {
-    return { holes: this.holes, corrupt: [], incidents: 0, detectedAtStart: { corruptEvents: 0, corruptChunks: 0 } };
+    return {
+      holes: this.holes,
+      corrupt: [],
+      incidents: 0,
+      detectedAtStart: { corruptEvents: 0, corruptChunks: 0 },
+    };
   }
   incidents(): readonly SecurityIncident[] {
     return [];
@@ -146,7 +183,11 @@ async function start(maxBodyBytes?: number): Promise<void> {
 beforeEach(() => start());
 afterEach(() => api.close());
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> & unknown[] }> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> & unknown[] }> {
   const init: RequestInit = { method };
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
   const res = await fetch(base + path, init);
@@ -157,12 +198,16 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
 /** A raw HTTP/1.1 request without a Content-Length, its body written in chunks. */
 function chunkedPost(path: string, chunks: readonly Buffer[]): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(base + path, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      base + path,
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     for (const c of chunks) req.write(c);
     req.end();
@@ -190,7 +235,10 @@ describe('GET /api/status', () => {
 
 describe('POST /api/events', () => {
   it('answers 201 with the durable event, which GET /api/events/:id then returns', async () => {
-    const { status, json } = await call('POST', '/api/events', { type: 'PatientRegistered', data: { givenName: 'Ada' } });
+    const { status, json } = await call('POST', '/api/events', {
+      type: 'PatientRegistered',
+      data: { givenName: 'Ada' },
+    });
     expect(status).toBe(201);
     const id = json['id'] as string;
     expect(log.events.has(id)).toBe(true);
@@ -209,7 +257,10 @@ describe('POST /api/events', () => {
   });
 
   it('carries a warning from the local rules but still records the event', async () => {
-    const { status, json } = await call('POST', '/api/events', { type: 'StockConsumed', data: { warn: 'RULE_NEGATIVE_STOCK' } });
+    const { status, json } = await call('POST', '/api/events', {
+      type: 'StockConsumed',
+      data: { warn: 'RULE_NEGATIVE_STOCK' },
+    });
     expect(status).toBe(201);
     expect(json['warning']).toMatchObject({ outcome: 'deadletter', code: 422, rule: 'RULE_NEGATIVE_STOCK' });
     expect(log.appended).toBe(1);
@@ -251,10 +302,19 @@ describe('POST /api/events', () => {
   });
 
   it('answers 400 with the log code when the data fails the schema', async () => {
-    log.appendError = new AccordError(ErrorCode.PROTOCOL_SCHEMA, 'data.birthDate: expected a date', { details: { path: 'birthDate' } });
-    const { status, json } = await call('POST', '/api/events', { type: 'PatientRegistered', data: { birthDate: 'x' } });
+    log.appendError = new AccordError(ErrorCode.PROTOCOL_SCHEMA, 'data.birthDate: expected a date', {
+      details: { path: 'birthDate' },
+    });
+    const { status, json } = await call('POST', '/api/events', {
+      type: 'PatientRegistered',
+      data: { birthDate: 'x' },
+    });
     expect(status).toBe(400);
-    expect(json).toEqual({ code: 'PROTOCOL_SCHEMA', message: 'data.birthDate: expected a date', details: { path: 'birthDate' } });
+    expect(json).toEqual({
+      code: 'PROTOCOL_SCHEMA',
+      message: 'data.birthDate: expected a date',
+      details: { path: 'birthDate' },
+    });
   });
 
   it('answers 503 when the log is closed and 500 DEVICE_INTERNAL for an unexpected failure, and keeps serving', async () => {
@@ -302,7 +362,10 @@ describe('routing', () => {
   it('answers 405 DEVICE_METHOD_NOT_ALLOWED for a known path with another method', async () => {
     const del = await call('DELETE', '/api/events');
     expect(del.status).toBe(405);
-    expect(del.json).toMatchObject({ code: 'DEVICE_METHOD_NOT_ALLOWED', details: { allow: ['GET', 'POST'] } });
+    expect(del.json).toMatchObject({
+      code: 'DEVICE_METHOD_NOT_ALLOWED',
+      details: { allow: ['GET', 'POST'] },
+    });
     expect((await call('POST', '/api/status', {})).status).toBe(405);
     expect((await call('PUT', '/api/patients')).status).toBe(405);
   });
@@ -380,14 +443,23 @@ describe('projections', () => {
 
   it('answers 503 LOG_HOLE on every projection route while the log has holes', async () => {
     log.holes = [{ device: 'dX', missing: [3] }];
-    for (const path of ['/api/patients', '/api/patients/p-1', '/api/stock', '/api/queue', '/api/appointments', '/api/counters']) {
+    for (const path of [
+      '/api/patients',
+      '/api/patients/p-1',
+      '/api/stock',
+      '/api/queue',
+      '/api/appointments',
+      '/api/counters',
+    ]) {
       const { status, json } = await call('GET', path);
       expect(status).toBe(503);
       expect(json).toMatchObject({ code: 'LOG_HOLE', details: { holes: [{ device: 'dX', missing: [3] }] } });
     }
     expect(log.projectionCalls).toEqual([]);
     // The Sync Centre still works: status and event routes are not projections.
-    expect((await call('GET', '/api/status')).json).toMatchObject({ integrity: { holes: [{ device: 'dX' }] } });
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      integrity: { holes: [{ device: 'dX' }] },
+    });
     log.holes = [];
     expect((await call('GET', '/api/patients')).status).toBe(200);
   });
@@ -404,12 +476,15 @@ describe('POST /api/network', () => {
     expect(network.toggles).toEqual([false, true]);
   });
 
-  it.each(['{}', '{"online": "no"}', '{"online": true, "x": 1}', 'null', 'nope'])('refuses %s with 400', async (body) => {
-    const { status, json } = await call('POST', '/api/network', body);
-    expect(status).toBe(400);
-    expect(json['code']).toBe('DEVICE_BAD_REQUEST');
-    expect(network.toggles).toEqual([]);
-  });
+  it.each(['{}', '{"online": "no"}', '{"online": true, "x": 1}', 'null', 'nope'])(
+    'refuses %s with 400',
+    async (body) => {
+      const { status, json } = await call('POST', '/api/network', body);
+      expect(status).toBe(400);
+      expect(json['code']).toBe('DEVICE_BAD_REQUEST');
+      expect(network.toggles).toEqual([]);
+    },
+  );
 });
 
 describe('close', () => {
@@ -457,7 +532,11 @@ describe('hostile input (property)', () => {
       fc.asyncProperty(
         fc.constantFrom(...paths),
         fc.constantFrom('GET', 'POST', 'PUT'),
-        fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify({ type: 'T', data: v }))),
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.jsonValue().map((v) => JSON.stringify({ type: 'T', data: v })),
+        ),
         async (path, method, body) => {
           const res = await fetch(base + path, method === 'GET' ? { method } : { method, body });
           expect(res.status).toBeLessThan(500);

@@ -215,7 +215,10 @@ export class HttpApi {
     try {
       text = JSON.stringify(reply.body);
     } catch {
-      reply = { status: 500, body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: 'answer is not serializable' } };
+      reply = {
+        status: 500,
+        body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: 'answer is not serializable' },
+      };
       text = JSON.stringify(reply.body);
     }
     if (!req.complete) {
@@ -264,9 +267,13 @@ export class HttpApi {
       const method = req.method === 'HEAD' ? 'GET' : req.method;
       const handler = method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
       if (handler === undefined) {
-        fail(DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED, `${req.method ?? '?'} is not allowed on ${url.pathname}`, {
-          allow: Object.keys(route.methods),
-        });
+        fail(
+          DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED,
+          `${req.method ?? '?'} is not allowed on ${url.pathname}`,
+          {
+            allow: Object.keys(route.methods),
+          },
+        );
       }
       return handler({ req, params, query: url.searchParams });
     }
@@ -291,9 +298,13 @@ export class HttpApi {
       checkQuery(query, allowed);
       const integrity = log.integrity();
       if (integrity.holes.length > 0) {
-        fail(ErrorCode.LOG_HOLE, 'the log has holes: projections are withheld until they are repaired from peers', {
-          holes: integrity.holes,
-        });
+        fail(
+          ErrorCode.LOG_HOLE,
+          'the log has holes: projections are withheld until they are repaired from peers',
+          {
+            holes: integrity.holes,
+          },
+        );
       }
       return log.tentative();
     };
@@ -336,7 +347,14 @@ export class HttpApi {
             checkQuery(query, []);
             const draft = parseDraft(await this.#readBody(req));
             const result = await log.append(draft);
-            return ok({ id: result.event.id, event: result.event, ...(result.warning === undefined ? {} : { warning: result.warning }) }, 201);
+            return ok(
+              {
+                id: result.event.id,
+                event: result.event,
+                ...(result.warning === undefined ? {} : { warning: result.warning }),
+              },
+              201,
+            );
           },
         },
       },
@@ -402,7 +420,11 @@ export class HttpApi {
           POST: async ({ req, query }) => {
             checkQuery(query, []);
             const body = await this.#readBody(req);
-            if (!isPlainObject(body) || typeof body['online'] !== 'boolean' || Object.keys(body).length !== 1) {
+            if (
+              !isPlainObject(body) ||
+              typeof body['online'] !== 'boolean' ||
+              Object.keys(body).length !== 1
+            ) {
               fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be {"online": true|false}');
             }
             network.setOnline(body['online']);
@@ -472,7 +494,11 @@ async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown>
       if (size > max) {
         req.off('data', onData);
         req.off('end', onEnd);
-        reject(deviceError(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { details: { limit: max } }));
+        reject(
+          deviceError(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
+            details: { limit: max },
+          }),
+        );
         return;
       }
       chunks.push(chunk);
@@ -497,12 +523,14 @@ async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown>
 const DRAFT_KEYS = new Set(['type', 'data', 'supersedes']);
 
 function parseDraft(body: unknown): Draft {
-  if (!isPlainObject(body)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be a JSON object {"type", "data", "supersedes"?}');
+  if (!isPlainObject(body))
+    fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be a JSON object {"type", "data", "supersedes"?}');
   for (const key of Object.keys(body)) {
     if (!DRAFT_KEYS.has(key)) fail(ErrorCode.DEVICE_BAD_REQUEST, `unknown field ${JSON.stringify(key)}`);
   }
   const { type, data, supersedes } = body;
-  if (typeof type !== 'string' || type === '') fail(ErrorCode.DEVICE_BAD_REQUEST, 'type must be a non-empty string');
+  if (typeof type !== 'string' || type === '')
+    fail(ErrorCode.DEVICE_BAD_REQUEST, 'type must be a non-empty string');
   if (data === undefined) fail(ErrorCode.DEVICE_BAD_REQUEST, 'data is required');
   if (supersedes !== undefined && (typeof supersedes !== 'string' || !isEventId(supersedes))) {
     fail(ErrorCode.DEVICE_BAD_REQUEST, 'supersedes must be an event id');
@@ -513,10 +541,18 @@ function parseDraft(body: unknown): Draft {
 function toErrorReply(e: unknown): Reply {
   if (isAccordError(e)) {
     const body: ApiErrorBody =
-      Object.keys(e.details).length === 0 ? { code: e.code, message: e.message } : { code: e.code, message: e.message, details: e.details };
+      Object.keys(e.details).length === 0
+        ? { code: e.code, message: e.message }
+        : { code: e.code, message: e.message, details: e.details };
     // Schema failures of the domain catalogue may carry DOMAIN_* codes: the caller's input is wrong.
     const status = STATUS_OF_CODE[e.code] ?? (e.code.startsWith('DOMAIN_') ? 400 : 500);
     return { status, body };
   }
-  return { status: 500, body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: e instanceof Error ? e.message : 'internal error' } };
+  return {
+    status: 500,
+    body: {
+      code: DeviceErrorCode.DEVICE_INTERNAL,
+      message: e instanceof Error ? e.message : 'internal error',
+    },
+  };
 }

@@ -31,7 +31,13 @@ function rosterInvalid(fn: () => unknown): void {
 
 describe('parseRoster', () => {
   it('accepts a roster and defaults revoked to false', () => {
-    const r = parseRoster({ facility: 'clinic-1', devices: [{ id: id(1), name: 'a' }, { id: id(2), name: 'b', revoked: true }] });
+    const r = parseRoster({
+      facility: 'clinic-1',
+      devices: [
+        { id: id(1), name: 'a' },
+        { id: id(2), name: 'b', revoked: true },
+      ],
+    });
     expect(r.devices).toEqual([
       { id: id(1), name: 'a', revoked: false },
       { id: id(2), name: 'b', revoked: true },
@@ -45,7 +51,16 @@ describe('parseRoster', () => {
     ['a bad device id', { facility: 'f', devices: [{ id: 'x', name: 'a' }] }],
     ['a nameless device', { facility: 'f', devices: [{ id: id(1) }] }],
     ['a non-boolean revoked', { facility: 'f', devices: [{ id: id(1), name: 'a', revoked: 'yes' }] }],
-    ['a duplicate device', { facility: 'f', devices: [{ id: id(1), name: 'a' }, { id: id(1), name: 'b' }] }],
+    [
+      'a duplicate device',
+      {
+        facility: 'f',
+        devices: [
+          { id: id(1), name: 'a' },
+          { id: id(1), name: 'b' },
+        ],
+      },
+    ],
     ['a bad relay', { facility: 'f', relay: 'r', devices: [] }],
   ])('refuses %s', (_what, value) => rosterInvalid(() => parseRoster(value)));
 
@@ -82,7 +97,9 @@ describe('addToRoster', () => {
 
   it('refuses a roster of another facility', async () => {
     await addToRoster(path, FACILITY, { id: id(1), name: 'one' });
-    await expect(addToRoster(path, asFacilityId('other'), { id: id(2), name: 'two' })).rejects.toMatchObject({ code: 'DEVICE_ROSTER_INVALID' });
+    await expect(addToRoster(path, asFacilityId('other'), { id: id(2), name: 'two' })).rejects.toMatchObject({
+      code: 'DEVICE_ROSTER_INVALID',
+    });
   });
 });
 
@@ -99,7 +116,13 @@ describe('RosterFile', () => {
     await write({ facility: FACILITY, devices: [{ id: id(1), name: 'a', revoked: false }] });
     const roster = await RosterFile.open(path, FACILITY, { pollMs: 0 });
     expect(await roster.reload()).toBe(false);
-    await write({ facility: FACILITY, devices: [{ id: id(1), name: 'a', revoked: true }, { id: id(2), name: 'b', revoked: false }] });
+    await write({
+      facility: FACILITY,
+      devices: [
+        { id: id(1), name: 'a', revoked: true },
+        { id: id(2), name: 'b', revoked: false },
+      ],
+    });
     expect(await roster.reload()).toBe(true);
     expect(roster.lookup(id(1))).toEqual({ facility: FACILITY, revoked: true });
     expect(roster.lookup(id(2))).toEqual({ facility: FACILITY, revoked: false });
@@ -129,7 +152,11 @@ describe('RosterFile', () => {
     expect(await roster.reload()).toBe(false);
     await rm(path);
     expect(await roster.reload()).toBe(false);
-    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['DEVICE_ROSTER_INVALID', 'DEVICE_ROSTER_INVALID', 'DEVICE_ROSTER_INVALID']);
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual([
+      'DEVICE_ROSTER_INVALID',
+      'DEVICE_ROSTER_INVALID',
+      'DEVICE_ROSTER_INVALID',
+    ]);
     expect(roster.lookup(id(1))).toEqual({ facility: FACILITY, revoked: false });
   });
 });

@@ -23,7 +23,11 @@ export interface RosterData {
 }
 
 function invalid(message: string, path?: string): never {
-  throw deviceError(DeviceErrorCode.DEVICE_ROSTER_INVALID, path === undefined ? message : `${path}: ${message}`, path === undefined ? {} : { details: { path } });
+  throw deviceError(
+    DeviceErrorCode.DEVICE_ROSTER_INVALID,
+    path === undefined ? message : `${path}: ${message}`,
+    path === undefined ? {} : { details: { path } },
+  );
 }
 
 /**
@@ -32,19 +36,24 @@ function invalid(message: string, path?: string): never {
  * @throws AccordError `DEVICE_ROSTER_INVALID` naming the first problem.
  */
 export function parseRoster(value: unknown, path?: string): RosterData {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid('roster must be a JSON object', path);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid('roster must be a JSON object', path);
   const { facility, relay, devices } = value as Record<string, unknown>;
-  if (typeof facility !== 'string' || !isFacilityId(facility)) invalid('roster.facility must be a facility id', path);
-  if (relay !== undefined && (typeof relay !== 'string' || !isDeviceId(relay))) invalid('roster.relay must be a device id', path);
+  if (typeof facility !== 'string' || !isFacilityId(facility))
+    invalid('roster.facility must be a facility id', path);
+  if (relay !== undefined && (typeof relay !== 'string' || !isDeviceId(relay)))
+    invalid('roster.relay must be a device id', path);
   if (!Array.isArray(devices)) invalid('roster.devices must be an array', path);
   const seen = new Set<string>();
   const entries: RosterEntry[] = [];
   for (const [i, d] of (devices as unknown[]).entries()) {
     if (typeof d !== 'object' || d === null) invalid(`roster.devices[${i}] must be an object`, path);
     const { id, name, revoked } = d as Record<string, unknown>;
-    if (typeof id !== 'string' || !isDeviceId(id)) invalid(`roster.devices[${i}].id must be a device id`, path);
+    if (typeof id !== 'string' || !isDeviceId(id))
+      invalid(`roster.devices[${i}].id must be a device id`, path);
     if (typeof name !== 'string') invalid(`roster.devices[${i}].name must be a string`, path);
-    if (revoked !== undefined && typeof revoked !== 'boolean') invalid(`roster.devices[${i}].revoked must be a boolean`, path);
+    if (revoked !== undefined && typeof revoked !== 'boolean')
+      invalid(`roster.devices[${i}].revoked must be a boolean`, path);
     if (seen.has(id)) invalid(`roster.devices[${i}]: device ${id} is listed twice`, path);
     seen.add(id);
     entries.push({ id, name, revoked: revoked === true });
@@ -62,7 +71,10 @@ export async function readRosterFile(path: string): Promise<RosterData | undefin
   try {
     raw = await readJsonFile(path);
   } catch (cause) {
-    throw deviceError(DeviceErrorCode.DEVICE_ROSTER_INVALID, `${path}: cannot read roster`, { cause, details: { path } });
+    throw deviceError(DeviceErrorCode.DEVICE_ROSTER_INVALID, `${path}: cannot read roster`, {
+      cause,
+      details: { path },
+    });
   }
   return raw === undefined ? undefined : parseRoster(raw, path);
 }
@@ -75,7 +87,11 @@ export async function readRosterFile(path: string): Promise<RosterData | undefin
  * written atomically (temp file + rename). Idempotent for an already-listed device.
  * @throws AccordError `DEVICE_ROSTER_INVALID` when the file is malformed or belongs to another facility.
  */
-export async function addToRoster(path: string, facility: FacilityId, entry: { id: DeviceId; name: string }): Promise<RosterData> {
+export async function addToRoster(
+  path: string,
+  facility: FacilityId,
+  entry: { id: DeviceId; name: string },
+): Promise<RosterData> {
   return withFileLock(path, async () => {
     const current = (await readRosterFile(path)) ?? { facility, devices: [] };
     if (current.facility !== facility) {
@@ -119,7 +135,13 @@ export class RosterFile {
   #reloading: Promise<boolean> | undefined;
   readonly #listeners = new Set<(roster: RosterData) => void>();
 
-  private constructor(path: string, facility: FacilityId, data: RosterData, stamp: string, options: RosterFileOptions) {
+  private constructor(
+    path: string,
+    facility: FacilityId,
+    data: RosterData,
+    stamp: string,
+    options: RosterFileOptions,
+  ) {
     this.path = path;
     this.#facility = facility;
     this.#data = data;
@@ -140,11 +162,16 @@ export class RosterFile {
    *
    * @throws AccordError `DEVICE_ROSTER_INVALID` when the file is missing, malformed or of another facility.
    */
-  static async open(path: string, facility: FacilityId, options: RosterFileOptions = {}): Promise<RosterFile> {
+  static async open(
+    path: string,
+    facility: FacilityId,
+    options: RosterFileOptions = {},
+  ): Promise<RosterFile> {
     const stamp = await fileStamp(path);
     const data = await readRosterFile(path);
     if (data === undefined) invalid('roster file does not exist', path);
-    if (data.facility !== facility) invalid(`roster belongs to facility ${data.facility}, not ${facility}`, path);
+    if (data.facility !== facility)
+      invalid(`roster belongs to facility ${data.facility}, not ${facility}`, path);
     return new RosterFile(path, facility, data, stamp, options);
   }
 
@@ -154,7 +181,9 @@ export class RosterFile {
   }
 
   /** The membership of `device`, or undefined when it is not listed. */
-  lookup(device: DeviceId | string): { readonly facility: FacilityId; readonly revoked: boolean } | undefined {
+  lookup(
+    device: DeviceId | string,
+  ): { readonly facility: FacilityId; readonly revoked: boolean } | undefined {
     const entry = this.#data.devices.find((d) => d.id === device);
     return entry === undefined ? undefined : { facility: this.#data.facility, revoked: entry.revoked };
   }
@@ -178,7 +207,8 @@ export class RosterFile {
       const data = await readRosterFile(this.path);
       this.#stamp = stamp;
       if (data === undefined) invalid('roster file disappeared', this.path);
-      if (data.facility !== this.#facility) invalid(`roster now names facility ${data.facility}, not ${this.#facility}`, this.path);
+      if (data.facility !== this.#facility)
+        invalid(`roster now names facility ${data.facility}, not ${this.#facility}`, this.path);
       if (JSON.stringify(data) === JSON.stringify(this.#data)) return false;
       this.#data = data;
       this.#options.onChange?.(data);

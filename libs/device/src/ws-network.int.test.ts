@@ -26,12 +26,16 @@ async function eventually(what: string, check: () => boolean, timeoutMs = 10_000
   }
 }
 
-const stock = (lot: string) => ({ type: 'StockReceived', data: { lot, antigen: 'BCG', quantity: 5, expiry: '2030-01-01' } });
+const stock = (lot: string) => ({
+  type: 'StockReceived',
+  data: { lot, antigen: 'BCG', quantity: 5, expiry: '2030-01-01' },
+});
 
 describe('DeviceAgent on WebSockets', () => {
   it('syncs, reports peers, goes offline and back, and drops a device revoked in the roster file', async () => {
     const roster = join(dir, 'roster.json');
-    for (const n of ['a', 'b']) await initDevice({ data: join(dir, n), facility: 'clinic-1', name: n, roster });
+    for (const n of ['a', 'b'])
+      await initDevice({ data: join(dir, n), facility: 'clinic-1', name: n, roster });
     const diagnostics: string[] = [];
     const a = await DeviceAgent.start({
       data: join(dir, 'a'),
@@ -42,7 +46,11 @@ describe('DeviceAgent on WebSockets', () => {
     });
     running.push(a);
     expect(a.peerPort).toBeGreaterThan(0);
-    const b = await DeviceAgent.start({ data: join(dir, 'b'), peers: [`ws://127.0.0.1:${a.peerPort}`], rosterPollMs: 20 });
+    const b = await DeviceAgent.start({
+      data: join(dir, 'b'),
+      peers: [`ws://127.0.0.1:${a.peerPort}`],
+      rosterPollMs: 20,
+    });
     running.push(b);
     expect(b.peerPort).toBeNull();
 
@@ -51,7 +59,9 @@ describe('DeviceAgent on WebSockets', () => {
     const seenByA = a.network.peers().find((p) => p.peer === b.deviceId);
     expect(seenByA).toMatchObject({ connected: true, direction: 'server' });
     expect(Date.parse(seenByA!.lastContact!)).toBeGreaterThan(0);
-    expect(b.network.peers()).toMatchObject([{ peer: a.deviceId, connected: true, direction: 'client', state: 'connected' }]);
+    expect(b.network.peers()).toMatchObject([
+      { peer: a.deviceId, connected: true, direction: 'client', state: 'connected' },
+    ]);
 
     b.network.setOnline(false);
     expect(b.network.online).toBe(false);
@@ -63,8 +73,13 @@ describe('DeviceAgent on WebSockets', () => {
     await eventually('b to reconnect and deliver', () => a.log.get(second.event.id) !== undefined);
 
     const file = (await readRosterFile(roster))!;
-    await writeJsonAtomic(roster, { ...file, devices: file.devices.map((d) => (d.id === b.deviceId ? { ...d, revoked: true } : d)) });
+    await writeJsonAtomic(roster, {
+      ...file,
+      devices: file.devices.map((d) => (d.id === b.deviceId ? { ...d, revoked: true } : d)),
+    });
     await eventually('a to drop the revoked device', () => a.network.peers().every((p) => !p.connected));
-    await eventually('a to refuse it when it dials again', () => diagnostics.some((m) => m.includes('peer refused')));
+    await eventually('a to refuse it when it dials again', () =>
+      diagnostics.some((m) => m.includes('peer refused')),
+    );
   });
 });

@@ -1,5 +1,11 @@
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
-import { WebSocketClientAdapter, WebSocketServerAdapter, type CommonAdapterOptions, type NetworkEvent, type PeerStats } from '@accord/network-ws';
+import {
+  WebSocketClientAdapter,
+  WebSocketServerAdapter,
+  type CommonAdapterOptions,
+  type NetworkEvent,
+  type PeerStats,
+} from '@accord/network-ws';
 import type { PeerNetwork, PeerNetworkOptions } from './agent.js';
 import type { PeerStatus } from './http-api.js';
 
@@ -49,7 +55,10 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
     }
   }
   const clients = opts.peers.map((url) => ({ url, adapter: new WebSocketClientAdapter({ ...common, url }) }));
-  const adapters: NetworkAdapterInterface[] = [...(server === undefined ? [] : [server]), ...clients.map((c) => c.adapter)];
+  const adapters: NetworkAdapterInterface[] = [
+    ...(server === undefined ? [] : [server]),
+    ...clients.map((c) => c.adapter),
+  ];
   let online = true;
 
   const stopWatching = opts.roster.onChange(() => {
@@ -65,7 +74,13 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
     const r = remembered.get(s.peer) ?? { lastContactAt: null };
     r.lastContactAt = Math.max(r.lastContactAt ?? 0, s.lastContactAt);
     remembered.set(s.peer, r);
-    return { peer: s.peer, connected: true, lastContact: iso(r.lastContactAt), direction, ...(url === undefined ? {} : { url }) };
+    return {
+      peer: s.peer,
+      connected: true,
+      lastContact: iso(r.lastContactAt),
+      direction,
+      ...(url === undefined ? {} : { url }),
+    };
   };
 
   return {
@@ -93,7 +108,14 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
           out.push({ ...connected(s, 'client', url), state: stats.state });
           seen.add(s.peer);
         } else {
-          out.push({ peer: url, connected: false, lastContact: null, direction: 'client', url, state: stats.state });
+          out.push({
+            peer: url,
+            connected: false,
+            lastContact: null,
+            direction: 'client',
+            url,
+            state: stats.state,
+          });
         }
       }
       for (const [peer, r] of remembered) {

@@ -12,7 +12,15 @@ export interface LogRoster {
 
 /** Something that happened that an operator must know about: forged, foreign or conflicting data. */
 export interface SecurityIncident {
-  readonly code: 'LOG_FORGED_EVENT' | 'LOG_UNKNOWN_DEVICE' | 'LOG_WRONG_FACILITY' | 'LOG_CONFLICTING_EVENT' | 'PROTOCOL_BAD_ENCODING' | 'PROTOCOL_SCHEMA' | 'PROTOCOL_NOT_CANONICAL' | 'PROTOCOL_TOO_LARGE';
+  readonly code:
+    | 'LOG_FORGED_EVENT'
+    | 'LOG_UNKNOWN_DEVICE'
+    | 'LOG_WRONG_FACILITY'
+    | 'LOG_CONFLICTING_EVENT'
+    | 'PROTOCOL_BAD_ENCODING'
+    | 'PROTOCOL_SCHEMA'
+    | 'PROTOCOL_NOT_CANONICAL'
+    | 'PROTOCOL_TOO_LARGE';
   readonly message: string;
   readonly eventId?: string;
   readonly device?: string;

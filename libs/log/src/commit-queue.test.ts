@@ -5,28 +5,38 @@ import { CommitQueue } from './commit-queue.js';
 describe('CommitQueue', () => {
   it('writes only contiguous runs in sequence order, whatever order items arrive in', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.nat(), { minLength: 1, maxLength: 60 }), fc.scheduler(), async (keys, s) => {
-        const n = keys.length;
-        const written: number[] = [];
-        const batches: number[][] = [];
-        const queue = new CommitQueue<number>(1, s.scheduleFunction((batch: readonly number[]) => {
-          batches.push([...batch]);
-          written.push(...batch);
-          return Promise.resolve();
-        }));
-        const order = Array.from({ length: n }, (_, i) => i + 1).sort((a, b) => (keys[a - 1]! - keys[b - 1]!) || a - b);
-        const done = order.map((seq) =>
-          s.schedule(Promise.resolve(seq)).then((q) =>
-            queue.submit(q, q).then(() => {
-              // When an append is acknowledged, it and everything before it is written.
-              for (let k = 1; k <= q; k++) expect(written).toContain(k);
+      fc.asyncProperty(
+        fc.array(fc.nat(), { minLength: 1, maxLength: 60 }),
+        fc.scheduler(),
+        async (keys, s) => {
+          const n = keys.length;
+          const written: number[] = [];
+          const batches: number[][] = [];
+          const queue = new CommitQueue<number>(
+            1,
+            s.scheduleFunction((batch: readonly number[]) => {
+              batches.push([...batch]);
+              written.push(...batch);
+              return Promise.resolve();
             }),
-          ),
-        );
-        await s.waitFor(Promise.all(done));
-        expect(written).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-        for (const batch of batches) for (let i = 1; i < batch.length; i++) expect(batch[i]).toBe(batch[i - 1]! + 1);
-      }),
+          );
+          const order = Array.from({ length: n }, (_, i) => i + 1).sort(
+            (a, b) => keys[a - 1]! - keys[b - 1]! || a - b,
+          );
+          const done = order.map((seq) =>
+            s.schedule(Promise.resolve(seq)).then((q) =>
+              queue.submit(q, q).then(() => {
+                // When an append is acknowledged, it and everything before it is written.
+                for (let k = 1; k <= q; k++) expect(written).toContain(k);
+              }),
+            ),
+          );
+          await s.waitFor(Promise.all(done));
+          expect(written).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+          for (const batch of batches)
+            for (let i = 1; i < batch.length; i++) expect(batch[i]).toBe(batch[i - 1]! + 1);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -42,7 +42,11 @@ export class CommitQueue<T> {
 
   /** Mark `seq` as never coming (its preparation failed): the device cannot continue without a hole. */
   abandon(seq: number, cause: unknown): void {
-    this.#fail(new AccordError(ErrorCode.LOG_CLOSED, `append ${seq} failed before it was written; the log stops`, { cause }));
+    this.#fail(
+      new AccordError(ErrorCode.LOG_CLOSED, `append ${seq} failed before it was written; the log stops`, {
+        cause,
+      }),
+    );
   }
 
   /** Resolves when nothing is waiting or being written. */
@@ -52,7 +56,9 @@ export class CommitQueue<T> {
   }
 
   #poisoned(): AccordError {
-    return new AccordError(ErrorCode.LOG_CLOSED, 'the log stopped after a failed write', { cause: this.#failure });
+    return new AccordError(ErrorCode.LOG_CLOSED, 'the log stopped after a failed write', {
+      cause: this.#failure,
+    });
   }
 
   #fail(err: unknown): void {

@@ -6,7 +6,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tentative, type LogState } from '@accord/domain';
-import { canonicalEncode, type EventId, type FacilityId, type JsonValue, type SignedEvent } from '@accord/protocol';
+import {
+  canonicalEncode,
+  type EventId,
+  type FacilityId,
+  type JsonValue,
+  type SignedEvent,
+} from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork, compareReplicas, seedEntropy } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
@@ -32,7 +38,12 @@ interface World {
 
 type DraftKind = 'register' | 'update' | 'stock' | 'vaccinate' | 'checkin';
 
-async function openNode(world: World, index: number, store: MemoryEventStore, storage: MemoryStorageAdapter): Promise<DeviceLog> {
+async function openNode(
+  world: World,
+  index: number,
+  store: MemoryEventStore,
+  storage: MemoryStorageAdapter,
+): Promise<DeviceLog> {
   const name = `n${index}`;
   return DeviceLog.open({
     facility: FACILITY,
@@ -44,37 +55,63 @@ async function openNode(world: World, index: number, store: MemoryEventStore, st
   });
 }
 
-function draftFor(world: World, kind: DraftKind, node: Node, pick: number): { type: string; data: JsonValue } {
+function draftFor(
+  world: World,
+  kind: DraftKind,
+  node: Node,
+  pick: number,
+): { type: string; data: JsonValue } {
   const n = ++world.counter;
   const patients = node.log.tentative().patients();
   const patient = patients.length > 0 ? patients[pick % patients.length]! : undefined;
   switch (kind) {
     case 'update':
       if (patient !== undefined) {
-        return { type: 'PatientDemographicsUpdated', data: { patientId: patient.id, changes: { givenName: `G${n}` } } };
+        return {
+          type: 'PatientDemographicsUpdated',
+          data: { patientId: patient.id, changes: { givenName: `G${n}` } },
+        };
       }
       break;
     case 'stock':
-      return { type: 'StockReceived', data: { lot: `L${pick % 3}`, antigen: 'BCG', quantity: 10, expiry: '2030-01-01' } };
+      return {
+        type: 'StockReceived',
+        data: { lot: `L${pick % 3}`, antigen: 'BCG', quantity: 10, expiry: '2030-01-01' },
+      };
     case 'vaccinate':
       if (patient !== undefined) {
-        return { type: 'VaccinationAdministered', data: { patientId: patient.id, antigen: 'BCG', dose: 1, lot: `L${pick % 3}`, date: '2026-11-01' } };
+        return {
+          type: 'VaccinationAdministered',
+          data: { patientId: patient.id, antigen: 'BCG', dose: 1, lot: `L${pick % 3}`, date: '2026-11-01' },
+        };
       }
       break;
     case 'checkin':
-      if (patient !== undefined) return { type: 'PatientCheckedIn', data: { patientId: patient.id, encounterId: `E${n}` } };
+      if (patient !== undefined)
+        return { type: 'PatientCheckedIn', data: { patientId: patient.id, encounterId: `E${n}` } };
       break;
     case 'register':
       break;
   }
   return {
     type: 'PatientRegistered',
-    data: { patientId: `P${n}`, nationalId: `N${n}`, givenName: 'Ama', familyName: `F${n}`, birthDate: '2020-01-01', sex: 'female' },
+    data: {
+      patientId: `P${n}`,
+      nationalId: `N${n}`,
+      givenName: 'Ama',
+      familyName: `F${n}`,
+      birthDate: '2020-01-01',
+      sex: 'female',
+    },
   };
 }
 
 class AppendCommand implements fc.AsyncCommand<object, World> {
-  constructor(readonly device: number, readonly kind: DraftKind, readonly pick: number) {}
+  constructor(
+    readonly device: number,
+    readonly kind: DraftKind,
+    readonly pick: number,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -169,8 +206,22 @@ async function converge(world: World): Promise<void> {
 }
 
 const command = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.nat(5), fc.constantFrom<DraftKind>('register', 'update', 'stock', 'vaccinate', 'checkin'), fc.nat(50)).map(([d, k, p]) => new AppendCommand(d, k, p)) },
-  { weight: 1, arbitrary: fc.array(fc.nat(1), { minLength: 6, maxLength: 6 }).map((split) => new PartitionCommand(split)) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.nat(5),
+        fc.constantFrom<DraftKind>('register', 'update', 'stock', 'vaccinate', 'checkin'),
+        fc.nat(50),
+      )
+      .map(([d, k, p]) => new AppendCommand(d, k, p)),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .array(fc.nat(1), { minLength: 6, maxLength: 6 })
+      .map((split) => new PartitionCommand(split)),
+  },
   { weight: 1, arbitrary: fc.constant(new HealCommand()) },
   { weight: 2, arbitrary: fc.constant(new DeliverCommand()) },
   { weight: 1, arbitrary: fc.nat(5).map((d) => new RestartCommand(d)) },
@@ -182,7 +233,12 @@ describe('DeviceLog convergence (model)', () => {
       fc.asyncProperty(
         fc.integer({ min: 2, max: 6 }),
         fc.integer({ min: 0, max: 0x7fffffff }),
-        fc.record({ dropRate: fc.double({ min: 0, max: 0.2, noNaN: true }), duplicateRate: fc.double({ min: 0, max: 0.2, noNaN: true }), reorderRate: fc.double({ min: 0, max: 0.3, noNaN: true }), truncateRate: fc.double({ min: 0, max: 0.1, noNaN: true }) }),
+        fc.record({
+          dropRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+          duplicateRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+          reorderRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          truncateRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
+        }),
         fc.commands([command], { maxCommands: 20 }),
         async (size, netSeed, faults, commands) => {
           // Event ids and Automerge actors draw on crypto.getRandomValues: seed them too.
@@ -193,7 +249,12 @@ describe('DeviceLog convergence (model)', () => {
           for (let i = 0; i < size; i++) {
             const store = new MemoryEventStore();
             const storage = new MemoryStorageAdapter();
-            world.nodes.push({ name: `n${i}`, store, storage, log: await openNode(world, i, store, storage) });
+            world.nodes.push({
+              name: `n${i}`,
+              store,
+              storage,
+              log: await openNode(world, i, store, storage),
+            });
           }
           try {
             await fc.asyncModelRun(() => ({ model: {}, real: world }), commands);
@@ -203,7 +264,10 @@ describe('DeviceLog convergence (model)', () => {
             const replicas = world.nodes.map((node) => ({
               name: node.name,
               heads: node.log.heads(),
-              events: node.log.list().map((info) => info.event.id as string).sort(),
+              events: node.log
+                .list()
+                .map((info) => info.event.id as string)
+                .sort(),
               projection: new TextDecoder().decode(canonicalEncode(node.log.tentative().toJSON())),
             }));
             const verdict = compareReplicas(replicas, { events: referenceIds, projection: reference });

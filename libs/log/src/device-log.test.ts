@@ -1,20 +1,50 @@
 import { describe, expect, it, vi } from 'vitest';
-import { encodeSignedEvent, generateDeviceKey, newEventId, signEvent, type EventEnvelope, type FacilityId, type SignedEvent } from '@accord/protocol';
+import {
+  encodeSignedEvent,
+  generateDeviceKey,
+  newEventId,
+  signEvent,
+  type EventEnvelope,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { eventStoreRawKey, MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { stringifyAutomergeUrl } from '@automerge/automerge-repo';
 import { DeviceLog } from './device-log.js';
-import { rootDocumentId, segmentDocumentId, segmentInitialBytes, type RootDoc, type SegmentDoc } from './documents.js';
+import {
+  rootDocumentId,
+  segmentDocumentId,
+  segmentInitialBytes,
+  type RootDoc,
+  type SegmentDoc,
+} from './documents.js';
 import { makeFacility, type TestFacility } from './testing.js';
 
 const FACILITY = 'unit-facility' as FacilityId;
 
 const registration = (n: number) => ({
   type: 'PatientRegistered',
-  data: { patientId: `P${n}`, nationalId: `N${n}`, givenName: 'Kofi', familyName: `F${n}`, birthDate: '2019-05-04', sex: 'male' },
+  data: {
+    patientId: `P${n}`,
+    nationalId: `N${n}`,
+    givenName: 'Kofi',
+    familyName: `F${n}`,
+    birthDate: '2019-05-04',
+    sex: 'male',
+  },
 });
 
-async function openLog(facility: TestFacility, index: number, parts: { store?: MemoryEventStore; storage?: MemoryStorageAdapter; net?: FakeNetwork; segmentSize?: number } = {}) {
+async function openLog(
+  facility: TestFacility,
+  index: number,
+  parts: {
+    store?: MemoryEventStore;
+    storage?: MemoryStorageAdapter;
+    net?: FakeNetwork;
+    segmentSize?: number;
+  } = {},
+) {
   const store = parts.store ?? new MemoryEventStore();
   const storage = parts.storage ?? new MemoryStorageAdapter();
   const log = await DeviceLog.open({
@@ -30,8 +60,14 @@ async function openLog(facility: TestFacility, index: number, parts: { store?: M
 }
 
 /** Writes raw entries into a segment document as a (possibly hostile) peer would have. */
-async function writeIntoSegment(log: DeviceLog, owner: SignedEvent['device'], entries: Uint8Array[]): Promise<void> {
-  const handle = log.repo.import<SegmentDoc>(segmentInitialBytes(FACILITY, owner, 0), { docId: segmentDocumentId(FACILITY, owner, 0) });
+async function writeIntoSegment(
+  log: DeviceLog,
+  owner: SignedEvent['device'],
+  entries: Uint8Array[],
+): Promise<void> {
+  const handle = log.repo.import<SegmentDoc>(segmentInitialBytes(FACILITY, owner, 0), {
+    docId: segmentDocumentId(FACILITY, owner, 0),
+  });
   handle.change((doc) => {
     for (const bytes of entries) doc.events.push(bytes);
   });
@@ -44,7 +80,11 @@ async function writeIntoSegment(log: DeviceLog, owner: SignedEvent['device'], en
   await log.settled();
 }
 
-function envelopeFor(facility: FacilityId, device: SignedEvent['device'], seq: number): Promise<EventEnvelope> {
+function envelopeFor(
+  facility: FacilityId,
+  device: SignedEvent['device'],
+  seq: number,
+): Promise<EventEnvelope> {
   return Promise.resolve({
     v: 1,
     id: newEventId(Date.now()),
@@ -66,7 +106,9 @@ describe('DeviceLog', () => {
     const { log, store } = await openLog(facility, 0);
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => log.append(registration(i))));
     for (const { event } of results) expect(await store.get(event.id)).toBeDefined();
-    expect(results.map((r) => r.event.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(results.map((r) => r.event.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
     expect(log.tentative().patients()).toHaveLength(40);
     expect(log.counts()).toMatchObject({ total: 40, pending: 40, outbox: 40 });
     expect((await store.verify()).holes).toEqual([]);
@@ -76,8 +118,12 @@ describe('DeviceLog', () => {
   it('rejects malformed drafts with a code and records nothing', async () => {
     const facility = await makeFacility(FACILITY, 1);
     const { log, store } = await openLog(facility, 0);
-    await expect(log.append({ type: 'PatientRegistered', data: { patientId: 7 } })).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
-    await expect(log.append({ type: 'NoSuchEvent', data: {} })).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
+    await expect(log.append({ type: 'PatientRegistered', data: { patientId: 7 } })).rejects.toMatchObject({
+      code: 'PROTOCOL_SCHEMA',
+    });
+    await expect(log.append({ type: 'NoSuchEvent', data: {} })).rejects.toMatchObject({
+      code: 'PROTOCOL_SCHEMA',
+    });
     expect(await store.count()).toBe(0);
     const { event } = await log.append(registration(1));
     expect(event.seq).toBe(1);
@@ -123,7 +169,17 @@ describe('DeviceLog', () => {
       await net.quiet();
       await b.log.settled();
     }
-    expect(b.log.list().map((i) => i.event.id).sort()).toEqual(a2.log.list().map((i) => i.event.id).sort());
+    expect(
+      b.log
+        .list()
+        .map((i) => i.event.id)
+        .sort(),
+    ).toEqual(
+      a2.log
+        .list()
+        .map((i) => i.event.id)
+        .sort(),
+    );
     expect(b.log.heads()).toEqual(a2.log.heads());
     await a2.log.close();
     await b.log.close();
@@ -137,24 +193,46 @@ describe('DeviceLog', () => {
 
     // Signed by the stranger but claiming to be the enrolled peer.
     const claimed = await envelopeFor(FACILITY, peer.deviceId, 1);
-    const forged: SignedEvent = { ...claimed, sig: (await signEvent({ ...claimed, device: stranger.deviceId }, stranger)).sig };
+    const forged: SignedEvent = {
+      ...claimed,
+      sig: (await signEvent({ ...claimed, device: stranger.deviceId }, stranger)).sig,
+    };
     // Properly signed by a device outside the roster.
     const unknown = await signEvent(await envelopeFor(FACILITY, stranger.deviceId, 1), stranger);
     // Not even an event.
     const garbage = new TextEncoder().encode('{"hello":"world"}');
-    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(forged), encodeSignedEvent(unknown), garbage]);
+    await writeIntoSegment(log, peer.deviceId, [
+      encodeSignedEvent(forged),
+      encodeSignedEvent(unknown),
+      garbage,
+    ]);
     // A device of another facility.
     facility.roster.add(stranger.deviceId, 'elsewhere' as FacilityId);
-    const foreign = await signEvent(await envelopeFor('elsewhere' as FacilityId, stranger.deviceId, 2), stranger);
+    const foreign = await signEvent(
+      await envelopeFor('elsewhere' as FacilityId, stranger.deviceId, 2),
+      stranger,
+    );
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(foreign)]);
-    const codes = log.incidents().map((i) => i.code).sort();
-    expect(codes).toEqual(['LOG_FORGED_EVENT', 'LOG_UNKNOWN_DEVICE', 'LOG_WRONG_FACILITY', 'PROTOCOL_SCHEMA'].sort());
+    const codes = log
+      .incidents()
+      .map((i) => i.code)
+      .sort();
+    expect(codes).toEqual(
+      ['LOG_FORGED_EVENT', 'LOG_UNKNOWN_DEVICE', 'LOG_WRONG_FACILITY', 'PROTOCOL_SCHEMA'].sort(),
+    );
     expect(await store.count()).toBe(0);
     expect(log.size()).toBe(0);
 
     // A valid peer event, then the same (device, seq) with different content.
     const good = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 1), peer);
-    const twin = await signEvent({ ...(await envelopeFor(FACILITY, peer.deviceId, 1)), data: { lot: 'X', antigen: 'BCG', quantity: 1, expiry: '2031-01-01' }, subject: { kind: 'lot', id: 'X' } }, peer);
+    const twin = await signEvent(
+      {
+        ...(await envelopeFor(FACILITY, peer.deviceId, 1)),
+        data: { lot: 'X', antigen: 'BCG', quantity: 1, expiry: '2031-01-01' },
+        subject: { kind: 'lot', id: 'X' },
+      },
+      peer,
+    );
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(good)]);
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(twin)]);
     expect(log.get(good.id)?.event).toEqual(good);
@@ -167,7 +245,9 @@ describe('DeviceLog', () => {
     const facility = await makeFacility(FACILITY, 1);
     const { log, store } = await openLog(facility, 0);
     const { event } = await log.append(registration(1));
-    const handle = await log.repo.find<SegmentDoc>(stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 0) }));
+    const handle = await log.repo.find<SegmentDoc>(
+      stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 0) }),
+    );
     handle.change((doc) => {
       doc.events.splice(0, 1);
     });
@@ -188,10 +268,21 @@ describe('DeviceLog', () => {
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(one), encodeSignedEvent(three)]);
     expect(log.get(three.id)).toBeUndefined();
     expect(log.integrity().holes).toEqual([{ device: peer.deviceId, missing: [2] }]);
-    expect(log.tentative().stock().lots.map((l) => l.lot)).toEqual(['L1']);
+    expect(
+      log
+        .tentative()
+        .stock()
+        .lots.map((l) => l.lot),
+    ).toEqual(['L1']);
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(two)]);
     expect(log.integrity().holes).toEqual([]);
-    expect(log.tentative().stock().lots.map((l) => l.lot).sort()).toEqual(['L1', 'L2', 'L3']);
+    expect(
+      log
+        .tentative()
+        .stock()
+        .lots.map((l) => l.lot)
+        .sort(),
+    ).toEqual(['L1', 'L2', 'L3']);
     await log.close();
   });
 
@@ -226,15 +317,31 @@ describe('DeviceLog', () => {
     await a.log.settled();
     // Root plus the one open segment (seqs 9-10); segments 0 and 1 are sealed and, once idle, unloaded.
     expect(Object.keys(a.log.heads())).toHaveLength(2);
-    await vi.waitFor(() => expect(Object.keys(a.log.repo.handles)).toHaveLength(2), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(Object.keys(a.log.repo.handles)).toHaveLength(2), {
+      timeout: 5000,
+      interval: 20,
+    });
     const b = await openLog(facility, 1, { net, segmentSize: 4 });
     for (let round = 0; round < 30 && b.log.size() < 10; round++) {
       await net.quiet();
       await b.log.settled();
     }
-    expect(b.log.list().map((i) => i.event.id).sort()).toEqual(a.log.list().map((i) => i.event.id).sort());
+    expect(
+      b.log
+        .list()
+        .map((i) => i.event.id)
+        .sort(),
+    ).toEqual(
+      a.log
+        .list()
+        .map((i) => i.event.id)
+        .sort(),
+    );
     expect(Object.keys(b.log.heads())).toHaveLength(3); // root, B's own first segment, A's open one
-    await vi.waitFor(() => expect(Object.keys(b.log.repo.handles)).toHaveLength(3), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(Object.keys(b.log.repo.handles)).toHaveLength(3), {
+      timeout: 5000,
+      interval: 20,
+    });
     await a.log.close();
     // After a restart, sealed own segments are not even opened: root, own open segment, B's (empty) one.
     const again = await openLog(facility, 0, { store: a.store, storage: a.storage, segmentSize: 4 });

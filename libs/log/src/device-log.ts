@@ -1,6 +1,19 @@
 import * as A from '@automerge/automerge';
-import { Repo, type DocHandle, type DocumentId, type NetworkAdapterInterface, type PeerId } from '@automerge/automerge-repo';
-import { compareTentative, isSystemEventType, prepareDraft, ProjectionFolder, type EventStatusInfo, type Projection } from '@accord/domain';
+import {
+  Repo,
+  type DocHandle,
+  type DocumentId,
+  type NetworkAdapterInterface,
+  type PeerId,
+} from '@automerge/automerge-repo';
+import {
+  compareTentative,
+  isSystemEventType,
+  prepareDraft,
+  ProjectionFolder,
+  type EventStatusInfo,
+  type Projection,
+} from '@accord/domain';
 import {
   AccordError,
   compareHlc,
@@ -76,14 +89,15 @@ function isScannable(storage: unknown): storage is ScannableStorage {
   );
 }
 
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
 function parseStoredEvent(stored: StoredEvent): SignedEvent | undefined {
   try {
     const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
-    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq ? event : undefined;
+    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
+      ? event
+      : undefined;
   } catch {
     return undefined;
   }
@@ -165,7 +179,13 @@ export class DeviceLog implements DeviceLogApi {
   #status: Map<EventId, EventStatusInfo> | undefined;
   #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
 
-  private constructor(opts: DeviceLogOptions, repo: Repo, storage: FrozenDocumentsStorage, highestOwnSeq: number, hlc: HybridClock) {
+  private constructor(
+    opts: DeviceLogOptions,
+    repo: Repo,
+    storage: FrozenDocumentsStorage,
+    highestOwnSeq: number,
+    hlc: HybridClock,
+  ) {
     this.#storage = storage;
     this.#opts = opts;
     this.#store = opts.eventStore;
@@ -314,7 +334,10 @@ export class DeviceLog implements DeviceLogApi {
         try {
           await this.#pushOwn(batch);
         } catch (err) {
-          this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `could not add own events to the sync documents: ${String(err)}` });
+          this.#incident({
+            code: 'PROTOCOL_BAD_ENCODING',
+            message: `could not add own events to the sync documents: ${String(err)}`,
+          });
         }
       });
     }, PUSH_DELAY_MS);
@@ -369,7 +392,10 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       const id = segmentDocumentId(this.facility, this.deviceId, index);
-      if ((index + 1) * this.#segmentSize <= this.#assignedSeq && (await this.#storedSegmentComplete(id, index))) {
+      if (
+        (index + 1) * this.#segmentSize <= this.#assignedSeq &&
+        (await this.#storedSegmentComplete(id, index))
+      ) {
         // Full, and its stored document holds every event: seal it without loading it into the Repo.
         await this.#store.meta.put(sealMarker(index), SEALED);
         this.#sealed.add(id);
@@ -387,7 +413,10 @@ export class DeviceLog implements DeviceLogApi {
     };
     this.repo.networkSubsystem.on('message', touch);
     this.repo.synchronizer.on('message', touch);
-    this.#janitor = setInterval(() => this.#enqueue(() => this.#sweep()), this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
+    this.#janitor = setInterval(
+      () => this.#enqueue(() => this.#sweep()),
+      this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
+    );
     this.#janitor.unref();
   }
 
@@ -415,7 +444,8 @@ export class DeviceLog implements DeviceLogApi {
     for (const bytes of list) {
       const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
       const event = decoded?.ok === true ? decoded.value : undefined;
-      if (event?.device === this.deviceId && event.seq >= first && event.seq < first + this.#segmentSize) seen.add(event.seq);
+      if (event?.device === this.deviceId && event.seq >= first && event.seq < first + this.#segmentSize)
+        seen.add(event.seq);
     }
     return seen.size === this.#segmentSize;
   }
@@ -455,7 +485,8 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       const heads = handle.heads().join(',');
-      const busy = (this.#traffic.get(id) ?? 0) > this.#clock() - (this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
+      const busy =
+        (this.#traffic.get(id) ?? 0) > this.#clock() - (this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
       if (busy || this.#janitorHeads.get(id) !== heads) {
         this.#janitorHeads.set(id, heads);
         continue;
@@ -529,15 +560,17 @@ export class DeviceLog implements DeviceLogApi {
     if (known !== undefined) return Promise.resolve(known);
     let opening = this.#opening.get(id);
     if (opening === undefined) {
-      opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then((handle) => {
-        const listener = (): void => this.#scheduleIngest(state);
-        const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
-        this.#segments.set(id, state);
-        this.#opening.delete(id);
-        if (device === this.deviceId) this.#ownSealIndex.set(id, index);
-        handle.on('change', listener);
-        return state;
-      });
+      opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then(
+        (handle) => {
+          const listener = (): void => this.#scheduleIngest(state);
+          const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
+          this.#segments.set(id, state);
+          this.#opening.delete(id);
+          if (device === this.deviceId) this.#ownSealIndex.set(id, index);
+          handle.on('change', listener);
+          return state;
+        },
+      );
       this.#opening.set(id, opening);
     }
     return opening;
@@ -550,14 +583,19 @@ export class DeviceLog implements DeviceLogApi {
   async #onRootChangeNow(): Promise<void> {
     const devices = this.#root.doc().devices;
     for (const [device, count] of Object.entries(devices)) {
-      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1_000_000) continue;
+      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1_000_000)
+        continue;
       const member = this.#opts.roster.lookup(device as DeviceId);
       // The index is writable by anyone; only the roster's devices get documents opened.
       if (member === undefined || member.facility !== this.facility) continue;
       for (let index = 0; index < count; index++) {
         const id = segmentDocumentId(this.facility, device as DeviceId, index);
         if (this.#sealed.has(id)) continue;
-        if (device !== this.deviceId && this.#complete(device as DeviceId, index) && !this.#segments.has(id)) {
+        if (
+          device !== this.deviceId &&
+          this.#complete(device as DeviceId, index) &&
+          !this.#segments.has(id)
+        ) {
           this.#sealed.add(id); // every event already here: nothing to read from it
           continue;
         }
@@ -602,7 +640,10 @@ export class DeviceLog implements DeviceLogApi {
       }
       const decoded = decodeSignedEvent(bytes);
       if (!decoded.ok) {
-        this.#incident({ code: decoded.error.code as SecurityIncident['code'], message: decoded.error.message });
+        this.#incident({
+          code: decoded.error.code as SecurityIncident['code'],
+          message: decoded.error.message,
+        });
         continue;
       }
       const event = decoded.value;
@@ -610,26 +651,51 @@ export class DeviceLog implements DeviceLogApi {
       const existing = this.#events.get(event.id);
       if (existing !== undefined) {
         if (!bytesEqual(encodeSignedEvent(existing), bytes)) {
-          this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: 'an event id arrived with different bytes', eventId: event.id, device: event.device });
+          this.#incident({
+            code: 'LOG_CONFLICTING_EVENT',
+            message: 'an event id arrived with different bytes',
+            eventId: event.id,
+            device: event.device,
+          });
         }
         continue;
       }
       if (event.facility !== this.facility) {
-        this.#incident({ code: 'LOG_WRONG_FACILITY', message: `event of facility ${event.facility}`, eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_WRONG_FACILITY',
+          message: `event of facility ${event.facility}`,
+          eventId: event.id,
+          device: event.device,
+        });
         continue;
       }
       const member = this.#opts.roster.lookup(event.device);
       if (member === undefined) {
-        this.#incident({ code: 'LOG_UNKNOWN_DEVICE', message: 'event from a device outside the roster', eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_UNKNOWN_DEVICE',
+          message: 'event from a device outside the roster',
+          eventId: event.id,
+          device: event.device,
+        });
         continue;
       }
       if (member.facility !== this.facility) {
-        this.#incident({ code: 'LOG_WRONG_FACILITY', message: 'event from a device of another facility', eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_WRONG_FACILITY',
+          message: 'event from a device of another facility',
+          eventId: event.id,
+          device: event.device,
+        });
         continue;
       }
       const other = this.#seqs.get(event.device)?.get(event.seq);
       if (other !== undefined) {
-        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `device ${event.device} used seq ${event.seq} twice`, eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_CONFLICTING_EVENT',
+          message: `device ${event.device} used seq ${event.seq} twice`,
+          eventId: event.id,
+          device: event.device,
+        });
         continue;
       }
       seenInBatch.add(event.id);
@@ -652,7 +718,8 @@ export class DeviceLog implements DeviceLogApi {
         await this.#commitIngested(candidates, await verdicts);
         if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
       } catch (err) {
-        if (!this.#closed) this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
+        if (!this.#closed)
+          this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
       } finally {
         for (const { event } of candidates) this.#inFlight.delete(event.id);
       }
@@ -660,26 +727,44 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   /** Stores verified events durably (in one batch when possible), then makes them visible. */
-  async #commitIngested(candidates: readonly { event: SignedEvent; bytes: Uint8Array }[], valid: readonly boolean[]): Promise<void> {
+  async #commitIngested(
+    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
+    valid: readonly boolean[],
+  ): Promise<void> {
     const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
     const seqTaken = new Set<string>();
     candidates.forEach((candidate, i) => {
       const { event } = candidate;
       if (valid[i] !== true) {
-        this.#incident({ code: 'LOG_FORGED_EVENT', message: 'bad signature', eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_FORGED_EVENT',
+          message: 'bad signature',
+          eventId: event.id,
+          device: event.device,
+        });
         return;
       }
       if (this.#events.has(event.id)) return; // arrived meanwhile through another document
       const key = `${event.device}/${event.seq}`;
       if (seqTaken.has(key) || this.#seqs.get(event.device)?.has(event.seq) === true) {
-        this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: `device ${event.device} used seq ${event.seq} twice`, eventId: event.id, device: event.device });
+        this.#incident({
+          code: 'LOG_CONFLICTING_EVENT',
+          message: `device ${event.device} used seq ${event.seq} twice`,
+          eventId: event.id,
+          device: event.device,
+        });
         return;
       }
       seqTaken.add(key);
       accepted.push(candidate);
     });
     if (accepted.length === 0 || this.#closed) return;
-    const stored = accepted.map(({ event, bytes }) => ({ device: event.device, seq: event.seq, id: event.id, bytes }));
+    const stored = accepted.map(({ event, bytes }) => ({
+      device: event.device,
+      seq: event.seq,
+      id: event.id,
+      bytes,
+    }));
     try {
       await this.#store.append(stored);
     } catch (err) {
@@ -692,7 +777,12 @@ export class DeviceLog implements DeviceLogApi {
           kept.push(accepted[i]!);
         } catch (inner) {
           if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
-          this.#incident({ code: 'LOG_CONFLICTING_EVENT', message: inner.message, eventId: one.id, device: one.device });
+          this.#incident({
+            code: 'LOG_CONFLICTING_EVENT',
+            message: inner.message,
+            eventId: one.id,
+            device: one.device,
+          });
         }
       }
       accepted.splice(0, accepted.length, ...kept);
@@ -808,7 +898,9 @@ export class DeviceLog implements DeviceLogApi {
       if (filter.device !== undefined && event.device !== filter.device) continue;
       out.push(this.#info(event));
     }
-    return out.sort((a, b) => (a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq));
+    return out.sort((a, b) =>
+      a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq,
+    );
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -854,15 +946,21 @@ export class DeviceLog implements DeviceLogApi {
       for (const seq of seqs.keys()) if (seq > max) max = seq;
       if (max <= contiguous) continue;
       const missing: number[] = [];
-      for (let seq = contiguous + 1; seq < max && missing.length < 1000; seq++) if (!seqs.has(seq)) missing.push(seq);
+      for (let seq = contiguous + 1; seq < max && missing.length < 1000; seq++)
+        if (!seqs.has(seq)) missing.push(seq);
       holes.push({ device, missing });
     }
-    const corrupt = this.#corruptAtStart.filter(({ device, seq }) => !this.#seqs.get(device as DeviceId)?.has(seq));
+    const corrupt = this.#corruptAtStart.filter(
+      ({ device, seq }) => !this.#seqs.get(device as DeviceId)?.has(seq),
+    );
     return {
       holes,
       corrupt,
       incidents: this.#incidentCount,
-      detectedAtStart: { corruptEvents: this.#corruptAtStart.length, corruptChunks: this.#repairedChunks.length },
+      detectedAtStart: {
+        corruptEvents: this.#corruptAtStart.length,
+        corruptChunks: this.#repairedChunks.length,
+      },
     };
   }
 
@@ -883,8 +981,11 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Automerge heads of every facility document this log holds, by document id. */
   heads(): Record<string, readonly string[]> {
-    const out: Record<string, readonly string[]> = { [String(this.#root.documentId)]: [...this.#root.heads()].sort() };
-    for (const segment of this.#segments.values()) out[String(segment.id)] = [...segment.handle.heads()].sort();
+    const out: Record<string, readonly string[]> = {
+      [String(this.#root.documentId)]: [...this.#root.heads()].sort(),
+    };
+    for (const segment of this.#segments.values())
+      out[String(segment.id)] = [...segment.handle.heads()].sort();
     return out;
   }
 

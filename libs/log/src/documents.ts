@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import * as A from '@automerge/automerge';
-import { interpretAsDocumentId, stringifyAutomergeUrl, type AutomergeUrl, type DocumentId } from '@automerge/automerge-repo';
+import {
+  interpretAsDocumentId,
+  stringifyAutomergeUrl,
+  type AutomergeUrl,
+  type DocumentId,
+} from '@automerge/automerge-repo';
 import type { DeviceId, FacilityId } from '@accord/protocol';
 
 /**

@@ -1,11 +1,20 @@
-import { deviceKeyFromSeed, generateDeviceKey, type DeviceId, type DeviceKeyPair, type FacilityId } from '@accord/protocol';
+import {
+  deviceKeyFromSeed,
+  generateDeviceKey,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+} from '@accord/protocol';
 import type { LogRoster } from './api.js';
 
 /** A facility for tests: device keys and a mutable in-memory roster. */
 export interface TestFacility {
   readonly facility: FacilityId;
   readonly keys: DeviceKeyPair[];
-  readonly roster: LogRoster & { add(device: DeviceId, facility?: FacilityId): void; revoke(device: DeviceId): void };
+  readonly roster: LogRoster & {
+    add(device: DeviceId, facility?: FacilityId): void;
+    revoke(device: DeviceId): void;
+  };
 }
 
 /**
@@ -18,7 +27,10 @@ export async function makeFacility(facility: FacilityId, size: number, seed?: nu
   const keys: DeviceKeyPair[] = [];
   for (let i = 0; i < size; i++) {
     if (seed === undefined) keys.push(await generateDeviceKey());
-    else keys.push(await deviceKeyFromSeed(new Uint8Array(32).map((_, j) => (seed * 31 + i * 17 + j * 13) & 0xff)));
+    else
+      keys.push(
+        await deviceKeyFromSeed(new Uint8Array(32).map((_, j) => (seed * 31 + i * 17 + j * 13) & 0xff)),
+      );
   }
   const members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
   for (const key of keys) members.set(key.deviceId, { facility, revoked: false });

@@ -1,7 +1,8 @@
 import type { DeviceId, EventId, FacilityId, Hlc } from './ids.js';
 
 /** Any JSON value that canonical encoding accepts (finite numbers only, no undefined). */
-export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+export type JsonValue =
+  null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
 /** What an event is about: a record kind (`patient`, `lot`, `encounter`, …) and its id. */
 export interface Subject {

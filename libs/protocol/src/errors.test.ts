@@ -10,6 +10,10 @@ describe('AccordError', () => {
     expect(isAccordError(err, ErrorCode.STORAGE_IO)).toBe(true);
     expect(isAccordError(err, ErrorCode.STORAGE_CORRUPT)).toBe(false);
     expect(isAccordError(new Error('x'))).toBe(false);
-    expect(JSON.parse(JSON.stringify(err))).toEqual({ code: 'STORAGE_IO', message: 'write failed', details: { key: 'k' } });
+    expect(JSON.parse(JSON.stringify(err))).toEqual({
+      code: 'STORAGE_IO',
+      message: 'write failed',
+      details: { key: 'k' },
+    });
   });
 });

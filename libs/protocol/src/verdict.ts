@@ -13,7 +13,14 @@ export const SystemEventType = {
 export type SystemEventType = (typeof SystemEventType)[keyof typeof SystemEventType];
 
 /** Rejection codes of DESIGN.md §4. */
-export const RejectionCode = { Invalid: 500, Rule: 422, Conflict: 409, NotFound: 404, Gone: 410, Forbidden: 403 } as const;
+export const RejectionCode = {
+  Invalid: 500,
+  Rule: 422,
+  Conflict: 409,
+  NotFound: 404,
+  Gone: 410,
+  Forbidden: 403,
+} as const;
 export type RejectionCode = (typeof RejectionCode)[keyof typeof RejectionCode];
 
 /** Data of an `accepted` verdict: `seq` is the relay's confirmed sequence number (1, 2, 3, … per facility). */
