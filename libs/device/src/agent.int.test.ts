@@ -208,23 +208,20 @@ describe('DeviceAgent', () => {
     expect(b.log.get((second.json as { id: string }).id as never)).toBeUndefined();
 
     await api(b, 'POST', '/api/network', { online: true });
-    // Generous deadline: under a loaded CI machine fsync-heavy suites run alongside; on
-    // failure the message carries both logs' state, so a real stall can be told apart.
-    await eventually(
-      'both devices to hold 3 events',
-      () => Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3),
-      20_000,
-      () =>
-        JSON.stringify({
-          a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() },
-          b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() },
-        }),
-    );
+    const converged = (): Promise<boolean> =>
+      Promise.resolve(a.log.counts().total === 3 && b.log.counts().total === 3);
+    const state = (): string =>
+      JSON.stringify({
+        a: { counts: a.log.counts(), heads: a.log.heads(), integrity: a.log.integrity() },
+        b: { counts: b.log.counts(), heads: b.log.heads(), integrity: b.log.integrity() },
+      });
+    // b was enrolled after a started: a follows b's segments once its roster learns of b.
+    await eventually('both devices to hold 3 events', converged, 15_000, state);
     const pa = await api(a, 'GET', '/api/patients');
     const pb = await api(b, 'GET', '/api/patients');
     expect(JSON.stringify(pa.json)).toBe(JSON.stringify(pb.json));
     expect(pa.json).toHaveLength(3);
-  });
+  }, 60_000);
 
   it('keeps every acknowledged event across a clean stop and restart', async () => {
     const data = await device('a');

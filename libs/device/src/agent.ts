@@ -156,7 +156,12 @@ export class DeviceAgent {
         onIncident: (incident: SecurityIncident) =>
           diag(`security incident ${incident.code}: ${incident.message}`, incident),
       });
-      cleanup.push(() => log.close());
+      // A device enrolled after the log opened: follow its segments from now on.
+      const stopFollowingRoster = roster.onChange(() => log.rosterChanged());
+      cleanup.push(async () => {
+        stopFollowingRoster();
+        await log.close();
+      });
       const http = await HttpApi.listen({
         log,
         network: peerNetwork,

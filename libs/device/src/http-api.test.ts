@@ -143,6 +143,7 @@ class FakeLog implements DeviceLogApi {
   incidents(): readonly SecurityIncident[] {
     return [];
   }
+  rosterChanged(): void {}
   addNetworkAdapter(): void {}
   heads(): Record<string, readonly string[]> {
     return { root: ['h1'] };

@@ -113,6 +113,11 @@ export interface DeviceLogApi {
   integrity(): IntegrityReport;
   incidents(): readonly SecurityIncident[];
   addNetworkAdapter(adapter: NetworkAdapterInterface): void;
+  /**
+   * Tells the log that the roster changed: segments of newly enrolled devices are opened, and
+   * entries skipped as coming from unknown devices are read again.
+   */
+  rosterChanged(): void;
   /** A digest of the Automerge heads of every document, for convergence checks. */
   heads(): Record<string, readonly string[]>;
   close(): Promise<void>;

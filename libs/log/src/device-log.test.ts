@@ -351,4 +351,18 @@ describe('DeviceLog', () => {
     await again.log.close();
     await b.log.close();
   });
+
+  it('follows a device enrolled after its events arrived, once told the roster changed', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log } = await openLog(facility, 0);
+    const late = await generateDeviceKey();
+    const event = await signEvent(await envelopeFor(FACILITY, late.deviceId, 1), late);
+    await writeIntoSegment(log, late.deviceId, [encodeSignedEvent(event)]);
+    expect(log.get(event.id)).toBeUndefined(); // not in the roster yet
+    facility.roster.add(late.deviceId);
+    log.rosterChanged();
+    await log.settled();
+    expect(log.get(event.id)?.event).toEqual(event);
+    await log.close();
+  });
 });

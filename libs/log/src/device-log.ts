@@ -974,6 +974,19 @@ export class DeviceLog implements DeviceLogApi {
     return this.#incidents;
   }
 
+  /**
+   * Re-reads the root index and every followed segment after a roster change.
+   *
+   * @remarks A device's segments are only followed once the roster knows the device, and its
+   * entries are only accepted then; a device enrolled after its first events arrived would
+   * otherwise never be read.
+   */
+  rosterChanged(): void {
+    if (this.#closed) return;
+    for (const segment of this.#segments.values()) segment.processed = 0;
+    this.#onRootChange();
+  }
+
   /** Adds a network adapter (a peer server or client) to the running log. */
   addNetworkAdapter(adapter: NetworkAdapterInterface): void {
     this.repo.networkSubsystem.addNetworkAdapter(adapter);
