@@ -159,7 +159,8 @@ export class DeviceLog implements DeviceLogApi {
   readonly #incidents: SecurityIncident[] = [];
   readonly #strings = new Map<string, string>();
   #incidentCount = 0;
-  readonly #repairedChunks: string[][] = [];
+  /** Sync-document chunks dropped at start-up because their checksum failed. */
+  #corruptChunksAtStart = 0;
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
   #ingestChain: Promise<void> = Promise.resolve();
   /** Verification of ingested segments, one after another. */
@@ -229,14 +230,12 @@ export class DeviceLog implements DeviceLogApi {
     // A damaged own event still used its sequence number: never hand that number out again.
     highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
 
-    const repairedChunks: string[][] = [];
+    let corruptChunks = 0;
     if (isScannable(opts.storage)) {
       // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
       const { corrupt } = await opts.storage.scan();
-      for (const key of corrupt) {
-        await opts.storage.remove([...key]);
-        repairedChunks.push([...key]);
-      }
+      for (const key of corrupt) await opts.storage.remove([...key]);
+      corruptChunks = corrupt.length;
     }
 
     const storage = new FrozenDocumentsStorage(opts.storage);
@@ -254,7 +253,7 @@ export class DeviceLog implements DeviceLogApi {
       saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
     const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc);
-    log.#repairedChunks.push(...repairedChunks);
+    log.#corruptChunksAtStart = corruptChunks;
     log.#corruptAtStart.push(...corrupt);
     for (const event of loaded) log.#addVerified(event);
     await log.#openDocuments();
@@ -425,29 +424,40 @@ export class DeviceLog implements DeviceLogApi {
    * every one of the segment's events (so nothing needs re-adding after a crash).
    */
   async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
+    const chunks = await this.#storedChunks(id);
+    if (chunks.length === 0) return false;
     let doc = A.init<SegmentDoc>();
-    let found = false;
-    for (const chunk of await this.#opts.storage.loadRange([id])) {
-      const kind = chunk.key[1];
-      if (chunk.data === undefined || (kind !== 'incremental' && kind !== 'snapshot')) continue;
-      try {
-        doc = A.loadIncremental(doc, chunk.data);
-        found = true;
-      } catch {
-        return false;
-      }
+    try {
+      for (const data of chunks) doc = A.loadIncremental(doc, data);
+    } catch {
+      return false;
     }
-    const list: unknown = found ? doc.events : undefined;
+    const list: unknown = doc.events;
     if (!Array.isArray(list)) return false;
     const first = index * this.#segmentSize + 1;
-    const seen = new Set<number>();
+    let count = 0;
+    for (const seq of this.#ownSeqsIn(list)) if (seq >= first && seq < first + this.#segmentSize) count++;
+    return count === this.#segmentSize;
+  }
+
+  /** The stored Automerge chunks (snapshots and incremental changes) of a document. */
+  async #storedChunks(id: DocumentId): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const chunk of await this.#opts.storage.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) out.push(chunk.data);
+    }
+    return out;
+  }
+
+  /** Sequence numbers of this device's events among a segment document's entries (invalid entries skipped). */
+  #ownSeqsIn(list: readonly unknown[]): Set<number> {
+    const seqs = new Set<number>();
     for (const bytes of list) {
       const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
-      const event = decoded?.ok === true ? decoded.value : undefined;
-      if (event?.device === this.deviceId && event.seq >= first && event.seq < first + this.#segmentSize)
-        seen.add(event.seq);
+      if (decoded?.ok === true && decoded.value.device === this.deviceId) seqs.add(decoded.value.seq);
     }
-    return seen.size === this.#segmentSize;
+    return seqs;
   }
 
   /** True when the store holds every event of segment `index` of `device`. */
@@ -513,11 +523,7 @@ export class DeviceLog implements DeviceLogApi {
       this.#ingestSegment(segment);
       return;
     }
-    const present = new Set<number>();
-    for (const bytes of list) {
-      const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
-      if (decoded?.ok === true && decoded.value.device === this.deviceId) present.add(decoded.value.seq);
-    }
+    const present = this.#ownSeqsIn(list);
     const missing: Uint8Array[] = [];
     const ids = this.#seqs.get(this.deviceId);
     for (let seq = first; seq <= last; seq++) {
@@ -544,11 +550,7 @@ export class DeviceLog implements DeviceLogApi {
    */
   async #openDoc<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
     const handle = this.repo.import<T>(initial(), { docId: id });
-    for (const chunk of await this.#opts.storage.loadRange([id])) {
-      const kind = chunk.key[1];
-      if (chunk.data === undefined || (kind !== 'incremental' && kind !== 'snapshot')) continue;
-      this.repo.import<T>(chunk.data, { docId: id });
-    }
+    for (const data of await this.#storedChunks(id)) this.repo.import<T>(data, { docId: id });
     if (!handle.isReady()) handle.doneLoading();
     await handle.whenReady();
     return handle;
@@ -959,14 +961,9 @@ export class DeviceLog implements DeviceLogApi {
       incidents: this.#incidentCount,
       detectedAtStart: {
         corruptEvents: this.#corruptAtStart.length,
-        corruptChunks: this.#repairedChunks.length,
+        corruptChunks: this.#corruptChunksAtStart,
       },
     };
-  }
-
-  /** Chunks of sync documents dropped at start-up because their checksum failed. */
-  repairedChunks(): readonly (readonly string[])[] {
-    return this.#repairedChunks;
   }
 
   /** The most recent security incidents (bounded). */
