@@ -1,33 +1,9 @@
 // Three agent processes converge after one of them spent a while off the network (P1, P2).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initDevice } from '@accord/device';
-import { AgentProcess, eventually } from './test-support.js';
+import { AgentProcess, agentWorkspace, eventually, registration } from './test-support.js';
 
-let dir: string;
-const agents: AgentProcess[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'accord-converge-'));
-});
-afterAll(async () => {
-  await Promise.all(agents.map((a) => a.stop('SIGKILL')));
-  await rm(dir, { recursive: true, force: true });
-});
-
-const patient = (n: number) => ({
-  type: 'PatientRegistered',
-  data: {
-    patientId: `P-${n}`,
-    nationalId: `NID-${n}`,
-    givenName: 'Ada',
-    familyName: `Family${n}`,
-    birthDate: '2025-06-01',
-    sex: 'female',
-  },
-});
+const { path, agents } = agentWorkspace('accord-converge-');
 
 async function eventIds(a: AgentProcess): Promise<string> {
   const { json } = await a.api<{ event: { id: string } }[]>('GET', '/api/events');
@@ -39,13 +15,13 @@ async function eventIds(a: AgentProcess): Promise<string> {
 
 describe('three devices, one offline for a while', () => {
   it('all converge to the same events, patients and counters', async () => {
-    const roster = join(dir, 'roster.json');
+    const roster = path('roster.json');
     for (const n of [1, 2, 3])
-      await initDevice({ data: join(dir, `d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster });
+      await initDevice({ data: path(`d${n}`), facility: 'clinic-1', name: `tablet ${n}`, roster });
     // Topology: 1 listens; 2 listens and dials 1; 3 dials 1 and 2.
     const a = await AgentProcess.start([
       '--data',
-      join(dir, 'd1'),
+      path('d1'),
       '--listen',
       '0',
       '--listen-host',
@@ -56,7 +32,7 @@ describe('three devices, one offline for a while', () => {
     agents.push(a);
     const b = await AgentProcess.start([
       '--data',
-      join(dir, 'd2'),
+      path('d2'),
       '--listen',
       '0',
       '--listen-host',
@@ -65,18 +41,18 @@ describe('three devices, one offline for a while', () => {
       a.peerUrl,
     ]);
     agents.push(b);
-    const c = await AgentProcess.start(['--data', join(dir, 'd3'), '--peer', a.peerUrl, '--peer', b.peerUrl]);
+    const c = await AgentProcess.start(['--data', path('d3'), '--peer', a.peerUrl, '--peer', b.peerUrl]);
     agents.push(c);
 
     // c goes offline; everyone records meanwhile.
     expect((await c.api('POST', '/api/network', { online: false })).json).toMatchObject({ online: false });
     const posts = [
-      ...[1, 2, 3].map((n) => a.api('POST', '/api/events', patient(n))),
+      ...[1, 2, 3].map((n) => a.api('POST', '/api/events', registration(n))),
       b.api('POST', '/api/events', {
         type: 'StockReceived',
         data: { lot: 'L-1', antigen: 'BCG', quantity: 30, expiry: '2030-01-01' },
       }),
-      ...[4, 5].map((n) => c.api('POST', '/api/events', patient(n))),
+      ...[4, 5].map((n) => c.api('POST', '/api/events', registration(n))),
     ];
     for (const p of await Promise.all(posts)) expect(p.status).toBe(201);
     await a.api('POST', '/api/events', {

@@ -3,38 +3,14 @@
 // carrying it are overwritten with garbage while B is stopped. B must notice both on
 // restart, hold back the hole instead of serving a projection with it, and get the
 // event back, byte for byte, from A.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initDevice } from '@accord/device';
 import { segmentDocumentId } from '@accord/log';
 import { encodeSignedEvent, type DeviceId, type FacilityId, type SignedEvent } from '@accord/protocol';
 import { eventStoreRawKey, openDeviceDatabase, storageAdapterRawKey } from '@accord/storage-level';
-import { AgentProcess, eventually } from './test-support.js';
+import { AgentProcess, agentWorkspace, eventually, registration } from './test-support.js';
 
-let dir: string;
-const agents: AgentProcess[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'accord-corrupt-'));
-});
-afterAll(async () => {
-  await Promise.all(agents.map((a) => a.stop('SIGKILL')));
-  await rm(dir, { recursive: true, force: true });
-});
-
-const patient = (n: number) => ({
-  type: 'PatientRegistered',
-  data: {
-    patientId: `P-${n}`,
-    nationalId: `NID-${n}`,
-    givenName: 'Kojo',
-    familyName: `Family${n}`,
-    birthDate: '2024-03-01',
-    sex: 'male',
-  },
-});
+const { path, agents } = agentWorkspace('accord-corrupt-');
 
 interface Status {
   integrity: {
@@ -46,12 +22,12 @@ interface Status {
 
 describe('a corrupted database', () => {
   it('is detected at start-up and repaired from a peer, byte for byte', async () => {
-    const roster = join(dir, 'roster.json');
-    await initDevice({ data: join(dir, 'a'), facility: 'clinic-9', name: 'A', roster });
-    await initDevice({ data: join(dir, 'b'), facility: 'clinic-9', name: 'B', roster });
+    const roster = path('roster.json');
+    await initDevice({ data: path('a'), facility: 'clinic-9', name: 'A', roster });
+    await initDevice({ data: path('b'), facility: 'clinic-9', name: 'B', roster });
     const a = await AgentProcess.start([
       '--data',
-      join(dir, 'a'),
+      path('a'),
       '--listen',
       '0',
       '--listen-host',
@@ -60,12 +36,12 @@ describe('a corrupted database', () => {
       '0',
     ]);
     agents.push(a);
-    let b = await AgentProcess.start(['--data', join(dir, 'b'), '--peer', a.peerUrl, '--http', '0']);
+    let b = await AgentProcess.start(['--data', path('b'), '--peer', a.peerUrl, '--http', '0']);
     agents.push(b);
 
     const ids: string[] = [];
     for (let n = 1; n <= 5; n++)
-      ids.push((await a.api<{ id: string }>('POST', '/api/events', patient(n))).json.id);
+      ids.push((await a.api<{ id: string }>('POST', '/api/events', registration(n))).json.id);
     await eventually(
       'B to hold all five events',
       async () => (await b.api<unknown[]>('GET', '/api/events')).json.length === 5,
@@ -76,7 +52,7 @@ describe('a corrupted database', () => {
     await b.stop('SIGTERM');
 
     // Damage B's copy while it is down: the event's stored value and the sync document's chunks.
-    const db = await openDeviceDatabase(join(dir, 'b', 'db'));
+    const db = await openDeviceDatabase(path('b', 'db'));
     const slot = eventStoreRawKey({ kind: 'event', device: a.ready.device, seq: 3 });
     const view = { keyEncoding: 'view', valueEncoding: 'view' } as const;
     const raw = await db.eventStore.rawDb.get(slot, view);
@@ -99,7 +75,7 @@ describe('a corrupted database', () => {
     await db.close();
 
     // Offline restart: the damage is found, and the projection is not served with a hole.
-    b = await AgentProcess.start(['--data', join(dir, 'b'), '--http', '0']);
+    b = await AgentProcess.start(['--data', path('b'), '--http', '0']);
     agents.push(b);
     const found = (await b.api<Status>('GET', '/api/status')).json.integrity;
     expect(found.detectedAtStart.corruptEvents).toBe(1);
@@ -110,7 +86,7 @@ describe('a corrupted database', () => {
     await b.stop('SIGTERM');
 
     // Back with its peer: the event returns from A, identical, and the hole closes.
-    b = await AgentProcess.start(['--data', join(dir, 'b'), '--peer', a.peerUrl, '--http', '0']);
+    b = await AgentProcess.start(['--data', path('b'), '--peer', a.peerUrl, '--http', '0']);
     agents.push(b);
     await eventually(
       'B to repair the event from A',

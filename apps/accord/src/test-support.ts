@@ -1,7 +1,11 @@
 // Helpers for the CLI's tests: spawn `accord` as a separate process (the way users run it)
 // and talk to a running device agent over its HTTP API. Not part of the public entry.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 
 /** The repository root (tests spawn with it as the working directory). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -166,4 +170,39 @@ export function testSeed(): number {
   const raw = process.env['FC_SEED'];
   const n = raw === undefined ? Number.NaN : Number.parseInt(raw, 10);
   return Number.isSafeInteger(n) ? n : 20261126;
+}
+
+/**
+ * A temporary folder and the agent processes a test file starts in it: created before the
+ * file's tests, and after them every agent still running is killed and the folder removed.
+ */
+export function agentWorkspace(prefix: string): {
+  readonly path: (...parts: string[]) => string;
+  readonly agents: AgentProcess[];
+} {
+  let dir = '';
+  const agents: AgentProcess[] = [];
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { path: (...parts) => join(dir, ...parts), agents };
+}
+
+/** A `POST /api/events` body registering patient number `n`. */
+export function registration(n: number): { type: string; data: Record<string, string> } {
+  return {
+    type: 'PatientRegistered',
+    data: {
+      patientId: `P-${n}`,
+      nationalId: `NID-${n}`,
+      givenName: 'Ada',
+      familyName: `Family${n}`,
+      birthDate: '2025-06-01',
+      sex: 'female',
+    },
+  };
 }
