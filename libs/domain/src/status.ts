@@ -34,7 +34,8 @@ export function isSystemEventType(type: string): boolean {
   return (
     type === SystemEventType.Verdict ||
     type === SystemEventType.RetryRequested ||
-    type === SystemEventType.DeadletterDiscarded
+    type === SystemEventType.DeadletterDiscarded ||
+    type === SystemEventType.RosterUpdated
   );
 }
 
@@ -170,7 +171,9 @@ class Tracker {
   /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
   status(id: EventId): EventStatusInfo | undefined {
     const event = this.#events.get(id);
+    // Relay statements (verdicts, rosters) are not submissions: they have no status.
     if (event === undefined || event.type === SystemEventType.Verdict) return undefined;
+    if (event.type === SystemEventType.RosterUpdated && event.device === this.#relay) return undefined;
     const info = this.#targets.get(id);
     const verdict = info?.verdict;
     const read = info?.read;

@@ -1,6 +1,15 @@
 import type { NetworkAdapterInterface, Repo, StorageAdapterInterface } from '@automerge/automerge-repo';
 import type { Projection, EventStatus } from '@accord/domain';
-import type { DeviceId, DeviceKeyPair, EventId, FacilityId, SignedEvent } from '@accord/protocol';
+import type {
+  DeviceId,
+  DeviceKeyPair,
+  EventId,
+  FacilityId,
+  JsonValue,
+  SignedEvent,
+  Subject,
+  SystemEventType,
+} from '@accord/protocol';
 import type { RuleVerdict } from '@accord/rules';
 import type { EventStore } from '@accord/storage-level';
 
@@ -57,6 +66,33 @@ export interface Draft {
   readonly supersedes?: EventId;
 }
 
+/**
+ * A statement of the sync system itself (not a user's domain fact): a relay's `Verdict` or
+ * `RosterUpdated`, a device's `RetryRequested` or `DeadletterDiscarded`.
+ *
+ * @remarks `data` must match the type's schema in `@accord/protocol`; no local rules run.
+ */
+export interface SystemDraft {
+  readonly type: SystemEventType;
+  readonly subject: Subject;
+  readonly data: JsonValue;
+  readonly deps?: readonly EventId[];
+}
+
+/** Where the log's own history stands, for a writer that must never reuse a sequence number. */
+export interface OwnHistory {
+  /** The highest own sequence number held or handed out. */
+  readonly assigned: number;
+  /**
+   * True when peers announce own events this log does not hold yet (its data was restored
+   * from an older backup): appending now would fork the device's sequence.
+   */
+  readonly behind: boolean;
+}
+
+/** Called with each batch of events that became visible, in the order they did. */
+export type EventsListener = (events: readonly SignedEvent[]) => void;
+
 /** The answer to an append: the durable, signed event and any warning from the local rules. */
 export interface AppendResult {
   readonly event: SignedEvent;
@@ -104,6 +140,22 @@ export interface DeviceLogApi {
   readonly facility: FacilityId;
   readonly repo: Repo;
   append(draft: Draft): Promise<AppendResult>;
+  /**
+   * Records a system statement (see {@link SystemDraft}); resolves after the signed event is durable.
+   *
+   * @throws AccordError `PROTOCOL_SCHEMA` when the type is not a system type or the data does not
+   * match its schema; `LOG_CLOSED` after close.
+   */
+  appendSystem(draft: SystemDraft): Promise<SignedEvent>;
+  /**
+   * Subscribes to events as they become visible (own appends and verified ingest, in sequence
+   * order per device; also every stored event at open, before this can be called: use
+   * {@link DeviceLogApi.list} for those). Returns the unsubscribe function. Listener errors are
+   * caught and reported as incidents.
+   */
+  onEvents(listener: EventsListener): () => void;
+  /** Own-history state (see {@link OwnHistory}). */
+  ownHistory(): OwnHistory;
   get(id: EventId): EventInfo | undefined;
   list(filter?: { status?: EventStatus; device?: DeviceId }): EventInfo[];
   outbox(): EventInfo[];

@@ -49,6 +49,24 @@ export class CommitQueue<T> {
     );
   }
 
+  /** True when nothing is waiting or being written. */
+  get isIdle(): boolean {
+    return !this.#writing && this.#slots.size === 0;
+  }
+
+  /**
+   * Moves the next sequence number forward to `nextSeq` (own events that came back from peers
+   * after a restore from backup already use the numbers before it).
+   *
+   * @throws AccordError `LOG_CLOSED` when appends are in flight (their numbers would collide).
+   */
+  advanceTo(nextSeq: number): void {
+    if (!this.isIdle) {
+      throw new AccordError(ErrorCode.LOG_CLOSED, 'cannot move the sequence while appends are in flight');
+    }
+    if (nextSeq > this.#next) this.#next = nextSeq;
+  }
+
   /** Resolves when nothing is waiting or being written. */
   idle(): Promise<void> {
     if (!this.#writing && this.#slots.size === 0) return Promise.resolve();

@@ -365,4 +365,74 @@ describe('DeviceLog', () => {
     expect(log.get(event.id)?.event).toEqual(event);
     await log.close();
   });
+
+  it('records schema-checked system statements and tells subscribers about every visible event', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log, store } = await openLog(facility, 0);
+    const seen: string[] = [];
+    const stop = log.onEvents((events) => seen.push(...events.map((e) => e.type)));
+    const { event: target } = await log.append(registration(1));
+    const retry = await log.appendSystem({
+      type: 'RetryRequested',
+      subject: { kind: 'event', id: target.id },
+      data: { target: target.id },
+      deps: [target.id, target.id],
+    });
+    expect(retry).toMatchObject({ type: 'RetryRequested', seq: 2, schema: 1, deps: [target.id] });
+    expect(await store.get(retry.id)).toBeDefined();
+    await expect(
+      log.appendSystem({ type: 'RetryRequested', subject: { kind: 'event', id: 'x' }, data: { target: 7 } }),
+    ).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
+    await expect(
+      log.appendSystem({
+        type: 'PatientRegistered' as never,
+        subject: { kind: 'patient', id: 'P9' },
+        data: {},
+      }),
+    ).rejects.toMatchObject({ code: 'PROTOCOL_SCHEMA' });
+    stop();
+    await log.append(registration(2));
+    expect(seen).toEqual(['PatientRegistered', 'RetryRequested']);
+    expect(log.ownHistory()).toEqual({ assigned: 3, behind: false });
+    await log.close();
+  });
+
+  it('after a restore from an older backup, takes its own later events back from a peer and continues after them', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const net = new FakeNetwork({ seed: 11 });
+    const a = await openLog(facility, 0, { net });
+    const b = await openLog(facility, 1, { net });
+    for (let i = 0; i < 2; i++) await a.log.append(registration(i));
+    await a.log.settled();
+    // The backup: a copy of device 0's stores as they are now.
+    const backupStore = new MemoryEventStore();
+    await backupStore.append(
+      a.log.list().map(({ event }) => ({
+        device: event.device,
+        seq: event.seq,
+        id: event.id,
+        bytes: encodeSignedEvent(event),
+      })),
+    );
+    for (let i = 2; i < 5; i++) await a.log.append(registration(i));
+    for (let round = 0; round < 20 && b.log.size() < 5; round++) {
+      await net.quiet();
+      await b.log.settled();
+    }
+    expect(b.log.size()).toBe(5);
+    await a.log.close();
+    // Device 0 comes back from the backup: it knows 2 of its 5 events.
+    const restored = await openLog(facility, 0, { store: backupStore, net });
+    for (let round = 0; round < 20 && restored.log.size() < 5; round++) {
+      await net.quiet();
+      await restored.log.settled();
+    }
+    expect(restored.log.size()).toBe(5);
+    expect(restored.log.ownHistory()).toEqual({ assigned: 5, behind: false });
+    const { event } = await restored.log.append(registration(9));
+    expect(event.seq).toBe(6);
+    expect(restored.log.incidents()).toEqual([]);
+    await restored.log.close();
+    await b.log.close();
+  });
 });

@@ -23,12 +23,18 @@ import {
   HybridClock,
   isAccordError,
   newEventId,
+  parseDeadletterDiscardedData,
+  parseRetryRequestedData,
+  parseRosterUpdatedData,
+  parseVerdictData,
   signEvent,
+  SystemEventType,
   verifyEvents,
   type DeviceId,
   type EventEnvelope,
   type EventId,
   type FacilityId,
+  type Result,
   type SignedEvent,
 } from '@accord/protocol';
 import { localWarnings } from '@accord/rules';
@@ -39,9 +45,12 @@ import type {
   DeviceLogOptions,
   Draft,
   EventInfo,
+  EventsListener,
   IntegrityReport,
   LogCounts,
+  OwnHistory,
   SecurityIncident,
+  SystemDraft,
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
@@ -55,6 +64,14 @@ import {
 } from './documents.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
+
+/** The schema check of each system event type's data. */
+const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
+  [SystemEventType.Verdict]: parseVerdictData,
+  [SystemEventType.RetryRequested]: parseRetryRequestedData,
+  [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
+  [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
+};
 const DEFAULT_SWEEP_MS = 10_000;
 const MAX_INTERNED_STRINGS = 10_000;
 const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
@@ -173,6 +190,7 @@ export class DeviceLog implements DeviceLogApi {
   #pushScheduled = false;
   #pushChain: Promise<void> = Promise.resolve();
   #closed = false;
+  readonly #listeners = new Set<EventsListener>();
 
   /** Incremental statuses and confirmed fold over the visible events. */
   readonly #folder: ProjectionFolder;
@@ -269,15 +287,7 @@ export class DeviceLog implements DeviceLogApi {
     const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
-    const seq = ++this.#assignedSeq;
-    const hlc = this.#hlc.now();
-    const envelope: EventEnvelope = {
-      v: 1,
-      id: newEventId(this.#clock()),
-      facility: this.facility,
-      device: this.deviceId,
-      seq,
-      hlc,
+    const envelope = this.#envelope({
       type: p.type,
       schema: p.schema,
       subject: p.subject,
@@ -285,18 +295,55 @@ export class DeviceLog implements DeviceLogApi {
       ...(p.basis !== undefined ? { basis: p.basis } : {}),
       ...(draft.supersedes !== undefined ? { supersedes: draft.supersedes } : {}),
       data: p.data,
-    };
+    });
     // Warnings are computed on the view the user saw, before this event joins it.
     const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
+    const event = await this.#signAndCommit(envelope);
+    return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
+  }
+
+  /** Records a system statement (verdict, roster, retry, discard): no local rules, schema-checked data. */
+  async appendSystem(draft: SystemDraft): Promise<SignedEvent> {
+    this.#assertOpen();
+    const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
+    if (check === undefined) {
+      throw new AccordError(ErrorCode.PROTOCOL_SCHEMA, `${String(draft.type)} is not a system event type`);
+    }
+    const checked = check(draft.data);
+    if (!checked.ok) throw checked.error;
+    const envelope = this.#envelope({
+      type: draft.type,
+      schema: 1,
+      subject: draft.subject,
+      deps: [...new Set(draft.deps ?? [])].sort(),
+      data: draft.data,
+    });
+    return this.#signAndCommit(envelope);
+  }
+
+  /** The next own envelope: a fresh id, the next sequence number and clock reading. */
+  #envelope(parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>): EventEnvelope {
+    return {
+      v: 1,
+      id: newEventId(this.#clock()),
+      facility: this.facility,
+      device: this.deviceId,
+      seq: ++this.#assignedSeq,
+      hlc: this.#hlc.now(),
+      ...parts,
+    };
+  }
+
+  async #signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
     let event: SignedEvent;
     try {
       event = await signEvent(envelope, this.#opts.key);
     } catch (err) {
-      this.#commit.abandon(seq, err);
+      this.#commit.abandon(envelope.seq, err);
       throw err;
     }
-    await this.#commit.submit(seq, event);
-    return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
+    await this.#commit.submit(envelope.seq, event);
+    return event;
   }
 
   /** Writes a contiguous run of own events durably, then makes them visible and sends them to peers. */
@@ -840,6 +887,51 @@ export class DeviceLog implements DeviceLogApi {
     }
     this.#contiguous.set(event.device, contiguous);
     this.#onVisible(released);
+    if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
+    if (released.length > 0) this.#notify(released);
+  }
+
+  /**
+   * An own event we did not know came back from a peer: the data folder was restored from an
+   * older backup. Continue the sequence after it (never hand its number out again).
+   */
+  #ownCameBack(seq: number): void {
+    if (!this.#commit.isIdle) return; // a racing append: the store refuses the duplicate seq
+    this.#assignedSeq = seq;
+    this.#commit.advanceTo(seq + 1);
+  }
+
+  #notify(events: readonly SignedEvent[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(events);
+      } catch (err) {
+        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `event listener failed: ${String(err)}` });
+      }
+    }
+  }
+
+  /** Subscribes to events as they become visible; returns the unsubscribe function. */
+  onEvents(listener: EventsListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Own-history state: whether peers announce own events this log does not hold yet. */
+  ownHistory(): OwnHistory {
+    const assigned = this.#assignedSeq;
+    const announced = this.#root.doc().devices[this.deviceId] ?? 0;
+    let behind = typeof announced === 'number' && announced > Math.ceil(assigned / this.#segmentSize);
+    if (!behind) {
+      const last = Math.max(0, Math.ceil(assigned / this.#segmentSize) - 1);
+      const segment = this.#segments.get(segmentDocumentId(this.facility, this.deviceId, last));
+      const list = segment?.handle.doc().events;
+      const expected = Math.min(this.#segmentSize, assigned - last * this.#segmentSize);
+      if (Array.isArray(list) && list.length > expected) {
+        for (const seq of this.#ownSeqsIn(list)) if (seq > assigned) behind = true;
+      }
+    }
+    return { assigned, behind };
   }
 
   /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */

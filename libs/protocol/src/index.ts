@@ -12,3 +12,4 @@ export * from './hlc.js';
 export * from './event.js';
 export * from './schemas.js';
 export * from './wire.js';
+export * from './enrollment.js';

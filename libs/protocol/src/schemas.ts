@@ -12,6 +12,7 @@ import type {
   DeadletterDiscardedData,
   DeadletterVerdictData,
   RetryRequestedData,
+  RosterUpdatedData,
   VerdictData,
 } from './verdict.js';
 
@@ -161,6 +162,26 @@ export const deadletterDiscardedDataSchema: z.ZodType<DeadletterDiscardedData> =
   reason: reasonText,
 });
 
+/** Longest device name in a roster. */
+export const MAX_DEVICE_NAME = 100;
+/** Most devices in one facility roster. */
+export const MAX_ROSTER_DEVICES = 10_000;
+
+/** Schema of a `RosterUpdated` event's data. */
+export const rosterUpdatedDataSchema: z.ZodType<RosterUpdatedData> = z.strictObject({
+  version: z.int().positive(),
+  devices: z
+    .array(
+      z.strictObject({
+        id: deviceIdSchema,
+        name: z.string().min(1).max(MAX_DEVICE_NAME),
+        revoked: z.boolean(),
+      }),
+    )
+    .max(MAX_ROSTER_DEVICES)
+    .refine((ds) => new Set(ds.map((d) => d.id)).size === ds.length, 'devices must be unique'),
+});
+
 /**
  * Validates `value` against `schema` as a {@link Result}; failures are `PROTOCOL_SCHEMA` errors whose
  * details list the issues (`{ issues: [{ path, message }] }`, JSON-safe).
@@ -203,4 +224,9 @@ export function parseRetryRequestedData(data: unknown): Result<RetryRequestedDat
 /** Validates the data of a `DeadletterDiscarded` event. */
 export function parseDeadletterDiscardedData(data: unknown): Result<DeadletterDiscardedData> {
   return parseWith(deadletterDiscardedDataSchema, data, 'DeadletterDiscarded data');
+}
+
+/** Validates the data of a `RosterUpdated` event. */
+export function parseRosterUpdatedData(data: unknown): Result<RosterUpdatedData> {
+  return parseWith(rosterUpdatedDataSchema, data, 'RosterUpdated data');
 }

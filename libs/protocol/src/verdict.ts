@@ -1,4 +1,4 @@
-import type { EventId } from './ids.js';
+import type { DeviceId, EventId } from './ids.js';
 import type { JsonValue } from './envelope.js';
 
 /** Event types that the sync system itself writes (not domain facts). */
@@ -9,6 +9,11 @@ export const SystemEventType = {
   RetryRequested: 'RetryRequested',
   /** A device closes a deadletter without changing confirmed state ("leave server version"). */
   DeadletterDiscarded: 'DeadletterDiscarded',
+  /**
+   * Relay-signed membership of the facility (the whole roster, versioned). Subject
+   * `{kind:'roster', id: facility}`; devices keep the highest `version` signed by their relay.
+   */
+  RosterUpdated: 'RosterUpdated',
 } as const;
 export type SystemEventType = (typeof SystemEventType)[keyof typeof SystemEventType];
 
@@ -59,4 +64,22 @@ export interface RetryRequestedData {
 export interface DeadletterDiscardedData {
   readonly target: EventId;
   readonly reason: string;
+}
+
+/** One device in a {@link RosterUpdatedData}. */
+export interface RosterMember {
+  readonly id: DeviceId;
+  readonly name: string;
+  readonly revoked: boolean;
+}
+
+/**
+ * Data of a `RosterUpdated` event: the facility's complete membership at `version`.
+ *
+ * @remarks `version` grows by one with every enrollment or revocation; the newest wins. The
+ * relay itself is not listed (its id is the event's `device`).
+ */
+export interface RosterUpdatedData {
+  readonly version: number;
+  readonly devices: readonly RosterMember[];
 }
