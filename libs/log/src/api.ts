@@ -159,6 +159,11 @@ export interface DeviceLogApi {
   get(id: EventId): EventInfo | undefined;
   list(filter?: { status?: EventStatus; device?: DeviceId }): EventInfo[];
   outbox(): EventInfo[];
+  /**
+   * Every visible event of any kind (domain facts, verdicts, rosters, resolutions), in no
+   * particular order; `list` leaves out verdicts and rosters.
+   */
+  visibleEvents(): IterableIterator<SignedEvent>;
   counts(): LogCounts;
   tentative(): Projection;
   confirmed(): Projection;

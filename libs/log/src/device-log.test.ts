@@ -393,6 +393,7 @@ describe('DeviceLog', () => {
     stop();
     await log.append(registration(2));
     expect(seen).toEqual(['PatientRegistered', 'RetryRequested']);
+    expect([...log.visibleEvents()].map((e) => e.seq).sort()).toEqual([1, 2, 3]);
     expect(log.ownHistory()).toEqual({ assigned: 3, behind: false });
     await log.close();
   });

@@ -997,6 +997,11 @@ export class DeviceLog implements DeviceLogApi {
     );
   }
 
+  /** Every visible event of any kind, in no particular order. */
+  visibleEvents(): IterableIterator<SignedEvent> {
+    return this.#visible.values();
+  }
+
   /** This device's own events with no verdict yet (derived, not a queue). */
   outbox(): EventInfo[] {
     return this.list({ status: 'pending', device: this.deviceId });

@@ -49,6 +49,12 @@ export interface WebSocketServerAdapterOptions extends CommonAdapterOptions {
   readonly host?: string;
   /** An existing HTTP server whose 'upgrade' requests this adapter answers (it does not own or close it). */
   readonly server?: Server;
+  /**
+   * With `server`: `false` leaves the server's 'upgrade' events alone; the owner routes each upgrade
+   * to {@link WebSocketServerAdapter.handleUpgrade} itself (a relay serving many facilities on one
+   * port). Default true.
+   */
+  readonly attachUpgrade?: boolean;
   /** Only upgrades to this path are handled (others are left to other listeners); default: all. */
   readonly path?: string;
   /** Most connections in the handshake at once; more are answered 503. Default 64. */
@@ -113,7 +119,8 @@ export class WebSocketServerAdapter extends NetworkAdapter {
         res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
         res.end('Accord WebSocket endpoint: upgrade required\n');
       });
-    this.#http.on('upgrade', this.#onUpgrade);
+    if (options.server === undefined || options.attachUpgrade !== false)
+      this.#http.on('upgrade', this.#onUpgrade);
     this.#listening = new Promise<AddressInfo>((resolve, reject) => {
       const settle = (): void => {
         const address = this.#http.address();
@@ -133,6 +140,14 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       this.#http.on('error', (e) => this.#telemetry.log(`HTTP server error: ${e.message}`));
       this.#http.listen(options.port ?? 0, options.host);
     }
+  }
+
+  /**
+   * Answers one HTTP upgrade request as if it had arrived on the adapter's server: checks, then
+   * the handshake (see `attachUpgrade`).
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#onUpgrade(req, socket, head);
   }
 
   /** Resolves with the bound address once listening (rejects if the port cannot be bound). */

@@ -120,6 +120,40 @@ describe('two Repos over an authenticated link', () => {
     await new Promise<void>((resolve) => http.close(() => resolve()));
   });
 
+  it('leaves upgrades to the owner of a shared server, who routes them with handleUpgrade', async () => {
+    const f = await makeTestFacility(2);
+    const http = createServer((_req, res) => res.end('app'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const server = new WebSocketServerAdapter({
+      identity: f.keys[0]!,
+      facility: f.facility,
+      roster: f.roster,
+      server: http,
+      attachUpgrade: false,
+    });
+    // The adapter alone does not answer: with no router, the upgrade is never accepted.
+    expect(http.listenerCount('upgrade')).toBe(0);
+    const routed: string[] = [];
+    http.on('upgrade', (req, socket, head: Buffer) => {
+      routed.push(String(req.headers['x-accord-facility']));
+      server.handleUpgrade(req, socket, head);
+    });
+    const repo = new Repo({ peerId: peerIdOf(f.keys[0]!.deviceId), network: [server] });
+    const client = startClientNode(f, f.keys[1]!, `ws://127.0.0.1:${port}`);
+    nodes.push(client);
+    await connected(client.client);
+    expect(routed).toEqual([f.facility]);
+    const doc = repo.create<Note>({ text: 'routed' });
+    await docWhere(await findDoc<Note>(client.repo, doc.url), (d) => d.text === 'routed');
+    await repo.shutdown();
+    await server.close();
+    await new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeAllConnections();
+    });
+  });
+
   it('answers plain HTTP requests on its own server with 426', async () => {
     const f = await makeTestFacility(1);
     const node = await startServerNode(f, f.keys[0]!);
