@@ -7,7 +7,7 @@ import { DeviceAgent, type PeerNetworkFactory } from './agent.js';
 import { initDevice } from './data-folder.js';
 import type { PeerStatus } from './http-api.js';
 import { addToRoster, readRosterFile } from './roster-file.js';
-import { writeJsonAtomic } from './json-file.js';
+import { writeJsonAtomic } from '@accord/storage-level';
 
 /**
  * An in-process network for the agent's own tests (the WebSocket network has its own suite):

@@ -1,9 +1,10 @@
 import { DeviceLog, type DeviceLogApi, type SecurityIncident } from '@accord/log';
 import type { DeviceId, DeviceKeyPair, FacilityId } from '@accord/protocol';
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
-import { loadDevice } from './data-folder.js';
+import { loadDevice, type RelayConfig } from './data-folder.js';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { HttpApi, type NetworkControl } from './http-api.js';
+import { followRelayRoster } from './relay-roster.js';
 import { RosterFile } from './roster-file.js';
 import { wsPeerNetwork } from './ws-network.js';
 
@@ -19,6 +20,8 @@ export interface PeerNetworkOptions {
   readonly listenHost: string;
   /** `ws://host:port` URLs of peers to dial. */
   readonly peers: readonly string[];
+  /** The relay to dial as well, whose server must prove `id` (a relay-enrolled device). */
+  readonly relay?: RelayConfig;
   /** Notable network happenings (refused peers). */
   readonly onDiagnostic?: (message: string, detail?: unknown) => void;
   /** Every log line of the adapters (verbose). */
@@ -61,6 +64,11 @@ export interface DeviceAgentOptions {
   readonly network?: PeerNetworkFactory;
   /** Wall clock in ms (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * Dial the relay of `device.json` (default true). False keeps a relay-enrolled device on its
+   * `--peer` links only: it still trusts the relay's verdicts and rosters, which reach it through peers.
+   */
+  readonly dialRelay?: boolean;
 }
 
 /** The line an agent prints on stdout when it is ready (tests and scripts parse it). */
@@ -87,34 +95,44 @@ export class DeviceAgent {
   readonly facility: FacilityId;
   readonly log: DeviceLogApi;
   readonly network: NetworkControl;
+  /** The relay this device enrolled with, or null (a device of a shared roster file). */
+  readonly relay: RelayConfig | null;
   readonly #db: DeviceDatabase;
   readonly #roster: RosterFile;
   readonly #peerNetwork: PeerNetwork;
   readonly #http: HttpApi;
+  readonly #unsubscribe: () => void;
   #stopping: Promise<void> | undefined;
 
   private constructor(parts: {
     name: string;
+    relay: RelayConfig | null;
     log: DeviceLogApi;
     db: DeviceDatabase;
     roster: RosterFile;
     peerNetwork: PeerNetwork;
     http: HttpApi;
+    unsubscribe: () => void;
   }) {
     this.deviceId = parts.log.deviceId;
     this.facility = parts.log.facility;
     this.name = parts.name;
+    this.relay = parts.relay;
     this.log = parts.log;
     this.#db = parts.db;
     this.#roster = parts.roster;
     this.#peerNetwork = parts.peerNetwork;
     this.network = parts.peerNetwork;
     this.#http = parts.http;
+    this.#unsubscribe = parts.unsubscribe;
   }
 
   /**
    * Opens the device in `opts.data` and starts it.
    *
+   * @remarks A relay-enrolled device (`relay` in `device.json`) also dials its relay, requires its
+   * roster file to hold the relay's signed roster, and follows the relay's `RosterUpdated` events
+   * (the file is rewritten when a newer one arrives; the newest stored one is adopted at start).
    * @throws AccordError `DEVICE_NOT_INITIALIZED`, `DEVICE_CONFIG_INVALID`, `DEVICE_ROSTER_INVALID`,
    * `STORAGE_IO` (database locked by another process), or a network error (port in use).
    * Whatever was opened before the failure is closed again.
@@ -123,9 +141,11 @@ export class DeviceAgent {
     const diag = opts.onDiagnostic ?? (() => {});
     const { layout, config, key } = await loadDevice(opts.data);
     const cleanup: (() => Promise<void> | void)[] = [];
+    const relay = config.relay ?? null;
     try {
       const roster = await RosterFile.open(opts.roster ?? config.roster, config.facility, {
         ...(opts.rosterPollMs === undefined ? {} : { pollMs: opts.rosterPollMs }),
+        ...(relay === null ? {} : { relay: relay.id }),
         onError: (e) => diag(`roster ${opts.roster ?? config.roster} ignored: ${e.message}`),
       });
       cleanup.push(() => roster.close());
@@ -140,6 +160,7 @@ export class DeviceAgent {
         ...(opts.listen === undefined ? {} : { listen: opts.listen }),
         listenHost: opts.listenHost ?? '0.0.0.0',
         peers: opts.peers ?? [],
+        ...(relay === null || opts.dialRelay === false ? {} : { relay }),
         onDiagnostic: diag,
         ...(opts.networkLog === undefined ? {} : { networkLog: opts.networkLog }),
       });
@@ -150,7 +171,7 @@ export class DeviceAgent {
         eventStore: db.eventStore,
         storage: db.storageAdapter,
         roster,
-        relay: roster.data.relay ?? null,
+        relay: relay?.id ?? roster.data.relay ?? null,
         network: peerNetwork.adapters,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident: SecurityIncident) =>
@@ -162,14 +183,32 @@ export class DeviceAgent {
         stopFollowingRoster();
         await log.close();
       });
+      let stopFollowingRelay = (): void => {};
+      if (relay !== null) {
+        const follower = followRelayRoster({
+          log,
+          roster,
+          relay: relay.id,
+          onDiagnostic: diag,
+        });
+        stopFollowingRelay = () => follower.stop();
+        cleanup.push(stopFollowingRelay);
+        await follower.ready;
+      }
+      const verdictsFrom = relay?.id ?? roster.data.relay;
       const http = await HttpApi.listen({
         log,
         network: peerNetwork,
         identity: { device: key.deviceId, name: config.name, facility: config.facility },
+        ...(verdictsFrom === undefined ? {} : { relay: { id: verdictsFrom, url: relay?.url ?? null } }),
         port: opts.http ?? 0,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
       });
-      return new DeviceAgent({ name: config.name, log, db, roster, peerNetwork, http });
+      const unsubscribe = (): void => {
+        stopFollowingRelay();
+        stopFollowingRoster();
+      };
+      return new DeviceAgent({ name: config.name, relay, log, db, roster, peerNetwork, http, unsubscribe });
     } catch (e) {
       for (const undo of cleanup.reverse()) {
         try {
@@ -216,6 +255,7 @@ export class DeviceAgent {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       await this.#http.close();
+      this.#unsubscribe();
       try {
         await this.log.close();
       } finally {

@@ -90,6 +90,9 @@ describe('initDevice', () => {
     await expect(
       initDevice({ data: join(dir, 'b'), facility: 'clinic-2', name: 'b', roster }),
     ).rejects.toMatchObject({ code: 'DEVICE_ROSTER_INVALID' });
+    // The failed init took its key back: the folder can be initialized again.
+    const again = await initDevice({ data: join(dir, 'b'), facility: 'clinic-1', name: 'b', roster });
+    expect((await loadDevice(join(dir, 'b'))).key.deviceId).toBe(again.deviceId);
   });
 });
 
@@ -115,5 +118,17 @@ describe('loadDevice', () => {
     await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
     await writeFile(deviceFile, '{"v": 2}');
     await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
+  });
+
+  it('reads a relay from device.json and refuses a malformed one', async () => {
+    const { deviceId, config } = await initDevice({ data: dir, facility: 'clinic-1', name: 'a' });
+    const { deviceFile } = dataFolder(dir);
+    const relay = { url: 'ws://10.0.0.5:7400', id: deviceId };
+    await writeFile(deviceFile, JSON.stringify({ ...config, relay }));
+    expect((await loadDevice(dir)).config.relay).toEqual(relay);
+    for (const bad of [{ url: 'http://x', id: deviceId }, { url: 'ws://x', id: 'nope' }, 'ws://x']) {
+      await writeFile(deviceFile, JSON.stringify({ ...config, relay: bad }));
+      await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
+    }
   });
 });

@@ -14,7 +14,8 @@ import {
   type FacilityId,
 } from '@accord/protocol';
 import { deviceError, DeviceErrorCode } from './errors.js';
-import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from './json-file.js';
+import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from '@accord/storage-level';
+import { enrollUrl, enrollWithRelay, isEnrollToken } from './enrollment.js';
 import { addToRoster } from './roster-file.js';
 
 /** Where each piece of a device's data folder lives. */
@@ -24,7 +25,7 @@ export interface DataFolderLayout {
   readonly deviceFile: string;
   /** `key.json`: the device's Ed25519 key ({@link StoredDeviceKey}), mode 0600. */
   readonly keyFile: string;
-  /** `roster.json`: the default roster, when no shared `--roster FILE` was given. */
+  /** `roster.json`: the default roster (no shared `--roster FILE`), or the relay's roster. */
   readonly defaultRoster: string;
   /** `db/`: the LevelDB database (events and Automerge documents). */
   readonly db: string;
@@ -52,16 +53,33 @@ export interface DeviceConfig {
   readonly created: string;
   /** Absolute path of the roster file this device was enrolled in. */
   readonly roster: string;
+  /** The relay this device enrolled with (absent for a device of a shared roster file). */
+  readonly relay?: RelayConfig;
+}
+
+/** The relay of a relay-enrolled device, as recorded in `device.json`. */
+export interface RelayConfig {
+  /** The relay's `ws://host:port` URL, dialed by the agent. */
+  readonly url: string;
+  /** The relay's device id: the agent requires the relay to prove it, and trusts its signatures. */
+  readonly id: DeviceId;
 }
 
 /** Options of {@link initDevice}. */
 export interface InitDeviceOptions {
   /** The data folder (created when missing). */
   readonly data: string;
-  readonly facility: string;
+  /** The facility: required without a relay; with one, optional and must match the relay's answer. */
+  readonly facility?: string;
   readonly name: string;
-  /** A roster file shared by the facility's devices (default `DATA/roster.json`). */
+  /** A roster file shared by the facility's devices (default `DATA/roster.json`); not with `relay`. */
   readonly roster?: string;
+  /** Enroll with this relay (`ws://host:port`), with `token`: both or neither. */
+  readonly relay?: string;
+  /** The one-time enrollment token from the relay's administrator (with `relay`). */
+  readonly token?: string;
+  /** Time allowed for the enrollment exchange in ms (default 15 s). */
+  readonly enrollTimeoutMs?: number;
   /** Wall clock in ms (default Date.now). */
   readonly clock?: () => number;
 }
@@ -70,28 +88,52 @@ const MAX_NAME = 100;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
- * Enrolls a new device: creates its key (`key.json`, mode 0600), adds it to the roster
- * file and writes `device.json`.
+ * Enrolls a new device: creates its key (`key.json`, mode 0600), enters it in a roster and
+ * writes `device.json`.
  *
- * @remarks `device.json` is written last: it marks the folder as initialized. The key
- * file is published with an exclusive link, so two concurrent inits of one folder
- * cannot both succeed. Refuses a folder that already has a key or a device.json.
- * @throws AccordError `DEVICE_ALREADY_INITIALIZED`, `DEVICE_BAD_REQUEST` (bad facility or name),
- * `DEVICE_ROSTER_INVALID` (roster malformed or of another facility).
+ * @remarks Without `relay`, the device is added to the shared roster file (`roster`, default
+ * `DATA/roster.json`). With `relay` and `token`, it enrolls with the relay (`POST /enroll`), checks
+ * the relay-signed roster it gets back (see `enrollWithRelay`) and writes it to `DATA/roster.json`,
+ * recording `relay: {url, id}` and the relay's facility in `device.json`.
+ *
+ * `device.json` is written last: it marks the folder as initialized. The key file is published
+ * with an exclusive link first, so two concurrent inits of one folder cannot both succeed. When
+ * a step after that fails, the key (and a relay roster already written) is removed again before
+ * the error is thrown: the folder can be initialized afresh, with a new key. (Only a process
+ * killed mid-way leaves a `key.json` behind, which a new init refuses: delete it by hand.)
+ * Refuses a folder that already has a key or a device.json.
+ * @throws AccordError `DEVICE_ALREADY_INITIALIZED`, `DEVICE_BAD_REQUEST` (bad facility, name, relay
+ * URL or token; `relay` without `token` or the reverse; no facility without a relay; `roster` with
+ * `relay`), `DEVICE_ROSTER_INVALID` (roster malformed or of another facility),
+ * `DEVICE_ENROLL_FAILED` (the relay refused, was unreachable or answered something untrustworthy).
  */
 export async function initDevice(
   options: InitDeviceOptions,
 ): Promise<{ deviceId: DeviceId; config: DeviceConfig }> {
-  const { facility, name } = options;
-  if (!isFacilityId(facility)) {
-    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, 'facility must be 1-64 letters, digits, "-" or "_"', {
-      details: { facility },
-    });
+  const { facility, name, relay, token } = options;
+  const bad = (message: string, details: Record<string, unknown>): never => {
+    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, message, { details });
+  };
+  if (facility !== undefined && !isFacilityId(facility)) {
+    bad('facility must be 1-64 letters, digits, "-" or "_"', { facility });
   }
   if (name.trim() === '' || name.length > MAX_NAME || CONTROL.test(name)) {
-    throw new AccordError(ErrorCode.DEVICE_BAD_REQUEST, `name must be 1-${MAX_NAME} printable characters`, {
-      details: { name },
-    });
+    bad(`name must be 1-${MAX_NAME} printable characters`, { name });
+  }
+  if ((relay === undefined) !== (token === undefined)) {
+    bad('relay and token go together: give both to enroll with a relay, or neither', {});
+  }
+  if (relay === undefined && facility === undefined) {
+    bad('facility is required (or relay and token to enroll with a relay)', {});
+  }
+  if (relay !== undefined) {
+    enrollUrl(relay);
+    if (token === undefined || !isEnrollToken(token)) bad('token must be an enrollment token (acc1.…)', {});
+    if (options.roster !== undefined) {
+      bad('a relay-enrolled device keeps the relay’s roster in its data folder: no roster file', {
+        roster: options.roster,
+      });
+    }
   }
   const layout = dataFolder(options.data);
   await mkdir(layout.dir, { recursive: true, mode: 0o700 });
@@ -105,9 +147,51 @@ export async function initDevice(
     }
   }
   const key = await generateDeviceKey();
+  await publishKey(layout, key);
+  let wroteRoster = false;
+  const rosterPath = resolve(options.roster ?? layout.defaultRoster);
+  try {
+    let config: DeviceConfig;
+    const base = {
+      v: 1 as const,
+      name,
+      device: key.deviceId,
+      created: new Date((options.clock ?? Date.now)()).toISOString(),
+      roster: rosterPath,
+    };
+    if (relay !== undefined && token !== undefined) {
+      const enrolled = await enrollWithRelay({
+        relay,
+        token,
+        key,
+        name,
+        ...(facility === undefined ? {} : { facility: facility as FacilityId }),
+        ...(options.enrollTimeoutMs === undefined ? {} : { timeoutMs: options.enrollTimeoutMs }),
+      });
+      await writeJsonAtomic(rosterPath, enrolled.roster);
+      wroteRoster = true;
+      config = { ...base, facility: enrolled.facility, relay: { url: relay, id: enrolled.relay } };
+    } else {
+      await addToRoster(rosterPath, facility as FacilityId, { id: key.deviceId, name });
+      config = { ...base, facility: facility as FacilityId };
+    }
+    await writeJsonAtomic(layout.deviceFile, config);
+    return { deviceId: key.deviceId, config };
+  } catch (e) {
+    // Leave the folder as it was: no device.json, no key, no relay roster.
+    await rm(layout.keyFile, { force: true });
+    if (wroteRoster) await rm(rosterPath, { force: true });
+    await syncDir(layout.dir);
+    throw e;
+  }
+}
+
+/**
+ * Writes the key beside its final name, then links it into place: link fails with EEXIST if
+ * another init got there first, so exactly one key ever becomes the device's.
+ */
+async function publishKey(layout: DataFolderLayout, key: DeviceKeyPair): Promise<void> {
   const stored = await exportDeviceKey(key);
-  // Write the key beside its final name, then link it into place: link fails with EEXIST
-  // if another init got there first, so exactly one key ever becomes the device's.
   // Unique per call (not just per process): two inits in one process must not share it.
   const tmp = `${layout.keyFile}.${process.pid}.${randomUUID()}.tmp`;
   await writeJsonAtomic(tmp, stored, 0o600);
@@ -126,18 +210,6 @@ export async function initDevice(
     await rm(tmp, { force: true });
   }
   await syncDir(layout.dir);
-  const rosterPath = resolve(options.roster ?? layout.defaultRoster);
-  await addToRoster(rosterPath, facility, { id: key.deviceId, name });
-  const config: DeviceConfig = {
-    v: 1,
-    facility,
-    name,
-    device: key.deviceId,
-    created: new Date((options.clock ?? Date.now)()).toISOString(),
-    roster: rosterPath,
-  };
-  await writeJsonAtomic(layout.deviceFile, config);
-  return { deviceId: key.deviceId, config };
 }
 
 /** A device's identity, loaded from its data folder. */
@@ -209,14 +281,19 @@ function parseDeviceConfig(raw: unknown, path: string): DeviceConfig {
     throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${path}: ${what}`);
   };
   if (typeof raw !== 'object' || raw === null) return bad('must be a JSON object');
-  const { v, facility, name, device, created, roster } = raw as Record<string, unknown>;
+  const { v, facility, name, device, created, roster, relay } = raw as Record<string, unknown>;
   if (v !== 1) bad('unsupported version');
   if (typeof facility !== 'string' || !isFacilityId(facility)) return bad('facility must be a facility id');
   if (typeof name !== 'string') return bad('name must be a string');
   if (typeof device !== 'string' || !isDeviceId(device)) return bad('device must be a device id');
   if (typeof created !== 'string') return bad('created must be a string');
   if (typeof roster !== 'string') return bad('roster must be a path');
-  return { v: 1, facility, name, device, created, roster };
+  if (relay === undefined) return { v: 1, facility, name, device, created, roster };
+  if (typeof relay !== 'object' || relay === null) return bad('relay must be {url, id}');
+  const { url, id } = relay as Record<string, unknown>;
+  if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) return bad('relay.url must be a ws:// URL');
+  if (typeof id !== 'string' || !isDeviceId(id)) return bad('relay.id must be a device id');
+  return { v: 1, facility, name, device, created, roster, relay: { url, id } };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -20,14 +20,18 @@ export const DeviceErrorCode = {
   DEVICE_STOPPING: ErrorCode.DEVICE_STOPPING,
   /** An unexpected failure inside the agent (HTTP 500); the agent keeps running. */
   DEVICE_INTERNAL: ErrorCode.DEVICE_INTERNAL,
+  /** Enrollment with a relay failed: refused (`details.status`, `details.code`), unreachable, or a bad answer. */
+  DEVICE_ENROLL_FAILED: ErrorCode.DEVICE_ENROLL_FAILED,
+  /** A resolution (retry, discard, amend) names an event that is not a deadletter (HTTP 409). */
+  DEVICE_NOT_DEADLETTER: ErrorCode.DEVICE_NOT_DEADLETTER,
 } as const;
 
-/** One of the local {@link DeviceErrorCode} codes. */
+/** One of the {@link DeviceErrorCode} codes. */
 export type DeviceErrorCode = (typeof DeviceErrorCode)[keyof typeof DeviceErrorCode];
 
-/** An {@link AccordError} with a protocol code or a local device code. */
+/** An {@link AccordError} with one of the device's codes. */
 export function deviceError(
-  code: ErrorCode | DeviceErrorCode,
+  code: ErrorCode,
   message: string,
   options: { cause?: unknown; details?: Record<string, unknown> } = {},
 ): AccordError {

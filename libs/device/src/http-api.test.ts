@@ -1,26 +1,32 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   AccordError,
   ErrorCode,
   asDeviceId,
   asFacilityId,
+  formatHlc,
   newEventId,
+  SystemEventType,
   type EventId,
   type JsonValue,
   type SignedEvent,
+  type VerdictData,
 } from '@accord/protocol';
-import { sampleEnvelope } from '@accord/protocol/testing';
+import { makeTestDevice, sampleEnvelope, type TestDevice } from '@accord/protocol/testing';
 import type {
   AppendResult,
   DeviceLogApi,
   Draft,
   EventInfo,
+  EventsListener,
   IntegrityReport,
   LogCounts,
+  OwnHistory,
   SecurityIncident,
+  SystemDraft,
 } from '@accord/log';
 import type { EventStatus, Projection } from '@accord/domain';
 import { HttpApi, type NetworkControl, type PeerStatus } from './http-api.js';
@@ -41,7 +47,9 @@ type ProjectionCall = [method: string, ...args: unknown[]];
 
 /**
  * An in-memory stand-in for the device log (the real one is `@accord/log`): events are kept
- * in a map, statuses are all `pending`, and the test steers failures, warnings, gates and holes.
+ * in a map, own appends are `pending`, and the test steers failures, warnings, gates and holes.
+ * `feed` makes events visible as a sync would (listeners see them); resolutions change their
+ * target's status the way the real log classifies them.
  */
 class FakeLog implements DeviceLogApi {
   readonly deviceId = DEVICE;
@@ -54,6 +62,10 @@ class FakeLog implements DeviceLogApi {
   appendEntered = deferred();
   appendError: Error | undefined;
   appended = 0;
+  readonly systemDrafts: SystemDraft[] = [];
+  /** Every visible event, verdicts included (what `visibleEvents` yields). */
+  readonly visible: SignedEvent[] = [];
+  readonly #listeners = new Set<EventsListener>();
   #seq = 0;
 
   get repo(): never {
@@ -76,7 +88,9 @@ class FakeLog implements DeviceLogApi {
       sig: 'fake',
     };
     this.events.set(event.id, { event, status: 'pending' });
+    this.visible.push(event);
     this.appended++;
+    if (draft.supersedes !== undefined) this.#resolved(draft.supersedes, event.id);
     const warn = (draft.data as { warn?: unknown } | null)?.warn;
     if (typeof warn === 'string') {
       return {
@@ -91,6 +105,55 @@ class FakeLog implements DeviceLogApi {
       };
     }
     return { event };
+  }
+  async appendSystem(draft: SystemDraft): Promise<SignedEvent> {
+    this.appendEntered.resolve();
+    if (this.gate !== undefined) await this.gate;
+    if (this.appendError !== undefined) throw this.appendError;
+    this.systemDrafts.push(draft);
+    this.#seq++;
+    const event: SignedEvent = {
+      ...sampleEnvelope({
+        id: newEventId(NOW + this.#seq),
+        seq: this.#seq,
+        type: draft.type,
+        subject: draft.subject,
+        deps: draft.deps ?? [],
+        data: draft.data,
+      }),
+      sig: 'fake',
+    };
+    this.events.set(event.id, { event, status: 'pending' });
+    this.visible.push(event);
+    const target = (draft.data as { target: EventId }).target;
+    const info = this.events.get(target);
+    if (draft.type === SystemEventType.RetryRequested && info !== undefined)
+      this.events.set(target, { ...info, status: 'pending' });
+    if (draft.type === SystemEventType.DeadletterDiscarded) this.#resolved(target, event.id);
+    return event;
+  }
+  #resolved(target: EventId, by: EventId): void {
+    const info = this.events.get(target);
+    if (info !== undefined) this.events.set(target, { ...info, status: 'resolved', resolvedBy: by });
+  }
+  /** Makes events visible (as a sync would): stores their infos and tells the listeners. */
+  feed(infos: readonly EventInfo[], visible: readonly SignedEvent[] = infos.map((i) => i.event)): void {
+    for (const info of infos) this.events.set(info.event.id, info);
+    this.visible.push(...visible);
+    for (const listener of this.#listeners) listener(visible);
+  }
+  visibleEvents(): IterableIterator<SignedEvent> {
+    return this.visible.values();
+  }
+  onEvents(listener: EventsListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+  ownHistory(): OwnHistory {
+    return { assigned: this.#seq, behind: false };
   }
   get(id: EventId): EventInfo | undefined {
     return this.events.get(id);
@@ -154,22 +217,36 @@ class FakeLog implements DeviceLogApi {
 class FakeNetwork implements NetworkControl {
   online = true;
   toggles: boolean[] = [];
+  /** The relay link's entry, when the test wants one. */
+  relayPeer: PeerStatus | undefined;
   setOnline(online: boolean): void {
     this.online = online;
     this.toggles.push(online);
   }
   peers(): readonly PeerStatus[] {
-    return [{ peer: 'dpeer', connected: this.online, lastContact: '2026-03-14T09:29:00.000Z' }];
+    return [
+      { peer: 'dpeer', connected: this.online, lastContact: '2026-03-14T09:29:00.000Z' },
+      ...(this.relayPeer === undefined ? [] : [this.relayPeer]),
+    ];
   }
 }
+
+const RELAY_URL = 'ws://relay.test:7400';
+/** The relay of the API under test (and a device that is not it, to sign forged verdicts). */
+let relay: TestDevice;
+let stranger: TestDevice;
+beforeAll(async () => {
+  relay = await makeTestDevice();
+  stranger = await makeTestDevice();
+});
 
 let log: FakeLog;
 let network: FakeNetwork;
 let api: HttpApi;
 let base: string;
 
-async function start(maxBodyBytes?: number): Promise<void> {
-  log = new FakeLog();
+async function start(maxBodyBytes?: number, setup: { log?: FakeLog; relay?: boolean } = {}): Promise<void> {
+  log = setup.log ?? new FakeLog();
   network = new FakeNetwork();
   api = await HttpApi.listen({
     log,
@@ -177,11 +254,69 @@ async function start(maxBodyBytes?: number): Promise<void> {
     identity: { device: DEVICE, name: 'Front desk', facility: FACILITY },
     clock: () => NOW,
     ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
+    ...(setup.relay === false ? {} : { relay: { id: relay.deviceId, url: RELAY_URL } }),
   });
   base = `http://127.0.0.1:${api.port}`;
 }
 
 beforeEach(() => start());
+
+let verdictSeq = 0;
+/** A verdict about `target`, signed by `by` (default: the relay), at minute `minute` of the test day. */
+async function verdict(
+  target: EventId,
+  data: Omit<VerdictData, 'target' | 'ruleSet'> & Record<string, unknown>,
+  minute: number,
+  by: TestDevice = relay,
+): Promise<SignedEvent> {
+  verdictSeq++;
+  return by.sign(
+    sampleEnvelope({
+      id: newEventId(NOW + 60_000 * minute, new Uint8Array(10).fill(verdictSeq)),
+      seq: verdictSeq,
+      hlc: formatHlc(NOW + 60_000 * minute, 0),
+      type: SystemEventType.Verdict,
+      subject: { kind: 'event', id: target },
+      deps: [target],
+      data: { target, ruleSet: 'rules/1', ...data } as unknown as JsonValue,
+    }),
+  );
+}
+
+/** A device event (by another tablet) at minute `minute`, with the given status and verdict. */
+function foreignEvent(n: number, minute: number): SignedEvent {
+  return {
+    ...sampleEnvelope({
+      id: newEventId(NOW + 60_000 * minute, new Uint8Array(10).fill(100 + n)),
+      seq: n,
+      hlc: formatHlc(NOW + 60_000 * minute, 0),
+      type: 'StockConsumed',
+      subject: { kind: 'lot', id: `L-${n}` },
+      data: { lot: `L-${n}`, quantity: 5 },
+    }),
+    sig: 'fake',
+  };
+}
+
+const rejection = (rule: string, code: 422 | 409 | 404 = 422) => ({
+  outcome: 'deadletter' as const,
+  code,
+  rule,
+  reason: `rejected by ${rule}`,
+  details: { balance: 2, requested: 5 },
+});
+
+/** Feeds a deadlettered event (and its verdict) into the fake log; returns both. */
+async function deadletter(
+  n: number,
+  minute: number,
+  rule = 'RULE_NEGATIVE_STOCK',
+): Promise<{ event: SignedEvent; verdict: SignedEvent }> {
+  const event = foreignEvent(n, minute);
+  const v = await verdict(event.id, rejection(rule), minute + 1);
+  log.feed([{ event, status: 'deadletter', verdict: v }], [event, v]);
+  return { event, verdict: v };
+}
 afterEach(() => api.close());
 
 async function call(
@@ -250,11 +385,16 @@ describe('POST /api/events', () => {
     expect(got.json).toMatchObject({ status: 'pending', event: { id } });
   });
 
-  it('passes supersedes through to the log', async () => {
-    const target = newEventId(NOW);
-    const { status, json } = await call('POST', '/api/events', { type: 'X', data: {}, supersedes: target });
+  it('passes supersedes (an amend of a deadletter) through to the log', async () => {
+    const { event } = await deadletter(1, 1);
+    const { status, json } = await call('POST', '/api/events', {
+      type: 'StockConsumed',
+      data: { lot: 'L-1', quantity: 2 },
+      supersedes: event.id,
+    });
     expect(status).toBe(201);
-    expect(json['event']).toMatchObject({ supersedes: target });
+    expect(json['event']).toMatchObject({ supersedes: event.id });
+    expect(log.get(event.id)).toMatchObject({ status: 'resolved', resolvedBy: json['id'] });
   });
 
   it('carries a warning from the local rules but still records the event', async () => {
@@ -528,7 +668,16 @@ describe('close with a slow sender', () => {
 
 describe('hostile input (property)', () => {
   it('any body on any route gets a JSON answer below 500 and the server keeps serving', async () => {
-    const paths = ['/api/events', '/api/network', '/api/status', '/api/patients', '/api/nope'];
+    const paths = [
+      '/api/events',
+      '/api/network',
+      '/api/status',
+      '/api/patients',
+      '/api/nope',
+      '/api/deadletters',
+      `/api/events/${newEventId(NOW)}/retry`,
+      `/api/events/${newEventId(NOW)}/discard`,
+    ];
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...paths),
@@ -548,5 +697,254 @@ describe('hostile input (property)', () => {
       { numRuns: 60 },
     );
     expect((await call('GET', '/api/status')).status).toBe(200);
+  });
+});
+
+describe('GET /api/deadletters', () => {
+  it('lists unresolved rejections newest first, with code, rule, reason, details and the verdict', async () => {
+    const older = await deadletter(1, 1, 'RULE_NEGATIVE_STOCK');
+    const newer = await deadletter(2, 5, 'RULE_EXPIRED_LOT');
+    const fine = foreignEvent(3, 2);
+    log.feed([
+      {
+        event: fine,
+        status: 'accepted',
+        verdict: await verdict(fine.id, { outcome: 'accepted', seq: 1 }, 3),
+      },
+    ]);
+    await call('POST', '/api/events', { type: 'A', data: {} });
+    const { status, json } = await call('GET', '/api/deadletters');
+    expect(status).toBe(200);
+    expect(json).toEqual([
+      {
+        id: newer.event.id,
+        type: 'StockConsumed',
+        device: newer.event.device,
+        seq: 2,
+        hlc: newer.event.hlc,
+        subject: { kind: 'lot', id: 'L-2' },
+        data: { lot: 'L-2', quantity: 5 },
+        code: 422,
+        rule: 'RULE_EXPIRED_LOT',
+        reason: 'rejected by RULE_EXPIRED_LOT',
+        details: { balance: 2, requested: 5 },
+        verdictId: newer.verdict.id,
+        verdictHlc: newer.verdict.hlc,
+        verdictAt: '2026-03-14T09:36:00.000Z',
+      },
+      expect.objectContaining({
+        id: older.event.id,
+        rule: 'RULE_NEGATIVE_STOCK',
+        verdictId: older.verdict.id,
+      }),
+    ]);
+    expect((await call('GET', '/api/deadletters?status=x')).status).toBe(400);
+  });
+});
+
+describe('GET /api/events/:id with a verdict', () => {
+  it('includes the latest verdict and its decoded data', async () => {
+    const { event, verdict: v } = await deadletter(1, 1);
+    const { status, json } = await call('GET', `/api/events/${event.id}`);
+    expect(status).toBe(200);
+    expect(json).toMatchObject({
+      event: { id: event.id },
+      status: 'deadletter',
+      verdict: { id: v.id, device: relay.deviceId },
+      verdictData: {
+        target: event.id,
+        outcome: 'deadletter',
+        code: 422,
+        rule: 'RULE_NEGATIVE_STOCK',
+        reason: 'rejected by RULE_NEGATIVE_STOCK',
+        details: { balance: 2, requested: 5 },
+        ruleSet: 'rules/1',
+      },
+    });
+    const own = await call('POST', '/api/events', { type: 'A', data: {} });
+    expect((await call('GET', `/api/events/${String(own.json['id'])}`)).json).not.toHaveProperty(
+      'verdictData',
+    );
+  });
+});
+
+describe('GET /api/status: relay link and verdicts', () => {
+  it('reports the relay link, the newest relay verdict and the highest accepted seq; forged verdicts do not count', async () => {
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      relay: { url: RELAY_URL, id: relay.deviceId, connected: false, lastContact: null },
+      lastVerdict: null,
+      confirmedSeq: 0,
+    });
+    network.relayPeer = {
+      peer: relay.deviceId,
+      connected: true,
+      lastContact: '2026-03-14T09:29:30.000Z',
+      direction: 'client',
+      url: RELAY_URL,
+      state: 'connected',
+      relay: true,
+    };
+    const a = foreignEvent(1, 1);
+    const b = foreignEvent(2, 2);
+    const va = await verdict(a.id, { outcome: 'accepted', seq: 7 }, 3);
+    const vb = await verdict(b.id, rejection('RULE_X', 409), 4);
+    const forged = await verdict(b.id, { outcome: 'accepted', seq: 99 }, 9, stranger);
+    log.feed(
+      [
+        { event: a, status: 'accepted', verdict: va },
+        { event: b, status: 'deadletter', verdict: vb },
+      ],
+      [a, b, va, vb, forged],
+    );
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      relay: {
+        url: RELAY_URL,
+        id: relay.deviceId,
+        connected: true,
+        lastContact: '2026-03-14T09:29:30.000Z',
+        state: 'connected',
+      },
+      lastVerdict: { id: vb.id, target: b.id, outcome: 'deadletter', code: 409, hlc: vb.hlc },
+      confirmedSeq: 7,
+    });
+    // An older verdict arriving late changes neither the newest verdict nor lowers the sequence.
+    const c = foreignEvent(3, 0);
+    const vc = await verdict(c.id, { outcome: 'accepted', seq: 5 }, 1);
+    log.feed([{ event: c, status: 'accepted', verdict: vc }], [c, vc]);
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      lastVerdict: { id: vb.id },
+      confirmedSeq: 7,
+    });
+  });
+
+  it('counts verdicts already in the log at start, reports no relay when none is known, and unsubscribes on close', async () => {
+    const seeded = new FakeLog();
+    const a = foreignEvent(1, 1);
+    const va = await verdict(a.id, { outcome: 'accepted', seq: 3 }, 2);
+    seeded.events.set(a.id, { event: a, status: 'accepted', verdict: va });
+    seeded.visible.push(a, va);
+    await api.close();
+    expect(log.listenerCount).toBe(0);
+    await start(undefined, { log: seeded });
+    expect(seeded.listenerCount).toBe(1);
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      lastVerdict: { id: va.id, target: a.id, outcome: 'accepted', seq: 3, hlc: va.hlc },
+      confirmedSeq: 3,
+    });
+    await api.close();
+    await start(undefined, { log: seeded, relay: false });
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      relay: null,
+      lastVerdict: null,
+      confirmedSeq: 0,
+    });
+  });
+});
+
+describe('POST /api/events/:id/retry', () => {
+  it('records a RetryRequested for a deadletter (201 with its id); the event is pending again', async () => {
+    const { event } = await deadletter(1, 1);
+    const r = await call('POST', `/api/events/${event.id}/retry`);
+    expect(r.status).toBe(201);
+    expect(log.systemDrafts).toEqual([
+      {
+        type: 'RetryRequested',
+        subject: { kind: 'event', id: event.id },
+        data: { target: event.id },
+        deps: [event.id],
+      },
+    ]);
+    expect(r.json).toMatchObject({ event: { type: 'RetryRequested', data: { target: event.id } } });
+    expect(r.json['id']).toBe((r.json['event'] as { id: string }).id);
+    expect(log.get(event.id)?.status).toBe('pending');
+    const again = await call('POST', `/api/events/${event.id}/retry`, {});
+    expect(again.status).toBe(409);
+    expect(again.json).toMatchObject({ code: 'DEVICE_NOT_DEADLETTER', details: { status: 'pending' } });
+    expect(log.systemDrafts).toHaveLength(1);
+  });
+
+  it('refuses an unknown id (404), an event that is not a deadletter (409) and a body (400)', async () => {
+    for (const id of [newEventId(NOW), 'nope']) {
+      const r = await call('POST', `/api/events/${id}/retry`);
+      expect([r.status, r.json['code']]).toEqual([404, 'DEVICE_NOT_FOUND']);
+    }
+    const own = await call('POST', '/api/events', { type: 'A', data: {} });
+    const pending = await call('POST', `/api/events/${String(own.json['id'])}/retry`);
+    expect(pending.status).toBe(409);
+    expect(pending.json).toMatchObject({ code: 'DEVICE_NOT_DEADLETTER', details: { status: 'pending' } });
+    const { event } = await deadletter(1, 1);
+    const withBody = await call('POST', `/api/events/${event.id}/retry`, { force: true });
+    expect([withBody.status, withBody.json['code']]).toEqual([400, 'DEVICE_BAD_REQUEST']);
+    expect((await call('GET', `/api/events/${event.id}/retry`)).status).toBe(405);
+    expect(log.systemDrafts).toHaveLength(0);
+  });
+
+  it('refuses a second resolution of an event while the first is being recorded', async () => {
+    const { event } = await deadletter(1, 1);
+    const gate = deferred();
+    log.gate = gate.promise;
+    const first = call('POST', `/api/events/${event.id}/retry`);
+    await log.appendEntered.promise;
+    const second = await call('POST', `/api/events/${event.id}/discard`, { reason: 'duplicate' });
+    expect([second.status, second.json['code']]).toEqual([409, 'DEVICE_NOT_DEADLETTER']);
+    gate.resolve();
+    expect((await first).status).toBe(201);
+    expect(log.systemDrafts.map((d) => d.type)).toEqual(['RetryRequested']);
+  });
+});
+
+describe('POST /api/events/:id/discard', () => {
+  it('records a DeadletterDiscarded with the reason; the deadletter is then resolved', async () => {
+    const { event } = await deadletter(1, 1);
+    const r = await call('POST', `/api/events/${event.id}/discard`, { reason: 'entered twice' });
+    expect(r.status).toBe(201);
+    expect(log.systemDrafts).toEqual([
+      {
+        type: 'DeadletterDiscarded',
+        subject: { kind: 'event', id: event.id },
+        data: { target: event.id, reason: 'entered twice' },
+        deps: [event.id],
+      },
+    ]);
+    expect(log.get(event.id)).toMatchObject({ status: 'resolved', resolvedBy: r.json['id'] });
+    expect((await call('GET', '/api/deadletters')).json).toEqual([]);
+    const again = await call('POST', `/api/events/${event.id}/discard`, { reason: 'again' });
+    expect(again.json).toMatchObject({ code: 'DEVICE_NOT_DEADLETTER', details: { status: 'resolved' } });
+  });
+
+  it.each([
+    ['no body', undefined],
+    ['an empty object', {}],
+    ['an empty reason', { reason: '  ' }],
+    ['a non-string reason', { reason: 5 }],
+    ['an extra field', { reason: 'x', extra: 1 }],
+    ['a reason over 4096 characters', { reason: 'x'.repeat(4097) }],
+    ['not JSON', '{reason'],
+  ])('refuses %s with 400', async (_what, body) => {
+    const { event } = await deadletter(1, 1);
+    const r = await call('POST', `/api/events/${event.id}/discard`, body);
+    expect([r.status, r.json['code']]).toEqual([400, 'DEVICE_BAD_REQUEST']);
+    expect(log.systemDrafts).toHaveLength(0);
+    expect(log.get(event.id)?.status).toBe('deadletter');
+  });
+
+  it('refuses an unknown id with 404', async () => {
+    const r = await call('POST', `/api/events/${newEventId(NOW)}/discard`, { reason: 'x' });
+    expect([r.status, r.json['code']]).toEqual([404, 'DEVICE_NOT_FOUND']);
+  });
+});
+
+describe('POST /api/events with supersedes (amend)', () => {
+  it('refuses to amend an unknown event (404) or one that is not a deadletter (409)', async () => {
+    const unknown = await call('POST', '/api/events', { type: 'A', data: {}, supersedes: newEventId(NOW) });
+    expect([unknown.status, unknown.json['code']]).toEqual([404, 'DEVICE_NOT_FOUND']);
+    const own = await call('POST', '/api/events', { type: 'A', data: {} });
+    const pending = await call('POST', '/api/events', {
+      type: 'A',
+      data: {},
+      supersedes: own.json['id'],
+    });
+    expect([pending.status, pending.json['code']]).toEqual([409, 'DEVICE_NOT_DEADLETTER']);
+    expect(log.appended).toBe(1);
   });
 });

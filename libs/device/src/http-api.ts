@@ -1,8 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
-import { isAccordError, isEventId, ErrorCode, type DeviceId, type FacilityId } from '@accord/protocol';
-import type { Draft, DeviceLogApi } from '@accord/log';
+import {
+  isAccordError,
+  isEventId,
+  ErrorCode,
+  parseVerdictData,
+  SystemEventType,
+  type DeviceId,
+  type EventId,
+  type FacilityId,
+  type Hlc,
+  type JsonValue,
+  type SignedEvent,
+  type Subject,
+  type VerdictData,
+} from '@accord/protocol';
+import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import type { EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 
@@ -18,6 +32,8 @@ export interface PeerStatus {
   readonly url?: string;
   /** For dialed peers: the dialer's state (`connecting`, `connected`, `waiting`, `offline`, …). */
   readonly state?: string;
+  /** True for the link to the facility's relay. */
+  readonly relay?: boolean;
 }
 
 /** What the HTTP API needs from the network side of the agent. */
@@ -50,6 +66,55 @@ export interface HttpApiOptions {
   readonly maxBodyBytes?: number;
   /** Wall clock in ms, for the default `date` of the queue and appointments (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * The relay whose verdicts count (`id`) and the URL it is dialed at (null when it is not
+   * dialed): shown by `GET /api/status`. Absent or null: no relay known.
+   */
+  readonly relay?: { readonly id: DeviceId; readonly url: string | null } | null;
+}
+
+/** The relay link as shown by `GET /api/status` (`relay`). */
+export interface RelayStatus {
+  readonly url: string | null;
+  readonly id: DeviceId;
+  readonly connected: boolean;
+  /** ISO 8601 time of the last frame exchanged with the relay, or null. */
+  readonly lastContact: string | null;
+  /** The dialer's state, when the relay is dialed. */
+  readonly state?: string;
+}
+
+/** The newest relay verdict seen (by HLC), as shown by `GET /api/status` (`lastVerdict`). */
+export interface LastVerdict {
+  /** The verdict event's id. */
+  readonly id: EventId;
+  readonly target: EventId;
+  readonly outcome: 'accepted' | 'deadletter';
+  /** Accepted: the relay's confirmed sequence number. */
+  readonly seq?: number;
+  /** Deadletter: the rejection code (500, 422, 409, 404, 410, 403). */
+  readonly code?: number;
+  readonly hlc: Hlc;
+}
+
+/** One row of `GET /api/deadletters`: a rejected, unresolved event and why. */
+export interface DeadletterInfo {
+  readonly id: EventId;
+  readonly type: string;
+  readonly device: DeviceId;
+  readonly seq: number;
+  readonly hlc: Hlc;
+  readonly subject: Subject;
+  readonly data: JsonValue;
+  /** The rejection code, rule, reason and details of the latest verdict (null if it is malformed). */
+  readonly code: number | null;
+  readonly rule: string | null;
+  readonly reason: string | null;
+  readonly details: { readonly [key: string]: JsonValue } | null;
+  readonly verdictId: EventId;
+  readonly verdictHlc: Hlc;
+  /** ISO 8601 wall time of the verdict (from its HLC). */
+  readonly verdictAt: string;
 }
 
 /** The JSON body of every error answer. */
@@ -78,6 +143,7 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.PROTOCOL_BAD_ENCODING]: 400,
   [ErrorCode.PROTOCOL_NOT_CANONICAL]: 400,
   [ErrorCode.DEVICE_NOT_FOUND]: 404,
+  [DeviceErrorCode.DEVICE_NOT_DEADLETTER]: 409,
   [DeviceErrorCode.DEVICE_UNKNOWN_ROUTE]: 404,
   [DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED]: 405,
   [DeviceErrorCode.DEVICE_BODY_TOO_LARGE]: 413,
@@ -127,6 +193,11 @@ export class HttpApi {
   readonly #sockets = new Set<Socket>();
   /** Requests whose handler is still reading the body: a shutdown does not wait for slow senders. */
   readonly #readingBodies = new Set<IncomingMessage>();
+  /** Events whose resolution (retry, discard, amend) is being recorded: a second one waits its turn. */
+  readonly #resolving = new Set<string>();
+  readonly #unsubscribe: () => void;
+  #lastVerdict: LastVerdict | undefined;
+  #confirmedSeq = 0;
   #stopping = false;
   #port = 0;
 
@@ -134,6 +205,11 @@ export class HttpApi {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#routes = this.#makeRoutes();
+    // Verdicts already visible, then each new one as it becomes visible.
+    for (const event of opts.log.visibleEvents()) this.#observeVerdict(event);
+    this.#unsubscribe = opts.log.onEvents((events) => {
+      for (const e of events) this.#observeVerdict(e);
+    });
     this.#server = createServer((req, res) => {
       const done = this.#handle(req, res).finally(() => {
         this.#inFlight.delete(done);
@@ -186,6 +262,7 @@ export class HttpApi {
    */
   async close(): Promise<void> {
     this.#stopping = true;
+    this.#unsubscribe();
     const closed = new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
     });
@@ -280,11 +357,11 @@ export class HttpApi {
     fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${url.pathname}`);
   }
 
-  async #readBody(req: IncomingMessage): Promise<unknown> {
+  async #readBody(req: IncomingMessage, allowEmpty = false): Promise<unknown> {
     if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
     this.#readingBodies.add(req);
     try {
-      return await readJsonBody(req, this.#maxBody);
+      return await readJsonBody(req, this.#maxBody, allowEmpty);
     } finally {
       this.#readingBodies.delete(req);
     }
@@ -315,13 +392,17 @@ export class HttpApi {
           GET: ({ query }) => {
             checkQuery(query, []);
             const counts = log.counts();
+            const peers = network.peers();
             return ok({
               ...this.#opts.identity,
               online: network.online,
               counts,
               pending: counts.pending,
               outbox: counts.outbox,
-              peers: network.peers(),
+              peers,
+              relay: this.#relayStatus(peers),
+              lastVerdict: this.#lastVerdict ?? null,
+              confirmedSeq: this.#confirmedSeq,
               integrity: log.integrity(),
               heads: log.heads(),
             });
@@ -346,7 +427,11 @@ export class HttpApi {
           POST: async ({ req, query }) => {
             checkQuery(query, []);
             const draft = parseDraft(await this.#readBody(req));
-            const result = await log.append(draft);
+            // An amend answers a deadletter: refuse one that names anything else.
+            const result =
+              draft.supersedes === undefined
+                ? await log.append(draft)
+                : await this.#resolve(draft.supersedes, () => log.append(draft));
             return ok(
               {
                 id: result.event.id,
@@ -366,7 +451,87 @@ export class HttpApi {
             const id = params[0] ?? '';
             const info = isEventId(id) ? log.get(id) : undefined;
             if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
-            return ok(info);
+            return ok(withVerdictData(info));
+          },
+        },
+      },
+      {
+        path: ['api', 'events', ':id', 'retry'],
+        methods: {
+          POST: async ({ req, params, query }) => {
+            checkQuery(query, []);
+            const body = await this.#readBody(req, true);
+            if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, 'retry takes no body (or {})');
+            }
+            const id = params[0] ?? '';
+            const event = await this.#resolve(id, () =>
+              log.appendSystem({
+                type: SystemEventType.RetryRequested,
+                subject: { kind: 'event', id },
+                data: { target: id },
+                deps: [id as EventId],
+              }),
+            );
+            return ok({ id: event.id, event }, 201);
+          },
+        },
+      },
+      {
+        path: ['api', 'events', ':id', 'discard'],
+        methods: {
+          POST: async ({ req, params, query }) => {
+            checkQuery(query, []);
+            const body = await this.#readBody(req);
+            if (
+              !isPlainObject(body) ||
+              Object.keys(body).some((k) => k !== 'reason') ||
+              typeof body['reason'] !== 'string' ||
+              body['reason'].trim() === '' ||
+              body['reason'].length > MAX_REASON
+            ) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, `body must be {"reason": "…"} (1-${MAX_REASON} characters)`);
+            }
+            const reason = body['reason'];
+            const id = params[0] ?? '';
+            const event = await this.#resolve(id, () =>
+              log.appendSystem({
+                type: SystemEventType.DeadletterDiscarded,
+                subject: { kind: 'event', id },
+                data: { target: id, reason },
+                deps: [id as EventId],
+              }),
+            );
+            return ok({ id: event.id, event }, 201);
+          },
+        },
+      },
+      {
+        path: ['api', 'deadletters'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, []);
+            return ok(
+              log
+                .list({ status: 'deadletter' })
+                .flatMap((info) => {
+                  const row = deadletterInfo(info);
+                  return row === undefined ? [] : [row];
+                })
+                .sort((a, b) =>
+                  a.verdictHlc !== b.verdictHlc
+                    ? a.verdictHlc < b.verdictHlc
+                      ? 1
+                      : -1
+                    : a.hlc !== b.hlc
+                      ? a.hlc < b.hlc
+                        ? 1
+                        : -1
+                      : a.id < b.id
+                        ? 1
+                        : -1,
+                ),
+            );
           },
         },
       },
@@ -435,6 +600,73 @@ export class HttpApi {
     ];
   }
 
+  #observeVerdict(event: SignedEvent): void {
+    const relay = this.#opts.relay?.id;
+    if (relay === undefined || event.type !== SystemEventType.Verdict || event.device !== relay) return;
+    const parsed = parseVerdictData(event.data);
+    if (!parsed.ok) return;
+    const v = parsed.value;
+    if (v.outcome === 'accepted' && v.seq > this.#confirmedSeq) this.#confirmedSeq = v.seq;
+    const last = this.#lastVerdict;
+    if (last !== undefined && (event.hlc < last.hlc || (event.hlc === last.hlc && event.id <= last.id)))
+      return;
+    this.#lastVerdict = {
+      id: event.id,
+      target: v.target,
+      outcome: v.outcome,
+      ...(v.outcome === 'accepted' ? { seq: v.seq } : { code: v.code }),
+      hlc: event.hlc,
+    };
+  }
+
+  #relayStatus(peers: readonly PeerStatus[]): RelayStatus | null {
+    const relay = this.#opts.relay;
+    if (relay === undefined || relay === null) return null;
+    let connected = false;
+    let lastContact: string | null = null;
+    let state: string | undefined;
+    for (const p of peers) {
+      if (p.peer !== relay.id && !(p.relay === true)) continue;
+      connected ||= p.connected && p.peer === relay.id;
+      if (p.lastContact !== null && (lastContact === null || p.lastContact > lastContact))
+        lastContact = p.lastContact;
+      if (p.relay === true && p.state !== undefined) state = p.state;
+    }
+    return {
+      url: relay.url,
+      id: relay.id,
+      connected,
+      lastContact,
+      ...(state === undefined ? {} : { state }),
+    };
+  }
+
+  /**
+   * Records a resolution of the deadletter `id` with `record`: 404 when the event is unknown,
+   * 409 `DEVICE_NOT_DEADLETTER` when it is not (or no longer) a deadletter, or when another
+   * resolution of it is being recorded right now.
+   */
+  async #resolve<T>(id: string, record: () => Promise<T>): Promise<T> {
+    const info = isEventId(id) ? this.#opts.log.get(id) : undefined;
+    if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
+    if (this.#resolving.has(id)) {
+      fail(DeviceErrorCode.DEVICE_NOT_DEADLETTER, `a resolution of event ${id} is being recorded`, {
+        status: info.status,
+      });
+    }
+    if (info.status !== 'deadletter') {
+      fail(DeviceErrorCode.DEVICE_NOT_DEADLETTER, `event ${id} is ${info.status}, not a deadletter`, {
+        status: info.status,
+      });
+    }
+    this.#resolving.add(id);
+    try {
+      return await record();
+    } finally {
+      this.#resolving.delete(id);
+    }
+  }
+
   #date(query: URLSearchParams): string {
     const date = query.get('date');
     if (date === null) return new Date((this.#opts.clock ?? Date.now)()).toISOString().slice(0, 10);
@@ -481,7 +713,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * @remarks Refuses early on a declared Content-Length above the cap, and counts bytes as
  * they arrive for chunked bodies.
  */
-async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage, max: number, allowEmpty = false): Promise<unknown> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > max) {
     fail(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { limit: max });
@@ -512,12 +744,46 @@ async function readJsonBody(req: IncomingMessage, max: number): Promise<unknown>
     });
   });
   const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '' && allowEmpty) return undefined;
   if (text.trim() === '') fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is empty: expected JSON');
   try {
     return JSON.parse(text) as unknown;
   } catch {
     fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
   }
+}
+
+/** Longest discard reason (the protocol's limit for `DeadletterDiscarded.reason`). */
+const MAX_REASON = 4096;
+
+/** An event's info with its latest verdict's data decoded (`verdictData`) when it has one. */
+function withVerdictData(info: EventInfo): EventInfo & { readonly verdictData?: VerdictData } {
+  if (info.verdict === undefined) return info;
+  const parsed = parseVerdictData(info.verdict.data);
+  return parsed.ok ? { ...info, verdictData: parsed.value } : info;
+}
+
+function deadletterInfo(info: EventInfo): DeadletterInfo | undefined {
+  const { event, verdict } = info;
+  if (verdict === undefined) return undefined;
+  const parsed = parseVerdictData(verdict.data);
+  const d = parsed.ok && parsed.value.outcome === 'deadletter' ? parsed.value : undefined;
+  return {
+    id: event.id,
+    type: event.type,
+    device: event.device,
+    seq: event.seq,
+    hlc: event.hlc,
+    subject: event.subject,
+    data: event.data,
+    code: d?.code ?? null,
+    rule: d?.rule ?? null,
+    reason: d?.reason ?? null,
+    details: d?.details ?? null,
+    verdictId: verdict.id,
+    verdictHlc: verdict.hlc,
+    verdictAt: verdict.hlc.slice(0, 24),
+  };
 }
 
 const DRAFT_KEYS = new Set(['type', 'data', 'supersedes']);

@@ -14,23 +14,44 @@ export {
   type DeviceConfig,
   type InitDeviceOptions,
   type LoadedDevice,
+  type RelayConfig,
 } from './data-folder.js';
+export {
+  DEFAULT_ENROLL_TIMEOUT_MS,
+  MAX_ENROLL_RESPONSE_BYTES,
+  enrollUrl,
+  enrollWithRelay,
+  isEnrollToken,
+  type EnrollOptions,
+  type Enrollment,
+} from './enrollment.js';
 export { DeviceErrorCode, deviceError } from './errors.js';
 export {
   HttpApi,
   DEFAULT_MAX_BODY_BYTES,
   EVENT_STATUSES,
   type ApiErrorBody,
+  type DeadletterInfo,
   type DeviceIdentity,
   type HttpApiOptions,
+  type LastVerdict,
   type NetworkControl,
   type PeerStatus,
+  type RelayStatus,
 } from './http-api.js';
+export {
+  followRelayRoster,
+  type FollowRelayRosterOptions,
+  type RelayRosterFollower,
+} from './relay-roster.js';
 export {
   addToRoster,
   parseRoster,
   readRosterFile,
+  rosterFromEvent,
   RosterFile,
+  verifiedRelayRoster,
+  type RelayRosterExpectation,
   type RosterData,
   type RosterEntry,
   type RosterFileOptions,

@@ -1,7 +1,17 @@
 import { stat } from 'node:fs/promises';
-import { isDeviceId, isFacilityId, type DeviceId, type FacilityId } from '@accord/protocol';
+import {
+  isDeviceId,
+  isFacilityId,
+  parseRosterUpdatedData,
+  parseSignedEvent,
+  SystemEventType,
+  verifyEvent,
+  type DeviceId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { deviceError, DeviceErrorCode } from './errors.js';
-import { isErrno, readJsonFile, withFileLock, writeJsonAtomic } from './json-file.js';
+import { isErrno, readJsonFile, withFileLock, writeJsonAtomic } from '@accord/storage-level';
 
 /** One device of a facility's roster. */
 export interface RosterEntry {
@@ -13,12 +23,19 @@ export interface RosterEntry {
 /**
  * The content of a roster file: who belongs to the facility.
  *
- * @remarks Shared by the facility's devices until the relay distributes membership.
- * `relay` (optional) is the relay's device id, whose verdicts the log trusts.
+ * @remarks Two kinds: a file shared by the facility's devices (edited by `initDevice` and by
+ * hand), or a device's own copy of the roster its relay distributes, which carries the
+ * relay-signed `RosterUpdated` event it was taken from (`event`) and that event's `version`
+ * (both or neither; `devices` must then equal the event's list). `relay` is the relay's
+ * device id: its verdicts count, and it is a member of the facility (never revoked).
  */
 export interface RosterData {
   readonly facility: FacilityId;
   readonly relay?: DeviceId;
+  /** The `version` of {@link RosterData.event} (relay-distributed rosters only). */
+  readonly version?: number;
+  /** The relay-signed `RosterUpdated` event this content comes from, so it can be re-verified. */
+  readonly event?: SignedEvent;
   readonly devices: readonly RosterEntry[];
 }
 
@@ -38,11 +55,15 @@ function invalid(message: string, path?: string): never {
 export function parseRoster(value: unknown, path?: string): RosterData {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     invalid('roster must be a JSON object', path);
-  const { facility, relay, devices } = value as Record<string, unknown>;
+  const { facility, relay, devices, version, event } = value as Record<string, unknown>;
   if (typeof facility !== 'string' || !isFacilityId(facility))
     invalid('roster.facility must be a facility id', path);
   if (relay !== undefined && (typeof relay !== 'string' || !isDeviceId(relay)))
     invalid('roster.relay must be a device id', path);
+  if ((version === undefined) !== (event === undefined))
+    invalid('roster.version and roster.event go together', path);
+  if (version !== undefined && (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1))
+    invalid('roster.version must be a positive integer', path);
   if (!Array.isArray(devices)) invalid('roster.devices must be an array', path);
   const seen = new Set<string>();
   const entries: RosterEntry[] = [];
@@ -58,7 +79,72 @@ export function parseRoster(value: unknown, path?: string): RosterData {
     seen.add(id);
     entries.push({ id, name, revoked: revoked === true });
   }
-  return { facility, ...(relay === undefined ? {} : { relay }), devices: entries };
+  if (event === undefined) return { facility, ...(relay === undefined ? {} : { relay }), devices: entries };
+  if (relay === undefined) invalid('a roster with a signed event must name its relay', path);
+  const signed = parseSignedEvent(event);
+  if (!signed.ok) invalid(`roster.event is not a signed event: ${signed.error.message}`, path);
+  const fromEvent = rosterFromEvent(signed.value, { relay, facility }, path);
+  if (fromEvent.version !== version) invalid('roster.version differs from the signed event', path);
+  if (!sameDevices(entries, fromEvent.devices)) invalid('roster.devices differ from the signed event', path);
+  return fromEvent;
+}
+
+function sameDevices(a: readonly RosterEntry[], b: readonly RosterEntry[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((d, i) => d.id === b[i]?.id && d.name === b[i]?.name && d.revoked === b[i]?.revoked)
+  );
+}
+
+/** What a relay-signed roster event must match. */
+export interface RelayRosterExpectation {
+  /** The relay's device id: the event's signer. */
+  readonly relay: DeviceId;
+  /** The facility, when already known. */
+  readonly facility?: FacilityId;
+}
+
+/**
+ * The roster content of a relay's `RosterUpdated` event, after checking its shape (not its signature).
+ *
+ * @throws AccordError `DEVICE_ROSTER_INVALID` when the event is not a `RosterUpdated` of `expected.relay`
+ * (and `expected.facility`) or its data is malformed.
+ */
+export function rosterFromEvent(
+  event: SignedEvent,
+  expected: RelayRosterExpectation,
+  path?: string,
+): RosterData & { readonly version: number; readonly event: SignedEvent; readonly relay: DeviceId } {
+  if (event.type !== SystemEventType.RosterUpdated)
+    invalid(`roster event has type ${event.type}, not ${SystemEventType.RosterUpdated}`, path);
+  if (event.device !== expected.relay)
+    invalid(`roster event is signed by ${event.device}, not by the relay ${expected.relay}`, path);
+  if (expected.facility !== undefined && event.facility !== expected.facility)
+    invalid(`roster event belongs to facility ${event.facility}, not ${expected.facility}`, path);
+  const data = parseRosterUpdatedData(event.data);
+  if (!data.ok) invalid(`roster event data is malformed: ${data.error.message}`, path);
+  return {
+    facility: event.facility,
+    relay: expected.relay,
+    version: data.value.version,
+    event,
+    devices: data.value.devices.map((d) => ({ id: d.id, name: d.name, revoked: d.revoked })),
+  };
+}
+
+/**
+ * {@link rosterFromEvent} plus the relay's signature check: the roster a device may write to its file.
+ *
+ * @throws AccordError `DEVICE_ROSTER_INVALID` (wrong shape, signer, facility, or a signature that does not verify).
+ */
+export async function verifiedRelayRoster(
+  event: SignedEvent,
+  expected: RelayRosterExpectation,
+  path?: string,
+): Promise<ReturnType<typeof rosterFromEvent>> {
+  const roster = rosterFromEvent(event, expected, path);
+  if (!(await verifyEvent(event))) invalid('the roster event’s signature does not verify', path);
+  return roster;
 }
 
 /**
@@ -97,6 +183,9 @@ export async function addToRoster(
     if (current.facility !== facility) {
       invalid(`roster belongs to facility ${current.facility}, not ${facility}`, path);
     }
+    if (current.event !== undefined) {
+      invalid(`roster is distributed by the relay ${current.relay ?? '?'}: enroll through the relay`, path);
+    }
     const others = current.devices.filter((d) => d.id !== entry.id);
     const previous = current.devices.find((d) => d.id === entry.id);
     const next: RosterData = {
@@ -116,6 +205,12 @@ export interface RosterFileOptions {
   readonly onError?: (error: Error) => void;
   /** Called after a change was loaded. */
   readonly onChange?: (roster: RosterData) => void;
+  /**
+   * The relay whose signed roster this file must hold (a relay-enrolled device). The content is
+   * then only taken when it carries a `RosterUpdated` event of this relay whose signature verifies,
+   * and a reload never goes back to a lower version; {@link RosterFile.adopt} writes newer ones.
+   */
+  readonly relay?: DeviceId;
 }
 
 /**
@@ -131,8 +226,11 @@ export class RosterFile {
   readonly #options: RosterFileOptions;
   #data: RosterData;
   #stamp: string;
+  #members: Map<string, RosterEntry>;
   #timer: NodeJS.Timeout | undefined;
   #reloading: Promise<boolean> | undefined;
+  /** Reloads and adoptions run one at a time, so a slow read never undoes a newer write. */
+  #queue: Promise<unknown> = Promise.resolve();
   readonly #listeners = new Set<(roster: RosterData) => void>();
 
   private constructor(
@@ -145,6 +243,7 @@ export class RosterFile {
     this.path = path;
     this.#facility = facility;
     this.#data = data;
+    this.#members = membersOf(data);
     this.#stamp = stamp;
     this.#options = options;
     const pollMs = options.pollMs ?? 500;
@@ -172,6 +271,7 @@ export class RosterFile {
     if (data === undefined) invalid('roster file does not exist', path);
     if (data.facility !== facility)
       invalid(`roster belongs to facility ${data.facility}, not ${facility}`, path);
+    await checkRelaySigned(data, options.relay, path);
     return new RosterFile(path, facility, data, stamp, options);
   }
 
@@ -180,12 +280,20 @@ export class RosterFile {
     return this.#data;
   }
 
-  /** The membership of `device`, or undefined when it is not listed. */
+  /**
+   * The membership of `device`, or undefined when it is not listed.
+   *
+   * @remarks The roster's relay is a member of the facility (never revoked) even though it is
+   * not listed, so that the log accepts its verdicts and rosters and the network lets it connect.
+   */
   lookup(
     device: DeviceId | string,
   ): { readonly facility: FacilityId; readonly revoked: boolean } | undefined {
-    const entry = this.#data.devices.find((d) => d.id === device);
-    return entry === undefined ? undefined : { facility: this.#data.facility, revoked: entry.revoked };
+    const entry = this.#members.get(device);
+    if (entry !== undefined) return { facility: this.#data.facility, revoked: entry.revoked };
+    if (this.#data.relay !== undefined && device === this.#data.relay)
+      return { facility: this.#data.facility, revoked: false };
+    return undefined;
   }
 
   /**
@@ -194,10 +302,40 @@ export class RosterFile {
    * @remarks Never rejects: problems go to `onError`. Concurrent calls share one read.
    */
   reload(): Promise<boolean> {
-    this.#reloading ??= this.#doReload().finally(() => {
+    this.#reloading ??= this.#exclusive(() => this.#doReload()).finally(() => {
       this.#reloading = undefined;
     });
     return this.#reloading;
+  }
+
+  /**
+   * Takes a newer roster from the relay: when `event` is a `RosterUpdated` signed by the
+   * configured relay (`options.relay`) with a higher version than the one in force, it is
+   * verified, written to the file atomically and loaded (change listeners run). True when taken.
+   *
+   * @remarks Anything else (no relay configured, another type or signer, an older or equal
+   * version) is ignored: false. Calls are serialized with reloads.
+   * @throws AccordError `DEVICE_ROSTER_INVALID` when the relay's event is malformed, of another
+   * facility or its signature does not verify (the roster in force stays).
+   */
+  adopt(event: SignedEvent): Promise<boolean> {
+    const relay = this.#options.relay;
+    if (relay === undefined || event.type !== SystemEventType.RosterUpdated || event.device !== relay) {
+      return Promise.resolve(false);
+    }
+    return this.#exclusive(async () => {
+      const next = rosterFromEvent(event, { relay, facility: this.#facility });
+      if (next.version <= (this.#data.version ?? 0)) return false;
+      await verifiedRelayRoster(event, { relay, facility: this.#facility });
+      await writeJsonAtomic(this.path, next);
+      return this.#doReload();
+    });
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 
   async #doReload(): Promise<boolean> {
@@ -210,7 +348,15 @@ export class RosterFile {
       if (data.facility !== this.#facility)
         invalid(`roster now names facility ${data.facility}, not ${this.#facility}`, this.path);
       if (JSON.stringify(data) === JSON.stringify(this.#data)) return false;
+      await checkRelaySigned(data, this.#options.relay, this.path);
+      if (this.#options.relay !== undefined && (data.version ?? 0) <= (this.#data.version ?? 0)) {
+        invalid(
+          `roster version ${data.version ?? 0} is not newer than ${this.#data.version ?? 0}`,
+          this.path,
+        );
+      }
       this.#data = data;
+      this.#members = membersOf(data);
       this.#options.onChange?.(data);
       for (const listener of this.#listeners) {
         try {
@@ -237,6 +383,19 @@ export class RosterFile {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
   }
+}
+
+function membersOf(data: RosterData): Map<string, RosterEntry> {
+  return new Map(data.devices.map((d) => [d.id, d]));
+}
+
+/** With a relay required: the content must be that relay's roster, with a signature that verifies. */
+async function checkRelaySigned(data: RosterData, relay: DeviceId | undefined, path: string): Promise<void> {
+  if (relay === undefined) return;
+  if (data.event === undefined || data.relay !== relay) {
+    invalid(`roster must hold a RosterUpdated event signed by the relay ${relay}`, path);
+  }
+  await verifiedRelayRoster(data.event, { relay, facility: data.facility }, path);
 }
 
 async function fileStamp(path: string): Promise<string> {

@@ -17,9 +17,12 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 /**
  * The agent's peer network on authenticated WebSockets (`@accord/network-ws`): a server
- * adapter when `listen` is given, one client adapter per peer URL.
+ * adapter when `listen` is given, one client adapter per peer URL, and one for the relay.
  *
- * @remarks Every adapter checks peers against the roster file; when the file changes,
+ * @remarks The relay link (`opts.relay`) is a client like the others, except that the server
+ * must prove the relay's device id (`expectedPeer`); `peers()` marks it `relay: true` and
+ * lists it by that id even while it is not connected. A `peers` URL equal to the relay's is
+ * dialed once. Every adapter checks peers against the roster file; when the file changes,
  * sessions of devices no longer allowed are closed (server) or re-dialed so that the
  * handshake re-checks them (client). `setOnline` switches every adapter; `peers()` lists
  * connected peers and those seen before with their last contact.
@@ -54,7 +57,19 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
       throw e;
     }
   }
-  const clients = opts.peers.map((url) => ({ url, adapter: new WebSocketClientAdapter({ ...common, url }) }));
+  const relay = opts.relay;
+  const clients: { url: string; adapter: WebSocketClientAdapter; relay: boolean }[] = [];
+  if (relay !== undefined) {
+    clients.push({
+      url: relay.url,
+      adapter: new WebSocketClientAdapter({ ...common, url: relay.url, expectedPeer: relay.id }),
+      relay: true,
+    });
+  }
+  for (const url of new Set(opts.peers)) {
+    if (url === relay?.url) continue;
+    clients.push({ url, adapter: new WebSocketClientAdapter({ ...common, url }), relay: false });
+  }
   const adapters: NetworkAdapterInterface[] = [
     ...(server === undefined ? [] : [server]),
     ...clients.map((c) => c.adapter),
@@ -101,12 +116,25 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
         out.push(connected(s, 'server'));
         seen.add(s.peer);
       }
-      for (const { url, adapter } of clients) {
+      for (const { url, adapter, relay: isRelay } of clients) {
         const stats = adapter.stats();
         const s = stats.peers[0];
+        const mark = isRelay ? { relay: true } : {};
         if (s !== undefined) {
-          out.push({ ...connected(s, 'client', url), state: stats.state });
+          out.push({ ...connected(s, 'client', url), state: stats.state, ...mark });
           seen.add(s.peer);
+        } else if (isRelay && relay !== undefined) {
+          // The relay's id is known before any session: report it, with its last contact.
+          out.push({
+            peer: relay.id,
+            connected: false,
+            lastContact: iso(remembered.get(relay.id)?.lastContactAt ?? null),
+            direction: 'client',
+            url,
+            state: stats.state,
+            relay: true,
+          });
+          seen.add(relay.id);
         } else {
           out.push({
             peer: url,

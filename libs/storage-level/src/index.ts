@@ -47,3 +47,4 @@ export {
 } from './event-store.js';
 export { openDeviceDatabase, type DeviceDatabase, type DeviceDatabaseOptions } from './device-database.js';
 export { benchRawLevelPuts, type RawLevelBenchOptions, type RawLevelBenchResult } from './bench.js';
+export { isErrno, readJsonFile, syncDir, withFileLock, writeJsonAtomic } from './json-file.js';
