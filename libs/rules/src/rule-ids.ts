@@ -45,6 +45,19 @@ export const RULE_ALREADY_IN_QUEUE = 'RULE_ALREADY_IN_QUEUE';
 /** An encounter or appointment transition that its current state does not allow (422). */
 export const RULE_INVALID_TRANSITION = 'RULE_INVALID_TRANSITION';
 
+/** The signing device is not in the facility's roster (403; checked by the relay). */
+export const RULE_UNKNOWN_DEVICE = 'RULE_UNKNOWN_DEVICE';
+/** The signing device was revoked from the facility's roster (403; checked by the relay). */
+export const RULE_DEVICE_REVOKED = 'RULE_DEVICE_REVOKED';
+/** The event names another facility than the relay's (403; checked by the relay). */
+export const RULE_WRONG_FACILITY = 'RULE_WRONG_FACILITY';
+/** A device signed an event type only the relay may write (`Verdict`, `RosterUpdated`) (403). */
+export const RULE_RELAY_ONLY = 'RULE_RELAY_ONLY';
+/** A retry or discard names an event whose latest verdict is not an unresolved deadletter (409). */
+export const RULE_NOT_DEADLETTERED = 'RULE_NOT_DEADLETTERED';
+/** An amend (`supersedes`) names an event the relay has accepted: accepted history is not replaced (409). */
+export const RULE_SUPERSEDES_ACCEPTED = 'RULE_SUPERSEDES_ACCEPTED';
+
 /** Every rule id with its rejection code, for documentation and user interfaces. */
 export const RULES: Readonly<Record<string, RejectionCode>> = Object.freeze({
   [RULE_SCHEMA]: RejectionCode.Invalid,
@@ -69,6 +82,12 @@ export const RULES: Readonly<Record<string, RejectionCode>> = Object.freeze({
   [RULE_UNKNOWN_ANTIGEN]: RejectionCode.Rule,
   [RULE_ALREADY_IN_QUEUE]: RejectionCode.Rule,
   [RULE_INVALID_TRANSITION]: RejectionCode.Rule,
+  [RULE_UNKNOWN_DEVICE]: RejectionCode.Forbidden,
+  [RULE_DEVICE_REVOKED]: RejectionCode.Forbidden,
+  [RULE_WRONG_FACILITY]: RejectionCode.Forbidden,
+  [RULE_RELAY_ONLY]: RejectionCode.Forbidden,
+  [RULE_NOT_DEADLETTERED]: RejectionCode.Conflict,
+  [RULE_SUPERSEDES_ACCEPTED]: RejectionCode.Conflict,
 });
 
 /**

@@ -1,0 +1,559 @@
+import { describe, expect, it } from 'vitest';
+import type { DeviceId, EventId, SignedEvent, VerdictData } from '@accord/protocol';
+import { RejectionCode, SystemEventType, asFacilityId } from '@accord/protocol';
+import { makeTestDevice } from '@accord/protocol/testing';
+import type { TestDevice } from '@accord/protocol/testing';
+import { Projection } from '@accord/domain';
+import {
+  EventFactory,
+  FACILITY_NOW_MS,
+  TEST_FACILITY,
+  buildFacility,
+  randomFacilityOps,
+  testDeviceId,
+  testEventId,
+} from '@accord/domain/testing';
+import {
+  RULES,
+  RULE_DEPENDENCY_MISSING,
+  RULE_DEVICE_REVOKED,
+  RULE_NEGATIVE_STOCK,
+  RULE_NOT_DEADLETTERED,
+  RULE_RELAY_ONLY,
+  RULE_SET_VERSION,
+  RULE_SUPERSEDES_ACCEPTED,
+  RULE_UNKNOWN_DEVICE,
+  RULE_WRONG_FACILITY,
+} from '@accord/rules';
+import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS } from './adjudicator.js';
+
+const D1 = testDeviceId(1);
+const D2 = testDeviceId(2);
+const REVOKED = testDeviceId(9);
+const STRANGER = testDeviceId(50);
+const ROSTER = new Map<DeviceId, { revoked: boolean }>([
+  [D1, { revoked: false }],
+  [D2, { revoked: false }],
+  [testDeviceId(3), { revoked: false }],
+  [REVOKED, { revoked: true }],
+]);
+const T0 = FACILITY_NOW_MS;
+const DEADLINE = DEFAULT_DEPENDENCY_DEADLINE_MS;
+
+/** A relay with a real key, a factory whose verdicts it signs, and a device-side view for deps. */
+async function setup() {
+  const relayDevice = await makeTestDevice();
+  const relay = relayDevice.deviceId;
+  const f = new EventFactory({ relay });
+  const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+  /** What the devices see: every event they recorded, so deps point at earlier records. */
+  const view = Projection.empty();
+  const record = (type: string, data: unknown, device: DeviceId = D1): SignedEvent => {
+    const e = f.record(view, device, type, data);
+    view.apply(e);
+    return e;
+  };
+  const register = (patientId: string, device: DeviceId = D1): SignedEvent =>
+    record(
+      'PatientRegistered',
+      {
+        patientId,
+        nationalId: `NID-${patientId}`,
+        givenName: 'Amina',
+        familyName: 'Banda',
+        birthDate: '2024-01-10',
+        sex: 'female',
+      },
+      device,
+    );
+  const receive = (lot: string, quantity = 10): SignedEvent =>
+    record('StockReceived', { lot, antigen: 'BCG', quantity, expiry: '2024-12-31' });
+  const vaccinate = (patientId: string, lot: string): SignedEvent =>
+    record('VaccinationAdministered', { patientId, antigen: 'BCG', dose: 1, lot, date: '2024-05-01' });
+  return { relayDevice, relay, f, adj, view, record, register, receive, vaccinate };
+}
+
+/** Adds events at `now` and decides at `now`. */
+function feed(adj: Adjudicator, events: readonly SignedEvent[], now = T0): VerdictData[] {
+  for (const e of events) adj.add(e, now);
+  return adj.decide(now);
+}
+
+function accepted(v: VerdictData | undefined): Extract<VerdictData, { outcome: 'accepted' }> {
+  if (v?.outcome !== 'accepted') throw new Error(`expected accepted, got ${JSON.stringify(v)}`);
+  expect(v.ruleSet).toBe(RULE_SET_VERSION);
+  return v;
+}
+
+function rejected(v: VerdictData | undefined): Extract<VerdictData, { outcome: 'deadletter' }> {
+  if (v?.outcome !== 'deadletter') throw new Error(`expected deadletter, got ${JSON.stringify(v)}`);
+  expect(v.ruleSet).toBe(RULE_SET_VERSION);
+  expect(RULES[v.rule]).toBe(v.code);
+  expect(v.reason).toMatch(/[.]$/);
+  return v;
+}
+
+/** The relay's own verdict event for `data`, signed with the relay key (as the lead appends it). */
+async function signedVerdict(relay: TestDevice, f: EventFactory, data: VerdictData): Promise<SignedEvent> {
+  const unsigned = f.event(relay.deviceId, SystemEventType.Verdict, data, {
+    subject: { kind: 'event', id: data.target },
+    deps: [data.target],
+  });
+  const { sig, ...envelope } = unsigned;
+  void sig;
+  return relay.sign(envelope);
+}
+
+describe('Adjudicator: acceptance and order', () => {
+  it('accepts valid events in causal order with contiguous seqs after the highest seen', async () => {
+    const { adj, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const lot = receive('L1');
+    const v = vaccinate('p1', 'L1');
+    expect(v.deps).toContain(p.id);
+    // Delivered in reverse: the vaccination waits for the patient.
+    const out = feed(adj, [v, lot, p]);
+    expect(out.map((x) => x.target)).toEqual([p.id, lot.id, v.id]);
+    expect(out.map((x) => accepted(x).seq)).toEqual([1, 2, 3]);
+    expect(adj.lastSeq).toBe(3);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(9);
+    expect(adj.stats()).toEqual({ events: 3, verdicts: 3, waiting: 0, deadletters: 0 });
+  });
+
+  it('holds a dependent that arrives before its dependency until the dependency is judged', async () => {
+    const { adj, register, vaccinate, receive } = await setup();
+    const p = register('p1');
+    receive('L1');
+    const v = vaccinate('p1', 'L1');
+    expect(feed(adj, [v])).toEqual([]);
+    expect(adj.stats().waiting).toBe(1);
+    expect(adj.nextDeadline()).toBe(T0 + DEADLINE);
+    const out = feed(adj, [p], T0 + 1000);
+    expect(out.map((x) => x.target)).toEqual([p.id]);
+    expect(adj.verdictFor(v.id)).toBeUndefined();
+    expect(adj.stats().waiting).toBe(1);
+  });
+
+  it('judges dependencies first even when the dependent sorts earlier', async () => {
+    const { adj, f } = await setup();
+    const reg = f.event(D1, 'PatientRegistered', {
+      patientId: 'p1',
+      nationalId: 'N1',
+      givenName: 'A',
+      familyName: 'B',
+      birthDate: '2020-01-01',
+      sex: 'male',
+    });
+    // The check-in's HLC sorts before the registration's, but it depends on it.
+    const checkIn = f.event(
+      D2,
+      'PatientCheckedIn',
+      { patientId: 'p1', encounterId: 'e1' },
+      { deps: [reg.id] },
+    );
+    const early = { ...checkIn, hlc: '2024-05-31T00:00:00.000Z/000000' } as SignedEvent;
+    const out = feed(adj, [early, reg]);
+    expect(out.map((x) => [x.target, x.outcome])).toEqual([
+      [reg.id, 'accepted'],
+      [early.id, 'accepted'],
+    ]);
+  });
+
+  it('orders ready events by (hlc, device, seq, id), not by arrival', async () => {
+    const { adj, register } = await setup();
+    const a = register('p1', D2);
+    const b = register('p2', D1);
+    const c = register('p3', D2);
+    const out = feed(adj, [c, b, a]);
+    expect(out.map((x) => x.target)).toEqual([a.id, b.id, c.id]);
+  });
+
+  it('ignores duplicate ids: one verdict per submission', async () => {
+    const { adj, register } = await setup();
+    const p = register('p1');
+    expect(feed(adj, [p, p])).toHaveLength(1);
+    expect(feed(adj, [p, { ...p }], T0 + 1)).toEqual([]);
+    expect(adj.decide(T0 + 10 * DEADLINE)).toEqual([]);
+    expect(adj.stats()).toEqual({ events: 1, verdicts: 1, waiting: 0, deadletters: 0 });
+  });
+});
+
+describe('Adjudicator: 403', () => {
+  it('refuses unknown and revoked devices, foreign facilities and device-signed relay types', async () => {
+    const { adj, f } = await setup();
+    const data = (n: number) => ({
+      patientId: `p${n}`,
+      nationalId: `N${n}`,
+      givenName: 'A',
+      familyName: 'B',
+      birthDate: '2020-01-01',
+      sex: 'male',
+    });
+    const unknown = f.event(STRANGER, 'PatientRegistered', data(1));
+    const revoked = f.event(REVOKED, 'PatientRegistered', data(2));
+    const foreign = { ...f.event(D1, 'PatientRegistered', data(3)), facility: asFacilityId('elsewhere') };
+    const good = f.event(D1, 'PatientRegistered', data(4));
+    // A device forges a verdict accepting `good` and a roster: neither counts, both are refused.
+    const forged = f.event(
+      D2,
+      SystemEventType.Verdict,
+      { target: good.id, outcome: 'accepted', seq: 1, ruleSet: RULE_SET_VERSION },
+      { subject: { kind: 'event', id: good.id }, deps: [good.id] },
+    );
+    const roster = f.event(
+      D2,
+      SystemEventType.RosterUpdated,
+      { version: 9, devices: [{ id: STRANGER, name: 'x', revoked: false }] },
+      { subject: { kind: 'roster', id: TEST_FACILITY } },
+    );
+    const out = feed(adj, [unknown, revoked, foreign, good, forged, roster]);
+    const by = new Map(out.map((v) => [v.target, v]));
+    expect(rejected(by.get(unknown.id)).rule).toBe(RULE_UNKNOWN_DEVICE);
+    expect(rejected(by.get(revoked.id)).rule).toBe(RULE_DEVICE_REVOKED);
+    const wrong = rejected(by.get(foreign.id));
+    expect([wrong.code, wrong.rule]).toEqual([RejectionCode.Forbidden, RULE_WRONG_FACILITY]);
+    expect(rejected(by.get(forged.id)).rule).toBe(RULE_RELAY_ONLY);
+    expect(rejected(by.get(roster.id)).rule).toBe(RULE_RELAY_ONLY);
+    // `good` is judged by the relay itself, and only once.
+    expect(accepted(by.get(good.id)).seq).toBe(1);
+    expect(out).toHaveLength(6);
+    expect(adj.confirmed().patient('p1')).toBeUndefined();
+    expect(adj.confirmed().patient('p4')).toBeDefined();
+  });
+
+  it('treats the relay’s own RosterUpdated as no submission', async () => {
+    const { adj, f, relay } = await setup();
+    const roster = f.event(
+      relay,
+      SystemEventType.RosterUpdated,
+      { version: 1, devices: [] },
+      { subject: { kind: 'roster', id: TEST_FACILITY } },
+    );
+    expect(feed(adj, [roster])).toEqual([]);
+    expect(adj.stats()).toEqual({ events: 1, verdicts: 0, waiting: 0, deadletters: 0 });
+  });
+});
+
+describe('Adjudicator: 404 and the dependency deadline', () => {
+  it('answers 404 after the deadline, then re-validates when the dependency is accepted', async () => {
+    const { adj, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const lot = receive('L1');
+    const v = vaccinate('p1', 'L1');
+    expect(feed(adj, [lot, v])).toHaveLength(1); // the lot; v waits for p
+    expect(adj.nextDeadline()).toBe(T0 + DEADLINE);
+    expect(adj.decide(T0 + DEADLINE - 1)).toEqual([]);
+    const [miss] = adj.decide(T0 + DEADLINE);
+    const r = rejected(miss);
+    expect([r.target, r.code, r.rule]).toEqual([v.id, RejectionCode.NotFound, RULE_DEPENDENCY_MISSING]);
+    expect(r.details).toEqual({ missing: [p.id] });
+    expect(adj.nextDeadline()).toBeUndefined();
+    expect(adj.stats().deadletters).toBe(1);
+    // The patient arrives late: accepted, and the 404 is superseded automatically.
+    const out = feed(adj, [p], T0 + DEADLINE + 5000);
+    expect(out.map((x) => [x.target, x.outcome])).toEqual([
+      [p.id, 'accepted'],
+      [v.id, 'accepted'],
+    ]);
+    expect(out.map((x) => accepted(x).seq)).toEqual([2, 3]);
+    expect(accepted(adj.verdictFor(v.id)).seq).toBe(3);
+    expect(adj.stats()).toEqual({ events: 3, verdicts: 4, waiting: 0, deadletters: 0 });
+  });
+
+  it('does not re-validate a 404 when the named dependency is itself rejected', async () => {
+    const { adj, f, register } = await setup();
+    const p = { ...register('p1'), device: STRANGER }; // will be a 403
+    const c = f.event(D1, 'PatientCheckedIn', { patientId: 'p1', encounterId: 'e1' }, { deps: [p.id] });
+    const out = feed(adj, [c, p]);
+    expect(out.map((x) => [x.target, x.outcome])).toEqual([
+      [p.id, 'deadletter'],
+      [c.id, 'deadletter'],
+    ]);
+    expect(rejected(out[1]).details).toEqual({ missing: [p.id] });
+    expect(adj.decide(T0 + 10 * DEADLINE)).toEqual([]);
+  });
+
+  it('judges an expired dependency before its expired dependent', async () => {
+    const { adj, f } = await setup();
+    const ghost = testEventId(999_999, 77);
+    const reg = f.event(
+      D1,
+      'PatientRegistered',
+      {
+        patientId: 'p1',
+        nationalId: 'N1',
+        givenName: 'A',
+        familyName: 'B',
+        birthDate: '2020-01-01',
+        sex: 'male',
+      },
+      { deps: [ghost] },
+    );
+    const checkIn = f.event(
+      D1,
+      'PatientCheckedIn',
+      { patientId: 'p1', encounterId: 'e1' },
+      { deps: [reg.id] },
+    );
+    const early = { ...checkIn, hlc: '2024-05-01T00:00:00.000Z/000000' } as SignedEvent;
+    expect(feed(adj, [early, reg])).toEqual([]);
+    const out = adj.decide(T0 + DEADLINE);
+    expect(out.map((x) => [x.target, (x as { details?: unknown }).details])).toEqual([
+      [reg.id, { missing: [ghost] }],
+      [early.id, { missing: [reg.id] }],
+    ]);
+  });
+});
+
+describe('Adjudicator: resolutions', () => {
+  it('accepts a retry of a 422 after the stock arrives, and re-validates the target', async () => {
+    const { adj, f, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const v = vaccinate('p1', 'L1'); // lot L1 never received
+    const [ok, no] = feed(adj, [p, v]);
+    accepted(ok);
+    const r = rejected(no);
+    expect([r.code, r.rule]).toEqual([RejectionCode.Rule, RULE_NEGATIVE_STOCK]);
+    expect(r.details).toEqual({ lot: 'L1', balance: 0, requested: 1 });
+    expect(adj.stats().deadletters).toBe(1);
+
+    // A retry before the stock arrives re-validates too, and fails again.
+    const retry1 = f.retry(D1, v);
+    const again = feed(adj, [retry1], T0 + 1);
+    expect(again.map((x) => [x.target, x.outcome])).toEqual([
+      [retry1.id, 'accepted'],
+      [v.id, 'deadletter'],
+    ]);
+    expect(accepted(again[0]).seq).toBe(2);
+
+    const lot = receive('L1');
+    expect(accepted(feed(adj, [lot], T0 + 2)[0]).seq).toBe(3);
+    const retry2 = f.retry(D2, v);
+    const out = feed(adj, [retry2], T0 + 3);
+    expect(out).toEqual([
+      { target: retry2.id, outcome: 'accepted', seq: 4, ruleSet: RULE_SET_VERSION },
+      { target: v.id, outcome: 'accepted', seq: 5, ruleSet: RULE_SET_VERSION },
+    ]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(9);
+    expect(adj.stats()).toEqual({ events: 5, verdicts: 7, waiting: 0, deadletters: 0 });
+  });
+
+  it('refuses a retry of an accepted event (409) and leaves the target untouched', async () => {
+    const { adj, f, register } = await setup();
+    const p = register('p1');
+    feed(adj, [p]);
+    const retry = f.retry(D1, p);
+    const [v] = feed(adj, [retry], T0 + 1);
+    const r = rejected(v);
+    expect([r.target, r.code, r.rule]).toEqual([retry.id, RejectionCode.Conflict, RULE_NOT_DEADLETTERED]);
+    expect(r.details).toEqual({ target: p.id, status: 'accepted' });
+    expect(accepted(adj.verdictFor(p.id)).seq).toBe(1);
+    expect(adj.lastSeq).toBe(1);
+  });
+
+  it('makes a retry wait for its target', async () => {
+    const { adj, f, register } = await setup();
+    const p = { ...register('p1'), device: STRANGER };
+    const retry = f.retry(D1, p);
+    expect(feed(adj, [retry])).toEqual([]);
+    const out = feed(adj, [p], T0 + 1);
+    // 403 first, then the retry (re-judged: still 403).
+    expect(out.map((x) => [x.target, x.outcome])).toEqual([
+      [p.id, 'deadletter'],
+      [retry.id, 'accepted'],
+      [p.id, 'deadletter'],
+    ]);
+  });
+
+  it('accepts a discard of a deadletter, closing it; refuses a second discard and a later retry', async () => {
+    const { adj, f, register, vaccinate } = await setup();
+    const p = register('p1');
+    const v = vaccinate('p1', 'L9');
+    feed(adj, [p, v]);
+    expect(adj.stats().deadletters).toBe(1);
+    const before = JSON.stringify(adj.confirmed().toJSON());
+    const discard = f.discard(D1, v);
+    const [d] = feed(adj, [discard], T0 + 1);
+    expect(accepted(d).seq).toBe(2);
+    expect(adj.stats().deadletters).toBe(0);
+    expect(JSON.stringify(adj.confirmed().toJSON())).toBe(before);
+    const discard2 = f.discard(D2, v);
+    const retry = f.retry(D2, v);
+    const discardAccepted = f.discard(D2, p);
+    const out = feed(adj, [discard2, retry, discardAccepted], T0 + 2);
+    expect(out.map((x) => rejected(x).rule)).toEqual([
+      RULE_NOT_DEADLETTERED,
+      RULE_NOT_DEADLETTERED,
+      RULE_NOT_DEADLETTERED,
+    ]);
+    expect(out.map((x) => (x.outcome === 'deadletter' ? x.details['status'] : null))).toEqual([
+      'resolved',
+      'resolved',
+      'accepted',
+    ]);
+  });
+
+  it('accepts an amend of a deadletter (resolving it) and refuses an amend of accepted history', async () => {
+    const { adj, f, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const lot = receive('L1');
+    const bad = vaccinate('p1', 'L9');
+    feed(adj, [p, lot, bad]);
+    expect(adj.stats().deadletters).toBe(1);
+    const amend = f.event(
+      D1,
+      'VaccinationAdministered',
+      { patientId: 'p1', antigen: 'BCG', dose: 1, lot: 'L1', date: '2024-05-01' },
+      { deps: [p.id, lot.id], supersedes: bad.id },
+    );
+    const [a] = feed(adj, [amend], T0 + 1);
+    expect([a?.target, accepted(a).seq]).toEqual([amend.id, 3]);
+    expect(adj.stats().deadletters).toBe(0);
+    expect(rejected(feed(adj, [f.retry(D1, bad)], T0 + 2)[0]).details['status']).toBe('resolved');
+
+    const amendAccepted = f.event(
+      D2,
+      'StockReceived',
+      { lot: 'L1', antigen: 'BCG', quantity: 99, expiry: '2024-12-31' },
+      { deps: [lot.id], supersedes: lot.id },
+    );
+    const r = rejected(feed(adj, [amendAccepted], T0 + 3)[0]);
+    expect([r.code, r.rule]).toEqual([RejectionCode.Conflict, RULE_SUPERSEDES_ACCEPTED]);
+    expect(r.details).toEqual({ supersedes: lot.id, seq: 2 });
+    expect(adj.confirmed().lot('L1')?.balance).toBe(9);
+  });
+});
+
+describe('Adjudicator: restored history', () => {
+  it('never judges twice what its own verdicts already judged, and continues the seq', async () => {
+    const { relayDevice, relay, f, adj, register, receive, vaccinate } = await setup();
+    const p1 = register('p1');
+    const lot = receive('L1');
+    const v1 = vaccinate('p1', 'L1');
+    const bad = vaccinate('p1', 'L9');
+    const p2 = register('p2');
+    const events = [p1, lot, v1, bad, p2];
+    const issued = feed(adj, events);
+    expect(issued).toHaveLength(5);
+    const own = await Promise.all(issued.map((d) => signedVerdict(relayDevice, f, d)));
+
+    // Echoes of its own verdicts change nothing.
+    for (const e of own) adj.add(e, T0 + 1);
+    expect(adj.decide(T0 + 1)).toEqual([]);
+    expect(adj.stats().verdicts).toBe(5);
+
+    // A restarted relay fed its log in reverse (verdicts before their targets).
+    const restored = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+    for (const e of [...events, ...own].reverse()) restored.add(e, T0 + 100);
+    expect(restored.decide(T0 + 100)).toEqual([]);
+    expect(restored.decide(T0 + 100 + 10 * DEADLINE)).toEqual([]);
+    expect(restored.lastSeq).toBe(adj.lastSeq);
+    expect(restored.confirmed().toJSON()).toEqual(adj.confirmed().toJSON());
+    expect(restored.stats()).toEqual({ events: 10, verdicts: 0, waiting: 0, deadletters: 1 });
+    expect(restored.verdictFor(bad.id)).toEqual(adj.verdictFor(bad.id));
+
+    const p3 = register('p3');
+    const [next] = feed(restored, [p3], T0 + 200);
+    expect(accepted(next).seq).toBe(adj.lastSeq + 1);
+  });
+
+  it('folds history in seq order whatever the arrival order, rebuilding when one arrives late', async () => {
+    const { relayDevice, relay, f, register, record } = await setup();
+    const p = register('p1');
+    const rename = record('PatientDemographicsUpdated', { patientId: 'p1', changes: { givenName: 'Grace' } });
+    const ok = (target: EventId, seq: number): Promise<SignedEvent> =>
+      signedVerdict(relayDevice, f, { target, outcome: 'accepted', seq, ruleSet: RULE_SET_VERSION });
+    const [v1, v2] = [await ok(p.id, 1), await ok(rename.id, 2)];
+    const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+    for (const e of [rename, v2]) adj.add(e, T0);
+    expect(adj.decide(T0)).toEqual([]);
+    // Seq 2 alone folds to nothing (no patient yet); seq 1 arrives late: refold 1 then 2.
+    expect(adj.confirmed().patient('p1')).toBeUndefined();
+    for (const e of [v1, p]) adj.add(e, T0 + 1);
+    expect(adj.decide(T0 + 1)).toEqual([]);
+    expect(adj.confirmed().patient('p1')?.givenName).toBe('Grace');
+    expect(adj.lastSeq).toBe(2);
+  });
+
+  it('re-validates a 404 whose dependency was accepted before a crash', async () => {
+    const { relayDevice, relay, f, register } = await setup();
+    const p = register('p1');
+    const c = f.event(D1, 'PatientCheckedIn', { patientId: 'p1', encounterId: 'e1' }, { deps: [p.id] });
+    // The relay answered c with a 404, then accepted p, then crashed before re-validating c.
+    const own = [
+      await signedVerdict(relayDevice, f, {
+        target: c.id,
+        outcome: 'deadletter',
+        code: RejectionCode.NotFound,
+        rule: RULE_DEPENDENCY_MISSING,
+        reason: 'missing.',
+        details: { missing: [p.id] },
+        ruleSet: RULE_SET_VERSION,
+      }),
+      await signedVerdict(relayDevice, f, {
+        target: p.id,
+        outcome: 'accepted',
+        seq: 1,
+        ruleSet: RULE_SET_VERSION,
+      }),
+    ];
+    const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+    for (const e of [...own, c, p]) adj.add(e, T0);
+    expect(adj.decide(T0)).toEqual([
+      { target: c.id, outcome: 'accepted', seq: 2, ruleSet: RULE_SET_VERSION },
+    ]);
+  });
+
+  it('ignores verdicts signed by the relay for another facility', async () => {
+    const { relayDevice, relay, f, register } = await setup();
+    const p = register('p1');
+    const foreign = {
+      ...(await signedVerdict(relayDevice, f, {
+        target: p.id,
+        outcome: 'accepted',
+        seq: 7,
+        ruleSet: RULE_SET_VERSION,
+      })),
+      facility: asFacilityId('elsewhere'),
+    };
+    const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+    const out = feed(adj, [foreign, p]);
+    expect(out).toEqual([{ target: p.id, outcome: 'accepted', seq: 1, ruleSet: RULE_SET_VERSION }]);
+  });
+});
+
+describe('Adjudicator: scale', () => {
+  it('accepts every event of a large generated facility delivered in a scrambled order', () => {
+    const { events } = buildFacility(randomFacilityOps(20_000, 7));
+    const relay = testDeviceId(200);
+    const members = new Set(events.map((e) => e.device));
+    const adj = new Adjudicator({
+      relay,
+      facility: TEST_FACILITY,
+      member: (d) => (members.has(d) ? { revoked: false } : undefined),
+    });
+    // A deterministic shuffle (xorshift).
+    const n = events.length;
+    const order = [...events];
+    let x = 12345;
+    for (let i = n - 1; i > 0; i--) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const j = (x >>> 0) % (i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    // A backlog: everything is in the log before the relay decides (deps name records, not every
+    // earlier fact — an earlier dose is not a dep of the next — so a partial log may be judged
+    // differently).
+    for (const e of order) adj.add(e, T0);
+    const out = adj.decide(T0);
+    expect(out.filter((v) => v.outcome !== 'accepted')).toEqual([]);
+    expect(out.map((v) => (v as { seq: number }).seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    // Causal order: every event's deps were accepted before it.
+    const pos = new Map<EventId, number>(out.map((v, i) => [v.target, i]));
+    const late = events.filter((e) => e.deps.some((d) => pos.get(d)! > pos.get(e.id)!));
+    expect(late).toEqual([]);
+    expect(adj.stats()).toEqual({ events: n, verdicts: n, waiting: 0, deadletters: 0 });
+  });
+});

@@ -1,0 +1,784 @@
+import type { DeviceId, EventId, FacilityId, JsonValue, SignedEvent, VerdictData } from '@accord/protocol';
+import { RejectionCode, SystemEventType } from '@accord/protocol';
+import { Projection, compareTentative, isSystemEventType } from '@accord/domain';
+import type { RuleVerdict } from '@accord/rules';
+import {
+  RULE_DEPENDENCY_MISSING,
+  RULE_DEVICE_REVOKED,
+  RULE_NOT_DEADLETTERED,
+  RULE_NOT_FOUND,
+  RULE_RELAY_ONLY,
+  RULE_SET_VERSION,
+  RULE_SUPERSEDES_ACCEPTED,
+  RULE_UNKNOWN_DEVICE,
+  RULE_WRONG_FACILITY,
+  validate,
+} from '@accord/rules';
+
+/** How long a submission waits for a missing dependency before it is judged anyway (404): 30 s. */
+export const DEFAULT_DEPENDENCY_DEADLINE_MS = 30_000;
+
+/** What the {@link Adjudicator} needs to know about its relay and facility. */
+export interface AdjudicatorOptions {
+  /** The relay's own device id: its `Verdict` events are history, not submissions. */
+  readonly relay: DeviceId;
+  /** The facility this relay serves; events naming another are refused (403). */
+  readonly facility: FacilityId;
+  /** The current roster: a device's membership, or undefined when the device is unknown. */
+  readonly member: (device: DeviceId) => { readonly revoked: boolean } | undefined;
+  /** How long a submission waits for its dependencies (default {@link DEFAULT_DEPENDENCY_DEADLINE_MS}). */
+  readonly dependencyDeadlineMs?: number;
+}
+
+/** Counters of an {@link Adjudicator}, for metrics. */
+export interface AdjudicatorStats {
+  /** Distinct events added (every kind). */
+  readonly events: number;
+  /** Verdicts issued by this instance (returned by `decide`), not counting history. */
+  readonly verdicts: number;
+  /** Submissions present without a verdict yet. */
+  readonly waiting: number;
+  /** Events whose latest verdict is a deadletter that no accepted discard or amend has resolved. */
+  readonly deadletters: number;
+}
+
+type NodeState = 'waiting' | 'ready' | 'decided' | 'other';
+
+/** One present event. */
+interface Node {
+  readonly event: SignedEvent;
+  /** When the dependency deadline expires (time added + deadline). */
+  readonly deadline: number;
+  /** Deps, plus the target of a retry or discard and the event an amend supersedes (unique). */
+  readonly waitOn: readonly EventId[];
+  /** For a discard or an amend: the event it resolves once accepted. */
+  readonly resolves: EventId | undefined;
+  /** For a retry or a discard: the event it is about. */
+  readonly target: EventId | undefined;
+  /** Unsatisfied entries of `waitOn` while waiting. */
+  pending: number;
+  /** waiting/ready: a submission without verdict; decided: has one; other: not a submission. */
+  state: NodeState;
+}
+
+/** The latest verdict recorded for a target. */
+interface Latest {
+  readonly data: VerdictData;
+  /** Issued by this instance (always newer than history) or read from the relay's own log. */
+  readonly issued: boolean;
+  /** The relay envelope `seq` of a history verdict (0 for issued ones). */
+  readonly envSeq: number;
+  /** Changes with every new latest verdict; stale queue entries carry an old one. */
+  readonly token: number;
+}
+
+/** An entry of the ready queue: a first judgement (`token` undefined) or a 404 re-validation. */
+interface ReadyEntry {
+  readonly node: Node;
+  readonly token: number | undefined;
+}
+
+/** A minimal binary heap. */
+class Heap<T> {
+  readonly #items: T[] = [];
+  readonly #less: (a: T, b: T) => boolean;
+
+  constructor(less: (a: T, b: T) => boolean) {
+    this.#less = less;
+  }
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): T | undefined {
+    return this.#items[0];
+  }
+
+  push(item: T): void {
+    const a = this.#items;
+    a.push(item);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#less(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+
+  pop(): T | undefined {
+    const a = this.#items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.#less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && this.#less(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+const byEvent = (a: Node, b: Node): boolean => compareTentative(a.event, b.event) < 0;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function readTarget(data: unknown): EventId | undefined {
+  if (!isRecord(data)) return undefined;
+  const t = data['target'];
+  return typeof t === 'string' ? (t as EventId) : undefined;
+}
+
+/** A lenient reading of the relay's own verdict data (signed by the relay, checked by the log). */
+function readVerdictData(data: unknown): VerdictData | undefined {
+  if (!isRecord(data)) return undefined;
+  const target = data['target'];
+  if (typeof target !== 'string') return undefined;
+  const ruleSet = typeof data['ruleSet'] === 'string' ? data['ruleSet'] : RULE_SET_VERSION;
+  if (data['outcome'] === 'accepted') {
+    const seq = data['seq'];
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+    return { target: target as EventId, outcome: 'accepted', seq, ruleSet };
+  }
+  if (data['outcome'] === 'deadletter') {
+    const { code, rule, reason, details } = data;
+    if (typeof code !== 'number' || typeof rule !== 'string') return undefined;
+    return {
+      target: target as EventId,
+      outcome: 'deadletter',
+      code: code as RejectionCode,
+      rule,
+      reason: typeof reason === 'string' ? reason : '',
+      details: isRecord(details) ? (details as { readonly [k: string]: JsonValue }) : {},
+      ruleSet,
+    };
+  }
+  return undefined;
+}
+
+/** The dependencies a 404 `RULE_DEPENDENCY_MISSING` verdict names, or undefined for any other verdict. */
+function missingOf(data: VerdictData): EventId[] | undefined {
+  if (
+    data.outcome !== 'deadletter' ||
+    data.code !== RejectionCode.NotFound ||
+    data.rule !== RULE_DEPENDENCY_MISSING
+  ) {
+    return undefined;
+  }
+  const m = data.details['missing'];
+  return Array.isArray(m) ? [...new Set(m.filter((x): x is EventId => typeof x === 'string'))] : [];
+}
+
+function deadletter(
+  code: RejectionCode,
+  rule: string,
+  reason: string,
+  details: { readonly [k: string]: JsonValue },
+): RuleVerdict {
+  return { outcome: 'deadletter', code, rule, reason, details, ruleSet: RULE_SET_VERSION };
+}
+
+const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
+
+/**
+ * The relay's validation loop, pure: it sees every event of the facility's log and decides which
+ * verdicts to record, in causal order, against its confirmed state.
+ *
+ * @remarks No I/O, no timers, no clock: time comes in as `nowMs` arguments.
+ *
+ * - **Submissions** are the events not signed by `relay`. The relay's own `Verdict` events (of this
+ *   facility) are history: a target with a verdict is never judged a second time except for the
+ *   reasons below, the latest one counts (highest relay envelope `seq`; verdicts issued by this
+ *   instance are newer than any history), accepted targets are folded into the confirmed state in
+ *   `seq` order (rebuilt from scratch when one arrives below what was folded), and {@link lastSeq}
+ *   continues after the highest accepted `seq` seen. The relay's `RosterUpdated` (and anything
+ *   else it signs) is ignored. Feed the relay's own log before the first {@link decide}, or it
+ *   may judge again what it already judged.
+ * - **Checks**, first failure wins: 403 roster and facility (`RULE_UNKNOWN_DEVICE`,
+ *   `RULE_DEVICE_REVOKED`, `RULE_WRONG_FACILITY`, `RULE_RELAY_ONLY` for a device-signed
+ *   `Verdict`/`RosterUpdated`), then `validate` of `@accord/rules` against the confirmed state
+ *   (500, 404, 410, 409, 422). Signatures were verified by the log.
+ * - **Causal order**: a submission waits until every id in its `deps` (plus the target of a retry
+ *   or discard, and the event an amend supersedes) is present and has a verdict (an event that is
+ *   not a submission counts as having one). After waiting `dependencyDeadlineMs` since it was
+ *   added it is judged anyway (typically a 404 `RULE_DEPENDENCY_MISSING`).
+ * - **Order of judgement**: among ready events, the smallest by (hlc, device, seq, id) first; when
+ *   none is ready, the smallest expired waiting event, except that an expired waiting dependency
+ *   of it is judged first (following dependencies down, never round a cycle).
+ * - **404 re-validation**: a present event whose latest verdict is a 404 `RULE_DEPENDENCY_MISSING`
+ *   and that is not resolved is judged again, once, as soon as every dependency it named is in
+ *   the confirmed state (it joins the ready events in the same order). The new verdict
+ *   supersedes the 404 on devices because it has a higher relay envelope `seq`.
+ * - **RetryRequested{target}**: if the target's latest verdict is a deadletter that no accepted
+ *   discard or amend resolved, the retry is accepted (it takes a `seq`) and the target is judged
+ *   again at once (its verdict follows the retry's); otherwise 409 `RULE_NOT_DEADLETTERED` (the
+ *   target untouched), or 404 `RULE_NOT_FOUND` when the relay holds the verdict but not the event.
+ *   Every accepted retry re-validates once.
+ * - **DeadletterDiscarded{target}**: accepted when the target's latest verdict is an unresolved
+ *   deadletter (it resolves it; the confirmed state is unchanged), else 409 `RULE_NOT_DEADLETTERED`.
+ * - **Amend** (`supersedes: X`): judged as a new event; when `validate` would answer accepted, 409
+ *   or 422 but X's latest verdict is `accepted`, it is a 409 `RULE_SUPERSEDES_ACCEPTED`. An
+ *   accepted amend resolves X.
+ * - Every verdict carries `ruleSet` {@link RULE_SET_VERSION}; accepted verdicts of any event
+ *   (retries and discards too) take the next `seq` of one counter. Duplicated event ids are
+ *   ignored; no submission gets a second verdict except by the re-validations above.
+ *
+ * Cost: O(log n) bookkeeping per event and verdict (a heap of ready events, waiters indexed by
+ * the missing id); `validate` and `Projection.apply` dominate.
+ */
+export class Adjudicator {
+  readonly #relay: DeviceId;
+  readonly #facility: FacilityId;
+  readonly #member: AdjudicatorOptions['member'];
+  readonly #deadlineMs: number;
+
+  readonly #nodes = new Map<EventId, Node>();
+  readonly #latest = new Map<EventId, Latest>();
+  /** Waiting event ids by the id they wait for. */
+  readonly #waiters = new Map<EventId, EventId[]>();
+  readonly #ready = new Heap<ReadyEntry>((a, b) => byEvent(a.node, b.node));
+  readonly #deadlines = new Heap<Node>((a, b) => a.deadline < b.deadline);
+  readonly #expired = new Heap<Node>(byEvent);
+  /** Re-validations in #ready, by target, with the token they were queued for. */
+  readonly #revalQueued = new Map<EventId, number>();
+
+  #confirmed = Projection.empty();
+  /** Targets whose latest verdict is accepted, with its seq. */
+  readonly #acceptedSeq = new Map<EventId, number>();
+  /** Events folded into #confirmed, with the seq they were folded at. */
+  #folded = new Map<EventId, number>();
+  #foldedMax = 0;
+  /** Present, accepted, not yet folded. */
+  readonly #foldReady = new Set<EventId>();
+  /** An event lost its acceptance (or changed seq): refold everything. */
+  #foldDirty = false;
+
+  /** Targets whose latest verdict is a 404 `RULE_DEPENDENCY_MISSING`. */
+  readonly #dep404 = new Set<EventId>();
+  /** Targets whose 404 registration must be (re)computed at the next sync. */
+  readonly #recheck = new Set<EventId>();
+  /** 404 registrations by the missing dependency. */
+  readonly #missingIdx = new Map<EventId, { target: EventId; reg: number }[]>();
+  /** Per registered target: its registration, the verdict it is for, and how many named dependencies are not confirmed. */
+  readonly #missingLeft = new Map<EventId, { reg: number; token: number; left: number }>();
+  #regs = 0;
+
+  readonly #resolved = new Set<EventId>();
+  readonly #open = new Set<EventId>();
+
+  #tokens = 0;
+  #lastSeq = 0;
+  #issued = 0;
+  #waiting = 0;
+
+  /** An adjudicator with no events yet. */
+  constructor(opts: AdjudicatorOptions) {
+    this.#relay = opts.relay;
+    this.#facility = opts.facility;
+    this.#member = opts.member;
+    this.#deadlineMs = opts.dependencyDeadlineMs ?? DEFAULT_DEPENDENCY_DEADLINE_MS;
+  }
+
+  /**
+   * Feeds one event of the log, of any kind, in any order; a duplicate id is ignored.
+   *
+   * @remarks `nowMs` is when the relay saw it: the dependency deadline counts from there.
+   */
+  add(event: SignedEvent, nowMs: number): void {
+    const id = event.id;
+    if (this.#nodes.has(id)) return;
+    if (event.device === this.#relay) {
+      this.#nodes.set(id, this.#node(event, nowMs, 'other', [], undefined, undefined));
+      if (event.type === SystemEventType.Verdict && event.facility === this.#facility) this.#history(event);
+      this.#release(id);
+      return;
+    }
+    const target =
+      event.type === SystemEventType.RetryRequested || event.type === SystemEventType.DeadletterDiscarded
+        ? readTarget(event.data)
+        : undefined;
+    const supersedes =
+      typeof event.supersedes === 'string' && !isSystemEventType(event.type) ? event.supersedes : undefined;
+    const resolves = event.type === SystemEventType.DeadletterDiscarded ? target : supersedes;
+    const wait = new Set<EventId>();
+    if (Array.isArray(event.deps)) {
+      for (const d of event.deps as unknown[]) if (typeof d === 'string') wait.add(d as EventId);
+    }
+    if (target !== undefined) wait.add(target);
+    if (typeof event.supersedes === 'string') wait.add(event.supersedes);
+    const node = this.#node(event, nowMs, 'waiting', [...wait], resolves, target);
+    this.#nodes.set(id, node);
+
+    const latest = this.#latest.get(id);
+    if (latest !== undefined) {
+      // Judged before (history that arrived ahead of its event).
+      node.state = 'decided';
+      if (latest.data.outcome === 'accepted') {
+        if (!this.#folded.has(id)) this.#foldReady.add(id);
+        if (resolves !== undefined) this.#resolve(resolves);
+      }
+      if (this.#dep404.has(id)) this.#recheck.add(id);
+      this.#release(id);
+      return;
+    }
+    this.#waiting++;
+    for (const d of node.waitOn) {
+      if (this.#satisfied(d)) continue;
+      node.pending++;
+      const list = this.#waiters.get(d);
+      if (list === undefined) this.#waiters.set(d, [id]);
+      else list.push(id);
+    }
+    if (node.pending === 0) {
+      node.state = 'ready';
+      this.#ready.push({ node, token: undefined });
+    }
+    this.#deadlines.push(node);
+  }
+
+  /**
+   * Decides everything that is ready at `nowMs` and returns the verdicts to record, in the order
+   * they must be appended.
+   *
+   * @remarks The verdicts count as issued at once: accepted events are already folded into the
+   * confirmed state, and accepted `seq` numbers continue 1, 2, 3, … after the highest seen.
+   */
+  decide(nowMs: number): VerdictData[] {
+    this.#sync();
+    for (let n = this.#deadlines.peek(); n !== undefined && n.deadline <= nowMs; n = this.#deadlines.peek()) {
+      this.#deadlines.pop();
+      if (n.state === 'waiting') this.#expired.push(n);
+    }
+    const out: VerdictData[] = [];
+    for (;;) {
+      const entry = this.#popReady();
+      if (entry !== undefined) {
+        this.#judge(entry.node, nowMs, out);
+        continue;
+      }
+      const expired = this.#peekExpired();
+      if (expired === undefined) break;
+      this.#judge(this.#descend(expired, nowMs), nowMs, out);
+    }
+    return out;
+  }
+
+  /** The earliest time a waiting event's dependency deadline expires (when `decide` would judge it anyway), or undefined. */
+  nextDeadline(): number | undefined {
+    for (let n = this.#deadlines.peek(); n !== undefined; n = this.#deadlines.peek()) {
+      if (n.state === 'waiting') return n.deadline;
+      this.#deadlines.pop(); // judged (or ready, and judged at the next decide): no longer a deadline
+    }
+    return undefined;
+  }
+
+  /**
+   * The confirmed state: accepted events folded in `seq` order.
+   *
+   * @remarks The adjudicator's own object: read it, never apply to it (`clone()` first).
+   */
+  confirmed(): Projection {
+    this.#sync();
+    return this.#confirmed;
+  }
+
+  /** The highest accepted `seq` issued or seen in history (0 when none). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Counters for metrics. */
+  stats(): AdjudicatorStats {
+    return {
+      events: this.#nodes.size,
+      verdicts: this.#issued,
+      waiting: this.#waiting,
+      deadletters: this.#open.size,
+    };
+  }
+
+  /** The latest verdict recorded for a target (history or issued), if any. */
+  verdictFor(id: EventId): VerdictData | undefined {
+    return this.#latest.get(id)?.data;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #node(
+    event: SignedEvent,
+    nowMs: number,
+    state: NodeState,
+    waitOn: readonly EventId[],
+    resolves: EventId | undefined,
+    target: EventId | undefined,
+  ): Node {
+    return { event, deadline: nowMs + this.#deadlineMs, waitOn, resolves, target, pending: 0, state };
+  }
+
+  /** A dependency is satisfied when present and judged (or not a submission). */
+  #satisfied(id: EventId): boolean {
+    const n = this.#nodes.get(id);
+    return n !== undefined && (n.state === 'decided' || n.state === 'other');
+  }
+
+  #release(id: EventId): void {
+    const list = this.#waiters.get(id);
+    if (list === undefined) return;
+    this.#waiters.delete(id);
+    for (const w of list) {
+      const n = this.#nodes.get(w);
+      if (n === undefined || n.state !== 'waiting') continue;
+      if (--n.pending === 0) {
+        n.state = 'ready';
+        this.#ready.push({ node: n, token: undefined });
+      }
+    }
+  }
+
+  /** Records one of the relay's own verdict events. */
+  #history(event: SignedEvent): void {
+    const data = readVerdictData(event.data);
+    if (data === undefined) return;
+    if (data.outcome === 'accepted') this.#lastSeq = Math.max(this.#lastSeq, data.seq);
+    const cur = this.#latest.get(data.target);
+    // Issued verdicts are newer than any history (this also ignores the echo of our own verdicts).
+    if (cur !== undefined && (cur.issued || cur.envSeq >= event.seq)) return;
+    const node = this.#nodes.get(data.target);
+    const first = node !== undefined && (node.state === 'waiting' || node.state === 'ready');
+    if (first) {
+      node.state = 'decided';
+      this.#waiting--;
+    }
+    this.#setLatest(data.target, data, false, event.seq);
+    if (this.#dep404.has(data.target)) this.#recheck.add(data.target);
+    if (first) this.#release(data.target);
+  }
+
+  #setLatest(target: EventId, data: VerdictData, issued: boolean, envSeq: number): Latest {
+    const latest: Latest = { data, issued, envSeq, token: ++this.#tokens };
+    this.#latest.set(target, latest);
+    const node = this.#nodes.get(target);
+    const was = this.#acceptedSeq.get(target);
+    if (data.outcome === 'accepted') {
+      if (was !== undefined && was !== data.seq && this.#folded.has(target)) this.#foldDirty = true;
+      this.#acceptedSeq.set(target, data.seq);
+      if (node !== undefined && !this.#folded.has(target)) this.#foldReady.add(target);
+      if (node?.resolves !== undefined) this.#resolve(node.resolves);
+    } else if (was !== undefined) {
+      this.#acceptedSeq.delete(target);
+      this.#foldReady.delete(target);
+      if (this.#folded.has(target)) this.#foldDirty = true;
+    }
+    if (missingOf(data) !== undefined) this.#dep404.add(target);
+    else this.#dep404.delete(target);
+    this.#updateOpen(target);
+    return latest;
+  }
+
+  #updateOpen(target: EventId): void {
+    const l = this.#latest.get(target);
+    if (l?.data.outcome === 'deadletter' && !this.#resolved.has(target)) this.#open.add(target);
+    else this.#open.delete(target);
+  }
+
+  #resolve(target: EventId): void {
+    this.#resolved.add(target);
+    this.#open.delete(target);
+  }
+
+  /** Brings the confirmed state up to date with history, then (re)computes pending 404 registrations. */
+  #sync(): void {
+    if (this.#foldDirty) {
+      this.#rebuild();
+    } else if (this.#foldReady.size > 0) {
+      const fresh = [...this.#foldReady].map((id) => ({ id, seq: this.#acceptedSeq.get(id)! }));
+      fresh.sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      if (fresh[0]!.seq <= this.#foldedMax) {
+        this.#rebuild();
+      } else {
+        this.#foldReady.clear();
+        for (const { id, seq } of fresh) this.#fold(id, seq);
+      }
+    }
+    if (this.#recheck.size > 0) {
+      const ids = [...this.#recheck];
+      this.#recheck.clear();
+      for (const id of ids) this.#register404(id);
+    }
+  }
+
+  #fold(id: EventId, seq: number): void {
+    this.#confirmed.apply(this.#nodes.get(id)!.event);
+    this.#folded.set(id, seq);
+    this.#foldedMax = seq;
+    this.#confirmedOne(id);
+  }
+
+  /** Refolds every present accepted event in `seq` order. */
+  #rebuild(): void {
+    const accepted: { id: EventId; seq: number }[] = [];
+    for (const [id, seq] of this.#acceptedSeq) if (this.#nodes.has(id)) accepted.push({ id, seq });
+    accepted.sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.#confirmed = Projection.empty();
+    this.#folded = new Map();
+    this.#foldedMax = 0;
+    for (const { id, seq } of accepted) {
+      this.#confirmed.apply(this.#nodes.get(id)!.event);
+      this.#folded.set(id, seq);
+      this.#foldedMax = seq;
+    }
+    this.#foldReady.clear();
+    this.#foldDirty = false;
+    // What is confirmed may have changed in any way: recompute every 404 registration.
+    this.#missingIdx.clear();
+    this.#missingLeft.clear();
+    for (const id of this.#dep404) this.#recheck.add(id);
+  }
+
+  /**
+   * Registers a present target whose latest verdict is a 404 `RULE_DEPENDENCY_MISSING` to be
+   * re-validated once every dependency it names is confirmed (at once if they already are).
+   */
+  #register404(target: EventId): void {
+    const l = this.#latest.get(target);
+    const node = this.#nodes.get(target);
+    this.#missingLeft.delete(target);
+    if (l === undefined || node === undefined || node.state === 'other') return;
+    const missing = missingOf(l.data);
+    if (missing === undefined || missing.length === 0) return;
+    const left = missing.filter((m) => !this.#confirmed.hasEvent(m));
+    if (left.length === 0) {
+      this.#queueRevalidation(node, l.token);
+      return;
+    }
+    const reg = ++this.#regs;
+    this.#missingLeft.set(target, { reg, token: l.token, left: left.length });
+    for (const m of left) {
+      const list = this.#missingIdx.get(m);
+      if (list === undefined) this.#missingIdx.set(m, [{ target, reg }]);
+      else list.push({ target, reg });
+    }
+  }
+
+  /** `id` was just folded into the confirmed state: release 404 registrations waiting for it. */
+  #confirmedOne(id: EventId): void {
+    const list = this.#missingIdx.get(id);
+    if (list === undefined) return;
+    this.#missingIdx.delete(id);
+    // Folded but skipped by the projection: still not confirmed, and never will be in this order.
+    if (!this.#confirmed.hasEvent(id)) return;
+    for (const { target, reg } of list) {
+      const ml = this.#missingLeft.get(target);
+      if (ml?.reg !== reg) continue;
+      if (--ml.left > 0) continue;
+      this.#missingLeft.delete(target);
+      // A registration for a verdict that has since been superseded is dropped at #popReady.
+      this.#queueRevalidation(this.#nodes.get(target)!, ml.token);
+    }
+  }
+
+  #queueRevalidation(node: Node, token: number): void {
+    if (this.#revalQueued.get(node.event.id) === token) return;
+    this.#revalQueued.set(node.event.id, token);
+    this.#ready.push({ node, token });
+  }
+
+  #popReady(): ReadyEntry | undefined {
+    for (let e = this.#ready.pop(); e !== undefined; e = this.#ready.pop()) {
+      if (e.token === undefined) {
+        if (e.node.state === 'ready') return e;
+        continue;
+      }
+      const id = e.node.event.id;
+      if (this.#revalQueued.get(id) !== e.token) continue;
+      this.#revalQueued.delete(id);
+      if (this.#latest.get(id)?.token !== e.token || this.#resolved.has(id)) continue;
+      return e;
+    }
+    return undefined;
+  }
+
+  #peekExpired(): Node | undefined {
+    for (let n = this.#expired.peek(); n !== undefined; n = this.#expired.peek()) {
+      if (n.state === 'waiting') return n;
+      this.#expired.pop();
+    }
+    return undefined;
+  }
+
+  /** From an expired waiting event, follows its expired waiting dependencies down to the one to judge first. */
+  #descend(start: Node, nowMs: number): Node {
+    let cur = start;
+    const visited = new Set<EventId>([start.event.id]);
+    for (;;) {
+      let best: Node | undefined;
+      for (const d of cur.waitOn) {
+        const n = this.#nodes.get(d);
+        if (n === undefined || n.state !== 'waiting' || n.deadline > nowMs || visited.has(d)) continue;
+        if (best === undefined || byEvent(n, best)) best = n;
+      }
+      if (best === undefined) return cur;
+      visited.add(best.event.id);
+      cur = best;
+    }
+  }
+
+  /** The 403 checks: roster, facility, relay-only types. */
+  #forbidden(e: SignedEvent): RuleVerdict | undefined {
+    const m = this.#member(e.device);
+    if (m === undefined) {
+      return deadletter(
+        RejectionCode.Forbidden,
+        RULE_UNKNOWN_DEVICE,
+        `Device ${e.device} is not enrolled in facility ${this.#facility}.`,
+        { device: e.device, facility: this.#facility },
+      );
+    }
+    if (m.revoked) {
+      return deadletter(
+        RejectionCode.Forbidden,
+        RULE_DEVICE_REVOKED,
+        `Device ${e.device} was revoked from facility ${this.#facility}.`,
+        { device: e.device, facility: this.#facility },
+      );
+    }
+    if (e.facility !== this.#facility) {
+      return deadletter(
+        RejectionCode.Forbidden,
+        RULE_WRONG_FACILITY,
+        `The event belongs to facility ${String(e.facility)}, not ${this.#facility}.`,
+        { facility: String(e.facility), expected: this.#facility },
+      );
+    }
+    if (e.type === SystemEventType.Verdict || e.type === SystemEventType.RosterUpdated) {
+      return deadletter(
+        RejectionCode.Forbidden,
+        RULE_RELAY_ONLY,
+        `Only the relay may write ${e.type} events; device ${e.device} signed one.`,
+        { type: e.type, device: e.device },
+      );
+    }
+    return undefined;
+  }
+
+  /** Judges one submission (first time or again) and appends its verdicts (and a retried target's) to `out`. */
+  #judge(node: Node, nowMs: number, out: VerdictData[]): void {
+    const e = node.event;
+    const forbidden = this.#forbidden(e);
+    if (forbidden !== undefined) {
+      this.#issue(node, forbidden, out);
+      return;
+    }
+    const ctx = { nowMs };
+    if (e.type === SystemEventType.RetryRequested || e.type === SystemEventType.DeadletterDiscarded) {
+      const shape = validate(this.#confirmed, e, ctx);
+      const target = node.target;
+      if (shape.outcome === 'deadletter' || target === undefined) {
+        this.#issue(node, shape, out);
+        return;
+      }
+      const l = this.#latest.get(target);
+      const status =
+        l === undefined
+          ? 'pending'
+          : l.data.outcome === 'accepted'
+            ? 'accepted'
+            : this.#resolved.has(target)
+              ? 'resolved'
+              : 'deadletter';
+      if (status !== 'deadletter') {
+        const what = e.type === SystemEventType.RetryRequested ? 'retried' : 'discarded';
+        this.#issue(
+          node,
+          deadletter(
+            RejectionCode.Conflict,
+            RULE_NOT_DEADLETTERED,
+            `Event ${target} cannot be ${what}: it is ${status === 'pending' ? 'not judged yet' : status}, not an unresolved deadletter.`,
+            { target, status },
+          ),
+          out,
+        );
+        return;
+      }
+      const tnode = this.#nodes.get(target);
+      if (e.type === SystemEventType.RetryRequested && (tnode === undefined || tnode.state === 'other')) {
+        this.#issue(
+          node,
+          deadletter(
+            RejectionCode.NotFound,
+            RULE_NOT_FOUND,
+            `Event ${target} has a verdict but the relay does not hold the event itself, so it cannot be validated again.`,
+            { kind: 'event', id: target, role: 'subject' },
+          ),
+          out,
+        );
+        return;
+      }
+      this.#issue(node, ACCEPT, out);
+      if (e.type === SystemEventType.RetryRequested) this.#judge(tnode!, nowMs, out);
+      return;
+    }
+    let v = validate(this.#confirmed, e, ctx);
+    const sup = typeof e.supersedes === 'string' ? e.supersedes : undefined;
+    if (
+      sup !== undefined &&
+      (v.outcome === 'accepted' || v.code === RejectionCode.Conflict || v.code === RejectionCode.Rule)
+    ) {
+      const l = this.#latest.get(sup);
+      if (l?.data.outcome === 'accepted') {
+        v = deadletter(
+          RejectionCode.Conflict,
+          RULE_SUPERSEDES_ACCEPTED,
+          `Event ${sup} was accepted (confirmed seq ${l.data.seq}); accepted history cannot be replaced by an amend.`,
+          { supersedes: sup, seq: l.data.seq },
+        );
+      }
+    }
+    this.#issue(node, v, out);
+  }
+
+  #issue(node: Node, v: RuleVerdict, out: VerdictData[]): void {
+    const id = node.event.id;
+    const data: VerdictData =
+      v.outcome === 'accepted'
+        ? { target: id, outcome: 'accepted', seq: ++this.#lastSeq, ruleSet: RULE_SET_VERSION }
+        : {
+            target: id,
+            outcome: 'deadletter',
+            code: v.code,
+            rule: v.rule,
+            reason: v.reason,
+            details: v.details,
+            ruleSet: RULE_SET_VERSION,
+          };
+    const first = node.state === 'waiting' || node.state === 'ready';
+    if (first) {
+      node.state = 'decided';
+      this.#waiting--;
+    }
+    this.#setLatest(id, data, true, 0);
+    if (data.outcome === 'accepted') {
+      // #sync ran at the start of decide and history cannot arrive meanwhile, so this seq is above
+      // everything folded: fold it now.
+      this.#foldReady.delete(id);
+      this.#fold(id, data.seq);
+    } else if (this.#dep404.has(id)) {
+      this.#register404(id);
+    }
+    this.#issued++;
+    out.push(data);
+    if (first) this.#release(id);
+  }
+}

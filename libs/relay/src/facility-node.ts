@@ -1,0 +1,367 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { DeviceLog, type LogRoster } from '@accord/log';
+import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
+import {
+  parseRosterUpdatedData,
+  SystemEventType,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+  type RosterMember,
+  type SignedEvent,
+  type VerdictData,
+} from '@accord/protocol';
+import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
+import { Adjudicator } from './adjudicator.js';
+
+/** The membership a facility node works with: the relay's source of truth (see `membership.ts`). */
+export interface FacilityMembers {
+  readonly version: number;
+  readonly devices: readonly RosterMember[];
+}
+
+/** What a facility node reports (the relay turns it into metrics and log lines). */
+export interface FacilityObserver {
+  ingested(facility: FacilityId, count: number): void;
+  verdicts(facility: FacilityId, verdicts: readonly VerdictData[], seconds: number): void;
+  network(facility: FacilityId, event: NetworkEvent, connected: number): void;
+  problem(facility: FacilityId, message: string, detail?: unknown): void;
+}
+
+/** Options of {@link FacilityNode.open}. */
+export interface FacilityNodeOptions {
+  readonly facility: FacilityId;
+  /** The relay's key: it signs verdicts and rosters for every facility. */
+  readonly key: DeviceKeyPair;
+  /** The facility's LevelDB folder. */
+  readonly dbPath: string;
+  /** The HTTP server whose upgrades the relay routes to this node. */
+  readonly server: Server;
+  readonly members: FacilityMembers;
+  readonly observer: FacilityObserver;
+  readonly clock?: () => number;
+  /** How long an event waits for a missing dependency before its 404 (default 30 s). */
+  readonly dependencyDeadlineMs?: number;
+  /**
+   * After a restore from an older backup, how long verdicts wait for the relay's own later
+   * history to come back from devices before going ahead (default 30 s).
+   */
+  readonly catchUpMaxMs?: number;
+}
+
+const CATCH_UP_RETRY_MS = 100;
+
+/**
+ * One facility served by the relay: its log (the relay is a peer like any device), its
+ * WebSocket endpoint, and the validation loop that turns every submission into one signed verdict.
+ *
+ * @remarks Every visible event goes to the {@link Adjudicator}; decisions are appended as
+ * relay-signed `Verdict` events in the adjudicator's order (one group-committed batch per round)
+ * and reach devices through sync. Membership changes are published as relay-signed
+ * `RosterUpdated` events. Verdicts wait while the log's own history is behind (a restored
+ * backup), so the relay continues its sequence after its old verdicts instead of forking it.
+ */
+export class FacilityNode {
+  readonly facility: FacilityId;
+  readonly log: DeviceLog;
+  readonly #db: DeviceDatabase;
+  readonly #adapter: WebSocketServerAdapter;
+  readonly #adjudicator: Adjudicator;
+  readonly #opts: FacilityNodeOptions;
+  readonly #clock: () => number;
+  readonly #roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
+  #members: FacilityMembers;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #round: Promise<void> = Promise.resolve();
+  #running = false;
+  #again = false;
+  #behindSince: number | undefined;
+  #connected = 0;
+  #lastActivity: number;
+  #closing: Promise<void> | undefined;
+  #unsubscribe: () => void = () => {};
+
+  private constructor(
+    opts: FacilityNodeOptions,
+    parts: {
+      db: DeviceDatabase;
+      adapter: WebSocketServerAdapter;
+      log: DeviceLog;
+      roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
+    },
+  ) {
+    this.#opts = opts;
+    this.facility = opts.facility;
+    this.#clock = opts.clock ?? Date.now;
+    this.#db = parts.db;
+    this.#adapter = parts.adapter;
+    this.log = parts.log;
+    this.#roster = parts.roster;
+    this.#members = opts.members;
+    this.#lastActivity = this.#clock();
+    this.#adjudicator = new Adjudicator({
+      relay: opts.key.deviceId,
+      facility: opts.facility,
+      member: (device) => this.#roster.get(device),
+      ...(opts.dependencyDeadlineMs === undefined ? {} : { dependencyDeadlineMs: opts.dependencyDeadlineMs }),
+    });
+  }
+
+  /** Opens the facility's database and log, feeds its history to the adjudicator and starts deciding. */
+  static async open(opts: FacilityNodeOptions): Promise<FacilityNode> {
+    const { facility, key, observer } = opts;
+    const roster = rosterMap(facility, key.deviceId, opts.members);
+    const lookup: LogRoster = { lookup: (device) => roster.get(device) };
+    const db = await openDeviceDatabase(opts.dbPath, {
+      onCorruption: (report) => observer.problem(facility, 'corrupt value in the database', report),
+    });
+    let connected = 0;
+    let node: FacilityNode | undefined;
+    const adapter = new WebSocketServerAdapter({
+      identity: key,
+      facility,
+      roster: lookup,
+      server: opts.server,
+      attachUpgrade: false,
+      onEvent: (event) => {
+        if (event.type === 'peer-connected') connected++;
+        if (event.type === 'peer-disconnected') connected = Math.max(0, connected - 1);
+        if (node !== undefined) node.#touch(connected);
+        observer.network(facility, event, connected);
+      },
+    });
+    try {
+      const log = await DeviceLog.open({
+        facility,
+        key,
+        eventStore: db.eventStore,
+        storage: db.storageAdapter,
+        roster: lookup,
+        relay: key.deviceId,
+        network: [adapter],
+        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+        onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
+      });
+      node = new FacilityNode(opts, { db, adapter, log, roster });
+      node.#start();
+      return node;
+    } catch (e) {
+      adapter.disconnect();
+      await db.close();
+      throw e;
+    }
+  }
+
+  #start(): void {
+    const now = this.#clock();
+    for (const event of this.log.visibleEvents()) this.#adjudicator.add(event, now);
+    this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
+    void this.publishRoster();
+    this.#schedule(0);
+  }
+
+  #onEvents(events: readonly SignedEvent[]): void {
+    const now = this.#clock();
+    let foreign = 0;
+    // Our own verdicts come back here too; the adjudicator knows it issued them.
+    for (const event of events) {
+      if (event.device !== this.#opts.key.deviceId) foreign++;
+      this.#adjudicator.add(event, now);
+    }
+    if (foreign > 0) this.#opts.observer.ingested(this.facility, foreign);
+    this.#lastActivity = now;
+    this.#schedule(0);
+  }
+
+  #touch(connected: number): void {
+    this.#connected = connected;
+    this.#lastActivity = this.#clock();
+  }
+
+  /** Sessions with devices right now. */
+  get connected(): number {
+    return this.#connected;
+  }
+
+  /** True when nothing is connected, nothing waits for a verdict, and nothing happened for `idleMs`. */
+  isIdle(idleMs: number): boolean {
+    return (
+      this.#connected === 0 &&
+      !this.#running &&
+      this.#adjudicator.stats().waiting === 0 &&
+      this.#clock() - this.#lastActivity >= idleMs
+    );
+  }
+
+  /** Adjudication counters (events seen, verdicts recorded, events waiting for dependencies). */
+  stats(): ReturnType<Adjudicator['stats']> & { lastSeq: number; connected: number } {
+    return { ...this.#adjudicator.stats(), lastSeq: this.#adjudicator.lastSeq, connected: this.#connected };
+  }
+
+  /** Routes an upgrade request the relay has attributed to this facility. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#lastActivity = this.#clock();
+    this.#adapter.handleUpgrade(req, socket, head);
+  }
+
+  /** Resolves once the current and any scheduled validation round are done (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.log.settled();
+    let round: Promise<void>;
+    do {
+      round = this.#round;
+      await round;
+    } while (round !== this.#round || this.#running);
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#closing !== undefined) return;
+    const at = this.#clock() + delayMs;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Infinity;
+        this.#kick();
+      },
+      Math.max(0, delayMs),
+    );
+  }
+
+  #kick(): void {
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    this.#round = this.#decideRound()
+      .catch((e: unknown) => this.#opts.observer.problem(this.facility, 'validation round failed', e))
+      .finally(() => {
+        this.#running = false;
+        if (this.#again) {
+          this.#again = false;
+          this.#schedule(0);
+        }
+      });
+  }
+
+  async #decideRound(): Promise<void> {
+    const now = this.#clock();
+    if (this.log.ownHistory().behind) {
+      this.#behindSince ??= now;
+      if (now - this.#behindSince < (this.#opts.catchUpMaxMs ?? 30_000)) {
+        this.#schedule(CATCH_UP_RETRY_MS);
+        return;
+      }
+      this.#opts.observer.problem(
+        this.facility,
+        'own history still behind after the catch-up window: deciding anyway',
+        this.log.ownHistory(),
+      );
+    }
+    this.#behindSince = undefined;
+    const started = performance.now();
+    const verdicts = this.#adjudicator.decide(now);
+    if (verdicts.length > 0) {
+      // Appended in order without waiting for each: one group commit carries the batch.
+      await Promise.all(
+        verdicts.map((data) =>
+          this.log.appendSystem({
+            type: SystemEventType.Verdict,
+            subject: { kind: 'event', id: data.target },
+            data: data as unknown as SignedEvent['data'],
+            deps: [data.target],
+          }),
+        ),
+      );
+      this.#opts.observer.verdicts(this.facility, verdicts, (performance.now() - started) / 1000);
+      this.#lastActivity = this.#clock();
+    }
+    const deadline = this.#adjudicator.nextDeadline();
+    if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
+  }
+
+  /** The newest relay-signed roster in the log, if any. */
+  latestRoster(): SignedEvent | undefined {
+    let best: SignedEvent | undefined;
+    let bestVersion = 0;
+    for (const event of this.log.visibleEvents()) {
+      if (event.type !== SystemEventType.RosterUpdated || event.device !== this.#opts.key.deviceId) continue;
+      const data = parseRosterUpdatedData(event.data);
+      if (data.ok && data.value.version > bestVersion) {
+        best = event;
+        bestVersion = data.value.version;
+      }
+    }
+    return best;
+  }
+
+  /** Takes new membership: refreshes the log's and the network's roster and publishes it. */
+  async membersChanged(members: FacilityMembers): Promise<SignedEvent> {
+    this.#members = members;
+    const fresh = rosterMap(this.facility, this.#opts.key.deviceId, members);
+    this.#roster.clear();
+    for (const [id, entry] of fresh) this.#roster.set(id, entry);
+    this.log.rosterChanged();
+    this.#adapter.revalidatePeers();
+    this.#schedule(0);
+    return this.publishRoster();
+  }
+
+  #publishing: Promise<SignedEvent> | undefined;
+
+  /**
+   * Appends a relay-signed `RosterUpdated` for the current membership unless the log already has
+   * one at that version; resolves with the newest roster event.
+   */
+  publishRoster(): Promise<SignedEvent> {
+    const run = async (): Promise<SignedEvent> => {
+      const latest = this.latestRoster();
+      const latestVersion = latest === undefined ? 0 : (latest.data as { version: number }).version;
+      if (latest !== undefined && latestVersion >= this.#members.version) return latest;
+      return this.log.appendSystem({
+        type: SystemEventType.RosterUpdated,
+        subject: { kind: 'roster', id: this.facility },
+        data: {
+          version: this.#members.version,
+          devices: this.#members.devices.map((d) => ({ id: d.id, name: d.name, revoked: d.revoked })),
+        },
+      });
+    };
+    const next = (this.#publishing ?? Promise.resolve(undefined)).then(run, run);
+    this.#publishing = next;
+    return next;
+  }
+
+  /** Finishes the running round, closes the log (flushing it), the endpoint and the database. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#unsubscribe();
+      await this.#round;
+      await this.#publishing?.catch(() => undefined);
+      try {
+        await this.log.close();
+      } finally {
+        this.#adapter.disconnect();
+        await this.#db.close();
+      }
+    })();
+    return this.#closing;
+  }
+}
+
+function rosterMap(
+  facility: FacilityId,
+  relay: DeviceId,
+  members: FacilityMembers,
+): Map<DeviceId, { facility: FacilityId; revoked: boolean }> {
+  const map = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  for (const d of members.devices) map.set(d.id, { facility, revoked: d.revoked });
+  map.set(relay, { facility, revoked: false });
+  return map;
+}

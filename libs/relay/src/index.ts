@@ -1,0 +1,40 @@
+export { Relay, type RelayOptions, type RelayReadyLine } from './relay.js';
+export {
+  FacilityNode,
+  type FacilityMembers,
+  type FacilityNodeOptions,
+  type FacilityObserver,
+} from './facility-node.js';
+export { Adjudicator, type AdjudicatorOptions } from './adjudicator.js';
+export {
+  relayFolder,
+  openRelayFolder,
+  loadRelayFolder,
+  listFacilities,
+  type OpenedRelayFolder,
+  type RelayConfig,
+  type RelayFolderLayout,
+} from './relay-folder.js';
+export { setAdminPassword, verifyAdminPassword, hasAdminPassword } from './admin-password.js';
+export {
+  createEnrollmentToken,
+  consumeEnrollmentToken,
+  listEnrollmentTokens,
+  pruneEnrollmentTokens,
+  type EnrollmentToken,
+} from './tokens.js';
+export {
+  enrollMember,
+  enrollWithToken,
+  ensureFacility,
+  readMembers,
+  revokeMember,
+  deviceIndex,
+  MembershipWatcher,
+  type FacilityMembersFile,
+  type MemberRecord,
+  type RevokeResult,
+} from './membership.js';
+export { RelayMetrics } from './metrics.js';
+export { createRelayLogger, type RelayLogger } from './logger.js';
+export { createRelayHttpHandler, type RelayHttpDeps } from './relay-http.js';

@@ -1,0 +1,580 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  ENROLL_PATH,
+  ErrorCode,
+  isAccordError,
+  isDeviceId,
+  isFacilityId,
+  parseEnrollRequest,
+  verifyEnrollProof,
+  type DeviceId,
+  type EnrollRequest,
+  type EnrollResponse,
+  type FacilityId,
+} from '@accord/protocol';
+import type { RelayLogger } from './logger.js';
+import type { RelayMetrics } from './metrics.js';
+
+/** The JSON body of every error answer. */
+export interface RelayErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/** The admin operations behind `/admin/…`; the relay implements them over its data folder. */
+export interface RelayAdminApi {
+  /** The facilities and what to show about each (`GET /admin/facilities` → `{facilities}`). */
+  facilities(): Promise<readonly object[]>;
+  /** Creates an enrollment token (`POST /admin/facilities/:id/tokens`, body `{ttlMs?}`). */
+  createToken(
+    facility: FacilityId,
+    ttlMs?: number,
+  ): Promise<{ readonly token: string; readonly expires: string }>;
+  /** Revokes a device (`POST /admin/devices/:id/revoke`); the result is answered as JSON. */
+  revoke(device: DeviceId): Promise<object>;
+}
+
+/** A token bucket's shape: `capacity` requests at once, refilled at `refillPerSecond`. */
+export interface RateLimit {
+  readonly capacity: number;
+  readonly refillPerSecond: number;
+}
+
+/** Options of {@link createRelayHttpHandler} (all have defaults). */
+export interface RelayHttpOptions {
+  /** Largest accepted request body in bytes (default 16 KiB). */
+  readonly maxBodyBytes?: number;
+  /** Per-address limit on `POST /enroll` requests (default 10 at once, then one per 6 s). */
+  readonly enrollLimit?: RateLimit;
+  /** Per-address limit on failed admin authentications (default 5 at once, then one per 12 s). */
+  readonly adminFailureLimit?: RateLimit;
+  /** Clock in ms for the rate limiters (default Date.now). */
+  readonly clock?: () => number;
+}
+
+/** What the HTTP front needs; everything is injected so it can be tested alone. */
+export interface RelayHttpDeps {
+  readonly metrics: RelayMetrics;
+  /** Extra fields of `GET /healthz` (merged after `status: 'ok'`). */
+  readonly health: () => Readonly<Record<string, unknown>>;
+  /** Enrolls a device whose proof was verified; throws `RELAY_TOKEN_*`, `RELAY_ALREADY_ENROLLED`, … */
+  readonly enroll: (request: EnrollRequest) => Promise<EnrollResponse>;
+  /** True when `password` is the admin password. */
+  readonly verifyAdmin: (password: string) => Promise<boolean>;
+  readonly admin: RelayAdminApi;
+  readonly logger: RelayLogger;
+  /** True while the relay shuts down: enroll and admin answer 503 `RELAY_STOPPING`. */
+  readonly stopping?: () => boolean;
+  readonly options?: RelayHttpOptions;
+}
+
+/** A node:http request listener. */
+export type RelayHttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Default body cap of the relay's HTTP front: 16 KiB. */
+export const DEFAULT_RELAY_MAX_BODY = 16 * 1024;
+/** Default per-address limit on enrollment requests. */
+export const DEFAULT_ENROLL_LIMIT: RateLimit = { capacity: 10, refillPerSecond: 1 / 6 };
+/** Default per-address limit on failed admin authentications. */
+export const DEFAULT_ADMIN_FAILURE_LIMIT: RateLimit = { capacity: 5, refillPerSecond: 1 / 12 };
+
+const ADMIN_USER = 'admin';
+const REALM = 'Basic realm="accord-relay", charset="UTF-8"';
+const DRAIN_LIMIT_FACTOR = 8;
+
+/**
+ * Per-key token buckets (keys are client addresses): each key starts with `capacity` tokens and
+ * regains `refillPerSecond`.
+ *
+ * @remarks Remembers at most `maxKeys` keys, forgetting the least recently used (a forgotten key
+ * starts full again: the bound protects memory, not precision).
+ */
+export class RateLimiter {
+  readonly #limit: RateLimit;
+  readonly #clock: () => number;
+  readonly #maxKeys: number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(limit: RateLimit, clock: () => number = Date.now, maxKeys = 10_000) {
+    if (!(limit.capacity >= 1) || !(limit.refillPerSecond > 0)) {
+      throw new RangeError('a rate limit needs capacity >= 1 and refillPerSecond > 0');
+    }
+    this.#limit = limit;
+    this.#clock = clock;
+    this.#maxKeys = maxKeys;
+  }
+
+  #bucket(key: string): { tokens: number; at: number } {
+    const now = this.#clock();
+    const previous = this.#buckets.get(key);
+    const bucket =
+      previous === undefined
+        ? { tokens: this.#limit.capacity, at: now }
+        : {
+            tokens: Math.min(
+              this.#limit.capacity,
+              previous.tokens + (Math.max(0, now - previous.at) / 1000) * this.#limit.refillPerSecond,
+            ),
+            at: now,
+          };
+    // Re-insert to keep the map in least-recently-used order.
+    this.#buckets.delete(key);
+    this.#buckets.set(key, bucket);
+    if (this.#buckets.size > this.#maxKeys) {
+      const oldest = this.#buckets.keys().next();
+      if (oldest.done !== true) this.#buckets.delete(oldest.value);
+    }
+    return bucket;
+  }
+
+  /** Takes one token for `key`; false (nothing taken) when its bucket is empty. */
+  take(key: string): boolean {
+    const bucket = this.#bucket(key);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** Gives back a token taken by {@link take} (e.g. the attempt turned out legitimate). */
+  refund(key: string): void {
+    const bucket = this.#bucket(key);
+    bucket.tokens = Math.min(this.#limit.capacity, bucket.tokens + 1);
+  }
+
+  /** Whole seconds until `key` has a token again (0 when it has one now). */
+  retryAfterSeconds(key: string): number {
+    const bucket = this.#bucket(key);
+    return bucket.tokens >= 1 ? 0 : Math.ceil((1 - bucket.tokens) / this.#limit.refillPerSecond);
+  }
+}
+
+/** An answer to send: JSON unless `text` is given. */
+interface Reply {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly text?: string;
+  readonly contentType?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** A failure with its HTTP status; everything the handler throws on purpose is one. */
+class HttpFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The HTTP status of each shared error code the relay's handlers may throw (anything else: 500). */
+const STATUS_OF_CODE: Readonly<Record<string, number>> = {
+  [ErrorCode.RELAY_BAD_REQUEST]: 400,
+  [ErrorCode.RELAY_UNAUTHORIZED]: 403,
+  [ErrorCode.RELAY_TOKEN_INVALID]: 403,
+  [ErrorCode.RELAY_TOKEN_EXPIRED]: 403,
+  [ErrorCode.RELAY_TOKEN_USED]: 403,
+  [ErrorCode.RELAY_UNKNOWN_FACILITY]: 404,
+  [ErrorCode.RELAY_UNKNOWN_DEVICE]: 404,
+  [ErrorCode.RELAY_NOT_FOUND]: 404,
+  [ErrorCode.RELAY_ALREADY_ENROLLED]: 409,
+  [ErrorCode.RELAY_NOT_INITIALIZED]: 503,
+  [ErrorCode.RELAY_STOPPING]: 503,
+};
+
+interface Route {
+  readonly path: readonly string[];
+  readonly methods: Readonly<
+    Partial<Record<'GET' | 'POST', (req: IncomingMessage, params: string[]) => Promise<Reply>>>
+  >;
+}
+
+/**
+ * The relay's HTTP front as a node:http request listener: health, metrics, enrollment and admin.
+ *
+ * @remarks Routes: `GET /healthz`, `GET /metrics`, `POST /enroll`, and with HTTP Basic auth (user
+ * `admin`) `GET /admin/facilities`, `POST /admin/facilities/:id/tokens`,
+ * `POST /admin/devices/:id/revoke`. Never throws and never crashes on input: every failure is a
+ * JSON `{code, message}` with a 4xx status, or 5xx for a fault: 500 `RELAY_INTERNAL` for an
+ * unexpected exception, or an `AccordError`'s own code with its message withheld (both logged).
+ * Enrollment requests and failed admin logins are rate-limited per client address (429 with
+ * `Retry-After`); an admin attempt reserves a token before the password check, so parallel guesses
+ * cannot outrun the limit. Counts every enrollment in `accord_relay_enrollments_total` (callers
+ * must not count them again). Secrets (tokens, passwords) are never logged.
+ */
+export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
+  const options = deps.options ?? {};
+  const clock = options.clock ?? Date.now;
+  const maxBody = options.maxBodyBytes ?? DEFAULT_RELAY_MAX_BODY;
+  const enrollLimiter = new RateLimiter(options.enrollLimit ?? DEFAULT_ENROLL_LIMIT, clock);
+  const adminLimiter = new RateLimiter(options.adminFailureLimit ?? DEFAULT_ADMIN_FAILURE_LIMIT, clock);
+  const log = deps.logger;
+
+  const checkStopping = (): void => {
+    if (deps.stopping?.() === true) {
+      throw new HttpFailure(503, ErrorCode.RELAY_STOPPING, 'the relay is shutting down');
+    }
+  };
+
+  const rateLimited = (limiter: RateLimiter, ip: string, what: string): HttpFailure => {
+    const retry = Math.max(1, limiter.retryAfterSeconds(ip));
+    log.warn({ ip, what }, 'rate limited');
+    return new HttpFailure(
+      429,
+      ErrorCode.RELAY_RATE_LIMITED,
+      `too many ${what} from this address; retry in ${retry} s`,
+      { retryAfter: retry },
+      { 'Retry-After': String(retry) },
+    );
+  };
+
+  const enroll = async (req: IncomingMessage): Promise<Reply> => {
+    const ip = clientAddress(req);
+    try {
+      checkStopping();
+      if (!enrollLimiter.take(ip)) throw rateLimited(enrollLimiter, ip, 'enrollment requests');
+      const body = await readJsonBody(req, maxBody);
+      const parsed = parseEnrollRequest(body);
+      if (!parsed.ok) {
+        throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, parsed.error.message, parsed.error.details);
+      }
+      const request = parsed.value;
+      if (!(await verifyEnrollProof(request))) {
+        throw new HttpFailure(
+          403,
+          ErrorCode.RELAY_UNAUTHORIZED,
+          'the proof is not the device key’s signature over the token',
+        );
+      }
+      const response = await deps.enroll(request);
+      deps.metrics.enrollment('enrolled');
+      log.info({ ip, device: request.device, facility: response.facility }, 'device enrolled');
+      return { status: 201, body: response };
+    } catch (e) {
+      deps.metrics.enrollment(errorCodeOf(e));
+      if (!(e instanceof HttpFailure && e.status === 429))
+        log.info({ ip, code: errorCodeOf(e) }, 'enrollment refused');
+      throw e;
+    }
+  };
+
+  const authenticate = async (req: IncomingMessage): Promise<void> => {
+    const ip = clientAddress(req);
+    const credentials = basicCredentials(req.headers.authorization);
+    if (credentials === undefined) {
+      throw new HttpFailure(
+        401,
+        ErrorCode.RELAY_UNAUTHORIZED,
+        'admin credentials required (HTTP Basic, user "admin")',
+        {},
+        {
+          'WWW-Authenticate': REALM,
+        },
+      );
+    }
+    // Reserve before checking: parallel wrong guesses each spend a token up front.
+    if (!adminLimiter.take(ip)) throw rateLimited(adminLimiter, ip, 'failed admin logins');
+    const ok = credentials.user === ADMIN_USER && (await deps.verifyAdmin(credentials.password));
+    if (ok) {
+      adminLimiter.refund(ip);
+      return;
+    }
+    log.warn({ ip }, 'admin authentication failed');
+    throw new HttpFailure(
+      401,
+      ErrorCode.RELAY_UNAUTHORIZED,
+      'wrong admin credentials',
+      {},
+      {
+        'WWW-Authenticate': REALM,
+      },
+    );
+  };
+
+  const publicRoutes: readonly Route[] = [
+    {
+      path: ['healthz'],
+      methods: { GET: () => Promise.resolve({ status: 200, body: { ...deps.health(), status: 'ok' } }) },
+    },
+    {
+      path: ['metrics'],
+      methods: {
+        GET: async () => ({
+          status: 200,
+          text: await deps.metrics.text(),
+          contentType: deps.metrics.contentType,
+        }),
+      },
+    },
+    { path: ENROLL_PATH.split('/').filter((s) => s !== ''), methods: { POST: enroll } },
+  ];
+
+  const adminRoutes: readonly Route[] = [
+    {
+      path: ['admin', 'facilities'],
+      methods: { GET: async () => ({ status: 200, body: { facilities: await deps.admin.facilities() } }) },
+    },
+    {
+      path: ['admin', 'facilities', ':id', 'tokens'],
+      methods: {
+        POST: async (req, [id]) => {
+          if (id === undefined || !isFacilityId(id)) {
+            throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed facility id', {
+              facility: id,
+            });
+          }
+          const body = await readJsonBody(req, maxBody, true);
+          const ttlMs = parseTtl(body);
+          const created = await deps.admin.createToken(id, ...(ttlMs === undefined ? [] : [ttlMs]));
+          log.info(
+            { ip: clientAddress(req), facility: id, expires: created.expires },
+            'enrollment token created',
+          );
+          return { status: 201, body: { facility: id, token: created.token, expires: created.expires } };
+        },
+      },
+    },
+    {
+      path: ['admin', 'devices', ':id', 'revoke'],
+      methods: {
+        POST: async (req, [id]) => {
+          if (id === undefined || !isDeviceId(id)) {
+            throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed device id', { device: id });
+          }
+          await readJsonBody(req, maxBody, true);
+          const result = await deps.admin.revoke(id);
+          log.info({ ip: clientAddress(req), device: id }, 'device revoked');
+          return { status: 200, body: result };
+        },
+      },
+    },
+  ];
+
+  const route = async (req: IncomingMessage): Promise<Reply> => {
+    const segments = pathSegments(req.url);
+    if (segments[0] === 'admin') {
+      checkStopping();
+      await authenticate(req);
+      return dispatch(adminRoutes, segments, req);
+    }
+    return dispatch(publicRoutes, segments, req);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    req.on('error', () => {
+      // A client that goes away mid-request is not our failure.
+    });
+    res.on('error', () => {});
+    let reply: Reply;
+    try {
+      reply = await route(req);
+    } catch (e) {
+      reply = toErrorReply(e, req, log);
+    }
+    send(req, res, reply, maxBody);
+  };
+
+  return (req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      // Only reachable if sending itself failed: the answer is lost, the process is not.
+      log.error({ err: e }, 'cannot answer an HTTP request');
+      res.destroy();
+    });
+  };
+}
+
+async function dispatch(
+  routes: readonly Route[],
+  segments: readonly string[],
+  req: IncomingMessage,
+): Promise<Reply> {
+  for (const route of routes) {
+    const params = matchPath(route.path, segments);
+    if (params === undefined) continue;
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    const handler = method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
+    if (handler === undefined) {
+      const allow = Object.keys(route.methods);
+      throw new HttpFailure(
+        405,
+        ErrorCode.RELAY_METHOD_NOT_ALLOWED,
+        `${req.method ?? '?'} is not allowed here`,
+        { allow },
+        { Allow: allow.join(', ') },
+      );
+    }
+    return handler(req, params);
+  }
+  throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+}
+
+function matchPath(pattern: readonly string[], segments: readonly string[]): string[] | undefined {
+  if (pattern.length !== segments.length) return undefined;
+  const params: string[] = [];
+  for (const [i, p] of pattern.entries()) {
+    const s = segments[i] as string;
+    if (p.startsWith(':')) params.push(s);
+    else if (p !== s) return undefined;
+  }
+  return params;
+}
+
+function pathSegments(url: string | undefined): string[] {
+  let pathname: string;
+  try {
+    pathname = new URL(url ?? '/', 'http://relay.invalid').pathname;
+  } catch {
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed request URL');
+  }
+  try {
+    return pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed percent-encoding in the path');
+  }
+}
+
+/** The client's address, IPv4-mapped IPv6 folded to IPv4. */
+function clientAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function basicCredentials(header: string | undefined): { user: string; password: string } | undefined {
+  const match = header === undefined ? null : /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+  if (match?.[1] === undefined) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function parseTtl(body: unknown): number | undefined {
+  if (body === undefined) return undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'body must be a JSON object {"ttlMs"?}');
+  }
+  for (const key of Object.keys(body)) {
+    if (key !== 'ttlMs')
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, `unknown field ${JSON.stringify(key)}`);
+  }
+  const { ttlMs } = body as { ttlMs?: unknown };
+  if (ttlMs === undefined) return undefined;
+  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'ttlMs must be a positive integer', { ttlMs });
+  }
+  return ttlMs;
+}
+
+/** Reads a JSON body of at most `max` bytes; an empty body is undefined when `optional`, else an error. */
+async function readJsonBody(req: IncomingMessage, max: number, optional = false): Promise<unknown> {
+  const tooLarge = (): HttpFailure =>
+    new HttpFailure(413, ErrorCode.RELAY_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
+      limit: max,
+    });
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => resolve();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request aborted'));
+    });
+  });
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') {
+    if (optional) return undefined;
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is empty: expected JSON');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is not valid JSON');
+  }
+}
+
+function errorCodeOf(e: unknown): string {
+  if (e instanceof HttpFailure) return e.code;
+  if (isAccordError(e)) return e.code;
+  return ErrorCode.RELAY_INTERNAL;
+}
+
+function toErrorReply(e: unknown, req: IncomingMessage, log: RelayLogger): Reply {
+  const errorBody = (
+    code: string,
+    message: string,
+    details: Readonly<Record<string, unknown>>,
+  ): RelayErrorBody => (Object.keys(details).length === 0 ? { code, message } : { code, message, details });
+  if (e instanceof HttpFailure) {
+    return { status: e.status, body: errorBody(e.code, e.message, e.details), headers: e.headers };
+  }
+  if (isAccordError(e)) {
+    const status = STATUS_OF_CODE[e.code] ?? 500;
+    if (status === 500) {
+      // A fault of ours (damaged file, storage): the log gets the story, the client only the code.
+      log.error({ err: e, method: req.method, url: req.url }, 'request failed');
+      return { status, body: { code: e.code, message: 'internal error (see the relay log)' } };
+    }
+    return { status, body: errorBody(e.code, e.message, e.details) };
+  }
+  log.error({ err: e, method: req.method, url: req.url }, 'unexpected failure answering a request');
+  return { status: 500, body: { code: ErrorCode.RELAY_INTERNAL, message: 'internal error' } };
+}
+
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply, maxBody: number): void {
+  if (res.headersSent || res.destroyed) return;
+  let text: string;
+  let contentType: string;
+  if (reply.text !== undefined) {
+    text = reply.text;
+    contentType = reply.contentType ?? 'text/plain; charset=utf-8';
+  } else {
+    try {
+      text = JSON.stringify(reply.body ?? {});
+    } catch {
+      reply = { status: 500 };
+      text = JSON.stringify({ code: ErrorCode.RELAY_INTERNAL, message: 'answer is not serializable' });
+    }
+    contentType = 'application/json; charset=utf-8';
+  }
+  if (!req.complete) {
+    // We answer before the body was read (413, 429, 401…): drain a bounded amount so the client
+    // sees the answer, then let the connection go.
+    res.setHeader('Connection', 'close');
+    let drained = 0;
+    req.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > maxBody * DRAIN_LIMIT_FACTOR) req.destroy();
+    });
+    req.resume();
+  }
+  res.writeHead(reply.status, {
+    ...reply.headers,
+    'Content-Type': contentType,
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(text);
+}

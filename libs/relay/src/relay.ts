@@ -1,0 +1,389 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  AccordError,
+  ErrorCode,
+  isFacilityId,
+  verifyEnrollProof,
+  WireHttpHeader,
+  type DeviceId,
+  type DeviceKeyPair,
+  type EnrollRequest,
+  type EnrollResponse,
+  type FacilityId,
+} from '@accord/protocol';
+import { FacilityNode, type FacilityMembers, type FacilityObserver } from './facility-node.js';
+import { createRelayLogger, type RelayLogger } from './logger.js';
+import {
+  enrollWithToken,
+  MembershipWatcher,
+  readMembers,
+  revokeMember,
+  type FacilityMembersFile,
+} from './membership.js';
+import { RelayMetrics } from './metrics.js';
+import { createRelayHttpHandler } from './relay-http.js';
+import { listFacilities, openRelayFolder, type RelayFolderLayout } from './relay-folder.js';
+import { createEnrollmentToken } from './tokens.js';
+import { verifyAdminPassword } from './admin-password.js';
+
+/** Options of {@link Relay.start}. */
+export interface RelayOptions {
+  /** The relay data folder (created with its key on first start). */
+  readonly data: string;
+  /** Interface to bind (default 127.0.0.1). */
+  readonly host?: string;
+  /** Port for HTTP and WebSocket (default 8787; 0 = any). */
+  readonly port?: number;
+  /** Structured logger (default: JSON lines on stdout at `info`). */
+  readonly logger?: RelayLogger;
+  /** Wall clock in ms (default Date.now). */
+  readonly clock?: () => number;
+  /** How long an event waits for a missing dependency before its 404 (default 30 s). */
+  readonly dependencyDeadlineMs?: number;
+  /** A facility with no connection and no work for this long is unloaded (default 5 min). */
+  readonly idleUnloadMs?: number;
+  /** How often membership files are checked for admin changes (default 250 ms). */
+  readonly membershipPollMs?: number;
+  /** Load every facility at start (validates backlogs at once; default false: on first connection). */
+  readonly loadAll?: boolean;
+}
+
+/** The line the relay prints when it is ready (tests and scripts parse it). */
+export interface RelayReadyLine {
+  readonly event: 'ready';
+  readonly relay: DeviceId;
+  readonly host: string;
+  readonly port: number;
+}
+
+const DEFAULT_PORT = 8787;
+const DEFAULT_IDLE_UNLOAD_MS = 5 * 60_000;
+
+/**
+ * The relay: the one authority of the facilities it serves.
+ *
+ * @remarks One HTTP server carries everything: the WebSocket sync endpoint (each upgrade is routed
+ * by its facility header to that facility's {@link FacilityNode}, loaded on demand and unloaded when
+ * idle), `/enroll`, `/healthz`, `/metrics` and the admin API. Membership lives in plain files
+ * (`members.json` per facility) that admin commands may edit while the relay runs; a watcher
+ * publishes every change as a relay-signed roster.
+ */
+export class Relay {
+  readonly id: DeviceId;
+  readonly metrics: RelayMetrics;
+  readonly #layout: RelayFolderLayout;
+  readonly #key: DeviceKeyPair;
+  readonly #opts: RelayOptions;
+  readonly #server: Server;
+  readonly #logger: RelayLogger;
+  readonly #clock: () => number;
+  readonly #nodes = new Map<FacilityId, Promise<FacilityNode>>();
+  readonly #watcher: MembershipWatcher;
+  readonly #started: number;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    opts: RelayOptions,
+    parts: { layout: RelayFolderLayout; key: DeviceKeyPair; logger: RelayLogger; metrics: RelayMetrics },
+  ) {
+    this.#opts = opts;
+    this.#layout = parts.layout;
+    this.#key = parts.key;
+    this.id = parts.key.deviceId;
+    this.#logger = parts.logger;
+    this.metrics = parts.metrics;
+    this.#clock = opts.clock ?? Date.now;
+    this.#started = this.#clock();
+    this.#server = createServer(
+      createRelayHttpHandler({
+        metrics: this.metrics,
+        logger: this.#logger,
+        health: () => this.health(),
+        stopping: () => this.#stopping !== undefined,
+        enroll: (request) => this.enroll(request),
+        verifyAdmin: (password) => verifyAdminPassword(this.#layout, password),
+        admin: {
+          facilities: () => this.facilities(),
+          createToken: async (facility, ttlMs) => {
+            const t = await createEnrollmentToken(this.#layout, facility, {
+              ...(ttlMs === undefined ? {} : { ttlMs }),
+              now: this.#clock(),
+            });
+            return { token: t.token, expires: t.expires };
+          },
+          revoke: async (device) => {
+            const r = await revokeMember(this.#layout, device);
+            await this.#membersChanged(r.facility, r.members);
+            return { device, facility: r.facility, version: r.members.version };
+          },
+        },
+      }),
+    );
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onUpgrade(req, socket, head),
+    );
+    this.#watcher = new MembershipWatcher(this.#layout, {
+      ...(opts.membershipPollMs === undefined ? {} : { pollMs: opts.membershipPollMs }),
+      onChange: (facility, members) => void this.#membersChanged(facility, members),
+      onError: (e) => this.#logger.warn({ err: e }, 'membership watcher'),
+    });
+  }
+
+  /**
+   * Opens the data folder (creating it and the relay key on first start) and starts serving.
+   *
+   * @throws AccordError `RELAY_CONFIG_INVALID` for a damaged folder; a network error when the port
+   * is taken.
+   */
+  static async start(opts: RelayOptions): Promise<Relay> {
+    const { layout, key } = await openRelayFolder(
+      opts.data,
+      opts.clock === undefined ? {} : { clock: opts.clock },
+    );
+    const logger = opts.logger ?? createRelayLogger();
+    const relay = new Relay(opts, { layout, key, logger, metrics: new RelayMetrics() });
+    await new Promise<void>((resolve, reject) => {
+      relay.#server.once('error', reject);
+      relay.#server.listen(opts.port ?? DEFAULT_PORT, opts.host ?? '127.0.0.1', () => {
+        relay.#server.off('error', reject);
+        resolve();
+      });
+    });
+    relay.#server.on('error', (e) => logger.error({ err: e }, 'http server error'));
+    await relay.#watcher.start();
+    const idleMs = opts.idleUnloadMs ?? DEFAULT_IDLE_UNLOAD_MS;
+    relay.#sweeper = setInterval(() => void relay.#unloadIdle(idleMs), Math.min(idleMs, 30_000));
+    relay.#sweeper.unref();
+    if (opts.loadAll === true) {
+      for (const facility of await listFacilities(layout)) await relay.facility(facility);
+    }
+    logger.info({ relay: relay.id, port: relay.port }, 'relay ready');
+    return relay;
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The ready announcement. */
+  ready(): RelayReadyLine {
+    return { event: 'ready', relay: this.id, host: this.#opts.host ?? '127.0.0.1', port: this.port };
+  }
+
+  /** What `/healthz` reports besides `status: ok`. */
+  health(): Record<string, unknown> {
+    return {
+      relay: this.id,
+      uptimeS: Math.round((this.#clock() - this.#started) / 1000),
+      facilitiesLoaded: this.#nodes.size,
+    };
+  }
+
+  /** Every facility of the folder with its membership and, when loaded, its counters. */
+  async facilities(): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    for (const facility of await listFacilities(this.#layout)) {
+      const members = await readMembers(this.#layout, facility);
+      const loaded = this.#nodes.get(facility);
+      const node = loaded === undefined ? undefined : await loaded.catch(() => undefined);
+      out.push({
+        facility,
+        rosterVersion: members?.version ?? 0,
+        devices: members?.devices.length ?? 0,
+        loaded: node !== undefined,
+        ...(node === undefined ? {} : { stats: node.stats() }),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * The node of a facility, loading it if needed.
+   *
+   * @throws AccordError `RELAY_UNKNOWN_FACILITY` when no device was ever enrolled in it.
+   */
+  facility(facility: FacilityId): Promise<FacilityNode> {
+    if (this.#stopping !== undefined) {
+      return Promise.reject(new AccordError(ErrorCode.RELAY_STOPPING, 'the relay is stopping'));
+    }
+    let node = this.#nodes.get(facility);
+    if (node === undefined) {
+      node = this.#load(facility);
+      this.#nodes.set(facility, node);
+      node.catch(() => this.#nodes.delete(facility));
+    }
+    return node;
+  }
+
+  async #load(facility: FacilityId): Promise<FacilityNode> {
+    const members = await readMembers(this.#layout, facility);
+    if (members === undefined) {
+      throw new AccordError(ErrorCode.RELAY_UNKNOWN_FACILITY, `no facility ${facility} on this relay`, {
+        details: { facility },
+      });
+    }
+    const node = await FacilityNode.open({
+      facility,
+      key: this.#key,
+      dbPath: this.#layout.facilityDb(facility),
+      server: this.#server,
+      members: toNodeMembers(members),
+      observer: this.#observer,
+      ...(this.#opts.clock === undefined ? {} : { clock: this.#opts.clock }),
+      ...(this.#opts.dependencyDeadlineMs === undefined
+        ? {}
+        : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
+    });
+    this.metrics.setFacilitiesLoaded(this.#nodes.size);
+    this.#logger.info({ facility, ...node.stats() }, 'facility loaded');
+    return node;
+  }
+
+  readonly #observer: FacilityObserver = {
+    ingested: (facility, count) => this.metrics.eventsIngested(facility, count),
+    verdicts: (facility, verdicts, seconds) => {
+      this.metrics.observeValidation(seconds);
+      for (const v of verdicts) {
+        this.metrics.verdict(v.outcome, v.outcome === 'accepted' ? 'accepted' : String(v.code));
+        if (v.outcome === 'deadletter') {
+          this.#logger.info(
+            { facility, target: v.target, code: v.code, rule: v.rule, reason: v.reason },
+            'deadletter',
+          );
+        }
+      }
+      this.#logger.debug({ facility, verdicts: verdicts.length, seconds }, 'verdicts recorded');
+    },
+    network: (facility, event, connected) => {
+      this.metrics.setConnectedDevices(facility, connected);
+      if (event.type === 'refused') {
+        const r = event.refusal;
+        if (r.stage === 'session') this.metrics.refusedFrame(r.reason);
+        else this.metrics.refusedConnection(r.reason);
+        this.#logger.warn(
+          { facility, stage: r.stage, reason: r.reason, peer: r.peer, detail: r.detail },
+          'refused',
+        );
+      } else if (event.type === 'peer-connected' || event.type === 'peer-disconnected') {
+        this.#logger.info({ facility, peer: event.peer, connected }, event.type);
+      }
+    },
+    problem: (facility, message, detail) => this.#logger.warn({ facility, detail }, message),
+  };
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    const refuse = (status: number, code: ErrorCode, reason: string): void => {
+      this.metrics.refusedConnection(reason);
+      this.#logger.warn({ reason, remote: req.socket.remoteAddress }, 'upgrade refused');
+      const body = `${reason}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Refused'}\r\nConnection: close\r\n` +
+          `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\n` +
+          `${WireHttpHeader.Error}: ${code}\r\n\r\n${body}`,
+      );
+      socket.destroy();
+    };
+    if (this.#stopping !== undefined) return refuse(503, ErrorCode.RELAY_STOPPING, 'stopping');
+    const facility = req.headers[WireHttpHeader.Facility];
+    if (typeof facility !== 'string' || !isFacilityId(facility)) {
+      return refuse(400, ErrorCode.NETWORK_BAD_FRAME, 'bad-request');
+    }
+    // Unknown facilities are refused before anything is loaded or disclosed.
+    this.facility(facility).then(
+      (node) => node.handleUpgrade(req, socket, head),
+      (e: unknown) => {
+        if (e instanceof AccordError && e.code === ErrorCode.RELAY_UNKNOWN_FACILITY) {
+          refuse(403, ErrorCode.NETWORK_WRONG_FACILITY, 'wrong-facility');
+        } else {
+          this.#logger.error({ err: e, facility }, 'could not load facility');
+          refuse(503, ErrorCode.RELAY_INTERNAL, 'unavailable');
+        }
+      },
+    );
+  }
+
+  /**
+   * Enrolls a device with a one-time token: checks its proof of key, consumes the token, adds the
+   * device to the facility's roster and answers with the relay-signed roster that lists it.
+   *
+   * @throws AccordError `RELAY_UNAUTHORIZED` (bad proof), `RELAY_TOKEN_INVALID`,
+   * `RELAY_TOKEN_EXPIRED`, `RELAY_TOKEN_USED`, `RELAY_ALREADY_ENROLLED`.
+   */
+  async enroll(request: EnrollRequest): Promise<EnrollResponse> {
+    if (!(await verifyEnrollProof(request))) {
+      throw new AccordError(ErrorCode.RELAY_UNAUTHORIZED, 'the proof of key does not match the device id');
+    }
+    // An already-enrolled device is refused before the token is used up.
+    const members = await enrollWithToken(this.#layout, request, this.#clock());
+    const facility = members.facility;
+    this.#logger.info({ facility, device: request.device, name: request.name }, 'device enrolled');
+    const roster = await this.#membersChanged(facility, members);
+    if (roster === undefined) throw new AccordError(ErrorCode.RELAY_INTERNAL, 'roster not published');
+    return { facility, relay: this.id, roster };
+  }
+
+  /** Applies a membership change to the loaded node (loading it: the roster must be published). */
+  async #membersChanged(facility: FacilityId, members: FacilityMembersFile) {
+    try {
+      const node = await this.facility(facility);
+      return await node.membersChanged(toNodeMembers(members));
+    } catch (e) {
+      this.#logger.error({ err: e, facility }, 'could not publish the roster');
+      return undefined;
+    }
+  }
+
+  async #unloadIdle(idleMs: number): Promise<void> {
+    for (const [facility, pending] of this.#nodes) {
+      const node = await pending.catch(() => undefined);
+      if (node === undefined || !node.isIdle(idleMs) || this.#nodes.get(facility) !== pending) continue;
+      this.#nodes.delete(facility);
+      await node.close();
+      this.metrics.setFacilitiesLoaded(this.#nodes.size);
+      this.#logger.info({ facility }, 'facility unloaded (idle)');
+    }
+  }
+
+  /** Unloads one facility now (tests and benchmarks); a later connection loads it again. */
+  async unload(facility: FacilityId): Promise<void> {
+    const pending = this.#nodes.get(facility);
+    if (pending === undefined) return;
+    this.#nodes.delete(facility);
+    const node = await pending.catch(() => undefined);
+    await node?.close();
+    this.metrics.setFacilitiesLoaded(this.#nodes.size);
+  }
+
+  /**
+   * Drains and stops: refuses new connections, lets running validation rounds finish, closes every
+   * facility (flushing its log) and the server. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+      await this.#watcher.close();
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      for (const [, pending] of this.#nodes) {
+        const node = await pending.catch(() => undefined);
+        await node?.close();
+      }
+      this.#nodes.clear();
+      this.#server.closeAllConnections();
+      await closed;
+      this.#logger.info({ relay: this.id }, 'relay stopped');
+    })();
+    return this.#stopping;
+  }
+}
+
+function toNodeMembers(members: FacilityMembersFile): FacilityMembers {
+  return {
+    version: members.version,
+    devices: members.devices.map((d) => ({ id: d.id, name: d.name, revoked: d.revoked })),
+  };
+}
