@@ -13,6 +13,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
     out: (line) => (out += line + '\n'),
     err: (line) => (err += line + '\n'),
     stopSignal: () => Promise.resolve('SIGTERM'),
+    readSecret: () => Promise.resolve('correct horse battery'),
   };
   const code = await runCli(argv, io);
   return { code, out, err };

@@ -1,5 +1,6 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AccordError, ErrorCode, isAccordError } from '@accord/protocol';
+import { ErrorCode, isAccordError } from '@accord/protocol';
+import { parse, port, required, usage } from './cli-args.js';
+import { relayCommand } from './relay-cli.js';
 import { USAGE } from './usage.js';
 
 /** Where the CLI writes and how it learns that it must stop. */
@@ -10,46 +11,19 @@ export interface CliIo {
   readonly err: (line: string) => void;
   /** Resolves when the process is asked to stop (SIGINT / SIGTERM). */
   readonly stopSignal: () => Promise<string>;
+  /** Reads one line (a password) from the user without echoing it where possible. */
+  readonly readSecret: (prompt: string) => Promise<string>;
 }
 
-/** A usage error: exit code 2, `CLI_USAGE` on stderr. */
-function usage(message: string): never {
-  throw new AccordError(ErrorCode.CLI_USAGE, message);
-}
-
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(
-  args: readonly string[],
-  options: T,
-  positionals = false,
-) {
-  try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: positionals });
-  } catch (e) {
-    usage(e instanceof Error ? e.message : String(e));
-  }
-}
-
-function port(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535)
-    usage(`${flag} must be a port number 0-65535, got ${JSON.stringify(value)}`);
-  return Number(value);
-}
-
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined || value === '') usage(`${flag} is required`);
-  return value;
-}
-
-function peerUrl(value: string): string {
+function peerUrl(value: string, flag = '--peer'): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    usage(`--peer must be a ws://HOST:PORT URL, got ${JSON.stringify(value)}`);
+    usage(`${flag} must be a ws://HOST:PORT URL, got ${JSON.stringify(value)}`);
   }
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
-    usage(`--peer must be a ws:// or wss:// URL, got ${JSON.stringify(value)}`);
+    usage(`${flag} must be a ws:// or wss:// URL, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -59,12 +33,21 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
     facility: { type: 'string' },
     name: { type: 'string' },
     roster: { type: 'string' },
+    relay: { type: 'string' },
+    token: { type: 'string' },
   });
+  if ((values.relay === undefined) !== (values.token === undefined)) usage('--relay and --token go together');
+  if (values.relay !== undefined && values.roster !== undefined)
+    usage('--roster cannot be used with --relay');
+  if (values.relay !== undefined) peerUrl(values.relay, '--relay');
   // Loaded on demand: `accord --help` and usage errors should not pay for Automerge and LevelDB.
   const { initDevice } = await import('@accord/device');
   const { deviceId, config } = await initDevice({
     data: required(values.data, '--data'),
-    facility: required(values.facility, '--facility'),
+    ...(values.relay === undefined
+      ? { facility: required(values.facility, '--facility') }
+      : { relay: values.relay, token: required(values.token, '--token') }),
+    ...(values.facility === undefined ? {} : { facility: values.facility }),
     name: required(values.name, '--name'),
     ...(values.roster === undefined ? {} : { roster: values.roster }),
   });
@@ -75,6 +58,7 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
       facility: config.facility,
       name: config.name,
       roster: config.roster,
+      ...(config.relay === undefined ? {} : { relay: config.relay }),
     }),
   );
   return 0;
@@ -88,11 +72,12 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
     peer: { type: 'string', multiple: true },
     http: { type: 'string' },
     roster: { type: 'string' },
+    'no-relay': { type: 'boolean' },
   });
   const data = required(values.data, '--data');
   const listen = port(values.listen, '--listen');
   const http = port(values.http, '--http');
-  const peers = (values.peer ?? []).map(peerUrl);
+  const peers = (values.peer ?? []).map((p) => peerUrl(p));
   const stop = io.stopSignal();
   const { DeviceAgent } = await import('@accord/device');
   const agent = await DeviceAgent.start({
@@ -102,6 +87,7 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
     ...(values['listen-host'] === undefined ? {} : { listenHost: values['listen-host'] }),
     ...(http === undefined ? {} : { http }),
     ...(values.roster === undefined ? {} : { roster: values.roster }),
+    ...(values['no-relay'] === true ? { dialRelay: false } : {}),
     onDiagnostic: (message) => io.err(`accord: ${message}`),
   });
   io.out(JSON.stringify(agent.ready()));
@@ -152,6 +138,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             : `unknown device subcommand ${JSON.stringify(sub)}`,
         );
       }
+      case 'relay':
+        return await relayCommand(rest, io);
       case 'demo':
         return await demo(rest, io);
       default:

@@ -1,9 +1,45 @@
 // Entry point of the `accord` command (run through bin/accord.mjs or tsx).
 import { runCli, type CliIo } from './cli.js';
 
+/** One line from stdin; on a terminal, typed without echo. */
+function readSecret(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  return new Promise((resolve, reject) => {
+    let line = '';
+    const tty = stdin.isTTY;
+    if (tty) {
+      process.stderr.write(prompt);
+      stdin.setRawMode(true);
+    }
+    stdin.setEncoding('utf8');
+    const done = (): void => {
+      stdin.off('data', onData);
+      stdin.off('end', done);
+      if (tty) {
+        stdin.setRawMode(false);
+        process.stderr.write('\n');
+      }
+      stdin.pause();
+      resolve(line);
+    };
+    const onData = (chunk: string): void => {
+      for (const ch of chunk) {
+        if (ch === '\u0003') return reject(new Error('interrupted'));
+        if (ch === '\n' || ch === '\r') return done();
+        if (ch === '\u007f') line = line.slice(0, -1);
+        else line += ch;
+      }
+    };
+    stdin.on('data', onData);
+    stdin.on('end', done);
+    stdin.resume();
+  });
+}
+
 const io: CliIo = {
   out: (line) => process.stdout.write(line.endsWith('\n') ? line : line + '\n'),
   err: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
+  readSecret: (prompt) => readSecret(prompt),
   stopSignal: () =>
     new Promise<string>((resolve) => {
       let stopping = false;

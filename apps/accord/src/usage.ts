@@ -3,16 +3,36 @@ export const USAGE = `accord — offline-first, event-sourced sync for the table
 
 Usage:
   accord help                 Show this help (also: accord --help, accord -h, accord)
+  accord device init --data DIR --name NAME --relay ws://HOST:PORT --token TOKEN
+                              Enroll a new device with a relay: create its key (DIR/key.json,
+                              mode 0600), prove it to the relay with the one-time TOKEN, and keep
+                              the relay-signed facility roster it answers with.
   accord device init --data DIR --facility ID --name NAME [--roster FILE]
-                              Enroll a new device: create its key (DIR/key.json, mode 0600)
-                              and device.json, and add it to the roster file
-                              (default DIR/roster.json; share one FILE between a facility's devices).
+                              Without a relay: create the key and device.json and add the device
+                              to a roster file (default DIR/roster.json; share one FILE between a
+                              facility's devices).
   accord device run --data DIR [--listen PORT] [--peer ws://HOST:PORT ...] [--http PORT]
-                    [--listen-host HOST] [--roster FILE]
-                              Run a device agent: sync with peers, serve the local HTTP API on
+                    [--listen-host HOST] [--roster FILE] [--no-relay]
+                              Run a device agent: sync with peers (and its relay, unless
+                              --no-relay), serve the local HTTP API on
                               127.0.0.1 (PORT 0 = any free port). Prints one JSON line
                               {"event":"ready","device":…,"http":…,"peer":…} when ready.
                               SIGTERM / SIGINT stop it cleanly (exit 0).
+  accord relay --data DIR [--host HOST] [--port PORT] [--dependency-deadline 30s]
+               [--log-level info]
+                              Run the relay (default 127.0.0.1:8787; LevelDB under DIR, key created
+                              on first start): sync endpoint, POST /enroll, GET /healthz,
+                              GET /metrics, admin API under /admin/ (HTTP Basic, user admin).
+                              Prints {"event":"ready","relay":…,"port":…}; JSON logs on stderr;
+                              SIGTERM drains and stops.
+  accord relay admin-password --data DIR
+                              Set the admin password (read from stdin or ACCORD_ADMIN_PASSWORD;
+                              stored as a salted scrypt hash).
+  accord relay enroll --data DIR --facility ID [--ttl 24h]
+                              Print a one-time, expiring enrollment token alone on the last line
+                              (works whether or not the relay is running on DIR).
+  accord relay revoke --data DIR --device ID
+                              Revoke a device; a running relay applies it within a second.
   accord demo [--data DIR] [--exit-after-ready]
                               Run a demo facility of three peer-to-peer devices in this process
                               (initialized and seeded with example events on first run; default
