@@ -73,8 +73,10 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
     http: { type: 'string' },
     roster: { type: 'string' },
     'no-relay': { type: 'boolean' },
+    relay: { type: 'string' },
   });
   const data = required(values.data, '--data');
+  if (values.relay !== undefined) peerUrl(values.relay, '--relay');
   const listen = port(values.listen, '--listen');
   const http = port(values.http, '--http');
   const peers = (values.peer ?? []).map((p) => peerUrl(p));
@@ -88,6 +90,7 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
     ...(http === undefined ? {} : { http }),
     ...(values.roster === undefined ? {} : { roster: values.roster }),
     ...(values['no-relay'] === true ? { dialRelay: false } : {}),
+    ...(values.relay === undefined ? {} : { relayUrl: values.relay }),
     onDiagnostic: (message) => io.err(`accord: ${message}`),
   });
   io.out(JSON.stringify(agent.ready()));

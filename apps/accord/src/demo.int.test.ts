@@ -14,11 +14,11 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 const readyLines = (stdout: string): ReadyInfo[] =>
   stdout
     .split('\n')
-    .filter((l) => l.startsWith('{"event":"ready"'))
+    .filter((l) => l.startsWith('{"event":"ready","device"'))
     .map((l) => JSON.parse(l) as ReadyInfo);
 
 describe('accord demo', () => {
-  it('starts three peer-to-peer devices, prints their URLs, and seeds only on the first run', async () => {
+  it('starts a relay and three enrolled devices, prints their URLs, and seeds only on the first run', async () => {
     const data = join(dir, 'demo');
     const first = await runAccord(['demo', '--data', data, '--exit-after-ready']);
     expect(first.code, first.stderr).toBe(0);
@@ -27,10 +27,12 @@ describe('accord demo', () => {
     expect(new Set(ready.map((r) => r.device)).size).toBe(3);
     expect(ready.every((r) => r.facility === 'demo-clinic')).toBe(true);
     for (const r of ready) expect(first.stdout).toContain(`http://127.0.0.1:${r.http}/`);
-    const roster = JSON.parse(await readFile(join(data, 'roster.json'), 'utf8')) as {
-      devices: { id: string }[];
-    };
-    expect(roster.devices.map((d) => d.id).sort()).toEqual(ready.map((r) => r.device).sort());
+    expect(first.stdout).toMatch(/\{"event":"ready","relay":"[^"]+"/);
+    // The relay enrolled the three devices.
+    const members = JSON.parse(
+      await readFile(join(data, 'relay', 'facilities', 'demo-clinic', 'members.json'), 'utf8'),
+    ) as { devices: { id: string }[] };
+    expect(members.devices.map((d) => d.id).sort()).toEqual(ready.map((r) => r.device).sort());
 
     const second = await runAccord(['demo', '--data', data, '--exit-after-ready']);
     expect(second.code, second.stderr).toBe(0);
@@ -40,9 +42,19 @@ describe('accord demo', () => {
     const room = await AgentProcess.start(['--data', join(data, 'device-2')]);
     try {
       const own = await room.api<unknown[]>('GET', `/api/events?device=${room.ready.device}`);
-      expect(own.json).toHaveLength(3);
+      expect(own.json).toHaveLength(6);
       const patients = await room.api<{ id: string }[]>('GET', '/api/patients');
-      expect(patients.json.map((p) => p.id)).toEqual(expect.arrayContaining(['P-0001', 'P-0002']));
+      expect(patients.json.map((p) => p.id)).toEqual(expect.arrayContaining(['P-0001', 'P-0002', 'P-0003']));
+      // The relay's verdicts arrived before the demo stopped: one 422, the rest accepted.
+      const dead = await room.api<{ code: number; rule: string; details: { lot: string } }[]>(
+        'GET',
+        '/api/deadletters',
+      );
+      expect(dead.json).toMatchObject([
+        { code: 422, rule: 'RULE_NEGATIVE_STOCK', details: { lot: 'BCG-24-001' } },
+      ]);
+      const status = await room.api<{ counts: { pending: number; accepted: number } }>('GET', '/api/status');
+      expect(status.json.counts.pending).toBe(0);
     } finally {
       expect(await room.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     }

@@ -1,12 +1,13 @@
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DeviceAgent, initDevice, type Draft } from '@accord/device';
-import type { EventId } from '@accord/protocol';
+import { AccordError, ErrorCode, type EventId } from '@accord/protocol';
+import { createEnrollmentToken, createRelayLogger, openRelayFolder, Relay } from '@accord/relay';
 import type { CliIo } from './cli.js';
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
-  /** Folder holding the demo facility (one sub-folder per device and the shared roster). */
+  /** Folder holding the demo facility (`relay/` and one sub-folder per device). */
   readonly data: string;
   /** Stop cleanly right after every device is ready (tests). */
   readonly exitAfterReady: boolean;
@@ -33,32 +34,65 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** A folder made by the relay-less demo of earlier versions: its devices share a roster file. */
+async function isOldDemo(dir: string): Promise<boolean> {
+  for (const d of DEMO_DEVICES) {
+    try {
+      const config = JSON.parse(await readFile(join(dir, d.dir, 'device.json'), 'utf8')) as {
+        relay?: unknown;
+      };
+      if (config.relay === undefined) return true;
+    } catch {
+      // Not initialized yet.
+    }
+  }
+  return false;
+}
+
 /**
- * Runs the demo facility: three agents on loopback, peer to peer (device 1 and 2 listen;
- * 2 dials 1; 3 dials 1 and 2), sharing `DIR/roster.json`.
+ * Runs the demo facility: a relay and three agents on loopback. Reception and the vaccination
+ * room sync with the relay and with each other; the pharmacy talks only to them (peer to peer),
+ * so the relay's verdicts reach it through its peers.
  *
- * @remarks Initializes the devices that are missing, seeds example events once (marker
- * `DIR/demo.json`), prints each device's ready line and HTTP URL, then waits for
- * `io.stopSignal()` (or stops at once with `exitAfterReady`) and stops every agent cleanly.
+ * @remarks On the first run the relay is created under `DIR/relay`, the devices enroll with
+ * one-time tokens, and example events are recorded — one of them drives a lot below zero, so
+ * the relay's 422 deadletter shows on every device (`GET /api/deadletters`). Prints each device's
+ * ready line and URLs, then waits for `io.stopSignal()` (or stops at once with `exitAfterReady`)
+ * and stops everything cleanly.
+ * @throws AccordError `CLI_USAGE` when `DIR` holds a demo of an earlier, relay-less version.
  */
 export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
   const dir = resolve(opts.data);
-  const roster = join(dir, 'roster.json');
-  for (const d of DEMO_DEVICES) {
-    if (!(await exists(join(dir, d.dir, 'device.json')))) {
-      await initDevice({ data: join(dir, d.dir), facility: DEMO_FACILITY, name: d.name, roster });
-    }
+  if (await isOldDemo(dir)) {
+    throw new AccordError(
+      ErrorCode.CLI_USAGE,
+      `${dir} holds a demo made without a relay; remove it or choose another folder with --data`,
+    );
   }
   const stop = io.stopSignal();
+  const relay = await Relay.start({
+    data: join(dir, 'relay'),
+    port: 0,
+    logger: createRelayLogger({ level: 'warn', destination: 2 }),
+  });
   const agents: DeviceAgent[] = [];
   try {
+    const relayUrl = `ws://127.0.0.1:${relay.port}`;
+    const { layout } = await openRelayFolder(join(dir, 'relay'));
+    for (const d of DEMO_DEVICES) {
+      if (!(await exists(join(dir, d.dir, 'device.json')))) {
+        const { token } = await createEnrollmentToken(layout, DEMO_FACILITY);
+        await initDevice({ data: join(dir, d.dir), name: d.name, relay: relayUrl, token });
+      }
+    }
     const start = async (i: number, listen: boolean, peers: string[]): Promise<DeviceAgent> => {
       const d = DEMO_DEVICES[i]!;
       const agent = await DeviceAgent.start({
         data: join(dir, d.dir),
-        roster,
         peers,
         listenHost: '127.0.0.1',
+        // The relay's port changes between runs; the pharmacy never dials it.
+        ...(i === 2 ? { dialRelay: false } : { relayUrl }),
         ...(listen ? { listen: 0 } : {}),
         onDiagnostic: (message) => io.err(`accord demo (${d.name}): ${message}`),
       });
@@ -72,11 +106,17 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     const marker = join(dir, 'demo.json');
     if (!(await exists(marker))) {
       await seed(d1, d2, d3);
+      // The demo shows verdicts: let them reach every device (the pharmacy through its peers).
+      if (!(await settled(agents, 20_000))) io.err('accord demo: some verdicts have not arrived yet');
       await writeFile(marker, JSON.stringify({ seeded: new Date().toISOString() }) + '\n');
     }
+    io.out(JSON.stringify(relay.ready()));
     for (const a of agents) io.out(JSON.stringify(a.ready()));
     io.out(`Demo facility "${DEMO_FACILITY}" in ${dir}:`);
-    for (const a of agents) io.out(`  ${a.name.padEnd(18)} http://127.0.0.1:${a.httpPort}/api/status`);
+    io.out(`  ${'Relay'.padEnd(18)} http://127.0.0.1:${relay.port}/healthz  /metrics`);
+    for (const a of agents) {
+      io.out(`  ${a.name.padEnd(18)} http://127.0.0.1:${a.httpPort}/api/status  /api/deadletters`);
+    }
     if (!opts.exitAfterReady) {
       io.out('Press Ctrl+C to stop.');
       const signal = await stop;
@@ -85,8 +125,20 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
   } finally {
     // Stop in reverse order so that dialers go before the servers they dial.
     for (const a of agents.reverse()) await a.stop();
+    await relay.stop();
   }
   return 0;
+}
+
+/** Waits until no device has an event without a verdict; false after `timeoutMs`. */
+async function settled(agents: readonly DeviceAgent[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const counts = agents.map((a) => a.log.counts());
+    if (counts.every((c) => c.pending === 0 && c.total === counts[0]!.total)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
 }
 
 /** A short wait for a peer's event to arrive before building on it (the demo reads better). */
@@ -118,6 +170,17 @@ async function seed(reception: DeviceAgent, vaccination: DeviceAgent, pharmacy: 
   await append(reception, {
     type: 'PatientRegistered',
     data: {
+      patientId: 'P-0003',
+      nationalId: 'NID-1003',
+      givenName: 'Chebet',
+      familyName: 'Kiprop',
+      birthDate: day(-3),
+      sex: 'female',
+    },
+  });
+  await append(reception, {
+    type: 'PatientRegistered',
+    data: {
       patientId: 'P-0001',
       nationalId: 'NID-1001',
       givenName: 'Amina',
@@ -143,6 +206,20 @@ async function seed(reception: DeviceAgent, vaccination: DeviceAgent, pharmacy: 
   await append(vaccination, {
     type: 'VaccinationAdministered',
     data: { patientId: 'P-0001', antigen: 'OPV', dose: 1, lot: 'OPV-24-017', date: day(0) },
+  });
+  // The BCG lot is nearly used up: the second dose of the day drives it below zero, and the
+  // relay rejects it (422) — visible on every device until someone resolves it.
+  await append(vaccination, {
+    type: 'StockConsumed',
+    data: { lot: 'BCG-24-001', quantity: 39, reason: 'vials lost in a cold-chain failure' },
+  });
+  await append(vaccination, {
+    type: 'VaccinationAdministered',
+    data: { patientId: 'P-0003', antigen: 'BCG', dose: 1, lot: 'BCG-24-001', date: day(0) },
+  });
+  await append(vaccination, {
+    type: 'VaccinationAdministered',
+    data: { patientId: 'P-0002', antigen: 'BCG', dose: 1, lot: 'BCG-24-001', date: day(0) },
   });
   await append(vaccination, {
     type: 'AppointmentScheduled',

@@ -12,9 +12,9 @@ Usage:
                               to a roster file (default DIR/roster.json; share one FILE between a
                               facility's devices).
   accord device run --data DIR [--listen PORT] [--peer ws://HOST:PORT ...] [--http PORT]
-                    [--listen-host HOST] [--roster FILE] [--no-relay]
+                    [--listen-host HOST] [--roster FILE] [--no-relay] [--relay ws://HOST:PORT]
                               Run a device agent: sync with peers (and its relay, unless
-                              --no-relay), serve the local HTTP API on
+                              --no-relay; --relay when the relay moved), serve the local HTTP API on
                               127.0.0.1 (PORT 0 = any free port). Prints one JSON line
                               {"event":"ready","device":…,"http":…,"peer":…} when ready.
                               SIGTERM / SIGINT stop it cleanly (exit 0).
@@ -34,9 +34,9 @@ Usage:
   accord relay revoke --data DIR --device ID
                               Revoke a device; a running relay applies it within a second.
   accord demo [--data DIR] [--exit-after-ready]
-                              Run a demo facility of three peer-to-peer devices in this process
-                              (initialized and seeded with example events on first run; default
-                              DIR ./data/demo) and print each device's HTTP URL.
+                              Run a demo facility in this process: a relay and three devices
+                              (enrolled and seeded with example events on first run, one of them
+                              rejected by the relay; default DIR ./data/demo), and print their URLs.
 
 Exit codes: 0 success, 1 operational error (code on stderr), 2 usage error (CLI_USAGE).
 `;

@@ -69,6 +69,8 @@ export interface DeviceAgentOptions {
    * `--peer` links only: it still trusts the relay's verdicts and rosters, which reach it through peers.
    */
   readonly dialRelay?: boolean;
+  /** Dial the relay at this `ws://host:port` instead of the URL in `device.json` (the relay moved). */
+  readonly relayUrl?: string;
 }
 
 /** The line an agent prints on stdout when it is ready (tests and scripts parse it). */
@@ -141,7 +143,12 @@ export class DeviceAgent {
     const diag = opts.onDiagnostic ?? (() => {});
     const { layout, config, key } = await loadDevice(opts.data);
     const cleanup: (() => Promise<void> | void)[] = [];
-    const relay = config.relay ?? null;
+    const relay =
+      config.relay === undefined
+        ? null
+        : opts.relayUrl === undefined
+          ? config.relay
+          : { ...config.relay, url: opts.relayUrl };
     try {
       const roster = await RosterFile.open(opts.roster ?? config.roster, config.facility, {
         ...(opts.rosterPollMs === undefined ? {} : { pollMs: opts.rosterPollMs }),

@@ -15,6 +15,11 @@ interface Remembered {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** Longest wait between two dials of a peer or the relay. */
+export const PEER_BACKOFF_MAX_MS = 5000;
+/** Peers on a LAN are cheap to retry, and a refusal often ends when a roster update arrives. */
+const PEER_BACKOFF = { baseMs: 250, maxMs: PEER_BACKOFF_MAX_MS };
+
 /**
  * The agent's peer network on authenticated WebSockets (`@accord/network-ws`): a server
  * adapter when `listen` is given, one client adapter per peer URL, and one for the relay.
@@ -62,13 +67,22 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
   if (relay !== undefined) {
     clients.push({
       url: relay.url,
-      adapter: new WebSocketClientAdapter({ ...common, url: relay.url, expectedPeer: relay.id }),
+      adapter: new WebSocketClientAdapter({
+        ...common,
+        url: relay.url,
+        expectedPeer: relay.id,
+        backoff: PEER_BACKOFF,
+      }),
       relay: true,
     });
   }
   for (const url of new Set(opts.peers)) {
     if (url === relay?.url) continue;
-    clients.push({ url, adapter: new WebSocketClientAdapter({ ...common, url }), relay: false });
+    clients.push({
+      url,
+      adapter: new WebSocketClientAdapter({ ...common, url, backoff: PEER_BACKOFF }),
+      relay: false,
+    });
   }
   const adapters: NetworkAdapterInterface[] = [
     ...(server === undefined ? [] : [server]),
@@ -82,6 +96,8 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
       const peer = adapter.peers()[0];
       const entry = peer === undefined ? undefined : opts.roster.lookup(peer);
       if (peer !== undefined && (entry === undefined || entry.revoked)) adapter.forceReconnect();
+      // A peer we refused (or that refused us) may be enrolled now: try again at once.
+      else if (peer === undefined && adapter.stats().state === 'waiting') adapter.forceReconnect();
     }
   });
 
