@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import {
+  decodeSignedEvent,
   encodeSignedEvent,
   generateDeviceKey,
   newEventId,
@@ -10,7 +11,7 @@ import {
 } from '@accord/protocol';
 import { eventStoreRawKey, MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
-import { stringifyAutomergeUrl } from '@automerge/automerge-repo';
+import { Repo, stringifyAutomergeUrl } from '@automerge/automerge-repo';
 import { DeviceLog } from './device-log.js';
 import {
   rootDocumentId,
@@ -435,5 +436,63 @@ describe('DeviceLog', () => {
     expect(restored.log.incidents()).toEqual([]);
     await restored.log.close();
     await b.log.close();
+  });
+
+  it('reads an entry merged in before entries it already read (no event can be hidden by position)', async () => {
+    const facility = await makeFacility(FACILITY, 2);
+    const { log } = await openLog(facility, 0);
+    const peer = facility.keys[1]!;
+    const first = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 1), peer);
+    const second = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 2), peer);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(first)]);
+    expect(log.get(first.id)).toBeDefined();
+    // A concurrent change lands *before* the entry already read.
+    const handle = await log.repo.find<SegmentDoc>(
+      stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, peer.deviceId, 0) }),
+    );
+    handle.change((doc) => {
+      doc.events.splice(0, 0, encodeSignedEvent(second));
+    });
+    await log.settled();
+    expect(log.get(second.id)?.event).toEqual(second);
+    await log.close();
+  });
+
+  it('re-pushes an own event missing from its segment even when duplicates make the count look complete', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const first = await openLog(facility, 0);
+    const { event: e1 } = await first.log.append(registration(1));
+    const { event: e2 } = await first.log.append(registration(2));
+    await first.log.close();
+    // The stored document now holds e1 twice and not e2 (as after a crash and a peer's copy).
+    const url = stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, e1.device, 0) });
+    const editor = new Repo({ storage: first.storage });
+    const doc = await editor.find<SegmentDoc>(url);
+    doc.change((d) => {
+      d.events.splice(0, d.events.length);
+      d.events.push(encodeSignedEvent(e1), encodeSignedEvent(e1));
+    });
+    await editor.flush();
+    await editor.shutdown();
+    const second = await openLog(facility, 0, { store: first.store, storage: first.storage });
+    await second.log.settled();
+    const segment = await second.log.repo.find<SegmentDoc>(url);
+    const ids = segment.doc().events.map((b) => {
+      const decoded = decodeSignedEvent(b);
+      return decoded.ok ? decoded.value.id : undefined;
+    });
+    expect(ids).toContain(e2.id);
+    await second.log.close();
+  });
+
+  it('closes cleanly after a peer asked for a document it does not have', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const { log } = await openLog(facility, 0);
+    await log.append(registration(1));
+    // An unavailable handle, as a peer's request for an unknown document leaves behind.
+    void log.repo
+      .find(stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 7) }))
+      .catch(() => undefined);
+    await expect(log.close()).resolves.toBeUndefined();
   });
 });

@@ -89,6 +89,20 @@ interface SegmentState {
   readonly listener: () => void;
   /** How many list entries have been looked at; a shorter list means a rescan. */
   processed: number;
+  /**
+   * The entry at `processed - 1` when it was looked at. If another entry is found there later,
+   * something was merged in before it (a concurrent or hostile insertion), so the whole list is
+   * read again: reading only past `processed` would miss the inserted entry for good.
+   */
+  lastSeen?: Uint8Array;
+}
+
+/** Records that `list` has been read up to its end. */
+function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
+  segment.processed = list.length;
+  const last = list[list.length - 1];
+  if (last instanceof Uint8Array) segment.lastSeen = last;
+  else delete segment.lastSeen;
 }
 
 /** A storage adapter that can list its corrupt chunks (ours can; foreign ones may not). */
@@ -400,11 +414,12 @@ export class DeviceLog implements DeviceLogApi {
     }
     for (const [index, events] of bySegment) {
       const segment = await this.#ownSegment(index);
+      // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
+      const upToDate = segment.processed === segment.handle.doc().events.length;
       segment.handle.change((doc) => {
         doc.events.push(...events.map((event) => event.bytes));
       });
-      // Our own pushes need no re-ingest.
-      segment.processed = segment.handle.doc().events.length;
+      if (upToDate) markProcessed(segment, segment.handle.doc().events);
       this.#maybeSeal(segment);
     }
   }
@@ -564,12 +579,8 @@ export class DeviceLog implements DeviceLogApi {
     const list = segment.handle.doc().events;
     const first = segment.index * this.#segmentSize + 1;
     const last = Math.min(first + this.#segmentSize - 1, this.#assignedSeq);
-    const expected = Math.max(0, last - first + 1);
-    if (list.length >= expected) {
-      // Probably complete; anything foreign in it is handled by ingest.
-      this.#ingestSegment(segment);
-      return;
-    }
+    // Distinct seqs, not entries: after a crash a peer may hand back an entry we pushed again,
+    // so the list can hold duplicates and still miss an event the store has.
     const present = this.#ownSeqsIn(list);
     const missing: Uint8Array[] = [];
     const ids = this.#seqs.get(this.deviceId);
@@ -583,7 +594,8 @@ export class DeviceLog implements DeviceLogApi {
         for (const bytes of missing) doc.events.push(bytes);
       });
     }
-    segment.processed = segment.handle.doc().events.length;
+    // Anything else in it (peers' copies of our later events after a restore, foreign entries).
+    this.#ingestSegment(segment);
   }
 
   /**
@@ -678,7 +690,11 @@ export class DeviceLog implements DeviceLogApi {
   #ingestSegment(segment: SegmentState): void {
     const list = segment.handle.doc().events;
     if (!Array.isArray(list)) return;
-    const start = list.length < segment.processed ? 0 : segment.processed;
+    const lastSeen = segment.processed > 0 ? list[segment.processed - 1] : undefined;
+    const shifted =
+      segment.lastSeen !== undefined &&
+      (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
+    const start = list.length < segment.processed || shifted ? 0 : segment.processed;
     const candidates: { event: SignedEvent; bytes: Uint8Array }[] = [];
     const seenInBatch = new Set<string>();
     for (let i = start; i < list.length; i++) {
@@ -750,7 +766,7 @@ export class DeviceLog implements DeviceLogApi {
       seenInBatch.add(event.id);
       candidates.push({ event, bytes });
     }
-    segment.processed = list.length;
+    markProcessed(segment, list);
     if (candidates.length === 0) return;
     // Signatures are checked on the thread pool while the next segment is scanned; storing
     // and folding stay strictly in order on their own chain.
@@ -1077,7 +1093,7 @@ export class DeviceLog implements DeviceLogApi {
    */
   rosterChanged(): void {
     if (this.#closed) return;
-    for (const segment of this.#segments.values()) segment.processed = 0;
+    for (const segment of this.#segments.values()) markProcessed(segment, []);
     this.#onRootChange();
   }
 
@@ -1133,6 +1149,13 @@ export class DeviceLog implements DeviceLogApi {
     await this.#ingestChain;
     await this.#commitChain;
     this.#closed = true;
+    // A peer asking for a document we never had leaves a handle that never becomes ready, and
+    // automerge-repo 2.5.6's flush (also run by shutdown) throws "DocHandle is not ready" on it.
+    // Such a handle holds nothing to save; `repo.handles` is the Repo's own cache.
+    const handles = this.repo.handles;
+    for (const [id, handle] of Object.entries(handles)) {
+      if (!handle.isReady()) delete handles[id as DocumentId];
+    }
     await this.repo.flush();
     await this.repo.shutdown();
     this.#storage.close();
