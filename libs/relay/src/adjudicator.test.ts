@@ -305,6 +305,29 @@ describe('Adjudicator: 404 and the dependency deadline', () => {
   });
 });
 
+describe('Adjudicator: decisions in rounds', () => {
+  it('gives the same verdicts in the same order when decided a few at a time', async () => {
+    const whole = await setup();
+    const parts = await setup();
+    const events: SignedEvent[] = [];
+    for (let i = 0; i < 12; i++) events.push(whole.register(`p${i}`));
+    events.push(whole.receive('lot-1', 3));
+    for (let i = 0; i < 6; i++) events.push(whole.vaccinate(`p${i}`, 'lot-1'));
+    // The same submissions, scrambled, to a second adjudicator that decides 4 at a time.
+    const expected = feed(whole.adj, [...events].reverse());
+    for (const e of events) parts.adj.add(e, T0);
+    const got: VerdictData[] = [];
+    for (let round = 0; round < 20; round++) {
+      const batch = parts.adj.decide(T0, 4);
+      expect(batch.length).toBeLessThanOrEqual(4);
+      if (batch.length === 0) break;
+      got.push(...batch);
+    }
+    expect(got).toEqual(expected);
+    expect(expected.filter((v) => v.outcome === 'deadletter')).toHaveLength(3);
+  });
+});
+
 describe('Adjudicator: resolutions', () => {
   it('accepts a retry of a 422 after the stock arrives, and re-validates the target', async () => {
     const { adj, f, register, receive, vaccinate } = await setup();

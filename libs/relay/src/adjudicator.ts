@@ -354,15 +354,17 @@ export class Adjudicator {
    *
    * @remarks The verdicts count as issued at once: accepted events are already folded into the
    * confirmed state, and accepted `seq` numbers continue 1, 2, 3, … after the highest seen.
+   * With `limit`, stops once that many verdicts are out (a resolution may add one more); the
+   * rest is decided by the next calls, in the same order as one unlimited call.
    */
-  decide(nowMs: number): VerdictData[] {
+  decide(nowMs: number, limit = Infinity): VerdictData[] {
     this.#sync();
     for (let n = this.#deadlines.peek(); n !== undefined && n.deadline <= nowMs; n = this.#deadlines.peek()) {
       this.#deadlines.pop();
       if (n.state === 'waiting') this.#expired.push(n);
     }
     const out: VerdictData[] = [];
-    for (;;) {
+    while (out.length < limit) {
       const entry = this.#popReady();
       if (entry !== undefined) {
         this.#judge(entry.node, nowMs, out);

@@ -51,6 +51,11 @@ export interface FacilityNodeOptions {
 }
 
 const CATCH_UP_RETRY_MS = 100;
+/**
+ * Verdicts decided and appended per round. A backlog is worked off in rounds so that memory stays
+ * bounded by the round, not by the backlog (one round's appends share group commits).
+ */
+const VERDICTS_PER_ROUND = 2000;
 
 /**
  * One facility served by the relay: its log (the relay is a peer like any device), its
@@ -265,7 +270,7 @@ export class FacilityNode {
     }
     this.#behindSince = undefined;
     const started = performance.now();
-    const verdicts = this.#adjudicator.decide(now);
+    const verdicts = this.#adjudicator.decide(now, VERDICTS_PER_ROUND);
     if (verdicts.length > 0) {
       // Appended in order without waiting for each: one group commit carries the batch.
       await Promise.all(
@@ -280,6 +285,8 @@ export class FacilityNode {
       );
       this.#opts.observer.verdicts(this.facility, verdicts, (performance.now() - started) / 1000);
       this.#lastActivity = this.#clock();
+      // More of the backlog may be ready: next round (timers and I/O get their turn in between).
+      if (verdicts.length >= VERDICTS_PER_ROUND) this.#schedule(0);
     }
     const deadline = this.#adjudicator.nextDeadline();
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
@@ -344,6 +351,8 @@ export class FacilityNode {
       this.#unsubscribe();
       await this.#round;
       await this.#publishing?.catch(() => undefined);
+      // No peer may add a document handle while the log flushes.
+      this.#adapter.disconnect();
       try {
         await this.log.close();
       } finally {

@@ -155,7 +155,12 @@ export class Relay {
     relay.#server.on('error', (e) => logger.error({ err: e }, 'http server error'));
     await relay.#watcher.start();
     const idleMs = opts.idleUnloadMs ?? DEFAULT_IDLE_UNLOAD_MS;
-    relay.#sweeper = setInterval(() => void relay.#unloadIdle(idleMs), Math.min(idleMs, 30_000));
+    relay.#sweeper = setInterval(
+      // A facility that fails to close must not end the process with an unhandled rejection.
+      () =>
+        void relay.#unloadIdle(idleMs).catch((e: unknown) => logger.error({ err: e }, 'idle unload failed')),
+      Math.min(idleMs, 30_000),
+    );
     relay.#sweeper.unref();
     if (opts.loadAll === true) {
       for (const facility of await listFacilities(layout)) await relay.facility(facility);
@@ -368,9 +373,12 @@ export class Relay {
       if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
       await this.#watcher.close();
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      for (const [, pending] of this.#nodes) {
+      for (const [facility, pending] of this.#nodes) {
         const node = await pending.catch(() => undefined);
-        await node?.close();
+        // One facility failing to close must not leave the others (and the server) open.
+        await node
+          ?.close()
+          .catch((e: unknown) => this.#logger.error({ err: e, facility }, 'facility close failed'));
       }
       this.#nodes.clear();
       this.#server.closeAllConnections();
