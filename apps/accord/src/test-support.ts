@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
+import { decodeSignedEvent, type SignedEvent } from '@accord/protocol';
+import { openDeviceDatabase } from '@accord/storage-level';
 
 /** The repository root (tests spawn with it as the working directory). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -77,36 +79,9 @@ export class AgentProcess {
   }
 
   /** Spawns `accord device run …args` and resolves with its ready line (rejects if it exits first or after `timeoutMs`). */
-  static start(args: readonly string[], timeoutMs = 30_000): Promise<AgentProcess> {
-    const child = spawn(process.execPath, accordArgv(['device', 'run', ...args]), {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    let stdout = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`agent not ready after ${timeoutMs} ms\n${stderr}`));
-      }, timeoutMs);
-      child.stdout.setEncoding('utf8').on('data', (d: string) => {
-        stdout += d;
-        const line = stdout.split('\n').find((l) => l.startsWith('{"event":"ready"'));
-        if (line === undefined) return;
-        clearTimeout(timer);
-        child.stdout.removeAllListeners('data');
-        child.stdout.resume();
-        resolve(new AgentProcess(child, JSON.parse(line) as ReadyInfo, () => stderr, exited));
-      });
-      void exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`agent exited (${code ?? signal}) before ready\n${stderr}`));
-      });
-    });
+  static async start(args: readonly string[], timeoutMs = 30_000): Promise<AgentProcess> {
+    const s = await spawnReady(['device', 'run', ...args], 'agent', timeoutMs);
+    return new AgentProcess(s.child, s.ready as ReadyInfo, s.stderr, s.exited);
   }
 
   /** `ws://127.0.0.1:PORT` of this agent's peer server. */
@@ -205,4 +180,224 @@ export function registration(n: number): { type: string; data: Record<string, st
       sex: 'female',
     },
   };
+}
+
+/** How a spawned process ended. */
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/**
+ * Spawns `accord args…` and resolves once it printed its JSON ready line on stdout (a line
+ * starting with `{"event":"ready"`); rejects if it exits first or after `timeoutMs` (then kills it).
+ */
+export function spawnReady(
+  args: readonly string[],
+  what: string,
+  timeoutMs = 30_000,
+): Promise<{ child: ChildProcess; ready: unknown; stderr: () => string; exited: Promise<Exit> }> {
+  const child = spawn(process.execPath, accordArgv(args), {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<Exit>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} not ready after ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const line = stdout.split('\n').find((l) => l.startsWith('{"event":"ready"'));
+      if (line === undefined) return;
+      clearTimeout(timer);
+      child.stdout.removeAllListeners('data');
+      child.stdout.resume();
+      resolve({ child, ready: JSON.parse(line) as unknown, stderr: () => stderr, exited });
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code ?? signal}) before ready\n${stderr}`));
+    });
+  });
+}
+
+/** The ready line of `accord relay`. */
+export interface RelayReadyInfo {
+  readonly event: 'ready';
+  readonly relay: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Options of {@link RelayProcess.start}. */
+export interface RelayProcessOptions {
+  /** Port to bind (default 0: any). */
+  readonly port?: number;
+  /** `--dependency-deadline`, e.g. `2s`. */
+  readonly dependencyDeadline?: string;
+  /** `--log-level` (default `info`, so connections and refusals are logged). */
+  readonly logLevel?: string;
+}
+
+/** One `accord relay` process (JSON logs on stderr). */
+export class RelayProcess {
+  readonly data: string;
+  readonly child: ChildProcess;
+  readonly ready: RelayReadyInfo;
+  readonly exited: Promise<Exit>;
+  readonly #options: RelayProcessOptions;
+  readonly #stderr: () => string;
+
+  private constructor(
+    data: string,
+    options: RelayProcessOptions,
+    s: { child: ChildProcess; ready: unknown; stderr: () => string; exited: Promise<Exit> },
+  ) {
+    this.data = data;
+    this.#options = options;
+    this.child = s.child;
+    this.ready = s.ready as RelayReadyInfo;
+    this.exited = s.exited;
+    this.#stderr = s.stderr;
+  }
+
+  /** Spawns `accord relay --data DATA …` and resolves with it once its ready line is out. */
+  static async start(
+    data: string,
+    options: RelayProcessOptions = {},
+    timeoutMs = 30_000,
+  ): Promise<RelayProcess> {
+    const args = ['relay', '--data', data, '--port', String(options.port ?? 0)];
+    if (options.dependencyDeadline !== undefined)
+      args.push('--dependency-deadline', options.dependencyDeadline);
+    args.push('--log-level', options.logLevel ?? 'info');
+    return new RelayProcess(data, options, await spawnReady(args, 'relay', timeoutMs));
+  }
+
+  /** The relay's device id. */
+  get id(): string {
+    return this.ready.relay;
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.ready.port;
+  }
+
+  /** `ws://127.0.0.1:PORT`, what devices enroll with and dial. */
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** Everything the process wrote on stderr so far. */
+  get stderr(): string {
+    return this.#stderr();
+  }
+
+  /** The JSON log lines written so far (other stderr lines skipped). */
+  logs(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.stderr.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // A line cut by a kill.
+      }
+    }
+    return out;
+  }
+
+  /** Sends `signal` and resolves with how the process ended. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+
+  /**
+   * Starts a new relay process on the same data folder, port and options, once this one exited.
+   *
+   * @remarks Retries for a few seconds if the port is briefly taken (another process may have
+   * been given it as an ephemeral port while the relay was down).
+   */
+  async restart(): Promise<RelayProcess> {
+    await this.exited;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        return await RelayProcess.start(this.data, { ...this.#options, port: this.port });
+      } catch (e) {
+        if (Date.now() > deadline || !String(e).includes('EADDRINUSE')) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+}
+
+/** Runs `accord relay enroll` and returns the one-time token (the last line of stdout). */
+export async function enrollmentToken(relayData: string, facility: string, ttl?: string): Promise<string> {
+  const r = await runAccord([
+    'relay',
+    'enroll',
+    '--data',
+    relayData,
+    '--facility',
+    facility,
+    ...(ttl === undefined ? [] : ['--ttl', ttl]),
+  ]);
+  const token = r.stdout.trim().split('\n').at(-1) ?? '';
+  if (r.code !== 0 || token === '') throw new Error(`accord relay enroll failed (${r.code})\n${r.stderr}`);
+  return token;
+}
+
+/** Runs `accord device init … --relay URL --token TOKEN` and returns the new device's id. */
+export async function enrollDevice(
+  relay: { readonly url: string; readonly data: string },
+  data: string,
+  name: string,
+  facility: string,
+): Promise<string> {
+  const token = await enrollmentToken(relay.data, facility);
+  const r = await runAccord([
+    'device',
+    'init',
+    '--data',
+    data,
+    '--name',
+    name,
+    '--relay',
+    relay.url,
+    '--token',
+    token,
+  ]);
+  if (r.code !== 0) throw new Error(`accord device init failed (${r.code})\n${r.stderr}`);
+  const line = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { device?: string };
+  if (typeof line.device !== 'string') throw new Error(`no device id in ${r.stdout}`);
+  return line.device;
+}
+
+/**
+ * Every event stored in the LevelDB at `dbPath` (a device's `DIR/db`, or a relay facility's
+ * `DATA/facilities/F/db`), decoded; the process that owns it must have stopped (LevelDB's lock).
+ */
+export async function storedEvents(dbPath: string): Promise<SignedEvent[]> {
+  const db = await openDeviceDatabase(dbPath);
+  try {
+    const out: SignedEvent[] = [];
+    for await (const stored of db.eventStore.iterate()) {
+      const decoded = decodeSignedEvent(stored.bytes);
+      if (!decoded.ok) throw decoded.error;
+      out.push(decoded.value);
+    }
+    return out;
+  } finally {
+    await db.close();
+  }
 }
