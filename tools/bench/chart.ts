@@ -1,7 +1,8 @@
 /**
  * A dependency-free SVG chart of benchmark results against their targets: one row per
  * metric, the bar is the measured value as a fraction of its target (1.0 = exactly on
- * target), green when the target is met, red when it is missed.
+ * target), green when the target is met, red when it is missed. Rows may be grouped under
+ * section headings.
  */
 
 /** One metric as charted. */
@@ -12,6 +13,8 @@ export interface ChartRow {
   /** 'min': the value must be at least the target; 'max': at most. */
   readonly kind: 'min' | 'max';
   readonly unit: string;
+  /** A heading drawn above the first row of each run of rows with the same section. */
+  readonly section?: string;
 }
 
 function escape(text: string): string {
@@ -30,7 +33,10 @@ export function renderChart(title: string, rows: readonly ChartRow[]): string {
   const labelWidth = 300;
   const barWidth = 420;
   const width = labelWidth + barWidth + 230;
-  const height = 60 + rows.length * rowHeight + 30;
+  const headingHeight = 26;
+  const headings = rows.filter((row, i) => row.section !== undefined && row.section !== rows[i - 1]?.section);
+  const bodyHeight = rows.length * rowHeight + headings.length * headingHeight;
+  const height = 60 + bodyHeight + 30;
   const scaleMax = 2; // bars run from 0 to 2x target; the target line sits in the middle
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
@@ -38,21 +44,29 @@ export function renderChart(title: string, rows: readonly ChartRow[]): string {
     `<text x="16" y="28" font-size="17" font-weight="bold">${escape(title)}</text>`,
     `<text x="16" y="46" fill="#555">bar = measured / target (target line at 1.0×; capped at 2×); green = target met</text>`,
   ];
+  let y = 60;
   rows.forEach((row, i) => {
-    const y = 60 + i * rowHeight;
+    if (row.section !== undefined && row.section !== rows[i - 1]?.section) {
+      parts.push(`<text x="16" y="${y + 19}" font-weight="bold" fill="#333">${escape(row.section)}</text>`);
+      y += headingHeight;
+    }
     const ratio = row.target === 0 ? 0 : row.value / row.target;
     const met = row.kind === 'min' ? row.value >= row.target : row.value <= row.target;
-    const w =
-      Math.max(1, Math.min(scaleMax, Number.isFinite(ratio) ? ratio : scaleMax) / scaleMax) * barWidth;
+    // At least one pixel, so a tiny value still shows a bar.
+    const w = Math.max(
+      1,
+      (Math.min(scaleMax, Number.isFinite(ratio) ? ratio : scaleMax) / scaleMax) * barWidth,
+    );
     parts.push(
       `<text x="16" y="${y + 20}">${escape(row.label)}</text>`,
       `<rect x="${labelWidth}" y="${y + 6}" width="${w.toFixed(1)}" height="20" fill="${met ? '#2e8b57' : '#c0392b'}"/>`,
       `<text x="${labelWidth + barWidth + 10}" y="${y + 20}">${escape(`${format(row.value)} ${row.unit} (${row.kind === 'min' ? '≥' : '≤'} ${format(row.target)})`)}</text>`,
     );
+    y += rowHeight;
   });
   const targetX = labelWidth + barWidth / scaleMax;
   parts.push(
-    `<line x1="${targetX}" y1="56" x2="${targetX}" y2="${60 + rows.length * rowHeight}" stroke="#333" stroke-dasharray="4 3"/>`,
+    `<line x1="${targetX}" y1="56" x2="${targetX}" y2="${60 + bodyHeight}" stroke="#333" stroke-dasharray="4 3"/>`,
     `<text x="${targetX - 12}" y="${height - 10}" fill="#333">1.0×</text>`,
     '</svg>',
   );

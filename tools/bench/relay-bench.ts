@@ -1,0 +1,554 @@
+// The relay section of `npm run bench`: how fast a relay turns a cold backlog into signed
+// verdicts, next to the Ed25519 verification rate of the same machine in the same run (the
+// physical limit of a relay that checks every signature), and the relay's memory while it
+// works through many facilities one after another, unloading the idle ones.
+//
+// The relay runs in child processes (this file, started with `--child`): its resident memory
+// is its own, not the generator's, and the Ed25519 rates are measured in the relay's process,
+// with its flags, right before and after the backlog it is compared with.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildFacility, randomFacilityOps } from '@accord/domain/testing';
+import {
+  encodeSignedEvent,
+  generateDeviceKey,
+  signEvent,
+  verifyEvents,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
+import {
+  createRelayLogger,
+  enrollMember,
+  openRelayFolder,
+  Relay,
+  type FacilityNode,
+  type RelayFolderLayout,
+} from '@accord/relay';
+import { openDeviceDatabase } from '@accord/storage-level';
+import { progress, runConcurrent } from './stats.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+
+/** Devices (tablets) recording each generated facility's history. */
+const DEVICES = 4;
+/** Events signed concurrently (WebCrypto signs on the thread pool: both cores). */
+const SIGN_CONCURRENCY = 256;
+/** Events per `eventStore.append` while writing a backlog. */
+const WRITE_BATCH = 2000;
+/** How long the memory run lets a finished facility sit before the relay unloads it as idle. */
+const IDLE_UNLOAD_MS = 250;
+/** Events whose verification (and signing) is timed for the Ed25519 reference rates. */
+const CRYPTO_SAMPLE = 20_000;
+/** A facility that is not verdicted within this long is reported as stalled. */
+const STALL_MS = 900_000;
+
+/** Sizes of the relay section. */
+export interface RelayBenchOptions {
+  /** Events in the cold backlog whose validation rate is measured (default 100k). */
+  readonly events: number;
+  /** Facilities of the memory run, processed one at a time (default 20; 0 skips the run). */
+  readonly facilities: number;
+  /** Events per facility of the memory run (default 50k). */
+  readonly facilityEvents: number;
+}
+
+/** What the relay section measured (numbers only: they go to bench.json and the table). */
+export interface RelayBenchResult {
+  /** Submissions of the cold backlog verdicted per second: open + every verdict durable. */
+  readonly relay_validated_per_s: number;
+  /** `relay_validated_per_s` / `ed25519_verify_per_s` (target ≥ 0.5). */
+  readonly relay_validated_ratio: number;
+  /** Concurrent WebCrypto Ed25519 verifications per second in the relay's process (mean of before and after). */
+  readonly ed25519_verify_per_s: number;
+  /** Concurrent WebCrypto Ed25519 signatures per second, same process (the relay signs every verdict). */
+  readonly ed25519_sign_per_s: number;
+  /** Events of the cold backlog. */
+  readonly relay_backlog_events: number;
+  /** Seconds from the first `relay.facility()` call until every verdict is durable. */
+  readonly relay_cold_s: number;
+  /** Of which: opening the facility (reading the store, loading the log and the adjudicator). */
+  readonly relay_open_s: number;
+  /** Accepted verdicts of the cold backlog (the rest are deadletters). */
+  readonly relay_accepted: number;
+  /** Deadletter verdicts of the cold backlog. */
+  readonly relay_deadlettered: number;
+  /** Peak RSS of the relay process over the cold backlog (MB, kernel high-water mark). */
+  readonly relay_rss_peak_mb_cold: number;
+  /** Seconds to stop the relay after the cold backlog (closing the facility, flushing its log). */
+  readonly relay_stop_s: number;
+}
+
+/** What the memory run measured (absent when it was skipped). */
+export interface RelayMemoryResult {
+  /** Peak RSS (MB) of the relay process over the memory run (kernel high-water mark). */
+  readonly relay_rss_mb_20x50k: number;
+  /** RSS (MB) of the relay once every facility of the memory run is unloaded and garbage collected. */
+  readonly relay_rss_settled_mb_20x50k: number;
+  /** V8 heap in use (MB) at that point: what the unloaded facilities still hold in JavaScript. */
+  readonly relay_heap_settled_mb_20x50k: number;
+  /** Facilities of the memory run. */
+  readonly relay_facilities: number;
+  /** Events per facility of the memory run. */
+  readonly relay_facility_events: number;
+}
+
+/** A relay child's report on one facility. */
+interface FacilityReport {
+  readonly event: 'facility';
+  readonly facility: string;
+  readonly open_s: number;
+  readonly verdict_s: number;
+  readonly verdicts: number;
+  readonly accepted: number;
+  readonly deadletters: number;
+}
+
+/** Ed25519 rates measured in a relay child. */
+interface RatesReport {
+  readonly event: 'rates';
+  readonly verify: number;
+  readonly sign: number;
+}
+
+/** A relay child's last line. */
+interface DoneReport {
+  readonly event: 'done';
+  readonly rss_peak_mb: number;
+  readonly rss_settled_mb: number;
+  readonly heap_settled_mb: number;
+  readonly stop_s: number;
+}
+
+type ChildLine = FacilityReport | RatesReport | DoneReport;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const mb = (bytes: number): number => bytes / 1048576;
+/** The kernel's high-water mark of this process's resident memory, in MB (Linux reports KiB). */
+const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
+const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
+const trace = process.env['ACCORD_BENCH_TRACE'] !== undefined;
+
+function note(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+// ------------------------------------------------------------------ generating backlogs
+
+type History = { readonly events: readonly SignedEvent[]; readonly devices: readonly DeviceId[] };
+
+/**
+ * A valid facility history of at least `count` events (registrations, demographics, stock,
+ * vaccinations, encounters, appointments, merges) from {@link DEVICES} devices, unsigned.
+ *
+ * @remarks Every event passes the rules in generation order, and any prefix of the history is a
+ * valid history too (per-device `seq` contiguous, dependencies earlier), so facilities of
+ * different sizes share one generation.
+ */
+function generateHistory(count: number): History {
+  let ops = Math.ceil(count * 1.05) + 100;
+  for (;;) {
+    const history = buildFacility(randomFacilityOps(ops, 20_260_101, { devices: DEVICES }), {
+      devices: DEVICES,
+    });
+    if (history.events.length >= count) return history;
+    ops = Math.ceil(ops * 1.2);
+  }
+}
+
+/** Fresh device keys for `facility`, enrolled in its `members.json`, standing in for `history`'s devices. */
+async function enrollDevices(
+  layout: RelayFolderLayout,
+  facility: FacilityId,
+  history: History,
+): Promise<Map<DeviceId, DeviceKeyPair>> {
+  const keys = new Map<DeviceId, DeviceKeyPair>();
+  for (const [i, device] of history.devices.entries()) {
+    const key = await generateDeviceKey();
+    keys.set(device, key);
+    await enrollMember(layout, facility, { id: key.deviceId, name: `${facility} tablet ${i + 1}` });
+  }
+  return keys;
+}
+
+/**
+ * Writes the first `count` events of `history` into facility `facility` of a relay folder, as
+ * that facility's own devices (`keys`, see {@link enrollDevices}) would have submitted them:
+ * every event re-signed by its device for this facility, stored in the facility's LevelDB event
+ * store with no verdict. Returns the first `keep` signed events.
+ */
+async function writeBacklog(
+  layout: RelayFolderLayout,
+  facility: FacilityId,
+  keys: ReadonlyMap<DeviceId, DeviceKeyPair>,
+  history: History,
+  count: number,
+  keep = 0,
+): Promise<SignedEvent[]> {
+  const db = await openDeviceDatabase(layout.facilityDb(facility));
+  const kept: SignedEvent[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  try {
+    for (let from = 0; from < count; from += WRITE_BATCH) {
+      const source = history.events.slice(from, Math.min(count, from + WRITE_BATCH));
+      const signed = new Array<SignedEvent>(source.length);
+      await runConcurrent(source.length, SIGN_CONCURRENCY, async (i) => {
+        const { sig: _placeholder, ...envelope } = source[i]!;
+        const key = keys.get(envelope.device)!;
+        signed[i] = await signEvent({ ...envelope, device: key.deviceId, facility }, key);
+      });
+      // Signing the next batch overlaps with writing this one.
+      await writing;
+      writing = db.eventStore.append(
+        signed.map((e) => ({ device: e.device, seq: e.seq, id: e.id, bytes: encodeSignedEvent(e) })),
+      );
+      if (kept.length < keep) kept.push(...signed.slice(0, keep - kept.length));
+      progress(`backlog ${facility}`, Math.min(count, from + WRITE_BATCH), count);
+    }
+    await writing;
+  } finally {
+    await db.close();
+  }
+  return kept;
+}
+
+// ------------------------------------------------------------------ the relay process
+
+/** Concurrent WebCrypto Ed25519 verifications and signatures per second over `sample`. */
+async function cryptoRates(sample: readonly SignedEvent[]): Promise<{ verify: number; sign: number }> {
+  // Warm-up (key imports, thread pool), then the timed runs.
+  await verifyEvents(sample.slice(0, 1000));
+  let start = performance.now();
+  const results = await verifyEvents(sample);
+  const verify = (sample.length / (performance.now() - start)) * 1000;
+  const bad = results.filter((ok) => !ok).length;
+  if (bad > 0) throw new Error(`${bad} of the generated events do not verify`);
+  const key = await generateDeviceKey();
+  start = performance.now();
+  await runConcurrent(sample.length, SIGN_CONCURRENCY, (i) => {
+    const { sig: _sig, ...envelope } = sample[i]!;
+    return signEvent({ ...envelope, device: key.deviceId }, key);
+  });
+  const sign = (sample.length / (performance.now() - start)) * 1000;
+  return { verify, sign };
+}
+
+function emit(line: ChildLine): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+/** Waits until a loaded facility has a durable verdict for each of its `submissions`. */
+async function verdicted(node: FacilityNode, submissions: number, label: string): Promise<void> {
+  const start = performance.now();
+  const before = node.log.size();
+  for (;;) {
+    const s = node.stats();
+    if (s.waiting === 0 && s.verdicts >= submissions) break;
+    if (performance.now() - start > STALL_MS) throw new Error(`${label}: stalled at ${JSON.stringify(s)}`);
+    // Verdicts are decided in one sweep, then appended (group-committed): show the appends.
+    progress(label, Math.min(submissions, Math.max(0, node.log.size() - before)), submissions);
+    await sleep(50);
+  }
+  // The round that issued the last verdicts resolves once every one of them is durable.
+  await node.settled();
+  progress(label, submissions, submissions);
+}
+
+/** Loads one facility, waits for its verdicts and reports (the timed part). */
+async function processFacility(
+  relay: Relay,
+  facility: FacilityId,
+  submissions: number,
+  label: string,
+): Promise<void> {
+  const highs = { rss: 0, heap: 0, external: 0 };
+  const sampler = trace
+    ? setInterval(() => {
+        const m = process.memoryUsage();
+        highs.rss = Math.max(highs.rss, mb(m.rss));
+        highs.heap = Math.max(highs.heap, mb(m.heapUsed));
+        highs.external = Math.max(highs.external, mb(m.external));
+      }, 100)
+    : undefined;
+  const windowStart = process.hrtime.bigint() / 1000n;
+  const start = performance.now();
+  const node = await relay.facility(facility);
+  const opened = performance.now();
+  await verdicted(node, submissions, label);
+  const done = performance.now();
+  if (sampler !== undefined) {
+    clearInterval(sampler);
+    note(
+      `relay: ${facility} highs while verdicting: rss ${highs.rss.toFixed(0)} MB, heap ${highs.heap.toFixed(0)} MB, ` +
+        // In the clock of CPU profiles (µs), to cut a profile to the timed part.
+        `external ${highs.external.toFixed(0)} MB; window ${windowStart}..${process.hrtime.bigint() / 1000n} µs`,
+    );
+  }
+  const s = node.stats();
+  emit({
+    event: 'facility',
+    facility,
+    open_s: (opened - start) / 1000,
+    verdict_s: (done - opened) / 1000,
+    verdicts: s.verdicts,
+    // Every accepted verdict takes the next confirmed seq; the rest are deadletters.
+    accepted: s.lastSeq,
+    deadletters: s.verdicts - s.lastSeq,
+  });
+}
+
+/**
+ * The relay process. `cold`: measures the Ed25519 rates, verdicts one facility's backlog, measures
+ * the rates again. `memory`: verdicts the facilities named on stdin one at a time, each unloaded
+ * by the relay's idle sweeper before the next, until stdin ends.
+ */
+async function childMain(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    options: {
+      child: { type: 'string' },
+      data: { type: 'string' },
+      events: { type: 'string' },
+      sample: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  const { child: mode, data, sample } = values;
+  const events = Number.parseInt(values.events ?? '', 10);
+  const cold = positionals[0] as FacilityId | undefined;
+  if (
+    data === undefined ||
+    !(events > 0) ||
+    !((mode === 'cold' && cold !== undefined && sample !== undefined) || mode === 'memory')
+  ) {
+    throw new Error(
+      'usage: relay-bench.ts --child cold|memory --data DIR --events N [--sample FILE FACILITY]',
+    );
+  }
+  const rates = async (): Promise<void> => {
+    const lines = (await readFile(sample!, 'utf8')).split('\n').filter((l) => l !== '');
+    emit({ event: 'rates', ...(await cryptoRates(lines.map((l) => JSON.parse(l) as SignedEvent))) });
+  };
+  if (mode === 'cold') await rates();
+  gc();
+  const relay = await Relay.start({
+    data,
+    port: 0,
+    // Warnings (a failed validation round, a corrupt value) would mean a broken run: show them.
+    logger: createRelayLogger({ level: 'warn', destination: 2 }),
+    idleUnloadMs: mode === 'memory' ? IDLE_UNLOAD_MS : 3_600_000,
+  });
+  if (mode === 'cold') {
+    await processFacility(relay, cold!, events, 'relay: cold backlog verdicts');
+  } else {
+    let n = 0;
+    for await (const name of createInterface({ input: process.stdin })) {
+      const facility = name as FacilityId;
+      await processFacility(relay, facility, events, `relay: memory run, facility ${++n} verdicts`);
+      // Idle now: the relay's own sweeper unloads it, as it would in production.
+      const deadline = performance.now() + 60_000;
+      while ((relay.health()['facilitiesLoaded'] as number) > 0) {
+        if (performance.now() > deadline) throw new Error(`${facility} was never unloaded`);
+        await sleep(IDLE_UNLOAD_MS / 5);
+      }
+      if (trace) {
+        gc();
+        const m = process.memoryUsage();
+        note(
+          `relay: ${facility} unloaded: rss ${mb(m.rss).toFixed(0)} MB, heap ${mb(m.heapUsed).toFixed(0)} of ${mb(m.heapTotal).toFixed(0)} MB, ` +
+            `external ${mb(m.external).toFixed(0)} MB, peak ${peakRssMb().toFixed(0)} MB`,
+        );
+      }
+    }
+  }
+  const peak = peakRssMb();
+  // Settled: what the relay holds once idle, start-up and processing garbage collected.
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await sleep(100);
+  }
+  const settled = process.memoryUsage();
+  const stopStart = performance.now();
+  await relay.stop();
+  const stopS = (performance.now() - stopStart) / 1000;
+  if (mode === 'cold') await rates();
+  emit({
+    event: 'done',
+    rss_peak_mb: peak,
+    rss_settled_mb: mb(settled.rss),
+    heap_settled_mb: mb(settled.heapUsed),
+    stop_s: stopS,
+  });
+}
+
+// ------------------------------------------------------------------ driving the relay process
+
+/** A running relay child: its report lines in order, and a way to feed it facilities. */
+interface RelayChild {
+  next(): Promise<ChildLine>;
+  send(line: string): void;
+  /** Ends the child's stdin (no more facilities). */
+  close(): void;
+  /** Resolves when the child has exited cleanly. */
+  exited(): Promise<void>;
+}
+
+function startChild(mode: 'cold' | 'memory', data: string, events: number, extra: string[]): RelayChild {
+  const prof = process.env['ACCORD_BENCH_CHILD_PROF'];
+  const child = spawn(
+    process.execPath,
+    [
+      ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+      '--expose-gc',
+      // As `accord relay` runs (apps/accord/bin/accord.mjs).
+      '--max-semi-space-size=2',
+      '--conditions=@accord/source',
+      '--import',
+      'tsx',
+      SELF,
+      '--child',
+      mode,
+      '--data',
+      data,
+      '--events',
+      String(events),
+      ...extra,
+    ],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    next: async () => {
+      const line = await lines.next();
+      if (line.done === true)
+        throw new Error(`relay bench process (${mode}) ended early: exit ${await exited}`);
+      return JSON.parse(line.value) as ChildLine;
+    },
+    send: (line) => child.stdin.write(`${line}\n`),
+    close: () => child.stdin.end(),
+    exited: async () => {
+      const code = await exited;
+      if (code !== 0) throw new Error(`relay bench process (${mode}) failed: exit ${code}`);
+    },
+  };
+}
+
+async function expect<K extends ChildLine['event']>(
+  child: RelayChild,
+  event: K,
+): Promise<Extract<ChildLine, { event: K }>> {
+  const line = await child.next();
+  if (line.event !== event) throw new Error(`relay bench process: expected ${event}, got ${line.event}`);
+  return line as Extract<ChildLine, { event: K }>;
+}
+
+// ------------------------------------------------------------------ the section
+
+/**
+ * Runs the relay section: builds the backlogs in a temporary relay folder and measures a relay
+ * process verdicting them.
+ *
+ * @remarks The memory run overlaps generation with the relay (the next facility is written
+ * while the relay verdicts the current one) to keep the section short; it measures memory
+ * only, so it reports no rate.
+ */
+export async function benchRelay(
+  opts: RelayBenchOptions,
+): Promise<RelayBenchResult & Partial<RelayMemoryResult>> {
+  const dir = await mkdtemp(join(tmpdir(), 'accord-bench-relay-'));
+  try {
+    const { layout } = await openRelayFolder(dir);
+    const started = performance.now();
+    const history = generateHistory(Math.max(opts.events, opts.facilities > 0 ? opts.facilityEvents : 0));
+    note(`relay: generated a ${history.events.length}-event facility history from ${DEVICES} devices`);
+
+    // Cold backlog, with the Ed25519 reference rates measured in the same process.
+    const coldFacility = 'bench-cold' as FacilityId;
+    const coldKeys = await enrollDevices(layout, coldFacility, history);
+    const sample = await writeBacklog(layout, coldFacility, coldKeys, history, opts.events, CRYPTO_SAMPLE);
+    const samplePath = join(dir, 'crypto-sample.jsonl');
+    await writeFile(samplePath, sample.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const coldChild = startChild('cold', dir, opts.events, ['--sample', samplePath, coldFacility]);
+    const before = await expect(coldChild, 'rates');
+    const c = await expect(coldChild, 'facility');
+    const after = await expect(coldChild, 'rates');
+    const coldDone = await expect(coldChild, 'done');
+    await coldChild.exited();
+    const verify = (before.verify + after.verify) / 2;
+    const sign = (before.sign + after.sign) / 2;
+    const coldSeconds = c.open_s + c.verdict_s;
+    note(
+      `relay: Ed25519 in the relay process: ${Math.round(before.verify)} then ${Math.round(after.verify)} ` +
+        `verifications/s, ${Math.round(before.sign)} then ${Math.round(after.sign)} signatures/s`,
+    );
+    note(
+      `relay: cold backlog of ${opts.events} verdicted in ${coldSeconds.toFixed(1)} s ` +
+        `(open ${c.open_s.toFixed(1)} s; ${c.accepted} accepted, ${c.deadletters} deadletters; ` +
+        `peak RSS ${coldDone.rss_peak_mb.toFixed(0)} MB). The backlog's signatures were verified when it ` +
+        'was stored; this window is open + adjudicate + sign and durably append every verdict.',
+    );
+
+    let memory: Partial<RelayMemoryResult> = {};
+    if (opts.facilities > 0) {
+      const names = Array.from({ length: opts.facilities }, (_, i) => `bench-${i + 1}` as FacilityId);
+      // Enrolled before the relay starts: a roster change would make it load the facility at once.
+      const keys: Map<DeviceId, DeviceKeyPair>[] = [];
+      for (const name of names) keys.push(await enrollDevices(layout, name, history));
+      const child = startChild('memory', dir, opts.facilityEvents, []);
+      await writeBacklog(layout, names[0]!, keys[0]!, history, opts.facilityEvents);
+      for (const [i, name] of names.entries()) {
+        child.send(name);
+        const nextName = names[i + 1];
+        if (nextName !== undefined) {
+          await writeBacklog(layout, nextName, keys[i + 1]!, history, opts.facilityEvents);
+        }
+        await expect(child, 'facility');
+      }
+      child.close();
+      const done = await expect(child, 'done');
+      await child.exited();
+      note(
+        `relay: memory run over ${opts.facilities} facilities of ${opts.facilityEvents} events: ` +
+          `peak RSS ${done.rss_peak_mb.toFixed(0)} MB, ${done.rss_settled_mb.toFixed(0)} MB once all ` +
+          `were unloaded (heap ${done.heap_settled_mb.toFixed(0)} MB)`,
+      );
+      memory = {
+        relay_rss_mb_20x50k: done.rss_peak_mb,
+        relay_rss_settled_mb_20x50k: done.rss_settled_mb,
+        relay_heap_settled_mb_20x50k: done.heap_settled_mb,
+        relay_facilities: opts.facilities,
+        relay_facility_events: opts.facilityEvents,
+      };
+    }
+    note(`relay: section took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+
+    const perSecond = opts.events / coldSeconds;
+    return {
+      relay_validated_per_s: perSecond,
+      relay_validated_ratio: perSecond / verify,
+      ed25519_verify_per_s: verify,
+      ed25519_sign_per_s: sign,
+      relay_backlog_events: opts.events,
+      relay_cold_s: coldSeconds,
+      relay_open_s: c.open_s,
+      relay_accepted: c.accepted,
+      relay_deadlettered: c.deadletters,
+      relay_rss_peak_mb_cold: coldDone.rss_peak_mb,
+      relay_stop_s: coldDone.stop_s,
+      ...memory,
+    };
+  } finally {
+    if (process.env['ACCORD_BENCH_KEEP'] === undefined) await rm(dir, { recursive: true, force: true });
+    else note(`relay: data folder kept at ${dir}`);
+  }
+}
+
+if (process.argv[1] === SELF) await childMain();
