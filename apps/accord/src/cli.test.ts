@@ -64,6 +64,17 @@ describe('usage errors', () => {
     [['device', 'run', '--data', 'x', 'extra'], 'positional'],
     [['demo', '--exit-after-ready=yes'], 'exit-after-ready'],
     [['help', 'me'], 'help takes no arguments'],
+    [
+      ['device', 'init', '--data', 'x', '--name', 'n', '--relay', 'ws://h:1'],
+      '--relay and --token go together',
+    ],
+    [
+      ['device', 'init', '--data', 'x', '--name', 'n', '--relay', 'http://h:1', '--token', 't'],
+      '--relay must be a ws://',
+    ],
+    [['relay', 'fly'], 'unknown relay subcommand'],
+    [['relay', 'enroll', '--data', 'x', '--facility', 'f', '--ttl', 'forever'], '--ttl must look like'],
+    [['relay', 'revoke', '--data', 'x', '--device', 'not-a-device'], '--device must be a device id'],
   ])('%j exits 2 with CLI_USAGE', async (argv, message) => {
     const { code, out, err } = await cli(...argv);
     expect(code).toBe(2);
@@ -150,6 +161,47 @@ describe('device init', () => {
     const { code, err } = await cli('device', 'run', '--data', join(dir, 'nothing'));
     expect(code).toBe(1);
     expect(err).toContain('DEVICE_NOT_INITIALIZED');
+  });
+});
+
+describe('relay admin commands', () => {
+  it('sets the admin password, prints a one-time token alone on the last line, and revokes by id', async () => {
+    const data = join(dir, 'relay');
+    const set = await cli('relay', 'admin-password', '--data', data);
+    expect(set.code, set.err).toBe(0);
+    const { openRelayFolder, verifyAdminPassword, readMembers, enrollWithToken } =
+      await import('@accord/relay');
+    const { layout } = await openRelayFolder(data);
+    expect(await verifyAdminPassword(layout, 'correct horse battery')).toBe(true);
+    expect(await verifyAdminPassword(layout, 'wrong horse battery')).toBe(false);
+
+    const enroll = await cli('relay', 'enroll', '--data', data, '--facility', 'clinic-9', '--ttl', '2h');
+    expect(enroll.code, enroll.err).toBe(0);
+    const token = enroll.out.trim().split('\n').at(-1)!;
+    expect(token).toMatch(/^acc1\.[A-Za-z0-9_-]{43}$/);
+    const { generateDeviceKey } = await import('@accord/protocol');
+    const key = await generateDeviceKey();
+    await enrollWithToken(layout, { token, device: key.deviceId, name: 'Tablet' });
+
+    const revoke = await cli('relay', 'revoke', '--data', data, '--device', key.deviceId);
+    expect(revoke.code, revoke.err).toBe(0);
+    expect(JSON.parse(revoke.out)).toMatchObject({
+      event: 'revoked',
+      device: key.deviceId,
+      facility: 'clinic-9',
+    });
+    expect((await readMembers(layout, 'clinic-9' as never))?.devices[0]?.revoked).toBe(true);
+
+    const unknown = await cli(
+      'relay',
+      'revoke',
+      '--data',
+      data,
+      '--device',
+      (await generateDeviceKey()).deviceId,
+    );
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('RELAY_UNKNOWN_DEVICE');
   });
 });
 
