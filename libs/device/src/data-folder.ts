@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   AccordError,
@@ -14,7 +13,13 @@ import {
   type FacilityId,
 } from '@accord/protocol';
 import { deviceError, DeviceErrorCode } from './errors.js';
-import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from '@accord/storage-level';
+import {
+  pathExists,
+  readJsonFile,
+  syncDir,
+  writeJsonAtomic,
+  writeJsonExclusive,
+} from '@accord/storage-level';
 import { enrollUrl, enrollWithRelay, isEnrollToken } from './enrollment.js';
 import { addToRoster } from './roster-file.js';
 
@@ -138,7 +143,7 @@ export async function initDevice(
   const layout = dataFolder(options.data);
   await mkdir(layout.dir, { recursive: true, mode: 0o700 });
   for (const f of [layout.deviceFile, layout.keyFile]) {
-    if (await exists(f)) {
+    if (await pathExists(f)) {
       throw new AccordError(
         ErrorCode.DEVICE_ALREADY_INITIALIZED,
         `${layout.dir} is already initialized (${f} exists)`,
@@ -186,30 +191,17 @@ export async function initDevice(
   }
 }
 
-/**
- * Writes the key beside its final name, then links it into place: link fails with EEXIST if
- * another init got there first, so exactly one key ever becomes the device's.
- */
+/** Publishes the key exclusively: exactly one key ever becomes the device's, even when two inits race. */
 async function publishKey(layout: DataFolderLayout, key: DeviceKeyPair): Promise<void> {
-  const stored = await exportDeviceKey(key);
-  // Unique per call (not just per process): two inits in one process must not share it.
-  const tmp = `${layout.keyFile}.${process.pid}.${randomUUID()}.tmp`;
-  await writeJsonAtomic(tmp, stored, 0o600);
-  try {
-    await link(tmp, layout.keyFile);
-  } catch (e) {
-    if (isErrno(e, 'EEXIST')) {
-      throw new AccordError(
-        ErrorCode.DEVICE_ALREADY_INITIALIZED,
-        `${layout.dir} is already initialized (key.json exists)`,
-        { details: { data: layout.dir } },
-      );
-    }
-    throw e;
-  } finally {
-    await rm(tmp, { force: true });
+  if (!(await writeJsonExclusive(layout.keyFile, await exportDeviceKey(key), 0o600))) {
+    throw new AccordError(
+      ErrorCode.DEVICE_ALREADY_INITIALIZED,
+      `${layout.dir} is already initialized (key.json exists)`,
+      {
+        details: { data: layout.dir },
+      },
+    );
   }
-  await syncDir(layout.dir);
 }
 
 /** A device's identity, loaded from its data folder. */
@@ -294,14 +286,4 @@ function parseDeviceConfig(raw: unknown, path: string): DeviceConfig {
   if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) return bad('relay.url must be a ws:// URL');
   if (typeof id !== 'string' || !isDeviceId(id)) return bad('relay.id must be a device id');
   return { v: 1, facility, name, device, created, roster, relay: { url, id } };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return false;
-    throw e;
-  }
 }

@@ -1,8 +1,8 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { AccordError, ErrorCode } from '@accord/protocol';
-import { readJsonFile, writeJsonAtomic } from '@accord/storage-level';
-import type { RelayFolderLayout } from './relay-folder.js';
+import { writeJsonAtomic } from '@accord/storage-level';
+import { invalidFile, readJsonObject, type RelayFolderLayout } from './relay-folder.js';
 
 /** Shortest accepted admin password, in characters. */
 export const MIN_ADMIN_PASSWORD = 8;
@@ -107,20 +107,10 @@ export async function verifyAdminPassword(layout: RelayFolderLayout, password: s
 
 async function readAdminFile(layout: RelayFolderLayout): Promise<AdminPasswordFile | undefined> {
   const path = layout.adminFile;
-  const invalid = (what: string, cause?: unknown): AccordError =>
-    new AccordError(ErrorCode.RELAY_CONFIG_INVALID, `${path}: ${what}`, {
-      details: { path },
-      ...(cause === undefined ? {} : { cause }),
-    });
-  let raw: unknown;
-  try {
-    raw = await readJsonFile(path);
-  } catch (cause) {
-    throw invalid('not valid JSON', cause);
-  }
+  const invalid = (what: string): AccordError => invalidFile(path, what);
+  const raw = await readJsonObject(path);
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('must be a JSON object');
-  const { v, algorithm, N, r, p, keylen, salt, hash, updated } = raw as Record<string, unknown>;
+  const { v, algorithm, N, r, p, keylen, salt, hash, updated } = raw;
   const intIn = (x: unknown, lo: number, hi: number): x is number =>
     typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
   if (v !== 1 || algorithm !== 'scrypt') throw invalid('unsupported version or algorithm');

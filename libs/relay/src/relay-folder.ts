@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   AccordError,
@@ -13,7 +12,7 @@ import {
   type DeviceKeyPair,
   type FacilityId,
 } from '@accord/protocol';
-import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from '@accord/storage-level';
+import { isErrno, pathExists, readJsonFile, writeJsonExclusive } from '@accord/storage-level';
 
 /** Where each piece of a relay's data folder lives. */
 export interface RelayFolderLayout {
@@ -110,9 +109,9 @@ export async function openRelayFolder(
   await mkdir(layout.dir, { recursive: true, mode: 0o700 });
   await mkdir(layout.tokensDir, { recursive: true, mode: 0o700 });
   await mkdir(layout.facilitiesDir, { recursive: true, mode: 0o700 });
-  if (!(await exists(layout.keyFile))) {
+  if (!(await pathExists(layout.keyFile))) {
     const fresh = await generateDeviceKey();
-    await publishExclusive(layout.keyFile, await exportDeviceKey(fresh), 0o600);
+    await writeJsonExclusive(layout.keyFile, await exportDeviceKey(fresh), 0o600);
   }
   const key = await loadKey(layout.keyFile);
   let raw = await readConfig(layout.configFile);
@@ -122,7 +121,7 @@ export async function openRelayFolder(
       relay: key.deviceId,
       created: new Date((options.clock ?? Date.now)()).toISOString(),
     };
-    await publishExclusive(layout.configFile, config, 0o644);
+    await writeJsonExclusive(layout.configFile, config, 0o644);
     raw = await readConfig(layout.configFile);
   }
   const config = parseRelayConfig(raw, layout.configFile);
@@ -142,7 +141,7 @@ export async function openRelayFolder(
  */
 export async function loadRelayFolder(dir: string): Promise<OpenedRelayFolder> {
   const layout = relayFolder(dir);
-  if (!(await exists(layout.configFile)) || !(await exists(layout.keyFile))) {
+  if (!(await pathExists(layout.configFile)) || !(await pathExists(layout.keyFile))) {
     throw new AccordError(
       ErrorCode.RELAY_NOT_INITIALIZED,
       `${layout.dir} is not a relay data folder (run: accord relay --data ${layout.dir})`,
@@ -167,7 +166,7 @@ export async function listFacilities(layout: RelayFolderLayout): Promise<Facilit
   const out: FacilityId[] = [];
   for (const entry of entries) {
     if (!entry.isDirectory() || !isFacilityId(entry.name)) continue;
-    if (await exists(layout.membersFile(entry.name))) out.push(entry.name);
+    if (await pathExists(layout.membersFile(entry.name))) out.push(entry.name);
   }
   return out.sort();
 }
@@ -209,30 +208,28 @@ async function loadKey(path: string): Promise<DeviceKeyPair> {
   }
 }
 
-/**
- * Writes `value` beside `path`, then links it into place: the link fails with EEXIST when another
- * process got there first, in which case its file stays (and ours is dropped).
- */
-async function publishExclusive(path: string, value: unknown, mode: number): Promise<void> {
-  // Unique per call, not just per process: two opens in one process must not share it.
-  const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
-  await writeJsonAtomic(tmp, value, mode);
-  try {
-    await link(tmp, path);
-  } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
-  } finally {
-    await rm(tmp, { force: true });
-  }
-  await syncDir(resolve(path, '..'));
+/** A `RELAY_CONFIG_INVALID` error about the file at `path`. */
+export function invalidFile(path: string, what: string, cause?: unknown): AccordError {
+  return new AccordError(ErrorCode.RELAY_CONFIG_INVALID, `${path}: ${what}`, {
+    details: { path },
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
-async function exists(path: string): Promise<boolean> {
+/**
+ * Reads a relay file that must hold a JSON object: undefined when it does not exist.
+ *
+ * @throws AccordError `RELAY_CONFIG_INVALID` when it is not JSON or not an object.
+ */
+export async function readJsonObject(path: string): Promise<Record<string, unknown> | undefined> {
+  let raw: unknown;
   try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return false;
-    throw e;
+    raw = await readJsonFile(path);
+  } catch (cause) {
+    throw invalidFile(path, 'not valid JSON', cause);
   }
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw invalidFile(path, 'must be a JSON object');
+  return raw as Record<string, unknown>;
 }

@@ -11,8 +11,8 @@ import {
   type DeviceId,
   type FacilityId,
 } from '@accord/protocol';
-import { isErrno, readJsonFile, syncDir, writeJsonAtomic } from '@accord/storage-level';
-import type { RelayFolderLayout } from './relay-folder.js';
+import { isErrno, syncDir, writeJsonAtomic } from '@accord/storage-level';
+import { invalidFile, readJsonObject, type RelayFolderLayout } from './relay-folder.js';
 
 /** Default lifetime of an enrollment token: 24 hours. */
 export const DEFAULT_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
@@ -234,20 +234,10 @@ async function hashesIn(dir: string): Promise<string[]> {
 }
 
 async function readTokenFile(path: string): Promise<StoredEnrollmentToken | undefined> {
-  const invalid = (what: string, cause?: unknown): AccordError =>
-    new AccordError(ErrorCode.RELAY_CONFIG_INVALID, `${path}: ${what}`, {
-      details: { path },
-      ...(cause === undefined ? {} : { cause }),
-    });
-  let raw: unknown;
-  try {
-    raw = await readJsonFile(path);
-  } catch (cause) {
-    throw invalid('not valid JSON', cause);
-  }
+  const invalid = (what: string): AccordError => invalidFile(path, what);
+  const raw = await readJsonObject(path);
   if (raw === undefined) return undefined;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid('must be a JSON object');
-  const { v, facility, created, expires, used, device } = raw as Record<string, unknown>;
+  const { v, facility, created, expires, used, device } = raw;
   if (v !== 1) throw invalid('unsupported version');
   if (typeof facility !== 'string' || !isFacilityId(facility))
     throw invalid('facility must be a facility id');

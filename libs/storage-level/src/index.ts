@@ -47,4 +47,12 @@ export {
 } from './event-store.js';
 export { openDeviceDatabase, type DeviceDatabase, type DeviceDatabaseOptions } from './device-database.js';
 export { benchRawLevelPuts, type RawLevelBenchOptions, type RawLevelBenchResult } from './bench.js';
-export { isErrno, readJsonFile, syncDir, withFileLock, writeJsonAtomic } from './json-file.js';
+export {
+  isErrno,
+  pathExists,
+  readJsonFile,
+  syncDir,
+  withFileLock,
+  writeJsonAtomic,
+  writeJsonExclusive,
+} from './json-file.js';

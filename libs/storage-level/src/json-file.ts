@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { link, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -97,5 +97,40 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, timeou
     return await fn();
   } finally {
     await rm(lock, { force: true });
+  }
+}
+
+/**
+ * Publishes `value` as JSON at `path` only if nothing is there yet: written beside it, then
+ * hard-linked into place. Returns false (and leaves the existing file alone) when another writer,
+ * in this process or another, got there first.
+ *
+ * @remarks Exactly one of several racing writers wins; readers never see a partial file.
+ */
+export async function writeJsonExclusive(path: string, value: unknown, mode = 0o644): Promise<boolean> {
+  // Unique per call, not just per process: two writers in one process must not share it.
+  const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+  await writeJsonAtomic(tmp, value, mode);
+  let won = true;
+  try {
+    await link(tmp, path);
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+    won = false;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  await syncDir(dirname(path));
+  return won;
+}
+
+/** True when something exists at `path`; other errors than ENOENT are thrown. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return false;
+    throw e;
   }
 }
