@@ -1,4 +1,4 @@
-import { AccordError, ErrorCode } from '@accord/protocol';
+import { AccordError, ErrorCode, isDeviceId } from '@accord/protocol';
 import type { CliIo } from './cli.js';
 import { parse, port, required } from './cli-args.js';
 
@@ -83,11 +83,11 @@ async function revoke(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { data: { type: 'string' }, device: { type: 'string' } });
   const data = required(values.data, '--data');
   const device = required(values.device, '--device');
-  const { openRelayFolder, revokeMember } = await import('@accord/relay');
-  const { layout } = await openRelayFolder(data);
-  const { isDeviceId } = await import('@accord/protocol');
-  if (!isDeviceId(device))
+  if (!isDeviceId(device)) {
     throw new AccordError(ErrorCode.CLI_USAGE, `--device must be a device id, got ${JSON.stringify(device)}`);
+  }
+  const { loadRelayFolder, revokeMember } = await import('@accord/relay');
+  const { layout } = await loadRelayFolder(data);
   const result = await revokeMember(layout, device);
   io.out(
     JSON.stringify({
