@@ -3,14 +3,39 @@ import {
   WebSocketClientAdapter,
   WebSocketServerAdapter,
   type CommonAdapterOptions,
+  type MembershipExchange,
   type NetworkEvent,
   type PeerStats,
 } from '@accord/network-ws';
+import { decodeSignedEvent, fromBase64Url, toBase64Url, encodeSignedEvent } from '@accord/protocol';
 import type { PeerNetwork, PeerNetworkOptions } from './agent.js';
+import type { RosterFile } from './roster-file.js';
 import type { PeerStatus } from './http-api.js';
 
 interface Remembered {
   lastContactAt: number | null;
+}
+
+/**
+ * Relay-signed rosters as membership proofs: a device shows the roster it holds and adopts a
+ * newer one a peer shows, so devices enrolled at different times accept each other even before
+ * the newer roster reaches them by sync.
+ */
+function membershipExchange(roster: RosterFile): MembershipExchange {
+  return {
+    proof: () => {
+      const event = roster.data.event;
+      return event === undefined ? undefined : toBase64Url(encodeSignedEvent(event));
+    },
+    learn: async (proof) => {
+      try {
+        const decoded = decodeSignedEvent(fromBase64Url(proof));
+        return decoded.ok && (await roster.adopt(decoded.value));
+      } catch {
+        return false; // malformed or forged: the roster in force stays
+      }
+    },
+  };
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -50,6 +75,7 @@ export async function wsPeerNetwork(opts: PeerNetworkOptions): Promise<PeerNetwo
     roster: opts.roster,
     onEvent,
     onRefused: (r) => opts.onDiagnostic?.(`peer refused at ${r.stage}: ${r.code} ${r.detail}`, r),
+    membership: membershipExchange(opts.roster),
     ...(opts.networkLog === undefined ? {} : { log: opts.networkLog }),
   };
   let server: WebSocketServerAdapter | undefined;

@@ -403,7 +403,15 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     if (expectedPeer !== undefined && server !== expectedPeer) {
       return this.#fail(a, CloseCode.Forbidden, 'server-identity', `expected ${expectedPeer}, got ${server}`);
     }
-    const reason = this.#rosterCheck(server);
+    let reason = this.#rosterCheck(server);
+    const membership = this.#options.membership;
+    if (reason === 'unknown-device' && m.membership !== undefined && membership !== undefined) {
+      // The server may have been enrolled after our roster was written: learn its proof.
+      a.state = 'verifying'; // no second challenge while we wait
+      const learned = await membership.learn(m.membership, server).catch(() => false);
+      if (a.state !== 'verifying') return;
+      if (learned) reason = this.#rosterCheck(server);
+    }
     if (reason !== undefined)
       return this.#fail(a, CloseCode.Forbidden, reason, 'server not allowed by the roster');
     const facts: WireTranscriptFacts = {

@@ -20,6 +20,7 @@ export {
   type CommonAdapterOptions,
   type DocumentPolicy,
   type FaultHooks,
+  type MembershipExchange,
   type LinkLimits,
   type LinkTimings,
   type NetworkEvent,

@@ -7,6 +7,7 @@ import {
   isFacilityId,
   parseWireHandshake,
   WIRE_MAX_HANDSHAKE_BYTES,
+  WIRE_MAX_MEMBERSHIP_CHARS,
   WIRE_VERSION,
   WireHttpHeader,
   type DeviceId,
@@ -148,6 +149,17 @@ export class WebSocketServerAdapter extends NetworkAdapter {
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.#onUpgrade(req, socket, head);
+  }
+
+  /** The membership proof to show in the challenge, when there is one that fits the frame. */
+  #membershipProof(): string | undefined {
+    try {
+      const proof = this.#options.membership?.proof();
+      return proof !== undefined && proof.length <= WIRE_MAX_MEMBERSHIP_CHARS ? proof : undefined;
+    } catch (e) {
+      this.#telemetry.log(`membership proof failed: ${String(e)}`);
+      return undefined;
+    }
   }
 
   /** Resolves with the bound address once listening (rejects if the port cannot be bound). */
@@ -415,6 +427,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       p.announced = m.peerMetadata;
       const signature = await proveIdentity(identity, 'server', facts);
       if (p.state !== 'auth') return;
+      const membership = this.#membershipProof();
       sendHandshake(p.ws, {
         type: 'challenge',
         v: WIRE_VERSION,
@@ -422,6 +435,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
         facility,
         nonce: facts.serverNonce,
         signature,
+        ...(membership === undefined ? {} : { membership }),
       });
       return;
     }

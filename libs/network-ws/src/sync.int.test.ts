@@ -1,8 +1,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { DeviceKeyPair } from '@accord/protocol';
 import { Repo } from '@automerge/automerge-repo';
 import { afterEach, describe, expect, it } from 'vitest';
 import { peerIdOf } from './frames.js';
+import { WebSocketClientAdapter } from './client-adapter.js';
+import { StaticRoster } from './roster.js';
 import { WebSocketServerAdapter } from './server-adapter.js';
 import {
   docWhere,
@@ -152,6 +155,48 @@ describe('two Repos over an authenticated link', () => {
       http.close(() => resolve());
       http.closeAllConnections();
     });
+  });
+
+  it('lets a client whose roster lacks the server learn the server’s membership proof, and only when it checks out', async () => {
+    const f = await makeTestFacility(2);
+    const [serverKey, clientKey] = f.keys as [DeviceKeyPair, DeviceKeyPair];
+    // The client's own roster predates the server's enrollment.
+    const clientRoster = new StaticRoster([[clientKey.deviceId, { facility: f.facility, revoked: false }]]);
+    const shown: string[] = [];
+    const server = await startServerNode(f, serverKey, {
+      membership: { proof: () => 'cHJvb2Y', learn: () => Promise.resolve(false) },
+    });
+    nodes.push(server);
+    const dial = (accept: boolean): ClientNode => {
+      const client = new WebSocketClientAdapter({
+        url: server.url,
+        identity: clientKey,
+        facility: f.facility,
+        roster: clientRoster,
+        backoff: { baseMs: 20, maxMs: 50 },
+        membership: {
+          proof: () => undefined,
+          learn: (proof, from) => {
+            shown.push(`${proof}:${from}`);
+            if (accept) clientRoster.enroll(from, f.facility);
+            return Promise.resolve(accept);
+          },
+        },
+      });
+      return { repo: new Repo({ peerId: peerIdOf(clientKey.deviceId), network: [client] }), client };
+    };
+    // A proof the client cannot verify changes nothing: refused as unknown.
+    const doubtful = dial(false);
+    nodes.push(doubtful);
+    const refused = await nextEvent(doubtful.client, (e) => e.type === 'refused');
+    expect(refused.type === 'refused' && refused.refusal.reason).toBe('unknown-device');
+    expect(shown[0]).toBe(`cHJvb2Y:${serverKey.deviceId}`);
+    await doubtful.repo.shutdown();
+    // A proof it verifies and adopts: the roster is consulted again and the session opens.
+    const convinced = dial(true);
+    nodes.push(convinced);
+    await connected(convinced.client);
+    expect(clientRoster.lookup(serverKey.deviceId)).toEqual({ facility: f.facility, revoked: false });
   });
 
   it('answers plain HTTP requests on its own server with 426', async () => {

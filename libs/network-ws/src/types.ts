@@ -117,6 +117,22 @@ export interface FaultHooks {
   readonly dropOutgoing?: (header: WireFrameHeader, peer: DeviceId) => boolean;
 }
 
+/**
+ * How devices that joined at different times recognise each other: each can show a membership
+ * statement signed by a common authority (the relay's roster), and learn a newer one.
+ *
+ * @remarks The server sends `proof()` in its challenge (when it fits the frame cap). A client that
+ * finds the server unknown to its roster calls `learn(proof, server)`; when that resolves true
+ * (the statement was verified and adopted), the roster is consulted again. The adapter never
+ * trusts the statement itself: only the roster decides.
+ */
+export interface MembershipExchange {
+  /** This device's newest signed membership statement (base64url), if it has one. */
+  proof(): string | undefined;
+  /** Verifies and adopts a statement shown by `from`; true when the roster changed. Must not throw. */
+  learn(proof: string, from: DeviceId): Promise<boolean>;
+}
+
 /** Options shared by the server and the client adapter. */
 export interface CommonAdapterOptions {
   /** This device's key pair; the Repo's peer id must be `identity.deviceId` (see `peerIdOf`). */
@@ -138,6 +154,8 @@ export interface CommonAdapterOptions {
   /** One line per notable happening (refusals, closes, dropped messages). */
   readonly log?: (line: string) => void;
   readonly faults?: FaultHooks;
+  /** Membership statements to show and learn (see {@link MembershipExchange}); default none. */
+  readonly membership?: MembershipExchange;
 }
 
 /** Counters and last contact of one connected peer. */

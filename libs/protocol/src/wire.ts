@@ -27,8 +27,10 @@ export const WireHttpHeader = {
 export const WIRE_NONCE_BYTES = 32;
 /** Domain-separation label at the start of every auth transcript. */
 export const WIRE_AUTH_LABEL = 'accord/ws-auth/v1';
-/** Largest accepted handshake text frame, in UTF-8 bytes. */
-export const WIRE_MAX_HANDSHAKE_BYTES = 4096;
+/** Largest accepted handshake text frame, in UTF-8 bytes (room for a membership proof). */
+export const WIRE_MAX_HANDSHAKE_BYTES = 64 * 1024;
+/** Longest membership proof a `challenge` may carry (base64url characters). */
+export const WIRE_MAX_MEMBERSHIP_CHARS = 60_000;
 /** Largest accepted JSON header inside a binary frame, in bytes. */
 export const WIRE_MAX_HEADER_BYTES = 65_536;
 /** First byte of every binary frame. */
@@ -81,6 +83,16 @@ export const wireChallengeSchema = z.strictObject({
   facility: facilityIdSchema,
   nonce: wireNonceSchema,
   signature: signatureSchema,
+  /**
+   * Optional: the server's newest relay-signed membership statement (base64url of a signed
+   * `RosterUpdated` event's canonical bytes), so a client whose roster is older can learn that
+   * the server was enrolled after it.
+   */
+  membership: z
+    .string()
+    .max(WIRE_MAX_MEMBERSHIP_CHARS)
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .exactOptional(),
 });
 /** Schema of `auth`: client → server, the client's proof (signature). */
 export const wireAuthSchema = z.strictObject({
