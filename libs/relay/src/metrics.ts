@@ -62,7 +62,7 @@ export class RelayMetrics {
     });
     this.#validation = new Histogram({
       name: 'accord_relay_validation_seconds',
-      help: 'Time to validate one event and record its verdict.',
+      help: 'Time to validate one event and record its verdict (its share of a validation round).',
       buckets: [...VALIDATION_BUCKETS],
       registers,
     });

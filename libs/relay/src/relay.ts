@@ -251,8 +251,10 @@ export class Relay {
   readonly #observer: FacilityObserver = {
     ingested: (facility, count) => this.metrics.eventsIngested(facility, count),
     verdicts: (facility, verdicts, seconds) => {
-      this.metrics.observeValidation(seconds);
+      // A round decides many events and shares group commits: each gets its share of the time.
+      const perVerdict = seconds / verdicts.length;
       for (const v of verdicts) {
+        this.metrics.observeValidation(perVerdict);
         this.metrics.verdict(v.outcome, v.outcome === 'accepted' ? 'accepted' : String(v.code));
         if (v.outcome === 'deadletter') {
           this.#logger.info(
