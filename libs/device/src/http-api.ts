@@ -16,6 +16,7 @@ import {
   type Subject,
   type VerdictData,
 } from '@accord/protocol';
+import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import type { EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
@@ -132,7 +133,6 @@ export const EVENT_STATUSES: readonly EventStatus[] = ['pending', 'accepted', 'd
 
 // A client that keeps sending after a 413 is drained up to this many bytes, then cut off,
 // so that it still reads the answer without us buffering an unbounded stream.
-const DRAIN_LIMIT_FACTOR = 8;
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -298,17 +298,8 @@ export class HttpApi {
       };
       text = JSON.stringify(reply.body);
     }
-    if (!req.complete) {
-      // We answer before the body was read (413, 405…): drain a bounded amount so the client
-      // sees the answer, then let the connection go.
-      res.setHeader('Connection', 'close');
-      let drained = 0;
-      req.on('data', (chunk: Buffer) => {
-        drained += chunk.length;
-        if (drained > this.#maxBody * DRAIN_LIMIT_FACTOR) req.destroy();
-      });
-      req.resume();
-    }
+    // We may answer before the body was read (413, 405…).
+    drainAfterEarlyReply(req, res, this.#maxBody);
     if (this.#stopping) res.setHeader('Connection', 'close');
     res.writeHead(reply.status, {
       'Content-Type': 'application/json; charset=utf-8',
@@ -675,17 +666,6 @@ export class HttpApi {
   }
 }
 
-function matchPath(pattern: readonly string[], segments: readonly string[]): string[] | undefined {
-  if (pattern.length !== segments.length) return undefined;
-  const params: string[] = [];
-  for (const [i, p] of pattern.entries()) {
-    const s = segments[i] as string;
-    if (p.startsWith(':')) params.push(s);
-    else if (p !== s) return undefined;
-  }
-  return params;
-}
-
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
   const seen = new Set<string>();
   for (const key of query.keys()) {
@@ -714,42 +694,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * they arrive for chunked bodies.
  */
 async function readJsonBody(req: IncomingMessage, max: number, allowEmpty = false): Promise<unknown> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) {
-    fail(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { limit: max });
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        reject(
-          deviceError(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
-            details: { limit: max },
-          }),
-        );
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => resolve();
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) reject(deviceError(ErrorCode.DEVICE_BAD_REQUEST, 'request aborted'));
-    });
-  });
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '' && allowEmpty) return undefined;
-  if (text.trim() === '') fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is empty: expected JSON');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
+  const body = await readBody(req, { max, optional: allowEmpty });
+  if (body.ok) return body.value;
+  switch (body.problem) {
+    case 'too-large':
+      return fail(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { limit: max });
+    case 'aborted':
+      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request aborted');
+    case 'empty':
+      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is empty: expected JSON');
+    case 'not-json':
+      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
   }
 }
 

@@ -32,3 +32,11 @@ export { backoffDelay, seededRandom, type BackoffOptions, type RandomSource } fr
 export { peerIdOf } from './frames.js';
 export { measureSyncMessage, type SyncMessageMeasure, type SyncMessageProblem } from './automerge-guard.js';
 export { TokenBucket } from './token-bucket.js';
+export {
+  DRAIN_LIMIT_FACTOR,
+  drainAfterEarlyReply,
+  matchPath,
+  readJsonBody,
+  type BodyProblem,
+  type JsonBodyResult,
+} from './http-json.js';

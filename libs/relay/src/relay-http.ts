@@ -12,6 +12,7 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
+import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
 import type { RelayLogger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -81,7 +82,6 @@ export const DEFAULT_ADMIN_FAILURE_LIMIT: RateLimit = { capacity: 5, refillPerSe
 
 const ADMIN_USER = 'admin';
 const REALM = 'Basic realm="accord-relay", charset="UTF-8"';
-const DRAIN_LIMIT_FACTOR = 8;
 
 /**
  * Per-key token buckets (keys are client addresses): each key starts with `capacity` tokens and
@@ -412,17 +412,6 @@ async function dispatch(
   throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
 }
 
-function matchPath(pattern: readonly string[], segments: readonly string[]): string[] | undefined {
-  if (pattern.length !== segments.length) return undefined;
-  const params: string[] = [];
-  for (const [i, p] of pattern.entries()) {
-    const s = segments[i] as string;
-    if (p.startsWith(':')) params.push(s);
-    else if (p !== s) return undefined;
-  }
-  return params;
-}
-
 function pathSegments(url: string | undefined): string[] {
   let pathname: string;
   try {
@@ -474,43 +463,19 @@ function parseTtl(body: unknown): number | undefined {
 
 /** Reads a JSON body of at most `max` bytes; an empty body is undefined when `optional`, else an error. */
 async function readJsonBody(req: IncomingMessage, max: number, optional = false): Promise<unknown> {
-  const tooLarge = (): HttpFailure =>
-    new HttpFailure(413, ErrorCode.RELAY_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
-      limit: max,
-    });
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => resolve();
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) reject(new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request aborted'));
-    });
-  });
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') {
-    if (optional) return undefined;
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is empty: expected JSON');
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is not valid JSON');
+  const body = await readBody(req, { max, optional });
+  if (body.ok) return body.value;
+  switch (body.problem) {
+    case 'too-large':
+      throw new HttpFailure(413, ErrorCode.RELAY_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
+        limit: max,
+      });
+    case 'aborted':
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request aborted');
+    case 'empty':
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is empty: expected JSON');
+    case 'not-json':
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is not valid JSON');
   }
 }
 
@@ -558,17 +523,8 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, maxBody: 
     }
     contentType = 'application/json; charset=utf-8';
   }
-  if (!req.complete) {
-    // We answer before the body was read (413, 429, 401…): drain a bounded amount so the client
-    // sees the answer, then let the connection go.
-    res.setHeader('Connection', 'close');
-    let drained = 0;
-    req.on('data', (chunk: Buffer) => {
-      drained += chunk.length;
-      if (drained > maxBody * DRAIN_LIMIT_FACTOR) req.destroy();
-    });
-    req.resume();
-  }
+  // We may answer before the body was read (413, 429, 401…).
+  drainAfterEarlyReply(req, res, maxBody);
   res.writeHead(reply.status, {
     ...reply.headers,
     'Content-Type': contentType,
