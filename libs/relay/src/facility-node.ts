@@ -8,18 +8,12 @@ import {
   type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
-  type RosterMember,
   type SignedEvent,
   type VerdictData,
 } from '@accord/protocol';
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
 import { Adjudicator } from './adjudicator.js';
-
-/** The membership a facility node works with: the relay's source of truth (see `membership.ts`). */
-export interface FacilityMembers {
-  readonly version: number;
-  readonly devices: readonly RosterMember[];
-}
+import { rosterData, type FacilityMembersFile } from './membership.js';
 
 /** What a facility node reports (the relay turns it into metrics and log lines). */
 export interface FacilityObserver {
@@ -38,7 +32,7 @@ export interface FacilityNodeOptions {
   readonly dbPath: string;
   /** The HTTP server whose upgrades the relay routes to this node. */
   readonly server: Server;
-  readonly members: FacilityMembers;
+  readonly members: FacilityMembersFile;
   readonly observer: FacilityObserver;
   readonly clock?: () => number;
   /** How long an event waits for a missing dependency before its 404 (default 30 s). */
@@ -76,7 +70,7 @@ export class FacilityNode {
   readonly #opts: FacilityNodeOptions;
   readonly #clock: () => number;
   readonly #roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
-  #members: FacilityMembers;
+  #members: FacilityMembersFile;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #round: Promise<void> = Promise.resolve();
@@ -161,7 +155,10 @@ export class FacilityNode {
 
   #start(): void {
     const now = this.#clock();
-    for (const event of this.log.visibleEvents()) this.#adjudicator.add(event, now);
+    for (const event of this.log.visibleEvents()) {
+      this.#adjudicator.add(event, now);
+      this.#noteRoster(event);
+    }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
     void this.publishRoster();
     this.#schedule(0);
@@ -172,6 +169,7 @@ export class FacilityNode {
     let foreign = 0;
     // Our own verdicts come back here too; the adjudicator knows it issued them.
     for (const event of events) {
+      this.#noteRoster(event);
       if (event.device !== this.#opts.key.deviceId) foreign++;
       this.#adjudicator.add(event, now);
     }
@@ -292,23 +290,17 @@ export class FacilityNode {
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
   }
 
-  /** The newest relay-signed roster in the log, if any. */
-  latestRoster(): SignedEvent | undefined {
-    let best: SignedEvent | undefined;
-    let bestVersion = 0;
-    for (const event of this.log.visibleEvents()) {
-      if (event.type !== SystemEventType.RosterUpdated || event.device !== this.#opts.key.deviceId) continue;
-      const data = parseRosterUpdatedData(event.data);
-      if (data.ok && data.value.version > bestVersion) {
-        best = event;
-        bestVersion = data.value.version;
-      }
+  /** Keeps the newest relay-signed roster seen in the log (history at start, then as events arrive). */
+  #noteRoster(event: SignedEvent): void {
+    if (event.type !== SystemEventType.RosterUpdated || event.device !== this.#opts.key.deviceId) return;
+    const data = parseRosterUpdatedData(event.data);
+    if (data.ok && data.value.version > (this.#newestRoster?.version ?? 0)) {
+      this.#newestRoster = { event, version: data.value.version };
     }
-    return best;
   }
 
   /** Takes new membership: refreshes the log's and the network's roster and publishes it. */
-  async membersChanged(members: FacilityMembers): Promise<SignedEvent> {
+  async membersChanged(members: FacilityMembersFile): Promise<SignedEvent> {
     this.#members = members;
     const fresh = rosterMap(this.facility, this.#opts.key.deviceId, members);
     this.#roster.clear();
@@ -320,6 +312,7 @@ export class FacilityNode {
   }
 
   #publishing: Promise<SignedEvent> | undefined;
+  #newestRoster: { readonly event: SignedEvent; readonly version: number } | undefined;
 
   /**
    * Appends a relay-signed `RosterUpdated` for the current membership unless the log already has
@@ -327,16 +320,12 @@ export class FacilityNode {
    */
   publishRoster(): Promise<SignedEvent> {
     const run = async (): Promise<SignedEvent> => {
-      const latest = this.latestRoster();
-      const latestVersion = latest === undefined ? 0 : (latest.data as { version: number }).version;
-      if (latest !== undefined && latestVersion >= this.#members.version) return latest;
+      const newest = this.#newestRoster;
+      if (newest !== undefined && newest.version >= this.#members.version) return newest.event;
       return this.log.appendSystem({
         type: SystemEventType.RosterUpdated,
         subject: { kind: 'roster', id: this.facility },
-        data: {
-          version: this.#members.version,
-          devices: this.#members.devices.map((d) => ({ id: d.id, name: d.name, revoked: d.revoked })),
-        },
+        data: rosterData(this.#members) as unknown as SignedEvent['data'],
       });
     };
     const next = (this.#publishing ?? Promise.resolve(undefined)).then(run, run);
@@ -367,7 +356,7 @@ export class FacilityNode {
 function rosterMap(
   facility: FacilityId,
   relay: DeviceId,
-  members: FacilityMembers,
+  members: FacilityMembersFile,
 ): Map<DeviceId, { facility: FacilityId; revoked: boolean }> {
   const map = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
   for (const d of members.devices) map.set(d.id, { facility, revoked: d.revoked });

@@ -1,10 +1,5 @@
 export { Relay, type RelayOptions, type RelayReadyLine } from './relay.js';
-export {
-  FacilityNode,
-  type FacilityMembers,
-  type FacilityNodeOptions,
-  type FacilityObserver,
-} from './facility-node.js';
+export { FacilityNode, type FacilityNodeOptions, type FacilityObserver } from './facility-node.js';
 export { Adjudicator, type AdjudicatorOptions } from './adjudicator.js';
 export {
   relayFolder,

@@ -13,7 +13,7 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
-import { FacilityNode, type FacilityMembers, type FacilityObserver } from './facility-node.js';
+import { FacilityNode, type FacilityObserver } from './facility-node.js';
 import { createRelayLogger, type RelayLogger } from './logger.js';
 import {
   enrollWithToken,
@@ -236,7 +236,7 @@ export class Relay {
       key: this.#key,
       dbPath: this.#layout.facilityDb(facility),
       server: this.#server,
-      members: toNodeMembers(members),
+      members,
       observer: this.#observer,
       ...(this.#opts.clock === undefined ? {} : { clock: this.#opts.clock }),
       ...(this.#opts.dependencyDeadlineMs === undefined
@@ -338,7 +338,7 @@ export class Relay {
   async #membersChanged(facility: FacilityId, members: FacilityMembersFile) {
     try {
       const node = await this.facility(facility);
-      return await node.membersChanged(toNodeMembers(members));
+      return await node.membersChanged(members);
     } catch (e) {
       this.#logger.error({ err: e, facility }, 'could not publish the roster');
       return undefined;
@@ -389,11 +389,4 @@ export class Relay {
     })();
     return this.#stopping;
   }
-}
-
-function toNodeMembers(members: FacilityMembersFile): FacilityMembers {
-  return {
-    version: members.version,
-    devices: members.devices.map((d) => ({ id: d.id, name: d.name, revoked: d.revoked })),
-  };
 }
