@@ -1,4 +1,4 @@
-import { parseRosterUpdatedData, SystemEventType, type DeviceId, type SignedEvent } from '@accord/protocol';
+import { relayRosterVersion, type DeviceId, type SignedEvent } from '@accord/protocol';
 import type { DeviceLogApi } from '@accord/log';
 import type { RosterFile } from './roster-file.js';
 
@@ -19,22 +19,15 @@ export interface RelayRosterFollower {
   stop(): void;
 }
 
-function versionOf(event: SignedEvent): number {
-  const data = parseRosterUpdatedData(event.data);
-  return data.ok ? data.value.version : 0;
-}
-
-/** The newest `RosterUpdated` of `relay` among `events` (by version), if any. */
-function newestRoster(events: Iterable<SignedEvent>, relay: DeviceId): SignedEvent | undefined {
-  let best: SignedEvent | undefined;
-  let bestVersion = 0;
-  for (const e of events) {
-    if (e.type !== SystemEventType.RosterUpdated || e.device !== relay) continue;
-    const v = versionOf(e);
-    if (v > bestVersion) {
-      best = e;
-      bestVersion = v;
-    }
+/** The newest `RosterUpdated` of `relay` among `events`, with its version, if any. */
+function newestRoster(
+  events: Iterable<SignedEvent>,
+  relay: DeviceId,
+): { readonly event: SignedEvent; readonly version: number } | undefined {
+  let best: { event: SignedEvent; version: number } | undefined;
+  for (const event of events) {
+    const version = relayRosterVersion(event, relay);
+    if (version !== undefined && version > (best?.version ?? 0)) best = { event, version };
   }
   return best;
 }
@@ -61,11 +54,11 @@ export function followRelayRoster(opts: FollowRelayRosterOptions): RelayRosterFo
   };
   const stop = opts.log.onEvents((events) => {
     const newest = newestRoster(events, opts.relay);
-    if (newest !== undefined && versionOf(newest) > (opts.roster.data.version ?? 0)) void adopt(newest);
+    if (newest !== undefined && newest.version > (opts.roster.data.version ?? 0)) void adopt(newest.event);
   });
   const scan = async (): Promise<void> => {
     const newest = newestRoster(opts.log.visibleEvents(), opts.relay);
-    if (newest !== undefined && versionOf(newest) > (opts.roster.data.version ?? 0)) await adopt(newest);
+    if (newest !== undefined && newest.version > (opts.roster.data.version ?? 0)) await adopt(newest.event);
   };
   return { ready: scan(), stop };
 }

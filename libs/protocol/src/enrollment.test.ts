@@ -7,7 +7,8 @@ import {
   ENROLL_TOKEN_PATTERN,
 } from './enrollment.js';
 import { generateDeviceKey } from './keys.js';
-import { parseRosterUpdatedData } from './schemas.js';
+import { parseRosterUpdatedData, relayRosterVersion } from './schemas.js';
+import type { SignedEvent } from './envelope.js';
 
 const TOKEN = `acc1.${'A'.repeat(43)}`;
 
@@ -47,5 +48,21 @@ describe('enrollment', () => {
     expect(parseRosterUpdatedData({ version: 1, devices: [member] }).ok).toBe(true);
     expect(parseRosterUpdatedData({ version: 0, devices: [] }).ok).toBe(false);
     expect(parseRosterUpdatedData({ version: 2, devices: [member, member] }).ok).toBe(false);
+  });
+
+  it('reads the version of a roster only when its relay signed it and its data is well-formed', async () => {
+    const relay = await generateDeviceKey();
+    const other = await generateDeviceKey();
+    const roster = {
+      type: 'RosterUpdated',
+      device: relay.deviceId,
+      data: { version: 3, devices: [] },
+    } as unknown as SignedEvent;
+    expect(relayRosterVersion(roster, relay.deviceId)).toBe(3);
+    expect(relayRosterVersion(roster, other.deviceId)).toBeUndefined();
+    expect(relayRosterVersion({ ...roster, type: 'Verdict' }, relay.deviceId)).toBeUndefined();
+    expect(
+      relayRosterVersion({ ...roster, data: { version: 0, devices: [] } }, relay.deviceId),
+    ).toBeUndefined();
   });
 });

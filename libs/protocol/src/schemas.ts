@@ -15,6 +15,7 @@ import type {
   RosterUpdatedData,
   VerdictData,
 } from './verdict.js';
+import { SystemEventType } from './verdict.js';
 
 /** Facility ids: letters, digits, `-`, `_`; 1-64 characters. */
 export const FACILITY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -229,4 +230,16 @@ export function parseDeadletterDiscardedData(data: unknown): Result<DeadletterDi
 /** Validates the data of a `RosterUpdated` event. */
 export function parseRosterUpdatedData(data: unknown): Result<RosterUpdatedData> {
   return parseWith(rosterUpdatedDataSchema, data, 'RosterUpdated data');
+}
+
+/**
+ * The `version` of a `RosterUpdated` event signed by `relay`, or undefined for anything else (other
+ * type or signer, malformed data).
+ *
+ * @remarks Reads the claim only: the signature is the caller's (the log verifies every event it holds).
+ */
+export function relayRosterVersion(event: SignedEvent, relay: DeviceId): number | undefined {
+  if (event.type !== SystemEventType.RosterUpdated || event.device !== relay) return undefined;
+  const data = parseRosterUpdatedData(event.data);
+  return data.ok ? data.value.version : undefined;
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
-  parseRosterUpdatedData,
+  relayRosterVersion,
   SystemEventType,
   type DeviceId,
   type DeviceKeyPair,
@@ -292,10 +292,9 @@ export class FacilityNode {
 
   /** Keeps the newest relay-signed roster seen in the log (history at start, then as events arrive). */
   #noteRoster(event: SignedEvent): void {
-    if (event.type !== SystemEventType.RosterUpdated || event.device !== this.#opts.key.deviceId) return;
-    const data = parseRosterUpdatedData(event.data);
-    if (data.ok && data.value.version > (this.#newestRoster?.version ?? 0)) {
-      this.#newestRoster = { event, version: data.value.version };
+    const version = relayRosterVersion(event, this.#opts.key.deviceId);
+    if (version !== undefined && version > (this.#newestRoster?.version ?? 0)) {
+      this.#newestRoster = { event, version };
     }
   }
 
