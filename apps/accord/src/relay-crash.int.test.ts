@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { SignedEvent } from '@accord/protocol';
+import { verdictsIn, type SignedEvent, type VerdictData } from '@accord/protocol';
 import {
   AgentProcess,
   agentWorkspace,
@@ -44,13 +44,12 @@ afterAll(async () => {
 const status = async (agent: AgentProcess): Promise<Status> =>
   (await agent.api<Status>('GET', '/api/status')).json;
 
-/** Relay verdicts per target among `events`. */
-function verdictsByTarget(events: readonly SignedEvent[], relayId: string): Map<string, SignedEvent[]> {
-  const out = new Map<string, SignedEvent[]>();
+/** Relay verdicts per target among `events` (an `AcceptedVerdicts` states one per target). */
+function verdictsByTarget(events: readonly SignedEvent[], relayId: string): Map<string, VerdictData[]> {
+  const out = new Map<string, VerdictData[]>();
   for (const e of events) {
-    if (e.type !== 'Verdict' || e.device !== relayId) continue;
-    const target = (e.data as { target: string }).target;
-    out.set(target, [...(out.get(target) ?? []), e]);
+    if (e.device !== relayId) continue;
+    for (const v of verdictsIn(e)) out.set(v.target, [...(out.get(v.target) ?? []), v]);
   }
   return out;
 }
@@ -191,7 +190,7 @@ describe('relay crash safety', () => {
         expect(verdicts.get(e.id)?.length, `${name}: verdicts for ${e.id}`).toBe(1);
       }
       const seqs = [...verdicts.values()]
-        .map((v) => (v[0]!.data as { seq: number }).seq)
+        .map((v) => (v[0]!.outcome === 'accepted' ? v[0]!.seq : -1))
         .sort((x, y) => x - y);
       expect(seqs, `${name}: accepted seqs`).toEqual(seqs.map((_, i) => i + 1));
     }

@@ -283,6 +283,26 @@ async function verdict(
   );
 }
 
+/** The relay's `AcceptedVerdicts` at minute `minute`, accepting `targets` from `firstSeq` on. */
+async function acceptedVerdicts(
+  targets: readonly EventId[],
+  firstSeq: number,
+  minute: number,
+): Promise<SignedEvent> {
+  verdictSeq++;
+  return relay.sign(
+    sampleEnvelope({
+      id: newEventId(NOW + 60_000 * minute, new Uint8Array(10).fill(verdictSeq)),
+      seq: verdictSeq,
+      hlc: formatHlc(NOW + 60_000 * minute, 0),
+      type: SystemEventType.AcceptedVerdicts,
+      subject: { kind: 'verdicts', id: 'f1' },
+      deps: [],
+      data: { ruleSet: 'rules/1', firstSeq, targets: [...targets] },
+    }),
+  );
+}
+
 /** A device event (by another tablet) at minute `minute`, with the given status and verdict. */
 function foreignEvent(n: number, minute: number): SignedEvent {
   return {
@@ -765,6 +785,36 @@ describe('GET /api/events/:id with a verdict', () => {
     expect((await call('GET', `/api/events/${String(own.json['id'])}`)).json).not.toHaveProperty(
       'verdictData',
     );
+  });
+});
+
+describe('verdicts shared in one AcceptedVerdicts event', () => {
+  it('GET /api/events/:id decodes each target’s own entry; status takes the batch’s last verdict', async () => {
+    const a = foreignEvent(1, 1);
+    const b = foreignEvent(2, 2);
+    const batch = await acceptedVerdicts([a.id, b.id], 11, 3);
+    log.feed(
+      [
+        { event: a, status: 'accepted', verdict: batch },
+        { event: b, status: 'accepted', verdict: batch },
+      ],
+      [a, b, batch],
+    );
+    for (const [e, seq] of [
+      [a, 11],
+      [b, 12],
+    ] as const) {
+      const { json } = await call('GET', `/api/events/${e.id}`);
+      expect(json).toMatchObject({
+        status: 'accepted',
+        verdict: { id: batch.id },
+        verdictData: { target: e.id, outcome: 'accepted', seq, ruleSet: 'rules/1' },
+      });
+    }
+    expect((await call('GET', '/api/status')).json).toMatchObject({
+      lastVerdict: { id: batch.id, target: b.id, outcome: 'accepted', seq: 12, hlc: batch.hlc },
+      confirmedSeq: 12,
+    });
   });
 });
 

@@ -5,7 +5,8 @@ import {
   isAccordError,
   isEventId,
   ErrorCode,
-  parseVerdictData,
+  verdictAbout,
+  verdictsIn,
   SystemEventType,
   type DeviceId,
   type EventId,
@@ -593,10 +594,10 @@ export class HttpApi {
 
   #observeVerdict(event: SignedEvent): void {
     const relay = this.#opts.relay?.id;
-    if (relay === undefined || event.type !== SystemEventType.Verdict || event.device !== relay) return;
-    const parsed = parseVerdictData(event.data);
-    if (!parsed.ok) return;
-    const v = parsed.value;
+    if (relay === undefined || event.device !== relay) return;
+    // The last verdict an event states: a `Verdict`'s own, or the last target of an `AcceptedVerdicts`.
+    const v = verdictsIn(event).at(-1);
+    if (v === undefined) return;
     if (v.outcome === 'accepted' && v.seq > this.#confirmedSeq) this.#confirmedSeq = v.seq;
     const last = this.#lastVerdict;
     if (last !== undefined && (event.hlc < last.hlc || (event.hlc === last.hlc && event.id <= last.id)))
@@ -714,15 +715,15 @@ const MAX_REASON = 4096;
 /** An event's info with its latest verdict's data decoded (`verdictData`) when it has one. */
 function withVerdictData(info: EventInfo): EventInfo & { readonly verdictData?: VerdictData } {
   if (info.verdict === undefined) return info;
-  const parsed = parseVerdictData(info.verdict.data);
-  return parsed.ok ? { ...info, verdictData: parsed.value } : info;
+  const verdictData = verdictAbout(info.verdict, info.event.id);
+  return verdictData !== undefined ? { ...info, verdictData } : info;
 }
 
 function deadletterInfo(info: EventInfo): DeadletterInfo | undefined {
   const { event, verdict } = info;
   if (verdict === undefined) return undefined;
-  const parsed = parseVerdictData(verdict.data);
-  const d = parsed.ok && parsed.value.outcome === 'deadletter' ? parsed.value : undefined;
+  const stated = verdictAbout(verdict, event.id);
+  const d = stated?.outcome === 'deadletter' ? stated : undefined;
   return {
     id: event.id,
     type: event.type,

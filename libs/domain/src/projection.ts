@@ -200,7 +200,12 @@ function parseEvent(event: SignedEvent): CheckedEvent | string {
   return out;
 }
 
-const SYSTEM_TYPES: ReadonlySet<string> = new Set(['Verdict', 'RetryRequested', 'DeadletterDiscarded']);
+const SYSTEM_TYPES: ReadonlySet<string> = new Set([
+  'Verdict',
+  'AcceptedVerdicts',
+  'RetryRequested',
+  'DeadletterDiscarded',
+]);
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 

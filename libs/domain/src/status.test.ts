@@ -129,6 +129,47 @@ describe('classify', () => {
   });
 });
 
+describe('AcceptedVerdicts', () => {
+  it('accepts each target with consecutive seqs; the batch is the verdict and has no status', () => {
+    const f = new EventFactory();
+    const a = reg(f, 'p1');
+    const b = f.event(dev2, 'PatientDemographicsUpdated', { patientId: 'p1', changes: { givenName: 'B' } });
+    const c = reg(f, 'p2');
+    const batch = f.acceptAll([a, b, c]);
+    const all = classify(logState([c, batch, b, a]));
+    expect([...all.keys()].sort()).toEqual([a.id, b.id, c.id].sort());
+    for (const e of [a, b, c]) expect(all.get(e.id)).toEqual({ status: 'accepted', verdict: batch });
+    const folder = ProjectionFolder.from(logState([batch, a, b, c]));
+    expect(folder.status(batch.id)).toBeUndefined();
+    expect(confirmed(logState([b, batch, c, a])).patient('p1')?.givenName).toBe('B');
+  });
+
+  it('orders with single verdicts by relay envelope seq, in either direction', () => {
+    const f = new EventFactory();
+    const e = reg(f, 'p1');
+    const rejected = f.reject(e);
+    const retry = f.retry(dev, e);
+    const accepted = f.acceptAll([retry, e]);
+    expect(statusOf([accepted, e, retry, rejected], e.id)).toEqual({ status: 'accepted', verdict: accepted });
+    const g = new EventFactory({ salt: 3 });
+    const e2 = reg(g, 'p2');
+    const first = g.acceptAll([e2]);
+    const later = g.reject(e2);
+    expect(statusOf([later, e2, first], e2.id)).toEqual({ status: 'deadletter', verdict: later });
+  });
+
+  it('ignores batches signed by another device, and malformed ones', () => {
+    const f = new EventFactory();
+    const forger = new EventFactory({ relay: intruder });
+    const e = reg(f, 'p1');
+    expect(statusOf([e, forger.acceptAll([e])], e.id)).toEqual({ status: 'pending' });
+    const bad = f.event(TEST_RELAY, 'AcceptedVerdicts', { ruleSet: 'r', firstSeq: 0, targets: [e.id] });
+    const bad2 = f.event(TEST_RELAY, 'AcceptedVerdicts', { ruleSet: 'r', firstSeq: 1, targets: e.id });
+    expect(statusOf([e, bad, bad2], e.id)).toEqual({ status: 'pending' });
+    expect(confirmed(logState([e, bad, bad2])).patient('p1')).toBeUndefined();
+  });
+});
+
 describe('confirmed and tentative', () => {
   it('confirmed folds accepted events in relay seq order, whatever their HLC or arrival order', () => {
     const f = new EventFactory();

@@ -1,5 +1,5 @@
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
-import { SystemEventType } from '@accord/protocol';
+import { readAcceptedVerdicts, SystemEventType } from '@accord/protocol';
 import { Projection } from './projection.js';
 
 /** Where an event stands: no verdict yet, accepted, rejected and unresolved, or rejected and answered. */
@@ -9,7 +9,8 @@ export type EventStatus = 'pending' | 'accepted' | 'deadletter' | 'resolved';
  * Everything a device's log holds: every event of the facility, keyed by id, and the relay's device id.
  *
  * @remarks `events` holds domain events, `Verdict` events (signed by the relay, data
- * `VerdictData`), `RetryRequested`, `DeadletterDiscarded` and amends (domain events with
+ * `VerdictData`), `AcceptedVerdicts` (signed by the relay: one accepted verdict per target),
+ * `RetryRequested`, `DeadletterDiscarded` and amends (domain events with
  * `supersedes`). Verdicts from any device other than `relay` are ignored; with `relay` null every
  * event is pending.
  */
@@ -21,7 +22,10 @@ export interface LogState {
 /** The status of one event, the relay verdict it rests on, and what resolved it. */
 export interface EventStatusInfo {
   readonly status: EventStatus;
-  /** The latest relay verdict for the event (highest relay envelope `seq`). */
+  /**
+   * The relay event stating the latest verdict for the event (highest relay envelope `seq`): a
+   * `Verdict`, or an `AcceptedVerdicts` naming it (`verdictAbout` of `@accord/protocol` reads it).
+   */
   readonly verdict?: SignedEvent;
   /** The discard or amend that resolved a deadletter (the earliest by HLC, then id). */
   readonly resolvedBy?: EventId;
@@ -33,6 +37,7 @@ const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 export function isSystemEventType(type: string): boolean {
   return (
     type === SystemEventType.Verdict ||
+    type === SystemEventType.AcceptedVerdicts ||
     type === SystemEventType.RetryRequested ||
     type === SystemEventType.DeadletterDiscarded ||
     type === SystemEventType.RosterUpdated
@@ -110,16 +115,19 @@ class Tracker {
       case SystemEventType.Verdict: {
         if (this.#relay === null || event.device !== this.#relay) return;
         const read = readVerdict(event.data);
-        if (read === undefined) return;
-        const info = this.#info(read.target);
-        if (info.verdict === undefined || event.seq > info.verdict.seq) {
-          info.verdict = event;
-          info.read = read;
-          touch(read.target);
-          // The target may itself be a retry or discard, whose standing changes its own target.
-          const target = this.#events.get(read.target);
-          const upstream = target === undefined ? undefined : this.#resolutionTarget(target);
-          if (upstream !== undefined) touch(upstream);
+        if (read !== undefined) this.#verdict(event, read, touch);
+        return;
+      }
+      case SystemEventType.AcceptedVerdicts: {
+        if (this.#relay === null || event.device !== this.#relay) return;
+        const batch = readAcceptedVerdicts(event.data);
+        if (batch === undefined) return;
+        for (let i = 0; i < batch.targets.length; i++) {
+          this.#verdict(
+            event,
+            { target: batch.targets[i]!, outcome: 'accepted', seq: batch.firstSeq + i },
+            touch,
+          );
         }
         return;
       }
@@ -150,6 +158,19 @@ class Tracker {
     }
   }
 
+  /** Records a relay verdict stated by `event` (a `Verdict` or an `AcceptedVerdicts`). */
+  #verdict(event: SignedEvent, read: ReadVerdict, touch: (id: EventId) => void): void {
+    const info = this.#info(read.target);
+    if (info.verdict !== undefined && event.seq <= info.verdict.seq) return;
+    info.verdict = event;
+    info.read = read;
+    touch(read.target);
+    // The target may itself be a retry or discard, whose standing changes its own target.
+    const target = this.#events.get(read.target);
+    const upstream = target === undefined ? undefined : this.#resolutionTarget(target);
+    if (upstream !== undefined) touch(upstream);
+  }
+
   #resolutionTarget(event: SignedEvent): EventId | undefined {
     if (event.type === SystemEventType.RetryRequested || event.type === SystemEventType.DeadletterDiscarded) {
       return readTarget(event.data);
@@ -172,7 +193,13 @@ class Tracker {
   status(id: EventId): EventStatusInfo | undefined {
     const event = this.#events.get(id);
     // Relay statements (verdicts, rosters) are not submissions: they have no status.
-    if (event === undefined || event.type === SystemEventType.Verdict) return undefined;
+    if (
+      event === undefined ||
+      event.type === SystemEventType.Verdict ||
+      event.type === SystemEventType.AcceptedVerdicts
+    ) {
+      return undefined;
+    }
     if (event.type === SystemEventType.RosterUpdated && event.device === this.#relay) return undefined;
     const info = this.#targets.get(id);
     const verdict = info?.verdict;

@@ -195,6 +195,22 @@ export class EventFactory {
     return this.#verdict(id, { target: id, outcome: 'accepted', seq: s, ruleSet: 'accord-rules/1' });
   }
 
+  /**
+   * One relay `AcceptedVerdicts` event accepting `targets` in order, with the next confirmed
+   * sequence numbers (or from `firstSeq`).
+   */
+  acceptAll(targets: readonly (SignedEvent | EventId)[], firstSeq?: number): SignedEvent {
+    const ids = targets.map((t) => (typeof t === 'string' ? t : t.id));
+    const first = firstSeq ?? this.#confirmedSeq + 1;
+    this.#confirmedSeq = Math.max(this.#confirmedSeq, first + ids.length - 1);
+    return this.event(
+      this.relay,
+      SystemEventType.AcceptedVerdicts,
+      { ruleSet: 'accord-rules/1', firstSeq: first, targets: ids },
+      { subject: { kind: 'verdicts', id: this.facility } },
+    );
+  }
+
   /** A relay verdict rejecting `target` (default: a 422 `RULE_TEST`). */
   reject(target: SignedEvent | EventId, fields: RejectFields = {}): SignedEvent {
     const id = typeof target === 'string' ? target : target.id;
@@ -603,12 +619,20 @@ export function randomFacilityOps(count: number, seed = 1, opts: FacilityOptions
 
 /** What the simulated relay does with one event in {@link buildLog}. */
 export type VerdictPlan =
-  'none' | 'accept' | 'reject' | 'reject-retry' | 'reject-discard' | 'reject-amend' | 'reject-retry-accept';
+  | 'none'
+  | 'accept'
+  | 'accept-batch'
+  | 'reject'
+  | 'reject-retry'
+  | 'reject-discard'
+  | 'reject-amend'
+  | 'reject-retry-accept';
 
 /** All {@link VerdictPlan}s. */
 export const VERDICT_PLANS: readonly VerdictPlan[] = [
   'none',
   'accept',
+  'accept-batch',
   'reject',
   'reject-retry',
   'reject-discard',
@@ -618,7 +642,8 @@ export const VERDICT_PLANS: readonly VerdictPlan[] = [
 
 /**
  * Adds relay verdicts and resolutions to `events` (in order) following `plans` (cycled): accepted
- * verdicts get confirmed `seq` 1, 2, … in the order they are issued; retries and discards come
+ * verdicts get confirmed `seq` 1, 2, … in the order they are issued (a run of `accept-batch`
+ * plans shares one `AcceptedVerdicts` event, as the relay writes them); retries and discards come
  * from the event's own device; an amend is a copy of the event (new id) that `supersedes` it.
  *
  * @remarks The relay here does not run the rules: an event may be accepted although something it
@@ -632,9 +657,19 @@ export function buildLog(
 ): SignedEvent[] {
   const out: SignedEvent[] = [...events];
   for (const e of events) factory.after(e.hlc);
+  let batch: SignedEvent[] = [];
+  const flush = (): void => {
+    if (batch.length > 0) out.push(factory.acceptAll(batch));
+    batch = [];
+  };
   events.forEach((e, i) => {
     const plan = plans.length === 0 ? 'none' : plans[i % plans.length]!;
     if (plan === 'none') return;
+    if (plan === 'accept-batch') {
+      batch.push(e);
+      return;
+    }
+    flush();
     if (plan === 'accept') {
       out.push(factory.accept(e));
       return;
@@ -653,6 +688,7 @@ export function buildLog(
       );
     }
   });
+  flush();
   return out;
 }
 
@@ -665,7 +701,8 @@ export interface FacilityLog {
 /** Arbitrary {@link FacilityLog}, mostly accepted, with every kind of verdict and resolution. */
 export function arbFacilityLog(opts: FacilityOptions = {}): fc.Arbitrary<FacilityLog> {
   const plan = fc.oneof(
-    { weight: 6, arbitrary: fc.constant<VerdictPlan>('accept') },
+    { weight: 4, arbitrary: fc.constant<VerdictPlan>('accept') },
+    { weight: 4, arbitrary: fc.constant<VerdictPlan>('accept-batch') },
     { weight: 2, arbitrary: fc.constant<VerdictPlan>('none') },
     { weight: 3, arbitrary: fc.constantFrom<VerdictPlan>(...VERDICT_PLANS) },
   );

@@ -27,6 +27,7 @@ import {
   parseRetryRequestedData,
   parseRosterUpdatedData,
   parseVerdictData,
+  parseAcceptedVerdictsData,
   signEvent,
   SystemEventType,
   verifyEvents,
@@ -68,6 +69,7 @@ const DEFAULT_SEGMENT_SIZE = 5000;
 /** The schema check of each system event type's data. */
 const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
   [SystemEventType.Verdict]: parseVerdictData,
+  [SystemEventType.AcceptedVerdicts]: parseAcceptedVerdictsData,
   [SystemEventType.RetryRequested]: parseRetryRequestedData,
   [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
   [SystemEventType.RosterUpdated]: parseRosterUpdatedData,

@@ -4,16 +4,24 @@ import {
   ErrorCode,
   eventEnvelopeSchema,
   MAX_DEPS,
+  expandAcceptedVerdicts,
+  MAX_ACCEPTED_PER_EVENT,
+  MAX_EVENT_BYTES,
   newEventId,
+  parseAcceptedVerdictsData,
   parseDeadletterDiscardedData,
   parseEnvelope,
   parseRetryRequestedData,
   parseSignedEvent,
   parseVerdictData,
   parseWith,
+  readAcceptedVerdicts,
+  SystemEventType,
   signedEventSchema,
   subjectSchema,
   toBase64Url,
+  verdictAbout,
+  verdictsIn,
   type EventEnvelope,
   type EventId,
   type Result,
@@ -226,6 +234,70 @@ describe('system event data', () => {
       ['reason too long', { ...dead, reason: 'r'.repeat(4097) }],
     ];
     for (const [label, v] of bad) expectSchemaError(parseVerdictData(v), label);
+  });
+
+  it('parses AcceptedVerdicts data and states one accepted verdict per target', () => {
+    const targets = ids(3);
+    const data = { ruleSet: 'r1', firstSeq: 7, targets };
+    const r = parseAcceptedVerdictsData(data);
+    expect(r.ok && r.value).toEqual(data);
+    expect(readAcceptedVerdicts(data)).toEqual(data);
+    expect(expandAcceptedVerdicts(data).map((v) => [v.target, v.outcome, v.seq, v.ruleSet])).toEqual([
+      [targets[0], 'accepted', 7, 'r1'],
+      [targets[1], 'accepted', 8, 'r1'],
+      [targets[2], 'accepted', 9, 'r1'],
+    ]);
+    const batch = { type: SystemEventType.AcceptedVerdicts, data };
+    expect(verdictAbout(batch, targets[1]!)).toEqual({
+      target: targets[1],
+      outcome: 'accepted',
+      seq: 8,
+      ruleSet: 'r1',
+    });
+    expect(verdictAbout(batch, id(99))).toBeUndefined();
+    expect(verdictsIn(batch)).toEqual(expandAcceptedVerdicts(data));
+    const single = {
+      type: SystemEventType.Verdict,
+      data: { target: id(5), outcome: 'accepted', seq: 2, ruleSet: 'r1' },
+    };
+    expect(verdictAbout(single, id(5))).toEqual(single.data);
+    expect(verdictAbout(single, id(6))).toBeUndefined();
+    expect(verdictsIn(single)).toEqual([single.data]);
+    expect(verdictsIn({ type: SystemEventType.Verdict, data: { target: id(5) } })).toEqual([]);
+    expect(verdictAbout({ type: 'PatientRegistered', data }, targets[0]!)).toBeUndefined();
+    // The largest batch still fits in one event.
+    const full = {
+      ruleSet: 'r1',
+      firstSeq: Number.MAX_SAFE_INTEGER - MAX_ACCEPTED_PER_EVENT,
+      targets: ids(MAX_ACCEPTED_PER_EVENT),
+    };
+    expect(parseAcceptedVerdictsData(full).ok).toBe(true);
+    expect(JSON.stringify(full).length).toBeLessThan(MAX_EVENT_BYTES / 2);
+  });
+
+  it('rejects malformed AcceptedVerdicts data with PROTOCOL_SCHEMA', () => {
+    const good = { ruleSet: 'r1', firstSeq: 1, targets: ids(2) };
+    const bad: [string, unknown][] = [
+      ['null', null],
+      ['no targets', { ...good, targets: [] }],
+      ['duplicate target', { ...good, targets: [id(1), id(1)] }],
+      ['too many targets', { ...good, targets: ids(MAX_ACCEPTED_PER_EVENT + 1) }],
+      ['bad target', { ...good, targets: ['x'] }],
+      ['firstSeq 0', { ...good, firstSeq: 0 }],
+      ['firstSeq fraction', { ...good, firstSeq: 1.5 }],
+      ['missing ruleSet', { firstSeq: 1, targets: ids(1) }],
+      ['extra key', { ...good, outcome: 'accepted' }],
+    ];
+    for (const [label, v] of bad) expectSchemaError(parseAcceptedVerdictsData(v), label);
+    expect(readAcceptedVerdicts({ ...good, firstSeq: 0 })).toBeUndefined();
+    expect(readAcceptedVerdicts({ ...good, targets: [1] })).toBeUndefined();
+    expect(readAcceptedVerdicts({ ...good, targets: 'x' })).toBeUndefined();
+    expect(
+      verdictAbout(
+        { type: SystemEventType.AcceptedVerdicts, data: { ...good, targets: [id(1), id(1)] } },
+        id(1),
+      ),
+    ).toBeUndefined();
   });
 
   it('parses RetryRequested and DeadletterDiscarded data', () => {

@@ -9,13 +9,14 @@ import { err, ok, type Result } from './result.js';
 import { isEventId } from './ulid.js';
 import type {
   AcceptedVerdictData,
+  AcceptedVerdictsData,
   DeadletterDiscardedData,
   DeadletterVerdictData,
   RetryRequestedData,
   RosterUpdatedData,
   VerdictData,
 } from './verdict.js';
-import { SystemEventType } from './verdict.js';
+import { expandAcceptedVerdicts, MAX_ACCEPTED_PER_EVENT, SystemEventType } from './verdict.js';
 
 /** Facility ids: letters, digits, `-`, `_`; 1-64 characters. */
 export const FACILITY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -152,6 +153,17 @@ export const verdictDataSchema: z.ZodType<VerdictData> = z.union([
   deadletterVerdictDataSchema,
 ]);
 
+/** Schema of an `AcceptedVerdicts` event's data: 1 to {@link MAX_ACCEPTED_PER_EVENT} unique targets. */
+export const acceptedVerdictsDataSchema: z.ZodType<AcceptedVerdictsData> = z.strictObject({
+  ruleSet: ruleText,
+  firstSeq: z.int().positive(),
+  targets: z
+    .array(eventIdSchema)
+    .min(1)
+    .max(MAX_ACCEPTED_PER_EVENT)
+    .refine((ts) => new Set(ts).size === ts.length, 'targets must be unique'),
+});
+
 /** Schema of a `RetryRequested` event's data. */
 export const retryRequestedDataSchema: z.ZodType<RetryRequestedData> = z.strictObject({
   target: eventIdSchema,
@@ -215,6 +227,37 @@ export function parseSignedEvent(value: unknown): Result<SignedEvent> {
 /** Validates the data of a `Verdict` event. */
 export function parseVerdictData(data: unknown): Result<VerdictData> {
   return parseWith(verdictDataSchema, data, 'verdict data');
+}
+
+/** Validates the data of an `AcceptedVerdicts` event. */
+export function parseAcceptedVerdictsData(data: unknown): Result<AcceptedVerdictsData> {
+  return parseWith(acceptedVerdictsDataSchema, data, 'AcceptedVerdicts data');
+}
+
+/**
+ * Every verdict `event` states: its data for a valid `Verdict`, one accepted verdict per target
+ * for a valid `AcceptedVerdicts`, none for anything else.
+ *
+ * @remarks Reads the claim only: who signed `event` is the caller's to check.
+ */
+export function verdictsIn(event: Pick<SignedEvent, 'type' | 'data'>): VerdictData[] {
+  if (event.type === SystemEventType.Verdict) {
+    const parsed = parseVerdictData(event.data);
+    return parsed.ok ? [parsed.value] : [];
+  }
+  if (event.type === SystemEventType.AcceptedVerdicts) {
+    const parsed = parseAcceptedVerdictsData(event.data);
+    return parsed.ok ? expandAcceptedVerdicts(parsed.value) : [];
+  }
+  return [];
+}
+
+/** The verdict `event` states about `target` (see {@link verdictsIn}), or undefined. */
+export function verdictAbout(
+  event: Pick<SignedEvent, 'type' | 'data'>,
+  target: EventId,
+): VerdictData | undefined {
+  return verdictsIn(event).find((v) => v.target === target);
 }
 
 /** Validates the data of a `RetryRequested` event. */

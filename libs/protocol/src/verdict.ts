@@ -5,6 +5,12 @@ import type { JsonValue } from './envelope.js';
 export const SystemEventType = {
   /** Relay-signed outcome for another event. Subject `{kind:'event', id: target}`. */
   Verdict: 'Verdict',
+  /**
+   * Relay-signed `accepted` verdicts for a run of events at once (data {@link AcceptedVerdictsData}).
+   * Subject `{kind:'verdicts', id: facility}`. Each target still has exactly one verdict per
+   * submission; one relay signature covers the run. Deadletters are always single `Verdict` events.
+   */
+  AcceptedVerdicts: 'AcceptedVerdicts',
   /** A device asks the relay to validate a dead-lettered event again. */
   RetryRequested: 'RetryRequested',
   /** A device closes a deadletter without changing confirmed state ("leave server version"). */
@@ -54,6 +60,48 @@ export interface DeadletterVerdictData {
 }
 
 export type VerdictData = AcceptedVerdictData | DeadletterVerdictData;
+
+/** Most targets in one `AcceptedVerdicts` event (≈ 30 KB of ids, well under the event size limit). */
+export const MAX_ACCEPTED_PER_EVENT = 1000;
+
+/**
+ * Data of an `AcceptedVerdicts` event: `targets[i]` is accepted with confirmed sequence number
+ * `firstSeq + i`.
+ *
+ * @remarks The relay issues accepted verdicts with consecutive `seq` numbers, so a run of them
+ * needs only the first. Targets are unique within one event.
+ */
+export interface AcceptedVerdictsData {
+  readonly ruleSet: string;
+  readonly firstSeq: number;
+  readonly targets: readonly EventId[];
+}
+
+/**
+ * A lenient, allocation-light reading of `AcceptedVerdicts` data, or undefined when it is not
+ * shaped like one (for readers of events whose schema and signature the log already checked).
+ */
+export function readAcceptedVerdicts(data: unknown): AcceptedVerdictsData | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const d = data as Record<string, unknown>;
+  const { ruleSet, firstSeq, targets } = d;
+  if (typeof ruleSet !== 'string' || typeof firstSeq !== 'number' || !Number.isSafeInteger(firstSeq)) {
+    return undefined;
+  }
+  if (firstSeq < 1 || !Array.isArray(targets) || targets.length > MAX_ACCEPTED_PER_EVENT) return undefined;
+  for (const t of targets) if (typeof t !== 'string') return undefined;
+  return { ruleSet, firstSeq, targets: targets as EventId[] };
+}
+
+/** The accepted verdicts of an `AcceptedVerdicts` data, one {@link AcceptedVerdictData} per target. */
+export function expandAcceptedVerdicts(data: AcceptedVerdictsData): AcceptedVerdictData[] {
+  return data.targets.map((target, i) => ({
+    target,
+    outcome: 'accepted',
+    seq: data.firstSeq + i,
+    ruleSet: data.ruleSet,
+  }));
+}
 
 /** Data of a `RetryRequested` event. */
 export interface RetryRequestedData {

@@ -26,6 +26,7 @@ import {
   RULE_WRONG_FACILITY,
 } from '@accord/rules';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS } from './adjudicator.js';
+import { verdictDrafts } from './verdict-events.js';
 
 const D1 = testDeviceId(1);
 const D2 = testDeviceId(2);
@@ -206,7 +207,8 @@ describe('Adjudicator: 403', () => {
       { version: 9, devices: [{ id: STRANGER, name: 'x', revoked: false }] },
       { subject: { kind: 'roster', id: TEST_FACILITY } },
     );
-    const out = feed(adj, [unknown, revoked, foreign, good, forged, roster]);
+    const forgedBatch = new EventFactory({ relay: D2 }).acceptAll([good]);
+    const out = feed(adj, [unknown, revoked, foreign, good, forged, roster, forgedBatch]);
     const by = new Map(out.map((v) => [v.target, v]));
     expect(rejected(by.get(unknown.id)).rule).toBe(RULE_UNKNOWN_DEVICE);
     expect(rejected(by.get(revoked.id)).rule).toBe(RULE_DEVICE_REVOKED);
@@ -214,9 +216,10 @@ describe('Adjudicator: 403', () => {
     expect([wrong.code, wrong.rule]).toEqual([RejectionCode.Forbidden, RULE_WRONG_FACILITY]);
     expect(rejected(by.get(forged.id)).rule).toBe(RULE_RELAY_ONLY);
     expect(rejected(by.get(roster.id)).rule).toBe(RULE_RELAY_ONLY);
+    expect(rejected(by.get(forgedBatch.id)).rule).toBe(RULE_RELAY_ONLY);
     // `good` is judged by the relay itself, and only once.
     expect(accepted(by.get(good.id)).seq).toBe(1);
-    expect(out).toHaveLength(6);
+    expect(out).toHaveLength(7);
     expect(adj.confirmed().patient('p1')).toBeUndefined();
     expect(adj.confirmed().patient('p4')).toBeDefined();
   });
@@ -447,6 +450,24 @@ describe('Adjudicator: resolutions', () => {
   });
 });
 
+/** The relay's own events recording `issued`, drafted as the facility node drafts them, signed by the relay. */
+async function ownEvents(
+  relay: TestDevice,
+  f: EventFactory,
+  issued: readonly VerdictData[],
+): Promise<SignedEvent[]> {
+  const out: SignedEvent[] = [];
+  for (const draft of verdictDrafts(TEST_FACILITY, issued)) {
+    const { sig, ...envelope } = f.event(relay.deviceId, draft.type, draft.data, {
+      subject: draft.subject,
+      deps: draft.deps ?? [],
+    });
+    void sig;
+    out.push(await relay.sign(envelope));
+  }
+  return out;
+}
+
 describe('Adjudicator: restored history', () => {
   it('never judges twice what its own verdicts already judged, and continues the seq', async () => {
     const { relayDevice, relay, f, adj, register, receive, vaccinate } = await setup();
@@ -458,7 +479,13 @@ describe('Adjudicator: restored history', () => {
     const events = [p1, lot, v1, bad, p2];
     const issued = feed(adj, events);
     expect(issued).toHaveLength(5);
-    const own = await Promise.all(issued.map((d) => signedVerdict(relayDevice, f, d)));
+    // Accepted runs share AcceptedVerdicts events, the 422 is its own Verdict.
+    const own = await ownEvents(relayDevice, f, issued);
+    expect(own.map((e) => e.type)).toEqual([
+      SystemEventType.AcceptedVerdicts,
+      SystemEventType.Verdict,
+      SystemEventType.AcceptedVerdicts,
+    ]);
 
     // Echoes of its own verdicts change nothing.
     for (const e of own) adj.add(e, T0 + 1);
@@ -472,7 +499,7 @@ describe('Adjudicator: restored history', () => {
     expect(restored.decide(T0 + 100 + 10 * DEADLINE)).toEqual([]);
     expect(restored.lastSeq).toBe(adj.lastSeq);
     expect(restored.confirmed().toJSON()).toEqual(adj.confirmed().toJSON());
-    expect(restored.stats()).toEqual({ events: 10, verdicts: 0, waiting: 0, deadletters: 1 });
+    expect(restored.stats()).toEqual({ events: 8, verdicts: 0, waiting: 0, deadletters: 1 });
     expect(restored.verdictFor(bad.id)).toEqual(adj.verdictFor(bad.id));
 
     const p3 = register('p3');

@@ -1,5 +1,10 @@
 import type { DeviceId, EventId, FacilityId, JsonValue, SignedEvent, VerdictData } from '@accord/protocol';
-import { RejectionCode, SystemEventType } from '@accord/protocol';
+import {
+  expandAcceptedVerdicts,
+  readAcceptedVerdicts,
+  RejectionCode,
+  SystemEventType,
+} from '@accord/protocol';
 import { Projection, compareTentative, isSystemEventType } from '@accord/domain';
 import type { RuleVerdict } from '@accord/rules';
 import {
@@ -198,8 +203,8 @@ const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
  *
  * @remarks No I/O, no timers, no clock: time comes in as `nowMs` arguments.
  *
- * - **Submissions** are the events not signed by `relay`. The relay's own `Verdict` events (of this
- *   facility) are history: a target with a verdict is never judged a second time except for the
+ * - **Submissions** are the events not signed by `relay`. The relay's own `Verdict` and
+ *   `AcceptedVerdicts` events (of this facility) are history: a target with a verdict is never judged a second time except for the
  *   reasons below, the latest one counts (highest relay envelope `seq`; verdicts issued by this
  *   instance are newer than any history), accepted targets are folded into the confirmed state in
  *   `seq` order (rebuilt from scratch when one arrives below what was folded), and {@link lastSeq}
@@ -208,7 +213,7 @@ const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
  *   may judge again what it already judged.
  * - **Checks**, first failure wins: 403 roster and facility (`RULE_UNKNOWN_DEVICE`,
  *   `RULE_DEVICE_REVOKED`, `RULE_WRONG_FACILITY`, `RULE_RELAY_ONLY` for a device-signed
- *   `Verdict`/`RosterUpdated`), then `validate` of `@accord/rules` against the confirmed state
+ *   `Verdict`/`AcceptedVerdicts`/`RosterUpdated`), then `validate` of `@accord/rules` against the confirmed state
  *   (500, 404, 410, 409, 422). Signatures were verified by the log.
  * - **Causal order**: a submission waits until every id in its `deps` (plus the target of a retry
  *   or discard, and the event an amend supersedes) is present and has a verdict (an event that is
@@ -301,7 +306,7 @@ export class Adjudicator {
     if (this.#nodes.has(id)) return;
     if (event.device === this.#relay) {
       this.#nodes.set(id, this.#node(event, nowMs, 'other', [], undefined, undefined));
-      if (event.type === SystemEventType.Verdict && event.facility === this.#facility) this.#history(event);
+      if (event.facility === this.#facility) this.#history(event);
       this.#release(id);
       return;
     }
@@ -449,21 +454,31 @@ export class Adjudicator {
     }
   }
 
-  /** Records one of the relay's own verdict events. */
+  /** Records one of the relay's own events: the verdicts it states are history. */
   #history(event: SignedEvent): void {
-    const data = readVerdictData(event.data);
-    if (data === undefined) return;
+    if (event.type === SystemEventType.Verdict) {
+      const data = readVerdictData(event.data);
+      if (data !== undefined) this.#historyVerdict(data, event.seq);
+    } else if (event.type === SystemEventType.AcceptedVerdicts) {
+      const batch = readAcceptedVerdicts(event.data);
+      if (batch !== undefined)
+        for (const data of expandAcceptedVerdicts(batch)) this.#historyVerdict(data, event.seq);
+    }
+  }
+
+  /** Records one verdict of the relay's own history, stated by its event number `envSeq`. */
+  #historyVerdict(data: VerdictData, envSeq: number): void {
     if (data.outcome === 'accepted') this.#lastSeq = Math.max(this.#lastSeq, data.seq);
     const cur = this.#latest.get(data.target);
     // Issued verdicts are newer than any history (this also ignores the echo of our own verdicts).
-    if (cur !== undefined && (cur.issued || cur.envSeq >= event.seq)) return;
+    if (cur !== undefined && (cur.issued || cur.envSeq >= envSeq)) return;
     const node = this.#nodes.get(data.target);
     const first = node !== undefined && (node.state === 'waiting' || node.state === 'ready');
     if (first) {
       node.state = 'decided';
       this.#waiting--;
     }
-    this.#setLatest(data.target, data, false, event.seq);
+    this.#setLatest(data.target, data, false, envSeq);
     if (this.#dep404.has(data.target)) this.#recheck.add(data.target);
     if (first) this.#release(data.target);
   }
@@ -664,7 +679,11 @@ export class Adjudicator {
         { facility: String(e.facility), expected: this.#facility },
       );
     }
-    if (e.type === SystemEventType.Verdict || e.type === SystemEventType.RosterUpdated) {
+    if (
+      e.type === SystemEventType.Verdict ||
+      e.type === SystemEventType.AcceptedVerdicts ||
+      e.type === SystemEventType.RosterUpdated
+    ) {
       return deadletter(
         RejectionCode.Forbidden,
         RULE_RELAY_ONLY,

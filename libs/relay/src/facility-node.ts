@@ -14,6 +14,7 @@ import {
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
 import { Adjudicator } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
+import { verdictDrafts } from './verdict-events.js';
 
 /** What a facility node reports (the relay turns it into metrics and log lines). */
 export interface FacilityObserver {
@@ -270,17 +271,8 @@ export class FacilityNode {
     const started = performance.now();
     const verdicts = this.#adjudicator.decide(now, VERDICTS_PER_ROUND);
     if (verdicts.length > 0) {
-      // Appended in order without waiting for each: one group commit carries the batch.
-      await Promise.all(
-        verdicts.map((data) =>
-          this.log.appendSystem({
-            type: SystemEventType.Verdict,
-            subject: { kind: 'event', id: data.target },
-            data: data as unknown as SignedEvent['data'],
-            deps: [data.target],
-          }),
-        ),
-      );
+      // Appended in order without waiting for each: one group commit carries the round.
+      await Promise.all(verdictDrafts(this.facility, verdicts).map((draft) => this.log.appendSystem(draft)));
       this.#opts.observer.verdicts(this.facility, verdicts, (performance.now() - started) / 1000);
       this.#lastActivity = this.#clock();
       // More of the backlog may be ready: next round (timers and I/O get their turn in between).

@@ -22,6 +22,7 @@ import {
   parseEnrollResponse,
   signEvent,
   SystemEventType,
+  verdictAbout,
   verifyEvent,
   type DeviceId,
   type DeviceKeyPair,
@@ -168,12 +169,7 @@ const bcg = (patientId: string, lot: string) => ({
 
 /** Relay-signed verdicts about `target` in `events`. */
 function verdictsAbout(events: Iterable<SignedEvent>, relay: DeviceId, target: EventId): SignedEvent[] {
-  return [...events].filter(
-    (e) =>
-      e.type === SystemEventType.Verdict &&
-      e.device === relay &&
-      (e.data as { target?: unknown }).target === target,
-  );
+  return [...events].filter((e) => e.device === relay && verdictAbout(e, target) !== undefined);
 }
 
 interface TestDevice {
@@ -305,7 +301,13 @@ describe('relay security over real WebSockets and LevelDB', () => {
 
   const enrollHere = (facility: FacilityId, key: DeviceKeyPair) => enroll(data, relay.port, facility, key);
   const status = (d: TestDevice, id: EventId) => d.log.get(id)?.status;
-  const verdictOf = (d: TestDevice, id: EventId) => d.log.get(id)?.verdict?.data as Record<string, unknown>;
+  const verdictOf = (d: TestDevice, id: EventId) => {
+    const verdict = d.log.get(id)?.verdict;
+    return (verdict === undefined ? undefined : verdictAbout(verdict, id)) as unknown as Record<
+      string,
+      unknown
+    >;
+  };
 
   it('refuses an unenrolled device key at the upgrade, counts it, and sends it nothing', async () => {
     const F = 'sec-unenrolled' as FacilityId;
@@ -748,10 +750,11 @@ describe('relay drain on stop', () => {
       await log.settled();
       const seqs: number[] = [];
       for (const id of acked) {
-        const verdicts = verdictsAbout(log.visibleEvents(), relay.id, id);
+        const verdicts = verdictsAbout(log.visibleEvents(), relay.id, id).map((e) => verdictAbout(e, id));
         expect(verdicts, `verdicts about ${id}`).toHaveLength(1);
-        expect(verdicts[0]!.data).toMatchObject({ outcome: 'accepted' });
-        seqs.push((verdicts[0]!.data as { seq: number }).seq);
+        const [only] = verdicts;
+        expect(only).toMatchObject({ outcome: 'accepted' });
+        seqs.push(only?.outcome === 'accepted' ? only.seq : -1);
       }
       // One relay sequence, continued across the restart: no gaps, no number twice.
       expect([...seqs].sort((x, y) => x - y)).toEqual(acked.map((_, i) => i + 1));

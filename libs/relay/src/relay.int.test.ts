@@ -8,12 +8,15 @@ import {
   makeEnrollRequest,
   parseEnrollResponse,
   SystemEventType,
+  verdictAbout,
+  verdictsIn,
   verifyEvent,
   type DeviceId,
   type DeviceKeyPair,
   type EventId,
   type FacilityId,
   type SignedEvent,
+  type VerdictData,
 } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
@@ -82,10 +85,12 @@ const bcg = (patientId: string, lot: string) => ({
   data: { patientId, antigen: 'BCG', dose: 1, lot, date: '2026-11-20' },
 });
 
-/** Every verdict event (any signer) about `target` held by `log`. */
-function verdictsFor(log: DeviceLog, target: EventId): SignedEvent[] {
-  return [...log.visibleEvents()].filter(
-    (e) => e.type === SystemEventType.Verdict && (e.data as { target?: string }).target === target,
+/** Every verdict (any signer) about `target` stated by the events `log` holds, with the event stating it. */
+function verdictsFor(log: DeviceLog, target: EventId): { event: SignedEvent; verdict: VerdictData }[] {
+  return [...log.visibleEvents()].flatMap((event) =>
+    verdictsIn(event)
+      .filter((v) => v.target === target)
+      .map((verdict) => ({ event, verdict })),
   );
 }
 
@@ -167,8 +172,11 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
   }
 
   const status = (d: TestDevice, id: EventId) => d.log.get(id)?.status;
-  const verdictOf = (d: TestDevice, id: EventId) =>
-    d.log.get(id)?.verdict?.data as Record<string, unknown> | undefined;
+  const verdictOf = (d: TestDevice, id: EventId) => {
+    const verdict = d.log.get(id)?.verdict;
+    return (verdict === undefined ? undefined : verdictAbout(verdict, id)) as
+      Record<string, unknown> | undefined;
+  };
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-int-');
@@ -362,10 +370,9 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
       deps: [reg.id],
     });
     const forgedVerdict = await eventually(() => {
-      const v = verdictsFor(a.log, forged.id).find((e) => e.device === relay.id);
-      return v;
+      return verdictsFor(a.log, forged.id).find(({ event }) => event.device === relay.id)?.verdict;
     }, 'verdict on the forgery');
-    expect(forgedVerdict.data).toMatchObject({ outcome: 'deadletter', code: 403 });
+    expect(forgedVerdict).toMatchObject({ outcome: 'deadletter', code: 403 });
     await eventually(() => status(a, reg.id) === 'accepted', 'P7 accepted despite the forgery');
   });
 
@@ -394,15 +401,14 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
       await d.log.settled();
       const counts = new Map<string, number>();
       for (const e of d.log.visibleEvents()) {
-        if (e.type !== SystemEventType.Verdict || e.device !== relay.id) continue;
-        const target = (e.data as { target: string }).target;
-        counts.set(target, (counts.get(target) ?? 0) + 1);
+        if (e.device !== relay.id) continue;
+        for (const { target } of verdictsIn(e)) counts.set(target, (counts.get(target) ?? 0) + 1);
       }
       // Re-validations (retry, superseded 404) explain every target with two verdicts.
       const doubled = [...counts].filter(([, n]) => n > 1).map(([t]) => t);
       for (const target of doubled) {
-        const kinds = verdictsFor(d.log, target as EventId).map(
-          (v) => (v.data as { code?: number }).code ?? 'ok',
+        const kinds = verdictsFor(d.log, target as EventId).map(({ verdict: v }) =>
+          v.outcome === 'deadletter' ? v.code : 'ok',
         );
         expect(kinds.some((k) => k === 404 || k === 422)).toBe(true);
       }

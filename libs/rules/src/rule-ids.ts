@@ -51,7 +51,7 @@ export const RULE_UNKNOWN_DEVICE = 'RULE_UNKNOWN_DEVICE';
 export const RULE_DEVICE_REVOKED = 'RULE_DEVICE_REVOKED';
 /** The event names another facility than the relay's (403; checked by the relay). */
 export const RULE_WRONG_FACILITY = 'RULE_WRONG_FACILITY';
-/** A device signed an event type only the relay may write (`Verdict`, `RosterUpdated`) (403). */
+/** A device signed an event type only the relay may write (`Verdict`, `AcceptedVerdicts`, `RosterUpdated`) (403). */
 export const RULE_RELAY_ONLY = 'RULE_RELAY_ONLY';
 /** A retry or discard names an event whose latest verdict is not an unresolved deadletter (409). */
 export const RULE_NOT_DEADLETTERED = 'RULE_NOT_DEADLETTERED';

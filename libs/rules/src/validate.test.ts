@@ -162,6 +162,7 @@ describe('validate: 500', () => {
     const { state, f, register } = setup();
     const p = register('p1');
     expect(rejected(validate(state, f.accept(p), ctx)).rule).toBe(RULE_UNKNOWN_TYPE);
+    expect(rejected(validate(state, f.acceptAll([p]), ctx)).rule).toBe(RULE_UNKNOWN_TYPE);
     expect(validate(state, f.retry(dev, p), ctx).outcome).toBe('accepted');
     expect(validate(state, f.discard(dev, p), ctx).outcome).toBe('accepted');
     const badRetry = f.event(

@@ -146,11 +146,11 @@ function judge(state: Projection, event: SignedEvent, ctx: ValidationContext): R
       issues: (r.error.details['issues'] ?? []) as JsonValue,
     });
   }
-  if (type === SystemEventType.Verdict) {
+  if (type === SystemEventType.Verdict || type === SystemEventType.AcceptedVerdicts) {
     return reject(
       RejectionCode.Invalid,
       RULE_UNKNOWN_TYPE,
-      'Verdict events are written by the relay and cannot be submitted.',
+      `${type} events are written by the relay and cannot be submitted.`,
       {
         type,
       },
