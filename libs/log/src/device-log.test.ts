@@ -44,6 +44,7 @@ async function openLog(
     storage?: MemoryStorageAdapter;
     net?: FakeNetwork;
     segmentSize?: number;
+    relay?: SignedEvent['device'];
   } = {},
 ) {
   const store = parts.store ?? new MemoryEventStore();
@@ -55,6 +56,7 @@ async function openLog(
     storage,
     roster: facility.roster,
     network: parts.net !== undefined ? [parts.net.adapter(`n${index}`)] : [],
+    ...(parts.relay !== undefined ? { relay: parts.relay } : {}),
     ...(parts.segmentSize !== undefined ? { segmentSize: parts.segmentSize, sealSweepMs: 300 } : {}),
   });
   return { log, store, storage };
@@ -396,6 +398,48 @@ describe('DeviceLog', () => {
     expect(seen).toEqual(['PatientRegistered', 'RetryRequested']);
     expect([...log.visibleEvents()].map((e) => e.seq).sort()).toEqual([1, 2, 3]);
     expect(log.ownHistory()).toEqual({ assigned: 3, behind: false });
+    await log.close();
+  });
+
+  it('shows an event accepted when its relay verdict arrived before it, single or shared', async () => {
+    const facility = await makeFacility(FACILITY, 3);
+    const [relayKey, deviceKey] = [facility.keys[0]!, facility.keys[1]!];
+    const { log } = await openLog(facility, 2, { relay: relayKey.deviceId });
+    const envelope = async (seq: number, id: string): Promise<EventEnvelope> => ({
+      ...(await envelopeFor(FACILITY, deviceKey.deviceId, seq)),
+      id: id as EventEnvelope['id'],
+    });
+    const ids = [1, 2].map((n) => newEventId(Date.UTC(2026, 10, 26, 10, n)));
+    const [single, shared] = await Promise.all([
+      signEvent(
+        {
+          ...(await envelopeFor(FACILITY, relayKey.deviceId, 1)),
+          type: 'Verdict',
+          subject: { kind: 'event', id: ids[0]! },
+          deps: [ids[0]!],
+          data: { target: ids[0]!, outcome: 'accepted', seq: 1, ruleSet: 'r1' },
+        },
+        relayKey,
+      ),
+      signEvent(
+        {
+          ...(await envelopeFor(FACILITY, relayKey.deviceId, 2)),
+          type: 'AcceptedVerdicts',
+          subject: { kind: 'verdicts', id: FACILITY },
+          data: { ruleSet: 'r1', firstSeq: 2, targets: [ids[1]!] },
+        },
+        relayKey,
+      ),
+    ]);
+    await writeIntoSegment(log, relayKey.deviceId, [encodeSignedEvent(single), encodeSignedEvent(shared)]);
+    expect(log.counts()).toMatchObject({ accepted: 0, pending: 0 });
+    // Each target arrives alone, as the newest event: the path that extends cached views in place.
+    for (const [i, id] of ids.entries()) {
+      log.tentative();
+      const event = await signEvent(await envelope(i + 1, id), deviceKey);
+      await writeIntoSegment(log, deviceKey.deviceId, [encodeSignedEvent(event)]);
+      expect(log.get(id)?.status, `target ${i + 1}`).toBe('accepted');
+    }
     await log.close();
   });
 

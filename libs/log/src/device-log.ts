@@ -28,6 +28,7 @@ import {
   parseRosterUpdatedData,
   parseVerdictData,
   parseAcceptedVerdictsData,
+  readAcceptedVerdicts,
   signEvent,
   SystemEventType,
   verifyEvents,
@@ -900,6 +901,9 @@ export class DeviceLog implements DeviceLogApi {
       this.#folder.add(e);
       const target = (e.data as { target?: unknown } | null)?.target;
       if (isSystemEventType(e.type) && typeof target === 'string') this.#targets.add(target);
+      if (e.type === SystemEventType.AcceptedVerdicts) {
+        for (const t of readAcceptedVerdicts(e.data)?.targets ?? []) this.#targets.add(t);
+      }
       if (e.supersedes !== undefined) this.#targets.add(e.supersedes);
       released.push(e);
     }
