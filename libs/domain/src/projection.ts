@@ -203,6 +203,7 @@ function parseEvent(event: SignedEvent): CheckedEvent | string {
 const SYSTEM_TYPES: ReadonlySet<string> = new Set([
   'Verdict',
   'AcceptedVerdicts',
+  'SegmentSealed',
   'RetryRequested',
   'DeadletterDiscarded',
 ]);

@@ -40,7 +40,8 @@ export function isSystemEventType(type: string): boolean {
     type === SystemEventType.AcceptedVerdicts ||
     type === SystemEventType.RetryRequested ||
     type === SystemEventType.DeadletterDiscarded ||
-    type === SystemEventType.RosterUpdated
+    type === SystemEventType.RosterUpdated ||
+    type === SystemEventType.SegmentSealed
   );
 }
 
@@ -200,7 +201,12 @@ class Tracker {
     ) {
       return undefined;
     }
-    if (event.type === SystemEventType.RosterUpdated && event.device === this.#relay) return undefined;
+    if (
+      (event.type === SystemEventType.RosterUpdated || event.type === SystemEventType.SegmentSealed) &&
+      event.device === this.#relay
+    ) {
+      return undefined;
+    }
     const info = this.#targets.get(id);
     const verdict = info?.verdict;
     const read = info?.read;

@@ -3,6 +3,7 @@ import {
   decodeSignedEvent,
   encodeSignedEvent,
   generateDeviceKey,
+  segmentDigest,
   newEventId,
   signEvent,
   type EventEnvelope,
@@ -353,6 +354,49 @@ describe('DeviceLog', () => {
     expect((await again.log.append(registration(99))).event.seq).toBe(11);
     await again.log.close();
     await b.log.close();
+  });
+
+  it('verifies a relay-sealed segment by its seal, and one by one where the seal does not match', async () => {
+    const facility = await makeFacility(FACILITY, 3);
+    const relay = facility.keys[0]!.deviceId;
+    const device = facility.keys[1]!.deviceId;
+    const net = new FakeNetwork({ seed: 13 });
+    const sync = async (log: DeviceLog, until: () => boolean): Promise<void> => {
+      for (let round = 0; round < 40 && !until(); round++) {
+        await net.quiet();
+        await log.settled();
+      }
+    };
+    const r = await openLog(facility, 0, { net, segmentSize: 4, relay });
+    const a = await openLog(facility, 1, { net, segmentSize: 4, relay });
+    for (let i = 0; i < 10; i++) await a.log.append(registration(i));
+    await sync(r.log, () => r.log.segmentEvents(device, 1) !== undefined);
+    expect(r.log.segmentEvents(device, 2)).toBeUndefined(); // seqs 9-12: not full
+    const seal = async (index: number, events: readonly SignedEvent[]) =>
+      r.log.appendSystem({
+        type: 'SegmentSealed',
+        subject: { kind: 'segment', id: `${device}/${index}` },
+        data: {
+          device,
+          index,
+          size: 4,
+          digest: await segmentDigest(events.map((e) => encodeSignedEvent(e))),
+        },
+      });
+    await seal(0, r.log.segmentEvents(device, 0)!);
+    // A seal whose digest does not match what arrives (the wrong order) covers nothing.
+    await seal(1, [...r.log.segmentEvents(device, 1)!].reverse());
+    await a.log.close();
+
+    const b = await openLog(facility, 2, { net, segmentSize: 4, relay });
+    await sync(b.log, () => b.log.size() >= 12);
+    expect(b.log.size()).toBe(12);
+    // Segment 0 by its seal; segment 1 (bad seal), A's open segment and the relay's two seals one by one.
+    expect(b.log.verification()).toEqual({ bySeal: 4, oneByOne: 8 });
+    expect(b.log.incidents()).toEqual([]);
+    expect(b.log.list({ device }).map((i) => i.event.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await b.log.close();
+    await r.log.close();
   });
 
   it('follows a device enrolled after its events arrived, once told the roster changed', async () => {

@@ -26,9 +26,11 @@ import {
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
   parseRosterUpdatedData,
+  parseSegmentSealedData,
   parseVerdictData,
   parseAcceptedVerdictsData,
   readAcceptedVerdicts,
+  segmentDigest,
   signEvent,
   SystemEventType,
   verifyEvents,
@@ -74,8 +76,14 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
   [SystemEventType.RetryRequested]: parseRetryRequestedData,
   [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
   [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
+  [SystemEventType.SegmentSealed]: parseSegmentSealedData,
 };
 const DEFAULT_SWEEP_MS = 10_000;
+/**
+ * How long a whole segment of another device, arriving at once, waits for the relay's seal of it
+ * before its events are verified one by one; one window is shared by every segment of a burst.
+ */
+const SEAL_WAIT_MS = 1000;
 const MAX_INTERNED_STRINGS = 10_000;
 const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 /** How long durable own events wait to be grouped into one Automerge change. */
@@ -176,6 +184,13 @@ export class DeviceLog implements DeviceLogApi {
   readonly #visible = new Map<EventId, SignedEvent>();
   /** Ids that some visible verdict or resolution points at (they never take the fast path). */
   readonly #targets = new Set<string>();
+  /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
+  readonly #seals = new Map<string, string>();
+  readonly #verification = { oneByOne: 0, bySeal: 0 };
+  /** Segments waiting for their relay seal (by `<device>/<index>`), and when the shared wait ends. */
+  readonly #awaitingSeal = new Map<string, SegmentState>();
+  #sealWaitEnd = 0;
+  #sealWaitTimer: ReturnType<typeof setTimeout> | undefined;
 
   readonly #segments = new Map<DocumentId, SegmentState>();
   /** Full segments whose events are all in the store: unloaded, served from storage on demand. */
@@ -646,7 +661,10 @@ export class DeviceLog implements DeviceLogApi {
 
   async #onRootChangeNow(): Promise<void> {
     const devices = this.#root.doc().devices;
-    for (const [device, count] of Object.entries(devices)) {
+    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
+    const relay = this.#opts.relay ?? undefined;
+    const entries = Object.entries(devices).sort(([a], [b]) => Number(b === relay) - Number(a === relay));
+    for (const [device, count] of entries) {
       if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1_000_000)
         continue;
       const member = this.#opts.roster.lookup(device as DeviceId);
@@ -693,6 +711,7 @@ export class DeviceLog implements DeviceLogApi {
   #ingestSegment(segment: SegmentState): void {
     const list = segment.handle.doc().events;
     if (!Array.isArray(list)) return;
+    if (this.#waitForSeal(segment, list)) return;
     const lastSeen = segment.processed > 0 ? list[segment.processed - 1] : undefined;
     const shifted =
       segment.lastSeen !== undefined &&
@@ -776,7 +795,7 @@ export class DeviceLog implements DeviceLogApi {
     for (const { event } of candidates) this.#inFlight.add(event.id);
     // One segment's verification at a time (each one concurrent inside): the first segment
     // is ready to commit as soon as possible instead of when the last one is.
-    const verdicts = this.#verifyChain.then(() => verifyEvents(candidates.map((c) => c.event)));
+    const verdicts = this.#verifyChain.then(() => this.#verify(segment, candidates));
     this.#verifyChain = verdicts.then(
       () => undefined,
       () => undefined,
@@ -792,6 +811,82 @@ export class DeviceLog implements DeviceLogApi {
         for (const { event } of candidates) this.#inFlight.delete(event.id);
       }
     });
+  }
+
+  /**
+   * True when `segment` arrived whole, none of it is held yet, the relay has not been heard to
+   * seal it, and the shared wait for seals is open: it is read again when the seal arrives or the
+   * wait ends. Verifying one relay signature is much cheaper than a whole segment of device
+   * signatures, and the relay's own segment usually arrives in the same burst.
+   */
+  #waitForSeal(segment: SegmentState, list: readonly unknown[]): boolean {
+    const relay = this.#opts.relay;
+    const key = `${segment.device}/${segment.index}`;
+    // (The relay itself never waits: it seals what it verified.)
+    if (relay === undefined || relay === null || relay === this.deviceId) return false;
+    if (segment.device === relay || segment.device === this.deviceId) return false;
+    if (list.length < this.#segmentSize || segment.processed > 0 || this.#seals.has(key)) return false;
+    if ((this.#contiguous.get(segment.device) ?? 0) > segment.index * this.#segmentSize) return false;
+    const now = Date.now();
+    if (now > this.#sealWaitEnd + SEAL_WAIT_MS) {
+      // A new burst: open a new window (at most one wait per two windows' time).
+      this.#sealWaitEnd = now + SEAL_WAIT_MS;
+      this.#sealWaitTimer = setTimeout(() => this.#sealWaitOver(), SEAL_WAIT_MS);
+      this.#sealWaitTimer.unref();
+    }
+    if (now >= this.#sealWaitEnd) return false;
+    this.#awaitingSeal.set(key, segment);
+    return true;
+  }
+
+  /** The shared wait for seals is over: read every segment still waiting (one by one now). */
+  #sealWaitOver(): void {
+    this.#sealWaitTimer = undefined;
+    const waiting = [...this.#awaitingSeal.values()];
+    this.#awaitingSeal.clear();
+    for (const segment of waiting) this.#scheduleIngest(segment);
+  }
+
+  /**
+   * Checks the signatures of a segment's new entries, on the thread pool.
+   *
+   * @remarks When the entries include exactly the events of a segment the relay has sealed, and
+   * their digest matches the seal, those events are verified by that one relay signature (it
+   * signed only after verifying each of them); the rest are verified one by one (DESIGN.md §8).
+   */
+  async #verify(
+    segment: SegmentState,
+    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
+  ): Promise<boolean[]> {
+    const sealed = await this.#sealedEntries(segment, candidates);
+    const results = new Array<boolean>(candidates.length).fill(true);
+    const rest = candidates.flatMap((c, i) => (sealed.has(i) ? [] : [{ c, i }]));
+    this.#verification.bySeal += sealed.size;
+    this.#verification.oneByOne += rest.length;
+    if (rest.length === 0) return results;
+    const checked = await verifyEvents(rest.map(({ c }) => c.event));
+    rest.forEach(({ i }, k) => (results[i] = checked[k] === true));
+    return results;
+  }
+
+  /** Indexes of `candidates` that a relay seal of `segment` covers (empty unless all of it matches). */
+  async #sealedEntries(
+    segment: SegmentState,
+    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
+  ): Promise<Set<number>> {
+    const digest = this.#seals.get(`${segment.device}/${segment.index}`);
+    if (digest === undefined || candidates.length < this.#segmentSize) return new Set();
+    const first = segment.index * this.#segmentSize + 1;
+    const bySeq = new Array<number>(this.#segmentSize);
+    for (const [i, { event }] of candidates.entries()) {
+      const at = event.seq - first;
+      if (event.device !== segment.device || at < 0 || at >= this.#segmentSize) continue;
+      if (bySeq[at] !== undefined) return new Set(); // two entries claim one seq: verify them all
+      bySeq[at] = i;
+    }
+    for (let at = 0; at < this.#segmentSize; at++) if (bySeq[at] === undefined) return new Set();
+    const ordered = bySeq.map((i) => candidates[i]!.bytes);
+    return (await segmentDigest(ordered)) === digest ? new Set(bySeq) : new Set();
   }
 
   /** Stores verified events durably (in one batch when possible), then makes them visible. */
@@ -904,6 +999,7 @@ export class DeviceLog implements DeviceLogApi {
       if (e.type === SystemEventType.AcceptedVerdicts) {
         for (const t of readAcceptedVerdicts(e.data)?.targets ?? []) this.#targets.add(t);
       }
+      if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
       if (e.supersedes !== undefined) this.#targets.add(e.supersedes);
       released.push(e);
     }
@@ -911,6 +1007,21 @@ export class DeviceLog implements DeviceLogApi {
     this.#onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
     if (released.length > 0) this.#notify(released);
+  }
+
+  /** Remembers a relay-signed segment seal (see {@link DeviceLog.segmentEvents}). */
+  #noteSeal(event: SignedEvent): void {
+    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
+      return;
+    const parsed = parseSegmentSealedData(event.data);
+    if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
+    const key = `${parsed.value.device}/${parsed.value.index}`;
+    this.#seals.set(key, parsed.value.digest);
+    const waiting = this.#awaitingSeal.get(key);
+    if (waiting !== undefined) {
+      this.#awaitingSeal.delete(key);
+      this.#scheduleIngest(waiting);
+    }
   }
 
   /**
@@ -1019,6 +1130,27 @@ export class DeviceLog implements DeviceLogApi {
     );
   }
 
+  /** Events per segment document (segment `k` of a device holds seqs `k*size+1 … (k+1)*size`). */
+  get segmentSize(): number {
+    return this.#segmentSize;
+  }
+
+  /**
+   * The events of segment `index` of `device` in sequence order, or undefined unless every one
+   * of them is held and visible (what a relay seals).
+   */
+  segmentEvents(device: DeviceId, index: number): SignedEvent[] | undefined {
+    if (!this.#complete(device, index)) return undefined;
+    const seqs = this.#seqs.get(device);
+    const out: SignedEvent[] = [];
+    for (let seq = index * this.#segmentSize + 1; seq <= (index + 1) * this.#segmentSize; seq++) {
+      const event = this.#visible.get(seqs?.get(seq) as EventId);
+      if (event === undefined) return undefined;
+      out.push(event);
+    }
+    return out;
+  }
+
   /** Every visible event of any kind, in no particular order. */
   visibleEvents(): IterableIterator<SignedEvent> {
     return this.#visible.values();
@@ -1091,6 +1223,14 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   /**
+   * How received events were verified since open: one signature check each, or covered by a
+   * relay seal of their whole segment (see {@link DeviceLog.segmentEvents}).
+   */
+  verification(): { readonly oneByOne: number; readonly bySeal: number } {
+    return { ...this.#verification };
+  }
+
+  /**
    * Re-reads the root index and every followed segment after a roster change.
    *
    * @remarks A device's segments are only followed once the roster knows the device, and its
@@ -1152,6 +1292,8 @@ export class DeviceLog implements DeviceLogApi {
     await this.#commit.idle();
     await this.#pushed();
     if (this.#janitor !== undefined) clearInterval(this.#janitor);
+    if (this.#sealWaitTimer !== undefined) clearTimeout(this.#sealWaitTimer);
+    this.#awaitingSeal.clear();
     await this.#ingestChain;
     await this.#commitChain;
     this.#closed = true;

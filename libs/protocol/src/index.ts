@@ -13,3 +13,4 @@ export * from './event.js';
 export * from './schemas.js';
 export * from './wire.js';
 export * from './enrollment.js';
+export * from './seal.js';

@@ -14,6 +14,7 @@ import type {
   DeadletterVerdictData,
   RetryRequestedData,
   RosterUpdatedData,
+  SegmentSealedData,
   VerdictData,
 } from './verdict.js';
 import { expandAcceptedVerdicts, MAX_ACCEPTED_PER_EVENT, SystemEventType } from './verdict.js';
@@ -175,6 +176,17 @@ export const deadletterDiscardedDataSchema: z.ZodType<DeadletterDiscardedData> =
   reason: reasonText,
 });
 
+/** Largest segment a `SegmentSealed` may name (events per segment). */
+export const MAX_SEALED_SEGMENT_SIZE = 1_000_000;
+
+/** Schema of a `SegmentSealed` event's data. */
+export const segmentSealedDataSchema: z.ZodType<SegmentSealedData> = z.strictObject({
+  device: deviceIdSchema,
+  index: z.int().nonnegative(),
+  size: z.int().positive().max(MAX_SEALED_SEGMENT_SIZE),
+  digest: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected a base64url SHA-256 digest'),
+});
+
 /** Longest device name in a roster. */
 export const MAX_DEVICE_NAME = 100;
 /** Most devices in one facility roster. */
@@ -268,6 +280,11 @@ export function parseRetryRequestedData(data: unknown): Result<RetryRequestedDat
 /** Validates the data of a `DeadletterDiscarded` event. */
 export function parseDeadletterDiscardedData(data: unknown): Result<DeadletterDiscardedData> {
   return parseWith(deadletterDiscardedDataSchema, data, 'DeadletterDiscarded data');
+}
+
+/** Validates the data of a `SegmentSealed` event. */
+export function parseSegmentSealedData(data: unknown): Result<SegmentSealedData> {
+  return parseWith(segmentSealedDataSchema, data, 'SegmentSealed data');
 }
 
 /** Validates the data of a `RosterUpdated` event. */

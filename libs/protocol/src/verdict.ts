@@ -20,8 +20,22 @@ export const SystemEventType = {
    * `{kind:'roster', id: facility}`; devices keep the highest `version` signed by their relay.
    */
   RosterUpdated: 'RosterUpdated',
+  /**
+   * Relay-signed seal of one full segment of a device's events (data {@link SegmentSealedData}),
+   * subject `{kind:'segment', id: '<device>/<index>'}`: the relay verified every event of it, so a
+   * device holding a matching digest need not verify their signatures one by one (DESIGN §8).
+   */
+  SegmentSealed: 'SegmentSealed',
 } as const;
 export type SystemEventType = (typeof SystemEventType)[keyof typeof SystemEventType];
+
+/** The system event types only the relay may sign; a device-signed one is refused (403). */
+export const RELAY_EVENT_TYPES: ReadonlySet<string> = new Set<SystemEventType>([
+  SystemEventType.Verdict,
+  SystemEventType.AcceptedVerdicts,
+  SystemEventType.RosterUpdated,
+  SystemEventType.SegmentSealed,
+]);
 
 /** Rejection codes of DESIGN.md §4. */
 export const RejectionCode = {
@@ -112,6 +126,18 @@ export interface RetryRequestedData {
 export interface DeadletterDiscardedData {
   readonly target: EventId;
   readonly reason: string;
+}
+
+/**
+ * Data of a `SegmentSealed` event: segment `index` of `device` holds its events with sequence
+ * numbers `index * size + 1` … `(index + 1) * size`, and `digest` is their
+ * {@link segmentDigest} in sequence order.
+ */
+export interface SegmentSealedData {
+  readonly device: DeviceId;
+  readonly index: number;
+  readonly size: number;
+  readonly digest: string;
 }
 
 /** One device in a {@link RosterUpdatedData}. */

@@ -11,8 +11,9 @@ export interface WebCryptoKey {
   readonly usages: readonly string[];
 }
 
-/** The slice of `SubtleCrypto` this package uses (Ed25519 only). */
+/** The slice of `SubtleCrypto` this package uses (Ed25519, and SHA-256 digests). */
 export interface Ed25519Subtle {
+  digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
   generateKey(
     algorithm: { name: 'Ed25519' },
     extractable: boolean,

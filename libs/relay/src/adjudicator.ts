@@ -3,6 +3,7 @@ import {
   expandAcceptedVerdicts,
   readAcceptedVerdicts,
   RejectionCode,
+  RELAY_EVENT_TYPES,
   SystemEventType,
 } from '@accord/protocol';
 import { Projection, compareTentative, isSystemEventType } from '@accord/domain';
@@ -213,7 +214,7 @@ const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
  *   may judge again what it already judged.
  * - **Checks**, first failure wins: 403 roster and facility (`RULE_UNKNOWN_DEVICE`,
  *   `RULE_DEVICE_REVOKED`, `RULE_WRONG_FACILITY`, `RULE_RELAY_ONLY` for a device-signed
- *   `Verdict`/`AcceptedVerdicts`/`RosterUpdated`), then `validate` of `@accord/rules` against the confirmed state
+ *   relay type, `RELAY_EVENT_TYPES`), then `validate` of `@accord/rules` against the confirmed state
  *   (500, 404, 410, 409, 422). Signatures were verified by the log.
  * - **Causal order**: a submission waits until every id in its `deps` (plus the target of a retry
  *   or discard, and the event an amend supersedes) is present and has a verdict (an event that is
@@ -679,11 +680,7 @@ export class Adjudicator {
         { facility: String(e.facility), expected: this.#facility },
       );
     }
-    if (
-      e.type === SystemEventType.Verdict ||
-      e.type === SystemEventType.AcceptedVerdicts ||
-      e.type === SystemEventType.RosterUpdated
-    ) {
+    if (RELAY_EVENT_TYPES.has(e.type)) {
       return deadletter(
         RejectionCode.Forbidden,
         RULE_RELAY_ONLY,

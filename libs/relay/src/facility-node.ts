@@ -14,6 +14,7 @@ import {
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
 import { Adjudicator } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
+import { SegmentSealer } from './segment-sealer.js';
 import { verdictDrafts } from './verdict-events.js';
 
 /** What a facility node reports (the relay turns it into metrics and log lines). */
@@ -43,6 +44,8 @@ export interface FacilityNodeOptions {
    * history to come back from devices before going ahead (default 30 s).
    */
   readonly catchUpMaxMs?: number;
+  /** Events per segment document (default: the log's; see `RelayOptions.segmentSize`). */
+  readonly segmentSize?: number;
 }
 
 const CATCH_UP_RETRY_MS = 100;
@@ -57,8 +60,9 @@ const VERDICTS_PER_ROUND = 2000;
  * WebSocket endpoint, and the validation loop that turns every submission into one signed verdict.
  *
  * @remarks Every visible event goes to the {@link Adjudicator}; decisions are appended as
- * relay-signed `Verdict` events in the adjudicator's order (one group-committed batch per round)
- * and reach devices through sync. Membership changes are published as relay-signed
+ * relay-signed `Verdict` / `AcceptedVerdicts` events in the adjudicator's order (one
+ * group-committed batch per round) and reach devices through sync. Full segments of the devices'
+ * events are sealed ({@link SegmentSealer}) after each round. Membership changes are published as relay-signed
  * `RosterUpdated` events. Verdicts wait while the log's own history is behind (a restored
  * backup), so the relay continues its sequence after its old verdicts instead of forking it.
  */
@@ -68,6 +72,7 @@ export class FacilityNode {
   readonly #db: DeviceDatabase;
   readonly #adapter: WebSocketServerAdapter;
   readonly #adjudicator: Adjudicator;
+  readonly #sealer: SegmentSealer;
   readonly #opts: FacilityNodeOptions;
   readonly #clock: () => number;
   readonly #roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
@@ -107,6 +112,7 @@ export class FacilityNode {
       member: (device) => this.#roster.get(device),
       ...(opts.dependencyDeadlineMs === undefined ? {} : { dependencyDeadlineMs: opts.dependencyDeadlineMs }),
     });
+    this.#sealer = new SegmentSealer(this.log, opts.key.deviceId);
   }
 
   /** Opens the facility's database and log, feeds its history to the adjudicator and starts deciding. */
@@ -141,6 +147,7 @@ export class FacilityNode {
         roster: lookup,
         relay: key.deviceId,
         network: [adapter],
+        ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
       });
@@ -159,6 +166,7 @@ export class FacilityNode {
     for (const event of this.log.visibleEvents()) {
       this.#adjudicator.add(event, now);
       this.#noteRoster(event);
+      this.#sealer.note(event);
     }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
     void this.publishRoster();
@@ -171,6 +179,7 @@ export class FacilityNode {
     // Our own verdicts come back here too; the adjudicator knows it issued them.
     for (const event of events) {
       this.#noteRoster(event);
+      this.#sealer.note(event);
       if (event.device !== this.#opts.key.deviceId) foreign++;
       this.#adjudicator.add(event, now);
     }
@@ -278,6 +287,7 @@ export class FacilityNode {
       // More of the backlog may be ready: next round (timers and I/O get their turn in between).
       if (verdicts.length >= VERDICTS_PER_ROUND) this.#schedule(0);
     }
+    if (this.#sealer.pending > 0) await this.#sealer.sealDue();
     const deadline = this.#adjudicator.nextDeadline();
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
   }

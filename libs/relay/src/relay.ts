@@ -48,6 +48,11 @@ export interface RelayOptions {
   readonly membershipPollMs?: number;
   /** Load every facility at start (validates backlogs at once; default false: on first connection). */
   readonly loadAll?: boolean;
+  /**
+   * Events per segment document (default: the log's, 5000). Devices must use the same size; only
+   * tests and benchmarks change it.
+   */
+  readonly segmentSize?: number;
 }
 
 /** The line the relay prints when it is ready (tests and scripts parse it). */
@@ -242,6 +247,7 @@ export class Relay {
       ...(this.#opts.dependencyDeadlineMs === undefined
         ? {}
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
+      ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
     });
     this.metrics.setFacilitiesLoaded(this.#nodes.size);
     this.#logger.info({ facility, ...node.stats() }, 'facility loaded');

@@ -147,6 +147,7 @@ function judge(state: Projection, event: SignedEvent, ctx: ValidationContext): R
     });
   }
   if (type === SystemEventType.Verdict || type === SystemEventType.AcceptedVerdicts) {
+    // (RosterUpdated and SegmentSealed are unknown types here; the relay refuses them first: 403.)
     return reject(
       RejectionCode.Invalid,
       RULE_UNKNOWN_TYPE,

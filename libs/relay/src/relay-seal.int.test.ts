@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeviceLog, type LogRoster } from '@accord/log';
+import { WebSocketClientAdapter } from '@accord/network-ws';
+import {
+  generateDeviceKey,
+  makeEnrollRequest,
+  parseSegmentSealedData,
+  SystemEventType,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+} from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { tempDir, type TempDir } from '@accord/testkit';
+import { createRelayLogger } from './logger.js';
+import { Relay } from './relay.js';
+import { relayFolder } from './relay-folder.js';
+import { createEnrollmentToken } from './tokens.js';
+
+const FACILITY = 'clinic-relay-seal' as FacilityId;
+/** Small segments, so that a few dozen events fill several (relay and devices must agree). */
+const SEGMENT = 10;
+
+async function eventually(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('relay-sealed segments (DESIGN.md §8)', () => {
+  let dir: TempDir;
+  let relay: Relay;
+  const members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  const roster: LogRoster = { lookup: (device) => members.get(device) };
+  const logs: DeviceLog[] = [];
+
+  beforeAll(async () => {
+    dir = await tempDir('accord-relay-seal-');
+    relay = await Relay.start({
+      data: join(dir.path, 'relay'),
+      port: 0,
+      logger: createRelayLogger({ level: 'silent' }),
+      membershipPollMs: 50,
+      segmentSize: SEGMENT,
+    });
+    members.set(relay.id, { facility: FACILITY, revoked: false });
+  });
+
+  afterAll(async () => {
+    for (const log of logs) await log.close();
+    await relay.stop();
+    await dir.cleanup();
+  });
+
+  /** An enrolled device with its own log, dialling the relay over WebSocket. */
+  async function device(name: string): Promise<DeviceLog> {
+    const key: DeviceKeyPair = await generateDeviceKey();
+    const { token } = await createEnrollmentToken(relayFolder(join(dir.path, 'relay')), FACILITY);
+    const res = await fetch(`http://127.0.0.1:${relay.port}/enroll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(await makeEnrollRequest(key, token, name)),
+    });
+    expect(res.status).toBe(201);
+    members.set(key.deviceId, { facility: FACILITY, revoked: false });
+    const log = await DeviceLog.open({
+      facility: FACILITY,
+      key,
+      eventStore: new MemoryEventStore(),
+      storage: new MemoryStorageAdapter(),
+      roster,
+      relay: relay.id,
+      segmentSize: SEGMENT,
+      network: [],
+    });
+    log.addNetworkAdapter(
+      new WebSocketClientAdapter({
+        url: `ws://127.0.0.1:${relay.port}`,
+        identity: key,
+        facility: FACILITY,
+        roster,
+        expectedPeer: relay.id,
+        backoff: { baseMs: 20, maxMs: 200 },
+      }),
+    );
+    logs.push(log);
+    return log;
+  }
+
+  it('seals every full device segment once; a device joining later verifies them by the seals', async () => {
+    const a = await device('Front desk');
+    for (let i = 0; i < 25; i++) {
+      await a.append({
+        type: 'StockReceived',
+        data: { lot: `L${i}`, antigen: 'BCG', quantity: 10, expiry: '2031-01-01' },
+      });
+    }
+    const seals = () =>
+      [...a.visibleEvents()]
+        .filter((e) => e.type === SystemEventType.SegmentSealed && e.device === relay.id)
+        .map((e) => parseSegmentSealedData(e.data))
+        .flatMap((r) => (r.ok ? [`${r.value.device}/${r.value.index}`] : []));
+    // Seqs 1-10 and 11-20 fill two segments; 21-25 do not fill the third.
+    await eventually(() => seals().length >= 2, 'two seals on the writing device');
+    expect(seals().sort()).toEqual([`${a.deviceId}/0`, `${a.deviceId}/1`]);
+    await eventually(() => a.list().every((i) => i.status === 'accepted'), 'every event accepted');
+
+    const c = await device('Back office');
+    await eventually(() => c.list({ device: a.deviceId }).length === 25, 'the newcomer holds all 25');
+    // 20 events by the two seals; the 5 of the open segment, and the relay's own events, one by one.
+    expect(c.verification().bySeal).toBe(20);
+    expect(c.incidents()).toEqual([]);
+    expect(c.list({ device: a.deviceId }).map((i) => i.status)).toEqual(new Array(25).fill('accepted'));
+    expect(seals()).toHaveLength(2); // nothing sealed twice
+  });
+});
