@@ -33,6 +33,15 @@ export interface EventStatusInfo {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+const PENDING: EventStatusInfo = Object.freeze({ status: 'pending' });
+/** One shared (frozen) status per accepting verdict event: an `AcceptedVerdicts` accepts up to 1000. */
+const ACCEPTED_BY = new WeakMap<SignedEvent, EventStatusInfo>();
+function acceptedBy(verdict: SignedEvent): EventStatusInfo {
+  let info = ACCEPTED_BY.get(verdict);
+  if (info === undefined) ACCEPTED_BY.set(verdict, (info = Object.freeze({ status: 'accepted', verdict })));
+  return info;
+}
+
 /** True for the sync system's own event types (verdicts, retries, discards), false for domain facts. */
 export function isSystemEventType(type: string): boolean {
   return (
@@ -75,7 +84,9 @@ function readTarget(data: unknown): EventId | undefined {
 
 interface TargetInfo {
   verdict?: SignedEvent;
-  read?: ReadVerdict;
+  /** The latest verdict's outcome and (accepted) confirmed seq, kept flat: one object per target. */
+  outcome?: 'accepted' | 'deadletter';
+  seq?: number;
   retries?: Set<EventId>;
   resolvers?: Set<EventId>;
 }
@@ -116,7 +127,7 @@ class Tracker {
       case SystemEventType.Verdict: {
         if (this.#relay === null || event.device !== this.#relay) return;
         const read = readVerdict(event.data);
-        if (read !== undefined) this.#verdict(event, read, touch);
+        if (read !== undefined) this.#verdict(event, read.target, read.outcome, read.seq, touch);
         return;
       }
       case SystemEventType.AcceptedVerdicts: {
@@ -124,11 +135,7 @@ class Tracker {
         const batch = readAcceptedVerdicts(event.data);
         if (batch === undefined) return;
         for (let i = 0; i < batch.targets.length; i++) {
-          this.#verdict(
-            event,
-            { target: batch.targets[i]!, outcome: 'accepted', seq: batch.firstSeq + i },
-            touch,
-          );
+          this.#verdict(event, batch.targets[i]!, 'accepted', batch.firstSeq + i, touch);
         }
         return;
       }
@@ -160,14 +167,21 @@ class Tracker {
   }
 
   /** Records a relay verdict stated by `event` (a `Verdict` or an `AcceptedVerdicts`). */
-  #verdict(event: SignedEvent, read: ReadVerdict, touch: (id: EventId) => void): void {
-    const info = this.#info(read.target);
+  #verdict(
+    event: SignedEvent,
+    id: EventId,
+    outcome: 'accepted' | 'deadletter',
+    seq: number,
+    touch: (id: EventId) => void,
+  ): void {
+    const info = this.#info(id);
     if (info.verdict !== undefined && event.seq <= info.verdict.seq) return;
     info.verdict = event;
-    info.read = read;
-    touch(read.target);
+    info.outcome = outcome;
+    info.seq = seq;
+    touch(id);
     // The target may itself be a retry or discard, whose standing changes its own target.
-    const target = this.#events.get(read.target);
+    const target = this.#events.get(id);
     const upstream = target === undefined ? undefined : this.#resolutionTarget(target);
     if (upstream !== undefined) touch(upstream);
   }
@@ -181,13 +195,13 @@ class Tracker {
 
   /** True when the relay has rejected this (retry or discard) event itself. */
   #selfRejected(id: EventId): boolean {
-    return this.#targets.get(id)?.read?.outcome === 'deadletter';
+    return this.#targets.get(id)?.outcome === 'deadletter';
   }
 
   /** The accepted verdict's confirmed sequence number, if the event's latest verdict accepts it. */
   acceptedSeq(id: EventId): number | undefined {
-    const read = this.#targets.get(id)?.read;
-    return read?.outcome === 'accepted' ? read.seq : undefined;
+    const info = this.#targets.get(id);
+    return info?.outcome === 'accepted' ? info.seq : undefined;
   }
 
   /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
@@ -209,9 +223,8 @@ class Tracker {
     }
     const info = this.#targets.get(id);
     const verdict = info?.verdict;
-    const read = info?.read;
-    if (verdict === undefined || read === undefined) return { status: 'pending' };
-    if (read.outcome === 'accepted') return { status: 'accepted', verdict };
+    if (verdict === undefined || info?.outcome === undefined) return PENDING;
+    if (info.outcome === 'accepted') return acceptedBy(verdict);
     // Deadletter: resolved by a discard (unless the relay refused the discard) or any amend.
     let resolvedBy: SignedEvent | undefined;
     for (const rid of info?.resolvers ?? []) {

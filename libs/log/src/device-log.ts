@@ -38,6 +38,7 @@ import {
   type EventEnvelope,
   type EventId,
   type FacilityId,
+  type JsonValue,
   type Result,
   type SignedEvent,
 } from '@accord/protocol';
@@ -183,7 +184,8 @@ export class DeviceLog implements DeviceLogApi {
   /** Events whose device prefix is contiguous: what projections and statuses see. */
   readonly #visible = new Map<EventId, SignedEvent>();
   /** Ids that some visible verdict or resolution points at (they never take the fast path). */
-  readonly #targets = new Set<string>();
+  /** Ids that some verdict, retry, discard or amend names, each mapped to its one shared string. */
+  readonly #targets = new Map<string, string>();
   /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
   readonly #seals = new Map<string, string>();
   readonly #verification = { oneByOne: 0, bySeal: 0 };
@@ -960,10 +962,24 @@ export class DeviceLog implements DeviceLogApi {
 
   /**
    * One shared instance of each short string that repeats across events (device and
-   * facility ids, types, subject kinds): a decoded event gets fresh copies of them all,
-   * and at 100k events the copies alone cost tens of megabytes.
+   * facility ids, types, subject kinds, and an event's id where an `AcceptedVerdicts` names
+   * it): a decoded event gets fresh copies of them all, and at 100k events the copies alone
+   * cost tens of megabytes.
    */
   #interned(event: SignedEvent): SignedEvent {
+    const id = (this.#targets.get(event.id) ?? event.id) as EventId;
+    let data = event.data;
+    if (event.type === SystemEventType.AcceptedVerdicts) {
+      const batch = readAcceptedVerdicts(event.data);
+      if (batch !== undefined) {
+        const targets = batch.targets.map((t) => {
+          const shared = this.#events.get(t)?.id ?? this.#targets.get(t) ?? t;
+          this.#targets.set(t, shared);
+          return shared;
+        });
+        data = { ...(event.data as Record<string, JsonValue>), targets };
+      }
+    }
     const str = (s: string): string => {
       const known = this.#strings.get(s);
       if (known !== undefined) return known;
@@ -972,6 +988,8 @@ export class DeviceLog implements DeviceLogApi {
     };
     return {
       ...event,
+      id,
+      data,
       facility: str(event.facility) as SignedEvent['facility'],
       device: str(event.device) as SignedEvent['device'],
       type: str(event.type),
@@ -995,12 +1013,10 @@ export class DeviceLog implements DeviceLogApi {
       this.#visible.set(id, e);
       this.#folder.add(e);
       const target = (e.data as { target?: unknown } | null)?.target;
-      if (isSystemEventType(e.type) && typeof target === 'string') this.#targets.add(target);
-      if (e.type === SystemEventType.AcceptedVerdicts) {
-        for (const t of readAcceptedVerdicts(e.data)?.targets ?? []) this.#targets.add(t);
-      }
+      if (isSystemEventType(e.type) && typeof target === 'string') this.#targets.set(target, target);
+      // (An AcceptedVerdicts' targets were registered when it was added: see #interned.)
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
-      if (e.supersedes !== undefined) this.#targets.add(e.supersedes);
+      if (e.supersedes !== undefined) this.#targets.set(e.supersedes, e.supersedes);
       released.push(e);
     }
     this.#contiguous.set(event.device, contiguous);
