@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { renderChart, type ChartRow } from './chart.js';
 import { benchLog } from './log-bench.js';
 import { benchRelay } from './relay-bench.js';
+import { relaySealHistory } from './seal-bench.js';
 import { benchColdSync, benchDeviceMemory } from './sync-bench.js';
 
 const SECTIONS = ['device', 'relay'] as const;
@@ -50,12 +51,20 @@ const rows: ChartRow[] = [];
 
 if (runs('device')) {
   const log = await benchLog(history);
-  const sync = await benchColdSync(log.device);
-  const memory = await benchDeviceMemory(log.device);
+  // A facility with a relay: its verdicts and segment seals are part of what a new device gets.
+  const sealed = await relaySealHistory(log.device);
+  const sync = await benchColdSync(log.device, { id: sealed.relay, events: sealed.events });
+  const memory = await benchDeviceMemory(log.device, sealed.relay);
   if (process.env['ACCORD_BENCH_KEEP'] === undefined)
     await rm(log.device.dir, { recursive: true, force: true });
   else await writeFile(join(log.device.dir, 'key.json'), JSON.stringify(log.device.storedKey));
-  const device = { ...log.result, ...sync, ...memory };
+  const device = {
+    ...log.result,
+    relay_seal_s: sealed.relay_seal_s,
+    relay_seals: sealed.seals,
+    ...sync,
+    ...memory,
+  };
   Object.assign(results, device);
   rows.push(
     {

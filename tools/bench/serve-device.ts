@@ -1,18 +1,18 @@
 // Child process of the benchmark: opens a bench device's LevelDB and log, serves it to
 // peers over the authenticated WebSocket adapter, and reports its resident memory.
-// Usage: serve-device.ts <dir> <stored-key-json> <peer-device-id>
+// Usage: serve-device.ts <dir> <stored-key-json> <peer-device-id> [<relay-device-id>]
 import { join } from 'node:path';
 import { DeviceLog } from '@accord/log';
-import { importDeviceKey } from '@accord/protocol';
+import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketServerAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, rosterOf } from './log-bench.js';
 
-const [dir, storedKey, peer] = process.argv.slice(2);
+const [dir, storedKey, peer, relay] = process.argv.slice(2);
 if (dir === undefined || storedKey === undefined || peer === undefined)
-  throw new Error('usage: serve-device.ts DIR KEY PEER');
+  throw new Error('usage: serve-device.ts DIR KEY PEER [RELAY]');
 const key = await importDeviceKey(JSON.parse(storedKey));
-const roster = rosterOf(key.deviceId, peer);
+const roster = rosterOf(key.deviceId, peer, ...(relay === undefined ? [] : [relay]));
 const db = await openDeviceDatabase(join(dir, 'db'));
 const server = new WebSocketServerAdapter({
   identity: key,
@@ -27,6 +27,7 @@ const log = await DeviceLog.open({
   eventStore: db.eventStore,
   storage: db.storageAdapter,
   roster,
+  ...(relay === undefined ? {} : { relay: relay as DeviceId }),
   network: [server],
 });
 const address = await server.listening();

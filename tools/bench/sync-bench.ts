@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { DeviceLog } from '@accord/log';
-import { encodeSignedEvent, generateDeviceKey } from '@accord/protocol';
+import { encodeSignedEvent, generateDeviceKey, type DeviceId, type SignedEvent } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, rosterOf, type BenchDevice } from './log-bench.js';
@@ -25,7 +25,7 @@ interface Served {
   next(): Promise<Record<string, unknown>>;
 }
 
-async function serve(device: BenchDevice, peer: string): Promise<Served> {
+async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
   const child = spawn(
     process.execPath,
     [
@@ -41,6 +41,7 @@ async function serve(device: BenchDevice, peer: string): Promise<Served> {
       device.dir,
       JSON.stringify(device.storedKey),
       peer,
+      ...(relay === undefined ? [] : [relay]),
     ],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
@@ -61,17 +62,30 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Cold sync: seconds until a new device holds every event, and wire bytes per event. */
+/**
+ * Cold sync: seconds until a new device holds every event, and wire bytes per event.
+ *
+ * @remarks With `relay`, the served device also holds that relay's events (verdicts and segment
+ * seals, see `relaySealHistory`) and the new device trusts that relay: it waits for those events
+ * too, and verifies sealed segments by their seals. The gzip reference covers the same events.
+ */
 export async function benchColdSync(
   device: BenchDevice,
-): Promise<{ cold_sync_100k_s: number; cold_sync_bytes_per_event: number; gzip_bytes_per_event: number }> {
-  const total = device.events.length;
-  const gzipBytes = gzipSync(Buffer.concat(device.events.map((e) => encodeSignedEvent(e)))).length;
+  relay?: { readonly id: DeviceId; readonly events: readonly SignedEvent[] },
+): Promise<{
+  cold_sync_100k_s: number;
+  cold_sync_bytes_per_event: number;
+  gzip_bytes_per_event: number;
+  cold_sync_verified_by_seal: number;
+}> {
+  const all = [...device.events, ...(relay?.events ?? [])];
+  const total = all.length;
+  const gzipBytes = gzipSync(Buffer.concat(all.map((e) => encodeSignedEvent(e)))).length;
   const key = await generateDeviceKey();
-  const served = await serve(device, key.deviceId);
+  const served = await serve(device, key.deviceId, relay?.id);
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-new-'));
   const db = await openDeviceDatabase(join(dir, 'db'));
-  const roster = rosterOf(device.key.deviceId, key.deviceId);
+  const roster = rosterOf(device.key.deviceId, key.deviceId, ...(relay === undefined ? [] : [relay.id]));
   const client = new WebSocketClientAdapter({
     identity: key,
     facility: BENCH_FACILITY,
@@ -85,6 +99,7 @@ export async function benchColdSync(
     eventStore: db.eventStore,
     storage: db.storageAdapter,
     roster,
+    ...(relay === undefined ? {} : { relay: relay.id }),
     network: [client],
   });
   let last = -1;
@@ -99,6 +114,7 @@ export async function benchColdSync(
   const seconds = (performance.now() - start) / 1000;
   progress('cold sync', total, total);
   const wireBytes = client.stats().bytesIn + client.stats().bytesOut;
+  const bySeal = log.verification().bySeal;
   await log.close();
   await db.close();
   await stop(served.child);
@@ -107,6 +123,7 @@ export async function benchColdSync(
     cold_sync_100k_s: seconds,
     cold_sync_bytes_per_event: wireBytes / total,
     gzip_bytes_per_event: gzipBytes / total,
+    cold_sync_verified_by_seal: bySeal,
   };
 }
 
@@ -116,8 +133,9 @@ export async function benchColdSync(
  */
 export async function benchDeviceMemory(
   device: BenchDevice,
+  relay?: DeviceId,
 ): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
-  const served = await serve(device, device.key.deviceId);
+  const served = await serve(device, device.key.deviceId, relay);
   served.child.stdin!.write('rss\n');
   const after = await served.next();
   await stop(served.child);
