@@ -12,6 +12,7 @@ import {
   SystemEventType,
   type EventId,
   type JsonValue,
+  type EventEnvelope,
   type SignedEvent,
   type VerdictData,
 } from '@accord/protocol';
@@ -262,10 +263,9 @@ async function start(maxBodyBytes?: number, setup: { log?: FakeLog; relay?: bool
 beforeEach(() => start());
 
 let verdictSeq = 0;
-/** A verdict about `target`, signed by `by` (default: the relay), at minute `minute` of the test day. */
-async function verdict(
-  target: EventId,
-  data: Omit<VerdictData, 'target' | 'ruleSet'> & Record<string, unknown>,
+/** A relay statement (signed by `by`) at minute `minute` of the test day. */
+function relayEvent(
+  parts: Pick<EventEnvelope, 'type' | 'subject' | 'deps' | 'data'>,
   minute: number,
   by: TestDevice = relay,
 ): Promise<SignedEvent> {
@@ -275,31 +275,37 @@ async function verdict(
       id: newEventId(NOW + 60_000 * minute, new Uint8Array(10).fill(verdictSeq)),
       seq: verdictSeq,
       hlc: formatHlc(NOW + 60_000 * minute, 0),
-      type: SystemEventType.Verdict,
-      subject: { kind: 'event', id: target },
-      deps: [target],
-      data: { target, ruleSet: 'rules/1', ...data } as unknown as JsonValue,
+      ...parts,
     }),
   );
 }
 
+/** A verdict about `target`, signed by `by` (default: the relay), at minute `minute` of the test day. */
+function verdict(
+  target: EventId,
+  data: Omit<VerdictData, 'target' | 'ruleSet'> & Record<string, unknown>,
+  minute: number,
+  by: TestDevice = relay,
+): Promise<SignedEvent> {
+  const type = SystemEventType.Verdict;
+  const payload = { target, ruleSet: 'rules/1', ...data } as unknown as JsonValue;
+  return relayEvent(
+    { type, subject: { kind: 'event', id: target }, deps: [target], data: payload },
+    minute,
+    by,
+  );
+}
+
 /** The relay's `AcceptedVerdicts` at minute `minute`, accepting `targets` from `firstSeq` on. */
-async function acceptedVerdicts(
+function acceptedVerdicts(
   targets: readonly EventId[],
   firstSeq: number,
   minute: number,
 ): Promise<SignedEvent> {
-  verdictSeq++;
-  return relay.sign(
-    sampleEnvelope({
-      id: newEventId(NOW + 60_000 * minute, new Uint8Array(10).fill(verdictSeq)),
-      seq: verdictSeq,
-      hlc: formatHlc(NOW + 60_000 * minute, 0),
-      type: SystemEventType.AcceptedVerdicts,
-      subject: { kind: 'verdicts', id: 'f1' },
-      deps: [],
-      data: { ruleSet: 'rules/1', firstSeq, targets: [...targets] },
-    }),
+  const data = { ruleSet: 'rules/1', firstSeq, targets: [...targets] };
+  return relayEvent(
+    { type: SystemEventType.AcceptedVerdicts, subject: { kind: 'verdicts', id: 'f1' }, deps: [], data },
+    minute,
   );
 }
 
