@@ -5,6 +5,7 @@ import {
   eventEnvelopeSchema,
   MAX_DEPS,
   expandAcceptedVerdicts,
+  isSignedEvent,
   MAX_ACCEPTED_PER_EVENT,
   MAX_EVENT_BYTES,
   newEventId,
@@ -148,6 +149,38 @@ describe('eventEnvelopeSchema', () => {
       expect(r.error.message).toContain('seq');
       expect(r.error.details['issues']).toEqual([expect.objectContaining({ path: 'seq' })]);
     }
+  });
+});
+
+describe('isSignedEvent (the hand-written hot path)', () => {
+  const agrees = (value: unknown, label: string): void => {
+    expect(isSignedEvent(value), label).toBe(signedEventSchema.safeParse(value).success);
+  };
+
+  it('agrees with signedEventSchema on valid events and on every known mutation', () => {
+    fc.assert(
+      fc.property(arbEnvelope(), fc.uint8Array({ minLength: 64, maxLength: 64 }), (e, s) => {
+        const signed = { ...e, sig: toBase64Url(s) };
+        expect(isSignedEvent(signed)).toBe(true);
+        for (const [label, mutate] of mutations) agrees(mutate(signed), label);
+      }),
+      { numRuns: 60 },
+    );
+    const e = { ...sampleEnvelope(), sig };
+    agrees({ ...e, sig: sig.slice(1) }, 'short sig');
+    agrees({ ...e, sig: 5 }, 'sig number');
+    agrees(Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'sig')), 'no sig');
+    agrees({ ...e, basis: {}, supersedes: id(3) }, 'both optional keys');
+  });
+
+  it('agrees with signedEventSchema when any one field is replaced by arbitrary JSON', () => {
+    const keys = [...Object.keys({ ...sampleEnvelope(), sig }), 'basis', 'supersedes', 'other'];
+    fc.assert(
+      fc.property(arbEnvelope(), fc.constantFrom(...keys), fc.jsonValue(), (e, key, value) => {
+        agrees({ ...e, sig, [key]: value }, `${key} = ${JSON.stringify(value)}`);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -116,6 +116,68 @@ export const signedEventSchema: z.ZodType<SignedEvent> = z.strictObject({
   sig: signatureSchema,
 });
 
+const SIGNED_EVENT_KEYS: ReadonlySet<string> = new Set([...Object.keys(envelopeShape), 'sig']);
+const isPositiveInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+function isSubject(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  if (keys.length !== 2) return false;
+  const { kind, id } = v as Record<string, unknown>;
+  return (
+    typeof kind === 'string' &&
+    SUBJECT_KIND_PATTERN.test(kind) &&
+    typeof id === 'string' &&
+    id.length >= 1 &&
+    id.length <= 128
+  );
+}
+
+function isDeps(v: unknown): boolean {
+  if (!Array.isArray(v) || v.length > MAX_DEPS) return false;
+  for (const d of v as unknown[]) if (typeof d !== 'string' || !isEventId(d)) return false;
+  return new Set(v).size === v.length;
+}
+
+/**
+ * True when `value` passes {@link signedEventSchema}: the same rules, checked by hand for the
+ * hot path (every event arriving by sync is decoded with it), without zod's copying. Property-
+ * tested to agree with the schema; use the schema for error details.
+ */
+export function isSignedEvent(value: unknown): value is SignedEvent {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const o = value as Record<string, unknown>;
+  let keys = 0;
+  for (const k of Object.keys(o)) {
+    if (!SIGNED_EVENT_KEYS.has(k)) return false;
+    keys++;
+  }
+  const optional = Number('basis' in o) + Number('supersedes' in o);
+  return (
+    keys === SIGNED_EVENT_KEYS.size - 2 + optional &&
+    o['v'] === 1 &&
+    typeof o['id'] === 'string' &&
+    isEventId(o['id']) &&
+    typeof o['facility'] === 'string' &&
+    isFacilityId(o['facility']) &&
+    typeof o['device'] === 'string' &&
+    isDeviceId(o['device']) &&
+    isPositiveInt(o['seq']) &&
+    typeof o['hlc'] === 'string' &&
+    isHlc(o['hlc']) &&
+    typeof o['type'] === 'string' &&
+    EVENT_TYPE_PATTERN.test(o['type']) &&
+    isPositiveInt(o['schema']) &&
+    isSubject(o['subject']) &&
+    isDeps(o['deps']) &&
+    (!('basis' in o) || isBasis(o['basis'])) &&
+    (!('supersedes' in o) || (typeof o['supersedes'] === 'string' && isEventId(o['supersedes']))) &&
+    typeof o['sig'] === 'string' &&
+    SIGNATURE_PATTERN.test(o['sig']) &&
+    isJsonValue(o['data'])
+  );
+}
+
 const ruleText = z.string().min(1).max(128);
 const reasonText = z.string().max(4096);
 
