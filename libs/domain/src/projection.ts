@@ -138,7 +138,11 @@ interface PatientRec {
   readonly birthDate: string;
   readonly sex: Sex;
   readonly registeredBy: EventId;
-  readonly versions: Readonly<Record<PatientField, EventId>>;
+  /**
+   * The event that last wrote each field: one id while every field still comes from one event
+   * (a registration), a map once updates differ (one shared string instead of a map per patient).
+   */
+  readonly versions: EventId | Readonly<Record<PatientField, EventId>>;
   readonly mergedInto?: string;
   readonly mergedBy?: EventId;
 }
@@ -167,6 +171,11 @@ interface AppointmentRec {
   readonly reason?: string;
 }
 
+/** The event that last wrote `field` of a patient record. */
+function versionOf(rec: PatientRec, field: PatientField): EventId {
+  return typeof rec.versions === 'string' ? rec.versions : rec.versions[field];
+}
+
 /** A read-only snapshot of one patient record, for rules. */
 export type PatientRecord = Omit<PatientRec, 'versions'>;
 /** A read-only snapshot of one encounter record, for rules. */
@@ -175,11 +184,20 @@ export type EncounterRecord = EncounterRec;
 export type AppointmentRecord = AppointmentRec;
 
 // Parsing is the costly part of applying an event; the same SignedEvent objects are folded again
-// for every tentative view, so the outcome is cached per object (events are immutable).
-const parsedCache = new WeakMap<object, CheckedEvent | string>();
+// for every tentative view, so the outcome is cached per object (events are immutable). A valid
+// event caches only a mark: its checked form is the event's own type, data and subject (the
+// catalogue's schemas validate without transforming, so zod's copy would be equal), which keeps
+// no second copy of every event's data alive.
+const VALID = true;
+const parsedCache = new WeakMap<object, typeof VALID | string>();
+
+function checkedForm(event: SignedEvent): CheckedEvent {
+  return { type: event.type, data: event.data, subject: event.subject } as CheckedEvent;
+}
 
 function parseEvent(event: SignedEvent): CheckedEvent | string {
   const hit = parsedCache.get(event);
+  if (hit === VALID) return checkedForm(event);
   if (hit !== undefined) return hit;
   const r = checkEventData(event.type, event.schema, event.data);
   let out: CheckedEvent | string;
@@ -194,7 +212,8 @@ function parseEvent(event: SignedEvent): CheckedEvent | string {
   ) {
     out = 'subject-mismatch';
   } else {
-    out = r.value;
+    parsedCache.set(event, VALID);
+    return checkedForm(event);
   }
   parsedCache.set(event, out);
   return out;
@@ -366,8 +385,6 @@ export class Projection {
 
   #register(event: SignedEvent, d: PatientRegisteredData): string | undefined {
     if (this.#patients.r.has(d.patientId)) return 'exists';
-    const versions = {} as Record<PatientField, EventId>;
-    for (const f of PATIENT_FIELDS) versions[f] = event.id;
     this.#patients.w.set(d.patientId, {
       id: d.patientId,
       nationalId: d.nationalId,
@@ -376,7 +393,7 @@ export class Projection {
       birthDate: d.birthDate,
       sex: d.sex,
       registeredBy: event.id,
-      versions,
+      versions: event.id,
     });
     const key = nationalIdKey(d.nationalId);
     if (!this.#nationalIds.r.has(key)) this.#nationalIds.w.set(key, d.patientId);
@@ -388,7 +405,8 @@ export class Projection {
     const rec = target === undefined ? undefined : this.#patients.r.get(target);
     if (rec === undefined) return 'missing-patient';
     const next: Record<string, unknown> = { ...rec };
-    const versions: Record<string, EventId> = { ...rec.versions };
+    const versions: Record<string, EventId> = {};
+    for (const f of PATIENT_FIELDS) versions[f] = versionOf(rec, f);
     for (const [field, value] of Object.entries(d.changes)) {
       if (value === undefined) continue;
       next[field] = value;
@@ -602,8 +620,8 @@ export class Projection {
     if (subject.kind !== SubjectKind.Patient) return null;
     const id = this.#resolve(subject.id);
     const rec = id === undefined ? undefined : this.#patients.r.get(id);
-    if (rec === undefined || !Object.hasOwn(rec.versions, field)) return null;
-    return rec.versions[field as PatientField];
+    if (rec === undefined || !(PATIENT_FIELDS as readonly string[]).includes(field)) return null;
+    return versionOf(rec, field as PatientField);
   }
 
   /** The patient id after following merges: `{id}` for a live patient, `{id: survivor, mergedInto}` when merged. */
@@ -864,7 +882,7 @@ export class Projection {
           birthDate: p.birthDate,
           sex: p.sex,
           registeredBy: p.registeredBy,
-          versions: PATIENT_FIELDS.map((f) => [f, p.versions[f]]),
+          versions: PATIENT_FIELDS.map((f) => [f, versionOf(p, f)]),
           mergedInto: p.mergedInto,
           mergedBy: p.mergedBy,
           immunizations: (this.#immunizations.r.get(p.id) ?? [])
