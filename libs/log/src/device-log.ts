@@ -191,6 +191,8 @@ export class DeviceLog implements DeviceLogApi {
   readonly #verification = { oneByOne: 0, bySeal: 0 };
   /** Segments waiting for their relay seal (by `<device>/<index>`), and when the shared wait ends. */
   readonly #awaitingSeal = new Map<string, SegmentState>();
+  /** Segments that have waited once: a late reading never waits again. */
+  readonly #waitedForSeal = new Set<string>();
   #sealWaitEnd = 0;
   #sealWaitTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -828,6 +830,8 @@ export class DeviceLog implements DeviceLogApi {
     if (relay === undefined || relay === null || relay === this.deviceId) return false;
     if (segment.device === relay || segment.device === this.deviceId) return false;
     if (list.length < this.#segmentSize || segment.processed > 0 || this.#seals.has(key)) return false;
+    if (this.#awaitingSeal.has(key)) return true; // still waiting (the document changed again)
+    if (this.#waitedForSeal.has(key)) return false;
     if ((this.#contiguous.get(segment.device) ?? 0) > segment.index * this.#segmentSize) return false;
     const now = Date.now();
     if (now > this.#sealWaitEnd + SEAL_WAIT_MS) {
@@ -838,6 +842,7 @@ export class DeviceLog implements DeviceLogApi {
     }
     if (now >= this.#sealWaitEnd) return false;
     this.#awaitingSeal.set(key, segment);
+    this.#waitedForSeal.add(key);
     return true;
   }
 
