@@ -4,7 +4,6 @@ import { DeviceLog, type LogRoster } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
-  makeEnrollRequest,
   parseSegmentSealedData,
   SystemEventType,
   type DeviceId,
@@ -15,8 +14,7 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { relayFolder } from './relay-folder.js';
-import { createEnrollmentToken } from './tokens.js';
+import { enrollOverHttp } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
@@ -58,13 +56,7 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
   /** An enrolled device with its own log, dialling the relay over WebSocket. */
   async function device(name: string): Promise<DeviceLog> {
     const key: DeviceKeyPair = await generateDeviceKey();
-    const { token } = await createEnrollmentToken(relayFolder(join(dir.path, 'relay')), FACILITY);
-    const res = await fetch(`http://127.0.0.1:${relay.port}/enroll`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(await makeEnrollRequest(key, token, name)),
-    });
-    expect(res.status).toBe(201);
+    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
     members.set(key.deviceId, { facility: FACILITY, revoked: false });
     const log = await DeviceLog.open({
       facility: FACILITY,

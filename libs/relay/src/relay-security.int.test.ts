@@ -17,9 +17,7 @@ import { nextEvent, RawClient } from '@accord/network-ws/testing';
 import {
   deviceKeyFromSeed,
   encodeSignedEvent,
-  makeEnrollRequest,
   newEventId,
-  parseEnrollResponse,
   signEvent,
   SystemEventType,
   verdictAbout,
@@ -37,7 +35,7 @@ import { setAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { createEnrollmentToken } from './tokens.js';
+import { enrollOverHttp } from './testing.js';
 
 const SEED = testSeed('relay-security.int');
 const PASSWORD = 'correct horse battery';
@@ -258,16 +256,7 @@ async function enroll(
   facility: FacilityId,
   key: DeviceKeyPair,
 ): Promise<SignedEvent> {
-  const { token } = await createEnrollmentToken(relayFolder(data), facility);
-  const res = await fetch(`http://127.0.0.1:${port}/enroll`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(await makeEnrollRequest(key, token, `tablet ${key.deviceId.slice(0, 6)}`)),
-  });
-  expect(res.status).toBe(201);
-  const parsed = parseEnrollResponse(await res.json());
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value.roster;
+  return (await enrollOverHttp({ data, port, facility, key })).roster;
 }
 
 describe('relay security over real WebSockets and LevelDB', () => {

@@ -6,7 +6,6 @@ import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
   makeEnrollRequest,
-  parseEnrollResponse,
   SystemEventType,
   verdictAbout,
   verdictsIn,
@@ -23,6 +22,7 @@ import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
+import { enrollOverHttp } from './testing.js';
 import { createEnrollmentToken } from './tokens.js';
 
 const FACILITY = 'clinic-relay-int' as FacilityId;
@@ -116,18 +116,16 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
 
   async function enroll(name: string): Promise<{ key: DeviceKeyPair; roster: SignedEvent }> {
     const key = await generateDeviceKey();
-    const { token } = await createEnrollmentToken(relayFolder(join(dir.path, 'relay')), FACILITY);
-    const res = await fetch(`http://127.0.0.1:${port}/enroll`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(await makeEnrollRequest(key, token, name)),
+    const enrolled = await enrollOverHttp({
+      data: join(dir.path, 'relay'),
+      port,
+      facility: FACILITY,
+      key,
+      name,
     });
-    expect(res.status).toBe(201);
-    const parsed = parseEnrollResponse(await res.json());
-    if (!parsed.ok) throw parsed.error;
-    expect(parsed.value).toMatchObject({ facility: FACILITY, relay: relay.id });
+    expect(enrolled).toMatchObject({ facility: FACILITY, relay: relay.id });
     roster.add(key.deviceId);
-    return { key, roster: parsed.value.roster };
+    return { key, roster: enrolled.roster };
   }
 
   /** A device with its own log; peer links through the in-memory network, relay link over ws. */

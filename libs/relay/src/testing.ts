@@ -1,0 +1,36 @@
+import {
+  makeEnrollRequest,
+  parseEnrollResponse,
+  type DeviceKeyPair,
+  type EnrollResponse,
+  type FacilityId,
+} from '@accord/protocol';
+import { relayFolder } from './relay-folder.js';
+import { createEnrollmentToken } from './tokens.js';
+
+/**
+ * Enrolls `key` in `facility` of the relay serving folder `data` on `port`, the way a device does:
+ * a one-time token from the folder, then `POST /enroll` (tests only).
+ *
+ * @throws Error when the relay does not answer 201 with a valid enrollment.
+ */
+export async function enrollOverHttp(opts: {
+  readonly data: string;
+  readonly port: number;
+  readonly facility: FacilityId;
+  readonly key: DeviceKeyPair;
+  readonly name?: string;
+}): Promise<EnrollResponse> {
+  const { token } = await createEnrollmentToken(relayFolder(opts.data), opts.facility);
+  const name = opts.name ?? `tablet ${opts.key.deviceId.slice(0, 6)}`;
+  const res = await fetch(`http://127.0.0.1:${opts.port}/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(await makeEnrollRequest(opts.key, token, name)),
+  });
+  const body: unknown = await res.json();
+  if (res.status !== 201) throw new Error(`enroll answered ${res.status}: ${JSON.stringify(body)}`);
+  const parsed = parseEnrollResponse(body);
+  if (!parsed.ok) throw parsed.error;
+  return parsed.value;
+}
