@@ -24,16 +24,17 @@ const TABLES: Uint32Array = (() => {
 })();
 
 /**
- * Continues a CRC-32C over `data`, starting from a previous result (0 for a fresh checksum).
+ * Continues a CRC-32C over `data` (or its bytes `start` to `end`), starting from a previous
+ * result (0 for a fresh checksum).
  *
- * @remarks `crc32c(b, crc32c(a)) === crc32c(concat(a, b))`. Returns an unsigned 32-bit integer.
+ * @remarks `crc32c(b, crc32c(a)) === crc32c(concat(a, b))`, and a range gives the checksum of
+ * `data.subarray(start, end)` without making that view. Returns an unsigned 32-bit integer.
  */
-export function crc32c(data: Uint8Array, previous = 0): number {
+export function crc32c(data: Uint8Array, previous = 0, start = 0, end = data.length): number {
   const t = TABLES;
   let crc = ~previous;
-  let i = 0;
-  const len = data.length;
-  const end8 = len - (len % 8);
+  let i = start;
+  const end8 = end - ((end - start) % 8);
   while (i < end8) {
     const a = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) ^ crc;
     const b = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
@@ -48,7 +49,7 @@ export function crc32c(data: Uint8Array, previous = 0): number {
       t[b >>> 24]!;
     i += 8;
   }
-  while (i < len) {
+  while (i < end) {
     crc = t[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
     i++;
   }

@@ -5,7 +5,7 @@
  */
 import { ErrorCode } from '@accord/protocol';
 import { closedError, ioError, STORAGE_CONFLICT, storageError } from './errors.js';
-import { frameValue, unframeValue, type CorruptionReason } from './frame.js';
+import { allocateFrame, frameValue, sealFrame, unframeValue, type CorruptionReason } from './frame.js';
 import { GroupCommitter, type CommitStats } from './group-commit.js';
 import {
   concatBytes,
@@ -15,6 +15,7 @@ import {
   encodeSeq,
   prefixRange,
   toHex,
+  writeSeq,
 } from './keys.js';
 import { openLevel } from './level-open.js';
 import { LevelRawStore, MemoryKeyValue, type LevelDatabase, type RawOp, type RawStore } from './raw-store.js';
@@ -137,12 +138,27 @@ export type EventStoreRawTarget =
   | { readonly kind: 'index'; readonly id: string }
   | { readonly kind: 'meta'; readonly key: string };
 
+/** Slot key prefixes of recently seen devices (a device log writes the same few devices over and over). */
+const slotPrefixes = new Map<string, Uint8Array>();
+const MAX_CACHED_PREFIXES = 256;
+
+/** The key prefix of every slot of `device` (shared: callers must not modify it). */
 function slotPrefix(device: string): Uint8Array {
-  return encodeSegments([device], TAG_SLOT);
+  let prefix = slotPrefixes.get(device);
+  if (prefix === undefined) {
+    prefix = encodeSegments([device], TAG_SLOT);
+    if (slotPrefixes.size >= MAX_CACHED_PREFIXES) slotPrefixes.clear();
+    slotPrefixes.set(device, prefix);
+  }
+  return prefix;
 }
 
 function slotKey(device: string, seq: number): Uint8Array {
-  return concatBytes(slotPrefix(device), encodeSeq(seq));
+  const prefix = slotPrefix(device);
+  const key = new Uint8Array(prefix.length + 8);
+  key.set(prefix);
+  writeSeq(key, prefix.length, seq);
+  return key;
 }
 
 /** The raw key under which an event store keeps `target` (for tests and tools). */
@@ -167,13 +183,25 @@ function decodeSlotTail(bytes: Uint8Array, offset: number): { device: string; se
   return { device: segs[0]!, seq };
 }
 
-function encodeRecord(id: string, bytes: Uint8Array): Uint8Array {
+/**
+ * The framed value of slot `key`: `[idLen u32][id][bytes]` in one allocation. Also returns the
+ * view of `bytes` inside it (a copy taken now: the caller may reuse its buffer afterwards).
+ */
+function frameRecord(
+  key: Uint8Array,
+  id: string,
+  bytes: Uint8Array,
+): { value: Uint8Array; bytes: Uint8Array } {
   const idBytes = utf8.encode(id);
-  const out = new Uint8Array(4 + idBytes.length + bytes.length);
-  new DataView(out.buffer).setUint32(0, idBytes.length);
-  out.set(idBytes, 4);
-  out.set(bytes, 4 + idBytes.length);
-  return out;
+  const start = 4 + idBytes.length;
+  const { frame, payload } = allocateFrame(start + bytes.length, true);
+  payload[0] = idBytes.length >>> 24; // u32 big-endian
+  payload[1] = idBytes.length >>> 16;
+  payload[2] = idBytes.length >>> 8;
+  payload[3] = idBytes.length;
+  payload.set(idBytes, 4);
+  payload.set(bytes, start);
+  return { value: sealFrame(key, frame), bytes: payload.subarray(start) };
 }
 
 function decodeRecord(payload: Uint8Array): { id: string; bytes: Uint8Array } | undefined {
@@ -200,7 +228,14 @@ function bin(key: Uint8Array): string {
   return s;
 }
 
-function checkEvent(e: StoredEvent): StoredEvent {
+/** The framed id-index value pointing at slot `sk`: the slot key without its tag byte. */
+function frameIndex(ik: Uint8Array, sk: Uint8Array): Uint8Array {
+  const { frame, payload } = allocateFrame(sk.length - 1, true);
+  payload.set(sk.subarray(1));
+  return sealFrame(ik, frame);
+}
+
+function checkEvent(e: StoredEvent): void {
   if (typeof e !== 'object' || e === null) throw new TypeError('an event must be an object');
   if (typeof e.device !== 'string' || e.device === '')
     throw new TypeError('event.device must be a non-empty string');
@@ -208,8 +243,32 @@ function checkEvent(e: StoredEvent): StoredEvent {
     throw new TypeError(`event.seq must be a positive safe integer, got ${String(e.seq)}`);
   if (typeof e.id !== 'string' || e.id === '') throw new TypeError('event.id must be a non-empty string');
   if (!(e.bytes instanceof Uint8Array)) throw new TypeError('event.bytes must be a Uint8Array');
-  // Copy now: the caller may reuse its buffers once append() returns.
-  return { device: e.device, seq: e.seq, id: e.id, bytes: e.bytes.slice() };
+}
+
+/** An event of an `append` call, checked, with its keys and framed slot value made at call time. */
+interface PreparedEvent extends StoredEvent {
+  /** `device NUL seq`: the batch context's name of the slot. */
+  readonly slot: string;
+  readonly slotKey: Uint8Array;
+  readonly indexKey: Uint8Array;
+  /** The framed slot value; `bytes` is a view into it. */
+  readonly record: Uint8Array;
+}
+
+function prepareEvent(e: StoredEvent, slot: string): PreparedEvent {
+  const sk = slotKey(e.device, e.seq);
+  // Framing copies the bytes now: the caller may reuse its buffers once append() returns.
+  const { value, bytes } = frameRecord(sk, e.id, e.bytes);
+  return {
+    device: e.device,
+    seq: e.seq,
+    id: e.id,
+    bytes,
+    slot,
+    slotKey: sk,
+    indexKey: eventStoreRawKey({ kind: 'index', id: e.id }),
+    record: value,
+  };
 }
 
 function conflict(e: StoredEvent, reason: string, message: string): Error {
@@ -308,9 +367,9 @@ class RawEventStore implements EventStore {
     // Within one call: identical duplicates collapse, contradictions reject the call.
     const byId = new Map<string, StoredEvent>();
     const bySlot = new Map<string, StoredEvent>();
-    const batch: StoredEvent[] = [];
-    for (const raw of events) {
-      const e = checkEvent(raw);
+    const batch: PreparedEvent[] = [];
+    for (const e of events) {
+      checkEvent(e);
       const slot = `${e.device}\u0000${e.seq}`;
       const sameId = byId.get(e.id);
       const sameSlot = bySlot.get(slot);
@@ -332,21 +391,22 @@ class RawEventStore implements EventStore {
       if (sameId !== undefined) continue;
       byId.set(e.id, e);
       bySlot.set(slot, e);
-      batch.push(e);
+      // Keys are encoded now: a device or id that cannot be encoded is the caller's TypeError.
+      batch.push(prepareEvent(e, slot));
     }
     if (this.#closed) throw closedError('event store');
     if (batch.length === 0) return;
-    // Keys are encoded now: a device or id that cannot be encoded is the caller's TypeError.
-    const indexKeys = batch.map((e) => eventStoreRawKey({ kind: 'index', id: e.id }));
-    const slotKeys = batch.map((e) => slotKey(e.device, e.seq));
+    const keys: Uint8Array[] = [];
+    for (const e of batch) keys.push(e.indexKey);
+    for (const e of batch) keys.push(e.slotKey);
     return this.#submit(async (ctx) => {
-      const stored = await this.#raw.getMany([...indexKeys, ...slotKeys]);
+      const stored = await this.#raw.getMany(keys);
       const ops: RawOp[] = [];
       const repairs: [string[], CorruptionReason][] = [];
       batch.forEach((e, i) => {
-        const sk = slotKeys[i]!;
-        const ik = indexKeys[i]!;
-        const slot: Slot = ctx.slots.get(bin(sk)) ?? RawEventStore.#slotValue(sk, stored[batch.length + i]);
+        const sk = e.slotKey;
+        const ik = e.indexKey;
+        const slot: Slot = ctx.slots.get(e.slot) ?? RawEventStore.#slotValue(sk, stored[batch.length + i]);
         const indexed: Indexed = ctx.ids.get(e.id) ?? RawEventStore.#indexValue(ik, stored[i]);
         const slotOk = slot !== undefined && !isDamaged(slot);
         const indexOk = indexed !== undefined && !isDamaged(indexed);
@@ -360,19 +420,14 @@ class RawEventStore implements EventStore {
           throw conflict(e, 'slot-taken', `slot (${e.device}, ${e.seq}) already holds event ${slot.id}`);
         if (slotOk && !equalBytes(slot.bytes, e.bytes))
           throw conflict(e, 'different-bytes', `event ${e.id} is already stored with different bytes`);
-        if (!slotOk) ops.push({ type: 'put', key: sk, value: frameValue(sk, encodeRecord(e.id, e.bytes)) });
-        if (!indexOk)
-          ops.push({
-            type: 'put',
-            key: ik,
-            value: frameValue(ik, concatBytes(encodeSegments([e.device]), encodeSeq(e.seq))),
-          });
+        if (!slotOk) ops.push({ type: 'put', key: sk, value: e.record });
+        if (!indexOk) ops.push({ type: 'put', key: ik, value: frameIndex(ik, sk) });
         if (isDamaged(slot)) repairs.push([['event', e.device, String(e.seq)], slot.corrupt]);
         if (isDamaged(indexed)) repairs.push([['index', e.id], indexed.corrupt]);
       });
       // Validated: only now record this call's effects for later requests of the batch.
-      for (const [i, e] of batch.entries()) {
-        ctx.slots.set(bin(slotKeys[i]!), { id: e.id, bytes: e.bytes });
+      for (const e of batch) {
+        ctx.slots.set(e.slot, { id: e.id, bytes: e.bytes });
         ctx.ids.set(e.id, { device: e.device, seq: e.seq });
       }
       // Damage met on the way is being overwritten by this batch: still tell the owner.

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from './crc32c.js';
-import { FRAME_HEADER_BYTES, frameValue, unframeValue } from './frame.js';
+import { allocateFrame, FRAME_HEADER_BYTES, frameValue, sealFrame, unframeValue } from './frame.js';
 
 const enc = new TextEncoder();
 
@@ -11,6 +11,17 @@ describe('crc32c', () => {
     expect(crc32c(new Uint8Array(32))).toBe(0x8a9136aa);
     expect(crc32c(new Uint8Array(32).fill(0xff))).toBe(0x62a8ab43);
     expect(crc32c(new Uint8Array(0))).toBe(0);
+  });
+
+  it('over a range of bytes equals the checksum of that subarray, whatever the previous value', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.nat(), fc.nat(), fc.nat(), (data, a, b, previous) => {
+        const start = a % (data.length + 1);
+        const end = start + (b % (data.length - start + 1));
+        const prev = previous >>> 0;
+        expect(crc32c(data, prev, start, end)).toBe(crc32c(data.subarray(start, end), prev));
+      }),
+    );
   });
 
   it('can be continued across chunks, whatever the split', () => {
@@ -61,6 +72,31 @@ describe('frame', () => {
         expect(unframeValue(key, new Uint8Array([...framed, cut & 0xff])).ok).toBe(false);
         expect(unframeValue(enc.encode('other'), framed).ok).toBe(false);
       }),
+    );
+  });
+
+  it('frames built in place, in a shared slab or not, equal frameValue and never overlap', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ payload: fc.uint8Array({ maxLength: 6000 }), transient: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        (values) => {
+          const frames = values.map(({ payload, transient }) => {
+            const { frame, payload: room } = allocateFrame(payload.length, transient);
+            room.set(payload);
+            return sealFrame(key, frame);
+          });
+          // Written one after another: had two of them shared bytes, an earlier one would have changed.
+          values.forEach(({ payload }, i) => {
+            expect(Array.from(frames[i]!)).toStrictEqual(Array.from(frameValue(key, payload)));
+            const out = unframeValue(key, frames[i]!);
+            expect(out.ok && Array.from(out.payload)).toStrictEqual(Array.from(payload));
+          });
+        },
+      ),
+      { numRuns: 50 },
     );
   });
 

@@ -32,8 +32,20 @@ export type Unframed =
   | { readonly ok: true; readonly payload: Uint8Array }
   | { readonly ok: false; readonly reason: CorruptionReason };
 
-function checksum(key: Uint8Array, frame: Uint8Array, payload: Uint8Array): number {
-  return crc32c(payload, crc32c(frame.subarray(0, 6), crc32c(key)));
+/** CRC-32C over the key, the frame's first 6 header bytes and its payload (bytes 10 onwards). */
+function checksum(key: Uint8Array, frame: Uint8Array): number {
+  return crc32c(frame, crc32c(frame, crc32c(key), 0, 6), FRAME_HEADER_BYTES);
+}
+
+function writeUint32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
+}
+
+function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
 
 /**
@@ -42,15 +54,50 @@ function checksum(key: Uint8Array, frame: Uint8Array, payload: Uint8Array): numb
  * @remarks Copies `payload`: later changes by the caller do not reach storage.
  */
 export function frameValue(key: Uint8Array, payload: Uint8Array): Uint8Array {
-  if (payload.length > FRAME_MAX_PAYLOAD) throw new RangeError(`value too large: ${payload.length} bytes`);
-  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
-  const view = new DataView(out.buffer);
-  out[0] = FRAME_MAGIC;
-  out[1] = FRAME_VERSION;
-  view.setUint32(2, payload.length);
-  out.set(payload, FRAME_HEADER_BYTES);
-  view.setUint32(6, checksum(key, out, payload));
-  return out;
+  const { frame, payload: room } = allocateFrame(payload.length);
+  room.set(payload);
+  return sealFrame(key, frame);
+}
+
+/** Transient frames (see {@link allocateFrame}) up to MAX_SLAB_PIECE bytes share slabs of SLAB_BYTES. */
+const SLAB_BYTES = 64 * 1024;
+const MAX_SLAB_PIECE = 4 * 1024;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/** The next `size` bytes of the current slab, or of a fresh one when it is full (pieces are never reused). */
+function carve(size: number): Uint8Array {
+  if (slabUsed + size > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const piece = new Uint8Array(slab, slabUsed, size);
+  slabUsed += (size + 7) & ~7; // 8-byte aligned pieces
+  return piece;
+}
+
+/**
+ * A frame with room for `length` payload bytes, to be filled in place and then sealed with
+ * {@link sealFrame}: builds a value from several parts without an intermediate copy.
+ *
+ * @remarks With `transient`, a small frame is carved out of a shared slab instead of getting
+ * an ArrayBuffer of its own (cheaper to allocate and to collect). Only for values that are
+ * written and then dropped: a frame kept alive keeps its whole slab alive.
+ */
+export function allocateFrame(length: number, transient = false): { frame: Uint8Array; payload: Uint8Array } {
+  if (length > FRAME_MAX_PAYLOAD) throw new RangeError(`value too large: ${length} bytes`);
+  const size = FRAME_HEADER_BYTES + length;
+  const frame = transient && size <= MAX_SLAB_PIECE ? carve(size) : new Uint8Array(size);
+  frame[0] = FRAME_MAGIC;
+  frame[1] = FRAME_VERSION;
+  writeUint32(frame, 2, length);
+  return { frame, payload: frame.subarray(FRAME_HEADER_BYTES) };
+}
+
+/** Writes the checksum of a frame made by {@link allocateFrame} (once its payload is filled in); returns it. */
+export function sealFrame(key: Uint8Array, frame: Uint8Array): Uint8Array {
+  writeUint32(frame, 6, checksum(key, frame));
+  return frame;
 }
 
 /**
@@ -66,10 +113,8 @@ export function unframeValue(key: Uint8Array, raw: Uint8Array): Unframed {
   if (raw.length < FRAME_HEADER_BYTES) return { ok: false, reason: 'short' };
   if (raw[0] !== FRAME_MAGIC) return { ok: false, reason: 'magic' };
   if (raw[1] !== FRAME_VERSION) return { ok: false, reason: 'version' };
-  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const length = view.getUint32(2);
+  const length = readUint32(raw, 2);
   if (raw.length - FRAME_HEADER_BYTES !== length) return { ok: false, reason: 'length' };
-  const payload = new Uint8Array(raw.buffer, raw.byteOffset + FRAME_HEADER_BYTES, length);
-  if (view.getUint32(6) !== checksum(key, raw, payload)) return { ok: false, reason: 'checksum' };
-  return { ok: true, payload };
+  if (readUint32(raw, 6) !== checksum(key, raw)) return { ok: false, reason: 'checksum' };
+  return { ok: true, payload: new Uint8Array(raw.buffer, raw.byteOffset + FRAME_HEADER_BYTES, length) };
 }

@@ -62,6 +62,31 @@ describe('key encoding', () => {
     );
   });
 
+  it('encodes ASCII segments (the fast path) exactly as the general escaping rule does', () => {
+    // The rule of the module comment, spelled out: UTF-8 bytes, 0x00 → 01 01, 0x01 → 01 02, then 0x00.
+    const reference = (segments: readonly string[], tag?: number): number[] => {
+      const out = tag === undefined ? [] : [tag];
+      for (const s of segments) {
+        for (const b of new TextEncoder().encode(s)) out.push(...(b < 2 ? [0x01, b + 1] : [b]));
+        out.push(0x00);
+      }
+      return out;
+    };
+    const ascii = fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)) });
+    const mixed = fc.oneof(ascii, segment);
+    fc.assert(
+      fc.property(
+        fc.array(mixed, { maxLength: 4 }),
+        fc.option(fc.integer({ min: 0, max: 0xff })),
+        (k, tag) => {
+          const bytes = tag === null ? encodeSegments(k) : encodeSegments(k, tag);
+          expect(Array.from(bytes)).toStrictEqual(reference(k, tag ?? undefined));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('refuses lone surrogates and non-strings; rejects malformed encodings', () => {
     expect(() => encodeSegments(['a\ud800b'])).toThrow(TypeError);
     expect(() => encodeSegments(['\udc00'])).toThrow(TypeError);

@@ -49,6 +49,33 @@ function pushSegment(out: number[], segment: string): void {
  * @remarks Throws `TypeError` for non-string segments or lone surrogates (programmer error).
  */
 export function encodeSegments(segments: readonly string[], tag?: number): Uint8Array {
+  // Fast path for the usual keys (ids, device ids, document ids): ASCII other than 00/01 needs no
+  // escaping and is one byte per character, so the result is written directly.
+  let length = tag === undefined ? 0 : 1;
+  for (const s of segments) {
+    if (typeof s !== 'string' || !isPlainAscii(s)) return encodeEscaped(segments, tag);
+    length += s.length + 1;
+  }
+  const out = new Uint8Array(length); // zero-filled: every terminator is already in place
+  let o = 0;
+  if (tag !== undefined) out[o++] = tag;
+  for (const s of segments) {
+    for (let i = 0; i < s.length; i++) out[o++] = s.charCodeAt(i);
+    o++;
+  }
+  return out;
+}
+
+/** True when every character of `s` is ASCII other than 0x00 and 0x01 (the escaped bytes). */
+function isPlainAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x02 || c > 0x7f) return false;
+  }
+  return true;
+}
+
+function encodeEscaped(segments: readonly string[], tag: number | undefined): Uint8Array {
   const out: number[] = tag === undefined ? [] : [tag];
   for (const s of segments) pushSegment(out, s);
   return Uint8Array.from(out);
@@ -137,10 +164,22 @@ export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
 /** Encodes a positive safe integer as 8 big-endian bytes (so byte order is numeric order). */
 export function encodeSeq(seq: number): Uint8Array {
   const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, Math.floor(seq / 0x1_0000_0000));
-  view.setUint32(4, seq >>> 0);
+  writeSeq(out, 0, seq);
   return out;
+}
+
+/** Writes `seq` as {@link encodeSeq} does, into `out` at `offset`. */
+export function writeSeq(out: Uint8Array, offset: number, seq: number): void {
+  const high = Math.floor(seq / 0x1_0000_0000);
+  const low = seq >>> 0;
+  out[offset] = high >>> 24;
+  out[offset + 1] = high >>> 16;
+  out[offset + 2] = high >>> 8;
+  out[offset + 3] = high;
+  out[offset + 4] = low >>> 24;
+  out[offset + 5] = low >>> 16;
+  out[offset + 6] = low >>> 8;
+  out[offset + 7] = low;
 }
 
 /** Decodes 8 big-endian bytes at `offset` written by {@link encodeSeq}. */
