@@ -53,7 +53,7 @@ export interface DeviceLogOptions {
   readonly clock?: () => number;
   /** Events per segment document (default 5000). */
   readonly segmentSize?: number;
-  /** How often idle sealed segments are dropped from memory (default 10 s; they must stay idle for a whole interval). */
+  /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */
   readonly sealSweepMs?: number;
   readonly onIncident?: (incident: SecurityIncident) => void;
 }

@@ -79,7 +79,13 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
   [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
   [SystemEventType.SegmentSealed]: parseSegmentSealedData,
 };
-const DEFAULT_SWEEP_MS = 10_000;
+/**
+ * How often idle sealed segments are dropped from memory. Short: a device appending thousands of
+ * events a second seals a segment every second or two, and each one kept loaded holds every
+ * event's bytes twice (Automerge's copy, the materialized one). Long enough that the throttled
+ * document save (DOCUMENT_SAVE_DEBOUNCE_MS) is done before a segment can count as idle.
+ */
+const DEFAULT_SWEEP_MS = 2000;
 /**
  * How long a whole segment of another device, arriving at once, waits for the relay's seal of it
  * before its events are verified one by one; one window is shared by every segment of a burst.
