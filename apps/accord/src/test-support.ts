@@ -140,9 +140,10 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** The seed of this run: `FC_SEED` when set to an integer, else a fixed default. */
+/** The seed of this run: `FC_SEED` when set to an integer (`random`: a fresh one), else a fixed default. */
 export function testSeed(): number {
   const raw = process.env['FC_SEED'];
+  if (raw === 'random') return Math.floor(Math.random() * 0x7fffffff);
   const n = raw === undefined ? Number.NaN : Number.parseInt(raw, 10);
   return Number.isSafeInteger(n) ? n : 20261126;
 }
