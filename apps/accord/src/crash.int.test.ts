@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDevice } from '@accord/device';
-import { AgentProcess, seededRandom, testSeed } from './test-support.js';
+import { AgentProcess, registration, seededRandom, testSeed } from './test-support.js';
 
 let dir: string;
 const started: AgentProcess[] = [];
@@ -70,17 +70,7 @@ describe('crash safety', () => {
           const n = next++;
           let res;
           try {
-            res = await agent.api<{ id: string }>('POST', '/api/events', {
-              type: 'PatientRegistered',
-              data: {
-                patientId: `P-${n}`,
-                nationalId: `N-${n}`,
-                givenName: 'Kim',
-                familyName: `F${n}`,
-                birthDate: '2024-02-29',
-                sex: 'other',
-              },
-            });
+            res = await agent.api<{ id: string }>('POST', '/api/events', registration(n));
           } catch (e) {
             if (killing) return; // the connection died with the process: not acknowledged
             throw e;

@@ -10,6 +10,7 @@ import {
   agentWorkspace,
   enrollDevice,
   eventually,
+  registration,
   RelayProcess,
   seededRandom,
   storedEvents,
@@ -74,17 +75,7 @@ describe('relay crash safety', () => {
     const writer = async (agent: AgentProcess): Promise<void> => {
       while (writing) {
         const n = next++;
-        const res = await agent.api<{ id: string }>('POST', '/api/events', {
-          type: 'PatientRegistered',
-          data: {
-            patientId: `P-${n}`,
-            nationalId: `N-${n}`,
-            givenName: 'Kim',
-            familyName: `F${n}`,
-            birthDate: '2024-02-29',
-            sex: 'other',
-          },
-        });
+        const res = await agent.api<{ id: string }>('POST', '/api/events', registration(n));
         expect(res.status, JSON.stringify(res.json)).toBe(201);
         acked.add(res.json.id);
         await sleep(WRITE_GAP_MS);
