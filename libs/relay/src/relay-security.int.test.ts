@@ -35,7 +35,7 @@ import { setAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrollOverHttp } from './testing.js';
+import { bcg, enrollOverHttp, registration, stock } from './testing.js';
 
 const SEED = testSeed('relay-security.int');
 const PASSWORD = 'correct horse battery';
@@ -144,26 +144,6 @@ function sample(text: string, name: string, labels: Readonly<Record<string, stri
   }
   return 0;
 }
-
-const registration = (patientId: string) => ({
-  type: 'PatientRegistered',
-  data: {
-    patientId,
-    nationalId: `N-${patientId}`,
-    givenName: 'Ama',
-    familyName: 'Mensah',
-    birthDate: '2026-01-10',
-    sex: 'female',
-  },
-});
-const stock = (lot: string, quantity: number) => ({
-  type: 'StockReceived',
-  data: { lot, antigen: 'BCG', quantity, expiry: '2030-01-01' },
-});
-const bcg = (patientId: string, lot: string) => ({
-  type: 'VaccinationAdministered',
-  data: { patientId, antigen: 'BCG', dose: 1, lot, date: '2026-11-20' },
-});
 
 /** Relay-signed verdicts about `target` in `events`. */
 function verdictsAbout(events: Iterable<SignedEvent>, relay: DeviceId, target: EventId): SignedEvent[] {

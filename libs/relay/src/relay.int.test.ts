@@ -22,7 +22,7 @@ import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrollOverHttp } from './testing.js';
+import { bcg, enrollOverHttp, registration, stock } from './testing.js';
 import { createEnrollmentToken } from './tokens.js';
 
 const FACILITY = 'clinic-relay-int' as FacilityId;
@@ -64,26 +64,6 @@ async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
-
-const registration = (patientId: string, familyName = 'Mensah') => ({
-  type: 'PatientRegistered',
-  data: {
-    patientId,
-    nationalId: `N-${patientId}`,
-    givenName: 'Ama',
-    familyName,
-    birthDate: '2026-01-10',
-    sex: 'female',
-  },
-});
-const stock = (lot: string, quantity: number) => ({
-  type: 'StockReceived',
-  data: { lot, antigen: 'BCG', quantity, expiry: '2030-01-01' },
-});
-const bcg = (patientId: string, lot: string) => ({
-  type: 'VaccinationAdministered',
-  data: { patientId, antigen: 'BCG', dose: 1, lot, date: '2026-11-20' },
-});
 
 /** Every verdict (any signer) about `target` stated by the events `log` holds, with the event stating it. */
 function verdictsFor(log: DeviceLog, target: EventId): { event: SignedEvent; verdict: VerdictData }[] {

@@ -34,3 +34,28 @@ export async function enrollOverHttp(opts: {
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
 }
+
+/** A draft registering `patientId` (national id `N-<patientId>`). */
+export const registration = (patientId: string, familyName = 'Mensah') => ({
+  type: 'PatientRegistered',
+  data: {
+    patientId,
+    nationalId: `N-${patientId}`,
+    givenName: 'Ama',
+    familyName,
+    birthDate: '2026-01-10',
+    sex: 'female',
+  },
+});
+
+/** A draft receiving `quantity` BCG doses of `lot`. */
+export const stock = (lot: string, quantity: number) => ({
+  type: 'StockReceived',
+  data: { lot, antigen: 'BCG', quantity, expiry: '2030-01-01' },
+});
+
+/** A draft giving `patientId` BCG dose 1 from `lot`. */
+export const bcg = (patientId: string, lot: string) => ({
+  type: 'VaccinationAdministered',
+  data: { patientId, antigen: 'BCG', dose: 1, lot, date: '2026-11-20' },
+});
