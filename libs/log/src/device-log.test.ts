@@ -4,6 +4,7 @@ import {
   encodeSignedEvent,
   generateDeviceKey,
   segmentDigest,
+  segmentName,
   newEventId,
   signEvent,
   type EventEnvelope,
@@ -375,7 +376,7 @@ describe('DeviceLog', () => {
     const seal = async (index: number, events: readonly SignedEvent[]) =>
       r.log.appendSystem({
         type: 'SegmentSealed',
-        subject: { kind: 'segment', id: `${device}/${index}` },
+        subject: { kind: 'segment', id: segmentName(device, index) },
         data: {
           device,
           index,

@@ -31,6 +31,7 @@ import {
   parseAcceptedVerdictsData,
   readAcceptedVerdicts,
   segmentDigest,
+  segmentName,
   signEvent,
   SystemEventType,
   verifyEvents,
@@ -831,7 +832,7 @@ export class DeviceLog implements DeviceLogApi {
    */
   #waitForSeal(segment: SegmentState, list: readonly unknown[]): boolean {
     const relay = this.#opts.relay;
-    const key = `${segment.device}/${segment.index}`;
+    const key = segmentName(segment.device, segment.index);
     // (The relay itself never waits: it seals what it verified.)
     if (relay === undefined || relay === null || relay === this.deviceId) return false;
     if (segment.device === relay || segment.device === this.deviceId) return false;
@@ -887,7 +888,7 @@ export class DeviceLog implements DeviceLogApi {
     segment: SegmentState,
     candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
   ): Promise<Set<number>> {
-    const digest = this.#seals.get(`${segment.device}/${segment.index}`);
+    const digest = this.#seals.get(segmentName(segment.device, segment.index));
     if (digest === undefined || candidates.length < this.#segmentSize) return new Set();
     const first = segment.index * this.#segmentSize + 1;
     const bySeq = new Array<number>(this.#segmentSize);
@@ -1042,7 +1043,7 @@ export class DeviceLog implements DeviceLogApi {
       return;
     const parsed = parseSegmentSealedData(event.data);
     if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
-    const key = `${parsed.value.device}/${parsed.value.index}`;
+    const key = segmentName(parsed.value.device, parsed.value.index);
     this.#seals.set(key, parsed.value.digest);
     const waiting = this.#awaitingSeal.get(key);
     if (waiting !== undefined) {
@@ -1171,7 +1172,8 @@ export class DeviceLog implements DeviceLogApi {
     const seqs = this.#seqs.get(device);
     const out: SignedEvent[] = [];
     for (let seq = index * this.#segmentSize + 1; seq <= (index + 1) * this.#segmentSize; seq++) {
-      const event = this.#visible.get(seqs?.get(seq) as EventId);
+      const id = seqs?.get(seq);
+      const event = id === undefined ? undefined : this.#visible.get(id);
       if (event === undefined) return undefined;
       out.push(event);
     }

@@ -5,6 +5,7 @@ import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
   parseSegmentSealedData,
+  segmentName,
   SystemEventType,
   type DeviceId,
   type DeviceKeyPair,
@@ -94,7 +95,7 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
       [...a.visibleEvents()]
         .filter((e) => e.type === SystemEventType.SegmentSealed && e.device === relay.id)
         .map((e) => parseSegmentSealedData(e.data))
-        .flatMap((r) => (r.ok ? [`${r.value.device}/${r.value.index}`] : []));
+        .flatMap((r) => (r.ok ? [segmentName(r.value.device, r.value.index)] : []));
     // Seqs 1-10 and 11-20 fill two segments; 21-25 do not fill the third.
     await eventually(() => seals().length >= 2, 'two seals on the writing device');
     expect(seals().sort()).toEqual([`${a.deviceId}/0`, `${a.deviceId}/1`]);

@@ -2,6 +2,7 @@ import {
   encodeSignedEvent,
   parseSegmentSealedData,
   segmentDigest,
+  segmentName,
   SystemEventType,
   type DeviceId,
   type JsonValue,
@@ -46,7 +47,7 @@ export class SegmentSealer {
       if (event.type !== SystemEventType.SegmentSealed) return;
       const parsed = parseSegmentSealedData(event.data);
       if (!parsed.ok) return;
-      const key = `${parsed.value.device}/${parsed.value.index}`;
+      const key = segmentName(parsed.value.device, parsed.value.index);
       this.#sealed.add(key);
       this.#due.delete(key);
       return;
@@ -54,7 +55,7 @@ export class SegmentSealer {
     const size = this.#log.segmentSize;
     if (event.seq % size !== 0) return;
     const index = event.seq / size - 1;
-    const key = `${event.device}/${index}`;
+    const key = segmentName(event.device, index);
     if (!this.#sealed.has(key)) this.#due.set(key, { device: event.device, index });
   }
 
