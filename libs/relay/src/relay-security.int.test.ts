@@ -35,7 +35,7 @@ import { setAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, registration, stock } from './testing.js';
+import { bcg, enrollOverHttp, registration, stock, verdictsAbout } from './testing.js';
 
 const SEED = testSeed('relay-security.int');
 const PASSWORD = 'correct horse battery';
@@ -143,11 +143,6 @@ function sample(text: string, name: string, labels: Readonly<Record<string, stri
     if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(m[3]);
   }
   return 0;
-}
-
-/** Relay-signed verdicts about `target` in `events`. */
-function verdictsAbout(events: Iterable<SignedEvent>, relay: DeviceId, target: EventId): SignedEvent[] {
-  return [...events].filter((e) => e.device === relay && verdictAbout(e, target) !== undefined);
 }
 
 interface TestDevice {
@@ -524,8 +519,8 @@ describe('relay security over real WebSockets and LevelDB', () => {
     await until(a.log, () => status(a, next.id) === 'accepted', "B's next event on A");
     await node.settled();
     expect(node.log.get(forged.id)).toBeUndefined();
-    expect(verdictsAbout(node.log.visibleEvents(), relay.id, forged.id)).toEqual([]);
-    expect(verdictsAbout(a.log.visibleEvents(), relay.id, forged.id)).toEqual([]);
+    expect(verdictsAbout(node.log.visibleEvents(), forged.id, relay.id)).toEqual([]);
+    expect(verdictsAbout(a.log.visibleEvents(), forged.id, relay.id)).toEqual([]);
     expect(node.log.confirmed().lot('LOT-FORGED')).toBeUndefined();
   });
 
@@ -719,7 +714,7 @@ describe('relay drain on stop', () => {
       await log.settled();
       const seqs: number[] = [];
       for (const id of acked) {
-        const verdicts = verdictsAbout(log.visibleEvents(), relay.id, id).map((e) => verdictAbout(e, id));
+        const verdicts = verdictsAbout(log.visibleEvents(), id, relay.id).map(({ verdict }) => verdict);
         expect(verdicts, `verdicts about ${id}`).toHaveLength(1);
         const [only] = verdicts;
         expect(only).toMatchObject({ outcome: 'accepted' });

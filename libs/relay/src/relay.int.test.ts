@@ -15,14 +15,13 @@ import {
   type EventId,
   type FacilityId,
   type SignedEvent,
-  type VerdictData,
 } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, registration, stock } from './testing.js';
+import { bcg, enrollOverHttp, registration, stock, verdictsAbout } from './testing.js';
 import { createEnrollmentToken } from './tokens.js';
 
 const FACILITY = 'clinic-relay-int' as FacilityId;
@@ -66,13 +65,7 @@ async function eventually<T>(
 }
 
 /** Every verdict (any signer) about `target` stated by the events `log` holds, with the event stating it. */
-function verdictsFor(log: DeviceLog, target: EventId): { event: SignedEvent; verdict: VerdictData }[] {
-  return [...log.visibleEvents()].flatMap((event) =>
-    verdictsIn(event)
-      .filter((v) => v.target === target)
-      .map((verdict) => ({ event, verdict })),
-  );
-}
+const verdictsFor = (log: DeviceLog, target: EventId) => verdictsAbout(log.visibleEvents(), target);
 
 describe('relay with devices over real WebSockets and LevelDB', () => {
   let dir: TempDir;

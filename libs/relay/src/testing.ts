@@ -1,7 +1,12 @@
 import {
   makeEnrollRequest,
   parseEnrollResponse,
+  verdictsIn,
+  type DeviceId,
   type DeviceKeyPair,
+  type EventId,
+  type SignedEvent,
+  type VerdictData,
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
@@ -59,3 +64,21 @@ export const bcg = (patientId: string, lot: string) => ({
   type: 'VaccinationAdministered',
   data: { patientId, antigen: 'BCG', dose: 1, lot, date: '2026-11-20' },
 });
+
+/**
+ * Every verdict about `target` stated by `events` (a `Verdict`, or an `AcceptedVerdicts` naming
+ * it), with the event stating it; only those signed by `signer` when given.
+ */
+export function verdictsAbout(
+  events: Iterable<SignedEvent>,
+  target: EventId,
+  signer?: DeviceId,
+): { event: SignedEvent; verdict: VerdictData }[] {
+  return [...events].flatMap((event) =>
+    signer !== undefined && event.device !== signer
+      ? []
+      : verdictsIn(event)
+          .filter((v) => v.target === target)
+          .map((verdict) => ({ event, verdict })),
+  );
+}
