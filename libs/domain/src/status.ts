@@ -42,16 +42,11 @@ function acceptedBy(verdict: SignedEvent): EventStatusInfo {
   return info;
 }
 
-/** True for the sync system's own event types (verdicts, retries, discards), false for domain facts. */
+const SYSTEM_EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(SystemEventType));
+
+/** True for the sync system's own event types (every `SystemEventType`), false for domain facts. */
 export function isSystemEventType(type: string): boolean {
-  return (
-    type === SystemEventType.Verdict ||
-    type === SystemEventType.AcceptedVerdicts ||
-    type === SystemEventType.RetryRequested ||
-    type === SystemEventType.DeadletterDiscarded ||
-    type === SystemEventType.RosterUpdated ||
-    type === SystemEventType.SegmentSealed
-  );
+  return SYSTEM_EVENT_TYPES.has(type);
 }
 
 interface ReadVerdict {
