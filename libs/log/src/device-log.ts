@@ -984,11 +984,7 @@ export class DeviceLog implements DeviceLogApi {
     if (event.type === SystemEventType.AcceptedVerdicts) {
       const batch = readAcceptedVerdicts(event.data);
       if (batch !== undefined) {
-        const targets = batch.targets.map((t) => {
-          const shared = this.#events.get(t)?.id ?? this.#targets.get(t) ?? t;
-          this.#targets.set(t, shared);
-          return shared;
-        });
+        const targets = batch.targets.map((t) => this.#noteTarget(t));
         data = { ...(event.data as Record<string, JsonValue>), targets };
       }
     }
@@ -1009,6 +1005,13 @@ export class DeviceLog implements DeviceLogApi {
     };
   }
 
+  /** Records that some verdict, retry, discard or amend names `id`; returns its one shared string. */
+  #noteTarget(id: string): string {
+    const shared = this.#events.get(id as EventId)?.id ?? this.#targets.get(id) ?? id;
+    this.#targets.set(id, shared);
+    return shared;
+  }
+
   #addVerified(decoded: SignedEvent): void {
     if (this.#events.has(decoded.id)) return;
     const event = this.#interned(decoded);
@@ -1025,10 +1028,10 @@ export class DeviceLog implements DeviceLogApi {
       this.#visible.set(id, e);
       this.#folder.add(e);
       const target = (e.data as { target?: unknown } | null)?.target;
-      if (isSystemEventType(e.type) && typeof target === 'string') this.#targets.set(target, target);
+      if (isSystemEventType(e.type) && typeof target === 'string') this.#noteTarget(target);
       // (An AcceptedVerdicts' targets were registered when it was added: see #interned.)
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
-      if (e.supersedes !== undefined) this.#targets.set(e.supersedes, e.supersedes);
+      if (e.supersedes !== undefined) this.#noteTarget(e.supersedes);
       released.push(e);
     }
     this.#contiguous.set(event.device, contiguous);
