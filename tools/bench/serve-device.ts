@@ -29,9 +29,9 @@ const log = await DeviceLog.open({
   roster,
   ...(relay === undefined ? {} : { relay: relay as DeviceId }),
   network: [server],
+  afterStartupScan: db.unmapTables,
 });
 const address = await server.listening();
-(globalThis as { gc?: () => void }).gc?.();
 const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
   console.error(
@@ -53,17 +53,30 @@ console.log(
   }),
 );
 process.stdin.resume();
-process.stdin.on('data', () => {
-  // Steady state: what a device that has been idle for a moment holds, after the garbage
-  // of start-up has been collected and returned to the system.
+process.stdin.on('data', (line) => {
+  // `rss <seconds>`: first what the HTTP API builds for its first requests (status counts, the
+  // tentative and confirmed projections), then the steady state of a device left idle that
+  // long. No forced collection: V8's own memory reducer returns start-up garbage after a few
+  // idle seconds, as it does for a real agent.
+  const seconds = Number(String(line).trim().split(' ')[1] ?? 15);
+  const counts = log.counts();
+  log.tentative();
+  log.confirmed();
   void (async () => {
-    for (let i = 0; i < 5; i++) {
-      (globalThis as { gc?: () => void }).gc?.();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let s = 1; s <= seconds; s++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      console.log(JSON.stringify({ event: 'idle', second: s, rss_mb: process.memoryUsage().rss / 1048576 }));
     }
     const usage = process.memoryUsage();
     console.log(
-      JSON.stringify({ event: 'rss', rss_mb: usage.rss / 1048576, heap_mb: usage.heapUsed / 1048576 }),
+      JSON.stringify({
+        event: 'rss',
+        counted: counts.total,
+        rss_mb: usage.rss / 1048576,
+        heap_mb: usage.heapUsed / 1048576,
+        // Linux reports the high-water mark in kilobytes.
+        peak_mb: process.resourceUsage().maxRSS / 1024,
+      }),
     );
   })();
 });

@@ -32,7 +32,6 @@ async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefi
       ...(process.env['ACCORD_BENCH_CHILD_PROF']
         ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
         : []),
-      '--expose-gc',
       '--max-semi-space-size=2',
       '--conditions=@accord/source',
       '--import',
@@ -127,20 +126,30 @@ export async function benchColdSync(
   };
 }
 
+/** Seconds a served device sits idle before its steady-state memory is read. */
+const IDLE_SECONDS = 15;
+
 /**
- * Resident memory of a device agent process that holds the whole history: at steady
- * state (idle, start-up garbage collected) and at its peak right after opening.
+ * Resident memory of a device agent process that holds the whole history and has built what
+ * its HTTP API serves (status counts, projections): at steady state, after sitting idle for
+ * {@link IDLE_SECONDS}, and the process's high-water mark.
  */
 export async function benchDeviceMemory(
   device: BenchDevice,
   relay?: DeviceId,
 ): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
   const served = await serve(device, device.key.deviceId, relay);
-  served.child.stdin!.write('rss\n');
-  const after = await served.next();
+  served.child.stdin!.write(`rss ${IDLE_SECONDS}\n`);
+  let line = await served.next();
+  while (line['event'] === 'idle') {
+    progress('device idle', line['second'] as number, IDLE_SECONDS);
+    line = await served.next();
+  }
   await stop(served.child);
+  if (line['counted'] !== device.events.length)
+    throw new Error(`the served device counted ${String(line['counted'])} of ${device.events.length} events`);
   return {
-    device_rss_mb_100k: after['rss_mb'] as number,
-    device_rss_peak_mb_100k: Math.max(served.rssMb, after['rss_mb'] as number),
+    device_rss_mb_100k: line['rss_mb'] as number,
+    device_rss_peak_mb_100k: line['peak_mb'] as number,
   };
 }

@@ -180,6 +180,7 @@ export class DeviceAgent {
         roster,
         relay: relay?.id ?? roster.data.relay ?? null,
         network: peerNetwork.adapters,
+        afterStartupScan: db.unmapTables,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident: SecurityIncident) =>
           diag(`security incident ${incident.code}: ${incident.message}`, incident),

@@ -56,6 +56,13 @@ export interface DeviceLogOptions {
   /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */
   readonly sealSweepMs?: number;
   readonly onIncident?: (incident: SecurityIncident) => void;
+  /**
+   * Called once while opening, after the start-up scans of the event store and the document
+   * storage and before any document is loaded or any peer is served: nothing reads or writes
+   * storage meanwhile. The device passes its database's `unmapTables`, so that the pages of
+   * the whole database read by the scans do not stay resident.
+   */
+  readonly afterStartupScan?: () => Promise<void>;
 }
 
 /** A user's request to record something: the log fills in ids, deps, basis, clock and signature. */

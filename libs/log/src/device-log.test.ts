@@ -161,6 +161,42 @@ describe('DeviceLog', () => {
     await second.log.close();
   });
 
+  it('calls afterStartupScan once, after reading the whole store and before loading any document', async () => {
+    const facility = await makeFacility(FACILITY, 1);
+    const first = await openLog(facility, 0);
+    for (let i = 0; i < 3; i++) await first.log.append(registration(i));
+    await first.log.close();
+    const order: string[] = [];
+    const iterate = first.store.iterate.bind(first.store);
+    vi.spyOn(first.store, 'iterate').mockImplementation((opts) => {
+      order.push('iterate');
+      return iterate(opts);
+    });
+    const loadRange = first.storage.loadRange.bind(first.storage);
+    vi.spyOn(first.storage, 'loadRange').mockImplementation((prefix) => {
+      order.push('loadRange');
+      return loadRange(prefix);
+    });
+    const log = await DeviceLog.open({
+      facility: facility.facility,
+      key: facility.keys[0]!,
+      eventStore: first.store,
+      storage: first.storage,
+      roster: facility.roster,
+      afterStartupScan: () => {
+        order.push('afterStartupScan');
+        return Promise.resolve();
+      },
+    });
+    expect(order.filter((o) => o === 'afterStartupScan')).toHaveLength(1);
+    const at = order.indexOf('afterStartupScan');
+    expect(order.slice(0, at)).toContain('iterate');
+    expect(order.slice(at + 1)).toContain('loadRange');
+    expect(order.slice(0, at)).not.toContain('loadRange');
+    expect(log.size()).toBe(3);
+    await log.close();
+  });
+
   it('syncs to a peer, and rebuilds lost sync documents from the event store', async () => {
     const facility = await makeFacility(FACILITY, 2);
     const net = new FakeNetwork({ seed: 7 });

@@ -298,6 +298,7 @@ export class DeviceLog implements DeviceLogApi {
       for (const key of corrupt) await opts.storage.remove([...key]);
       corruptChunks = corrupt.length;
     }
+    await opts.afterStartupScan?.();
 
     const storage = new FrozenDocumentsStorage(opts.storage);
     const repo = new Repo({

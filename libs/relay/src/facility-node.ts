@@ -147,6 +147,7 @@ export class FacilityNode {
         roster: lookup,
         relay: key.deviceId,
         network: [adapter],
+        afterStartupScan: db.unmapTables,
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Repo, type AutomergeUrl } from '@automerge/automerge-repo';
 import { describe, expect, it } from 'vitest';
 import { benchRawLevelPuts, openDeviceDatabase, openLevel } from './index.js';
@@ -71,6 +72,51 @@ describe('openDeviceDatabase', () => {
         await repo.shutdown();
         await device.close();
       }
+    } finally {
+      await dir.remove();
+    }
+  });
+});
+
+describe('DeviceDatabase.unmapTables', () => {
+  /** The LevelDB table files of `dir` this process has mapped (Linux /proc). */
+  async function mappedTables(dir: string): Promise<number> {
+    const maps = await readFile('/proc/self/maps', 'utf8');
+    return new Set(maps.split('\n').filter((l) => l.includes(dir) && l.endsWith('.ldb'))).size;
+  }
+
+  it('lets go of the table files a full scan mapped, and both stores carry on reading and writing', async () => {
+    const dir = await makeTempDir();
+    try {
+      const events = Array.from({ length: 2000 }, (_, i) => ({
+        device: 'd',
+        seq: i + 1,
+        id: `e${i + 1}`,
+        bytes: seededBytes(400, i + 1),
+      }));
+      {
+        const device = await openDeviceDatabase(dir.path);
+        await device.eventStore.append(events);
+        await device.storageAdapter.save(['doc', 'snapshot'], seededBytes(1000, 9));
+        await device.close();
+      }
+      // Reopening moves LevelDB's write-ahead log into table files.
+      const device = await openDeviceDatabase(dir.path);
+      let read = 0;
+      for await (const stored of device.eventStore.iterate({ skipCorrupt: false }))
+        read += stored.bytes.length;
+      expect(read).toBe(2000 * 400);
+      expect(await mappedTables(dir.path)).toBeGreaterThan(0);
+
+      await device.unmapTables();
+      expect(await mappedTables(dir.path)).toBe(0);
+      expect(device.db.status).toBe('open');
+      expect((await device.eventStore.get('e1500'))?.bytes).toStrictEqual(events[1499]!.bytes);
+      await device.eventStore.append([{ device: 'd', seq: 2001, id: 'e2001', bytes: new Uint8Array([1]) }]);
+      expect(await device.eventStore.count()).toBe(2001);
+      expect((await device.storageAdapter.load(['doc', 'snapshot']))?.length).toBe(1000);
+      await device.close();
+      expect(device.db.status).toBe('closed');
     } finally {
       await dir.remove();
     }
