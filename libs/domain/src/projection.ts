@@ -195,7 +195,7 @@ function checkedForm(event: SignedEvent): CheckedEvent {
   return { type: event.type, data: event.data, subject: event.subject } as CheckedEvent;
 }
 
-function parseEvent(event: SignedEvent): CheckedEvent | string {
+function parseEvent(event: SignedEvent, remember: boolean): CheckedEvent | string {
   const hit = parsedCache.get(event);
   if (hit === VALID) return checkedForm(event);
   if (hit !== undefined) return hit;
@@ -212,10 +212,10 @@ function parseEvent(event: SignedEvent): CheckedEvent | string {
   ) {
     out = 'subject-mismatch';
   } else {
-    parsedCache.set(event, VALID);
+    if (remember) parsedCache.set(event, VALID);
     return checkedForm(event);
   }
-  parsedCache.set(event, out);
+  if (remember) parsedCache.set(event, out);
   return out;
 }
 
@@ -333,12 +333,16 @@ export class Projection {
    * event that cannot apply is recorded as skipped with a short reason (`invalid-data`,
    * `unknown-type`, `unknown-version`, `subject-mismatch`, `missing-patient`, `exists`,
    * `invalid-transition`, …). An event id seen before (applied or skipped) is ignored.
+   *
+   * With `once`, the outcome of checking the event's data is not remembered for the next fold
+   * of the same event object: for events folded a single time (a log's confirmed state), where
+   * the cache would hold an entry per event for nothing.
    */
-  apply(event: SignedEvent): void {
+  apply(event: SignedEvent, once = false): void {
     try {
       if (SYSTEM_TYPES.has(event.type)) return;
       if (this.#applied.has(event.id) || this.#skipped.r.has(event.id)) return;
-      const parsed = parseEvent(event);
+      const parsed = parseEvent(event, !once);
       const outcome = typeof parsed === 'string' ? parsed : this.#applyChecked(event, parsed);
       if (outcome === undefined) this.#applied.add(event.id);
       else this.#skipped.w.set(event.id, outcome);

@@ -78,12 +78,16 @@ function readTarget(data: unknown): EventId | undefined {
 }
 
 interface TargetInfo {
-  verdict?: SignedEvent;
+  /** The id as first named (so a log can share one string between the statement and the event). */
+  readonly id: EventId;
+  verdict: SignedEvent | undefined;
   /** The latest verdict's outcome and (accepted) confirmed seq, kept flat: one object per target. */
-  outcome?: 'accepted' | 'deadletter';
-  seq?: number;
+  outcome: 'accepted' | 'deadletter' | undefined;
+  seq: number | undefined;
   retries?: Set<EventId>;
   resolvers?: Set<EventId>;
+  /** The seq at which a `ProjectionFolder` folded this (accepted) event into its confirmed state. */
+  folded?: number | undefined;
 }
 
 /**
@@ -105,10 +109,37 @@ class Tracker {
     return this.#events;
   }
 
+  /** True when some verdict, retry, discard or amend names `id` (present or not). */
+  targeted(id: EventId): boolean {
+    return this.#targets.has(id);
+  }
+
+  /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
+  sharedId(id: EventId): EventId | undefined {
+    return this.#targets.get(id)?.id;
+  }
+
+  /** The seq recorded by {@link Tracker.setFolded}, if any. */
+  foldedSeq(id: EventId): number | undefined {
+    return this.#targets.get(id)?.folded;
+  }
+
+  /** Records the seq an accepted event was folded at (it has a verdict, so it has an entry). */
+  setFolded(id: EventId, seq: number): void {
+    this.#info(id).folded = seq;
+  }
+
+  /** Forgets every folded seq (a full refold follows). */
+  clearFolded(): void {
+    // (Assigned, not deleted: a delete would turn every entry into a slow dictionary object.)
+    for (const info of this.#targets.values()) info.folded = undefined;
+  }
+
   #info(id: EventId): TargetInfo {
     let info = this.#targets.get(id);
     if (info === undefined) {
-      info = {};
+      // Every common field up front: one object shape, all fields in the object itself.
+      info = { id, verdict: undefined, outcome: undefined, seq: undefined, folded: undefined };
       this.#targets.set(id, info);
     }
     return info;
@@ -301,8 +332,8 @@ export function tentative(state: LogState): Projection {
 export class ProjectionFolder {
   readonly #tracker: Tracker;
   #confirmed = Projection.empty();
-  /** Domain events folded into #confirmed, with the seq they were folded at. */
-  #folded = new Map<EventId, number>();
+  // Which domain events are folded into #confirmed, and at which seq, is kept on the tracker's
+  // entry for each accepted event (no map of its own: one entry per event adds up at 100k).
   #lastSeq = 0;
   /** Ids whose status may have changed since the last sync. */
   #touched = new Set<EventId>();
@@ -324,6 +355,24 @@ export class ProjectionFolder {
   /** Number of distinct events added. */
   get size(): number {
     return this.#tracker.events.size;
+  }
+
+  /** Every event added, by id (read-only: add through {@link ProjectionFolder.add}). */
+  get events(): ReadonlyMap<EventId, SignedEvent> {
+    return this.#tracker.events;
+  }
+
+  /** True when some verdict, retry, discard or amend added so far names `id`. */
+  targeted(id: EventId): boolean {
+    return this.#tracker.targeted(id);
+  }
+
+  /**
+   * The string of `id` held where a statement added earlier names it, if any: a log can give the
+   * event that same string instead of a second copy of it.
+   */
+  sharedId(id: EventId): EventId | undefined {
+    return this.#tracker.sharedId(id);
   }
 
   /** Adds one event of any kind (domain, verdict, retry, discard, amend); duplicates are ignored. */
@@ -363,7 +412,7 @@ export class ProjectionFolder {
       const event = this.#tracker.events.get(id);
       if (event === undefined || isSystemEventType(event.type)) continue;
       const seq = this.#tracker.acceptedSeq(id);
-      const folded = this.#folded.get(id);
+      const folded = this.#tracker.foldedSeq(id);
       if (seq === undefined) {
         this.#notAccepted.add(id);
         if (folded !== undefined) dirty = true; // an accepted event lost its acceptance
@@ -382,8 +431,8 @@ export class ProjectionFolder {
       return;
     }
     for (const { id, seq } of fresh) {
-      this.#confirmed.apply(this.#tracker.events.get(id)!);
-      this.#folded.set(id, seq);
+      this.#confirmed.apply(this.#tracker.events.get(id)!, true);
+      this.#tracker.setFolded(id, seq);
       this.#lastSeq = seq;
     }
   }
@@ -400,11 +449,11 @@ export class ProjectionFolder {
     }
     accepted.sort((a, b) => a.seq - b.seq || cmp(a.event.id, b.event.id));
     this.#confirmed = Projection.empty();
-    this.#folded = new Map();
+    this.#tracker.clearFolded();
     this.#lastSeq = 0;
     for (const { event, seq } of accepted) {
-      this.#confirmed.apply(event);
-      this.#folded.set(event.id, seq);
+      this.#confirmed.apply(event, true);
+      this.#tracker.setFolded(event.id, seq);
       this.#lastSeq = seq;
     }
     this.#notAccepted = notAccepted;

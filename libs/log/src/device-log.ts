@@ -39,7 +39,6 @@ import {
   type EventEnvelope,
   type EventId,
   type FacilityId,
-  type JsonValue,
   type Result,
   type SignedEvent,
 } from '@accord/protocol';
@@ -60,6 +59,7 @@ import type {
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
+import { SeqIds } from './seq-ids.js';
 import {
   rootDocumentId,
   rootInitialBytes,
@@ -99,6 +99,9 @@ const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+/** The one `deps` list of every event that depends on nothing (frozen: events are immutable). */
+const NO_DEPS: SignedEvent['deps'] = Object.freeze([]);
 
 interface SegmentState {
   readonly id: DocumentId;
@@ -182,17 +185,15 @@ export class DeviceLog implements DeviceLogApi {
   readonly #hlc: HybridClock;
   readonly #commit: CommitQueue<SignedEvent>;
 
-  /** Every verified event, visible or held back behind a hole. */
-  readonly #events = new Map<EventId, SignedEvent>();
+  // Every verified event is either visible (its device's prefix up to it is contiguous: the
+  // projection folder holds it, `#folder.events`) or held back behind a hole (`#held`). One map
+  // per event across the log: at 100k events each extra map costs several megabytes.
+  /** Verified events held back behind a hole in their device's sequence. */
+  readonly #held = new Map<EventId, SignedEvent>();
   /** Per device: sequence number → event id. */
-  readonly #seqs = new Map<DeviceId, Map<number, EventId>>();
+  readonly #seqs = new Map<DeviceId, SeqIds>();
   /** Per device: the highest n such that 1…n are all present. */
   readonly #contiguous = new Map<DeviceId, number>();
-  /** Events whose device prefix is contiguous: what projections and statuses see. */
-  readonly #visible = new Map<EventId, SignedEvent>();
-  /** Ids that some visible verdict or resolution points at (they never take the fast path). */
-  /** Ids that some verdict, retry, discard or amend names, each mapped to its one shared string. */
-  readonly #targets = new Map<string, string>();
   /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
   readonly #seals = new Map<string, string>();
   readonly #verification = { oneByOne: 0, bySeal: 0 };
@@ -238,7 +239,7 @@ export class DeviceLog implements DeviceLogApi {
   /** Incremental statuses and confirmed fold over the visible events. */
   readonly #folder: ProjectionFolder;
   // Derived views, rebuilt lazily when the visible set changes.
-  #status: Map<EventId, EventStatusInfo> | undefined;
+  #counts: LogCounts | undefined;
   #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
 
   private constructor(
@@ -268,10 +269,11 @@ export class DeviceLog implements DeviceLogApi {
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const store = opts.eventStore;
-    const report = await store.verify();
-    const corrupt = report.corrupt.map(({ device, seq }) => ({ device, seq }));
+    // One pass over the store: intact events are loaded, damaged ones listed for repair.
+    const corrupt: { device: string; seq: number }[] = [];
     const loaded: SignedEvent[] = [];
-    for await (const stored of store.iterate({ skipCorrupt: true })) {
+    const skipped = ({ device, seq }: { device: string; seq: number }): void => void corrupt.push({ device, seq });
+    for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
       // The store only ever holds events that were fully decoded, schema-checked and verified
       // before they were written, behind a checksum: reading them back needs no second
       // validation (a quarter of start-up time at 100k events). A value that no longer parses,
@@ -616,7 +618,7 @@ export class DeviceLog implements DeviceLogApi {
     const ids = this.#seqs.get(this.deviceId);
     for (let seq = first; seq <= last; seq++) {
       const id = ids?.get(seq);
-      const event = id === undefined ? undefined : this.#events.get(id);
+      const event = id === undefined ? undefined : this.#known(id);
       if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
     }
     if (missing.length > 0) {
@@ -747,7 +749,7 @@ export class DeviceLog implements DeviceLogApi {
       }
       const event = decoded.value;
       if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
-      const existing = this.#events.get(event.id);
+      const existing = this.#known(event.id);
       if (existing !== undefined) {
         if (!bytesEqual(encodeSignedEvent(existing), bytes)) {
           this.#incident({
@@ -922,9 +924,9 @@ export class DeviceLog implements DeviceLogApi {
         });
         return;
       }
-      if (this.#events.has(event.id)) return; // arrived meanwhile through another document
+      if (this.#known(event.id) !== undefined) return; // arrived meanwhile through another document
       const key = `${event.device}/${event.seq}`;
-      if (seqTaken.has(key) || this.#seqs.get(event.device)?.has(event.seq) === true) {
+      if (seqTaken.has(key) || this.#seqs.get(event.device)?.get(event.seq) !== undefined) {
         this.#incident({
           code: 'LOG_CONFLICTING_EVENT',
           message: `device ${event.device} used seq ${event.seq} twice`,
@@ -973,21 +975,24 @@ export class DeviceLog implements DeviceLogApi {
 
   // ---------------------------------------------------------------- in-memory state
 
+  /** A verified event by id, visible or held back. */
+  #known(id: EventId): SignedEvent | undefined {
+    return this.#folder.events.get(id) ?? this.#held.get(id);
+  }
+
   /**
    * One shared instance of each short string that repeats across events (device and
-   * facility ids, types, subject kinds, and an event's id where an `AcceptedVerdicts` names
-   * it): a decoded event gets fresh copies of them all, and at 100k events the copies alone
-   * cost tens of megabytes.
+   * facility ids, types, subject kinds), of an event's id wherever a statement names it, of a
+   * subject id that is also a data field, and of the empty `deps` list: a decoded event gets
+   * fresh copies of them all, and at 100k events the copies alone cost tens of megabytes.
    */
   #interned(event: SignedEvent): SignedEvent {
-    const id = (this.#targets.get(event.id) ?? event.id) as EventId;
-    let data = event.data;
-    if (event.type === SystemEventType.AcceptedVerdicts) {
-      const batch = readAcceptedVerdicts(event.data);
-      if (batch !== undefined) {
-        const targets = batch.targets.map((t) => this.#noteTarget(t));
-        data = { ...(event.data as Record<string, JsonValue>), targets };
-      }
+    // In place: every event reaching the log is a fresh object of its own (decoded from bytes, or
+    // just signed), and a copy would briefly double the memory of a whole history at start-up.
+    const e = event as Mutable<SignedEvent>;
+    if (e.type === SystemEventType.AcceptedVerdicts && readAcceptedVerdicts(e.data) !== undefined) {
+      const targets = (e.data as { targets: string[] }).targets;
+      for (let i = 0; i < targets.length; i++) targets[i] = this.#known(targets[i] as EventId)?.id ?? targets[i]!;
     }
     const str = (s: string): string => {
       const known = this.#strings.get(s);
@@ -995,44 +1000,44 @@ export class DeviceLog implements DeviceLogApi {
       if (this.#strings.size < MAX_INTERNED_STRINGS) this.#strings.set(s, s);
       return s;
     };
-    return {
-      ...event,
-      id,
-      data,
-      facility: str(event.facility) as SignedEvent['facility'],
-      device: str(event.device) as SignedEvent['device'],
-      type: str(event.type),
-      subject: { kind: str(event.subject.kind), id: event.subject.id },
-    };
-  }
-
-  /** Records that some verdict, retry, discard or amend names `id`; returns its one shared string. */
-  #noteTarget(id: string): string {
-    const shared = this.#events.get(id as EventId)?.id ?? this.#targets.get(id) ?? id;
-    this.#targets.set(id, shared);
-    return shared;
+    // The subject's id is usually also a field of the data (a patient's id, a lot's id).
+    let subjectId = e.subject.id;
+    const data = e.data;
+    if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
+      for (const value of Object.values(data)) {
+        if (value === subjectId) {
+          subjectId = value;
+          break;
+        }
+      }
+    }
+    e.id = this.#folder.sharedId(e.id) ?? e.id;
+    e.facility = str(e.facility) as SignedEvent['facility'];
+    e.device = str(e.device) as SignedEvent['device'];
+    e.type = str(e.type);
+    const subject = e.subject as Mutable<SignedEvent['subject']>;
+    subject.kind = str(subject.kind);
+    subject.id = subjectId;
+    if (e.deps.length === 0) e.deps = NO_DEPS;
+    return event;
   }
 
   #addVerified(decoded: SignedEvent): void {
-    if (this.#events.has(decoded.id)) return;
+    if (this.#known(decoded.id) !== undefined) return;
     const event = this.#interned(decoded);
-    this.#events.set(event.id, event);
-    let seqs = this.#seqs.get(event.device);
-    if (seqs === undefined) this.#seqs.set(event.device, (seqs = new Map<number, EventId>()));
-    seqs.set(event.seq, event.id);
+    this.#held.set(event.id, event);
+    let ids = this.#seqs.get(event.device);
+    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
+    ids.set(event.seq, event.id);
     let contiguous = this.#contiguous.get(event.device) ?? 0;
     if (event.seq !== contiguous + 1) return; // held back behind a hole (or already covered)
     const released: SignedEvent[] = [];
-    for (let id = seqs.get(contiguous + 1); id !== undefined; id = seqs.get(contiguous + 1)) {
+    for (let id = ids.get(contiguous + 1); id !== undefined; id = ids.get(contiguous + 1)) {
       contiguous++;
-      const e = this.#events.get(id)!;
-      this.#visible.set(id, e);
+      const e = this.#held.get(id)!;
+      this.#held.delete(id);
       this.#folder.add(e);
-      const target = (e.data as { target?: unknown } | null)?.target;
-      if (isSystemEventType(e.type) && typeof target === 'string') this.#noteTarget(target);
-      // (An AcceptedVerdicts' targets were registered when it was added: see #interned.)
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
-      if (e.supersedes !== undefined) this.#noteTarget(e.supersedes);
       released.push(e);
     }
     this.#contiguous.set(event.device, contiguous);
@@ -1102,41 +1107,43 @@ export class DeviceLog implements DeviceLogApi {
   /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */
   #onVisible(released: readonly SignedEvent[]): void {
     const tentative = this.#tentative;
+    const counts = this.#counts;
     const fastPath =
       released.length === 1 &&
       tentative !== undefined &&
-      this.#status !== undefined &&
       !isSystemEventType(released[0]!.type) &&
       released[0]!.supersedes === undefined &&
-      !this.#targets.has(released[0]!.id) &&
+      !this.#folder.targeted(released[0]!.id) &&
       (tentative.last === undefined || compareTentative(tentative.last, released[0]!) < 0);
     if (fastPath) {
       const event = released[0]!;
       tentative.projection.apply(event);
       tentative.last = event;
-      this.#status!.set(event.id, { status: 'pending' });
+      if (counts !== undefined) {
+        // A new domain event nobody has answered yet: pending.
+        this.#counts = {
+          ...counts,
+          total: counts.total + 1,
+          pending: counts.pending + 1,
+          outbox: counts.outbox + (event.device === this.deviceId ? 1 : 0),
+        };
+      }
       return;
     }
-    this.#status = undefined;
+    this.#counts = undefined;
     this.#tentative = undefined;
-  }
-
-  #statuses(): Map<EventId, EventStatusInfo> {
-    this.#status ??= this.#folder.classify();
-    return this.#status;
   }
 
   // ---------------------------------------------------------------- queries
 
   /** The event, its status and latest verdict; undefined when unknown or still held back. */
   get(id: EventId): EventInfo | undefined {
-    const event = this.#visible.get(id);
+    const event = this.#folder.events.get(id);
     if (event === undefined) return undefined;
-    return this.#info(event);
+    return this.#info(event, this.#folder.status(id));
   }
 
-  #info(event: SignedEvent): EventInfo {
-    const info = this.#statuses().get(event.id);
+  #info(event: SignedEvent, info: EventStatusInfo | undefined): EventInfo {
     if (info === undefined) return { event, status: 'accepted' };
     return {
       event,
@@ -1148,14 +1155,13 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Visible non-verdict events, optionally filtered, in (device, seq) order. */
   list(filter: { status?: EventInfo['status']; device?: DeviceId } = {}): EventInfo[] {
-    const statuses = this.#statuses();
     const out: EventInfo[] = [];
-    for (const [id, info] of statuses) {
-      if (filter.status !== undefined && info.status !== filter.status) continue;
-      const event = this.#visible.get(id);
-      if (event === undefined) continue;
+    for (const event of this.#folder.events.values()) {
       if (filter.device !== undefined && event.device !== filter.device) continue;
-      out.push(this.#info(event));
+      const info = this.#folder.status(event.id);
+      if (info === undefined) continue; // relay statements have no status
+      if (filter.status !== undefined && info.status !== filter.status) continue;
+      out.push(this.#info(event, info));
     }
     return out.sort((a, b) =>
       a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq,
@@ -1177,7 +1183,7 @@ export class DeviceLog implements DeviceLogApi {
     const out: SignedEvent[] = [];
     for (let seq = index * this.#segmentSize + 1; seq <= (index + 1) * this.#segmentSize; seq++) {
       const id = seqs?.get(seq);
-      const event = id === undefined ? undefined : this.#visible.get(id);
+      const event = id === undefined ? undefined : this.#folder.events.get(id);
       if (event === undefined) return undefined;
       out.push(event);
     }
@@ -1186,7 +1192,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Every visible event of any kind, in no particular order. */
   visibleEvents(): IterableIterator<SignedEvent> {
-    return this.#visible.values();
+    return this.#folder.events.values();
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -1196,13 +1202,17 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Event counts by status, as shown by `GET /api/status`. */
   counts(): LogCounts {
+    if (this.#counts !== undefined) return { ...this.#counts };
     const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
-    for (const [id, info] of this.#statuses()) {
+    for (const event of this.#folder.events.values()) {
+      const info = this.#folder.status(event.id);
+      if (info === undefined) continue;
       counts.total++;
       counts[info.status]++;
-      if (info.status === 'pending' && this.#visible.get(id)?.device === this.deviceId) counts.outbox++;
+      if (info.status === 'pending' && event.device === this.deviceId) counts.outbox++;
     }
-    return counts;
+    this.#counts = counts;
+    return { ...counts };
   }
 
   /** Confirmed state: accepted events in relay order. A copy: callers may not mutate the cache. */
@@ -1217,7 +1227,6 @@ export class DeviceLog implements DeviceLogApi {
    */
   tentative(): Projection {
     if (this.#tentative === undefined) {
-      this.#statuses();
       this.#tentative = { projection: this.#folder.tentative(), last: this.#folder.pending().at(-1) };
     }
     return this.#tentative.projection;
@@ -1228,16 +1237,15 @@ export class DeviceLog implements DeviceLogApi {
     const holes: { device: string; missing: number[] }[] = [];
     for (const [device, seqs] of this.#seqs) {
       const contiguous = this.#contiguous.get(device) ?? 0;
-      let max = 0;
-      for (const seq of seqs.keys()) if (seq > max) max = seq;
+      const max = seqs.max();
       if (max <= contiguous) continue;
       const missing: number[] = [];
       for (let seq = contiguous + 1; seq < max && missing.length < 1000; seq++)
-        if (!seqs.has(seq)) missing.push(seq);
+        if (seqs.get(seq) === undefined) missing.push(seq);
       holes.push({ device, missing });
     }
     const corrupt = this.#corruptAtStart.filter(
-      ({ device, seq }) => !this.#seqs.get(device as DeviceId)?.has(seq),
+      ({ device, seq }) => this.#seqs.get(device as DeviceId)?.get(seq) === undefined,
     );
     return {
       holes,
@@ -1293,7 +1301,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Number of verified events held (visible or behind a hole). */
   size(): number {
-    return this.#events.size;
+    return this.#folder.size + this.#held.size;
   }
 
   /** Resolves once queued appends and ingest work are done. */

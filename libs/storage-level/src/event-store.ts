@@ -63,6 +63,11 @@ export interface IterateOptions {
   readonly fromSeq?: number;
   /** Skip (and report) damaged events instead of throwing STORAGE_CORRUPT. */
   readonly skipCorrupt?: boolean;
+  /**
+   * With `skipCorrupt`: told the slot of every damaged event skipped, so that one pass can both
+   * load the intact events and list the damaged ones (as `verify()` would in its `corrupt`).
+   */
+  readonly onSkipped?: (slot: { readonly device: string; readonly seq: number }) => void;
 }
 
 /** Small durable, checksummed key/value space beside the events (device key, clocks…). */
@@ -519,13 +524,15 @@ class RawEventStore implements EventStore {
         lt: prefixRange(prefix).lt!,
       };
     } else range = prefixRange(Uint8Array.of(TAG_SLOT));
-    return { [Symbol.asyncIterator]: () => this.#iterate(range, fromSeq, skipCorrupt) };
+    const onSkipped = opts.onSkipped;
+    return { [Symbol.asyncIterator]: () => this.#iterate(range, fromSeq, skipCorrupt, onSkipped) };
   }
 
   async *#iterate(
     range: { gte?: Uint8Array; lt?: Uint8Array },
     fromSeq: number,
     skipCorrupt: boolean,
+    onSkipped: IterateOptions['onSkipped'],
   ): AsyncGenerator<StoredEvent> {
     if (this.#closed) throw closedError('event store');
     try {
@@ -542,8 +549,9 @@ class RawEventStore implements EventStore {
           event = this.#decodeEvent(slot.device, slot.seq, key, value);
         } catch (err) {
           // #decodeEvent has already reported the damage.
-          if (skipCorrupt) continue;
-          throw err;
+          if (!skipCorrupt) throw err;
+          onSkipped?.({ device: slot.device, seq: slot.seq });
+          continue;
         }
         yield event;
         if (this.#closed) throw closedError('event store');
