@@ -272,7 +272,8 @@ export class DeviceLog implements DeviceLogApi {
     // One pass over the store: intact events are loaded, damaged ones listed for repair.
     const corrupt: { device: string; seq: number }[] = [];
     const loaded: SignedEvent[] = [];
-    const skipped = ({ device, seq }: { device: string; seq: number }): void => void corrupt.push({ device, seq });
+    const skipped = ({ device, seq }: { device: string; seq: number }): void =>
+      void corrupt.push({ device, seq });
     for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
       // The store only ever holds events that were fully decoded, schema-checked and verified
       // before they were written, behind a checksum: reading them back needs no second
@@ -992,7 +993,8 @@ export class DeviceLog implements DeviceLogApi {
     const e = event as Mutable<SignedEvent>;
     if (e.type === SystemEventType.AcceptedVerdicts && readAcceptedVerdicts(e.data) !== undefined) {
       const targets = (e.data as { targets: string[] }).targets;
-      for (let i = 0; i < targets.length; i++) targets[i] = this.#known(targets[i] as EventId)?.id ?? targets[i]!;
+      for (let i = 0; i < targets.length; i++)
+        targets[i] = this.#known(targets[i] as EventId)?.id ?? targets[i]!;
     }
     const str = (s: string): string => {
       const known = this.#strings.get(s);

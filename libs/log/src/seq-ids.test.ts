@@ -11,16 +11,20 @@ describe('SeqIds', () => {
       fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
     );
     fc.assert(
-      fc.property(fc.uniqueArray(seq, { maxLength: 60 }), fc.array(seq, { maxLength: 20 }), (sets, probes) => {
-        const ids = new SeqIds();
-        const model = new Map<number, EventId>();
-        for (const s of sets) {
-          ids.set(s, `e${s}` as EventId);
-          model.set(s, `e${s}` as EventId);
-        }
-        for (const s of [...sets, ...probes]) expect(ids.get(s)).toBe(model.get(s));
-        expect(ids.max()).toBe(Math.max(0, ...model.keys()));
-      }),
+      fc.property(
+        fc.uniqueArray(seq, { maxLength: 60 }),
+        fc.array(seq, { maxLength: 20 }),
+        (sets, probes) => {
+          const ids = new SeqIds();
+          const model = new Map<number, EventId>();
+          for (const s of sets) {
+            ids.set(s, `e${s}` as EventId);
+            model.set(s, `e${s}` as EventId);
+          }
+          for (const s of [...sets, ...probes]) expect(ids.get(s)).toBe(model.get(s));
+          expect(ids.max()).toBe(Math.max(0, ...model.keys()));
+        },
+      ),
     );
   });
 
