@@ -13,6 +13,7 @@ import { DeviceLog } from '@accord/log';
 import { encodeSignedEvent, generateDeviceKey, type DeviceId, type SignedEvent } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketClientAdapter } from '@accord/network-ws';
+import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
 import { BENCH_FACILITY, rosterOf, type BenchDevice } from './log-bench.js';
 import { progress } from './stats.js';
 
@@ -26,6 +27,12 @@ interface Served {
 }
 
 async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
+  // The child runs compiled JavaScript, as `accord device run` does (apps/accord/bin/accord.mjs):
+  // a TypeScript loader would add its own thread and isolate to the memory measured.
+  const bundle = await ensureBundle(
+    join(ROOT, 'tools/bench/serve-device.ts'),
+    join(ROOT, 'node_modules/.cache/accord-bench/serve-device.mjs'),
+  );
   const child = spawn(
     process.execPath,
     [
@@ -33,10 +40,7 @@ async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefi
         ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
         : []),
       '--max-semi-space-size=2',
-      '--conditions=@accord/source',
-      '--import',
-      'tsx',
-      join(ROOT, 'tools/bench/serve-device.ts'),
+      bundle,
       device.dir,
       JSON.stringify(device.storedKey),
       peer,

@@ -1,0 +1,10 @@
+/**
+ * Bundles the TypeScript module `entry` into the ESM file `outfile` unless it is up to date;
+ * resolves with the absolute path of `outfile`.
+ *
+ * @remarks Workspace libraries (`@accord/*`) are compiled in from their TypeScript source;
+ * every other package stays an external import, resolved from `outfile`'s folder at run time.
+ * Writes `outfile`, `outfile.map` and the freshness manifest `outfile.inputs.json` atomically;
+ * safe to call concurrently from several processes.
+ */
+export declare function ensureBundle(entry: string, outfile: string): Promise<string>;
