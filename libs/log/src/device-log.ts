@@ -32,7 +32,7 @@ import {
   readAcceptedVerdicts,
   segmentDigest,
   segmentName,
-  signEvent,
+  signEventEncoded,
   SystemEventType,
   verifyEvents,
   type DeviceId,
@@ -100,6 +100,11 @@ const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+/** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
+interface SignedOwn {
+  readonly event: SignedEvent;
+  readonly bytes: Uint8Array;
+}
 /** The one `deps` list of every event that depends on nothing (frozen: events are immutable). */
 const NO_DEPS: SignedEvent['deps'] = Object.freeze([]);
 
@@ -183,7 +188,7 @@ export class DeviceLog implements DeviceLogApi {
   readonly #segmentSize: number;
   readonly #clock: () => number;
   readonly #hlc: HybridClock;
-  readonly #commit: CommitQueue<SignedEvent>;
+  readonly #commit: CommitQueue<SignedOwn>;
 
   // Every verified event is either visible (its device's prefix up to it is contiguous: the
   // projection folder holds it, `#folder.events`) or held back behind a hole (`#held`). One map
@@ -260,7 +265,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#hlc = hlc;
     this.#assignedSeq = highestOwnSeq;
     this.#folder = new ProjectionFolder(opts.relay ?? null);
-    this.#commit = new CommitQueue<SignedEvent>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
+    this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
   }
 
   /**
@@ -382,27 +387,27 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   async #signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
-    let event: SignedEvent;
+    let signed: SignedOwn;
     try {
-      event = await signEvent(envelope, this.#opts.key);
+      signed = await signEventEncoded(envelope, this.#opts.key);
     } catch (err) {
       this.#commit.abandon(envelope.seq, err);
       throw err;
     }
-    await this.#commit.submit(envelope.seq, event);
-    return event;
+    await this.#commit.submit(envelope.seq, signed);
+    return signed.event;
   }
 
   /** Writes a contiguous run of own events durably, then makes them visible and sends them to peers. */
-  async #writeOwn(batch: readonly SignedEvent[]): Promise<void> {
-    const stored: StoredEvent[] = batch.map((event) => ({
+  async #writeOwn(batch: readonly SignedOwn[]): Promise<void> {
+    const stored: StoredEvent[] = batch.map(({ event, bytes }) => ({
       device: event.device,
       seq: event.seq,
       id: event.id,
-      bytes: encodeSignedEvent(event),
+      bytes,
     }));
     await this.#store.append(stored);
-    for (const event of batch) this.#addVerified(event);
+    for (const { event } of batch) this.#addVerified(event);
     this.#schedulePush(stored);
   }
 

@@ -9,6 +9,7 @@ import {
   isAccordError,
   MAX_EVENT_BYTES,
   signEvent,
+  signEventEncoded,
   toBase64Url,
   verifyEvent,
   verifyEvents,
@@ -66,6 +67,18 @@ describe('signEvent / verifyEvent', () => {
         expect(back.value).toEqual(signed);
         expect(encodeSignedEvent(back.value)).toEqual(bytes);
         expect(await verifyEvent(back.value)).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('signEventEncoded returns exactly the canonical bytes of the event it signed', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbEnvelope({ device: alice.deviceId }), async (e) => {
+        const { event, bytes } = await signEventEncoded(e, alice.key);
+        expect(bytes).toEqual(encodeSignedEvent(event));
+        expect(await verifyEvent(event)).toBe(true);
+        expect(event).toEqual(await signEvent(e, alice.key)); // Ed25519 is deterministic
       }),
       { numRuns: 60 },
     );

@@ -15,6 +15,20 @@ export const EVENT_ID_RANDOM_BYTES = 10;
 // 10 time chars (48 bits, so the first char is 0-7) + 16 random chars (80 bits), uppercase only.
 const EVENT_ID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 
+// Random bytes for ids are drawn from the system's CSPRNG a page at a time: one
+// getRandomValues call per id cost as much as the rest of making the id.
+const POOL = new Uint8Array(4096);
+let poolAt = POOL.length;
+function pooledRandom(): Uint8Array {
+  if (poolAt + EVENT_ID_RANDOM_BYTES > POOL.length) {
+    POOL.set(randomBytes(POOL.length));
+    poolAt = 0;
+  }
+  const out = POOL.subarray(poolAt, poolAt + EVENT_ID_RANDOM_BYTES);
+  poolAt += EVENT_ID_RANDOM_BYTES;
+  return out;
+}
+
 /**
  * A new time-sortable event id: 26 Crockford base32 characters in the ULID layout (48-bit
  * millisecond time, then 80 random bits).
@@ -28,7 +42,7 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
   if (!Number.isSafeInteger(nowMs) || nowMs < 0 || nowMs > MAX_EVENT_ID_TIME) {
     throw new AccordError(ErrorCode.PROTOCOL_CLOCK, `event id time out of range: ${nowMs}`);
   }
-  const rnd = random ?? randomBytes(EVENT_ID_RANDOM_BYTES);
+  const rnd = random ?? pooledRandom();
   if (rnd.length !== EVENT_ID_RANDOM_BYTES) {
     throw new AccordError(
       ErrorCode.PROTOCOL_BAD_ENCODING,
