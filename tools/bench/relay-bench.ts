@@ -33,6 +33,7 @@ import {
   type RelayFolderLayout,
 } from '@accord/relay';
 import { openDeviceDatabase } from '@accord/storage-level';
+import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
 import { progress, runConcurrent } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -400,19 +401,23 @@ interface RelayChild {
   exited(): Promise<void>;
 }
 
-function startChild(mode: 'cold' | 'memory', data: string, events: number, extra: string[]): RelayChild {
+async function startChild(
+  mode: 'cold' | 'memory',
+  data: string,
+  events: number,
+  extra: string[],
+): Promise<RelayChild> {
   const prof = process.env['ACCORD_BENCH_CHILD_PROF'];
+  // As `accord relay` runs (apps/accord/bin/accord.mjs): this file compiled into one bundle,
+  // which runs `childMain` when started as the main module.
+  const bundle = await ensureBundle(SELF, join(ROOT, 'node_modules/.cache/accord-bench/relay-bench.mjs'));
   const child = spawn(
     process.execPath,
     [
       ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
       '--expose-gc',
-      // As `accord relay` runs (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
-      '--conditions=@accord/source',
-      '--import',
-      'tsx',
-      SELF,
+      bundle,
       '--child',
       mode,
       '--data',
@@ -476,7 +481,7 @@ export async function benchRelay(
     const sample = await writeBacklog(layout, coldFacility, coldKeys, history, opts.events, CRYPTO_SAMPLE);
     const samplePath = join(dir, 'crypto-sample.jsonl');
     await writeFile(samplePath, sample.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    const coldChild = startChild('cold', dir, opts.events, ['--sample', samplePath, coldFacility]);
+    const coldChild = await startChild('cold', dir, opts.events, ['--sample', samplePath, coldFacility]);
     const before = await expect(coldChild, 'rates');
     const c = await expect(coldChild, 'facility');
     const after = await expect(coldChild, 'rates');
@@ -502,7 +507,7 @@ export async function benchRelay(
       // Enrolled before the relay starts: a roster change would make it load the facility at once.
       const keys: Map<DeviceId, DeviceKeyPair>[] = [];
       for (const name of names) keys.push(await enrollDevices(layout, name, history));
-      const child = startChild('memory', dir, opts.facilityEvents, []);
+      const child = await startChild('memory', dir, opts.facilityEvents, []);
       await writeBacklog(layout, names[0]!, keys[0]!, history, opts.facilityEvents);
       for (const [i, name] of names.entries()) {
         child.send(name);
