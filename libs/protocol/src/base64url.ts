@@ -1,29 +1,38 @@
 import { AccordError, ErrorCode } from './errors.js';
+import { stringFromCodes } from './flat-string.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const ENCODE: readonly string[] = Array.from(ALPHABET);
+const CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
 // Char code → 6-bit value, or -1 for characters outside the alphabet.
 const DECODE = new Int8Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
-/** Encodes bytes as unpadded base64url (RFC 4648 §5). */
+/** Encodes bytes as unpadded base64url (RFC 4648 §5), as one flat string. */
 export function toBase64Url(bytes: Uint8Array): string {
-  let out = '';
   const n = bytes.length;
   const whole = n - (n % 3);
+  const rest = n - whole;
+  const out = new Uint16Array((whole / 3) * 4 + (rest === 0 ? 0 : rest + 1));
+  let o = 0;
   let i = 0;
   for (; i < whole; i += 3) {
     const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ENCODE[v >>> 18]! + ENCODE[(v >>> 12) & 63]! + ENCODE[(v >>> 6) & 63]! + ENCODE[v & 63]!;
+    out[o++] = CODES[v >>> 18]!;
+    out[o++] = CODES[(v >>> 12) & 63]!;
+    out[o++] = CODES[(v >>> 6) & 63]!;
+    out[o++] = CODES[v & 63]!;
   }
-  if (n - whole === 1) {
+  if (rest === 1) {
     const v = bytes[i]!;
-    out += ENCODE[v >>> 2]! + ENCODE[(v & 3) << 4]!;
-  } else if (n - whole === 2) {
+    out[o++] = CODES[v >>> 2]!;
+    out[o++] = CODES[(v & 3) << 4]!;
+  } else if (rest === 2) {
     const v = (bytes[i]! << 8) | bytes[i + 1]!;
-    out += ENCODE[v >>> 10]! + ENCODE[(v >>> 4) & 63]! + ENCODE[(v & 15) << 2]!;
+    out[o++] = CODES[v >>> 10]!;
+    out[o++] = CODES[(v >>> 4) & 63]!;
+    out[o++] = CODES[(v & 15) << 2]!;
   }
-  return out;
+  return stringFromCodes(out, o);
 }
 
 function bad(text: string, why: string): AccordError {

@@ -1,3 +1,4 @@
+import { stringFromCodes } from './flat-string.js';
 import { AccordError, ErrorCode } from './errors.js';
 import type { Hlc } from './ids.js';
 
@@ -28,7 +29,12 @@ export function formatHlc(wallMs: number, counter: number): Hlc {
   if (!Number.isSafeInteger(counter) || counter < 0 || counter > MAX_HLC_COUNTER) {
     throw clockError(`HLC counter out of range: ${counter}`);
   }
-  return `${new Date(wallMs).toISOString()}/${String(counter).padStart(6, '0')}` as Hlc;
+  const iso = new Date(wallMs).toISOString();
+  const codes = new Uint8Array(31);
+  for (let i = 0; i < 24; i++) codes[i] = iso.charCodeAt(i);
+  codes[24] = 0x2f; // '/'
+  for (let i = 30, c = counter; i > 24; i--, c = Math.floor(c / 10)) codes[i] = 0x30 + (c % 10);
+  return stringFromCodes(codes) as Hlc;
 }
 
 function tryParse(hlc: string): { wallMs: number; counter: number } | undefined {

@@ -1,9 +1,10 @@
 import { AccordError, ErrorCode } from './errors.js';
 import type { EventId } from './ids.js';
+import { stringFromCodes } from './flat-string.js';
 import { randomBytes } from './webcrypto.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const DIGITS: readonly string[] = Array.from(CROCKFORD);
+const CODES = Uint8Array.from(CROCKFORD, (c) => c.charCodeAt(0));
 const VALUE = new Int8Array(128).fill(-1);
 for (let i = 0; i < CROCKFORD.length; i++) VALUE[CROCKFORD.charCodeAt(i)] = i;
 
@@ -49,25 +50,26 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
       `event id randomness must be ${EVENT_ID_RANDOM_BYTES} bytes`,
     );
   }
+  const codes = new Uint8Array(26);
   let t = nowMs;
-  const time: string[] = new Array<string>(10);
   for (let i = 9; i >= 0; i--) {
     const d = t % 32;
-    time[i] = DIGITS[d]!;
+    codes[i] = CODES[d]!;
     t = (t - d) / 32;
   }
-  let out = time.join('');
   // 80 bits = 16 groups of 5 bits, taken from the bytes big-endian.
   let acc = 0;
   let bits = 0;
+  let o = 10;
   for (let i = 0; i < EVENT_ID_RANDOM_BYTES; i++) {
     acc = ((acc << 8) | rnd[i]!) & 0xffff;
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
-      out += DIGITS[(acc >>> bits) & 31]!;
+      codes[o++] = CODES[(acc >>> bits) & 31]!;
     }
   }
+  const out = stringFromCodes(codes);
   return out as EventId;
 }
 
