@@ -36,8 +36,12 @@ export function progress(label: string, done: number, total: number): void {
   if (process.stderr.isTTY && done === total) process.stderr.write('\n');
 }
 
-/** Resident set size of this process in MB, after a garbage collection when exposed. */
-export function rssMb(): number {
+/**
+ * Lets the bench process collect its own garbage before a window in which only device processes
+ * are measured: a major collection of the harness's heap (it holds the whole history, and what the
+ * set-up left) would otherwise take CPU from them on a 2-core machine. Needs `--expose-gc`.
+ */
+export async function settleHarness(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
-  return process.memoryUsage().rss / (1024 * 1024);
+  await new Promise((resolve) => setTimeout(resolve, 200));
 }

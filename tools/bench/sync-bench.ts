@@ -9,29 +9,33 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { DeviceLog } from '@accord/log';
-import { encodeSignedEvent, generateDeviceKey, type DeviceId, type SignedEvent } from '@accord/protocol';
-import { openDeviceDatabase } from '@accord/storage-level';
-import { WebSocketClientAdapter } from '@accord/network-ws';
+import {
+  encodeSignedEvent,
+  exportDeviceKey,
+  generateDeviceKey,
+  type DeviceId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
-import { BENCH_FACILITY, rosterOf, type BenchDevice } from './log-bench.js';
-import { progress } from './stats.js';
+import type { BenchDevice } from './log-bench.js';
+import { progress, settleHarness } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Served {
+interface Child {
   readonly child: ChildProcess;
-  readonly port: number;
-  readonly rssMb: number;
   next(): Promise<Record<string, unknown>>;
 }
 
-async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
-  // The child runs compiled JavaScript, as `accord device run` does (apps/accord/bin/accord.mjs):
-  // a TypeScript loader would add its own thread and isolate to the memory measured.
+/**
+ * Starts a bench device process: `script` (a file of tools/bench) compiled to one bundle, as
+ * `accord device run` runs (apps/accord/bin/accord.mjs): a TypeScript loader would add its own
+ * thread and isolate to what is measured. Each line it prints is one JSON object.
+ */
+async function startDevice(script: string, args: readonly string[]): Promise<Child> {
   const bundle = await ensureBundle(
-    join(ROOT, 'tools/bench/serve-device.ts'),
-    join(ROOT, 'node_modules/.cache/accord-bench/serve-device.mjs'),
+    join(ROOT, 'tools/bench', script),
+    join(ROOT, 'node_modules/.cache/accord-bench', script.replace(/\.ts$/, '.mjs')),
   );
   const child = spawn(
     process.execPath,
@@ -41,22 +45,33 @@ async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefi
         : []),
       '--max-semi-space-size=2',
       bundle,
-      device.dir,
-      JSON.stringify(device.storedKey),
-      peer,
-      ...(relay === undefined ? [] : [relay]),
+      ...args,
     ],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const line = await lines.next();
-    if (line.done === true) throw new Error('bench device process ended early');
+    if (line.done === true) throw new Error(`bench device process ${script} ended early`);
     return JSON.parse(line.value) as Record<string, unknown>;
   };
-  const ready = await next();
+  return { child, next };
+}
+
+interface Served extends Child {
+  readonly port: number;
+}
+
+async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
+  const started = await startDevice('serve-device.ts', [
+    device.dir,
+    JSON.stringify(device.storedKey),
+    peer,
+    ...(relay === undefined ? [] : [relay]),
+  ]);
+  const ready = await started.next();
   if (process.env['ACCORD_BENCH_TRACE']) console.error('serve ready', JSON.stringify(ready));
-  return { child, port: ready['port'] as number, rssMb: ready['rss_mb'] as number, next };
+  return { ...started, port: ready['port'] as number };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -87,39 +102,36 @@ export async function benchColdSync(
   const key = await generateDeviceKey();
   const served = await serve(device, key.deviceId, relay?.id);
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-new-'));
-  const db = await openDeviceDatabase(join(dir, 'db'));
-  const roster = rosterOf(device.key.deviceId, key.deviceId, ...(relay === undefined ? [] : [relay.id]));
-  const client = new WebSocketClientAdapter({
-    identity: key,
-    facility: BENCH_FACILITY,
-    roster,
-    url: `ws://127.0.0.1:${served.port}`,
-  });
-  const start = performance.now();
-  const log = await DeviceLog.open({
-    facility: BENCH_FACILITY,
-    key,
-    eventStore: db.eventStore,
-    storage: db.storageAdapter,
-    roster,
-    ...(relay === undefined ? {} : { relay: relay.id }),
-    network: [client],
-  });
-  let last = -1;
-  while (log.size() < total) {
-    if (log.size() !== last) progress('cold sync', (last = log.size()), total);
+  await settleHarness();
+  // The new device is an agent process of its own too (the bench's own copy of the history
+  // stays out of its heap).
+  const receiver = await startDevice('receive-device.ts', [
+    dir,
+    JSON.stringify(await exportDeviceKey(key)),
+    `ws://127.0.0.1:${served.port}`,
+    String(total),
+    device.key.deviceId,
+    ...(relay === undefined ? [] : ['--relay', relay.id]),
+  ]);
+  const parentCpu = process.cpuUsage();
+  let line = await receiver.next();
+  while (line['event'] === 'progress') {
+    progress('cold sync', line['size'] as number, total);
     if (process.env['ACCORD_BENCH_TRACE'])
-      console.error('t', ((performance.now() - start) / 1000).toFixed(2), log.size(), client.stats().bytesIn);
-    if (performance.now() - start > 300_000) throw new Error(`cold sync stalled at ${log.size()}/${total}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+      console.error('t', (line['seconds'] as number).toFixed(2), line['size']);
+    line = await receiver.next();
   }
-  await log.settled();
-  const seconds = (performance.now() - start) / 1000;
   progress('cold sync', total, total);
-  const wireBytes = client.stats().bytesIn + client.stats().bytesOut;
-  const bySeal = log.verification().bySeal;
-  await log.close();
-  await db.close();
+  if (process.env['ACCORD_BENCH_TRACE']) {
+    const { user, system } = process.cpuUsage(parentCpu);
+    console.error(
+      `cold sync: the bench process itself used ${((user + system) / 1000).toFixed(0)} ms of CPU`,
+    );
+  }
+  const seconds = line['seconds'] as number;
+  const wireBytes = (line['bytes_in'] as number) + (line['bytes_out'] as number);
+  const bySeal = line['by_seal'] as number;
+  await new Promise((resolve) => receiver.child.once('exit', resolve));
   await stop(served.child);
   await rm(dir, { recursive: true, force: true });
   return {

@@ -1,0 +1,59 @@
+// Child process of the benchmark: the new, empty device of the cold sync. Opens a fresh LevelDB
+// and log that dials the serving device, and reports when it holds every event.
+// Usage: receive-device.ts <dir> <stored-key-json> <url> <total> <roster-device-id>... [--relay ID]
+// Prints one JSON line per progress step ({"event":"progress",...}) and a final
+// {"event":"done", seconds, bytes_in, bytes_out, by_seal}.
+import { join } from 'node:path';
+import { DeviceLog } from '@accord/log';
+import { importDeviceKey, type DeviceId } from '@accord/protocol';
+import { openDeviceDatabase } from '@accord/storage-level';
+import { WebSocketClientAdapter } from '@accord/network-ws';
+import { BENCH_FACILITY, rosterOf } from './log-bench.js';
+
+const args = process.argv.slice(2);
+const relayAt = args.indexOf('--relay');
+const relay = relayAt >= 0 ? (args[relayAt + 1] as DeviceId | undefined) : undefined;
+const [dir, storedKey, url, totalText, ...members] = relayAt >= 0 ? args.slice(0, relayAt) : args;
+if (dir === undefined || storedKey === undefined || url === undefined || totalText === undefined)
+  throw new Error('usage: receive-device.ts DIR KEY URL TOTAL MEMBER... [--relay ID]');
+const total = Number(totalText);
+const key = await importDeviceKey(JSON.parse(storedKey));
+const roster = rosterOf(key.deviceId, ...members, ...(relay === undefined ? [] : [relay]));
+const db = await openDeviceDatabase(join(dir, 'db'));
+const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url });
+const start = performance.now();
+const log = await DeviceLog.open({
+  facility: BENCH_FACILITY,
+  key,
+  eventStore: db.eventStore,
+  storage: db.storageAdapter,
+  roster,
+  ...(relay === undefined ? {} : { relay }),
+  network: [client],
+  afterStartupScan: db.unmapTables,
+});
+let last = -1;
+while (log.size() < total) {
+  const size = log.size();
+  if (size !== last) {
+    last = size;
+    console.log(JSON.stringify({ event: 'progress', size, seconds: (performance.now() - start) / 1000 }));
+  }
+  if (performance.now() - start > 300_000) throw new Error(`cold sync stalled at ${size}/${total}`);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+await log.settled();
+const seconds = (performance.now() - start) / 1000;
+const stats = client.stats();
+console.log(
+  JSON.stringify({
+    event: 'done',
+    seconds,
+    bytes_in: stats.bytesIn,
+    bytes_out: stats.bytesOut,
+    by_seal: log.verification().bySeal,
+  }),
+);
+await log.close();
+await db.close();
+process.exit(0);
