@@ -4,10 +4,12 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceLog, type LogRoster } from '@accord/log';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import {
   encodeSignedEvent,
   exportDeviceKey,
   generateDeviceKey,
+  type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
   type SignedEvent,
@@ -62,18 +64,35 @@ export function rosterOf(...devices: string[]): LogRoster {
   return { lookup: (device) => members.get(device) };
 }
 
+/**
+ * Opens the bench device's log on an open database, as an agent would: `relay` trusted for
+ * verdicts and seals, `network` its adapters, LevelDB's tables unmapped after the start-up scan.
+ */
+export function openDeviceLog(
+  db: DeviceDatabase,
+  key: DeviceKeyPair,
+  roster: LogRoster,
+  network: readonly NetworkAdapterInterface[],
+  relay?: DeviceId,
+): Promise<DeviceLog> {
+  return DeviceLog.open({
+    facility: BENCH_FACILITY,
+    key,
+    eventStore: db.eventStore,
+    storage: db.storageAdapter,
+    roster,
+    ...(relay === undefined ? {} : { relay }),
+    network,
+    afterStartupScan: db.unmapTables,
+  });
+}
+
 async function openBenchLog(
   dir: string,
   key: DeviceKeyPair,
 ): Promise<{ db: DeviceDatabase; log: DeviceLog }> {
   const db = await openDeviceDatabase(join(dir, 'db'));
-  const log = await DeviceLog.open({
-    facility: BENCH_FACILITY,
-    key,
-    eventStore: db.eventStore,
-    storage: db.storageAdapter,
-    roster: rosterOf(key.deviceId),
-  });
+  const log = await openDeviceLog(db, key, rosterOf(key.deviceId), []);
   return { db, log };
 }
 

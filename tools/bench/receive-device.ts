@@ -4,11 +4,10 @@
 // Prints one JSON line per progress step ({"event":"progress",...}) and a final
 // {"event":"done", seconds, bytes_in, bytes_out, by_seal}.
 import { join } from 'node:path';
-import { DeviceLog } from '@accord/log';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketClientAdapter } from '@accord/network-ws';
-import { BENCH_FACILITY, rosterOf } from './log-bench.js';
+import { BENCH_FACILITY, openDeviceLog, rosterOf } from './log-bench.js';
 
 const args = process.argv.slice(2);
 const relayAt = args.indexOf('--relay');
@@ -22,16 +21,7 @@ const roster = rosterOf(key.deviceId, ...members, ...(relay === undefined ? [] :
 const db = await openDeviceDatabase(join(dir, 'db'));
 const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url });
 const start = performance.now();
-const log = await DeviceLog.open({
-  facility: BENCH_FACILITY,
-  key,
-  eventStore: db.eventStore,
-  storage: db.storageAdapter,
-  roster,
-  ...(relay === undefined ? {} : { relay }),
-  network: [client],
-  afterStartupScan: db.unmapTables,
-});
+const log = await openDeviceLog(db, key, roster, [client], relay);
 let last = -1;
 while (log.size() < total) {
   const size = log.size();

@@ -5,12 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceLog } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { encodeSignedEvent, SystemEventType, type DeviceId, type SignedEvent } from '@accord/protocol';
 import { createRelayLogger, enrollMember, openRelayFolder, Relay } from '@accord/relay';
 import { openDeviceDatabase } from '@accord/storage-level';
-import { BENCH_FACILITY, rosterOf, type BenchDevice } from './log-bench.js';
+import { BENCH_FACILITY, openDeviceLog, rosterOf, type BenchDevice } from './log-bench.js';
 import { progress } from './stats.js';
 
 /** Events per `eventStore.append` while handing the history to the relay. */
@@ -95,14 +94,11 @@ export async function relaySealHistory(device: BenchDevice): Promise<SealedHisto
       // already holds every event of the device's, so little else moves).
       const roster = rosterOf(device.key.deviceId, relay.id);
       const ddb = await openDeviceDatabase(join(device.dir, 'db'));
-      const log = await DeviceLog.open({
-        facility: BENCH_FACILITY,
-        key: device.key,
-        eventStore: ddb.eventStore,
-        storage: ddb.storageAdapter,
+      const log = await openDeviceLog(
+        ddb,
+        device.key,
         roster,
-        relay: relay.id,
-        network: [
+        [
           new WebSocketClientAdapter({
             url: `ws://127.0.0.1:${relay.port}`,
             identity: device.key,
@@ -111,7 +107,8 @@ export async function relaySealHistory(device: BenchDevice): Promise<SealedHisto
             expectedPeer: relay.id,
           }),
         ],
-      });
+        relay.id,
+      );
       const fromRelay = (): number => {
         let n = 0;
         for (const e of log.visibleEvents()) if (e.device === relay.id) n++;

@@ -2,11 +2,10 @@
 // peers over the authenticated WebSocket adapter, and reports its resident memory.
 // Usage: serve-device.ts <dir> <stored-key-json> <peer-device-id> [<relay-device-id>]
 import { join } from 'node:path';
-import { DeviceLog } from '@accord/log';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketServerAdapter } from '@accord/network-ws';
-import { BENCH_FACILITY, rosterOf } from './log-bench.js';
+import { BENCH_FACILITY, openDeviceLog, rosterOf } from './log-bench.js';
 
 const [dir, storedKey, peer, relay] = process.argv.slice(2);
 if (dir === undefined || storedKey === undefined || peer === undefined)
@@ -21,16 +20,7 @@ const server = new WebSocketServerAdapter({
   port: 0,
   host: '127.0.0.1',
 });
-const log = await DeviceLog.open({
-  facility: BENCH_FACILITY,
-  key,
-  eventStore: db.eventStore,
-  storage: db.storageAdapter,
-  roster,
-  ...(relay === undefined ? {} : { relay: relay as DeviceId }),
-  network: [server],
-  afterStartupScan: db.unmapTables,
-});
+const log = await openDeviceLog(db, key, roster, [server], relay as DeviceId | undefined);
 const address = await server.listening();
 const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
