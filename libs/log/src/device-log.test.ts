@@ -116,6 +116,9 @@ describe('DeviceLog', () => {
     );
     expect(log.tentative().patients()).toHaveLength(40);
     expect(log.counts()).toMatchObject({ total: 40, pending: 40, outbox: 40 });
+    // Cached counts follow a new append (the in-place path), and equal a fresh count.
+    await log.append(registration(40));
+    expect(log.counts()).toMatchObject({ total: 41, pending: 41, outbox: 41, accepted: 0 });
     expect((await store.verify()).holes).toEqual([]);
     await log.close();
   });
@@ -523,6 +526,8 @@ describe('DeviceLog', () => {
       const event = await signEvent(await envelope(i + 1, id), deviceKey);
       await writeIntoSegment(log, deviceKey.deviceId, [encodeSignedEvent(event)]);
       expect(log.get(id)?.status, `target ${i + 1}`).toBe('accepted');
+      // The counts cached before it arrived are not extended as if it were pending.
+      expect(log.counts()).toMatchObject({ accepted: i + 1, pending: 0, total: i + 1 });
     }
     await log.close();
   });
