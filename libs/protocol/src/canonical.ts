@@ -114,15 +114,6 @@ export function canonicalStringify(value: JsonValue): string {
 }
 
 /**
- * The canonical JSON text of `value` (what {@link canonicalEncode} encodes as UTF-8).
- *
- * @throws AccordError `PROTOCOL_BAD_ENCODING` like {@link canonicalEncode}.
- */
-export function canonicalText(value: JsonValue): string {
-  return encodeText(value);
-}
-
-/**
  * Deterministic JSON encoding: the same value always gives the same bytes.
  *
  * @remarks Object keys sorted by UTF-16 code units, no whitespace, numbers in the JavaScript

@@ -1,5 +1,5 @@
 import { fromBase64Url, toBase64Url } from './base64url.js';
-import { canonicalDecode, canonicalEncode, canonicalText, MAX_EVENT_BYTES } from './canonical.js';
+import { canonicalDecode, canonicalEncode, canonicalStringify, MAX_EVENT_BYTES } from './canonical.js';
 import type { EventEnvelope, JsonValue, SignedEvent } from './envelope.js';
 import { AccordError, ErrorCode } from './errors.js';
 import { signBytes, verifyBytes, type DeviceKeyPair } from './keys.js';
@@ -90,8 +90,8 @@ export async function signEventEncoded(
   const after: JsonObject = {};
   for (const k of Object.keys(o)) (k < 'sig' ? before : after)[k] = o[k]!;
   // Both halves are never empty: `data` sorts before `sig`, `v` after it.
-  const head = canonicalText(before).slice(0, -1);
-  const tail = canonicalText(after).slice(1);
+  const head = canonicalStringify(before).slice(0, -1);
+  const tail = canonicalStringify(after).slice(1);
   const bytes = ENCODER.encode(`${head},${tail}`);
   // The signed form adds `,"sig":"<86 chars>"` (95 bytes) to the envelope bytes.
   const size = bytes.length + 95;

@@ -69,8 +69,7 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
       codes[o++] = CODES[(acc >>> bits) & 31]!;
     }
   }
-  const out = stringFromCodes(codes);
-  return out as EventId;
+  return stringFromCodes(codes) as EventId;
 }
 
 /** True when `s` is a well-formed event id (26 uppercase Crockford base32 chars, time ≤ 2^48-1). */
