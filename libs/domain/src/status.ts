@@ -293,15 +293,7 @@ export function compareTentative(a: SignedEvent, b: SignedEvent): number {
  * same way. Independent of the map's insertion order.
  */
 export function classify(state: LogState): Map<EventId, EventStatusInfo> {
-  const tracker = new Tracker(state.relay);
-  const ignore = (): void => undefined;
-  for (const e of state.events.values()) tracker.add(e, ignore);
-  const out = new Map<EventId, EventStatusInfo>();
-  for (const id of [...state.events.keys()].sort(cmp)) {
-    const s = tracker.status(id);
-    if (s !== undefined) out.set(id, s);
-  }
-  return out;
+  return ProjectionFolder.from(state).classify();
 }
 
 /** The confirmed projection: accepted domain events folded in the relay's `seq` order. */
