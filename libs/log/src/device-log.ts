@@ -1032,20 +1032,24 @@ export class DeviceLog implements DeviceLogApi {
   #addVerified(decoded: SignedEvent): void {
     if (this.#known(decoded.id) !== undefined) return;
     const event = this.#interned(decoded);
-    this.#held.set(event.id, event);
     let ids = this.#seqs.get(event.device);
     if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
     ids.set(event.seq, event.id);
     let contiguous = this.#contiguous.get(event.device) ?? 0;
-    if (event.seq !== contiguous + 1) return; // held back behind a hole (or already covered)
+    if (event.seq !== contiguous + 1) {
+      this.#held.set(event.id, event); // held back behind a hole (or already covered)
+      return;
+    }
+    // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
     const released: SignedEvent[] = [];
-    for (let id = ids.get(contiguous + 1); id !== undefined; id = ids.get(contiguous + 1)) {
+    for (let e: SignedEvent | undefined = event; e !== undefined;) {
       contiguous++;
-      const e = this.#held.get(id)!;
-      this.#held.delete(id);
       this.#folder.add(e);
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
       released.push(e);
+      const next = ids.get(contiguous + 1);
+      e = next === undefined ? undefined : this.#held.get(next);
+      if (next !== undefined) this.#held.delete(next);
     }
     this.#contiguous.set(event.device, contiguous);
     this.#onVisible(released);
