@@ -15,19 +15,11 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp } from './testing.js';
+import { enrollOverHttp, eventually } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
 const SEGMENT = 10;
-
-async function eventually(probe: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('relay-sealed segments (DESIGN.md §8)', () => {
   let dir: TempDir;

@@ -21,7 +21,7 @@ import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, registration, stock, verdictsAbout } from './testing.js';
+import { bcg, enrollOverHttp, eventually, registration, stock, verdictsAbout } from './testing.js';
 import { createEnrollmentToken } from './tokens.js';
 
 const FACILITY = 'clinic-relay-int' as FacilityId;
@@ -48,20 +48,6 @@ interface TestDevice {
   readonly store: MemoryEventStore;
   readonly storage: MemoryStorageAdapter;
   connectToRelay(opts?: { hold?: (doc: string) => boolean }): void;
-}
-
-async function eventually<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Every verdict (any signer) about `target` stated by the events `log` holds, with the event stating it. */

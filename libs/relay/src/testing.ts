@@ -82,3 +82,18 @@ export function verdictsAbout(
           .map((verdict) => ({ event, verdict })),
   );
 }
+
+/** Polls `probe` every 25 ms until it returns a value other than undefined or false, which it resolves to. */
+export async function eventually<T>(
+  probe: () => T | undefined | false,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
