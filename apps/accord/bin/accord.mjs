@@ -7,7 +7,7 @@
 // --max-semi-space-size=2 caps V8's young generation at 2 MB per semi-space: a device agent
 // is long-lived and memory-bound; measured, it keeps ~40 MB less resident at 100k events
 // with no loss of append throughput (see `npm run bench`).
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
 if (process.env.ACCORD_FROM_SOURCE === '1') {
   const { register } = await import('node:module');
@@ -16,10 +16,6 @@ if (process.env.ACCORD_FROM_SOURCE === '1') {
   registerTsx();
   await import('../src/main.ts');
 } else {
-  const { ensureBundle } = await import('./bundle.mjs');
-  const bundle = await ensureBundle(
-    fileURLToPath(new URL('../src/main.ts', import.meta.url)),
-    fileURLToPath(new URL('../dist/accord.mjs', import.meta.url)),
-  );
-  await import(pathToFileURL(bundle).href);
+  const { ensureCliBundle } = await import('./bundle.mjs');
+  await import(pathToFileURL(await ensureCliBundle()).href);
 }

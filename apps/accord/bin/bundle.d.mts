@@ -8,3 +8,6 @@
  * safe to call concurrently from several processes.
  */
 export declare function ensureBundle(entry: string, outfile: string): Promise<string>;
+
+/** The `accord` CLI's bundle (src/main.ts into dist/accord.mjs), as bin/accord.mjs runs it. */
+export declare function ensureCliBundle(): Promise<string>;

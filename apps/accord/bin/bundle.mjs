@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const MANIFEST_VERSION = 1;
 
@@ -171,4 +172,12 @@ export async function ensureBundle(entry, outfile) {
   const key = JSON.stringify({ v: MANIFEST_VERSION, esbuild: version, entry: entryPath, OPTIONS });
   if (!(await isFresh(outPath, manifestPath, key))) await rebuild(entryPath, outPath, manifestPath, key);
   return outPath;
+}
+
+/** The `accord` CLI's bundle (src/main.ts into dist/accord.mjs), as bin/accord.mjs runs it; see {@link ensureBundle}. */
+export function ensureCliBundle() {
+  return ensureBundle(
+    fileURLToPath(new URL('../src/main.ts', import.meta.url)),
+    fileURLToPath(new URL('../dist/accord.mjs', import.meta.url)),
+  );
 }

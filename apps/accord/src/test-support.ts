@@ -8,19 +8,17 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import { decodeSignedEvent, type SignedEvent } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
-import { ensureBundle } from '../bin/bundle.mjs';
+import { ensureCliBundle } from '../bin/bundle.mjs';
 
 /** The repository root (tests spawn with it as the working directory). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** The CLI's entry point. */
-export const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
 /**
  * The CLI bundle that bin/accord.mjs runs, built (or found up to date) once when this module loads.
  *
  * @remarks Concurrent test processes may build it at the same time; the writes are atomic.
  */
-export const BUNDLE = await ensureBundle(MAIN, fileURLToPath(new URL('../dist/accord.mjs', import.meta.url)));
+export const BUNDLE = await ensureCliBundle();
 
 /** Node arguments that run the CLI as bin/accord.mjs does: the compiled bundle, with the same V8 setting. */
 export function accordArgv(args: readonly string[]): string[] {
