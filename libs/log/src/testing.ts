@@ -5,7 +5,10 @@ import {
   type DeviceKeyPair,
   type FacilityId,
 } from '@accord/protocol';
+import type { Repo } from '@automerge/automerge-repo';
+import { HostileDevice } from '@accord/testkit';
 import type { LogRoster } from './api.js';
+import { rootDocumentId, rootInitialBytes, segmentDocumentId, segmentInitialBytes } from './documents.js';
 
 /** A facility for tests: device keys and a mutable in-memory roster. */
 export interface TestFacility {
@@ -46,4 +49,26 @@ export async function makeFacility(facility: FacilityId, size: number, seed?: nu
       },
     },
   };
+}
+
+/**
+ * A modified client holding `key` (an enrolled device's own key) that writes raw into `log`'s
+ * Repo: its own segments, other devices' segments and the root index (see `HostileDevice`).
+ */
+export function hostileDevice(
+  log: { readonly repo: Repo; readonly facility: FacilityId; readonly segmentSize?: number },
+  key: DeviceKeyPair,
+): HostileDevice {
+  return new HostileDevice({
+    repo: log.repo,
+    key,
+    facility: log.facility,
+    documents: {
+      root: rootDocumentId(log.facility),
+      rootInitial: () => rootInitialBytes(log.facility),
+      segment: (device, index) => segmentDocumentId(log.facility, device, index),
+      segmentInitial: (device, index) => segmentInitialBytes(log.facility, device, index),
+    },
+    ...(log.segmentSize !== undefined ? { segmentSize: log.segmentSize } : {}),
+  });
 }

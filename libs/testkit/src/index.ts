@@ -15,3 +15,9 @@ export {
 export { tempDir, type TempDir } from './temp-dir.js';
 export { testSeed, withSeed } from './with-seed.js';
 export { seedEntropy, type SeededEntropy } from './entropy.js';
+export {
+  HostileDevice,
+  type HostileDeviceOptions,
+  type HostileDocuments,
+  type HostileEnvelope,
+} from './hostile.js';
