@@ -28,6 +28,7 @@ import type {
   OwnHistory,
   SecurityIncident,
   SystemDraft,
+  Withheld,
 } from '@accord/log';
 import type { EventStatus, Projection } from '@accord/domain';
 import { HttpApi, type NetworkControl, type PeerStatus } from './http-api.js';
@@ -58,6 +59,7 @@ class FakeLog implements DeviceLogApi {
   readonly events = new Map<string, EventInfo>();
   readonly projectionCalls: ProjectionCall[] = [];
   holes: IntegrityReport['holes'] = [];
+  held: Withheld[] = [];
   /** When set, append waits for it (after signalling `appendEntered`). */
   gate: Promise<void> | undefined;
   appendEntered = deferred();
@@ -203,6 +205,9 @@ class FakeLog implements DeviceLogApi {
       incidents: 0,
       detectedAtStart: { corruptEvents: 0, corruptChunks: 0 },
     };
+  }
+  withheld(): Withheld[] {
+    return this.held;
   }
   incidents(): readonly SecurityIncident[] {
     return [];
@@ -608,8 +613,9 @@ describe('projections', () => {
     }
   });
 
-  it('answers 503 LOG_HOLE on every projection route while the log has holes', async () => {
+  it('serves every projection route while one device has a hole, and says what is withheld and why', async () => {
     log.holes = [{ device: 'dX', missing: [3] }];
+    log.held = [{ device: asDeviceId('dX'), from: 3, reason: 'hole', missing: [3], heldBack: 2 }];
     for (const path of [
       '/api/patients',
       '/api/patients/p-1',
@@ -618,17 +624,29 @@ describe('projections', () => {
       '/api/appointments',
       '/api/counters',
     ]) {
-      const { status, json } = await call('GET', path);
-      expect(status).toBe(503);
-      expect(json).toMatchObject({ code: 'LOG_HOLE', details: { holes: [{ device: 'dX', missing: [3] }] } });
+      const res = await fetch(base + path);
+      expect(res.status, path).toBe(200);
+      expect(JSON.parse(res.headers.get('accord-withheld') ?? '[]')).toEqual([
+        { device: 'dX', from: 3, reason: 'hole', heldBack: 2 },
+      ]);
     }
-    expect(log.projectionCalls).toEqual([]);
-    // The Sync Centre still works: status and event routes are not projections.
+    expect(log.projectionCalls.map(([name]) => name)).toEqual([
+      'patients',
+      'patient',
+      'stock',
+      'queue',
+      'appointments',
+      'counters',
+    ]);
     expect((await call('GET', '/api/status')).json).toMatchObject({
       integrity: { holes: [{ device: 'dX' }] },
+      withheld: [{ device: 'dX', from: 3, reason: 'hole', missing: [3], heldBack: 2 }],
     });
     log.holes = [];
-    expect((await call('GET', '/api/patients')).status).toBe(200);
+    log.held = [];
+    const clear = await fetch(base + '/api/patients');
+    expect(clear.status).toBe(200);
+    expect(clear.headers.get('accord-withheld')).toBeNull();
   });
 });
 

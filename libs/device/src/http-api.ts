@@ -162,7 +162,12 @@ function fail(code: ErrorCode | DeviceErrorCode, message: string, details?: Reco
 interface Reply {
   readonly status: number;
   readonly body: unknown;
+  /** Extra response headers (e.g. `Accord-Withheld` on projections). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
+
+/** How many withheld devices a projection's `Accord-Withheld` header lists (status lists them all). */
+const MAX_WITHHELD_IN_HEADER = 20;
 
 interface RequestContext {
   readonly req: IncomingMessage;
@@ -183,7 +188,8 @@ interface Route {
  * @remarks Binds 127.0.0.1 by default. Never throws out of a request: every failure is an
  * answer `{code, message}` with a 4xx (or 5xx for an internal fault) status. `POST /api/events`
  * answers 201 only after `log.append` resolved, i.e. after the durable write. Projection routes
- * answer 503 `LOG_HOLE` while the log reports holes.
+ * always answer: events that a hole or an equivocation withholds (one device's later events) are
+ * left out, and the `Accord-Withheld` header (and `withheld` in the status) says which and why.
  */
 export class HttpApi {
   readonly #server: Server;
@@ -307,6 +313,7 @@ export class HttpApi {
       'Content-Length': Buffer.byteLength(text),
       'Cache-Control': 'no-store',
       'X-Content-Type-Options': 'nosniff',
+      ...reply.headers,
     });
     await new Promise<void>((resolve) => {
       res.end(text, () => resolve());
@@ -363,19 +370,19 @@ export class HttpApi {
     const log = this.#opts.log;
     const network = this.#opts.network;
     const ok = (body: unknown, status = 200): Reply => ({ status, body });
+    // A hole or an equivocation withholds one device's later events, never the whole facility's
+    // (issue #13, scenario 4): the projection of everything else is served, and says what is not in it.
     const projection = (query: URLSearchParams, allowed: readonly string[] = []) => {
       checkQuery(query, allowed);
-      const integrity = log.integrity();
-      if (integrity.holes.length > 0) {
-        fail(
-          ErrorCode.LOG_HOLE,
-          'the log has holes: projections are withheld until they are repaired from peers',
-          {
-            holes: integrity.holes,
-          },
-        );
-      }
       return log.tentative();
+    };
+    const served = (body: unknown): Reply => {
+      const withheld = log.withheld();
+      if (withheld.length === 0) return ok(body);
+      const header = withheld
+        .slice(0, MAX_WITHHELD_IN_HEADER)
+        .map((w) => ({ device: w.device, from: w.from, reason: w.reason, heldBack: w.heldBack }));
+      return { status: 200, body, headers: { 'Accord-Withheld': JSON.stringify(header) } };
     };
     return [
       {
@@ -396,6 +403,7 @@ export class HttpApi {
               lastVerdict: this.#lastVerdict ?? null,
               confirmedSeq: this.#confirmedSeq,
               integrity: log.integrity(),
+              withheld: log.withheld(),
               heads: log.heads(),
             });
           },
@@ -545,7 +553,7 @@ export class HttpApi {
           },
         },
       },
-      { path: ['api', 'patients'], methods: { GET: ({ query }) => ok(projection(query).patients()) } },
+      { path: ['api', 'patients'], methods: { GET: ({ query }) => served(projection(query).patients()) } },
       {
         path: ['api', 'patients', ':id'],
         methods: {
@@ -553,20 +561,22 @@ export class HttpApi {
             const id = params[0] ?? '';
             const patient = projection(query).patient(id);
             if (patient === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no patient ${id}`);
-            return ok(patient);
+            return served(patient);
           },
         },
       },
-      { path: ['api', 'stock'], methods: { GET: ({ query }) => ok(projection(query).stock()) } },
+      { path: ['api', 'stock'], methods: { GET: ({ query }) => served(projection(query).stock()) } },
       {
         path: ['api', 'queue'],
-        methods: { GET: ({ query }) => ok(projection(query, ['date']).queue(this.#date(query))) },
+        methods: { GET: ({ query }) => served(projection(query, ['date']).queue(this.#date(query))) },
       },
       {
         path: ['api', 'appointments'],
-        methods: { GET: ({ query }) => ok(projection(query, ['date']).appointments(this.#date(query))) },
+        methods: {
+          GET: ({ query }) => served(projection(query, ['date']).appointments(this.#date(query))),
+        },
       },
-      { path: ['api', 'counters'], methods: { GET: ({ query }) => ok(projection(query).counters()) } },
+      { path: ['api', 'counters'], methods: { GET: ({ query }) => served(projection(query).counters()) } },
       {
         path: ['api', 'network'],
         methods: {

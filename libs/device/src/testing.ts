@@ -7,7 +7,7 @@ import {
   ENROLL_PATH,
   formatHlc,
   generateDeviceKey,
-  newEventId,
+  eventIdFor,
   parseEnrollRequest,
   signEvent,
   SystemEventType,
@@ -182,7 +182,7 @@ export class FakeRelay {
     return signEvent(
       {
         v: 1,
-        id: newEventId(now),
+        id: eventIdFor(now, key.deviceId, version),
         facility,
         device: key.deviceId,
         seq: version,

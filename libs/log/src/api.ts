@@ -23,9 +23,9 @@ export interface LogRoster {
 export interface SecurityIncident {
   readonly code:
     | 'LOG_FORGED_EVENT'
+    | 'LOG_EQUIVOCATION'
     | 'LOG_UNKNOWN_DEVICE'
     | 'LOG_WRONG_FACILITY'
-    | 'LOG_CONFLICTING_EVENT'
     | 'PROTOCOL_BAD_ENCODING'
     | 'PROTOCOL_SCHEMA'
     | 'PROTOCOL_NOT_CANONICAL'
@@ -127,6 +127,22 @@ export interface IntegrityReport {
   readonly detectedAtStart: { readonly corruptEvents: number; readonly corruptChunks: number };
 }
 
+/**
+ * A device some of whose verified events are not shown: they wait behind a missing sequence
+ * number (`hole`, until a peer supplies it) or behind a sequence number the device signed twice
+ * (`equivocation`, for good). Everything else stays visible.
+ */
+export interface Withheld {
+  readonly device: DeviceId;
+  /** The first sequence number of the device that is not shown. */
+  readonly from: number;
+  readonly reason: 'hole' | 'equivocation';
+  /** For a hole: the missing sequence numbers (at most 1000 listed). */
+  readonly missing: readonly number[];
+  /** How many verified events of the device wait behind it. */
+  readonly heldBack: number;
+}
+
 /** Counts shown by `GET /api/status`. */
 export interface LogCounts {
   readonly total: number;
@@ -175,6 +191,11 @@ export interface DeviceLogApi {
   tentative(): Projection;
   confirmed(): Projection;
   integrity(): IntegrityReport;
+  /**
+   * Devices whose later events are withheld, and why (holes and equivocations); devices the
+   * roster has revoked are left out: what they withhold no longer matters.
+   */
+  withheld(): Withheld[];
   incidents(): readonly SecurityIncident[];
   addNetworkAdapter(adapter: NetworkAdapterInterface): void;
   /**

@@ -5,7 +5,7 @@ import {
   generateDeviceKey,
   segmentDigest,
   segmentName,
-  newEventId,
+  eventIdFor,
   signEvent,
   type EventEnvelope,
   type FacilityId,
@@ -92,7 +92,7 @@ function envelopeFor(
 ): Promise<EventEnvelope> {
   return Promise.resolve({
     v: 1,
-    id: newEventId(Date.now()),
+    id: eventIdFor(Date.now(), device, seq),
     facility,
     device,
     seq,
@@ -229,7 +229,7 @@ describe('DeviceLog', () => {
     await b.log.close();
   });
 
-  it('refuses forged, foreign and conflicting entries as incidents and stores none of them', async () => {
+  it('refuses forged and foreign entries as incidents, and withholds a device that signs one seq twice', async () => {
     const facility = await makeFacility(FACILITY, 2);
     const { log, store } = await openLog(facility, 0);
     const peer = facility.keys[1]!;
@@ -267,7 +267,8 @@ describe('DeviceLog', () => {
     expect(await store.count()).toBe(0);
     expect(log.size()).toBe(0);
 
-    // A valid peer event, then the same (device, seq) with different content.
+    // A valid peer event, then the same (device, seq) with different content, both signed by the
+    // peer: it equivocated, and its events from that seq on are withheld (whichever came first).
     const good = await signEvent(await envelopeFor(FACILITY, peer.deviceId, 1), peer);
     const twin = await signEvent(
       {
@@ -278,10 +279,15 @@ describe('DeviceLog', () => {
       peer,
     );
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(good)]);
-    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(twin)]);
     expect(log.get(good.id)?.event).toEqual(good);
+    await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(twin)]);
+    expect(log.get(good.id)).toBeUndefined();
     expect(log.get(twin.id)).toBeUndefined();
-    expect(log.incidents().at(-1)?.code).toBe('LOG_CONFLICTING_EVENT');
+    expect(log.incidents().at(-1)).toMatchObject({ code: 'LOG_EQUIVOCATION', device: peer.deviceId });
+    expect(log.withheld()).toEqual([
+      { device: peer.deviceId, from: 1, reason: 'equivocation', missing: [], heldBack: 1 },
+    ]);
+    expect(await store.count()).toBe(1); // nothing is deleted: the first copy stays stored
     await log.close();
   });
 
@@ -496,7 +502,7 @@ describe('DeviceLog', () => {
       ...(await envelopeFor(FACILITY, deviceKey.deviceId, seq)),
       id: id as EventEnvelope['id'],
     });
-    const ids = [1, 2].map((n) => newEventId(Date.UTC(2026, 10, 26, 10, n)));
+    const ids = [1, 2].map((n) => eventIdFor(Date.UTC(2026, 10, 26, 10, n), deviceKey.deviceId, n));
     const [single, shared] = await Promise.all([
       signEvent(
         {

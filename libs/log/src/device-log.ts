@@ -21,8 +21,9 @@ import {
   encodeSignedEvent,
   ErrorCode,
   HybridClock,
+  eventIdFor,
   isAccordError,
-  newEventId,
+  isEventIdOf,
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
   parseRosterUpdatedData,
@@ -56,6 +57,7 @@ import type {
   OwnHistory,
   SecurityIncident,
   SystemDraft,
+  Withheld,
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
@@ -99,6 +101,8 @@ const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
+/** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
+const MAX_FOLLOWED_DEVICES = 10_000;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
 interface SignedOwn {
@@ -161,6 +165,30 @@ function parseStoredEvent(stored: StoredEvent): SignedEvent | undefined {
   }
 }
 
+/** The store's meta key holding the equivocation barriers (`{device: seq}` as JSON). */
+const EQUIVOCATIONS = 'equivocations';
+
+async function readEquivocations(store: EventStore): Promise<[DeviceId, number][]> {
+  const bytes = await store.meta.get(EQUIVOCATIONS);
+  if (bytes === undefined) return [];
+  try {
+    const parsed: unknown = JSON.parse(utf8.decode(bytes));
+    if (typeof parsed !== 'object' || parsed === null) return [];
+    return Object.entries(parsed).flatMap(([device, seq]) =>
+      Number.isSafeInteger(seq) && (seq as number) > 0 ? [[device as DeviceId, seq as number]] : [],
+    );
+  } catch {
+    return []; // evidence is found again when the documents are read
+  }
+}
+
+function writeEquivocations(store: EventStore, barriers: ReadonlyMap<DeviceId, number>): Promise<void> {
+  return store.meta.put(
+    EQUIVOCATIONS,
+    new TextEncoder().encode(JSON.stringify(Object.fromEntries(barriers))),
+  );
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -220,6 +248,14 @@ export class DeviceLog implements DeviceLogApi {
   readonly #traffic = new Map<DocumentId, number>();
   readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
   #root!: DocHandle<RootDoc>;
+  /** Ids of the documents this log follows: the Repo serves and accepts these only. */
+  readonly #gate: Set<DocumentId>;
+  /** Per device: how many of its segments the log follows (see {@link DeviceLog.#segmentBound}). */
+  readonly #following = new Map<DeviceId, number>();
+  /** Per device: the highest segment index a relay seal names. */
+  readonly #sealedIndex = new Map<DeviceId, number>();
+  /** Devices named by the relay's signed rosters (discovered even if the root index hides them). */
+  readonly #rosterDevices = new Set<DeviceId>();
 
   #assignedSeq: number;
   readonly #incidents: SecurityIncident[] = [];
@@ -242,10 +278,19 @@ export class DeviceLog implements DeviceLogApi {
   readonly #listeners = new Set<EventsListener>();
 
   /** Incremental statuses and confirmed fold over the visible events. */
-  readonly #folder: ProjectionFolder;
+  #folder: ProjectionFolder;
   // Derived views, rebuilt lazily when the visible set changes.
   #counts: LogCounts | undefined;
   #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
+
+  /**
+   * Per device: the lowest sequence number it was caught signing twice (equivocation). Its events
+   * from there on are withheld on every device, whichever copy each one stored first, so that all
+   * devices agree (issue #13, scenario 5). Kept in the store's meta under {@link EQUIVOCATIONS}.
+   */
+  readonly #barriers = new Map<DeviceId, number>();
+  /** Equivocations already reported, so a rescan does not report one again. */
+  readonly #reportedEquivocations = new Set<string>();
 
   private constructor(
     opts: DeviceLogOptions,
@@ -253,7 +298,9 @@ export class DeviceLog implements DeviceLogApi {
     storage: FrozenDocumentsStorage,
     highestOwnSeq: number,
     hlc: HybridClock,
+    gate: Set<DocumentId>,
   ) {
+    this.#gate = gate;
     this.#storage = storage;
     this.#opts = opts;
     this.#store = opts.eventStore;
@@ -309,11 +356,18 @@ export class DeviceLog implements DeviceLogApi {
     await opts.afterStartupScan?.();
 
     const storage = new FrozenDocumentsStorage(opts.storage);
+    // Only documents the log decided to follow exist here: a peer's sync message about any other
+    // id (a made-up document, a segment no evidence points to) is refused before the Repo makes a
+    // handle for it, and nothing else is announced (issue #13, scenario 3).
+    const gate = new Set<DocumentId>();
     const repo = new Repo({
       peerId: opts.key.deviceId as unknown as PeerId,
       storage,
       network: [...(opts.network ?? [])],
-      sharePolicy: () => Promise.resolve(true),
+      shareConfig: {
+        announce: (_peer, id) => Promise.resolve(id === undefined || gate.has(id)),
+        access: (_peer, id) => Promise.resolve(gate.has(id)),
+      },
       // Peers must not keep sync state for us across connections: a reconnect after any
       // transport fault restarts sync from scratch, or lost messages could stall it
       // (DESIGN.md §7). Whatever adapter carries the connection.
@@ -322,7 +376,8 @@ export class DeviceLog implements DeviceLogApi {
       // segment) can lag behind it.
       saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
-    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc);
+    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc, gate);
+    for (const [device, seq] of await readEquivocations(store)) log.#barriers.set(device, seq);
     log.#corruptChunksAtStart = corruptChunks;
     log.#corruptAtStart.push(...corrupt);
     for (const event of loaded) log.#addVerified(event);
@@ -375,12 +430,14 @@ export class DeviceLog implements DeviceLogApi {
 
   /** The next own envelope: a fresh id, the next sequence number and clock reading. */
   #envelope(parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>): EventEnvelope {
+    const seq = ++this.#assignedSeq;
     return {
       v: 1,
-      id: newEventId(this.#clock()),
+      // Bound to this device and seq: no other device can claim it (see eventIdFor).
+      id: eventIdFor(this.#clock(), this.deviceId, seq),
       facility: this.facility,
       device: this.deviceId,
-      seq: ++this.#assignedSeq,
+      seq,
       hlc: this.#hlc.now(),
       ...parts,
     };
@@ -486,6 +543,7 @@ export class DeviceLog implements DeviceLogApi {
     for (let index = 0; index < ownSegments; index++) {
       if ((await this.#store.meta.get(sealMarker(index))) !== undefined) {
         const id = segmentDocumentId(this.facility, this.deviceId, index);
+        this.#gate.add(id);
         this.#sealed.add(id);
         this.#storage.freeze(id); // flushed before the marker was written
         continue;
@@ -497,6 +555,7 @@ export class DeviceLog implements DeviceLogApi {
       ) {
         // Full, and its stored document holds every event: seal it without loading it into the Repo.
         await this.#store.meta.put(sealMarker(index), SEALED);
+        this.#gate.add(id);
         this.#sealed.add(id);
         this.#storage.freeze(id);
         continue;
@@ -646,6 +705,7 @@ export class DeviceLog implements DeviceLogApi {
    * idempotent) and mark it loaded. Sync then brings whatever peers have beyond that.
    */
   async #openDoc<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
+    this.#gate.add(id);
     const handle = this.repo.import<T>(initial(), { docId: id });
     for (const data of await this.#storedChunks(id)) this.repo.import<T>(data, { docId: id });
     if (!handle.isReady()) handle.doneLoading();
@@ -679,29 +739,61 @@ export class DeviceLog implements DeviceLogApi {
     this.#enqueue(() => this.#onRootChangeNow());
   }
 
-  async #onRootChangeNow(): Promise<void> {
-    const devices = this.#root.doc().devices;
-    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
+  /**
+   * How many segments of `device` the log follows: the one after its complete prefix, every one a
+   * relay seal names and the one after it, and (for this device) every one it wrote.
+   *
+   * @remarks The root index is writable by any peer, so its counts are never trusted: a segment is
+   * opened only on signed evidence that it holds, or is next to hold, the device's events. A hostile
+   * entry (a million segments, or none) changes nothing; a device whose own events skip numbers
+   * only ever gets its next segment followed (issue #13, scenario 3).
+   */
+  #segmentBound(device: DeviceId): number {
+    const size = this.#segmentSize;
+    let bound = Math.floor((this.#contiguous.get(device) ?? 0) / size) + 1;
+    const sealed = this.#sealedIndex.get(device);
+    if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
+    if (device === this.deviceId) bound = Math.max(bound, Math.ceil(this.#assignedSeq / size));
+    return bound;
+  }
+
+  /** Devices whose segments the log follows: named by the root index, a relay roster or their events. */
+  #followedDevices(): DeviceId[] {
+    const out = new Set<DeviceId>([this.deviceId]);
     const relay = this.#opts.relay ?? undefined;
-    const entries = Object.entries(devices).sort(([a], [b]) => Number(b === relay) - Number(a === relay));
-    for (const [device, count] of entries) {
-      if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1_000_000)
-        continue;
-      const member = this.#opts.roster.lookup(device as DeviceId);
-      // The index is writable by anyone; only the roster's devices get documents opened.
+    if (relay !== undefined) out.add(relay);
+    for (const device of this.#rosterDevices) out.add(device);
+    for (const device of this.#seqs.keys()) out.add(device);
+    for (const device of Object.keys(this.#root.doc().devices)) {
+      if (out.size >= MAX_FOLLOWED_DEVICES) break;
+      out.add(device as DeviceId);
+    }
+    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
+    return [...out].sort((a, b) => Number(b === relay) - Number(a === relay));
+  }
+
+  /** Re-reads which segments to follow when new evidence (a complete segment, a seal) appears. */
+  #evidenceGrew(device: DeviceId): void {
+    if (this.#closed || this.#root === undefined) return;
+    if (this.#segmentBound(device) > (this.#following.get(device) ?? 0)) this.#onRootChange();
+  }
+
+  async #onRootChangeNow(): Promise<void> {
+    for (const device of this.#followedDevices()) {
+      const member = this.#opts.roster.lookup(device);
+      // Only the roster's devices get documents opened.
       if (member === undefined || member.facility !== this.facility) continue;
+      const count = this.#segmentBound(device);
+      if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
       for (let index = 0; index < count; index++) {
-        const id = segmentDocumentId(this.facility, device as DeviceId, index);
+        const id = segmentDocumentId(this.facility, device, index);
         if (this.#sealed.has(id)) continue;
-        if (
-          device !== this.deviceId &&
-          this.#complete(device as DeviceId, index) &&
-          !this.#segments.has(id)
-        ) {
+        if (device !== this.deviceId && this.#complete(device, index) && !this.#segments.has(id)) {
+          this.#gate.add(id); // still served to peers that ask for it
           this.#sealed.add(id); // every event already here: nothing to read from it
           continue;
         }
-        const segment = await this.#openSegment(device as DeviceId, index);
+        const segment = await this.#openSegment(device, index);
         this.#ingestSegment(segment);
       }
     }
@@ -738,6 +830,8 @@ export class DeviceLog implements DeviceLogApi {
       (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
     const start = list.length < segment.processed || shifted ? 0 : segment.processed;
     const candidates: { event: SignedEvent; bytes: Uint8Array }[] = [];
+    /** Entries that contradict a held event of the same device and seq: equivocation, if signed. */
+    const conflicts: SignedEvent[] = [];
     const seenInBatch = new Set<string>();
     for (let i = start; i < list.length; i++) {
       const bytes: unknown = list[i];
@@ -754,17 +848,22 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       const event = decoded.value;
+      if (!isEventIdOf(event.id, event.device, event.seq)) {
+        // An id belongs to the device and seq it was made for: a copy of another device's id (or
+        // of another seq) is a forgery, and must never displace the author's own event.
+        this.#incident({
+          code: 'LOG_FORGED_EVENT',
+          message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
+          eventId: event.id,
+          device: event.device,
+        });
+        continue;
+      }
       if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
       const existing = this.#known(event.id);
       if (existing !== undefined) {
-        if (!bytesEqual(encodeSignedEvent(existing), bytes)) {
-          this.#incident({
-            code: 'LOG_CONFLICTING_EVENT',
-            message: 'an event id arrived with different bytes',
-            eventId: event.id,
-            device: event.device,
-          });
-        }
+        // Same id, so same device and seq: either the same event or the device equivocated.
+        if (!bytesEqual(encodeSignedEvent(existing), bytes)) conflicts.push(event);
         continue;
       }
       if (event.facility !== this.facility) {
@@ -797,18 +896,16 @@ export class DeviceLog implements DeviceLogApi {
       }
       const other = this.#seqs.get(event.device)?.get(event.seq);
       if (other !== undefined) {
-        this.#incident({
-          code: 'LOG_CONFLICTING_EVENT',
-          message: `device ${event.device} used seq ${event.seq} twice`,
-          eventId: event.id,
-          device: event.device,
-        });
+        conflicts.push(event);
         continue;
       }
       seenInBatch.add(event.id);
       candidates.push({ event, bytes });
     }
     markProcessed(segment, list);
+    if (conflicts.length > 0) {
+      this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
+    }
     if (candidates.length === 0) return;
     // Signatures are checked on the thread pool while the next segment is scanned; storing
     // and folding stay strictly in order on their own chain.
@@ -918,6 +1015,7 @@ export class DeviceLog implements DeviceLogApi {
     valid: readonly boolean[],
   ): Promise<void> {
     const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
+    const equivocations: SignedEvent[] = [];
     const seqTaken = new Set<string>();
     candidates.forEach((candidate, i) => {
       const { event } = candidate;
@@ -933,17 +1031,14 @@ export class DeviceLog implements DeviceLogApi {
       if (this.#known(event.id) !== undefined) return; // arrived meanwhile through another document
       const key = `${event.device}/${event.seq}`;
       if (seqTaken.has(key) || this.#seqs.get(event.device)?.get(event.seq) !== undefined) {
-        this.#incident({
-          code: 'LOG_CONFLICTING_EVENT',
-          message: `device ${event.device} used seq ${event.seq} twice`,
-          eventId: event.id,
-          device: event.device,
-        });
+        // Two validly signed events for one (device, seq): the device equivocated.
+        equivocations.push(event);
         return;
       }
       seqTaken.add(key);
       accepted.push(candidate);
     });
+    for (const event of equivocations) await this.#equivocated(event);
     if (accepted.length === 0 || this.#closed) return;
     const stored = accepted.map(({ event, bytes }) => ({
       device: event.device,
@@ -963,12 +1058,8 @@ export class DeviceLog implements DeviceLogApi {
           kept.push(accepted[i]!);
         } catch (inner) {
           if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
-          this.#incident({
-            code: 'LOG_CONFLICTING_EVENT',
-            message: inner.message,
-            eventId: one.id,
-            device: one.device,
-          });
+          // Verified, and the store holds another event in its slot: the device equivocated.
+          await this.#equivocated(accepted[i]!.event);
         }
       }
       accepted.splice(0, accepted.length, ...kept);
@@ -977,6 +1068,67 @@ export class DeviceLog implements DeviceLogApi {
       this.#hlc.observe(event.hlc);
       this.#addVerified(event);
     }
+  }
+
+  /** Verifies entries that contradict held events: a valid one proves equivocation, an invalid one is forged. */
+  async #checkConflicts(conflicts: readonly SignedEvent[]): Promise<void> {
+    const valid = await verifyEvents(conflicts);
+    for (const [i, event] of conflicts.entries()) {
+      if (valid[i] === true) await this.#equivocated(event);
+      else
+        this.#incident({
+          code: 'LOG_FORGED_EVENT',
+          message: 'bad signature',
+          eventId: event.id,
+          device: event.device,
+        });
+    }
+  }
+
+  /**
+   * `event` is validly signed by its device but another event holds its (device, seq): the device
+   * signed two histories. Reports it once, and withholds the device's events from that seq on.
+   *
+   * @remarks Every device applies the same rule to the same evidence (both copies end up in the
+   * device's segment document, which every peer merges), whichever copy it happened to store:
+   * the lowest equivocated seq is the barrier, so all devices show the same events.
+   */
+  async #equivocated(event: SignedEvent): Promise<void> {
+    if (this.#closed) return;
+    // Is it really a second event? (The copy we hold may be this very event after all.)
+    const heldId = this.#seqs.get(event.device)?.get(event.seq);
+    const held = heldId === undefined ? undefined : this.#known(heldId);
+    if (held !== undefined && bytesEqual(encodeSignedEvent(held), encodeSignedEvent(event))) return;
+    const key = `${event.device}/${event.seq}/${event.id}/${event.sig}`;
+    if (!this.#reportedEquivocations.has(key)) {
+      if (this.#reportedEquivocations.size < MAX_INCIDENTS_KEPT) this.#reportedEquivocations.add(key);
+      this.#incident({
+        code: 'LOG_EQUIVOCATION',
+        message: `device ${event.device} signed two different events with seq ${event.seq}`,
+        eventId: event.id,
+        device: event.device,
+      });
+    }
+    const barrier = this.#barriers.get(event.device);
+    if (barrier !== undefined && barrier <= event.seq) return;
+    this.#barriers.set(event.device, event.seq);
+    await writeEquivocations(this.#store, this.#barriers);
+    this.#withholdFrom(event.device, event.seq);
+  }
+
+  /** Makes `device`'s visible events from `seq` on invisible again (they wait behind its barrier). */
+  #withholdFrom(device: DeviceId, seq: number): void {
+    const contiguous = this.#contiguous.get(device) ?? 0;
+    if (contiguous < seq) return; // nothing visible from there on yet
+    const keep = new ProjectionFolder(this.#opts.relay ?? null);
+    for (const event of this.#folder.events.values()) {
+      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event);
+      else keep.add(event);
+    }
+    this.#folder = keep;
+    this.#contiguous.set(device, seq - 1);
+    this.#counts = undefined;
+    this.#tentative = undefined;
   }
 
   // ---------------------------------------------------------------- in-memory state
@@ -1036,8 +1188,9 @@ export class DeviceLog implements DeviceLogApi {
     if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
     ids.set(event.seq, event.id);
     let contiguous = this.#contiguous.get(event.device) ?? 0;
-    if (event.seq !== contiguous + 1) {
-      this.#held.set(event.id, event); // held back behind a hole (or already covered)
+    const barrier = this.#barriers.get(event.device) ?? Infinity;
+    if (event.seq !== contiguous + 1 || event.seq >= barrier) {
+      this.#held.set(event.id, event); // held back behind a hole or an equivocation (or already covered)
       return;
     }
     // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
@@ -1046,12 +1199,14 @@ export class DeviceLog implements DeviceLogApi {
       contiguous++;
       this.#folder.add(e);
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
+      else if (e.type === SystemEventType.RosterUpdated) this.#noteRoster(e);
       released.push(e);
-      const next = ids.get(contiguous + 1);
+      const next = contiguous + 1 < barrier ? ids.get(contiguous + 1) : undefined;
       e = next === undefined ? undefined : this.#held.get(next);
       if (next !== undefined) this.#held.delete(next);
     }
     this.#contiguous.set(event.device, contiguous);
+    if (contiguous % this.#segmentSize < released.length) this.#evidenceGrew(event.device);
     this.#onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
     if (released.length > 0) this.#notify(released);
@@ -1065,11 +1220,30 @@ export class DeviceLog implements DeviceLogApi {
     if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
     const key = segmentName(parsed.value.device, parsed.value.index);
     this.#seals.set(key, parsed.value.digest);
+    const device = parsed.value.device;
+    if (parsed.value.index > (this.#sealedIndex.get(device) ?? -1)) {
+      this.#sealedIndex.set(device, parsed.value.index);
+      this.#evidenceGrew(device);
+    }
     const waiting = this.#awaitingSeal.get(key);
     if (waiting !== undefined) {
       this.#awaitingSeal.delete(key);
       this.#scheduleIngest(waiting);
     }
+  }
+
+  /** Remembers the devices a relay-signed roster names, so that no root-index edit can hide them. */
+  #noteRoster(event: SignedEvent): void {
+    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
+      return;
+    const parsed = parseRosterUpdatedData(event.data);
+    if (!parsed.ok) return;
+    const before = this.#rosterDevices.size;
+    for (const member of parsed.value.devices) {
+      if (this.#rosterDevices.size >= MAX_FOLLOWED_DEVICES) break;
+      this.#rosterDevices.add(member.id);
+    }
+    if (this.#rosterDevices.size > before && !this.#closed && this.#root !== undefined) this.#onRootChange();
   }
 
   /**
@@ -1101,8 +1275,9 @@ export class DeviceLog implements DeviceLogApi {
   /** Own-history state: whether peers announce own events this log does not hold yet. */
   ownHistory(): OwnHistory {
     const assigned = this.#assignedSeq;
-    const announced = this.#root.doc().devices[this.deviceId] ?? 0;
-    let behind = typeof announced === 'number' && announced > Math.ceil(assigned / this.#segmentSize);
+    // Only signed evidence counts (own events held beyond what we assigned), never the root index's
+    // count, which any peer may raise to make this device (or the relay) wait for good.
+    let behind = (this.#seqs.get(this.deviceId)?.max() ?? 0) > assigned;
     if (!behind) {
       const last = Math.max(0, Math.ceil(assigned / this.#segmentSize) - 1);
       const segment = this.#segments.get(segmentDocumentId(this.facility, this.deviceId, last));
@@ -1267,6 +1442,29 @@ export class DeviceLog implements DeviceLogApi {
         corruptChunks: this.#corruptChunksAtStart,
       },
     };
+  }
+
+  /** Devices whose later events are withheld, and why; revoked devices are left out. */
+  withheld(): Withheld[] {
+    const heldBy = new Map<DeviceId, number>();
+    for (const event of this.#held.values()) heldBy.set(event.device, (heldBy.get(event.device) ?? 0) + 1);
+    const out: Withheld[] = [];
+    for (const [device, heldBack] of heldBy) {
+      if (this.#opts.roster.lookup(device)?.revoked === true) continue;
+      const from = (this.#contiguous.get(device) ?? 0) + 1;
+      const barrier = this.#barriers.get(device);
+      if (barrier !== undefined && barrier <= from) {
+        out.push({ device, from, reason: 'equivocation', missing: [], heldBack });
+        continue;
+      }
+      const seqs = this.#seqs.get(device);
+      const missing: number[] = [];
+      const end = Math.min(seqs?.max() ?? 0, barrier ?? Infinity);
+      for (let seq = from; seq < end && missing.length < 1000; seq++)
+        if (seqs?.get(seq) === undefined) missing.push(seq);
+      out.push({ device, from, reason: 'hole', missing, heldBack });
+    }
+    return out.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
   }
 
   /** The most recent security incidents (bounded). */

@@ -1,6 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, eventIdTime, isEventId, MAX_EVENT_ID_TIME, newEventId } from './index.js';
+import {
+  deviceIdFromPublicKey,
+  ErrorCode,
+  eventIdFor,
+  eventIdTime,
+  isEventId,
+  isEventIdOf,
+  MAX_EVENT_ID_TIME,
+  newEventId,
+  type DeviceId,
+} from './index.js';
 
 const arbTime = fc.integer({ min: 0, max: MAX_EVENT_ID_TIME });
 const arbRandom = fc.uint8Array({ minLength: 10, maxLength: 10 });
@@ -66,6 +76,58 @@ describe('event ids', () => {
       '',
     ]) {
       expect(isEventId(s)).toBe(false);
+    }
+  });
+});
+
+describe('event ids bound to their author', () => {
+  const arbDevice = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((raw) => deviceIdFromPublicKey(raw));
+  const arbSeq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
+
+  it('are well-formed, carry their time, and check against their device and seq only', () => {
+    fc.assert(
+      fc.property(arbTime, arbDevice, arbSeq, arbTime, (t, device, seq, later) => {
+        const id = eventIdFor(t, device, seq);
+        expect(isEventId(id)).toBe(true);
+        expect(eventIdTime(id)).toBe(t);
+        expect(isEventIdOf(id, device, seq)).toBe(true);
+        // The time part is the author's own business; the tail is not.
+        expect(isEventIdOf(eventIdFor(later, device, seq), device, seq)).toBe(true);
+        expect(isEventIdOf(id, device, seq + 1)).toBe(false);
+      }),
+    );
+  });
+
+  it("never match another device's ids, nor a random id", () => {
+    fc.assert(
+      fc.property(arbDevice, arbDevice, arbSeq, arbRandom, (a, b, seq, random) => {
+        fc.pre(a.slice(1, 9) !== b.slice(1, 9));
+        const id = eventIdFor(Date.UTC(2026, 0, 1), a, seq);
+        expect(isEventIdOf(id, b, seq)).toBe(false);
+        const unbound = newEventId(Date.UTC(2026, 0, 1), random);
+        expect(isEventIdOf(unbound, a, seq)).toBe(unbound === eventIdFor(Date.UTC(2026, 0, 1), a, seq));
+      }),
+    );
+  });
+
+  it('are distinct for every seq of one device within 2^32', () => {
+    const device = deviceIdFromPublicKey(new Uint8Array(32).fill(7));
+    const ids = new Set<string>();
+    for (let seq = 1; seq <= 10_000; seq++) ids.add(eventIdFor(0, device, seq));
+    expect(ids.size).toBe(10_000);
+  });
+
+  it('refuse a malformed device id or seq with a code, and never match one', () => {
+    for (const [device, seq] of [
+      ['not-a-device', 1],
+      ['d', 1],
+      ['d' + 'A'.repeat(43), -1],
+      ['d' + 'A'.repeat(43), 1.5],
+    ] as const) {
+      expect(() => eventIdFor(0, device as DeviceId, seq)).toThrow(
+        expect.objectContaining({ code: ErrorCode.PROTOCOL_BAD_KEY }),
+      );
+      expect(isEventIdOf(newEventId(0), device, seq)).toBe(false);
     }
   });
 });

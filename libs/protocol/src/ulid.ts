@@ -1,5 +1,6 @@
 import { AccordError, ErrorCode } from './errors.js';
-import type { EventId } from './ids.js';
+import { fromBase64Url } from './base64url.js';
+import type { DeviceId, EventId } from './ids.js';
 import { stringFromCodes } from './flat-string.js';
 import { randomBytes } from './webcrypto.js';
 
@@ -70,6 +71,72 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
     }
   }
   return stringFromCodes(codes) as EventId;
+}
+
+/** Bytes of an event id's 80-bit tail taken from its author's public key (the rest is the seq). */
+const AUTHOR_TAG_BYTES = 6;
+const tagCache = new Map<string, Uint8Array>();
+const MAX_TAG_CACHE = 4096;
+
+/** The first 48 bits of the public key in a device id (`d` + base64url): its first 8 characters. */
+function authorTag(device: string): Uint8Array | undefined {
+  let tag = tagCache.get(device);
+  if (tag !== undefined) return tag;
+  if (device.length < 9 || device.charCodeAt(0) !== 0x64 /* d */) return undefined;
+  try {
+    tag = fromBase64Url(device.slice(1, 9));
+  } catch {
+    return undefined;
+  }
+  if (tagCache.size >= MAX_TAG_CACHE) tagCache.clear();
+  tagCache.set(device, tag);
+  return tag;
+}
+
+/** The 10 bytes after the time of the id of `device`'s event `seq`, or undefined for a bad device id. */
+function authorTail(device: string, seq: number): Uint8Array | undefined {
+  const tag = authorTag(device);
+  if (tag === undefined || !Number.isSafeInteger(seq) || seq < 0) return undefined;
+  const tail = new Uint8Array(EVENT_ID_RANDOM_BYTES);
+  tail.set(tag);
+  const low = seq % 2 ** 32;
+  tail[AUTHOR_TAG_BYTES] = (low >>> 24) & 0xff;
+  tail[AUTHOR_TAG_BYTES + 1] = (low >>> 16) & 0xff;
+  tail[AUTHOR_TAG_BYTES + 2] = (low >>> 8) & 0xff;
+  tail[AUTHOR_TAG_BYTES + 3] = low & 0xff;
+  return tail;
+}
+
+/**
+ * The id of event `seq` of `device`, made at `nowMs`: an event id bound to its author.
+ *
+ * @remarks Same layout as {@link newEventId}, but the 80 bits after the time are the first 48
+ * bits of the author's public key and then `seq` (mod 2^32) instead of random bits: unique per
+ * device by its sequence, never equal to another device's ids, and checkable by anyone with
+ * {@link isEventIdOf}. A device that re-signs another device's event id under its own key is
+ * therefore caught as a forgery, and can never displace the author's own event (issue #13).
+ * @throws AccordError `PROTOCOL_CLOCK` when `nowMs` is out of range; `PROTOCOL_BAD_KEY` when
+ * `device` is not a device id or `seq` not a non-negative integer.
+ */
+export function eventIdFor(nowMs: number, device: DeviceId, seq: number): EventId {
+  const tail = authorTail(device, seq);
+  if (tail === undefined) {
+    throw new AccordError(ErrorCode.PROTOCOL_BAD_KEY, 'an event id needs a device id and a sequence number');
+  }
+  return newEventId(nowMs, tail);
+}
+
+/**
+ * True when `id` is bound to `device` and `seq` (see {@link eventIdFor}); the time part is free.
+ *
+ * @remarks Cheap (no hashing, a cached key prefix per device): checked on every event a peer delivers.
+ */
+export function isEventIdOf(id: string, device: string, seq: number): boolean {
+  const tail = authorTail(device, seq);
+  if (tail === undefined || id.length !== 26) return false;
+  const expected = newEventId(0, tail);
+  for (let i = 10; i < 26; i++) if (id.charCodeAt(i) !== expected.charCodeAt(i)) return false;
+  return true;
 }
 
 /** True when `s` is a well-formed event id (26 uppercase Crockford base32 chars, time ≤ 2^48-1). */

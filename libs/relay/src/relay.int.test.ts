@@ -369,7 +369,7 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
         );
         expect(kinds.some((k) => k === 404 || k === 422)).toBe(true);
       }
-      expect(d.log.incidents().filter((i) => i.code === 'LOG_CONFLICTING_EVENT')).toEqual([]);
+      expect(d.log.incidents().filter((i) => i.code === 'LOG_EQUIVOCATION')).toEqual([]);
     }
   });
 });

@@ -6,7 +6,7 @@ import type { DocHandle, DocumentId, Repo } from '@automerge/automerge-repo';
 import {
   canonicalEncode,
   formatHlc,
-  newEventId,
+  eventIdFor,
   signBytes,
   toBase64Url,
   type DeviceId,
@@ -102,12 +102,14 @@ export class HostileDevice {
   async sign(parts: HostileEnvelope): Promise<SignedEvent> {
     const seq = parts.seq ?? ++this.#seq;
     if (parts.seq !== undefined && parts.seq > this.#seq) this.#seq = parts.seq;
-    const id = parts.id ?? newEventId(Date.now());
+    const device = parts.device ?? this.deviceId;
+    // By default an id bound to the device and seq it claims, as an honest event's would be.
+    const id = parts.id ?? eventIdFor(Date.now(), device, seq);
     const envelope: EventEnvelope = {
       v: 1,
       id,
       facility: parts.facility ?? this.#opts.facility,
-      device: parts.device ?? this.deviceId,
+      device,
       seq,
       hlc: parts.hlc ?? formatHlc(Date.now(), 0),
       type: parts.type,
