@@ -3,6 +3,12 @@
 // duplicates, reorders and truncates. After the faults stop and the network heals,
 // every device must hold the same events, the same Automerge heads and byte-identical
 // projections, equal to a reference fold of the union of all acknowledged events.
+//
+// One more enrolled device runs a modified client (`hostileDevice`): it writes out-of-range
+// and made-up root-index entries, skips sequence numbers, stamps far-future clocks, re-signs
+// honest devices' event ids, signs one seq twice and pads events with thousands of unknown keys.
+// The honest devices must still converge among themselves, hold every acknowledged event and
+// keep serving projections (issue #13).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tentative, type LogState } from '@accord/domain';
@@ -15,8 +21,10 @@ import {
 } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork, compareReplicas, seedEntropy } from '@accord/testkit';
+import { formatHlc, MAX_HLC_COUNTER, MAX_HLC_WALL_MS } from '@accord/protocol';
+import type { HostileDevice } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
-import { makeFacility, type TestFacility } from './testing.js';
+import { hostileDevice, makeFacility, type TestFacility } from './testing.js';
 
 const FACILITY = 'model-facility' as FacilityId;
 
@@ -30,7 +38,12 @@ interface Node {
 interface World {
   readonly net: FakeNetwork;
   readonly facility: TestFacility;
+  /** The honest devices. */
   readonly nodes: Node[];
+  /** The modified client, and the log its documents live in (it syncs like any device). */
+  readonly hostile: { readonly node: Node; readonly client: HostileDevice };
+  /** True once a hostile command ran: incidents are then expected. */
+  attacked: boolean;
   /** Every event some device acknowledged, by id. */
   readonly acknowledged: Map<EventId, SignedEvent>;
   counter: number;
@@ -127,6 +140,80 @@ class AppendCommand implements fc.AsyncCommand<object, World> {
   }
 }
 
+type HostileKind = 'index' | 'skip' | 'future' | 'foreign-id' | 'equivocate' | 'unknown-keys';
+
+/** The modified client does one thing a changed build of the app could do. */
+class HostileCommand implements fc.AsyncCommand<object, World> {
+  constructor(
+    readonly kind: HostileKind,
+    readonly pick: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_: object, world: World): Promise<void> {
+    world.attacked = true;
+    const h = world.hostile.client;
+    const n = ++world.counter;
+    const registration = (givenName: string) => ({
+      type: 'PatientRegistered',
+      subject: { kind: 'patient', id: `H${n}` },
+      data: {
+        patientId: `H${n}`,
+        nationalId: `HN${n}`,
+        givenName,
+        familyName: 'Hostile',
+        birthDate: '2020-01-01',
+        sex: 'female',
+      },
+    });
+    switch (this.kind) {
+      case 'index': {
+        const honest = world.nodes[this.pick % world.nodes.length]!.log.deviceId;
+        const values: unknown[] = [999_999, 0, -1, 1.5, 'many', 2 ** 53];
+        await h.setIndex(this.pick % 2 === 0 ? honest : `junk-${n}`, values[this.pick % values.length]);
+        break;
+      }
+      case 'skip':
+        h.continueAfter(h.nextSeq + (this.pick % 3));
+        await h.write([await h.sign(registration('Skipped'))]);
+        break;
+      case 'future': {
+        const hlc =
+          this.pick % 2 === 0
+            ? formatHlc(MAX_HLC_WALL_MS, MAX_HLC_COUNTER)
+            : formatHlc(Date.UTC(2099, 0, 1), 0);
+        await h.write([await h.sign({ ...registration('Future'), hlc })]);
+        break;
+      }
+      case 'foreign-id': {
+        const ids = [...world.acknowledged.keys()];
+        if (ids.length === 0) return;
+        const id = ids[this.pick % ids.length]!;
+        await h.write([await h.sign({ ...registration('Forged'), id })]);
+        break;
+      }
+      case 'equivocate': {
+        const seq = h.nextSeq;
+        const one = await h.sign({ ...registration('One'), seq });
+        const other = await h.sign({ ...registration('Other'), seq });
+        await h.write([one, other]);
+        break;
+      }
+      case 'unknown-keys': {
+        const data: Record<string, string> = { ...registration('Padded').data };
+        const keys = this.pick % 2 === 0 ? 7000 : 200; // over and under the event size limit
+        for (let i = 0; i < keys; i++) data[`k${i}`] = 'x';
+        await h.write([await h.sign({ ...registration('Padded'), data })]);
+        break;
+      }
+    }
+  }
+  toString(): string {
+    return `hostile(${this.kind}, ${this.pick})`;
+  }
+}
+
 class PartitionCommand implements fc.AsyncCommand<object, World> {
   constructor(readonly split: number[]) {}
   check(): boolean {
@@ -135,6 +222,7 @@ class PartitionCommand implements fc.AsyncCommand<object, World> {
   async run(_: object, world: World): Promise<void> {
     const groups: string[][] = [[], []];
     world.nodes.forEach((node, i) => groups[(this.split[i] ?? 0) % 2]!.push(node.name));
+    groups[(this.split[world.nodes.length] ?? 0) % 2]!.push(world.hostile.node.name);
     world.net.partition(groups.filter((g) => g.length > 0));
     await world.net.deliverAll();
   }
@@ -196,12 +284,14 @@ function projectionJson(events: Iterable<SignedEvent>): string {
 async function converge(world: World): Promise<void> {
   world.net.setFaults({ dropRate: 0, duplicateRate: 0, reorderRate: 0, truncateRate: 0 });
   world.net.heal();
+  const all = [...world.nodes, world.hostile.node];
   for (let round = 0; round < 50; round++) {
     await world.net.quiet();
-    await Promise.all(world.nodes.map((n) => n.log.settled()));
+    await Promise.all(all.map((n) => n.log.settled()));
     const sizes = world.nodes.map((n) => n.log.size());
     const heads = world.nodes.map((n) => JSON.stringify(n.log.heads()));
-    if (sizes.every((s) => s === world.acknowledged.size) && heads.every((h) => h === heads[0])) return;
+    const complete = world.nodes.every((n) => [...world.acknowledged.keys()].every((id) => n.log.get(id)));
+    if (complete && sizes.every((s) => s === sizes[0]) && heads.every((h) => h === heads[0])) return;
   }
 }
 
@@ -219,12 +309,21 @@ const command = fc.oneof(
   {
     weight: 1,
     arbitrary: fc
-      .array(fc.nat(1), { minLength: 6, maxLength: 6 })
+      .array(fc.nat(1), { minLength: 7, maxLength: 7 })
       .map((split) => new PartitionCommand(split)),
   },
   { weight: 1, arbitrary: fc.constant(new HealCommand()) },
   { weight: 2, arbitrary: fc.constant(new DeliverCommand()) },
   { weight: 1, arbitrary: fc.nat(5).map((d) => new RestartCommand(d)) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom<HostileKind>('index', 'skip', 'future', 'foreign-id', 'equivocate', 'unknown-keys'),
+        fc.nat(50),
+      )
+      .map(([kind, pick]) => new HostileCommand(kind, pick)),
+  },
 );
 
 describe('DeviceLog convergence (model)', () => {
@@ -243,9 +342,31 @@ describe('DeviceLog convergence (model)', () => {
         async (size, netSeed, faults, commands) => {
           // Event ids and Automerge actors draw on crypto.getRandomValues: seed them too.
           const entropy = seedEntropy(netSeed);
-          const facility = await makeFacility(FACILITY, size, netSeed);
+          // The last key is the modified client's: enrolled like the others.
+          const facility = await makeFacility(FACILITY, size + 1, netSeed);
           const net = new FakeNetwork({ seed: netSeed, ...faults });
-          const world: World = { net, facility, nodes: [], acknowledged: new Map(), counter: 0 };
+          const hostileNode = await (async (): Promise<Node> => {
+            const store = new MemoryEventStore();
+            const storage = new MemoryStorageAdapter();
+            const log = await DeviceLog.open({
+              facility: FACILITY,
+              key: facility.keys[size]!,
+              eventStore: store,
+              storage,
+              roster: facility.roster,
+              network: [net.adapter('hostile')],
+            });
+            return { name: 'hostile', store, storage, log };
+          })();
+          const world: World = {
+            net,
+            facility,
+            nodes: [],
+            hostile: { node: hostileNode, client: hostileDevice(hostileNode.log, facility.keys[size]!) },
+            attacked: false,
+            acknowledged: new Map(),
+            counter: 0,
+          };
           for (let i = 0; i < size; i++) {
             const store = new MemoryEventStore();
             const storage = new MemoryStorageAdapter();
@@ -259,8 +380,7 @@ describe('DeviceLog convergence (model)', () => {
           try {
             await fc.asyncModelRun(() => ({ model: {}, real: world }), commands);
             await converge(world);
-            const reference = projectionJson(world.acknowledged.values());
-            const referenceIds = [...world.acknowledged.keys()].sort();
+            const hostileId = world.hostile.node.log.deviceId;
             const replicas = world.nodes.map((node) => ({
               name: node.name,
               heads: node.log.heads(),
@@ -270,15 +390,27 @@ describe('DeviceLog convergence (model)', () => {
                 .sort(),
               projection: new TextDecoder().decode(canonicalEncode(node.log.tentative().toJSON())),
             }));
-            const verdict = compareReplicas(replicas, { events: referenceIds, projection: reference });
+            // Honest devices agree with each other; without an attack, also with the reference
+            // fold of what was acknowledged.
+            const verdict = world.attacked
+              ? compareReplicas(replicas)
+              : compareReplicas(replicas, {
+                  events: [...world.acknowledged.keys()].sort(),
+                  projection: projectionJson(world.acknowledged.values()),
+                });
             if (!verdict.ok) throw new Error(`replicas differ (net seed ${netSeed}):\n${verdict.report}`);
             for (const node of world.nodes) {
+              // Every acknowledged event is shown, whatever the modified client did.
+              for (const id of world.acknowledged.keys()) expect(node.log.get(id)?.event.id).toBe(id);
               const report = node.log.integrity();
-              expect(report.holes).toEqual([]);
-              expect(report.incidents).toBe(0);
+              expect(report.holes.filter((h) => h.device !== hostileId)).toEqual([]);
+              expect(node.log.withheld().every((w) => w.device === hostileId)).toBe(true);
+              if (!world.attacked) expect(report.incidents).toBe(0);
+              // Honest appends still work after whatever the modified client wrote.
+              await node.log.append(draftFor(world, 'register', node, 0));
             }
           } finally {
-            for (const node of world.nodes) await node.log.close();
+            for (const node of [...world.nodes, world.hostile.node]) await node.log.close();
             entropy.restore();
           }
         },
