@@ -19,7 +19,7 @@ import {
 } from '@accord/protocol';
 import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
-import type { EventStatus } from '@accord/domain';
+import { zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 
 /** One peer connection as shown by `GET /api/status`. */
@@ -68,6 +68,11 @@ export interface HttpApiOptions {
   readonly maxBodyBytes?: number;
   /** Wall clock in ms, for the default `date` of the queue and appointments (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * The facility's IANA time zone: the default `date` of the queue and appointments is today
+   * there, and encounters belong to the day of their check-in there (default UTC).
+   */
+  readonly timeZone?: string;
   /**
    * The relay whose verdicts count (`id`) and the URL it is dialed at (null when it is not
    * dialed): shown by `GET /api/status`. Absent or null: no relay known.
@@ -560,7 +565,15 @@ export class HttpApi {
       { path: ['api', 'stock'], methods: { GET: ({ query }) => ok(projection(query).stock()) } },
       {
         path: ['api', 'queue'],
-        methods: { GET: ({ query }) => ok(projection(query, ['date']).queue(this.#date(query))) },
+        methods: {
+          GET: ({ query }) => {
+            const view = projection(query, ['date']);
+            const zone = this.#opts.timeZone;
+            return ok(
+              zone === undefined ? view.queue(this.#date(query)) : view.queue(this.#date(query), zone),
+            );
+          },
+        },
       },
       {
         path: ['api', 'appointments'],
@@ -661,7 +674,8 @@ export class HttpApi {
 
   #date(query: URLSearchParams): string {
     const date = query.get('date');
-    if (date === null) return new Date((this.#opts.clock ?? Date.now)()).toISOString().slice(0, 10);
+    // "Today" is the facility's business date, not the UTC one (issue #13).
+    if (date === null) return zonedDate((this.#opts.clock ?? Date.now)(), this.#opts.timeZone);
     if (!isCalendarDate(date)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'date must be YYYY-MM-DD');
     return date;
   }
