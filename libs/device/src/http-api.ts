@@ -19,7 +19,7 @@ import {
 } from '@accord/protocol';
 import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
-import { zonedDate, type EventStatus } from '@accord/domain';
+import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 
 /** One peer connection as shown by `GET /api/status`. */
@@ -204,6 +204,8 @@ export class HttpApi {
   readonly #unsubscribe: () => void;
   #lastVerdict: LastVerdict | undefined;
   #confirmedSeq = 0;
+  /** Devices whose clocks are off, from the relay's verdicts (issue #13). */
+  readonly #clockSkew: ClockSkewDetector;
   #stopping = false;
   #port = 0;
 
@@ -211,10 +213,14 @@ export class HttpApi {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#routes = this.#makeRoutes();
+    this.#clockSkew = new ClockSkewDetector({
+      relay: opts.relay?.id ?? null,
+      lookup: (id) => opts.log.get(id)?.event,
+    });
     // Verdicts already visible, then each new one as it becomes visible.
-    for (const event of opts.log.visibleEvents()) this.#observeVerdict(event);
+    for (const event of opts.log.visibleEvents()) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
-      for (const e of events) this.#observeVerdict(e);
+      for (const e of events) this.#observe(e);
     });
     this.#server = createServer((req, res) => {
       const done = this.#handle(req, res).finally(() => {
@@ -401,6 +407,7 @@ export class HttpApi {
               lastVerdict: this.#lastVerdict ?? null,
               confirmedSeq: this.#confirmedSeq,
               integrity: log.integrity(),
+              clockSkews: this.#clockSkew.skews(),
               heads: log.heads(),
             });
           },
@@ -603,6 +610,11 @@ export class HttpApi {
         },
       },
     ];
+  }
+
+  #observe(event: SignedEvent): void {
+    this.#observeVerdict(event);
+    this.#clockSkew.add(event);
   }
 
   #observeVerdict(event: SignedEvent): void {

@@ -4,6 +4,7 @@
 // peer's event stamped at the HLC's very maximum must never make an honest append fail.
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClockSkewDetector } from '@accord/domain';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
 import { WebSocketClientAdapter } from '@accord/network-ws';
@@ -148,6 +149,12 @@ describe('clock poisoning: one tablet with a wrong clock', () => {
     for (const e of fromA) {
       await eventually(() => b.log.get(e.id)?.status === 'accepted', `A's ${e.id} accepted on B`);
     }
+    // A's events are accepted, and flagged: its clock is two years ahead of the relay's verdicts.
+    const detector = new ClockSkewDetector({ relay: relay.id, lookup: (id) => b.log.get(id)?.event });
+    for (const e of b.log.visibleEvents()) detector.add(e);
+    const skews = detector.skews();
+    expect(skews.map((s) => s.device)).toEqual([keyA.deviceId]);
+    expect(skews[0]!.offByHours).toBeGreaterThan(2 * 365 * 24 - 1);
     // At runtime the drift guard already holds: B's own stamp and the relay's verdict are real.
     const { event: before } = await b.log.append(registration('PB1'));
     expect(inRealTime(before.hlc)).toBe(true);
