@@ -35,6 +35,7 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
     roster: { type: 'string' },
     relay: { type: 'string' },
     token: { type: 'string' },
+    'time-zone': { type: 'string' },
   });
   if ((values.relay === undefined) !== (values.token === undefined)) usage('--relay and --token go together');
   if (values.relay !== undefined && values.roster !== undefined)
@@ -50,6 +51,7 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
     ...(values.facility === undefined ? {} : { facility: values.facility }),
     name: required(values.name, '--name'),
     ...(values.roster === undefined ? {} : { roster: values.roster }),
+    ...(values['time-zone'] === undefined ? {} : { timeZone: values['time-zone'] }),
   });
   io.out(
     JSON.stringify({
@@ -59,6 +61,7 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
       name: config.name,
       roster: config.roster,
       ...(config.relay === undefined ? {} : { relay: config.relay }),
+      ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
     }),
   );
   return 0;

@@ -3,14 +3,16 @@ export const USAGE = `accord — offline-first, event-sourced sync for the table
 
 Usage:
   accord help                 Show this help (also: accord --help, accord -h, accord)
-  accord device init --data DIR --name NAME --relay ws://HOST:PORT --token TOKEN
+  accord device init --data DIR --name NAME --relay ws://HOST:PORT --token TOKEN [--time-zone TZ]
                               Enroll a new device with a relay: create its key (DIR/key.json,
                               mode 0600), prove it to the relay with the one-time TOKEN, and keep
                               the relay-signed facility roster it answers with.
-  accord device init --data DIR --facility ID --name NAME [--roster FILE]
+  accord device init --data DIR --facility ID --name NAME [--roster FILE] [--time-zone TZ]
                               Without a relay: create the key and device.json and add the device
                               to a roster file (default DIR/roster.json; share one FILE between a
-                              facility's devices).
+                              facility's devices). --time-zone: the facility's IANA zone (e.g.
+                              Africa/Nairobi) for business dates such as the queue's "today"
+                              (default UTC).
   accord device run --data DIR [--listen PORT] [--peer ws://HOST:PORT ...] [--http PORT]
                     [--listen-host HOST] [--roster FILE] [--no-relay] [--relay ws://HOST:PORT]
                               Run a device agent: sync with peers (and its relay, unless

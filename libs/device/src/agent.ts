@@ -211,6 +211,7 @@ export class DeviceAgent {
         ...(verdictsFrom === undefined ? {} : { relay: { id: verdictsFrom, url: relay?.url ?? null } }),
         port: opts.http ?? 0,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+        ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
       });
       const unsubscribe = (): void => {
         stopFollowingRelay();

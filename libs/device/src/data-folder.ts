@@ -12,6 +12,7 @@ import {
   type DeviceKeyPair,
   type FacilityId,
 } from '@accord/protocol';
+import { isTimeZone } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 import {
   pathExists,
@@ -60,6 +61,11 @@ export interface DeviceConfig {
   readonly roster: string;
   /** The relay this device enrolled with (absent for a device of a shared roster file). */
   readonly relay?: RelayConfig;
+  /**
+   * The facility's IANA time zone (`Africa/Nairobi`): business dates, such as the queue's and the
+   * appointments' "today", are calendar dates there. Absent: UTC.
+   */
+  readonly timeZone?: string;
 }
 
 /** The relay of a relay-enrolled device, as recorded in `device.json`. */
@@ -87,6 +93,8 @@ export interface InitDeviceOptions {
   readonly enrollTimeoutMs?: number;
   /** Wall clock in ms (default Date.now). */
   readonly clock?: () => number;
+  /** The facility's IANA time zone for business dates (default: none, i.e. UTC). */
+  readonly timeZone?: string;
 }
 
 const MAX_NAME = 100;
@@ -131,6 +139,9 @@ export async function initDevice(
   if (relay === undefined && facility === undefined) {
     bad('facility is required (or relay and token to enroll with a relay)', {});
   }
+  if (options.timeZone !== undefined && !isTimeZone(options.timeZone)) {
+    bad('time zone must be an IANA time zone name such as Africa/Nairobi', { timeZone: options.timeZone });
+  }
   if (relay !== undefined) {
     enrollUrl(relay);
     if (token === undefined || !isEnrollToken(token)) bad('token must be an enrollment token (acc1.…)', {});
@@ -163,6 +174,7 @@ export async function initDevice(
       device: key.deviceId,
       created: new Date((options.clock ?? Date.now)()).toISOString(),
       roster: rosterPath,
+      ...(options.timeZone === undefined ? {} : { timeZone: options.timeZone }),
     };
     if (relay !== undefined && token !== undefined) {
       const enrolled = await enrollWithRelay({
@@ -273,17 +285,27 @@ function parseDeviceConfig(raw: unknown, path: string): DeviceConfig {
     throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${path}: ${what}`);
   };
   if (typeof raw !== 'object' || raw === null) return bad('must be a JSON object');
-  const { v, facility, name, device, created, roster, relay } = raw as Record<string, unknown>;
+  const { v, facility, name, device, created, roster, relay, timeZone } = raw as Record<string, unknown>;
   if (v !== 1) bad('unsupported version');
   if (typeof facility !== 'string' || !isFacilityId(facility)) return bad('facility must be a facility id');
   if (typeof name !== 'string') return bad('name must be a string');
   if (typeof device !== 'string' || !isDeviceId(device)) return bad('device must be a device id');
   if (typeof created !== 'string') return bad('created must be a string');
   if (typeof roster !== 'string') return bad('roster must be a path');
-  if (relay === undefined) return { v: 1, facility, name, device, created, roster };
+  if (timeZone !== undefined && !isTimeZone(timeZone)) return bad('timeZone must be an IANA time zone name');
+  const base = {
+    v: 1 as const,
+    facility,
+    name,
+    device,
+    created,
+    roster,
+    ...(timeZone === undefined ? {} : { timeZone }),
+  };
+  if (relay === undefined) return base;
   if (typeof relay !== 'object' || relay === null) return bad('relay must be {url, id}');
   const { url, id } = relay as Record<string, unknown>;
   if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) return bad('relay.url must be a ws:// URL');
   if (typeof id !== 'string' || !isDeviceId(id)) return bad('relay.id must be a device id');
-  return { v: 1, facility, name, device, created, roster, relay: { url, id } };
+  return { ...base, relay: { url, id } };
 }

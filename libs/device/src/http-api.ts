@@ -19,7 +19,7 @@ import {
 } from '@accord/protocol';
 import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
-import type { EventStatus } from '@accord/domain';
+import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 
 /** One peer connection as shown by `GET /api/status`. */
@@ -68,6 +68,11 @@ export interface HttpApiOptions {
   readonly maxBodyBytes?: number;
   /** Wall clock in ms, for the default `date` of the queue and appointments (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * The facility's IANA time zone: the default `date` of the queue and appointments is today
+   * there, and encounters belong to the day of their check-in there (default UTC).
+   */
+  readonly timeZone?: string;
   /**
    * The relay whose verdicts count (`id`) and the URL it is dialed at (null when it is not
    * dialed): shown by `GET /api/status`. Absent or null: no relay known.
@@ -205,6 +210,8 @@ export class HttpApi {
   readonly #unsubscribe: () => void;
   #lastVerdict: LastVerdict | undefined;
   #confirmedSeq = 0;
+  /** Devices whose clocks are off, from the relay's verdicts (issue #13). */
+  readonly #clockSkew: ClockSkewDetector;
   #stopping = false;
   #port = 0;
 
@@ -212,10 +219,14 @@ export class HttpApi {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#routes = this.#makeRoutes();
+    this.#clockSkew = new ClockSkewDetector({
+      relay: opts.relay?.id ?? null,
+      lookup: (id) => opts.log.get(id)?.event,
+    });
     // Verdicts already visible, then each new one as it becomes visible.
-    for (const event of opts.log.visibleEvents()) this.#observeVerdict(event);
+    for (const event of opts.log.visibleEvents()) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
-      for (const e of events) this.#observeVerdict(e);
+      for (const e of events) this.#observe(e);
     });
     this.#server = createServer((req, res) => {
       const done = this.#handle(req, res).finally(() => {
@@ -404,6 +415,7 @@ export class HttpApi {
               confirmedSeq: this.#confirmedSeq,
               integrity: log.integrity(),
               withheld: log.withheld(),
+              clockSkews: this.#clockSkew.skews(),
               heads: log.heads(),
             });
           },
@@ -568,7 +580,15 @@ export class HttpApi {
       { path: ['api', 'stock'], methods: { GET: ({ query }) => served(projection(query).stock()) } },
       {
         path: ['api', 'queue'],
-        methods: { GET: ({ query }) => served(projection(query, ['date']).queue(this.#date(query))) },
+        methods: {
+          GET: ({ query }) => {
+            const view = projection(query, ['date']);
+            const zone = this.#opts.timeZone;
+            return served(
+              zone === undefined ? view.queue(this.#date(query)) : view.queue(this.#date(query), zone),
+            );
+          },
+        },
       },
       {
         path: ['api', 'appointments'],
@@ -600,6 +620,11 @@ export class HttpApi {
         },
       },
     ];
+  }
+
+  #observe(event: SignedEvent): void {
+    this.#observeVerdict(event);
+    this.#clockSkew.add(event);
   }
 
   #observeVerdict(event: SignedEvent): void {
@@ -671,7 +696,8 @@ export class HttpApi {
 
   #date(query: URLSearchParams): string {
     const date = query.get('date');
-    if (date === null) return new Date((this.#opts.clock ?? Date.now)()).toISOString().slice(0, 10);
+    // "Today" is the facility's business date, not the UTC one (issue #13).
+    if (date === null) return zonedDate((this.#opts.clock ?? Date.now)(), this.#opts.timeZone);
     if (!isCalendarDate(date)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'date must be YYYY-MM-DD');
     return date;
   }

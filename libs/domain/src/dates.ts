@@ -74,3 +74,60 @@ export function dateStartMs(date: string): number {
 export function daysBetween(from: string, to: string): number {
   return dayNumber(to) - dayNumber(from);
 }
+
+/** The time zone of a facility that set none: business dates are UTC dates. */
+export const DEFAULT_TIME_ZONE = 'UTC';
+
+// One formatter per zone: building an Intl.DateTimeFormat costs far more than using one.
+const zoneFormats = new Map<string, Intl.DateTimeFormat>();
+
+function zoneFormat(timeZone: string): Intl.DateTimeFormat | undefined {
+  let format = zoneFormats.get(timeZone);
+  if (format === undefined) {
+    try {
+      format = new Intl.DateTimeFormat('en-US', {
+        timeZone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        era: 'short',
+        calendar: 'gregory',
+        numberingSystem: 'latn',
+      });
+    } catch {
+      return undefined;
+    }
+    // Unbounded input (a config file) could otherwise grow the cache without limit.
+    if (zoneFormats.size < 64) zoneFormats.set(timeZone, format);
+  }
+  return format;
+}
+
+/** True when `s` is a time zone the platform knows (an IANA name such as `Africa/Nairobi`, or `UTC`). */
+export function isTimeZone(s: unknown): s is string {
+  return typeof s === 'string' && s.length > 0 && s.length <= 64 && zoneFormat(s) !== undefined;
+}
+
+/**
+ * The calendar date (`YYYY-MM-DD`) at Unix time `ms` in the IANA time zone `timeZone`: the
+ * facility's business date ("today" of the queue and the appointments).
+ *
+ * @remarks Pure (`Intl`, no clock). An unknown zone, or a time outside years 1–9999, falls back to
+ * the UTC date, so a bad setting shows UTC days rather than failing a screen.
+ */
+export function zonedDate(ms: number, timeZone: string = DEFAULT_TIME_ZONE): string {
+  const format = timeZone === DEFAULT_TIME_ZONE ? undefined : zoneFormat(timeZone);
+  if (format === undefined || !Number.isFinite(ms)) return utcDate(ms);
+  let year = '';
+  let month = '';
+  let day = '';
+  let era = '';
+  for (const part of format.formatToParts(ms)) {
+    if (part.type === 'year') year = part.value;
+    else if (part.type === 'month') month = part.value;
+    else if (part.type === 'day') day = part.value;
+    else if (part.type === 'era') era = part.value;
+  }
+  const date = `${year.padStart(4, '0')}-${month}-${day}`;
+  return era === 'AD' && isIsoDate(date) ? date : utcDate(ms);
+}

@@ -1,3 +1,4 @@
+import { isHlc, parseHlc } from '@accord/protocol';
 import type { EventId, Hlc, JsonValue, SignedEvent, Subject } from '@accord/protocol';
 import type {
   AppointmentCancelledData,
@@ -17,7 +18,7 @@ import type {
 } from './catalogue.js';
 import { DomainEventType, PATIENT_FIELDS, SubjectKind, checkEventData } from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
-import { isIsoDate } from './dates.js';
+import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
 
 /** A patient's sex as recorded. */
 export type Sex = 'female' | 'male' | 'other' | 'unknown';
@@ -71,7 +72,7 @@ export interface EncounterView {
   /** The (merge-resolved) patient. */
   readonly patientId: string;
   readonly state: EncounterState;
-  /** UTC date of the check-in event's HLC. */
+  /** Date of the check-in event's HLC: in the facility's time zone when the view was given one, else UTC. */
   readonly day: string;
   readonly checkedInAt: Hlc;
   readonly checkedInBy: EventId;
@@ -83,7 +84,8 @@ export interface EncounterView {
  *
  * @remarks Open encounters (waiting, in progress) are listed whatever their day, so a patient
  * never silently drops off the queue at midnight; `done` and `cancelled` hold only encounters
- * checked in on `today`. Each list is sorted by check-in HLC, then encounter id.
+ * checked in on `today`, a date in the facility's time zone (UTC when none is set). Each list is
+ * sorted by check-in HLC, then encounter id.
  */
 export interface QueueView {
   readonly today: string;
@@ -745,31 +747,40 @@ export class Projection {
     return { lots, byAntigen: sortObject(byAntigen) };
   }
 
-  #encounterView(rec: EncounterRec): EncounterView {
+  #encounterView(rec: EncounterRec, day: string = rec.day): EncounterView {
     return {
       encounterId: rec.encounterId,
       patientId: this.#resolve(rec.patientId) ?? rec.patientId,
       state: rec.state,
-      day: rec.day,
+      day,
       checkedInAt: rec.checkedInAt,
       checkedInBy: rec.checkedInBy,
       ...(rec.reason !== undefined ? { reason: rec.reason } : {}),
     };
   }
 
-  /** The encounter queue as seen on `today` (`YYYY-MM-DD`, UTC); see {@link QueueView}. */
-  queue(today: string): QueueView {
-    const all = [...this.#encounters.r.values()].sort(
-      (a, b) => cmp(a.checkedInAt, b.checkedInAt) || cmp(a.encounterId, b.encounterId),
-    );
-    const pick = (pred: (e: EncounterRec) => boolean): EncounterView[] =>
-      all.filter(pred).map((e) => this.#encounterView(e));
+  /**
+   * The encounter queue as seen on `today` (`YYYY-MM-DD`) in the facility's IANA `timeZone`
+   * (default UTC); see {@link QueueView}.
+   *
+   * @remarks The fold keeps each check-in's UTC date; the zone applies here, at view time, so
+   * the folded state stays the same on every device whatever zone it is configured with.
+   */
+  queue(today: string, timeZone?: string): QueueView {
+    const zoned = timeZone !== undefined && timeZone !== 'UTC' && isTimeZone(timeZone);
+    const dayOf = (e: EncounterRec): string =>
+      zoned && isHlc(e.checkedInAt) ? zonedDate(parseHlc(e.checkedInAt).wallMs, timeZone) : e.day;
+    const all = [...this.#encounters.r.values()]
+      .sort((a, b) => cmp(a.checkedInAt, b.checkedInAt) || cmp(a.encounterId, b.encounterId))
+      .map((rec) => ({ rec, day: dayOf(rec) }));
+    const pick = (pred: (e: EncounterRec, day: string) => boolean): EncounterView[] =>
+      all.filter(({ rec, day }) => pred(rec, day)).map(({ rec, day }) => this.#encounterView(rec, day));
     return {
       today,
       waiting: pick((e) => e.state === 'waiting'),
       inProgress: pick((e) => e.state === 'in-progress'),
-      done: pick((e) => e.state === 'completed' && e.day === today),
-      cancelled: pick((e) => e.state === 'cancelled' && e.day === today),
+      done: pick((e, day) => e.state === 'completed' && day === today),
+      cancelled: pick((e, day) => e.state === 'cancelled' && day === today),
     };
   }
 

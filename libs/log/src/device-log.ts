@@ -336,13 +336,26 @@ export class DeviceLog implements DeviceLogApi {
       else corrupt.push({ device: stored.device, seq: stored.seq });
     }
     const clock = opts.clock ?? Date.now;
-    let last = undefined as SignedEvent['hlc'] | undefined;
+    // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
+    // observation); another device's stamp is only observed, under the same drift bound as at run
+    // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
+    const ceiling = HybridClock.ceiling(clock());
+    let own = undefined as SignedEvent['hlc'] | undefined;
+    let other = undefined as SignedEvent['hlc'] | undefined;
     let highestOwnSeq = 0;
     for (const event of loaded) {
-      if (last === undefined || compareHlc(event.hlc, last) > 0) last = event.hlc;
-      if (event.device === opts.key.deviceId && event.seq > highestOwnSeq) highestOwnSeq = event.seq;
+      if (event.device === opts.key.deviceId) {
+        if (own === undefined || compareHlc(event.hlc, own) > 0) own = event.hlc;
+        if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
+      } else if (
+        compareHlc(event.hlc, ceiling) <= 0 &&
+        (other === undefined || compareHlc(event.hlc, other) > 0)
+      ) {
+        other = event.hlc;
+      }
     }
-    const hlc = new HybridClock({ wallClock: clock, ...(last !== undefined ? { last } : {}) });
+    const hlc = new HybridClock({ wallClock: clock, ...(own !== undefined ? { last: own } : {}) });
+    if (other !== undefined) hlc.observe(other);
     // A damaged own event still used its sequence number: never hand that number out again.
     highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
 

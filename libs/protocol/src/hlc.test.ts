@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_DRIFT_MS,
   ErrorCode,
   formatHlc,
+  HLC_WALL_CAP_MS,
   HybridClock,
   isHlc,
   MAX_HLC_COUNTER,
@@ -183,5 +184,89 @@ describe('HybridClock', () => {
     expect(clock.now()).toBe(formatHlc(0, 2));
     wall = T0 + 0.7;
     expect(clock.now()).toBe(formatHlc(T0, 0));
+  });
+
+  // Issue #13: no remote input, and no wall-clock reading, can make a local append fail or pull the
+  // clock past its bound. Remote stamps range over the whole format, up to the very last stamp.
+  it('never throws, stays strictly increasing and within max(last, wall + maxDrift) whatever it observes', () => {
+    const nearTop = fc.integer({ min: MAX_HLC_WALL_MS - 3 * DEFAULT_MAX_DRIFT_MS, max: MAX_HLC_WALL_MS });
+    const anyWall = fc.oneof(arbWall, nearTop, fc.integer({ min: T0 - 5_000, max: T0 + 5_000 }));
+    const reading = fc.oneof(
+      anyWall,
+      fc.constantFrom(Number.NaN, -1, Number.POSITIVE_INFINITY, MAX_HLC_WALL_MS + 10),
+    );
+    const remote = fc.tuple(
+      fc.oneof(anyWall, fc.constant(MAX_HLC_WALL_MS)),
+      fc.oneof(arbCounter, fc.constant(MAX_HLC_COUNTER)),
+    );
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('now' as const), wall: reading }),
+      fc.record({ kind: fc.constant('observe' as const), wall: reading, remote }),
+    );
+    const lastStamp = fc.option(
+      fc.tuple(fc.oneof(anyWall, fc.integer({ min: T0 - 5_000, max: T0 })), arbCounter),
+      {
+        nil: undefined,
+      },
+    );
+    const drift = fc.constantFrom(0, 60_000, DEFAULT_MAX_DRIFT_MS);
+    fc.assert(
+      fc.property(lastStamp, drift, fc.array(step, { maxLength: 80 }), (last, maxDriftMs, steps) => {
+        // The saturated last stamp is the one state a clock may repeat (see the unit test below).
+        fc.pre(last === undefined || last[0] < MAX_HLC_WALL_MS);
+        let wall = T0;
+        const clock = new HybridClock({
+          wallClock: () => wall,
+          maxDriftMs,
+          ...(last === undefined ? {} : { last: formatHlc(...last) }),
+        });
+        let prev = clock.last();
+        let topReading = -1;
+        let calls = 0;
+        for (const s of steps) {
+          wall = s.wall;
+          const read = Number.isNaN(s.wall)
+            ? -1
+            : Math.min(Math.max(Math.floor(s.wall), -1), HLC_WALL_CAP_MS);
+          topReading = Math.max(topReading, read);
+          if (s.kind === 'observe') {
+            const adopted = clock.observe(formatHlc(...s.remote));
+            if (s.remote[0] - read > maxDriftMs) expect(adopted).toBe(false);
+            continue;
+          }
+          const h = clock.now();
+          calls++;
+          expect(compareHlc(h, prev)).toBe(1);
+          prev = h;
+          const bound = Math.max(last?.[0] ?? 0, topReading + maxDriftMs) + 1 + Math.floor(calls / 1_000_000);
+          expect(parseHlc(h).wallMs).toBeLessThanOrEqual(bound);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('refuses to adopt a stamp that leaves no room (above the cap) even when the wall clock is there', () => {
+    const clock = new HybridClock({ wallClock: () => MAX_HLC_WALL_MS });
+    expect(clock.observe(formatHlc(MAX_HLC_WALL_MS, MAX_HLC_COUNTER))).toBe(false);
+    expect(clock.observe(formatHlc(HLC_WALL_CAP_MS, MAX_HLC_COUNTER))).toBe(true);
+    expect(clock.now()).toBe(formatHlc(HLC_WALL_CAP_MS + 1, 0));
+  });
+
+  it('repeats its very last stamp rather than throw once exhausted', () => {
+    const top = formatHlc(MAX_HLC_WALL_MS, MAX_HLC_COUNTER);
+    const clock = new HybridClock({ wallClock: () => T0, last: top });
+    expect(clock.now()).toBe(top);
+    expect(clock.now()).toBe(top);
+  });
+
+  it('names, as its ceiling, the greatest stamp observe adopts at a wall time', () => {
+    const ceiling = HybridClock.ceiling(T0, 60_000);
+    expect(ceiling).toBe(formatHlc(T0 + 60_000, MAX_HLC_COUNTER));
+    const clock = new HybridClock({ wallClock: () => T0, maxDriftMs: 60_000 });
+    expect(clock.observe(ceiling)).toBe(true);
+    expect(clock.observe(formatHlc(T0 + 60_001, 0))).toBe(false);
+    expect(HybridClock.ceiling(MAX_HLC_WALL_MS)).toBe(formatHlc(HLC_WALL_CAP_MS, MAX_HLC_COUNTER));
+    expect(HybridClock.ceiling(Number.NaN, 0)).toBe(formatHlc(0, 0));
   });
 });

@@ -8,6 +8,16 @@ export const MAX_HLC_COUNTER = 999_999;
 export const MAX_HLC_WALL_MS = 253_402_300_799_999;
 /** Default largest lead of a remote wall time over the local wall clock that {@link HybridClock.observe} adopts. */
 export const DEFAULT_MAX_DRIFT_MS = 24 * 60 * 60 * 1000;
+/**
+ * Wall times a {@link HybridClock} reads from its wall clock or adopts from a remote stamp stop
+ * this far short of {@link MAX_HLC_WALL_MS} (one day).
+ *
+ * @remarks The day left above is only reached by counter overflow, one millisecond per million
+ * stamps: 8.6e13 stamps, so `now()` cannot run out of stamps in practice, whatever it observed.
+ */
+export const HLC_RESERVE_MS = 24 * 60 * 60 * 1000;
+/** The greatest wall time a {@link HybridClock} reads or adopts (see {@link HLC_RESERVE_MS}). */
+export const HLC_WALL_CAP_MS = MAX_HLC_WALL_MS - HLC_RESERVE_MS;
 
 const HLC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z\/(\d{6})$/;
 
@@ -74,7 +84,11 @@ export function compareHlc(a: Hlc, b: Hlc): number {
  * with the timestamps of received events so later local events sort after them.
  *
  * @remarks Not thread-safe by design (single JS thread). Persist {@link HybridClock.last} and pass
- * it back as `last` on restart to stay monotonic across restarts.
+ * it back as `last` on restart to stay monotonic across restarts; `last` must be one of this
+ * device's own stamps (anything else goes through {@link HybridClock.observe}, see
+ * {@link HybridClock.ceiling}). Bound: no remote input moves the clock's wall part past
+ * `max(last, wall clock + maxDriftMs)`, plus one millisecond per million stamps issued at one
+ * wall time; {@link HybridClock.now} never throws.
  */
 export class HybridClock {
   readonly #wallClock: () => number;
@@ -91,19 +105,33 @@ export class HybridClock {
     this.#counter = start.counter;
   }
 
+  /**
+   * The greatest stamp {@link HybridClock.observe} adopts while the wall clock reads `wallMs`.
+   *
+   * @remarks For picking, among many stored remote stamps, the one worth observing at start-up
+   * (plain string comparison against it) without parsing each of them.
+   */
+  static ceiling(wallMs: number, maxDriftMs: number = DEFAULT_MAX_DRIFT_MS): Hlc {
+    const wall = Math.floor(wallMs);
+    const top = Number.isNaN(wall) ? -1 : Math.min(Math.max(wall, -1) + maxDriftMs, HLC_WALL_CAP_MS);
+    return top < 0 ? formatHlc(0, 0) : formatHlc(Math.floor(top), MAX_HLC_COUNTER);
+  }
+
   // The wall clock as an integer in range; a NaN reading counts as "no progress".
   #readWall(): number {
     const w = Math.floor(this.#wallClock());
     if (Number.isNaN(w)) return -1;
-    return Math.min(Math.max(w, -1), MAX_HLC_WALL_MS);
+    return Math.min(Math.max(w, -1), HLC_WALL_CAP_MS);
   }
 
   /**
    * A new timestamp, strictly greater than every timestamp this clock has issued or adopted.
    *
    * @remarks Uses the wall clock when it is ahead, otherwise increments the counter; a counter
-   * overflow advances the wall part by 1 ms.
-   * @throws AccordError `PROTOCOL_CLOCK` past year 9999.
+   * overflow advances the wall part by 1 ms. Never throws: remote stamps are adopted only up to
+   * {@link HLC_WALL_CAP_MS}, and the reserve above it holds 8.6e13 stamps; a clock that did
+   * reach `9999-12-31T23:59:59.999Z/999999` (a `last` there) repeats that stamp rather than
+   * fail the append it is for.
    */
   now(): Hlc {
     const wall = this.#readWall();
@@ -112,8 +140,7 @@ export class HybridClock {
       this.#counter = 0;
     } else if (this.#counter < MAX_HLC_COUNTER) {
       this.#counter++;
-    } else {
-      if (this.#wallMs >= MAX_HLC_WALL_MS) throw clockError('HLC exhausted');
+    } else if (this.#wallMs < MAX_HLC_WALL_MS) {
       this.#wallMs++;
       this.#counter = 0;
     }
@@ -123,14 +150,15 @@ export class HybridClock {
   /**
    * Merges a received timestamp so that the next {@link HybridClock.now} sorts after it.
    *
-   * @returns false, and changes nothing, when `remote` is malformed or its wall time is more than
+   * @returns false, and changes nothing, when `remote` is malformed, its wall time is more than
    * `maxDriftMs` ahead of the local wall clock (a device with a wildly wrong clock must not drag
-   * everyone's clock into the future); true otherwise (whether or not it was ahead of this clock).
+   * everyone's clock into the future) or above {@link HLC_WALL_CAP_MS}; true otherwise (whether
+   * or not it was ahead of this clock).
    */
   observe(remote: Hlc): boolean {
     const r = tryParse(remote);
     if (r === undefined) return false;
-    if (r.wallMs - this.#readWall() > this.#maxDriftMs) return false;
+    if (r.wallMs > HLC_WALL_CAP_MS || r.wallMs - this.#readWall() > this.#maxDriftMs) return false;
     if (r.wallMs > this.#wallMs || (r.wallMs === this.#wallMs && r.counter > this.#counter)) {
       this.#wallMs = r.wallMs;
       this.#counter = r.counter;
