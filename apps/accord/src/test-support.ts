@@ -99,6 +99,8 @@ export class AgentProcess {
   async api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
     const res = await fetch(`http://127.0.0.1:${this.ready.http}${path}`, {
       method,
+      // The agent takes writes declared JSON only.
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/json' } } : {}),
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     return { status: res.status, json: (await res.json()) as T };

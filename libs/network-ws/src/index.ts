@@ -34,9 +34,13 @@ export { measureSyncMessage, type SyncMessageMeasure, type SyncMessageProblem } 
 export { TokenBucket } from './token-bucket.js';
 export {
   DRAIN_LIMIT_FACTOR,
+  checkRequestOrigin,
   drainAfterEarlyReply,
+  isJsonRequest,
   matchPath,
   readJsonBody,
   type BodyProblem,
   type JsonBodyResult,
+  type RequestOriginPolicy,
+  type RequestOriginProblem,
 } from './http-json.js';
