@@ -1,4 +1,9 @@
-export { WebSocketServerAdapter, type WebSocketServerAdapterOptions } from './server-adapter.js';
+export {
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+  WebSocketServerAdapter,
+  type WebSocketServerAdapterOptions,
+} from './server-adapter.js';
 export {
   WebSocketClientAdapter,
   type ClientAdapterStats,
