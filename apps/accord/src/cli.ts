@@ -1,4 +1,4 @@
-import { ErrorCode, isAccordError } from '@accord/protocol';
+import { ErrorCode, isAccordError, isDeviceId } from '@accord/protocol';
 import { parse, port, required, usage } from './cli-args.js';
 import { relayCommand } from './relay-cli.js';
 import { USAGE } from './usage.js';
@@ -27,6 +27,22 @@ function peerUrl(value: string, flag = '--peer'): string {
   return value;
 }
 
+/**
+ * The enrollment token: `--token VALUE`; with `--token -`, one line of stdin; without `--token`,
+ * `ACCORD_ENROLL_TOKEN`, else one line of stdin (typed without echo on a terminal). A token on the
+ * command line is visible to every user of the machine (`ps`), the other two are not.
+ */
+async function enrollToken(flag: string | undefined, io: CliIo): Promise<string> {
+  if (flag !== undefined && flag !== '-') return flag;
+  const env = process.env['ACCORD_ENROLL_TOKEN'];
+  const token = (
+    flag === undefined && env !== undefined ? env : await io.readSecret('Enrollment token: ')
+  ).trim();
+  if (token === '')
+    usage('no enrollment token: give --token TOKEN, --token - (stdin) or ACCORD_ENROLL_TOKEN');
+  return token;
+}
+
 async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
     data: { type: 'string' },
@@ -34,22 +50,36 @@ async function deviceInit(args: readonly string[], io: CliIo): Promise<number> {
     name: { type: 'string' },
     roster: { type: 'string' },
     relay: { type: 'string' },
+    'relay-id': { type: 'string' },
     token: { type: 'string' },
     'time-zone': { type: 'string' },
   });
-  if ((values.relay === undefined) !== (values.token === undefined)) usage('--relay and --token go together');
+  if (values.relay === undefined && values.token !== undefined) usage('--token needs --relay');
+  if (values.relay === undefined && values['relay-id'] !== undefined) usage('--relay-id needs --relay');
   if (values.relay !== undefined && values.roster !== undefined)
     usage('--roster cannot be used with --relay');
   if (values.relay !== undefined) peerUrl(values.relay, '--relay');
+  const relayId = values['relay-id'];
+  if (relayId !== undefined && !isDeviceId(relayId))
+    usage(`--relay-id must be a relay id (printed by accord relay enroll), got ${JSON.stringify(relayId)}`);
+  const data = required(values.data, '--data');
+  const name = required(values.name, '--name');
+  if (values.relay === undefined) required(values.facility, '--facility');
+  const token = values.relay === undefined ? undefined : await enrollToken(values.token, io);
+  if (values.relay !== undefined && relayId === undefined) {
+    io.err(
+      `accord: warning: the relay is not pinned (no --relay-id): whoever answers at ${values.relay} ` +
+        'becomes this device’s relay. Pass the id printed by accord relay enroll.',
+    );
+  }
   // Loaded on demand: `accord --help` and usage errors should not pay for Automerge and LevelDB.
   const { initDevice } = await import('@accord/device');
   const { deviceId, config } = await initDevice({
-    data: required(values.data, '--data'),
-    ...(values.relay === undefined
-      ? { facility: required(values.facility, '--facility') }
-      : { relay: values.relay, token: required(values.token, '--token') }),
+    data,
+    ...(values.relay === undefined || token === undefined ? {} : { relay: values.relay, token }),
+    ...(relayId === undefined ? {} : { relayId }),
     ...(values.facility === undefined ? {} : { facility: values.facility }),
-    name: required(values.name, '--name'),
+    name,
     ...(values.roster === undefined ? {} : { roster: values.roster }),
     ...(values['time-zone'] === undefined ? {} : { timeZone: values['time-zone'] }),
   });

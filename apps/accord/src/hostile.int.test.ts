@@ -49,11 +49,53 @@ function raw(port: number, bytes: string | Buffer, opts: { half?: boolean } = {}
 async function post(body: string | Uint8Array): Promise<{ status: number; json: { code?: string } }> {
   const res = await fetch(`http://127.0.0.1:${agent.ready.http}/api/events`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: typeof body === 'string' ? body : new Blob([new Uint8Array(body)]),
   });
   const json = (await res.json()) as { code?: string };
   if (res.status === 201) created++;
   return { status: res.status, json };
+}
+
+/** One request with exactly the headers a browser would send for a page (`host` defaults to the agent's). */
+function browser(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; json: { code?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: agent.ready.http, path, method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as { code?: string } });
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const REGISTRATION = (n: number): string =>
+  JSON.stringify({
+    type: 'PatientRegistered',
+    data: {
+      patientId: `P-WEB-${n}`,
+      nationalId: `GH-WEB-${n}`,
+      givenName: 'Ama',
+      familyName: 'Mensah',
+      birthDate: '2020-02-02',
+      sex: 'female',
+    },
+  });
+
+async function total(): Promise<number> {
+  return (await agent.api<{ counts: { total: number } }>('GET', '/api/status')).json.counts.total;
 }
 
 async function alive(): Promise<void> {
@@ -70,9 +112,13 @@ describe('hostile input', () => {
       await raw(http, `GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100_000)}\r\n\r\n`),
     ).toMatch(/^HTTP\/1\.1 431/);
     // Declares a body, sends a little of it and vanishes.
-    await raw(http, 'POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"type":', {
-      half: true,
-    });
+    await raw(
+      http,
+      `POST /api/events HTTP/1.1\r\nHost: 127.0.0.1:${http}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"type":`,
+      {
+        half: true,
+      },
+    );
     await alive();
 
     const big = await post(
@@ -80,10 +126,19 @@ describe('hostile input', () => {
     );
     expect(big).toMatchObject({ status: 413, json: { code: 'DEVICE_BODY_TOO_LARGE' } });
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: http, path: '/api/events', method: 'POST' }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: http,
+          path: '/api/events',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 24; i++) req.write(Buffer.alloc(64 * 1024, 0x20));
       req.end();
@@ -143,6 +198,7 @@ describe('hostile input', () => {
                 return (await post(JSON.stringify({ type: r.type, data: r.data }))).status;
               const res = await fetch(`http://127.0.0.1:${agent.ready.http}/${r.path.replace(/^\/+/, '')}`, {
                 method: r.method,
+                headers: { 'content-type': 'application/json' },
               });
               await res.arrayBuffer();
               return res.status;
@@ -153,6 +209,92 @@ describe('hostile input', () => {
       ),
       { numRuns: 40 },
     );
+    await alive();
+  });
+
+  it('refuses what a foreign web page can make the browser send, and records nothing', async () => {
+    const port = agent.ready.http;
+    const before = await total();
+    const foreign = { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' };
+    // The three content types a page may POST with no CORS preflight (a form, or fetch no-cors).
+    const simple = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'];
+    let n = 0;
+    for (const type of simple) {
+      const cross = await browser(
+        'POST',
+        '/api/events',
+        { ...foreign, 'content-type': type },
+        REGISTRATION(++n),
+      );
+      expect(cross, type).toMatchObject({ status: 403, json: { code: 'DEVICE_FOREIGN_ORIGIN' } });
+      // Even a client that sends no Origin must say JSON to write.
+      const bare = await browser('POST', '/api/events', { 'content-type': type }, REGISTRATION(++n));
+      expect(bare, type).toMatchObject({ status: 415, json: { code: 'DEVICE_UNSUPPORTED_MEDIA_TYPE' } });
+    }
+    const json = { 'content-type': 'application/json' };
+    expect(await browser('POST', '/api/events', { ...foreign, ...json }, REGISTRATION(++n))).toMatchObject({
+      status: 403,
+      json: { code: 'DEVICE_FOREIGN_ORIGIN' },
+    });
+    expect(
+      await browser('POST', '/api/events', { origin: 'null', ...json }, REGISTRATION(++n)),
+    ).toMatchObject({
+      status: 403,
+      json: { code: 'DEVICE_FOREIGN_ORIGIN' },
+    });
+    // DNS rebinding: the page's own name resolves to 127.0.0.1, so the browser calls it same-origin.
+    const rebound = { host: `evil.example:${port}` };
+    expect(await browser('GET', '/api/patients', rebound)).toMatchObject({
+      status: 421,
+      json: { code: 'DEVICE_FOREIGN_HOST' },
+    });
+    expect(
+      await browser(
+        'POST',
+        '/api/events',
+        { ...rebound, origin: `http://evil.example:${port}`, ...json },
+        REGISTRATION(++n),
+      ),
+    ).toMatchObject({ status: 421, json: { code: 'DEVICE_FOREIGN_HOST' } });
+    // Reads from a foreign page (a no-cors GET carries Sec-Fetch-Site but no Origin).
+    expect(await browser('GET', '/api/patients', { 'sec-fetch-site': 'cross-site' })).toMatchObject({
+      status: 403,
+      json: { code: 'DEVICE_FOREIGN_ORIGIN' },
+    });
+    // Cutting the tablet off the network is a write like any other.
+    const off = JSON.stringify({ online: false });
+    expect(
+      await browser('POST', '/api/network', { ...foreign, 'content-type': 'text/plain' }, off),
+    ).toMatchObject({
+      status: 403,
+    });
+    expect(await browser('POST', '/api/network', { 'content-type': 'text/plain' }, off)).toMatchObject({
+      status: 415,
+      json: { code: 'DEVICE_UNSUPPORTED_MEDIA_TYPE' },
+    });
+    expect(await browser('POST', '/api/network', { ...rebound, ...json }, off)).toMatchObject({
+      status: 421,
+    });
+    expect((await agent.api<{ online: boolean }>('GET', '/api/network')).json.online).toBe(true);
+    expect(await total()).toBe(before);
+
+    // The agent's own pages (same origin, by any of its loopback names) keep working.
+    const own = await browser(
+      'POST',
+      '/api/events',
+      { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin', ...json },
+      REGISTRATION(++n),
+    );
+    expect(own.status, JSON.stringify(own.json)).toBe(201);
+    created++;
+    expect(
+      await browser('GET', '/api/patients', {
+        host: `localhost:${port}`,
+        origin: `http://localhost:${port}`,
+        'sec-fetch-site': 'same-origin',
+      }),
+    ).toMatchObject({ status: 200 });
+    expect(await total()).toBe(before + 1);
     await alive();
   });
 

@@ -57,7 +57,10 @@ async function adminPassword(args: readonly string[], io: CliIo): Promise<number
   return 0;
 }
 
-/** `accord relay enroll --data DIR --facility ID [--ttl 24h]`: prints a one-time token alone on its last line. */
+/**
+ * `accord relay enroll --data DIR --facility ID [--ttl 24h]`: prints the relay's id on the first line
+ * and a one-time token alone on the last, for `accord device init --relay-id ID --token -`.
+ */
 async function enroll(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
     data: { type: 'string' },
@@ -71,9 +74,13 @@ async function enroll(args: readonly string[], io: CliIo): Promise<number> {
   const { layout, key } = await openRelayFolder(data);
   const token = await createEnrollmentToken(layout, facility, ttlMs === undefined ? {} : { ttlMs });
   io.err(
-    `accord: one-time enrollment token for facility ${token.facility} on relay ${key.deviceId}, ` +
-      `valid until ${token.expires}. Use: accord device init --data DIR --name NAME --relay ws://HOST:PORT --token TOKEN`,
+    `accord: relay ${key.deviceId} (first line) and a one-time enrollment token for facility ` +
+      `${token.facility} (last line), valid until ${token.expires}. On the tablet: ` +
+      `accord device init --data DIR --name NAME --relay ws://HOST:PORT --relay-id ${key.deviceId} --token - ` +
+      '(the token on stdin, or in ACCORD_ENROLL_TOKEN)',
   );
+  // The id pins the relay at enrollment: a device given it refuses any other relay's answer.
+  io.out(key.deviceId);
   io.out(token.token);
   return 0;
 }

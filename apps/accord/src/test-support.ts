@@ -25,15 +25,19 @@ export function accordArgv(args: readonly string[]): string[] {
   return ['--max-semi-space-size=2', BUNDLE, ...args];
 }
 
-/** Runs `accord args…` to completion. */
+/** Runs `accord args…` to completion; `input` is written to its stdin (default: empty), `env` added to its environment. */
 export function runAccord(
   args: readonly string[],
+  opts: { readonly input?: string; readonly env?: Readonly<Record<string, string>> } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, accordArgv(args), {
       cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
     });
+    // Without input, stdin is at its end at once (as /dev/null would be).
+    child.stdin.end(opts.input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -99,6 +103,8 @@ export class AgentProcess {
   async api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>> {
     const res = await fetch(`http://127.0.0.1:${this.ready.http}${path}`, {
       method,
+      // The agent takes writes declared JSON only.
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/json' } } : {}),
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     return { status: res.status, json: (await res.json()) as T };
@@ -363,9 +369,12 @@ export async function enrollmentToken(relayData: string, facility: string, ttl?:
   return token;
 }
 
-/** Runs `accord device init … --relay URL --token TOKEN` and returns the new device's id. */
+/**
+ * Runs `accord device init … --relay URL [--relay-id ID] --token TOKEN` and returns the new device's
+ * id; the relay is pinned when its `id` is known (a {@link RelayProcess}).
+ */
 export async function enrollDevice(
-  relay: { readonly url: string; readonly data: string },
+  relay: { readonly url: string; readonly data: string; readonly id?: string },
   data: string,
   name: string,
   facility: string,
@@ -380,6 +389,7 @@ export async function enrollDevice(
     name,
     '--relay',
     relay.url,
+    ...(relay.id === undefined ? [] : ['--relay-id', relay.id]),
     '--token',
     token,
   ]);

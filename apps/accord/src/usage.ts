@@ -3,10 +3,15 @@ export const USAGE = `accord — offline-first, event-sourced sync for the table
 
 Usage:
   accord help                 Show this help (also: accord --help, accord -h, accord)
-  accord device init --data DIR --name NAME --relay ws://HOST:PORT --token TOKEN [--time-zone TZ]
+  accord device init --data DIR --name NAME --relay ws://HOST:PORT --relay-id ID [--token TOKEN|-]
+                              [--time-zone TZ]
                               Enroll a new device with a relay: create its key (DIR/key.json,
                               mode 0600), prove it to the relay with the one-time TOKEN, and keep
-                              the relay-signed facility roster it answers with.
+                              the relay-signed facility roster it answers with. --relay-id (printed
+                              by accord relay enroll) pins the relay: an answer from any other relay
+                              is refused and nothing is written. The token: --token TOKEN, or
+                              --token - (stdin), or without --token ACCORD_ENROLL_TOKEN, else stdin
+                              (a token on the command line is visible in ps).
   accord device init --data DIR --facility ID --name NAME [--roster FILE] [--time-zone TZ]
                               Without a relay: create the key and device.json and add the device
                               to a roster file (default DIR/roster.json; share one FILE between a
@@ -31,8 +36,9 @@ Usage:
                               Set the admin password (read from stdin or ACCORD_ADMIN_PASSWORD;
                               stored as a salted scrypt hash).
   accord relay enroll --data DIR --facility ID [--ttl 24h]
-                              Print a one-time, expiring enrollment token alone on the last line
-                              (works whether or not the relay is running on DIR).
+                              Print the relay's id on the first line and a one-time, expiring
+                              enrollment token alone on the last (works whether or not the relay
+                              is running on DIR).
   accord relay revoke --data DIR --device ID
                               Revoke a device; a running relay applies it within a second.
   accord demo [--data DIR] [--exit-after-ready]

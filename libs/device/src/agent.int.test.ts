@@ -149,6 +149,7 @@ async function api(
 ): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`http://127.0.0.1:${agent.httpPort}${path}`, {
     method,
+    ...(method === 'POST' ? { headers: { 'content-type': 'application/json' } } : {}),
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, json: await res.json() };

@@ -89,6 +89,8 @@ export interface InitDeviceOptions {
   readonly relay?: string;
   /** The one-time enrollment token from the relay's administrator (with `relay`). */
   readonly token?: string;
+  /** The relay's id (with `relay`): the relay must answer as this one (see `enrollWithRelay`). */
+  readonly relayId?: string;
   /** Time allowed for the enrollment exchange in ms (default 15 s). */
   readonly enrollTimeoutMs?: number;
   /** Wall clock in ms (default Date.now). */
@@ -116,7 +118,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * killed mid-way leaves a `key.json` behind, which a new init refuses: delete it by hand.)
  * Refuses a folder that already has a key or a device.json.
  * @throws AccordError `DEVICE_ALREADY_INITIALIZED`, `DEVICE_BAD_REQUEST` (bad facility, name, relay
- * URL or token; `relay` without `token` or the reverse; no facility without a relay; `roster` with
+ * URL, relay id or token; `relay` without `token` or the reverse; no facility without a relay; `roster` with
  * `relay`), `DEVICE_ROSTER_INVALID` (roster malformed or of another facility),
  * `DEVICE_ENROLL_FAILED` (the relay refused, was unreachable or answered something untrustworthy).
  */
@@ -136,6 +138,7 @@ export async function initDevice(
   if ((relay === undefined) !== (token === undefined)) {
     bad('relay and token go together: give both to enroll with a relay, or neither', {});
   }
+  if (relay === undefined && options.relayId !== undefined) bad('relayId needs relay and token', {});
   if (relay === undefined && facility === undefined) {
     bad('facility is required (or relay and token to enroll with a relay)', {});
   }
@@ -145,6 +148,9 @@ export async function initDevice(
   if (relay !== undefined) {
     enrollUrl(relay);
     if (token === undefined || !isEnrollToken(token)) bad('token must be an enrollment token (acc1.…)', {});
+    if (options.relayId !== undefined && !isDeviceId(options.relayId)) {
+      bad('relayId must be a relay id (as printed by accord relay enroll)', { relayId: options.relayId });
+    }
     if (options.roster !== undefined) {
       bad('a relay-enrolled device keeps the relay’s roster in its data folder: no roster file', {
         roster: options.roster,
@@ -183,6 +189,7 @@ export async function initDevice(
         key,
         name,
         ...(facility === undefined ? {} : { facility: facility as FacilityId }),
+        ...(options.relayId === undefined ? {} : { relayId: options.relayId as DeviceId }),
         ...(options.enrollTimeoutMs === undefined ? {} : { timeoutMs: options.enrollTimeoutMs }),
       });
       await writeJsonAtomic(rosterPath, enrolled.roster);

@@ -95,6 +95,41 @@ describe('initDevice with a relay', () => {
     expect(ok.config.relay?.id).toBe(relay.id);
   });
 
+  it('pins the relay: with relayId, a relay that answers as another (even honestly) is refused and nothing is written', async () => {
+    const data = join(dir, 'tablet');
+    // Another relay, self-consistent and honest, but not the one the administrator named.
+    const impostor = await FakeRelay.start({ facility: FACILITY });
+    try {
+      const refused = await enrollError(
+        initDevice({ data, name: 'a', relay: impostor.url, token: impostor.issueToken(), relayId: relay.id }),
+      );
+      expect(refused.code).toBe('DEVICE_ENROLL_FAILED');
+      expect(refused.details).toMatchObject({
+        status: 201,
+        reason: 'wrong-relay',
+        relay: impostor.id,
+        expected: relay.id,
+      });
+      await expectClean(data);
+    } finally {
+      await impostor.close();
+    }
+    const malformed = await enrollError(
+      initDevice({ data, name: 'a', relay: relay.url, token: relay.issueToken(), relayId: 'not-an-id' }),
+    );
+    expect(malformed.code).toBe('DEVICE_BAD_REQUEST');
+    expect(relay.requests).toEqual([]);
+
+    const { config } = await initDevice({
+      data,
+      name: 'a',
+      relay: relay.url,
+      token: relay.issueToken(),
+      relayId: relay.id,
+    });
+    expect(config.relay).toEqual({ url: relay.url, id: relay.id });
+  });
+
   it('refuses a roster whose signature does not verify, or signed by another key', async () => {
     const data = join(dir, 'tablet');
     // Renaming the listed device keeps the original signature, which then no longer verifies.

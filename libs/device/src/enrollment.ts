@@ -29,6 +29,12 @@ export interface EnrollOptions {
   readonly name: string;
   /** When given, the relay must enroll the device in this facility. */
   readonly facility?: FacilityId;
+  /**
+   * The relay's id as its administrator printed it (`accord relay enroll`): when given, an answer
+   * that names or is signed by any other relay is refused, so whoever answers at `relay`'s
+   * address cannot become this device's authority.
+   */
+  readonly relayId?: DeviceId;
   /** Time allowed for the exchange in ms (default {@link DEFAULT_ENROLL_TIMEOUT_MS}). */
   readonly timeoutMs?: number;
 }
@@ -78,7 +84,9 @@ export function isEnrollToken(token: string): boolean {
  * @throws AccordError `DEVICE_ENROLL_FAILED`, `details`: `{url, status, code}` — the relay's HTTP
  * status and error code when it refused (its message is in the error's message), `status: null`
  * when it could not be reached or did not answer in time (`reason: 'unreachable' | 'timeout'`),
- * and `reason: 'bad-response'` or `'untrusted-roster'` for an answer that fails the checks.
+ * and `reason: 'bad-response'` or `'untrusted-roster'` for an answer that fails the checks, or
+ * `'wrong-relay'` (`details.relay`, `details.expected`) when `relayId` is given and the answer is
+ * another relay's.
  */
 export async function enrollWithRelay(opts: EnrollOptions): Promise<Enrollment> {
   const url = enrollUrl(opts.relay);
@@ -137,6 +145,15 @@ export async function enrollWithRelay(opts: EnrollOptions): Promise<Enrollment> 
     });
   }
   const answer = parsed.value;
+  // Checked first: the roster's signature below is verified against the relay the answer names.
+  if (opts.relayId !== undefined && answer.relay !== opts.relayId) {
+    return fail(`the relay at ${url} is ${answer.relay}, not the expected relay ${opts.relayId}`, {
+      status,
+      reason: 'wrong-relay',
+      relay: answer.relay,
+      expected: opts.relayId,
+    });
+  }
   const untrusted = (message: string, cause?: unknown): never =>
     fail(`the relay's roster cannot be trusted: ${message}`, { status, reason: 'untrusted-roster' }, cause);
   if (opts.facility !== undefined && answer.facility !== opts.facility) {

@@ -24,6 +24,12 @@ export const DeviceErrorCode = {
   DEVICE_ENROLL_FAILED: ErrorCode.DEVICE_ENROLL_FAILED,
   /** A resolution (retry, discard, amend) names an event that is not a deadletter (HTTP 409). */
   DEVICE_NOT_DEADLETTER: ErrorCode.DEVICE_NOT_DEADLETTER,
+  /** A request from a web page of another origin (`Origin`, or `Sec-Fetch-Site: cross-site`) (HTTP 403). */
+  DEVICE_FOREIGN_ORIGIN: ErrorCode.DEVICE_FOREIGN_ORIGIN,
+  /** A request whose `Host` is not the agent's own address: DNS rebinding (HTTP 421). */
+  DEVICE_FOREIGN_HOST: ErrorCode.DEVICE_FOREIGN_HOST,
+  /** A write (POST) whose `Content-Type` is not `application/json` (HTTP 415). */
+  DEVICE_UNSUPPORTED_MEDIA_TYPE: ErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE,
 } as const;
 
 /** One of the {@link DeviceErrorCode} codes. */

@@ -355,7 +355,9 @@ async function call(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: Record<string, unknown> & unknown[] }> {
-  const init: RequestInit = { method };
+  // Writes are declared JSON, as the agent requires (what a non-JSON write gets is tested apart).
+  const init: RequestInit =
+    method === 'POST' ? { method, headers: { 'content-type': 'application/json' } } : { method };
   if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
   const res = await fetch(base + path, init);
   expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
@@ -672,6 +674,115 @@ describe('POST /api/network', () => {
   );
 });
 
+/** One request with the given headers (node's request sends them as they are, Host included). */
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('requests from web pages', () => {
+  const routes: [string, string, string?][] = [
+    ['GET', '/api/status'],
+    ['GET', '/api/patients'],
+    ['GET', '/api/nothing'],
+    ['POST', '/api/events', JSON.stringify({ type: 'A', data: {} })],
+    ['POST', '/api/network', JSON.stringify({ online: false })],
+    ['POST', `/api/events/${newEventId(NOW)}/retry`, '{}'],
+    ['POST', `/api/events/${newEventId(NOW)}/discard`, JSON.stringify({ reason: 'x' })],
+  ];
+  const json = { 'content-type': 'application/json' };
+
+  it.each(routes)(
+    'refuses %s %s from another Host (421), another Origin or a cross-site fetch (403)',
+    async (method, path, body) => {
+      const port = api.port;
+      expect(await raw(method, path, { ...json, host: `evil.example:${port}` }, body)).toMatchObject({
+        status: 421,
+        json: { code: 'DEVICE_FOREIGN_HOST', details: { host: `evil.example:${port}` } },
+      });
+      expect(await raw(method, path, { ...json, host: `127.0.0.1:${port + 1}` }, body)).toMatchObject({
+        status: 421,
+      });
+      for (const origin of [
+        'http://evil.example',
+        'null',
+        `http://127.0.0.1:${port + 1}`,
+        `https://127.0.0.1:${port}`,
+      ]) {
+        expect(await raw(method, path, { ...json, origin }, body), origin).toMatchObject({
+          status: 403,
+          json: { code: 'DEVICE_FOREIGN_ORIGIN' },
+        });
+      }
+      for (const site of ['cross-site', 'same-site']) {
+        expect(await raw(method, path, { ...json, 'sec-fetch-site': site }, body)).toMatchObject({
+          status: 403,
+        });
+      }
+      expect(log.appended).toBe(0);
+      expect(log.systemDrafts).toEqual([]);
+      expect(network.toggles).toEqual([]);
+    },
+  );
+
+  it.each(routes.filter(([m]) => m === 'POST'))(
+    'refuses %s %s without Content-Type: application/json (415)',
+    async (method, path, body) => {
+      for (const type of [
+        undefined,
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+      ]) {
+        const res = await raw(method, path, type === undefined ? {} : { 'content-type': type }, body);
+        expect(res, type).toMatchObject({
+          status: 415,
+          json: { code: 'DEVICE_UNSUPPORTED_MEDIA_TYPE', details: { contentType: type ?? null } },
+        });
+      }
+      expect(log.appended).toBe(0);
+      expect(log.systemDrafts).toEqual([]);
+      expect(network.toggles).toEqual([]);
+    },
+  );
+
+  it('serves its own origin by any of its loopback names', async () => {
+    const port = api.port;
+    for (const name of ['127.0.0.1', 'localhost', '[::1]']) {
+      const own = {
+        host: `${name}:${port}`,
+        origin: `http://${name}:${port}`,
+        'sec-fetch-site': 'same-origin',
+      };
+      expect((await raw('GET', '/api/status', own)).status, name).toBe(200);
+      const posted = await raw(
+        'POST',
+        '/api/events',
+        { ...own, 'content-type': 'application/json; charset=utf-8' },
+        '{"type":"A","data":{}}',
+      );
+      expect(posted.status, name).toBe(201);
+    }
+    // The page at one loopback name may call the agent by another.
+    expect((await raw('GET', '/api/status', { origin: `http://localhost:${port}` })).status).toBe(200);
+    expect(log.appended).toBe(3);
+  });
+});
+
 describe('close', () => {
   it('waits for an append in flight, answers it, then refuses connections', async () => {
     const gate = deferred();
@@ -689,7 +800,10 @@ describe('close', () => {
 
 describe('close with a slow sender', () => {
   it('does not wait for a client that never finishes its body', async () => {
-    const req = request(`${base}/api/events`, { method: 'POST', headers: { 'content-length': '100' } });
+    const req = request(`${base}/api/events`, {
+      method: 'POST',
+      headers: { 'content-length': '100', 'content-type': 'application/json' },
+    });
     const ended = new Promise<void>((resolve) => {
       req.on('error', () => resolve());
       req.on('response', (res) => {
@@ -732,7 +846,10 @@ describe('hostile input (property)', () => {
           fc.jsonValue().map((v) => JSON.stringify({ type: 'T', data: v })),
         ),
         async (path, method, body) => {
-          const res = await fetch(base + path, method === 'GET' ? { method } : { method, body });
+          const res = await fetch(
+            base + path,
+            method === 'GET' ? { method } : { method, body, headers: { 'content-type': 'application/json' } },
+          );
           expect(res.status).toBeLessThan(500);
           const json = (await res.json()) as unknown;
           if (res.status >= 400) expect(json).toHaveProperty('code');

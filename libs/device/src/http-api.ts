@@ -17,7 +17,14 @@ import {
   type Subject,
   type VerdictData,
 } from '@accord/protocol';
-import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
+import {
+  checkRequestOrigin,
+  drainAfterEarlyReply,
+  isJsonRequest,
+  matchPath,
+  readJsonBody as readBody,
+  type RequestOriginPolicy,
+} from '@accord/network-ws';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
@@ -153,6 +160,9 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [DeviceErrorCode.DEVICE_UNKNOWN_ROUTE]: 404,
   [DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED]: 405,
   [DeviceErrorCode.DEVICE_BODY_TOO_LARGE]: 413,
+  [DeviceErrorCode.DEVICE_FOREIGN_ORIGIN]: 403,
+  [DeviceErrorCode.DEVICE_FOREIGN_HOST]: 421,
+  [DeviceErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE]: 415,
   [ErrorCode.PROTOCOL_TOO_LARGE]: 413,
   [ErrorCode.LOG_HOLE]: 503,
   [ErrorCode.LOG_CLOSED]: 503,
@@ -190,7 +200,10 @@ interface Route {
 /**
  * The device agent's local JSON API on node:http (see the package README for the route table).
  *
- * @remarks Binds 127.0.0.1 by default. Never throws out of a request: every failure is an
+ * @remarks Binds 127.0.0.1 by default, and answers only requests addressed to its own name
+ * (`Host` 127.0.0.1, localhost or [::1] with its port) from no page or its own origin, with
+ * writes declared `application/json`: any web page on the tablet can reach a loopback port.
+ * Never throws out of a request: every failure is an
  * answer `{code, message}` with a 4xx (or 5xx for an internal fault) status. `POST /api/events`
  * answers 201 only after `log.append` resolved, i.e. after the durable write. Projection routes
  * always answer: events that a hole or an equivocation withholds (one device's later events) are
@@ -214,6 +227,8 @@ export class HttpApi {
   readonly #clockSkew: ClockSkewDetector;
   #stopping = false;
   #port = 0;
+  /** Who the agent is to a browser: its `host:port` names and origins (set once listening). */
+  #own: RequestOriginPolicy = { hosts: new Set(), origins: new Set() };
 
   private constructor(opts: HttpApiOptions) {
     this.#opts = opts;
@@ -261,6 +276,7 @@ export class HttpApi {
       api.#server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
         api.#server.off('error', reject);
         api.#port = (api.#server.address() as AddressInfo).port;
+        api.#own = ownOrigin(opts.host ?? '127.0.0.1', api.#port);
         resolve();
       });
     });
@@ -301,6 +317,7 @@ export class HttpApi {
     res.on('error', () => {});
     let reply: Reply;
     try {
+      this.#guard(req);
       if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
       reply = await this.#route(req);
     } catch (e) {
@@ -330,6 +347,30 @@ export class HttpApi {
       res.end(text, () => resolve());
       res.once('close', () => resolve());
     });
+  }
+
+  /**
+   * Refuses, before any route runs, what a web page other than the agent's own can make a
+   * browser send: another `Host` (DNS rebinding), another `Origin` or a cross-site fetch, and a
+   * write that is not declared JSON (a form or a no-cors fetch needs no preflight).
+   */
+  #guard(req: IncomingMessage): void {
+    const problem = checkRequestOrigin(req, this.#own);
+    if (problem === 'foreign-host') {
+      fail(DeviceErrorCode.DEVICE_FOREIGN_HOST, 'the Host header is not this agent’s address', {
+        host: req.headers.host ?? null,
+      });
+    }
+    if (problem !== undefined) {
+      fail(DeviceErrorCode.DEVICE_FOREIGN_ORIGIN, 'requests from other web pages are refused', {
+        origin: req.headers.origin ?? null,
+      });
+    }
+    if (req.method === 'POST' && !isJsonRequest(req)) {
+      fail(DeviceErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE, 'writes need Content-Type: application/json', {
+        contentType: req.headers['content-type'] ?? null,
+      });
+    }
   }
 
   async #route(req: IncomingMessage): Promise<Reply> {
@@ -701,6 +742,19 @@ export class HttpApi {
     if (!isCalendarDate(date)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'date must be YYYY-MM-DD');
     return date;
   }
+}
+
+/**
+ * The agent's own `host:port` names and origins when it listens on `host`:`port`: the loopback
+ * names always, and `host` itself unless it is a wildcard.
+ */
+function ownOrigin(host: string, port: number): RequestOriginPolicy {
+  const names = new Set(['127.0.0.1', 'localhost', '[::1]']);
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') {
+    names.add(host.includes(':') && !host.startsWith('[') ? `[${host.toLowerCase()}]` : host.toLowerCase());
+  }
+  const hosts = new Set([...names].map((n) => `${n}:${port}`));
+  return { hosts, origins: new Set([...hosts].map((h) => `http://${h}`)) };
 }
 
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {

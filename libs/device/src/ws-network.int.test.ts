@@ -29,7 +29,10 @@ interface Answer {
 }
 
 async function api(agent: DeviceAgent, method: string, path: string): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${agent.httpPort}${path}`, { method });
+  const res = await fetch(`http://127.0.0.1:${agent.httpPort}${path}`, {
+    method,
+    ...(method === 'POST' ? { headers: { 'content-type': 'application/json' } } : {}),
+  });
   return { status: res.status, json: (await res.json()) as Answer['json'] };
 }
 

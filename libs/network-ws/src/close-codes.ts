@@ -83,7 +83,7 @@ const REFUSAL_CLOSE: Record<RefusalReason, CloseCode> = {
   'bad-request': CloseCode.AuthFailed,
   'unsupported-version': CloseCode.AuthFailed,
   offline: CloseCode.GoingAway,
-  busy: CloseCode.GoingAway,
+  busy: CloseCode.RateLimited,
   self: CloseCode.Forbidden,
   'unknown-device': CloseCode.Forbidden,
   'revoked-device': CloseCode.Forbidden,

@@ -89,3 +89,66 @@ export function matchPath(pattern: readonly string[], segments: readonly string[
   }
   return params;
 }
+
+/**
+ * Why a request that may come from a web page is refused; each server maps it to its own code.
+ *
+ * @remarks `foreign-host`: the `Host` header names another server (a DNS-rebinding page reaching
+ * a loopback port through its own name); `foreign-origin`: an `Origin` other than the server's
+ * own (`null` included); `cross-site`: the browser says so (`Sec-Fetch-Site` other than
+ * `same-origin` or `none`), for requests that carry no `Origin` (no-cors GETs).
+ */
+export type RequestOriginProblem = 'foreign-host' | 'foreign-origin' | 'cross-site';
+
+/** What {@link checkRequestOrigin} accepts. */
+export interface RequestOriginPolicy {
+  /** `host:port` names this server answers to, lower-case; undefined accepts any `Host`. */
+  readonly hosts?: ReadonlySet<string>;
+  /**
+   * Origins (`scheme://host:port`, lower-case) that are this server itself; undefined: the
+   * origin built from the request's own `Host` (`http://` or `https://`).
+   */
+  readonly origins?: ReadonlySet<string>;
+}
+
+/**
+ * Checks the headers a browser adds to every request against the server's own name and origin:
+ * undefined when the request may proceed.
+ *
+ * @remarks A page on another site can make a browser send simple requests (GET, and POST with a
+ * form's content types) to any address, loopback included, without a CORS preflight; and a
+ * page whose name was rebound to 127.0.0.1 sends its own name as `Host`. Non-browser clients
+ * (curl, Node's fetch) send neither `Origin` nor `Sec-Fetch-Site`, and the `Host` of the URL
+ * they were given.
+ */
+export function checkRequestOrigin(
+  req: IncomingMessage,
+  policy: RequestOriginPolicy,
+): RequestOriginProblem | undefined {
+  const host = req.headers.host?.toLowerCase();
+  if (policy.hosts !== undefined && (host === undefined || !policy.hosts.has(host))) return 'foreign-host';
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    const own =
+      policy.origins ??
+      (host === undefined ? new Set<string>() : new Set([`http://${host}`, `https://${host}`]));
+    if (!own.has(origin.toLowerCase())) return 'foreign-origin';
+  }
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return 'cross-site';
+  return undefined;
+}
+
+/**
+ * True when a request declares a JSON body (`application/json`, parameters such as `charset`
+ * allowed).
+ *
+ * @remarks The content types a web page may send without a CORS preflight (`text/plain`,
+ * `application/x-www-form-urlencoded`, `multipart/form-data`) are exactly the ones this refuses,
+ * so requiring it on writes keeps a foreign page's form or `fetch(…, {mode: 'no-cors'})` out.
+ */
+export function isJsonRequest(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  if (type === undefined) return false;
+  return type.split(';')[0]!.trim().toLowerCase() === 'application/json';
+}

@@ -1,4 +1,9 @@
-export { WebSocketServerAdapter, type WebSocketServerAdapterOptions } from './server-adapter.js';
+export {
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+  WebSocketServerAdapter,
+  type WebSocketServerAdapterOptions,
+} from './server-adapter.js';
 export {
   WebSocketClientAdapter,
   type ClientAdapterStats,
@@ -34,9 +39,13 @@ export { measureSyncMessage, type SyncMessageMeasure, type SyncMessageProblem } 
 export { TokenBucket } from './token-bucket.js';
 export {
   DRAIN_LIMIT_FACTOR,
+  checkRequestOrigin,
   drainAfterEarlyReply,
+  isJsonRequest,
   matchPath,
   readJsonBody,
   type BodyProblem,
   type JsonBodyResult,
+  type RequestOriginPolicy,
+  type RequestOriginProblem,
 } from './http-json.js';

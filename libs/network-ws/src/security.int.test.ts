@@ -219,6 +219,106 @@ describe('refused during the handshake', () => {
   });
 });
 
+describe('unauthenticated floods', () => {
+  /** Opens `n` sockets that claim `device`, one after the other; every other one sends a hello, then all idle. */
+  async function flood(
+    url: string,
+    device: DeviceKeyPair,
+    facility: FacilityId,
+    n: number,
+    from: (i: number) => string = () => '127.0.0.1',
+  ) {
+    const open: RawClient[] = [];
+    let refused = 0;
+    for (let i = 0; i < n; i++) {
+      const d = await RawClient.dial(url, { device: device.deviceId, facility, localAddress: from(i) });
+      if (d.kind === 'refused') {
+        refused++;
+        continue;
+      }
+      cleanups.push(() => d.client.close());
+      if (i % 2 === 0) {
+        d.client.sendHandshake({
+          type: 'hello',
+          v: 1,
+          deviceId: device.deviceId,
+          facility,
+          nonce: 'A'.repeat(43),
+          peerMetadata: {},
+        });
+      }
+      open.push(d.client);
+    }
+    const stillOpen = (): number => open.filter((c) => c.ws.readyState === c.ws.OPEN).length;
+    return { open, refused, stillOpen };
+  }
+
+  it('idle sockets from one address cannot hold the handshake slots: an enrolled device still connects and syncs', async () => {
+    const f = await makeTestFacility(3);
+    const [s, h, x] = f.keys as [DeviceKeyPair, DeviceKeyPair, DeviceKeyPair];
+    // Default limits and timings: what a tablet and the relay run with.
+    const server = await startServerNode(f, s);
+    cleanups.push(async () => {
+      await server.repo.shutdown();
+      await server.server.close();
+    });
+    // 200 idle sockets from 127.0.0.1, claiming an enrolled device (ids are public), none authenticating.
+    const attack = await flood(server.url, x, f.facility, 200);
+    const up = nextEvent(server.server, (e) => e.type === 'peer-connected', 4000);
+    const honest = startClientNode(f, h, server.url);
+    cleanups.push(() => honest.repo.shutdown());
+    // Well before any idle socket's timeout could have freed a slot.
+    expect(await up).toMatchObject({ peer: h.deviceId });
+    expect(attack.stillOpen()).toBeGreaterThan(0);
+    const shared = server.repo.create<Note>({ text: 'during the flood' });
+    await docWhere(await findDoc<Note>(honest.repo, shared.url), (d) => d.text === 'during the flood');
+    // What the flood kept is bounded per address; the rest was closed with a code, not left hanging.
+    const closes = await Promise.all(
+      attack.open.filter((c) => c.ws.readyState !== c.ws.OPEN).map((c) => c.closed),
+    );
+    expect(closes.length).toBeGreaterThan(0);
+    for (const c of closes) expect(c.code).toBe(CloseCode.RateLimited);
+    expect(attack.stillOpen()).toBeLessThanOrEqual(8);
+  });
+
+  it('idle sockets from many addresses cannot hold the slots either: the oldest idle one makes room', async () => {
+    const f = await makeTestFacility(3);
+    const [s, h, x] = f.keys as [DeviceKeyPair, DeviceKeyPair, DeviceKeyPair];
+    const server = await startServerNode(f, s, {
+      maxPendingHandshakes: 16,
+      maxPendingHandshakesPerAddress: 4,
+    });
+    cleanups.push(async () => {
+      await server.repo.shutdown();
+      await server.server.close();
+    });
+    // 4 idle sockets from each of 127.0.0.2 … 127.0.0.11 (loopback only): 40, over the cap of 16.
+    const attack = await flood(server.url, x, f.facility, 40, (i) => `127.0.0.${2 + (i % 10)}`);
+    expect(attack.stillOpen()).toBeLessThanOrEqual(16);
+    const up = nextEvent(server.server, (e) => e.type === 'peer-connected', 4000);
+    const honest = startClientNode(f, h, server.url);
+    cleanups.push(() => honest.repo.shutdown());
+    expect(await up).toMatchObject({ peer: h.deviceId });
+    expect(attack.stillOpen()).toBeGreaterThan(0);
+    expect(server.server.stats().refused['busy']).toBeGreaterThanOrEqual(24);
+  });
+
+  it('a socket that never says hello is closed 4408 after the short hello timeout', async () => {
+    const f = await makeTestFacility(2);
+    const [s, x] = f.keys as [DeviceKeyPair, DeviceKeyPair];
+    const server = await startServerNode(f, s, { timings: { helloTimeoutMs: 100, authTimeoutMs: 60_000 } });
+    cleanups.push(async () => {
+      await server.repo.shutdown();
+      await server.server.close();
+    });
+    const d = await RawClient.dial(server.url, { device: x.deviceId, facility: f.facility });
+    if (d.kind !== 'open') throw new Error('expected open');
+    cleanups.push(() => d.client.close());
+    expect((await d.client.closed).code).toBe(CloseCode.AuthTimeout);
+    expect(server.server.stats().refused['auth-timeout']).toBe(1);
+  });
+});
+
 describe('hostile frames after authentication close only that connection', () => {
   it('a frame claiming another device as sender is closed 4406', async () => {
     const a = await arena();

@@ -58,14 +58,33 @@ export interface WebSocketServerAdapterOptions extends CommonAdapterOptions {
   readonly attachUpgrade?: boolean;
   /** Only upgrades to this path are handled (others are left to other listeners); default: all. */
   readonly path?: string;
-  /** Most connections in the handshake at once; more are answered 503. Default 64. */
+  /**
+   * Most connections in the handshake at once (default 64). A new connection beyond it closes the
+   * oldest one still in the handshake (idle ones first) with 4429, so idle sockets cannot keep
+   * enrolled devices out.
+   */
   readonly maxPendingHandshakes?: number;
+  /**
+   * Most connections in the handshake at once from one remote address (default 8); beyond it, the
+   * oldest of that address (idle ones first) is closed with 4429.
+   */
+  readonly maxPendingHandshakesPerAddress?: number;
 }
+
+/** Default of {@link WebSocketServerAdapterOptions.maxPendingHandshakes}. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+/** Default of {@link WebSocketServerAdapterOptions.maxPendingHandshakesPerAddress}. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS = 8;
 
 interface Pending {
   readonly ws: WebSocket;
   readonly claimed: DeviceId;
-  readonly timer: ReturnType<typeof setTimeout>;
+  /** The remote address (IPv4-mapped IPv6 folded to IPv4), for the per-address limit. */
+  readonly address: string;
+  /** When the socket opened (monotonic ms, as the timers run), for the total handshake budget. */
+  readonly openedAt: number;
+  /** The hello deadline until the hello arrives, then the rest of the handshake's. */
+  timer: ReturnType<typeof setTimeout>;
   state: 'hello' | 'auth' | 'verifying' | 'done';
   facts?: WireTranscriptFacts;
   announced?: WirePeerMetadata;
@@ -333,8 +352,6 @@ export class WebSocketServerAdapter extends NetworkAdapter {
     };
     try {
       if (!this.#connected || !this.#online) return refuse(503, 'offline', 'not accepting peers now');
-      if (this.#pending.size >= (this.#options.maxPendingHandshakes ?? 64))
-        return refuse(503, 'busy', 'too many handshakes in progress');
       const version = req.headers[WireHttpHeader.Version];
       if (version !== String(WIRE_VERSION))
         return refuse(426, 'unsupported-version', `wire version ${String(version)}`);
@@ -350,27 +367,57 @@ export class WebSocketServerAdapter extends NetworkAdapter {
         return refuse(403, 'self', 'a device cannot connect to itself', device);
       const reason = this.#rosterCheck(device);
       if (reason !== undefined) return refuse(403, reason, 'roster', device);
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#startHandshake(ws, device));
+      const address = remoteAddress(req);
+      this.#makeRoom(address);
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#startHandshake(ws, device, address));
     } catch (e) {
       this.#telemetry.log(`upgrade failed: ${String(e)}`);
       socket.destroy();
     }
   };
 
-  #startHandshake(ws: WebSocket, claimed: DeviceId): void {
+  /**
+   * Before a new connection joins the handshake: when its address, or the adapter, already has
+   * as many connections in the handshake as allowed, closes the oldest of them (4429), preferring
+   * one that has not said hello, then one not being verified.
+   *
+   * @remarks Evicting rather than refusing the newcomer is what keeps idle sockets from locking
+   * enrolled devices out: an honest handshake takes a few round trips, an idle socket holds on.
+   */
+  #makeRoom(address: string): void {
+    const perAddress =
+      this.#options.maxPendingHandshakesPerAddress ?? DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS;
+    const overall = this.#options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
+    const fromAddress = [...this.#pending].filter((p) => p.address === address);
+    if (fromAddress.length >= Math.max(1, perAddress)) {
+      this.#evict(fromAddress, `more than ${perAddress} handshakes in progress from ${address}`);
+    }
+    if (this.#pending.size >= Math.max(1, overall)) {
+      this.#evict([...this.#pending], `more than ${overall} handshakes in progress`);
+    }
+  }
+
+  #evict(candidates: readonly Pending[], detail: string): void {
+    // Sets iterate in insertion order: the first match is the oldest.
+    const victim =
+      candidates.find((p) => p.state === 'hello') ??
+      candidates.find((p) => p.state !== 'verifying') ??
+      candidates[0];
+    if (victim !== undefined) this.#failPending(victim, refusalCloseCode('busy'), 'busy', detail);
+  }
+
+  #startHandshake(ws: WebSocket, claimed: DeviceId, address: string): void {
+    const timeout = (detail: string) => (): void =>
+      this.#failPending(pending, CloseCode.AuthTimeout, 'auth-timeout', detail);
     const pending: Pending = {
       ws,
       claimed,
+      address,
+      openedAt: performance.now(),
       state: 'hello',
       timer: setTimeout(
-        () =>
-          this.#failPending(
-            pending,
-            CloseCode.AuthTimeout,
-            'auth-timeout',
-            'handshake not completed in time',
-          ),
-        this.#timings.authTimeoutMs,
+        timeout('no hello in time'),
+        Math.min(this.#timings.helloTimeoutMs, this.#timings.authTimeoutMs),
       ),
     };
     pending.timer.unref();
@@ -424,6 +471,13 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       };
       p.facts = facts;
       p.state = 'auth';
+      // The hello came in time: the rest of the handshake gets what is left of its budget.
+      clearTimeout(p.timer);
+      p.timer = setTimeout(
+        () => this.#failPending(p, CloseCode.AuthTimeout, 'auth-timeout', 'handshake not completed in time'),
+        Math.max(0, this.#timings.authTimeoutMs - (performance.now() - p.openedAt)),
+      );
+      p.timer.unref();
       p.announced = m.peerMetadata;
       const signature = await proveIdentity(identity, 'server', facts);
       if (p.state !== 'auth') return;
@@ -536,6 +590,12 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       },
     };
   }
+}
+
+/** The remote address of a request, IPv4-mapped IPv6 folded to IPv4. */
+function remoteAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function pathOf(req: IncomingMessage): string | undefined {

@@ -42,6 +42,8 @@ export interface RawDialOptions {
   readonly version?: string;
   /** Answer pings automatically (default true); false simulates a dead peer. */
   readonly autoPong?: boolean;
+  /** The local (source) address to dial from, e.g. another loopback address such as 127.0.0.2. */
+  readonly localAddress?: string;
 }
 
 /** A frame header without its sequence number (the client numbers frames itself). */
@@ -105,6 +107,7 @@ export class RawClient {
       perMessageDeflate: false,
       autoPong: options.autoPong ?? true,
       maxPayload: 256 * 1024 * 1024,
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
     });
     const client = new RawClient(ws);
     return new Promise((resolve, reject) => {

@@ -56,6 +56,13 @@ export const DEFAULT_LIMITS: LinkLimits = {
 export interface LinkTimings {
   /** The handshake must complete within this (close 4408). */
   readonly authTimeoutMs: number;
+  /**
+   * Server only: a new connection must send its first handshake message (`hello`) within this
+   * (close 4408). An honest client sends it as soon as the socket opens; an idle socket should
+   * not hold a handshake slot for the whole `authTimeoutMs`. Not much shorter than 5 s: a server
+   * whose event loop was busy that long fires the timer before it reads a hello that did arrive.
+   */
+  readonly helloTimeoutMs: number;
   /** A ping is sent this often. */
   readonly heartbeatIntervalMs: number;
   /** With nothing heard (no frame, no pong) for this long, the socket is terminated. */
@@ -67,6 +74,7 @@ export interface LinkTimings {
 /** Defaults of {@link LinkTimings}. */
 export const DEFAULT_TIMINGS: LinkTimings = {
   authTimeoutMs: 10_000,
+  helloTimeoutMs: 5_000,
   heartbeatIntervalMs: 15_000,
   heartbeatTimeoutMs: 45_000,
   stallTimeoutMs: 30_000,

@@ -328,6 +328,73 @@ describe('admin routes', () => {
   });
 });
 
+describe('admin routes and web pages', () => {
+  it('refuse a foreign Origin or a cross-site fetch (403) and writes not declared JSON (415), changing nothing', async () => {
+    const f = await fixture();
+    await setAdminPassword(f.layout, PASSWORD);
+    const auth = basic('admin', PASSWORD);
+    const created = await call(`${f.url}/admin/facilities/${A}/tokens`, { headers: auth, body: {} });
+    expect(created.status).toBe(201);
+    const key = await generateDeviceKey();
+    expect(
+      (await call(`${f.url}/enroll`, { body: await enrollBody(created.body['token'] as string, key) }))
+        .status,
+    ).toBe(201);
+    const revoke = `${f.url}/admin/devices/${key.deviceId}/revoke`;
+    const port = new URL(f.url).port;
+
+    // A page elsewhere, with the admin's credentials cached by the browser.
+    for (const headers of [
+      { origin: 'http://evil.example' },
+      { origin: 'null' },
+      { origin: `http://127.0.0.1:${Number(port) + 1}` },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+    ]) {
+      const label = JSON.stringify(headers);
+      expect(await call(revoke, { method: 'POST', headers: { ...auth, ...headers } }), label).toMatchObject({
+        status: 403,
+        body: { code: ErrorCode.RELAY_FOREIGN_ORIGIN },
+      });
+      expect(
+        await call(`${f.url}/admin/facilities`, { headers: { ...auth, ...headers } }),
+        label,
+      ).toMatchObject({
+        status: 403,
+        body: { code: ErrorCode.RELAY_FOREIGN_ORIGIN },
+      });
+    }
+    // A form's content types need no preflight: writes must say JSON.
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
+      expect(
+        await call(revoke, { method: 'POST', headers: { ...auth, 'content-type': type } }),
+        type,
+      ).toMatchObject({ status: 415, body: { code: ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE } });
+      expect(
+        await call(`${f.url}/admin/facilities/${A}/tokens`, {
+          headers: { ...auth, 'content-type': type },
+          raw: '{}',
+        }),
+        type,
+      ).toMatchObject({ status: 415, body: { code: ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE } });
+    }
+    expect((await readMembers(f.layout, A))?.devices[0]?.revoked).toBe(false);
+
+    // The relay's own origin (a console served by the relay itself) is not a foreign page.
+    expect(
+      await call(revoke, {
+        method: 'POST',
+        headers: { ...auth, origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' },
+      }),
+    ).toMatchObject({ status: 200, body: { device: key.deviceId, version: 2 } });
+    expect((await readMembers(f.layout, A))?.devices[0]?.revoked).toBe(true);
+  });
+});
+
 describe('rate limits and faults', () => {
   it('limits failed admin logins per address, even for the right password, until refilled', async () => {
     let now = T0;

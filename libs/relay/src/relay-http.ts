@@ -12,7 +12,13 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
-import { drainAfterEarlyReply, matchPath, readJsonBody as readBody } from '@accord/network-ws';
+import {
+  checkRequestOrigin,
+  drainAfterEarlyReply,
+  isJsonRequest,
+  matchPath,
+  readJsonBody as readBody,
+} from '@accord/network-ws';
 import type { RelayLogger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -203,7 +209,10 @@ interface Route {
  * unexpected exception, or an `AccordError`'s own code with its message withheld (both logged).
  * Enrollment requests and failed admin logins are rate-limited per client address (429 with
  * `Retry-After`); an admin attempt reserves a token before the password check, so parallel guesses
- * cannot outrun the limit. Counts every enrollment in `accord_relay_enrollments_total` (callers
+ * cannot outrun the limit. Admin requests from another web page (an `Origin` other than
+ * `http(s)://` + the request's `Host`, or `Sec-Fetch-Site` other than `same-origin`/`none`) are
+ * refused 403 `RELAY_FOREIGN_ORIGIN` before authentication, and authenticated admin `POST`s
+ * not declared `application/json` 415 `RELAY_UNSUPPORTED_MEDIA_TYPE`. Counts every enrollment in `accord_relay_enrollments_total` (callers
  * must not count them again). Secrets (tokens, passwords) are never logged.
  */
 export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
@@ -358,7 +367,28 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
     const segments = pathSegments(req.url);
     if (segments[0] === 'admin') {
       checkStopping();
+      // Before the password is checked: a browser sends an admin's cached Basic credentials with
+      // a foreign page's requests too, and such a refusal must not spend the login budget.
+      if (checkRequestOrigin(req, {}) !== undefined) {
+        throw new HttpFailure(
+          403,
+          ErrorCode.RELAY_FOREIGN_ORIGIN,
+          'admin requests from other web pages are refused',
+          {
+            origin: req.headers.origin ?? null,
+          },
+        );
+      }
       await authenticate(req);
+      // A form's content types (text/plain, urlencoded, multipart) need no CORS preflight.
+      if (req.method === 'POST' && !isJsonRequest(req)) {
+        throw new HttpFailure(
+          415,
+          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
+          'admin writes need Content-Type: application/json',
+          { contentType: req.headers['content-type'] ?? null },
+        );
+      }
       return dispatch(adminRoutes, segments, req);
     }
     return dispatch(publicRoutes, segments, req);

@@ -424,7 +424,10 @@ describe('relay security over real WebSockets and LevelDB', () => {
     );
     const res = await fetch(url, {
       method: 'POST',
-      headers: { authorization: 'Basic ' + Buffer.from(`admin:${PASSWORD}`).toString('base64') },
+      headers: {
+        authorization: 'Basic ' + Buffer.from(`admin:${PASSWORD}`).toString('base64'),
+        'content-type': 'application/json',
+      },
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ device: rKey.deviceId, facility: F, version: 3 });
