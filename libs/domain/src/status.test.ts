@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EventId, SignedEvent } from '@accord/protocol';
 import type { Projection } from './projection.js';
-import { ProjectionFolder, classify, confirmed, tentative } from './status.js';
+import { ProjectionFolder, classify, confirmed, tentative, tentativeOrder } from './status.js';
 import type { EventStatusInfo } from './status.js';
 import { EventFactory, TEST_RELAY, arbFacilityLog, logState, testDeviceId } from './testing.js';
 
@@ -413,5 +413,99 @@ describe('ProjectionFolder', () => {
         .map((p) => p.id),
     ).toEqual(['a']);
     expect(folder.confirmed().patients()).toEqual([]);
+  });
+});
+
+describe('tentative order with a clock far ahead', () => {
+  it('folds an event after the pending events it depends on, whatever their HLC', () => {
+    const f = new EventFactory();
+    // Tablet 2's clock runs two years ahead; tablet 1 records a vaccination for its patient, with
+    // an earlier stamp (its clock may not adopt one beyond the drift bound) but depending on it.
+    const registration = f.event(
+      dev2,
+      'PatientRegistered',
+      {
+        patientId: 'p-future',
+        nationalId: 'N-F',
+        givenName: 'Amina',
+        familyName: 'Banda',
+        birthDate: '2024-01-10',
+        sex: 'female',
+      },
+      { hlc: '2028-12-05T10:00:00.000Z/000000' as SignedEvent['hlc'] },
+    );
+    const lot = f.event(dev, 'StockReceived', {
+      lot: 'L1',
+      antigen: 'BCG',
+      quantity: 5,
+      expiry: '2030-01-01',
+    });
+    const vaccination = f.event(
+      dev,
+      'VaccinationAdministered',
+      { patientId: 'p-future', antigen: 'BCG', dose: 1, lot: 'L1', date: '2026-12-01' },
+      { deps: [registration.id, lot.id] },
+    );
+    expect(vaccination.hlc < registration.hlc).toBe(true);
+    for (const order of [
+      [registration, lot, vaccination],
+      [vaccination, lot, registration],
+    ]) {
+      const view = tentative(logState(order));
+      expect(view.patient('p-future')?.immunizations).toHaveLength(1);
+    }
+  });
+
+  it('is a deterministic order of any set, respecting every acyclic dependency', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.array(fc.nat(30), { maxLength: 3 })), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        fc.nat(),
+        (specs, shuffleSeed) => {
+          const f = new EventFactory();
+          const events: SignedEvent[] = [];
+          for (const [wall, deps] of specs) {
+            // Dependencies on earlier events only (as honest devices make them), any HLC.
+            const depIds = deps.filter((d) => d < events.length).map((d) => events[d]!.id);
+            const hlc =
+              `2026-01-01T00:00:${String(wall % 60).padStart(2, '0')}.000Z/000000` as SignedEvent['hlc'];
+            events.push(
+              f.event(
+                dev,
+                'StockReceived',
+                { lot: 'L', antigen: 'BCG', quantity: 1, expiry: '2030-01-01' },
+                { hlc, deps: depIds },
+              ),
+            );
+          }
+          const shuffled = [...events].sort(
+            (a, b) => ((a.seq * 2654435761 + shuffleSeed) % 97) - ((b.seq * 2654435761 + shuffleSeed) % 97),
+          );
+          const order = tentativeOrder(shuffled);
+          expect(order.map((e) => e.id)).toEqual(tentativeOrder(events).map((e) => e.id));
+          const at = new Map(order.map((e, i) => [e.id, i]));
+          for (const e of order) for (const d of e.deps) expect(at.get(d)!).toBeLessThan(at.get(e.id)!);
+        },
+      ),
+    );
+  });
+
+  it('breaks a dependency cycle (only a hostile device can make one) the same way for any input order', () => {
+    const f = new EventFactory();
+    const a = f.event(dev, 'StockReceived', { lot: 'A', antigen: 'BCG', quantity: 1, expiry: '2030-01-01' });
+    const b = f.event(
+      dev2,
+      'StockReceived',
+      { lot: 'B', antigen: 'BCG', quantity: 1, expiry: '2030-01-01' },
+      { deps: [a.id] },
+    );
+    const cyclic = { ...a, deps: [b.id] } as SignedEvent;
+    expect(tentativeOrder([cyclic, b]).map((e) => e.id)).toEqual(
+      tentativeOrder([b, cyclic]).map((e) => e.id),
+    );
+    expect(tentativeOrder([cyclic, b])).toHaveLength(2);
   });
 });

@@ -282,6 +282,51 @@ export function compareTentative(a: SignedEvent, b: SignedEvent): number {
 }
 
 /**
+ * Puts events in tentative order: each one after the events of the set it depends on (`deps`),
+ * and otherwise by {@link compareTentative}.
+ *
+ * @remarks HLC order alone breaks causality when a device's clock is far ahead: a peer that
+ * depends on its event cannot adopt a stamp beyond the drift bound, so its own later event gets
+ * an earlier stamp, and would be folded before what it depends on (a vaccination before the
+ * registration of its patient). The result depends only on the set (signed fields), so every
+ * device folds the same order (P2); a dependency cycle, which only a hostile device can make, is
+ * broken deterministically by skipping the edge that closes it.
+ */
+export function tentativeOrder(events: readonly SignedEvent[]): SignedEvent[] {
+  const sorted = [...events].sort(compareTentative);
+  const byId = new Map<EventId, SignedEvent>();
+  for (const e of sorted) byId.set(e.id, e);
+  const out: SignedEvent[] = [];
+  const state = new Map<EventId, 'visiting' | 'done'>();
+  // Iterative depth-first walk: deps first (in their own tentative order), then the event.
+  for (const root of sorted) {
+    if (state.has(root.id)) continue;
+    const stack: { event: SignedEvent; deps: SignedEvent[]; next: number }[] = [];
+    const enter = (event: SignedEvent): void => {
+      state.set(event.id, 'visiting');
+      const deps = event.deps.flatMap((id) => {
+        const dep = byId.get(id);
+        return dep === undefined || state.has(dep.id) ? [] : [dep];
+      });
+      stack.push({ event, deps: deps.sort(compareTentative), next: 0 });
+    };
+    enter(root);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const dep = top.deps[top.next++];
+      if (dep !== undefined) {
+        if (!state.has(dep.id)) enter(dep); // 'visiting' would close a cycle: skip that edge
+        continue;
+      }
+      stack.pop();
+      state.set(top.event.id, 'done');
+      out.push(top.event);
+    }
+  }
+  return out;
+}
+
+/**
  * Classifies every non-verdict event of a log.
  *
  * @remarks Verdicts from devices other than `state.relay` are ignored; the latest relay
@@ -463,14 +508,14 @@ export class ProjectionFolder {
     return this.#confirmed;
   }
 
-  /** Pending domain events in tentative order (HLC, device, seq). */
+  /** Pending domain events in tentative order (after what they depend on; else HLC, device, seq). */
   pending(): SignedEvent[] {
     this.#sync();
     const out: SignedEvent[] = [];
     for (const id of this.#notAccepted) {
       if (this.#tracker.status(id)?.status === 'pending') out.push(this.#tracker.events.get(id)!);
     }
-    return out.sort(compareTentative);
+    return tentativeOrder(out);
   }
 
   /** A fresh tentative projection: a clone of the confirmed one plus the pending events. */
