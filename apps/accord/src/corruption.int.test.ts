@@ -74,14 +74,21 @@ describe('a corrupted database', () => {
       );
     await db.close();
 
-    // Offline restart: the damage is found, and the projection is not served with a hole.
+    // Offline restart: the damage is found, and the projection is served without what the hole
+    // withholds (A's events from seq 3 on), saying so.
     b = await AgentProcess.start(['--data', path('b'), '--http', '0']);
     agents.push(b);
-    const found = (await b.api<Status>('GET', '/api/status')).json.integrity;
+    const status = (await b.api<Status & { withheld: unknown[] }>('GET', '/api/status')).json;
+    const found = status.integrity;
     expect(found.detectedAtStart.corruptEvents).toBe(1);
     expect(found.detectedAtStart.corruptChunks).toBe(chunks.length);
     expect(found.holes.map((h) => h.device)).toEqual([a.ready.device]);
-    expect((await b.api<{ code: string }>('GET', '/api/patients')).json).toMatchObject({ code: 'LOG_HOLE' });
+    expect(status.withheld).toEqual([
+      { device: a.ready.device, from: 3, reason: 'hole', missing: [3], heldBack: 2 },
+    ]);
+    const partial = await b.api<{ id: string }[]>('GET', '/api/patients');
+    expect(partial.status).toBe(200);
+    expect(partial.json.map((p) => p.id)).toEqual(['P-1', 'P-2']);
     expect((await b.api('GET', `/api/events/${victim}`)).status).toBe(404);
     await b.stop('SIGTERM');
 
