@@ -21,7 +21,13 @@ import {
 } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork, compareReplicas, seedEntropy } from '@accord/testkit';
-import { formatHlc, MAX_HLC_COUNTER, MAX_HLC_WALL_MS } from '@accord/protocol';
+import {
+  DEFAULT_MAX_DRIFT_MS,
+  formatHlc,
+  MAX_HLC_COUNTER,
+  MAX_HLC_WALL_MS,
+  parseHlc,
+} from '@accord/protocol';
 import type { HostileDevice } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
 import { hostileDevice, makeFacility, type TestFacility } from './testing.js';
@@ -406,8 +412,13 @@ describe('DeviceLog convergence (model)', () => {
               expect(report.holes.filter((h) => h.device !== hostileId)).toEqual([]);
               expect(node.log.withheld().every((w) => w.device === hostileId)).toBe(true);
               if (!world.attacked) expect(report.incidents).toBe(0);
-              // Honest appends still work after whatever the modified client wrote.
+              // Honest appends still work after whatever the modified client wrote, also after a
+              // restart (a far-future stamp must not poison the clock it resumes from).
               await node.log.append(draftFor(world, 'register', node, 0));
+              await node.log.close();
+              node.log = await openNode(world, world.nodes.indexOf(node), node.store, node.storage);
+              const { event } = await node.log.append(draftFor(world, 'register', node, 0));
+              expect(parseHlc(event.hlc).wallMs).toBeLessThanOrEqual(Date.now() + DEFAULT_MAX_DRIFT_MS);
             }
           } finally {
             for (const node of [...world.nodes, world.hostile.node]) await node.log.close();
