@@ -143,6 +143,30 @@ describe('a device whose store lost its newest writes', () => {
     expect(a.stderr).not.toContain('LOG_CONFLICTING_EVENT');
   });
 
+  it('never reuses a sequence number after a kill and a torn log tail either', async () => {
+    const { a: first, b } = await startPair('kill');
+    const ids = await appendTen(first, b);
+    const device = first.ready.device;
+    await first.stop('SIGKILL');
+    await tearLogAt(path('kill-a', 'db'), eventStoreRawKey({ kind: 'event', device, seq: 7 }));
+
+    const a = await AgentProcess.start(['--data', path('kill-a'), '--peer', b.peerUrl, '--http', '0']);
+    agents.push(a);
+    const next = await a.api<{ id: string; event: { seq: number } }>('POST', '/api/events', registration(11));
+    expect(next.json.event.seq).toBe(11);
+    // An unclean stop is a suspicious start whatever the mark had recorded of the acknowledgements.
+    expect((await a.api<Status>('GET', '/api/status')).json.integrity.own).toMatchObject({
+      check: 'checked',
+      suspiciousStart: true,
+    });
+    for (const id of ids) expect((await a.api('GET', `/api/events/${id}`)).status).toBe(200);
+    await eventually(
+      'B to hold A’s eleventh event',
+      async () => (await b.api('GET', `/api/events/${next.json.id}`)).status === 200,
+    );
+    expect(b.stderr).not.toContain('LOG_CONFLICTING_EVENT');
+  });
+
   it('starts despite a damaged table file: sets the database aside, says so, and repairs it from a peer', async () => {
     const { a: first, b } = await startPair('ldb');
     const ids = await appendTen(first, b);
