@@ -234,6 +234,8 @@ export class DeviceLog implements DeviceLogApi {
   #acked = 0;
   #reserving: Promise<void> | undefined;
   #recovering: Promise<void> | undefined;
+  /** Set once #openDocuments is done (the own-history check reads the root and own segments). */
+  #documentsOpen = false;
   #markChain: Promise<void> = Promise.resolve();
   #ackMarkTimer: ReturnType<typeof setTimeout> | undefined;
   #ownLoss: { readonly from: number; readonly to: number } | undefined;
@@ -353,8 +355,11 @@ export class DeviceLog implements DeviceLogApi {
     for (const event of loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
     if ((log.#contiguous.get(log.deviceId) ?? 0) < highestOwnSeq) log.#suspiciousStart = true;
+    // Listening before the documents open: a fast peer may be done syncing them by then.
+    const checkOpened = log.#startHistoryCheck();
     await log.#openDocuments();
-    log.#startHistoryCheck();
+    log.#documentsOpen = true;
+    checkOpened();
     return log;
   }
 
@@ -545,10 +550,10 @@ export class DeviceLog implements DeviceLogApi {
    * only the peers remember what the device wrote since. Own events that come back move the
    * sequence past them (#ownCameBack) before the first append takes a number.
    */
-  #startHistoryCheck(): void {
+  #startHistoryCheck(): () => void {
     const waits = this.#opts.ownHistoryWaitMs;
     const ms = waits === undefined ? 0 : this.#suspiciousStart ? waits.suspicious : waits.clean;
-    if (ms <= 0 || (this.#opts.network ?? []).length === 0) return;
+    if (ms <= 0 || (this.#opts.network ?? []).length === 0) return () => {};
     this.#historyCheck = 'waiting';
     let open!: () => void;
     this.#historyGate = new Promise<void>((resolve) => (open = resolve));
@@ -573,11 +578,15 @@ export class DeviceLog implements DeviceLogApi {
       open();
     };
     this.repo.synchronizer.on('sync-state', onSyncState);
+    // Called once the documents are open: look at what peers showed meanwhile.
+    return () => {
+      for (const docs of theirHeads.values()) this.#checkOwnHistory(docs);
+    };
   }
 
   /** Ends the check when one peer's root index and last own segment are all here, and stored. */
   #checkOwnHistory(docs: ReadonlyMap<string, readonly string[]>): void {
-    if (this.#historyCheck !== 'waiting' || this.#closed) return;
+    if (this.#historyCheck !== 'waiting' || this.#closed || !this.#documentsOpen) return;
     const has = (doc: A.Doc<unknown>, heads: readonly string[] | undefined): boolean =>
       heads !== undefined && A.getMissingDeps(doc, [...heads]).length === 0;
     if (!has(this.#root.doc(), docs.get(this.#root.documentId))) return;
