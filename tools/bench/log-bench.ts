@@ -3,7 +3,8 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeviceLog, type LogRoster } from '@accord/log';
+import { fileOwnSeqMark } from '@accord/device';
+import { DeviceLog, type LogRoster, type OwnSeqMark } from '@accord/log';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import {
   encodeSignedEvent,
@@ -74,6 +75,7 @@ export function openDeviceLog(
   roster: LogRoster,
   network: readonly NetworkAdapterInterface[],
   relay?: DeviceId,
+  ownSeqMark?: OwnSeqMark,
 ): Promise<DeviceLog> {
   return DeviceLog.open({
     facility: BENCH_FACILITY,
@@ -84,6 +86,7 @@ export function openDeviceLog(
     ...(relay === undefined ? {} : { relay }),
     network,
     afterStartupScan: db.unmapTables,
+    ...(ownSeqMark === undefined ? {} : { ownSeqMark }),
   });
 }
 
@@ -92,7 +95,9 @@ async function openBenchLog(
   key: DeviceKeyPair,
 ): Promise<{ db: DeviceDatabase; log: DeviceLog }> {
   const db = await openDeviceDatabase(join(dir, 'db'));
-  const log = await openDeviceLog(db, key, rosterOf(key.deviceId), []);
+  // With the own-sequence mark file, as the device agent appends (one durable write per block).
+  const mark = fileOwnSeqMark(join(dir, 'own-seq.json'));
+  const log = await openDeviceLog(db, key, rosterOf(key.deviceId), [], undefined, mark);
   return { db, log };
 }
 

@@ -1,7 +1,12 @@
-import { DeviceLog, type DeviceLogApi, type SecurityIncident } from '@accord/log';
+import { DeviceLog, type DeviceLogApi, type SecurityIncident, type StoreSetAside } from '@accord/log';
 import type { DeviceId, DeviceKeyPair, FacilityId } from '@accord/protocol';
-import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
-import { loadDevice, type RelayConfig } from './data-folder.js';
+import {
+  isLevelCorruption,
+  openDeviceDatabase,
+  setAsideAndRepair,
+  type DeviceDatabase,
+} from '@accord/storage-level';
+import { fileOwnSeqMark, loadDevice, type RelayConfig } from './data-folder.js';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { HttpApi, type NetworkControl } from './http-api.js';
 import { followRelayRoster } from './relay-roster.js';
@@ -71,7 +76,15 @@ export interface DeviceAgentOptions {
   readonly dialRelay?: boolean;
   /** Dial the relay at this `ws://host:port` instead of the URL in `device.json` (the relay moved). */
   readonly relayUrl?: string;
+  /**
+   * How long appends after start wait for a peer or the relay to confirm the device's own
+   * history (ms, from start): after an ordinary start (default 3 s) and after a suspicious one
+   * (default 30 s: lost writes, a crash, a damaged database). See `DeviceLogOptions.ownHistoryWaitMs`.
+   */
+  readonly ownHistoryWaitMs?: { readonly clean: number; readonly suspicious: number };
 }
+
+const DEFAULT_OWN_HISTORY_WAIT_MS = { clean: 3_000, suspicious: 30_000 };
 
 /** The line an agent prints on stdout when it is ready (tests and scripts parse it). */
 export interface ReadyLine {
@@ -156,35 +169,77 @@ export class DeviceAgent {
         onError: (e) => diag(`roster ${opts.roster ?? config.roster} ignored: ${e.message}`),
       });
       cleanup.push(() => roster.close());
-      const db = await openDeviceDatabase(layout.db, {
-        onCorruption: (report) => diag('corrupt value in the database (will be repaired from peers)', report),
-      });
-      cleanup.push(() => db.close());
-      const peerNetwork = await (opts.network ?? wsPeerNetwork)({
-        key,
-        facility: config.facility,
-        roster,
-        ...(opts.listen === undefined ? {} : { listen: opts.listen }),
-        listenHost: opts.listenHost ?? '0.0.0.0',
-        peers: opts.peers ?? [],
-        ...(relay === null || opts.dialRelay === false ? {} : { relay }),
-        onDiagnostic: diag,
-        ...(opts.networkLog === undefined ? {} : { networkLog: opts.networkLog }),
-      });
-      cleanup.push(() => peerNetwork.close());
-      const log = await DeviceLog.open({
-        facility: config.facility,
-        key,
-        eventStore: db.eventStore,
-        storage: db.storageAdapter,
-        roster,
-        relay: relay?.id ?? roster.data.relay ?? null,
-        network: peerNetwork.adapters,
-        afterStartupScan: db.unmapTables,
-        ...(opts.clock === undefined ? {} : { clock: opts.clock }),
-        onIncident: (incident: SecurityIncident) =>
-          diag(`security incident ${incident.code}: ${incident.message}`, incident),
-      });
+      // `undo` collects what to close again when opening fails part-way.
+      const openStorageAndLog = async (
+        undo: (() => Promise<void> | void)[],
+        setAside: StoreSetAside | undefined,
+      ): Promise<{ db: DeviceDatabase; peerNetwork: PeerNetwork; log: DeviceLog }> => {
+        const db = await openDeviceDatabase(layout.db, {
+          onCorruption: (report) =>
+            diag('corrupt value in the database (will be repaired from peers)', report),
+        });
+        undo.push(() => db.close());
+        const peerNetwork = await (opts.network ?? wsPeerNetwork)({
+          key,
+          facility: config.facility,
+          roster,
+          ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+          listenHost: opts.listenHost ?? '0.0.0.0',
+          peers: opts.peers ?? [],
+          ...(relay === null || opts.dialRelay === false ? {} : { relay }),
+          onDiagnostic: diag,
+          ...(opts.networkLog === undefined ? {} : { networkLog: opts.networkLog }),
+        });
+        undo.push(() => peerNetwork.close());
+        const log = await DeviceLog.open({
+          facility: config.facility,
+          key,
+          eventStore: db.eventStore,
+          storage: db.storageAdapter,
+          roster,
+          relay: relay?.id ?? roster.data.relay ?? null,
+          network: peerNetwork.adapters,
+          afterStartupScan: db.unmapTables,
+          ownSeqMark: fileOwnSeqMark(layout.ownSeqMark),
+          ownHistoryWaitMs: opts.ownHistoryWaitMs ?? DEFAULT_OWN_HISTORY_WAIT_MS,
+          ...(setAside === undefined ? {} : { storeSetAside: setAside }),
+          ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+          onIncident: (incident: SecurityIncident) =>
+            diag(`security incident ${incident.code}: ${incident.message}`, incident),
+        });
+        return { db, peerNetwork, log };
+      };
+      // The database, peer network and log open together; LevelDB damage met on the way (a
+      // table file that fails its checksum) sets the database aside and opens the repaired rest
+      // once, rather than leaving the clinic without a tablet until someone intervenes.
+      let setAside: StoreSetAside | undefined;
+      let opened: { db: DeviceDatabase; peerNetwork: PeerNetwork; log: DeviceLog } | undefined;
+      for (let attempt = 0; opened === undefined; attempt++) {
+        const undo: (() => Promise<void> | void)[] = [];
+        try {
+          opened = await openStorageAndLog(undo, setAside);
+          cleanup.push(...undo);
+        } catch (err) {
+          for (const step of undo.reverse()) {
+            try {
+              await step();
+            } catch {
+              // The damage is what matters; a half-open database still lets go of its lock.
+            }
+          }
+          if (attempt > 0 || !isLevelCorruption(err)) throw err;
+          const reason = err instanceof Error ? err.message : String(err);
+          const result = await setAsideAndRepair(layout.db, layout.quarantine);
+          setAside = { path: result.path, at: new Date().toISOString(), reason };
+          diag(
+            `the database was damaged (${reason}): set aside in ${result.path}; ` +
+              (result.repaired ? 'its readable records were kept' : 'starting empty') +
+              ', the rest is repaired from peers',
+            setAside,
+          );
+        }
+      }
+      const { db, peerNetwork, log } = opened;
       // A device enrolled after the log opened: follow its segments from now on.
       const stopFollowingRoster = roster.onChange(() => log.rosterChanged());
       cleanup.push(async () => {

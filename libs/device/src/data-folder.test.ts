@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportDeviceKey, generateDeviceKey, signBytes, verifyBytes } from '@accord/protocol';
-import { dataFolder, initDevice, loadDevice } from './data-folder.js';
+import { dataFolder, fileOwnSeqMark, initDevice, loadDevice } from './data-folder.js';
 import { readRosterFile } from './roster-file.js';
 
 let dir: string;
@@ -129,6 +129,30 @@ describe('loadDevice', () => {
     for (const bad of [{ url: 'http://x', id: deviceId }, { url: 'ws://x', id: 'nope' }, 'ws://x']) {
       await writeFile(deviceFile, JSON.stringify({ ...config, relay: bad }));
       await expect(loadDevice(dir)).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
+    }
+  });
+});
+
+describe('fileOwnSeqMark', () => {
+  it('keeps the own-sequence mark in own-seq.json (0600), apart from the database, and refuses a malformed one', async () => {
+    const layout = dataFolder(dir);
+    const mark = fileOwnSeqMark(layout.ownSeqMark);
+    expect(await mark.read()).toBeUndefined();
+    await mark.write({ reserved: 2000, acked: 1234, clean: false });
+    expect(layout.ownSeqMark).toBe(join(dir, 'own-seq.json'));
+    expect((await stat(layout.ownSeqMark)).mode & 0o777).toBe(0o600);
+    expect(await fileOwnSeqMark(layout.ownSeqMark).read()).toEqual({
+      reserved: 2000,
+      acked: 1234,
+      clean: false,
+    });
+    for (const bad of [
+      '{"v":1,"reserved":-1,"acked":0,"clean":true}',
+      '{"reserved":1,"acked":1,"clean":true}',
+      '[]',
+    ]) {
+      await writeFile(layout.ownSeqMark, bad);
+      await expect(mark.read()).rejects.toMatchObject({ code: 'DEVICE_CONFIG_INVALID' });
     }
   });
 });

@@ -21,6 +21,7 @@ import {
   writeJsonAtomic,
   writeJsonExclusive,
 } from '@accord/storage-level';
+import { isOwnSeqMarkState, type OwnSeqMark, type OwnSeqMarkState } from '@accord/log';
 import { enrollUrl, enrollWithRelay, isEnrollToken } from './enrollment.js';
 import { addToRoster } from './roster-file.js';
 
@@ -35,6 +36,10 @@ export interface DataFolderLayout {
   readonly defaultRoster: string;
   /** `db/`: the LevelDB database (events and Automerge documents). */
   readonly db: string;
+  /** `own-seq.json`: the own-sequence high-water mark, kept outside LevelDB ({@link fileOwnSeqMark}). */
+  readonly ownSeqMark: string;
+  /** `quarantine/`: damaged databases set aside at start-up, one `<timestamp>/db` each. */
+  readonly quarantine: string;
 }
 
 /** The layout of the data folder `dir` (resolved to an absolute path). */
@@ -46,6 +51,8 @@ export function dataFolder(dir: string): DataFolderLayout {
     keyFile: join(abs, 'key.json'),
     defaultRoster: join(abs, 'roster.json'),
     db: join(abs, 'db'),
+    ownSeqMark: join(abs, 'own-seq.json'),
+    quarantine: join(abs, 'quarantine'),
   };
 }
 
@@ -315,4 +322,27 @@ function parseDeviceConfig(raw: unknown, path: string): DeviceConfig {
   if (typeof url !== 'string' || !/^wss?:\/\//.test(url)) return bad('relay.url must be a ws:// URL');
   if (typeof id !== 'string' || !isDeviceId(id)) return bad('relay.id must be a device id');
   return { ...base, relay: { url, id } };
+}
+
+/**
+ * The device's {@link OwnSeqMark} in a small JSON file (`own-seq.json` of the data folder), apart
+ * from LevelDB: a store that loses its newest writes cannot take the mark with it.
+ *
+ * @remarks Each write goes to a temporary file, is fsynced, renamed over the old one, and the
+ * folder is fsynced, before it resolves. The log writes it once per block of reserved numbers,
+ * shortly after acknowledgements, and at a clean close. A malformed file makes `read` throw
+ * (the log then treats the start as suspicious and checks its history with peers).
+ */
+export function fileOwnSeqMark(path: string): OwnSeqMark {
+  return {
+    async read(): Promise<OwnSeqMarkState | undefined> {
+      const raw = await readJsonFile(path);
+      if (raw === undefined) return undefined;
+      if (!isOwnSeqMarkState(raw) || (raw as { v?: unknown }).v !== 1) {
+        throw deviceError(DeviceErrorCode.DEVICE_CONFIG_INVALID, `${path} is not an own-sequence mark`);
+      }
+      return { reserved: raw.reserved, acked: raw.acked, clean: raw.clean };
+    },
+    write: (state) => writeJsonAtomic(path, { v: 1, ...state }, 0o600),
+  };
 }

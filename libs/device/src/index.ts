@@ -8,6 +8,7 @@ export {
 } from './agent.js';
 export {
   dataFolder,
+  fileOwnSeqMark,
   initDevice,
   loadDevice,
   type DataFolderLayout,

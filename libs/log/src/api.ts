@@ -12,6 +12,7 @@ import type {
 } from '@accord/protocol';
 import type { RuleVerdict } from '@accord/rules';
 import type { EventStore } from '@accord/storage-level';
+import type { OwnSeqMark } from './own-seq-mark.js';
 
 /** Who belongs to the facility: the log refuses events from anyone else. */
 export interface LogRoster {
@@ -63,6 +64,33 @@ export interface DeviceLogOptions {
    * the whole database read by the scans do not stay resident.
    */
   readonly afterStartupScan?: () => Promise<void>;
+  /**
+   * The own-sequence high-water mark, kept apart from the event store (the device keeps it in a
+   * file of its data folder). With it the next sequence number is never below a number handed
+   * out before, even when the store lost its newest writes, and such a loss is reported in
+   * {@link IntegrityReport.own}. Without it (the relay), numbers come from the store alone.
+   */
+  readonly ownSeqMark?: OwnSeqMark;
+  /**
+   * How long (ms, counted from open) appends wait for a peer or the relay to confirm this
+   * device's own history: `clean` after an ordinary start, `suspicious` after a start whose mark
+   * and store disagree (lost writes, a crash, a damaged or set-aside store, no mark). Default
+   * none. Only when the log has network adapters; when the wait ends unconfirmed, appends go on
+   * after the highest number known (never reusing one) and {@link OwnIntegrity.check} says so.
+   */
+  readonly ownHistoryWaitMs?: { readonly clean: number; readonly suspicious: number };
+  /** The store was damaged and set aside before open (a suspicious start, shown in {@link IntegrityReport.setAside}). */
+  readonly storeSetAside?: StoreSetAside;
+}
+
+/** A damaged database that the device set aside at start-up (kept for inspection, repaired from peers). */
+export interface StoreSetAside {
+  /** Where the damaged copy was moved. */
+  readonly path: string;
+  /** ISO 8601 time it was set aside. */
+  readonly at: string;
+  /** What was wrong (the storage error's message). */
+  readonly reason: string;
 }
 
 /** A user's request to record something: the log fills in ids, deps, basis, clock and signature. */
@@ -125,6 +153,27 @@ export interface IntegrityReport {
   readonly incidents: number;
   /** What the start-up check found damaged (stored events, sync-document chunks), repaired or not. */
   readonly detectedAtStart: { readonly corruptEvents: number; readonly corruptChunks: number };
+  /** The device's own sequence (present when the log keeps an {@link OwnSeqMark}). */
+  readonly own?: OwnIntegrity;
+  /** The damaged database set aside at start-up, if any. */
+  readonly setAside?: StoreSetAside;
+}
+
+/** What the log knows about its own sequence after start-up. */
+export interface OwnIntegrity {
+  /**
+   * Own events acknowledged before that the store no longer held at open (inclusive range);
+   * `repaired` once every one of them came back from peers. Their numbers are never reused.
+   */
+  readonly loss?: { readonly from: number; readonly to: number; readonly repaired: boolean };
+  /**
+   * The check of the own history with peers or the relay after start: `waiting` (appends are
+   * held), `checked` (a peer or the relay answered), `unchecked` (the wait ended without an
+   * answer: appends go on after the highest number known), `not-needed` (no wait configured).
+   */
+  readonly check: 'waiting' | 'checked' | 'unchecked' | 'not-needed';
+  /** True when the start was suspicious (mark and store disagreed, the store was damaged, or no mark). */
+  readonly suspiciousStart: boolean;
 }
 
 /**

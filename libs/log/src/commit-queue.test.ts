@@ -81,4 +81,29 @@ describe('CommitQueue', () => {
     await expect(third).rejects.toMatchObject({ code: 'LOG_CLOSED' });
     expect(written).toEqual([]);
   });
+
+  it('recovers after a failed write without a restart: once every number after the gap is back, it writes from the gap again', async () => {
+    const written: number[] = [];
+    let failures = 1;
+    const queue = new CommitQueue<number>(1, (batch) => {
+      if (batch.includes(2) && failures-- > 0) return Promise.reject(new Error('transient I/O error'));
+      written.push(...batch);
+      return Promise.resolve();
+    });
+    await queue.submit(1, 1);
+    await expect(queue.submit(2, 2)).rejects.toThrow('transient I/O error');
+    expect(queue.failed).toBe(true);
+    // Number 3 was handed out before the failure and is still being signed: recovery waits for it.
+    let recovered: number | undefined;
+    const recovering = queue.recover(3).then((last) => (recovered = last));
+    await Promise.resolve();
+    expect(recovered).toBeUndefined();
+    await expect(queue.submit(3, 3)).rejects.toMatchObject({ code: 'LOG_CLOSED' });
+    expect(await recovering).toBe(1);
+    expect(queue.failed).toBe(false);
+    // The numbers after the last written one are handed out again, and written.
+    await queue.submit(2, 20);
+    await queue.submit(3, 30);
+    expect(written).toEqual([1, 20, 30]);
+  });
 });

@@ -14,8 +14,10 @@ interface Slot<T> {
  * unwritten number, so a crash can never leave a durable event after a missing one
  * (no self-made holes). While one batch is being written, later arrivals pile up and
  * go out together in the next batch: one fsync for many appends.
- * A failed write poisons the queue: every waiting and future append is rejected,
- * because continuing would leave a hole in the device's sequence.
+ * A failed write stops the queue: every waiting append, and every later one with a number
+ * after the gap, is rejected, because writing them would leave a hole in the device's sequence.
+ * {@link CommitQueue.recover} then starts it again at the first unwritten number, once every
+ * number handed out has come back: a transient storage error never needs a restart.
  */
 export class CommitQueue<T> {
   readonly #write: (batch: readonly T[]) => Promise<void>;
@@ -23,6 +25,9 @@ export class CommitQueue<T> {
   #next: number;
   #writing = false;
   #failure: unknown;
+  /** Since the failure: numbers whose append was rejected or abandoned (none of them written). */
+  readonly #spoiled = new Set<number>();
+  #spoilWaiters: (() => void)[] = [];
   #idle: (() => void)[] = [];
 
   /** `firstSeq` is the next sequence number to be written; `write` must be durable when it resolves. */
@@ -33,7 +38,10 @@ export class CommitQueue<T> {
 
   /** Queue `item` as sequence number `seq`; resolves once it (and all before it) are durable. */
   submit(seq: number, item: T): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#poisoned());
+    if (this.#failure !== undefined) {
+      this.#spoil(seq);
+      return Promise.reject(this.#poisoned());
+    }
     return new Promise<void>((resolve, reject) => {
       this.#slots.set(seq, { item, resolve, reject });
       this.#pump();
@@ -47,6 +55,39 @@ export class CommitQueue<T> {
         cause,
       }),
     );
+    this.#spoil(seq);
+  }
+
+  /** True after a failed write or an abandoned number, until {@link CommitQueue.recover}. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  /**
+   * After a failure: waits until every number up to `assigned` (the highest handed out) has come
+   * back rejected or abandoned, then takes appends again from the first unwritten number and
+   * resolves with the last written one (the caller hands out numbers after it again: none of
+   * the numbers after it was ever written).
+   */
+  async recover(assigned: number): Promise<number> {
+    for (;;) {
+      if (this.#failure === undefined) return this.#next - 1;
+      let settled = true;
+      for (let seq = this.#next; seq <= assigned && settled; seq++) settled = this.#spoiled.has(seq);
+      if (settled) {
+        this.#failure = undefined;
+        this.#spoiled.clear();
+        return this.#next - 1;
+      }
+      await new Promise<void>((resolve) => this.#spoilWaiters.push(resolve));
+    }
+  }
+
+  #spoil(seq: number): void {
+    this.#spoiled.add(seq);
+    const waiting = this.#spoilWaiters;
+    this.#spoilWaiters = [];
+    for (const resolve of waiting) resolve();
   }
 
   /** True when nothing is waiting or being written. */
@@ -81,7 +122,10 @@ export class CommitQueue<T> {
 
   #fail(err: unknown): void {
     if (this.#failure === undefined) this.#failure = err;
-    for (const slot of this.#slots.values()) slot.reject(this.#poisoned());
+    for (const [seq, slot] of this.#slots) {
+      slot.reject(this.#poisoned());
+      this.#spoil(seq);
+    }
     this.#slots.clear();
     this.#settleIdle();
   }
@@ -113,6 +157,7 @@ export class CommitQueue<T> {
         this.#writing = false;
         for (const slot of run) slot.reject(err);
         this.#fail(err);
+        for (let i = 0; i < run.length; i++) this.#spoil(this.#next + i);
       },
     );
   }

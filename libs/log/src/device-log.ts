@@ -55,12 +55,14 @@ import type {
   IntegrityReport,
   LogCounts,
   OwnHistory,
+  OwnIntegrity,
   SecurityIncident,
   SystemDraft,
   Withheld,
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
+import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
 import { SeqIds } from './seq-ids.js';
 import {
   rootDocumentId,
@@ -103,6 +105,10 @@ const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
+/** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
+const OWN_SEQ_BLOCK = 1000;
+/** How long an acknowledged own seq may wait before the mark records it (off the append path). */
+const ACK_MARK_DELAY_MS = 500;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
 interface SignedOwn {
@@ -258,6 +264,22 @@ export class DeviceLog implements DeviceLogApi {
   readonly #rosterDevices = new Set<DeviceId>();
 
   #assignedSeq: number;
+  // Own-sequence bookkeeping kept apart from the store (OwnSeqMark): numbers up to #reserved may
+  // be handed out; #acked is the highest own seq known durable (here or, after a loss, at peers).
+  #reserved = 0;
+  #acked = 0;
+  #reserving: Promise<void> | undefined;
+  #recovering: Promise<void> | undefined;
+  /** Set once #openDocuments is done (the own-history check reads the root and own segments). */
+  #documentsOpen = false;
+  #markChain: Promise<void> = Promise.resolve();
+  #ackMarkTimer: ReturnType<typeof setTimeout> | undefined;
+  #ownLoss: { readonly from: number; readonly to: number } | undefined;
+  #suspiciousStart = false;
+  #historyCheck: OwnIntegrity['check'] = 'not-needed';
+  /** Set while appends wait for the own-history check with peers. */
+  #historyGate: Promise<void> | undefined;
+  #endHistoryCheck: (outcome: 'checked' | 'unchecked') => void = () => {};
   readonly #incidents: SecurityIncident[] = [];
   readonly #strings = new Map<string, string>();
   #incidentCount = 0;
@@ -340,12 +362,12 @@ export class DeviceLog implements DeviceLogApi {
     // observation); another device's stamp is only observed, under the same drift bound as at run
     // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
     const ceiling = HybridClock.ceiling(clock());
-    let own = undefined as SignedEvent['hlc'] | undefined;
+    let ownStamp = undefined as SignedEvent['hlc'] | undefined;
     let other = undefined as SignedEvent['hlc'] | undefined;
     let highestOwnSeq = 0;
     for (const event of loaded) {
       if (event.device === opts.key.deviceId) {
-        if (own === undefined || compareHlc(event.hlc, own) > 0) own = event.hlc;
+        if (ownStamp === undefined || compareHlc(event.hlc, ownStamp) > 0) ownStamp = event.hlc;
         if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
       } else if (
         compareHlc(event.hlc, ceiling) <= 0 &&
@@ -354,10 +376,12 @@ export class DeviceLog implements DeviceLogApi {
         other = event.hlc;
       }
     }
-    const hlc = new HybridClock({ wallClock: clock, ...(own !== undefined ? { last: own } : {}) });
+    const hlc = new HybridClock({ wallClock: clock, ...(ownStamp !== undefined ? { last: ownStamp } : {}) });
     if (other !== undefined) hlc.observe(other);
     // A damaged own event still used its sequence number: never hand that number out again.
     highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
+    const own = await DeviceLog.#readOwnMark(opts, highestOwnSeq, corrupt);
+    highestOwnSeq = own.next - 1;
 
     let corruptChunks = 0;
     if (isScannable(opts.storage)) {
@@ -393,15 +417,56 @@ export class DeviceLog implements DeviceLogApi {
     for (const [device, seq] of await readEquivocations(store)) log.#barriers.set(device, seq);
     log.#corruptChunksAtStart = corruptChunks;
     log.#corruptAtStart.push(...corrupt);
+    log.#reserved = log.#acked = highestOwnSeq;
+    log.#ownLoss = own.loss;
+    log.#suspiciousStart = own.suspicious;
     for (const event of loaded) log.#addVerified(event);
+    // Own numbers missing below the highest: the store lost some of its own events.
+    if ((log.#contiguous.get(log.deviceId) ?? 0) < highestOwnSeq) log.#suspiciousStart = true;
+    // Listening before the documents open: a fast peer may be done syncing them by then.
+    const checkOpened = log.#startHistoryCheck();
     await log.#openDocuments();
+    log.#documentsOpen = true;
+    checkOpened();
     return log;
+  }
+
+  /**
+   * Compares the own-sequence mark with what the store holds: the next number is above both, a
+   * mark above the store is a loss of acknowledged events (reported, repaired from peers, never
+   * reused), and a start after a crash, with damage, or with no mark is suspicious.
+   */
+  static async #readOwnMark(
+    opts: DeviceLogOptions,
+    storeHighest: number,
+    corrupt: readonly { device: string }[],
+  ): Promise<{ next: number; loss?: { from: number; to: number }; suspicious: boolean }> {
+    const damaged = opts.storeSetAside !== undefined || corrupt.some((c) => c.device === opts.key.deviceId);
+    if (opts.ownSeqMark === undefined) return { next: storeHighest + 1, suspicious: damaged };
+    let state: OwnSeqMarkState | undefined;
+    let unreadable = false;
+    try {
+      state = await opts.ownSeqMark.read();
+    } catch {
+      unreadable = true; // as good as no mark: the check with peers decides
+    }
+    if (state === undefined)
+      return { next: storeHighest + 1, suspicious: damaged || unreadable || storeHighest > 0 };
+    const loss = state.acked > storeHighest ? { from: storeHighest + 1, to: state.acked } : undefined;
+    return {
+      next: Math.max(storeHighest, state.acked) + 1,
+      ...(loss === undefined ? {} : { loss }),
+      suspicious: damaged || loss !== undefined || !state.clean,
+    };
   }
 
   // ---------------------------------------------------------------- appending
 
   /** Records a user action: resolves after the signed event is durable, with any local-rule warning. */
   async append(draft: Draft): Promise<AppendResult> {
+    this.#assertOpen();
+    // Re-checked right before the number is taken (no await in between): see #ownSeqWait.
+    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
     this.#assertOpen();
     const view = this.tentative();
     const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
@@ -424,6 +489,8 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Records a system statement (verdict, roster, retry, discard): no local rules, schema-checked data. */
   async appendSystem(draft: SystemDraft): Promise<SignedEvent> {
+    this.#assertOpen();
+    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
     this.#assertOpen();
     const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
     if (check === undefined) {
@@ -477,8 +544,159 @@ export class DeviceLog implements DeviceLogApi {
       bytes,
     }));
     await this.#store.append(stored);
+    this.#noteAcked(stored[stored.length - 1]!.seq);
     for (const { event } of batch) this.#addVerified(event);
     this.#schedulePush(stored);
+  }
+
+  // ---------------------------------------------------------------- own sequence
+
+  /**
+   * What an append must wait for before it takes a sequence number: the own-history check after
+   * start, or a durable reservation of more numbers; undefined when it may take one now.
+   *
+   * @remarks Callers take the number synchronously after an undefined answer, so concurrent
+   * appends never take one past the reservation.
+   */
+  #ownSeqWait(): Promise<void> | undefined {
+    if (this.#closed) return undefined;
+    if (this.#historyGate !== undefined) return this.#historyGate;
+    if (this.#commit.failed) {
+      // A failed write: once every number after the last written one is back, hand them out again.
+      this.#recovering ??= this.#commit
+        .recover(this.#assignedSeq)
+        .then((last) => void (this.#assignedSeq = last))
+        .finally(() => (this.#recovering = undefined));
+      return this.#recovering;
+    }
+    if (this.#opts.ownSeqMark === undefined || this.#assignedSeq < this.#reserved) return undefined;
+    this.#reserving ??= this.#writeMark(() => ({
+      reserved: Math.max(this.#reserved, this.#assignedSeq) + OWN_SEQ_BLOCK,
+      acked: this.#acked,
+      clean: false,
+    })).finally(() => (this.#reserving = undefined));
+    return this.#reserving;
+  }
+
+  /** Writes the mark after the writes before it (the state is computed when its turn comes). */
+  #writeMark(next: () => OwnSeqMarkState): Promise<void> {
+    const mark = this.#opts.ownSeqMark as OwnSeqMark;
+    const done = this.#markChain.then(async () => {
+      const state = next();
+      await mark.write(state);
+      this.#reserved = state.reserved;
+    });
+    this.#markChain = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    return done;
+  }
+
+  /** Records that own events up to `seq` are durable; the mark learns it soon, off the append path. */
+  #noteAcked(seq: number): void {
+    if (seq <= this.#acked) return;
+    this.#acked = seq;
+    if (this.#opts.ownSeqMark === undefined || this.#ackMarkTimer !== undefined) return;
+    this.#ackMarkTimer = setTimeout(() => {
+      this.#ackMarkTimer = undefined;
+      if (this.#closed) return;
+      this.#writeMark(() => ({ reserved: this.#reserved, acked: this.#acked, clean: false })).catch(
+        (err: unknown) =>
+          this.#incident({
+            code: 'PROTOCOL_BAD_ENCODING',
+            message: `could not record the own mark: ${String(err)}`,
+          }),
+      );
+    }, ACK_MARK_DELAY_MS);
+    this.#ackMarkTimer.unref();
+  }
+
+  /**
+   * Holds appends until a peer or the relay has shown this device its own history (the root
+   * index and its last own segment synced, and what they brought stored), or the wait ends.
+   *
+   * @remarks A data folder restored whole from an older backup looks like any clean start:
+   * only the peers remember what the device wrote since. Own events that come back move the
+   * sequence past them (#ownCameBack) before the first append takes a number.
+   */
+  #startHistoryCheck(): () => void {
+    const waits = this.#opts.ownHistoryWaitMs;
+    const ms = waits === undefined ? 0 : this.#suspiciousStart ? waits.suspicious : waits.clean;
+    if (ms <= 0 || (this.#opts.network ?? []).length === 0) return () => {};
+    this.#historyCheck = 'waiting';
+    let open!: () => void;
+    this.#historyGate = new Promise<void>((resolve) => (open = resolve));
+    const theirHeads = new Map<string, Map<string, readonly string[]>>();
+    const onSyncState = (e: { peerId: string; documentId: string; syncState: A.SyncState }): void => {
+      const heads = e.syncState.theirHeads;
+      if (heads === null || heads === undefined) return;
+      let docs = theirHeads.get(e.peerId);
+      if (docs === undefined) theirHeads.set(e.peerId, (docs = new Map<string, readonly string[]>()));
+      docs.set(e.documentId, heads);
+      // Emitted before the received changes are applied: look once they are.
+      setImmediate(() => this.#checkOwnHistory(docs));
+    };
+    const timer = setTimeout(() => this.#endHistoryCheck('unchecked'), ms);
+    timer.unref();
+    this.#endHistoryCheck = (outcome) => {
+      if (this.#historyCheck !== 'waiting') return;
+      this.#historyCheck = outcome;
+      this.#historyGate = undefined;
+      clearTimeout(timer);
+      this.repo.synchronizer.off('sync-state', onSyncState);
+      open();
+    };
+    this.repo.synchronizer.on('sync-state', onSyncState);
+    // Called once the documents are open: look at what peers showed meanwhile.
+    return () => {
+      for (const docs of theirHeads.values()) this.#checkOwnHistory(docs);
+    };
+  }
+
+  /** Ends the check when one peer's root index and last own segment are all here, and stored. */
+  #checkOwnHistory(docs: ReadonlyMap<string, readonly string[]>): void {
+    if (this.#historyCheck !== 'waiting' || this.#closed || !this.#documentsOpen) return;
+    const has = (doc: A.Doc<unknown>, heads: readonly string[] | undefined): boolean =>
+      heads !== undefined && A.getMissingDeps(doc, [...heads]).length === 0;
+    if (!has(this.#root.doc(), docs.get(this.#root.documentId))) return;
+    // Any peer may raise the root index's count: look no further than the segments the log
+    // follows on evidence (see #segmentBound), or one hostile entry would hold every append until
+    // the wait ran out.
+    const claimed = this.#root.doc().devices[this.deviceId];
+    const count = typeof claimed === 'number' ? Math.min(claimed, this.#segmentBound(this.deviceId)) : 0;
+    if (count > 0) {
+      const id = segmentDocumentId(this.facility, this.deviceId, count - 1);
+      const segment = this.#segments.get(id);
+      // A sealed own segment is full and stored: no peer can hold more of it.
+      if (!this.#sealed.has(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
+        return;
+    }
+    void this.#ingestSettled().then(() => this.#endHistoryCheck('checked'));
+  }
+
+  /** Resolves once ingest work queued so far (and what it queued) is stored. */
+  async #ingestSettled(): Promise<void> {
+    let chain: Promise<void>;
+    let commits: Promise<void>;
+    do {
+      chain = this.#ingestChain;
+      await chain;
+      commits = this.#commitChain;
+      await commits;
+    } while (chain !== this.#ingestChain || commits !== this.#commitChain);
+  }
+
+  /** The own-sequence part of {@link DeviceLog.integrity}. */
+  #ownIntegrity(): OwnIntegrity {
+    const loss = this.#ownLoss;
+    return {
+      ...(loss === undefined
+        ? {}
+        : { loss: { ...loss, repaired: (this.#contiguous.get(this.deviceId) ?? 0) >= loss.to } }),
+      check: this.#historyCheck,
+      suspiciousStart: this.#suspiciousStart,
+    };
   }
 
   /**
@@ -1266,6 +1484,7 @@ export class DeviceLog implements DeviceLogApi {
   #ownCameBack(seq: number): void {
     if (!this.#commit.isIdle) return; // a racing append: the store refuses the duplicate seq
     this.#assignedSeq = seq;
+    this.#noteAcked(seq); // durable at peers and now here: the mark must not fall below it
     this.#commit.advanceTo(seq + 1);
   }
 
@@ -1454,6 +1673,8 @@ export class DeviceLog implements DeviceLogApi {
         corruptEvents: this.#corruptAtStart.length,
         corruptChunks: this.#corruptChunksAtStart,
       },
+      ...(this.#opts.ownSeqMark === undefined ? {} : { own: this.#ownIntegrity() }),
+      ...(this.#opts.storeSetAside === undefined ? {} : { setAside: this.#opts.storeSetAside }),
     };
   }
 
@@ -1552,8 +1773,14 @@ export class DeviceLog implements DeviceLogApi {
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#endHistoryCheck('unchecked');
     await this.#commit.idle();
     await this.#pushed();
+    if (this.#ackMarkTimer !== undefined) clearTimeout(this.#ackMarkTimer);
+    if (this.#opts.ownSeqMark !== undefined) {
+      // A clean close: every number handed out and not acknowledged never left this process.
+      await this.#writeMark(() => ({ reserved: this.#acked, acked: this.#acked, clean: true }));
+    }
     if (this.#janitor !== undefined) clearInterval(this.#janitor);
     if (this.#sealWaitTimer !== undefined) clearTimeout(this.#sealWaitTimer);
     this.#awaitingSeal.clear();

@@ -9,3 +9,9 @@ export {
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
+export {
+  MemoryOwnSeqMark,
+  isOwnSeqMarkState,
+  type OwnSeqMark,
+  type OwnSeqMarkState,
+} from './own-seq-mark.js';

@@ -19,7 +19,13 @@ export {
   type RawEntry,
   type RawRange,
 } from './raw-store.js';
-export { openLevel, type BinaryLevel } from './level-open.js';
+export {
+  openLevel,
+  isLevelCorruption,
+  setAsideAndRepair,
+  type BinaryLevel,
+  type SetAsideResult,
+} from './level-open.js';
 export {
   LevelStorageAdapter,
   MemoryStorageAdapter,
