@@ -850,6 +850,8 @@ describe('hostile input (property)', () => {
       '/api/deadletters',
       `/api/events/${newEventId(NOW)}/retry`,
       `/api/events/${newEventId(NOW)}/discard`,
+      '/api/deadletters/retry-all',
+      '/api/audit',
     ];
     await fc.assert(
       fc.asyncProperty(
@@ -860,10 +862,15 @@ describe('hostile input (property)', () => {
           fc.json(),
           fc.jsonValue().map((v) => JSON.stringify({ type: 'T', data: v })),
         ),
-        async (path, method, body) => {
+        // Keys reused across routes and bodies, and a malformed one.
+        fc.option(fc.constantFrom('k-1', 'k-2', 'not a key')),
+        async (path, method, body, key) => {
+          const headers: Record<string, string> = key === null ? {} : { 'idempotency-key': key };
           const res = await fetch(
             base + path,
-            method === 'GET' ? { method } : { method, body, headers: { 'content-type': 'application/json' } },
+            method === 'GET'
+              ? { method, headers }
+              : { method, body, headers: { ...headers, 'content-type': 'application/json' } },
           );
           expect(res.status).toBeLessThan(500);
           const json = (await res.json()) as unknown;
@@ -1199,6 +1206,15 @@ describe('POST /api/deadletters/retry-all', () => {
     expect(log.systemDrafts).toHaveLength(2);
   });
 
+  it('retries more deadletters than one batch holds', async () => {
+    const events: EventId[] = [];
+    for (let n = 1; n <= 70; n++) events.push((await deadletter(n, n)).event.id);
+    const r = await send('/api/deadletters/retry-all', {});
+    expect((r.json['retried'] as { id: string }[]).map((x) => x.id)).toEqual(events);
+    expect(log.systemDrafts).toHaveLength(70);
+    expect(log.list({ status: 'deadletter' })).toEqual([]);
+  });
+
   it('skips, with its code and reason, a deadletter whose resolution is being recorded meanwhile', async () => {
     const a = await deadletter(1, 1);
     const b = await deadletter(2, 2);
@@ -1330,6 +1346,16 @@ describe('Idempotency-Key', () => {
     const [a, b] = await Promise.all([first, second]);
     expect([a.status, b.status, b.replayed]).toEqual([201, 201, 'true']);
     expect(b.json['id']).toBe(a.json['id']);
+    expect(log.appended).toBe(1);
+  });
+
+  it('keeps nothing for a request refused as coming from another page: the key stays free', async () => {
+    const body = { type: 'A', data: {} };
+    const foreign = await send('/api/events', body, { ...key('page'), origin: 'http://evil.example' });
+    expect([foreign.status, foreign.json['code']]).toEqual([403, 'DEVICE_FOREIGN_ORIGIN']);
+    expect(log.appended).toBe(0);
+    const own = await send('/api/events', body, key('page'));
+    expect([own.status, own.replayed]).toEqual([201, null]);
     expect(log.appended).toBe(1);
   });
 
