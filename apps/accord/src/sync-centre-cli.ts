@@ -10,6 +10,8 @@ import { formatPairs, formatTable } from './text-table.js';
 /** How long one request may take before the CLI gives up on it (ms). */
 const REQUEST_TIMEOUT_MS = 15_000;
 
+// The agent's rule (`isIdempotencyKey` of @accord/device), repeated so that this command does not
+// load the agent's libraries (Automerge, LevelDB) just to check a flag.
 const KEY_PATTERN = /^[A-Za-z0-9._:~-]{1,128}$/;
 
 /** Commands and which take an event id. */
