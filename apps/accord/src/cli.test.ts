@@ -37,6 +37,7 @@ describe('help', () => {
         'accord device init',
         'accord device run',
         'accord demo',
+        'accord sync-centre',
         '--exit-after-ready',
         '--peer',
         '--roster',

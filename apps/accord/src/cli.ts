@@ -178,6 +178,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await relayCommand(rest, io);
       case 'demo':
         return await demo(rest, io);
+      case 'sync-centre': {
+        const { syncCentreCommand } = await import('./sync-centre-cli.js');
+        return await syncCentreCommand(rest, io);
+      }
       default:
         usage(`unknown command ${JSON.stringify(command)}`);
     }

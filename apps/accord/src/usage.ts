@@ -45,6 +45,21 @@ Usage:
                               Run a demo facility in this process: a relay and three devices
                               (enrolled and seeded with example events on first run, one of them
                               rejected by the relay; default DIR ./data/demo), and print their URLs.
+  accord sync-centre --url http://127.0.0.1:PORT COMMAND [--json]
+                              The Sync Centre of the device agent at PORT (its --http port):
+                                status            online, relay, peers, pending, needs attention
+                                outbox            this device's events without a verdict, oldest first
+                                conflicts         open deadletters, grouped by code, rule and reason
+                                inspect ID        an event, its verdict and what resolved it
+                                retry ID          retry a deadletter (a RetryRequested event)
+                                retry-all         retry every open deadletter
+                                discard ID [--reason R]
+                                                  discard a deadletter (kept in the audit trail)
+                                audit [--limit N] this device's sync and admin actions, newest first
+                              resubmit and integrity need the relay's side (not available yet).
+                              Tables by default; --json prints the API's JSON. Writes carry an
+                              Idempotency-Key (random, or --idempotency-key KEY), so a repeat
+                              after a lost answer records nothing twice.
 
 Exit codes: 0 success, 1 operational error (code on stderr), 2 usage error (CLI_USAGE).
 `;

@@ -9,6 +9,7 @@ import {
 import { fileOwnSeqMark, loadDevice, type RelayConfig } from './data-folder.js';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { HttpApi, type NetworkControl } from './http-api.js';
+import { LevelIdempotencyStore } from './idempotency.js';
 import { followRelayRoster } from './relay-roster.js';
 import { RosterFile } from './roster-file.js';
 import { wsPeerNetwork } from './ws-network.js';
@@ -259,7 +260,13 @@ export class DeviceAgent {
         await follower.ready;
       }
       const verdictsFrom = relay?.id ?? roster.data.relay;
+      // After the log's start-up scan: `unmapTables` reopens the database, not sublevels made before.
+      const idempotency = await LevelIdempotencyStore.open(
+        db.db,
+        opts.clock === undefined ? {} : { clock: opts.clock },
+      );
       const http = await HttpApi.listen({
+        idempotency,
         log,
         network: peerNetwork,
         identity: { device: key.deviceId, name: config.name, facility: config.facility },

@@ -30,6 +30,10 @@ export const DeviceErrorCode = {
   DEVICE_FOREIGN_HOST: ErrorCode.DEVICE_FOREIGN_HOST,
   /** A write (POST) whose `Content-Type` is not `application/json` (HTTP 415). */
   DEVICE_UNSUPPORTED_MEDIA_TYPE: ErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE,
+  /** An `Idempotency-Key` sent again with another route or body than its first use (HTTP 422). */
+  DEVICE_IDEMPOTENCY_MISMATCH: ErrorCode.DEVICE_IDEMPOTENCY_MISMATCH,
+  /** More live status streams than the agent serves at once (HTTP 503). */
+  DEVICE_TOO_MANY_STREAMS: ErrorCode.DEVICE_TOO_MANY_STREAMS,
 } as const;
 
 /** One of the {@link DeviceErrorCode} codes. */

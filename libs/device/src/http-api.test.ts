@@ -31,7 +31,7 @@ import type {
   Withheld,
 } from '@accord/log';
 import type { EventStatus, Projection } from '@accord/domain';
-import { HttpApi, type NetworkControl, type PeerStatus } from './http-api.js';
+import { HttpApi, type HttpApiOptions, type NetworkControl, type PeerStatus } from './http-api.js';
 
 const DEVICE = sampleEnvelope().device;
 const FACILITY = asFacilityId('clinic-1');
@@ -84,6 +84,7 @@ class FakeLog implements DeviceLogApi {
       ...sampleEnvelope({
         id: newEventId(NOW + this.#seq),
         seq: this.#seq,
+        hlc: formatHlc(NOW + 1000 * this.#seq, 0),
         type: draft.type,
         data: draft.data as JsonValue,
       }),
@@ -119,6 +120,7 @@ class FakeLog implements DeviceLogApi {
       ...sampleEnvelope({
         id: newEventId(NOW + this.#seq),
         seq: this.#seq,
+        hlc: formatHlc(NOW + 1000 * this.#seq, 0),
         type: draft.type,
         subject: draft.subject,
         deps: draft.deps ?? [],
@@ -172,8 +174,13 @@ class FakeLog implements DeviceLogApi {
     return this.list({ status: 'pending' });
   }
   counts(): LogCounts {
-    const n = this.events.size;
-    return { total: n, pending: n, accepted: 0, deadletter: 0, resolved: 0, outbox: n };
+    const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
+    for (const info of this.events.values()) {
+      counts.total++;
+      counts[info.status]++;
+    }
+    counts.outbox = counts.pending;
+    return counts;
   }
   tentative(): Projection {
     const calls = this.projectionCalls;
@@ -251,14 +258,22 @@ let network: FakeNetwork;
 let api: HttpApi;
 let base: string;
 
-async function start(maxBodyBytes?: number, setup: { log?: FakeLog; relay?: boolean } = {}): Promise<void> {
+/** The API's wall clock (the audit's times): NOW unless a test moves it. */
+let now = NOW;
+
+async function start(
+  maxBodyBytes?: number,
+  setup: { log?: FakeLog; relay?: boolean; options?: Partial<HttpApiOptions> } = {},
+): Promise<void> {
   log = setup.log ?? new FakeLog();
   network = new FakeNetwork();
+  now = NOW;
   api = await HttpApi.listen({
+    ...setup.options,
     log,
     network,
     identity: { device: DEVICE, name: 'Front desk', facility: FACILITY },
-    clock: () => NOW,
+    clock: () => now,
     ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
     ...(setup.relay === false ? {} : { relay: { id: relay.deviceId, url: RELAY_URL } }),
   });
@@ -835,6 +850,8 @@ describe('hostile input (property)', () => {
       '/api/deadletters',
       `/api/events/${newEventId(NOW)}/retry`,
       `/api/events/${newEventId(NOW)}/discard`,
+      '/api/deadletters/retry-all',
+      '/api/audit',
     ];
     await fc.assert(
       fc.asyncProperty(
@@ -845,10 +862,15 @@ describe('hostile input (property)', () => {
           fc.json(),
           fc.jsonValue().map((v) => JSON.stringify({ type: 'T', data: v })),
         ),
-        async (path, method, body) => {
+        // Keys reused across routes and bodies, and a malformed one.
+        fc.option(fc.constantFrom('k-1', 'k-2', 'not a key')),
+        async (path, method, body, key) => {
+          const headers: Record<string, string> = key === null ? {} : { 'idempotency-key': key };
           const res = await fetch(
             base + path,
-            method === 'GET' ? { method } : { method, body, headers: { 'content-type': 'application/json' } },
+            method === 'GET'
+              ? { method, headers }
+              : { method, body, headers: { ...headers, 'content-type': 'application/json' } },
           );
           expect(res.status).toBeLessThan(500);
           const json = (await res.json()) as unknown;
@@ -1137,5 +1159,461 @@ describe('POST /api/events with supersedes (amend)', () => {
     });
     expect([pending.status, pending.json['code']]).toEqual([409, 'DEVICE_NOT_DEADLETTER']);
     expect(log.appended).toBe(1);
+  });
+});
+
+/** A POST declared JSON with extra headers (an `Idempotency-Key`, an `Origin`). */
+async function send(
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown>; replayed: string | null }> {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return {
+    status: res.status,
+    json: (await res.json()) as Record<string, unknown>,
+    replayed: res.headers.get('idempotent-replayed'),
+  };
+}
+
+const key = (k: string) => ({ 'idempotency-key': k });
+
+describe('POST /api/deadletters/retry-all', () => {
+  it('records one RetryRequested per open deadletter, oldest first, and answers them; nothing left the second time', async () => {
+    const newer = await deadletter(2, 5);
+    const older = await deadletter(1, 1);
+    const own = await call('POST', '/api/events', { type: 'A', data: {} }); // pending: not retried
+    const r = await send('/api/deadletters/retry-all', undefined);
+    expect(r.status).toBe(200);
+    const retried = r.json['retried'] as { id: string; event: SignedEvent }[];
+    expect(retried.map((x) => x.id)).toEqual([older.event.id, newer.event.id]);
+    expect(r.json['skipped']).toEqual([]);
+    expect(log.systemDrafts.map((d) => [d.type, (d.data as { target: string }).target])).toEqual([
+      ['RetryRequested', older.event.id],
+      ['RetryRequested', newer.event.id],
+    ]);
+    for (const x of retried) {
+      expect(x.event).toMatchObject({ type: 'RetryRequested', data: { target: x.id } });
+      expect(log.get(x.id as EventId)?.status).toBe('pending');
+    }
+    expect(log.get(own.json['id'] as EventId)?.status).toBe('pending');
+    const again = await send('/api/deadletters/retry-all', {});
+    expect(again.json).toEqual({ retried: [], skipped: [] });
+    expect(log.systemDrafts).toHaveLength(2);
+  });
+
+  it('retries more deadletters than one batch holds', async () => {
+    const events: EventId[] = [];
+    for (let n = 1; n <= 70; n++) events.push((await deadletter(n, n)).event.id);
+    const r = await send('/api/deadletters/retry-all', {});
+    expect((r.json['retried'] as { id: string }[]).map((x) => x.id)).toEqual(events);
+    expect(log.systemDrafts).toHaveLength(70);
+    expect(log.list({ status: 'deadletter' })).toEqual([]);
+  });
+
+  it('skips, with its code and reason, a deadletter whose resolution is being recorded meanwhile', async () => {
+    const a = await deadletter(1, 1);
+    const b = await deadletter(2, 2);
+    const gate = deferred();
+    log.gate = gate.promise;
+    const discard = call('POST', `/api/events/${a.event.id}/discard`, { reason: 'entered twice' });
+    await log.appendEntered.promise;
+    log.appendEntered = deferred();
+    const all = send('/api/deadletters/retry-all', {});
+    // Retry-all has skipped a and is recording b's retry.
+    await log.appendEntered.promise;
+    gate.resolve();
+    const r = await all;
+    expect(r.status).toBe(200);
+    expect((r.json['retried'] as { id: string }[]).map((x) => x.id)).toEqual([b.event.id]);
+    const skipped = r.json['skipped'] as { id: string; code: string; reason: string }[];
+    expect(skipped.map((x) => [x.id, x.code])).toEqual([[a.event.id, 'DEVICE_NOT_DEADLETTER']]);
+    expect(skipped[0]?.reason).toContain('being recorded');
+    expect((await discard).status).toBe(201);
+    expect(log.systemDrafts.map((d) => d.type).sort()).toEqual(['DeadletterDiscarded', 'RetryRequested']);
+  });
+
+  it('refuses a body, a query, a GET, a form post and another origin, recording nothing', async () => {
+    await deadletter(1, 1);
+    expect((await send('/api/deadletters/retry-all', { all: true })).json['code']).toBe('DEVICE_BAD_REQUEST');
+    expect((await send('/api/deadletters/retry-all?force=1', {})).json['code']).toBe('DEVICE_BAD_REQUEST');
+    expect((await call('GET', '/api/deadletters/retry-all')).status).toBe(405);
+    const form = await fetch(`${base}/api/deadletters/retry-all`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{}',
+    });
+    expect(form.status).toBe(415);
+    const foreign = await send('/api/deadletters/retry-all', {}, { origin: 'http://evil.example' });
+    expect([foreign.status, foreign.json['code']]).toEqual([403, 'DEVICE_FOREIGN_ORIGIN']);
+    expect(log.systemDrafts).toHaveLength(0);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('answers a repeated POST /api/events with the first answer (same status, id, warning), recording one event', async () => {
+    const body = { type: 'StockConsumed', data: { lot: 'L1', warn: 'RULE_NEGATIVE_STOCK' } };
+    const first = await send('/api/events', body, key('form-1'));
+    const second = await send('/api/events', body, key('form-1'));
+    expect(first.status).toBe(201);
+    expect(first.replayed).toBeNull();
+    expect(second).toMatchObject({ status: 201, replayed: 'true' });
+    expect(second.json).toEqual(first.json);
+    expect(second.json['warning']).toMatchObject({ rule: 'RULE_NEGATIVE_STOCK' });
+    expect(log.appended).toBe(1);
+    const other = await send('/api/events', body, key('form-2'));
+    expect(other.json['id']).not.toBe(first.json['id']);
+    expect(log.appended).toBe(2);
+  });
+
+  it('answers a repeated retry, discard, amend and retry-all with the first answer instead of a 409', async () => {
+    const a = await deadletter(1, 1);
+    const b = await deadletter(2, 2);
+    const c = await deadletter(3, 3);
+    const retry = await send(`/api/events/${a.event.id}/retry`, undefined, key('r'));
+    // No body and {} are the same retry.
+    const retryAgain = await send(`/api/events/${a.event.id}/retry`, {}, key('r'));
+    expect([retry.status, retryAgain.status, retryAgain.replayed]).toEqual([201, 201, 'true']);
+    expect(retryAgain.json['id']).toBe(retry.json['id']);
+
+    const discard = await send(`/api/events/${b.event.id}/discard`, { reason: 'twice' }, key('d'));
+    const discardAgain = await send(`/api/events/${b.event.id}/discard`, { reason: 'twice' }, key('d'));
+    expect(discardAgain).toMatchObject({ status: 201, json: { id: discard.json['id'] } });
+
+    const amendBody = { type: 'StockConsumed', data: { lot: 'L-3', quantity: 1 }, supersedes: c.event.id };
+    const amend = await send('/api/events', amendBody, key('m'));
+    const amendAgain = await send('/api/events', amendBody, key('m'));
+    expect([amend.status, amendAgain.status]).toEqual([201, 201]);
+    expect(amendAgain.json['id']).toBe(amend.json['id']);
+    expect(log.appended).toBe(1);
+
+    const d = await deadletter(4, 4);
+    const all = await send('/api/deadletters/retry-all', {}, key('all'));
+    const allAgain = await send('/api/deadletters/retry-all', undefined, key('all'));
+    expect((all.json['retried'] as { id: string }[]).map((x) => x.id)).toEqual([d.event.id]);
+    expect(allAgain).toMatchObject({ status: 200, replayed: 'true' });
+    expect(allAgain.json).toEqual(all.json);
+    expect(log.systemDrafts.map((x) => x.type)).toEqual([
+      'RetryRequested',
+      'DeadletterDiscarded',
+      'RetryRequested',
+    ]);
+  });
+
+  it('refuses a key reused with another body or on another route (422), recording nothing', async () => {
+    const first = await send('/api/events', { type: 'A', data: { n: 1 } }, key('k-1'));
+    expect(first.status).toBe(201);
+    const otherBody = await send('/api/events', { type: 'A', data: { n: 2 } }, key('k-1'));
+    expect([otherBody.status, otherBody.json['code']]).toEqual([422, 'DEVICE_IDEMPOTENCY_MISMATCH']);
+    const { event } = await deadletter(1, 1);
+    const otherRoute = await send(`/api/events/${event.id}/retry`, {}, key('k-1'));
+    expect([otherRoute.status, otherRoute.json['code']]).toEqual([422, 'DEVICE_IDEMPOTENCY_MISMATCH']);
+    expect(log.appended).toBe(1);
+    expect(log.systemDrafts).toHaveLength(0);
+    expect(log.get(event.id)?.status).toBe('deadletter');
+  });
+
+  it.each([
+    ['empty', ''],
+    ['with a space', 'a b'],
+    ['with a slash', 'a/b'],
+    ['over 128 characters', 'k'.repeat(129)],
+  ])('refuses a key %s with 400, recording nothing', async (_what, k) => {
+    const r = await send('/api/events', { type: 'A', data: {} }, key(k));
+    expect([r.status, r.json['code']]).toEqual([400, 'DEVICE_BAD_REQUEST']);
+    expect(log.appended).toBe(0);
+  });
+
+  it('accepts a 128-character key and a UUID', async () => {
+    for (const k of ['k'.repeat(128), crypto.randomUUID()]) {
+      expect((await send('/api/events', { type: 'A', data: {} }, key(k))).status).toBe(201);
+    }
+    expect(log.appended).toBe(2);
+  });
+
+  it('makes a second request with the key of one in flight wait for it, then answers the first result', async () => {
+    const gate = deferred();
+    log.gate = gate.promise;
+    const body = { type: 'A', data: { n: 1 } };
+    const first = send('/api/events', body, key('slow'));
+    await log.appendEntered.promise;
+    const second = send('/api/events', body, key('slow'));
+    gate.resolve();
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.status, b.status, b.replayed]).toEqual([201, 201, 'true']);
+    expect(b.json['id']).toBe(a.json['id']);
+    expect(log.appended).toBe(1);
+  });
+
+  it('keeps nothing for a request refused as coming from another page: the key stays free', async () => {
+    const body = { type: 'A', data: {} };
+    const foreign = await send('/api/events', body, { ...key('page'), origin: 'http://evil.example' });
+    expect([foreign.status, foreign.json['code']]).toEqual([403, 'DEVICE_FOREIGN_ORIGIN']);
+    expect(log.appended).toBe(0);
+    const own = await send('/api/events', body, key('page'));
+    expect([own.status, own.replayed]).toEqual([201, null]);
+    expect(log.appended).toBe(1);
+  });
+
+  it('keeps nothing for a refused request: the same key works once the request can succeed', async () => {
+    const own = await call('POST', '/api/events', { type: 'A', data: {} });
+    const id = own.json['id'] as EventId;
+    const early = await send(`/api/events/${id}/retry`, {}, key('later'));
+    expect([early.status, early.json['code']]).toEqual([409, 'DEVICE_NOT_DEADLETTER']);
+    const info = log.get(id)!;
+    const v = await verdict(id, rejection('RULE_NEGATIVE_STOCK'), 2);
+    log.feed([{ ...info, status: 'deadletter', verdict: v }], [v]);
+    const now = await send(`/api/events/${id}/retry`, {}, key('later'));
+    expect([now.status, now.replayed]).toEqual([201, null]);
+  });
+});
+
+describe('GET /api/audit', () => {
+  it('lists this device’s retries, discards, amends, retry-alls, replays, refusals and network switches, newest first', async () => {
+    const a = await deadletter(1, 1);
+    const b = await deadletter(2, 2);
+    const c = await deadletter(3, 3);
+    now = NOW + 100_000;
+    const retry = await send(`/api/events/${a.event.id}/retry`, {}, key('r'));
+    now = NOW + 200_000;
+    await send(`/api/events/${a.event.id}/retry`, {}, key('r')); // replayed
+    const discard = await send(`/api/events/${b.event.id}/discard`, { reason: 'entered twice' });
+    const amend = await send('/api/events', { type: 'A', data: {}, supersedes: c.event.id });
+    await call('POST', '/api/events', { type: 'A', data: {} }); // a domain fact, not an action
+    now = NOW + 300_000;
+    const unknown = newEventId(NOW);
+    const refused = await send(`/api/events/${unknown}/discard`, { reason: 'x' });
+    expect(refused.status).toBe(404);
+    now = NOW + 400_000;
+    await send('/api/network', { online: false });
+    now = NOW + 500_000;
+    await send('/api/deadletters/retry-all', {}); // nothing left to retry
+
+    const { status, json } = await call('GET', '/api/audit');
+    expect(status).toBe(200);
+    const rows = json as unknown as { at: string; action: string }[];
+    // A recorded action's time is its event's HLC wall time.
+    const hlcTime = (answer: { json: Record<string, unknown> }): string =>
+      (answer.json['event'] as SignedEvent).hlc.slice(0, 24);
+    expect(rows.map((r) => r.at)).toEqual([...rows.map((r) => r.at)].sort().reverse());
+    expect(json).toEqual(
+      expect.arrayContaining([
+        {
+          at: hlcTime(retry),
+          action: 'retry',
+          target: a.event.id,
+          event: retry.json['id'],
+          outcome: 'recorded',
+        },
+        {
+          at: new Date(NOW + 200_000).toISOString(),
+          action: 'retry',
+          target: a.event.id,
+          event: retry.json['id'],
+          outcome: 'replayed',
+          detail: { key: 'r', status: 201 },
+        },
+        {
+          at: hlcTime(discard),
+          action: 'discard',
+          target: b.event.id,
+          event: discard.json['id'],
+          outcome: 'recorded',
+          detail: { reason: 'entered twice' },
+        },
+        {
+          at: hlcTime(amend),
+          action: 'amend',
+          target: c.event.id,
+          event: amend.json['id'],
+          outcome: 'recorded',
+        },
+        {
+          at: new Date(NOW + 300_000).toISOString(),
+          action: 'discard',
+          target: unknown,
+          outcome: 'refused',
+          detail: { status: 404, code: 'DEVICE_NOT_FOUND' },
+        },
+        {
+          at: new Date(NOW + 400_000).toISOString(),
+          action: 'network',
+          outcome: 'done',
+          detail: { online: false },
+        },
+        {
+          at: new Date(NOW + 500_000).toISOString(),
+          action: 'retry-all',
+          outcome: 'done',
+          detail: { retried: 0, skipped: 0 },
+        },
+      ]),
+    );
+    expect(rows).toHaveLength(7);
+    expect(rows[0]).toMatchObject({ action: 'retry-all' });
+    const limited = (await call('GET', '/api/audit?limit=2')).json as unknown as { action: string }[];
+    expect(limited.map((r) => r.action)).toEqual(['retry-all', 'network']);
+  });
+
+  it('records requests refused as coming from another page; refuses a bad limit or query', async () => {
+    const foreign = await fetch(`${base}/api/audit`, { headers: { origin: 'http://evil.example' } });
+    expect(foreign.status).toBe(403);
+    const rows = (await call('GET', '/api/audit')).json;
+    expect(rows).toEqual([
+      {
+        at: new Date(NOW).toISOString(),
+        action: 'request',
+        outcome: 'refused',
+        detail: { status: 403, code: 'DEVICE_FOREIGN_ORIGIN', method: 'GET', path: '/api/audit' },
+      },
+    ]);
+    for (const q of ['limit=0', 'limit=abc', 'limit=1001', 'limit=1&limit=2', 'since=1']) {
+      const r = await call('GET', `/api/audit?${q}`);
+      expect([q, r.status, r.json['code']]).toEqual([q, 400, 'DEVICE_BAD_REQUEST']);
+    }
+  });
+});
+
+/** A live stream read with fetch: `next()` awaits the next SSE block (event or comment). */
+async function openStream(headers: Record<string, string> = {}): Promise<{
+  status: number;
+  contentType: string | null;
+  next: () => Promise<{ event?: string; data?: string; comment?: string } | undefined>;
+  nextStatus: () => Promise<Record<string, unknown>>;
+  close: () => void;
+}> {
+  const ctrl = new AbortController();
+  const res = await fetch(`${base}/api/stream`, { headers, signal: ctrl.signal });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const next = async (): Promise<{ event?: string; data?: string; comment?: string } | undefined> => {
+    for (;;) {
+      const end = buffer.indexOf('\n\n');
+      if (end >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const out: { event?: string; data?: string; comment?: string } = {};
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) out.comment = line.slice(1).trim();
+          else if (line.startsWith('event: ')) out.event = line.slice(7);
+          else if (line.startsWith('data: ')) out.data = line.slice(6);
+        }
+        if (out.event === undefined && out.comment === undefined && out.data === undefined) continue; // retry:
+        return out;
+      }
+      const { done, value } = await reader.read();
+      if (done) return undefined;
+      buffer += decoder.decode(value, { stream: true });
+    }
+  };
+  const nextStatus = async (): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const block = await next();
+      if (block === undefined) throw new Error('the stream ended');
+      if (block.event === 'status') return JSON.parse(block.data ?? 'null') as Record<string, unknown>;
+    }
+  };
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type'),
+    next,
+    nextStatus,
+    close: () => ctrl.abort(),
+  };
+}
+
+describe('GET /api/stream', () => {
+  it('sends the status at once, then a new one when the log or the network changes', async () => {
+    network.relayPeer = {
+      peer: relay.deviceId,
+      connected: true,
+      lastContact: '2026-03-14T09:29:30.000Z',
+      relay: true,
+    };
+    const stream = await openStream();
+    expect(stream.status).toBe(200);
+    expect(stream.contentType).toBe('text/event-stream; charset=utf-8');
+    expect(await stream.nextStatus()).toEqual({
+      online: true,
+      relay: { connected: true, lastContact: '2026-03-14T09:29:30.000Z' },
+      peers: { connected: 2, known: 2 },
+      pending: 0,
+      outbox: 0,
+      needsAttention: 0,
+      confirmedSeq: 0,
+    });
+    await deadletter(1, 1);
+    expect(await stream.nextStatus()).toMatchObject({ needsAttention: 1 });
+    const e = foreignEvent(9, 9);
+    log.feed([{ event: e, status: 'accepted' }], [await acceptedVerdicts([e.id], 7, 10)]);
+    expect(await stream.nextStatus()).toMatchObject({ confirmedSeq: 7, needsAttention: 1 });
+    await send('/api/network', { online: false });
+    expect(await stream.nextStatus()).toMatchObject({ online: false, peers: { connected: 1, known: 2 } });
+    stream.close();
+  });
+
+  it('coalesces a burst of changes into one status', async () => {
+    const stream = await openStream();
+    expect(await stream.nextStatus()).toMatchObject({ needsAttention: 0 });
+    for (let n = 1; n <= 10; n++) await deadletter(n, n);
+    // Ten batches became visible: the next status already counts all ten.
+    expect(await stream.nextStatus()).toMatchObject({ needsAttention: 10 });
+    stream.close();
+  });
+
+  it('sends a comment heartbeat', async () => {
+    await api.close();
+    await start(undefined, { options: { streamHeartbeatMs: 10 } });
+    const stream = await openStream();
+    expect(await stream.next()).toMatchObject({ event: 'status' });
+    expect(await stream.next()).toEqual({ comment: 'keep-alive' });
+    stream.close();
+  });
+
+  it('serves at most maxStreams at once (503 DEVICE_TOO_MANY_STREAMS), and a slot frees when a client leaves', async () => {
+    await api.close();
+    await start(undefined, { options: { maxStreams: 2 } });
+    const a = await openStream();
+    const b = await openStream();
+    await Promise.all([a.nextStatus(), b.nextStatus()]);
+    const third = await call('GET', '/api/stream');
+    expect([third.status, third.json['code'], third.json['details']]).toEqual([
+      503,
+      'DEVICE_TOO_MANY_STREAMS',
+      { limit: 2 },
+    ]);
+    a.close();
+    // The server learns of the departure when the socket closes: ask until it has.
+    let again = await fetch(`${base}/api/stream`);
+    for (let tries = 0; again.status === 503 && tries < 500; tries++) {
+      await again.body?.cancel();
+      again = await fetch(`${base}/api/stream`);
+    }
+    expect(again.status).toBe(200);
+    await again.body?.cancel();
+    b.close();
+  });
+
+  it('ends open streams when the API closes, without waiting for them', async () => {
+    const stream = await openStream();
+    await stream.nextStatus();
+    await api.close();
+    expect(await stream.next()).toBeUndefined();
+  });
+
+  it('refuses another origin, a query and HEAD', async () => {
+    const foreign = await fetch(`${base}/api/stream`, { headers: { origin: 'http://evil.example' } });
+    expect([foreign.status, ((await foreign.json()) as { code: string }).code]).toEqual([
+      403,
+      'DEVICE_FOREIGN_ORIGIN',
+    ]);
+    expect((await call('GET', '/api/stream?x=1')).json['code']).toBe('DEVICE_BAD_REQUEST');
+    expect((await fetch(`${base}/api/stream`, { method: 'HEAD' })).status).toBe(405);
+    expect((await call('POST', '/api/stream', {})).status).toBe(405);
   });
 });

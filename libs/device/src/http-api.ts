@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
@@ -28,6 +29,13 @@ import {
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
+import {
+  isIdempotencyKey,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MemoryIdempotencyStore,
+  type IdempotencyStore,
+  type IdempotentAnswer,
+} from './idempotency.js';
 
 /** One peer connection as shown by `GET /api/status`. */
 export interface PeerStatus {
@@ -85,6 +93,56 @@ export interface HttpApiOptions {
    * dialed): shown by `GET /api/status`. Absent or null: no relay known.
    */
   readonly relay?: { readonly id: DeviceId; readonly url: string | null } | null;
+  /**
+   * Where `Idempotency-Key`s and their first answers are kept (default: in memory, 1000 keys,
+   * lost on restart). The agent passes its LevelDB's {@link LevelIdempotencyStore}.
+   */
+  readonly idempotency?: IdempotencyStore;
+  /** Most live status streams (`GET /api/stream`) served at once (default 8). */
+  readonly maxStreams?: number;
+  /** Interval of the streams' comment heartbeat, in ms (default 15 000). */
+  readonly streamHeartbeatMs?: number;
+  /** A change is pushed to the streams at most this long after it happened, coalesced (default 250 ms). */
+  readonly streamCoalesceMs?: number;
+  /** How often the streams' status is recomputed to catch network changes, in ms (default 1000). */
+  readonly streamCheckMs?: number;
+}
+
+/** One row of `GET /api/audit`: a sync or admin action of this device. */
+export interface AuditEntry {
+  /** ISO 8601 time (for a recorded event: its HLC wall time). */
+  readonly at: string;
+  /** `retry`, `retry-all`, `discard`, `amend`, `record`, `network` or `request` (any other write). */
+  readonly action: string;
+  /** The event the action is about (the deadletter retried, discarded or amended). */
+  readonly target?: string;
+  /** The event the action recorded (or, for a replay, the one the first request recorded). */
+  readonly event?: string;
+  /** `recorded` (an event), `done` (no event: a network switch), `replayed` (an idempotent repeat), `refused`. */
+  readonly outcome: 'recorded' | 'done' | 'replayed' | 'refused';
+  readonly detail?: Readonly<Record<string, JsonValue>>;
+}
+
+/** The compact status pushed by `GET /api/stream` (as `event: status`). */
+export interface LiveStatus {
+  readonly online: boolean;
+  /** The relay link, or null without a relay. */
+  readonly relay: { readonly connected: boolean; readonly lastContact: string | null } | null;
+  readonly peers: { readonly connected: number; readonly known: number };
+  /** Events of the facility without a verdict yet. */
+  readonly pending: number;
+  /** This device's events without a verdict yet. */
+  readonly outbox: number;
+  /** Open deadletters of the facility. */
+  readonly needsAttention: number;
+  readonly confirmedSeq: number;
+}
+
+/** One deadletter retry-all could not retry, and why. */
+export interface RetryAllSkipped {
+  readonly id: EventId;
+  readonly code: string;
+  readonly reason: string;
 }
 
 /** The relay link as shown by `GET /api/status` (`relay`). */
@@ -163,6 +221,8 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [DeviceErrorCode.DEVICE_FOREIGN_ORIGIN]: 403,
   [DeviceErrorCode.DEVICE_FOREIGN_HOST]: 421,
   [DeviceErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE]: 415,
+  [DeviceErrorCode.DEVICE_IDEMPOTENCY_MISMATCH]: 422,
+  [DeviceErrorCode.DEVICE_TOO_MANY_STREAMS]: 503,
   [ErrorCode.PROTOCOL_TOO_LARGE]: 413,
   [ErrorCode.LOG_HOLE]: 503,
   [ErrorCode.LOG_CLOSED]: 503,
@@ -179,7 +239,40 @@ interface Reply {
   readonly body: unknown;
   /** Extra response headers (e.g. `Accord-Withheld` on projections). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** A live stream instead of a JSON body: served until the client leaves or the API closes. */
+  readonly stream?: (res: ServerResponse) => Promise<void>;
 }
+
+/** What the audit says of a request while it runs (a handler may refine it: an amend). */
+interface AuditNote {
+  action: string;
+  target?: string;
+}
+
+/** A write's answer and the small result remembered for its `Idempotency-Key`. */
+interface Written {
+  readonly reply: Reply;
+  readonly result: JsonValue;
+}
+
+/** One open `GET /api/stream`. */
+interface LiveStream {
+  readonly res: ServerResponse;
+  /** The last status sent (JSON), to send only changes. */
+  last: string;
+}
+
+/** How many non-event audit entries (replays, refusals, retry-alls, network switches) are kept. */
+const AUDIT_MEMORY = 200;
+/** Default and largest `limit` of `GET /api/audit`. */
+const AUDIT_DEFAULT_LIMIT = 100;
+const AUDIT_MAX_LIMIT = 1000;
+/** A stream whose client does not read this much is cut off rather than buffered. */
+const STREAM_MAX_BUFFER = 64 * 1024;
+/** Retry-all records this many retries at a time (the log group-commits them). */
+const RETRY_ALL_BATCH = 64;
+/** Longest text from a request (a target, a path) kept in an audit entry. */
+const MAX_AUDIT_TEXT = 128;
 
 /** How many withheld devices a projection's `Accord-Withheld` header lists (status lists them all). */
 const MAX_WITHHELD_IN_HEADER = 20;
@@ -188,6 +281,9 @@ interface RequestContext {
   readonly req: IncomingMessage;
   readonly params: readonly string[];
   readonly query: URLSearchParams;
+  /** The URL's path (decoded segments joined by `/`). */
+  readonly path: string;
+  readonly audit: AuditNote;
 }
 
 type Handler = (ctx: RequestContext) => Reply | Promise<Reply>;
@@ -227,12 +323,23 @@ export class HttpApi {
   readonly #clockSkew: ClockSkewDetector;
   #stopping = false;
   #port = 0;
+  readonly #idempotency: IdempotencyStore;
+  /** Keys whose first request is being answered: a second one waits for it. */
+  readonly #keysInFlight = new Map<string, Promise<unknown>>();
+  /** Audit entries that are not events (newest last), at most {@link AUDIT_MEMORY}. */
+  readonly #auditMemory: AuditEntry[] = [];
+  readonly #streams = new Set<LiveStream>();
+  /** Streams accepted by the route and not yet closed (checked against `maxStreams`). */
+  #streamSlots = 0;
+  #pushTimer: NodeJS.Timeout | undefined;
+  #streamTimers: NodeJS.Timeout[] = [];
   /** Who the agent is to a browser: its `host:port` names and origins (set once listening). */
   #own: RequestOriginPolicy = { hosts: new Set(), origins: new Set() };
 
   private constructor(opts: HttpApiOptions) {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#idempotency = opts.idempotency ?? new MemoryIdempotencyStore();
     this.#routes = this.#makeRoutes();
     this.#clockSkew = new ClockSkewDetector({
       relay: opts.relay?.id ?? null,
@@ -242,6 +349,7 @@ export class HttpApi {
     for (const event of opts.log.visibleEvents()) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
       for (const e of events) this.#observe(e);
+      this.#statusChanged();
     });
     this.#server = createServer((req, res) => {
       const done = this.#handle(req, res).finally(() => {
@@ -297,6 +405,9 @@ export class HttpApi {
   async close(): Promise<void> {
     this.#stopping = true;
     this.#unsubscribe();
+    // Live streams never finish by themselves: end them, or the close would wait for ever.
+    for (const s of this.#streams) s.res.end();
+    this.#stopStreamTimers();
     const closed = new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
     });
@@ -316,12 +427,42 @@ export class HttpApi {
     });
     res.on('error', () => {});
     let reply: Reply;
+    const audit = auditNoteOf(req);
     try {
       this.#guard(req);
       if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
-      reply = await this.#route(req);
+      reply = await this.#route(req, audit);
     } catch (e) {
       reply = toErrorReply(e);
+      // Refused writes are audited (and any request refused as coming from another page).
+      const body = reply.body as ApiErrorBody;
+      if (
+        req.method === 'POST' ||
+        body.code === DeviceErrorCode.DEVICE_FOREIGN_ORIGIN ||
+        body.code === DeviceErrorCode.DEVICE_FOREIGN_HOST
+      ) {
+        this.#remember({
+          action: audit.action,
+          ...(audit.target === undefined ? {} : { target: audit.target }),
+          outcome: 'refused',
+          detail: {
+            status: reply.status,
+            code: body.code,
+            ...(audit.action === 'request'
+              ? { method: String(req.method).slice(0, 16), path: String(req.url).slice(0, MAX_AUDIT_TEXT) }
+              : {}),
+          },
+        });
+      }
+    }
+    if (reply.stream !== undefined) {
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+      });
+      await reply.stream(res);
+      return;
     }
     let text: string;
     try {
@@ -373,7 +514,7 @@ export class HttpApi {
     }
   }
 
-  async #route(req: IncomingMessage): Promise<Reply> {
+  async #route(req: IncomingMessage, audit: AuditNote): Promise<Reply> {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -403,7 +544,7 @@ export class HttpApi {
           },
         );
       }
-      return handler({ req, params, query: url.searchParams });
+      return handler({ req, params, query: url.searchParams, path: segments.join('/'), audit });
     }
     fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${url.pathname}`);
   }
@@ -477,22 +618,75 @@ export class HttpApi {
             if (device !== null) filter.device = device as DeviceId;
             return ok(log.list(filter));
           },
-          POST: async ({ req, query }) => {
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req);
+            const draft = parseDraft(body);
+            if (draft.supersedes !== undefined) {
+              ctx.audit.action = 'amend';
+              ctx.audit.target = draft.supersedes;
+            }
+            return this.#once(ctx, body, async () => {
+              // An amend answers a deadletter: refuse one that names anything else.
+              const result =
+                draft.supersedes === undefined
+                  ? await log.append(draft)
+                  : await this.#resolve(draft.supersedes, () => log.append(draft));
+              const warning = result.warning as unknown as JsonValue | undefined;
+              return {
+                reply: ok(
+                  {
+                    id: result.event.id,
+                    event: result.event,
+                    ...(warning === undefined ? {} : { warning }),
+                  },
+                  201,
+                ),
+                result: { event: result.event.id, ...(warning === undefined ? {} : { warning }) },
+              };
+            });
+          },
+        },
+      },
+      {
+        path: ['api', 'stream'],
+        methods: {
+          GET: ({ req, query }) => {
             checkQuery(query, []);
-            const draft = parseDraft(await this.#readBody(req));
-            // An amend answers a deadletter: refuse one that names anything else.
-            const result =
-              draft.supersedes === undefined
-                ? await log.append(draft)
-                : await this.#resolve(draft.supersedes, () => log.append(draft));
-            return ok(
-              {
-                id: result.event.id,
-                event: result.event,
-                ...(result.warning === undefined ? {} : { warning: result.warning }),
-              },
-              201,
-            );
+            if (req.method === 'HEAD') {
+              fail(DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED, 'the status stream is read with GET', {
+                allow: ['GET'],
+              });
+            }
+            const max = this.#opts.maxStreams ?? 8;
+            if (this.#streamSlots >= max) {
+              fail(
+                DeviceErrorCode.DEVICE_TOO_MANY_STREAMS,
+                `at most ${max} status streams are served at once`,
+                {
+                  limit: max,
+                },
+              );
+            }
+            this.#streamSlots++;
+            return { status: 200, body: null, stream: (res) => this.#serveStream(res) };
+          },
+        },
+      },
+      {
+        path: ['api', 'audit'],
+        methods: {
+          GET: ({ query }) => {
+            checkQuery(query, ['limit']);
+            const raw = query.get('limit');
+            if (raw !== null && !/^[1-9]\d{0,5}$/.test(raw)) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, `limit must be an integer 1-${AUDIT_MAX_LIMIT}`);
+            }
+            const limit = raw === null ? AUDIT_DEFAULT_LIMIT : Number(raw);
+            if (limit > AUDIT_MAX_LIMIT) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, `limit must be an integer 1-${AUDIT_MAX_LIMIT}`);
+            }
+            return ok(this.#auditTrail(limit));
           },
         },
       },
@@ -511,31 +705,27 @@ export class HttpApi {
       {
         path: ['api', 'events', ':id', 'retry'],
         methods: {
-          POST: async ({ req, params, query }) => {
-            checkQuery(query, []);
-            const body = await this.#readBody(req, true);
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req, true);
             if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
               fail(ErrorCode.DEVICE_BAD_REQUEST, 'retry takes no body (or {})');
             }
-            const id = params[0] ?? '';
-            const event = await this.#resolve(id, () =>
-              log.appendSystem({
-                type: SystemEventType.RetryRequested,
-                subject: { kind: 'event', id },
-                data: { target: id },
-                deps: [id as EventId],
-              }),
-            );
-            return ok({ id: event.id, event }, 201);
+            const id = ctx.params[0] ?? '';
+            // No body and `{}` are the same request.
+            return this.#once(ctx, {}, async () => {
+              const event = await this.#retry(id);
+              return { reply: ok({ id: event.id, event }, 201), result: { event: event.id } };
+            });
           },
         },
       },
       {
         path: ['api', 'events', ':id', 'discard'],
         methods: {
-          POST: async ({ req, params, query }) => {
-            checkQuery(query, []);
-            const body = await this.#readBody(req);
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req);
             if (
               !isPlainObject(body) ||
               Object.keys(body).some((k) => k !== 'reason') ||
@@ -546,16 +736,18 @@ export class HttpApi {
               fail(ErrorCode.DEVICE_BAD_REQUEST, `body must be {"reason": "…"} (1-${MAX_REASON} characters)`);
             }
             const reason = body['reason'];
-            const id = params[0] ?? '';
-            const event = await this.#resolve(id, () =>
-              log.appendSystem({
-                type: SystemEventType.DeadletterDiscarded,
-                subject: { kind: 'event', id },
-                data: { target: id, reason },
-                deps: [id as EventId],
-              }),
-            );
-            return ok({ id: event.id, event }, 201);
+            const id = ctx.params[0] ?? '';
+            return this.#once(ctx, body, async () => {
+              const event = await this.#resolve(id, () =>
+                log.appendSystem({
+                  type: SystemEventType.DeadletterDiscarded,
+                  subject: { kind: 'event', id },
+                  data: { target: id, reason },
+                  deps: [id as EventId],
+                }),
+              );
+              return { reply: ok({ id: event.id, event }, 201), result: { event: event.id } };
+            });
           },
         },
       },
@@ -585,6 +777,19 @@ export class HttpApi {
                         : -1,
                 ),
             );
+          },
+        },
+      },
+      {
+        path: ['api', 'deadletters', 'retry-all'],
+        methods: {
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req, true);
+            if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
+              fail(ErrorCode.DEVICE_BAD_REQUEST, 'retry-all takes no body (or {})');
+            }
+            return this.#once(ctx, {}, () => this.#retryAll());
           },
         },
       },
@@ -656,6 +861,8 @@ export class HttpApi {
               fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be {"online": true|false}');
             }
             network.setOnline(body['online']);
+            this.#remember({ action: 'network', outcome: 'done', detail: { online: network.online } });
+            this.#statusChanged();
             return ok({ online: network.online, peers: network.peers() });
           },
         },
@@ -735,6 +942,311 @@ export class HttpApi {
     }
   }
 
+  /** Records a `RetryRequested` for the deadletter `id` (see {@link HttpApi.#resolve}). */
+  #retry(id: string): Promise<SignedEvent> {
+    return this.#resolve(id, () =>
+      this.#opts.log.appendSystem({
+        type: SystemEventType.RetryRequested,
+        subject: { kind: 'event', id },
+        data: { target: id },
+        deps: [id as EventId],
+      }),
+    );
+  }
+
+  /**
+   * Retries every open deadletter of the facility, oldest event first: one `RetryRequested`
+   * each, recorded {@link RETRY_ALL_BATCH} at a time. One that cannot be retried (being resolved
+   * right now, resolved meanwhile) is skipped with its code and reason; nothing else stops the rest.
+   */
+  async #retryAll(): Promise<Written> {
+    const open = this.#opts.log
+      .list({ status: 'deadletter' })
+      .map((info) => info.event)
+      .sort((a, b) => (a.hlc !== b.hlc ? (a.hlc < b.hlc ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const retried: { id: EventId; event: SignedEvent }[] = [];
+    const skipped: RetryAllSkipped[] = [];
+    for (let i = 0; i < open.length; i += RETRY_ALL_BATCH) {
+      const outcomes = await Promise.allSettled(
+        open.slice(i, i + RETRY_ALL_BATCH).map((e) => this.#retry(e.id)),
+      );
+      outcomes.forEach((o, j) => {
+        const id = open[i + j]!.id;
+        if (o.status === 'fulfilled') retried.push({ id, event: o.value });
+        else {
+          const e: unknown = o.reason;
+          skipped.push({
+            id,
+            code: isAccordError(e) ? e.code : DeviceErrorCode.DEVICE_INTERNAL,
+            reason: e instanceof Error ? e.message : String(e),
+          });
+        }
+      });
+    }
+    this.#remember({
+      action: 'retry-all',
+      outcome: retried.length > 0 ? 'recorded' : 'done',
+      detail: { retried: retried.length, skipped: skipped.length },
+    });
+    return {
+      reply: { status: 200, body: { retried, skipped } },
+      result: {
+        retried: retried.map((r) => [r.id, r.event.id]),
+        skipped: skipped.map((s) => ({ id: s.id, code: s.code, reason: s.reason })),
+      },
+    };
+  }
+
+  /**
+   * Runs a write once per `Idempotency-Key` (none: just runs it).
+   *
+   * @remarks The key's first answer that recorded something (a 2xx) is kept durably as its
+   * status and event ids; the same key with the same method, path and body answers it again
+   * (events re-read from the log, header `Idempotent-Replayed: true`), with another one 422
+   * `DEVICE_IDEMPOTENCY_MISMATCH`. A refused request keeps nothing: it may be sent again. A key
+   * whose first request is still running makes the second wait for it, then answer as above.
+   */
+  async #once(ctx: RequestContext, body: unknown, run: () => Promise<Written>): Promise<Reply> {
+    const key = idempotencyKeyOf(ctx.req);
+    if (key === undefined) return (await run()).reply;
+    const fingerprint = createHash('sha256')
+      .update(`${ctx.req.method ?? ''} /${ctx.path}\n${JSON.stringify(body ?? null)}`)
+      .digest('base64url');
+    for (let first = this.#keysInFlight.get(key); first !== undefined; first = this.#keysInFlight.get(key)) {
+      await first.catch(() => {});
+    }
+    // No await between the check above and this: one request per key runs at a time.
+    const answer = this.#onceLocked(ctx, key, fingerprint, run);
+    this.#keysInFlight.set(key, answer);
+    try {
+      return await answer;
+    } finally {
+      this.#keysInFlight.delete(key);
+    }
+  }
+
+  async #onceLocked(
+    ctx: RequestContext,
+    key: string,
+    fingerprint: string,
+    run: () => Promise<Written>,
+  ): Promise<Reply> {
+    const first = await this.#idempotency.get(key);
+    if (first !== undefined) {
+      if (first.fingerprint !== fingerprint) {
+        fail(
+          DeviceErrorCode.DEVICE_IDEMPOTENCY_MISMATCH,
+          'this Idempotency-Key was first used for another request (route or body)',
+          { key },
+        );
+      }
+      const reply = this.#replay(first);
+      const event = (first.result as { event?: unknown }).event;
+      this.#remember({
+        action: ctx.audit.action,
+        ...(ctx.audit.target === undefined ? {} : { target: ctx.audit.target }),
+        ...(typeof event === 'string' ? { event } : {}),
+        outcome: 'replayed',
+        detail: { key, status: first.status },
+      });
+      return { ...reply, headers: { ...reply.headers, 'Idempotent-Replayed': 'true' } };
+    }
+    const written = await run();
+    if (written.reply.status >= 200 && written.reply.status < 300) {
+      try {
+        await this.#idempotency.put(key, {
+          fingerprint,
+          status: written.reply.status,
+          result: written.result,
+          at: (this.#opts.clock ?? Date.now)(),
+        });
+      } catch {
+        // The write is recorded and durable: say so. Only a repeat of this very key could
+        // record it again, and only if the database failed right here.
+      }
+    }
+    return written.reply;
+  }
+
+  /** The first answer of an `Idempotency-Key` again, its events re-read from the log. */
+  #replay(first: IdempotentAnswer): Reply {
+    const event = (id: unknown): SignedEvent => {
+      const info = typeof id === 'string' && isEventId(id) ? this.#opts.log.get(id) : undefined;
+      if (info === undefined)
+        fail(DeviceErrorCode.DEVICE_INTERNAL, `the first answer's event ${String(id)} is not in the log`);
+      return info.event;
+    };
+    const result = first.result as {
+      event?: unknown;
+      warning?: JsonValue;
+      retried?: unknown;
+      skipped?: JsonValue;
+    };
+    if (Array.isArray(result.retried)) {
+      const retried = (result.retried as unknown[]).map((pair) => {
+        const [id, by] = Array.isArray(pair) ? (pair as unknown[]) : [];
+        return { id, event: event(by) };
+      });
+      return { status: first.status, body: { retried, skipped: result.skipped ?? [] } };
+    }
+    const e = event(result.event);
+    return {
+      status: first.status,
+      body: { id: e.id, event: e, ...(result.warning === undefined ? {} : { warning: result.warning }) },
+    };
+  }
+
+  /** Keeps an audit entry that is not an event (the oldest go beyond {@link AUDIT_MEMORY}). */
+  #remember(entry: Omit<AuditEntry, 'at'>): void {
+    const at = new Date((this.#opts.clock ?? Date.now)()).toISOString();
+    // A target comes from the URL: keep what fits an event id and a little more.
+    const target = entry.target === undefined ? {} : { target: entry.target.slice(0, MAX_AUDIT_TEXT) };
+    this.#auditMemory.push({ at, ...entry, ...target });
+    if (this.#auditMemory.length > AUDIT_MEMORY) this.#auditMemory.shift();
+  }
+
+  /**
+   * This device's sync and admin actions, newest first: its own resolution events from the log
+   * (retries, discards, amends: durable, the same on every device) and the entries kept in
+   * memory (retry-alls, replays, refusals, network switches: since the agent started).
+   */
+  #auditTrail(limit: number): AuditEntry[] {
+    const entries: { entry: AuditEntry; order: number }[] = [];
+    for (const { event } of this.#opts.log.list({ device: this.#opts.identity.device })) {
+      const at = event.hlc.slice(0, 24);
+      const data = event.data as { target?: unknown; reason?: unknown } | null;
+      const target = typeof data?.target === 'string' ? data.target : undefined;
+      let entry: AuditEntry | undefined;
+      if (event.type === SystemEventType.RetryRequested && target !== undefined) {
+        entry = { at, action: 'retry', target, event: event.id, outcome: 'recorded' };
+      } else if (event.type === SystemEventType.DeadletterDiscarded && target !== undefined) {
+        entry = {
+          at,
+          action: 'discard',
+          target,
+          event: event.id,
+          outcome: 'recorded',
+          ...(typeof data?.reason === 'string' ? { detail: { reason: data.reason } } : {}),
+        };
+      } else if (event.supersedes !== undefined) {
+        entry = { at, action: 'amend', target: event.supersedes, event: event.id, outcome: 'recorded' };
+      }
+      if (entry !== undefined) entries.push({ entry, order: -1 });
+    }
+    this.#auditMemory.forEach((entry, order) => entries.push({ entry, order }));
+    return entries
+      .sort((a, b) =>
+        a.entry.at !== b.entry.at
+          ? a.entry.at < b.entry.at
+            ? 1
+            : -1
+          : a.order !== b.order
+            ? b.order - a.order
+            : (b.entry.event ?? '') < (a.entry.event ?? '')
+              ? -1
+              : 1,
+      )
+      .slice(0, limit)
+      .map((e) => e.entry);
+  }
+
+  /** The compact status of the live stream. */
+  #liveStatus(): LiveStatus {
+    const { log, network } = this.#opts;
+    const counts = log.counts();
+    const peers = network.peers();
+    const relay = this.#relayStatus(peers);
+    return {
+      online: network.online,
+      relay: relay === null ? null : { connected: relay.connected, lastContact: relay.lastContact },
+      peers: { connected: peers.filter((p) => p.connected).length, known: peers.length },
+      pending: counts.pending,
+      outbox: counts.outbox,
+      needsAttention: counts.deadletter,
+      confirmedSeq: this.#confirmedSeq,
+    };
+  }
+
+  /** Serves one live stream until its client leaves or the API closes. */
+  #serveStream(res: ServerResponse): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const stream: LiveStream = { res, last: '' };
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.#streams.delete(stream);
+        this.#streamSlots--;
+        if (this.#streams.size === 0) this.#stopStreamTimers();
+        resolve();
+      };
+      res.once('close', finish);
+      res.once('finish', finish);
+      if (this.#stopping) {
+        res.end();
+        return;
+      }
+      this.#streams.add(stream);
+      this.#startStreamTimers();
+      // Reconnect after 2 s if the connection drops (EventSource's default is 3 s).
+      res.write('retry: 2000\n\n');
+      this.#send(stream, JSON.stringify(this.#liveStatus()));
+    });
+  }
+
+  #send(stream: LiveStream, status: string): void {
+    if (stream.last === status) return;
+    stream.last = status;
+    this.#write(stream, `event: status\ndata: ${status}\n\n`);
+  }
+
+  #write(stream: LiveStream, text: string): void {
+    // A client that stops reading is cut off rather than buffered without bound.
+    if (stream.res.writableLength > STREAM_MAX_BUFFER) stream.res.destroy();
+    else stream.res.write(text);
+  }
+
+  /** Something the status shows may have changed: push it, coalesced, to every stream. */
+  #statusChanged(): void {
+    if (this.#streams.size === 0 || this.#pushTimer !== undefined) return;
+    this.#pushTimer = setTimeout(() => {
+      this.#pushTimer = undefined;
+      this.#pushStatus();
+    }, this.#opts.streamCoalesceMs ?? 250);
+    this.#pushTimer.unref();
+  }
+
+  #pushStatus(): void {
+    if (this.#streams.size === 0) return;
+    let status: string;
+    try {
+      status = JSON.stringify(this.#liveStatus());
+    } catch {
+      return; // The log is closing: the streams end with the API.
+    }
+    for (const s of this.#streams) this.#send(s, status);
+  }
+
+  #startStreamTimers(): void {
+    if (this.#streamTimers.length > 0) return;
+    // The network adapters announce no changes: the status is recomputed now and then, and sent
+    // only when it differs from what each stream was last sent.
+    const check = setInterval(() => this.#pushStatus(), this.#opts.streamCheckMs ?? 1000);
+    const heartbeat = setInterval(() => {
+      for (const s of this.#streams) this.#write(s, ': keep-alive\n\n');
+    }, this.#opts.streamHeartbeatMs ?? 15_000);
+    check.unref();
+    heartbeat.unref();
+    this.#streamTimers = [check, heartbeat];
+  }
+
+  #stopStreamTimers(): void {
+    for (const t of this.#streamTimers) clearInterval(t);
+    this.#streamTimers = [];
+    if (this.#pushTimer !== undefined) clearTimeout(this.#pushTimer);
+    this.#pushTimer = undefined;
+  }
+
   #date(query: URLSearchParams): string {
     const date = query.get('date');
     // "Today" is the facility's business date, not the UTC one (issue #13).
@@ -755,6 +1267,46 @@ function ownOrigin(host: string, port: number): RequestOriginPolicy {
   }
   const hosts = new Set([...names].map((n) => `${n}:${port}`));
   return { hosts, origins: new Set([...hosts].map((h) => `http://${h}`)) };
+}
+
+/** The `Idempotency-Key` of a request, if it has one; 400 when it is malformed (or sent twice). */
+function idempotencyKeyOf(req: IncomingMessage): string | undefined {
+  const key = req.headers['idempotency-key'];
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || !isIdempotencyKey(key)) {
+    fail(
+      ErrorCode.DEVICE_BAD_REQUEST,
+      `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 . _ : ~ -`,
+      { header: 'Idempotency-Key' },
+    );
+  }
+  return key;
+}
+
+/** What the audit calls a request, from its method and path (a handler may refine it). */
+function auditNoteOf(req: IncomingMessage): AuditNote {
+  let segments: string[] = [];
+  try {
+    segments = new URL(req.url ?? '/', 'http://localhost').pathname.split('/').filter((s) => s !== '');
+  } catch {
+    // A malformed URL is a plain "request".
+  }
+  const [a, b, c, d] = segments;
+  if (req.method === 'POST' && a === 'api') {
+    if (b === 'events' && segments.length === 2) return { action: 'record' };
+    if (b === 'events' && c !== undefined && segments.length === 4 && (d === 'retry' || d === 'discard')) {
+      let target = c;
+      try {
+        target = decodeURIComponent(c);
+      } catch {
+        // Kept as sent.
+      }
+      return { action: d, target };
+    }
+    if (b === 'deadletters' && c === 'retry-all' && segments.length === 3) return { action: 'retry-all' };
+    if (b === 'network' && segments.length === 2) return { action: 'network' };
+  }
+  return { action: 'request' };
 }
 
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {

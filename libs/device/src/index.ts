@@ -32,14 +32,26 @@ export {
   DEFAULT_MAX_BODY_BYTES,
   EVENT_STATUSES,
   type ApiErrorBody,
+  type AuditEntry,
   type DeadletterInfo,
   type DeviceIdentity,
   type HttpApiOptions,
   type LastVerdict,
+  type LiveStatus,
   type NetworkControl,
   type PeerStatus,
   type RelayStatus,
+  type RetryAllSkipped,
 } from './http-api.js';
+export {
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  isIdempotencyKey,
+  LevelIdempotencyStore,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MemoryIdempotencyStore,
+  type IdempotencyStore,
+  type IdempotentAnswer,
+} from './idempotency.js';
 export {
   followRelayRoster,
   type FollowRelayRosterOptions,
