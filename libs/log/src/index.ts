@@ -9,3 +9,4 @@ export {
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
+export { onPeerSync, type PeerSyncReport } from './peer-sync.js';
