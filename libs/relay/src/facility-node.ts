@@ -1,9 +1,21 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DeviceLog, onPeerSync, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
+import {
+  DeviceLog,
+  onPeerSync,
+  rootDocumentId,
+  rootInitialBytes,
+  segmentDocumentId,
+  segmentInitialBytes,
+  type LogRoster,
+  type RootDoc,
+  type SegmentDoc,
+} from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
   AccordError,
+  decodeSignedEvent,
+  encodeSignedEvent,
   ErrorCode,
   relayRosterVersion,
   SystemEventType,
@@ -188,6 +200,12 @@ export class FacilityNode {
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
       });
       node = new FacilityNode(opts, { db, adapter, log, roster });
+      const repaired = await node.#repairDocuments();
+      if (repaired > 0) {
+        observer.problem(facility, 'put back into the sync documents events a crash kept from them', {
+          repaired,
+        });
+      }
       node.#start();
       return node;
     } catch (e) {
@@ -195,6 +213,84 @@ export class FacilityNode {
       await db.close();
       throw e;
     }
+  }
+
+  /**
+   * Puts back into the facility's documents the devices' events that the store holds but the
+   * documents lost, and their announcements in the root index, so the relay re-serves them.
+   *
+   * @remarks Document saves lag behind the durable store (they are debounced), so a relay killed
+   * shortly after taking in a device's events holds them durably while its documents do not; the
+   * log restores only its own segments. A device that is gone for good can no longer send them:
+   * unless the relay puts them back, new and restored devices never get them (issue #13). Only
+   * the last two segments of each device can lack anything (saves lag by seconds). Returns how
+   * many events it put back.
+   */
+  async #repairDocuments(): Promise<number> {
+    const size = this.log.segmentSize;
+    const relay = this.#opts.key.deviceId;
+    const highest = new Map<DeviceId, number>();
+    for (const e of this.log.visibleEvents()) {
+      if (e.device !== relay && e.seq > (highest.get(e.device) ?? 0)) highest.set(e.device, e.seq);
+    }
+    const wanted = new Map<string, { device: DeviceId; index: number; events: SignedEvent[] }>();
+    for (const e of this.log.visibleEvents()) {
+      const top = highest.get(e.device);
+      if (top === undefined) continue;
+      const index = Math.floor((e.seq - 1) / size);
+      if (index < Math.floor((top - 1) / size) - 1) continue;
+      const id = segmentDocumentId(this.facility, e.device, index);
+      let entry = wanted.get(id);
+      if (entry === undefined) wanted.set(id, (entry = { device: e.device, index, events: [] }));
+      entry.events.push(e);
+    }
+    if (wanted.size === 0) return 0;
+    const root = await this.#openDocument<RootDoc>(
+      rootDocumentId(this.facility),
+      rootInitialBytes(this.facility),
+    );
+    let repaired = 0;
+    for (const [id, { device, index, events }] of wanted) {
+      const handle = await this.#openDocument<SegmentDoc>(
+        id as ReturnType<typeof segmentDocumentId>,
+        segmentInitialBytes(this.facility, device, index),
+      );
+      const present = new Set<number>();
+      const list: unknown = handle.doc().events;
+      for (const bytes of Array.isArray(list) ? (list as unknown[]) : []) {
+        const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
+        if (decoded?.ok === true && decoded.value.device === device) present.add(decoded.value.seq);
+      }
+      const missing = events.filter((e) => !present.has(e.seq)).sort((x, y) => x.seq - y.seq);
+      if (missing.length > 0) {
+        handle.change((doc) => {
+          for (const e of missing) doc.events.push(encodeSignedEvent(e));
+        });
+        repaired += missing.length;
+      }
+      const announced: unknown = root.doc().devices[device];
+      if (typeof announced !== 'number' || announced < index + 1) {
+        root.change((doc) => {
+          doc.devices[device] = index + 1;
+        });
+      }
+    }
+    return repaired;
+  }
+
+  /** A facility document from its first change and what the store holds of it (as the log opens them). */
+  async #openDocument<T>(id: ReturnType<typeof rootDocumentId>, initial: Uint8Array) {
+    const repo = this.log.repo;
+    const handle = repo.import<T>(initial, { docId: id });
+    for (const chunk of await this.#db.storageAdapter.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) {
+        repo.import<T>(chunk.data, { docId: id });
+      }
+    }
+    if (!handle.isReady()) handle.doneLoading();
+    await handle.whenReady();
+    return handle;
   }
 
   #start(): void {
