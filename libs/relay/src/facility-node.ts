@@ -124,6 +124,8 @@ export class FacilityNode {
   /** Roster publications waiting until the relay may write; called with false when closing. */
   #writeWaiters: ((open: boolean) => void)[] = [];
   #offSync: () => void = () => {};
+  /** The start-up repair of the documents (see #repairDocuments). */
+  #repairing: Promise<void> = Promise.resolve();
   #connected = 0;
   #lastActivity: number;
   #closing: Promise<void> | undefined;
@@ -200,13 +202,20 @@ export class FacilityNode {
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
       });
       node = new FacilityNode(opts, { db, adapter, log, roster });
-      const repaired = await node.#repairDocuments();
-      if (repaired > 0) {
-        observer.problem(facility, 'put back into the sync documents events a crash kept from them', {
-          repaired,
-        });
-      }
       node.#start();
+      // In the background: verdicts need not wait for it, and what it puts back syncs as it lands.
+      node.#repairing = node
+        .#repairDocuments()
+        .then((repaired) => {
+          if (repaired > 0) {
+            observer.problem(facility, 'put back into the sync documents events a crash kept from them', {
+              repaired,
+            });
+          }
+        })
+        .catch((e: unknown) =>
+          observer.problem(facility, 'could not put lost events back into the documents', e),
+        );
       return node;
     } catch (e) {
       adapter.disconnect();
@@ -591,6 +600,7 @@ export class FacilityNode {
       this.#unsubscribe();
       this.#offSync();
       for (const w of this.#writeWaiters.splice(0)) w(false);
+      await this.#repairing;
       await this.#round;
       await this.#publishing?.catch(() => undefined);
       // No peer may add a document handle while the log flushes.
