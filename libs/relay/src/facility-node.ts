@@ -17,11 +17,13 @@ import {
   decodeSignedEvent,
   encodeSignedEvent,
   ErrorCode,
+  parseRosterUpdatedData,
   relayRosterVersion,
   SystemEventType,
   type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
+  type RosterUpdatedData,
   type SignedEvent,
   type VerdictData,
 } from '@accord/protocol';
@@ -65,6 +67,11 @@ export interface FacilityNodeOptions {
    * a store holding at least that many was not restored meanwhile (see "Restored from a backup").
    */
   readonly trustedOwnSeq?: number;
+  /**
+   * Called once per version when the log holds a relay-signed roster newer than `members`: the
+   * membership file was restored from an older backup and should take it back (`adoptRoster`).
+   */
+  readonly onNewerRoster?: (roster: RosterUpdatedData) => void;
 }
 
 /** A connected device, and which of the relay's own documents it has shown it holds no more of. */
@@ -538,6 +545,12 @@ export class FacilityNode {
     if (version !== undefined && version > (this.#newestRoster?.version ?? 0)) {
       this.#newestRoster = { event, version };
     }
+    // Newer than the membership file: the relay signed it before a restore took the file back.
+    if (version !== undefined && version > this.#members.version && version > this.#adoptAsked) {
+      this.#adoptAsked = version;
+      const parsed = parseRosterUpdatedData(event.data);
+      if (parsed.ok) this.#opts.onNewerRoster?.(parsed.value);
+    }
   }
 
   /**
@@ -558,6 +571,8 @@ export class FacilityNode {
   }
 
   #publishing: Promise<SignedEvent> | undefined;
+  /** The newest roster version handed to `onNewerRoster`. */
+  #adoptAsked = 0;
   #newestRoster: { readonly event: SignedEvent; readonly version: number } | undefined;
 
   /**

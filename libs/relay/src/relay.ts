@@ -17,6 +17,7 @@ import {
 import { FacilityNode, type FacilityObserver } from './facility-node.js';
 import { createRelayLogger, type RelayLogger } from './logger.js';
 import {
+  adoptRoster,
   enrollWithToken,
   MembershipWatcher,
   readMembers,
@@ -253,6 +254,20 @@ export class Relay {
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
+      onNewerRoster: (roster) => {
+        adoptRoster(this.#layout, facility, roster, this.#clock())
+          .then(async ({ members, changed }) => {
+            if (!changed) return;
+            this.#logger.warn(
+              { facility, version: members.version },
+              'membership taken back from a roster the relay signed (members.json was older)',
+            );
+            await this.#membersChanged(facility, members, 'applied');
+          })
+          .catch((e: unknown) =>
+            this.#logger.error({ err: e, facility }, 'could not take back the membership'),
+          );
+      },
     });
     this.metrics.setFacilitiesLoaded(this.#nodes.size);
     this.#logger.info({ facility, ...node.stats() }, 'facility loaded');
