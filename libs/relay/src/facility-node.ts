@@ -381,32 +381,25 @@ export class FacilityNode {
     for (const w of waiting) w(true);
   }
 
-  /** Resolves true once the relay may write (or after `maxWaitMs`, false when closing). */
-  #mayWrite(maxWaitMs: number | undefined): Promise<boolean> {
+  /** Resolves true once the relay may write, false when the node closes first. */
+  #mayWrite(): Promise<boolean> {
     if (this.#closing !== undefined) return Promise.resolve(false);
-    if (this.#trusted && this.#peersAllow(this.#clock()) && !this.#behind()) {
+    if (this.#forced > 0 || (this.#trusted && this.#peersAllow(this.#clock()) && !this.#behind())) {
       return Promise.resolve(true);
     }
     this.#schedule(0);
-    return new Promise<boolean>((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = (open: boolean): void => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve(open);
-      };
-      this.#writeWaiters.push(done);
-      if (maxWaitMs !== undefined) {
-        timer = setTimeout(() => {
-          this.#writeWaiters = this.#writeWaiters.filter((w) => w !== done);
-          this.#opts.observer.problem(
-            this.facility,
-            'roster published before the relay caught up with the devices (none showed its history in time)',
-            { waitedMs: maxWaitMs },
-          );
-          resolve(true);
-        }, maxWaitMs);
-      }
-    });
+    return new Promise<boolean>((resolve) => this.#writeWaiters.push(resolve));
+  }
+
+  /** An enrollment cannot wait forever for its roster: lets every waiting publication go. */
+  #stopWaiting(waitedMs: number): void {
+    if (this.#writeWaiters.length === 0) return;
+    this.#opts.observer.problem(
+      this.facility,
+      'roster published before the relay caught up with the devices (none showed its history in time)',
+      { waitedMs },
+    );
+    for (const w of this.#writeWaiters.splice(0)) w(true);
   }
 
   #onEvents(events: readonly SignedEvent[]): void {
@@ -571,6 +564,8 @@ export class FacilityNode {
   }
 
   #publishing: Promise<SignedEvent> | undefined;
+  /** Bounded publications (enrollments) whose wait ran out: roster publications go ahead. */
+  #forced = 0;
   /** The newest roster version handed to `onNewerRoster`. */
   #adoptAsked = 0;
   #newestRoster: { readonly event: SignedEvent; readonly version: number } | undefined;
@@ -584,7 +579,7 @@ export class FacilityNode {
    */
   publishRoster(maxWaitMs?: number): Promise<SignedEvent> {
     const run = async (): Promise<SignedEvent> => {
-      if (!(await this.#mayWrite(maxWaitMs))) {
+      if (!(await this.#mayWrite())) {
         throw new AccordError(
           ErrorCode.RELAY_STOPPING,
           'the facility closed before its roster was published',
@@ -600,6 +595,21 @@ export class FacilityNode {
     };
     const next = (this.#publishing ?? Promise.resolve(undefined)).then(run, run);
     this.#publishing = next;
+    if (maxWaitMs !== undefined) {
+      // Outside the chain: an earlier publication may be the one waiting. Until this one is out,
+      // every publication goes ahead.
+      let forcing = false;
+      const timer = setTimeout(() => {
+        forcing = true;
+        this.#forced++;
+        this.#stopWaiting(maxWaitMs);
+      }, maxWaitMs);
+      const clear = (): void => {
+        clearTimeout(timer);
+        if (forcing) this.#forced--;
+      };
+      next.then(clear, clear);
+    }
     return next;
   }
 

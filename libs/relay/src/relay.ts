@@ -55,6 +55,12 @@ export interface RelayOptions {
    * tests and benchmarks change it.
    */
   readonly segmentSize?: number;
+  /**
+   * How long a newly connected device may take to show the relay its own history, and how long an
+   * enrollment waits for that before its roster is published anyway (default 30 s; see
+   * `FacilityNode`, "Restored from a backup").
+   */
+  readonly catchUpMaxMs?: number;
 }
 
 /** The line the relay prints when it is ready (tests and scripts parse it). */
@@ -253,6 +259,7 @@ export class Relay {
         ? {}
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
+      ...(this.#opts.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: this.#opts.catchUpMaxMs }),
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
       onNewerRoster: (roster) => {
         adoptRoster(this.#layout, facility, roster, this.#clock())
