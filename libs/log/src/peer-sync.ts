@@ -11,15 +11,21 @@ export interface PeerSyncReport {
 }
 
 /**
- * Calls `listener` each time `repo` has taken in a sync message from a peer, saying whether the
- * repo now holds everything the peer held of that document; returns the unsubscribe function.
+ * Calls `listener` each time `repo` has taken in a sync message from a peer about a document
+ * `wants` accepts (default: all), saying whether the repo now holds everything the peer held of
+ * that document; returns the unsubscribe function.
  *
  * @remarks For a process that must not write before it has learned what its peers hold (a relay
  * restored from an older backup). Automerge's sync state records the peer's heads with every
  * message; the repo holds them when none is missing locally. Listener errors are swallowed.
  */
-export function onPeerSync(repo: Repo, listener: (report: PeerSyncReport) => void): () => void {
+export function onPeerSync(
+  repo: Repo,
+  listener: (report: PeerSyncReport) => void,
+  wants: (peer: string, documentId: string) => boolean = () => true,
+): () => void {
   const handler = (e: { peerId: string; documentId: string; syncState: A.SyncState }): void => {
+    if (!wants(e.peerId, e.documentId)) return;
     const theirs = (e.syncState as { theirHeads?: A.Heads | null }).theirHeads;
     if (theirs === undefined || theirs === null) return;
     // The event fires inside the handle's update, before the new document is in place.

@@ -317,13 +317,22 @@ export class FacilityNode {
       this.#sealer.note(event);
     }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
-    this.#offSync = onPeerSync(this.log.repo, ({ peer, documentId, holdsTheirs }) => {
-      const p = this.#peers.get(peer);
-      if (p === undefined) return;
-      if (holdsTheirs) p.synced.add(documentId);
-      else p.synced.delete(documentId);
-      if (holdsTheirs) this.#schedule(0);
-    });
+    this.#offSync = onPeerSync(
+      this.log.repo,
+      ({ peer, documentId, holdsTheirs }) => {
+        const p = this.#peers.get(peer);
+        if (p === undefined) return;
+        if (holdsTheirs) p.synced.add(documentId);
+        else p.synced.delete(documentId);
+        if (holdsTheirs) this.#schedule(0);
+      },
+      // Only while it counts (see #peersAllow): untrusted, or the peer's first catchUpMaxMs.
+      (peer) => {
+        const p = this.#peers.get(peer);
+        const maxMs = this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
+        return p !== undefined && (!this.#trusted || this.#clock() - p.since < maxMs);
+      },
+    );
     // Published once the relay may write (at once unless it must catch up first).
     this.publishRoster().catch(() => undefined);
     this.#schedule(0);
