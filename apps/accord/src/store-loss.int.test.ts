@@ -2,7 +2,7 @@
 // scenario 7). Measured: cutting the newest LevelDB `.log` of a stopped device back into the
 // batch that held its last own events, the device started silently without its acknowledged
 // events, took their numbers again for its next append and forked from its peers for good
-// (`LOG_CONFLICTING_EVENT … used seq 7 twice`). And a byte flipped in a table file (`.ldb`)
+// (`LOG_CONFLICTING_EVENT … used seq 7 twice`, now reported as `LOG_EQUIVOCATION`). And a byte flipped in a table file (`.ldb`)
 // stopped the agent from starting at all. Real processes, real LevelDB, real WebSockets.
 import { cp, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -139,8 +139,8 @@ describe('a device whose store lost its newest writes', () => {
       'B to hold A’s eleventh event',
       async () => (await b.api('GET', `/api/events/${next.json.id}`)).status === 200,
     );
-    expect(b.stderr).not.toContain('LOG_CONFLICTING_EVENT');
-    expect(a.stderr).not.toContain('LOG_CONFLICTING_EVENT');
+    expect(b.stderr).not.toContain('LOG_EQUIVOCATION');
+    expect(a.stderr).not.toContain('LOG_EQUIVOCATION');
   });
 
   it('never reuses a sequence number after a kill and a torn log tail either', async () => {
@@ -164,7 +164,7 @@ describe('a device whose store lost its newest writes', () => {
       'B to hold A’s eleventh event',
       async () => (await b.api('GET', `/api/events/${next.json.id}`)).status === 200,
     );
-    expect(b.stderr).not.toContain('LOG_CONFLICTING_EVENT');
+    expect(b.stderr).not.toContain('LOG_EQUIVOCATION');
   });
 
   it('starts despite a damaged table file: sets the database aside, says so, and repairs it from a peer', async () => {
@@ -222,6 +222,6 @@ describe('a device whose store lost its newest writes', () => {
     const next = await a.api<{ id: string; event: { seq: number } }>('POST', '/api/events', registration(11));
     expect(next.json.event.seq).toBe(11);
     for (const id of ids) expect((await a.api('GET', `/api/events/${id}`)).status).toBe(200);
-    expect(b.stderr).not.toContain('LOG_CONFLICTING_EVENT');
+    expect(b.stderr).not.toContain('LOG_EQUIVOCATION');
   });
 });

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@accord/protocol';
-import { DomainEventType, EVENT_CATALOGUE, checkEventData, isDomainEventType } from './catalogue.js';
+import {
+  DomainEventType,
+  EVENT_CATALOGUE,
+  MAX_SCHEMA_ISSUE_CHARS,
+  MAX_SCHEMA_ISSUES,
+  checkEventData,
+  isDomainEventType,
+} from './catalogue.js';
 import { arbFacility } from './testing.js';
 
 const valid: Record<DomainEventType, unknown> = {
@@ -131,6 +138,28 @@ describe('checkEventData', () => {
       const issues = r.error.details['issues'] as { path: string }[];
       expect(issues.some((i) => i.path === path || i.path.startsWith(`${path}.`) || path === '')).toBe(true);
     }
+  });
+
+  it('keeps a refusal small whatever the data: unknown keys are counted, not listed, and issues are capped', () => {
+    // Issue #13: 7,300 short unknown keys once made a 70 KB issue message that a verdict echoed.
+    const data: Record<string, unknown> = { ...(valid.PatientRegistered as object), birthDate: 20200202 };
+    for (let i = 0; i < 7300; i++) data[(i + 1296).toString(36).slice(-3)] = 0;
+    const r = checkEventData('PatientRegistered', 1, data);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const issues = r.error.details['issues'] as { path: string; message: string }[];
+    expect(issues.map((i) => i.path)).toEqual(['birthDate', '']);
+    expect(issues[1]!.message).toMatch(/^7300 unrecognized keys: "100", .*, … \(7290 more\)$/);
+    expect(JSON.stringify(r.error.details).length).toBeLessThan(2_000);
+    expect(r.error.message.length).toBeLessThan(400);
+
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, 'x'.repeat(5000)]));
+    const m = checkEventData('StockAdjusted', 1, { lot: 'L1', delta: 0, reason: 'x'.repeat(5000), ...many });
+    expect(m.ok).toBe(false);
+    if (m.ok) return;
+    const listed = m.error.details['issues'] as { path: string; message: string }[];
+    expect(listed.length).toBeLessThanOrEqual(MAX_SCHEMA_ISSUES);
+    for (const i of listed) expect(i.message.length).toBeLessThanOrEqual(MAX_SCHEMA_ISSUE_CHARS);
   });
 
   it('never throws, whatever the input', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AccordError, ErrorCode, err, ok } from '@accord/protocol';
+import { AccordError, ErrorCode, boundText, err, ok } from '@accord/protocol';
 import type { Result, Subject } from '@accord/protocol';
 import { isIsoDate } from './dates.js';
 
@@ -314,6 +314,35 @@ export type CheckedEvent = {
   };
 }[DomainEventType];
 
+/** Most zod issues a `checkEventData` failure lists in `details.issues` (`details.issueCount` counts them all). */
+export const MAX_SCHEMA_ISSUES = 20;
+
+/** Longest `path` or `message` of one listed issue (characters). */
+export const MAX_SCHEMA_ISSUE_CHARS = 200;
+
+/** Most unknown keys an "unrecognized keys" issue names; the rest are counted. */
+const MAX_NAMED_UNKNOWN_KEYS = 10;
+
+/**
+ * One zod issue as `{path, message}`, bounded.
+ *
+ * @remarks zod's own message for unknown keys lists every one of them: an event of 7,000 short
+ * keys made a 70 KB message that the verdict echoed. The message names a few and counts the rest.
+ */
+function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys;
+    const named = keys.slice(0, MAX_NAMED_UNKNOWN_KEYS).map((k) => JSON.stringify(boundText(k, 40)));
+    const more = keys.length - named.length;
+    message = `${keys.length} unrecognized key${keys.length === 1 ? '' : 's'}: ${named.join(', ')}${more > 0 ? `, … (${more} more)` : ''}`;
+  }
+  return {
+    path: boundText(issue.path.map(String).join('.'), MAX_SCHEMA_ISSUE_CHARS),
+    message: boundText(message, MAX_SCHEMA_ISSUE_CHARS),
+  };
+}
+
 /** Why {@link checkEventData} refused: `details.reason` of its `PROTOCOL_SCHEMA` error. */
 export type SchemaFailure = 'unknown-type' | 'unknown-version' | 'invalid-data';
 
@@ -330,7 +359,9 @@ function schemaError(
  *
  * @remarks Total: never throws. Failures are `PROTOCOL_SCHEMA` errors whose `details.reason` is
  * `unknown-type`, `unknown-version` or `invalid-data` (then `details.issues` lists zod issues as
- * `{path, message}`). Unknown keys are invalid (schemas are strict).
+ * `{path, message}`, at most {@link MAX_SCHEMA_ISSUES} of {@link MAX_SCHEMA_ISSUE_CHARS} characters each,
+ * with `details.issueCount` when there were more). Unknown keys are invalid (schemas are strict);
+ * their issue names ten of them and counts the rest. So a refusal stays small whatever the data.
  */
 export function checkEventData(type: string, schema: number, data: unknown): Result<CheckedEvent> {
   try {
@@ -357,14 +388,18 @@ export function checkEventData(type: string, schema: number, data: unknown): Res
     }
     const parsed = s.data.safeParse(data);
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({
-        path: i.path.map(String).join('.'),
-        message: i.message,
-      }));
+      const all = parsed.error.issues;
+      const issues = all.slice(0, MAX_SCHEMA_ISSUES).map(describeIssue);
       const first = issues[0];
       const where =
         first === undefined ? '' : `: ${first.path === '' ? '(root)' : first.path} ${first.message}`;
-      return err(schemaError('invalid-data', `${type} data is invalid${where}`, { type, issues }));
+      return err(
+        schemaError('invalid-data', `${type} data is invalid${where}`, {
+          type,
+          issues,
+          ...(all.length > issues.length ? { issueCount: all.length } : {}),
+        }),
+      );
     }
     return ok({ type, data: parsed.data, subject: s.subject(parsed.data) } as CheckedEvent);
   } catch (cause) {
@@ -372,7 +407,7 @@ export function checkEventData(type: string, schema: number, data: unknown): Res
     return err(
       schemaError('invalid-data', `${String(type)} data could not be read`, {
         type: String(type),
-        cause: String(cause),
+        cause: boundText(String(cause), MAX_SCHEMA_ISSUE_CHARS),
       }),
     );
   }

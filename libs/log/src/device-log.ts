@@ -19,11 +19,13 @@ import {
   compareHlc,
   decodeSignedEvent,
   encodeSignedEvent,
+  envelopeBytes,
   ErrorCode,
   HybridClock,
   eventIdFor,
   isAccordError,
   isEventIdOf,
+  MAX_EVENT_BYTES,
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
   parseRosterUpdatedData,
@@ -498,20 +500,33 @@ export class DeviceLog implements DeviceLogApi {
     }
     const checked = check(draft.data);
     if (!checked.ok) throw checked.error;
-    const envelope = this.#envelope({
-      type: draft.type,
-      schema: 1,
-      subject: draft.subject,
-      deps: [...new Set(draft.deps ?? [])].sort(),
-      data: draft.data,
-    });
+    const envelope = this.#envelope(
+      {
+        type: draft.type,
+        schema: 1,
+        subject: draft.subject,
+        deps: [...new Set(draft.deps ?? [])].sort(),
+        data: draft.data,
+      },
+      true,
+    );
     return this.#signAndCommit(envelope);
   }
 
-  /** The next own envelope: a fresh id, the next sequence number and clock reading. */
-  #envelope(parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>): EventEnvelope {
-    const seq = ++this.#assignedSeq;
-    return {
+  /**
+   * The next own envelope: a fresh id, the next sequence number and clock reading.
+   *
+   * @remarks With `checkSize`, an envelope whose signed event would exceed the size limit is
+   * refused (`PROTOCOL_TOO_LARGE`) before it takes a number: the relay appends many verdicts at
+   * once, so a failure found while signing would leave a hole behind later numbers, and a hole
+   * stops the log. It costs one more encoding, so only system events (verdicts, rosters) pay it.
+   */
+  #envelope(
+    parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>,
+    checkSize = false,
+  ): EventEnvelope {
+    const seq = this.#assignedSeq + 1;
+    const envelope: EventEnvelope = {
       v: 1,
       // Bound to this device and seq: no other device can claim it (see eventIdFor).
       id: eventIdFor(this.#clock(), this.deviceId, seq),
@@ -521,6 +536,19 @@ export class DeviceLog implements DeviceLogApi {
       hlc: this.#hlc.now(),
       ...parts,
     };
+    if (checkSize) {
+      // The signed form adds `,"sig":"<86 characters>"`: 95 bytes.
+      const size = envelopeBytes(envelope).length + 95;
+      if (size > MAX_EVENT_BYTES) {
+        throw new AccordError(
+          ErrorCode.PROTOCOL_TOO_LARGE,
+          `signed event would be ${size} bytes (limit ${MAX_EVENT_BYTES})`,
+          { details: { size, maxBytes: MAX_EVENT_BYTES } },
+        );
+      }
+    }
+    this.#assignedSeq = envelope.seq;
+    return envelope;
   }
 
   async #signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
@@ -528,6 +556,11 @@ export class DeviceLog implements DeviceLogApi {
     try {
       signed = await signEventEncoded(envelope, this.#opts.key);
     } catch (err) {
+      // Nothing took a later number meanwhile: give this one back instead of stopping the log.
+      if (envelope.seq === this.#assignedSeq) {
+        this.#assignedSeq--;
+        throw err;
+      }
       this.#commit.abandon(envelope.seq, err);
       throw err;
     }

@@ -15,3 +15,4 @@ export {
   type OwnSeqMark,
   type OwnSeqMarkState,
 } from './own-seq-mark.js';
+export { onPeerSync, type PeerSyncReport } from './peer-sync.js';

@@ -1,5 +1,6 @@
 import type { DeviceId, EventId } from './ids.js';
 import type { JsonValue } from './envelope.js';
+import { canonicalStringify } from './canonical.js';
 
 /** Event types that the sync system itself writes (not domain facts). */
 export const SystemEventType = {
@@ -74,6 +75,158 @@ export interface DeadletterVerdictData {
 }
 
 export type VerdictData = AcceptedVerdictData | DeadletterVerdictData;
+
+/** Longest `reason` of a deadletter the relay drafts (characters; the schema accepts up to 4096). */
+export const MAX_VERDICT_REASON_CHARS = 1024;
+
+/** Largest canonical encoding (UTF-8 bytes) of the `details` of a deadletter the relay drafts. */
+export const MAX_VERDICT_DETAILS_BYTES = 16_384;
+
+/** Longest `rule` and `ruleSet` of a verdict (characters, as the schema says). */
+export const MAX_VERDICT_RULE_CHARS = 128;
+
+/** Longest key kept in bounded deadletter details. */
+const MAX_DETAILS_KEY_CHARS = 64;
+/** Longest left-out key named in `details.truncated.omitted`. */
+const MAX_OMITTED_KEY_CHARS = 32;
+/** At most this many keys are named in `details.truncated.omitted`, and as many in `.shortened`. */
+const MAX_NAMED_KEYS = 8;
+/**
+ * Room kept free for the `truncated` note: 8 kept keys of ≤ 64 and 8 left-out keys of ≤ 32
+ * characters, each character at most 6 bytes escaped, with counts and punctuation.
+ */
+const TRUNCATION_NOTE_BYTES = 6144;
+
+const UTF8 = new TextEncoder();
+const LONE_SURROGATE = /\p{Cs}/gu;
+
+/** UTF-8 size of the canonical encoding of `value`, or undefined when it is not canonical JSON. */
+function encodedSize(value: unknown): number | undefined {
+  try {
+    return UTF8.encode(canonicalStringify(value as JsonValue)).length;
+  } catch {
+    return undefined;
+  }
+}
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * `text` made writable and at most `maxChars` long: lone surrogates become U+FFFD, and a longer
+ * text is cut (never inside a surrogate pair) and ends with `…`.
+ */
+export function boundText(text: string, maxChars: number): string {
+  const s = String(text).replace(LONE_SURROGATE, '\uFFFD');
+  if (s.length <= maxChars) return s;
+  let cut = Math.max(0, maxChars - 1);
+  const last = s.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--;
+  return `${s.slice(0, cut)}…`;
+}
+
+/**
+ * `details` bounded to {@link MAX_VERDICT_DETAILS_BYTES} of canonical JSON.
+ *
+ * @remarks Details that fit are returned as they are. Otherwise members are kept whole in key
+ * order while they fit, an array that does not fit keeps its longest prefix that does, and the
+ * rest is left out; `truncated: {bytes, omitted, shortened}` then says what happened (the
+ * original size, up to 8 left-out keys, and up to 8 shortened arrays with their full lengths).
+ * Anything that is not a plain JSON object, or not encodable, counts as left out. Total: any
+ * input gives writable details.
+ */
+export function boundDetails(details: unknown): { readonly [key: string]: JsonValue } {
+  if (!isPlainRecord(details)) return {};
+  let keys: string[];
+  try {
+    keys = Object.keys(details);
+  } catch {
+    return {};
+  }
+  const whole = encodedSize(details);
+  if (whole !== undefined && whole <= MAX_VERDICT_DETAILS_BYTES) {
+    return details as { readonly [key: string]: JsonValue };
+  }
+  const budget = MAX_VERDICT_DETAILS_BYTES - TRUNCATION_NOTE_BYTES;
+  const out: Record<string, JsonValue> = {};
+  const omitted: string[] = [];
+  const shortened: Record<string, number> = {};
+  let omittedCount = 0;
+  let used = 2; // {}
+  const leaveOut = (key: string): void => {
+    omittedCount++;
+    if (omitted.length < MAX_NAMED_KEYS) omitted.push(boundText(key, MAX_OMITTED_KEY_CHARS));
+  };
+  for (const key of keys.sort()) {
+    if (key.length > MAX_DETAILS_KEY_CHARS || key === 'truncated' || key === '__proto__') {
+      leaveOut(key);
+      continue;
+    }
+    let value: unknown;
+    try {
+      value = details[key];
+    } catch {
+      leaveOut(key);
+      continue;
+    }
+    const keyCost = (encodedSize(key) ?? Infinity) + 2; // "key": and a comma
+    const size = encodedSize(value);
+    if (size !== undefined && used + keyCost + size <= budget) {
+      out[key] = value as JsonValue;
+      used += keyCost + size;
+      continue;
+    }
+    if (Array.isArray(value) && Object.keys(shortened).length < MAX_NAMED_KEYS) {
+      const kept: JsonValue[] = [];
+      let u = used + keyCost + 2;
+      for (const item of value as unknown[]) {
+        const s = encodedSize(item);
+        if (s === undefined || u + s + 1 > budget) break;
+        kept.push(item as JsonValue);
+        u += s + 1;
+      }
+      if (kept.length > 0) {
+        out[key] = kept;
+        used = u;
+        shortened[key] = value.length;
+        continue;
+      }
+    }
+    leaveOut(key);
+  }
+  out['truncated'] = {
+    bytes: whole ?? null,
+    omitted,
+    ...(omittedCount > omitted.length ? { omittedCount } : {}),
+    shortened,
+  };
+  return out;
+}
+
+/**
+ * A deadletter verdict bounded by construction: `reason` to {@link MAX_VERDICT_REASON_CHARS},
+ * `details` by {@link boundDetails}, `rule` and `ruleSet` to {@link MAX_VERDICT_RULE_CHARS}.
+ *
+ * @remarks A verdict echoes what it judges, and what it judges may be hostile: drafted through
+ * this, its signed event stays far below the event size limit (≈ 24 KiB at most) and passes the
+ * verdict schema, so writing it can never fail for its content.
+ */
+export function boundDeadletter(v: DeadletterVerdictData): DeadletterVerdictData {
+  const rule = boundText(v.rule, MAX_VERDICT_RULE_CHARS);
+  const ruleSet = boundText(v.ruleSet, MAX_VERDICT_RULE_CHARS);
+  return {
+    target: v.target,
+    outcome: 'deadletter',
+    code: v.code,
+    rule: rule === '' ? 'UNKNOWN' : rule,
+    reason: boundText(v.reason, MAX_VERDICT_REASON_CHARS),
+    details: boundDetails(v.details),
+    ruleSet: ruleSet === '' ? 'UNKNOWN' : ruleSet,
+  };
+}
 
 /** Most targets in one `AcceptedVerdicts` event (≈ 30 KB of ids, well under the event size limit). */
 export const MAX_ACCEPTED_PER_EVENT = 1000;

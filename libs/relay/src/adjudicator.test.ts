@@ -1,6 +1,14 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DeviceId, EventId, SignedEvent, VerdictData } from '@accord/protocol';
-import { RejectionCode, SystemEventType, asFacilityId } from '@accord/protocol';
+import type { DeviceId, EventId, JsonValue, SignedEvent, VerdictData } from '@accord/protocol';
+import {
+  canonicalEncode,
+  MAX_EVENT_BYTES,
+  parseVerdictData,
+  RejectionCode,
+  SystemEventType,
+  asFacilityId,
+} from '@accord/protocol';
 import { makeTestDevice } from '@accord/protocol/testing';
 import type { TestDevice } from '@accord/protocol/testing';
 import { Projection } from '@accord/domain';
@@ -23,6 +31,7 @@ import {
   RULE_SET_VERSION,
   RULE_SUPERSEDES_ACCEPTED,
   RULE_UNKNOWN_DEVICE,
+  RULE_UNPROCESSABLE,
   RULE_WRONG_FACILITY,
 } from '@accord/rules';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS } from './adjudicator.js';
@@ -569,6 +578,84 @@ describe('Adjudicator: restored history', () => {
     const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
     const out = feed(adj, [foreign, p]);
     expect(out).toEqual([{ target: p.id, outcome: 'accepted', seq: 1, ruleSet: RULE_SET_VERSION }]);
+  });
+});
+
+describe('Adjudicator: hostile input (issue #13)', () => {
+  it('makes a failure to judge one event that event’s 500 and goes on with the rest', async () => {
+    const relay = (await makeTestDevice()).deviceId;
+    const f = new EventFactory({ relay });
+    const adj = new Adjudicator({
+      relay,
+      facility: TEST_FACILITY,
+      member: (d) => {
+        if (d === D2) throw new Error(`roster lookup exploded ${'!'.repeat(5000)}`);
+        return ROSTER.get(d);
+      },
+    });
+    const reg = (patientId: string, device: DeviceId) =>
+      f.event(device, 'PatientRegistered', {
+        patientId,
+        nationalId: `NID-${patientId}`,
+        givenName: 'Amina',
+        familyName: 'Banda',
+        birthDate: '2024-01-10',
+        sex: 'female',
+      });
+    const before = reg('P1', D1);
+    const broken = reg('P2', D2);
+    const after = reg('P3', D1);
+    const out = feed(adj, [before, broken, after]);
+    expect(out.map((v) => [v.target, v.outcome === 'accepted' ? v.seq : v.code])).toEqual([
+      [before.id, 1],
+      [broken.id, 500],
+      [after.id, 2],
+    ]);
+    const failed = out[1]!;
+    expect(failed).toMatchObject({ outcome: 'deadletter', rule: RULE_UNPROCESSABLE });
+    expect(failed.outcome === 'deadletter' && failed.reason).toMatch(
+      /^The relay could not judge the event: .*…$/,
+    );
+    expect(parseVerdictData(failed).ok).toBe(true);
+    expect(adj.stats().waiting).toBe(0);
+  });
+
+  it('drafts a writable verdict for any event data, however hostile', async () => {
+    const relay = (await makeTestDevice()).deviceId;
+    const key = fc.string({ unit: 'binary', minLength: 1, maxLength: 8 });
+    const value = fc.oneof(
+      fc.constant(0),
+      fc.string({ unit: 'binary', maxLength: 4000 }),
+      fc.jsonValue({ maxDepth: 4 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(
+          'PatientRegistered',
+          'StockReceived',
+          'RetryRequested',
+          'DeadletterDiscarded',
+          'Nope',
+        ),
+        fc.dictionary(key, value, { maxKeys: 300 }),
+        fc.nat({ max: 7500 }),
+        (type, junk, extra) => {
+          const f = new EventFactory({ relay });
+          const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+          const data = { ...junk } as Record<string, JsonValue>;
+          for (let i = 0; i < extra; i++) data[(i + 1296).toString(36)] = 0;
+          const e = f.event(D1, type, data);
+          const out = feed(adj, [e]);
+          expect(out).toHaveLength(1);
+          for (const draft of verdictDrafts(TEST_FACILITY, out)) {
+            if (draft.type === SystemEventType.Verdict) expect(parseVerdictData(draft.data).ok).toBe(true);
+            // Room for the envelope (ids, subject, deps, signature) around the data.
+            expect(canonicalEncode(draft.data).length).toBeLessThan(MAX_EVENT_BYTES - 4096);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
 

@@ -1,6 +1,9 @@
 import type { DeviceId, EventId, FacilityId, JsonValue, SignedEvent, VerdictData } from '@accord/protocol';
 import {
+  boundDeadletter,
+  boundText,
   expandAcceptedVerdicts,
+  MAX_VERDICT_REASON_CHARS,
   readAcceptedVerdicts,
   RejectionCode,
   RELAY_EVENT_TYPES,
@@ -17,6 +20,7 @@ import {
   RULE_SET_VERSION,
   RULE_SUPERSEDES_ACCEPTED,
   RULE_UNKNOWN_DEVICE,
+  RULE_UNPROCESSABLE,
   RULE_WRONG_FACILITY,
   validate,
 } from '@accord/rules';
@@ -198,6 +202,15 @@ function deadletter(
 
 const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
 
+/** A thrown value as text, without trusting it to stringify. */
+function describe(cause: unknown): string {
+  try {
+    return cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+  } catch {
+    return 'an unreadable error';
+  }
+}
+
 /**
  * The relay's validation loop, pure: it sees every event of the facility's log and decides which
  * verdicts to record, in causal order, against its confirmed state.
@@ -237,6 +250,9 @@ const ACCEPT: RuleVerdict = { outcome: 'accepted', ruleSet: RULE_SET_VERSION };
  * - **Amend** (`supersedes: X`): judged as a new event; when `validate` would answer accepted, 409
  *   or 422 but X's latest verdict is `accepted`, it is a 409 `RULE_SUPERSEDES_ACCEPTED`. An
  *   accepted amend resolves X.
+ * - **Failures**: anything thrown while judging one event makes that event's verdict a 500
+ *   `RULE_UNPROCESSABLE` and the loop goes on. Every deadletter is bounded (`boundDeadletter` of
+ *   `@accord/protocol`: reason, details, rule), so its signed event can always be written.
  * - Every verdict carries `ruleSet` {@link RULE_SET_VERSION}; accepted verdicts of any event
  *   (retries and discards too) take the next `seq` of one counter. Duplicated event ids are
  *   ignored; no submission gets a second verdict except by the re-validations above.
@@ -373,14 +389,39 @@ export class Adjudicator {
     while (out.length < limit) {
       const entry = this.#popReady();
       if (entry !== undefined) {
-        this.#judge(entry.node, nowMs, out);
+        this.#judgeSafely(entry.node, nowMs, out);
         continue;
       }
       const expired = this.#peekExpired();
       if (expired === undefined) break;
-      this.#judge(this.#descend(expired, nowMs), nowMs, out);
+      this.#judgeSafely(this.#descend(expired, nowMs), nowMs, out);
     }
     return out;
+  }
+
+  /**
+   * Judges one submission; a failure to judge it is its own 500 `RULE_UNPROCESSABLE`, so one event
+   * that trips the rules or the projection can never stop the verdicts of the others.
+   */
+  #judgeSafely(node: Node, nowMs: number, out: VerdictData[]): void {
+    const id = node.event.id;
+    const before = this.#latest.get(id)?.token;
+    try {
+      this.#judge(node, nowMs, out);
+    } catch (cause) {
+      // Its verdict is out already: what failed came after it (and answered for itself).
+      if (this.#latest.get(id)?.token !== before) return;
+      this.#issue(
+        node,
+        deadletter(
+          RejectionCode.Invalid,
+          RULE_UNPROCESSABLE,
+          boundText(`The relay could not judge the event: ${describe(cause)}.`, MAX_VERDICT_REASON_CHARS),
+          {},
+        ),
+        out,
+      );
+    }
   }
 
   /** The earliest time a waiting event's dependency deadline expires (when `decide` would judge it anyway), or undefined. */
@@ -745,7 +786,7 @@ export class Adjudicator {
         return;
       }
       this.#issue(node, ACCEPT, out);
-      if (e.type === SystemEventType.RetryRequested) this.#judge(tnode!, nowMs, out);
+      if (e.type === SystemEventType.RetryRequested) this.#judgeSafely(tnode!, nowMs, out);
       return;
     }
     let v = validate(this.#confirmed, e, ctx);
@@ -772,7 +813,8 @@ export class Adjudicator {
     const data: VerdictData =
       v.outcome === 'accepted'
         ? { target: id, outcome: 'accepted', seq: ++this.#lastSeq, ruleSet: RULE_SET_VERSION }
-        : {
+        : // Bounded here, where every verdict is drafted: a deadletter echoes what it judges.
+          boundDeadletter({
             target: id,
             outcome: 'deadletter',
             code: v.code,
@@ -780,7 +822,7 @@ export class Adjudicator {
             reason: v.reason,
             details: v.details,
             ruleSet: RULE_SET_VERSION,
-          };
+          });
     const first = node.state === 'waiting' || node.state === 'ready';
     if (first) {
       node.state = 'decided';

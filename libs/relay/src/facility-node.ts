@@ -1,13 +1,29 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DeviceLog, type LogRoster } from '@accord/log';
+import {
+  DeviceLog,
+  onPeerSync,
+  rootDocumentId,
+  rootInitialBytes,
+  segmentDocumentId,
+  segmentInitialBytes,
+  type LogRoster,
+  type RootDoc,
+  type SegmentDoc,
+} from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
+  AccordError,
+  decodeSignedEvent,
+  encodeSignedEvent,
+  ErrorCode,
+  parseRosterUpdatedData,
   relayRosterVersion,
   SystemEventType,
   type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
+  type RosterUpdatedData,
   type SignedEvent,
   type VerdictData,
 } from '@accord/protocol';
@@ -46,9 +62,26 @@ export interface FacilityNodeOptions {
   readonly catchUpMaxMs?: number;
   /** Events per segment document (default: the log's; see `RelayOptions.segmentSize`). */
   readonly segmentSize?: number;
+  /**
+   * The relay's own highest event number when this process last closed the facility, if it did:
+   * a store holding at least that many was not restored meanwhile (see "Restored from a backup").
+   */
+  readonly trustedOwnSeq?: number;
+  /**
+   * Called once per version when the log holds a relay-signed roster newer than `members`: the
+   * membership file was restored from an older backup and should take it back (`adoptRoster`).
+   */
+  readonly onNewerRoster?: (roster: RosterUpdatedData) => void;
+}
+
+/** A connected device, and which of the relay's own documents it has shown it holds no more of. */
+interface PeerCatchUp {
+  readonly since: number;
+  readonly synced: Set<string>;
 }
 
 const CATCH_UP_RETRY_MS = 100;
+const DEFAULT_CATCH_UP_MAX_MS = 30_000;
 /**
  * Verdicts decided and appended per round. A backlog is worked off in rounds so that memory stays
  * bounded by the round, not by the backlog (one round's appends share group commits).
@@ -63,8 +96,16 @@ const VERDICTS_PER_ROUND = 2000;
  * relay-signed `Verdict` / `AcceptedVerdicts` events in the adjudicator's order (one
  * group-committed batch per round) and reach devices through sync. Full segments of the devices'
  * events are sealed ({@link SegmentSealer}) after each round. Membership changes are published as relay-signed
- * `RosterUpdated` events. Verdicts wait while the log's own history is behind (a restored
- * backup), so the relay continues its sequence after its old verdicts instead of forking it.
+ * `RosterUpdated` events.
+ *
+ * Restored from a backup: the relay writes nothing (no verdict, no roster) until it holds every
+ * event of its own that the connected devices hold. A node whose store holds own events starts
+ * untrusted (a whole-folder restore cannot be told from a restart by the folder alone) and waits,
+ * however long, until at least one device connected and sync showed that the relay holds all
+ * the device held of the root index and the relay's own segments, and the log has taken those
+ * events in. After that, each newly connected device pauses writing until the same holds for it,
+ * for at most `catchUpMaxMs` (a device that never finishes its sync cannot stall the facility).
+ * So the relay continues its sequence after its old verdicts instead of forking it.
  */
 export class FacilityNode {
   readonly facility: FacilityId;
@@ -83,6 +124,15 @@ export class FacilityNode {
   #running = false;
   #again = false;
   #behindSince: number | undefined;
+  /** Connected devices, each until it is caught up with (then kept, with every document synced). */
+  readonly #peers = new Map<string, PeerCatchUp>();
+  /** The relay knows its own history is complete (see the class remarks). */
+  #trusted: boolean;
+  /** Roster publications waiting until the relay may write; called with false when closing. */
+  #writeWaiters: ((open: boolean) => void)[] = [];
+  #offSync: () => void = () => {};
+  /** The start-up repair of the documents (see #repairDocuments). */
+  #repairing: Promise<void> = Promise.resolve();
   #connected = 0;
   #lastActivity: number;
   #closing: Promise<void> | undefined;
@@ -113,6 +163,8 @@ export class FacilityNode {
       ...(opts.dependencyDeadlineMs === undefined ? {} : { dependencyDeadlineMs: opts.dependencyDeadlineMs }),
     });
     this.#sealer = new SegmentSealer(this.log, opts.key.deviceId);
+    const own = this.log.ownHistory().assigned;
+    this.#trusted = own === 0 || (opts.trustedOwnSeq !== undefined && own >= opts.trustedOwnSeq);
   }
 
   /** Opens the facility's database and log, feeds its history to the adjudicator and starts deciding. */
@@ -134,7 +186,11 @@ export class FacilityNode {
       onEvent: (event) => {
         if (event.type === 'peer-connected') connected++;
         if (event.type === 'peer-disconnected') connected = Math.max(0, connected - 1);
-        if (node !== undefined) node.#touch(connected);
+        if (node !== undefined) {
+          node.#touch(connected);
+          if (event.type === 'peer-connected') node.#peerConnected(event.peer);
+          if (event.type === 'peer-disconnected') node.#peerGone(event.peer);
+        }
         observer.network(facility, event, connected);
       },
     });
@@ -154,12 +210,103 @@ export class FacilityNode {
       });
       node = new FacilityNode(opts, { db, adapter, log, roster });
       node.#start();
+      // In the background: verdicts need not wait for it, and what it puts back syncs as it lands.
+      node.#repairing = node
+        .#repairDocuments()
+        .then((repaired) => {
+          if (repaired > 0) {
+            observer.problem(facility, 'put back into the sync documents events a crash kept from them', {
+              repaired,
+            });
+          }
+        })
+        .catch((e: unknown) =>
+          observer.problem(facility, 'could not put lost events back into the documents', e),
+        );
       return node;
     } catch (e) {
       adapter.disconnect();
       await db.close();
       throw e;
     }
+  }
+
+  /**
+   * Puts back into the facility's documents the devices' events that the store holds but the
+   * documents lost, and their announcements in the root index, so the relay re-serves them.
+   *
+   * @remarks Document saves lag behind the durable store (they are debounced), so a relay killed
+   * shortly after taking in a device's events holds them durably while its documents do not; the
+   * log restores only its own segments. A device that is gone for good can no longer send them:
+   * unless the relay puts them back, new and restored devices never get them (issue #13). Only
+   * the last two segments of each device can lack anything (saves lag by seconds). Returns how
+   * many events it put back.
+   */
+  async #repairDocuments(): Promise<number> {
+    const size = this.log.segmentSize;
+    const relay = this.#opts.key.deviceId;
+    const highest = new Map<DeviceId, number>();
+    for (const e of this.log.visibleEvents()) {
+      if (e.device !== relay && e.seq > (highest.get(e.device) ?? 0)) highest.set(e.device, e.seq);
+    }
+    const wanted = new Map<string, { device: DeviceId; index: number; events: SignedEvent[] }>();
+    for (const e of this.log.visibleEvents()) {
+      const top = highest.get(e.device);
+      if (top === undefined) continue;
+      const index = Math.floor((e.seq - 1) / size);
+      if (index < Math.floor((top - 1) / size) - 1) continue;
+      const id = segmentDocumentId(this.facility, e.device, index);
+      let entry = wanted.get(id);
+      if (entry === undefined) wanted.set(id, (entry = { device: e.device, index, events: [] }));
+      entry.events.push(e);
+    }
+    if (wanted.size === 0) return 0;
+    const root = await this.#openDocument<RootDoc>(
+      rootDocumentId(this.facility),
+      rootInitialBytes(this.facility),
+    );
+    let repaired = 0;
+    for (const [id, { device, index, events }] of wanted) {
+      const handle = await this.#openDocument<SegmentDoc>(
+        id as ReturnType<typeof segmentDocumentId>,
+        segmentInitialBytes(this.facility, device, index),
+      );
+      const present = new Set<number>();
+      const list: unknown = handle.doc().events;
+      for (const bytes of Array.isArray(list) ? (list as unknown[]) : []) {
+        const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
+        if (decoded?.ok === true && decoded.value.device === device) present.add(decoded.value.seq);
+      }
+      const missing = events.filter((e) => !present.has(e.seq)).sort((x, y) => x.seq - y.seq);
+      if (missing.length > 0) {
+        handle.change((doc) => {
+          for (const e of missing) doc.events.push(encodeSignedEvent(e));
+        });
+        repaired += missing.length;
+      }
+      const announced: unknown = root.doc().devices[device];
+      if (typeof announced !== 'number' || announced < index + 1) {
+        root.change((doc) => {
+          doc.devices[device] = index + 1;
+        });
+      }
+    }
+    return repaired;
+  }
+
+  /** A facility document from its first change and what the store holds of it (as the log opens them). */
+  async #openDocument<T>(id: ReturnType<typeof rootDocumentId>, initial: Uint8Array) {
+    const repo = this.log.repo;
+    const handle = repo.import<T>(initial, { docId: id });
+    for (const chunk of await this.#db.storageAdapter.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) {
+        repo.import<T>(chunk.data, { docId: id });
+      }
+    }
+    if (!handle.isReady()) handle.doneLoading();
+    await handle.whenReady();
+    return handle;
   }
 
   #start(): void {
@@ -170,8 +317,98 @@ export class FacilityNode {
       this.#sealer.note(event);
     }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
-    void this.publishRoster();
+    this.#offSync = onPeerSync(
+      this.log.repo,
+      ({ peer, documentId, holdsTheirs }) => {
+        const p = this.#peers.get(peer);
+        if (p === undefined) return;
+        if (holdsTheirs) p.synced.add(documentId);
+        else p.synced.delete(documentId);
+        if (holdsTheirs) this.#schedule(0);
+      },
+      // Only while it counts (see #peersAllow): untrusted, or the peer's first catchUpMaxMs.
+      (peer) => {
+        const p = this.#peers.get(peer);
+        const maxMs = this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
+        return p !== undefined && (!this.#trusted || this.#clock() - p.since < maxMs);
+      },
+    );
+    // Published once the relay may write (at once unless it must catch up first).
+    this.publishRoster().catch(() => undefined);
     this.#schedule(0);
+  }
+
+  #peerConnected(peer: string): void {
+    this.#peers.set(peer, { since: this.#clock(), synced: new Set() });
+    this.#schedule(0);
+  }
+
+  #peerGone(peer: string): void {
+    this.#peers.delete(peer);
+    this.#schedule(0);
+  }
+
+  /** The documents that hold the relay's own history: the root index and its own segments. */
+  #ownDocuments(): string[] {
+    const relay = this.#opts.key.deviceId;
+    const segments = Math.max(1, Math.ceil(this.log.ownHistory().assigned / this.log.segmentSize));
+    const docs: string[] = [rootDocumentId(this.facility)];
+    for (let i = 0; i < segments; i++) docs.push(segmentDocumentId(this.facility, relay, i));
+    return docs;
+  }
+
+  /**
+   * Whether the relay may write now: it knows its own history is complete, or at least one
+   * connected device showed it holds nothing more of it; and no device connected less than
+   * `catchUpMaxMs` ago may still hold more.
+   */
+  #peersAllow(now: number): boolean {
+    const docs = this.#ownDocuments();
+    const caughtUp = (p: PeerCatchUp): boolean => docs.every((d) => p.synced.has(d));
+    const peers = [...this.#peers.values()];
+    if (!this.#trusted && !peers.some(caughtUp)) return false;
+    const maxMs = this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
+    return peers.every((p) => caughtUp(p) || now - p.since >= maxMs);
+  }
+
+  /**
+   * Whether peers announce own events the log does not hold yet.
+   *
+   * @remarks A log with no own event counts its announced, still empty first segment as behind;
+   * a relay with no history at all has nothing to relearn (its key was made with its database).
+   */
+  #behind(): boolean {
+    const own = this.log.ownHistory();
+    return own.behind && own.assigned > 0;
+  }
+
+  /** Lets waiting roster publications go (the relay may write). */
+  #opened(): void {
+    this.#trusted = true;
+    const waiting = this.#writeWaiters;
+    this.#writeWaiters = [];
+    for (const w of waiting) w(true);
+  }
+
+  /** Resolves true once the relay may write, false when the node closes first. */
+  #mayWrite(): Promise<boolean> {
+    if (this.#closing !== undefined) return Promise.resolve(false);
+    if (this.#forced > 0 || (this.#trusted && this.#peersAllow(this.#clock()) && !this.#behind())) {
+      return Promise.resolve(true);
+    }
+    this.#schedule(0);
+    return new Promise<boolean>((resolve) => this.#writeWaiters.push(resolve));
+  }
+
+  /** An enrollment cannot wait forever for its roster: lets every waiting publication go. */
+  #stopWaiting(waitedMs: number): void {
+    if (this.#writeWaiters.length === 0) return;
+    this.#opts.observer.problem(
+      this.facility,
+      'roster published before the relay caught up with the devices (none showed its history in time)',
+      { waitedMs },
+    );
+    for (const w of this.#writeWaiters.splice(0)) w(true);
   }
 
   #onEvents(events: readonly SignedEvent[]): void {
@@ -192,6 +429,11 @@ export class FacilityNode {
   #touch(connected: number): void {
     this.#connected = connected;
     this.#lastActivity = this.#clock();
+  }
+
+  /** True once the relay knows its own history is complete and may write (see the class remarks). */
+  get trusted(): boolean {
+    return this.#trusted;
   }
 
   /** Sessions with devices right now. */
@@ -265,7 +507,12 @@ export class FacilityNode {
 
   async #decideRound(): Promise<void> {
     const now = this.#clock();
-    if (this.log.ownHistory().behind) {
+    if (!this.#peersAllow(now)) {
+      // Nobody to learn from yet: the next connection or sync message schedules a round.
+      if (this.#peers.size > 0) this.#schedule(CATCH_UP_RETRY_MS);
+      return;
+    }
+    if (this.#behind()) {
       this.#behindSince ??= now;
       if (now - this.#behindSince < (this.#opts.catchUpMaxMs ?? 30_000)) {
         this.#schedule(CATCH_UP_RETRY_MS);
@@ -278,6 +525,7 @@ export class FacilityNode {
       );
     }
     this.#behindSince = undefined;
+    this.#opened();
     const started = performance.now();
     const verdicts = this.#adjudicator.decide(now, VERDICTS_PER_ROUND);
     if (verdicts.length > 0) {
@@ -299,10 +547,21 @@ export class FacilityNode {
     if (version !== undefined && version > (this.#newestRoster?.version ?? 0)) {
       this.#newestRoster = { event, version };
     }
+    // Newer than the membership file: the relay signed it before a restore took the file back.
+    if (version !== undefined && version > this.#members.version && version > this.#adoptAsked) {
+      this.#adoptAsked = version;
+      const parsed = parseRosterUpdatedData(event.data);
+      if (parsed.ok) this.#opts.onNewerRoster?.(parsed.value);
+    }
   }
 
-  /** Takes new membership: refreshes the log's and the network's roster and publishes it. */
-  async membersChanged(members: FacilityMembersFile): Promise<SignedEvent> {
+  /**
+   * Takes new membership: refreshes the log's and the network's roster and publishes it.
+   *
+   * @remarks The publication waits until the relay may write; with `maxWaitMs` (an enrollment
+   * must answer with the roster) for at most that long, then it publishes anyway and reports it.
+   */
+  async membersChanged(members: FacilityMembersFile, maxWaitMs?: number): Promise<SignedEvent> {
     this.#members = members;
     const fresh = rosterMap(this.facility, this.#opts.key.deviceId, members);
     this.#roster.clear();
@@ -310,18 +569,31 @@ export class FacilityNode {
     this.log.rosterChanged();
     this.#adapter.revalidatePeers();
     this.#schedule(0);
-    return this.publishRoster();
+    return this.publishRoster(maxWaitMs);
   }
 
   #publishing: Promise<SignedEvent> | undefined;
+  /** Bounded publications (enrollments) whose wait ran out: roster publications go ahead. */
+  #forced = 0;
+  /** The newest roster version handed to `onNewerRoster`. */
+  #adoptAsked = 0;
   #newestRoster: { readonly event: SignedEvent; readonly version: number } | undefined;
 
   /**
    * Appends a relay-signed `RosterUpdated` for the current membership unless the log already has
    * one at that version; resolves with the newest roster event.
+   *
+   * @remarks Waits until the relay may write (it caught up with its own history, see the class
+   * remarks), for at most `maxWaitMs` when given. Rejects with `RELAY_STOPPING` when the node closes first.
    */
-  publishRoster(): Promise<SignedEvent> {
+  publishRoster(maxWaitMs?: number): Promise<SignedEvent> {
     const run = async (): Promise<SignedEvent> => {
+      if (!(await this.#mayWrite())) {
+        throw new AccordError(
+          ErrorCode.RELAY_STOPPING,
+          'the facility closed before its roster was published',
+        );
+      }
       const newest = this.#newestRoster;
       if (newest !== undefined && newest.version >= this.#members.version) return newest.event;
       return this.log.appendSystem({
@@ -332,7 +604,27 @@ export class FacilityNode {
     };
     const next = (this.#publishing ?? Promise.resolve(undefined)).then(run, run);
     this.#publishing = next;
+    if (maxWaitMs !== undefined) {
+      // Outside the chain: an earlier publication may be the one waiting. Until this one is out,
+      // every publication goes ahead.
+      let forcing = false;
+      const timer = setTimeout(() => {
+        forcing = true;
+        this.#forced++;
+        this.#stopWaiting(maxWaitMs);
+      }, maxWaitMs);
+      const clear = (): void => {
+        clearTimeout(timer);
+        if (forcing) this.#forced--;
+      };
+      next.then(clear, clear);
+    }
     return next;
+  }
+
+  /** How long an enrollment waits for the catch-up before its roster is published anyway. */
+  get catchUpMaxMs(): number {
+    return this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
   }
 
   /** Finishes the running round, closes the log (flushing it), the endpoint and the database. Idempotent. */
@@ -340,6 +632,9 @@ export class FacilityNode {
     this.#closing ??= (async () => {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#unsubscribe();
+      this.#offSync();
+      for (const w of this.#writeWaiters.splice(0)) w(false);
+      await this.#repairing;
       await this.#round;
       await this.#publishing?.catch(() => undefined);
       // No peer may add a document handle while the log flushes.

@@ -19,6 +19,7 @@ export {
   type EnrollmentToken,
 } from './tokens.js';
 export {
+  adoptRoster,
   enrollMember,
   enrollWithToken,
   ensureFacility,

@@ -11,6 +11,7 @@ import {
 import { writeJsonAtomic } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import {
+  adoptRoster,
   deviceIndex,
   enrollMember,
   enrollWithToken,
@@ -286,5 +287,39 @@ describe('MembershipWatcher', () => {
     } finally {
       await watcher.close();
     }
+  });
+});
+
+describe('adoptRoster (a members.json restored from an older backup)', () => {
+  it('takes back a newer relay-signed roster, never dropping or un-revoking a member', async () => {
+    const [d1, d2, d3, d4] = await Promise.all([newDevice(), newDevice(), newDevice(), newDevice()]);
+    await enrollMember(layout, A, { id: d1, name: 'one' }, T0);
+    const old = await enrollMember(layout, A, { id: d2, name: 'two' }, T0);
+    // What the relay had signed before the restore: d3 enrolled, d2 revoked (version 4).
+    const signed = {
+      version: 4,
+      devices: [
+        { id: d1, name: 'one', revoked: false },
+        { id: d2, name: 'two', revoked: true },
+        { id: d3, name: 'three', revoked: false },
+      ],
+    };
+    expect((await adoptRoster(layout, A, { ...signed, version: old.version }, T0)).changed).toBe(false);
+    const taken = await adoptRoster(layout, A, signed, T0 + 1000);
+    expect(taken.changed).toBe(true);
+    expect(rosterData(taken.members)).toEqual(signed);
+    expect(await readMembers(layout, A)).toEqual(taken.members);
+    expect(taken.members.devices.find((d) => d.id === d3)?.enrolled).toBe(new Date(T0 + 1000).toISOString());
+
+    // A member the file has and the roster lacks stays, and the version moves past the roster's.
+    await enrollMember(layout, A, { id: d4, name: 'four' }, T0);
+    const again = await adoptRoster(layout, A, { ...signed, version: 9 }, T0);
+    expect(again.members.version).toBe(10);
+    expect(again.members.devices.map((d) => [d.id, d.revoked])).toEqual([
+      [d1, false],
+      [d2, true],
+      [d3, false],
+      [d4, false],
+    ]);
   });
 });

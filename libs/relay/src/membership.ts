@@ -287,6 +287,53 @@ export async function revokeMember(
 }
 
 /**
+ * Takes back into `members.json` a membership the relay itself signed but the file no longer has
+ * (its data folder was restored from an older backup): `roster` is the newest relay-signed
+ * `RosterUpdated` of `facility`, learned back from the devices.
+ *
+ * @remarks Does nothing unless `roster.version` is above the file's. Never drops a member and never
+ * un-revokes one: the roster's devices are merged into the file's (a revocation on either side
+ * stands; devices unknown to the file get `enrolled` = `now`, their real time being lost). The
+ * version becomes the roster's, or one more when the result differs from the roster (so that the
+ * relay publishes it). Runs under the relay-wide lock, like every membership edit.
+ */
+export async function adoptRoster(
+  layout: RelayFolderLayout,
+  facility: FacilityId,
+  roster: RosterUpdatedData,
+  now: number = Date.now(),
+): Promise<{ members: FacilityMembersFile; changed: boolean }> {
+  checkFacility(facility);
+  return withMembershipLock(layout, async () => {
+    const current = (await readMembers(layout, facility)) ?? { facility, version: 0, devices: [] };
+    if (roster.version <= current.version) return { members: current, changed: false };
+    const at = new Date(now).toISOString();
+    const byId = new Map(current.devices.map((d) => [d.id, d]));
+    const devices: MemberRecord[] = current.devices.map((d) => {
+      const signed = roster.devices.find((r) => r.id === d.id);
+      return signed?.revoked === true && !d.revoked ? { ...d, revoked: true, revokedAt: at } : d;
+    });
+    for (const r of roster.devices) {
+      if (byId.has(r.id)) continue;
+      devices.push({
+        id: r.id,
+        name: r.name,
+        revoked: r.revoked,
+        enrolled: at,
+        ...(r.revoked ? { revokedAt: at } : {}),
+      });
+    }
+    // The file lists what the roster does not (a later member, a revocation): publish it anew.
+    const key = (list: readonly { id: string; name: string; revoked: boolean }[]): string =>
+      JSON.stringify(list.map(({ id, name, revoked }) => [id, name, revoked]).sort());
+    const differs = key(devices) !== key(roster.devices);
+    const next: FacilityMembersFile = { facility, version: roster.version + (differs ? 1 : 0), devices };
+    await writeMembers(layout, next);
+    return { members: next, changed: true };
+  });
+}
+
+/**
  * Every enrolled device (revoked ones included) and its facility, across all facilities.
  *
  * @remarks The relay routes an incoming connection by it. Reads files only, takes no lock: it sees

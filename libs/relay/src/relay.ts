@@ -12,10 +12,12 @@ import {
   type EnrollRequest,
   type EnrollResponse,
   type FacilityId,
+  type SignedEvent,
 } from '@accord/protocol';
 import { FacilityNode, type FacilityObserver } from './facility-node.js';
 import { createRelayLogger, type RelayLogger } from './logger.js';
 import {
+  adoptRoster,
   enrollWithToken,
   MembershipWatcher,
   readMembers,
@@ -53,6 +55,12 @@ export interface RelayOptions {
    * tests and benchmarks change it.
    */
   readonly segmentSize?: number;
+  /**
+   * How long a newly connected device may take to show the relay its own history, and how long an
+   * enrollment waits for that before its roster is published anyway (default 30 s; see
+   * `FacilityNode`, "Restored from a backup").
+   */
+  readonly catchUpMaxMs?: number;
 }
 
 /** The line the relay prints when it is ready (tests and scripts parse it). */
@@ -85,6 +93,8 @@ export class Relay {
   readonly #logger: RelayLogger;
   readonly #clock: () => number;
   readonly #nodes = new Map<FacilityId, Promise<FacilityNode>>();
+  /** Own event numbers of facilities unloaded while their history was known complete. */
+  readonly #ownSeqAtUnload = new Map<FacilityId, number>();
   readonly #watcher: MembershipWatcher;
   readonly #started: number;
   #sweeper: ReturnType<typeof setInterval> | undefined;
@@ -121,7 +131,8 @@ export class Relay {
           },
           revoke: async (device) => {
             const r = await revokeMember(this.#layout, device);
-            await this.#membersChanged(r.facility, r.members);
+            // Sessions are cut before the answer; the roster follows once the relay may write.
+            await this.#membersChanged(r.facility, r.members, 'applied');
             return { device, facility: r.facility, version: r.members.version };
           },
         },
@@ -248,6 +259,22 @@ export class Relay {
         ? {}
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
+      ...(this.#opts.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: this.#opts.catchUpMaxMs }),
+      ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
+      onNewerRoster: (roster) => {
+        adoptRoster(this.#layout, facility, roster, this.#clock())
+          .then(async ({ members, changed }) => {
+            if (!changed) return;
+            this.#logger.warn(
+              { facility, version: members.version },
+              'membership taken back from a roster the relay signed (members.json was older)',
+            );
+            await this.#membersChanged(facility, members, 'applied');
+          })
+          .catch((e: unknown) =>
+            this.#logger.error({ err: e, facility }, 'could not take back the membership'),
+          );
+      },
     });
     this.metrics.setFacilitiesLoaded(this.#nodes.size);
     this.#logger.info({ facility, ...node.stats() }, 'facility loaded');
@@ -335,19 +362,36 @@ export class Relay {
     const members = await enrollWithToken(this.#layout, request, this.#clock());
     const facility = members.facility;
     this.#logger.info({ facility, device: request.device, name: request.name }, 'device enrolled');
-    const roster = await this.#membersChanged(facility, members);
+    // The new device needs the roster that lists it: wait for the catch-up, but not forever.
+    const roster = await this.#membersChanged(facility, members, 'bounded');
     if (roster === undefined) throw new AccordError(ErrorCode.RELAY_INTERNAL, 'roster not published');
     return { facility, relay: this.id, roster };
   }
 
-  /** Applies a membership change to the loaded node (loading it: the roster must be published). */
-  async #membersChanged(facility: FacilityId, members: FacilityMembersFile) {
-    try {
-      const node = await this.facility(facility);
-      return await node.membersChanged(members);
-    } catch (e) {
+  /**
+   * Applies a membership change to the loaded node (loading it: the roster must be published) and
+   * resolves with the published roster; with `'bounded'` the publication waits for the relay's
+   * catch-up at most `catchUpMaxMs`, with `'applied'` it resolves once the change is applied.
+   */
+  async #membersChanged(
+    facility: FacilityId,
+    members: FacilityMembersFile,
+    wait: 'unbounded' | 'bounded' | 'applied' = 'unbounded',
+  ): Promise<SignedEvent | undefined> {
+    const failed = (e: unknown): undefined => {
       this.#logger.error({ err: e, facility }, 'could not publish the roster');
       return undefined;
+    };
+    try {
+      const node = await this.facility(facility);
+      const published = node.membersChanged(members, wait === 'bounded' ? node.catchUpMaxMs : undefined);
+      if (wait === 'applied') {
+        published.catch(failed);
+        return undefined;
+      }
+      return await published;
+    } catch (e) {
+      return failed(e);
     }
   }
 
@@ -356,6 +400,7 @@ export class Relay {
       const node = await pending.catch(() => undefined);
       if (node === undefined || !node.isIdle(idleMs) || this.#nodes.get(facility) !== pending) continue;
       this.#nodes.delete(facility);
+      this.#rememberOwnSeq(node);
       await node.close();
       this.metrics.setFacilitiesLoaded(this.#nodes.size);
       this.#logger.info({ facility }, 'facility unloaded (idle)');
@@ -368,8 +413,18 @@ export class Relay {
     if (pending === undefined) return;
     this.#nodes.delete(facility);
     const node = await pending.catch(() => undefined);
+    if (node !== undefined) this.#rememberOwnSeq(node);
     await node?.close();
     this.metrics.setFacilitiesLoaded(this.#nodes.size);
+  }
+
+  /**
+   * Remembers how far an unloaded facility's own history went while this process knew it complete:
+   * loading it again, the relay need not wait for a device to confirm it (nothing was restored in
+   * between). A new process knows nothing and waits (see `FacilityNode`).
+   */
+  #rememberOwnSeq(node: FacilityNode): void {
+    if (node.trusted) this.#ownSeqAtUnload.set(node.facility, node.log.ownHistory().assigned);
   }
 
   /**

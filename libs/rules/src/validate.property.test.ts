@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { SignedEvent } from '@accord/protocol';
+import {
+  canonicalEncode,
+  MAX_VERDICT_DETAILS_BYTES,
+  MAX_VERDICT_REASON_CHARS,
+  type SignedEvent,
+} from '@accord/protocol';
 import { DomainEventType, Projection, checkEventData } from '@accord/domain';
 import { EventFactory, FACILITY_NOW_MS, arbFacility, testDeviceId } from '@accord/domain/testing';
 import { RULES } from './rule-ids.js';
@@ -100,6 +105,33 @@ describe('validate: properties', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  it('bounds every rejection whatever the data echoes: many unknown keys, huge strings, wrong types', () => {
+    const f = new EventFactory();
+    const state = Projection.empty();
+    const key = fc.string({ unit: 'binary', minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.values(DomainEventType)),
+        fc.dictionary(key, fc.oneof(fc.constant(0), fc.string({ unit: 'binary', maxLength: 3000 })), {
+          minKeys: 0,
+          maxKeys: 400,
+        }),
+        fc.nat({ max: 7000 }),
+        fc.anything(),
+        (type, junk, extra, odd) => {
+          const data: Record<string, unknown> = { patientId: odd, lot: odd, ...junk };
+          for (let i = 0; i < extra; i++) data[`k${i}`] = i;
+          const v = validate(state, f.event(dev, type, data), ctx);
+          expect(v.outcome).toBe('deadletter');
+          if (v.outcome !== 'deadletter') return;
+          expect(v.reason.length).toBeLessThanOrEqual(MAX_VERDICT_REASON_CHARS);
+          expect(canonicalEncode(v.details).length).toBeLessThanOrEqual(MAX_VERDICT_DETAILS_BYTES);
+        },
+      ),
+      { numRuns: 60 },
     );
   });
 });

@@ -1,7 +1,10 @@
 import type { EventId, JsonValue, SignedEvent, Subject } from '@accord/protocol';
 import {
+  MAX_VERDICT_REASON_CHARS,
   RejectionCode,
   SystemEventType,
+  boundDetails,
+  boundText,
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
 } from '@accord/protocol';
@@ -80,13 +83,24 @@ export type Rejection = Extract<RuleVerdict, { outcome: 'deadletter' }>;
 
 const ACCEPTED: RuleVerdict = Object.freeze({ outcome: 'accepted', ruleSet: RULE_SET_VERSION });
 
+/**
+ * The one place rules make a rejection: its reason and details are bounded here, because they
+ * echo the judged event and a hostile event must not make a verdict too large to write.
+ */
 function reject(
   code: RejectionCode,
   rule: string,
   reason: string,
   details: { readonly [k: string]: JsonValue },
 ): Rejection {
-  return { outcome: 'deadletter', code, rule, reason, details, ruleSet: RULE_SET_VERSION };
+  return {
+    outcome: 'deadletter',
+    code,
+    rule,
+    reason: boundText(reason, MAX_VERDICT_REASON_CHARS),
+    details: boundDetails(details),
+    ruleSet: RULE_SET_VERSION,
+  };
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -99,7 +113,8 @@ const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${Mat
  * is a 500 `RULE_UNPROCESSABLE`), and the same inputs give the same verdict. Checks run in this
  * order and the first failure wins: schema (500), dependencies and subject/reference existence
  * (404/410), conflicts (409), business rules (422). Signatures, roster and elevation (403) are
- * the caller's job. `RetryRequested` and `DeadletterDiscarded` are checked for shape only (the
+ * the caller's job. A rejection's `reason` and `details` are bounded (`boundText`, `boundDetails` of
+ * `@accord/protocol`) whatever the event holds. `RetryRequested` and `DeadletterDiscarded` are checked for shape only (the
  * relay knows which deadletters exist); `Verdict` events are never valid submissions. A retried or
  * amended event is simply validated again against the current state.
  */
