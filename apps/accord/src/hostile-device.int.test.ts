@@ -4,7 +4,7 @@
 // app code could; everything else is the real `accord` command.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceAgent, loadDevice } from '@accord/device';
-import { hostileDevice } from '@accord/log/testing';
+import { hostileDevice, patientRegistration } from '@accord/log/testing';
 import type { HostileDevice } from '@accord/testkit';
 import {
   AgentProcess,
@@ -25,18 +25,7 @@ let m: DeviceAgent; // the modified tablet (in-process), dials the relay and A
 let hostile: HostileDevice;
 const ids: Record<string, string> = {};
 
-const patient = (id: string, givenName = 'Ama') => ({
-  type: 'PatientRegistered',
-  subject: { kind: 'patient', id },
-  data: {
-    patientId: id,
-    nationalId: `N-${id}`,
-    givenName,
-    familyName: 'Mensah',
-    birthDate: '2019-05-04',
-    sex: 'female',
-  },
-});
+const patient = patientRegistration;
 
 interface PatientView {
   readonly id: string;

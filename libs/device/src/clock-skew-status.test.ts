@@ -1,10 +1,8 @@
 // Issue #13: events from a tablet whose clock is two years ahead are accepted, and every device's
 // `GET /api/status` names that tablet and how far off its clock is (the Sync Centre renders it).
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceLog } from '@accord/log';
-import { hostileDevice, makeFacility } from '@accord/log/testing';
+import { hostileDevice, makeFacility, openMemoryLog } from '@accord/log/testing';
 import { formatHlc, eventIdFor, SystemEventType, type FacilityId, type SignedEvent } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { HttpApi } from './http-api.js';
 
 const FACILITY = 'clinic-skew' as FacilityId;
@@ -26,15 +24,7 @@ describe('GET /api/status: clockSkews', () => {
       (typeof facility.keys)[0],
       (typeof facility.keys)[0],
     ];
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key: self,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster: facility.roster,
-      relay: relayKey.deviceId,
-      clock: () => NOW,
-    });
+    const log = await openMemoryLog(facility, 0, { key: self, relay: relayKey.deviceId, clock: () => NOW });
     cleanup.push(() => log.close());
     const http = await HttpApi.listen({
       log,

@@ -5,10 +5,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DeviceLog } from '@accord/log';
-import { makeFacility } from '@accord/log/testing';
+import { makeFacility, openMemoryLog } from '@accord/log/testing';
 import type { FacilityId } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { dataFolder, initDevice, loadDevice } from './data-folder.js';
 import { HttpApi } from './http-api.js';
 
@@ -57,14 +55,7 @@ describe('the facility time zone in the data folder', () => {
 describe("GET /api/queue and /api/appointments: today in the facility's zone", () => {
   async function api(timeZone: string | undefined) {
     const facility = await makeFacility(FACILITY, 1, 5);
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key: facility.keys[0]!,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster: facility.roster,
-      clock: () => LATE_UTC,
-    });
+    const log = await openMemoryLog(facility, 0, { clock: () => LATE_UTC });
     await log.append({
       type: 'PatientRegistered',
       data: {

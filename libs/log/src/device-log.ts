@@ -1784,14 +1784,7 @@ export class DeviceLog implements DeviceLogApi {
   async settled(): Promise<void> {
     await this.#commit.idle();
     await this.#pushed();
-    let chain: Promise<void>;
-    let commits: Promise<void>;
-    do {
-      chain = this.#ingestChain;
-      await chain;
-      commits = this.#commitChain;
-      await commits;
-    } while (chain !== this.#ingestChain || commits !== this.#commitChain);
+    await this.#ingestSettled();
   }
 
   /** Resolves when every durable own event has been handed to the sync documents. */

@@ -2,9 +2,7 @@
 // it would read a peer's documents: the helper is only useful if its writes really arrive.
 import { describe, expect, it } from 'vitest';
 import type { FacilityId } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
-import { DeviceLog } from './device-log.js';
-import { hostileDevice, makeFacility } from './testing.js';
+import { hostileDevice, makeFacility, openMemoryLog } from './testing.js';
 
 const FACILITY = 'hostile-facility' as FacilityId;
 
@@ -20,13 +18,7 @@ const patient = (n: number) => ({
 describe('hostileDevice', () => {
   it('signs with an enrolled key and writes into its own segment where an honest log takes it in', async () => {
     const facility = await makeFacility(FACILITY, 2, 7);
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key: facility.keys[0]!,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster: facility.roster,
-    });
+    const log = await openMemoryLog(facility, 0);
     const hostile = hostileDevice(log, facility.keys[1]!);
     const first = await hostile.sign({
       type: 'PatientRegistered',

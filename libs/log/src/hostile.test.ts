@@ -8,22 +8,11 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
-import { hostileDevice, makeFacility, type TestFacility } from './testing.js';
+import { hostileDevice, makeFacility, patientRegistration, type TestFacility } from './testing.js';
 
 const FACILITY = 'hostile-unit' as FacilityId;
 
-const patient = (id: string, givenName = 'Ama') => ({
-  type: 'PatientRegistered',
-  subject: { kind: 'patient', id },
-  data: {
-    patientId: id,
-    nationalId: `N-${id}`,
-    givenName,
-    familyName: 'Mensah',
-    birthDate: '2019-05-04',
-    sex: 'female',
-  },
-});
+const patient = patientRegistration;
 
 async function open(
   facility: TestFacility,

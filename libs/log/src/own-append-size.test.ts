@@ -2,9 +2,7 @@
 // signer refused it; the hole stopped the log (LOG_CLOSED) and with it every later verdict.
 import { describe, expect, it } from 'vitest';
 import { MAX_EVENT_BYTES, SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
-import { DeviceLog } from './device-log.js';
-import { makeFacility } from './testing.js';
+import { makeFacility, openMemoryLog } from './testing.js';
 
 const FACILITY = 'own-append-size' as FacilityId;
 const TARGET = '01JB0000000000000000000000' as EventId;
@@ -27,13 +25,7 @@ const verdict = (detailBytes: number) => ({
 describe('own appends that cannot be written', () => {
   it('take no sequence number: a too-large system event among concurrent appends leaves no hole and the log goes on', async () => {
     const facility = await makeFacility(FACILITY, 1, 3);
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key: facility.keys[0]!,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster: facility.roster,
-    });
+    const log = await openMemoryLog(facility, 0);
     // Appended together, as the relay appends a round of verdicts.
     const results = await Promise.allSettled([
       log.appendSystem(verdict(10)),

@@ -7,7 +7,9 @@ import {
 } from '@accord/protocol';
 import type { Repo } from '@automerge/automerge-repo';
 import { HostileDevice } from '@accord/testkit';
-import type { LogRoster } from './api.js';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import type { DeviceLogOptions, LogRoster } from './api.js';
+import { DeviceLog } from './device-log.js';
 import { rootDocumentId, rootInitialBytes, segmentDocumentId, segmentInitialBytes } from './documents.js';
 
 /** A facility for tests: device keys and a mutable in-memory roster. */
@@ -71,4 +73,39 @@ export function hostileDevice(
     },
     ...(log.segmentSize !== undefined ? { segmentSize: log.segmentSize } : {}),
   });
+}
+
+/**
+ * Opens the log of device `index` of `facility` on fresh in-memory stores; `extra` overrides or
+ * adds options (a clock, a relay, another key, a network).
+ */
+export function openMemoryLog(
+  facility: TestFacility,
+  index: number,
+  extra: Partial<DeviceLogOptions> = {},
+): Promise<DeviceLog> {
+  return DeviceLog.open({
+    facility: facility.facility,
+    key: facility.keys[index]!,
+    eventStore: new MemoryEventStore(),
+    storage: new MemoryStorageAdapter(),
+    roster: facility.roster,
+    ...extra,
+  });
+}
+
+/** A `PatientRegistered` draft with its subject (what `HostileDevice.sign` takes, or an append). */
+export function patientRegistration(id: string, givenName = 'Ama') {
+  return {
+    type: 'PatientRegistered',
+    subject: { kind: 'patient', id },
+    data: {
+      patientId: id,
+      nationalId: `N-${id}`,
+      givenName,
+      familyName: 'Mensah',
+      birthDate: '2019-05-04',
+      sex: 'female',
+    },
+  };
 }
