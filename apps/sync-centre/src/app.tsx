@@ -613,11 +613,28 @@ function InspectScreen({ id }: { id: string }): JSX.Element {
 function EnvironmentScreen(): JSX.Element {
   const { t } = useContext(AppContext);
   const { data, error } = useLoad<FullStatus>('/api/status');
+  const { run, busy, message } = useAction();
   if (data === undefined) return <Loading error={error} />;
   const e = t.environment;
   return (
     <>
       <h1>{e.title}</h1>
+      {message}
+      <h2>{e.network}</h2>
+      <div class="buttons">
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() =>
+            run(async (key) => {
+              const r = await postJson<{ online: boolean }>('/api/network', { online: !data.online }, key);
+              return r.online ? e.wentOnline : e.wentOffline;
+            })
+          }
+        >
+          {data.online ? e.goOffline : e.goOnline}
+        </button>
+      </div>
       <h2>{e.device}</h2>
       <dl class="facts">
         <dt>{e.deviceName}</dt>

@@ -93,7 +93,7 @@ afterAll(async () => {
 });
 
 describe('the Sync Centre page', () => {
-  it('loads from the agent, every request going to the agent’s own origin', async () => {
+  it('loads from the agent, every request going to the agent’s own origin, and switches the network', async () => {
     const { context, requests } = await openContext();
     const page = await openPage(context, tab1);
     await page.getByRole('heading', { level: 1, name: 'Needs attention' }).waitFor();
@@ -102,6 +102,13 @@ describe('the Sync Centre page', () => {
     expect(await page.getByTestId('env-device').textContent()).toBe(
       (await api<{ device: string }>(tab1, 'GET', '/api/status')).device,
     );
+    // The network switch, pushed back to the status bar by the stream.
+    await page.getByRole('button', { name: 'Take this tablet offline' }).click();
+    await page.getByTestId('status-online').filter({ hasText: 'Offline' }).waitFor();
+    expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(false);
+    await page.getByRole('button', { name: 'Bring this tablet back online' }).click();
+    await page.getByTestId('status-online').filter({ hasText: 'Online' }).waitFor();
+    expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(true);
     await context.close();
     const urls = requests.map((r) => r.url()).filter((u) => !u.startsWith('data:'));
     expect(urls.length).toBeGreaterThan(3);
@@ -222,6 +229,39 @@ describe('the Sync Centre page', () => {
     await row.waitFor();
     expect(await row.textContent()).toContain('Leave server version');
     expect(await row.textContent()).toContain('counted again: stock is right');
+    await context.close();
+  });
+
+  it('amends a rejected change from the page: the correction supersedes it and is accepted', async () => {
+    const { context } = await openContext();
+    const page = await openPage(context, tab1, '#/attention');
+    const consumed = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+      type: 'StockConsumed',
+      data: { lot: 'L-1', quantity: 500, reason: 'transfer' },
+    });
+    const card = page.locator(`[data-testid="deadletter"][data-id="${consumed.id}"]`);
+    await card.waitFor();
+    await card.getByRole('button', { name: 'Edit and send again' }).click();
+    await card.getByLabel('quantity').fill('1');
+    await card.getByRole('button', { name: 'Record corrected change' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'The corrected change was recorded and sent.' })
+      .waitFor();
+    await card.waitFor({ state: 'detached' });
+    const info = await api<{ status: string; resolvedBy?: string }>(
+      tab1,
+      'GET',
+      `/api/events/${consumed.id}`,
+    );
+    expect(info.status).toBe('resolved');
+    const amend = await api<{ event: { supersedes?: string; data: { quantity: number } } }>(
+      tab1,
+      'GET',
+      `/api/events/${info.resolvedBy ?? 'none'}`,
+    );
+    expect(amend.event).toMatchObject({ supersedes: consumed.id, data: { quantity: 1 } });
+    await expect.poll(() => status(tab1, info.resolvedBy ?? 'none')).toBe('accepted');
     await context.close();
   });
 

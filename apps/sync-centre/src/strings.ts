@@ -136,6 +136,11 @@ export interface SyncCentreStrings {
     readonly noClockSkews: string;
     readonly ownHistory: string;
     readonly setAside: (path: string) => string;
+    readonly network: string;
+    readonly goOffline: string;
+    readonly goOnline: string;
+    readonly wentOffline: string;
+    readonly wentOnline: string;
   };
   readonly audit: {
     readonly title: string;
@@ -436,6 +441,11 @@ export const en: SyncCentreStrings = {
     noClockSkews: 'Every clock agrees with the server.',
     ownHistory: 'Own history check',
     setAside: (path) => `A damaged database was set aside at ${path}`,
+    network: 'Network',
+    goOffline: 'Take this tablet offline',
+    goOnline: 'Bring this tablet back online',
+    wentOffline: 'This tablet is offline: changes are kept here and sent when it is back online.',
+    wentOnline: 'This tablet is back online.',
   },
   audit: {
     title: 'Audit trail',
