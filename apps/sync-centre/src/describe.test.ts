@@ -33,6 +33,27 @@ describe('describeRule and describeCode', () => {
     });
   });
 
+  it('shows a 409 field by field, a 404’s wait and a 410’s survivor', () => {
+    const stale = {
+      field: 'familyName',
+      current: 'Otieno',
+      proposed: 'Odhiambo',
+      conflicts: [
+        { field: 'familyName', current: 'Otieno', proposed: 'Odhiambo' },
+        { field: 'birthDate', current: '2025-01-02', proposed: '2025-01-03' },
+      ],
+    };
+    expect(describeRule(en, 'RULE_STALE_BASIS', stale).numbers).toBe(
+      'familyName: yours "Odhiambo", now "Otieno"; birthDate: yours "2025-01-03", now "2025-01-02"',
+    );
+    expect(describeRule(en, 'RULE_DEPENDENCY_MISSING', { missing: ['a', 'b'] }).numbers).toBe(
+      'Waits for 2 earlier changes; it is retried by itself when they arrive.',
+    );
+    expect(describeRule(en, 'RULE_MERGED', { survivorId: 'P-7' }).numbers).toBe(
+      'Record it again on the surviving patient P-7.',
+    );
+  });
+
   it('has no numbers sentence when the details lack them, and a name for an unknown rule', () => {
     expect(describeRule(en, 'RULE_NEGATIVE_STOCK', { lot: 'M' }).numbers).toBeUndefined();
     expect(describeRule(en, 'RULE_FROM_THE_FUTURE', {}).name).toBe(en.unknownRule);

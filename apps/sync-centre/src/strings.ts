@@ -367,12 +367,37 @@ export const en: SyncCentreStrings = {
     RULE_UNKNOWN_ANTIGEN: { name: 'Unknown vaccine' },
     RULE_ALREADY_IN_QUEUE: { name: 'Patient already in the queue' },
     RULE_INVALID_TRANSITION: { name: 'Not possible in the current state' },
-    RULE_STALE_BASIS: { name: 'Changed by someone else first' },
-    RULE_DUPLICATE_NATIONAL_ID: { name: 'National id already registered' },
+    RULE_STALE_BASIS: {
+      name: 'Changed by someone else first',
+      // Mine against the confirmed value, field by field.
+      numbers: (d) => {
+        const conflicts = Array.isArray(d['conflicts']) ? (d['conflicts'] as unknown[]) : [d];
+        return conflicts
+          .map((c) => {
+            const f = (typeof c === 'object' && c !== null ? c : {}) as Details;
+            return `${str(f['field'])}: yours ${JSON.stringify(f['proposed'] ?? null)}, now ${JSON.stringify(f['current'] ?? null)}`;
+          })
+          .join('; ');
+      },
+    },
+    RULE_DUPLICATE_NATIONAL_ID: {
+      name: 'National id already registered',
+      numbers: (d) =>
+        `National id ${str(d['nationalId'])} already belongs to patient ${str(d['existingPatientId'])}.`,
+    },
     RULE_ALREADY_EXISTS: { name: 'Record already exists' },
-    RULE_DEPENDENCY_MISSING: { name: 'Waiting for an earlier change' },
+    RULE_DEPENDENCY_MISSING: {
+      name: 'Waiting for an earlier change',
+      numbers: (d) => {
+        const missing = Array.isArray(d['missing']) ? d['missing'].length : 0;
+        return `Waits for ${plural(missing, 'earlier change', 'earlier changes')}; it is retried by itself when they arrive.`;
+      },
+    },
     RULE_NOT_FOUND: { name: 'Record not found' },
-    RULE_MERGED: { name: 'Patient record merged into another' },
+    RULE_MERGED: {
+      name: 'Patient record merged into another',
+      numbers: (d) => `Record it again on the surviving patient ${str(d['survivorId'])}.`,
+    },
     RULE_SCHEMA: { name: 'Malformed data' },
     RULE_UNKNOWN_TYPE: { name: 'Unknown kind of change' },
     RULE_UNKNOWN_VERSION: { name: 'Unknown version of this kind of change' },
