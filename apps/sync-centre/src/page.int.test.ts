@@ -93,7 +93,7 @@ afterAll(async () => {
 });
 
 describe('the Sync Centre page', () => {
-  it('loads from the agent, every request going to the agent’s own origin, and switches the network', async () => {
+  it('loads from the agent, every request going to the agent’s own origin; offline, the outbox shows the change in words', async () => {
     const { context, requests } = await openContext();
     const page = await openPage(context, tab1);
     await page.getByRole('heading', { level: 1, name: 'Needs attention' }).waitFor();
@@ -106,9 +106,22 @@ describe('the Sync Centre page', () => {
     await page.getByRole('button', { name: 'Take this tablet offline' }).click();
     await page.getByTestId('status-online').filter({ hasText: 'Offline' }).waitFor();
     expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(false);
+    // Offline, a change waits in the outbox, in words and with its age.
+    const waiting = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+      type: 'StockReceived',
+      data: { lot: 'W-1', antigen: 'OPV', quantity: 4, expiry: '2031-01-01' },
+    });
+    await page.getByTestId('status-outbox').filter({ hasText: /^1$/ }).waitFor();
+    await page.getByRole('link', { name: 'Outbox' }).click();
+    const item = page.getByTestId('outbox-list').getByRole('listitem');
+    await item.filter({ hasText: 'Stock received: 4 doses of OPV, lot W-1' }).waitFor();
+    expect(await item.textContent()).toContain('just now');
+    await page.getByRole('link', { name: 'Environment' }).click();
     await page.getByRole('button', { name: 'Bring this tablet back online' }).click();
     await page.getByTestId('status-online').filter({ hasText: 'Online' }).waitFor();
     expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(true);
+    await page.getByTestId('status-outbox').filter({ hasText: /^0$/ }).waitFor();
+    await expect.poll(() => status(tab1, waiting.id)).toBe('accepted');
     await context.close();
     const urls = requests.map((r) => r.url()).filter((u) => !u.startsWith('data:'));
     expect(urls.length).toBeGreaterThan(3);
@@ -192,6 +205,19 @@ describe('the Sync Centre page', () => {
     );
     expect(await card.textContent()).toContain('Not enough stock (RULE_NEGATIVE_STOCK)');
     await page.getByTestId('sync-icon').locator('.mark').waitFor();
+    // Inspect contents: the whole event and its verdict.
+    await card.getByRole('link', { name: 'Inspect contents' }).click();
+    const facts = page.getByTestId('inspect');
+    await facts.waitFor();
+    const me = (await api<{ device: string }>(tab1, 'GET', '/api/status')).device;
+    expect(await facts.textContent()).toContain(consumed.id);
+    expect(await facts.textContent()).toContain(me);
+    expect(await page.locator('main').textContent()).toContain('Rejected with code 422');
+    expect(await page.locator('main').textContent()).toContain(
+      'Lot L-1 would go to -3: 2 in stock, 5 requested.',
+    );
+    await page.goBack();
+    await card.waitFor();
     await api(tab2, 'POST', '/api/events', {
       type: 'StockReceived',
       data: { lot: 'L-1', antigen: 'BCG', quantity: 10, expiry: '2030-01-01' },
