@@ -11,3 +11,12 @@ export declare function ensureBundle(entry: string, outfile: string): Promise<st
 
 /** The `accord` CLI's bundle (src/main.ts into dist/accord.mjs), as bin/accord.mjs runs it. */
 export declare function ensureCliBundle(): Promise<string>;
+
+/**
+ * Bundles the browser page `entry` (TSX, Preact) into `outdir` (`app.js`, `app.css`) and copies
+ * `html` to `outdir/index.html`, unless they are up to date; resolves with the absolute `outdir`.
+ */
+export declare function ensurePageBundle(entry: string, html: string, outdir: string): Promise<string>;
+
+/** The Sync Centre page (apps/sync-centre) built into apps/sync-centre/dist/page/; see {@link ensurePageBundle}. */
+export declare function ensureSyncCentrePage(): Promise<string>;

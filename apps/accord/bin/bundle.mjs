@@ -181,3 +181,112 @@ export function ensureCliBundle() {
     fileURLToPath(new URL('../dist/accord.mjs', import.meta.url)),
   );
 }
+
+// The Sync Centre page (apps/sync-centre) for the browser: everything bundled (Preact included,
+// no CDN: clinics are offline), minified, one app.js and one app.css beside a copy of index.html.
+const PAGE_OPTIONS = {
+  bundle: true,
+  platform: 'browser',
+  format: 'esm',
+  // Tablets' browsers of the last few years; nothing newer is needed by the page.
+  target: ['chrome100', 'safari15', 'firefox100'],
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  conditions: ['@accord/source'],
+  entryNames: 'app',
+  minify: true,
+  sourcemap: false,
+  legalComments: 'none',
+  logLevel: 'silent',
+};
+
+/** True when every file of the page manifest, inputs and outputs, is as it was recorded. */
+async function isPageFresh(manifestPath, key) {
+  const manifest = await readManifest(manifestPath);
+  if (manifest === null || manifest.key !== key || !Array.isArray(manifest.inputs)) return false;
+  if (!Array.isArray(manifest.outputs)) return false;
+  const files = [...manifest.outputs, ...manifest.inputs];
+  const stats = await Promise.all(files.map((f) => statOrNull(f.path)));
+  return stats.every((s, n) => sameFile(s, files[n]));
+}
+
+async function rebuildPage(entry, html, outdir, manifestPath, key) {
+  const esbuild = await import('esbuild');
+  building += 1;
+  try {
+    const htmlBefore = await stat(html);
+    const result = await esbuild.build({
+      ...PAGE_OPTIONS,
+      entryPoints: [entry],
+      outdir,
+      absWorkingDir: dirname(entry),
+      write: false,
+      metafile: true,
+    });
+    await mkdir(outdir, { recursive: true });
+    const outputs = [];
+    for (const file of result.outputFiles) {
+      const s = await writeAtomically(file.path, file.contents);
+      outputs.push({ path: file.path, size: s.size, mtimeMs: s.mtimeMs });
+    }
+    const htmlOut = join(outdir, 'index.html');
+    const s = await writeAtomically(htmlOut, await readFile(html));
+    outputs.push({ path: htmlOut, size: s.size, mtimeMs: s.mtimeMs });
+    const inputs = await Promise.all(
+      [...Object.keys(result.metafile.inputs).map((rel) => resolve(dirname(entry), rel))].map(
+        async (path) => {
+          const st = await stat(path);
+          return { path, size: st.size, mtimeMs: st.mtimeMs };
+        },
+      ),
+    );
+    const htmlNow = await stat(html);
+    inputs.push({
+      path: html,
+      size: htmlNow.size,
+      mtimeMs: sameFile(htmlNow, htmlBefore) ? htmlNow.mtimeMs : -1,
+    });
+    await writeAtomically(manifestPath, `${JSON.stringify({ key, outputs, inputs })}\n`);
+  } finally {
+    building -= 1;
+    if (building === 0) await esbuild.stop();
+  }
+}
+
+/**
+ * Bundles the browser page `entry` (TSX) into `outdir` (`app.js`, `app.css`) and copies `html` to
+ * `outdir/index.html`, unless all of them are up to date; resolves with the absolute `outdir`.
+ *
+ * @remarks Freshness as {@link ensureBundle}: the sizes and mtimes of every input and output,
+ * kept in `outdir/page.inputs.json`.
+ */
+export async function ensurePageBundle(entry, html, outdir) {
+  const entryPath = resolve(entry);
+  const outPath = resolve(outdir);
+  const htmlPath = resolve(html);
+  const manifestPath = join(outPath, 'page.inputs.json');
+  const { version } = createRequire(import.meta.url)('esbuild/package.json');
+  const key = JSON.stringify({
+    v: MANIFEST_VERSION,
+    esbuild: version,
+    entry: entryPath,
+    html: htmlPath,
+    PAGE_OPTIONS,
+  });
+  if (!(await isPageFresh(manifestPath, key))) {
+    await rebuildPage(entryPath, htmlPath, outPath, manifestPath, key);
+  }
+  return outPath;
+}
+
+/**
+ * The Sync Centre page (apps/sync-centre/src/main.tsx and index.html into apps/sync-centre/dist/page/),
+ * as `accord device run` and `accord demo` serve it; see {@link ensurePageBundle}.
+ *
+ * @remarks Paths are relative to this file's folder; dist/accord.mjs, which compiles this module
+ * in, sits at the same depth under apps/accord, so they hold from the bundle too.
+ */
+export function ensureSyncCentrePage() {
+  const page = (p) => fileURLToPath(new URL(`../../sync-centre/${p}`, import.meta.url));
+  return ensurePageBundle(page('src/main.tsx'), page('src/index.html'), page('dist/page'));
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBundle } from '../bin/bundle.mjs';
+import { ensureBundle, ensurePageBundle } from '../bin/bundle.mjs';
 import { BUNDLE, REPO_ROOT } from './test-support.js';
 
 const run = promisify(execFile);
@@ -98,6 +98,42 @@ describe('ensureBundle', () => {
     expect(await runBundle(out)).toBe('both d1 PROTOCOL_BAD_FRAME');
     const manifest = JSON.parse(await readFile(`${out}.inputs.json`, 'utf8')) as Manifest;
     expect(manifest.inputs.map((i) => i.path)).toContain(entry);
+  });
+});
+
+describe('ensurePageBundle', () => {
+  it('bundles a browser page (Preact and CSS included) beside its HTML, and rebuilds only on change', async () => {
+    const page = join(dir, 'page');
+    await mkdir(page, { recursive: true });
+    const entry = join(page, 'main.tsx');
+    const css = join(page, 'style.css');
+    const html = join(page, 'index.html');
+    const out = join(page, 'out');
+    await writeFile(css, 'p { color: blue; }\n');
+    await writeFile(html, '<!doctype html><title>t</title>\n');
+    await writeFile(
+      entry,
+      "import { render } from 'preact';\nimport './style.css';\nrender(<p>page text</p>, document.body);\n",
+    );
+    expect(await ensurePageBundle(entry, html, out)).toBe(out);
+    const js = await readFile(join(out, 'app.js'), 'utf8');
+    expect(js).toContain('page text');
+    // Preact is compiled in: the page makes no request for a package.
+    expect(js).not.toMatch(/from\s*["']preact/);
+    expect(await readFile(join(out, 'app.css'), 'utf8')).toMatch(/color:\s*(blue|#00f)/);
+    expect(await readFile(join(out, 'index.html'), 'utf8')).toBe('<!doctype html><title>t</title>\n');
+    const built = await stat(join(out, 'app.js'));
+
+    await ensurePageBundle(entry, html, out);
+    expect((await stat(join(out, 'app.js'))).mtimeMs).toBe(built.mtimeMs);
+
+    await writeFile(css, 'p { color: red; }\n');
+    await ensurePageBundle(entry, html, out);
+    expect(await readFile(join(out, 'app.css'), 'utf8')).toMatch(/color:\s*red/);
+
+    await writeFile(html, '<!doctype html><title>new</title>\n');
+    await ensurePageBundle(entry, html, out);
+    expect(await readFile(join(out, 'index.html'), 'utf8')).toContain('<title>new</title>');
   });
 });
 

@@ -115,9 +115,12 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
   const peers = (values.peer ?? []).map((p) => peerUrl(p));
   const stop = io.stopSignal();
   const { DeviceAgent } = await import('@accord/device');
+  const { syncCentrePageOrNothing } = await import('./sync-centre-page.js');
+  const assets = await syncCentrePageOrNothing(io.err);
   const agent = await DeviceAgent.start({
     data,
     peers,
+    ...(assets === undefined ? {} : { assets }),
     ...(listen === undefined ? {} : { listen }),
     ...(values['listen-host'] === undefined ? {} : { listenHost: values['listen-host'] }),
     ...(http === undefined ? {} : { http }),

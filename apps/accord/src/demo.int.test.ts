@@ -55,6 +55,13 @@ describe('accord demo', () => {
       ]);
       const status = await room.api<{ counts: { pending: number; accepted: number } }>('GET', '/api/status');
       expect(status.json.counts.pending).toBe(0);
+      // `accord device run` serves the Sync Centre page (apps/sync-centre) on the API's port.
+      const page = await room.text('/');
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('<script type="module" src="/app.js"></script>');
+      const script = await room.text('/app.js');
+      expect(script.status).toBe(200);
+      expect(script.text).toContain('/api/stream');
     } finally {
       expect(await room.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     }

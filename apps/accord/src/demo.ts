@@ -4,6 +4,7 @@ import { DeviceAgent, initDevice, type Draft } from '@accord/device';
 import { AccordError, ErrorCode, type EventId } from '@accord/protocol';
 import { createEnrollmentToken, createRelayLogger, openRelayFolder, Relay } from '@accord/relay';
 import type { CliIo } from './cli.js';
+import { syncCentrePageOrNothing } from './sync-centre-page.js';
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -85,11 +86,13 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
         await initDevice({ data: join(dir, d.dir), name: d.name, relay: relayUrl, token });
       }
     }
+    const assets = await syncCentrePageOrNothing(io.err);
     const start = async (i: number, listen: boolean, peers: string[]): Promise<DeviceAgent> => {
       const d = DEMO_DEVICES[i]!;
       const agent = await DeviceAgent.start({
         data: join(dir, d.dir),
         peers,
+        ...(assets === undefined ? {} : { assets }),
         listenHost: '127.0.0.1',
         // The relay's port changes between runs; the pharmacy never dials it.
         ...(i === 2 ? { dialRelay: false } : { relayUrl }),
@@ -115,7 +118,7 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     io.out(`Demo facility "${DEMO_FACILITY}" in ${dir}:`);
     io.out(`  ${'Relay'.padEnd(18)} http://127.0.0.1:${relay.port}/healthz  /metrics`);
     for (const a of agents) {
-      io.out(`  ${a.name.padEnd(18)} http://127.0.0.1:${a.httpPort}/api/status  /api/deadletters`);
+      io.out(`  ${a.name.padEnd(18)} http://127.0.0.1:${a.httpPort}/  (Sync Centre; API under /api/)`);
     }
     if (!opts.exitAfterReady) {
       io.out('Press Ctrl+C to stop.');

@@ -8,7 +8,7 @@ import {
 } from '@accord/storage-level';
 import { fileOwnSeqMark, loadDevice, type RelayConfig } from './data-folder.js';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
-import { HttpApi, type NetworkControl } from './http-api.js';
+import { HttpApi, type NetworkControl, type StaticAsset } from './http-api.js';
 import { LevelIdempotencyStore } from './idempotency.js';
 import { followRelayRoster } from './relay-roster.js';
 import { RosterFile } from './roster-file.js';
@@ -83,6 +83,8 @@ export interface DeviceAgentOptions {
    * (default 30 s: lost writes, a crash, a damaged database). See `DeviceLogOptions.ownHistoryWaitMs`.
    */
   readonly ownHistoryWaitMs?: { readonly clean: number; readonly suspicious: number };
+  /** Static files the HTTP API serves next to its routes (the Sync Centre page); see `HttpApiOptions.assets`. */
+  readonly assets?: ReadonlyMap<string, StaticAsset>;
 }
 
 const DEFAULT_OWN_HISTORY_WAIT_MS = { clean: 3_000, suspicious: 30_000 };
@@ -274,6 +276,7 @@ export class DeviceAgent {
         port: opts.http ?? 0,
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
+        ...(opts.assets === undefined ? {} : { assets: opts.assets }),
       });
       const unsubscribe = (): void => {
         stopFollowingRelay();

@@ -798,6 +798,64 @@ describe('requests from web pages', () => {
   });
 });
 
+describe('static assets (the Sync Centre page)', () => {
+  const assets = new Map([
+    ['/index.html', { contentType: 'text/html; charset=utf-8', body: '<!doctype html><title>SC</title>' }],
+    ['/app.js', { contentType: 'text/javascript; charset=utf-8', body: new TextEncoder().encode('x=1') }],
+  ]);
+
+  it('serves / and each asset path with its type, a strict CSP and revalidation by ETag', async () => {
+    await api.close();
+    await start(undefined, { options: { assets } });
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toBe('<!doctype html><title>SC</title>');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const etag = page.headers.get('etag') ?? '';
+    expect(etag).toMatch(/^".+"$/);
+    const again = await fetch(`${base}/index.html`, { headers: { 'if-none-match': etag } });
+    expect(again.status).toBe(304);
+    const js = await fetch(`${base}/app.js`);
+    expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await js.text()).toBe('x=1');
+    const head = await fetch(`${base}/app.js`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('3');
+    // Not a file: the API's own answers, unchanged.
+    expect((await call('GET', '/missing.css')).json['code']).toBe('DEVICE_UNKNOWN_ROUTE');
+    expect((await call('POST', '/app.js', {})).json['code']).toBe('DEVICE_UNKNOWN_ROUTE');
+    expect((await call('GET', '/api/status')).status).toBe(200);
+  });
+
+  it('keeps the guard in front of the files: another Host or a cross-site load is refused', async () => {
+    await api.close();
+    await start(undefined, { options: { assets } });
+    const port = api.port;
+    expect((await raw('GET', '/', { host: `evil.example:${port}` })).status).toBe(421);
+    expect((await raw('GET', '/app.js', { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+  });
+
+  it('refuses an asset path under /api/ when it starts', async () => {
+    await expect(
+      HttpApi.listen({
+        log,
+        network,
+        identity: { device: DEVICE, name: 'x', facility: FACILITY },
+        assets: new Map([['/api/status', { contentType: 'text/plain', body: 'no' }]]),
+      }),
+    ).rejects.toMatchObject({ code: 'DEVICE_BAD_REQUEST' });
+  });
+
+  it('serves no page without assets: / stays an unknown route', async () => {
+    expect((await call('GET', '/')).json['code']).toBe('DEVICE_UNKNOWN_ROUTE');
+  });
+});
+
 describe('close', () => {
   it('waits for an append in flight, answers it, then refuses connections', async () => {
     const gate = deferred();

@@ -106,7 +106,28 @@ export interface HttpApiOptions {
   readonly streamCoalesceMs?: number;
   /** How often the streams' status is recomputed to catch network changes, in ms (default 1000). */
   readonly streamCheckMs?: number;
+  /**
+   * Static files served to `GET`/`HEAD` by path (`/index.html`, `/app.js`, …; `/` is `/index.html`):
+   * the Sync Centre page. Absent: only the API is served.
+   */
+  readonly assets?: ReadonlyMap<string, StaticAsset>;
 }
+
+/** One static file of {@link HttpApiOptions.assets}. */
+export interface StaticAsset {
+  /** The `Content-Type` header, e.g. `text/html; charset=utf-8`. */
+  readonly contentType: string;
+  readonly body: Uint8Array | string;
+}
+
+/**
+ * The `Content-Security-Policy` of every static file: only the agent's own scripts, styles and
+ * API; no inline code, no frames, no other origin (a clinic's tablet is offline, and a page that
+ * can reach the local API must not be able to load anything else).
+ */
+export const ASSET_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /** One row of `GET /api/audit`: a sync or admin action of this device. */
 export interface AuditEntry {
@@ -241,6 +262,15 @@ interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
   /** A live stream instead of a JSON body: served until the client leaves or the API closes. */
   readonly stream?: (res: ServerResponse) => Promise<void>;
+  /** A static file instead of a JSON body. */
+  readonly asset?: ServedAsset;
+}
+
+/** A static file ready to serve: its bytes and their entity tag. */
+interface ServedAsset {
+  readonly contentType: string;
+  readonly body: Buffer;
+  readonly etag: string;
 }
 
 /** What the audit says of a request while it runs (a handler may refine it: an amend). */
@@ -335,12 +365,15 @@ export class HttpApi {
   #streamTimers: NodeJS.Timeout[] = [];
   /** Who the agent is to a browser: its `host:port` names and origins (set once listening). */
   #own: RequestOriginPolicy = { hosts: new Set(), origins: new Set() };
+  /** The static files by path, with their entity tags computed once. */
+  readonly #assets: ReadonlyMap<string, ServedAsset>;
 
   private constructor(opts: HttpApiOptions) {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#idempotency = opts.idempotency ?? new MemoryIdempotencyStore();
     this.#routes = this.#makeRoutes();
+    this.#assets = servedAssets(opts.assets);
     this.#clockSkew = new ClockSkewDetector({
       relay: opts.relay?.id ?? null,
       lookup: (id) => opts.log.get(id)?.event,
@@ -464,6 +497,10 @@ export class HttpApi {
       await reply.stream(res);
       return;
     }
+    if (reply.asset !== undefined) {
+      await this.#serveAsset(req, res, reply.asset);
+      return;
+    }
     let text: string;
     try {
       text = JSON.stringify(reply.body);
@@ -486,6 +523,36 @@ export class HttpApi {
     });
     await new Promise<void>((resolve) => {
       res.end(text, () => resolve());
+      res.once('close', () => resolve());
+    });
+  }
+
+  /**
+   * Writes a static file: revalidated on every load (`no-cache` with an entity tag, answered 304
+   * when unchanged), since its name stays the same across versions of the page.
+   */
+  async #serveAsset(req: IncomingMessage, res: ServerResponse, asset: ServedAsset): Promise<void> {
+    drainAfterEarlyReply(req, res, this.#maxBody);
+    if (this.#stopping) res.setHeader('Connection', 'close');
+    const headers = {
+      'Cache-Control': 'no-cache',
+      ETag: asset.etag,
+      'Content-Security-Policy': ASSET_CSP,
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+    };
+    const unchanged = req.headers['if-none-match'] === asset.etag;
+    if (unchanged) res.writeHead(304, headers);
+    else {
+      res.writeHead(200, {
+        ...headers,
+        'Content-Type': asset.contentType,
+        'Content-Length': asset.body.byteLength,
+      });
+    }
+    await new Promise<void>((resolve) => {
+      res.end(unchanged || req.method === 'HEAD' ? undefined : asset.body, () => resolve());
       res.once('close', () => resolve());
     });
   }
@@ -529,6 +596,14 @@ export class HttpApi {
         .map((s) => decodeURIComponent(s));
     } catch {
       fail(ErrorCode.DEVICE_BAD_REQUEST, 'malformed percent-encoding in the path');
+    }
+    // Static files live outside /api/; an API path is never taken for a file.
+    if (segments[0] !== 'api' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const asset = this.#assets.get(url.pathname === '/' ? '/index.html' : url.pathname);
+      if (asset !== undefined) {
+        checkQuery(url.searchParams, []);
+        return { status: 200, body: null, asset };
+      }
     }
     for (const route of this.#routes) {
       const params = matchPath(route.path, segments);
@@ -1307,6 +1382,25 @@ function auditNoteOf(req: IncomingMessage): AuditNote {
     if (b === 'network' && segments.length === 2) return { action: 'network' };
   }
   return { action: 'request' };
+}
+
+/** The static files of {@link HttpApiOptions.assets} as served: bytes and a strong entity tag. */
+function servedAssets(
+  assets: ReadonlyMap<string, StaticAsset> | undefined,
+): ReadonlyMap<string, ServedAsset> {
+  const out = new Map<string, ServedAsset>();
+  for (const [path, a] of assets ?? []) {
+    if (!path.startsWith('/') || path.startsWith('/api/')) {
+      throw deviceError(
+        ErrorCode.DEVICE_BAD_REQUEST,
+        `asset path ${JSON.stringify(path)} must start with / outside /api/`,
+      );
+    }
+    const body = typeof a.body === 'string' ? Buffer.from(a.body, 'utf8') : Buffer.from(a.body);
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+    out.set(path, { contentType: a.contentType, body, etag });
+  }
+  return out;
 }
 
 function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {

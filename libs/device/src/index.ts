@@ -29,6 +29,7 @@ export {
 export { DeviceErrorCode, deviceError } from './errors.js';
 export {
   HttpApi,
+  ASSET_CSP,
   DEFAULT_MAX_BODY_BYTES,
   EVENT_STATUSES,
   type ApiErrorBody,
@@ -42,6 +43,7 @@ export {
   type PeerStatus,
   type RelayStatus,
   type RetryAllSkipped,
+  type StaticAsset,
 } from './http-api.js';
 export {
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
