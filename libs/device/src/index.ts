@@ -42,6 +42,8 @@ export {
   type PeerStatus,
   type RelayStatus,
   type RetryAllSkipped,
+  type IntegrityDay,
+  type ResubmitDay,
 } from './http-api.js';
 export {
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -71,3 +73,5 @@ export {
 } from './roster-file.js';
 export { wsPeerNetwork } from './ws-network.js';
 export type { Draft } from '@accord/log';
+export { httpRelayClient, type HttpRelayClientOptions, type RelayAdminClient } from './relay-client.js';
+export { reannounceEvents } from './resubmit.js';
