@@ -1,6 +1,6 @@
 // Admin elevation and "leave server version" (issue #10) with a real relay and a real agent in this
 // process: real LevelDB folders, real WebSockets and HTTP on port 0, the relay's own password file.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import {
   type JsonValue,
 } from '@accord/protocol';
 import { DeviceAgent, initDevice } from '@accord/device';
+import { runCli } from './cli.js';
 import {
   createEnrollmentToken,
   createRelayLogger,
@@ -346,5 +347,185 @@ describe('leave server version (discard) under the facility policy', () => {
     expect(v).toMatchObject({ outcome: 'deadletter' });
     const discard = await api('POST', `/api/events/${id}/discard`, { reason: 'miscounted' });
     expect(await verdictOf(discard.json['id'] as EventId)).toMatchObject({ outcome: 'accepted' });
+  });
+});
+
+describe('integrity check and re-submit', () => {
+  /** Records a registration and waits for its acceptance. */
+  async function register(n: number): Promise<EventId> {
+    const r = await api('POST', '/api/events', {
+      type: 'PatientRegistered',
+      data: {
+        patientId: `p${n}`,
+        nationalId: `N-${n}`,
+        givenName: 'Ama',
+        familyName: 'Mensah',
+        birthDate: '2026-01-10',
+        sex: 'female',
+      },
+    });
+    expect(r.status).toBe(201);
+    const id = r.json['id'] as EventId;
+    expect(await verdictOf(id)).toMatchObject({ outcome: 'accepted' });
+    return id;
+  }
+
+  interface Day {
+    day: string;
+    device: number;
+    relay: number;
+    match: boolean;
+  }
+
+  it('counts both sides per day, and refuses bad ranges, foreign pages, wrong passwords and grants for another action', async () => {
+    await register(1);
+    const facility = await relay!.facility(FACILITY);
+    // The relay holds every event the device holds once its own verdicts reached the device.
+    const r = await api('GET', '/api/integrity');
+    expect(r.status).toBe(200);
+    const days = r.json['days'] as Day[];
+    expect(r.json['zone']).toBe('UTC');
+    expect(days.length).toBeGreaterThan(0);
+    const total = days.reduce((n, d) => n + d.device, 0);
+    expect(total).toBe([...agent!.log.visibleEvents()].length);
+    expect(days.reduce((n, d) => n + d.relay, 0)).toBe([...facility.log.visibleEvents()].length);
+    for (const bad of [
+      '?from=2026-13-01&to=2026-12-01',
+      '?from=2026-12-02&to=2026-12-01',
+      '?from=2020-01-01&to=2026-12-01',
+      '?day=x',
+    ]) {
+      expect((await api('GET', `/api/integrity${bad}`)).status, bad).toBe(400);
+    }
+    expect((await api('GET', '/api/integrity', undefined, { origin: 'http://evil.example' })).status).toBe(
+      403,
+    );
+    const noGrant = await api('POST', '/api/resubmit', { from: '2026-01-01', to: '2026-01-02' });
+    expect(noGrant.status).toBe(400);
+    const wrong = await api('POST', '/api/resubmit', {
+      from: '2026-01-01',
+      to: '2026-01-02',
+      adminPassword: 'nope nope',
+    });
+    expect(wrong.status).toBe(403);
+    expect(wrong.json['code']).toBe('DEVICE_ELEVATION_REFUSED');
+    const discardGrant = (await api('POST', '/api/elevate', { adminPassword: PASSWORD, action: 'discard' }))
+      .json['grant'];
+    const otherAction = await api('POST', '/api/resubmit', {
+      from: '2026-01-01',
+      to: '2026-01-02',
+      grant: discardGrant,
+    });
+    expect(otherAction.json).toMatchObject({
+      code: 'DEVICE_GRANT_INVALID',
+      details: { problem: 'other-action' },
+    });
+  });
+
+  it('after the relay folder is replaced by an older copy, finds what the relay lacks per day and re-sends it', async () => {
+    await register(1);
+    const port = relay!.port;
+    const relayDir = join(dir, 'relay');
+    await relay!.stop();
+    await cp(relayDir, join(dir, 'backup'), { recursive: true });
+    relay = await Relay.start({ data: relayDir, port, logger: createRelayLogger({ level: 'silent' }) });
+    const later = [await register(2), await register(3)];
+    await agent!.stop();
+    await relay.stop();
+    await rm(relayDir, { recursive: true, force: true });
+    await cp(join(dir, 'backup'), relayDir, { recursive: true });
+    relay = await Relay.start({
+      data: relayDir,
+      port,
+      logger: createRelayLogger({ level: 'silent' }),
+      catchUpMaxMs: 1000,
+    });
+    // The tablet talks to the relay over HTTP only: no sync brings the events back meanwhile.
+    agent = await DeviceAgent.start({ data: join(dir, 'tablet'), http: 0, dialRelay: false });
+    const node = await relay.facility(FACILITY);
+    expect(later.some((id) => node.log.get(id) !== undefined)).toBe(false);
+
+    const before = await api('GET', '/api/integrity');
+    const days = before.json['days'] as Day[];
+    expect(days.some((d) => !d.match)).toBe(true);
+    const lacking = days.reduce((n, d) => n + d.device - d.relay, 0);
+    expect(lacking).toBeGreaterThanOrEqual(2);
+
+    const resubmit = await api('POST', '/api/resubmit', {
+      from: days[0]!.day,
+      to: days.at(-1)!.day,
+      adminPassword: PASSWORD,
+    });
+    expect(resubmit.status).toBe(200);
+    const perDay = resubmit.json['days'] as { day: string; missing: number; resent: number }[];
+    expect(perDay.reduce((n, d) => n + d.missing, 0)).toBe(lacking);
+    expect(perDay.every((d) => d.resent === d.missing)).toBe(true);
+    expect((await auditActions())[0]).toMatchObject({
+      action: 'resubmit',
+      outcome: 'done',
+      detail: { missing: lacking, resent: lacking },
+    });
+
+    // Back on the relay link, the re-sent events reach the relay through the ordinary sync.
+    const held = [...agent.log.visibleEvents()].map((e) => e.id);
+    await agent.stop();
+    agent = await DeviceAgent.start({ data: join(dir, 'tablet'), http: 0 });
+    await new Promise<void>((resolve) => {
+      const check = (): boolean => held.every((id) => node.log.get(id) !== undefined);
+      if (check()) return resolve();
+      const stop = node.log.onEvents(() => {
+        if (!check()) return;
+        stop();
+        resolve();
+      });
+    });
+    const after = (await api('GET', '/api/integrity')).json['days'] as Day[];
+    expect(after.every((d) => d.relay >= d.device)).toBe(true);
+  });
+});
+
+describe('accord sync-centre integrity and resubmit', () => {
+  async function cli(
+    password: string,
+    ...argv: string[]
+  ): Promise<{ code: number; out: string; err: string; asked: number }> {
+    let out = '';
+    let err = '';
+    let asked = 0;
+    const code = await runCli(['sync-centre', '--url', `http://127.0.0.1:${agent!.httpPort}`, ...argv], {
+      out: (line) => (out += line + '\n'),
+      err: (line) => (err += line + '\n'),
+      stopSignal: () => new Promise(() => {}),
+      readSecret: () => {
+        asked++;
+        return Promise.resolve(password);
+      },
+    });
+    return { code, out, err, asked };
+  }
+
+  it('prints the per-day table and --json, reads the password from stdin, and exits 1 with the code on a wrong one', async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    await api('POST', '/api/events', {
+      type: 'StockReceived',
+      data: { lot: 'L-9', antigen: 'BCG', quantity: 5, expiry: '2030-01-01' },
+    });
+    const table = await cli('', 'integrity', '--from', today, '--to', today);
+    expect(table.code).toBe(0);
+    expect(table.out).toContain('Day (UTC)');
+    expect(table.out).toContain(today);
+    expect(table.asked).toBe(0);
+    const json = await cli('', 'integrity', '--json');
+    const integrity = JSON.parse(json.out) as { zone: string; days: unknown[] };
+    expect(integrity.zone).toBe('UTC');
+    expect(integrity.days.length).toBeGreaterThan(0);
+    const ok = await cli(PASSWORD, 'resubmit', '--from', today, '--to', today, '--json');
+    expect([ok.code, ok.asked]).toEqual([0, 1]);
+    const resubmitted = JSON.parse(ok.out) as { from: string; to: string; days: unknown[] };
+    expect([resubmitted.from, resubmitted.to, Array.isArray(resubmitted.days)]).toEqual([today, today, true]);
+    const wrong = await cli('not it at all', 'resubmit', '--from', today, '--to', today);
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain('DEVICE_ELEVATION_REFUSED');
+    expect(wrong.out + wrong.err).not.toContain('not it at all');
   });
 });
