@@ -253,12 +253,23 @@ describe('accord sync-centre: errors', () => {
     expect(err).toContain(`accord: CLI_USAGE: ${message}`);
   });
 
-  it('resubmit and integrity answer CLI_NOT_AVAILABLE (exit 1) without calling the agent', async () => {
-    for (const command of ['resubmit', 'integrity']) {
-      const { code, err } = await cli('sync-centre', '--url', 'http://127.0.0.1:1', command);
-      expect(code).toBe(1);
-      expect(err).toMatch(new RegExp(`^accord: CLI_NOT_AVAILABLE: ${command} is not available yet`));
-    }
+  it.each([
+    [['sync-centre', '--url', 'http://127.0.0.1:1', 'resubmit'], 'resubmit needs --from'],
+    [
+      ['sync-centre', '--url', 'http://127.0.0.1:1', 'resubmit', '--from', '2026-01-01'],
+      'resubmit needs --from',
+    ],
+    [
+      ['sync-centre', '--url', 'http://127.0.0.1:1', 'integrity', '--from', '1.1.2026'],
+      '--from must be a date',
+    ],
+    [['sync-centre', '--url', 'http://127.0.0.1:1', 'status', '--to', '2026-01-01'], '--to does not apply'],
+    [['sync-centre', '--url', 'http://127.0.0.1:1', 'audit', '--admin'], '--admin does not apply'],
+    [['sync-centre', '--url', 'http://127.0.0.1:1', 'resubmit', '--admin-password', 'x'], 'Unknown option'],
+  ])('%j is a usage error (exit 2) before any password is asked', async (argv, message) => {
+    const { code, err } = await cli(...argv);
+    expect(code).toBe(2);
+    expect(err).toContain(`accord: CLI_USAGE: ${message}`);
   });
 
   it('an agent that does not listen is CLI_UNREACHABLE (exit 1); one that answers something else is CLI_BAD_RESPONSE', async () => {

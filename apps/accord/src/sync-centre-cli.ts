@@ -24,8 +24,8 @@ const COMMANDS: Readonly<Record<string, 'id' | 'none' | 'unavailable'>> = {
   'retry-all': 'none',
   discard: 'id',
   audit: 'none',
-  resubmit: 'unavailable',
-  integrity: 'unavailable',
+  resubmit: 'none',
+  integrity: 'none',
 };
 
 /** What the agent's API answers (only the fields the tables show; `--json` prints all of it). */
@@ -221,7 +221,8 @@ function baseUrl(value: string | undefined, text: SyncCentreStrings): URL {
  * Runs `accord sync-centre …args` and returns the exit code (errors are thrown for `runCli`).
  *
  * @remarks Usage errors throw `CLI_USAGE` (exit 2); an answer with an error throws the agent's
- * code (exit 1); `resubmit` and `integrity` throw `CLI_NOT_AVAILABLE` (exit 1).
+ * code (exit 1). `resubmit` (and `discard --admin`) read the admin password from
+ * `ACCORD_ADMIN_PASSWORD` or stdin, never from the command line.
  */
 export async function syncCentreCommand(args: readonly string[], io: CliIo): Promise<number> {
   const text = syncCentreStrings(process.env['LANG']);
@@ -233,6 +234,9 @@ export async function syncCentreCommand(args: readonly string[], io: CliIo): Pro
       reason: { type: 'string' },
       limit: { type: 'string' },
       'idempotency-key': { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      admin: { type: 'boolean' },
     },
     true,
   );
@@ -249,6 +253,18 @@ export async function syncCentreCommand(args: readonly string[], io: CliIo): Pro
   if (values.limit !== undefined && !/^[1-9]\d{0,3}$/.test(values.limit))
     usage(text.errors.badLimit(values.limit));
   if (values.limit !== undefined && Number(values.limit) > 1000) usage(text.errors.badLimit(values.limit));
+  for (const flag of ['from', 'to'] as const) {
+    const v = values[flag];
+    if (v !== undefined && command !== 'resubmit' && command !== 'integrity')
+      usage(text.errors.flagNotFor(`--${flag}`, command));
+    if (v !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(v)) usage(text.errors.badDate(`--${flag}`, v));
+  }
+  if (command === 'resubmit' && (values.from === undefined || values.to === undefined))
+    usage(text.errors.needsRange);
+  if (values.admin !== undefined && command !== 'discard') usage(text.errors.flagNotFor('--admin', command));
+  // Never a flag: a password on the command line is visible to every user of the machine.
+  const adminPassword = async (): Promise<string> =>
+    process.env['ACCORD_ADMIN_PASSWORD'] ?? (await io.readSecret(text.adminPasswordPrompt));
   const key = values['idempotency-key'] ?? randomUUID();
   if (!KEY_PATTERN.test(key)) usage(text.errors.badKey);
   const base = baseUrl(values.url, text);
@@ -404,9 +420,59 @@ export async function syncCentreCommand(args: readonly string[], io: CliIo): Pro
     }
     case 'discard': {
       const reason = values.reason ?? text.defaultDiscardReason;
-      const r = (await client.post(eventPath('/discard'), { reason })) as { id: string };
+      const r = (await client.post(
+        eventPath('/discard'),
+        values.admin === true ? { reason, adminPassword: await adminPassword() } : { reason },
+      )) as { id: string };
       if (json) return printJson(io, r);
       io.out(text.discarded(r.id, id ?? ''));
+      return 0;
+    }
+    case 'integrity': {
+      const q = new URLSearchParams();
+      if (values.from !== undefined) q.set('from', values.from);
+      if (values.to !== undefined) q.set('to', values.to);
+      const r = (await client.get(`api/integrity${q.size === 0 ? '' : `?${q.toString()}`}`)) as {
+        from: string;
+        to: string;
+        days: { day: string; device: number; relay: number; match: boolean }[];
+      };
+      if (json) return printJson(io, r);
+      const t = text.integrity;
+      if (r.days.length === 0) {
+        io.out(t.empty(r.from, r.to));
+        return 0;
+      }
+      print(
+        formatTable(
+          [t.day, t.device, t.relay, t.match],
+          r.days.map((d) => [d.day, String(d.device), String(d.relay), d.match ? text.yes : text.no]),
+        ),
+      );
+      io.out(t.summary(r.days.filter((d) => !d.match).length, r.days.length));
+      return 0;
+    }
+    case 'resubmit': {
+      const r = (await client.post('api/resubmit', {
+        from: values.from,
+        to: values.to,
+        adminPassword: await adminPassword(),
+      })) as { days: { day: string; missing: number; resent: number }[] };
+      if (json) return printJson(io, r);
+      const t = text.integrity;
+      if (r.days.length > 0)
+        print(
+          formatTable(
+            [t.day, t.missing, t.resent],
+            r.days.map((d) => [d.day, String(d.missing), String(d.resent)]),
+          ),
+        );
+      io.out(
+        t.resubmitted(
+          r.days.reduce((n, d) => n + d.missing, 0),
+          r.days.reduce((n, d) => n + d.resent, 0),
+        ),
+      );
       return 0;
     }
     case 'audit': {

@@ -74,7 +74,21 @@ export interface SyncCentreStrings {
   readonly discarded: (event: string, target: string) => string;
   readonly defaultDiscardReason: string;
   readonly auditEmpty: string;
+  readonly adminPasswordPrompt: string;
+  readonly integrity: {
+    readonly day: string;
+    readonly device: string;
+    readonly relay: string;
+    readonly match: string;
+    readonly missing: string;
+    readonly resent: string;
+    readonly empty: (from: string, to: string) => string;
+    readonly summary: (mismatched: number, days: number) => string;
+    readonly resubmitted: (missing: number, resent: number) => string;
+  };
   readonly errors: {
+    readonly needsRange: string;
+    readonly badDate: (flag: string, value: string) => string;
     readonly needsUrl: string;
     readonly badUrl: (value: string) => string;
     readonly needsCommand: string;
@@ -179,11 +193,29 @@ export const SYNC_CENTRE_EN: SyncCentreStrings = {
   discarded: (event, target) => `Discard recorded (${event}): ${target} is resolved; the audit keeps it.`,
   defaultDiscardReason: 'discarded from the command line',
   auditEmpty: 'No sync or admin action yet.',
+  adminPasswordPrompt: 'Admin password (checked by the relay): ',
+  integrity: {
+    day: 'Day (UTC)',
+    device: 'This device',
+    relay: 'Relay',
+    match: 'Match',
+    missing: 'Missing on the relay',
+    resent: 'Re-sent',
+    empty: (from, to) => `No events from ${from} to ${to} on this device or the relay.`,
+    summary: (mismatched, days) =>
+      mismatched === 0
+        ? `All ${days} ${days === 1 ? 'day matches' : 'days match'} the relay.`
+        : `${mismatched} of ${days} ${days === 1 ? 'day differs' : 'days differ'} from the relay.`,
+    resubmitted: (missing, resent) =>
+      `The relay lacked ${missing} ${missing === 1 ? 'event' : 'events'}; ${resent} re-sent through the sync.`,
+  },
   errors: {
+    needsRange: 'resubmit needs --from YYYY-MM-DD and --to YYYY-MM-DD',
+    badDate: (flag, value) => `${flag} must be a date YYYY-MM-DD, got ${JSON.stringify(value)}`,
     needsUrl: '--url http://127.0.0.1:PORT (the device agent’s HTTP API) is required',
     badUrl: (value) => `--url must be an http:// URL of the device agent, got ${JSON.stringify(value)}`,
     needsCommand:
-      'sync-centre needs a command: status, outbox, conflicts, inspect ID, retry ID, retry-all, discard ID, audit',
+      'sync-centre needs a command: status, outbox, conflicts, inspect ID, retry ID, retry-all, discard ID, resubmit, integrity, audit',
     unknownCommand: (command) => `unknown sync-centre command ${JSON.stringify(command)}`,
     needsId: (command) => `${command} needs an event id`,
     extraArgument: (value) => `unexpected argument ${JSON.stringify(value)}`,

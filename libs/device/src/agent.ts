@@ -12,6 +12,8 @@ import { HttpApi, type NetworkControl, type StaticAsset } from './http-api.js';
 import { LevelIdempotencyStore } from './idempotency.js';
 import { followRelayRoster } from './relay-roster.js';
 import { RosterFile } from './roster-file.js';
+import { httpRelayClient } from './relay-client.js';
+import { reannounceEvents } from './resubmit.js';
 import { wsPeerNetwork } from './ws-network.js';
 
 /** What a {@link PeerNetworkFactory} is given. */
@@ -274,6 +276,15 @@ export class DeviceAgent {
         identity: { device: key.deviceId, name: config.name, facility: config.facility },
         ...(verdictsFrom === undefined ? {} : { relay: { id: verdictsFrom, url: relay?.url ?? null } }),
         port: opts.http ?? 0,
+        relayClient:
+          relay === null
+            ? null
+            : httpRelayClient({
+                key,
+                url: relay.url,
+                ...(opts.clock === undefined ? {} : { clock: opts.clock }),
+              }),
+        resend: (events) => reannounceEvents(log, events),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
         ...(opts.assets === undefined ? {} : { assets: opts.assets }),

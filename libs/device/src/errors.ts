@@ -34,6 +34,16 @@ export const DeviceErrorCode = {
   DEVICE_IDEMPOTENCY_MISMATCH: ErrorCode.DEVICE_IDEMPOTENCY_MISMATCH,
   /** More live status streams than the agent serves at once (HTTP 503). */
   DEVICE_TOO_MANY_STREAMS: ErrorCode.DEVICE_TOO_MANY_STREAMS,
+  /** An action that needs the relay (elevation, integrity, re-submit) while it cannot be reached (HTTP 503). */
+  DEVICE_RELAY_UNREACHABLE: ErrorCode.DEVICE_RELAY_UNREACHABLE,
+  /** The relay refused a request of this device or answered nonsense (HTTP 502, `details.status`, `details.code`). */
+  DEVICE_RELAY_REFUSED: ErrorCode.DEVICE_RELAY_REFUSED,
+  /** The relay refused the admin password (HTTP 403). */
+  DEVICE_ELEVATION_REFUSED: ErrorCode.DEVICE_ELEVATION_REFUSED,
+  /** Too many wrong admin passwords from this device: the relay waits (HTTP 429, `details.retryAfter`). */
+  DEVICE_ELEVATION_RATE_LIMITED: ErrorCode.DEVICE_ELEVATION_RATE_LIMITED,
+  /** A grant that is malformed, not signed by this device's relay, for another device or action, or expired (HTTP 403). */
+  DEVICE_GRANT_INVALID: ErrorCode.DEVICE_GRANT_INVALID,
 } as const;
 
 /** One of the {@link DeviceErrorCode} codes. */

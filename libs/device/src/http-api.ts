@@ -3,8 +3,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import {
+  dayDigest,
+  eventIdTime,
   isAccordError,
   isEventId,
+  parseElevationGrant,
+  utcDay,
+  verifyElevationGrantSignature,
+  type DayDigest,
+  type ElevationAction,
+  type ElevationGrant,
   ErrorCode,
   verdictAbout,
   verdictsIn,
@@ -29,6 +37,7 @@ import {
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
+import type { RelayAdminClient } from './relay-client.js';
 import {
   isIdempotencyKey,
   MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -111,6 +120,13 @@ export interface HttpApiOptions {
    * the Sync Centre page. Absent: only the API is served.
    */
   readonly assets?: ReadonlyMap<string, StaticAsset>;
+  /**
+   * How the agent asks its relay for elevations and digests (issue #10); absent or null: those
+   * routes answer 503 `DEVICE_RELAY_UNREACHABLE`.
+   */
+  readonly relayClient?: RelayAdminClient | null;
+  /** Re-adds events to the sync documents for re-submit (the agent passes {@link reannounceEvents}). */
+  readonly resend?: (events: readonly SignedEvent[]) => Promise<number>;
 }
 
 /** One static file of {@link HttpApiOptions.assets}. */
@@ -244,6 +260,11 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [DeviceErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE]: 415,
   [DeviceErrorCode.DEVICE_IDEMPOTENCY_MISMATCH]: 422,
   [DeviceErrorCode.DEVICE_TOO_MANY_STREAMS]: 503,
+  [DeviceErrorCode.DEVICE_RELAY_UNREACHABLE]: 503,
+  [DeviceErrorCode.DEVICE_RELAY_REFUSED]: 502,
+  [DeviceErrorCode.DEVICE_ELEVATION_REFUSED]: 403,
+  [DeviceErrorCode.DEVICE_ELEVATION_RATE_LIMITED]: 429,
+  [DeviceErrorCode.DEVICE_GRANT_INVALID]: 403,
   [ErrorCode.PROTOCOL_TOO_LARGE]: 413,
   [ErrorCode.LOG_HOLE]: 503,
   [ErrorCode.LOG_CLOSED]: 503,
@@ -803,26 +824,118 @@ export class HttpApi {
             const body = await this.#readBody(ctx.req);
             if (
               !isPlainObject(body) ||
-              Object.keys(body).some((k) => k !== 'reason') ||
+              Object.keys(body).some((k) => k !== 'reason' && k !== 'grant' && k !== 'adminPassword') ||
               typeof body['reason'] !== 'string' ||
               body['reason'].trim() === '' ||
-              body['reason'].length > MAX_REASON
+              body['reason'].length > MAX_REASON ||
+              (body['adminPassword'] !== undefined && !isPassword(body['adminPassword'])) ||
+              (body['grant'] !== undefined && body['adminPassword'] !== undefined)
             ) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, `body must be {"reason": "…"} (1-${MAX_REASON} characters)`);
+              fail(
+                ErrorCode.DEVICE_BAD_REQUEST,
+                `body must be {"reason": "…" (1-${MAX_REASON} characters), and "grant" or "adminPassword" optionally}`,
+              );
             }
             const reason = body['reason'];
             const id = ctx.params[0] ?? '';
-            return this.#once(ctx, body, async () => {
+            const password = body['adminPassword'];
+            // The password never reaches the idempotency store, not even hashed.
+            const fingerprinted = password === undefined ? body : { reason, adminPassword: true };
+            return this.#once(ctx, fingerprinted, async () => {
+              const grant =
+                password !== undefined
+                  ? await this.#elevate(password, 'discard')
+                  : body['grant'] === undefined
+                    ? undefined
+                    : await this.#checkGrant(body['grant'], 'discard');
               const event = await this.#resolve(id, () =>
                 log.appendSystem({
                   type: SystemEventType.DeadletterDiscarded,
                   subject: { kind: 'event', id },
-                  data: { target: id, reason },
+                  data:
+                    grant === undefined
+                      ? { target: id, reason }
+                      : { target: id, reason, grant: grant as unknown as JsonValue },
                   deps: [id as EventId],
                 }),
               );
               return { reply: ok({ id: event.id, event }, 201), result: { event: event.id } };
             });
+          },
+        },
+      },
+      {
+        path: ['api', 'elevate'],
+        methods: {
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req);
+            if (
+              !isPlainObject(body) ||
+              Object.keys(body).some((k) => k !== 'adminPassword' && k !== 'action') ||
+              !isPassword(body['adminPassword']) ||
+              !(body['action'] === 'discard' || body['action'] === 'resubmit')
+            ) {
+              fail(
+                ErrorCode.DEVICE_BAD_REQUEST,
+                'body must be {"adminPassword": "…", "action": "discard" | "resubmit"}',
+              );
+            }
+            const grant = await this.#elevate(body['adminPassword'], body['action']);
+            return ok({ grant });
+          },
+        },
+      },
+      {
+        path: ['api', 'integrity'],
+        methods: {
+          GET: async ({ query }) => {
+            checkQuery(query, ['from', 'to']);
+            const { from, to } = this.#range(query.get('from'), query.get('to'));
+            const report = await this.#compare(from, to);
+            const mismatched = report.days.filter((d) => !d.match).length;
+            this.#remember({ action: 'integrity', outcome: 'done', detail: { from, to, mismatched } });
+            return ok(report);
+          },
+        },
+      },
+      {
+        path: ['api', 'resubmit'],
+        methods: {
+          POST: async (ctx) => {
+            checkQuery(ctx.query, []);
+            const body = await this.#readBody(ctx.req);
+            if (
+              !isPlainObject(body) ||
+              Object.keys(body).some((k) => !['from', 'to', 'grant', 'adminPassword'].includes(k)) ||
+              typeof body['from'] !== 'string' ||
+              typeof body['to'] !== 'string' ||
+              (body['adminPassword'] !== undefined && !isPassword(body['adminPassword'])) ||
+              (body['grant'] === undefined) === (body['adminPassword'] === undefined)
+            ) {
+              fail(
+                ErrorCode.DEVICE_BAD_REQUEST,
+                'body must be {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"} with "grant" or "adminPassword"',
+              );
+            }
+            const { from, to } = this.#range(body['from'], body['to']);
+            if (body['adminPassword'] !== undefined) {
+              await this.#elevate(body['adminPassword'], 'resubmit');
+            } else {
+              await this.#checkGrant(body['grant'], 'resubmit');
+            }
+            const result = await this.#resubmit(from, to);
+            this.#remember({
+              action: 'resubmit',
+              outcome: 'done',
+              detail: {
+                from,
+                to,
+                missing: result.days.reduce((n, d) => n + d.missing, 0),
+                resent: result.days.reduce((n, d) => n + d.resent, 0),
+              },
+            });
+            return ok(result);
           },
         },
       },
@@ -1015,6 +1128,151 @@ export class HttpApi {
     } finally {
       this.#resolving.delete(id);
     }
+  }
+
+  #relayClient(): RelayAdminClient {
+    const client = this.#opts.relayClient;
+    if (client === undefined || client === null) {
+      fail(DeviceErrorCode.DEVICE_RELAY_UNREACHABLE, 'this action needs the relay, and this device has none');
+    }
+    if (!this.#opts.network.online) {
+      fail(
+        DeviceErrorCode.DEVICE_RELAY_UNREACHABLE,
+        'this action needs the relay, and the device is offline',
+      );
+    }
+    return client;
+  }
+
+  /** Asks the relay for a grant (the password goes to the relay only) and audits the outcome. */
+  async #elevate(password: string, action: ElevationAction): Promise<ElevationGrant> {
+    const grant = await this.#relayClient().elevate(password, action);
+    this.#remember({
+      action: 'elevate',
+      outcome: 'done',
+      detail: { action, expires: new Date(grant.expires).toISOString() },
+    });
+    return grant;
+  }
+
+  /**
+   * A grant given by the caller, checked here for quick feedback (the relay checks it again where
+   * it counts): signed by this device's relay, for this device and `action`, not expired.
+   */
+  async #checkGrant(value: unknown, action: ElevationAction): Promise<ElevationGrant> {
+    const parsed = parseElevationGrant(value);
+    const now = (this.#opts.clock ?? Date.now)();
+    const problem = !parsed.ok
+      ? 'malformed'
+      : parsed.value.relay !== this.#opts.relay?.id
+        ? 'other-relay'
+        : parsed.value.device !== this.#opts.identity.device
+          ? 'other-device'
+          : parsed.value.action !== action
+            ? 'other-action'
+            : parsed.value.expires < now
+              ? 'expired'
+              : !(await verifyElevationGrantSignature(parsed.value))
+                ? 'bad-signature'
+                : undefined;
+    if (problem !== undefined || !parsed.ok) {
+      fail(
+        DeviceErrorCode.DEVICE_GRANT_INVALID,
+        `the grant is not valid for ${action} (${problem ?? 'malformed'})`,
+        {
+          problem: problem ?? 'malformed',
+        },
+      );
+    }
+    return parsed.value;
+  }
+
+  /** `from`…`to` as UTC days (default: the 30 days up to today), at most {@link MAX_RANGE_DAYS}. */
+  #range(from: unknown, to: unknown): { from: string; to: string } {
+    const today = utcDay((this.#opts.clock ?? Date.now)());
+    const end = to ?? today;
+    if (typeof end !== 'string' || !isCalendarDate(end)) {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, 'from and to must be dates YYYY-MM-DD');
+    }
+    const start = from ?? utcDay(Date.parse(`${end}T00:00:00Z`) - 29 * 86_400_000);
+    if (
+      typeof start !== 'string' ||
+      typeof end !== 'string' ||
+      !isCalendarDate(start) ||
+      !isCalendarDate(end)
+    ) {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, 'from and to must be dates YYYY-MM-DD');
+    }
+    const span = (Date.parse(`${end}T00:00:00Z`) - Date.parse(`${start}T00:00:00Z`)) / 86_400_000 + 1;
+    if (span < 1 || span > MAX_RANGE_DAYS) {
+      fail(ErrorCode.DEVICE_BAD_REQUEST, `from…to must be 1-${MAX_RANGE_DAYS} days`, {
+        from: start,
+        to: end,
+      });
+    }
+    return { from: start, to: end };
+  }
+
+  /** This device's events by UTC day of their id, for `from`…`to` (one pass over the log's memory). */
+  #eventsByDay(from: string, to: string): Map<string, SignedEvent[]> {
+    const byDay = new Map<string, SignedEvent[]>();
+    for (const e of this.#opts.log.visibleEvents()) {
+      const day = utcDay(eventIdTime(e.id));
+      if (day < from || day > to) continue;
+      const list = byDay.get(day);
+      if (list === undefined) byDay.set(day, [e]);
+      else list.push(e);
+    }
+    return byDay;
+  }
+
+  /** Compares this device's per-day digests with the relay's. */
+  async #compare(
+    from: string,
+    to: string,
+  ): Promise<{
+    from: string;
+    to: string;
+    zone: 'UTC';
+    match: boolean;
+    days: IntegrityDay[];
+    mine: Map<string, SignedEvent[]>;
+  }> {
+    const relayDays = await this.#relayClient().digests(from, to);
+    const mine = this.#eventsByDay(from, to);
+    const theirs = new Map<string, DayDigest>(relayDays.map((d) => [d.day, d]));
+    const days: IntegrityDay[] = [];
+    for (const day of [...new Set([...mine.keys(), ...theirs.keys()])].sort()) {
+      const own = await dayDigest(
+        day,
+        (mine.get(day) ?? []).map((e) => e.id),
+      );
+      const relay = theirs.get(day);
+      days.push({
+        day,
+        device: own.count,
+        relay: relay?.count ?? 0,
+        match: relay !== undefined && relay.digest === own.digest,
+      });
+    }
+    return { from, to, zone: 'UTC', match: days.every((d) => d.match), days, mine };
+  }
+
+  /** Finds, per mismatching day, the events the relay lacks and re-adds them to the sync documents. */
+  async #resubmit(from: string, to: string): Promise<{ from: string; to: string; days: ResubmitDay[] }> {
+    const { days: compared, mine } = await this.#compare(from, to);
+    const days: ResubmitDay[] = [];
+    const client = this.#relayClient();
+    for (const d of compared) {
+      if (d.match) continue;
+      const own = mine.get(d.day) ?? [];
+      const held = new Set(d.relay === 0 ? [] : await client.ids(d.day));
+      const missing = own.filter((e) => !held.has(e.id));
+      const resent =
+        missing.length === 0 || this.#opts.resend === undefined ? 0 : await this.#opts.resend(missing);
+      days.push({ day: d.day, missing: missing.length, resent });
+    }
+    return { from, to, days };
   }
 
   /** Records a `RetryRequested` for the deadletter `id` (see {@link HttpApi.#resolve}). */
@@ -1379,6 +1637,7 @@ function auditNoteOf(req: IncomingMessage): AuditNote {
       return { action: d, target };
     }
     if (b === 'deadletters' && c === 'retry-all' && segments.length === 3) return { action: 'retry-all' };
+    if ((b === 'elevate' || b === 'resubmit') && segments.length === 2) return { action: b };
     if (b === 'network' && segments.length === 2) return { action: 'network' };
   }
   return { action: 'request' };
@@ -1443,6 +1702,29 @@ async function readJsonBody(req: IncomingMessage, max: number, allowEmpty = fals
     case 'not-json':
       return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
   }
+}
+
+/** One day of `GET /api/integrity`: how many events each side holds and whether the sets match. */
+export interface IntegrityDay {
+  readonly day: string;
+  readonly device: number;
+  readonly relay: number;
+  readonly match: boolean;
+}
+
+/** One day of `POST /api/resubmit`: events the relay lacked, and how many were re-sent. */
+export interface ResubmitDay {
+  readonly day: string;
+  readonly missing: number;
+  readonly resent: number;
+}
+
+/** Longest range of the integrity check and re-submit, in days. */
+const MAX_RANGE_DAYS = 366;
+
+/** An admin password as the relay accepts one (it checks the rest). */
+function isPassword(v: unknown): v is string {
+  return typeof v === 'string' && v !== '' && v.length <= 4096;
 }
 
 /** Longest discard reason (the protocol's limit for `DeadletterDiscarded.reason`). */

@@ -44,6 +44,8 @@ export {
   type RelayStatus,
   type RetryAllSkipped,
   type StaticAsset,
+  type IntegrityDay,
+  type ResubmitDay,
 } from './http-api.js';
 export {
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -73,3 +75,5 @@ export {
 } from './roster-file.js';
 export { wsPeerNetwork } from './ws-network.js';
 export type { Draft } from '@accord/log';
+export { httpRelayClient, type HttpRelayClientOptions, type RelayAdminClient } from './relay-client.js';
+export { reannounceEvents } from './resubmit.js';

@@ -14,3 +14,4 @@ export * from './schemas.js';
 export * from './wire.js';
 export * from './enrollment.js';
 export * from './seal.js';
+export * from './elevation.js';

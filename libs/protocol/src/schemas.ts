@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isJsonValue } from './canonical.js';
 import type { EventEnvelope, JsonValue, SignedEvent, Subject } from './envelope.js';
 import { AccordError, ErrorCode } from './errors.js';
-import { isHlc } from './hlc.js';
+import { isHlc, MAX_HLC_WALL_MS } from './hlc.js';
 import type { DeviceId, EventId, FacilityId, Hlc } from './ids.js';
 import { isDeviceId } from './keys.js';
 import { err, ok, type Result } from './result.js';
@@ -11,6 +11,7 @@ import type {
   AcceptedVerdictData,
   AcceptedVerdictsData,
   DeadletterDiscardedData,
+  ElevationGrant,
   DeadletterVerdictData,
   RetryRequestedData,
   RosterUpdatedData,
@@ -232,10 +233,31 @@ export const retryRequestedDataSchema: z.ZodType<RetryRequestedData> = z.strictO
   target: eventIdSchema,
 });
 
-/** Schema of a `DeadletterDiscarded` event's data. */
+/** Longest lifetime of an {@link ElevationGrant} the schema accepts (a day; relays issue minutes). */
+export const MAX_ELEVATION_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+/** Schema of an {@link ElevationGrant} (shape only: the signature is the relay's to check). */
+export const elevationGrantSchema: z.ZodType<ElevationGrant> = z
+  .strictObject({
+    v: z.literal(1),
+    relay: deviceIdSchema,
+    facility: facilityIdSchema,
+    device: deviceIdSchema,
+    action: z.enum(['discard', 'resubmit']),
+    issued: z.int().nonnegative().max(MAX_HLC_WALL_MS),
+    expires: z.int().nonnegative().max(MAX_HLC_WALL_MS),
+    sig: signatureSchema,
+  })
+  .refine(
+    (g) => g.expires > g.issued && g.expires - g.issued <= MAX_ELEVATION_LIFETIME_MS,
+    'expires must follow issued by at most a day',
+  );
+
+/** Schema of a `DeadletterDiscarded` event's data (`grant` optional: older events have none). */
 export const deadletterDiscardedDataSchema: z.ZodType<DeadletterDiscardedData> = z.strictObject({
   target: eventIdSchema,
   reason: reasonText,
+  grant: elevationGrantSchema.exactOptional(),
 });
 
 /** Largest segment a `SegmentSealed` may name (events per segment). */

@@ -1,4 +1,4 @@
-import type { DeviceId, EventId } from './ids.js';
+import type { DeviceId, EventId, FacilityId } from './ids.js';
 import type { JsonValue } from './envelope.js';
 import { canonicalStringify } from './canonical.js';
 
@@ -275,10 +275,33 @@ export interface RetryRequestedData {
   readonly target: EventId;
 }
 
+/** What an admin elevation permits: discarding a deadletter, or re-submitting a date range. */
+export type ElevationAction = 'discard' | 'resubmit';
+
+/**
+ * A relay-signed admin elevation: `relay` allows `device` of `facility` to perform `action`
+ * from `issued` until `expires` (ms since the epoch).
+ *
+ * @remarks `sig` is the relay's Ed25519 signature (base64url) over {@link elevationGrantBytes} of
+ * the other fields. Only the relay that signed it checks it; devices carry it.
+ */
+export interface ElevationGrant {
+  readonly v: 1;
+  readonly relay: DeviceId;
+  readonly facility: FacilityId;
+  readonly device: DeviceId;
+  readonly action: ElevationAction;
+  readonly issued: number;
+  readonly expires: number;
+  readonly sig: string;
+}
+
 /** Data of a `DeadletterDiscarded` event. */
 export interface DeadletterDiscardedData {
   readonly target: EventId;
   readonly reason: string;
+  /** The admin elevation, where the relay's facility policy asks for one (issue #10). */
+  readonly grant?: ElevationGrant;
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   boundText,
   expandAcceptedVerdicts,
   MAX_VERDICT_REASON_CHARS,
+  parseHlc,
   readAcceptedVerdicts,
   RejectionCode,
   RELAY_EVENT_TYPES,
@@ -11,6 +12,7 @@ import {
 } from '@accord/protocol';
 import { Projection, compareTentative, isSystemEventType } from '@accord/domain';
 import type { RuleVerdict } from '@accord/rules';
+import { RULE_ELEVATION_REQUIRED, type FacilityPolicy, type GrantExpectation } from './elevation.js';
 import {
   RULE_DEPENDENCY_MISSING,
   RULE_DEVICE_REVOKED,
@@ -38,6 +40,18 @@ export interface AdjudicatorOptions {
   readonly member: (device: DeviceId) => { readonly revoked: boolean } | undefined;
   /** How long a submission waits for its dependencies (default {@link DEFAULT_DEPENDENCY_DEADLINE_MS}). */
   readonly dependencyDeadlineMs?: number;
+  /**
+   * The facility policy on admin elevation and the relay's grant check (none: no discard needs a
+   * grant). See {@link AdjudicatorElevation}.
+   */
+  readonly elevation?: AdjudicatorElevation;
+}
+
+/** How the adjudicator decides whether a `DeadletterDiscarded` needs, and has, an admin grant. */
+export interface AdjudicatorElevation {
+  readonly policy: FacilityPolicy;
+  /** Undefined when `grant` is valid for `expect`, else the problem (see `GrantChecker`). */
+  check(grant: unknown, expect: GrantExpectation): string | undefined;
 }
 
 /** Counters of an {@link Adjudicator}, for metrics. */
@@ -265,6 +279,8 @@ export class Adjudicator {
   readonly #facility: FacilityId;
   readonly #member: AdjudicatorOptions['member'];
   readonly #deadlineMs: number;
+  readonly #elevation: AdjudicatorElevation | undefined;
+  readonly #guarded: ReadonlySet<string>;
 
   readonly #nodes = new Map<EventId, Node>();
   readonly #latest = new Map<EventId, Latest>();
@@ -311,6 +327,8 @@ export class Adjudicator {
     this.#facility = opts.facility;
     this.#member = opts.member;
     this.#deadlineMs = opts.dependencyDeadlineMs ?? DEFAULT_DEPENDENCY_DEADLINE_MS;
+    this.#elevation = opts.elevation;
+    this.#guarded = new Set(opts.elevation?.policy.discardNeedsElevation ?? []);
   }
 
   /**
@@ -732,6 +750,44 @@ export class Adjudicator {
     return undefined;
   }
 
+  /**
+   * The 403 of a discard that the facility policy guards and that carries no valid `discard`
+   * grant of this relay for its author, at the discard's time (its HLC, never later than the
+   * relay's clock: a device cannot date its discard into a grant's lifetime from the future).
+   * A target the relay does not hold is guarded: its type cannot be shown harmless.
+   */
+  #elevationRefusal(
+    e: SignedEvent,
+    target: EventId,
+    tnode: Node | undefined,
+    nowMs: number,
+  ): RuleVerdict | undefined {
+    if (this.#elevation === undefined) return undefined;
+    const type = tnode !== undefined && tnode.state !== 'other' ? tnode.event.type : undefined;
+    if (type !== undefined && !this.#guarded.has(type)) return undefined;
+    const grant = isRecord(e.data) ? e.data['grant'] : undefined;
+    let at = nowMs;
+    try {
+      at = Math.min(parseHlc(e.hlc).wallMs, nowMs);
+    } catch {
+      // An unreadable HLC never got past the log; the relay's clock is the bound anyway.
+    }
+    const problem = this.#elevation.check(grant, {
+      relay: this.#relay,
+      facility: this.#facility,
+      device: e.device,
+      action: 'discard',
+      atMs: at,
+    });
+    if (problem === undefined) return undefined;
+    return deadletter(
+      RejectionCode.Forbidden,
+      RULE_ELEVATION_REQUIRED,
+      `Discarding a rejected ${type ?? 'event'} needs an admin elevation from the relay (grant ${problem}).`,
+      { target, type: type ?? null, problem },
+    );
+  }
+
   /** Judges one submission (first time or again) and appends its verdicts (and a retried target's) to `out`. */
   #judge(node: Node, nowMs: number, out: VerdictData[]): void {
     const e = node.event;
@@ -784,6 +840,13 @@ export class Adjudicator {
           out,
         );
         return;
+      }
+      if (e.type === SystemEventType.DeadletterDiscarded) {
+        const refusal = this.#elevationRefusal(e, target, tnode, nowMs);
+        if (refusal !== undefined) {
+          this.#issue(node, refusal, out);
+          return;
+        }
       }
       this.#issue(node, ACCEPT, out);
       if (e.type === SystemEventType.RetryRequested) this.#judgeSafely(tnode!, nowMs, out);

@@ -13,6 +13,12 @@ import {
 } from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
+  DEFAULT_FACILITY_POLICY,
+  GrantChecker,
+  type FacilityPolicy,
+  type GrantExpectation,
+} from './elevation.js';
+import {
   AccordError,
   decodeSignedEvent,
   encodeSignedEvent,
@@ -72,6 +78,8 @@ export interface FacilityNodeOptions {
    * membership file was restored from an older backup and should take it back (`adoptRoster`).
    */
   readonly onNewerRoster?: (roster: RosterUpdatedData) => void;
+  /** The facility's policy on admin elevation (default {@link DEFAULT_FACILITY_POLICY}). */
+  readonly policy?: FacilityPolicy;
 }
 
 /** A connected device, and which of the relay's own documents it has shown it holds no more of. */
@@ -161,6 +169,13 @@ export class FacilityNode {
       facility: opts.facility,
       member: (device) => this.#roster.get(device),
       ...(opts.dependencyDeadlineMs === undefined ? {} : { dependencyDeadlineMs: opts.dependencyDeadlineMs }),
+      elevation: (() => {
+        const checker = new GrantChecker(opts.key.deviceId);
+        return {
+          policy: opts.policy ?? DEFAULT_FACILITY_POLICY,
+          check: (grant: unknown, expect: GrantExpectation) => checker.check(grant, expect),
+        };
+      })(),
     });
     this.#sealer = new SegmentSealer(this.log, opts.key.deviceId);
     const own = this.log.ownHistory().assigned;

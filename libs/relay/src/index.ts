@@ -1,6 +1,13 @@
 export { Relay, type RelayOptions, type RelayReadyLine } from './relay.js';
 export { FacilityNode, type FacilityNodeOptions, type FacilityObserver } from './facility-node.js';
-export { Adjudicator, type AdjudicatorOptions } from './adjudicator.js';
+export { Adjudicator, type AdjudicatorElevation, type AdjudicatorOptions } from './adjudicator.js';
+export {
+  DEFAULT_FACILITY_POLICY,
+  GrantChecker,
+  RULE_ELEVATION_REQUIRED,
+  type FacilityPolicy,
+  type GrantExpectation,
+} from './elevation.js';
 export {
   relayFolder,
   openRelayFolder,
@@ -33,4 +40,11 @@ export {
 } from './membership.js';
 export { RelayMetrics } from './metrics.js';
 export { createRelayLogger, type RelayLogger } from './logger.js';
-export { createRelayHttpHandler, type RelayHttpDeps } from './relay-http.js';
+export {
+  createRelayHttpHandler,
+  DEFAULT_ELEVATION_FAILURE_LIMIT,
+  type RateLimit,
+  type RelayDeviceApi,
+  type RelayHttpDeps,
+  type RelayHttpOptions,
+} from './relay-http.js';

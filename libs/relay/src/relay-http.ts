@@ -1,7 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  canonicalEncode,
+  DEFAULT_ELEVATION_TTL_MS,
+  DEVICE_REQUEST_MAX_SKEW_MS,
+  DeviceRequestHeader,
+  ELEVATION_ACTIONS,
   ENROLL_PATH,
   ErrorCode,
+  isJsonValue,
+  verifyDeviceRequest,
+  type DayDigest,
+  type ElevationAction,
+  type ElevationGrant,
   isAccordError,
   isDeviceId,
   isFacilityId,
@@ -42,6 +52,26 @@ export interface RelayAdminApi {
   revoke(device: DeviceId): Promise<object>;
 }
 
+/**
+ * What the relay answers to its enrolled devices over HTTP (`/device/…`, each request signed by
+ * the device's key): admin elevation and the integrity questions of issue #10.
+ */
+export interface RelayDeviceApi {
+  /** The device's facility and whether it is revoked, or undefined when no facility lists it. */
+  member(device: DeviceId): Promise<{ readonly facility: FacilityId; readonly revoked: boolean } | undefined>;
+  /** Signs a grant for `device` of `facility` to perform `action` for `ttlMs`. */
+  grant(
+    device: DeviceId,
+    facility: FacilityId,
+    action: ElevationAction,
+    ttlMs: number,
+  ): Promise<ElevationGrant>;
+  /** Per-day digests of the facility's event set for the UTC days `from`…`to` (only days with events). */
+  digests(facility: FacilityId, from: string, to: string): Promise<readonly DayDigest[]>;
+  /** The ids of the facility's events of one UTC day, sorted. */
+  ids(facility: FacilityId, day: string): Promise<readonly string[]>;
+}
+
 /** A token bucket's shape: `capacity` requests at once, refilled at `refillPerSecond`. */
 export interface RateLimit {
   readonly capacity: number;
@@ -58,6 +88,12 @@ export interface RelayHttpOptions {
   readonly adminFailureLimit?: RateLimit;
   /** Clock in ms for the rate limiters (default Date.now). */
   readonly clock?: () => number;
+  /** Per-device limit on wrong admin passwords at `POST /device/elevate` (default 5 per 10 min). */
+  readonly elevationFailureLimit?: RateLimit;
+  /** Lifetime of the grants `POST /device/elevate` issues (default 10 min). */
+  readonly elevationTtlMs?: number;
+  /** Longest `from`…`to` range of `GET /device/integrity`, in days (default 366). */
+  readonly maxIntegrityDays?: number;
 }
 
 /** What the HTTP front needs; everything is injected so it can be tested alone. */
@@ -70,6 +106,8 @@ export interface RelayHttpDeps {
   /** True when `password` is the admin password. */
   readonly verifyAdmin: (password: string) => Promise<boolean>;
   readonly admin: RelayAdminApi;
+  /** The device routes; absent: `/device/…` answers 404. */
+  readonly device?: RelayDeviceApi;
   readonly logger: RelayLogger;
   /** True while the relay shuts down: enroll and admin answer 503 `RELAY_STOPPING`. */
   readonly stopping?: () => boolean;
@@ -85,6 +123,10 @@ export const DEFAULT_RELAY_MAX_BODY = 16 * 1024;
 export const DEFAULT_ENROLL_LIMIT: RateLimit = { capacity: 10, refillPerSecond: 1 / 6 };
 /** Default per-address limit on failed admin authentications. */
 export const DEFAULT_ADMIN_FAILURE_LIMIT: RateLimit = { capacity: 5, refillPerSecond: 1 / 12 };
+/** Default per-device limit on wrong admin passwords when asking for an elevation: 5 per 10 min. */
+export const DEFAULT_ELEVATION_FAILURE_LIMIT: RateLimit = { capacity: 5, refillPerSecond: 5 / 600 };
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 const ADMIN_USER = 'admin';
 const REALM = 'Basic realm="accord-relay", charset="UTF-8"';
@@ -187,6 +229,8 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.RELAY_UNKNOWN_FACILITY]: 404,
   [ErrorCode.RELAY_UNKNOWN_DEVICE]: 404,
   [ErrorCode.RELAY_NOT_FOUND]: 404,
+  [ErrorCode.RELAY_DEVICE_UNAUTHENTICATED]: 401,
+  [ErrorCode.RELAY_ELEVATION_REFUSED]: 403,
   [ErrorCode.RELAY_ALREADY_ENROLLED]: 409,
   [ErrorCode.RELAY_NOT_INITIALIZED]: 503,
   [ErrorCode.RELAY_STOPPING]: 503,
@@ -221,6 +265,10 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
   const maxBody = options.maxBodyBytes ?? DEFAULT_RELAY_MAX_BODY;
   const enrollLimiter = new RateLimiter(options.enrollLimit ?? DEFAULT_ENROLL_LIMIT, clock);
   const adminLimiter = new RateLimiter(options.adminFailureLimit ?? DEFAULT_ADMIN_FAILURE_LIMIT, clock);
+  const elevationLimiter = new RateLimiter(
+    options.elevationFailureLimit ?? DEFAULT_ELEVATION_FAILURE_LIMIT,
+    clock,
+  );
   const log = deps.logger;
 
   const checkStopping = (): void => {
@@ -303,6 +351,112 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
       },
     );
   };
+
+  const deviceApi = (): RelayDeviceApi => {
+    if (deps.device === undefined) throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+    return deps.device;
+  };
+
+  /**
+   * Who signed this request: an enrolled, unrevoked device whose signature covers the method, the
+   * path with its query, a time near the relay's clock and the body (its canonical JSON).
+   */
+  const authenticateDevice = async (
+    req: IncomingMessage,
+    body: unknown,
+  ): Promise<{ device: DeviceId; facility: FacilityId }> => {
+    const api = deviceApi();
+    const refuse = (reason: string, status = 401): HttpFailure =>
+      new HttpFailure(status, ErrorCode.RELAY_DEVICE_UNAUTHENTICATED, `device request refused: ${reason}`, {
+        reason,
+      });
+    const device = req.headers[DeviceRequestHeader.Device];
+    const time = req.headers[DeviceRequestHeader.Time];
+    const signature = req.headers[DeviceRequestHeader.Signature];
+    if (typeof device !== 'string' || typeof time !== 'string' || typeof signature !== 'string') {
+      throw refuse('unsigned');
+    }
+    if (!isDeviceId(device) || !/^\d{1,16}$/.test(time)) throw refuse('malformed');
+    const at = Number(time);
+    if (Math.abs(clock() - at) > DEVICE_REQUEST_MAX_SKEW_MS) throw refuse('stale');
+    if (body !== undefined && !isJsonValue(body)) throw refuse('malformed');
+    const bytes = body === undefined ? new Uint8Array() : canonicalEncode(body);
+    if (!(await verifyDeviceRequest(device, req.method ?? '', req.url ?? '', at, bytes, signature))) {
+      throw refuse('bad-signature');
+    }
+    const member = await api.member(device);
+    if (member === undefined) throw refuse('unknown-device', 403);
+    if (member.revoked) throw refuse('revoked-device', 403);
+    return { device, facility: member.facility };
+  };
+
+  const elevate = async (req: IncomingMessage): Promise<Reply> => {
+    const body = await readJsonBody(req, maxBody);
+    const who = await authenticateDevice(req, body);
+    const { adminPassword, action } = parseElevateBody(body);
+    // Reserve before checking, as for admin logins: parallel guesses each spend a token.
+    if (!elevationLimiter.take(who.device)) {
+      const retry = Math.max(1, elevationLimiter.retryAfterSeconds(who.device));
+      log.warn({ ...who, action, outcome: 'rate-limited' }, 'elevation refused');
+      throw new HttpFailure(
+        429,
+        ErrorCode.RELAY_RATE_LIMITED,
+        `too many wrong admin passwords from this device; retry in ${retry} s`,
+        { retryAfter: retry },
+        { 'Retry-After': String(retry) },
+      );
+    }
+    if (!(await deps.verifyAdmin(adminPassword))) {
+      log.warn({ ...who, action, outcome: 'wrong-password' }, 'elevation refused');
+      throw new HttpFailure(403, ErrorCode.RELAY_ELEVATION_REFUSED, 'wrong admin password', { action });
+    }
+    elevationLimiter.refund(who.device);
+    const grant = await deviceApi().grant(
+      who.device,
+      who.facility,
+      action,
+      options.elevationTtlMs ?? DEFAULT_ELEVATION_TTL_MS,
+    );
+    log.info({ ...who, action, expires: new Date(grant.expires).toISOString() }, 'elevation granted');
+    return { status: 200, body: { grant } };
+  };
+
+  const dayParam = (query: URLSearchParams, name: string): string => {
+    const v = query.get(name);
+    if (v === null || !isCalendarDay(v)) {
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, `${name} must be a date YYYY-MM-DD`, {
+        [name]: v,
+      });
+    }
+    return v;
+  };
+
+  const integrity = async (req: IncomingMessage): Promise<Reply> => {
+    const who = await authenticateDevice(req, undefined);
+    const query = queryOf(req.url, ['from', 'to']);
+    const from = dayParam(query, 'from');
+    const to = dayParam(query, 'to');
+    const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
+    const max = options.maxIntegrityDays ?? 366;
+    if (span < 1 || span > max) {
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, `from…to must be 1-${max} days`, { from, to });
+    }
+    const days = await deviceApi().digests(who.facility, from, to);
+    log.info({ ...who, from, to }, 'integrity digests served');
+    return { status: 200, body: { facility: who.facility, zone: 'UTC', from, to, days } };
+  };
+
+  const ids = async (req: IncomingMessage): Promise<Reply> => {
+    const who = await authenticateDevice(req, undefined);
+    const day = dayParam(queryOf(req.url, ['day']), 'day');
+    return { status: 200, body: { day, ids: await deviceApi().ids(who.facility, day) } };
+  };
+
+  const deviceRoutes: readonly Route[] = [
+    { path: ['device', 'elevate'], methods: { POST: elevate } },
+    { path: ['device', 'integrity'], methods: { GET: integrity } },
+    { path: ['device', 'ids'], methods: { GET: ids } },
+  ];
 
   const publicRoutes: readonly Route[] = [
     {
@@ -391,6 +545,30 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
       }
       return dispatch(adminRoutes, segments, req);
     }
+    if (segments[0] === 'device') {
+      checkStopping();
+      deviceApi();
+      // Devices are programs, not pages: a browser's request from any page is refused.
+      if (req.headers.origin !== undefined || checkRequestOrigin(req, {}) !== undefined) {
+        throw new HttpFailure(
+          403,
+          ErrorCode.RELAY_FOREIGN_ORIGIN,
+          'device requests from web pages are refused',
+          {
+            origin: req.headers.origin ?? null,
+          },
+        );
+      }
+      if (req.method === 'POST' && !isJsonRequest(req)) {
+        throw new HttpFailure(
+          415,
+          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
+          'device writes need Content-Type: application/json',
+          { contentType: req.headers['content-type'] ?? null },
+        );
+      }
+      return dispatch(deviceRoutes, segments, req);
+    }
     return dispatch(publicRoutes, segments, req);
   };
 
@@ -472,6 +650,48 @@ function basicCredentials(header: string | undefined): { user: string; password:
   const colon = decoded.indexOf(':');
   if (colon < 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function isCalendarDay(s: string): boolean {
+  if (!DAY.test(s)) return false;
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
+}
+
+/** The query of a request URL, refusing parameters not in `allowed` and repeated ones. */
+function queryOf(url: string | undefined, allowed: readonly string[]): URLSearchParams {
+  const query = new URL(url ?? '/', 'http://relay.invalid').searchParams;
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    if (!allowed.includes(key) || seen.has(key)) {
+      throw new HttpFailure(
+        400,
+        ErrorCode.RELAY_BAD_REQUEST,
+        `unexpected query parameter ${JSON.stringify(key)}`,
+        {
+          allowed,
+        },
+      );
+    }
+    seen.add(key);
+  }
+  return query;
+}
+
+function parseElevateBody(body: unknown): { adminPassword: string; action: ElevationAction } {
+  const bad = (): never => {
+    throw new HttpFailure(
+      400,
+      ErrorCode.RELAY_BAD_REQUEST,
+      `body must be {"adminPassword": "…", "action": ${ELEVATION_ACTIONS.map((a) => `"${a}"`).join(' | ')}}`,
+    );
+  };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad();
+  const { adminPassword, action, ...rest } = body as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return bad();
+  if (typeof adminPassword !== 'string' || adminPassword === '' || adminPassword.length > 4096) return bad();
+  if (typeof action !== 'string' || !ELEVATION_ACTIONS.includes(action as ElevationAction)) return bad();
+  return { adminPassword, action: action as ElevationAction };
 }
 
 function parseTtl(body: unknown): number | undefined {

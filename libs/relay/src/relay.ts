@@ -13,11 +13,17 @@ import {
   type EnrollResponse,
   type FacilityId,
   type SignedEvent,
+  dayDigest,
+  eventIdTime,
+  signElevationGrant,
+  utcDay,
+  type DayDigest,
 } from '@accord/protocol';
 import { FacilityNode, type FacilityObserver } from './facility-node.js';
 import { createRelayLogger, type RelayLogger } from './logger.js';
 import {
   adoptRoster,
+  deviceIndex,
   enrollWithToken,
   MembershipWatcher,
   readMembers,
@@ -25,7 +31,8 @@ import {
   type FacilityMembersFile,
 } from './membership.js';
 import { RelayMetrics } from './metrics.js';
-import { createRelayHttpHandler } from './relay-http.js';
+import { createRelayHttpHandler, type RelayDeviceApi, type RelayHttpOptions } from './relay-http.js';
+import { DEFAULT_FACILITY_POLICY, type FacilityPolicy } from './elevation.js';
 import { listFacilities, openRelayFolder, type RelayFolderLayout } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
 import { verifyAdminPassword } from './admin-password.js';
@@ -61,6 +68,10 @@ export interface RelayOptions {
    * `FacilityNode`, "Restored from a backup").
    */
   readonly catchUpMaxMs?: number;
+  /** The facilities' policy on admin elevation (default {@link DEFAULT_FACILITY_POLICY}). */
+  readonly policy?: FacilityPolicy;
+  /** Options of the HTTP front (rate limits, grant lifetime; see `RelayHttpOptions`). */
+  readonly http?: RelayHttpOptions;
 }
 
 /** The line the relay prints when it is ready (tests and scripts parse it). */
@@ -120,6 +131,8 @@ export class Relay {
         stopping: () => this.#stopping !== undefined,
         enroll: (request) => this.enroll(request),
         verifyAdmin: (password) => verifyAdminPassword(this.#layout, password),
+        device: this.#deviceApi(),
+        ...(opts.http === undefined ? {} : { options: { clock: this.#clock, ...opts.http } }),
         admin: {
           facilities: () => this.facilities(),
           createToken: async (facility, ttlMs) => {
@@ -146,6 +159,41 @@ export class Relay {
       onChange: (facility, members) => void this.#membersChanged(facility, members),
       onError: (e) => this.#logger.warn({ err: e }, 'membership watcher'),
     });
+  }
+
+  /** What the relay answers its devices over HTTP: elevation and per-day digests (issue #10). */
+  #deviceApi(): RelayDeviceApi {
+    const eventsOfDays = async (facility: FacilityId, from: string, to: string) => {
+      const node = await this.facility(facility);
+      const byDay = new Map<string, string[]>();
+      for (const e of node.log.visibleEvents()) {
+        const day = utcDay(eventIdTime(e.id));
+        if (day < from || day > to) continue;
+        const list = byDay.get(day);
+        if (list === undefined) byDay.set(day, [e.id]);
+        else list.push(e.id);
+      }
+      return byDay;
+    };
+    return {
+      member: async (device) => {
+        const facility = (await deviceIndex(this.#layout)).get(device);
+        if (facility === undefined) return undefined;
+        const record = (await readMembers(this.#layout, facility))?.devices.find((d) => d.id === device);
+        return record === undefined ? undefined : { facility, revoked: record.revoked };
+      },
+      grant: (device, facility, action, ttlMs) => {
+        const issued = this.#clock();
+        return signElevationGrant(this.#key, { facility, device, action, issued, expires: issued + ttlMs });
+      },
+      digests: async (facility, from, to) => {
+        const byDay = await eventsOfDays(facility, from, to);
+        const days: DayDigest[] = [];
+        for (const day of [...byDay.keys()].sort()) days.push(await dayDigest(day, byDay.get(day)!));
+        return days;
+      },
+      ids: async (facility, day) => [...((await eventsOfDays(facility, day, day)).get(day) ?? [])].sort(),
+    };
   }
 
   /**
@@ -260,6 +308,7 @@ export class Relay {
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
       ...(this.#opts.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: this.#opts.catchUpMaxMs }),
+      policy: this.#opts.policy ?? DEFAULT_FACILITY_POLICY,
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
       onNewerRoster: (roster) => {
         adoptRoster(this.#layout, facility, roster, this.#clock())
