@@ -16,11 +16,15 @@ import { parseArgs } from 'node:util';
 import { buildFacility, randomFacilityOps } from '@accord/domain/testing';
 import {
   encodeSignedEvent,
+  eventIdFor,
+  eventIdTime,
   generateDeviceKey,
   signEvent,
   verifyEvents,
   type DeviceId,
   type DeviceKeyPair,
+  type EventEnvelope,
+  type EventId,
   type FacilityId,
   type SignedEvent,
 } from '@accord/protocol';
@@ -197,14 +201,39 @@ async function writeBacklog(
   const db = await openDeviceDatabase(layout.facilityDb(facility));
   const kept: SignedEvent[] = [];
   let writing: Promise<void> = Promise.resolve();
+  // Event ids are bound to their author and seq (`eventIdFor`): the history's ids are made again
+  // for this facility's devices, and every reference to them (deps, basis, supersedes) follows.
+  // Events only refer to earlier ones, so the map is complete when an event is rebound.
+  const rebound = new Map<string, EventId>();
+  const byDevice = new Map([...keys.values()].map((k) => [k.deviceId, k]));
+  const ref = (id: EventId): EventId => rebound.get(id) ?? id;
   try {
     for (let from = 0; from < count; from += WRITE_BATCH) {
       const source = history.events.slice(from, Math.min(count, from + WRITE_BATCH));
+      const envelopes = source.map(({ sig: _placeholder, ...e }): EventEnvelope => {
+        const device = keys.get(e.device)!.deviceId;
+        const id = eventIdFor(eventIdTime(e.id), device, e.seq);
+        rebound.set(e.id, id);
+        return {
+          ...e,
+          id,
+          device,
+          facility,
+          deps: e.deps.map(ref),
+          ...(e.supersedes === undefined ? {} : { supersedes: ref(e.supersedes) }),
+          ...(e.basis === undefined
+            ? {}
+            : {
+                basis: Object.fromEntries(
+                  Object.entries(e.basis).map(([field, id]) => [field, id === null ? null : ref(id)]),
+                ),
+              }),
+        };
+      });
       const signed = new Array<SignedEvent>(source.length);
       await runConcurrent(source.length, SIGN_CONCURRENCY, async (i) => {
-        const { sig: _placeholder, ...envelope } = source[i]!;
-        const key = keys.get(envelope.device)!;
-        signed[i] = await signEvent({ ...envelope, device: key.deviceId, facility }, key);
+        const envelope = envelopes[i]!;
+        signed[i] = await signEvent(envelope, byDevice.get(envelope.device)!);
       });
       // Signing the next batch overlaps with writing this one.
       await writing;
