@@ -66,6 +66,15 @@ export interface AdjudicatorStats {
   readonly deadletters: number;
 }
 
+/** One open deadletter: its target, code and rule, and the device that signed the target. */
+export interface OpenDeadletter {
+  readonly target: EventId;
+  readonly code: RejectionCode;
+  readonly rule: string;
+  /** Undefined when the relay holds the verdict but not the event (history ahead of its event). */
+  readonly device: DeviceId | undefined;
+}
+
 type NodeState = 'waiting' | 'ready' | 'decided' | 'other';
 
 /** One present event. */
@@ -479,6 +488,21 @@ export class Adjudicator {
   /** The latest verdict recorded for a target (history or issued), if any. */
   verdictFor(id: EventId): VerdictData | undefined {
     return this.#latest.get(id)?.data;
+  }
+
+  /**
+   * Every open deadletter (the ones {@link stats} counts), with code, rule and author.
+   *
+   * @remarks O(open deadletters); for the admin page, not for a hot path.
+   */
+  openDeadletters(): OpenDeadletter[] {
+    const out: OpenDeadletter[] = [];
+    for (const target of this.#open) {
+      const data = this.#latest.get(target)?.data;
+      if (data?.outcome !== 'deadletter') continue;
+      out.push({ target, code: data.code, rule: data.rule, device: this.#nodes.get(target)?.event.device });
+    }
+    return out;
   }
 
   // -------------------------------------------------------------------------------------------

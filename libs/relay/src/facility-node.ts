@@ -34,7 +34,7 @@ import {
   type VerdictData,
 } from '@accord/protocol';
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
-import { Adjudicator } from './adjudicator.js';
+import { Adjudicator, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
 import { SegmentSealer } from './segment-sealer.js';
 import { verdictDrafts } from './verdict-events.js';
@@ -469,6 +469,11 @@ export class FacilityNode {
   /** Adjudication counters (events seen, verdicts recorded, events waiting for dependencies). */
   stats(): ReturnType<Adjudicator['stats']> & { lastSeq: number; connected: number } {
     return { ...this.#adjudicator.stats(), lastSeq: this.#adjudicator.lastSeq, connected: this.#connected };
+  }
+
+  /** The facility's open deadletters, with code, rule and author (see `Adjudicator.openDeadletters`). */
+  openDeadletters(): OpenDeadletter[] {
+    return this.#adjudicator.openDeadletters();
   }
 
   /** Routes an upgrade request the relay has attributed to this facility. */

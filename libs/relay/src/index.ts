@@ -1,6 +1,22 @@
 export { Relay, type RelayOptions, type RelayReadyLine } from './relay.js';
 export { FacilityNode, type FacilityNodeOptions, type FacilityObserver } from './facility-node.js';
-export { Adjudicator, type AdjudicatorElevation, type AdjudicatorOptions } from './adjudicator.js';
+export {
+  Adjudicator,
+  type AdjudicatorElevation,
+  type AdjudicatorOptions,
+  type OpenDeadletter,
+} from './adjudicator.js';
+export {
+  ADMIN_PAGE_CSP,
+  escapeHtml,
+  renderAdminPage,
+  summarizeDeadletters,
+  type AdminPageDeadletters,
+  type AdminPageDevice,
+  type AdminPageFacility,
+  type AdminPageSnapshot,
+} from './admin-page.js';
+export { LastContactTracker, type DeviceContact } from './last-contact.js';
 export {
   DEFAULT_FACILITY_POLICY,
   GrantChecker,

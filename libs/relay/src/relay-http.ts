@@ -29,6 +29,7 @@ import {
   matchPath,
   readJsonBody as readBody,
 } from '@accord/network-ws';
+import { ADMIN_PAGE_HEADERS, renderAdminPage, type AdminPageSnapshot } from './admin-page.js';
 import type { RelayLogger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -50,6 +51,8 @@ export interface RelayAdminApi {
   ): Promise<{ readonly token: string; readonly expires: string }>;
   /** Revokes a device (`POST /admin/devices/:id/revoke`); the result is answered as JSON. */
   revoke(device: DeviceId): Promise<object>;
+  /** What the admin page shows (`GET /admin/`); absent: that route answers 404. */
+  snapshot?(): Promise<AdminPageSnapshot>;
 }
 
 /**
@@ -247,7 +250,7 @@ interface Route {
  * The relay's HTTP front as a node:http request listener: health, metrics, enrollment and admin.
  *
  * @remarks Routes: `GET /healthz`, `GET /metrics`, `POST /enroll`, and with HTTP Basic auth (user
- * `admin`) `GET /admin/facilities`, `POST /admin/facilities/:id/tokens`,
+ * `admin`) `GET /admin/` (the HTML admin page), `GET /admin/facilities`, `POST /admin/facilities/:id/tokens`,
  * `POST /admin/devices/:id/revoke`. Never throws and never crashes on input: every failure is a
  * JSON `{code, message}` with a 4xx status, or 5xx for a fault: 500 `RELAY_INTERNAL` for an
  * unexpected exception, or an `AccordError`'s own code with its message withheld (both logged).
@@ -477,6 +480,23 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
   ];
 
   const adminRoutes: readonly Route[] = [
+    {
+      // `/admin/` and `/admin`: the page, behind the same origin guard and login as the API.
+      path: ['admin'],
+      methods: {
+        GET: async () => {
+          if (deps.admin.snapshot === undefined) {
+            throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+          }
+          return {
+            status: 200,
+            text: renderAdminPage(await deps.admin.snapshot()),
+            contentType: 'text/html; charset=utf-8',
+            headers: ADMIN_PAGE_HEADERS,
+          };
+        },
+      },
+    },
     {
       path: ['admin', 'facilities'],
       methods: { GET: async () => ({ status: 200, body: { facilities: await deps.admin.facilities() } }) },

@@ -36,6 +36,8 @@ import { DEFAULT_FACILITY_POLICY, type FacilityPolicy } from './elevation.js';
 import { listFacilities, openRelayFolder, type RelayFolderLayout } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
 import { verifyAdminPassword } from './admin-password.js';
+import { summarizeDeadletters, type AdminPageSnapshot } from './admin-page.js';
+import { LastContactTracker } from './last-contact.js';
 
 /** Options of {@link Relay.start}. */
 export interface RelayOptions {
@@ -108,6 +110,8 @@ export class Relay {
   readonly #ownSeqAtUnload = new Map<FacilityId, number>();
   readonly #watcher: MembershipWatcher;
   readonly #started: number;
+  /** Last contact per device (authenticated sessions), for the admin page; in memory, bounded. */
+  readonly #contacts = new LastContactTracker();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -135,6 +139,7 @@ export class Relay {
         ...(opts.http === undefined ? {} : { options: { clock: this.#clock, ...opts.http } }),
         admin: {
           facilities: () => this.facilities(),
+          snapshot: () => this.adminSnapshot(),
           createToken: async (facility, ttlMs) => {
             const t = await createEnrollmentToken(this.#layout, facility, {
               ...(ttlMs === undefined ? {} : { ttlMs }),
@@ -271,6 +276,42 @@ export class Relay {
   }
 
   /**
+   * What the admin page (`GET /admin/`) shows: every facility, its devices with last contact, and
+   * the open deadletters of the loaded ones.
+   *
+   * @remarks Never loads a facility: opening a LevelDB and reading a whole log to draw a page an
+   * administrator may refresh at will would cost more than the answer is worth, and would keep
+   * idle facilities from unloading. An unloaded facility has `deadletters: undefined` ("not
+   * loaded"). Last contact is what this process saw since it started.
+   */
+  async adminSnapshot(): Promise<AdminPageSnapshot> {
+    const facilities: AdminPageSnapshot['facilities'][number][] = [];
+    for (const facility of await listFacilities(this.#layout)) {
+      const members = await readMembers(this.#layout, facility);
+      const pending = this.#nodes.get(facility);
+      const node = pending === undefined ? undefined : await pending.catch(() => undefined);
+      facilities.push({
+        facility,
+        rosterVersion: members?.version ?? 0,
+        devices: (members?.devices ?? []).map((d) => {
+          const contact = this.#contacts.get(d.id);
+          return {
+            id: d.id,
+            name: d.name,
+            revoked: d.revoked,
+            enrolled: d.enrolled,
+            ...(d.revokedAt === undefined ? {} : { revokedAt: d.revokedAt }),
+            sessions: contact?.sessions ?? 0,
+            ...(contact === undefined ? {} : { lastContact: contact.lastContact }),
+          };
+        }),
+        deadletters: node === undefined ? undefined : summarizeDeadletters(node.openDeadletters()),
+      });
+    }
+    return { relay: this.id, now: this.#clock(), startedAt: this.#started, facilities };
+  }
+
+  /**
    * The node of a facility, loading it if needed.
    *
    * @throws AccordError `RELAY_UNKNOWN_FACILITY` when no device was ever enrolled in it.
@@ -349,6 +390,9 @@ export class Relay {
     },
     network: (facility, event, connected) => {
       this.metrics.setConnectedDevices(facility, connected);
+      // Only authenticated sessions count as contact: an unknown key never gets this far.
+      if (event.type === 'peer-connected') this.#contacts.connected(event.peer, this.#clock());
+      if (event.type === 'peer-disconnected') this.#contacts.disconnected(event.peer, this.#clock());
       if (event.type === 'refused') {
         const r = event.refusal;
         if (r.stage === 'session') this.metrics.refusedFrame(r.reason);
