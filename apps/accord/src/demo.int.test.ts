@@ -6,7 +6,15 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accordArgv, AgentProcess, REPO_ROOT, runAccord, type Exit, type ReadyInfo } from './test-support.js';
+import {
+  accordArgv,
+  AgentProcess,
+  eventually,
+  REPO_ROOT,
+  runAccord,
+  type Exit,
+  type ReadyInfo,
+} from './test-support.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -207,8 +215,52 @@ describe('accord demo', () => {
       expect(dead.json.map((d) => d.code).sort()).toEqual([409, 422]);
       const status = await room.api<{ counts: { total: number } }>('GET', '/api/status');
       expect(status.json.counts.total).toBe(15);
+      // `accord device run` serves the Sync Centre page (apps/sync-centre) on the API's port too.
+      const script = await room.text('/app.js');
+      expect(script.status).toBe(200);
+      expect(script.text).toContain('/api/stream');
     } finally {
       expect(await room.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    }
+  });
+
+  it('finishes a seed cut short by SIGINT on the next start, recording nothing twice', async () => {
+    const cutBase = await freePortBase();
+    const cut = join(dir, 'cut');
+    const child = spawn(
+      process.execPath,
+      accordArgv(['demo', '--data', cut, '--port-base', String(cutBase)]),
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<Exit>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    // Interrupt as soon as the pharmacy recorded its first stock lot: the seed has begun, not ended.
+    await eventually('the seed began', async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${cutBase + 3}/api/events`);
+        return res.ok && ((await res.json()) as unknown[]).length > 0;
+      } catch {
+        return false;
+      }
+    });
+    child.kill('SIGINT');
+    expect(await exited, stderr).toEqual({ code: 0, signal: null });
+    expect(stderr).toContain('stopping while seeding');
+    // The next start finishes the seed: the same steps, answered by their Idempotency-Keys where done.
+    const demo = await startDemo(['--data', cut, '--port-base', String(cutBase)]);
+    try {
+      for (const p of [cutBase + 1, cutBase + 2, cutBase + 3]) {
+        const status = await getJson<{ counts: { total: number; pending: number } }>(p, '/api/status');
+        expect(status.json.counts).toMatchObject({ total: 15, pending: 0 });
+        const dead = await getJson<Deadletter[]>(p, '/api/deadletters');
+        expect(dead.json.map((d) => d.code).sort()).toEqual([409, 422]);
+      }
+    } finally {
+      expect(await demo.stop()).toEqual({ code: 0, signal: null });
     }
   });
 
