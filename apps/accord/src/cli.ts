@@ -139,11 +139,26 @@ async function deviceRun(args: readonly string[], io: CliIo): Promise<number> {
 async function demo(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
     data: { type: 'string' },
+    'port-base': { type: 'string' },
+    devices: { type: 'string' },
     'exit-after-ready': { type: 'boolean' },
   });
-  const { runDemo } = await import('./demo.js');
+  const { runDemo, DEMO_PORT_BASE, DEMO_DEFAULT_DEVICES, DEMO_MIN_DEVICES, DEMO_MAX_DEVICES } =
+    await import('./demo.js');
+  const devices = values.devices === undefined ? DEMO_DEFAULT_DEVICES : Number(values.devices);
+  if (!Number.isInteger(devices) || devices < DEMO_MIN_DEVICES || devices > DEMO_MAX_DEVICES)
+    usage(`--devices must be ${DEMO_MIN_DEVICES}-${DEMO_MAX_DEVICES}, got ${JSON.stringify(values.devices)}`);
+  const portBase = port(values['port-base'], '--port-base') ?? DEMO_PORT_BASE;
+  // The layout needs fixed ports up to P+10+N: 0 (any port) would make nothing bookmarkable.
+  if (portBase < 1 || portBase + 10 + devices > 65535)
+    usage(`--port-base must be 1-${65535 - 10 - devices} (the demo uses ports P to P+${10 + devices})`);
   return runDemo(
-    { data: values.data ?? './data/demo', exitAfterReady: values['exit-after-ready'] === true },
+    {
+      data: values.data ?? './data/demo',
+      exitAfterReady: values['exit-after-ready'] === true,
+      portBase,
+      devices,
+    },
     io,
   );
 }

@@ -41,10 +41,13 @@ Usage:
                               is running on DIR).
   accord relay revoke --data DIR --device ID
                               Revoke a device; a running relay applies it within a second.
-  accord demo [--data DIR] [--exit-after-ready]
-                              Run a demo facility in this process: a relay and three devices
-                              (enrolled and seeded with example events on first run, one of them
-                              rejected by the relay; default DIR ./data/demo), and print their URLs.
+  accord demo [--data DIR] [--port-base P] [--devices N] [--exit-after-ready]
+                              Run a demo facility in this process: a relay on port P (default
+                              8800) and N devices (default 3, at most 9) whose Sync Centre and API
+                              are on P+1..P+N (peers on P+11..P+10+N), enrolled and seeded with
+                              example events on first run (a 422 and a 409 among them; default DIR
+                              ./data/demo, reused by later runs); prints the URLs and the relay's
+                              admin password.
   accord sync-centre --url http://127.0.0.1:PORT COMMAND [--json]
                               The Sync Centre of the device agent at PORT (its --http port):
                                 status            online, relay, peers, pending, needs attention
