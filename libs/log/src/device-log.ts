@@ -71,6 +71,7 @@ import {
   rootInitialBytes,
   segmentDocumentId,
   segmentInitialBytes,
+  seqsIn,
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
@@ -105,6 +106,8 @@ const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
+/** Missing sequence numbers listed per device by `integrity()` and `withheld()`. */
+const MAX_MISSING_LISTED = 1000;
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
@@ -875,12 +878,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Sequence numbers of this device's events among a segment document's entries (invalid entries skipped). */
   #ownSeqsIn(list: readonly unknown[]): Set<number> {
-    const seqs = new Set<number>();
-    for (const bytes of list) {
-      const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
-      if (decoded?.ok === true && decoded.value.device === this.deviceId) seqs.add(decoded.value.seq);
-    }
-    return seqs;
+    return seqsIn(list, this.deviceId);
   }
 
   /** True when the store holds every event of segment `index` of `device`. */
@@ -1690,10 +1688,7 @@ export class DeviceLog implements DeviceLogApi {
       const contiguous = this.#contiguous.get(device) ?? 0;
       const max = seqs.max();
       if (max <= contiguous) continue;
-      const missing: number[] = [];
-      for (let seq = contiguous + 1; seq < max && missing.length < 1000; seq++)
-        if (seqs.get(seq) === undefined) missing.push(seq);
-      holes.push({ device, missing });
+      holes.push({ device, missing: this.#missing(device, contiguous + 1, max) });
     }
     const corrupt = this.#corruptAtStart.filter(
       ({ device, seq }) => this.#seqs.get(device as DeviceId)?.get(seq) === undefined,
@@ -1724,14 +1719,19 @@ export class DeviceLog implements DeviceLogApi {
         out.push({ device, from, reason: 'equivocation', missing: [], heldBack });
         continue;
       }
-      const seqs = this.#seqs.get(device);
-      const missing: number[] = [];
-      const end = Math.min(seqs?.max() ?? 0, barrier ?? Infinity);
-      for (let seq = from; seq < end && missing.length < 1000; seq++)
-        if (seqs?.get(seq) === undefined) missing.push(seq);
-      out.push({ device, from, reason: 'hole', missing, heldBack });
+      const end = Math.min(this.#seqs.get(device)?.max() ?? 0, barrier ?? Infinity);
+      out.push({ device, from, reason: 'hole', missing: this.#missing(device, from, end), heldBack });
     }
     return out.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+  }
+
+  /** The sequence numbers of `device` in `[from, end)` that no held event has (the first 1000). */
+  #missing(device: DeviceId, from: number, end: number): number[] {
+    const seqs = this.#seqs.get(device);
+    const missing: number[] = [];
+    for (let seq = from; seq < end && missing.length < MAX_MISSING_LISTED; seq++)
+      if (seqs?.get(seq) === undefined) missing.push(seq);
+    return missing;
   }
 
   /** The most recent security incidents (bounded). */

@@ -6,7 +6,7 @@ import {
   type AutomergeUrl,
   type DocumentId,
 } from '@automerge/automerge-repo';
-import type { DeviceId, FacilityId } from '@accord/protocol';
+import { decodeSignedEvent, type DeviceId, type FacilityId } from '@accord/protocol';
 
 /**
  * The facility's root document: which devices have written how many segments.
@@ -82,4 +82,18 @@ export function segmentInitialBytes(facility: FacilityId, device: DeviceId, inde
     d.events = [];
   });
   return A.save(doc);
+}
+
+/**
+ * The sequence numbers of `device`'s events among a segment document's entries (entries that are
+ * not bytes, do not decode or are another device's are skipped).
+ */
+export function seqsIn(list: unknown, device: DeviceId): Set<number> {
+  const seqs = new Set<number>();
+  if (!Array.isArray(list)) return seqs;
+  for (const bytes of list as unknown[]) {
+    const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
+    if (decoded?.ok === true && decoded.value.device === device) seqs.add(decoded.value.seq);
+  }
+  return seqs;
 }

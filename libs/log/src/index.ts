@@ -6,6 +6,7 @@ export {
   segmentDocumentId,
   rootInitialBytes,
   segmentInitialBytes,
+  seqsIn,
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';

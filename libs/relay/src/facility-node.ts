@@ -7,6 +7,7 @@ import {
   rootInitialBytes,
   segmentDocumentId,
   segmentInitialBytes,
+  seqsIn,
   type LogRoster,
   type RootDoc,
   type SegmentDoc,
@@ -20,7 +21,6 @@ import {
 } from './elevation.js';
 import {
   AccordError,
-  decodeSignedEvent,
   encodeSignedEvent,
   ErrorCode,
   parseRosterUpdatedData,
@@ -286,12 +286,7 @@ export class FacilityNode {
         id as ReturnType<typeof segmentDocumentId>,
         segmentInitialBytes(this.facility, device, index),
       );
-      const present = new Set<number>();
-      const list: unknown = handle.doc().events;
-      for (const bytes of Array.isArray(list) ? (list as unknown[]) : []) {
-        const decoded = bytes instanceof Uint8Array ? decodeSignedEvent(bytes) : undefined;
-        if (decoded?.ok === true && decoded.value.device === device) present.add(decoded.value.seq);
-      }
+      const present = seqsIn(handle.doc().events, device);
       const missing = events.filter((e) => !present.has(e.seq)).sort((x, y) => x.seq - y.seq);
       if (missing.length > 0) {
         handle.change((doc) => {
