@@ -13,7 +13,6 @@ import { LevelIdempotencyStore } from './idempotency.js';
 import { followRelayRoster } from './relay-roster.js';
 import { RosterFile } from './roster-file.js';
 import { httpRelayClient } from './relay-client.js';
-import { reannounceEvents } from './resubmit.js';
 import { wsPeerNetwork } from './ws-network.js';
 
 /** What a {@link PeerNetworkFactory} is given. */
@@ -284,7 +283,8 @@ export class DeviceAgent {
                 url: relay.url,
                 ...(opts.clock === undefined ? {} : { clock: opts.clock }),
               }),
-        resend: (events) => reannounceEvents(log, events),
+        // Re-submit writes the events again into their segment documents (see DeviceLog.republish).
+        resend: (events) => log.republish(events),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
         ...(opts.assets === undefined ? {} : { assets: opts.assets }),

@@ -125,7 +125,7 @@ export interface HttpApiOptions {
    * routes answer 503 `DEVICE_RELAY_UNREACHABLE`.
    */
   readonly relayClient?: RelayAdminClient | null;
-  /** Re-adds events to the sync documents for re-submit (the agent passes {@link reannounceEvents}). */
+  /** Re-adds events to the sync documents for re-submit (the agent passes `DeviceLog.republish`). */
   readonly resend?: (events: readonly SignedEvent[]) => Promise<number>;
 }
 

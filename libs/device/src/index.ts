@@ -76,4 +76,3 @@ export {
 export { wsPeerNetwork } from './ws-network.js';
 export type { Draft } from '@accord/log';
 export { httpRelayClient, type HttpRelayClientOptions, type RelayAdminClient } from './relay-client.js';
-export { reannounceEvents } from './resubmit.js';

@@ -876,6 +876,51 @@ export class DeviceLog implements DeviceLogApi {
     return out;
   }
 
+  /**
+   * Writes `events` again at the end of their authors' segment documents, and announces those
+   * segments in the root index, so that peers lacking them take them in through ordinary sync.
+   * With `onlyMissing`, an event a document already lists is not written again. Returns how many
+   * entries were written.
+   *
+   * @remarks For the relay's start-up repair (documents that lost what the store holds) and a
+   * device's re-submit (a relay that lacks events its documents list). The bytes are the signed
+   * originals: logs ignore an event they already hold, only the documents' lists grow. Documents
+   * are opened as the log opens its own (first change plus stored chunks), never by waiting on
+   * the network.
+   */
+  async republish(events: readonly SignedEvent[], opts: { onlyMissing?: boolean } = {}): Promise<number> {
+    this.#assertOpen();
+    const bySegment = new Map<DocumentId, { device: DeviceId; index: number; events: SignedEvent[] }>();
+    for (const e of events) {
+      const index = Math.floor((e.seq - 1) / this.#segmentSize);
+      const id = segmentDocumentId(this.facility, e.device, index);
+      let entry = bySegment.get(id);
+      if (entry === undefined) bySegment.set(id, (entry = { device: e.device, index, events: [] }));
+      entry.events.push(e);
+    }
+    let written = 0;
+    for (const [id, { device, index, events: list }] of bySegment) {
+      const handle = await this.#openDoc<SegmentDoc>(id, () =>
+        segmentInitialBytes(this.facility, device, index),
+      );
+      const present = opts.onlyMissing === true ? seqsIn(handle.doc().events, device) : new Set<number>();
+      const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
+      if (write.length > 0) {
+        handle.change((doc) => {
+          for (const e of write) doc.events.push(encodeSignedEvent(e));
+        });
+        written += write.length;
+      }
+      const announced: unknown = this.#root.doc().devices[device];
+      if (typeof announced !== 'number' || announced < index + 1) {
+        this.#root.change((doc) => {
+          doc.devices[device] = index + 1;
+        });
+      }
+    }
+    return written;
+  }
+
   /** Sequence numbers of this device's events among a segment document's entries (invalid entries skipped). */
   #ownSeqsIn(list: readonly unknown[]): Set<number> {
     return seqsIn(list, this.deviceId);

@@ -6,7 +6,6 @@ export {
   segmentDocumentId,
   rootInitialBytes,
   segmentInitialBytes,
-  seqsIn,
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';

@@ -1,17 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  DeviceLog,
-  onPeerSync,
-  rootDocumentId,
-  rootInitialBytes,
-  segmentDocumentId,
-  segmentInitialBytes,
-  seqsIn,
-  type LogRoster,
-  type RootDoc,
-  type SegmentDoc,
-} from '@accord/log';
+import { DeviceLog, onPeerSync, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
   DEFAULT_FACILITY_POLICY,
@@ -21,7 +10,6 @@ import {
 } from './elevation.js';
 import {
   AccordError,
-  encodeSignedEvent,
   ErrorCode,
   parseRosterUpdatedData,
   relayRosterVersion,
@@ -264,59 +252,12 @@ export class FacilityNode {
     for (const e of this.log.visibleEvents()) {
       if (e.device !== relay && e.seq > (highest.get(e.device) ?? 0)) highest.set(e.device, e.seq);
     }
-    const wanted = new Map<string, { device: DeviceId; index: number; events: SignedEvent[] }>();
-    for (const e of this.log.visibleEvents()) {
+    // Only the last two segments of each device can lack anything (saves lag by seconds).
+    const recent = [...this.log.visibleEvents()].filter((e) => {
       const top = highest.get(e.device);
-      if (top === undefined) continue;
-      const index = Math.floor((e.seq - 1) / size);
-      if (index < Math.floor((top - 1) / size) - 1) continue;
-      const id = segmentDocumentId(this.facility, e.device, index);
-      let entry = wanted.get(id);
-      if (entry === undefined) wanted.set(id, (entry = { device: e.device, index, events: [] }));
-      entry.events.push(e);
-    }
-    if (wanted.size === 0) return 0;
-    const root = await this.#openDocument<RootDoc>(
-      rootDocumentId(this.facility),
-      rootInitialBytes(this.facility),
-    );
-    let repaired = 0;
-    for (const [id, { device, index, events }] of wanted) {
-      const handle = await this.#openDocument<SegmentDoc>(
-        id as ReturnType<typeof segmentDocumentId>,
-        segmentInitialBytes(this.facility, device, index),
-      );
-      const present = seqsIn(handle.doc().events, device);
-      const missing = events.filter((e) => !present.has(e.seq)).sort((x, y) => x.seq - y.seq);
-      if (missing.length > 0) {
-        handle.change((doc) => {
-          for (const e of missing) doc.events.push(encodeSignedEvent(e));
-        });
-        repaired += missing.length;
-      }
-      const announced: unknown = root.doc().devices[device];
-      if (typeof announced !== 'number' || announced < index + 1) {
-        root.change((doc) => {
-          doc.devices[device] = index + 1;
-        });
-      }
-    }
-    return repaired;
-  }
-
-  /** A facility document from its first change and what the store holds of it (as the log opens them). */
-  async #openDocument<T>(id: ReturnType<typeof rootDocumentId>, initial: Uint8Array) {
-    const repo = this.log.repo;
-    const handle = repo.import<T>(initial, { docId: id });
-    for (const chunk of await this.#db.storageAdapter.loadRange([id])) {
-      const kind = chunk.key[1];
-      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) {
-        repo.import<T>(chunk.data, { docId: id });
-      }
-    }
-    if (!handle.isReady()) handle.doneLoading();
-    await handle.whenReady();
-    return handle;
+      return top !== undefined && Math.floor((e.seq - 1) / size) >= Math.floor((top - 1) / size) - 1;
+    });
+    return recent.length === 0 ? 0 : this.log.republish(recent, { onlyMissing: true });
   }
 
   #start(): void {
