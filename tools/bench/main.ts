@@ -5,6 +5,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchAutomergeRepoColdSync, benchSignRate } from './anchor-bench.js';
 import { renderChart, type ChartRow } from './chart.js';
 import { benchLog } from './log-bench.js';
 import { benchRelay } from './relay-bench.js';
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     'relay-events': { type: 'string', default: '100000' },
     'relay-facilities': { type: 'string', default: '20' },
     'relay-facility-events': { type: 'string', default: '50000' },
+    'relay-ingest-events': { type: 'string', default: '100000' },
   },
 });
 
@@ -45,6 +47,7 @@ const history = integer('history', values.history, 5000);
 const relayEvents = integer('relay-events', values['relay-events'], 1000);
 const relayFacilities = integer('relay-facilities', values['relay-facilities'], 0);
 const relayFacilityEvents = integer('relay-facility-events', values['relay-facility-events'], 1000);
+const relayIngestEvents = integer('relay-ingest-events', values['relay-ingest-events'], 0);
 
 const results: Record<string, number> = {};
 const rows: ChartRow[] = [];
@@ -55,6 +58,9 @@ if (runs('device')) {
   const sealed = await relaySealHistory(log.device);
   const sync = await benchColdSync(log.device, { id: sealed.relay, events: sealed.events });
   const memory = await benchDeviceMemory(log.device, sealed.relay);
+  // The anchors, measured in this run beside what they anchor.
+  const anchor = await benchAutomergeRepoColdSync(log.device.events);
+  const signing = benchSignRate(log.device.events);
   if (process.env['ACCORD_BENCH_KEEP'] === undefined)
     await rm(log.device.dir, { recursive: true, force: true });
   else await writeFile(join(log.device.dir, 'key.json'), JSON.stringify(log.device.storedKey));
@@ -64,6 +70,11 @@ if (runs('device')) {
     relay_seals: sealed.seals,
     ...sync,
     ...memory,
+    ...anchor,
+    ...signing,
+    append_vs_level_ratio: log.result.append_per_s_at_100k / log.result.level_raw_per_s,
+    append_vs_sign_ratio: log.result.append_per_s_at_100k / signing.ed25519_sign_per_s_1core,
+    cold_sync_vs_automerge_repo: sync.cold_sync_100k_s / anchor.automerge_repo_cold_sync_100k_s,
   };
   Object.assign(results, device);
   rows.push(
@@ -73,6 +84,14 @@ if (runs('device')) {
       target: 10_000,
       kind: 'min',
       unit: '/s',
+      section: 'device: log, sync and memory',
+    },
+    {
+      label: `appends/s vs one core's Ed25519 signing (${Math.round(signing.ed25519_sign_per_s_1core)}/s)`,
+      value: device.append_vs_sign_ratio,
+      target: 0.5,
+      kind: 'min',
+      unit: '×',
       section: 'device: log, sync and memory',
     },
     {
@@ -89,6 +108,14 @@ if (runs('device')) {
       target: 10,
       kind: 'max',
       unit: 's',
+      section: 'device: log, sync and memory',
+    },
+    {
+      label: `cold sync vs stock automerge-repo (${anchor.automerge_repo_cold_sync_100k_s.toFixed(1)} s)`,
+      value: device.cold_sync_vs_automerge_repo,
+      target: 1,
+      kind: 'max',
+      unit: '×',
       section: 'device: log, sync and memory',
     },
     {
@@ -115,6 +142,7 @@ if (runs('relay')) {
     events: relayEvents,
     facilities: relayFacilities,
     facilityEvents: relayFacilityEvents,
+    ingestEvents: relayIngestEvents,
   });
   Object.assign(results, relay);
   rows.push({
@@ -126,6 +154,16 @@ if (runs('relay')) {
     unit: '/s',
     section: 'relay: validation and memory',
   });
+  if (relay.relay_ingest_ratio !== undefined) {
+    rows.push({
+      label: `relay ingest from ${relayIngestEvents / 1000}k pushed events vs verification`,
+      value: relay.relay_ingest_ratio,
+      target: 0.5,
+      kind: 'min',
+      unit: '×',
+      section: 'relay: validation and memory',
+    });
+  }
   if (relay.relay_rss_mb_20x50k !== undefined) {
     rows.push({
       label: `relay peak RSS, ${relayFacilities} × ${relayFacilityEvents / 1000}k events`,

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { buildFacility, randomFacilityOps } from '@accord/domain/testing';
 import {
   encodeSignedEvent,
+  exportDeviceKey,
   eventIdFor,
   eventIdTime,
   generateDeviceKey,
@@ -38,7 +39,9 @@ import {
 } from '@accord/relay';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
-import { progress, runConcurrent } from './stats.js';
+import { BENCH_FACILITY } from './log-bench.js';
+import { progress, runConcurrent, settleHarness } from './stats.js';
+import { startBenchChild, stopBenchChild, type BenchChild } from './sync-bench.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -64,6 +67,8 @@ export interface RelayBenchOptions {
   readonly facilities: number;
   /** Events per facility of the memory run (default 50k). */
   readonly facilityEvents: number;
+  /** Events the ingest run's devices push to the relay over the network (default 100k; 0 skips it). */
+  readonly ingestEvents: number;
 }
 
 /** What the relay section measured (numbers only: they go to bench.json and the table). */
@@ -90,6 +95,16 @@ export interface RelayBenchResult {
   readonly relay_rss_peak_mb_cold: number;
   /** Seconds to stop the relay after the cold backlog (closing the facility, flushing its log). */
   readonly relay_stop_s: number;
+}
+
+/** What the ingest run measured (absent when it was skipped). */
+export interface RelayIngestResult {
+  /** Events per second from {@link DEVICES} device processes into a relay process, each with a durable verdict. */
+  readonly relay_ingest_per_s: number;
+  /** `relay_ingest_per_s` / `ed25519_verify_per_s` of the same run (target ≥ 0.5). */
+  readonly relay_ingest_ratio: number;
+  /** Events pushed in the ingest run. */
+  readonly relay_ingest_events: number;
 }
 
 /** What the memory run measured (absent when it was skipped). */
@@ -133,7 +148,22 @@ interface DoneReport {
   readonly stop_s: number;
 }
 
-type ChildLine = FacilityReport | RatesReport | DoneReport;
+/** The ingest relay child is listening. */
+interface ReadyReport {
+  readonly event: 'ready';
+  readonly port: number;
+  readonly id: DeviceId;
+}
+
+/** The ingest relay child's report: from `go` until every pushed event has a durable verdict. */
+interface IngestReport {
+  readonly event: 'ingest';
+  readonly seconds: number;
+  readonly verdicts: number;
+  readonly accepted: number;
+}
+
+type ChildLine = FacilityReport | RatesReport | DoneReport | ReadyReport | IngestReport;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const mb = (bytes: number): number => bytes / 1048576;
@@ -336,6 +366,32 @@ async function processFacility(
 }
 
 /**
+ * The ingest run's relay side: says where it listens, waits for `go` on stdin (sent to the devices
+ * at the same moment), then times until every pushed event has a durable verdict.
+ */
+async function ingest(relay: Relay, facility: FacilityId, events: number): Promise<void> {
+  emit({ event: 'ready', port: relay.port, id: relay.id });
+  for await (const line of createInterface({ input: process.stdin })) if (line.trim() === 'go') break;
+  const start = performance.now();
+  const node = await relay.facility(facility);
+  let shown = -1;
+  for (;;) {
+    const s = node.stats();
+    if (s.waiting === 0 && s.verdicts >= events) break;
+    if (performance.now() - start > STALL_MS)
+      throw new Error(`relay ingest: stalled at ${JSON.stringify(s)}`);
+    if (s.verdicts !== shown)
+      progress('relay: ingest verdicts', Math.min(events, (shown = s.verdicts)), events);
+    await sleep(50);
+  }
+  await node.settled();
+  const seconds = (performance.now() - start) / 1000;
+  progress('relay: ingest verdicts', events, events);
+  const s = node.stats();
+  emit({ event: 'ingest', seconds, verdicts: s.verdicts, accepted: s.lastSeq });
+}
+
+/**
  * The relay process. `cold`: measures the Ed25519 rates, verdicts one facility's backlog, measures
  * the rates again. `memory`: verdicts the facilities named on stdin one at a time, each unloaded
  * by the relay's idle sweeper before the next, until stdin ends.
@@ -356,10 +412,14 @@ async function childMain(): Promise<void> {
   if (
     data === undefined ||
     !(events > 0) ||
-    !((mode === 'cold' && cold !== undefined && sample !== undefined) || mode === 'memory')
+    !(
+      (mode === 'cold' && cold !== undefined && sample !== undefined) ||
+      mode === 'memory' ||
+      (mode === 'ingest' && cold !== undefined)
+    )
   ) {
     throw new Error(
-      'usage: relay-bench.ts --child cold|memory --data DIR --events N [--sample FILE FACILITY]',
+      'usage: relay-bench.ts --child cold|memory|ingest --data DIR --events N [--sample FILE] [FACILITY]',
     );
   }
   const rates = async (): Promise<void> => {
@@ -377,6 +437,8 @@ async function childMain(): Promise<void> {
   });
   if (mode === 'cold') {
     await processFacility(relay, cold!, events, 'relay: cold backlog verdicts');
+  } else if (mode === 'ingest') {
+    await ingest(relay, cold!, events);
   } else {
     let n = 0;
     for await (const name of createInterface({ input: process.stdin })) {
@@ -431,7 +493,7 @@ interface RelayChild {
 }
 
 async function startChild(
-  mode: 'cold' | 'memory',
+  mode: 'cold' | 'memory' | 'ingest',
   data: string,
   events: number,
   extra: string[],
@@ -484,6 +546,62 @@ async function expect<K extends ChildLine['event']>(
   return line as Extract<ChildLine, { event: K }>;
 }
 
+// ------------------------------------------------------------------ the ingest run
+
+/**
+ * The relay end to end: {@link DEVICES} enrolled device processes, each with its share of `events`
+ * appended offline, dial a relay process at one moment (`go`) over the real authenticated sync; the
+ * relay verifies every signature, stores, adjudicates and makes every verdict durable. Timed in the
+ * relay process from `go` until the last verdict is durable.
+ */
+async function benchIngest(dir: string, events: number): Promise<{ seconds: number; accepted: number }> {
+  const { layout } = await openRelayFolder(dir);
+  const keys: DeviceKeyPair[] = [];
+  for (let i = 0; i < DEVICES; i++) {
+    const key = await generateDeviceKey();
+    keys.push(key);
+    await enrollMember(layout, BENCH_FACILITY, { id: key.deviceId, name: `ingest tablet ${i + 1}` });
+  }
+  const relay = await startChild('ingest', dir, events, [BENCH_FACILITY]);
+  const ready = await expect(relay, 'ready');
+  const per = Math.ceil(events / DEVICES);
+  const devices: BenchChild[] = [];
+  try {
+    for (const [i, key] of keys.entries()) {
+      const deviceDir = await mkdtemp(join(tmpdir(), 'accord-bench-ingest-'));
+      const count = Math.min(per, events - i * per);
+      devices.push(
+        await startBenchChild('ingest-device.ts', [
+          deviceDir,
+          JSON.stringify(await exportDeviceKey(key)),
+          ready.id,
+          String(ready.port),
+          String(i * per),
+          String(count),
+          ...keys.filter((k) => k !== key).map((k) => k.deviceId),
+        ]),
+      );
+    }
+    let filled = 0;
+    for (const device of devices) {
+      const line = await device.next();
+      filled += line['events'] as number;
+      progress('relay: ingest backlogs on the devices', filled, events);
+    }
+    await settleHarness();
+    relay.send('go');
+    for (const device of devices) device.child.stdin!.write('go\n');
+    const report = await expect(relay, 'ingest');
+    for (const device of devices) await stopBenchChild(device.child);
+    relay.close();
+    await expect(relay, 'done');
+    await relay.exited();
+    return { seconds: report.seconds, accepted: report.accepted };
+  } finally {
+    for (const device of devices) if (device.child.exitCode === null) device.child.kill('SIGKILL');
+  }
+}
+
 // ------------------------------------------------------------------ the section
 
 /**
@@ -496,7 +614,7 @@ async function expect<K extends ChildLine['event']>(
  */
 export async function benchRelay(
   opts: RelayBenchOptions,
-): Promise<RelayBenchResult & Partial<RelayMemoryResult>> {
+): Promise<RelayBenchResult & Partial<RelayMemoryResult> & Partial<RelayIngestResult>> {
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-relay-'));
   try {
     const { layout } = await openRelayFolder(dir);
@@ -529,6 +647,22 @@ export async function benchRelay(
         `peak RSS ${coldDone.rss_peak_mb.toFixed(0)} MB). The backlog's signatures were verified when it ` +
         'was stored; this window is open + adjudicate + sign and durably append every verdict.',
     );
+
+    let ingested: Partial<RelayIngestResult> = {};
+    if (opts.ingestEvents > 0) {
+      const run = await benchIngest(join(dir, 'ingest'), opts.ingestEvents);
+      const perSecond = opts.ingestEvents / run.seconds;
+      note(
+        `relay: ingest of ${opts.ingestEvents} events from ${DEVICES} device processes over the network: ` +
+          `${run.seconds.toFixed(1)} s, ${Math.round(perSecond)}/s (${run.accepted} accepted), ` +
+          `${(perSecond / verify).toFixed(2)} × the ${Math.round(verify)} verifications/s of this run`,
+      );
+      ingested = {
+        relay_ingest_per_s: perSecond,
+        relay_ingest_ratio: perSecond / verify,
+        relay_ingest_events: opts.ingestEvents,
+      };
+    }
 
     let memory: Partial<RelayMemoryResult> = {};
     if (opts.facilities > 0) {
@@ -577,6 +711,7 @@ export async function benchRelay(
       relay_deadlettered: c.deadletters,
       relay_rss_peak_mb_cold: coldDone.rss_peak_mb,
       relay_stop_s: coldDone.stop_s,
+      ...ingested,
       ...memory,
     };
   } finally {

@@ -22,7 +22,8 @@ import { progress, settleHarness } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Child {
+/** A bench child process: each line it prints is one JSON object. */
+export interface BenchChild {
   readonly child: ChildProcess;
   next(): Promise<Record<string, unknown>>;
 }
@@ -32,7 +33,7 @@ interface Child {
  * `accord device run` runs (apps/accord/bin/accord.mjs): a TypeScript loader would add its own
  * thread and isolate to what is measured. Each line it prints is one JSON object.
  */
-async function startDevice(script: string, args: readonly string[]): Promise<Child> {
+export async function startBenchChild(script: string, args: readonly string[]): Promise<BenchChild> {
   const bundle = await ensureBundle(
     join(ROOT, 'tools/bench', script),
     join(ROOT, 'node_modules/.cache/accord-bench', script.replace(/\.ts$/, '.mjs')),
@@ -52,18 +53,18 @@ async function startDevice(script: string, args: readonly string[]): Promise<Chi
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const line = await lines.next();
-    if (line.done === true) throw new Error(`bench device process ${script} ended early`);
+    if (line.done === true) throw new Error(`bench child process ${script} ended early`);
     return JSON.parse(line.value) as Record<string, unknown>;
   };
   return { child, next };
 }
 
-interface Served extends Child {
+interface Served extends BenchChild {
   readonly port: number;
 }
 
 async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
-  const started = await startDevice('serve-device.ts', [
+  const started = await startBenchChild('serve-device.ts', [
     device.dir,
     JSON.stringify(device.storedKey),
     peer,
@@ -74,7 +75,8 @@ async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefi
   return { ...started, port: ready['port'] as number };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+/** Stops a bench child with SIGTERM and waits for it to exit. */
+export async function stopBenchChild(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
@@ -105,7 +107,7 @@ export async function benchColdSync(
   await settleHarness();
   // The new device is an agent process of its own too (the bench's own copy of the history
   // stays out of its heap).
-  const receiver = await startDevice('receive-device.ts', [
+  const receiver = await startBenchChild('receive-device.ts', [
     dir,
     JSON.stringify(await exportDeviceKey(key)),
     `ws://127.0.0.1:${served.port}`,
@@ -132,7 +134,7 @@ export async function benchColdSync(
   const wireBytes = (line['bytes_in'] as number) + (line['bytes_out'] as number);
   const bySeal = line['by_seal'] as number;
   await new Promise((resolve) => receiver.child.once('exit', resolve));
-  await stop(served.child);
+  await stopBenchChild(served.child);
   await rm(dir, { recursive: true, force: true });
   return {
     cold_sync_100k_s: seconds,
@@ -161,7 +163,7 @@ export async function benchDeviceMemory(
     progress('device idle', line['second'] as number, IDLE_SECONDS);
     line = await served.next();
   }
-  await stop(served.child);
+  await stopBenchChild(served.child);
   if (line['counted'] !== device.events.length)
     throw new Error(`the served device counted ${String(line['counted'])} of ${device.events.length} events`);
   return {
