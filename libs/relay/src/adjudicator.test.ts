@@ -8,6 +8,7 @@ import {
   RejectionCode,
   SystemEventType,
   asFacilityId,
+  verdictsIn,
 } from '@accord/protocol';
 import { makeTestDevice } from '@accord/protocol/testing';
 import type { TestDevice } from '@accord/protocol/testing';
@@ -25,6 +26,7 @@ import {
   RULES,
   RULE_DEPENDENCY_MISSING,
   RULE_DEVICE_REVOKED,
+  RULE_DOSE_OUT_OF_SEQUENCE,
   RULE_NEGATIVE_STOCK,
   RULE_NOT_DEADLETTERED,
   RULE_RELAY_ONLY,
@@ -341,36 +343,25 @@ describe('Adjudicator: decisions in rounds', () => {
 });
 
 describe('Adjudicator: resolutions', () => {
-  it('accepts a retry of a 422 after the stock arrives, and re-validates the target', async () => {
-    const { adj, f, register, receive, vaccinate } = await setup();
+  it('accepts a retry of a 422 and judges the target again (still short: a new 422)', async () => {
+    const { adj, f, register, vaccinate } = await setup();
     const p = register('p1');
     const v = vaccinate('p1', 'L1'); // lot L1 never received
     const [ok, no] = feed(adj, [p, v]);
     accepted(ok);
     const r = rejected(no);
     expect([r.code, r.rule]).toEqual([RejectionCode.Rule, RULE_NEGATIVE_STOCK]);
-    expect(r.details).toEqual({ lot: 'L1', balance: 0, requested: 1 });
+    expect(r.details).toEqual({ lot: 'L1', balance: 0, requested: 1, retriesWhen: 'stock' });
     expect(adj.stats().deadletters).toBe(1);
 
-    // A retry before the stock arrives re-validates too, and fails again.
-    const retry1 = f.retry(D1, v);
-    const again = feed(adj, [retry1], T0 + 1);
+    const retry = f.retry(D1, v);
+    const again = feed(adj, [retry], T0 + 1);
     expect(again.map((x) => [x.target, x.outcome])).toEqual([
-      [retry1.id, 'accepted'],
+      [retry.id, 'accepted'],
       [v.id, 'deadletter'],
     ]);
     expect(accepted(again[0]).seq).toBe(2);
-
-    const lot = receive('L1');
-    expect(accepted(feed(adj, [lot], T0 + 2)[0]).seq).toBe(3);
-    const retry2 = f.retry(D2, v);
-    const out = feed(adj, [retry2], T0 + 3);
-    expect(out).toEqual([
-      { target: retry2.id, outcome: 'accepted', seq: 4, ruleSet: RULE_SET_VERSION },
-      { target: v.id, outcome: 'accepted', seq: 5, ruleSet: RULE_SET_VERSION },
-    ]);
-    expect(adj.confirmed().lot('L1')?.balance).toBe(9);
-    expect(adj.stats()).toEqual({ events: 5, verdicts: 7, waiting: 0, deadletters: 0 });
+    expect(adj.stats()).toEqual({ events: 3, verdicts: 4, waiting: 0, deadletters: 1 });
   });
 
   it('refuses a retry of an accepted event (409) and leaves the target untouched', async () => {
@@ -578,6 +569,242 @@ describe('Adjudicator: restored history', () => {
     const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
     const out = feed(adj, [foreign, p]);
     expect(out).toEqual([{ target: p.id, outcome: 'accepted', seq: 1, ruleSet: RULE_SET_VERSION }]);
+  });
+});
+
+describe('Adjudicator: negative stock re-judged when stock arrives (issue #10)', () => {
+  const ok = (target: EventId, seq: number): VerdictData => ({
+    target,
+    outcome: 'accepted',
+    seq,
+    ruleSet: RULE_SET_VERSION,
+  });
+  /** The accepted verdicts about `id` among `verdicts`. */
+  const acceptances = (verdicts: readonly VerdictData[], id: EventId) =>
+    verdicts.filter((v) => v.target === id && v.outcome === 'accepted');
+
+  it('accepts a 422 by itself once its lot gets stock, with no retry; stock of another lot changes nothing', async () => {
+    const { adj, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const v = vaccinate('p1', 'L1'); // lot L1 never received
+    const [, no] = feed(adj, [p, v]);
+    expect(rejected(no).rule).toBe(RULE_NEGATIVE_STOCK);
+
+    const other = receive('L2', 5);
+    expect(feed(adj, [other], T0 + 1)).toEqual([ok(other.id, 2)]);
+    expect(adj.decide(T0 + 2)).toEqual([]);
+    expect(adj.verdictFor(v.id)).toEqual(no);
+
+    const lot = receive('L1', 3);
+    expect(feed(adj, [lot], T0 + 3)).toEqual([ok(lot.id, 3), ok(v.id, 4)]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(2);
+    expect(
+      adj
+        .confirmed()
+        .immunizationsOf('p1')
+        .map((i) => i.eventId),
+    ).toEqual([v.id]);
+    expect(adj.stats()).toEqual({ events: 4, verdicts: 5, waiting: 0, deadletters: 0 });
+    // Accepted once, ever: more stock of the lot later judges only the stock.
+    const more = receive('L1', 2);
+    expect(feed(adj, [more], T0 + 4)).toEqual([ok(more.id, 5)]);
+  });
+
+  it('records nothing while the lot is still short (not even a 422 with new numbers), then accepts', async () => {
+    const { adj, record, receive } = await setup();
+    const lot = receive('L1', 2);
+    const take = record('StockConsumed', { lot: 'L1', quantity: 5 });
+    const [, no] = feed(adj, [lot, take]);
+    expect(rejected(no).details).toEqual({ lot: 'L1', balance: 2, requested: 5, retriesWhen: 'stock' });
+
+    const some = receive('L1', 2); // 4 in stock: still one short
+    expect(feed(adj, [some], T0 + 1)).toEqual([ok(some.id, 2)]);
+    expect(adj.verdictFor(take.id)).toEqual(no);
+    const adjust = record('StockAdjusted', { lot: 'L1', delta: 1, reason: 'recount' });
+    expect(feed(adj, [adjust], T0 + 2)).toEqual([ok(adjust.id, 3), ok(take.id, 4)]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(0);
+  });
+
+  it('gives partial stock to the oldest 422 first, by verdict, not by event order', async () => {
+    const { adj, register, receive, vaccinate } = await setup();
+    const ps = ['p1', 'p2', 'p3'].map((id) => register(id));
+    expect(feed(adj, ps)).toHaveLength(3);
+    // Recorded b, c, a (event order) but judged a, b, c (verdict order).
+    const b = vaccinate('p2', 'L1');
+    const c = vaccinate('p3', 'L1');
+    const a = vaccinate('p1', 'L1');
+    for (const [i, e] of [a, b, c].entries()) {
+      expect(rejected(feed(adj, [e], T0 + 1 + i)[0]).rule).toBe(RULE_NEGATIVE_STOCK);
+    }
+    const two = receive('L1', 2);
+    expect(feed(adj, [two], T0 + 10)).toEqual([ok(two.id, 4), ok(a.id, 5), ok(b.id, 6)]);
+    expect(rejected(adj.verdictFor(c.id)).details).toMatchObject({ balance: 0 });
+    expect(adj.stats().deadletters).toBe(1);
+    const one = receive('L1', 1);
+    expect(feed(adj, [one], T0 + 11)).toEqual([ok(one.id, 7), ok(c.id, 8)]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(0);
+  });
+
+  it('accepts an event once when a retry or an amend races the re-judgement, whichever is judged first', async () => {
+    const { adj, f, register, receive, vaccinate } = await setup();
+    const ps = ['p1', 'p2', 'p3', 'p4'].map((id) => register(id));
+    const [v1, v2, v3, v4] = ['p1', 'p2', 'p3', 'p4'].map((id) => vaccinate(id, 'L1')) as [
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+    ];
+    const first = feed(adj, [...ps, v1, v2, v3, v4]);
+    expect(first.filter((x) => x.outcome === 'deadletter').map((x) => x.target)).toEqual([
+      v1.id,
+      v2.id,
+      v3.id,
+      v4.id,
+    ]);
+    // v1: its retry is judged before the stock (a new 422), the stock then accepts it.
+    const retryFirst = f.retry(D1, v1);
+    // v3: an amend (same dose, same lot) is judged before the stock, so it is short too.
+    const amendFirst = f.event(D2, v3.type, v3.data, { deps: v3.deps, supersedes: v3.id });
+    const lot = receive('L1', 10);
+    // v2 and v4: a retry and an amend judged after the stock find them accepted already.
+    const retryAfter = f.retry(D2, v2);
+    const amendAfter = f.event(D1, v4.type, v4.data, { deps: v4.deps, supersedes: v4.id });
+    const out = feed(adj, [amendAfter, retryAfter, lot, amendFirst, retryFirst], T0 + 1);
+    expect(out.map((x) => [x.target, x.outcome === 'accepted' ? x.outcome : x.rule])).toEqual([
+      [retryFirst.id, 'accepted'],
+      [v1.id, RULE_NEGATIVE_STOCK],
+      [amendFirst.id, RULE_NEGATIVE_STOCK],
+      [lot.id, 'accepted'],
+      // Oldest 422 first: v2, v3, v4 from the first round, then v1's and the amend's newer ones.
+      [v2.id, 'accepted'],
+      [v3.id, 'accepted'],
+      [v4.id, 'accepted'],
+      [v1.id, 'accepted'],
+      [retryAfter.id, RULE_NOT_DEADLETTERED],
+      [amendAfter.id, RULE_SUPERSEDES_ACCEPTED],
+    ]);
+    for (const v of [v1, v2, v3, v4]) expect(acceptances([...first, ...out], v.id)).toHaveLength(1);
+    // The amend of v3 would take stock but v3 is accepted: not re-judged into a second dose.
+    expect(acceptances(out, amendFirst.id)).toEqual([]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(6);
+    expect(adj.decide(T0 + 2)).toEqual([]);
+  });
+
+  it('never accepts both a 422 and its amend when stock arrives for both', async () => {
+    const { adj, f, record, receive } = await setup();
+    const lot = receive('L1', 1);
+    const take = record('StockConsumed', { lot: 'L1', quantity: 2 });
+    feed(adj, [lot, take]);
+    // The amend says the same (the user re-entered it): short too, and newer.
+    const amend = f.event(D2, take.type, take.data, { deps: take.deps, supersedes: take.id });
+    expect(rejected(feed(adj, [amend], T0 + 1)[0]).rule).toBe(RULE_NEGATIVE_STOCK);
+    const more = receive('L1', 9);
+    // The older 422 takes the stock; the amend would fit too, but replaces accepted history: nothing.
+    expect(feed(adj, [more], T0 + 2)).toEqual([ok(more.id, 2), ok(take.id, 3)]);
+    expect(rejected(adj.verdictFor(amend.id)).rule).toBe(RULE_NEGATIVE_STOCK);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(8);
+  });
+
+  it('leaves a discarded 422 alone, and a 422 now refused by another rule waits for the user', async () => {
+    const { adj, f, register, receive, vaccinate } = await setup();
+    const p1 = register('p1');
+    const p2 = register('p2');
+    const gone = vaccinate('p2', 'L1');
+    const v = vaccinate('p1', 'L1');
+    feed(adj, [p1, p2, gone, v]);
+    const stale = adj.verdictFor(v.id);
+    expect(rejected(stale).rule).toBe(RULE_NEGATIVE_STOCK);
+    expect(accepted(feed(adj, [f.discard(D2, gone)], T0 + 1)[0]).seq).toBe(3);
+    // Meanwhile p1 gets BCG dose 1 from another lot: v would now be a second dose 1.
+    const l2 = receive('L2', 1);
+    const given = vaccinate('p1', 'L2');
+    expect(feed(adj, [l2, given], T0 + 2)).toEqual([ok(l2.id, 4), ok(given.id, 5)]);
+    const l1 = receive('L1', 5);
+    expect(feed(adj, [l1], T0 + 3)).toEqual([ok(l1.id, 6)]);
+    expect(adj.verdictFor(v.id)).toEqual(stale);
+    expect(adj.verdictFor(gone.id)?.outcome).toBe('deadletter');
+    expect(adj.stats().deadletters).toBe(1);
+    // The user retries: now the verdict says why.
+    const retry = f.retry(D1, v);
+    const out = feed(adj, [retry], T0 + 4);
+    expect(out.map((x) => [x.target, x.outcome === 'accepted' ? x.outcome : x.rule])).toEqual([
+      [retry.id, 'accepted'],
+      [v.id, RULE_DOSE_OUT_OF_SEQUENCE],
+    ]);
+  });
+
+  it('re-judges after a restart between the stock and the re-judgement, whatever order the log arrives in, and never twice', async () => {
+    const { relayDevice, relay, f, adj, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const v = vaccinate('p1', 'L1');
+    const before = feed(adj, [p, v]);
+    const lot = receive('L1', 3);
+    adj.add(lot, T0 + 1);
+    // The relay's round ends after the receipt (a round is bounded), and it crashes there.
+    const round = adj.decide(T0 + 1, 1);
+    expect(round).toEqual([ok(lot.id, 2)]);
+    const own = await ownEvents(relayDevice, f, [...before, ...round]);
+    const [okP, no, okLot] = own as [SignedEvent, SignedEvent, SignedEvent];
+    expect(verdictsIn(no).map((x) => x.target)).toEqual([v.id]);
+    const expected = [ok(v.id, 3)];
+    const fresh = () => new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+
+    // The whole log at once.
+    const whole = fresh();
+    for (const e of [p, v, lot, ...own].reverse()) whole.add(e, T0 + 2);
+    expect(whole.decide(T0 + 2)).toEqual(expected);
+    // The stock folded before the 422 is known.
+    const stockFirst = fresh();
+    for (const e of [p, okP, lot, okLot]) stockFirst.add(e, T0 + 2);
+    expect(stockFirst.confirmed().lot('L1')?.balance).toBe(3);
+    for (const e of [v, no]) stockFirst.add(e, T0 + 2);
+    expect(stockFirst.decide(T0 + 2)).toEqual(expected);
+    // The 422's event arrives after everything else was decided.
+    const eventLast = fresh();
+    for (const e of [p, okP, no, lot, okLot]) eventLast.add(e, T0 + 2);
+    expect(eventLast.decide(T0 + 2)).toEqual([]);
+    eventLast.add(v, T0 + 3);
+    expect(eventLast.decide(T0 + 3)).toEqual(expected);
+    // The crashed instance would have said the same.
+    expect(adj.decide(T0 + 1)).toEqual(expected);
+
+    // Once recorded, no restart judges it again, and a retry finds it accepted.
+    const all = [p, v, lot, ...own, ...(await ownEvents(relayDevice, f, expected))];
+    const later = fresh();
+    for (const e of all) later.add(e, T0 + 5);
+    expect(later.decide(T0 + 5)).toEqual([]);
+    expect(later.verdictFor(v.id)).toEqual(expected[0]);
+    const retry = f.retry(D1, v);
+    const [refused] = feed(later, [retry], T0 + 6);
+    expect(rejected(refused).details).toEqual({ target: v.id, status: 'accepted' });
+    expect(later.lastSeq).toBe(3);
+  });
+
+  it('heals a 422 an older relay left open while stock arrived, even when its history folds out of order', async () => {
+    const { relayDevice, relay, f, register, receive, vaccinate } = await setup();
+    const p = register('p1');
+    const v = vaccinate('p1', 'L1');
+    const lot = receive('L1', 1);
+    const p2 = register('p2');
+    // Written by a relay from before issue #10: no retriesWhen, and the 422 stayed open.
+    const sign = (data: VerdictData) => signedVerdict(relayDevice, f, data);
+    const no = await sign({
+      target: v.id,
+      outcome: 'deadletter',
+      code: RejectionCode.Rule,
+      rule: RULE_NEGATIVE_STOCK,
+      reason: 'Lot "L1" was never received; it has 0 doses in stock; taking 1 would leave -1.',
+      details: { lot: 'L1', balance: 0, requested: 1 },
+      ruleSet: RULE_SET_VERSION,
+    });
+    const history = [await sign(ok(p.id, 1)), await sign(ok(lot.id, 2)), await sign(ok(p2.id, 3))];
+    const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+    for (const e of [p, history[0]!, p2, history[2]!, v, no]) adj.add(e, T0);
+    expect(adj.decide(T0)).toEqual([]); // the lot is unknown yet
+    // The receipt's seq 2 sorts below what was folded: the confirmed state is rebuilt.
+    for (const e of [lot, history[1]!]) adj.add(e, T0 + 1);
+    expect(adj.decide(T0 + 1)).toEqual([ok(v.id, 4)]);
+    expect(adj.confirmed().lot('L1')?.balance).toBe(0);
   });
 });
 

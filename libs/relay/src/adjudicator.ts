@@ -16,6 +16,7 @@ import { RULE_ELEVATION_REQUIRED, type FacilityPolicy, type GrantExpectation } f
 import {
   RULE_DEPENDENCY_MISSING,
   RULE_DEVICE_REVOKED,
+  RULE_NEGATIVE_STOCK,
   RULE_NOT_DEADLETTERED,
   RULE_NOT_FOUND,
   RULE_RELAY_ONLY,
@@ -111,6 +112,18 @@ interface ReadyEntry {
   readonly token: number | undefined;
 }
 
+/** What a 422 `RULE_NEGATIVE_STOCK` verdict names: the lot and the quantity the event takes from it. */
+interface StockShortfall {
+  readonly lot: string;
+  readonly requested: number;
+}
+
+/** An open negative-stock deadletter waiting to be re-judged, in the order of its verdict. */
+interface RestockEntry {
+  readonly target: EventId;
+  readonly latest: Latest;
+}
+
 /** A minimal binary heap. */
 class Heap<T> {
   readonly #items: T[] = [];
@@ -201,6 +214,36 @@ function readVerdictData(data: unknown): VerdictData | undefined {
   return undefined;
 }
 
+/** The lot and quantity a 422 `RULE_NEGATIVE_STOCK` verdict names, or undefined for any other verdict. */
+function shortfallOf(data: VerdictData): StockShortfall | undefined {
+  if (
+    data.outcome !== 'deadletter' ||
+    data.code !== RejectionCode.Rule ||
+    data.rule !== RULE_NEGATIVE_STOCK
+  ) {
+    return undefined;
+  }
+  const { lot, requested } = data.details;
+  if (typeof lot !== 'string' || typeof requested !== 'number' || !Number.isFinite(requested))
+    return undefined;
+  return { lot, requested };
+}
+
+/** The lot a domain event names in its data (stock events and vaccinations), if any. */
+function lotOf(event: SignedEvent): string | undefined {
+  if (!isRecord(event.data)) return undefined;
+  const lot = event.data['lot'];
+  return typeof lot === 'string' ? lot : undefined;
+}
+
+/** Older verdict first: history in relay envelope `seq` order, then this instance's in issue order. */
+const byVerdictAge = (a: RestockEntry, b: RestockEntry): boolean =>
+  a.latest.issued !== b.latest.issued
+    ? b.latest.issued
+    : a.latest.envSeq !== b.latest.envSeq
+      ? a.latest.envSeq < b.latest.envSeq
+      : a.latest.token < b.latest.token;
+
 /** The dependencies a 404 `RULE_DEPENDENCY_MISSING` verdict names, or undefined for any other verdict. */
 function missingOf(data: VerdictData): EventId[] | undefined {
   if (
@@ -263,6 +306,17 @@ function describe(cause: unknown): string {
  *   and that is not resolved is judged again, once, as soon as every dependency it named is in
  *   the confirmed state (it joins the ready events in the same order). The new verdict
  *   supersedes the 404 on devices because it has a higher relay envelope `seq`.
+ * - **422 stock re-judgement**: a present domain event whose latest verdict is a 422
+ *   `RULE_NEGATIVE_STOCK` (details `lot`, `requested`) and that is not resolved is judged again
+ *   whenever the confirmed record of that lot has changed since it was last judged again (by this
+ *   instance; a restart forgets) and the lot's confirmed balance covers `requested`. Such
+ *   re-judgements come before any other judgement, oldest verdict first (history in relay envelope
+ *   `seq` order, then this instance's in issue order), one at a time, so stock goes to the oldest
+ *   deadletter first and an acceptance that takes stock is folded before the next one is judged.
+ *   Only an acceptance is recorded (it takes a `seq` and supersedes the 422 on devices by its
+ *   higher relay envelope `seq`); any other outcome (still short, or now refused by another rule)
+ *   records nothing, so a 422 is never re-issued and never spams. An event is accepted at most
+ *   once: an accepted one is no deadletter, and a retry or amend judged after it is refused (409).
  * - **RetryRequested{target}**: if the target's latest verdict is a deadletter that no accepted
  *   discard or amend resolved, the retry is accepted (it takes a `seq`) and the target is judged
  *   again at once (its verdict follows the retry's); otherwise 409 `RULE_NOT_DEADLETTERED` (the
@@ -322,6 +376,23 @@ export class Adjudicator {
   readonly #missingLeft = new Map<EventId, { reg: number; token: number; left: number }>();
   #regs = 0;
 
+  /** Targets whose latest verdict is a 422 `RULE_NEGATIVE_STOCK`, with the lot and quantity it names. */
+  readonly #short = new Map<EventId, StockShortfall>();
+  /** The same targets by lot. */
+  readonly #shortByLot = new Map<string, Set<EventId>>();
+  /** Lots whose confirmed record may have changed (or that gained a 422) since their 422s were queued. */
+  readonly #restockDirty = new Set<string>();
+  /** Negative-stock deadletters to look at, oldest verdict first. */
+  readonly #restock = new Heap<RestockEntry>(byVerdictAge);
+  /** Targets in #restock, with the token of the verdict they were queued for. */
+  readonly #restockQueued = new Map<EventId, number>();
+  /**
+   * The confirmed lot record (as JSON) a target was last judged again against without being
+   * accepted: the lot is marked dirty whenever any of its 422s comes or goes, and without this a
+   * busy lot would judge all its open deadletters again each time, against the same stock.
+   */
+  readonly #rejudgedAt = new Map<EventId, string>();
+
   readonly #resolved = new Set<EventId>();
   readonly #open = new Set<EventId>();
 
@@ -379,6 +450,8 @@ export class Adjudicator {
         if (resolves !== undefined) this.#resolve(resolves);
       }
       if (this.#dep404.has(id)) this.#recheck.add(id);
+      const short = this.#short.get(id);
+      if (short !== undefined) this.#restockDirty.add(short.lot);
       this.#release(id);
       return;
     }
@@ -414,6 +487,11 @@ export class Adjudicator {
     }
     const out: VerdictData[] = [];
     while (out.length < limit) {
+      const restocked = this.#popRestocked();
+      if (restocked !== undefined) {
+        this.#rejudgeStock(restocked.node, restocked.lotKey, nowMs, out);
+        continue;
+      }
       const entry = this.#popReady();
       if (entry !== undefined) {
         this.#judgeSafely(entry.node, nowMs, out);
@@ -584,8 +662,29 @@ export class Adjudicator {
     }
     if (missingOf(data) !== undefined) this.#dep404.add(target);
     else this.#dep404.delete(target);
+    this.#setShortfall(target, shortfallOf(data));
     this.#updateOpen(target);
     return latest;
+  }
+
+  /** Indexes (or unindexes) a target as an open negative-stock deadletter of its lot. */
+  #setShortfall(target: EventId, short: StockShortfall | undefined): void {
+    // A new verdict was judged against the state of its own moment: what was remembered is stale.
+    this.#rejudgedAt.delete(target);
+    const was = this.#short.get(target);
+    if (was !== undefined) {
+      this.#short.delete(target);
+      const set = this.#shortByLot.get(was.lot);
+      set?.delete(target);
+      if (set?.size === 0) this.#shortByLot.delete(was.lot);
+    }
+    if (short === undefined || this.#resolved.has(target)) return;
+    this.#short.set(target, short);
+    const set = this.#shortByLot.get(short.lot);
+    if (set === undefined) this.#shortByLot.set(short.lot, new Set([target]));
+    else set.add(target);
+    // The lot may already hold enough (history of a restart, or a verdict arriving after the stock).
+    this.#restockDirty.add(short.lot);
   }
 
   #updateOpen(target: EventId): void {
@@ -597,6 +696,7 @@ export class Adjudicator {
   #resolve(target: EventId): void {
     this.#resolved.add(target);
     this.#open.delete(target);
+    if (this.#short.has(target)) this.#setShortfall(target, undefined);
   }
 
   /** Brings the confirmed state up to date with history, then (re)computes pending 404 registrations. */
@@ -621,10 +721,18 @@ export class Adjudicator {
   }
 
   #fold(id: EventId, seq: number): void {
-    this.#confirmed.apply(this.#nodes.get(id)!.event);
+    const event = this.#nodes.get(id)!.event;
+    this.#confirmed.apply(event);
     this.#folded.set(id, seq);
     this.#foldedMax = seq;
     this.#confirmedOne(id);
+    this.#stockTouched(event);
+  }
+
+  /** An event was folded: if it names a lot with open negative-stock deadletters, look at them again. */
+  #stockTouched(event: SignedEvent): void {
+    const lot = lotOf(event);
+    if (lot !== undefined && this.#shortByLot.has(lot)) this.#restockDirty.add(lot);
   }
 
   /** Refolds every present accepted event in `seq` order. */
@@ -646,6 +754,7 @@ export class Adjudicator {
     this.#missingIdx.clear();
     this.#missingLeft.clear();
     for (const id of this.#dep404) this.#recheck.add(id);
+    for (const lot of this.#shortByLot.keys()) this.#restockDirty.add(lot);
   }
 
   /**
@@ -709,6 +818,59 @@ export class Adjudicator {
       return e;
     }
     return undefined;
+  }
+
+  /**
+   * The oldest open negative-stock deadletter that is due to be judged again (see the class
+   * remarks), with the lot record it will be judged against; undefined when none is.
+   */
+  #popRestocked(): { node: Node; lotKey: string } | undefined {
+    if (this.#restockDirty.size > 0) {
+      for (const lot of this.#restockDirty) {
+        for (const target of this.#shortByLot.get(lot) ?? []) {
+          const latest = this.#latest.get(target)!;
+          if (this.#restockQueued.get(target) === latest.token) continue;
+          this.#restockQueued.set(target, latest.token);
+          this.#restock.push({ target, latest });
+        }
+      }
+      this.#restockDirty.clear();
+    }
+    for (let e = this.#restock.pop(); e !== undefined; e = this.#restock.pop()) {
+      const { target, latest } = e;
+      if (this.#restockQueued.get(target) !== latest.token) continue; // queued again for a newer verdict
+      this.#restockQueued.delete(target);
+      // Dropped when not due: only a change of its lot (or a new verdict) can make it due, and
+      // either marks the lot dirty, which queues it again.
+      if (this.#latest.get(target) !== latest || this.#resolved.has(target)) continue;
+      const short = this.#short.get(target);
+      const node = this.#nodes.get(target);
+      if (short === undefined || node === undefined || node.state !== 'decided') continue;
+      if (isSystemEventType(node.event.type)) continue;
+      const lot = this.#confirmed.lot(short.lot);
+      if (lot === undefined || lot.balance < short.requested) continue;
+      const lotKey = JSON.stringify(lot);
+      if (this.#rejudgedAt.get(target) === lotKey) continue;
+      return { node, lotKey };
+    }
+    return undefined;
+  }
+
+  /**
+   * Judges an open negative-stock deadletter again and records only an acceptance: a 422 is never
+   * re-issued, with the same numbers or new ones, and a refusal by another rule waits for the
+   * user (retry, amend or discard) like any deadletter.
+   */
+  #rejudgeStock(node: Node, lotKey: string, nowMs: number, out: VerdictData[]): void {
+    let v: RuleVerdict | undefined;
+    try {
+      v = this.#domainVerdict(node, nowMs);
+    } catch {
+      // Judged as it stands: the 422 remains, and the user can still retry (a 500 then).
+      v = undefined;
+    }
+    if (v?.outcome === 'accepted') this.#issue(node, ACCEPT, out);
+    else this.#rejudgedAt.set(node.event.id, lotKey);
   }
 
   #peekExpired(): Node | undefined {
@@ -876,23 +1038,32 @@ export class Adjudicator {
       if (e.type === SystemEventType.RetryRequested) this.#judgeSafely(tnode!, nowMs, out);
       return;
     }
-    let v = validate(this.#confirmed, e, ctx);
+    this.#issue(node, this.#amendChecked(e, validate(this.#confirmed, e, ctx)), out);
+  }
+
+  /** The verdict for a domain event (or an amend) now: the 403 checks, `validate`, the amend check. */
+  #domainVerdict(node: Node, nowMs: number): RuleVerdict {
+    const e = node.event;
+    return this.#forbidden(e) ?? this.#amendChecked(e, validate(this.#confirmed, e, { nowMs }));
+  }
+
+  /** An amend of accepted history that would otherwise be accepted, 409 or 422 is a 409 `RULE_SUPERSEDES_ACCEPTED`. */
+  #amendChecked(e: SignedEvent, v: RuleVerdict): RuleVerdict {
     const sup = typeof e.supersedes === 'string' ? e.supersedes : undefined;
     if (
-      sup !== undefined &&
-      (v.outcome === 'accepted' || v.code === RejectionCode.Conflict || v.code === RejectionCode.Rule)
+      sup === undefined ||
+      (v.outcome === 'deadletter' && v.code !== RejectionCode.Conflict && v.code !== RejectionCode.Rule)
     ) {
-      const l = this.#latest.get(sup);
-      if (l?.data.outcome === 'accepted') {
-        v = deadletter(
-          RejectionCode.Conflict,
-          RULE_SUPERSEDES_ACCEPTED,
-          `Event ${sup} was accepted (confirmed seq ${l.data.seq}); accepted history cannot be replaced by an amend.`,
-          { supersedes: sup, seq: l.data.seq },
-        );
-      }
+      return v;
     }
-    this.#issue(node, v, out);
+    const l = this.#latest.get(sup);
+    if (l?.data.outcome !== 'accepted') return v;
+    return deadletter(
+      RejectionCode.Conflict,
+      RULE_SUPERSEDES_ACCEPTED,
+      `Event ${sup} was accepted (confirmed seq ${l.data.seq}); accepted history cannot be replaced by an amend.`,
+      { supersedes: sup, seq: l.data.seq },
+    );
   }
 
   #issue(node: Node, v: RuleVerdict, out: VerdictData[]): void {

@@ -413,13 +413,26 @@ describe('validate: 422 stock', () => {
     expect(v).toMatchObject({
       code: 422,
       rule: RULE_NEGATIVE_STOCK,
-      details: { lot: 'L1', balance: 3, requested: 4 },
+      details: { lot: 'L1', balance: 3, requested: 4, retriesWhen: 'stock' },
     });
     expect(v.reason).toMatch(/3 doses.*4.*-1/);
     expect(
       rejected(validate(state, record('StockAdjusted', { lot: 'L1', delta: -4, reason: 'count' }), ctx))
         .details,
-    ).toEqual({ lot: 'L1', balance: 3, requested: 4 });
+    ).toEqual({ lot: 'L1', balance: 3, requested: 4, retriesWhen: 'stock' });
+  });
+
+  it('names the lot, the stock on hand and the quantity requested, and that stock arriving re-judges it', () => {
+    const { state, record, receive } = setup();
+    receive('M-442', 'OPV', 2);
+    const v = rejected(validate(state, record('StockConsumed', { lot: 'M-442', quantity: 5 }), ctx));
+    // What the Sync Centre reads to say "Lot M-442 would go to -3: 2 in stock, 5 requested".
+    expect(v.details).toEqual({ lot: 'M-442', balance: 2, requested: 5, retriesWhen: 'stock' });
+    expect(v.reason).toBe('Lot "M-442" has 2 doses in stock; taking 5 would leave -3.');
+    receive('M-442', 'OPV', 3);
+    expect(validate(state, record('StockConsumed', { lot: 'M-442', quantity: 5 }), ctx).outcome).toBe(
+      'accepted',
+    );
   });
 
   it('the last dose of a lot can be given, not one more', () => {
@@ -430,7 +443,10 @@ describe('validate: 422 stock', () => {
     commit(vaccinate('p1', 'BCG', 1, 'L1', '2024-01-10'));
     expect(state.lot('L1')?.balance).toBe(0);
     const v = rejected(validate(state, vaccinate('p2', 'BCG', 1, 'L1', '2024-01-10'), ctx));
-    expect(v).toMatchObject({ rule: RULE_NEGATIVE_STOCK, details: { lot: 'L1', balance: 0, requested: 1 } });
+    expect(v).toMatchObject({
+      rule: RULE_NEGATIVE_STOCK,
+      details: { lot: 'L1', balance: 0, requested: 1, retriesWhen: 'stock' },
+    });
   });
 
   it('a vaccination from a lot never received is RULE_NEGATIVE_STOCK with balance 0, and succeeds once received', () => {
@@ -440,7 +456,7 @@ describe('validate: 422 stock', () => {
     expect(rejected(validate(state, e, ctx))).toMatchObject({
       code: 422,
       rule: RULE_NEGATIVE_STOCK,
-      details: { lot: 'NEW', balance: 0, requested: 1 },
+      details: { lot: 'NEW', balance: 0, requested: 1, retriesWhen: 'stock' },
     });
     receive('NEW', 'BCG', 10);
     expect(validate(state, e, ctx).outcome).toBe('accepted');

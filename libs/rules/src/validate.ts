@@ -647,12 +647,18 @@ function dateOfPlus(date: string, days: number): string {
   return dateOfDay(dayNumber(date) + days);
 }
 
+/**
+ * The 422 of a lot that cannot cover `requested`: the lot, its balance and the quantity asked for
+ * (a user interface shows "Lot M-442 would go to -3: 2 in stock, 5 requested"), and
+ * `retriesWhen: 'stock'` because the condition changes when stock of the lot arrives — the relay
+ * judges such a deadletter again by itself then, without a retry.
+ */
 function negativeStock(lot: string, balance: number, requested: number, note?: string): Rejection {
   return reject(
     RejectionCode.Rule,
     RULE_NEGATIVE_STOCK,
     `Lot ${q(lot)} ${note !== undefined ? `${note}; it has` : 'has'} ${plural(balance, 'dose')} in stock; taking ${requested} would leave ${balance - requested}.`,
-    { lot, balance, requested },
+    { lot, balance, requested, retriesWhen: 'stock' },
   );
 }
 

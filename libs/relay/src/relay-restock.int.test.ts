@@ -1,0 +1,127 @@
+// Issue #10: a 422 RULE_NEGATIVE_STOCK heals itself. A device records a vaccination from a lot that
+// holds no stock; the relay's 422 reaches every device. Another device then records a receipt for
+// that lot, and the relay accepts the vaccination by itself: every device shows it accepted, with
+// no RetryRequested anywhere in the log, and the acceptance supersedes the 422 by its higher relay
+// seq. Real relay (LevelDB in a temp dir, WebSockets on port 0), two devices with their own logs.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeviceLog, type LogRoster } from '@accord/log';
+import { WebSocketClientAdapter } from '@accord/network-ws';
+import {
+  generateDeviceKey,
+  SystemEventType,
+  type DeviceId,
+  type EventId,
+  type FacilityId,
+} from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { tempDir, type TempDir } from '@accord/testkit';
+import { createRelayLogger } from './logger.js';
+import { Relay } from './relay.js';
+import { bcg, enrollOverHttp, eventually, registration, stock, verdictsAbout } from './testing.js';
+
+const FACILITY = 'clinic-restock' as FacilityId;
+
+/** The facility as the devices know it: the relay and the enrolled keys. */
+class TestRoster implements LogRoster {
+  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  add(device: DeviceId): void {
+    this.#members.set(device, { facility: FACILITY, revoked: false });
+  }
+  lookup(device: DeviceId) {
+    return this.#members.get(device);
+  }
+}
+
+describe('a 422 negative stock is accepted by the relay once stock arrives (issue #10)', () => {
+  let dir: TempDir;
+  let relay: Relay;
+  const roster = new TestRoster();
+  const logs: DeviceLog[] = [];
+
+  /** An enrolled device whose log syncs with the relay over a real WebSocket. */
+  async function device(name: string): Promise<DeviceLog> {
+    const key = await generateDeviceKey();
+    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
+    roster.add(key.deviceId);
+    const log = await DeviceLog.open({
+      facility: FACILITY,
+      key,
+      eventStore: new MemoryEventStore(),
+      storage: new MemoryStorageAdapter(),
+      roster,
+      relay: relay.id,
+    });
+    logs.push(log);
+    log.addNetworkAdapter(
+      new WebSocketClientAdapter({
+        url: `ws://127.0.0.1:${relay.port}`,
+        identity: key,
+        facility: FACILITY,
+        roster,
+        expectedPeer: relay.id,
+        backoff: { baseMs: 20, maxMs: 200 },
+      }),
+    );
+    return log;
+  }
+
+  beforeAll(async () => {
+    dir = await tempDir('accord-relay-restock-');
+    relay = await Relay.start({
+      data: join(dir.path, 'relay'),
+      port: 0,
+      logger: createRelayLogger({ level: 'silent' }),
+      membershipPollMs: 50,
+    });
+    roster.add(relay.id);
+  });
+
+  afterAll(async () => {
+    for (const log of logs) await log.close();
+    await relay.stop();
+    await dir.cleanup();
+  });
+
+  it('turns the 422 into an acceptance on every device without a retry', async () => {
+    const front = await device('Front desk');
+    const store = await device('Store room');
+    const { event: patient } = await front.append(registration('P1'));
+    const { event: dose } = await front.append(bcg('P1', 'LOT-EMPTY'));
+    for (const log of [front, store]) {
+      await eventually(() => log.get(dose.id)?.status === 'deadletter', 'the 422 on both devices');
+      expect(log.get(patient.id)?.status).toBe('accepted');
+    }
+    const [rejected] = verdictsAbout(store.visibleEvents(), dose.id, relay.id);
+    expect(rejected?.verdict).toMatchObject({
+      outcome: 'deadletter',
+      code: 422,
+      rule: 'RULE_NEGATIVE_STOCK',
+      details: { lot: 'LOT-EMPTY', balance: 0, requested: 1, retriesWhen: 'stock' },
+    });
+
+    const { event: receipt } = await store.append(stock('LOT-EMPTY', 4));
+    for (const log of [front, store]) {
+      await eventually(() => log.get(dose.id)?.status === 'accepted', 'the acceptance on both devices');
+      expect(log.get(receipt.id)?.status).toBe('accepted');
+      expect(log.confirmed().lot('LOT-EMPTY')?.balance).toBe(3);
+      expect(log.list({ status: 'deadletter' })).toEqual([]);
+    }
+    // Healed by the relay alone: nobody asked for a retry, and the 422 is superseded, not erased.
+    const seqOf = (log: DeviceLog, id: EventId) =>
+      verdictsAbout(log.visibleEvents(), id, relay.id).map(({ event, verdict }) => ({
+        relaySeq: event.seq,
+        outcome: verdict.outcome,
+        seq: verdict.outcome === 'accepted' ? verdict.seq : null,
+      }));
+    for (const log of [front, store]) {
+      expect([...log.visibleEvents()].filter((e) => e.type === SystemEventType.RetryRequested)).toEqual([]);
+      const [no, yes] = seqOf(log, dose.id);
+      expect([no?.outcome, yes?.outcome]).toEqual(['deadletter', 'accepted']);
+      expect(yes!.relaySeq).toBeGreaterThan(no!.relaySeq);
+      // Judged again right after the receipt was folded: the next confirmed seq.
+      expect(yes!.seq).toBe(seqOf(log, receipt.id)[0]!.seq! + 1);
+    }
+    expect((await relay.facility(FACILITY)).openDeadletters()).toEqual([]);
+  });
+});
