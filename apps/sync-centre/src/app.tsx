@@ -619,7 +619,8 @@ function DeadletterCard({
         </dd>
         <dt>{t.attention.reason}</dt>
         <dd>{item.reason ?? '—'}</dd>
-        {rule.numbers === undefined ? null : (
+        {/* A 409's numbers are the comparison table below. */}
+        {rule.numbers === undefined || rows.length > 0 ? null : (
           <>
             <dt>{t.attention.numbers}</dt>
             <dd data-testid="numbers">{rule.numbers}</dd>
@@ -1058,10 +1059,13 @@ function IntegrityScreen(): JSX.Element {
       },
     );
   };
-  const compare = (): void =>
+  const compare = (): void => {
+    // An old answer is never shown as if it were the new one.
+    setReport(undefined);
     act(async () => {
       setReport(await getJson<IntegrityReport>(`/api/integrity?${query}`));
     });
+  };
   const resubmit = (e: Event): void => {
     e.preventDefault();
     const typed = password;
@@ -1139,7 +1143,11 @@ function IntegrityScreen(): JSX.Element {
           {error}
         </p>
       )}
-      {report === undefined ? null : (
+      {report === undefined ? (
+        busy ? (
+          <p role="status">{g.comparing}</p>
+        ) : null
+      ) : (
         <>
           <p role="status" data-testid="integrity-summary">
             {report.days.length === 0

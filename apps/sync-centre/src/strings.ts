@@ -434,7 +434,7 @@ export const en: SyncCentreStrings = {
     },
     '409': {
       meaning: 'someone else changed the same thing first',
-      how: 'Keep the server’s version, or edit and send yours again.',
+      how: 'Keep mine (yours again, on top of the confirmed version), keep theirs (the server’s version), or edit yours and send it again.',
     },
     '404': {
       meaning: 'something it refers to has not arrived',
@@ -725,7 +725,8 @@ export const en: SyncCentreStrings = {
     same: 'same',
     differs: 'differs',
     allMatch: (days) => `The server holds the same changes as this tablet on ${plural(days, 'day', 'days')}.`,
-    someDiffer: (days) => `${plural(days, 'day differs', 'days differ')}: re-submit them below.`,
+    someDiffer: (days) =>
+      `${plural(days, 'day differs', 'days differ')}: re-submit ${days === 1 ? 'it' : 'them'} below.`,
     noDays: 'No change on either side in these days.',
     resubmitTitle: 'Re-submit to server',
     resubmitIntro:
