@@ -29,8 +29,8 @@ export interface PageWorldOptions {
   /** Prefix of the temp folder. */
   readonly prefix: string;
   readonly facility: string;
-  /** The tablets' names, enrolled in this order. */
-  readonly tablets: readonly string[];
+  /** The tablets, enrolled in this order: a name (in `facility`), or a name in another facility of the relay. */
+  readonly tablets: readonly (string | { readonly name: string; readonly facility: string })[];
   /** Sets the relay's admin password (through `accord relay admin-password`) when given. */
   readonly adminPassword?: string;
 }
@@ -63,8 +63,10 @@ export class PageWorld {
     const password = this.#opts.adminPassword;
     await Promise.all([
       password === undefined ? Promise.resolve() : this.#setAdminPassword(password),
-      ...this.#opts.tablets.map((name, i) =>
-        enrollDevice(relay, this.#tabletDir(i), name, this.#opts.facility),
+      ...this.#opts.tablets.map((t, i) =>
+        typeof t === 'string'
+          ? enrollDevice(relay, this.#tabletDir(i), t, this.#opts.facility)
+          : enrollDevice(relay, this.#tabletDir(i), t.name, t.facility),
       ),
     ]);
     const agents = await Promise.all(
@@ -76,7 +78,7 @@ export class PageWorld {
   /** Stops everything started, even after a failed start. */
   async stop(): Promise<void> {
     await this.#browser?.close();
-    await Promise.all(this.#tablets.map((t) => t?.stop()));
+    await Promise.all(this.#tablets.map((t) => (t === undefined ? Promise.resolve() : t.stop())));
     await this.#relay?.stop();
     if (this.#dir !== '') await rm(this.#dir, { recursive: true, force: true });
   }
@@ -221,6 +223,33 @@ export async function seriousViolations(page: Page): Promise<string[]> {
 /** Saves a full-page screenshot as `test-results/NAME.png`. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Scans `page` with axe and saves its screenshot (`NAME.png`) at its own size, then, with `phone`,
+ * at a phone's (`NAME-phone.png`) on the same page (resized, not reloaded; `'shot-only'`: the
+ * screenshot without a scan), and gives the viewport back; resolves with the serious or critical
+ * violations found at each size (none: `{}`).
+ */
+export async function checkScreen(
+  page: Page,
+  name: string,
+  opts: { phone?: boolean | 'shot-only' } = {},
+): Promise<Record<string, string[]>> {
+  const found: Record<string, string[]> = {};
+  const note = async (label: string, scan: boolean): Promise<void> => {
+    const violations = scan ? await seriousViolations(page) : [];
+    if (violations.length > 0) found[label] = violations;
+    await screenshot(page, label);
+  };
+  await note(name, true);
+  if (opts.phone !== undefined && opts.phone !== false) {
+    const own = page.viewportSize() ?? TABLET;
+    await page.setViewportSize(PHONE);
+    await note(`${name}-phone`, opts.phone === true);
+    await page.setViewportSize(own);
+  }
+  return found;
 }
 
 /** Marks the page's window, so a test can tell later that it was never reloaded. */
