@@ -1378,7 +1378,7 @@ function PatientEditForm({
       aria-labelledby="edit-title"
       onSubmit={(e) => {
         e.preventDefault();
-        const changes = demographicChanges(patient as unknown as Record<string, unknown>, form);
+        const changes = demographicChanges(patient, form);
         run(async (key) => {
           if (Object.keys(changes).length === 0) throw new Notice(p.nothingChanged);
           const done = await record(t, key, 'PatientDemographicsUpdated', { patientId: patient.id, changes });

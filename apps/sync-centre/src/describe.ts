@@ -289,13 +289,13 @@ export function stockCorrection(
 }
 
 /** The fields of a patient the edit form changed (trimmed; unchanged and emptied fields left out). */
-export function demographicChanges(
-  before: { readonly [field: string]: unknown },
-  after: { readonly [field: string]: string },
-): Record<string, string> {
-  const changes: Record<string, string> = {};
-  for (const [k, raw] of Object.entries(after)) {
-    const v = raw.trim();
+export function demographicChanges<K extends string>(
+  before: { readonly [field in NoInfer<K>]?: unknown },
+  after: { readonly [field in K]: string },
+): Partial<Record<K, string>> {
+  const changes: Partial<Record<K, string>> = {};
+  for (const k of Object.keys(after) as K[]) {
+    const v = after[k].trim();
     if (v !== '' && v !== before[k]) changes[k] = v;
   }
   return changes;
