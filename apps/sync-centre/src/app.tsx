@@ -2,20 +2,40 @@
 // screens (needs attention, outbox, inspect, environment, audit) and enough domain screens to drive
 // a facility by hand. Every text comes from the catalogue (strings.ts).
 import { createContext, Fragment, type ComponentChildren, type JSX } from 'preact';
-import { useCallback, useContext, useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useContext, useEffect, useId, useRef, useState } from 'preact/hooks';
 import { ApiError, getJson, newIdempotencyKey, postJson } from './api.js';
-import { describeCode, describeEvent, describeRule, groupByCode, hlcTime, patientNamer } from './describe.js';
+import {
+  conflictFields,
+  daysToResubmit,
+  defaultRange,
+  demographicChanges,
+  describeCode,
+  describeEvent,
+  describeRule,
+  discardNeedsAdmin,
+  groupByCode,
+  hlcTime,
+  humanBytes,
+  keepMine,
+  patientNamer,
+  stockCorrection,
+  verdictHistory,
+  type VerdictEntry,
+} from './describe.js';
 import { en, type SyncCentreStrings } from './strings.js';
 import type {
   Appointment,
   AuditEntry,
   DeadletterInfo,
   Encounter,
+  EnvironmentInfo,
   EventInfo,
   FullStatus,
+  IntegrityReport,
   LiveStatus,
   Lot,
   Patient,
+  ResubmitResult,
 } from './types.js';
 
 /** The version of the page, shown on the Environment screen. */
@@ -29,8 +49,10 @@ const SCREENS = [
   'queue',
   'vaccinate',
   'stock',
+  'adjust',
   'appointments',
   'counters',
+  'integrity',
   'environment',
   'audit',
 ] as const;
@@ -53,8 +75,13 @@ function randomId(prefix: string): string {
   return `${prefix}-${newIdempotencyKey().slice(0, 10)}`;
 }
 
+/** A refusal the page itself makes (no request was refused): shown as its message alone. */
+class Notice extends Error {}
+
 function errorText(t: SyncCentreStrings, e: unknown): string {
-  if (e instanceof ApiError) return t.common.error(e.code, e.message);
+  if (e instanceof Notice) return e.message;
+  // The code stays visible (support asks for it); the words say what it means for the user.
+  if (e instanceof ApiError) return t.common.error(e.code, t.apiErrors[e.code] ?? e.message);
   return t.common.error('ERROR', e instanceof Error ? e.message : String(e));
 }
 
@@ -89,6 +116,7 @@ function useLoad<T>(path: string): { data: T | undefined; error: string | undefi
  */
 function useAction(): {
   run: (action: (key: string) => Promise<string>) => void;
+  say: (ok: boolean, text: string) => void;
   busy: boolean;
   message: ComponentChildren;
 } {
@@ -112,18 +140,122 @@ function useAction(): {
     },
     [t],
   );
+  const say = useCallback((ok: boolean, text: string) => setMessage({ ok, text }), []);
   const shown =
     message === undefined ? null : (
       <p class={message.ok ? 'note ok' : 'note bad'} role={message.ok ? 'status' : 'alert'}>
         {message.text}
       </p>
     );
-  return { run, busy, message: shown };
+  return { run, say, busy, message: shown };
 }
 
 function Loading({ error }: { error: string | undefined }): JSX.Element {
   const { t } = useContext(AppContext);
   return error === undefined ? <p>{t.common.loading}</p> : <p class="note bad">{error}</p>;
+}
+
+/** What every form control of the page takes: its label, name, value and where a new value goes. */
+interface FieldProps {
+  readonly label: string;
+  readonly name: string;
+  readonly value: string;
+  readonly onValue: (value: string) => void;
+  readonly required?: boolean;
+  /** A sentence under the control, read out with it (`aria-describedby`). */
+  readonly hint?: string;
+}
+
+/** The label, control and hint markup every field shares; ids made here tie them together. */
+function Field({
+  label,
+  hint,
+  control,
+}: {
+  label: string;
+  hint: string | undefined;
+  control: (ids: { id: string; describedBy: string | undefined }) => ComponentChildren;
+}): JSX.Element {
+  const id = useId();
+  const hintId = `${id}-hint`;
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      {control({ id, describedBy: hint === undefined ? undefined : hintId })}
+      {hint === undefined ? null : (
+        <small id={hintId} class="muted">
+          {hint}
+        </small>
+      )}
+    </div>
+  );
+}
+
+/** A labelled `<input>` (text, number, date or password); `children` go after it (a `<datalist>`). */
+function InputField(
+  props: FieldProps & {
+    readonly type?: 'text' | 'number' | 'date' | 'password';
+    readonly min?: number;
+    readonly max?: number;
+    readonly maxLength?: number;
+    readonly list?: string;
+    readonly autoComplete?: string;
+    readonly children?: ComponentChildren;
+  },
+): JSX.Element {
+  return (
+    <Field
+      label={props.label}
+      hint={props.hint}
+      control={({ id, describedBy }) => (
+        <>
+          <input
+            id={id}
+            name={props.name}
+            type={props.type ?? 'text'}
+            value={props.value}
+            required={props.required}
+            min={props.min}
+            max={props.max}
+            maxLength={props.maxLength}
+            list={props.list}
+            autoComplete={props.autoComplete}
+            aria-describedby={describedBy}
+            onInput={(e) => props.onValue(e.currentTarget.value)}
+          />
+          {props.children}
+        </>
+      )}
+    />
+  );
+}
+
+/** A labelled `<select>` of `options` (value and the words shown for it). */
+function SelectField(
+  props: FieldProps & { readonly options: readonly { readonly value: string; readonly label: string }[] },
+): JSX.Element {
+  return (
+    <Field
+      label={props.label}
+      hint={props.hint}
+      control={({ id, describedBy }) => (
+        <select
+          id={id}
+          name={props.name}
+          value={props.value}
+          required={props.required}
+          aria-describedby={describedBy}
+          onChange={(e) => props.onValue(e.currentTarget.value)}
+        >
+          {props.options.map((o) => (
+            <option key={o.value} value={o.value}>
+              {o.label}
+            </option>
+          ))}
+        </select>
+      )}
+    />
+  );
 }
 
 function time(iso: string | number): string {
@@ -208,9 +340,14 @@ function StatusBar({ live, connected }: { live: LiveStatus | undefined; connecte
 // ---------------------------------------------------------------------------------------------
 // Sync screens
 
-function usePatientNamer(): (id: unknown) => string {
+function usePatients(): { patients: readonly Patient[]; name: (id: unknown) => string } {
   const { data } = useLoad<Patient[]>('/api/patients');
-  return patientNamer(data ?? []);
+  const patients = data ?? [];
+  return { patients, name: patientNamer(patients) };
+}
+
+function usePatientNamer(): (id: unknown) => string {
+  return usePatients().name;
 }
 
 function OutboxScreen(): JSX.Element {
@@ -243,38 +380,81 @@ function OutboxScreen(): JSX.Element {
   );
 }
 
+/**
+ * "Leave server version" (a discard event) after a confirmation with a reason, and the admin
+ * password where the facility's policy guards the event type. A refusal (a wrong password: 403)
+ * is shown in the dialog, which stays open; nothing is recorded then.
+ */
 function DiscardDialog({
+  target,
   what,
-  onConfirm,
+  needsAdmin,
+  onDone,
   onClose,
 }: {
+  target: string;
   what: string;
-  onConfirm: (reason: string) => void;
+  needsAdmin: boolean;
+  onDone: () => void;
   onClose: () => void;
 }): JSX.Element {
   const { t } = useContext(AppContext);
   const ref = useRef<HTMLDialogElement>(null);
   const [reason, setReason] = useState(t.discard.defaultReason);
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
   useEffect(() => {
     ref.current?.showModal();
   }, []);
+  const submit = (e: Event): void => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    const body = {
+      reason: reason.trim() === '' ? t.discard.defaultReason : reason,
+      ...(password === '' ? {} : { adminPassword: password }),
+    };
+    postJson(`/api/events/${encodeURIComponent(target)}/discard`, body, newIdempotencyKey()).then(
+      () => onDone(),
+      (err: unknown) => {
+        // A refused password is typed again, never kept in the form.
+        setPassword('');
+        setBusy(false);
+        setError(errorText(t, err));
+      },
+    );
+  };
   return (
     <dialog ref={ref} aria-labelledby="discard-title" onClose={onClose}>
-      <form
-        method="dialog"
-        onSubmit={(e) => {
-          e.preventDefault();
-          onConfirm(reason.trim() === '' ? t.discard.defaultReason : reason);
-        }}
-      >
+      <form method="dialog" onSubmit={submit}>
         <h2 id="discard-title">{t.discard.title}</h2>
         <p>{t.discard.explain(what)}</p>
-        <label>
-          {t.discard.reason}
-          <input value={reason} maxLength={4096} onInput={(e) => setReason(e.currentTarget.value)} />
-        </label>
+        <InputField
+          label={t.discard.reason}
+          name="reason"
+          value={reason}
+          maxLength={4096}
+          onValue={setReason}
+        />
+        <InputField
+          label={t.discard.adminPassword}
+          name="adminPassword"
+          type="password"
+          autoComplete="off"
+          required={needsAdmin}
+          hint={needsAdmin ? t.discard.adminNeeded : t.discard.adminOptional}
+          value={password}
+          onValue={setPassword}
+        />
+        {error === undefined ? null : (
+          <p class="note bad" role="alert" data-testid="discard-error">
+            {error}
+          </p>
+        )}
+        {busy ? <p role="status">{t.discard.working}</p> : null}
         <div class="buttons">
-          <button type="submit" class="danger">
+          <button type="submit" class="danger" disabled={busy}>
             {t.discard.confirm}
           </button>
           <button type="button" onClick={onClose}>
@@ -335,17 +515,13 @@ function AmendForm({
       <h4>{t.amend.title(what)}</h4>
       <p>{t.amend.explain}</p>
       {Object.keys(values).map((k) => (
-        <label key={k}>
-          {k}
-          <input
-            name={k}
-            value={values[k]}
-            onInput={(e) => {
-              const v = e.currentTarget.value;
-              setValues((old) => ({ ...old, [k]: v }));
-            }}
-          />
-        </label>
+        <InputField
+          key={k}
+          label={k}
+          name={k}
+          value={values[k] ?? ''}
+          onValue={(v) => setValues((old) => ({ ...old, [k]: v }))}
+        />
       ))}
       <div class="buttons">
         <button type="submit">{t.amend.record}</button>
@@ -357,15 +533,56 @@ function AmendForm({
   );
 }
 
+/** A value of an event's data as text (strings as they are, the rest as JSON; nothing as a dash). */
+function shown(v: unknown): string {
+  return v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Mine against the confirmed value, field by field (a 409). */
+function ConflictTable({ rows }: { rows: ReturnType<typeof conflictFields> }): JSX.Element {
+  const { t } = useContext(AppContext);
+  const a = t.attention;
+  return (
+    <div class="scroll">
+      <table class="compare" data-testid="conflict">
+        <caption>{a.compareCaption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{a.field}</th>
+            <th scope="col">{a.mine}</th>
+            <th scope="col">{a.confirmed}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.field} class={r.differs ? 'differs' : undefined} data-field={r.field}>
+              <th scope="row">{r.field}</th>
+              <td data-testid="mine">{shown(r.mine)}</td>
+              <td data-testid="confirmed">
+                {shown(r.confirmed)}
+                {r.differs ? null : <span class="muted"> {a.same}</span>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function DeadletterCard({
   item,
+  patients,
   name,
   run,
+  say,
   busy,
 }: {
   item: DeadletterInfo;
+  patients: readonly Patient[];
   name: (id: unknown) => string;
   run: (action: (key: string) => Promise<string>) => void;
+  say: (ok: boolean, text: string) => void;
   busy: boolean;
 }): JSX.Element {
   const { t } = useContext(AppContext);
@@ -373,6 +590,25 @@ function DeadletterCard({
   const what = describeEvent(t, item.type, item.data, name);
   const rule = describeRule(t, item.rule, item.details);
   const retryable = item.code !== 403;
+  // A 409 is resolved by keep mine / keep theirs / edit; a retry would meet the same conflict.
+  const conflict = item.code === 409;
+  const rows = conflict ? conflictFields(item, patients) : [];
+  const mine = conflict ? keepMine(item) : undefined;
+  const keepMineNow = (plan: NonNullable<typeof mine>) =>
+    run(async (key) => {
+      // The device takes the basis from its own view: it must hold the confirmed version first.
+      for (const id of plan.basis) {
+        let status: string | undefined;
+        try {
+          status = (await getJson<EventInfo>(`/api/events/${encodeURIComponent(id)}`)).status;
+        } catch (e) {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        }
+        if (status !== 'accepted') throw new Notice(t.attention.keepMineNotYet);
+      }
+      await postJson('/api/events', plan.draft, key);
+      return t.attention.keptMine;
+    });
   return (
     <li class="card" data-testid="deadletter" data-id={item.id}>
       <h3>{what}</h3>
@@ -383,7 +619,8 @@ function DeadletterCard({
         </dd>
         <dt>{t.attention.reason}</dt>
         <dd>{item.reason ?? '—'}</dd>
-        {rule.numbers === undefined ? null : (
+        {/* A 409's numbers are the comparison table below. */}
+        {rule.numbers === undefined || rows.length > 0 ? null : (
           <>
             <dt>{t.attention.numbers}</dt>
             <dd data-testid="numbers">{rule.numbers}</dd>
@@ -394,11 +631,20 @@ function DeadletterCard({
         <dt>{t.attention.rejectedAt}</dt>
         <dd>{time(item.verdictAt)}</dd>
       </dl>
+      {rows.length === 0 ? null : <ConflictTable rows={rows} />}
+      {conflict && mine === undefined && item.rule === 'RULE_DUPLICATE_NATIONAL_ID' ? (
+        <p class="muted">{t.attention.duplicateHint}</p>
+      ) : null}
       <div class="buttons">
         <a class="button" href={`#/inspect/${encodeURIComponent(item.id)}`}>
           {t.common.inspect}
         </a>
-        {retryable ? (
+        {mine === undefined ? null : (
+          <button type="button" disabled={busy} onClick={() => keepMineNow(mine)}>
+            {t.attention.keepMine}
+          </button>
+        )}
+        {retryable && !conflict ? (
           <button
             type="button"
             disabled={busy}
@@ -418,7 +664,7 @@ function DeadletterCard({
           </button>
         ) : null}
         <button type="button" class="danger" disabled={busy} onClick={() => setMode('discard')}>
-          {t.attention.discard}
+          {conflict ? t.attention.keepTheirs : t.attention.discard}
         </button>
       </div>
       {mode === 'amend' ? (
@@ -432,14 +678,13 @@ function DeadletterCard({
       ) : null}
       {mode === 'discard' ? (
         <DiscardDialog
+          target={item.id}
           what={what}
+          needsAdmin={discardNeedsAdmin(item.type)}
           onClose={() => setMode('none')}
-          onConfirm={(reason) => {
+          onDone={() => {
             setMode('none');
-            run(async (key) => {
-              await postJson(`/api/events/${encodeURIComponent(item.id)}/discard`, { reason }, key);
-              return t.attention.discarded;
-            });
+            say(true, t.attention.discarded);
           }}
         />
       ) : null}
@@ -450,8 +695,8 @@ function DeadletterCard({
 function AttentionScreen(): JSX.Element {
   const { t } = useContext(AppContext);
   const { data, error } = useLoad<DeadletterInfo[]>('/api/deadletters');
-  const name = usePatientNamer();
-  const { run, busy, message } = useAction();
+  const { patients, name } = usePatients();
+  const { run, say, busy, message } = useAction();
   return (
     <>
       <h1>{t.attention.title}</h1>
@@ -488,7 +733,15 @@ function AttentionScreen(): JSX.Element {
                 <p class="muted">{code.how}</p>
                 <ul class="cards">
                   {group.items.map((item) => (
-                    <DeadletterCard key={item.id} item={item} name={name} run={run} busy={busy} />
+                    <DeadletterCard
+                      key={item.id}
+                      item={item}
+                      patients={patients}
+                      name={name}
+                      run={run}
+                      say={say}
+                      busy={busy}
+                    />
                   ))}
                 </ul>
               </section>
@@ -496,6 +749,45 @@ function AttentionScreen(): JSX.Element {
           })}
         </>
       )}
+    </>
+  );
+}
+
+/** One verdict in words: accepted with its number, or the code with its meaning, the rule and numbers. */
+function VerdictLine({ v }: { v: VerdictEntry }): JSX.Element {
+  const { t } = useContext(AppContext);
+  const at = v.at === undefined ? null : <span class="muted"> {t.inspect.verdictAt(time(v.at))}</span>;
+  if (v.outcome === 'accepted') {
+    return (
+      <p>
+        {t.inspect.accepted(v.seq ?? 0)}
+        {at}
+      </p>
+    );
+  }
+  const rule = describeRule(t, v.rule ?? null, v.details);
+  return (
+    <>
+      <p>
+        <strong>
+          {t.inspect.rejected(String(v.code ?? '?'))}: {describeCode(t, v.code ?? null).meaning}
+        </strong>
+        {at}
+      </p>
+      <dl class="facts">
+        <dt>{t.attention.rule}</dt>
+        <dd>
+          {rule.name} <span class="muted">({v.rule ?? '—'})</span>
+        </dd>
+        <dt>{t.attention.reason}</dt>
+        <dd>{v.reason ?? '—'}</dd>
+        {rule.numbers === undefined ? null : (
+          <>
+            <dt>{t.attention.numbers}</dt>
+            <dd>{rule.numbers}</dd>
+          </>
+        )}
+      </dl>
     </>
   );
 }
@@ -517,10 +809,9 @@ function InspectScreen({ id }: { id: string }): JSX.Element {
     );
   }
   const e = data.event;
-  const v = data.verdictData;
   const fields =
     typeof e.data === 'object' && e.data !== null ? Object.entries(e.data as Record<string, unknown>) : [];
-  const rule = v?.outcome === 'deadletter' ? describeRule(t, v.rule ?? null, v.details) : undefined;
+  const history = verdictHistory(data);
   return (
     <>
       <h1>{t.inspect.title}</h1>
@@ -543,7 +834,7 @@ function InspectScreen({ id }: { id: string }): JSX.Element {
           {e.subject.kind} {e.subject.id}
         </dd>
         <dt>{t.inspect.status}</dt>
-        <dd>{t.inspect.statuses[data.status] ?? data.status}</dd>
+        <dd data-testid="inspect-status">{t.inspect.statuses[data.status] ?? data.status}</dd>
         {e.supersedes === undefined ? null : (
           <>
             <dt>{t.inspect.supersedes}</dt>
@@ -566,41 +857,26 @@ function InspectScreen({ id }: { id: string }): JSX.Element {
           ))}
         </tbody>
       </table>
-      <h3>{t.inspect.verdict}</h3>
-      {v === undefined ? (
+      <h3>{t.inspect.verdicts}</h3>
+      {history.length === 0 ? (
         <p>{t.inspect.verdictNone}</p>
-      ) : v.outcome === 'accepted' ? (
-        <p>{t.inspect.accepted(v.seq ?? 0)}</p>
       ) : (
-        <dl class="facts">
-          <dt>{t.inspect.verdict}</dt>
-          <dd>
-            {t.inspect.rejected(String(v.code ?? '?'))}: {describeCode(t, v.code ?? null).meaning}
-          </dd>
-          <dt>{t.attention.rule}</dt>
-          <dd>
-            {rule?.name} <span class="muted">({v.rule ?? '—'})</span>
-          </dd>
-          <dt>{t.attention.reason}</dt>
-          <dd>{v.reason ?? '—'}</dd>
-          {rule?.numbers === undefined ? null : (
-            <>
-              <dt>{t.attention.numbers}</dt>
-              <dd>{rule.numbers}</dd>
-            </>
-          )}
-        </dl>
+        // Newest last: the story of the event reads top to bottom.
+        <ol class="cards" data-testid="verdicts">
+          {history.map((v, i) => (
+            <li key={v.verdictId ?? i}>
+              <VerdictLine v={v} />
+              {v.verdictId === undefined ? null : <p class="muted mono">{v.verdictId}</p>}
+            </li>
+          ))}
+        </ol>
       )}
-      {data.verdict === undefined ? null : (
-        <p class="muted mono">
-          {data.verdict.id} · {data.verdict.hlc}
-        </p>
-      )}
+      {data.verdicts === undefined && history.length > 0 ? <p class="muted">{t.inspect.latestOnly}</p> : null}
       <h3>{t.inspect.resolvedBy}</h3>
-      {data.resolvedBy === undefined ? (
+      {data.resolvedBy === undefined || data.resolvedBy === null ? (
         <p>{t.inspect.notResolved}</p>
       ) : (
-        <p>
+        <p data-testid="resolved-by">
           <a class="mono" href={`#/inspect/${encodeURIComponent(data.resolvedBy)}`}>
             {data.resolvedBy}
           </a>
@@ -610,12 +886,38 @@ function InspectScreen({ id }: { id: string }): JSX.Element {
   );
 }
 
+/**
+ * `GET /api/environment`, read once when the screen opens (measuring the data folder walks it:
+ * not on every push); `older` when the agent predates the route (404).
+ */
+function useEnvironment(): EnvironmentInfo | 'older' | undefined {
+  const [env, setEnv] = useState<EnvironmentInfo | 'older' | undefined>(undefined);
+  useEffect(() => {
+    let current = true;
+    getJson<EnvironmentInfo>('/api/environment').then(
+      (d) => {
+        if (current) setEnv(d);
+      },
+      (e: unknown) => {
+        // Any failure falls back to what /api/status tells; only the extra facts are missing.
+        if (current) setEnv(e instanceof ApiError && e.status === 404 ? 'older' : undefined);
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, []);
+  return env;
+}
+
 function EnvironmentScreen(): JSX.Element {
   const { t } = useContext(AppContext);
   const { data, error } = useLoad<FullStatus>('/api/status');
+  const env = useEnvironment();
   const { run, busy, message } = useAction();
   if (data === undefined) return <Loading error={error} />;
   const e = t.environment;
+  const extra = typeof env === 'object' ? env : undefined;
   return (
     <>
       <h1>{e.title}</h1>
@@ -636,6 +938,11 @@ function EnvironmentScreen(): JSX.Element {
         </button>
       </div>
       <h2>{e.device}</h2>
+      {env === 'older' ? (
+        <p class="muted" data-testid="env-older">
+          {e.olderAgent}
+        </p>
+      ) : null}
       <dl class="facts">
         <dt>{e.deviceName}</dt>
         <dd>{data.name}</dd>
@@ -643,14 +950,48 @@ function EnvironmentScreen(): JSX.Element {
         <dd class="mono" data-testid="env-device">
           {data.device}
         </dd>
+        {extra?.keyFingerprint === undefined ? null : (
+          <>
+            <dt>{e.keyFingerprint}</dt>
+            <dd class="mono">{extra.keyFingerprint}</dd>
+          </>
+        )}
         <dt>{e.facility}</dt>
         <dd>{data.facility}</dd>
         <dt>{e.relayAddress}</dt>
         <dd class="mono">{data.relay?.url ?? t.common.none}</dd>
         <dt>{e.relayId}</dt>
         <dd class="mono">{data.relay?.id ?? t.common.none}</dd>
+        {extra?.version === undefined ? null : (
+          <>
+            <dt>{e.agentVersion}</dt>
+            <dd data-testid="env-version">{extra.version}</dd>
+          </>
+        )}
+        {extra?.node === undefined ? null : (
+          <>
+            <dt>{e.node}</dt>
+            <dd>{extra.node}</dd>
+          </>
+        )}
         <dt>{e.pageVersion}</dt>
         <dd>{PAGE_VERSION}</dd>
+        {extra?.dataFolder === undefined ? null : (
+          <>
+            <dt>{e.dataFolder}</dt>
+            <dd class="mono" data-testid="env-data-folder">
+              {extra.dataFolder}
+            </dd>
+          </>
+        )}
+        {typeof extra?.dataFolderBytes !== 'number' ? null : (
+          <>
+            <dt>{e.dataFolderSize}</dt>
+            <dd data-testid="env-data-size" title={`${extra.dataFolderBytes} B`}>
+              {humanBytes(extra.dataFolderBytes)}
+            </dd>
+          </>
+        )}
         <dt>{t.status.confirmedSeq}</dt>
         <dd>{data.confirmedSeq}</dd>
       </dl>
@@ -686,6 +1027,206 @@ function EnvironmentScreen(): JSX.Element {
         )}
         {data.integrity.setAside ? <li>{e.setAside(data.integrity.setAside.path)}</li> : null}
       </ul>
+    </>
+  );
+}
+
+/**
+ * Compare with the server, per UTC day, and re-submit what it lacks: the admin password is
+ * exchanged once for a `resubmit` grant, then each differing day is re-submitted on its own so
+ * the progress shows day by day.
+ */
+function IntegrityScreen(): JSX.Element {
+  const { t } = useContext(AppContext);
+  const g = t.integrity;
+  const [range, setRange] = useState(() => defaultRange(Date.now()));
+  const [password, setPassword] = useState('');
+  const [report, setReport] = useState<IntegrityReport | undefined>(undefined);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [steps, setSteps] = useState<string[]>([]);
+  const [rows, setRows] = useState<ResubmitResult['days']>([]);
+  const query = `from=${encodeURIComponent(range.from)}&to=${encodeURIComponent(range.to)}`;
+
+  const act = (work: () => Promise<void>): void => {
+    setBusy(true);
+    setError(undefined);
+    work().then(
+      () => setBusy(false),
+      (e: unknown) => {
+        setBusy(false);
+        setError(errorText(t, e));
+      },
+    );
+  };
+  const compare = (): void => {
+    // An old answer is never shown as if it were the new one.
+    setReport(undefined);
+    act(async () => {
+      setReport(await getJson<IntegrityReport>(`/api/integrity?${query}`));
+    });
+  };
+  const resubmit = (e: Event): void => {
+    e.preventDefault();
+    const typed = password;
+    // Typed once per action, never kept: a refusal asks for it again.
+    setPassword('');
+    setRows([]);
+    const step = (text: string): void => setSteps((s) => [...s, text]);
+    setSteps([g.comparing]);
+    act(async () => {
+      const key = newIdempotencyKey();
+      const found = await getJson<IntegrityReport>(`/api/integrity?${query}`);
+      setReport(found);
+      const days = daysToResubmit(found.days);
+      if (days.length === 0) return step(g.nothingToResubmit);
+      step(g.elevating);
+      const { grant } = await postJson<{ grant: unknown }>(
+        '/api/elevate',
+        { adminPassword: typed, action: 'resubmit' },
+        `${key}.elevate`,
+      );
+      const done: ResubmitResult['days'][number][] = [];
+      for (const [i, day] of days.entries()) {
+        step(g.progress(i + 1, days.length, day));
+        const r = await postJson<ResubmitResult>(
+          '/api/resubmit',
+          { from: day, to: day, grant },
+          `${key}.${i}`,
+        );
+        done.push(...r.days);
+        setRows([...done]);
+      }
+      step(
+        g.resubmitted(
+          done.reduce((n, d) => n + d.resent, 0),
+          done.length,
+        ),
+      );
+    });
+  };
+  const differing = report === undefined ? 0 : daysToResubmit(report.days).length;
+  return (
+    <>
+      <h1>{g.title}</h1>
+      <p>{g.intro}</p>
+      <form
+        class="form"
+        aria-label={g.compare}
+        onSubmit={(e) => {
+          e.preventDefault();
+          compare();
+        }}
+      >
+        <InputField
+          label={g.from}
+          name="from"
+          type="date"
+          required
+          value={range.from}
+          onValue={(from) => setRange((r) => ({ ...r, from }))}
+        />
+        <InputField
+          label={g.to}
+          name="to"
+          type="date"
+          required
+          value={range.to}
+          onValue={(to) => setRange((r) => ({ ...r, to }))}
+        />
+        <button type="submit" disabled={busy}>
+          {g.compare}
+        </button>
+      </form>
+      {error === undefined ? null : (
+        <p class="note bad" role="alert">
+          {error}
+        </p>
+      )}
+      {report === undefined ? (
+        busy ? (
+          <p role="status">{g.comparing}</p>
+        ) : null
+      ) : (
+        <>
+          <p role="status" data-testid="integrity-summary">
+            {report.days.length === 0
+              ? g.noDays
+              : differing === 0
+                ? g.allMatch(report.days.length)
+                : g.someDiffer(differing)}
+          </p>
+          {report.days.length === 0 ? null : (
+            <div class="scroll">
+              <table data-testid="integrity-days">
+                <thead>
+                  <tr>
+                    <th scope="col">{g.day}</th>
+                    <th scope="col">{g.device}</th>
+                    <th scope="col">{g.relay}</th>
+                    <th scope="col">{g.match}</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {report.days.map((d) => (
+                    <tr key={d.day} data-day={d.day} class={d.match ? undefined : 'differs'}>
+                      <th scope="row">{d.day}</th>
+                      <td>{d.device}</td>
+                      <td>{d.relay}</td>
+                      <td>{d.match ? g.same : g.differs}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
+      )}
+      <h2 id="resubmit-title">{g.resubmitTitle}</h2>
+      <p>{g.resubmitIntro}</p>
+      <form class="form" aria-labelledby="resubmit-title" onSubmit={resubmit}>
+        <InputField
+          label={g.adminPassword}
+          name="adminPassword"
+          type="password"
+          autoComplete="off"
+          required
+          value={password}
+          onValue={setPassword}
+        />
+        <button type="submit" disabled={busy}>
+          {g.resubmit}
+        </button>
+      </form>
+      {steps.length === 0 ? null : (
+        <ol class="steps" data-testid="resubmit-progress" aria-live="polite">
+          {steps.map((s, i) => (
+            <li key={i}>{s}</li>
+          ))}
+        </ol>
+      )}
+      {rows.length === 0 ? null : (
+        <div class="scroll">
+          <table data-testid="resubmit-days">
+            <thead>
+              <tr>
+                <th scope="col">{g.day}</th>
+                <th scope="col">{g.missing}</th>
+                <th scope="col">{g.resent}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((d) => (
+                <tr key={d.day} data-day={d.day}>
+                  <th scope="row">{d.day}</th>
+                  <td data-testid="missing">{d.missing}</td>
+                  <td data-testid="resent">{d.resent}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </>
   );
 }
@@ -751,12 +1292,112 @@ async function record(
   return r.warning?.reason !== undefined ? t.vaccinate.warning(r.warning.reason) : t.common.saved;
 }
 
-function Field({ label, children }: { label: string; children: ComponentChildren }): JSX.Element {
+/** The demographics a patient form edits, as the form holds them. */
+type PatientForm = Record<'nationalId' | 'givenName' | 'familyName' | 'birthDate' | 'sex', string>;
+
+/** The five demographic fields, shared by registration and the edit form. */
+function PatientFields({
+  form,
+  set,
+}: {
+  form: PatientForm;
+  set: (k: keyof PatientForm) => (v: string) => void;
+}): JSX.Element {
+  const { t } = useContext(AppContext);
+  const p = t.patients;
   return (
-    <label>
-      {label}
-      {children}
-    </label>
+    <>
+      <InputField
+        label={p.nationalId}
+        name="nationalId"
+        required
+        value={form.nationalId}
+        onValue={set('nationalId')}
+      />
+      <InputField
+        label={p.givenName}
+        name="givenName"
+        required
+        value={form.givenName}
+        onValue={set('givenName')}
+      />
+      <InputField
+        label={p.familyName}
+        name="familyName"
+        required
+        value={form.familyName}
+        onValue={set('familyName')}
+      />
+      <InputField
+        label={p.birthDate}
+        name="birthDate"
+        type="date"
+        required
+        value={form.birthDate}
+        onValue={set('birthDate')}
+      />
+      <SelectField
+        label={p.sex}
+        name="sex"
+        value={form.sex}
+        onValue={set('sex')}
+        options={Object.entries(p.sexes).map(([value, label]) => ({ value, label }))}
+      />
+    </>
+  );
+}
+
+/** Changes a registered patient's details: one `PatientDemographicsUpdated` with the fields changed. */
+function PatientEditForm({
+  patient,
+  run,
+  onClose,
+}: {
+  patient: Patient;
+  run: (action: (key: string) => Promise<string>) => void;
+  onClose: () => void;
+}): JSX.Element {
+  const { t } = useContext(AppContext);
+  const p = t.patients;
+  const heading = useRef<HTMLHeadingElement>(null);
+  const [form, setForm] = useState<PatientForm>({
+    nationalId: patient.nationalId,
+    givenName: patient.givenName,
+    familyName: patient.familyName,
+    birthDate: patient.birthDate,
+    sex: patient.sex,
+  });
+  useEffect(() => {
+    // Opened from a row further down: move the reader to the form.
+    heading.current?.focus();
+  }, []);
+  const who = `${patient.givenName} ${patient.familyName}`;
+  return (
+    <form
+      class="form"
+      aria-labelledby="edit-title"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const changes = demographicChanges(patient, form);
+        run(async (key) => {
+          if (Object.keys(changes).length === 0) throw new Notice(p.nothingChanged);
+          const done = await record(t, key, 'PatientDemographicsUpdated', { patientId: patient.id, changes });
+          onClose();
+          return done;
+        });
+      }}
+    >
+      <h2 id="edit-title" tabIndex={-1} ref={heading}>
+        {p.editTitle(who)}
+      </h2>
+      <PatientFields form={form} set={(k) => (v) => setForm((f) => ({ ...f, [k]: v }))} />
+      <div class="buttons">
+        <button type="submit">{p.saveChanges}</button>
+        <button type="button" onClick={onClose}>
+          {t.common.cancel}
+        </button>
+      </div>
+    </form>
   );
 }
 
@@ -765,21 +1406,23 @@ function PatientsScreen(): JSX.Element {
   const p = t.patients;
   const { data, error } = useLoad<Patient[]>('/api/patients');
   const { run, busy, message } = useAction();
-  const [form, setForm] = useState({
+  const [editing, setEditing] = useState<string | undefined>(undefined);
+  const [form, setForm] = useState<PatientForm>({
     nationalId: '',
     givenName: '',
     familyName: '',
     birthDate: '',
     sex: 'female',
   });
-  const set = (k: keyof typeof form) => (e: { currentTarget: { value: string } }) => {
-    const v = e.currentTarget.value;
-    setForm((f) => ({ ...f, [k]: v }));
-  };
+  const set = (k: keyof PatientForm) => (v: string) => setForm((f) => ({ ...f, [k]: v }));
+  const edited = editing === undefined ? undefined : data?.find((pt) => pt.id === editing);
   return (
     <>
       <h1>{p.title}</h1>
       {message}
+      {edited === undefined ? null : (
+        <PatientEditForm key={edited.id} patient={edited} run={run} onClose={() => setEditing(undefined)} />
+      )}
       <form
         class="form"
         aria-labelledby="register-title"
@@ -789,27 +1432,7 @@ function PatientsScreen(): JSX.Element {
         }}
       >
         <h2 id="register-title">{p.register}</h2>
-        <Field label={p.nationalId}>
-          <input name="nationalId" required value={form.nationalId} onInput={set('nationalId')} />
-        </Field>
-        <Field label={p.givenName}>
-          <input name="givenName" required value={form.givenName} onInput={set('givenName')} />
-        </Field>
-        <Field label={p.familyName}>
-          <input name="familyName" required value={form.familyName} onInput={set('familyName')} />
-        </Field>
-        <Field label={p.birthDate}>
-          <input name="birthDate" type="date" required value={form.birthDate} onInput={set('birthDate')} />
-        </Field>
-        <Field label={p.sex}>
-          <select name="sex" value={form.sex} onChange={set('sex')}>
-            {Object.entries(p.sexes).map(([k, v]) => (
-              <option key={k} value={k}>
-                {v}
-              </option>
-            ))}
-          </select>
-        </Field>
+        <PatientFields form={form} set={set} />
         <button type="submit" disabled={busy}>
           {p.register}
         </button>
@@ -821,7 +1444,7 @@ function PatientsScreen(): JSX.Element {
         <p>{p.empty}</p>
       ) : (
         <div class="scroll">
-          <table>
+          <table data-testid="patients">
             <thead>
               <tr>
                 <th scope="col">{p.name}</th>
@@ -834,29 +1457,39 @@ function PatientsScreen(): JSX.Element {
             </thead>
             <tbody>
               {data.map((pt) => (
-                <tr key={pt.id}>
+                <tr key={pt.id} data-patient={pt.id}>
                   <td>
                     {pt.givenName} {pt.familyName}
                   </td>
                   <td>{pt.nationalId}</td>
                   <td>{pt.birthDate}</td>
                   <td>
-                    <button
-                      type="button"
-                      disabled={busy}
-                      aria-label={`${p.checkIn}: ${pt.givenName} ${pt.familyName}`}
-                      onClick={() =>
-                        run(async (key) => {
-                          await record(t, key, 'PatientCheckedIn', {
-                            patientId: pt.id,
-                            encounterId: randomId('E'),
-                          });
-                          return p.checkedIn(`${pt.givenName} ${pt.familyName}`);
-                        })
-                      }
-                    >
-                      {p.checkIn}
-                    </button>
+                    <div class="buttons">
+                      <button
+                        type="button"
+                        disabled={busy}
+                        aria-label={`${p.checkIn}: ${pt.givenName} ${pt.familyName}`}
+                        onClick={() =>
+                          run(async (key) => {
+                            await record(t, key, 'PatientCheckedIn', {
+                              patientId: pt.id,
+                              encounterId: randomId('E'),
+                            });
+                            return p.checkedIn(`${pt.givenName} ${pt.familyName}`);
+                          })
+                        }
+                      >
+                        {p.checkIn}
+                      </button>
+                      <button
+                        type="button"
+                        disabled={busy}
+                        aria-label={`${p.edit}: ${pt.givenName} ${pt.familyName}`}
+                        onClick={() => setEditing(pt.id)}
+                      >
+                        {p.edit}
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}
@@ -920,31 +1553,33 @@ function PatientSelect({ value, onChange }: { value: string; onChange: (v: strin
   const { t } = useContext(AppContext);
   const { data } = useLoad<Patient[]>('/api/patients');
   return (
-    <Field label={t.vaccinate.patient}>
-      <select name="patientId" required value={value} onChange={(e) => onChange(e.currentTarget.value)}>
-        <option value="">{t.vaccinate.choose}</option>
-        {(data ?? []).map((p) => (
-          <option key={p.id} value={p.id}>
-            {p.givenName} {p.familyName} ({p.nationalId})
-          </option>
-        ))}
-      </select>
-    </Field>
+    <SelectField
+      label={t.vaccinate.patient}
+      name="patientId"
+      required
+      value={value}
+      onValue={onChange}
+      options={[
+        { value: '', label: t.vaccinate.choose },
+        ...(data ?? []).map((p) => ({
+          value: p.id,
+          label: `${p.givenName} ${p.familyName} (${p.nationalId})`,
+        })),
+      ]}
+    />
   );
 }
 
 function AntigenSelect({ value, onChange }: { value: string; onChange: (v: string) => void }): JSX.Element {
   const { t } = useContext(AppContext);
   return (
-    <Field label={t.vaccinate.antigen}>
-      <select name="antigen" value={value} onChange={(e) => onChange(e.currentTarget.value)}>
-        {ANTIGENS.map((a) => (
-          <option key={a} value={a}>
-            {a}
-          </option>
-        ))}
-      </select>
-    </Field>
+    <SelectField
+      label={t.vaccinate.antigen}
+      name="antigen"
+      value={value}
+      onValue={onChange}
+      options={ANTIGENS.map((a) => ({ value: a, label: a }))}
+    />
   );
 }
 
@@ -981,19 +1616,17 @@ function VaccinateScreen(): JSX.Element {
       >
         <PatientSelect value={patientId} onChange={setPatient} />
         <AntigenSelect value={antigen} onChange={setAntigen} />
-        <Field label={v.dose}>
-          <input
-            name="dose"
-            type="number"
-            min={1}
-            max={10}
-            required
-            value={dose}
-            onInput={(e) => setDose(e.currentTarget.value)}
-          />
-        </Field>
-        <Field label={v.lot}>
-          <input name="lot" list="lots" required value={lot} onInput={(e) => setLot(e.currentTarget.value)} />
+        <InputField
+          label={v.dose}
+          name="dose"
+          type="number"
+          min={1}
+          max={10}
+          required
+          value={dose}
+          onValue={setDose}
+        />
+        <InputField label={v.lot} name="lot" list="lots" required value={lot} onValue={setLot}>
           <datalist id="lots">
             {lots.map((l) => (
               <option key={l.lot} value={l.lot}>
@@ -1001,21 +1634,43 @@ function VaccinateScreen(): JSX.Element {
               </option>
             ))}
           </datalist>
-        </Field>
-        <Field label={v.date}>
-          <input
-            name="date"
-            type="date"
-            required
-            value={date}
-            onInput={(e) => setDate(e.currentTarget.value)}
-          />
-        </Field>
+        </InputField>
+        <InputField label={v.date} name="date" type="date" required value={date} onValue={setDate} />
         <button type="submit" disabled={busy}>
           {v.record}
         </button>
       </form>
     </>
+  );
+}
+
+/** The lots and their balances (Stock and Adjust stock). */
+function LotsTable({ lots }: { lots: readonly Lot[] }): JSX.Element {
+  const { t } = useContext(AppContext);
+  const s = t.stock;
+  return (
+    <div class="scroll">
+      <table data-testid="lots">
+        <thead>
+          <tr>
+            <th scope="col">{s.lot}</th>
+            <th scope="col">{s.antigen}</th>
+            <th scope="col">{s.expiry}</th>
+            <th scope="col">{s.balance}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {lots.map((l) => (
+            <tr key={l.lot} data-lot={l.lot}>
+              <td>{l.lot}</td>
+              <td>{l.antigen}</td>
+              <td>{l.expiry}</td>
+              <td data-testid="balance">{l.balance}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -1041,62 +1696,132 @@ function StockScreen(): JSX.Element {
         }}
       >
         <h2 id="receive-title">{s.receive}</h2>
-        <Field label={s.lot}>
-          <input name="lot" required value={lot} onInput={(e) => setLot(e.currentTarget.value)} />
-        </Field>
+        <InputField label={s.lot} name="lot" required value={lot} onValue={setLot} />
         <AntigenSelect value={antigen} onChange={setAntigen} />
-        <Field label={s.quantity}>
-          <input
-            name="quantity"
-            type="number"
-            min={1}
-            required
-            value={quantity}
-            onInput={(e) => setQuantity(e.currentTarget.value)}
-          />
-        </Field>
-        <Field label={s.expiry}>
-          <input
-            name="expiry"
-            type="date"
-            required
-            value={expiry}
-            onInput={(e) => setExpiry(e.currentTarget.value)}
-          />
-        </Field>
+        <InputField
+          label={s.quantity}
+          name="quantity"
+          type="number"
+          min={1}
+          required
+          value={quantity}
+          onValue={setQuantity}
+        />
+        <InputField label={s.expiry} name="expiry" type="date" required value={expiry} onValue={setExpiry} />
         <button type="submit" disabled={busy}>
           {s.receive}
         </button>
       </form>
+      <p>
+        <a href="#/adjust">{t.adjust.title}</a>
+      </p>
       <h2>{s.lots}</h2>
       {data === undefined ? (
         <Loading error={error} />
       ) : data.lots.length === 0 ? (
         <p>{s.empty}</p>
       ) : (
-        <div class="scroll">
-          <table data-testid="lots">
-            <thead>
-              <tr>
-                <th scope="col">{s.lot}</th>
-                <th scope="col">{s.antigen}</th>
-                <th scope="col">{s.expiry}</th>
-                <th scope="col">{s.balance}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.lots.map((l) => (
-                <tr key={l.lot}>
-                  <td>{l.lot}</td>
-                  <td>{l.antigen}</td>
-                  <td>{l.expiry}</td>
-                  <td>{l.balance}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <LotsTable lots={data.lots} />
       )}
+    </>
+  );
+}
+
+/** Corrects a lot's balance: one `StockAdjusted` with a signed delta and a reason. */
+function AdjustScreen(): JSX.Element {
+  const { t } = useContext(AppContext);
+  const a = t.adjust;
+  const { data, error } = useLoad<{ lots: Lot[] }>('/api/stock');
+  const { run, busy, message } = useAction();
+  const [lot, setLot] = useState('');
+  const [direction, setDirection] = useState<'remove' | 'add'>('remove');
+  const [doses, setDoses] = useState('1');
+  const [reason, setReason] = useState('count');
+  const [note, setNote] = useState('');
+  if (data === undefined) return <Loading error={error} />;
+  const chosen = data.lots.find((l) => l.lot === lot);
+  const { delta, after } = stockCorrection(chosen?.balance, direction, doses);
+  const words = a.reasons[reason] ?? reason;
+  return (
+    <>
+      <h1>{a.title}</h1>
+      <p>{a.intro}</p>
+      {message}
+      {data.lots.length === 0 ? (
+        <p>{a.empty}</p>
+      ) : (
+        <form
+          class="form"
+          aria-label={a.title}
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (delta === undefined) return;
+            run((key) =>
+              record(t, key, 'StockAdjusted', {
+                lot,
+                delta,
+                reason: note.trim() === '' ? words : `${words}: ${note.trim()}`,
+              }),
+            );
+          }}
+        >
+          <SelectField
+            label={a.lot}
+            name="lot"
+            required
+            value={lot}
+            onValue={setLot}
+            options={[
+              { value: '', label: a.choose },
+              ...data.lots.map((l) => ({ value: l.lot, label: a.lotOption(l.lot, l.antigen, l.balance) })),
+            ]}
+          />
+          <SelectField
+            label={a.direction}
+            name="direction"
+            value={direction}
+            onValue={(v) => setDirection(v === 'add' ? 'add' : 'remove')}
+            options={[
+              { value: 'remove', label: a.remove },
+              { value: 'add', label: a.add },
+            ]}
+          />
+          <InputField
+            label={a.doses}
+            name="doses"
+            type="number"
+            min={1}
+            required
+            value={doses}
+            onValue={setDoses}
+          />
+          <SelectField
+            label={a.reason}
+            name="reason"
+            value={reason}
+            onValue={setReason}
+            options={Object.entries(a.reasons).map(([value, label]) => ({ value, label }))}
+          />
+          <InputField
+            label={a.note}
+            name="note"
+            hint={a.noteHint}
+            maxLength={400}
+            value={note}
+            onValue={setNote}
+          />
+          {chosen === undefined || after === undefined ? null : (
+            <p data-testid="adjust-preview" class={after < 0 ? 'note bad' : undefined}>
+              {a.preview(chosen.lot, chosen.balance, after)} {after < 0 ? a.belowZero : null}
+            </p>
+          )}
+          <button type="submit" disabled={busy || delta === undefined}>
+            {a.record}
+          </button>
+        </form>
+      )}
+      <h2>{t.stock.lots}</h2>
+      {data.lots.length === 0 ? null : <LotsTable lots={data.lots} />}
     </>
   );
 }
@@ -1144,26 +1869,17 @@ function AppointmentsScreen(): JSX.Element {
         <h2 id="book-title">{a.book}</h2>
         <PatientSelect value={patientId} onChange={setPatient} />
         <AntigenSelect value={antigen} onChange={setAntigen} />
-        <Field label={t.vaccinate.dose}>
-          <input
-            name="dose"
-            type="number"
-            min={1}
-            max={10}
-            required
-            value={dose}
-            onInput={(e) => setDose(e.currentTarget.value)}
-          />
-        </Field>
-        <Field label={a.date}>
-          <input
-            name="date"
-            type="date"
-            required
-            value={date}
-            onInput={(e) => setDate(e.currentTarget.value)}
-          />
-        </Field>
+        <InputField
+          label={t.vaccinate.dose}
+          name="dose"
+          type="number"
+          min={1}
+          max={10}
+          required
+          value={dose}
+          onValue={setDose}
+        />
+        <InputField label={a.date} name="date" type="date" required value={date} onValue={setDate} />
         <button type="submit" disabled={busy}>
           {a.book}
         </button>
@@ -1283,6 +1999,10 @@ export function App({ t }: { t: SyncCentreStrings }): JSX.Element {
         return <VaccinateScreen />;
       case 'stock':
         return <StockScreen />;
+      case 'adjust':
+        return <AdjustScreen />;
+      case 'integrity':
+        return <IntegrityScreen />;
       case 'appointments':
         return <AppointmentsScreen />;
       case 'counters':

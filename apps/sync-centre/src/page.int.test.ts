@@ -2,112 +2,54 @@
 // real LevelDB in a temp folder, dialing the relay) serving the page, and headless Debian chromium
 // driven by playwright-core. Screenshots go to apps/sync-centre/test-results/ (git-ignored).
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { AxeBuilder } from '@axe-core/playwright';
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DeviceAgent, type StaticAsset } from '@accord/device';
-// The relay process and enrollment helpers of the accord command's tests, and the page loader the
-// command itself uses: reused rather than copied.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- test helpers of the app that wires the agent
-import { enrollDevice, RelayProcess } from '../../accord/src/test-support.js';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the same assets `accord device run` serves
-import { loadSyncCentrePage } from '../../accord/src/sync-centre-page.js';
+import type { BrowserContext } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import type { DeviceAgent } from '@accord/device';
+import {
+  api,
+  markWindow,
+  origin,
+  PHONE,
+  pageWorld,
+  sameWindow,
+  screenshot,
+  seriousViolations,
+  status,
+} from './testing/page-harness.js';
 
-const ARTIFACTS = fileURLToPath(new URL('../test-results/', import.meta.url));
-const FACILITY = 'clinic-page';
-
-let dir = '';
-let relay: RelayProcess;
-let assets: ReadonlyMap<string, StaticAsset>;
-let tab1: DeviceAgent;
-let tab2: DeviceAgent;
-let browser: Browser;
-
-const origin = (a: DeviceAgent): string => `http://127.0.0.1:${a.httpPort}`;
-
-/** Calls an agent's API as a script would (no Origin; JSON writes). */
-async function api<T>(agent: DeviceAgent, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const res = await fetch(origin(agent) + path, {
-    method,
-    ...(method === 'POST' ? { headers: { 'content-type': 'application/json' } } : {}),
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const json = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function status(agent: DeviceAgent, id: string): Promise<string> {
-  return (await api<{ status: string }>(agent, 'GET', `/api/events/${id}`)).status;
-}
-
-/** A browser context whose every request is recorded; pages of `browser.newContext()` (axe needs it). */
-async function openContext(viewport = { width: 1280, height: 800 }): Promise<{
-  context: BrowserContext;
-  requests: Request[];
-}> {
-  const context = await browser.newContext({ viewport });
-  context.setDefaultTimeout(20_000);
-  const requests: Request[] = [];
-  context.on('request', (r) => requests.push(r));
-  return { context, requests };
-}
-
-/** Opens the page of `agent` at `hash` and waits for the first live status. */
-async function openPage(context: BrowserContext, agent: DeviceAgent, hash = '#/attention'): Promise<Page> {
-  const page = await context.newPage();
-  await page.goto(`${origin(agent)}/${hash}`);
-  await page.getByTestId('status-confirmed').waitFor();
-  return page;
-}
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'accord-page-'));
-  await mkdir(ARTIFACTS, { recursive: true });
-  const [r, a, b] = await Promise.all([
-    RelayProcess.start(join(dir, 'relay'), { logLevel: 'warn' }),
-    loadSyncCentrePage(),
-    chromium.launch({ executablePath: inject('chromium'), args: ['--no-sandbox'] }),
-  ]);
-  relay = r;
-  assets = a;
-  browser = b;
-  await enrollDevice(relay, join(dir, 'tab1'), 'Reception', FACILITY);
-  await enrollDevice(relay, join(dir, 'tab2'), 'Pharmacy', FACILITY);
-  [tab1, tab2] = await Promise.all([
-    DeviceAgent.start({ data: join(dir, 'tab1'), http: 0, assets }),
-    DeviceAgent.start({ data: join(dir, 'tab2'), http: 0, assets }),
-  ]);
+const world = pageWorld({
+  prefix: 'accord-page-',
+  facility: 'clinic-page',
+  tablets: ['Reception', 'Pharmacy'],
 });
-
-afterAll(async () => {
-  await browser?.close();
-  await tab1?.stop();
-  await tab2?.stop();
-  await relay?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const tab = {
+  get one(): DeviceAgent {
+    return world.tablet(0);
+  },
+  get two(): DeviceAgent {
+    return world.tablet(1);
+  },
+};
+const openContext = (viewport?: { width: number; height: number }) => world.openContext(viewport);
+const openPage = (context: BrowserContext, agent: DeviceAgent, hash?: string) =>
+  world.openPage(context, agent, hash);
 
 describe('the Sync Centre page', () => {
   it('loads from the agent, every request going to the agent’s own origin; offline, the outbox shows the change in words', async () => {
     const { context, requests } = await openContext();
-    const page = await openPage(context, tab1);
+    const page = await openPage(context, tab.one);
     await page.getByRole('heading', { level: 1, name: 'Needs attention' }).waitFor();
-    await page.goto(`${origin(tab1)}/#/environment`);
+    await page.goto(`${origin(tab.one)}/#/environment`);
     await page.getByTestId('env-device').waitFor();
     expect(await page.getByTestId('env-device').textContent()).toBe(
-      (await api<{ device: string }>(tab1, 'GET', '/api/status')).device,
+      (await api<{ device: string }>(tab.one, 'GET', '/api/status')).device,
     );
     // The network switch, pushed back to the status bar by the stream.
     await page.getByRole('button', { name: 'Take this tablet offline' }).click();
     await page.getByTestId('status-online').filter({ hasText: 'Offline' }).waitFor();
-    expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(false);
+    expect((await api<{ online: boolean }>(tab.one, 'GET', '/api/status')).online).toBe(false);
     // Offline, a change waits in the outbox, in words and with its age.
-    const waiting = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+    const waiting = await api<{ id: string }>(tab.one, 'POST', '/api/events', {
       type: 'StockReceived',
       data: { lot: 'W-1', antigen: 'OPV', quantity: 4, expiry: '2031-01-01' },
     });
@@ -119,31 +61,29 @@ describe('the Sync Centre page', () => {
     await page.getByRole('link', { name: 'Environment' }).click();
     await page.getByRole('button', { name: 'Bring this tablet back online' }).click();
     await page.getByTestId('status-online').filter({ hasText: 'Online' }).waitFor();
-    expect((await api<{ online: boolean }>(tab1, 'GET', '/api/status')).online).toBe(true);
+    expect((await api<{ online: boolean }>(tab.one, 'GET', '/api/status')).online).toBe(true);
     await page.getByTestId('status-outbox').filter({ hasText: /^0$/ }).waitFor();
-    await expect.poll(() => status(tab1, waiting.id)).toBe('accepted');
+    await expect.poll(() => status(tab.one, waiting.id)).toBe('accepted');
     await context.close();
     const urls = requests.map((r) => r.url()).filter((u) => !u.startsWith('data:'));
     expect(urls.length).toBeGreaterThan(3);
-    expect(urls.filter((u) => !u.startsWith(`${origin(tab1)}/`))).toEqual([]);
+    expect(urls.filter((u) => !u.startsWith(`${origin(tab.one)}/`))).toEqual([]);
     // The page, its script and style, and the live stream all came from the agent.
     expect(urls).toEqual(
       expect.arrayContaining([
-        `${origin(tab1)}/app.js`,
-        `${origin(tab1)}/app.css`,
-        `${origin(tab1)}/api/stream`,
+        `${origin(tab.one)}/app.js`,
+        `${origin(tab.one)}/app.css`,
+        `${origin(tab.one)}/api/stream`,
       ]),
     );
   });
 
   it('updates the status bar and the screens live when another tablet records an event (no reload)', async () => {
     const { context } = await openContext();
-    const page = await openPage(context, tab1, '#/patients');
-    await page.evaluate(() => {
-      (window as unknown as { marker: string }).marker = 'same page';
-    });
+    const page = await openPage(context, tab.one, '#/patients');
+    await markWindow(page);
     const before = Number(await page.getByTestId('status-confirmed').textContent());
-    const created = await api<{ id: string }>(tab2, 'POST', '/api/events', {
+    const created = await api<{ id: string }>(tab.two, 'POST', '/api/events', {
       type: 'PatientRegistered',
       data: {
         patientId: 'P-live',
@@ -160,14 +100,14 @@ describe('the Sync Centre page', () => {
       (n) => Number(document.querySelector('[data-testid="status-confirmed"]')?.textContent) > n,
       before,
     );
-    expect(await page.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe('same page');
-    await expect.poll(() => status(tab1, created.id)).toBe('accepted');
+    expect(await sameWindow(page)).toBe(true);
+    await expect.poll(() => status(tab.one, created.id)).toBe('accepted');
     await context.close();
   });
 
   it('records from the forms with JSON and one Idempotency-Key per action', async () => {
     const { context, requests } = await openContext();
-    const page = await openPage(context, tab1, '#/stock');
+    const page = await openPage(context, tab.one, '#/stock');
     await page.getByLabel('Lot').fill('M-442');
     await page.getByLabel('Vaccine').selectOption('Measles');
     await page.getByLabel('Doses').fill('2');
@@ -184,13 +124,13 @@ describe('the Sync Centre page', () => {
   });
 
   it('shows a 422 negative stock with its numbers, and after stock arrives on another tablet, Retry conflicted gets it accepted', async () => {
-    await api(tab2, 'POST', '/api/events', {
+    await api(tab.two, 'POST', '/api/events', {
       type: 'StockReceived',
       data: { lot: 'L-1', antigen: 'BCG', quantity: 2, expiry: '2030-01-01' },
     });
     const { context } = await openContext();
-    const page = await openPage(context, tab1, '#/attention');
-    const consumed = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+    const page = await openPage(context, tab.one, '#/attention');
+    const consumed = await api<{ id: string }>(tab.one, 'POST', '/api/events', {
       type: 'StockConsumed',
       data: { lot: 'L-1', quantity: 5, reason: 'transfer' },
     });
@@ -209,7 +149,7 @@ describe('the Sync Centre page', () => {
     await card.getByRole('link', { name: 'Inspect contents' }).click();
     const facts = page.getByTestId('inspect');
     await facts.waitFor();
-    const me = (await api<{ device: string }>(tab1, 'GET', '/api/status')).device;
+    const me = (await api<{ device: string }>(tab.one, 'GET', '/api/status')).device;
     expect(await facts.textContent()).toContain(consumed.id);
     expect(await facts.textContent()).toContain(me);
     expect(await page.locator('main').textContent()).toContain('Rejected with code 422');
@@ -218,22 +158,22 @@ describe('the Sync Centre page', () => {
     );
     await page.goBack();
     await card.waitFor();
-    await api(tab2, 'POST', '/api/events', {
+    await api(tab.two, 'POST', '/api/events', {
       type: 'StockReceived',
       data: { lot: 'L-1', antigen: 'BCG', quantity: 10, expiry: '2030-01-01' },
     });
     await page.getByRole('button', { name: 'Retry conflicted' }).click();
     await page.getByRole('status').filter({ hasText: 'Sent again: 1. Skipped: 0.' }).waitFor();
     await card.waitFor({ state: 'detached' });
-    await expect.poll(() => status(tab1, consumed.id)).toBe('accepted');
+    await expect.poll(() => status(tab.one, consumed.id)).toBe('accepted');
     await page.getByTestId('sync-icon').locator('.mark').waitFor({ state: 'detached' });
     await context.close();
   });
 
   it('leaves the server version only after confirmation, and the audit trail shows it', async () => {
     const { context } = await openContext();
-    const page = await openPage(context, tab1, '#/attention');
-    const consumed = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+    const page = await openPage(context, tab.one, '#/attention');
+    const consumed = await api<{ id: string }>(tab.one, 'POST', '/api/events', {
       type: 'StockConsumed',
       data: { lot: 'L-1', quantity: 1000, reason: 'transfer' },
     });
@@ -244,13 +184,13 @@ describe('the Sync Centre page', () => {
     await dialog.waitFor();
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'detached' });
-    expect(await status(tab1, consumed.id)).toBe('deadletter');
+    expect(await status(tab.one, consumed.id)).toBe('deadletter');
     await card.getByRole('button', { name: 'Leave server version' }).click();
     await dialog.getByLabel('Reason (for the audit trail)').fill('counted again: stock is right');
     await dialog.getByRole('button', { name: 'Yes, leave server version' }).click();
     await card.waitFor({ state: 'detached' });
-    expect(await status(tab1, consumed.id)).toBe('resolved');
-    await page.goto(`${origin(tab1)}/#/audit`);
+    expect(await status(tab.one, consumed.id)).toBe('resolved');
+    await page.goto(`${origin(tab.one)}/#/audit`);
     const row = page.getByTestId('audit').getByRole('row').filter({ hasText: consumed.id }).first();
     await row.waitFor();
     expect(await row.textContent()).toContain('Leave server version');
@@ -260,8 +200,8 @@ describe('the Sync Centre page', () => {
 
   it('amends a rejected change from the page: the correction supersedes it and is accepted', async () => {
     const { context } = await openContext();
-    const page = await openPage(context, tab1, '#/attention');
-    const consumed = await api<{ id: string }>(tab1, 'POST', '/api/events', {
+    const page = await openPage(context, tab.one, '#/attention');
+    const consumed = await api<{ id: string }>(tab.one, 'POST', '/api/events', {
       type: 'StockConsumed',
       data: { lot: 'L-1', quantity: 500, reason: 'transfer' },
     });
@@ -276,24 +216,24 @@ describe('the Sync Centre page', () => {
       .waitFor();
     await card.waitFor({ state: 'detached' });
     const info = await api<{ status: string; resolvedBy?: string }>(
-      tab1,
+      tab.one,
       'GET',
       `/api/events/${consumed.id}`,
     );
     expect(info.status).toBe('resolved');
     const amend = await api<{ event: { supersedes?: string; data: { quantity: number } } }>(
-      tab1,
+      tab.one,
       'GET',
       `/api/events/${info.resolvedBy ?? 'none'}`,
     );
     expect(amend.event).toMatchObject({ supersedes: consumed.id, data: { quantity: 1 } });
-    await expect.poll(() => status(tab1, info.resolvedBy ?? 'none')).toBe('accepted');
+    await expect.poll(() => status(tab.one, info.resolvedBy ?? 'none')).toBe('accepted');
     await context.close();
   });
 
   it('refuses a page of another origin that posts to the agent', async () => {
-    const before = (await api<unknown[]>(tab1, 'GET', '/api/events')).length;
-    const target = `${origin(tab1)}/api/events`;
+    const before = (await api<unknown[]>(tab.one, 'GET', '/api/events')).length;
+    const target = `${origin(tab.one)}/api/events`;
     const body = JSON.stringify({
       type: 'StockReceived',
       data: { lot: 'X', antigen: 'BCG', quantity: 1, expiry: '2030-01-01' },
@@ -323,10 +263,10 @@ describe('the Sync Centre page', () => {
       await context.close();
       await new Promise<void>((resolve) => foreign.close(() => resolve()));
     }
-    expect((await api<unknown[]>(tab1, 'GET', '/api/events')).length).toBe(before);
+    expect((await api<unknown[]>(tab.one, 'GET', '/api/events')).length).toBe(before);
     // The agent saw the no-cors write and refused it as coming from another page.
     const audit = await api<{ action: string; outcome: string; detail?: { code?: string } }[]>(
-      tab1,
+      tab.one,
       'GET',
       '/api/audit',
     );
@@ -336,14 +276,16 @@ describe('the Sync Centre page', () => {
   });
 
   it('has no serious or critical accessibility violation on each main screen (screenshots saved)', async () => {
-    const anyEvent = (await api<{ event: { id: string } }[]>(tab1, 'GET', '/api/events?status=resolved'))[0];
+    const anyEvent = (
+      await api<{ event: { id: string } }[]>(tab.one, 'GET', '/api/events?status=resolved')
+    )[0];
     expect(anyEvent).toBeDefined();
     // A deadletter to show while the screens are scanned.
-    await api(tab1, 'POST', '/api/events', {
+    await api(tab.one, 'POST', '/api/events', {
       type: 'StockConsumed',
       data: { lot: 'L-1', quantity: 999, reason: 'transfer' },
     });
-    await expect.poll(async () => (await api<unknown[]>(tab1, 'GET', '/api/deadletters')).length).toBe(1);
+    await expect.poll(async () => (await api<unknown[]>(tab.one, 'GET', '/api/deadletters')).length).toBe(1);
     const screens = [
       'attention',
       'outbox',
@@ -358,27 +300,24 @@ describe('the Sync Centre page', () => {
       'counters',
     ];
     const { context } = await openContext();
-    const page = await openPage(context, tab1, '#/attention');
+    const page = await openPage(context, tab.one, '#/attention');
     const found: Record<string, string[]> = {};
     for (const screen of screens) {
-      await page.goto(`${origin(tab1)}/#/${screen}`);
+      await page.goto(`${origin(tab.one)}/#/${screen}`);
       await page.getByRole('heading', { level: 1 }).first().waitFor();
       await page.getByText('Loading…').waitFor({ state: 'detached' });
-      const result = await new AxeBuilder({ page }).analyze();
-      found[screen] = result.violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id}: ${v.help}`);
-      await page.screenshot({ path: join(ARTIFACTS, `${screen.split('/')[0]!}.png`), fullPage: true });
+      found[screen] = await seriousViolations(page);
+      await screenshot(page, screen.split('/')[0]!);
     }
     expect(found).toEqual(Object.fromEntries(screens.map((s) => [s, []])));
     await context.close();
     // On a phone, too: the list one tap away from the warning mark.
-    const phone = await openContext({ width: 390, height: 844 });
-    const small = await openPage(phone.context, tab1, '#/outbox');
+    const phone = await openContext(PHONE);
+    const small = await openPage(phone.context, tab.one, '#/outbox');
     await small.getByTestId('sync-icon').click();
     await small.getByRole('heading', { level: 1, name: 'Needs attention' }).waitFor();
     await small.getByTestId('deadletter').first().waitFor();
-    await small.screenshot({ path: join(ARTIFACTS, 'attention-phone.png'), fullPage: true });
+    await screenshot(small, 'attention-phone');
     await phone.context.close();
   });
 });

@@ -18,6 +18,8 @@ export interface SyncCentreStrings {
     readonly stock: string;
     readonly appointments: string;
     readonly counters: string;
+    readonly adjust: string;
+    readonly integrity: string;
     readonly environment: string;
     readonly audit: string;
   };
@@ -52,6 +54,11 @@ export interface SyncCentreStrings {
     readonly no: string;
     readonly age: (ms: number) => string;
   };
+  /**
+   * Words for the agent's refusal codes the page's users meet (shown after the code, which stays
+   * visible for support); any other code shows the agent's own message.
+   */
+  readonly apiErrors: { readonly [code: string]: string };
   readonly outbox: {
     readonly title: string;
     readonly empty: string;
@@ -74,6 +81,16 @@ export interface SyncCentreStrings {
     readonly retried: string;
     readonly discarded: string;
     readonly amended: string;
+    readonly keepMine: string;
+    readonly keepTheirs: string;
+    readonly keptMine: string;
+    readonly keepMineNotYet: string;
+    readonly compareCaption: string;
+    readonly field: string;
+    readonly mine: string;
+    readonly confirmed: string;
+    readonly same: string;
+    readonly duplicateHint: string;
   };
   readonly discard: {
     readonly title: string;
@@ -81,6 +98,10 @@ export interface SyncCentreStrings {
     readonly reason: string;
     readonly defaultReason: string;
     readonly confirm: string;
+    readonly adminPassword: string;
+    readonly adminNeeded: string;
+    readonly adminOptional: string;
+    readonly working: string;
   };
   readonly amend: {
     readonly title: (what: string) => string;
@@ -115,6 +136,9 @@ export interface SyncCentreStrings {
     readonly resolvedBy: string;
     readonly notResolved: string;
     readonly statuses: { readonly [status: string]: string };
+    readonly verdicts: string;
+    readonly verdictAt: (time: string) => string;
+    readonly latestOnly: string;
   };
   readonly environment: {
     readonly title: string;
@@ -125,6 +149,12 @@ export interface SyncCentreStrings {
     readonly relayAddress: string;
     readonly relayId: string;
     readonly pageVersion: string;
+    readonly agentVersion: string;
+    readonly node: string;
+    readonly keyFingerprint: string;
+    readonly dataFolder: string;
+    readonly dataFolderSize: string;
+    readonly olderAgent: string;
     readonly counts: string;
     readonly countNames: { readonly [key: string]: string };
     readonly integrity: string;
@@ -172,6 +202,10 @@ export interface SyncCentreStrings {
     readonly checkIn: string;
     readonly checkedIn: (name: string) => string;
     readonly empty: string;
+    readonly edit: string;
+    readonly editTitle: (name: string) => string;
+    readonly saveChanges: string;
+    readonly nothingChanged: string;
   };
   readonly queue: {
     readonly title: (day: string) => string;
@@ -203,6 +237,52 @@ export interface SyncCentreStrings {
     readonly balance: string;
     readonly lots: string;
     readonly empty: string;
+  };
+  readonly adjust: {
+    readonly title: string;
+    readonly intro: string;
+    readonly lot: string;
+    readonly choose: string;
+    readonly lotOption: (lot: string, antigen: string, balance: number) => string;
+    readonly direction: string;
+    readonly remove: string;
+    readonly add: string;
+    readonly doses: string;
+    readonly reason: string;
+    readonly reasons: { readonly [key: string]: string };
+    readonly note: string;
+    readonly noteHint: string;
+    readonly preview: (lot: string, balance: number, after: number) => string;
+    readonly belowZero: string;
+    readonly record: string;
+    readonly empty: string;
+  };
+  readonly integrity: {
+    readonly title: string;
+    readonly intro: string;
+    readonly from: string;
+    readonly to: string;
+    readonly compare: string;
+    readonly comparing: string;
+    readonly day: string;
+    readonly device: string;
+    readonly relay: string;
+    readonly match: string;
+    readonly same: string;
+    readonly differs: string;
+    readonly allMatch: (days: number) => string;
+    readonly someDiffer: (days: number) => string;
+    readonly noDays: string;
+    readonly resubmitTitle: string;
+    readonly resubmitIntro: string;
+    readonly adminPassword: string;
+    readonly resubmit: string;
+    readonly elevating: string;
+    readonly progress: (done: number, total: number, day: string) => string;
+    readonly nothingToResubmit: string;
+    readonly resubmitted: (resent: number, days: number) => string;
+    readonly missing: string;
+    readonly resent: string;
   };
   readonly appointments: {
     readonly title: string;
@@ -239,6 +319,8 @@ export const en: SyncCentreStrings = {
     stock: 'Stock',
     appointments: 'Appointments',
     counters: 'Counters',
+    adjust: 'Adjust stock',
+    integrity: 'Compare and re-submit',
     environment: 'Environment',
     audit: 'Audit trail',
   },
@@ -280,6 +362,15 @@ export const en: SyncCentreStrings = {
       return `${plural(Math.floor(h / 24), 'day', 'days')} ago`;
     },
   },
+  apiErrors: {
+    DEVICE_ELEVATION_REFUSED: 'The server refused the admin password. Nothing was changed.',
+    DEVICE_ELEVATION_RATE_LIMITED:
+      'Too many wrong admin passwords from this tablet. Wait a few minutes, then try again.',
+    DEVICE_RELAY_UNREACHABLE: 'This needs the server, and it cannot be reached now. Nothing was changed.',
+    DEVICE_GRANT_INVALID: 'The admin permission is not valid (expired or for something else).',
+    DEVICE_NOT_DEADLETTER: 'This change no longer needs attention: someone resolved it already.',
+    NETWORK: 'This tablet’s Sync Centre did not answer. Check that it is running, then try again.',
+  },
   outbox: {
     title: 'Outbox',
     intro: 'Changes made on this tablet that the server has not confirmed yet, oldest first.',
@@ -302,6 +393,18 @@ export const en: SyncCentreStrings = {
     retried: 'Sent again; waiting for the server.',
     discarded: 'Your change was set aside; the server’s version stands. It stays in the audit trail.',
     amended: 'The corrected change was recorded and sent.',
+    keepMine: 'Keep mine',
+    keepTheirs: 'Keep theirs',
+    keptMine: 'Your values were recorded again on top of the confirmed version and sent.',
+    keepMineNotYet:
+      'The confirmed version has not fully reached this tablet yet, so yours cannot be put on top of it. Try again in a moment.',
+    compareCaption: 'Yours against the confirmed version',
+    field: 'Field',
+    mine: 'Yours',
+    confirmed: 'Confirmed',
+    same: '(same)',
+    duplicateHint:
+      'This national id already belongs to a registered patient: keep theirs, or edit yours (another national id).',
   },
   discard: {
     title: 'Leave the server’s version?',
@@ -310,6 +413,10 @@ export const en: SyncCentreStrings = {
     reason: 'Reason (for the audit trail)',
     defaultReason: 'left the server’s version',
     confirm: 'Yes, leave server version',
+    adminPassword: 'Admin password',
+    adminNeeded: 'This is a clinical record: the facility’s administrator must type the admin password.',
+    adminOptional: 'Only if your facility asks for it.',
+    working: 'Asking the server…',
   },
   amend: {
     title: (what) => `Edit “${what}”`,
@@ -327,7 +434,7 @@ export const en: SyncCentreStrings = {
     },
     '409': {
       meaning: 'someone else changed the same thing first',
-      how: 'Keep the server’s version, or edit and send yours again.',
+      how: 'Keep mine (yours again, on top of the confirmed version), keep theirs (the server’s version), or edit yours and send it again.',
     },
     '404': {
       meaning: 'something it refers to has not arrived',
@@ -409,6 +516,7 @@ export const en: SyncCentreStrings = {
     RULE_RELAY_ONLY: { name: 'Only the server may record this' },
     RULE_NOT_DEADLETTERED: { name: 'Nothing to resolve' },
     RULE_SUPERSEDES_ACCEPTED: { name: 'Replaces an accepted change' },
+    RULE_ELEVATION_REQUIRED: { name: 'Needs the admin password' },
   },
   unknownRule: 'Rule not named',
   inspect: {
@@ -437,6 +545,9 @@ export const en: SyncCentreStrings = {
       deadletter: 'Needs attention',
       resolved: 'Resolved',
     },
+    verdicts: 'Verdicts, oldest first',
+    verdictAt: (time) => `at ${time}`,
+    latestOnly: 'This tablet’s Sync Centre reports the latest verdict only.',
   },
   environment: {
     title: 'Environment',
@@ -447,6 +558,13 @@ export const en: SyncCentreStrings = {
     relayAddress: 'Server address',
     relayId: 'Server id',
     pageVersion: 'Sync Centre version',
+    agentVersion: 'Accord version',
+    node: 'Node.js version',
+    keyFingerprint: 'Key fingerprint',
+    dataFolder: 'Data folder',
+    dataFolderSize: 'Data folder size',
+    olderAgent:
+      'This tablet runs an older Accord: its version and data folder are not reported. Everything else below is.',
     counts: 'Changes held',
     countNames: {
       total: 'All',
@@ -488,6 +606,9 @@ export const en: SyncCentreStrings = {
       record: 'Record',
       network: 'Network switch',
       request: 'Request',
+      elevate: 'Admin password',
+      integrity: 'Compare with the server',
+      resubmit: 'Re-submit to server',
     },
     outcomes: { recorded: 'recorded', done: 'done', replayed: 'answered again', refused: 'refused' },
   },
@@ -527,6 +648,10 @@ export const en: SyncCentreStrings = {
     checkIn: 'Check in',
     checkedIn: (name) => `${name} is in the queue.`,
     empty: 'No patient yet.',
+    edit: 'Edit details',
+    editTitle: (name) => `Edit the details of ${name}`,
+    saveChanges: 'Save changes',
+    nothingChanged: 'Nothing was changed.',
   },
   queue: {
     title: (day) => `Queue of ${day}`,
@@ -558,6 +683,63 @@ export const en: SyncCentreStrings = {
     balance: 'In stock',
     lots: 'Lots',
     empty: 'No lot yet.',
+  },
+  adjust: {
+    title: 'Adjust stock',
+    intro:
+      'Correct a lot’s balance after a count, breakage or a cold-chain failure. Received stock is recorded on the Stock screen.',
+    lot: 'Lot',
+    choose: 'Choose…',
+    lotOption: (lot, antigen, balance) => `${lot} (${antigen}, ${balance} in stock)`,
+    direction: 'Correction',
+    remove: 'Remove doses',
+    add: 'Add doses',
+    doses: 'Doses',
+    reason: 'Reason',
+    reasons: {
+      count: 'counted again',
+      broken: 'broken or spoiled',
+      coldChain: 'cold chain failure',
+      expired: 'expired',
+      other: 'other',
+    },
+    note: 'Details',
+    noteHint: 'Optional: what happened, for the audit trail.',
+    preview: (lot, balance, after) => `Lot ${lot}: ${balance} in stock, ${after} after this correction.`,
+    belowZero: 'This would take the lot below zero: the server will refuse it.',
+    record: 'Record correction',
+    empty: 'No lot yet: receive stock first.',
+  },
+  integrity: {
+    title: 'Compare and re-submit',
+    intro:
+      'Compares, day by day, the changes this tablet holds with the ones the server holds. If the server lost some (for example after it was restored from an older backup), re-submit them.',
+    from: 'From (UTC day)',
+    to: 'To (UTC day)',
+    compare: 'Compare with the server',
+    comparing: 'Comparing…',
+    day: 'Day (UTC)',
+    device: 'This tablet',
+    relay: 'Server',
+    match: 'Same?',
+    same: 'same',
+    differs: 'differs',
+    allMatch: (days) => `The server holds the same changes as this tablet on ${plural(days, 'day', 'days')}.`,
+    someDiffer: (days) =>
+      `${plural(days, 'day differs', 'days differ')}: re-submit ${days === 1 ? 'it' : 'them'} below.`,
+    noDays: 'No change on either side in these days.',
+    resubmitTitle: 'Re-submit to server',
+    resubmitIntro:
+      'Sends again every change of the differing days that the server does not hold. Needs the admin password.',
+    adminPassword: 'Admin password',
+    resubmit: 'Re-submit to server',
+    elevating: 'Checking the admin password…',
+    progress: (done, total, day) => `Re-submitting: day ${done} of ${total} (${day})…`,
+    nothingToResubmit: 'Nothing to re-submit: the server holds every change of these days.',
+    resubmitted: (resent, days) =>
+      `Done: ${plural(resent, 'change', 'changes')} sent again over ${plural(days, 'day', 'days')}. They reach the server with the next sync.`,
+    missing: 'Missing on the server',
+    resent: 'Sent again',
   },
   appointments: {
     title: 'Appointments',

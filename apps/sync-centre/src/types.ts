@@ -31,7 +31,10 @@ export interface EventInfo {
   readonly event: ApiEvent;
   readonly status: string;
   readonly verdict?: ApiEvent;
-  readonly resolvedBy?: string;
+  /** The event that resolved it; `null` (newer agents) or absent when nothing has. */
+  readonly resolvedBy?: string | null;
+  /** Every verdict about it, oldest first (newer agents only; older ones send the latest alone). */
+  readonly verdicts?: readonly VerdictRecord[];
   readonly verdictData?: {
     readonly outcome: 'accepted' | 'deadletter';
     readonly seq?: number;
@@ -41,6 +44,18 @@ export interface EventInfo {
     readonly details?: { readonly [key: string]: unknown };
     readonly ruleSet?: string;
   };
+}
+
+/** One entry of `verdicts` in `GET /api/events/:id`. */
+export interface VerdictRecord {
+  readonly verdictId: string;
+  readonly seq: number;
+  readonly outcome: 'accepted' | 'deadletter';
+  readonly code?: number;
+  readonly rule?: string;
+  readonly reason?: string;
+  readonly details?: { readonly [key: string]: unknown };
+  readonly at: string | number;
 }
 
 /** One row of `GET /api/deadletters`. */
@@ -89,6 +104,47 @@ export interface FullStatus {
     readonly heldBack: number;
   }[];
   readonly clockSkews: readonly { readonly device: string; readonly offByHours: number }[];
+}
+
+/**
+ * `GET /api/environment` (newer agents; older ones answer 404). Only the parts the page shows are
+ * typed; the rest is read defensively.
+ */
+export interface EnvironmentInfo {
+  readonly device?: unknown;
+  readonly facility?: unknown;
+  readonly keyFingerprint?: string;
+  readonly version?: string;
+  readonly node?: string;
+  readonly relay?: unknown;
+  readonly dataFolder?: string;
+  readonly dataFolderBytes?: number;
+  readonly counts?: { readonly [key: string]: number };
+  readonly integrity?: unknown;
+}
+
+/** One day of `GET /api/integrity`. */
+export interface IntegrityDay {
+  readonly day: string;
+  readonly device: number;
+  readonly relay: number;
+  readonly match: boolean;
+}
+
+/** `GET /api/integrity`: this tablet's events against the relay's, per UTC day. */
+export interface IntegrityReport {
+  readonly from: string;
+  readonly to: string;
+  readonly zone: string;
+  readonly match: boolean;
+  readonly days: readonly IntegrityDay[];
+}
+
+/** `POST /api/resubmit`: per differing day, what the relay lacked and what was sent again. */
+export interface ResubmitResult {
+  readonly from: string;
+  readonly to: string;
+  readonly days: readonly { readonly day: string; readonly missing: number; readonly resent: number }[];
 }
 
 /** A patient of `GET /api/patients`. */
