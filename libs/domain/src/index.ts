@@ -2,6 +2,8 @@ export * from './dates.js';
 export * from './antigens.js';
 export * from './catalogue.js';
 export * from './projection.js';
+export * from './system-event.js';
+export * from './confirmed-fold.js';
 export * from './status.js';
 export * from './clock-skew.js';
 export * from './draft.js';

@@ -1,6 +1,8 @@
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
-import { readAcceptedVerdicts, SystemEventType } from '@accord/protocol';
-import { Projection } from './projection.js';
+import { forEachVerdictIn, readTarget, SystemEventType } from '@accord/protocol';
+import { ConfirmedFold } from './confirmed-fold.js';
+import type { Projection } from './projection.js';
+import { isSystemEventType } from './system-event.js';
 
 /** Where an event stands: no verdict yet, accepted, rejected and unresolved, or rejected and answered. */
 export type EventStatus = 'pending' | 'accepted' | 'deadletter' | 'resolved';
@@ -42,41 +44,6 @@ function acceptedBy(verdict: SignedEvent): EventStatusInfo {
   return info;
 }
 
-const SYSTEM_EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(SystemEventType));
-
-/** True for the sync system's own event types (every `SystemEventType`), false for domain facts. */
-export function isSystemEventType(type: string): boolean {
-  return SYSTEM_EVENT_TYPES.has(type);
-}
-
-interface ReadVerdict {
-  readonly target: EventId;
-  readonly outcome: 'accepted' | 'deadletter';
-  readonly seq: number;
-}
-
-// A lenient, allocation-light reading of verdict / resolution data (full schemas live in
-// @accord/protocol; the log has already checked the relay's signature). Malformed data is ignored.
-function readVerdict(data: unknown): ReadVerdict | undefined {
-  if (typeof data !== 'object' || data === null) return undefined;
-  const d = data as Record<string, unknown>;
-  const target = d['target'];
-  if (typeof target !== 'string') return undefined;
-  if (d['outcome'] === 'accepted') {
-    const seq = d['seq'];
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
-    return { target: target as EventId, outcome: 'accepted', seq };
-  }
-  if (d['outcome'] === 'deadletter') return { target: target as EventId, outcome: 'deadletter', seq: 0 };
-  return undefined;
-}
-
-function readTarget(data: unknown): EventId | undefined {
-  if (typeof data !== 'object' || data === null) return undefined;
-  const target = (data as Record<string, unknown>)['target'];
-  return typeof target === 'string' ? (target as EventId) : undefined;
-}
-
 interface TargetInfo {
   /** The id as first named (so a log can share one string between the statement and the event). */
   readonly id: EventId;
@@ -86,8 +53,6 @@ interface TargetInfo {
   seq: number | undefined;
   retries?: Set<EventId>;
   resolvers?: Set<EventId>;
-  /** The seq at which a `ProjectionFolder` folded this (accepted) event into its confirmed state. */
-  folded?: number | undefined;
 }
 
 /**
@@ -119,27 +84,11 @@ class Tracker {
     return this.#targets.get(id)?.id;
   }
 
-  /** The seq recorded by {@link Tracker.setFolded}, if any. */
-  foldedSeq(id: EventId): number | undefined {
-    return this.#targets.get(id)?.folded;
-  }
-
-  /** Records the seq an accepted event was folded at (it has a verdict, so it has an entry). */
-  setFolded(id: EventId, seq: number): void {
-    this.#info(id).folded = seq;
-  }
-
-  /** Forgets every folded seq (a full refold follows). */
-  clearFolded(): void {
-    // (Assigned, not deleted: a delete would turn every entry into a slow dictionary object.)
-    for (const info of this.#targets.values()) info.folded = undefined;
-  }
-
   #info(id: EventId): TargetInfo {
     let info = this.#targets.get(id);
     if (info === undefined) {
       // Every common field up front: one object shape, all fields in the object itself.
-      info = { id, verdict: undefined, outcome: undefined, seq: undefined, folded: undefined };
+      info = { id, verdict: undefined, outcome: undefined, seq: undefined };
       this.#targets.set(id, info);
     }
     return info;
@@ -150,19 +99,12 @@ class Tracker {
     if (this.#events.has(event.id)) return;
     this.#events.set(event.id, event);
     switch (event.type) {
-      case SystemEventType.Verdict: {
-        if (this.#relay === null || event.device !== this.#relay) return;
-        const read = readVerdict(event.data);
-        if (read !== undefined) this.#verdict(event, read.target, read.outcome, read.seq, touch);
-        return;
-      }
+      case SystemEventType.Verdict:
       case SystemEventType.AcceptedVerdicts: {
         if (this.#relay === null || event.device !== this.#relay) return;
-        const batch = readAcceptedVerdicts(event.data);
-        if (batch === undefined) return;
-        for (let i = 0; i < batch.targets.length; i++) {
-          this.#verdict(event, batch.targets[i]!, 'accepted', batch.firstSeq + i, touch);
-        }
+        forEachVerdictIn(event, (v) => {
+          this.#verdict(event, v.target, v.outcome, v.outcome === 'accepted' ? v.seq : 0, touch);
+        });
         return;
       }
       case SystemEventType.RetryRequested: {
@@ -359,23 +301,22 @@ export function tentative(state: LogState): Projection {
  * tentative views from it.
  *
  * @remarks Feed every event of the facility to {@link ProjectionFolder.add} in any order (duplicates
- * are ignored). Work is lazy: on the next query, newly accepted events whose `seq` is above every
- * folded one are applied in `seq` order; if one arrives below (a verdict that overtook an
- * earlier one) or an accepted event changes status, the confirmed projection is rebuilt from
- * scratch (still O(n), and rare in practice since the relay issues `seq` in order).
- * {@link ProjectionFolder.tentative} clones the confirmed projection and applies the pending
- * events. Results equal {@link confirmed} / {@link tentative} of the same events.
+ * are ignored). Work is lazy: on the next query, every event whose status may have changed is
+ * handed to the folder's {@link ConfirmedFold} (accepted at its `seq`, or not accepted), which
+ * folds newly accepted events in `seq` order on top of what it holds, and refolds from scratch
+ * when one arrives below the last folded `seq` (a verdict that overtook an earlier one) or an
+ * accepted event changes status (still O(n), and rare in practice since the relay issues `seq`
+ * in order). {@link ProjectionFolder.tentative} clones the confirmed projection and applies the
+ * pending events. Results equal {@link confirmed} / {@link tentative} of the same events.
  */
 export class ProjectionFolder {
   readonly #tracker: Tracker;
-  #confirmed = Projection.empty();
-  // Which domain events are folded into #confirmed, and at which seq, is kept on the tracker's
-  // entry for each accepted event (no map of its own: one entry per event adds up at 100k).
-  #lastSeq = 0;
+  // A device folds each event once: no cache of parsed data to keep for a second fold.
+  readonly #fold = new ConfirmedFold({ once: true });
   /** Ids whose status may have changed since the last sync. */
-  #touched = new Set<EventId>();
+  readonly #touched = new Set<EventId>();
   /** Present domain events that are not accepted (candidates for the tentative fold). */
-  #notAccepted = new Set<EventId>();
+  readonly #notAccepted = new Set<EventId>();
 
   /** A folder for a facility whose relay is `relay` (null: no relay known, everything pending). */
   constructor(relay: DeviceId | null) {
@@ -436,64 +377,17 @@ export class ProjectionFolder {
     return out;
   }
 
+  /** Hands every touched domain event's standing to the fold, and keeps the not-accepted set. */
   #sync(): void {
     if (this.#touched.size === 0) return;
-    // Many changes at once (a first load, a large sync): one pass over everything is cheaper.
-    if (this.#touched.size * 4 > this.#tracker.events.size) {
-      this.#rebuild();
-      return;
-    }
-    const fresh: { id: EventId; seq: number }[] = [];
-    let dirty = false;
     for (const id of this.#touched) {
       const event = this.#tracker.events.get(id);
       if (event === undefined || isSystemEventType(event.type)) continue;
       const seq = this.#tracker.acceptedSeq(id);
-      const folded = this.#tracker.foldedSeq(id);
-      if (seq === undefined) {
-        this.#notAccepted.add(id);
-        if (folded !== undefined) dirty = true; // an accepted event lost its acceptance
-      } else {
-        this.#notAccepted.delete(id);
-        if (folded === undefined) fresh.push({ id, seq });
-        else if (folded !== seq) dirty = true;
-      }
+      if (seq === undefined) this.#notAccepted.add(id);
+      else this.#notAccepted.delete(id);
+      this.#fold.set(event, seq);
     }
-    this.#touched.clear();
-    fresh.sort((a, b) => a.seq - b.seq || cmp(a.id, b.id));
-    const first = fresh[0];
-    // A verdict that overtook one already folded (or an acceptance withdrawn): refold everything.
-    if (dirty || (first !== undefined && first.seq <= this.#lastSeq)) {
-      this.#rebuild();
-      return;
-    }
-    for (const { id, seq } of fresh) {
-      this.#confirmed.apply(this.#tracker.events.get(id)!, true);
-      this.#tracker.setFolded(id, seq);
-      this.#lastSeq = seq;
-    }
-  }
-
-  /** Recomputes everything from the tracker: the accepted fold and the not-accepted set. */
-  #rebuild(): void {
-    const accepted: { event: SignedEvent; seq: number }[] = [];
-    const notAccepted = new Set<EventId>();
-    for (const event of this.#tracker.events.values()) {
-      if (isSystemEventType(event.type)) continue;
-      const seq = this.#tracker.acceptedSeq(event.id);
-      if (seq === undefined) notAccepted.add(event.id);
-      else accepted.push({ event, seq });
-    }
-    accepted.sort((a, b) => a.seq - b.seq || cmp(a.event.id, b.event.id));
-    this.#confirmed = Projection.empty();
-    this.#tracker.clearFolded();
-    this.#lastSeq = 0;
-    for (const { event, seq } of accepted) {
-      this.#confirmed.apply(event, true);
-      this.#tracker.setFolded(event.id, seq);
-      this.#lastSeq = seq;
-    }
-    this.#notAccepted = notAccepted;
     this.#touched.clear();
   }
 
@@ -505,7 +399,7 @@ export class ProjectionFolder {
    */
   confirmed(): Projection {
     this.#sync();
-    return this.#confirmed;
+    return this.#fold.projection();
   }
 
   /** Pending domain events in tentative order (after what they depend on; else HLC, device, seq). */
@@ -521,7 +415,7 @@ export class ProjectionFolder {
   /** A fresh tentative projection: a clone of the confirmed one plus the pending events. */
   tentative(): Projection {
     const pending = this.pending();
-    const view = this.#confirmed.clone();
+    const view = this.confirmed().clone();
     for (const e of pending) view.apply(e);
     return view;
   }

@@ -18,7 +18,7 @@ import type {
   SegmentSealedData,
   VerdictData,
 } from './verdict.js';
-import { expandAcceptedVerdicts, MAX_ACCEPTED_PER_EVENT, SystemEventType } from './verdict.js';
+import { forEachVerdictIn, MAX_ACCEPTED_PER_EVENT, SystemEventType } from './verdict.js';
 
 /** Facility ids: letters, digits, `-`, `_`; 1-64 characters. */
 export const FACILITY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -337,15 +337,15 @@ export function parseAcceptedVerdictsData(data: unknown): Result<AcceptedVerdict
  * @remarks Reads the claim only: who signed `event` is the caller's to check.
  */
 export function verdictsIn(event: Pick<SignedEvent, 'type' | 'data'>): VerdictData[] {
-  if (event.type === SystemEventType.Verdict) {
-    const parsed = parseVerdictData(event.data);
-    return parsed.ok ? [parsed.value] : [];
-  }
-  if (event.type === SystemEventType.AcceptedVerdicts) {
-    const parsed = parseAcceptedVerdictsData(event.data);
-    return parsed.ok ? expandAcceptedVerdicts(parsed.value) : [];
-  }
-  return [];
+  const valid =
+    event.type === SystemEventType.Verdict
+      ? parseVerdictData(event.data).ok
+      : event.type === SystemEventType.AcceptedVerdicts && parseAcceptedVerdictsData(event.data).ok;
+  if (!valid) return [];
+  // Checked against the schema, then read the one way every reader of verdicts does.
+  const out: VerdictData[] = [];
+  forEachVerdictIn(event, (v) => out.push(v));
+  return out;
 }
 
 /** The verdict `event` states about `target` (see {@link verdictsIn}), or undefined. */

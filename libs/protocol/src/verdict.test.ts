@@ -3,15 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { canonicalEncode, MAX_EVENT_BYTES } from './canonical.js';
 import type { JsonValue } from './envelope.js';
 import type { EventId } from './ids.js';
-import { parseVerdictData } from './schemas.js';
+import { parseVerdictData, verdictsIn } from './schemas.js';
 import {
   boundDeadletter,
   boundDetails,
   boundText,
+  forEachVerdictIn,
   MAX_VERDICT_DETAILS_BYTES,
   MAX_VERDICT_REASON_CHARS,
+  readTarget,
+  readVerdictData,
   RejectionCode,
+  SystemEventType,
   type DeadletterVerdictData,
+  type VerdictData,
 } from './verdict.js';
 
 const TARGET = '01JB0000000000000000000000' as EventId;
@@ -100,5 +105,107 @@ describe('boundDeadletter', () => {
     expect(boundText('ab😀cd', 4)).toBe('ab…');
     expect(boundText('a\uD800b', 10)).toBe('a\uFFFDb');
     expect(boundText('abc', 3)).toBe('abc');
+  });
+});
+
+describe('reading verdicts out of relay events', () => {
+  const T2 = '01JB0000000000000000000002' as EventId;
+  const dead = {
+    target: TARGET,
+    outcome: 'deadletter',
+    code: 404,
+    rule: 'RULE_DEPENDENCY_MISSING',
+    reason: 'waited',
+    details: { missing: [T2] },
+    ruleSet: 'accord-rules/1',
+  };
+  const read = (type: string, data: unknown): VerdictData[] => {
+    const out: VerdictData[] = [];
+    const n = forEachVerdictIn({ type, data: data as JsonValue }, (v) => out.push(v));
+    expect(n).toBe(out.length);
+    return out;
+  };
+
+  it('reads a Verdict, and every target of an AcceptedVerdicts with consecutive seqs', () => {
+    expect(read(SystemEventType.Verdict, dead)).toEqual([dead]);
+    const accepted = { target: TARGET, outcome: 'accepted', seq: 7, ruleSet: 'r' };
+    expect(read(SystemEventType.Verdict, accepted)).toEqual([accepted]);
+    expect(
+      read(SystemEventType.AcceptedVerdicts, { ruleSet: 'r', firstSeq: 4, targets: [TARGET, T2] }),
+    ).toEqual([
+      { target: TARGET, outcome: 'accepted', seq: 4, ruleSet: 'r' },
+      { target: T2, outcome: 'accepted', seq: 5, ruleSet: 'r' },
+    ]);
+    // Any other event states no verdict, whatever its data looks like.
+    expect(read('PatientRegistered', dead)).toEqual([]);
+    expect(read(SystemEventType.RetryRequested, { target: TARGET })).toEqual([]);
+  });
+
+  it('is lenient where the log already checked, and ignores what is not shaped like a verdict', () => {
+    // Filled in: a missing reason, ruleSet or details; not checked: the target's form, the code's value.
+    expect(readVerdictData({ target: 'x', outcome: 'deadletter', code: 999, rule: 'R' })).toEqual({
+      target: 'x',
+      outcome: 'deadletter',
+      code: 999,
+      rule: 'R',
+      reason: '',
+      details: {},
+      ruleSet: 'UNKNOWN',
+    });
+    expect(readVerdictData({ target: 'x', outcome: 'accepted', seq: 1 })).toMatchObject({
+      ruleSet: 'UNKNOWN',
+    });
+    for (const bad of [
+      null,
+      [],
+      'Verdict',
+      { outcome: 'accepted', seq: 1 },
+      { target: 5, outcome: 'accepted', seq: 1 },
+      { target: 'x', outcome: 'accepted', seq: 0 },
+      { target: 'x', outcome: 'accepted', seq: 1.5 },
+      { target: 'x', outcome: 'accepted', seq: '1' },
+      { target: 'x', outcome: 'maybe' },
+      { target: 'x', outcome: 'deadletter', rule: 'R' }, // no code
+      { target: 'x', outcome: 'deadletter', code: '404', rule: 'R' },
+      { target: 'x', outcome: 'deadletter', code: 404 }, // no rule
+    ]) {
+      expect(readVerdictData(bad), JSON.stringify(bad)).toBeUndefined();
+      expect(read(SystemEventType.Verdict, bad)).toEqual([]);
+    }
+    expect(read(SystemEventType.AcceptedVerdicts, { ruleSet: 'r', firstSeq: 0, targets: [TARGET] })).toEqual(
+      [],
+    );
+    expect(read(SystemEventType.AcceptedVerdicts, { ruleSet: 'r', firstSeq: 1, targets: TARGET })).toEqual(
+      [],
+    );
+    expect(read(SystemEventType.AcceptedVerdicts, { firstSeq: 1, targets: [TARGET] })).toEqual([]);
+  });
+
+  it('reads exactly what the strict verdictsIn states for every schema-valid verdict', () => {
+    fc.assert(
+      fc.property(hostileDeadletter, (d) => {
+        const data = boundDeadletter({
+          ...d,
+          target: TARGET,
+          outcome: 'deadletter',
+        } as DeadletterVerdictData);
+        const event = { type: SystemEventType.Verdict, data: data as unknown as JsonValue };
+        expect(read(event.type, event.data)).toEqual(verdictsIn(event));
+        expect(verdictsIn(event)).toEqual([data]);
+      }),
+      { numRuns: fc.readConfigureGlobal().numRuns ?? 50 },
+    );
+    // Lenient but not schema-valid: only the lenient reader sees a verdict.
+    const loose = { type: SystemEventType.Verdict, data: { target: 'x', outcome: 'accepted', seq: 1 } };
+    expect(read(loose.type, loose.data)).toHaveLength(1);
+    expect(verdictsIn(loose)).toEqual([]);
+  });
+
+  it('reads the target of verdict, retry and discard data', () => {
+    expect(readTarget({ target: TARGET })).toBe(TARGET);
+    expect(readTarget({ target: TARGET, reason: 'keep theirs' })).toBe(TARGET);
+    expect(readTarget({ target: 3 })).toBeUndefined();
+    expect(readTarget(null)).toBeUndefined();
+    expect(readTarget('x')).toBeUndefined();
   });
 });

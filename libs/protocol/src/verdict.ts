@@ -1,5 +1,5 @@
 import type { DeviceId, EventId, FacilityId } from './ids.js';
-import type { JsonValue } from './envelope.js';
+import type { JsonValue, SignedEvent } from './envelope.js';
 import { canonicalStringify } from './canonical.js';
 
 /** Event types that the sync system itself writes (not domain facts). */
@@ -258,6 +258,89 @@ export function readAcceptedVerdicts(data: unknown): AcceptedVerdictsData | unde
   if (firstSeq < 1 || !Array.isArray(targets) || targets.length > MAX_ACCEPTED_PER_EVENT) return undefined;
   for (const t of targets) if (typeof t !== 'string') return undefined;
   return { ruleSet, firstSeq, targets: targets as EventId[] };
+}
+
+/**
+ * The `target` of verdict, retry or discard data (`{target, …}`), read leniently: undefined when
+ * `data` is not an object with a string `target`.
+ */
+export function readTarget(data: unknown): EventId | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const target = (data as Record<string, unknown>)['target'];
+  return typeof target === 'string' ? (target as EventId) : undefined;
+}
+
+/** Stands for a missing `ruleSet` (as {@link boundDeadletter} does for an empty one). */
+const UNKNOWN_RULE_SET = 'UNKNOWN';
+
+/**
+ * A lenient, allocation-light reading of a `Verdict` event's data, or undefined when it is not
+ * shaped like a verdict (for readers of events whose signature the log already checked).
+ *
+ * @remarks What it needs: a string `target`; `accepted` with a `seq` that is a safe integer ≥ 1;
+ * `deadletter` with a number `code` and a string `rule`. What it fills in: a missing `ruleSet`
+ * is `UNKNOWN`, a missing `reason` empty, `details` that are not an object `{}`. It does not check
+ * the schema (ids, code values, lengths): {@link verdictsIn} of the schemas does, then reads with this.
+ */
+export function readVerdictData(data: unknown): VerdictData | undefined {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
+  const d = data as Record<string, unknown>;
+  const target = d['target'];
+  if (typeof target !== 'string') return undefined;
+  const ruleSet = typeof d['ruleSet'] === 'string' ? d['ruleSet'] : UNKNOWN_RULE_SET;
+  if (d['outcome'] === 'accepted') {
+    const seq = d['seq'];
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
+    return { target: target as EventId, outcome: 'accepted', seq, ruleSet };
+  }
+  if (d['outcome'] === 'deadletter') {
+    const { code, rule, reason, details } = d;
+    if (typeof code !== 'number' || typeof rule !== 'string') return undefined;
+    return {
+      target: target as EventId,
+      outcome: 'deadletter',
+      code: code as RejectionCode,
+      rule,
+      reason: typeof reason === 'string' ? reason : '',
+      details:
+        typeof details === 'object' && details !== null && !Array.isArray(details)
+          ? (details as { readonly [key: string]: JsonValue })
+          : {},
+      ruleSet,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Calls `visit` with every verdict `event` states, read leniently: the one of a `Verdict`
+ * ({@link readVerdictData}), one accepted verdict per target of an `AcceptedVerdicts`
+ * ({@link readAcceptedVerdicts}, `seq` = `firstSeq + i`, in target order), none for anything
+ * else or for data not shaped like one. Returns how many it visited.
+ *
+ * @remarks The one reading of verdicts out of relay events: the domain's classification, the
+ * relay's adjudicator (its own history) and the strict {@link verdictsIn} all go through it.
+ * Reads the claim only: who signed `event`, and which verdict is the latest (the highest relay
+ * envelope `seq`), is the caller's to decide.
+ */
+export function forEachVerdictIn(
+  event: Pick<SignedEvent, 'type' | 'data'>,
+  visit: (verdict: VerdictData) => void,
+): number {
+  if (event.type === SystemEventType.Verdict) {
+    const v = readVerdictData(event.data);
+    if (v === undefined) return 0;
+    visit(v);
+    return 1;
+  }
+  if (event.type !== SystemEventType.AcceptedVerdicts) return 0;
+  const batch = readAcceptedVerdicts(event.data);
+  if (batch === undefined) return 0;
+  const { ruleSet, firstSeq, targets } = batch;
+  for (let i = 0; i < targets.length; i++) {
+    visit({ target: targets[i]!, outcome: 'accepted', seq: firstSeq + i, ruleSet });
+  }
+  return targets.length;
 }
 
 /** The accepted verdicts of an `AcceptedVerdicts` data, one {@link AcceptedVerdictData} per target. */

@@ -2,15 +2,15 @@ import type { DeviceId, EventId, FacilityId, JsonValue, SignedEvent, VerdictData
 import {
   boundDeadletter,
   boundText,
-  expandAcceptedVerdicts,
+  forEachVerdictIn,
   MAX_VERDICT_REASON_CHARS,
   parseHlc,
-  readAcceptedVerdicts,
+  readTarget,
   RejectionCode,
   RELAY_EVENT_TYPES,
   SystemEventType,
 } from '@accord/protocol';
-import { Projection, compareTentative, isSystemEventType } from '@accord/domain';
+import { ConfirmedFold, compareTentative, isSystemEventType, type Projection } from '@accord/domain';
 import type { RuleVerdict } from '@accord/rules';
 import { RULE_ELEVATION_REQUIRED, type FacilityPolicy, type GrantExpectation } from './elevation.js';
 import {
@@ -181,39 +181,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function readTarget(data: unknown): EventId | undefined {
-  if (!isRecord(data)) return undefined;
-  const t = data['target'];
-  return typeof t === 'string' ? (t as EventId) : undefined;
-}
-
-/** A lenient reading of the relay's own verdict data (signed by the relay, checked by the log). */
-function readVerdictData(data: unknown): VerdictData | undefined {
-  if (!isRecord(data)) return undefined;
-  const target = data['target'];
-  if (typeof target !== 'string') return undefined;
-  const ruleSet = typeof data['ruleSet'] === 'string' ? data['ruleSet'] : RULE_SET_VERSION;
-  if (data['outcome'] === 'accepted') {
-    const seq = data['seq'];
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return undefined;
-    return { target: target as EventId, outcome: 'accepted', seq, ruleSet };
-  }
-  if (data['outcome'] === 'deadletter') {
-    const { code, rule, reason, details } = data;
-    if (typeof code !== 'number' || typeof rule !== 'string') return undefined;
-    return {
-      target: target as EventId,
-      outcome: 'deadletter',
-      code: code as RejectionCode,
-      rule,
-      reason: typeof reason === 'string' ? reason : '',
-      details: isRecord(details) ? (details as { readonly [k: string]: JsonValue }) : {},
-      ruleSet,
-    };
-  }
-  return undefined;
-}
-
 /** The lot and quantity a 422 `RULE_NEGATIVE_STOCK` verdict names, or undefined for any other verdict. */
 function shortfallOf(data: VerdictData): StockShortfall | undefined {
   if (
@@ -287,7 +254,9 @@ function describe(cause: unknown): string {
  *   `AcceptedVerdicts` events (of this facility) are history: a target with a verdict is never judged a second time except for the
  *   reasons below, the latest one counts (highest relay envelope `seq`; verdicts issued by this
  *   instance are newer than any history), accepted targets are folded into the confirmed state in
- *   `seq` order (rebuilt from scratch when one arrives below what was folded), and {@link lastSeq}
+ *   `seq` order by the `ConfirmedFold` of `@accord/domain`, the same fold as a device's (refolded
+ *   from scratch when one arrives below what was folded), verdicts are read with
+ *   `forEachVerdictIn` of `@accord/protocol`, the same reader as a device's, and {@link lastSeq}
  *   continues after the highest accepted `seq` seen. The relay's `RosterUpdated` (and anything
  *   else it signs) is ignored. Feed the relay's own log before the first {@link decide}, or it
  *   may judge again what it already judged.
@@ -355,16 +324,19 @@ export class Adjudicator {
   /** Re-validations in #ready, by target, with the token they were queued for. */
   readonly #revalQueued = new Map<EventId, number>();
 
-  #confirmed = Projection.empty();
-  /** Targets whose latest verdict is accepted, with its seq. */
-  readonly #acceptedSeq = new Map<EventId, number>();
-  /** Events folded into #confirmed, with the seq they were folded at. */
-  #folded = new Map<EventId, number>();
-  #foldedMax = 0;
-  /** Present, accepted, not yet folded. */
-  readonly #foldReady = new Set<EventId>();
-  /** An event lost its acceptance (or changed seq): refold everything. */
-  #foldDirty = false;
+  /**
+   * The confirmed state: every present event whose latest verdict accepts it, folded in `seq`
+   * order (the same fold as a device's). Told at each new latest verdict; an event folded on top
+   * releases the 404s waiting for it and looks at the 422s of its lot again, and a refold from
+   * scratch recomputes both.
+   */
+  readonly #fold = new ConfirmedFold({
+    onFold: (event) => {
+      this.#confirmedOne(event.id);
+      this.#stockTouched(event);
+    },
+    onRefold: () => this.#refolded(),
+  });
 
   /** Targets whose latest verdict is a 404 `RULE_DEPENDENCY_MISSING`. */
   readonly #dep404 = new Set<EventId>();
@@ -446,7 +418,7 @@ export class Adjudicator {
       // Judged before (history that arrived ahead of its event).
       node.state = 'decided';
       if (latest.data.outcome === 'accepted') {
-        if (!this.#folded.has(id)) this.#foldReady.add(id);
+        this.#fold.set(event, latest.data.seq);
         if (resolves !== undefined) this.#resolve(resolves);
       }
       if (this.#dep404.has(id)) this.#recheck.add(id);
@@ -545,7 +517,7 @@ export class Adjudicator {
    */
   confirmed(): Projection {
     this.#sync();
-    return this.#confirmed;
+    return this.#fold.projection();
   }
 
   /** The highest accepted `seq` issued or seen in history (0 when none). */
@@ -618,14 +590,7 @@ export class Adjudicator {
 
   /** Records one of the relay's own events: the verdicts it states are history. */
   #history(event: SignedEvent): void {
-    if (event.type === SystemEventType.Verdict) {
-      const data = readVerdictData(event.data);
-      if (data !== undefined) this.#historyVerdict(data, event.seq);
-    } else if (event.type === SystemEventType.AcceptedVerdicts) {
-      const batch = readAcceptedVerdicts(event.data);
-      if (batch !== undefined)
-        for (const data of expandAcceptedVerdicts(batch)) this.#historyVerdict(data, event.seq);
-    }
+    forEachVerdictIn(event, (data) => this.#historyVerdict(data, event.seq));
   }
 
   /** Records one verdict of the relay's own history, stated by its event number `envSeq`. */
@@ -649,17 +614,9 @@ export class Adjudicator {
     const latest: Latest = { data, issued, envSeq, token: ++this.#tokens };
     this.#latest.set(target, latest);
     const node = this.#nodes.get(target);
-    const was = this.#acceptedSeq.get(target);
-    if (data.outcome === 'accepted') {
-      if (was !== undefined && was !== data.seq && this.#folded.has(target)) this.#foldDirty = true;
-      this.#acceptedSeq.set(target, data.seq);
-      if (node !== undefined && !this.#folded.has(target)) this.#foldReady.add(target);
-      if (node?.resolves !== undefined) this.#resolve(node.resolves);
-    } else if (was !== undefined) {
-      this.#acceptedSeq.delete(target);
-      this.#foldReady.delete(target);
-      if (this.#folded.has(target)) this.#foldDirty = true;
-    }
+    // The fold keeps track of what changed: a new acceptance, a withdrawn one, a moved seq.
+    if (node !== undefined) this.#fold.set(node.event, data.outcome === 'accepted' ? data.seq : undefined);
+    if (data.outcome === 'accepted' && node?.resolves !== undefined) this.#resolve(node.resolves);
     if (missingOf(data) !== undefined) this.#dep404.add(target);
     else this.#dep404.delete(target);
     this.#setShortfall(target, shortfallOf(data));
@@ -701,32 +658,12 @@ export class Adjudicator {
 
   /** Brings the confirmed state up to date with history, then (re)computes pending 404 registrations. */
   #sync(): void {
-    if (this.#foldDirty) {
-      this.#rebuild();
-    } else if (this.#foldReady.size > 0) {
-      const fresh = [...this.#foldReady].map((id) => ({ id, seq: this.#acceptedSeq.get(id)! }));
-      fresh.sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      if (fresh[0]!.seq <= this.#foldedMax) {
-        this.#rebuild();
-      } else {
-        this.#foldReady.clear();
-        for (const { id, seq } of fresh) this.#fold(id, seq);
-      }
-    }
+    this.#fold.projection();
     if (this.#recheck.size > 0) {
       const ids = [...this.#recheck];
       this.#recheck.clear();
       for (const id of ids) this.#register404(id);
     }
-  }
-
-  #fold(id: EventId, seq: number): void {
-    const event = this.#nodes.get(id)!.event;
-    this.#confirmed.apply(event);
-    this.#folded.set(id, seq);
-    this.#foldedMax = seq;
-    this.#confirmedOne(id);
-    this.#stockTouched(event);
   }
 
   /** An event was folded: if it names a lot with open negative-stock deadletters, look at them again. */
@@ -735,21 +672,8 @@ export class Adjudicator {
     if (lot !== undefined && this.#shortByLot.has(lot)) this.#restockDirty.add(lot);
   }
 
-  /** Refolds every present accepted event in `seq` order. */
-  #rebuild(): void {
-    const accepted: { id: EventId; seq: number }[] = [];
-    for (const [id, seq] of this.#acceptedSeq) if (this.#nodes.has(id)) accepted.push({ id, seq });
-    accepted.sort((a, b) => a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    this.#confirmed = Projection.empty();
-    this.#folded = new Map();
-    this.#foldedMax = 0;
-    for (const { id, seq } of accepted) {
-      this.#confirmed.apply(this.#nodes.get(id)!.event);
-      this.#folded.set(id, seq);
-      this.#foldedMax = seq;
-    }
-    this.#foldReady.clear();
-    this.#foldDirty = false;
+  /** The confirmed state was refolded from scratch (an acceptance arrived below what was folded). */
+  #refolded(): void {
     // What is confirmed may have changed in any way: recompute every 404 registration.
     this.#missingIdx.clear();
     this.#missingLeft.clear();
@@ -768,7 +692,8 @@ export class Adjudicator {
     if (l === undefined || node === undefined || node.state === 'other') return;
     const missing = missingOf(l.data);
     if (missing === undefined || missing.length === 0) return;
-    const left = missing.filter((m) => !this.#confirmed.hasEvent(m));
+    const confirmed = this.#fold.projection();
+    const left = missing.filter((m) => !confirmed.hasEvent(m));
     if (left.length === 0) {
       this.#queueRevalidation(node, l.token);
       return;
@@ -788,7 +713,7 @@ export class Adjudicator {
     if (list === undefined) return;
     this.#missingIdx.delete(id);
     // Folded but skipped by the projection: still not confirmed, and never will be in this order.
-    if (!this.#confirmed.hasEvent(id)) return;
+    if (!this.#fold.projection().hasEvent(id)) return;
     for (const { target, reg } of list) {
       const ml = this.#missingLeft.get(target);
       if (ml?.reg !== reg) continue;
@@ -847,7 +772,7 @@ export class Adjudicator {
       const node = this.#nodes.get(target);
       if (short === undefined || node === undefined || node.state !== 'decided') continue;
       if (isSystemEventType(node.event.type)) continue;
-      const lot = this.#confirmed.lot(short.lot);
+      const lot = this.#fold.projection().lot(short.lot);
       if (lot === undefined || lot.balance < short.requested) continue;
       const lotKey = JSON.stringify(lot);
       if (this.#rejudgedAt.get(target) === lotKey) continue;
@@ -984,7 +909,7 @@ export class Adjudicator {
     }
     const ctx = { nowMs };
     if (e.type === SystemEventType.RetryRequested || e.type === SystemEventType.DeadletterDiscarded) {
-      const shape = validate(this.#confirmed, e, ctx);
+      const shape = validate(this.#fold.projection(), e, ctx);
       const target = node.target;
       if (shape.outcome === 'deadletter' || target === undefined) {
         this.#issue(node, shape, out);
@@ -1038,13 +963,13 @@ export class Adjudicator {
       if (e.type === SystemEventType.RetryRequested) this.#judgeSafely(tnode!, nowMs, out);
       return;
     }
-    this.#issue(node, this.#amendChecked(e, validate(this.#confirmed, e, ctx)), out);
+    this.#issue(node, this.#amendChecked(e, validate(this.#fold.projection(), e, ctx)), out);
   }
 
   /** The verdict for a domain event (or an amend) now: the 403 checks, `validate`, the amend check. */
   #domainVerdict(node: Node, nowMs: number): RuleVerdict {
     const e = node.event;
-    return this.#forbidden(e) ?? this.#amendChecked(e, validate(this.#confirmed, e, { nowMs }));
+    return this.#forbidden(e) ?? this.#amendChecked(e, validate(this.#fold.projection(), e, { nowMs }));
   }
 
   /** An amend of accepted history that would otherwise be accepted, 409 or 422 is a 409 `RULE_SUPERSEDES_ACCEPTED`. */
@@ -1089,9 +1014,8 @@ export class Adjudicator {
     this.#setLatest(id, data, true, 0);
     if (data.outcome === 'accepted') {
       // #sync ran at the start of decide and history cannot arrive meanwhile, so this seq is above
-      // everything folded: fold it now.
-      this.#foldReady.delete(id);
-      this.#fold(id, data.seq);
+      // everything folded: the fold takes it on top now, before anything else is judged.
+      this.#fold.projection();
     } else if (this.#dep404.has(id)) {
       this.#register404(id);
     }

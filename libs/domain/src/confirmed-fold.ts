@@ -1,0 +1,199 @@
+import type { EventId, SignedEvent } from '@accord/protocol';
+import { Projection } from './projection.js';
+import { isSystemEventType } from './system-event.js';
+
+/** What a {@link ConfirmedFold} tells its owner, and how it applies events. */
+export interface ConfirmedFoldOptions {
+  /**
+   * Passed to `Projection.apply` as `once`: the fold does not keep the parsed data of its events
+   * (for an owner that never parses them again, such as a device's log; default false).
+   */
+  readonly once?: boolean;
+  /**
+   * Called after each event folded on top of the projection, in `seq` order. Not called for the
+   * events of a refold: {@link ConfirmedFoldOptions.onRefold} is, once, instead.
+   */
+  readonly onFold?: (event: SignedEvent, seq: number) => void;
+  /** Called after the projection was refolded from scratch: it is a new object, anything may have changed. */
+  readonly onRefold?: () => void;
+}
+
+interface Entry {
+  readonly event: SignedEvent;
+  readonly seq: number;
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const bySeq = (a: Entry, b: Entry): number => a.seq - b.seq || cmp(a.event.id, b.event.id);
+
+/**
+ * The confirmed projection: accepted domain events folded in the relay's `seq` order (ties by
+ * event id), whatever order their acceptances arrive in.
+ *
+ * @remarks The one implementation of the confirmed fold, kept by a device's `ProjectionFolder`
+ * and by the relay's `Adjudicator`. The owner reads the verdicts and calls
+ * {@link ConfirmedFold.set} whenever an event's standing may have changed (accepted at some
+ * `seq`, or no longer accepted); calls that change nothing cost O(log n) and do nothing, so
+ * an owner may call it on every hint. Work is lazy: {@link ConfirmedFold.projection} folds the
+ * newly accepted events on top of the projection in place when all of them are above the last
+ * folded `seq` (the usual case: the relay issues `seq` in order), and otherwise refolds every
+ * accepted event from scratch into a new projection (one pass, O(n)) — when an acceptance
+ * arrives below what was folded, when a folded event's acceptance is withdrawn, or when its
+ * `seq` changes. System events (verdicts, retries, discards, rosters, seals) never change the
+ * projection, so they are ignored. Memory: two array slots per folded event (no map by id; the
+ * projection itself records which events it holds).
+ */
+export class ConfirmedFold {
+  readonly #once: boolean;
+  readonly #onFold: ((event: SignedEvent, seq: number) => void) | undefined;
+  readonly #onRefold: (() => void) | undefined;
+  #projection = Projection.empty();
+  /** The folded events, sorted by (seq, id); `#seqs[i]` is the seq `#events[i]` was folded at. */
+  #events: SignedEvent[] = [];
+  #seqs: number[] = [];
+  /** Accepted events not folded yet, by id, with their seq. */
+  #pending = new Map<EventId, Entry>();
+  /** The projection holds something it must not (withdrawn or moved): refold from scratch. */
+  #stale = false;
+  #refolds = 0;
+
+  /** An empty fold. */
+  constructor(opts: ConfirmedFoldOptions = {}) {
+    this.#once = opts.once ?? false;
+    this.#onFold = opts.onFold;
+    this.#onRefold = opts.onRefold;
+  }
+
+  /**
+   * Records where `event` stands now: accepted with confirmed sequence number `seq`, or not
+   * accepted (`seq` undefined: no verdict, a deadletter, or an acceptance withdrawn).
+   *
+   * @remarks Idempotent and order-independent: the projection depends only on the last `seq`
+   * given for each event id. Takes effect on the next {@link ConfirmedFold.projection}.
+   */
+  set(event: SignedEvent, seq: number | undefined): void {
+    if (isSystemEventType(event.type)) return;
+    const id = event.id;
+    if (this.#pending.has(id)) {
+      if (seq === undefined) this.#pending.delete(id);
+      else this.#pending.set(id, { event, seq });
+      return;
+    }
+    // Not pending: folded (the projection records every non-system event it was given; nothing
+    // is folded while the projection is stale) or unknown.
+    if (this.#events.length > 0 && this.#folded(id)) {
+      if (seq !== undefined && this.#foldedAt(id, seq)) return;
+      // Folded, but no longer accepted, or accepted at another seq: everything goes back to
+      // pending and the next query refolds from scratch.
+      this.#unfoldAll();
+      this.#pending.delete(id);
+    }
+    if (seq !== undefined) this.#pending.set(id, { event, seq });
+  }
+
+  /**
+   * The confirmed projection, brought up to date.
+   *
+   * @remarks The fold's own object: read it, or `clone()` it before applying anything. It is
+   * updated in place while acceptances arrive in order, and replaced by a new object on a refold.
+   * Safe to call from `onFold` / `onRefold` (it then returns the projection being built up).
+   */
+  projection(): Projection {
+    if (this.#pending.size === 0 && !this.#stale) return this.#projection;
+    const fresh = [...this.#pending.values()].sort(bySeq);
+    this.#pending.clear();
+    const last = this.#events.length - 1;
+    if (this.#stale || (last >= 0 && fresh[0]!.seq <= this.#seqs[last]!)) {
+      this.#refold(fresh);
+      return this.#projection;
+    }
+    for (const entry of fresh) {
+      this.#projection.apply(entry.event, this.#once);
+      this.#events.push(entry.event);
+      this.#seqs.push(entry.seq);
+      this.#onFold?.(entry.event, entry.seq);
+    }
+    return this.#projection;
+  }
+
+  /** The highest `seq` folded so far (0 when none); acceptances not folded yet count after the next query. */
+  get lastSeq(): number {
+    return this.#seqs[this.#seqs.length - 1] ?? 0;
+  }
+
+  /** Number of accepted (non-system) events the fold holds, folded or not yet. */
+  get size(): number {
+    return this.#events.length + this.#pending.size;
+  }
+
+  /** How many times the projection was refolded from scratch (for tests and metrics). */
+  get refolds(): number {
+    return this.#refolds;
+  }
+
+  /** True when the projection was given the event with this id (applied or skipped). */
+  #folded(id: EventId): boolean {
+    return this.#projection.hasEvent(id) || this.#projection.skipReason(id) !== undefined;
+  }
+
+  /** True when `id` is folded at `seq` (binary search over the folded seqs). */
+  #foldedAt(id: EventId, seq: number): boolean {
+    const seqs = this.#seqs;
+    let lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqs[mid]! < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < seqs.length && seqs[i] === seq; i++) if (this.#events[i]!.id === id) return true;
+    return false;
+  }
+
+  /** Moves every folded event back to pending and marks the projection stale. */
+  #unfoldAll(): void {
+    for (let i = 0; i < this.#events.length; i++) {
+      const event = this.#events[i]!;
+      this.#pending.set(event.id, { event, seq: this.#seqs[i]! });
+    }
+    this.#events = [];
+    this.#seqs = [];
+    this.#stale = true;
+  }
+
+  /** Folds the folded events and `fresh` (sorted) together from scratch, into a new projection. */
+  #refold(fresh: readonly Entry[]): void {
+    const events: SignedEvent[] = [];
+    const seqs: number[] = [];
+    const projection = Projection.empty();
+    const take = (event: SignedEvent, seq: number): void => {
+      projection.apply(event, this.#once);
+      events.push(event);
+      seqs.push(seq);
+    };
+    // A merge of two sorted runs: the folded events and the fresh ones.
+    let i = 0;
+    let j = 0;
+    const old = this.#events;
+    const oldSeqs = this.#seqs;
+    while (i < old.length || j < fresh.length) {
+      const f = fresh[j];
+      if (
+        i < old.length &&
+        (f === undefined || oldSeqs[i]! < f.seq || (oldSeqs[i] === f.seq && old[i]!.id < f.event.id))
+      ) {
+        take(old[i]!, oldSeqs[i]!);
+        i++;
+      } else {
+        take(f!.event, f!.seq);
+        j++;
+      }
+    }
+    this.#projection = projection;
+    this.#events = events;
+    this.#seqs = seqs;
+    this.#stale = false;
+    this.#refolds++;
+    this.#onRefold?.();
+  }
+}
