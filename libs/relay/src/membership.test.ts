@@ -227,6 +227,27 @@ describe('MembershipWatcher', () => {
     }
   });
 
+  it('does not report again a roster the relay applied itself, but still reports a later outside change', async () => {
+    const d1 = await newDevice();
+    await enrollMember(layout, A, { id: d1, name: 't1' });
+    const { watcher, changes } = await manualWatcher();
+    try {
+      // The relay enrolls a device and applies the new roster itself.
+      const enrolled = await enrollMember(layout, A, { id: await newDevice(), name: 't2' });
+      watcher.applied(A, enrolled);
+      await watcher.poll();
+      expect(changes).toEqual([]);
+      expect(watcher.snapshot().get(A)?.version).toBe(enrolled.version);
+      // An older roster recorded as applied changes nothing; an outside revocation is reported.
+      watcher.applied(A, { ...enrolled, version: 1 });
+      await revokeMember(layout, d1);
+      await watcher.poll();
+      expect(changes.map(([f, m]) => [f, m.version])).toEqual([[A, enrolled.version + 1]]);
+    } finally {
+      await watcher.close();
+    }
+  });
+
   it('reports a broken roster once, keeps the previous one, and recovers', async () => {
     await enrollMember(layout, A, { id: await newDevice(), name: 't1' });
     const { watcher, changes, errors } = await manualWatcher();

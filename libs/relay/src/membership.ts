@@ -421,6 +421,20 @@ export class MembershipWatcher {
     return out;
   }
 
+  /**
+   * Records a roster the relay wrote and applied itself (an enrollment, a revocation), so a later
+   * poll does not report it again as an outside change.
+   *
+   * @remarks Without it, the next poll would load a facility the relay unloaded in between (idle)
+   * only to publish a roster it already published.
+   */
+  applied(facility: FacilityId, members: FacilityMembersFile): void {
+    const known = this.#watched.get(facility);
+    if (known?.members !== undefined && known.members.version >= members.version) return;
+    // The signature stays stale: the next poll reads the file again and finds this version.
+    this.#watched.set(facility, { signature: known?.signature ?? '', members });
+  }
+
   /** Checks for changes now (serialized with the timer's polls); resolves after any `onChange`. */
   poll(): Promise<void> {
     const next = this.#running.then(() => (this.#closed ? undefined : this.#check(true)));
@@ -481,8 +495,10 @@ export class MembershipWatcher {
         continue;
       }
       if (members === undefined) continue;
+      // Read again after the await: `applied` may have recorded this version meanwhile.
+      const seen = this.#watched.get(facility)?.members;
       this.#watched.set(facility, { signature, members });
-      if (notify && members.version !== known?.members?.version) {
+      if (notify && members.version !== seen?.version) {
         try {
           await this.#options.onChange(facility, members);
         } catch (e) {

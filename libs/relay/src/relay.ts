@@ -149,6 +149,7 @@ export class Relay {
           },
           revoke: async (device) => {
             const r = await revokeMember(this.#layout, device);
+            this.#watcher.applied(r.facility, r.members);
             // Sessions are cut before the answer; the roster follows once the relay may write.
             await this.#membersChanged(r.facility, r.members, 'applied');
             return { device, facility: r.facility, version: r.members.version };
@@ -454,6 +455,7 @@ export class Relay {
     // An already-enrolled device is refused before the token is used up.
     const members = await enrollWithToken(this.#layout, request, this.#clock());
     const facility = members.facility;
+    this.#watcher.applied(facility, members);
     this.#logger.info({ facility, device: request.device, name: request.name }, 'device enrolled');
     // The new device needs the roster that lists it: wait for the catch-up, but not forever.
     const roster = await this.#membersChanged(facility, members, 'bounded');
