@@ -539,6 +539,61 @@ describe('body cap', () => {
   });
 });
 
+describe("Fastify's own failures", () => {
+  it("answer in our {code, message} shape with our codes, never with Fastify's error JSON", async () => {
+    const cases: { what: string; path: string; init: RequestInit; status: number; code: string }[] = [
+      {
+        what: 'a body over the cap (Fastify counts it)',
+        path: '/api/events',
+        init: {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: 'x'.repeat(1024 * 1024 + 1),
+        },
+        status: 413,
+        code: 'DEVICE_BODY_TOO_LARGE',
+      },
+      {
+        what: 'a query parameter given twice (the schema refuses what Fastify parsed)',
+        path: '/api/events?status=pending&status=accepted',
+        init: {},
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+      {
+        what: 'a path that does not decode (the router refuses it)',
+        path: '/api/patients/%E0%A4%A',
+        init: {},
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+      {
+        what: 'a body that is not JSON (the parser refuses it)',
+        path: '/api/network',
+        init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"online":' },
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+    ];
+    for (const c of cases) {
+      const res = await fetch(base + c.path, c.init);
+      const text = await res.text();
+      expect([c.what, res.status], text).toEqual([c.what, c.status]);
+      expect(res.headers.get('content-type'), c.what).toBe('application/json; charset=utf-8');
+      const json = JSON.parse(text) as Record<string, unknown>;
+      expect(json['code'], c.what).toBe(c.code);
+      expect(typeof json['message'], c.what).toBe('string');
+      expect(
+        Object.keys(json).filter((k) => !['code', 'message', 'details'].includes(k)),
+        c.what,
+      ).toEqual([]);
+      expect(text, c.what).not.toContain('FST_');
+    }
+    expect(log.appended).toBe(0);
+    expect(network.toggles).toEqual([]);
+  });
+});
+
 describe('routing', () => {
   it('answers 404 DEVICE_UNKNOWN_ROUTE for an unknown path', async () => {
     for (const path of ['/', '/api', '/api/nothing', '/api/events/x/y']) {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import {
   dayDigest,
   eventIdTime,
@@ -28,12 +27,15 @@ import {
 } from '@accord/protocol';
 import {
   checkRequestOrigin,
+  createJsonServer,
+  describeRequestProblem,
   drainAfterEarlyReply,
   isJsonRequest,
-  matchPath,
-  readJsonBody as readBody,
+  requestProblemOf,
+  type JsonServer,
   type RequestOriginPolicy,
 } from '@accord/network-ws';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
@@ -45,6 +47,24 @@ import {
   type IdempotencyStore,
   type IdempotentAnswer,
 } from './idempotency.js';
+import {
+  AUDIT_DEFAULT_LIMIT,
+  AuditQuery,
+  DateQuery,
+  DiscardBody,
+  DraftBody,
+  ElevateBody,
+  EmptyBody,
+  EventsQuery,
+  IdParams,
+  isCalendarDate,
+  NetworkBody,
+  NoQuery,
+  RangeQuery,
+  ResubmitBody,
+} from './http/schemas.js';
+
+export { EVENT_STATUSES } from './http/schemas.js';
 
 /** One peer connection as shown by `GET /api/status`. */
 export interface PeerStatus {
@@ -236,14 +256,6 @@ export interface ApiErrorBody {
 /** Default request body cap: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** Event statuses accepted by `GET /api/events?status=`. */
-export const EVENT_STATUSES: readonly EventStatus[] = ['pending', 'accepted', 'deadletter', 'resolved'];
-
-// A client that keeps sending after a 413 is drained up to this many bytes, then cut off,
-// so that it still reads the answer without us buffering an unbounded stream.
-
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
 /** The HTTP status of each error code the API answers with (anything else: 500). */
 const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.DEVICE_BAD_REQUEST]: 400,
@@ -276,15 +288,17 @@ function fail(code: ErrorCode | DeviceErrorCode, message: string, details?: Reco
   throw deviceError(code, message, details === undefined ? {} : { details });
 }
 
+/** A JSON answer: status, body and extra headers (`Idempotent-Replayed` on a replay). */
 interface Reply {
   readonly status: number;
   readonly body: unknown;
-  /** Extra response headers (e.g. `Accord-Withheld` on projections). */
   readonly headers?: Readonly<Record<string, string>>;
-  /** A live stream instead of a JSON body: served until the client leaves or the API closes. */
-  readonly stream?: (res: ServerResponse) => Promise<void>;
-  /** A static file instead of a JSON body. */
-  readonly asset?: ServedAsset;
+}
+
+/** The answer to a failure. */
+interface ErrorReply {
+  readonly status: number;
+  readonly body: ApiErrorBody;
 }
 
 /** A static file ready to serve: its bytes and their entity tag. */
@@ -315,9 +329,6 @@ interface LiveStream {
 
 /** How many non-event audit entries (replays, refusals, retry-alls, network switches) are kept. */
 const AUDIT_MEMORY = 200;
-/** Default and largest `limit` of `GET /api/audit`. */
-const AUDIT_DEFAULT_LIMIT = 100;
-const AUDIT_MAX_LIMIT = 1000;
 /** A stream whose client does not read this much is cut off rather than buffered. */
 const STREAM_MAX_BUFFER = 64 * 1024;
 /** Retry-all records this many retries at a time (the log group-commits them). */
@@ -328,43 +339,39 @@ const MAX_AUDIT_TEXT = 128;
 /** How many withheld devices a projection's `Accord-Withheld` header lists (status lists them all). */
 const MAX_WITHHELD_IN_HEADER = 20;
 
+/** What the idempotency and the audit know of a write. */
 interface RequestContext {
   readonly req: IncomingMessage;
-  readonly params: readonly string[];
-  readonly query: URLSearchParams;
-  /** The URL's path (decoded segments joined by `/`). */
+  /** The URL's path (decoded segments joined by `/`): part of an `Idempotency-Key`'s fingerprint. */
   readonly path: string;
   readonly audit: AuditNote;
 }
 
-type Handler = (ctx: RequestContext) => Reply | Promise<Reply>;
-
-interface Route {
-  readonly path: readonly string[];
-  readonly methods: Readonly<Partial<Record<'GET' | 'POST', Handler>>>;
-}
-
 /**
- * The device agent's local JSON API on node:http (see the package README for the route table).
+ * The device agent's local JSON API on Fastify (see the package README for the route table).
  *
  * @remarks Binds 127.0.0.1 by default, and answers only requests addressed to its own name
  * (`Host` 127.0.0.1, localhost or [::1] with its port) from no page or its own origin, with
  * writes declared `application/json`: any web page on the tablet can reach a loopback port.
- * Never throws out of a request: every failure is an
- * answer `{code, message}` with a 4xx (or 5xx for an internal fault) status. `POST /api/events`
- * answers 201 only after `log.append` resolved, i.e. after the durable write. Projection routes
- * always answer: events that a hole or an equivocation withholds (one device's later events) are
- * left out, and the `Accord-Withheld` header (and `withheld` in the status) says which and why.
+ * Never throws out of a request: every failure, Fastify's own included (body over the cap, a
+ * content type no parser takes, a path that does not decode), is an answer `{code, message}`
+ * with a 4xx (or 5xx for an internal fault) status. `POST /api/events` answers 201 only after
+ * `log.append` resolved, i.e. after the durable write. Projection routes always answer: events
+ * that a hole or an equivocation withholds (one device's later events) are left out, and the
+ * `Accord-Withheld` header (and `withheld` in the status) says which and why.
  */
 export class HttpApi {
-  readonly #server: Server;
+  readonly #app: JsonServer;
+  readonly #allowedMethods: (path: string) => readonly string[] | undefined;
   readonly #opts: HttpApiOptions;
   readonly #maxBody: number;
-  readonly #routes: readonly Route[];
+  /** Requests not yet answered (settled when their response closes). */
   readonly #inFlight = new Set<Promise<void>>();
   readonly #sockets = new Set<Socket>();
-  /** Requests whose handler is still reading the body: a shutdown does not wait for slow senders. */
+  /** Requests whose body is still being read: a shutdown does not wait for slow senders. */
   readonly #readingBodies = new Set<IncomingMessage>();
+  /** What the audit calls each request (from its method and path; a route may refine it). */
+  readonly #auditNotes = new WeakMap<IncomingMessage, AuditNote>();
   /** Events whose resolution (retry, discard, amend) is being recorded: a second one waits its turn. */
   readonly #resolving = new Set<string>();
   readonly #unsubscribe: () => void;
@@ -373,6 +380,7 @@ export class HttpApi {
   /** Devices whose clocks are off, from the relay's verdicts (issue #13). */
   readonly #clockSkew: ClockSkewDetector;
   #stopping = false;
+  #closed: Promise<void> | undefined;
   #port = 0;
   readonly #idempotency: IdempotencyStore;
   /** Keys whose first request is being answered: a second one waits for it. */
@@ -393,55 +401,45 @@ export class HttpApi {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#idempotency = opts.idempotency ?? new MemoryIdempotencyStore();
-    this.#routes = this.#makeRoutes();
     this.#assets = servedAssets(opts.assets);
     this.#clockSkew = new ClockSkewDetector({
       relay: opts.relay?.id ?? null,
       lookup: (id) => opts.log.get(id)?.event,
     });
+    const { app, allowedMethods } = createJsonServer({
+      bodyLimit: this.#maxBody,
+      badRequestCode: ErrorCode.DEVICE_BAD_REQUEST,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+    });
+    this.#app = app;
+    this.#allowedMethods = allowedMethods;
+    this.#hooks(app);
+    this.#declareRoutes(app);
     // Verdicts already visible, then each new one as it becomes visible.
     for (const event of opts.log.visibleEvents()) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
       for (const e of events) this.#observe(e);
       this.#statusChanged();
     });
-    this.#server = createServer((req, res) => {
-      const done = this.#handle(req, res).finally(() => {
-        this.#inFlight.delete(done);
-      });
-      this.#inFlight.add(done);
-    });
-    this.#server.requestTimeout = 30_000;
-    this.#server.headersTimeout = 10_000;
-    this.#server.on('connection', (socket) => {
+    app.server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
-    });
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = JSON.stringify({ code: ErrorCode.DEVICE_BAD_REQUEST, message: 'malformed HTTP request' });
-      socket.end(
-        `HTTP/1.1 ${status} Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
     });
   }
 
   /** Starts the API and resolves once it listens. */
   static async listen(opts: HttpApiOptions): Promise<HttpApi> {
     const api = new HttpApi(opts);
-    await new Promise<void>((resolve, reject) => {
-      api.#server.once('error', reject);
-      api.#server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-        api.#server.off('error', reject);
-        api.#port = (api.#server.address() as AddressInfo).port;
-        api.#own = ownOrigin(opts.host ?? '127.0.0.1', api.#port);
-        resolve();
-      });
-    });
+    try {
+      await api.#app.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
+    } catch (e) {
+      api.#unsubscribe();
+      await api.#app.close();
+      throw e;
+    }
+    api.#port = (api.#app.server.address() as AddressInfo).port;
+    api.#own = ownOrigin(opts.host ?? '127.0.0.1', api.#port);
     return api;
   }
 
@@ -453,129 +451,153 @@ export class HttpApi {
   /**
    * Stops accepting requests and resolves when every request in flight has been answered.
    *
-   * @remarks Requests arriving on kept-alive connections meanwhile get 503 `DEVICE_STOPPING`.
-   * Idempotent.
+   * @remarks Requests arriving on kept-alive connections meanwhile get 503 `DEVICE_STOPPING`, and
+   * so do requests whose body was still arriving (they are cut off). Idempotent.
    */
-  async close(): Promise<void> {
-    this.#stopping = true;
-    this.#unsubscribe();
-    // Live streams never finish by themselves: end them, or the close would wait for ever.
-    for (const s of this.#streams) s.res.end();
-    this.#stopStreamTimers();
-    const closed = new Promise<void>((resolve) => {
-      this.#server.close(() => resolve());
-    });
-    this.#server.closeIdleConnections();
-    // A client still sending its body has been acknowledged nothing: cut it off rather than
-    // wait for it. Handlers past their body (appending) are awaited.
-    for (const req of this.#readingBodies) req.destroy();
-    await Promise.allSettled([...this.#inFlight]);
-    // Every answer is written: close what the clients left open.
-    for (const s of this.#sockets) s.destroy();
-    await closed;
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {
-      // A client that goes away mid-request is not our failure.
-    });
-    res.on('error', () => {});
-    let reply: Reply;
-    const audit = auditNoteOf(req);
-    try {
-      this.#guard(req);
-      if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
-      reply = await this.#route(req, audit);
-    } catch (e) {
-      reply = toErrorReply(e);
-      // Refused writes are audited (and any request refused as coming from another page).
-      const body = reply.body as ApiErrorBody;
-      if (
-        req.method === 'POST' ||
-        body.code === DeviceErrorCode.DEVICE_FOREIGN_ORIGIN ||
-        body.code === DeviceErrorCode.DEVICE_FOREIGN_HOST
-      ) {
-        this.#remember({
-          action: audit.action,
-          ...(audit.target === undefined ? {} : { target: audit.target }),
-          outcome: 'refused',
-          detail: {
-            status: reply.status,
-            code: body.code,
-            ...(audit.action === 'request'
-              ? { method: String(req.method).slice(0, 16), path: String(req.url).slice(0, MAX_AUDIT_TEXT) }
-              : {}),
-          },
-        });
-      }
-    }
-    if (reply.stream !== undefined) {
-      res.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-store',
-        'X-Content-Type-Options': 'nosniff',
-      });
-      await reply.stream(res);
-      return;
-    }
-    if (reply.asset !== undefined) {
-      await this.#serveAsset(req, res, reply.asset);
-      return;
-    }
-    let text: string;
-    try {
-      text = JSON.stringify(reply.body);
-    } catch {
-      reply = {
-        status: 500,
-        body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: 'answer is not serializable' },
-      };
-      text = JSON.stringify(reply.body);
-    }
-    // We may answer before the body was read (413, 405…).
-    drainAfterEarlyReply(req, res, this.#maxBody);
-    if (this.#stopping) res.setHeader('Connection', 'close');
-    res.writeHead(reply.status, {
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(text),
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-      ...reply.headers,
-    });
-    await new Promise<void>((resolve) => {
-      res.end(text, () => resolve());
-      res.once('close', () => resolve());
-    });
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#stopping = true;
+      this.#unsubscribe();
+      // Live streams never finish by themselves: end them, or the close would wait for ever.
+      for (const s of this.#streams) s.res.end();
+      this.#stopStreamTimers();
+      const closed = this.#app.close();
+      this.#app.server.closeIdleConnections();
+      // A client still sending its body has been acknowledged nothing: cut it off rather than
+      // wait for it. Handlers past their body (appending) are awaited.
+      for (const req of this.#readingBodies) req.destroy();
+      await Promise.allSettled([...this.#inFlight]);
+      // Every answer is written: close what the clients left open.
+      for (const s of this.#sockets) s.destroy();
+      await closed;
+    })();
+    return this.#closed;
   }
 
   /**
-   * Writes a static file: revalidated on every load (`no-cache` with an entity tag, answered 304
-   * when unchanged), since its name stays the same across versions of the page.
+   * What runs around every route: the guard, the refusal while stopping, 404 and 405 (before any
+   * body is read), the body reads a shutdown may cut off, the headers of every answer, and the
+   * one error handler that turns every failure into `{code, message}`.
    */
-  async #serveAsset(req: IncomingMessage, res: ServerResponse, asset: ServedAsset): Promise<void> {
-    drainAfterEarlyReply(req, res, this.#maxBody);
-    if (this.#stopping) res.setHeader('Connection', 'close');
-    const headers = {
-      'Cache-Control': 'no-cache',
-      ETag: asset.etag,
-      'Content-Security-Policy': ASSET_CSP,
-      'X-Content-Type-Options': 'nosniff',
-      'X-Frame-Options': 'DENY',
-      'Referrer-Policy': 'no-referrer',
-    };
-    const unchanged = req.headers['if-none-match'] === asset.etag;
-    if (unchanged) res.writeHead(304, headers);
-    else {
-      res.writeHead(200, {
-        ...headers,
-        'Content-Type': asset.contentType,
-        'Content-Length': asset.body.byteLength,
+  #hooks(app: JsonServer): void {
+    app.addHook('onRequest', async (request, reply) => {
+      const req = request.raw;
+      const done = new Promise<void>((resolve) => reply.raw.once('close', resolve));
+      this.#inFlight.add(done);
+      void done.then(() => this.#inFlight.delete(done));
+      req.on('error', () => {
+        // A client that goes away mid-request is not our failure.
+      });
+      reply.raw.on('error', () => {});
+      this.#auditNotes.set(req, auditNoteOf(req));
+      void reply.header('Cache-Control', 'no-store').header('X-Content-Type-Options', 'nosniff');
+      this.#guard(request);
+      if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
+      if (request.is404) {
+        const pathname = pathnameOf(req.url);
+        const allow = this.#allowedMethods(req.url ?? '/');
+        if (allow !== undefined) {
+          fail(
+            DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED,
+            `${req.method ?? '?'} is not allowed on ${pathname}`,
+            {
+              allow,
+            },
+          );
+        }
+        fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${pathname}`);
+      }
+    });
+    // Reached only by what the onRequest hook let through (nothing, in practice).
+    app.setNotFoundHandler((request) => {
+      fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${pathnameOf(request.raw.url)}`);
+    });
+    app.addHook('preParsing', async (request, _reply, payload) => {
+      if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
+      const req = request.raw;
+      this.#readingBodies.add(req);
+      req.once('close', () => this.#readingBodies.delete(req));
+      return payload;
+    });
+    app.addHook('preValidation', (request, _reply, done) => {
+      this.#readingBodies.delete(request.raw);
+      done();
+    });
+    app.addHook('onSend', async (request, reply, payload) => {
+      // We may answer before the body was read (413, 405…).
+      drainAfterEarlyReply(request.raw, reply.raw, this.#maxBody);
+      if (this.#stopping) void reply.header('Connection', 'close');
+      return payload;
+    });
+    app.setErrorHandler((error, request, reply) => {
+      let answer: ErrorReply;
+      try {
+        answer = this.#errorReply(error, request.raw);
+      } catch {
+        answer = { status: 500, body: { code: DeviceErrorCode.DEVICE_INTERNAL, message: 'internal error' } };
+      }
+      void reply.code(answer.status).type('application/json; charset=utf-8').send(answer.body);
+    });
+  }
+
+  /** The answer to a failure, audited when it refused a write (or a request from another page). */
+  #errorReply(error: unknown, req: IncomingMessage): ErrorReply {
+    const answer = this.#failure(error, req);
+    const audit = this.#auditNotes.get(req) ?? auditNoteOf(req);
+    const { code } = answer.body;
+    if (
+      req.method === 'POST' ||
+      code === DeviceErrorCode.DEVICE_FOREIGN_ORIGIN ||
+      code === DeviceErrorCode.DEVICE_FOREIGN_HOST
+    ) {
+      this.#remember({
+        action: audit.action,
+        ...(audit.target === undefined ? {} : { target: audit.target }),
+        outcome: 'refused',
+        detail: {
+          status: answer.status,
+          code,
+          ...(audit.action === 'request'
+            ? { method: String(req.method).slice(0, 16), path: String(req.url).slice(0, MAX_AUDIT_TEXT) }
+            : {}),
+        },
       });
     }
-    await new Promise<void>((resolve) => {
-      res.end(unchanged || req.method === 'HEAD' ? undefined : asset.body, () => resolve());
-      res.once('close', () => resolve());
+    return answer;
+  }
+
+  /** Fastify's failures (body, content type, URL, schemas) in our codes; our own errors as they are. */
+  #failure(error: unknown, req: IncomingMessage): ErrorReply {
+    const problem = requestProblemOf(error);
+    const bad = (message: string): ErrorReply => ({
+      status: 400,
+      body: { code: ErrorCode.DEVICE_BAD_REQUEST, message },
     });
+    if (problem === undefined) return toErrorReply(error);
+    switch (problem.kind) {
+      case 'too-large':
+        return {
+          status: 413,
+          body: {
+            code: DeviceErrorCode.DEVICE_BODY_TOO_LARGE,
+            message: `request body exceeds ${this.#maxBody} bytes`,
+            details: { limit: this.#maxBody },
+          },
+        };
+      case 'unsupported-media-type':
+        return {
+          status: 415,
+          body: {
+            code: DeviceErrorCode.DEVICE_UNSUPPORTED_MEDIA_TYPE,
+            message: 'writes need Content-Type: application/json',
+            details: { contentType: req.headers['content-type'] ?? null },
+          },
+        };
+      case 'bad-length':
+        return bad('request aborted');
+      default:
+        return bad(describeRequestProblem(problem, this.#maxBody));
+    }
   }
 
   /**
@@ -583,7 +605,7 @@ export class HttpApi {
    * browser send: another `Host` (DNS rebinding), another `Origin` or a cross-site fetch, and a
    * write that is not declared JSON (a form or a no-cors fetch needs no preflight).
    */
-  #guard(req: IncomingMessage): void {
+  #guard(req: FastifyRequest): void {
     const problem = checkRequestOrigin(req, this.#own);
     if (problem === 'foreign-host') {
       fail(DeviceErrorCode.DEVICE_FOREIGN_HOST, 'the Host header is not this agent’s address', {
@@ -602,460 +624,292 @@ export class HttpApi {
     }
   }
 
-  async #route(req: IncomingMessage, audit: AuditNote): Promise<Reply> {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, 'malformed request URL');
-    }
-    let segments: string[];
-    try {
-      segments = url.pathname
-        .split('/')
-        .filter((s) => s !== '')
-        .map((s) => decodeURIComponent(s));
-    } catch {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, 'malformed percent-encoding in the path');
-    }
-    // Static files live outside /api/; an API path is never taken for a file.
-    if (segments[0] !== 'api' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const asset = this.#assets.get(url.pathname === '/' ? '/index.html' : url.pathname);
-      if (asset !== undefined) {
-        checkQuery(url.searchParams, []);
-        return { status: 200, body: null, asset };
-      }
-    }
-    for (const route of this.#routes) {
-      const params = matchPath(route.path, segments);
-      if (params === undefined) continue;
-      const method = req.method === 'HEAD' ? 'GET' : req.method;
-      const handler = method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
-      if (handler === undefined) {
-        fail(
-          DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED,
-          `${req.method ?? '?'} is not allowed on ${url.pathname}`,
-          {
-            allow: Object.keys(route.methods),
-          },
-        );
-      }
-      return handler({ req, params, query: url.searchParams, path: segments.join('/'), audit });
-    }
-    fail(DeviceErrorCode.DEVICE_UNKNOWN_ROUTE, `no route ${url.pathname}`);
+  /** What the idempotency and the audit need to know of a write. */
+  #context(request: FastifyRequest): RequestContext {
+    const req = request.raw;
+    let note = this.#auditNotes.get(req);
+    if (note === undefined) this.#auditNotes.set(req, (note = auditNoteOf(req)));
+    return { req, path: decodedPath(req.url), audit: note };
   }
 
-  async #readBody(req: IncomingMessage, allowEmpty = false): Promise<unknown> {
-    if (this.#stopping) fail(DeviceErrorCode.DEVICE_STOPPING, 'the device agent is shutting down');
-    this.#readingBodies.add(req);
-    try {
-      return await readJsonBody(req, this.#maxBody, allowEmpty);
-    } finally {
-      this.#readingBodies.delete(req);
-    }
-  }
-
-  #makeRoutes(): Route[] {
+  /** Each route: its path, its schemas and its work (the guard and the errors are the hooks'). */
+  #declareRoutes(app: JsonServer): void {
     const log = this.#opts.log;
     const network = this.#opts.network;
-    const ok = (body: unknown, status = 200): Reply => ({ status, body });
+    const answer = (reply: FastifyReply, r: Reply): unknown => {
+      void reply.code(r.status);
+      if (r.headers !== undefined) void reply.headers(r.headers);
+      return r.body;
+    };
     // A hole or an equivocation withholds one device's later events, never the whole facility's
     // (issue #13, scenario 4): the projection of everything else is served, and says what is not in it.
-    const projection = (query: URLSearchParams, allowed: readonly string[] = []) => {
-      checkQuery(query, allowed);
-      return log.tentative();
-    };
-    const served = (body: unknown): Reply => {
+    const served = (reply: FastifyReply, body: unknown): unknown => {
       const withheld = log.withheld();
-      if (withheld.length === 0) return ok(body);
-      const header = withheld
-        .slice(0, MAX_WITHHELD_IN_HEADER)
-        .map((w) => ({ device: w.device, from: w.from, reason: w.reason, heldBack: w.heldBack }));
-      return { status: 200, body, headers: { 'Accord-Withheld': JSON.stringify(header) } };
+      if (withheld.length > 0) {
+        const header = withheld
+          .slice(0, MAX_WITHHELD_IN_HEADER)
+          .map((w) => ({ device: w.device, from: w.from, reason: w.reason, heldBack: w.heldBack }));
+        void reply.header('Accord-Withheld', JSON.stringify(header));
+      }
+      return body;
     };
-    return [
-      {
-        path: ['api', 'status'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, []);
-            const counts = log.counts();
-            const peers = network.peers();
-            return ok({
-              ...this.#opts.identity,
-              online: network.online,
-              counts,
-              pending: counts.pending,
-              outbox: counts.outbox,
-              peers,
-              relay: this.#relayStatus(peers),
-              lastVerdict: this.#lastVerdict ?? null,
-              confirmedSeq: this.#confirmedSeq,
-              integrity: log.integrity(),
-              withheld: log.withheld(),
-              clockSkews: this.#clockSkew.skews(),
-              heads: log.heads(),
-            });
+    const noQuery = { querystring: NoQuery };
+
+    for (const [path, asset] of this.#assets) {
+      for (const url of path === '/index.html' ? ['/', path] : [path]) {
+        app.get(url, { schema: noQuery, config: { unlisted: true } }, async (request, reply) =>
+          this.#serveAsset(request, reply, asset),
+        );
+      }
+    }
+
+    app.get('/api/status', { schema: noQuery }, () => {
+      const counts = log.counts();
+      const peers = network.peers();
+      return {
+        ...this.#opts.identity,
+        online: network.online,
+        counts,
+        pending: counts.pending,
+        outbox: counts.outbox,
+        peers,
+        relay: this.#relayStatus(peers),
+        lastVerdict: this.#lastVerdict ?? null,
+        confirmedSeq: this.#confirmedSeq,
+        integrity: log.integrity(),
+        withheld: log.withheld(),
+        clockSkews: this.#clockSkew.skews(),
+        heads: log.heads(),
+      };
+    });
+
+    app.get('/api/events', { schema: { querystring: EventsQuery } }, (request) => {
+      const { status, device } = request.query;
+      const filter: { status?: EventStatus; device?: DeviceId } = {};
+      if (status !== undefined) filter.status = status;
+      if (device !== undefined) filter.device = device as DeviceId;
+      return log.list(filter);
+    });
+
+    app.post('/api/events', { schema: { querystring: NoQuery, body: DraftBody } }, async (request, reply) => {
+      const body = request.body;
+      const draft: Draft =
+        body.supersedes === undefined
+          ? { type: body.type, data: body.data }
+          : { type: body.type, data: body.data, supersedes: body.supersedes };
+      const ctx = this.#context(request);
+      if (draft.supersedes !== undefined) {
+        ctx.audit.action = 'amend';
+        ctx.audit.target = draft.supersedes;
+      }
+      const written = await this.#once(ctx, body, async () => {
+        // An amend answers a deadletter: refuse one that names anything else.
+        const result =
+          draft.supersedes === undefined
+            ? await log.append(draft)
+            : await this.#resolve(draft.supersedes, () => log.append(draft));
+        const warning = result.warning as unknown as JsonValue | undefined;
+        return {
+          reply: {
+            status: 201,
+            body: { id: result.event.id, event: result.event, ...(warning === undefined ? {} : { warning }) },
           },
-        },
+          result: { event: result.event.id, ...(warning === undefined ? {} : { warning }) },
+        };
+      });
+      return answer(reply, written);
+    });
+
+    app.get('/api/stream', { schema: noQuery, exposeHeadRoute: false }, async (_request, reply) => {
+      const max = this.#opts.maxStreams ?? 8;
+      if (this.#streamSlots >= max) {
+        fail(DeviceErrorCode.DEVICE_TOO_MANY_STREAMS, `at most ${max} status streams are served at once`, {
+          limit: max,
+        });
+      }
+      this.#streamSlots++;
+      reply.hijack();
+      reply.raw.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+      });
+      await this.#serveStream(reply.raw);
+      return reply;
+    });
+
+    app.get('/api/audit', { schema: { querystring: AuditQuery } }, (request) =>
+      this.#auditTrail(request.query.limit ?? AUDIT_DEFAULT_LIMIT),
+    );
+
+    app.get('/api/events/:id', { schema: { querystring: NoQuery, params: IdParams } }, (request) => {
+      const id = request.params.id;
+      const info = isEventId(id) ? log.get(id) : undefined;
+      if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
+      return withVerdictData(info);
+    });
+
+    app.post(
+      '/api/events/:id/retry',
+      { schema: { querystring: NoQuery, params: IdParams, body: EmptyBody('retry') } },
+      async (request, reply) => {
+        const id = request.params.id;
+        // No body and `{}` are the same request.
+        const written = await this.#once(this.#context(request), {}, async () => {
+          const event = await this.#retry(id);
+          return { reply: { status: 201, body: { id: event.id, event } }, result: { event: event.id } };
+        });
+        return answer(reply, written);
       },
-      {
-        path: ['api', 'events'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, ['status', 'device']);
-            const status = query.get('status');
-            const device = query.get('device');
-            if (status !== null && !EVENT_STATUSES.includes(status as EventStatus)) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, `status must be one of ${EVENT_STATUSES.join(', ')}`);
-            }
-            const filter: { status?: EventStatus; device?: DeviceId } = {};
-            if (status !== null) filter.status = status as EventStatus;
-            if (device !== null) filter.device = device as DeviceId;
-            return ok(log.list(filter));
-          },
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req);
-            const draft = parseDraft(body);
-            if (draft.supersedes !== undefined) {
-              ctx.audit.action = 'amend';
-              ctx.audit.target = draft.supersedes;
-            }
-            return this.#once(ctx, body, async () => {
-              // An amend answers a deadletter: refuse one that names anything else.
-              const result =
-                draft.supersedes === undefined
-                  ? await log.append(draft)
-                  : await this.#resolve(draft.supersedes, () => log.append(draft));
-              const warning = result.warning as unknown as JsonValue | undefined;
-              return {
-                reply: ok(
-                  {
-                    id: result.event.id,
-                    event: result.event,
-                    ...(warning === undefined ? {} : { warning }),
-                  },
-                  201,
-                ),
-                result: { event: result.event.id, ...(warning === undefined ? {} : { warning }) },
-              };
-            });
-          },
-        },
+    );
+
+    app.post(
+      '/api/events/:id/discard',
+      { schema: { querystring: NoQuery, params: IdParams, body: DiscardBody } },
+      async (request, reply) => {
+        const body = request.body;
+        const { reason, adminPassword: password } = body;
+        const id = request.params.id;
+        // The password never reaches the idempotency store, not even hashed.
+        const fingerprinted = password === undefined ? body : { reason, adminPassword: true };
+        const written = await this.#once(this.#context(request), fingerprinted, async () => {
+          const grant =
+            password !== undefined
+              ? await this.#elevate(password, 'discard')
+              : body.grant === undefined
+                ? undefined
+                : await this.#checkGrant(body.grant, 'discard');
+          const event = await this.#resolve(id, () =>
+            log.appendSystem({
+              type: SystemEventType.DeadletterDiscarded,
+              subject: { kind: 'event', id },
+              data:
+                grant === undefined
+                  ? { target: id, reason }
+                  : { target: id, reason, grant: grant as unknown as JsonValue },
+              deps: [id as EventId],
+            }),
+          );
+          return { reply: { status: 201, body: { id: event.id, event } }, result: { event: event.id } };
+        });
+        return answer(reply, written);
       },
-      {
-        path: ['api', 'stream'],
-        methods: {
-          GET: ({ req, query }) => {
-            checkQuery(query, []);
-            if (req.method === 'HEAD') {
-              fail(DeviceErrorCode.DEVICE_METHOD_NOT_ALLOWED, 'the status stream is read with GET', {
-                allow: ['GET'],
-              });
-            }
-            const max = this.#opts.maxStreams ?? 8;
-            if (this.#streamSlots >= max) {
-              fail(
-                DeviceErrorCode.DEVICE_TOO_MANY_STREAMS,
-                `at most ${max} status streams are served at once`,
-                {
-                  limit: max,
-                },
-              );
-            }
-            this.#streamSlots++;
-            return { status: 200, body: null, stream: (res) => this.#serveStream(res) };
-          },
+    );
+
+    app.post('/api/elevate', { schema: { querystring: NoQuery, body: ElevateBody } }, async (request) => {
+      const grant = await this.#elevate(request.body.adminPassword, request.body.action);
+      return { grant };
+    });
+
+    app.get('/api/integrity', { schema: { querystring: RangeQuery } }, async (request) => {
+      const { from, to } = this.#range(request.query.from, request.query.to);
+      const report = await this.#compare(from, to);
+      const mismatched = report.days.filter((d) => !d.match).length;
+      this.#remember({ action: 'integrity', outcome: 'done', detail: { from, to, mismatched } });
+      return report;
+    });
+
+    app.post('/api/resubmit', { schema: { querystring: NoQuery, body: ResubmitBody } }, async (request) => {
+      const body = request.body;
+      const { from, to } = this.#range(body.from, body.to);
+      if (body.adminPassword !== undefined) await this.#elevate(body.adminPassword, 'resubmit');
+      else await this.#checkGrant(body.grant, 'resubmit');
+      const result = await this.#resubmit(from, to);
+      this.#remember({
+        action: 'resubmit',
+        outcome: 'done',
+        detail: {
+          from,
+          to,
+          missing: result.days.reduce((n, d) => n + d.missing, 0),
+          resent: result.days.reduce((n, d) => n + d.resent, 0),
         },
-      },
-      {
-        path: ['api', 'audit'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, ['limit']);
-            const raw = query.get('limit');
-            if (raw !== null && !/^[1-9]\d{0,5}$/.test(raw)) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, `limit must be an integer 1-${AUDIT_MAX_LIMIT}`);
-            }
-            const limit = raw === null ? AUDIT_DEFAULT_LIMIT : Number(raw);
-            if (limit > AUDIT_MAX_LIMIT) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, `limit must be an integer 1-${AUDIT_MAX_LIMIT}`);
-            }
-            return ok(this.#auditTrail(limit));
-          },
-        },
-      },
-      {
-        path: ['api', 'events', ':id'],
-        methods: {
-          GET: ({ params, query }) => {
-            checkQuery(query, []);
-            const id = params[0] ?? '';
-            const info = isEventId(id) ? log.get(id) : undefined;
-            if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
-            return ok(withVerdictData(info));
-          },
-        },
-      },
-      {
-        path: ['api', 'events', ':id', 'retry'],
-        methods: {
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req, true);
-            if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, 'retry takes no body (or {})');
-            }
-            const id = ctx.params[0] ?? '';
-            // No body and `{}` are the same request.
-            return this.#once(ctx, {}, async () => {
-              const event = await this.#retry(id);
-              return { reply: ok({ id: event.id, event }, 201), result: { event: event.id } };
-            });
-          },
-        },
-      },
-      {
-        path: ['api', 'events', ':id', 'discard'],
-        methods: {
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req);
-            if (
-              !isPlainObject(body) ||
-              Object.keys(body).some((k) => k !== 'reason' && k !== 'grant' && k !== 'adminPassword') ||
-              typeof body['reason'] !== 'string' ||
-              body['reason'].trim() === '' ||
-              body['reason'].length > MAX_REASON ||
-              (body['adminPassword'] !== undefined && !isPassword(body['adminPassword'])) ||
-              (body['grant'] !== undefined && body['adminPassword'] !== undefined)
-            ) {
-              fail(
-                ErrorCode.DEVICE_BAD_REQUEST,
-                `body must be {"reason": "…" (1-${MAX_REASON} characters), and "grant" or "adminPassword" optionally}`,
-              );
-            }
-            const reason = body['reason'];
-            const id = ctx.params[0] ?? '';
-            const password = body['adminPassword'];
-            // The password never reaches the idempotency store, not even hashed.
-            const fingerprinted = password === undefined ? body : { reason, adminPassword: true };
-            return this.#once(ctx, fingerprinted, async () => {
-              const grant =
-                password !== undefined
-                  ? await this.#elevate(password, 'discard')
-                  : body['grant'] === undefined
-                    ? undefined
-                    : await this.#checkGrant(body['grant'], 'discard');
-              const event = await this.#resolve(id, () =>
-                log.appendSystem({
-                  type: SystemEventType.DeadletterDiscarded,
-                  subject: { kind: 'event', id },
-                  data:
-                    grant === undefined
-                      ? { target: id, reason }
-                      : { target: id, reason, grant: grant as unknown as JsonValue },
-                  deps: [id as EventId],
-                }),
-              );
-              return { reply: ok({ id: event.id, event }, 201), result: { event: event.id } };
-            });
-          },
-        },
-      },
-      {
-        path: ['api', 'elevate'],
-        methods: {
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req);
-            if (
-              !isPlainObject(body) ||
-              Object.keys(body).some((k) => k !== 'adminPassword' && k !== 'action') ||
-              !isPassword(body['adminPassword']) ||
-              !(body['action'] === 'discard' || body['action'] === 'resubmit')
-            ) {
-              fail(
-                ErrorCode.DEVICE_BAD_REQUEST,
-                'body must be {"adminPassword": "…", "action": "discard" | "resubmit"}',
-              );
-            }
-            const grant = await this.#elevate(body['adminPassword'], body['action']);
-            return ok({ grant });
-          },
-        },
-      },
-      {
-        path: ['api', 'integrity'],
-        methods: {
-          GET: async ({ query }) => {
-            checkQuery(query, ['from', 'to']);
-            const { from, to } = this.#range(query.get('from'), query.get('to'));
-            const report = await this.#compare(from, to);
-            const mismatched = report.days.filter((d) => !d.match).length;
-            this.#remember({ action: 'integrity', outcome: 'done', detail: { from, to, mismatched } });
-            return ok(report);
-          },
-        },
-      },
-      {
-        path: ['api', 'resubmit'],
-        methods: {
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req);
-            if (
-              !isPlainObject(body) ||
-              Object.keys(body).some((k) => !['from', 'to', 'grant', 'adminPassword'].includes(k)) ||
-              typeof body['from'] !== 'string' ||
-              typeof body['to'] !== 'string' ||
-              (body['adminPassword'] !== undefined && !isPassword(body['adminPassword'])) ||
-              (body['grant'] === undefined) === (body['adminPassword'] === undefined)
-            ) {
-              fail(
-                ErrorCode.DEVICE_BAD_REQUEST,
-                'body must be {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"} with "grant" or "adminPassword"',
-              );
-            }
-            const { from, to } = this.#range(body['from'], body['to']);
-            if (body['adminPassword'] !== undefined) {
-              await this.#elevate(body['adminPassword'], 'resubmit');
-            } else {
-              await this.#checkGrant(body['grant'], 'resubmit');
-            }
-            const result = await this.#resubmit(from, to);
-            this.#remember({
-              action: 'resubmit',
-              outcome: 'done',
-              detail: {
-                from,
-                to,
-                missing: result.days.reduce((n, d) => n + d.missing, 0),
-                resent: result.days.reduce((n, d) => n + d.resent, 0),
-              },
-            });
-            return ok(result);
-          },
-        },
-      },
-      {
-        path: ['api', 'deadletters'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, []);
-            return ok(
-              log
-                .list({ status: 'deadletter' })
-                .flatMap((info) => {
-                  const row = deadletterInfo(info);
-                  return row === undefined ? [] : [row];
-                })
-                .sort((a, b) =>
-                  a.verdictHlc !== b.verdictHlc
-                    ? a.verdictHlc < b.verdictHlc
-                      ? 1
-                      : -1
-                    : a.hlc !== b.hlc
-                      ? a.hlc < b.hlc
-                        ? 1
-                        : -1
-                      : a.id < b.id
-                        ? 1
-                        : -1,
-                ),
-            );
-          },
-        },
-      },
-      {
-        path: ['api', 'deadletters', 'retry-all'],
-        methods: {
-          POST: async (ctx) => {
-            checkQuery(ctx.query, []);
-            const body = await this.#readBody(ctx.req, true);
-            if (body !== undefined && !(isPlainObject(body) && Object.keys(body).length === 0)) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, 'retry-all takes no body (or {})');
-            }
-            return this.#once(ctx, {}, () => this.#retryAll());
-          },
-        },
-      },
-      {
-        path: ['api', 'outbox'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, []);
-            return ok(log.outbox());
-          },
-        },
-      },
-      {
-        path: ['api', 'incidents'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, []);
-            return ok(log.incidents());
-          },
-        },
-      },
-      { path: ['api', 'patients'], methods: { GET: ({ query }) => served(projection(query).patients()) } },
-      {
-        path: ['api', 'patients', ':id'],
-        methods: {
-          GET: ({ params, query }) => {
-            const id = params[0] ?? '';
-            const patient = projection(query).patient(id);
-            if (patient === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no patient ${id}`);
-            return served(patient);
-          },
-        },
-      },
-      { path: ['api', 'stock'], methods: { GET: ({ query }) => served(projection(query).stock()) } },
-      {
-        path: ['api', 'queue'],
-        methods: {
-          GET: ({ query }) => {
-            const view = projection(query, ['date']);
-            const zone = this.#opts.timeZone;
-            return served(
-              zone === undefined ? view.queue(this.#date(query)) : view.queue(this.#date(query), zone),
-            );
-          },
-        },
-      },
-      {
-        path: ['api', 'appointments'],
-        methods: {
-          GET: ({ query }) => served(projection(query, ['date']).appointments(this.#date(query))),
-        },
-      },
-      { path: ['api', 'counters'], methods: { GET: ({ query }) => served(projection(query).counters()) } },
-      {
-        path: ['api', 'network'],
-        methods: {
-          GET: ({ query }) => {
-            checkQuery(query, []);
-            return ok({ online: network.online, peers: network.peers() });
-          },
-          POST: async ({ req, query }) => {
-            checkQuery(query, []);
-            const body = await this.#readBody(req);
-            if (
-              !isPlainObject(body) ||
-              typeof body['online'] !== 'boolean' ||
-              Object.keys(body).length !== 1
-            ) {
-              fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be {"online": true|false}');
-            }
-            network.setOnline(body['online']);
-            this.#remember({ action: 'network', outcome: 'done', detail: { online: network.online } });
-            this.#statusChanged();
-            return ok({ online: network.online, peers: network.peers() });
-          },
-        },
-      },
-    ];
+      });
+      return result;
+    });
+
+    app.get('/api/deadletters', { schema: noQuery }, () =>
+      log
+        .list({ status: 'deadletter' })
+        .flatMap((info) => {
+          const row = deadletterInfo(info);
+          return row === undefined ? [] : [row];
+        })
+        .sort((a, b) =>
+          a.verdictHlc !== b.verdictHlc
+            ? a.verdictHlc < b.verdictHlc
+              ? 1
+              : -1
+            : a.hlc !== b.hlc
+              ? a.hlc < b.hlc
+                ? 1
+                : -1
+              : a.id < b.id
+                ? 1
+                : -1,
+        ),
+    );
+
+    app.post(
+      '/api/deadletters/retry-all',
+      { schema: { querystring: NoQuery, body: EmptyBody('retry-all') } },
+      async (request, reply) =>
+        answer(reply, await this.#once(this.#context(request), {}, () => this.#retryAll())),
+    );
+
+    app.get('/api/outbox', { schema: noQuery }, () => log.outbox());
+    app.get('/api/incidents', { schema: noQuery }, () => log.incidents());
+    app.get('/api/patients', { schema: noQuery }, (_request, reply) =>
+      served(reply, log.tentative().patients()),
+    );
+    app.get('/api/patients/:id', { schema: { querystring: NoQuery, params: IdParams } }, (request, reply) => {
+      const id = request.params.id;
+      const patient = log.tentative().patient(id);
+      if (patient === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no patient ${id}`);
+      return served(reply, patient);
+    });
+    app.get('/api/stock', { schema: noQuery }, (_request, reply) => served(reply, log.tentative().stock()));
+    app.get('/api/queue', { schema: { querystring: DateQuery } }, (request, reply) => {
+      const view = log.tentative();
+      const date = this.#date(request.query.date);
+      const zone = this.#opts.timeZone;
+      return served(reply, zone === undefined ? view.queue(date) : view.queue(date, zone));
+    });
+    app.get('/api/appointments', { schema: { querystring: DateQuery } }, (request, reply) =>
+      served(reply, log.tentative().appointments(this.#date(request.query.date))),
+    );
+    app.get('/api/counters', { schema: noQuery }, (_request, reply) =>
+      served(reply, log.tentative().counters()),
+    );
+
+    app.get('/api/network', { schema: noQuery }, () => ({ online: network.online, peers: network.peers() }));
+    app.post('/api/network', { schema: { querystring: NoQuery, body: NetworkBody } }, (request) => {
+      network.setOnline(request.body.online);
+      this.#remember({ action: 'network', outcome: 'done', detail: { online: network.online } });
+      this.#statusChanged();
+      return { online: network.online, peers: network.peers() };
+    });
+  }
+
+  /**
+   * Writes a static file: revalidated on every load (`no-cache` with an entity tag, answered 304
+   * when unchanged), since its name stays the same across versions of the page.
+   */
+  #serveAsset(request: FastifyRequest, reply: FastifyReply, asset: ServedAsset): Buffer | undefined {
+    void reply.headers({
+      'Cache-Control': 'no-cache',
+      ETag: asset.etag,
+      'Content-Security-Policy': ASSET_CSP,
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+    });
+    if (request.headers['if-none-match'] === asset.etag) {
+      void reply.code(304);
+      return undefined;
+    }
+    void reply.type(asset.contentType);
+    return asset.body;
   }
 
   #observe(event: SignedEvent): void {
@@ -1580,12 +1434,9 @@ export class HttpApi {
     this.#pushTimer = undefined;
   }
 
-  #date(query: URLSearchParams): string {
-    const date = query.get('date');
+  #date(date: string | undefined): string {
     // "Today" is the facility's business date, not the UTC one (issue #13).
-    if (date === null) return zonedDate((this.#opts.clock ?? Date.now)(), this.#opts.timeZone);
-    if (!isCalendarDate(date)) fail(ErrorCode.DEVICE_BAD_REQUEST, 'date must be YYYY-MM-DD');
-    return date;
+    return date ?? zonedDate((this.#opts.clock ?? Date.now)(), this.#opts.timeZone);
   }
 }
 
@@ -1593,6 +1444,7 @@ export class HttpApi {
  * The agent's own `host:port` names and origins when it listens on `host`:`port`: the loopback
  * names always, and `host` itself unless it is a wildcard.
  */
+
 function ownOrigin(host: string, port: number): RequestOriginPolicy {
   const names = new Set(['127.0.0.1', 'localhost', '[::1]']);
   if (host !== '0.0.0.0' && host !== '::' && host !== '') {
@@ -1620,7 +1472,9 @@ function idempotencyKeyOf(req: IncomingMessage): string | undefined {
 function auditNoteOf(req: IncomingMessage): AuditNote {
   let segments: string[] = [];
   try {
-    segments = new URL(req.url ?? '/', 'http://localhost').pathname.split('/').filter((s) => s !== '');
+    segments = pathnameOf(req.url)
+      .split('/')
+      .filter((s) => s !== '');
   } catch {
     // A malformed URL is a plain "request".
   }
@@ -1662,45 +1516,20 @@ function servedAssets(
   return out;
 }
 
-function checkQuery(query: URLSearchParams, allowed: readonly string[]): void {
-  const seen = new Set<string>();
-  for (const key of query.keys()) {
-    if (!allowed.includes(key)) {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, `unknown query parameter ${JSON.stringify(key)}`, { allowed });
-    }
-    if (seen.has(key)) fail(ErrorCode.DEVICE_BAD_REQUEST, `query parameter ${key} given twice`);
-    seen.add(key);
-  }
+/** The path of a request URL as sent (for messages; not `new URL`, which takes `//a/b` for a host). */
+function pathnameOf(url: string | undefined): string {
+  return (url ?? '/').split('?')[0]!;
 }
 
-function isCalendarDate(s: string): boolean {
-  if (!DATE.test(s)) return false;
-  const d = new Date(`${s}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * Reads a request body of at most `max` bytes and parses it as JSON.
- *
- * @remarks Refuses early on a declared Content-Length above the cap, and counts bytes as
- * they arrive for chunked bodies.
- */
-async function readJsonBody(req: IncomingMessage, max: number, allowEmpty = false): Promise<unknown> {
-  const body = await readBody(req, { max, optional: allowEmpty });
-  if (body.ok) return body.value;
-  switch (body.problem) {
-    case 'too-large':
-      return fail(DeviceErrorCode.DEVICE_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, { limit: max });
-    case 'aborted':
-      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request aborted');
-    case 'empty':
-      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is empty: expected JSON');
-    case 'not-json':
-      return fail(ErrorCode.DEVICE_BAD_REQUEST, 'request body is not valid JSON');
+/** The path of a request URL as its decoded segments joined by `/` (`api/events/E1/retry`). */
+function decodedPath(url: string | undefined): string {
+  const segments = pathnameOf(url)
+    .split('/')
+    .filter((s) => s !== '');
+  try {
+    return segments.map((s) => decodeURIComponent(s)).join('/');
+  } catch {
+    return segments.join('/');
   }
 }
 
@@ -1721,14 +1550,6 @@ export interface ResubmitDay {
 
 /** Longest range of the integrity check and re-submit, in days. */
 const MAX_RANGE_DAYS = 366;
-
-/** An admin password as the relay accepts one (it checks the rest). */
-function isPassword(v: unknown): v is string {
-  return typeof v === 'string' && v !== '' && v.length <= 4096;
-}
-
-/** Longest discard reason (the protocol's limit for `DeadletterDiscarded.reason`). */
-const MAX_REASON = 4096;
 
 /** An event's info with its latest verdict's data decoded (`verdictData`) when it has one. */
 function withVerdictData(info: EventInfo): EventInfo & { readonly verdictData?: VerdictData } {
@@ -1760,25 +1581,7 @@ function deadletterInfo(info: EventInfo): DeadletterInfo | undefined {
   };
 }
 
-const DRAFT_KEYS = new Set(['type', 'data', 'supersedes']);
-
-function parseDraft(body: unknown): Draft {
-  if (!isPlainObject(body))
-    fail(ErrorCode.DEVICE_BAD_REQUEST, 'body must be a JSON object {"type", "data", "supersedes"?}');
-  for (const key of Object.keys(body)) {
-    if (!DRAFT_KEYS.has(key)) fail(ErrorCode.DEVICE_BAD_REQUEST, `unknown field ${JSON.stringify(key)}`);
-  }
-  const { type, data, supersedes } = body;
-  if (typeof type !== 'string' || type === '')
-    fail(ErrorCode.DEVICE_BAD_REQUEST, 'type must be a non-empty string');
-  if (data === undefined) fail(ErrorCode.DEVICE_BAD_REQUEST, 'data is required');
-  if (supersedes !== undefined && (typeof supersedes !== 'string' || !isEventId(supersedes))) {
-    fail(ErrorCode.DEVICE_BAD_REQUEST, 'supersedes must be an event id');
-  }
-  return supersedes === undefined ? { type, data } : { type, data, supersedes };
-}
-
-function toErrorReply(e: unknown): Reply {
+function toErrorReply(e: unknown): ErrorReply {
   if (isAccordError(e)) {
     const body: ApiErrorBody =
       Object.keys(e.details).length === 0
