@@ -296,60 +296,6 @@ export function createJsonServer(opts: JsonServerOptions): JsonServerParts {
   };
 }
 
-/** Why a request body could not be used; each server maps it to its own error code. */
-export type BodyProblem = 'too-large' | 'aborted' | 'empty' | 'not-json';
-
-/** The outcome of {@link readJsonBody}. */
-export type JsonBodyResult =
-  { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly problem: BodyProblem };
-
-/**
- * Reads a JSON request body of at most `max` bytes.
- *
- * @remarks Refuses early on a declared Content-Length above the cap and counts bytes as they
- * arrive (a chunked body cannot slip past it); on overflow it stops reading and pauses the
- * request (see {@link drainAfterEarlyReply}). With `optional`, an empty body is `undefined`.
- * Never rejects for the client's faults: they are {@link BodyProblem}s.
- */
-export async function readJsonBody(
-  req: IncomingMessage,
-  opts: { readonly max: number; readonly optional?: boolean },
-): Promise<JsonBodyResult> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > opts.max) return { ok: false, problem: 'too-large' };
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const read = await new Promise<BodyProblem | undefined>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > opts.max) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.pause();
-        resolve('too-large');
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => resolve(undefined);
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) resolve('aborted');
-    });
-  });
-  if (read !== undefined) return { ok: false, problem: read };
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '')
-    return opts.optional === true ? { ok: true, value: undefined } : { ok: false, problem: 'empty' };
-  try {
-    return { ok: true, value: JSON.parse(text) as unknown };
-  } catch {
-    return { ok: false, problem: 'not-json' };
-  }
-}
-
 /** How many times the body cap is drained before a connection that keeps sending is cut. */
 export const DRAIN_LIMIT_FACTOR = 8;
 
