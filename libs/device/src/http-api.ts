@@ -36,7 +36,7 @@ import {
   type RequestOriginPolicy,
 } from '@accord/network-ws';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Draft, DeviceLogApi, EventInfo } from '@accord/log';
+import type { Draft, DeviceLogApi, EventInfo, IntegrityReport, LogCounts } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 import type { RelayAdminClient } from './relay-client.js';
@@ -47,6 +47,7 @@ import {
   type IdempotencyStore,
   type IdempotentAnswer,
 } from './idempotency.js';
+import { ACCORD_VERSION, folderBytes, keyFingerprint } from './http/environment.js';
 import {
   AUDIT_DEFAULT_LIMIT,
   AuditQuery,
@@ -147,6 +148,10 @@ export interface HttpApiOptions {
   readonly relayClient?: RelayAdminClient | null;
   /** Re-adds events to the sync documents for re-submit (the agent passes `DeviceLog.republish`). */
   readonly resend?: (events: readonly SignedEvent[]) => Promise<number>;
+  /** The agent's data folder, shown (with the bytes it holds) by `GET /api/environment`; absent: null. */
+  readonly dataFolder?: string;
+  /** The Accord version shown by `GET /api/environment` (default: this package's). */
+  readonly version?: string;
 }
 
 /** One static file of {@link HttpApiOptions.assets}. */
@@ -224,6 +229,59 @@ export interface LastVerdict {
   /** Deadletter: the rejection code (500, 422, 409, 404, 410, 403). */
   readonly code?: number;
   readonly hlc: Hlc;
+}
+
+/**
+ * One relay verdict about an event, as `GET /api/events/:id` lists them (`verdicts`, oldest first).
+ *
+ * @remarks What the verdict event carries: its id, its `seq` (the relay's own sequence number of
+ * that event: verdicts count in this order, the latest is the highest; an accepted verdict's
+ * confirmed position is `verdictData.seq` of the event's answer), its outcome and, for a
+ * deadletter, the rejection's code, rule, reason and details.
+ */
+export interface EventVerdict {
+  readonly verdictId: EventId;
+  readonly seq: number;
+  readonly outcome: 'accepted' | 'deadletter';
+  readonly code?: number;
+  readonly rule?: string;
+  readonly reason?: string;
+  readonly details?: { readonly [key: string]: JsonValue };
+  /** ISO 8601 wall time of the verdict event (from its HLC). */
+  readonly at: string;
+}
+
+/** The answer of `GET /api/events/:id`: the event's info, its verdicts and what resolved it. */
+export interface EventDetail extends Omit<EventInfo, 'resolvedBy'> {
+  /** The latest verdict's data about this event, when it has one. */
+  readonly verdictData?: VerdictData;
+  /** Every relay verdict the log holds about the event, oldest first. */
+  readonly verdicts: readonly EventVerdict[];
+  /**
+   * The event that answered it: the discard or amend that resolved it, or (pending again or
+   * accepted after a rejection) the latest retry of it the relay did not refuse; null otherwise.
+   */
+  readonly resolvedBy: EventId | null;
+}
+
+/** What `GET /api/environment` shows: who and where this agent is, and what it holds. */
+export interface EnvironmentInfo {
+  readonly device: DeviceId;
+  readonly facility: FacilityId;
+  /** `SHA256:` + base64 of the SHA-256 of the device's public key (as `ssh-keygen -l` shows keys). */
+  readonly keyFingerprint: string;
+  /** The Accord version the agent runs. */
+  readonly version: string;
+  /** Node's version (`process.version`). */
+  readonly node: string;
+  /** The relay's URL, or null when this device dials none. */
+  readonly relay: string | null;
+  /** The agent's data folder, or null when the API was not told it. */
+  readonly dataFolder: string | null;
+  /** Bytes of the files under the data folder, summed at the request; null without one or when it cannot be read. */
+  readonly dataFolderBytes: number | null;
+  readonly counts: LogCounts;
+  readonly integrity: IntegrityReport;
 }
 
 /** One row of `GET /api/deadletters`: a rejected, unresolved event and why. */
@@ -396,6 +454,8 @@ export class HttpApi {
   #own: RequestOriginPolicy = { hosts: new Set(), origins: new Set() };
   /** The static files by path, with their entity tags computed once. */
   readonly #assets: ReadonlyMap<string, ServedAsset>;
+  /** The data folder's size being summed for `GET /api/environment`, if a walk is under way. */
+  #sizing: Promise<number | null> | undefined;
 
   private constructor(opts: HttpApiOptions) {
     this.#opts = opts;
@@ -746,7 +806,23 @@ export class HttpApi {
       const id = request.params.id;
       const info = isEventId(id) ? log.get(id) : undefined;
       if (info === undefined) fail(ErrorCode.DEVICE_NOT_FOUND, `no event ${id}`);
-      return withVerdictData(info);
+      return this.#eventDetail(info);
+    });
+
+    app.get('/api/environment', { schema: noQuery }, async (): Promise<EnvironmentInfo> => {
+      const { device, facility } = this.#opts.identity;
+      return {
+        device,
+        facility,
+        keyFingerprint: keyFingerprint(device),
+        version: this.#opts.version ?? ACCORD_VERSION,
+        node: process.version,
+        relay: this.#opts.relay?.url ?? null,
+        dataFolder: this.#opts.dataFolder ?? null,
+        dataFolderBytes: await this.#dataFolderBytes(),
+        counts: log.counts(),
+        integrity: log.integrity(),
+      };
     });
 
     app.post(
@@ -910,6 +986,63 @@ export class HttpApi {
     }
     void reply.type(asset.contentType);
     return asset.body;
+  }
+
+  /**
+   * An event's info with its verdicts and what answered it.
+   *
+   * @remarks Reads the log's own classification (`status`, latest `verdict`, `resolvedBy`: the
+   * domain's fold) and only gathers the relay statements that name the event, in one pass over
+   * the visible events: verdicts from the relay alone, decoded by the protocol's `verdictAbout`,
+   * ordered by the relay's sequence as the domain orders them.
+   */
+  #eventDetail(info: EventInfo): EventDetail {
+    const id = info.event.id;
+    const relay = this.#opts.relay?.id;
+    const verdicts: { event: SignedEvent; data: VerdictData }[] = [];
+    const retries: SignedEvent[] = [];
+    for (const e of this.#opts.log.visibleEvents()) {
+      if (e.type === SystemEventType.RetryRequested) {
+        if ((e.data as { target?: unknown } | null)?.target === id) retries.push(e);
+        continue;
+      }
+      if (relay === undefined || e.device !== relay || !namesTarget(e, id)) continue;
+      const data = verdictAbout(e, id);
+      if (data !== undefined) verdicts.push({ event: e, data });
+    }
+    verdicts.sort((a, b) => a.event.seq - b.event.seq);
+    let resolvedBy: EventId | null = null;
+    if (info.status === 'resolved') resolvedBy = info.resolvedBy ?? null;
+    else if (info.status !== 'deadletter' && verdicts.some((v) => v.data.outcome === 'deadletter')) {
+      // A retry the relay refused (its own verdict a deadletter) answered nothing.
+      const answered = retries
+        .filter((r) => this.#opts.log.get(r.id)?.status !== 'deadletter')
+        .sort((a, b) => (a.hlc !== b.hlc ? (a.hlc < b.hlc ? -1 : 1) : a.id < b.id ? -1 : 1));
+      resolvedBy = answered.at(-1)?.id ?? null;
+    }
+    return {
+      ...withVerdictData(info),
+      verdicts: verdicts.map(({ event, data }) => ({
+        verdictId: event.id,
+        seq: event.seq,
+        outcome: data.outcome,
+        ...(data.outcome === 'deadletter'
+          ? { code: data.code, rule: data.rule, reason: data.reason, details: data.details }
+          : {}),
+        at: event.hlc.slice(0, 24),
+      })),
+      resolvedBy,
+    };
+  }
+
+  /** The data folder's size now; concurrent requests share one walk of the folder. */
+  #dataFolderBytes(): Promise<number | null> {
+    const dir = this.#opts.dataFolder;
+    if (dir === undefined) return Promise.resolve(null);
+    this.#sizing ??= folderBytes(dir)
+      .catch(() => null)
+      .finally(() => (this.#sizing = undefined));
+    return this.#sizing;
   }
 
   #observe(event: SignedEvent): void {
@@ -1550,6 +1683,15 @@ export interface ResubmitDay {
 
 /** Longest range of the integrity check and re-submit, in days. */
 const MAX_RANGE_DAYS = 366;
+
+/** True when a relay statement may name `id` (read cheaply, before `verdictAbout` decodes it). */
+function namesTarget(event: SignedEvent, id: EventId): boolean {
+  const data = event.data as { target?: unknown; targets?: unknown } | null;
+  if (event.type === SystemEventType.Verdict) return data?.target === id;
+  if (event.type === SystemEventType.AcceptedVerdicts)
+    return Array.isArray(data?.targets) && data.targets.includes(id);
+  return false;
+}
 
 /** An event's info with its latest verdict's data decoded (`verdictData`) when it has one. */
 function withVerdictData(info: EventInfo): EventInfo & { readonly verdictData?: VerdictData } {
