@@ -1,15 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
-  dayDigest,
-  eventIdTime,
   isAccordError,
   isEventId,
   parseElevationGrant,
-  utcDay,
   verifyElevationGrantSignature,
-  type DayDigest,
   type ElevationAction,
   type ElevationGrant,
   ErrorCode,
@@ -18,11 +14,8 @@ import {
   SystemEventType,
   type DeviceId,
   type EventId,
-  type FacilityId,
-  type Hlc,
   type JsonValue,
   type SignedEvent,
-  type Subject,
   type VerdictData,
 } from '@accord/protocol';
 import {
@@ -36,18 +29,22 @@ import {
   type RequestOriginPolicy,
 } from '@accord/network-ws';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Draft, DeviceLogApi, EventInfo, IntegrityReport, LogCounts } from '@accord/log';
+import type { Draft, EventInfo } from '@accord/log';
 import { ClockSkewDetector, zonedDate, type EventStatus } from '@accord/domain';
 import { deviceError, DeviceErrorCode } from './errors.js';
 import type { RelayAdminClient } from './relay-client.js';
-import {
-  isIdempotencyKey,
-  MAX_IDEMPOTENCY_KEY_LENGTH,
-  MemoryIdempotencyStore,
-  type IdempotencyStore,
-  type IdempotentAnswer,
-} from './idempotency.js';
+import { MemoryIdempotencyStore } from './idempotency.js';
 import { ACCORD_VERSION, folderBytes, keyFingerprint } from './http/environment.js';
+import { LiveStreams } from './http/live-stream.js';
+import { IntegrityCheck } from './http/integrity.js';
+import { AuditTrail, auditNoteOf, MAX_AUDIT_TEXT, pathnameOf, type AuditNote } from './http/audit.js';
+import {
+  decodedPath,
+  IdempotentWrites,
+  type Reply,
+  type RequestContext,
+  type Written,
+} from './http/idempotent.js';
 import {
   AUDIT_DEFAULT_LIMIT,
   AuditQuery,
@@ -58,7 +55,6 @@ import {
   EmptyBody,
   EventsQuery,
   IdParams,
-  isCalendarDate,
   NetworkBody,
   NoQuery,
   RangeQuery,
@@ -66,253 +62,41 @@ import {
 } from './http/schemas.js';
 
 export { EVENT_STATUSES } from './http/schemas.js';
-
-/** One peer connection as shown by `GET /api/status`. */
-export interface PeerStatus {
-  /** The peer's device id (or its URL while not yet authenticated). */
-  readonly peer: string;
-  readonly connected: boolean;
-  /** ISO 8601 time of the last frame exchanged with this peer, or null. */
-  readonly lastContact: string | null;
-  /** `server` when the peer dialed us, `client` when we dialed it. */
-  readonly direction?: 'server' | 'client';
-  readonly url?: string;
-  /** For dialed peers: the dialer's state (`connecting`, `connected`, `waiting`, `offline`, …). */
-  readonly state?: string;
-  /** True for the link to the facility's relay. */
-  readonly relay?: boolean;
-}
-
-/** What the HTTP API needs from the network side of the agent. */
-export interface NetworkControl {
-  /** True when the device is on the network. */
-  readonly online: boolean;
-  /** Takes the device off (false) or back on (true) the network: every adapter. */
-  setOnline(online: boolean): void;
-  /** Current peers and their last contact. */
-  peers(): readonly PeerStatus[];
-}
-
-/** Who this device is, for `GET /api/status`. */
-export interface DeviceIdentity {
-  readonly device: DeviceId;
-  readonly name: string;
-  readonly facility: FacilityId;
-}
-
-/** Options of {@link HttpApi.listen}. */
-export interface HttpApiOptions {
-  readonly log: DeviceLogApi;
-  readonly identity: DeviceIdentity;
-  readonly network: NetworkControl;
-  /** TCP port on 127.0.0.1 (0 = any free port). */
-  readonly port?: number;
-  /** Interface to bind (default 127.0.0.1: the API is for the local user only). */
-  readonly host?: string;
-  /** Largest accepted request body in bytes (default 1 MiB). */
-  readonly maxBodyBytes?: number;
-  /** Wall clock in ms, for the default `date` of the queue and appointments (default Date.now). */
-  readonly clock?: () => number;
-  /**
-   * The facility's IANA time zone: the default `date` of the queue and appointments is today
-   * there, and encounters belong to the day of their check-in there (default UTC).
-   */
-  readonly timeZone?: string;
-  /**
-   * The relay whose verdicts count (`id`) and the URL it is dialed at (null when it is not
-   * dialed): shown by `GET /api/status`. Absent or null: no relay known.
-   */
-  readonly relay?: { readonly id: DeviceId; readonly url: string | null } | null;
-  /**
-   * Where `Idempotency-Key`s and their first answers are kept (default: in memory, 1000 keys,
-   * lost on restart). The agent passes its LevelDB's {@link LevelIdempotencyStore}.
-   */
-  readonly idempotency?: IdempotencyStore;
-  /** Most live status streams (`GET /api/stream`) served at once (default 8). */
-  readonly maxStreams?: number;
-  /** Interval of the streams' comment heartbeat, in ms (default 15 000). */
-  readonly streamHeartbeatMs?: number;
-  /** A change is pushed to the streams at most this long after it happened, coalesced (default 250 ms). */
-  readonly streamCoalesceMs?: number;
-  /** How often the streams' status is recomputed to catch network changes, in ms (default 1000). */
-  readonly streamCheckMs?: number;
-  /**
-   * Static files served to `GET`/`HEAD` by path (`/index.html`, `/app.js`, …; `/` is `/index.html`):
-   * the Sync Centre page. Absent: only the API is served.
-   */
-  readonly assets?: ReadonlyMap<string, StaticAsset>;
-  /**
-   * How the agent asks its relay for elevations and digests (issue #10); absent or null: those
-   * routes answer 503 `DEVICE_RELAY_UNREACHABLE`.
-   */
-  readonly relayClient?: RelayAdminClient | null;
-  /** Re-adds events to the sync documents for re-submit (the agent passes `DeviceLog.republish`). */
-  readonly resend?: (events: readonly SignedEvent[]) => Promise<number>;
-  /** The agent's data folder, shown (with the bytes it holds) by `GET /api/environment`; absent: null. */
-  readonly dataFolder?: string;
-  /** The Accord version shown by `GET /api/environment` (default: this package's). */
-  readonly version?: string;
-}
-
-/** One static file of {@link HttpApiOptions.assets}. */
-export interface StaticAsset {
-  /** The `Content-Type` header, e.g. `text/html; charset=utf-8`. */
-  readonly contentType: string;
-  readonly body: Uint8Array | string;
-}
-
-/**
- * The `Content-Security-Policy` of every static file: only the agent's own scripts, styles and
- * API; no inline code, no frames, no other origin (a clinic's tablet is offline, and a page that
- * can reach the local API must not be able to load anything else).
- */
-export const ASSET_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/** One row of `GET /api/audit`: a sync or admin action of this device. */
-export interface AuditEntry {
-  /** ISO 8601 time (for a recorded event: its HLC wall time). */
-  readonly at: string;
-  /** `retry`, `retry-all`, `discard`, `amend`, `record`, `network` or `request` (any other write). */
-  readonly action: string;
-  /** The event the action is about (the deadletter retried, discarded or amended). */
-  readonly target?: string;
-  /** The event the action recorded (or, for a replay, the one the first request recorded). */
-  readonly event?: string;
-  /** `recorded` (an event), `done` (no event: a network switch), `replayed` (an idempotent repeat), `refused`. */
-  readonly outcome: 'recorded' | 'done' | 'replayed' | 'refused';
-  readonly detail?: Readonly<Record<string, JsonValue>>;
-}
-
-/** The compact status pushed by `GET /api/stream` (as `event: status`). */
-export interface LiveStatus {
-  readonly online: boolean;
-  /** The relay link, or null without a relay. */
-  readonly relay: { readonly connected: boolean; readonly lastContact: string | null } | null;
-  readonly peers: { readonly connected: number; readonly known: number };
-  /** Events of the facility without a verdict yet. */
-  readonly pending: number;
-  /** This device's events without a verdict yet. */
-  readonly outbox: number;
-  /** Open deadletters of the facility. */
-  readonly needsAttention: number;
-  readonly confirmedSeq: number;
-}
-
-/** One deadletter retry-all could not retry, and why. */
-export interface RetryAllSkipped {
-  readonly id: EventId;
-  readonly code: string;
-  readonly reason: string;
-}
-
-/** The relay link as shown by `GET /api/status` (`relay`). */
-export interface RelayStatus {
-  readonly url: string | null;
-  readonly id: DeviceId;
-  readonly connected: boolean;
-  /** ISO 8601 time of the last frame exchanged with the relay, or null. */
-  readonly lastContact: string | null;
-  /** The dialer's state, when the relay is dialed. */
-  readonly state?: string;
-}
-
-/** The newest relay verdict seen (by HLC), as shown by `GET /api/status` (`lastVerdict`). */
-export interface LastVerdict {
-  /** The verdict event's id. */
-  readonly id: EventId;
-  readonly target: EventId;
-  readonly outcome: 'accepted' | 'deadletter';
-  /** Accepted: the relay's confirmed sequence number. */
-  readonly seq?: number;
-  /** Deadletter: the rejection code (500, 422, 409, 404, 410, 403). */
-  readonly code?: number;
-  readonly hlc: Hlc;
-}
-
-/**
- * One relay verdict about an event, as `GET /api/events/:id` lists them (`verdicts`, oldest first).
- *
- * @remarks What the verdict event carries: its id, its `seq` (the relay's own sequence number of
- * that event: verdicts count in this order, the latest is the highest; an accepted verdict's
- * confirmed position is `verdictData.seq` of the event's answer), its outcome and, for a
- * deadletter, the rejection's code, rule, reason and details.
- */
-export interface EventVerdict {
-  readonly verdictId: EventId;
-  readonly seq: number;
-  readonly outcome: 'accepted' | 'deadletter';
-  readonly code?: number;
-  readonly rule?: string;
-  readonly reason?: string;
-  readonly details?: { readonly [key: string]: JsonValue };
-  /** ISO 8601 wall time of the verdict event (from its HLC). */
-  readonly at: string;
-}
-
-/** The answer of `GET /api/events/:id`: the event's info, its verdicts and what resolved it. */
-export interface EventDetail extends Omit<EventInfo, 'resolvedBy'> {
-  /** The latest verdict's data about this event, when it has one. */
-  readonly verdictData?: VerdictData;
-  /** Every relay verdict the log holds about the event, oldest first. */
-  readonly verdicts: readonly EventVerdict[];
-  /**
-   * The event that answered it: the discard or amend that resolved it, or (pending again or
-   * accepted after a rejection) the latest retry of it the relay did not refuse; null otherwise.
-   */
-  readonly resolvedBy: EventId | null;
-}
-
-/** What `GET /api/environment` shows: who and where this agent is, and what it holds. */
-export interface EnvironmentInfo {
-  readonly device: DeviceId;
-  readonly facility: FacilityId;
-  /** `SHA256:` + base64 of the SHA-256 of the device's public key (as `ssh-keygen -l` shows keys). */
-  readonly keyFingerprint: string;
-  /** The Accord version the agent runs. */
-  readonly version: string;
-  /** Node's version (`process.version`). */
-  readonly node: string;
-  /** The relay's URL, or null when this device dials none. */
-  readonly relay: string | null;
-  /** The agent's data folder, or null when the API was not told it. */
-  readonly dataFolder: string | null;
-  /** Bytes of the files under the data folder, summed at the request; null without one or when it cannot be read. */
-  readonly dataFolderBytes: number | null;
-  readonly counts: LogCounts;
-  readonly integrity: IntegrityReport;
-}
-
-/** One row of `GET /api/deadletters`: a rejected, unresolved event and why. */
-export interface DeadletterInfo {
-  readonly id: EventId;
-  readonly type: string;
-  readonly device: DeviceId;
-  readonly seq: number;
-  readonly hlc: Hlc;
-  readonly subject: Subject;
-  readonly data: JsonValue;
-  /** The rejection code, rule, reason and details of the latest verdict (null if it is malformed). */
-  readonly code: number | null;
-  readonly rule: string | null;
-  readonly reason: string | null;
-  readonly details: { readonly [key: string]: JsonValue } | null;
-  readonly verdictId: EventId;
-  readonly verdictHlc: Hlc;
-  /** ISO 8601 wall time of the verdict (from its HLC). */
-  readonly verdictAt: string;
-}
-
-/** The JSON body of every error answer. */
-export interface ApiErrorBody {
-  readonly code: string;
-  readonly message: string;
-  readonly details?: Readonly<Record<string, unknown>>;
-}
-
-/** Default request body cap: 1 MiB. */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export { ASSET_CSP, DEFAULT_MAX_BODY_BYTES } from './http/types.js';
+export type {
+  ApiErrorBody,
+  AuditEntry,
+  DeadletterInfo,
+  DeviceIdentity,
+  EnvironmentInfo,
+  EventDetail,
+  EventVerdict,
+  HttpApiOptions,
+  IntegrityDay,
+  LastVerdict,
+  LiveStatus,
+  NetworkControl,
+  PeerStatus,
+  RelayStatus,
+  ResubmitDay,
+  RetryAllSkipped,
+  StaticAsset,
+} from './http/types.js';
+import {
+  ASSET_CSP,
+  DEFAULT_MAX_BODY_BYTES,
+  type ApiErrorBody,
+  type DeadletterInfo,
+  type EnvironmentInfo,
+  type EventDetail,
+  type HttpApiOptions,
+  type LastVerdict,
+  type LiveStatus,
+  type PeerStatus,
+  type RelayStatus,
+  type RetryAllSkipped,
+  type StaticAsset,
+} from './http/types.js';
 
 /** The HTTP status of each error code the API answers with (anything else: 500). */
 const STATUS_OF_CODE: Readonly<Record<string, number>> = {
@@ -346,13 +130,6 @@ function fail(code: ErrorCode | DeviceErrorCode, message: string, details?: Reco
   throw deviceError(code, message, details === undefined ? {} : { details });
 }
 
-/** A JSON answer: status, body and extra headers (`Idempotent-Replayed` on a replay). */
-interface Reply {
-  readonly status: number;
-  readonly body: unknown;
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
 /** The answer to a failure. */
 interface ErrorReply {
   readonly status: number;
@@ -366,44 +143,11 @@ interface ServedAsset {
   readonly etag: string;
 }
 
-/** What the audit says of a request while it runs (a handler may refine it: an amend). */
-interface AuditNote {
-  action: string;
-  target?: string;
-}
-
-/** A write's answer and the small result remembered for its `Idempotency-Key`. */
-interface Written {
-  readonly reply: Reply;
-  readonly result: JsonValue;
-}
-
-/** One open `GET /api/stream`. */
-interface LiveStream {
-  readonly res: ServerResponse;
-  /** The last status sent (JSON), to send only changes. */
-  last: string;
-}
-
-/** How many non-event audit entries (replays, refusals, retry-alls, network switches) are kept. */
-const AUDIT_MEMORY = 200;
-/** A stream whose client does not read this much is cut off rather than buffered. */
-const STREAM_MAX_BUFFER = 64 * 1024;
 /** Retry-all records this many retries at a time (the log group-commits them). */
 const RETRY_ALL_BATCH = 64;
-/** Longest text from a request (a target, a path) kept in an audit entry. */
-const MAX_AUDIT_TEXT = 128;
 
 /** How many withheld devices a projection's `Accord-Withheld` header lists (status lists them all). */
 const MAX_WITHHELD_IN_HEADER = 20;
-
-/** What the idempotency and the audit know of a write. */
-interface RequestContext {
-  readonly req: IncomingMessage;
-  /** The URL's path (decoded segments joined by `/`): part of an `Idempotency-Key`'s fingerprint. */
-  readonly path: string;
-  readonly audit: AuditNote;
-}
 
 /**
  * The device agent's local JSON API on Fastify (see the package README for the route table).
@@ -440,16 +184,14 @@ export class HttpApi {
   #stopping = false;
   #closed: Promise<void> | undefined;
   #port = 0;
-  readonly #idempotency: IdempotencyStore;
-  /** Keys whose first request is being answered: a second one waits for it. */
-  readonly #keysInFlight = new Map<string, Promise<unknown>>();
-  /** Audit entries that are not events (newest last), at most {@link AUDIT_MEMORY}. */
-  readonly #auditMemory: AuditEntry[] = [];
-  readonly #streams = new Set<LiveStream>();
-  /** Streams accepted by the route and not yet closed (checked against `maxStreams`). */
-  #streamSlots = 0;
-  #pushTimer: NodeJS.Timeout | undefined;
-  #streamTimers: NodeJS.Timeout[] = [];
+  /** Writes run once per `Idempotency-Key`. */
+  readonly #idempotent: IdempotentWrites;
+  /** This device's sync and admin actions. */
+  readonly #audit: AuditTrail;
+  /** The integrity check and re-submit against the relay. */
+  readonly #integrity: IntegrityCheck;
+  /** The open `GET /api/stream`s. */
+  readonly #streams: LiveStreams;
   /** Who the agent is to a browser: its `host:port` names and origins (set once listening). */
   #own: RequestOriginPolicy = { hosts: new Set(), origins: new Set() };
   /** The static files by path, with their entity tags computed once. */
@@ -460,8 +202,28 @@ export class HttpApi {
   private constructor(opts: HttpApiOptions) {
     this.#opts = opts;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.#idempotency = opts.idempotency ?? new MemoryIdempotencyStore();
+    const clock = opts.clock ?? Date.now;
+    this.#audit = new AuditTrail({ log: opts.log, device: opts.identity.device, clock });
+    this.#integrity = new IntegrityCheck({
+      log: opts.log,
+      clock,
+      relay: () => this.#relayClient(),
+      ...(opts.resend === undefined ? {} : { resend: opts.resend }),
+    });
+    this.#idempotent = new IdempotentWrites({
+      store: opts.idempotency ?? new MemoryIdempotencyStore(),
+      log: opts.log,
+      audit: this.#audit,
+      clock,
+    });
     this.#assets = servedAssets(opts.assets);
+    this.#streams = new LiveStreams({
+      status: () => this.#liveStatus(),
+      ...(opts.maxStreams === undefined ? {} : { maxStreams: opts.maxStreams }),
+      ...(opts.streamHeartbeatMs === undefined ? {} : { heartbeatMs: opts.streamHeartbeatMs }),
+      ...(opts.streamCoalesceMs === undefined ? {} : { coalesceMs: opts.streamCoalesceMs }),
+      ...(opts.streamCheckMs === undefined ? {} : { checkMs: opts.streamCheckMs }),
+    });
     this.#clockSkew = new ClockSkewDetector({
       relay: opts.relay?.id ?? null,
       lookup: (id) => opts.log.get(id)?.event,
@@ -480,7 +242,7 @@ export class HttpApi {
     for (const event of opts.log.visibleEvents()) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
       for (const e of events) this.#observe(e);
-      this.#statusChanged();
+      this.#streams.changed();
     });
     app.server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
@@ -519,8 +281,7 @@ export class HttpApi {
       this.#stopping = true;
       this.#unsubscribe();
       // Live streams never finish by themselves: end them, or the close would wait for ever.
-      for (const s of this.#streams) s.res.end();
-      this.#stopStreamTimers();
+      this.#streams.close();
       const closed = this.#app.close();
       this.#app.server.closeIdleConnections();
       // A client still sending its body has been acknowledged nothing: cut it off rather than
@@ -610,7 +371,7 @@ export class HttpApi {
       code === DeviceErrorCode.DEVICE_FOREIGN_ORIGIN ||
       code === DeviceErrorCode.DEVICE_FOREIGN_HOST
     ) {
-      this.#remember({
+      this.#audit.remember({
         action: audit.action,
         ...(audit.target === undefined ? {} : { target: audit.target }),
         outcome: 'refused',
@@ -762,7 +523,7 @@ export class HttpApi {
         ctx.audit.action = 'amend';
         ctx.audit.target = draft.supersedes;
       }
-      const written = await this.#once(ctx, body, async () => {
+      const written = await this.#idempotent.once(ctx, body, async () => {
         // An amend answers a deadletter: refuse one that names anything else.
         const result =
           draft.supersedes === undefined
@@ -781,25 +542,24 @@ export class HttpApi {
     });
 
     app.get('/api/stream', { schema: noQuery, exposeHeadRoute: false }, async (_request, reply) => {
-      const max = this.#opts.maxStreams ?? 8;
-      if (this.#streamSlots >= max) {
-        fail(DeviceErrorCode.DEVICE_TOO_MANY_STREAMS, `at most ${max} status streams are served at once`, {
-          limit: max,
+      if (!this.#streams.reserve()) {
+        const limit = this.#streams.limit;
+        fail(DeviceErrorCode.DEVICE_TOO_MANY_STREAMS, `at most ${limit} status streams are served at once`, {
+          limit,
         });
       }
-      this.#streamSlots++;
       reply.hijack();
       reply.raw.writeHead(200, {
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-store',
         'X-Content-Type-Options': 'nosniff',
       });
-      await this.#serveStream(reply.raw);
+      await this.#streams.serve(reply.raw);
       return reply;
     });
 
     app.get('/api/audit', { schema: { querystring: AuditQuery } }, (request) =>
-      this.#auditTrail(request.query.limit ?? AUDIT_DEFAULT_LIMIT),
+      this.#audit.list(request.query.limit ?? AUDIT_DEFAULT_LIMIT),
     );
 
     app.get('/api/events/:id', { schema: { querystring: NoQuery, params: IdParams } }, (request) => {
@@ -831,7 +591,7 @@ export class HttpApi {
       async (request, reply) => {
         const id = request.params.id;
         // No body and `{}` are the same request.
-        const written = await this.#once(this.#context(request), {}, async () => {
+        const written = await this.#idempotent.once(this.#context(request), {}, async () => {
           const event = await this.#retry(id);
           return { reply: { status: 201, body: { id: event.id, event } }, result: { event: event.id } };
         });
@@ -848,7 +608,7 @@ export class HttpApi {
         const id = request.params.id;
         // The password never reaches the idempotency store, not even hashed.
         const fingerprinted = password === undefined ? body : { reason, adminPassword: true };
-        const written = await this.#once(this.#context(request), fingerprinted, async () => {
+        const written = await this.#idempotent.once(this.#context(request), fingerprinted, async () => {
           const grant =
             password !== undefined
               ? await this.#elevate(password, 'discard')
@@ -878,20 +638,20 @@ export class HttpApi {
     });
 
     app.get('/api/integrity', { schema: { querystring: RangeQuery } }, async (request) => {
-      const { from, to } = this.#range(request.query.from, request.query.to);
-      const report = await this.#compare(from, to);
+      const { from, to } = this.#integrity.range(request.query.from, request.query.to);
+      const report = await this.#integrity.compare(from, to);
       const mismatched = report.days.filter((d) => !d.match).length;
-      this.#remember({ action: 'integrity', outcome: 'done', detail: { from, to, mismatched } });
+      this.#audit.remember({ action: 'integrity', outcome: 'done', detail: { from, to, mismatched } });
       return report;
     });
 
     app.post('/api/resubmit', { schema: { querystring: NoQuery, body: ResubmitBody } }, async (request) => {
       const body = request.body;
-      const { from, to } = this.#range(body.from, body.to);
+      const { from, to } = this.#integrity.range(body.from, body.to);
       if (body.adminPassword !== undefined) await this.#elevate(body.adminPassword, 'resubmit');
       else await this.#checkGrant(body.grant, 'resubmit');
-      const result = await this.#resubmit(from, to);
-      this.#remember({
+      const result = await this.#integrity.resubmit(from, to);
+      this.#audit.remember({
         action: 'resubmit',
         outcome: 'done',
         detail: {
@@ -930,7 +690,7 @@ export class HttpApi {
       '/api/deadletters/retry-all',
       { schema: { querystring: NoQuery, body: EmptyBody('retry-all') } },
       async (request, reply) =>
-        answer(reply, await this.#once(this.#context(request), {}, () => this.#retryAll())),
+        answer(reply, await this.#idempotent.once(this.#context(request), {}, () => this.#retryAll())),
     );
 
     app.get('/api/outbox', { schema: noQuery }, () => log.outbox());
@@ -961,8 +721,8 @@ export class HttpApi {
     app.get('/api/network', { schema: noQuery }, () => ({ online: network.online, peers: network.peers() }));
     app.post('/api/network', { schema: { querystring: NoQuery, body: NetworkBody } }, (request) => {
       network.setOnline(request.body.online);
-      this.#remember({ action: 'network', outcome: 'done', detail: { online: network.online } });
-      this.#statusChanged();
+      this.#audit.remember({ action: 'network', outcome: 'done', detail: { online: network.online } });
+      this.#streams.changed();
       return { online: network.online, peers: network.peers() };
     });
   }
@@ -1134,7 +894,7 @@ export class HttpApi {
   /** Asks the relay for a grant (the password goes to the relay only) and audits the outcome. */
   async #elevate(password: string, action: ElevationAction): Promise<ElevationGrant> {
     const grant = await this.#relayClient().elevate(password, action);
-    this.#remember({
+    this.#audit.remember({
       action: 'elevate',
       outcome: 'done',
       detail: { action, expires: new Date(grant.expires).toISOString() },
@@ -1172,94 +932,6 @@ export class HttpApi {
       );
     }
     return parsed.value;
-  }
-
-  /** `from`…`to` as UTC days (default: the 30 days up to today), at most {@link MAX_RANGE_DAYS}. */
-  #range(from: unknown, to: unknown): { from: string; to: string } {
-    const today = utcDay((this.#opts.clock ?? Date.now)());
-    const end = to ?? today;
-    if (typeof end !== 'string' || !isCalendarDate(end)) {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, 'from and to must be dates YYYY-MM-DD');
-    }
-    const start = from ?? utcDay(Date.parse(`${end}T00:00:00Z`) - 29 * 86_400_000);
-    if (
-      typeof start !== 'string' ||
-      typeof end !== 'string' ||
-      !isCalendarDate(start) ||
-      !isCalendarDate(end)
-    ) {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, 'from and to must be dates YYYY-MM-DD');
-    }
-    const span = (Date.parse(`${end}T00:00:00Z`) - Date.parse(`${start}T00:00:00Z`)) / 86_400_000 + 1;
-    if (span < 1 || span > MAX_RANGE_DAYS) {
-      fail(ErrorCode.DEVICE_BAD_REQUEST, `from…to must be 1-${MAX_RANGE_DAYS} days`, {
-        from: start,
-        to: end,
-      });
-    }
-    return { from: start, to: end };
-  }
-
-  /** This device's events by UTC day of their id, for `from`…`to` (one pass over the log's memory). */
-  #eventsByDay(from: string, to: string): Map<string, SignedEvent[]> {
-    const byDay = new Map<string, SignedEvent[]>();
-    for (const e of this.#opts.log.visibleEvents()) {
-      const day = utcDay(eventIdTime(e.id));
-      if (day < from || day > to) continue;
-      const list = byDay.get(day);
-      if (list === undefined) byDay.set(day, [e]);
-      else list.push(e);
-    }
-    return byDay;
-  }
-
-  /** Compares this device's per-day digests with the relay's. */
-  async #compare(
-    from: string,
-    to: string,
-  ): Promise<{
-    from: string;
-    to: string;
-    zone: 'UTC';
-    match: boolean;
-    days: IntegrityDay[];
-    mine: Map<string, SignedEvent[]>;
-  }> {
-    const relayDays = await this.#relayClient().digests(from, to);
-    const mine = this.#eventsByDay(from, to);
-    const theirs = new Map<string, DayDigest>(relayDays.map((d) => [d.day, d]));
-    const days: IntegrityDay[] = [];
-    for (const day of [...new Set([...mine.keys(), ...theirs.keys()])].sort()) {
-      const own = await dayDigest(
-        day,
-        (mine.get(day) ?? []).map((e) => e.id),
-      );
-      const relay = theirs.get(day);
-      days.push({
-        day,
-        device: own.count,
-        relay: relay?.count ?? 0,
-        match: relay !== undefined && relay.digest === own.digest,
-      });
-    }
-    return { from, to, zone: 'UTC', match: days.every((d) => d.match), days, mine };
-  }
-
-  /** Finds, per mismatching day, the events the relay lacks and re-adds them to the sync documents. */
-  async #resubmit(from: string, to: string): Promise<{ from: string; to: string; days: ResubmitDay[] }> {
-    const { days: compared, mine } = await this.#compare(from, to);
-    const days: ResubmitDay[] = [];
-    const client = this.#relayClient();
-    for (const d of compared) {
-      if (d.match) continue;
-      const own = mine.get(d.day) ?? [];
-      const held = new Set(d.relay === 0 ? [] : await client.ids(d.day));
-      const missing = own.filter((e) => !held.has(e.id));
-      const resent =
-        missing.length === 0 || this.#opts.resend === undefined ? 0 : await this.#opts.resend(missing);
-      days.push({ day: d.day, missing: missing.length, resent });
-    }
-    return { from, to, days };
   }
 
   /** Records a `RetryRequested` for the deadletter `id` (see {@link HttpApi.#resolve}). */
@@ -1303,7 +975,7 @@ export class HttpApi {
         }
       });
     }
-    this.#remember({
+    this.#audit.remember({
       action: 'retry-all',
       outcome: retried.length > 0 ? 'recorded' : 'done',
       detail: { retried: retried.length, skipped: skipped.length },
@@ -1315,159 +987,6 @@ export class HttpApi {
         skipped: skipped.map((s) => ({ id: s.id, code: s.code, reason: s.reason })),
       },
     };
-  }
-
-  /**
-   * Runs a write once per `Idempotency-Key` (none: just runs it).
-   *
-   * @remarks The key's first answer that recorded something (a 2xx) is kept durably as its
-   * status and event ids; the same key with the same method, path and body answers it again
-   * (events re-read from the log, header `Idempotent-Replayed: true`), with another one 422
-   * `DEVICE_IDEMPOTENCY_MISMATCH`. A refused request keeps nothing: it may be sent again. A key
-   * whose first request is still running makes the second wait for it, then answer as above.
-   */
-  async #once(ctx: RequestContext, body: unknown, run: () => Promise<Written>): Promise<Reply> {
-    const key = idempotencyKeyOf(ctx.req);
-    if (key === undefined) return (await run()).reply;
-    const fingerprint = createHash('sha256')
-      .update(`${ctx.req.method ?? ''} /${ctx.path}\n${JSON.stringify(body ?? null)}`)
-      .digest('base64url');
-    for (let first = this.#keysInFlight.get(key); first !== undefined; first = this.#keysInFlight.get(key)) {
-      await first.catch(() => {});
-    }
-    // No await between the check above and this: one request per key runs at a time.
-    const answer = this.#onceLocked(ctx, key, fingerprint, run);
-    this.#keysInFlight.set(key, answer);
-    try {
-      return await answer;
-    } finally {
-      this.#keysInFlight.delete(key);
-    }
-  }
-
-  async #onceLocked(
-    ctx: RequestContext,
-    key: string,
-    fingerprint: string,
-    run: () => Promise<Written>,
-  ): Promise<Reply> {
-    const first = await this.#idempotency.get(key);
-    if (first !== undefined) {
-      if (first.fingerprint !== fingerprint) {
-        fail(
-          DeviceErrorCode.DEVICE_IDEMPOTENCY_MISMATCH,
-          'this Idempotency-Key was first used for another request (route or body)',
-          { key },
-        );
-      }
-      const reply = this.#replay(first);
-      const event = (first.result as { event?: unknown }).event;
-      this.#remember({
-        action: ctx.audit.action,
-        ...(ctx.audit.target === undefined ? {} : { target: ctx.audit.target }),
-        ...(typeof event === 'string' ? { event } : {}),
-        outcome: 'replayed',
-        detail: { key, status: first.status },
-      });
-      return { ...reply, headers: { ...reply.headers, 'Idempotent-Replayed': 'true' } };
-    }
-    const written = await run();
-    if (written.reply.status >= 200 && written.reply.status < 300) {
-      try {
-        await this.#idempotency.put(key, {
-          fingerprint,
-          status: written.reply.status,
-          result: written.result,
-          at: (this.#opts.clock ?? Date.now)(),
-        });
-      } catch {
-        // The write is recorded and durable: say so. Only a repeat of this very key could
-        // record it again, and only if the database failed right here.
-      }
-    }
-    return written.reply;
-  }
-
-  /** The first answer of an `Idempotency-Key` again, its events re-read from the log. */
-  #replay(first: IdempotentAnswer): Reply {
-    const event = (id: unknown): SignedEvent => {
-      const info = typeof id === 'string' && isEventId(id) ? this.#opts.log.get(id) : undefined;
-      if (info === undefined)
-        fail(DeviceErrorCode.DEVICE_INTERNAL, `the first answer's event ${String(id)} is not in the log`);
-      return info.event;
-    };
-    const result = first.result as {
-      event?: unknown;
-      warning?: JsonValue;
-      retried?: unknown;
-      skipped?: JsonValue;
-    };
-    if (Array.isArray(result.retried)) {
-      const retried = (result.retried as unknown[]).map((pair) => {
-        const [id, by] = Array.isArray(pair) ? (pair as unknown[]) : [];
-        return { id, event: event(by) };
-      });
-      return { status: first.status, body: { retried, skipped: result.skipped ?? [] } };
-    }
-    const e = event(result.event);
-    return {
-      status: first.status,
-      body: { id: e.id, event: e, ...(result.warning === undefined ? {} : { warning: result.warning }) },
-    };
-  }
-
-  /** Keeps an audit entry that is not an event (the oldest go beyond {@link AUDIT_MEMORY}). */
-  #remember(entry: Omit<AuditEntry, 'at'>): void {
-    const at = new Date((this.#opts.clock ?? Date.now)()).toISOString();
-    // A target comes from the URL: keep what fits an event id and a little more.
-    const target = entry.target === undefined ? {} : { target: entry.target.slice(0, MAX_AUDIT_TEXT) };
-    this.#auditMemory.push({ at, ...entry, ...target });
-    if (this.#auditMemory.length > AUDIT_MEMORY) this.#auditMemory.shift();
-  }
-
-  /**
-   * This device's sync and admin actions, newest first: its own resolution events from the log
-   * (retries, discards, amends: durable, the same on every device) and the entries kept in
-   * memory (retry-alls, replays, refusals, network switches: since the agent started).
-   */
-  #auditTrail(limit: number): AuditEntry[] {
-    const entries: { entry: AuditEntry; order: number }[] = [];
-    for (const { event } of this.#opts.log.list({ device: this.#opts.identity.device })) {
-      const at = event.hlc.slice(0, 24);
-      const data = event.data as { target?: unknown; reason?: unknown } | null;
-      const target = typeof data?.target === 'string' ? data.target : undefined;
-      let entry: AuditEntry | undefined;
-      if (event.type === SystemEventType.RetryRequested && target !== undefined) {
-        entry = { at, action: 'retry', target, event: event.id, outcome: 'recorded' };
-      } else if (event.type === SystemEventType.DeadletterDiscarded && target !== undefined) {
-        entry = {
-          at,
-          action: 'discard',
-          target,
-          event: event.id,
-          outcome: 'recorded',
-          ...(typeof data?.reason === 'string' ? { detail: { reason: data.reason } } : {}),
-        };
-      } else if (event.supersedes !== undefined) {
-        entry = { at, action: 'amend', target: event.supersedes, event: event.id, outcome: 'recorded' };
-      }
-      if (entry !== undefined) entries.push({ entry, order: -1 });
-    }
-    this.#auditMemory.forEach((entry, order) => entries.push({ entry, order }));
-    return entries
-      .sort((a, b) =>
-        a.entry.at !== b.entry.at
-          ? a.entry.at < b.entry.at
-            ? 1
-            : -1
-          : a.order !== b.order
-            ? b.order - a.order
-            : (b.entry.event ?? '') < (a.entry.event ?? '')
-              ? -1
-              : 1,
-      )
-      .slice(0, limit)
-      .map((e) => e.entry);
   }
 
   /** The compact status of the live stream. */
@@ -1485,86 +1004,6 @@ export class HttpApi {
       needsAttention: counts.deadletter,
       confirmedSeq: this.#confirmedSeq,
     };
-  }
-
-  /** Serves one live stream until its client leaves or the API closes. */
-  #serveStream(res: ServerResponse): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const stream: LiveStream = { res, last: '' };
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        this.#streams.delete(stream);
-        this.#streamSlots--;
-        if (this.#streams.size === 0) this.#stopStreamTimers();
-        resolve();
-      };
-      res.once('close', finish);
-      res.once('finish', finish);
-      if (this.#stopping) {
-        res.end();
-        return;
-      }
-      this.#streams.add(stream);
-      this.#startStreamTimers();
-      // Reconnect after 2 s if the connection drops (EventSource's default is 3 s).
-      res.write('retry: 2000\n\n');
-      this.#send(stream, JSON.stringify(this.#liveStatus()));
-    });
-  }
-
-  #send(stream: LiveStream, status: string): void {
-    if (stream.last === status) return;
-    stream.last = status;
-    this.#write(stream, `event: status\ndata: ${status}\n\n`);
-  }
-
-  #write(stream: LiveStream, text: string): void {
-    // A client that stops reading is cut off rather than buffered without bound.
-    if (stream.res.writableLength > STREAM_MAX_BUFFER) stream.res.destroy();
-    else stream.res.write(text);
-  }
-
-  /** Something the status shows may have changed: push it, coalesced, to every stream. */
-  #statusChanged(): void {
-    if (this.#streams.size === 0 || this.#pushTimer !== undefined) return;
-    this.#pushTimer = setTimeout(() => {
-      this.#pushTimer = undefined;
-      this.#pushStatus();
-    }, this.#opts.streamCoalesceMs ?? 250);
-    this.#pushTimer.unref();
-  }
-
-  #pushStatus(): void {
-    if (this.#streams.size === 0) return;
-    let status: string;
-    try {
-      status = JSON.stringify(this.#liveStatus());
-    } catch {
-      return; // The log is closing: the streams end with the API.
-    }
-    for (const s of this.#streams) this.#send(s, status);
-  }
-
-  #startStreamTimers(): void {
-    if (this.#streamTimers.length > 0) return;
-    // The network adapters announce no changes: the status is recomputed now and then, and sent
-    // only when it differs from what each stream was last sent.
-    const check = setInterval(() => this.#pushStatus(), this.#opts.streamCheckMs ?? 1000);
-    const heartbeat = setInterval(() => {
-      for (const s of this.#streams) this.#write(s, ': keep-alive\n\n');
-    }, this.#opts.streamHeartbeatMs ?? 15_000);
-    check.unref();
-    heartbeat.unref();
-    this.#streamTimers = [check, heartbeat];
-  }
-
-  #stopStreamTimers(): void {
-    for (const t of this.#streamTimers) clearInterval(t);
-    this.#streamTimers = [];
-    if (this.#pushTimer !== undefined) clearTimeout(this.#pushTimer);
-    this.#pushTimer = undefined;
   }
 
   #date(date: string | undefined): string {
@@ -1587,49 +1026,6 @@ function ownOrigin(host: string, port: number): RequestOriginPolicy {
   return { hosts, origins: new Set([...hosts].map((h) => `http://${h}`)) };
 }
 
-/** The `Idempotency-Key` of a request, if it has one; 400 when it is malformed (or sent twice). */
-function idempotencyKeyOf(req: IncomingMessage): string | undefined {
-  const key = req.headers['idempotency-key'];
-  if (key === undefined) return undefined;
-  if (typeof key !== 'string' || !isIdempotencyKey(key)) {
-    fail(
-      ErrorCode.DEVICE_BAD_REQUEST,
-      `Idempotency-Key must be 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters of A-Z a-z 0-9 . _ : ~ -`,
-      { header: 'Idempotency-Key' },
-    );
-  }
-  return key;
-}
-
-/** What the audit calls a request, from its method and path (a handler may refine it). */
-function auditNoteOf(req: IncomingMessage): AuditNote {
-  let segments: string[] = [];
-  try {
-    segments = pathnameOf(req.url)
-      .split('/')
-      .filter((s) => s !== '');
-  } catch {
-    // A malformed URL is a plain "request".
-  }
-  const [a, b, c, d] = segments;
-  if (req.method === 'POST' && a === 'api') {
-    if (b === 'events' && segments.length === 2) return { action: 'record' };
-    if (b === 'events' && c !== undefined && segments.length === 4 && (d === 'retry' || d === 'discard')) {
-      let target = c;
-      try {
-        target = decodeURIComponent(c);
-      } catch {
-        // Kept as sent.
-      }
-      return { action: d, target };
-    }
-    if (b === 'deadletters' && c === 'retry-all' && segments.length === 3) return { action: 'retry-all' };
-    if ((b === 'elevate' || b === 'resubmit') && segments.length === 2) return { action: b };
-    if (b === 'network' && segments.length === 2) return { action: 'network' };
-  }
-  return { action: 'request' };
-}
-
 /** The static files of {@link HttpApiOptions.assets} as served: bytes and a strong entity tag. */
 function servedAssets(
   assets: ReadonlyMap<string, StaticAsset> | undefined,
@@ -1648,41 +1044,6 @@ function servedAssets(
   }
   return out;
 }
-
-/** The path of a request URL as sent (for messages; not `new URL`, which takes `//a/b` for a host). */
-function pathnameOf(url: string | undefined): string {
-  return (url ?? '/').split('?')[0]!;
-}
-
-/** The path of a request URL as its decoded segments joined by `/` (`api/events/E1/retry`). */
-function decodedPath(url: string | undefined): string {
-  const segments = pathnameOf(url)
-    .split('/')
-    .filter((s) => s !== '');
-  try {
-    return segments.map((s) => decodeURIComponent(s)).join('/');
-  } catch {
-    return segments.join('/');
-  }
-}
-
-/** One day of `GET /api/integrity`: how many events each side holds and whether the sets match. */
-export interface IntegrityDay {
-  readonly day: string;
-  readonly device: number;
-  readonly relay: number;
-  readonly match: boolean;
-}
-
-/** One day of `POST /api/resubmit`: events the relay lacked, and how many were re-sent. */
-export interface ResubmitDay {
-  readonly day: string;
-  readonly missing: number;
-  readonly resent: number;
-}
-
-/** Longest range of the integrity check and re-submit, in days. */
-const MAX_RANGE_DAYS = 366;
 
 /** True when a relay statement may name `id` (read cheaply, before `verdictAbout` decodes it). */
 function namesTarget(event: SignedEvent, id: EventId): boolean {
