@@ -133,6 +133,21 @@ describe('createJsonServer', () => {
     expect(reply).not.toContain('FST_');
   });
 
+  it("keeps node's own request timeout unless told otherwise (Fastify's default is none)", async () => {
+    await startJson();
+    expect(app!.server.requestTimeout).toBe(300_000);
+    const { app: other } = createJsonServer({
+      bodyLimit: 16,
+      badRequestCode: 'TEST_BAD_REQUEST',
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+    });
+    expect([other.server.requestTimeout, other.server.headersTimeout, other.server.keepAliveTimeout]).toEqual(
+      [30_000, 10_000, 5_000],
+    );
+    await other.close();
+  });
+
   it("tells the methods declared for a path (HEAD is each GET's own), and nothing for an unknown path", async () => {
     const { allowedMethods } = await startJson();
     expect(allowedMethods('/things/abc')).toEqual(['POST', 'GET']);

@@ -171,7 +171,7 @@ export interface JsonServerOptions {
    * not HTTP (the connection is then closed) and a path that does not decode.
    */
   readonly badRequestCode: string;
-  /** node:http's limit on a whole request, in ms (default 0: none). */
+  /** node:http's limit on a whole request, in ms (default node's own, 300 s; Fastify's would be none). */
   readonly requestTimeoutMs?: number;
   /** node:http's limit on receiving the headers, in ms (default node's). */
   readonly headersTimeoutMs?: number;
@@ -215,7 +215,7 @@ export function createJsonServer(opts: JsonServerOptions): JsonServerParts {
     bodyLimit: opts.bodyLimit,
     return503OnClosing: false,
     keepAliveTimeout: 5_000,
-    requestTimeout: opts.requestTimeoutMs ?? 0,
+    requestTimeout: opts.requestTimeoutMs ?? 300_000,
     routerOptions: {
       ignoreTrailingSlash: true,
       ignoreDuplicateSlashes: true,
