@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { NetworkAdapter, type Message, type PeerId, type PeerMetadata } from '@automerge/automerge-repo';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DeviceAgent, type PeerNetworkFactory } from './agent.js';
@@ -223,6 +224,37 @@ describe('DeviceAgent', () => {
     expect(JSON.stringify(pa.json)).toBe(JSON.stringify(pb.json));
     expect(pa.json).toHaveLength(3);
   }, 60_000);
+
+  it('shows its environment; the data folder is measured at each request and grows as events are appended', async () => {
+    const data = await device('a');
+    const a = await start(data);
+    const environment = async (): Promise<Record<string, unknown>> =>
+      (await api(a, 'GET', '/api/environment')).json as Record<string, unknown>;
+    const before = await environment();
+    const stored = JSON.parse(await readFile(join(data, 'key.json'), 'utf8')) as { publicKey: string };
+    const fingerprint = createHash('sha256')
+      .update(Buffer.from(stored.publicKey, 'base64url'))
+      .digest('base64');
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(before).toMatchObject({
+      device: a.deviceId,
+      facility: 'clinic-1',
+      keyFingerprint: `SHA256:${fingerprint.replace(/=+$/, '')}`,
+      version: pkg.version,
+      node: process.version,
+      relay: null,
+      dataFolder: resolve(data),
+      counts: { total: 0 },
+      integrity: { holes: [] },
+    });
+    expect(before['dataFolderBytes']).toBeGreaterThan(0);
+    for (let n = 1; n <= 20; n++) expect((await api(a, 'POST', '/api/events', patient(n))).status).toBe(201);
+    const after = await environment();
+    expect(after).toMatchObject({ counts: { total: 20 } });
+    expect(after['dataFolderBytes']).toBeGreaterThan(before['dataFolderBytes'] as number);
+  });
 
   it('keeps every acknowledged event across a clean stop and restart', async () => {
     const data = await device('a');

@@ -86,6 +86,8 @@ export interface DeviceAgentOptions {
   readonly ownHistoryWaitMs?: { readonly clean: number; readonly suspicious: number };
   /** Static files the HTTP API serves next to its routes (the Sync Centre page); see `HttpApiOptions.assets`. */
   readonly assets?: ReadonlyMap<string, StaticAsset>;
+  /** The Accord version `GET /api/environment` shows (default: the device package's). */
+  readonly version?: string;
 }
 
 const DEFAULT_OWN_HISTORY_WAIT_MS = { clean: 3_000, suspicious: 30_000 };
@@ -288,6 +290,8 @@ export class DeviceAgent {
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         ...(config.timeZone === undefined ? {} : { timeZone: config.timeZone }),
         ...(opts.assets === undefined ? {} : { assets: opts.assets }),
+        dataFolder: layout.dir,
+        ...(opts.version === undefined ? {} : { version: opts.version }),
       });
       const unsubscribe = (): void => {
         stopFollowingRelay();

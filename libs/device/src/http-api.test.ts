@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -539,6 +543,61 @@ describe('body cap', () => {
   });
 });
 
+describe("Fastify's own failures", () => {
+  it("answer in our {code, message} shape with our codes, never with Fastify's error JSON", async () => {
+    const cases: { what: string; path: string; init: RequestInit; status: number; code: string }[] = [
+      {
+        what: 'a body over the cap (Fastify counts it)',
+        path: '/api/events',
+        init: {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: 'x'.repeat(1024 * 1024 + 1),
+        },
+        status: 413,
+        code: 'DEVICE_BODY_TOO_LARGE',
+      },
+      {
+        what: 'a query parameter given twice (the schema refuses what Fastify parsed)',
+        path: '/api/events?status=pending&status=accepted',
+        init: {},
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+      {
+        what: 'a path that does not decode (the router refuses it)',
+        path: '/api/patients/%E0%A4%A',
+        init: {},
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+      {
+        what: 'a body that is not JSON (the parser refuses it)',
+        path: '/api/network',
+        init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"online":' },
+        status: 400,
+        code: 'DEVICE_BAD_REQUEST',
+      },
+    ];
+    for (const c of cases) {
+      const res = await fetch(base + c.path, c.init);
+      const text = await res.text();
+      expect([c.what, res.status], text).toEqual([c.what, c.status]);
+      expect(res.headers.get('content-type'), c.what).toBe('application/json; charset=utf-8');
+      const json = JSON.parse(text) as Record<string, unknown>;
+      expect(json['code'], c.what).toBe(c.code);
+      expect(typeof json['message'], c.what).toBe('string');
+      expect(
+        Object.keys(json).filter((k) => !['code', 'message', 'details'].includes(k)),
+        c.what,
+      ).toEqual([]);
+      expect(text, c.what).not.toContain('FST_');
+    }
+    expect(log.appended).toBe(0);
+    expect(network.toggles).toEqual([]);
+  });
+});
+
 describe('routing', () => {
   it('answers 404 DEVICE_UNKNOWN_ROUTE for an unknown path', async () => {
     for (const path of ['/', '/api', '/api/nothing', '/api/events/x/y']) {
@@ -1006,6 +1065,116 @@ describe('GET /api/events/:id with a verdict', () => {
     expect((await call('GET', `/api/events/${String(own.json['id'])}`)).json).not.toHaveProperty(
       'verdictData',
     );
+  });
+});
+
+describe('GET /api/events/:id: verdicts and resolvedBy', () => {
+  it('lists every relay verdict about the event, oldest first, and the retry that answered it', async () => {
+    const event = foreignEvent(1, 1);
+    const rejected = await verdict(event.id, rejection('RULE_NEGATIVE_STOCK'), 2);
+    const forged = await verdict(event.id, { outcome: 'accepted', seq: 99 }, 3, stranger);
+    log.feed([{ event, status: 'deadletter', verdict: rejected }], [event, rejected, forged]);
+    const fresh = await call('GET', `/api/events/${event.id}`);
+    expect(fresh.json).toMatchObject({ status: 'deadletter', resolvedBy: null });
+    expect(fresh.json['verdicts']).toEqual([
+      {
+        verdictId: rejected.id,
+        seq: rejected.seq,
+        outcome: 'deadletter',
+        code: 422,
+        rule: 'RULE_NEGATIVE_STOCK',
+        reason: 'rejected by RULE_NEGATIVE_STOCK',
+        details: { balance: 2, requested: 5 },
+        at: '2026-03-14T09:32:00.000Z',
+      },
+    ]);
+
+    const retry = await call('POST', `/api/events/${event.id}/retry`);
+    expect((await call('GET', `/api/events/${event.id}`)).json).toMatchObject({
+      status: 'pending',
+      resolvedBy: retry.json['id'],
+    });
+    // The relay accepts it this time, in a batch with another event.
+    const other = foreignEvent(2, 4);
+    const batch = await acceptedVerdicts([other.id, event.id], 40, 5);
+    log.feed([{ event, status: 'accepted', verdict: batch }], [other, batch]);
+    const { json } = await call('GET', `/api/events/${event.id}`);
+    expect(json).toMatchObject({ status: 'accepted', resolvedBy: retry.json['id'] });
+    expect(json['verdicts']).toEqual([
+      expect.objectContaining({ verdictId: rejected.id, outcome: 'deadletter' }),
+      { verdictId: batch.id, seq: batch.seq, outcome: 'accepted', at: '2026-03-14T09:35:00.000Z' },
+    ]);
+  });
+
+  it('names the discard that resolved a deadletter; an event without verdicts has none', async () => {
+    const { event, verdict: v } = await deadletter(1, 1);
+    const discard = await call('POST', `/api/events/${event.id}/discard`, { reason: 'entered twice' });
+    const { json } = await call('GET', `/api/events/${event.id}`);
+    expect(json).toMatchObject({ status: 'resolved', resolvedBy: discard.json['id'] });
+    expect((json['verdicts'] as { verdictId: string }[]).map((x) => x.verdictId)).toEqual([v.id]);
+    const own = await call('POST', '/api/events', { type: 'A', data: {} });
+    expect((await call('GET', `/api/events/${String(own.json['id'])}`)).json).toMatchObject({
+      status: 'pending',
+      verdicts: [],
+      resolvedBy: null,
+    });
+    // Without a relay, no device's statement is a verdict.
+    await api.close();
+    const seeded = log;
+    await start(undefined, { log: seeded, relay: false });
+    expect((await call('GET', `/api/events/${event.id}`)).json).toMatchObject({ verdicts: [] });
+  });
+});
+
+describe('GET /api/environment', () => {
+  let folder: string;
+  beforeEach(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'accord-http-env-'));
+  });
+  afterEach(() => rm(folder, { recursive: true, force: true }));
+
+  it('shows identity, versions, relay, data folder and its size read at each request, counts and integrity', async () => {
+    await mkdir(join(folder, 'db'));
+    await writeFile(join(folder, 'device.json'), 'x'.repeat(100));
+    await writeFile(join(folder, 'db', '000001.log'), 'y'.repeat(250));
+    // A link is not followed: it counts nothing.
+    await symlink(join(folder, 'db', '000001.log'), join(folder, 'link'));
+    await api.close();
+    await start(undefined, { options: { dataFolder: folder, version: '9.9.9' } });
+    await call('POST', '/api/events', { type: 'A', data: {} });
+    const first = await call('GET', '/api/environment');
+    expect(first.status).toBe(200);
+    expect(first.json).toEqual({
+      device: DEVICE,
+      facility: FACILITY,
+      keyFingerprint: `SHA256:${createHash('sha256')
+        .update(Buffer.from(DEVICE.slice(1), 'base64url'))
+        .digest('base64')
+        .replace(/=+$/, '')}`,
+      version: '9.9.9',
+      node: process.version,
+      relay: RELAY_URL,
+      dataFolder: folder,
+      dataFolderBytes: 350,
+      counts: { total: 1, pending: 1, accepted: 0, deadletter: 0, resolved: 0, outbox: 1 },
+      integrity: {
+        holes: [],
+        corrupt: [],
+        incidents: 0,
+        detectedAtStart: { corruptEvents: 0, corruptChunks: 0 },
+      },
+    });
+    await appendFile(join(folder, 'db', '000001.log'), 'z'.repeat(50));
+    expect((await call('GET', '/api/environment')).json['dataFolderBytes']).toBe(400);
+    expect((await call('GET', '/api/environment?x=1')).status).toBe(400);
+  });
+
+  it('says null for the folder without one, and the package version by default', async () => {
+    const { json } = await call('GET', '/api/environment');
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(json).toMatchObject({ dataFolder: null, dataFolderBytes: null, version: pkg.version });
   });
 });
 

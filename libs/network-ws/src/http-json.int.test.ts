@@ -1,36 +1,67 @@
 import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
   checkRequestOrigin,
-  drainAfterEarlyReply,
+  createJsonServer,
   isJsonRequest,
   matchPath,
-  readJsonBody,
+  requestProblemOf,
+  type JsonServer,
+  type JsonServerParts,
   type RequestOriginPolicy,
 } from './http-json.js';
 
 let server: Server | undefined;
+let app: JsonServer | undefined;
 afterEach(async () => {
   await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
   server = undefined;
+  await app?.close();
+  app = undefined;
 });
 
-/** A server that answers each POST with what readJsonBody made of it (cap 16 bytes). */
-async function start(optional = false): Promise<number> {
-  server = createServer((req, res) => {
-    void readJsonBody(req, { max: 16, optional }).then((result) => {
-      drainAfterEarlyReply(req, res, 16);
-      res.end(JSON.stringify(result));
-    });
+/**
+ * A server from createJsonServer (cap 16 bytes) whose routes answer what they were given and whose
+ * error handler answers the problem requestProblemOf reads from each failure.
+ */
+async function startJson(
+  accept?: 'json' | 'any',
+): Promise<{ port: number; allowedMethods: JsonServerParts['allowedMethods'] }> {
+  const parts = createJsonServer({
+    bodyLimit: 16,
+    badRequestCode: 'TEST_BAD_REQUEST',
+    ...(accept === undefined ? {} : { accept }),
   });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
+  app = parts.app;
+  app.setErrorHandler((error, _request, reply) => {
+    const problem = requestProblemOf(error);
+    void reply.code(problem === undefined ? 500 : 400).send({ problem: problem ?? null });
+  });
+  app.post('/echo', { schema: { body: z.strictObject({ a: z.number() }) } }, (request) => ({
+    body: request.body,
+  }));
+  app.post('/things/:id', { schema: { body: z.strictObject({}).nullish() } }, (request) => ({
+    body: request.body ?? null,
+  }));
+  app.get(
+    '/things/:id',
+    { schema: { querystring: z.strictObject({ q: z.string().optional() }) } },
+    (request) => ({ query: request.query }),
+  );
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { port: (app.server.address() as AddressInfo).port, allowedMethods: parts.allowedMethods };
 }
 
-function post(port: number, body: string, headers: Record<string, string> = {}): Promise<unknown> {
+function post(
+  port: number,
+  body: string,
+  headers: Record<string, string> = {},
+  path = '/echo',
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ port, method: 'POST', host: '127.0.0.1', headers }, (res) => {
+    const req = request({ port, method: 'POST', host: '127.0.0.1', path, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
       res.on('end', () => resolve(JSON.parse(text)));
@@ -40,23 +71,90 @@ function post(port: number, body: string, headers: Record<string, string> = {}):
   });
 }
 
-describe('readJsonBody', () => {
-  it('parses JSON and names each problem: too large (declared or streamed), empty, not JSON', async () => {
-    const port = await start();
-    expect(await post(port, '{"a":1}')).toEqual({ ok: true, value: { a: 1 } });
-    expect(await post(port, '{"a":"0123456789abcdef"}')).toEqual({ ok: false, problem: 'too-large' });
-    // Chunked, with no Content-Length: counted as it arrives.
-    expect(await post(port, 'x'.repeat(40), { 'transfer-encoding': 'chunked' })).toEqual({
-      ok: false,
-      problem: 'too-large',
+describe('createJsonServer', () => {
+  const json = { 'content-type': 'application/json' };
+
+  it('parses JSON bodies and names each problem of Fastify and the schemas in its own words', async () => {
+    const { port } = await startJson();
+    expect(await post(port, '{"a":1}', json)).toEqual({ body: { a: 1 } });
+    // Over the cap: declared, and counted as it arrives (chunked, no Content-Length).
+    expect(await post(port, '{"a":"0123456789abcdef"}', json)).toEqual({ problem: { kind: 'too-large' } });
+    expect(await post(port, 'x'.repeat(40), { ...json, 'transfer-encoding': 'chunked' })).toEqual({
+      problem: { kind: 'too-large' },
     });
-    expect(await post(port, '  ')).toEqual({ ok: false, problem: 'empty' });
-    expect(await post(port, '{nope')).toEqual({ ok: false, problem: 'not-json' });
+    expect(await post(port, '{nope', json)).toEqual({ problem: { kind: 'not-json' } });
+    expect(await post(port, '{"a":1}', { 'content-type': 'text/plain' })).toEqual({
+      problem: { kind: 'unsupported-media-type' },
+    });
+    expect(await post(port, '  ', json)).toMatchObject({
+      problem: { kind: 'invalid', part: 'body', message: expect.stringContaining('empty') as unknown },
+    });
+    expect(await post(port, '{"a":1,"b":2}', json)).toEqual({
+      problem: { kind: 'invalid', part: 'body', message: 'unknown field "b"' },
+    });
+    expect(await post(port, '{"a":"x"}', json)).toMatchObject({ problem: { kind: 'invalid', part: 'body' } });
+    // An optional body: none at all is undefined.
+    expect(await post(port, '', json, '/things/1')).toEqual({ body: null });
   });
 
-  it('takes an empty body as undefined when the body is optional', async () => {
-    const port = await start(true);
-    expect(await post(port, '')).toEqual({ ok: true });
+  it('reads any content type as JSON when told to', async () => {
+    const { port } = await startJson('any');
+    expect(await post(port, '{"a":2}', { 'content-type': 'text/plain' })).toEqual({ body: { a: 2 } });
+    expect(await post(port, '{"a":3}')).toEqual({ body: { a: 3 } });
+  });
+
+  it('names unknown and repeated query parameters, and answers a path that does not decode and bytes that are not HTTP with its own code', async () => {
+    const { port } = await startJson();
+    const get = async (path: string): Promise<{ status: number; body: unknown }> => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await get('/things/1?q=x')).toEqual({ status: 200, body: { query: { q: 'x' } } });
+    expect(await get('/things/1?z=1')).toMatchObject({
+      body: { problem: { message: 'unknown query parameter "z"' } },
+    });
+    expect(await get('/things/1?q=a&q=b')).toMatchObject({
+      body: { problem: { message: 'query parameter q given twice' } },
+    });
+    expect(await get('/things/%E0%A4%A')).toEqual({
+      status: 400,
+      body: { code: 'TEST_BAD_REQUEST', message: 'malformed percent-encoding in the path' },
+    });
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (text += d));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(reply).toContain('"code":"TEST_BAD_REQUEST"');
+    expect(reply).not.toContain('FST_');
+  });
+
+  it("keeps node's own request timeout unless told otherwise (Fastify's default is none)", async () => {
+    await startJson();
+    expect(app!.server.requestTimeout).toBe(300_000);
+    const { app: other } = createJsonServer({
+      bodyLimit: 16,
+      badRequestCode: 'TEST_BAD_REQUEST',
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+    });
+    expect([other.server.requestTimeout, other.server.headersTimeout, other.server.keepAliveTimeout]).toEqual(
+      [30_000, 10_000, 5_000],
+    );
+    await other.close();
+  });
+
+  it("tells the methods declared for a path (HEAD is each GET's own), and nothing for an unknown path", async () => {
+    const { allowedMethods } = await startJson();
+    expect(allowedMethods('/things/abc')).toEqual(['POST', 'GET']);
+    expect(allowedMethods('//things/abc/')).toEqual(['POST', 'GET']);
+    expect(allowedMethods('/echo?x=1')).toEqual(['POST']);
+    expect(allowedMethods('/things')).toBeUndefined();
+    expect(allowedMethods('/nothing')).toBeUndefined();
   });
 });
 

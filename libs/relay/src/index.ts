@@ -57,10 +57,11 @@ export {
 export { RelayMetrics } from './metrics.js';
 export { createRelayLogger, type RelayLogger } from './logger.js';
 export {
-  createRelayHttpHandler,
+  createRelayHttp,
   DEFAULT_ELEVATION_FAILURE_LIMIT,
   type RateLimit,
   type RelayDeviceApi,
   type RelayHttpDeps,
+  type RelayHttpFront,
   type RelayHttpOptions,
 } from './relay-http.js';

@@ -1,5 +1,5 @@
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AccordError,
@@ -19,7 +19,7 @@ import { setAdminPassword, verifyAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { enrollWithToken, readMembers, revokeMember, rosterData } from './membership.js';
 import { RelayMetrics } from './metrics.js';
-import { createRelayHttpHandler, type RelayHttpDeps } from './relay-http.js';
+import { createRelayHttp, type RelayHttpDeps, type RelayHttpFront } from './relay-http.js';
 import { listFacilities, openRelayFolder, type RelayFolderLayout } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
 
@@ -49,8 +49,9 @@ afterEach(async () => {
   await tmp.cleanup();
 });
 
-async function listen(handler: ReturnType<typeof createRelayHttpHandler>): Promise<string> {
-  const server = createServer(handler);
+async function listen(front: RelayHttpFront): Promise<string> {
+  await front.ready();
+  const server = front.server;
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -78,7 +79,7 @@ async function fixture(overrides: Partial<RelayHttpDeps> = {}): Promise<Fixture>
     return { facility: members.facility, relay: key.deviceId, roster };
   };
   const url = await listen(
-    createRelayHttpHandler({
+    createRelayHttp({
       metrics,
       logger,
       health: () => ({ relay: key.deviceId }),
@@ -162,6 +163,54 @@ describe('public routes', () => {
       status: 400,
       body: { code: ErrorCode.RELAY_BAD_REQUEST },
     });
+  });
+});
+
+describe("Fastify's own failures", () => {
+  it("answer in the relay's {code, message} with its codes, never with Fastify's error JSON", async () => {
+    const f = await fixture();
+    const cases: [what: string, path: string, init: RequestInit, status: number, code: string][] = [
+      [
+        'a body over the cap',
+        '/enroll',
+        { method: 'POST', body: 'x'.repeat(20_000) },
+        413,
+        ErrorCode.RELAY_BODY_TOO_LARGE,
+      ],
+      [
+        'a body that is not JSON',
+        '/enroll',
+        { method: 'POST', body: '{"token":' },
+        400,
+        ErrorCode.RELAY_BAD_REQUEST,
+      ],
+      ['a path that does not decode', '/admin/%E0%A4%A', {}, 400, ErrorCode.RELAY_BAD_REQUEST],
+    ];
+    for (const [what, path, init, status, code] of cases) {
+      const res = await fetch(f.url + path, init);
+      const text = await res.text();
+      expect([what, res.status], text).toEqual([what, status]);
+      const json = JSON.parse(text) as Record<string, unknown>;
+      expect(json['code'], what).toBe(code);
+      expect(
+        Object.keys(json).filter((k) => !['code', 'message', 'details'].includes(k)),
+        what,
+      ).toEqual([]);
+      expect(text, what).not.toContain('FST_');
+    }
+    // Bytes that are not HTTP never reach a route: node's parser refuses them, and so do we.
+    const reply = await new Promise<string>((resolve, reject) => {
+      const port = Number(new URL(f.url).port);
+      const socket = connect(port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (text += d));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(reply).toContain(`"code":"${ErrorCode.RELAY_BAD_REQUEST}"`);
+    expect((await call(`${f.url}/healthz`)).status).toBe(200);
   });
 });
 

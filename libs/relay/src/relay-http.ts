@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import {
   canonicalEncode,
   DEFAULT_ELEVATION_TTL_MS,
@@ -24,11 +24,14 @@ import {
 } from '@accord/protocol';
 import {
   checkRequestOrigin,
+  createJsonServer,
+  describeRequestProblem,
   drainAfterEarlyReply,
   isJsonRequest,
-  matchPath,
-  readJsonBody as readBody,
+  requestProblemOf,
 } from '@accord/network-ws';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { ADMIN_PAGE_HEADERS, renderAdminPage, type AdminPageSnapshot } from './admin-page.js';
 import type { RelayLogger } from './logger.js';
 import type { RelayMetrics } from './metrics.js';
@@ -81,7 +84,7 @@ export interface RateLimit {
   readonly refillPerSecond: number;
 }
 
-/** Options of {@link createRelayHttpHandler} (all have defaults). */
+/** Options of {@link createRelayHttp} (all have defaults). */
 export interface RelayHttpOptions {
   /** Largest accepted request body in bytes (default 16 KiB). */
   readonly maxBodyBytes?: number;
@@ -116,9 +119,6 @@ export interface RelayHttpDeps {
   readonly stopping?: () => boolean;
   readonly options?: RelayHttpOptions;
 }
-
-/** A node:http request listener. */
-export type RelayHttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Default body cap of the relay's HTTP front: 16 KiB. */
 export const DEFAULT_RELAY_MAX_BODY = 16 * 1024;
@@ -200,16 +200,7 @@ export class RateLimiter {
   }
 }
 
-/** An answer to send: JSON unless `text` is given. */
-interface Reply {
-  readonly status: number;
-  readonly body?: unknown;
-  readonly text?: string;
-  readonly contentType?: string;
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
-/** A failure with its HTTP status; everything the handler throws on purpose is one. */
+/** A failure with its HTTP status; everything the routes and hooks throw on purpose is one. */
 class HttpFailure extends Error {
   constructor(
     readonly status: number,
@@ -239,30 +230,65 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.RELAY_STOPPING]: 503,
 };
 
-interface Route {
-  readonly path: readonly string[];
-  readonly methods: Readonly<
-    Partial<Record<'GET' | 'POST', (req: IncomingMessage, params: string[]) => Promise<Reply>>>
-  >;
+/** `POST /device/elevate`. */
+const ElevateBody = z
+  .strictObject({
+    adminPassword: z.string().min(1).max(4096),
+    action: z.enum(ELEVATION_ACTIONS),
+  })
+  .describe(
+    `body must be {"adminPassword": "…", "action": ${ELEVATION_ACTIONS.map((a) => `"${a}"`).join(' | ')}}`,
+  );
+
+/** `POST /admin/facilities/:id/tokens`: no body, or `{ttlMs?}`. */
+const TokenBody = z
+  .strictObject(
+    { ttlMs: z.number().int().positive({ error: 'ttlMs must be a positive integer' }).optional() },
+    { error: 'body must be a JSON object {"ttlMs"?}' },
+  )
+  .nullish();
+
+/** A UTC day `YYYY-MM-DD` in a query. */
+const day = (name: string) =>
+  z.string({ error: `${name} must be a date YYYY-MM-DD` }).refine(isCalendarDay, {
+    error: `${name} must be a date YYYY-MM-DD`,
+  });
+
+const IntegrityQuery = z.strictObject({ from: day('from'), to: day('to') });
+const IdsQuery = z.strictObject({ day: day('day') });
+const IdParams = z.object({ id: z.string() });
+
+/** The relay's HTTP front: the node:http server it answers on, and when it is ready to. */
+export interface RelayHttpFront {
+  /**
+   * The server: listen on it once {@link RelayHttpFront.ready} resolved. Upgrade requests are left
+   * alone (the relay's WebSocket endpoint attaches its `upgrade` listener here).
+   */
+  readonly server: Server;
+  /** Resolves once every route is in place. */
+  ready(): Promise<void>;
 }
 
 /**
- * The relay's HTTP front as a node:http request listener: health, metrics, enrollment and admin.
+ * The relay's HTTP front on Fastify: health, metrics, enrollment, the device routes and admin.
  *
- * @remarks Routes: `GET /healthz`, `GET /metrics`, `POST /enroll`, and with HTTP Basic auth (user
- * `admin`) `GET /admin/` (the HTML admin page), `GET /admin/facilities`, `POST /admin/facilities/:id/tokens`,
- * `POST /admin/devices/:id/revoke`. Never throws and never crashes on input: every failure is a
- * JSON `{code, message}` with a 4xx status, or 5xx for a fault: 500 `RELAY_INTERNAL` for an
- * unexpected exception, or an `AccordError`'s own code with its message withheld (both logged).
- * Enrollment requests and failed admin logins are rate-limited per client address (429 with
- * `Retry-After`); an admin attempt reserves a token before the password check, so parallel guesses
- * cannot outrun the limit. Admin requests from another web page (an `Origin` other than
- * `http(s)://` + the request's `Host`, or `Sec-Fetch-Site` other than `same-origin`/`none`) are
- * refused 403 `RELAY_FOREIGN_ORIGIN` before authentication, and authenticated admin `POST`s
- * not declared `application/json` 415 `RELAY_UNSUPPORTED_MEDIA_TYPE`. Counts every enrollment in `accord_relay_enrollments_total` (callers
- * must not count them again). Secrets (tokens, passwords) are never logged.
+ * @remarks Routes: `GET /healthz`, `GET /metrics`, `POST /enroll`, the signed device routes
+ * (`POST /device/elevate`, `GET /device/integrity`, `GET /device/ids`), and with HTTP Basic auth
+ * (user `admin`) `GET /admin/` (the HTML admin page), `GET /admin/facilities`,
+ * `POST /admin/facilities/:id/tokens`, `POST /admin/devices/:id/revoke`. Never throws and never
+ * crashes on input: every failure, Fastify's own included, is a JSON `{code, message}` with a 4xx
+ * status, or 5xx for a fault: 500 `RELAY_INTERNAL` for an unexpected exception, or an
+ * `AccordError`'s own code with its message withheld (both logged). Enrollment requests and
+ * failed admin logins are rate-limited per client address (429 with `Retry-After`); an admin
+ * attempt reserves a token before the password check, so parallel guesses cannot outrun the
+ * limit. Admin requests from another web page (an `Origin` other than `http(s)://` + the
+ * request's `Host`, or `Sec-Fetch-Site` other than `same-origin`/`none`) are refused 403
+ * `RELAY_FOREIGN_ORIGIN` before authentication, and authenticated admin `POST`s not declared
+ * `application/json` 415 `RELAY_UNSUPPORTED_MEDIA_TYPE`. Counts every enrollment in
+ * `accord_relay_enrollments_total` (callers must not count them again). Secrets (tokens,
+ * passwords) are never logged.
  */
-export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
+export function createRelayHttp(deps: RelayHttpDeps): RelayHttpFront {
   const options = deps.options ?? {};
   const clock = options.clock ?? Date.now;
   const maxBody = options.maxBodyBytes ?? DEFAULT_RELAY_MAX_BODY;
@@ -273,6 +299,14 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
     clock,
   );
   const log = deps.logger;
+  // `/enroll` has always read its body as JSON whatever its declared type.
+  const { app, allowedMethods } = createJsonServer({
+    bodyLimit: maxBody,
+    accept: 'any',
+    badRequestCode: ErrorCode.RELAY_BAD_REQUEST,
+  });
+  /** The device that signed each `/device/…` request (set before its route runs). */
+  const signers = new WeakMap<IncomingMessage, { device: DeviceId; facility: FacilityId }>();
 
   const checkStopping = (): void => {
     if (deps.stopping?.() === true) {
@@ -292,36 +326,6 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
     );
   };
 
-  const enroll = async (req: IncomingMessage): Promise<Reply> => {
-    const ip = clientAddress(req);
-    try {
-      checkStopping();
-      if (!enrollLimiter.take(ip)) throw rateLimited(enrollLimiter, ip, 'enrollment requests');
-      const body = await readJsonBody(req, maxBody);
-      const parsed = parseEnrollRequest(body);
-      if (!parsed.ok) {
-        throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, parsed.error.message, parsed.error.details);
-      }
-      const request = parsed.value;
-      if (!(await verifyEnrollProof(request))) {
-        throw new HttpFailure(
-          403,
-          ErrorCode.RELAY_UNAUTHORIZED,
-          'the proof is not the device key’s signature over the token',
-        );
-      }
-      const response = await deps.enroll(request);
-      deps.metrics.enrollment('enrolled');
-      log.info({ ip, device: request.device, facility: response.facility }, 'device enrolled');
-      return { status: 201, body: response };
-    } catch (e) {
-      deps.metrics.enrollment(errorCodeOf(e));
-      if (!(e instanceof HttpFailure && e.status === 429))
-        log.info({ ip, code: errorCodeOf(e) }, 'enrollment refused');
-      throw e;
-    }
-  };
-
   const authenticate = async (req: IncomingMessage): Promise<void> => {
     const ip = clientAddress(req);
     const credentials = basicCredentials(req.headers.authorization);
@@ -331,9 +335,7 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
         ErrorCode.RELAY_UNAUTHORIZED,
         'admin credentials required (HTTP Basic, user "admin")',
         {},
-        {
-          'WWW-Authenticate': REALM,
-        },
+        { 'WWW-Authenticate': REALM },
       );
     }
     // Reserve before checking: parallel wrong guesses each spend a token up front.
@@ -349,9 +351,7 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
       ErrorCode.RELAY_UNAUTHORIZED,
       'wrong admin credentials',
       {},
-      {
-        'WWW-Authenticate': REALM,
-      },
+      { 'WWW-Authenticate': REALM },
     );
   };
 
@@ -393,10 +393,155 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
     return { device, facility: member.facility };
   };
 
-  const elevate = async (req: IncomingMessage): Promise<Reply> => {
-    const body = await readJsonBody(req, maxBody);
-    const who = await authenticateDevice(req, body);
-    const { adminPassword, action } = parseElevateBody(body);
+  const signer = (req: IncomingMessage): { device: DeviceId; facility: FacilityId } => {
+    const who = signers.get(req);
+    if (who === undefined) throw new Error('a device route ran without its signature checked');
+    return who;
+  };
+
+  /**
+   * The guards of each area, before any body is read, in the order the relay has always applied
+   * them: `/admin/…` (stopping, other web pages, login, JSON writes), `/device/…` (stopping, no
+   * device routes, any web page, JSON writes), `POST /enroll` (stopping, rate limit); then 405 or
+   * 404 for what no route takes.
+   */
+  app.addHook('onRequest', async (request, reply) => {
+    const req = request.raw;
+    req.on('error', () => {
+      // A client that goes away mid-request is not our failure.
+    });
+    reply.raw.on('error', () => {});
+    void reply.header('Cache-Control', 'no-store').header('X-Content-Type-Options', 'nosniff');
+    const [area] = pathSegments(req.url);
+    if (area === 'admin') {
+      checkStopping();
+      // Before the password is checked: a browser sends an admin's cached Basic credentials with
+      // a foreign page's requests too, and such a refusal must not spend the login budget.
+      if (checkRequestOrigin(request, {}) !== undefined) {
+        throw new HttpFailure(
+          403,
+          ErrorCode.RELAY_FOREIGN_ORIGIN,
+          'admin requests from other web pages are refused',
+          {
+            origin: req.headers.origin ?? null,
+          },
+        );
+      }
+      await authenticate(req);
+      // A form's content types (text/plain, urlencoded, multipart) need no CORS preflight.
+      if (req.method === 'POST' && !isJsonRequest(request)) {
+        throw new HttpFailure(
+          415,
+          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
+          'admin writes need Content-Type: application/json',
+          { contentType: req.headers['content-type'] ?? null },
+        );
+      }
+    } else if (area === 'device') {
+      checkStopping();
+      deviceApi();
+      // Devices are programs, not pages: a browser's request from any page is refused.
+      if (req.headers.origin !== undefined || checkRequestOrigin(request, {}) !== undefined) {
+        throw new HttpFailure(
+          403,
+          ErrorCode.RELAY_FOREIGN_ORIGIN,
+          'device requests from web pages are refused',
+          {
+            origin: req.headers.origin ?? null,
+          },
+        );
+      }
+      if (req.method === 'POST' && !isJsonRequest(request)) {
+        throw new HttpFailure(
+          415,
+          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
+          'device writes need Content-Type: application/json',
+          { contentType: req.headers['content-type'] ?? null },
+        );
+      }
+    } else if (isEnroll(request)) {
+      checkStopping();
+      const ip = clientAddress(req);
+      if (!enrollLimiter.take(ip)) throw rateLimited(enrollLimiter, ip, 'enrollment requests');
+    }
+    if (request.is404) {
+      const allow = allowedMethods(req.url ?? '/');
+      if (allow === undefined) throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+      throw new HttpFailure(
+        405,
+        ErrorCode.RELAY_METHOD_NOT_ALLOWED,
+        `${req.method ?? '?'} is not allowed here`,
+        { allow },
+        { Allow: allow.join(', ') },
+      );
+    }
+  });
+  app.setNotFoundHandler(() => {
+    throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+  });
+  // A device's signature covers its body as sent: checked before the body's schema.
+  app.addHook('preValidation', async (request) => {
+    if (pathSegments(request.raw.url)[0] !== 'device') return;
+    signers.set(request.raw, await authenticateDevice(request.raw, request.body));
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    // We may answer before the body was read (413, 429, 401…).
+    drainAfterEarlyReply(request.raw, reply.raw, maxBody);
+    return payload;
+  });
+  app.setErrorHandler((error, request, reply) => {
+    let answer: ErrorReply;
+    try {
+      answer = toErrorReply(error, request.raw, log, maxBody);
+      if (isEnroll(request)) {
+        deps.metrics.enrollment(answer.body.code);
+        if (answer.status !== 429)
+          log.info({ ip: clientAddress(request.raw), code: answer.body.code }, 'enrollment refused');
+      }
+    } catch {
+      answer = {
+        status: 500,
+        body: { code: ErrorCode.RELAY_INTERNAL, message: 'internal error' },
+        headers: {},
+      };
+    }
+    void reply
+      .code(answer.status)
+      .headers(answer.headers)
+      .type('application/json; charset=utf-8')
+      .send(answer.body);
+  });
+
+  app.get('/healthz', () => ({ ...deps.health(), status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => {
+    const text = await deps.metrics.text();
+    return reply.type(deps.metrics.contentType).send(text);
+  });
+
+  app.post(ENROLL_PATH, async (request, reply) => {
+    const ip = clientAddress(request.raw);
+    // The protocol's own schema: its refusal names the field.
+    const parsed = parseEnrollRequest(request.body);
+    if (!parsed.ok) {
+      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, parsed.error.message, parsed.error.details);
+    }
+    const enrollment = parsed.value;
+    if (!(await verifyEnrollProof(enrollment))) {
+      throw new HttpFailure(
+        403,
+        ErrorCode.RELAY_UNAUTHORIZED,
+        'the proof is not the device key’s signature over the token',
+      );
+    }
+    const response = await deps.enroll(enrollment);
+    deps.metrics.enrollment('enrolled');
+    log.info({ ip, device: enrollment.device, facility: response.facility }, 'device enrolled');
+    return reply.code(201).send(response);
+  });
+
+  app.post('/device/elevate', { schema: { body: ElevateBody } }, async (request) => {
+    const who = signer(request.raw);
+    const { adminPassword, action } = request.body;
     // Reserve before checking, as for admin logins: parallel guesses each spend a token.
     if (!elevationLimiter.take(who.device)) {
       const retry = Math.max(1, elevationLimiter.retryAfterSeconds(who.device));
@@ -421,24 +566,12 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
       options.elevationTtlMs ?? DEFAULT_ELEVATION_TTL_MS,
     );
     log.info({ ...who, action, expires: new Date(grant.expires).toISOString() }, 'elevation granted');
-    return { status: 200, body: { grant } };
-  };
+    return { grant };
+  });
 
-  const dayParam = (query: URLSearchParams, name: string): string => {
-    const v = query.get(name);
-    if (v === null || !isCalendarDay(v)) {
-      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, `${name} must be a date YYYY-MM-DD`, {
-        [name]: v,
-      });
-    }
-    return v;
-  };
-
-  const integrity = async (req: IncomingMessage): Promise<Reply> => {
-    const who = await authenticateDevice(req, undefined);
-    const query = queryOf(req.url, ['from', 'to']);
-    const from = dayParam(query, 'from');
-    const to = dayParam(query, 'to');
+  app.get('/device/integrity', { schema: { querystring: IntegrityQuery } }, async (request) => {
+    const who = signer(request.raw);
+    const { from, to } = request.query;
     const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
     const max = options.maxIntegrityDays ?? 366;
     if (span < 1 || span > max) {
@@ -446,215 +579,73 @@ export function createRelayHttpHandler(deps: RelayHttpDeps): RelayHttpHandler {
     }
     const days = await deviceApi().digests(who.facility, from, to);
     log.info({ ...who, from, to }, 'integrity digests served');
-    return { status: 200, body: { facility: who.facility, zone: 'UTC', from, to, days } };
-  };
+    return { facility: who.facility, zone: 'UTC', from, to, days };
+  });
 
-  const ids = async (req: IncomingMessage): Promise<Reply> => {
-    const who = await authenticateDevice(req, undefined);
-    const day = dayParam(queryOf(req.url, ['day']), 'day');
-    return { status: 200, body: { day, ids: await deviceApi().ids(who.facility, day) } };
-  };
+  app.get('/device/ids', { schema: { querystring: IdsQuery } }, async (request) => {
+    const who = signer(request.raw);
+    const { day } = request.query;
+    return { day, ids: await deviceApi().ids(who.facility, day) };
+  });
 
-  const deviceRoutes: readonly Route[] = [
-    { path: ['device', 'elevate'], methods: { POST: elevate } },
-    { path: ['device', 'integrity'], methods: { GET: integrity } },
-    { path: ['device', 'ids'], methods: { GET: ids } },
-  ];
-
-  const publicRoutes: readonly Route[] = [
-    {
-      path: ['healthz'],
-      methods: { GET: () => Promise.resolve({ status: 200, body: { ...deps.health(), status: 'ok' } }) },
-    },
-    {
-      path: ['metrics'],
-      methods: {
-        GET: async () => ({
-          status: 200,
-          text: await deps.metrics.text(),
-          contentType: deps.metrics.contentType,
-        }),
-      },
-    },
-    { path: ENROLL_PATH.split('/').filter((s) => s !== ''), methods: { POST: enroll } },
-  ];
-
-  const adminRoutes: readonly Route[] = [
-    {
-      // `/admin/` and `/admin`: the page, behind the same origin guard and login as the API.
-      path: ['admin'],
-      methods: {
-        GET: async () => {
-          if (deps.admin.snapshot === undefined) {
-            throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
-          }
-          return {
-            status: 200,
-            text: renderAdminPage(await deps.admin.snapshot()),
-            contentType: 'text/html; charset=utf-8',
-            headers: ADMIN_PAGE_HEADERS,
-          };
-        },
-      },
-    },
-    {
-      path: ['admin', 'facilities'],
-      methods: { GET: async () => ({ status: 200, body: { facilities: await deps.admin.facilities() } }) },
-    },
-    {
-      path: ['admin', 'facilities', ':id', 'tokens'],
-      methods: {
-        POST: async (req, [id]) => {
-          if (id === undefined || !isFacilityId(id)) {
-            throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed facility id', {
-              facility: id,
-            });
-          }
-          const body = await readJsonBody(req, maxBody, true);
-          const ttlMs = parseTtl(body);
-          const created = await deps.admin.createToken(id, ...(ttlMs === undefined ? [] : [ttlMs]));
-          log.info(
-            { ip: clientAddress(req), facility: id, expires: created.expires },
-            'enrollment token created',
-          );
-          return { status: 201, body: { facility: id, token: created.token, expires: created.expires } };
-        },
-      },
-    },
-    {
-      path: ['admin', 'devices', ':id', 'revoke'],
-      methods: {
-        POST: async (req, [id]) => {
-          if (id === undefined || !isDeviceId(id)) {
-            throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed device id', { device: id });
-          }
-          await readJsonBody(req, maxBody, true);
-          const result = await deps.admin.revoke(id);
-          log.info({ ip: clientAddress(req), device: id }, 'device revoked');
-          return { status: 200, body: result };
-        },
-      },
-    },
-  ];
-
-  const route = async (req: IncomingMessage): Promise<Reply> => {
-    const segments = pathSegments(req.url);
-    if (segments[0] === 'admin') {
-      checkStopping();
-      // Before the password is checked: a browser sends an admin's cached Basic credentials with
-      // a foreign page's requests too, and such a refusal must not spend the login budget.
-      if (checkRequestOrigin(req, {}) !== undefined) {
-        throw new HttpFailure(
-          403,
-          ErrorCode.RELAY_FOREIGN_ORIGIN,
-          'admin requests from other web pages are refused',
-          {
-            origin: req.headers.origin ?? null,
-          },
-        );
-      }
-      await authenticate(req);
-      // A form's content types (text/plain, urlencoded, multipart) need no CORS preflight.
-      if (req.method === 'POST' && !isJsonRequest(req)) {
-        throw new HttpFailure(
-          415,
-          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
-          'admin writes need Content-Type: application/json',
-          { contentType: req.headers['content-type'] ?? null },
-        );
-      }
-      return dispatch(adminRoutes, segments, req);
+  // `/admin/` and `/admin`: the page, behind the same origin guard and login as the API.
+  app.get('/admin', async (_request, reply) => {
+    if (deps.admin.snapshot === undefined) {
+      throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
     }
-    if (segments[0] === 'device') {
-      checkStopping();
-      deviceApi();
-      // Devices are programs, not pages: a browser's request from any page is refused.
-      if (req.headers.origin !== undefined || checkRequestOrigin(req, {}) !== undefined) {
-        throw new HttpFailure(
-          403,
-          ErrorCode.RELAY_FOREIGN_ORIGIN,
-          'device requests from web pages are refused',
-          {
-            origin: req.headers.origin ?? null,
-          },
-        );
+    const page = renderAdminPage(await deps.admin.snapshot());
+    return reply.headers(ADMIN_PAGE_HEADERS).type('text/html; charset=utf-8').send(page);
+  });
+
+  app.get('/admin/facilities', async () => ({ facilities: await deps.admin.facilities() }));
+
+  app.post(
+    '/admin/facilities/:id/tokens',
+    { schema: { params: IdParams, body: TokenBody } },
+    async (request, reply) => {
+      const id = request.params.id;
+      if (!isFacilityId(id)) {
+        throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed facility id', { facility: id });
       }
-      if (req.method === 'POST' && !isJsonRequest(req)) {
-        throw new HttpFailure(
-          415,
-          ErrorCode.RELAY_UNSUPPORTED_MEDIA_TYPE,
-          'device writes need Content-Type: application/json',
-          { contentType: req.headers['content-type'] ?? null },
-        );
-      }
-      return dispatch(deviceRoutes, segments, req);
-    }
-    return dispatch(publicRoutes, segments, req);
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    req.on('error', () => {
-      // A client that goes away mid-request is not our failure.
-    });
-    res.on('error', () => {});
-    let reply: Reply;
-    try {
-      reply = await route(req);
-    } catch (e) {
-      reply = toErrorReply(e, req, log);
-    }
-    send(req, res, reply, maxBody);
-  };
-
-  return (req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      // Only reachable if sending itself failed: the answer is lost, the process is not.
-      log.error({ err: e }, 'cannot answer an HTTP request');
-      res.destroy();
-    });
-  };
-}
-
-async function dispatch(
-  routes: readonly Route[],
-  segments: readonly string[],
-  req: IncomingMessage,
-): Promise<Reply> {
-  for (const route of routes) {
-    const params = matchPath(route.path, segments);
-    if (params === undefined) continue;
-    const method = req.method === 'HEAD' ? 'GET' : req.method;
-    const handler = method === 'GET' || method === 'POST' ? route.methods[method] : undefined;
-    if (handler === undefined) {
-      const allow = Object.keys(route.methods);
-      throw new HttpFailure(
-        405,
-        ErrorCode.RELAY_METHOD_NOT_ALLOWED,
-        `${req.method ?? '?'} is not allowed here`,
-        { allow },
-        { Allow: allow.join(', ') },
+      const ttlMs = request.body?.ttlMs;
+      const created = await deps.admin.createToken(id, ...(ttlMs === undefined ? [] : [ttlMs]));
+      log.info(
+        { ip: clientAddress(request.raw), facility: id, expires: created.expires },
+        'enrollment token created',
       );
-    }
-    return handler(req, params);
-  }
-  throw new HttpFailure(404, ErrorCode.RELAY_NOT_FOUND, 'no such route');
+      return reply.code(201).send({ facility: id, token: created.token, expires: created.expires });
+    },
+  );
+
+  app.post(
+    '/admin/devices/:id/revoke',
+    // Any JSON body (or none) is taken and ignored, as it always was.
+    { schema: { params: IdParams } },
+    async (request) => {
+      const id = request.params.id;
+      if (!isDeviceId(id)) {
+        throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed device id', { device: id });
+      }
+      const result = await deps.admin.revoke(id);
+      log.info({ ip: clientAddress(request.raw), device: id }, 'device revoked');
+      return result;
+    },
+  );
+
+  return { server: app.server, ready: async () => void (await app.ready()) };
 }
 
+/** True for `POST /enroll`, the one public write (rate-limited, and counted whatever its outcome). */
+function isEnroll(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === ENROLL_PATH;
+}
+
+/** The path's segments as sent (`//admin/` is `['admin']`), for telling the areas apart. */
 function pathSegments(url: string | undefined): string[] {
-  let pathname: string;
-  try {
-    pathname = new URL(url ?? '/', 'http://relay.invalid').pathname;
-  } catch {
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed request URL');
-  }
-  try {
-    return pathname
-      .split('/')
-      .filter((s) => s !== '')
-      .map((s) => decodeURIComponent(s));
-  } catch {
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'malformed percent-encoding in the path');
-  }
+  return (url ?? '/')
+    .split('?')[0]!
+    .split('/')
+    .filter((s) => s !== '');
 }
 
 /** The client's address, IPv4-mapped IPv6 folded to IPv4. */
@@ -678,84 +669,14 @@ function isCalendarDay(s: string): boolean {
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
 }
 
-/** The query of a request URL, refusing parameters not in `allowed` and repeated ones. */
-function queryOf(url: string | undefined, allowed: readonly string[]): URLSearchParams {
-  const query = new URL(url ?? '/', 'http://relay.invalid').searchParams;
-  const seen = new Set<string>();
-  for (const key of query.keys()) {
-    if (!allowed.includes(key) || seen.has(key)) {
-      throw new HttpFailure(
-        400,
-        ErrorCode.RELAY_BAD_REQUEST,
-        `unexpected query parameter ${JSON.stringify(key)}`,
-        {
-          allowed,
-        },
-      );
-    }
-    seen.add(key);
-  }
-  return query;
+/** The answer to a failure. */
+interface ErrorReply {
+  readonly status: number;
+  readonly body: RelayErrorBody;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
-function parseElevateBody(body: unknown): { adminPassword: string; action: ElevationAction } {
-  const bad = (): never => {
-    throw new HttpFailure(
-      400,
-      ErrorCode.RELAY_BAD_REQUEST,
-      `body must be {"adminPassword": "…", "action": ${ELEVATION_ACTIONS.map((a) => `"${a}"`).join(' | ')}}`,
-    );
-  };
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad();
-  const { adminPassword, action, ...rest } = body as Record<string, unknown>;
-  if (Object.keys(rest).length > 0) return bad();
-  if (typeof adminPassword !== 'string' || adminPassword === '' || adminPassword.length > 4096) return bad();
-  if (typeof action !== 'string' || !ELEVATION_ACTIONS.includes(action as ElevationAction)) return bad();
-  return { adminPassword, action: action as ElevationAction };
-}
-
-function parseTtl(body: unknown): number | undefined {
-  if (body === undefined) return undefined;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'body must be a JSON object {"ttlMs"?}');
-  }
-  for (const key of Object.keys(body)) {
-    if (key !== 'ttlMs')
-      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, `unknown field ${JSON.stringify(key)}`);
-  }
-  const { ttlMs } = body as { ttlMs?: unknown };
-  if (ttlMs === undefined) return undefined;
-  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'ttlMs must be a positive integer', { ttlMs });
-  }
-  return ttlMs;
-}
-
-/** Reads a JSON body of at most `max` bytes; an empty body is undefined when `optional`, else an error. */
-async function readJsonBody(req: IncomingMessage, max: number, optional = false): Promise<unknown> {
-  const body = await readBody(req, { max, optional });
-  if (body.ok) return body.value;
-  switch (body.problem) {
-    case 'too-large':
-      throw new HttpFailure(413, ErrorCode.RELAY_BODY_TOO_LARGE, `request body exceeds ${max} bytes`, {
-        limit: max,
-      });
-    case 'aborted':
-      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request aborted');
-    case 'empty':
-      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is empty: expected JSON');
-    case 'not-json':
-      throw new HttpFailure(400, ErrorCode.RELAY_BAD_REQUEST, 'request body is not valid JSON');
-  }
-}
-
-function errorCodeOf(e: unknown): string {
-  if (e instanceof HttpFailure) return e.code;
-  if (isAccordError(e)) return e.code;
-  return ErrorCode.RELAY_INTERNAL;
-}
-
-function toErrorReply(e: unknown, req: IncomingMessage, log: RelayLogger): Reply {
+function toErrorReply(e: unknown, req: IncomingMessage, log: RelayLogger, maxBody: number): ErrorReply {
   const errorBody = (
     code: string,
     message: string,
@@ -764,43 +685,31 @@ function toErrorReply(e: unknown, req: IncomingMessage, log: RelayLogger): Reply
   if (e instanceof HttpFailure) {
     return { status: e.status, body: errorBody(e.code, e.message, e.details), headers: e.headers };
   }
+  const problem = requestProblemOf(e);
+  if (problem !== undefined) {
+    // Fastify's own refusals (body, content type, schemas) in the relay's codes.
+    if (problem.kind === 'too-large') {
+      return {
+        status: 413,
+        body: errorBody(ErrorCode.RELAY_BODY_TOO_LARGE, `request body exceeds ${maxBody} bytes`, {
+          limit: maxBody,
+        }),
+        headers: {},
+      };
+    }
+    const message =
+      problem.kind === 'bad-length' ? 'request aborted' : describeRequestProblem(problem, maxBody);
+    return { status: 400, body: { code: ErrorCode.RELAY_BAD_REQUEST, message }, headers: {} };
+  }
   if (isAccordError(e)) {
     const status = STATUS_OF_CODE[e.code] ?? 500;
     if (status === 500) {
       // A fault of ours (damaged file, storage): the log gets the story, the client only the code.
       log.error({ err: e, method: req.method, url: req.url }, 'request failed');
-      return { status, body: { code: e.code, message: 'internal error (see the relay log)' } };
+      return { status, body: { code: e.code, message: 'internal error (see the relay log)' }, headers: {} };
     }
-    return { status, body: errorBody(e.code, e.message, e.details) };
+    return { status, body: errorBody(e.code, e.message, e.details), headers: {} };
   }
   log.error({ err: e, method: req.method, url: req.url }, 'unexpected failure answering a request');
-  return { status: 500, body: { code: ErrorCode.RELAY_INTERNAL, message: 'internal error' } };
-}
-
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply, maxBody: number): void {
-  if (res.headersSent || res.destroyed) return;
-  let text: string;
-  let contentType: string;
-  if (reply.text !== undefined) {
-    text = reply.text;
-    contentType = reply.contentType ?? 'text/plain; charset=utf-8';
-  } else {
-    try {
-      text = JSON.stringify(reply.body ?? {});
-    } catch {
-      reply = { status: 500 };
-      text = JSON.stringify({ code: ErrorCode.RELAY_INTERNAL, message: 'answer is not serializable' });
-    }
-    contentType = 'application/json; charset=utf-8';
-  }
-  // We may answer before the body was read (413, 429, 401…).
-  drainAfterEarlyReply(req, res, maxBody);
-  res.writeHead(reply.status, {
-    ...reply.headers,
-    'Content-Type': contentType,
-    'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-  });
-  res.end(text);
+  return { status: 500, body: { code: ErrorCode.RELAY_INTERNAL, message: 'internal error' }, headers: {} };
 }

@@ -1,4 +1,4 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
@@ -31,7 +31,12 @@ import {
   type FacilityMembersFile,
 } from './membership.js';
 import { RelayMetrics } from './metrics.js';
-import { createRelayHttpHandler, type RelayDeviceApi, type RelayHttpOptions } from './relay-http.js';
+import {
+  createRelayHttp,
+  type RelayDeviceApi,
+  type RelayHttpFront,
+  type RelayHttpOptions,
+} from './relay-http.js';
 import { DEFAULT_FACILITY_POLICY, type FacilityPolicy } from './elevation.js';
 import { listFacilities, openRelayFolder, type RelayFolderLayout } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
@@ -103,6 +108,8 @@ export class Relay {
   readonly #key: DeviceKeyPair;
   readonly #opts: RelayOptions;
   readonly #server: Server;
+  /** The HTTP routes on `#server` (Fastify); the WebSocket upgrades are the relay's own. */
+  readonly #http: RelayHttpFront;
   readonly #logger: RelayLogger;
   readonly #clock: () => number;
   readonly #nodes = new Map<FacilityId, Promise<FacilityNode>>();
@@ -127,36 +134,35 @@ export class Relay {
     this.metrics = parts.metrics;
     this.#clock = opts.clock ?? Date.now;
     this.#started = this.#clock();
-    this.#server = createServer(
-      createRelayHttpHandler({
-        metrics: this.metrics,
-        logger: this.#logger,
-        health: () => this.health(),
-        stopping: () => this.#stopping !== undefined,
-        enroll: (request) => this.enroll(request),
-        verifyAdmin: (password) => verifyAdminPassword(this.#layout, password),
-        device: this.#deviceApi(),
-        ...(opts.http === undefined ? {} : { options: { clock: this.#clock, ...opts.http } }),
-        admin: {
-          facilities: () => this.facilities(),
-          snapshot: () => this.adminSnapshot(),
-          createToken: async (facility, ttlMs) => {
-            const t = await createEnrollmentToken(this.#layout, facility, {
-              ...(ttlMs === undefined ? {} : { ttlMs }),
-              now: this.#clock(),
-            });
-            return { token: t.token, expires: t.expires };
-          },
-          revoke: async (device) => {
-            const r = await revokeMember(this.#layout, device);
-            this.#watcher.applied(r.facility, r.members);
-            // Sessions are cut before the answer; the roster follows once the relay may write.
-            await this.#membersChanged(r.facility, r.members, 'applied');
-            return { device, facility: r.facility, version: r.members.version };
-          },
+    this.#http = createRelayHttp({
+      metrics: this.metrics,
+      logger: this.#logger,
+      health: () => this.health(),
+      stopping: () => this.#stopping !== undefined,
+      enroll: (request) => this.enroll(request),
+      verifyAdmin: (password) => verifyAdminPassword(this.#layout, password),
+      device: this.#deviceApi(),
+      ...(opts.http === undefined ? {} : { options: { clock: this.#clock, ...opts.http } }),
+      admin: {
+        facilities: () => this.facilities(),
+        snapshot: () => this.adminSnapshot(),
+        createToken: async (facility, ttlMs) => {
+          const t = await createEnrollmentToken(this.#layout, facility, {
+            ...(ttlMs === undefined ? {} : { ttlMs }),
+            now: this.#clock(),
+          });
+          return { token: t.token, expires: t.expires };
         },
-      }),
-    );
+        revoke: async (device) => {
+          const r = await revokeMember(this.#layout, device);
+          this.#watcher.applied(r.facility, r.members);
+          // Sessions are cut before the answer; the roster follows once the relay may write.
+          await this.#membersChanged(r.facility, r.members, 'applied');
+          return { device, facility: r.facility, version: r.members.version };
+        },
+      },
+    });
+    this.#server = this.#http.server;
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#onUpgrade(req, socket, head),
     );
@@ -215,6 +221,7 @@ export class Relay {
     );
     const logger = opts.logger ?? createRelayLogger();
     const relay = new Relay(opts, { layout, key, logger, metrics: new RelayMetrics() });
+    await relay.#http.ready();
     await new Promise<void>((resolve, reject) => {
       relay.#server.once('error', reject);
       relay.#server.listen(opts.port ?? DEFAULT_PORT, opts.host ?? '127.0.0.1', () => {
