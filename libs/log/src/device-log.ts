@@ -6,14 +6,7 @@ import {
   type NetworkAdapterInterface,
   type PeerId,
 } from '@automerge/automerge-repo';
-import {
-  compareTentative,
-  isSystemEventType,
-  prepareDraft,
-  ProjectionFolder,
-  type EventStatusInfo,
-  type Projection,
-} from '@accord/domain';
+import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
   compareHlc,
@@ -32,7 +25,6 @@ import {
   parseSegmentSealedData,
   parseVerdictData,
   parseAcceptedVerdictsData,
-  readAcceptedVerdicts,
   segmentDigest,
   segmentName,
   signEventEncoded,
@@ -63,9 +55,10 @@ import type {
   Withheld,
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
+import { VisibleSet } from './visible-set.js';
+import { Views } from './views.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
-import { SeqIds } from './seq-ids.js';
 import {
   rootDocumentId,
   rootInitialBytes,
@@ -99,29 +92,23 @@ const DEFAULT_SWEEP_MS = 2000;
  * before its events are verified one by one; one window is shared by every segment of a burst.
  */
 const SEAL_WAIT_MS = 1000;
-const MAX_INTERNED_STRINGS = 10_000;
 const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 /** How long durable own events wait to be grouped into one Automerge change. */
 const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
 const MAX_INCIDENTS_KEPT = 1000;
-/** Missing sequence numbers listed per device by `integrity()` and `withheld()`. */
-const MAX_MISSING_LISTED = 1000;
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
 const OWN_SEQ_BLOCK = 1000;
 /** How long an acknowledged own seq may wait before the mark records it (off the append path). */
 const ACK_MARK_DELAY_MS = 500;
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
 interface SignedOwn {
   readonly event: SignedEvent;
   readonly bytes: Uint8Array;
 }
-/** The one `deps` list of every event that depends on nothing (frozen: events are immutable). */
-const NO_DEPS: SignedEvent['deps'] = Object.freeze([]);
 
 interface SegmentState {
   readonly id: DocumentId;
@@ -229,15 +216,8 @@ export class DeviceLog implements DeviceLogApi {
   readonly #hlc: HybridClock;
   readonly #commit: CommitQueue<SignedOwn>;
 
-  // Every verified event is either visible (its device's prefix up to it is contiguous: the
-  // projection folder holds it, `#folder.events`) or held back behind a hole (`#held`). One map
-  // per event across the log: at 100k events each extra map costs several megabytes.
-  /** Verified events held back behind a hole in their device's sequence. */
-  readonly #held = new Map<EventId, SignedEvent>();
-  /** Per device: sequence number → event id. */
-  readonly #seqs = new Map<DeviceId, SeqIds>();
-  /** Per device: the highest n such that 1…n are all present. */
-  readonly #contiguous = new Map<DeviceId, number>();
+  /** Which verified events the projections see, and which are held back (no I/O). */
+  readonly #visible: VisibleSet;
   /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
   readonly #seals = new Map<string, string>();
   readonly #verification = { oneByOne: 0, bySeal: 0 };
@@ -286,7 +266,6 @@ export class DeviceLog implements DeviceLogApi {
   #historyGate: Promise<void> | undefined;
   #endHistoryCheck: (outcome: 'checked' | 'unchecked') => void = () => {};
   readonly #incidents: SecurityIncident[] = [];
-  readonly #strings = new Map<string, string>();
   #incidentCount = 0;
   /** Sync-document chunks dropped at start-up because their checksum failed. */
   #corruptChunksAtStart = 0;
@@ -304,18 +283,9 @@ export class DeviceLog implements DeviceLogApi {
   #closed = false;
   readonly #listeners = new Set<EventsListener>();
 
-  /** Incremental statuses and confirmed fold over the visible events. */
-  #folder: ProjectionFolder;
-  // Derived views, rebuilt lazily when the visible set changes.
-  #counts: LogCounts | undefined;
-  #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
+  /** Infos, lists, counts and projections over the visible set (cached where it pays). */
+  readonly #views: Views;
 
-  /**
-   * Per device: the lowest sequence number it was caught signing twice (equivocation). Its events
-   * from there on are withheld on every device, whichever copy each one stored first, so that all
-   * devices agree (issue #13, scenario 5). Kept in the store's meta under {@link EQUIVOCATIONS}.
-   */
-  readonly #barriers = new Map<DeviceId, number>();
   /** Equivocations already reported, so a rescan does not report one again. */
   readonly #reportedEquivocations = new Set<string>();
 
@@ -338,7 +308,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = opts.clock ?? Date.now;
     this.#hlc = hlc;
     this.#assignedSeq = highestOwnSeq;
-    this.#folder = new ProjectionFolder(opts.relay ?? null);
+    this.#visible = new VisibleSet(opts.relay ?? null);
+    this.#views = new Views(this.#visible, this.deviceId);
     this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
   }
 
@@ -419,7 +390,8 @@ export class DeviceLog implements DeviceLogApi {
       saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
     const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc, gate);
-    for (const [device, seq] of await readEquivocations(store)) log.#barriers.set(device, seq);
+    // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
+    for (const [device, seq] of await readEquivocations(store)) log.#visible.setBarrier(device, seq);
     log.#corruptChunksAtStart = corruptChunks;
     log.#corruptAtStart.push(...corrupt);
     log.#reserved = log.#acked = highestOwnSeq;
@@ -427,7 +399,7 @@ export class DeviceLog implements DeviceLogApi {
     log.#suspiciousStart = own.suspicious;
     for (const event of loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
-    if ((log.#contiguous.get(log.deviceId) ?? 0) < highestOwnSeq) log.#suspiciousStart = true;
+    if (log.#visible.contiguous(log.deviceId) < highestOwnSeq) log.#suspiciousStart = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
     const checkOpened = log.#startHistoryCheck();
     await log.#openDocuments();
@@ -729,7 +701,7 @@ export class DeviceLog implements DeviceLogApi {
     return {
       ...(loss === undefined
         ? {}
-        : { loss: { ...loss, repaired: (this.#contiguous.get(this.deviceId) ?? 0) >= loss.to } }),
+        : { loss: { ...loss, repaired: this.#visible.contiguous(this.deviceId) >= loss.to } }),
       check: this.#historyCheck,
       suspiciousStart: this.#suspiciousStart,
     };
@@ -928,7 +900,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** True when the store holds every event of segment `index` of `device`. */
   #complete(device: DeviceId, index: number): boolean {
-    return (this.#contiguous.get(device) ?? 0) >= (index + 1) * this.#segmentSize;
+    return this.#visible.complete(device, index, this.#segmentSize);
   }
 
   /**
@@ -987,9 +959,8 @@ export class DeviceLog implements DeviceLogApi {
     // so the list can hold duplicates and still miss an event the store has.
     const present = this.#ownSeqsIn(list);
     const missing: Uint8Array[] = [];
-    const ids = this.#seqs.get(this.deviceId);
     for (let seq = first; seq <= last; seq++) {
-      const id = ids?.get(seq);
+      const id = this.#visible.idAt(this.deviceId, seq);
       const event = id === undefined ? undefined : this.#known(id);
       if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
     }
@@ -1057,7 +1028,7 @@ export class DeviceLog implements DeviceLogApi {
    */
   #segmentBound(device: DeviceId): number {
     const size = this.#segmentSize;
-    let bound = Math.floor((this.#contiguous.get(device) ?? 0) / size) + 1;
+    let bound = Math.floor(this.#visible.contiguous(device) / size) + 1;
     const sealed = this.#sealedIndex.get(device);
     if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
     if (device === this.deviceId) bound = Math.max(bound, Math.ceil(this.#assignedSeq / size));
@@ -1070,7 +1041,7 @@ export class DeviceLog implements DeviceLogApi {
     const relay = this.#opts.relay ?? undefined;
     if (relay !== undefined) out.add(relay);
     for (const device of this.#rosterDevices) out.add(device);
-    for (const device of this.#seqs.keys()) out.add(device);
+    for (const device of this.#visible.devices()) out.add(device);
     for (const device of Object.keys(this.#root.doc().devices)) {
       if (out.size >= MAX_FOLLOWED_DEVICES) break;
       out.add(device as DeviceId);
@@ -1201,7 +1172,7 @@ export class DeviceLog implements DeviceLogApi {
         });
         continue;
       }
-      const other = this.#seqs.get(event.device)?.get(event.seq);
+      const other = this.#visible.idAt(event.device, event.seq);
       if (other !== undefined) {
         conflicts.push(event);
         continue;
@@ -1252,7 +1223,7 @@ export class DeviceLog implements DeviceLogApi {
     if (list.length < this.#segmentSize || segment.processed > 0 || this.#seals.has(key)) return false;
     if (this.#awaitingSeal.has(key)) return true; // still waiting (the document changed again)
     if (this.#waitedForSeal.has(key)) return false;
-    if ((this.#contiguous.get(segment.device) ?? 0) > segment.index * this.#segmentSize) return false;
+    if (this.#visible.contiguous(segment.device) > segment.index * this.#segmentSize) return false;
     const now = Date.now();
     if (now > this.#sealWaitEnd + SEAL_WAIT_MS) {
       // A new burst: open a new window (at most one wait per two windows' time).
@@ -1337,7 +1308,7 @@ export class DeviceLog implements DeviceLogApi {
       }
       if (this.#known(event.id) !== undefined) return; // arrived meanwhile through another document
       const key = `${event.device}/${event.seq}`;
-      if (seqTaken.has(key) || this.#seqs.get(event.device)?.get(event.seq) !== undefined) {
+      if (seqTaken.has(key) || this.#visible.idAt(event.device, event.seq) !== undefined) {
         // Two validly signed events for one (device, seq): the device equivocated.
         equivocations.push(event);
         return;
@@ -1403,7 +1374,7 @@ export class DeviceLog implements DeviceLogApi {
   async #equivocated(event: SignedEvent): Promise<void> {
     if (this.#closed) return;
     // Is it really a second event? (The copy we hold may be this very event after all.)
-    const heldId = this.#seqs.get(event.device)?.get(event.seq);
+    const heldId = this.#visible.idAt(event.device, event.seq);
     const held = heldId === undefined ? undefined : this.#known(heldId);
     if (held !== undefined && bytesEqual(encodeSignedEvent(held), encodeSignedEvent(event))) return;
     const key = `${event.device}/${event.seq}/${event.id}/${event.sig}`;
@@ -1416,107 +1387,32 @@ export class DeviceLog implements DeviceLogApi {
         device: event.device,
       });
     }
-    const barrier = this.#barriers.get(event.device);
+    const barrier = this.#visible.barrier(event.device);
     if (barrier !== undefined && barrier <= event.seq) return;
-    this.#barriers.set(event.device, event.seq);
-    await writeEquivocations(this.#store, this.#barriers);
-    this.#withholdFrom(event.device, event.seq);
-  }
-
-  /** Makes `device`'s visible events from `seq` on invisible again (they wait behind its barrier). */
-  #withholdFrom(device: DeviceId, seq: number): void {
-    const contiguous = this.#contiguous.get(device) ?? 0;
-    if (contiguous < seq) return; // nothing visible from there on yet
-    const keep = new ProjectionFolder(this.#opts.relay ?? null);
-    for (const event of this.#folder.events.values()) {
-      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event);
-      else keep.add(event);
-    }
-    this.#folder = keep;
-    this.#contiguous.set(device, seq - 1);
-    this.#counts = undefined;
-    this.#tentative = undefined;
+    this.#visible.setBarrier(event.device, event.seq);
+    await writeEquivocations(this.#store, this.#visible.barriers());
+    if (this.#visible.withholdFrom(event.device, event.seq)) this.#views.reset();
   }
 
   // ---------------------------------------------------------------- in-memory state
 
   /** A verified event by id, visible or held back. */
   #known(id: EventId): SignedEvent | undefined {
-    return this.#folder.events.get(id) ?? this.#held.get(id);
-  }
-
-  /**
-   * One shared instance of each short string that repeats across events (device and
-   * facility ids, types, subject kinds), of an event's id wherever a statement names it, of a
-   * subject id that is also a data field, and of the empty `deps` list: a decoded event gets
-   * fresh copies of them all, and at 100k events the copies alone cost tens of megabytes.
-   */
-  #interned(event: SignedEvent): SignedEvent {
-    // In place: every event reaching the log is a fresh object of its own (decoded from bytes, or
-    // just signed), and a copy would briefly double the memory of a whole history at start-up.
-    const e = event as Mutable<SignedEvent>;
-    if (e.type === SystemEventType.AcceptedVerdicts && readAcceptedVerdicts(e.data) !== undefined) {
-      const targets = (e.data as { targets: string[] }).targets;
-      for (let i = 0; i < targets.length; i++)
-        targets[i] = this.#known(targets[i] as EventId)?.id ?? targets[i]!;
-    }
-    const str = (s: string): string => {
-      const known = this.#strings.get(s);
-      if (known !== undefined) return known;
-      if (this.#strings.size < MAX_INTERNED_STRINGS) this.#strings.set(s, s);
-      return s;
-    };
-    // The subject's id is usually also a field of the data (a patient's id, a lot's id).
-    let subjectId = e.subject.id;
-    const data = e.data;
-    if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
-      for (const value of Object.values(data)) {
-        if (value === subjectId) {
-          subjectId = value;
-          break;
-        }
-      }
-    }
-    e.id = this.#folder.sharedId(e.id) ?? e.id;
-    e.facility = str(e.facility) as SignedEvent['facility'];
-    e.device = str(e.device) as SignedEvent['device'];
-    e.type = str(e.type);
-    const subject = e.subject as Mutable<SignedEvent['subject']>;
-    subject.kind = str(subject.kind);
-    subject.id = subjectId;
-    if (e.deps.length === 0) e.deps = NO_DEPS;
-    return event;
+    return this.#visible.known(id);
   }
 
   #addVerified(decoded: SignedEvent): void {
-    if (this.#known(decoded.id) !== undefined) return;
-    const event = this.#interned(decoded);
-    let ids = this.#seqs.get(event.device);
-    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
-    ids.set(event.seq, event.id);
-    let contiguous = this.#contiguous.get(event.device) ?? 0;
-    const barrier = this.#barriers.get(event.device) ?? Infinity;
-    if (event.seq !== contiguous + 1 || event.seq >= barrier) {
-      this.#held.set(event.id, event); // held back behind a hole or an equivocation (or already covered)
-      return;
-    }
-    // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
-    const released: SignedEvent[] = [];
-    for (let e: SignedEvent | undefined = event; e !== undefined;) {
-      contiguous++;
-      this.#folder.add(e);
+    const released = this.#visible.add(decoded, (e) => {
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
       else if (e.type === SystemEventType.RosterUpdated) this.#noteRoster(e);
-      released.push(e);
-      const next = contiguous + 1 < barrier ? ids.get(contiguous + 1) : undefined;
-      e = next === undefined ? undefined : this.#held.get(next);
-      if (next !== undefined) this.#held.delete(next);
-    }
-    this.#contiguous.set(event.device, contiguous);
+    });
+    if (released === undefined || released.length === 0) return;
+    const event = released[0]!; // the event itself, then what it unblocked
+    const contiguous = this.#visible.contiguous(event.device);
     if (contiguous % this.#segmentSize < released.length) this.#evidenceGrew(event.device);
-    this.#onVisible(released);
+    this.#views.onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
-    if (released.length > 0) this.#notify(released);
+    this.#notify(released);
   }
 
   /** Remembers a relay-signed segment seal (see {@link DeviceLog.segmentEvents}). */
@@ -1585,7 +1481,7 @@ export class DeviceLog implements DeviceLogApi {
     const assigned = this.#assignedSeq;
     // Only signed evidence counts (own events held beyond what we assigned), never the root index's
     // count, which any peer may raise to make this device (or the relay) wait for good.
-    let behind = (this.#seqs.get(this.deviceId)?.max() ?? 0) > assigned;
+    let behind = this.#visible.maxSeq(this.deviceId) > assigned;
     if (!behind) {
       const last = Math.max(0, Math.ceil(assigned / this.#segmentSize) - 1);
       const segment = this.#segments.get(segmentDocumentId(this.facility, this.deviceId, last));
@@ -1598,68 +1494,16 @@ export class DeviceLog implements DeviceLogApi {
     return { assigned, behind };
   }
 
-  /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */
-  #onVisible(released: readonly SignedEvent[]): void {
-    const tentative = this.#tentative;
-    const counts = this.#counts;
-    const fastPath =
-      released.length === 1 &&
-      tentative !== undefined &&
-      !isSystemEventType(released[0]!.type) &&
-      released[0]!.supersedes === undefined &&
-      !this.#folder.targeted(released[0]!.id) &&
-      (tentative.last === undefined || compareTentative(tentative.last, released[0]!) < 0);
-    if (fastPath) {
-      const event = released[0]!;
-      tentative.projection.apply(event);
-      tentative.last = event;
-      if (counts !== undefined) {
-        // A new domain event nobody has answered yet: pending.
-        this.#counts = {
-          ...counts,
-          total: counts.total + 1,
-          pending: counts.pending + 1,
-          outbox: counts.outbox + (event.device === this.deviceId ? 1 : 0),
-        };
-      }
-      return;
-    }
-    this.#counts = undefined;
-    this.#tentative = undefined;
-  }
-
   // ---------------------------------------------------------------- queries
 
   /** The event, its status and latest verdict; undefined when unknown or still held back. */
   get(id: EventId): EventInfo | undefined {
-    const event = this.#folder.events.get(id);
-    if (event === undefined) return undefined;
-    return this.#info(event, this.#folder.status(id));
-  }
-
-  #info(event: SignedEvent, info: EventStatusInfo | undefined): EventInfo {
-    if (info === undefined) return { event, status: 'accepted' };
-    return {
-      event,
-      status: info.status,
-      ...(info.verdict !== undefined ? { verdict: info.verdict } : {}),
-      ...(info.resolvedBy !== undefined ? { resolvedBy: info.resolvedBy } : {}),
-    };
+    return this.#views.get(id);
   }
 
   /** Visible non-verdict events, optionally filtered, in (device, seq) order. */
   list(filter: { status?: EventInfo['status']; device?: DeviceId } = {}): EventInfo[] {
-    const out: EventInfo[] = [];
-    for (const event of this.#folder.events.values()) {
-      if (filter.device !== undefined && event.device !== filter.device) continue;
-      const info = this.#folder.status(event.id);
-      if (info === undefined) continue; // relay statements have no status
-      if (filter.status !== undefined && info.status !== filter.status) continue;
-      out.push(this.#info(event, info));
-    }
-    return out.sort((a, b) =>
-      a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq,
-    );
+    return this.#views.list(filter);
   }
 
   /** Events per segment document (segment `k` of a device holds seqs `k*size+1 … (k+1)*size`). */
@@ -1672,21 +1516,12 @@ export class DeviceLog implements DeviceLogApi {
    * of them is held and visible (what a relay seals).
    */
   segmentEvents(device: DeviceId, index: number): SignedEvent[] | undefined {
-    if (!this.#complete(device, index)) return undefined;
-    const seqs = this.#seqs.get(device);
-    const out: SignedEvent[] = [];
-    for (let seq = index * this.#segmentSize + 1; seq <= (index + 1) * this.#segmentSize; seq++) {
-      const id = seqs?.get(seq);
-      const event = id === undefined ? undefined : this.#folder.events.get(id);
-      if (event === undefined) return undefined;
-      out.push(event);
-    }
-    return out;
+    return this.#visible.segmentEvents(device, index, this.#segmentSize);
   }
 
   /** Every visible event of any kind, in no particular order. */
   visibleEvents(): IterableIterator<SignedEvent> {
-    return this.#folder.events.values();
+    return this.#visible.folder.events.values();
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -1696,22 +1531,12 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Event counts by status, as shown by `GET /api/status`. */
   counts(): LogCounts {
-    if (this.#counts !== undefined) return { ...this.#counts };
-    const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
-    for (const event of this.#folder.events.values()) {
-      const info = this.#folder.status(event.id);
-      if (info === undefined) continue;
-      counts.total++;
-      counts[info.status]++;
-      if (info.status === 'pending' && event.device === this.deviceId) counts.outbox++;
-    }
-    this.#counts = counts;
-    return { ...counts };
+    return this.#views.counts();
   }
 
   /** Confirmed state: accepted events in relay order. A copy: callers may not mutate the cache. */
   confirmed(): Projection {
-    return this.#folder.confirmed().clone();
+    return this.#views.confirmed();
   }
 
   /**
@@ -1720,26 +1545,16 @@ export class DeviceLog implements DeviceLogApi {
    * @remarks Returns the cached projection itself: treat it as read-only.
    */
   tentative(): Projection {
-    if (this.#tentative === undefined) {
-      this.#tentative = { projection: this.#folder.tentative(), last: this.#folder.pending().at(-1) };
-    }
-    return this.#tentative.projection;
+    return this.#views.tentative();
   }
 
   /** Holes (per device) and corrupt values found at start-up or since. */
   integrity(): IntegrityReport {
-    const holes: { device: string; missing: number[] }[] = [];
-    for (const [device, seqs] of this.#seqs) {
-      const contiguous = this.#contiguous.get(device) ?? 0;
-      const max = seqs.max();
-      if (max <= contiguous) continue;
-      holes.push({ device, missing: this.#missing(device, contiguous + 1, max) });
-    }
     const corrupt = this.#corruptAtStart.filter(
-      ({ device, seq }) => this.#seqs.get(device as DeviceId)?.get(seq) === undefined,
+      ({ device, seq }) => this.#visible.idAt(device as DeviceId, seq) === undefined,
     );
     return {
-      holes,
+      holes: this.#visible.holes(),
       corrupt,
       incidents: this.#incidentCount,
       detectedAtStart: {
@@ -1753,30 +1568,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Devices whose later events are withheld, and why; revoked devices are left out. */
   withheld(): Withheld[] {
-    const heldBy = new Map<DeviceId, number>();
-    for (const event of this.#held.values()) heldBy.set(event.device, (heldBy.get(event.device) ?? 0) + 1);
-    const out: Withheld[] = [];
-    for (const [device, heldBack] of heldBy) {
-      if (this.#opts.roster.lookup(device)?.revoked === true) continue;
-      const from = (this.#contiguous.get(device) ?? 0) + 1;
-      const barrier = this.#barriers.get(device);
-      if (barrier !== undefined && barrier <= from) {
-        out.push({ device, from, reason: 'equivocation', missing: [], heldBack });
-        continue;
-      }
-      const end = Math.min(this.#seqs.get(device)?.max() ?? 0, barrier ?? Infinity);
-      out.push({ device, from, reason: 'hole', missing: this.#missing(device, from, end), heldBack });
-    }
-    return out.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
-  }
-
-  /** The sequence numbers of `device` in `[from, end)` that no held event has (the first 1000). */
-  #missing(device: DeviceId, from: number, end: number): number[] {
-    const seqs = this.#seqs.get(device);
-    const missing: number[] = [];
-    for (let seq = from; seq < end && missing.length < MAX_MISSING_LISTED; seq++)
-      if (seqs?.get(seq) === undefined) missing.push(seq);
-    return missing;
+    return this.#visible.withheld((device) => this.#opts.roster.lookup(device)?.revoked === true);
   }
 
   /** The most recent security incidents (bounded). */
@@ -1822,7 +1614,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Number of verified events held (visible or behind a hole). */
   size(): number {
-    return this.#folder.size + this.#held.size;
+    return this.#visible.size;
   }
 
   /** Resolves once queued appends and ingest work are done. */
