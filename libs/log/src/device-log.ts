@@ -9,12 +9,11 @@ import {
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
-  compareHlc,
   decodeSignedEvent,
   encodeSignedEvent,
   envelopeBytes,
   ErrorCode,
-  HybridClock,
+  type HybridClock,
   eventIdFor,
   isAccordError,
   isEventIdOf,
@@ -56,6 +55,8 @@ import type {
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { VisibleSet } from './visible-set.js';
+import { Incidents, MAX_INCIDENTS_KEPT } from './incidents.js';
+import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
@@ -97,7 +98,6 @@ const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
 const sealMarker = (index: number): string => `sealed/${index}`;
-const MAX_INCIDENTS_KEPT = 1000;
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
@@ -134,34 +134,7 @@ function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
   else delete segment.lastSeen;
 }
 
-/** A storage adapter that can list its corrupt chunks (ours can; foreign ones may not). */
-interface ScannableStorage {
-  scan(): Promise<{ corrupt: readonly (readonly string[])[] }>;
-  remove(key: string[]): Promise<void>;
-}
-
-function isScannable(storage: unknown): storage is ScannableStorage {
-  return (
-    typeof storage === 'object' &&
-    storage !== null &&
-    typeof (storage as { scan?: unknown }).scan === 'function' &&
-    typeof (storage as { remove?: unknown }).remove === 'function'
-  );
-}
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
-function parseStoredEvent(stored: StoredEvent): SignedEvent | undefined {
-  try {
-    const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
-    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
-      ? event
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The store's meta key holding the equivocation barriers (`{device: seq}` as JSON). */
 const EQUIVOCATIONS = 'equivocations';
@@ -265,8 +238,8 @@ export class DeviceLog implements DeviceLogApi {
   /** Set while appends wait for the own-history check with peers. */
   #historyGate: Promise<void> | undefined;
   #endHistoryCheck: (outcome: 'checked' | 'unchecked') => void = () => {};
-  readonly #incidents: SecurityIncident[] = [];
-  #incidentCount = 0;
+  /** Refused data from peers (security incidents), bounded. */
+  readonly #incidents: Incidents;
   /** Sync-document chunks dropped at start-up because their checksum failed. */
   #corruptChunksAtStart = 0;
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
@@ -308,6 +281,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = opts.clock ?? Date.now;
     this.#hlc = hlc;
     this.#assignedSeq = highestOwnSeq;
+    this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#visible = new VisibleSet(opts.relay ?? null);
     this.#views = new Views(this.#visible, this.deviceId);
     this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
@@ -319,55 +293,8 @@ export class DeviceLog implements DeviceLogApi {
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const store = opts.eventStore;
-    // One pass over the store: intact events are loaded, damaged ones listed for repair.
-    const corrupt: { device: string; seq: number }[] = [];
-    const loaded: SignedEvent[] = [];
-    const skipped = ({ device, seq }: { device: string; seq: number }): void =>
-      void corrupt.push({ device, seq });
-    for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
-      // The store only ever holds events that were fully decoded, schema-checked and verified
-      // before they were written, behind a checksum: reading them back needs no second
-      // validation (a quarter of start-up time at 100k events). A value that no longer parses,
-      // or parses to something else, is corruption.
-      const event = parseStoredEvent(stored);
-      if (event !== undefined) loaded.push(event);
-      else corrupt.push({ device: stored.device, seq: stored.seq });
-    }
-    const clock = opts.clock ?? Date.now;
-    // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
-    // observation); another device's stamp is only observed, under the same drift bound as at run
-    // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
-    const ceiling = HybridClock.ceiling(clock());
-    let ownStamp = undefined as SignedEvent['hlc'] | undefined;
-    let other = undefined as SignedEvent['hlc'] | undefined;
-    let highestOwnSeq = 0;
-    for (const event of loaded) {
-      if (event.device === opts.key.deviceId) {
-        if (ownStamp === undefined || compareHlc(event.hlc, ownStamp) > 0) ownStamp = event.hlc;
-        if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
-      } else if (
-        compareHlc(event.hlc, ceiling) <= 0 &&
-        (other === undefined || compareHlc(event.hlc, other) > 0)
-      ) {
-        other = event.hlc;
-      }
-    }
-    const hlc = new HybridClock({ wallClock: clock, ...(ownStamp !== undefined ? { last: ownStamp } : {}) });
-    if (other !== undefined) hlc.observe(other);
-    // A damaged own event still used its sequence number: never hand that number out again.
-    highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
-    const own = await DeviceLog.#readOwnMark(opts, highestOwnSeq, corrupt);
-    highestOwnSeq = own.next - 1;
-
-    let corruptChunks = 0;
-    if (isScannable(opts.storage)) {
-      // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
-      const { corrupt } = await opts.storage.scan();
-      for (const key of corrupt) await opts.storage.remove([...key]);
-      corruptChunks = corrupt.length;
-    }
-    await opts.afterStartupScan?.();
-
+    const start = await startupScan(opts);
+    const highestOwnSeq = start.highestOwnSeq;
     const storage = new FrozenDocumentsStorage(opts.storage);
     // Only documents the log decided to follow exist here: a peer's sync message about any other
     // id (a made-up document, a segment no evidence points to) is refused before the Repo makes a
@@ -389,15 +316,15 @@ export class DeviceLog implements DeviceLogApi {
       // segment) can lag behind it.
       saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
-    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc, gate);
+    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, start.hlc, gate);
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
     for (const [device, seq] of await readEquivocations(store)) log.#visible.setBarrier(device, seq);
-    log.#corruptChunksAtStart = corruptChunks;
-    log.#corruptAtStart.push(...corrupt);
+    log.#corruptChunksAtStart = start.corruptChunks;
+    log.#corruptAtStart.push(...start.corrupt);
     log.#reserved = log.#acked = highestOwnSeq;
-    log.#ownLoss = own.loss;
-    log.#suspiciousStart = own.suspicious;
-    for (const event of loaded) log.#addVerified(event);
+    log.#ownLoss = start.ownLoss;
+    log.#suspiciousStart = start.suspicious;
+    for (const event of start.loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
     if (log.#visible.contiguous(log.deviceId) < highestOwnSeq) log.#suspiciousStart = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
@@ -406,35 +333,6 @@ export class DeviceLog implements DeviceLogApi {
     log.#documentsOpen = true;
     checkOpened();
     return log;
-  }
-
-  /**
-   * Compares the own-sequence mark with what the store holds: the next number is above both, a
-   * mark above the store is a loss of acknowledged events (reported, repaired from peers, never
-   * reused), and a start after a crash, with damage, or with no mark is suspicious.
-   */
-  static async #readOwnMark(
-    opts: DeviceLogOptions,
-    storeHighest: number,
-    corrupt: readonly { device: string }[],
-  ): Promise<{ next: number; loss?: { from: number; to: number }; suspicious: boolean }> {
-    const damaged = opts.storeSetAside !== undefined || corrupt.some((c) => c.device === opts.key.deviceId);
-    if (opts.ownSeqMark === undefined) return { next: storeHighest + 1, suspicious: damaged };
-    let state: OwnSeqMarkState | undefined;
-    let unreadable = false;
-    try {
-      state = await opts.ownSeqMark.read();
-    } catch {
-      unreadable = true; // as good as no mark: the check with peers decides
-    }
-    if (state === undefined)
-      return { next: storeHighest + 1, suspicious: damaged || unreadable || storeHighest > 0 };
-    const loss = state.acked > storeHighest ? { from: storeHighest + 1, to: state.acked } : undefined;
-    return {
-      next: Math.max(storeHighest, state.acked) + 1,
-      ...(loss === undefined ? {} : { loss }),
-      suspicious: damaged || loss !== undefined || !state.clean,
-    };
   }
 
   // ---------------------------------------------------------------- appending
@@ -611,7 +509,7 @@ export class DeviceLog implements DeviceLogApi {
       if (this.#closed) return;
       this.#writeMark(() => ({ reserved: this.#reserved, acked: this.#acked, clean: false })).catch(
         (err: unknown) =>
-          this.#incident({
+          this.#incidents.report({
             code: 'PROTOCOL_BAD_ENCODING',
             message: `could not record the own mark: ${String(err)}`,
           }),
@@ -728,7 +626,7 @@ export class DeviceLog implements DeviceLogApi {
         try {
           await this.#pushOwn(batch);
         } catch (err) {
-          this.#incident({
+          this.#incidents.report({
             code: 'PROTOCOL_BAD_ENCODING',
             message: `could not add own events to the sync documents: ${String(err)}`,
           });
@@ -1092,7 +990,7 @@ export class DeviceLog implements DeviceLogApi {
         await work();
       } catch (err) {
         if (this.#closed) return;
-        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
+        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
       }
     });
   }
@@ -1114,12 +1012,15 @@ export class DeviceLog implements DeviceLogApi {
     for (let i = start; i < list.length; i++) {
       const bytes: unknown = list[i];
       if (!(bytes instanceof Uint8Array)) {
-        this.#incident({ code: 'PROTOCOL_SCHEMA', message: `segment ${segment.id} entry ${i} is not bytes` });
+        this.#incidents.report({
+          code: 'PROTOCOL_SCHEMA',
+          message: `segment ${segment.id} entry ${i} is not bytes`,
+        });
         continue;
       }
       const decoded = decodeSignedEvent(bytes);
       if (!decoded.ok) {
-        this.#incident({
+        this.#incidents.report({
           code: decoded.error.code as SecurityIncident['code'],
           message: decoded.error.message,
         });
@@ -1129,7 +1030,7 @@ export class DeviceLog implements DeviceLogApi {
       if (!isEventIdOf(event.id, event.device, event.seq)) {
         // An id belongs to the device and seq it was made for: a copy of another device's id (or
         // of another seq) is a forgery, and must never displace the author's own event.
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_FORGED_EVENT',
           message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
           eventId: event.id,
@@ -1145,7 +1046,7 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       if (event.facility !== this.facility) {
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_WRONG_FACILITY',
           message: `event of facility ${event.facility}`,
           eventId: event.id,
@@ -1155,7 +1056,7 @@ export class DeviceLog implements DeviceLogApi {
       }
       const member = this.#opts.roster.lookup(event.device);
       if (member === undefined) {
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_UNKNOWN_DEVICE',
           message: 'event from a device outside the roster',
           eventId: event.id,
@@ -1164,7 +1065,7 @@ export class DeviceLog implements DeviceLogApi {
         continue;
       }
       if (member.facility !== this.facility) {
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_WRONG_FACILITY',
           message: 'event from a device of another facility',
           eventId: event.id,
@@ -1201,7 +1102,7 @@ export class DeviceLog implements DeviceLogApi {
         if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
       } catch (err) {
         if (!this.#closed)
-          this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
+          this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
       } finally {
         for (const { event } of candidates) this.#inFlight.delete(event.id);
       }
@@ -1298,7 +1199,7 @@ export class DeviceLog implements DeviceLogApi {
     candidates.forEach((candidate, i) => {
       const { event } = candidate;
       if (valid[i] !== true) {
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_FORGED_EVENT',
           message: 'bad signature',
           eventId: event.id,
@@ -1354,7 +1255,7 @@ export class DeviceLog implements DeviceLogApi {
     for (const [i, event] of conflicts.entries()) {
       if (valid[i] === true) await this.#equivocated(event);
       else
-        this.#incident({
+        this.#incidents.report({
           code: 'LOG_FORGED_EVENT',
           message: 'bad signature',
           eventId: event.id,
@@ -1380,7 +1281,7 @@ export class DeviceLog implements DeviceLogApi {
     const key = `${event.device}/${event.seq}/${event.id}/${event.sig}`;
     if (!this.#reportedEquivocations.has(key)) {
       if (this.#reportedEquivocations.size < MAX_INCIDENTS_KEPT) this.#reportedEquivocations.add(key);
-      this.#incident({
+      this.#incidents.report({
         code: 'LOG_EQUIVOCATION',
         message: `device ${event.device} signed two different events with seq ${event.seq}`,
         eventId: event.id,
@@ -1465,7 +1366,10 @@ export class DeviceLog implements DeviceLogApi {
       try {
         listener(events);
       } catch (err) {
-        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `event listener failed: ${String(err)}` });
+        this.#incidents.report({
+          code: 'PROTOCOL_BAD_ENCODING',
+          message: `event listener failed: ${String(err)}`,
+        });
       }
     }
   }
@@ -1556,7 +1460,7 @@ export class DeviceLog implements DeviceLogApi {
     return {
       holes: this.#visible.holes(),
       corrupt,
-      incidents: this.#incidentCount,
+      incidents: this.#incidents.count,
       detectedAtStart: {
         corruptEvents: this.#corruptAtStart.length,
         corruptChunks: this.#corruptChunksAtStart,
@@ -1573,7 +1477,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** The most recent security incidents (bounded). */
   incidents(): readonly SecurityIncident[] {
-    return this.#incidents;
+    return this.#incidents.list();
   }
 
   /**
@@ -1664,13 +1568,5 @@ export class DeviceLog implements DeviceLogApi {
 
   #assertOpen(): void {
     if (this.#closed) throw new AccordError(ErrorCode.LOG_CLOSED, 'the log is closed');
-  }
-
-  #incident(incident: Omit<SecurityIncident, 'at'>): void {
-    const full: SecurityIncident = { ...incident, at: new Date(this.#clock()).toISOString() };
-    this.#incidentCount++;
-    this.#incidents.push(full);
-    if (this.#incidents.length > MAX_INCIDENTS_KEPT) this.#incidents.shift();
-    this.#opts.onIncident?.(full);
   }
 }
