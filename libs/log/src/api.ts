@@ -1,4 +1,4 @@
-import type { NetworkAdapterInterface, Repo, StorageAdapterInterface } from '@automerge/automerge-repo';
+import type { NetworkAdapterInterface, StorageAdapterInterface } from '@automerge/automerge-repo';
 import type { Projection, EventStatus } from '@accord/domain';
 import type {
   DeviceId,
@@ -125,6 +125,15 @@ export interface OwnHistory {
   readonly behind: boolean;
 }
 
+/** What {@link DeviceLog.onPeerSync} reports for one sync message received from a peer. */
+export interface PeerSyncReport {
+  /** The peer's id (a device id). */
+  readonly peer: string;
+  readonly documentId: string;
+  /** True when the log now holds every change the peer held of the document when it sent the message. */
+  readonly holdsTheirs: boolean;
+}
+
 /** Called with each batch of events that became visible, in the order they did. */
 export type EventsListener = (events: readonly SignedEvent[]) => void;
 
@@ -210,7 +219,6 @@ export interface LogCounts {
 export interface DeviceLogApi {
   readonly deviceId: DeviceId;
   readonly facility: FacilityId;
-  readonly repo: Repo;
   append(draft: Draft): Promise<AppendResult>;
   /**
    * Records a system statement (see {@link SystemDraft}); resolves after the signed event is durable.

@@ -1,11 +1,5 @@
 import * as A from '@automerge/automerge';
-import {
-  Repo,
-  type DocHandle,
-  type DocumentId,
-  type NetworkAdapterInterface,
-  type PeerId,
-} from '@automerge/automerge-repo';
+import type { DocHandle, DocumentId, NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
@@ -49,6 +43,7 @@ import type {
   LogCounts,
   OwnHistory,
   OwnIntegrity,
+  PeerSyncReport,
   SecurityIncident,
   SystemDraft,
   Withheld,
@@ -58,7 +53,7 @@ import { VisibleSet } from './visible-set.js';
 import { Incidents, MAX_INCIDENTS_KEPT } from './incidents.js';
 import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
-import { FrozenDocumentsStorage } from './frozen-storage.js';
+import { RepoHost } from './repo-host.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
 import {
   rootDocumentId,
@@ -85,7 +80,7 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
  * How often idle sealed segments are dropped from memory. Short: a device appending thousands of
  * events a second seals a segment every second or two, and each one kept loaded holds every
  * event's bytes twice (Automerge's copy, the materialized one). Long enough that the throttled
- * document save (DOCUMENT_SAVE_DEBOUNCE_MS) is done before a segment can count as idle.
+ * document save (RepoHost's save debounce, 1 s) is done before a segment can count as idle.
  */
 const DEFAULT_SWEEP_MS = 2000;
 /**
@@ -93,7 +88,6 @@ const DEFAULT_SWEEP_MS = 2000;
  * before its events are verified one by one; one window is shared by every segment of a burst.
  */
 const SEAL_WAIT_MS = 1000;
-const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 /** How long durable own events wait to be grouped into one Automerge change. */
 const PUSH_DELAY_MS = 50;
 const SEALED = new Uint8Array([1]);
@@ -179,10 +173,10 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 export class DeviceLog implements DeviceLogApi {
   readonly deviceId: DeviceId;
   readonly facility: FacilityId;
-  readonly repo: Repo;
 
   readonly #opts: DeviceLogOptions;
-  readonly #storage: FrozenDocumentsStorage;
+  /** The Repo and all the log asks of it. */
+  readonly #host: RepoHost;
   readonly #store: EventStore;
   readonly #segmentSize: number;
   readonly #clock: () => number;
@@ -212,8 +206,6 @@ export class DeviceLog implements DeviceLogApi {
   readonly #traffic = new Map<DocumentId, number>();
   readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
   #root!: DocHandle<RootDoc>;
-  /** Ids of the documents this log follows: the Repo serves and accepts these only. */
-  readonly #gate: Set<DocumentId>;
   /** Per device: how many of its segments the log follows (see {@link DeviceLog.#segmentBound}). */
   readonly #following = new Map<DeviceId, number>();
   /** Per device: the highest segment index a relay seal names. */
@@ -262,21 +254,12 @@ export class DeviceLog implements DeviceLogApi {
   /** Equivocations already reported, so a rescan does not report one again. */
   readonly #reportedEquivocations = new Set<string>();
 
-  private constructor(
-    opts: DeviceLogOptions,
-    repo: Repo,
-    storage: FrozenDocumentsStorage,
-    highestOwnSeq: number,
-    hlc: HybridClock,
-    gate: Set<DocumentId>,
-  ) {
-    this.#gate = gate;
-    this.#storage = storage;
+  private constructor(opts: DeviceLogOptions, host: RepoHost, highestOwnSeq: number, hlc: HybridClock) {
+    this.#host = host;
     this.#opts = opts;
     this.#store = opts.eventStore;
     this.deviceId = opts.key.deviceId;
     this.facility = opts.facility;
-    this.repo = repo;
     this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.#clock = opts.clock ?? Date.now;
     this.#hlc = hlc;
@@ -295,28 +278,13 @@ export class DeviceLog implements DeviceLogApi {
     const store = opts.eventStore;
     const start = await startupScan(opts);
     const highestOwnSeq = start.highestOwnSeq;
-    const storage = new FrozenDocumentsStorage(opts.storage);
-    // Only documents the log decided to follow exist here: a peer's sync message about any other
-    // id (a made-up document, a segment no evidence points to) is refused before the Repo makes a
-    // handle for it, and nothing else is announced (issue #13, scenario 3).
-    const gate = new Set<DocumentId>();
-    const repo = new Repo({
-      peerId: opts.key.deviceId as unknown as PeerId,
-      storage,
-      network: [...(opts.network ?? [])],
-      shareConfig: {
-        announce: (_peer, id) => Promise.resolve(id === undefined || gate.has(id)),
-        access: (_peer, id) => Promise.resolve(gate.has(id)),
-      },
-      // Peers must not keep sync state for us across connections: a reconnect after any
-      // transport fault restarts sync from scratch, or lost messages could stall it
-      // (DESIGN.md §7). Whatever adapter carries the connection.
-      isEphemeral: true,
-      // The event store is the durable copy; document saves (each one may compact a whole
-      // segment) can lag behind it.
-      saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
+    const host = new RepoHost({
+      peerId: opts.key.deviceId,
+      storage: opts.storage,
+      network: opts.network ?? [],
     });
-    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, start.hlc, gate);
+    const log = new DeviceLog(opts, host, highestOwnSeq, start.hlc);
+    host.exposeTo(log);
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
     for (const [device, seq] of await readEquivocations(store)) log.#visible.setBarrier(device, seq);
     log.#corruptChunksAtStart = start.corruptChunks;
@@ -534,15 +502,13 @@ export class DeviceLog implements DeviceLogApi {
     let open!: () => void;
     this.#historyGate = new Promise<void>((resolve) => (open = resolve));
     const theirHeads = new Map<string, Map<string, readonly string[]>>();
-    const onSyncState = (e: { peerId: string; documentId: string; syncState: A.SyncState }): void => {
-      const heads = e.syncState.theirHeads;
-      if (heads === null || heads === undefined) return;
+    const off = this.#host.onPeerHeads((e) => {
       let docs = theirHeads.get(e.peerId);
       if (docs === undefined) theirHeads.set(e.peerId, (docs = new Map<string, readonly string[]>()));
-      docs.set(e.documentId, heads);
+      docs.set(e.documentId, e.theirHeads);
       // Emitted before the received changes are applied: look once they are.
       setImmediate(() => this.#checkOwnHistory(docs));
-    };
+    });
     const timer = setTimeout(() => this.#endHistoryCheck('unchecked'), ms);
     timer.unref();
     this.#endHistoryCheck = (outcome) => {
@@ -550,10 +516,9 @@ export class DeviceLog implements DeviceLogApi {
       this.#historyCheck = outcome;
       this.#historyGate = undefined;
       clearTimeout(timer);
-      this.repo.synchronizer.off('sync-state', onSyncState);
+      off();
       open();
     };
-    this.repo.synchronizer.on('sync-state', onSyncState);
     // Called once the documents are open: look at what peers showed meanwhile.
     return () => {
       for (const docs of theirHeads.values()) this.#checkOwnHistory(docs);
@@ -671,7 +636,7 @@ export class DeviceLog implements DeviceLogApi {
 
   async #openDocuments(): Promise<void> {
     const rootId = rootDocumentId(this.facility);
-    this.#root = await this.#openDoc<RootDoc>(rootId, () => rootInitialBytes(this.facility));
+    this.#root = await this.#host.open<RootDoc>(rootId, () => rootInitialBytes(this.facility));
     this.#root.on('change', () => this.#onRootChange());
     // Own segments first: re-push any own event the documents lost (a crash between the
     // durable write and the document save, or a dropped corrupt chunk). Segments already
@@ -680,9 +645,9 @@ export class DeviceLog implements DeviceLogApi {
     for (let index = 0; index < ownSegments; index++) {
       if ((await this.#store.meta.get(sealMarker(index))) !== undefined) {
         const id = segmentDocumentId(this.facility, this.deviceId, index);
-        this.#gate.add(id);
+        this.#host.share(id);
         this.#sealed.add(id);
-        this.#storage.freeze(id); // flushed before the marker was written
+        this.#host.freeze(id); // flushed before the marker was written
         continue;
       }
       const id = segmentDocumentId(this.facility, this.deviceId, index);
@@ -692,9 +657,9 @@ export class DeviceLog implements DeviceLogApi {
       ) {
         // Full, and its stored document holds every event: seal it without loading it into the Repo.
         await this.#store.meta.put(sealMarker(index), SEALED);
-        this.#gate.add(id);
+        this.#host.share(id);
         this.#sealed.add(id);
-        this.#storage.freeze(id);
+        this.#host.freeze(id);
         continue;
       }
       const segment = await this.#ownSegment(index);
@@ -702,12 +667,9 @@ export class DeviceLog implements DeviceLogApi {
       this.#maybeSeal(segment);
     }
     await this.#onRootChangeNow();
-    const touch = (message: object): void => {
-      const id = 'documentId' in message ? (message.documentId as DocumentId) : undefined;
-      if (id !== undefined && this.#sealed.has(id)) this.#traffic.set(id, this.#clock());
-    };
-    this.repo.networkSubsystem.on('message', touch);
-    this.repo.synchronizer.on('message', touch);
+    this.#host.onMessage((id) => {
+      if (this.#sealed.has(id)) this.#traffic.set(id, this.#clock());
+    });
     this.#janitor = setInterval(
       () => this.#enqueue(() => this.#sweep()),
       this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
@@ -720,7 +682,7 @@ export class DeviceLog implements DeviceLogApi {
    * every one of the segment's events (so nothing needs re-adding after a crash).
    */
   async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
-    const chunks = await this.#storedChunks(id);
+    const chunks = await this.#host.storedChunks(id);
     if (chunks.length === 0) return false;
     let doc = A.init<SegmentDoc>();
     try {
@@ -734,16 +696,6 @@ export class DeviceLog implements DeviceLogApi {
     let count = 0;
     for (const seq of this.#ownSeqsIn(list)) if (seq >= first && seq < first + this.#segmentSize) count++;
     return count === this.#segmentSize;
-  }
-
-  /** The stored Automerge chunks (snapshots and incremental changes) of a document. */
-  async #storedChunks(id: DocumentId): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    for (const chunk of await this.#opts.storage.loadRange([id])) {
-      const kind = chunk.key[1];
-      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) out.push(chunk.data);
-    }
-    return out;
   }
 
   /**
@@ -770,7 +722,7 @@ export class DeviceLog implements DeviceLogApi {
     }
     let written = 0;
     for (const [id, { device, index, events: list }] of bySegment) {
-      const handle = await this.#openDoc<SegmentDoc>(id, () =>
+      const handle = await this.#host.open<SegmentDoc>(id, () =>
         segmentInitialBytes(this.facility, device, index),
       );
       const present = opts.onlyMissing === true ? seqsIn(handle.doc().events, device) : new Set<number>();
@@ -825,8 +777,8 @@ export class DeviceLog implements DeviceLogApi {
    */
   async #sweep(): Promise<void> {
     for (const id of this.#sealed) {
-      const handle = this.repo.handles[id];
-      if (handle === undefined || !handle.isReady()) {
+      const handle = this.#host.loaded(id);
+      if (handle === undefined) {
         this.#janitorHeads.delete(id);
         continue;
       }
@@ -839,13 +791,13 @@ export class DeviceLog implements DeviceLogApi {
       }
       this.#janitorHeads.delete(id);
       this.#traffic.delete(id);
-      if (!this.#storage.isFrozen(id)) {
-        await this.repo.flush([id]);
-        this.#storage.freeze(id);
+      if (!this.#host.isFrozen(id)) {
+        await this.#host.save(id);
+        this.#host.freeze(id);
         const own = this.#ownSealIndex.get(id);
         if (own !== undefined) await this.#store.meta.put(sealMarker(own), SEALED);
       }
-      await this.repo.removeFromCache(id);
+      await this.#host.unload(id);
     }
   }
 
@@ -871,32 +823,15 @@ export class DeviceLog implements DeviceLogApi {
     this.#ingestSegment(segment);
   }
 
-  /**
-   * Opens a shared document whose first change is known (deterministic), never waiting
-   * on the network.
-   *
-   * @remarks `repo.find` can wait forever for a document the Repo already tried to fetch
-   * from peers ('requesting'/'unavailable'). Instead we merge the known first change and
-   * every stored chunk into the handle ourselves (as the Repo's own loader does; both are
-   * idempotent) and mark it loaded. Sync then brings whatever peers have beyond that.
-   */
-  async #openDoc<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
-    this.#gate.add(id);
-    const handle = this.repo.import<T>(initial(), { docId: id });
-    for (const data of await this.#storedChunks(id)) this.repo.import<T>(data, { docId: id });
-    if (!handle.isReady()) handle.doneLoading();
-    await handle.whenReady();
-    return handle;
-  }
-
   #openSegment(device: DeviceId, index: number): Promise<SegmentState> {
     const id = segmentDocumentId(this.facility, device, index);
     const known = this.#segments.get(id);
     if (known !== undefined) return Promise.resolve(known);
     let opening = this.#opening.get(id);
     if (opening === undefined) {
-      opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then(
-        (handle) => {
+      opening = this.#host
+        .open<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index))
+        .then((handle) => {
           const listener = (): void => this.#scheduleIngest(state);
           const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
           this.#segments.set(id, state);
@@ -904,8 +839,7 @@ export class DeviceLog implements DeviceLogApi {
           if (device === this.deviceId) this.#ownSealIndex.set(id, index);
           handle.on('change', listener);
           return state;
-        },
-      );
+        });
       this.#opening.set(id, opening);
     }
     return opening;
@@ -965,7 +899,7 @@ export class DeviceLog implements DeviceLogApi {
         const id = segmentDocumentId(this.facility, device, index);
         if (this.#sealed.has(id)) continue;
         if (device !== this.deviceId && this.#complete(device, index) && !this.#segments.has(id)) {
-          this.#gate.add(id); // still served to peers that ask for it
+          this.#host.share(id); // still served to peers that ask for it
           this.#sealed.add(id); // every event already here: nothing to read from it
           continue;
         }
@@ -1501,9 +1435,32 @@ export class DeviceLog implements DeviceLogApi {
     this.#onRootChange();
   }
 
+  /**
+   * Calls `listener` each time a peer's sync message about a document `wants` accepts (default:
+   * all) has been taken in, saying whether the log now holds every change the peer held of that
+   * document; returns the unsubscribe function.
+   *
+   * @remarks For a process that must not write before it has learned what its peers hold (a relay
+   * restored from an older backup). Listener errors are swallowed.
+   */
+  onPeerSync(
+    listener: (report: PeerSyncReport) => void,
+    wants?: (peer: string, documentId: string) => boolean,
+  ): () => void {
+    return this.#host.onPeerSync(listener, wants);
+  }
+
+  /**
+   * The documents held in memory, and whether each is ready: the root, the segments the log
+   * follows, and sealed ones reloaded to serve a peer (for tests and benchmarks).
+   */
+  documentsInMemory(): { readonly documentId: string; readonly ready: boolean }[] {
+    return this.#host.documents();
+  }
+
   /** Adds a network adapter (a peer server or client) to the running log. */
   addNetworkAdapter(adapter: NetworkAdapterInterface): void {
-    this.repo.networkSubsystem.addNetworkAdapter(adapter);
+    this.#host.addNetworkAdapter(adapter);
   }
 
   /** Automerge heads of every facility document this log holds, by document id. */
@@ -1554,16 +1511,7 @@ export class DeviceLog implements DeviceLogApi {
     await this.#ingestChain;
     await this.#commitChain;
     this.#closed = true;
-    // A peer asking for a document we never had leaves a handle that never becomes ready, and
-    // automerge-repo 2.5.6's flush (also run by shutdown) throws "DocHandle is not ready" on it.
-    // Such a handle holds nothing to save; `repo.handles` is the Repo's own cache.
-    const handles = this.repo.handles;
-    for (const [id, handle] of Object.entries(handles)) {
-      if (!handle.isReady()) delete handles[id as DocumentId];
-    }
-    await this.repo.flush();
-    await this.repo.shutdown();
-    this.#storage.close();
+    await this.#host.close();
   }
 
   #assertOpen(): void {

@@ -15,4 +15,3 @@ export {
   type OwnSeqMark,
   type OwnSeqMarkState,
 } from './own-seq-mark.js';
-export { onPeerSync, type PeerSyncReport } from './peer-sync.js';

@@ -10,6 +10,7 @@ import { HostileDevice } from '@accord/testkit';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import type { DeviceLogOptions, LogRoster } from './api.js';
 import { DeviceLog } from './device-log.js';
+import { repoBehind } from './repo-host.js';
 import { rootDocumentId, rootInitialBytes, segmentDocumentId, segmentInitialBytes } from './documents.js';
 
 /** A facility for tests: device keys and a mutable in-memory roster. */
@@ -54,15 +55,22 @@ export async function makeFacility(facility: FacilityId, size: number, seed?: nu
 }
 
 /**
+ * Test hook: the automerge-repo `Repo` behind `log`, to write into its documents as a peer's sync
+ * would, or to probe what it serves. Not part of the log's API: nothing but tests reaches it.
+ */
+export function repoOf(log: DeviceLog): Repo {
+  const repo = repoBehind(log);
+  if (repo === undefined) throw new Error('not a DeviceLog opened by DeviceLog.open');
+  return repo;
+}
+
+/**
  * A modified client holding `key` (an enrolled device's own key) that writes raw into `log`'s
  * Repo: its own segments, other devices' segments and the root index (see `HostileDevice`).
  */
-export function hostileDevice(
-  log: { readonly repo: Repo; readonly facility: FacilityId; readonly segmentSize?: number },
-  key: DeviceKeyPair,
-): HostileDevice {
+export function hostileDevice(log: DeviceLog, key: DeviceKeyPair): HostileDevice {
   return new HostileDevice({
-    repo: log.repo,
+    repo: repoOf(log),
     key,
     facility: log.facility,
     documents: {
@@ -71,7 +79,7 @@ export function hostileDevice(
       segment: (device, index) => segmentDocumentId(log.facility, device, index),
       segmentInitial: (device, index) => segmentInitialBytes(log.facility, device, index),
     },
-    ...(log.segmentSize !== undefined ? { segmentSize: log.segmentSize } : {}),
+    segmentSize: log.segmentSize,
   });
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DeviceLog, onPeerSync, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
+import { DeviceLog, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
   DEFAULT_FACILITY_POLICY,
@@ -268,8 +268,7 @@ export class FacilityNode {
       this.#sealer.note(event);
     }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
-    this.#offSync = onPeerSync(
-      this.log.repo,
+    this.#offSync = this.log.onPeerSync(
       ({ peer, documentId, holdsTheirs }) => {
         const p = this.#peers.get(peer);
         if (p === undefined) return;
