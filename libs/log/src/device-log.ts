@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import type { DocHandle, DocumentId, NetworkAdapterInterface } from '@automerge/automerge-repo';
+import type { DocumentId, NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
@@ -54,16 +54,10 @@ import { Incidents, MAX_INCIDENTS_KEPT } from './incidents.js';
 import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
 import { RepoHost } from './repo-host.js';
+import { markProcessed, SEALED, sealMarker, Segments, type SegmentState } from './segments.js';
+import { OwnPush } from './own-push.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
-import {
-  rootDocumentId,
-  rootInitialBytes,
-  segmentDocumentId,
-  segmentInitialBytes,
-  seqsIn,
-  type RootDoc,
-  type SegmentDoc,
-} from './documents.js';
+import { segmentDocumentId, seqsIn } from './documents.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 
@@ -88,10 +82,6 @@ const DEFAULT_SWEEP_MS = 2000;
  * before its events are verified one by one; one window is shared by every segment of a burst.
  */
 const SEAL_WAIT_MS = 1000;
-/** How long durable own events wait to be grouped into one Automerge change. */
-const PUSH_DELAY_MS = 50;
-const SEALED = new Uint8Array([1]);
-const sealMarker = (index: number): string => `sealed/${index}`;
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
@@ -102,30 +92,6 @@ const ACK_MARK_DELAY_MS = 500;
 interface SignedOwn {
   readonly event: SignedEvent;
   readonly bytes: Uint8Array;
-}
-
-interface SegmentState {
-  readonly id: DocumentId;
-  readonly device: DeviceId;
-  readonly index: number;
-  readonly handle: DocHandle<SegmentDoc>;
-  readonly listener: () => void;
-  /** How many list entries have been looked at; a shorter list means a rescan. */
-  processed: number;
-  /**
-   * The entry at `processed - 1` when it was looked at. If another entry is found there later,
-   * something was merged in before it (a concurrent or hostile insertion), so the whole list is
-   * read again: reading only past `processed` would miss the inserted entry for good.
-   */
-  lastSeen?: Uint8Array;
-}
-
-/** Records that `list` has been read up to its end. */
-function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
-  segment.processed = list.length;
-  const last = list[list.length - 1];
-  if (last instanceof Uint8Array) segment.lastSeen = last;
-  else delete segment.lastSeen;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -195,17 +161,12 @@ export class DeviceLog implements DeviceLogApi {
   #sealWaitEnd = 0;
   #sealWaitTimer: ReturnType<typeof setTimeout> | undefined;
 
-  readonly #segments = new Map<DocumentId, SegmentState>();
-  /** Full segments whose events are all in the store: unloaded, served from storage on demand. */
-  readonly #sealed = new Set<DocumentId>();
+  /** The root index and the segment documents the log follows. */
+  readonly #segments: Segments;
   #janitor: ReturnType<typeof setInterval> | undefined;
   readonly #janitorHeads = new Map<DocumentId, string>();
-  /** Own segments by document id, so the sweep can record that they were sealed. */
-  readonly #ownSealIndex = new Map<DocumentId, number>();
   /** When a sync message about a document last went in or out. */
   readonly #traffic = new Map<DocumentId, number>();
-  readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
-  #root!: DocHandle<RootDoc>;
   /** Per device: how many of its segments the log follows (see {@link DeviceLog.#segmentBound}). */
   readonly #following = new Map<DeviceId, number>();
   /** Per device: the highest segment index a relay seal names. */
@@ -242,9 +203,8 @@ export class DeviceLog implements DeviceLogApi {
   #commitChain: Promise<void> = Promise.resolve();
   /** Ids being verified or stored by the second stage. */
   readonly #inFlight = new Set<string>();
-  #toPush: StoredEvent[] = [];
-  #pushScheduled = false;
-  #pushChain: Promise<void> = Promise.resolve();
+  /** Durable own events on their way into the segment documents. */
+  readonly #push: OwnPush;
   #closed = false;
   readonly #listeners = new Set<EventsListener>();
 
@@ -267,6 +227,20 @@ export class DeviceLog implements DeviceLogApi {
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#visible = new VisibleSet(opts.relay ?? null);
     this.#views = new Views(this.#visible, this.deviceId);
+    const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
+    this.#segments = new Segments(host, ctx, {
+      onChange: (segment) => this.#scheduleIngest(segment),
+      isComplete: (device, index) => this.#complete(device, index),
+    });
+    this.#push = new OwnPush({
+      push: (stored) => this.#segments.pushOwn(stored),
+      onError: (err) =>
+        this.#incidents.report({
+          code: 'PROTOCOL_BAD_ENCODING',
+          message: `could not add own events to the sync documents: ${String(err)}`,
+        }),
+      isClosed: () => this.#closed,
+    });
     this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
   }
 
@@ -420,7 +394,7 @@ export class DeviceLog implements DeviceLogApi {
     await this.#store.append(stored);
     this.#noteAcked(stored[stored.length - 1]!.seq);
     for (const { event } of batch) this.#addVerified(event);
-    this.#schedulePush(stored);
+    this.#push.schedule(stored);
   }
 
   // ---------------------------------------------------------------- own sequence
@@ -530,17 +504,18 @@ export class DeviceLog implements DeviceLogApi {
     if (this.#historyCheck !== 'waiting' || this.#closed || !this.#documentsOpen) return;
     const has = (doc: A.Doc<unknown>, heads: readonly string[] | undefined): boolean =>
       heads !== undefined && A.getMissingDeps(doc, [...heads]).length === 0;
-    if (!has(this.#root.doc(), docs.get(this.#root.documentId))) return;
+    const root = this.#segments.root;
+    if (!has(root.doc(), docs.get(root.documentId))) return;
     // Any peer may raise the root index's count: look no further than the segments the log
     // follows on evidence (see #segmentBound), or one hostile entry would hold every append until
     // the wait ran out.
-    const claimed = this.#root.doc().devices[this.deviceId];
+    const claimed = root.doc().devices[this.deviceId];
     const count = typeof claimed === 'number' ? Math.min(claimed, this.#segmentBound(this.deviceId)) : 0;
     if (count > 0) {
       const id = segmentDocumentId(this.facility, this.deviceId, count - 1);
       const segment = this.#segments.get(id);
       // A sealed own segment is full and stored: no peer can hold more of it.
-      if (!this.#sealed.has(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
+      if (!this.#segments.isSealed(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
         return;
     }
     void this.#ingestSettled().then(() => this.#endHistoryCheck('checked'));
@@ -570,132 +545,30 @@ export class DeviceLog implements DeviceLogApi {
     };
   }
 
-  /**
-   * Hands durable own events to the sync documents in large groups.
-   *
-   * @remarks Each Automerge change has a fixed cost (DESIGN.md §7), so events that became
-   * durable while the previous push ran go out together in one change. The push is not
-   * on the acknowledgement path: the event store is the durable copy, and start-up
-   * re-adds to the documents anything a crash kept from them.
-   */
-  #schedulePush(stored: readonly StoredEvent[]): void {
-    this.#toPush.push(...stored);
-    if (this.#pushScheduled) return;
-    this.#pushScheduled = true;
-    setTimeout(() => {
-      this.#pushChain = this.#pushChain.then(async () => {
-        this.#pushScheduled = false;
-        const batch = this.#toPush;
-        this.#toPush = [];
-        if (batch.length === 0 || this.#closed) return;
-        try {
-          await this.#pushOwn(batch);
-        } catch (err) {
-          this.#incidents.report({
-            code: 'PROTOCOL_BAD_ENCODING',
-            message: `could not add own events to the sync documents: ${String(err)}`,
-          });
-        }
-      });
-    }, PUSH_DELAY_MS);
-  }
-
-  /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
-  async #pushOwn(stored: readonly StoredEvent[]): Promise<void> {
-    const bySegment = new Map<number, StoredEvent[]>();
-    for (const event of stored) {
-      const index = Math.floor((event.seq - 1) / this.#segmentSize);
-      let list = bySegment.get(index);
-      if (list === undefined) bySegment.set(index, (list = []));
-      list.push(event);
-    }
-    for (const [index, events] of bySegment) {
-      const segment = await this.#ownSegment(index);
-      // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
-      const upToDate = segment.processed === segment.handle.doc().events.length;
-      segment.handle.change((doc) => {
-        doc.events.push(...events.map((event) => event.bytes));
-      });
-      if (upToDate) markProcessed(segment, segment.handle.doc().events);
-      this.#maybeSeal(segment);
-    }
-  }
-
-  async #ownSegment(index: number): Promise<SegmentState> {
-    const segment = await this.#openSegment(this.deviceId, index);
-    const known = this.#root.doc().devices[this.deviceId] ?? 0;
-    if (known < index + 1) {
-      this.#root.change((doc) => {
-        doc.devices[this.deviceId] = index + 1;
-      });
-    }
-    return segment;
-  }
-
   // ---------------------------------------------------------------- documents and ingest
 
   async #openDocuments(): Promise<void> {
-    const rootId = rootDocumentId(this.facility);
-    this.#root = await this.#host.open<RootDoc>(rootId, () => rootInitialBytes(this.facility));
-    this.#root.on('change', () => this.#onRootChange());
+    await this.#segments.openRoot(() => this.#onRootChange());
     // Own segments first: re-push any own event the documents lost (a crash between the
     // durable write and the document save, or a dropped corrupt chunk). Segments already
     // sealed after such a check are skipped.
-    const ownSegments = Math.max(1, Math.ceil(this.#assignedSeq / this.#segmentSize));
-    for (let index = 0; index < ownSegments; index++) {
-      if ((await this.#store.meta.get(sealMarker(index))) !== undefined) {
-        const id = segmentDocumentId(this.facility, this.deviceId, index);
-        this.#host.share(id);
-        this.#sealed.add(id);
-        this.#host.freeze(id); // flushed before the marker was written
-        continue;
-      }
-      const id = segmentDocumentId(this.facility, this.deviceId, index);
-      if (
-        (index + 1) * this.#segmentSize <= this.#assignedSeq &&
-        (await this.#storedSegmentComplete(id, index))
-      ) {
-        // Full, and its stored document holds every event: seal it without loading it into the Repo.
-        await this.#store.meta.put(sealMarker(index), SEALED);
-        this.#host.share(id);
-        this.#sealed.add(id);
-        this.#host.freeze(id);
-        continue;
-      }
-      const segment = await this.#ownSegment(index);
-      this.#reconcileOwn(segment);
-      this.#maybeSeal(segment);
-    }
+    await this.#segments.openOwn(this.#assignedSeq, this.#store.meta, (segment) => {
+      this.#segments.reconcileOwn(segment, this.#assignedSeq, (seq) => {
+        const id = this.#visible.idAt(this.deviceId, seq);
+        return id === undefined ? undefined : this.#known(id);
+      });
+      // Anything else in it (peers' copies of our later events after a restore, foreign entries).
+      this.#ingestSegment(segment);
+    });
     await this.#onRootChangeNow();
     this.#host.onMessage((id) => {
-      if (this.#sealed.has(id)) this.#traffic.set(id, this.#clock());
+      if (this.#segments.isSealed(id)) this.#traffic.set(id, this.#clock());
     });
     this.#janitor = setInterval(
       () => this.#enqueue(() => this.#sweep()),
       this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
     );
     this.#janitor.unref();
-  }
-
-  /**
-   * Reads an own segment's stored document outside the Repo and tells whether it holds
-   * every one of the segment's events (so nothing needs re-adding after a crash).
-   */
-  async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
-    const chunks = await this.#host.storedChunks(id);
-    if (chunks.length === 0) return false;
-    let doc = A.init<SegmentDoc>();
-    try {
-      for (const data of chunks) doc = A.loadIncremental(doc, data);
-    } catch {
-      return false;
-    }
-    const list: unknown = doc.events;
-    if (!Array.isArray(list)) return false;
-    const first = index * this.#segmentSize + 1;
-    let count = 0;
-    for (const seq of this.#ownSeqsIn(list)) if (seq >= first && seq < first + this.#segmentSize) count++;
-    return count === this.#segmentSize;
   }
 
   /**
@@ -712,59 +585,12 @@ export class DeviceLog implements DeviceLogApi {
    */
   async republish(events: readonly SignedEvent[], opts: { onlyMissing?: boolean } = {}): Promise<number> {
     this.#assertOpen();
-    const bySegment = new Map<DocumentId, { device: DeviceId; index: number; events: SignedEvent[] }>();
-    for (const e of events) {
-      const index = Math.floor((e.seq - 1) / this.#segmentSize);
-      const id = segmentDocumentId(this.facility, e.device, index);
-      let entry = bySegment.get(id);
-      if (entry === undefined) bySegment.set(id, (entry = { device: e.device, index, events: [] }));
-      entry.events.push(e);
-    }
-    let written = 0;
-    for (const [id, { device, index, events: list }] of bySegment) {
-      const handle = await this.#host.open<SegmentDoc>(id, () =>
-        segmentInitialBytes(this.facility, device, index),
-      );
-      const present = opts.onlyMissing === true ? seqsIn(handle.doc().events, device) : new Set<number>();
-      const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
-      if (write.length > 0) {
-        handle.change((doc) => {
-          for (const e of write) doc.events.push(encodeSignedEvent(e));
-        });
-        written += write.length;
-      }
-      const announced: unknown = this.#root.doc().devices[device];
-      if (typeof announced !== 'number' || announced < index + 1) {
-        this.#root.change((doc) => {
-          doc.devices[device] = index + 1;
-        });
-      }
-    }
-    return written;
-  }
-
-  /** Sequence numbers of this device's events among a segment document's entries (invalid entries skipped). */
-  #ownSeqsIn(list: readonly unknown[]): Set<number> {
-    return seqsIn(list, this.deviceId);
+    return this.#segments.republish(events, opts.onlyMissing === true);
   }
 
   /** True when the store holds every event of segment `index` of `device`. */
   #complete(device: DeviceId, index: number): boolean {
     return this.#visible.complete(device, index, this.#segmentSize);
-  }
-
-  /**
-   * Seals a full segment whose events are all durable here: the log stops following it,
-   * and the sweep drops its document from memory once it has been idle. The Repo loads it
-   * from storage again when a peer asks for it, so append cost and memory stay flat as
-   * history grows (DESIGN.md §7).
-   */
-  #maybeSeal(segment: SegmentState): void {
-    if (!this.#complete(segment.device, segment.index)) return;
-    if (segment.handle.doc().events.length < this.#segmentSize) return; // peers still need what is missing
-    this.#sealed.add(segment.id);
-    this.#segments.delete(segment.id);
-    segment.handle.off('change', segment.listener);
   }
 
   /**
@@ -776,7 +602,7 @@ export class DeviceLog implements DeviceLogApi {
    * flush racing on the same document can compact its stored chunks away.
    */
   async #sweep(): Promise<void> {
-    for (const id of this.#sealed) {
+    for (const id of this.#segments.sealedIds()) {
       const handle = this.#host.loaded(id);
       if (handle === undefined) {
         this.#janitorHeads.delete(id);
@@ -794,55 +620,11 @@ export class DeviceLog implements DeviceLogApi {
       if (!this.#host.isFrozen(id)) {
         await this.#host.save(id);
         this.#host.freeze(id);
-        const own = this.#ownSealIndex.get(id);
+        const own = this.#segments.ownIndex(id);
         if (own !== undefined) await this.#store.meta.put(sealMarker(own), SEALED);
       }
       await this.#host.unload(id);
     }
-  }
-
-  #reconcileOwn(segment: SegmentState): void {
-    const list = segment.handle.doc().events;
-    const first = segment.index * this.#segmentSize + 1;
-    const last = Math.min(first + this.#segmentSize - 1, this.#assignedSeq);
-    // Distinct seqs, not entries: after a crash a peer may hand back an entry we pushed again,
-    // so the list can hold duplicates and still miss an event the store has.
-    const present = this.#ownSeqsIn(list);
-    const missing: Uint8Array[] = [];
-    for (let seq = first; seq <= last; seq++) {
-      const id = this.#visible.idAt(this.deviceId, seq);
-      const event = id === undefined ? undefined : this.#known(id);
-      if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
-    }
-    if (missing.length > 0) {
-      segment.handle.change((doc) => {
-        for (const bytes of missing) doc.events.push(bytes);
-      });
-    }
-    // Anything else in it (peers' copies of our later events after a restore, foreign entries).
-    this.#ingestSegment(segment);
-  }
-
-  #openSegment(device: DeviceId, index: number): Promise<SegmentState> {
-    const id = segmentDocumentId(this.facility, device, index);
-    const known = this.#segments.get(id);
-    if (known !== undefined) return Promise.resolve(known);
-    let opening = this.#opening.get(id);
-    if (opening === undefined) {
-      opening = this.#host
-        .open<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index))
-        .then((handle) => {
-          const listener = (): void => this.#scheduleIngest(state);
-          const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
-          this.#segments.set(id, state);
-          this.#opening.delete(id);
-          if (device === this.deviceId) this.#ownSealIndex.set(id, index);
-          handle.on('change', listener);
-          return state;
-        });
-      this.#opening.set(id, opening);
-    }
-    return opening;
   }
 
   #onRootChange(): void {
@@ -874,7 +656,7 @@ export class DeviceLog implements DeviceLogApi {
     if (relay !== undefined) out.add(relay);
     for (const device of this.#rosterDevices) out.add(device);
     for (const device of this.#visible.devices()) out.add(device);
-    for (const device of Object.keys(this.#root.doc().devices)) {
+    for (const device of Object.keys(this.#segments.root.doc().devices)) {
       if (out.size >= MAX_FOLLOWED_DEVICES) break;
       out.add(device as DeviceId);
     }
@@ -884,7 +666,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Re-reads which segments to follow when new evidence (a complete segment, a seal) appears. */
   #evidenceGrew(device: DeviceId): void {
-    if (this.#closed || this.#root === undefined) return;
+    if (this.#closed || !this.#segments.rootOpen) return;
     if (this.#segmentBound(device) > (this.#following.get(device) ?? 0)) this.#onRootChange();
   }
 
@@ -896,15 +678,7 @@ export class DeviceLog implements DeviceLogApi {
       const count = this.#segmentBound(device);
       if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
       for (let index = 0; index < count; index++) {
-        const id = segmentDocumentId(this.facility, device, index);
-        if (this.#sealed.has(id)) continue;
-        if (device !== this.deviceId && this.#complete(device, index) && !this.#segments.has(id)) {
-          this.#host.share(id); // still served to peers that ask for it
-          this.#sealed.add(id); // every event already here: nothing to read from it
-          continue;
-        }
-        const segment = await this.#openSegment(device, index);
-        this.#ingestSegment(segment);
+        await this.#segments.follow(device, index, (segment) => this.#ingestSegment(segment));
       }
     }
   }
@@ -1033,7 +807,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#commitChain = this.#commitChain.then(async () => {
       try {
         await this.#commitIngested(candidates, await verdicts);
-        if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
+        if (segment.device !== this.deviceId && this.#segments.get(segment.id) !== undefined)
+          this.#segments.maybeSeal(segment);
       } catch (err) {
         if (!this.#closed)
           this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
@@ -1281,7 +1056,7 @@ export class DeviceLog implements DeviceLogApi {
       if (this.#rosterDevices.size >= MAX_FOLLOWED_DEVICES) break;
       this.#rosterDevices.add(member.id);
     }
-    if (this.#rosterDevices.size > before && !this.#closed && this.#root !== undefined) this.#onRootChange();
+    if (this.#rosterDevices.size > before && !this.#closed && this.#segments.rootOpen) this.#onRootChange();
   }
 
   /**
@@ -1326,7 +1101,7 @@ export class DeviceLog implements DeviceLogApi {
       const list = segment?.handle.doc().events;
       const expected = Math.min(this.#segmentSize, assigned - last * this.#segmentSize);
       if (Array.isArray(list) && list.length > expected) {
-        for (const seq of this.#ownSeqsIn(list)) if (seq > assigned) behind = true;
+        for (const seq of seqsIn(list, this.deviceId)) if (seq > assigned) behind = true;
       }
     }
     return { assigned, behind };
@@ -1431,7 +1206,7 @@ export class DeviceLog implements DeviceLogApi {
    */
   rosterChanged(): void {
     if (this.#closed) return;
-    for (const segment of this.#segments.values()) markProcessed(segment, []);
+    this.#segments.rereadAll();
     this.#onRootChange();
   }
 
@@ -1465,12 +1240,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Automerge heads of every facility document this log holds, by document id. */
   heads(): Record<string, readonly string[]> {
-    const out: Record<string, readonly string[]> = {
-      [String(this.#root.documentId)]: [...this.#root.heads()].sort(),
-    };
-    for (const segment of this.#segments.values())
-      out[String(segment.id)] = [...segment.handle.heads()].sort();
-    return out;
+    return this.#segments.heads();
   }
 
   /** Number of verified events held (visible or behind a hole). */
@@ -1481,17 +1251,8 @@ export class DeviceLog implements DeviceLogApi {
   /** Resolves once queued appends and ingest work are done. */
   async settled(): Promise<void> {
     await this.#commit.idle();
-    await this.#pushed();
+    await this.#push.pushed();
     await this.#ingestSettled();
-  }
-
-  /** Resolves when every durable own event has been handed to the sync documents. */
-  async #pushed(): Promise<void> {
-    while (this.#pushScheduled || this.#toPush.length > 0) {
-      await new Promise((resolve) => setImmediate(resolve));
-      await this.#pushChain;
-    }
-    await this.#pushChain;
   }
 
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
@@ -1499,7 +1260,7 @@ export class DeviceLog implements DeviceLogApi {
     if (this.#closed) return;
     this.#endHistoryCheck('unchecked');
     await this.#commit.idle();
-    await this.#pushed();
+    await this.#push.pushed();
     if (this.#ackMarkTimer !== undefined) clearTimeout(this.#ackMarkTimer);
     if (this.#opts.ownSeqMark !== undefined) {
       // A clean close: every number handed out and not acknowledged never left this process.
