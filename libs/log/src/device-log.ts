@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import type { DocumentId, NetworkAdapterInterface } from '@automerge/automerge-repo';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
@@ -54,8 +54,10 @@ import { Incidents, MAX_INCIDENTS_KEPT } from './incidents.js';
 import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
 import { RepoHost } from './repo-host.js';
-import { markProcessed, SEALED, sealMarker, Segments, type SegmentState } from './segments.js';
+import { markProcessed, Segments, type SegmentState } from './segments.js';
 import { OwnPush } from './own-push.js';
+import { Following } from './following.js';
+import { SealingSweep } from './sealing.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
 import { segmentDocumentId, seqsIn } from './documents.js';
 
@@ -82,8 +84,6 @@ const DEFAULT_SWEEP_MS = 2000;
  * before its events are verified one by one; one window is shared by every segment of a burst.
  */
 const SEAL_WAIT_MS = 1000;
-/** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
-const MAX_FOLLOWED_DEVICES = 10_000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
 const OWN_SEQ_BLOCK = 1000;
 /** How long an acknowledged own seq may wait before the mark records it (off the append path). */
@@ -163,16 +163,10 @@ export class DeviceLog implements DeviceLogApi {
 
   /** The root index and the segment documents the log follows. */
   readonly #segments: Segments;
-  #janitor: ReturnType<typeof setInterval> | undefined;
-  readonly #janitorHeads = new Map<DocumentId, string>();
-  /** When a sync message about a document last went in or out. */
-  readonly #traffic = new Map<DocumentId, number>();
-  /** Per device: how many of its segments the log follows (see {@link DeviceLog.#segmentBound}). */
-  readonly #following = new Map<DeviceId, number>();
-  /** Per device: the highest segment index a relay seal names. */
-  readonly #sealedIndex = new Map<DeviceId, number>();
-  /** Devices named by the relay's signed rosters (discovered even if the root index hides them). */
-  readonly #rosterDevices = new Set<DeviceId>();
+  /** Drops idle sealed documents from memory. */
+  readonly #sweep: SealingSweep;
+  /** Which devices and segments the log follows, on signed evidence only. */
+  readonly #following: Following;
 
   #assignedSeq: number;
   // Own-sequence bookkeeping kept apart from the store (OwnSeqMark): numbers up to #reserved may
@@ -231,6 +225,25 @@ export class DeviceLog implements DeviceLogApi {
     this.#segments = new Segments(host, ctx, {
       onChange: (segment) => this.#scheduleIngest(segment),
       isComplete: (device, index) => this.#complete(device, index),
+    });
+    this.#following = new Following({
+      ctx,
+      relay: opts.relay ?? undefined,
+      roster: opts.roster,
+      visible: this.#visible,
+      segments: this.#segments,
+      assigned: () => this.#assignedSeq,
+      read: (segment) => this.#ingestSegment(segment),
+      enqueue: (work) => this.#enqueue(work),
+      isClosed: () => this.#closed,
+    });
+    this.#sweep = new SealingSweep({
+      host,
+      segments: this.#segments,
+      markers: opts.eventStore.meta,
+      clock: this.#clock,
+      intervalMs: opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
+      enqueue: (work) => this.#enqueue(work),
     });
     this.#push = new OwnPush({
       push: (stored) => this.#segments.pushOwn(stored),
@@ -507,10 +520,11 @@ export class DeviceLog implements DeviceLogApi {
     const root = this.#segments.root;
     if (!has(root.doc(), docs.get(root.documentId))) return;
     // Any peer may raise the root index's count: look no further than the segments the log
-    // follows on evidence (see #segmentBound), or one hostile entry would hold every append until
+    // follows on evidence (see Following.segmentBound), or one hostile entry would hold every append until
     // the wait ran out.
     const claimed = root.doc().devices[this.deviceId];
-    const count = typeof claimed === 'number' ? Math.min(claimed, this.#segmentBound(this.deviceId)) : 0;
+    const count =
+      typeof claimed === 'number' ? Math.min(claimed, this.#following.segmentBound(this.deviceId)) : 0;
     if (count > 0) {
       const id = segmentDocumentId(this.facility, this.deviceId, count - 1);
       const segment = this.#segments.get(id);
@@ -548,7 +562,7 @@ export class DeviceLog implements DeviceLogApi {
   // ---------------------------------------------------------------- documents and ingest
 
   async #openDocuments(): Promise<void> {
-    await this.#segments.openRoot(() => this.#onRootChange());
+    await this.#segments.openRoot(() => this.#following.refresh());
     // Own segments first: re-push any own event the documents lost (a crash between the
     // durable write and the document save, or a dropped corrupt chunk). Segments already
     // sealed after such a check are skipped.
@@ -560,15 +574,8 @@ export class DeviceLog implements DeviceLogApi {
       // Anything else in it (peers' copies of our later events after a restore, foreign entries).
       this.#ingestSegment(segment);
     });
-    await this.#onRootChangeNow();
-    this.#host.onMessage((id) => {
-      if (this.#segments.isSealed(id)) this.#traffic.set(id, this.#clock());
-    });
-    this.#janitor = setInterval(
-      () => this.#enqueue(() => this.#sweep()),
-      this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
-    );
-    this.#janitor.unref();
+    await this.#following.refreshNow();
+    this.#sweep.start();
   }
 
   /**
@@ -591,96 +598,6 @@ export class DeviceLog implements DeviceLogApi {
   /** True when the store holds every event of segment `index` of `device`. */
   #complete(device: DeviceId, index: number): boolean {
     return this.#visible.complete(device, index, this.#segmentSize);
-  }
-
-  /**
-   * Unloads sealed documents (just sealed, or reloaded by the Repo to serve a peer) once
-   * their heads have not moved and no sync message about them has passed for a whole
-   * sweep interval (a peer being served is never cut off mid-sync).
-   *
-   * @remarks Waiting for idleness matters: automerge-repo's throttled save and an explicit
-   * flush racing on the same document can compact its stored chunks away.
-   */
-  async #sweep(): Promise<void> {
-    for (const id of this.#segments.sealedIds()) {
-      const handle = this.#host.loaded(id);
-      if (handle === undefined) {
-        this.#janitorHeads.delete(id);
-        continue;
-      }
-      const heads = handle.heads().join(',');
-      const busy =
-        (this.#traffic.get(id) ?? 0) > this.#clock() - (this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
-      if (busy || this.#janitorHeads.get(id) !== heads) {
-        this.#janitorHeads.set(id, heads);
-        continue;
-      }
-      this.#janitorHeads.delete(id);
-      this.#traffic.delete(id);
-      if (!this.#host.isFrozen(id)) {
-        await this.#host.save(id);
-        this.#host.freeze(id);
-        const own = this.#segments.ownIndex(id);
-        if (own !== undefined) await this.#store.meta.put(sealMarker(own), SEALED);
-      }
-      await this.#host.unload(id);
-    }
-  }
-
-  #onRootChange(): void {
-    this.#enqueue(() => this.#onRootChangeNow());
-  }
-
-  /**
-   * How many segments of `device` the log follows: the one after its complete prefix, every one a
-   * relay seal names and the one after it, and (for this device) every one it wrote.
-   *
-   * @remarks The root index is writable by any peer, so its counts are never trusted: a segment is
-   * opened only on signed evidence that it holds, or is next to hold, the device's events. A hostile
-   * entry (a million segments, or none) changes nothing; a device whose own events skip numbers
-   * only ever gets its next segment followed (issue #13, scenario 3).
-   */
-  #segmentBound(device: DeviceId): number {
-    const size = this.#segmentSize;
-    let bound = Math.floor(this.#visible.contiguous(device) / size) + 1;
-    const sealed = this.#sealedIndex.get(device);
-    if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
-    if (device === this.deviceId) bound = Math.max(bound, Math.ceil(this.#assignedSeq / size));
-    return bound;
-  }
-
-  /** Devices whose segments the log follows: named by the root index, a relay roster or their events. */
-  #followedDevices(): DeviceId[] {
-    const out = new Set<DeviceId>([this.deviceId]);
-    const relay = this.#opts.relay ?? undefined;
-    if (relay !== undefined) out.add(relay);
-    for (const device of this.#rosterDevices) out.add(device);
-    for (const device of this.#visible.devices()) out.add(device);
-    for (const device of Object.keys(this.#segments.root.doc().devices)) {
-      if (out.size >= MAX_FOLLOWED_DEVICES) break;
-      out.add(device as DeviceId);
-    }
-    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
-    return [...out].sort((a, b) => Number(b === relay) - Number(a === relay));
-  }
-
-  /** Re-reads which segments to follow when new evidence (a complete segment, a seal) appears. */
-  #evidenceGrew(device: DeviceId): void {
-    if (this.#closed || !this.#segments.rootOpen) return;
-    if (this.#segmentBound(device) > (this.#following.get(device) ?? 0)) this.#onRootChange();
-  }
-
-  async #onRootChangeNow(): Promise<void> {
-    for (const device of this.#followedDevices()) {
-      const member = this.#opts.roster.lookup(device);
-      // Only the roster's devices get documents opened.
-      if (member === undefined || member.facility !== this.facility) continue;
-      const count = this.#segmentBound(device);
-      if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
-      for (let index = 0; index < count; index++) {
-        await this.#segments.follow(device, index, (segment) => this.#ingestSegment(segment));
-      }
-    }
   }
 
   #scheduleIngest(segment: SegmentState): void {
@@ -1014,12 +931,12 @@ export class DeviceLog implements DeviceLogApi {
   #addVerified(decoded: SignedEvent): void {
     const released = this.#visible.add(decoded, (e) => {
       if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
-      else if (e.type === SystemEventType.RosterUpdated) this.#noteRoster(e);
+      else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
     });
     if (released === undefined || released.length === 0) return;
     const event = released[0]!; // the event itself, then what it unblocked
     const contiguous = this.#visible.contiguous(event.device);
-    if (contiguous % this.#segmentSize < released.length) this.#evidenceGrew(event.device);
+    if (contiguous % this.#segmentSize < released.length) this.#following.evidenceGrew(event.device);
     this.#views.onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
     this.#notify(released);
@@ -1033,30 +950,12 @@ export class DeviceLog implements DeviceLogApi {
     if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
     const key = segmentName(parsed.value.device, parsed.value.index);
     this.#seals.set(key, parsed.value.digest);
-    const device = parsed.value.device;
-    if (parsed.value.index > (this.#sealedIndex.get(device) ?? -1)) {
-      this.#sealedIndex.set(device, parsed.value.index);
-      this.#evidenceGrew(device);
-    }
+    this.#following.noteSealed(parsed.value.device, parsed.value.index);
     const waiting = this.#awaitingSeal.get(key);
     if (waiting !== undefined) {
       this.#awaitingSeal.delete(key);
       this.#scheduleIngest(waiting);
     }
-  }
-
-  /** Remembers the devices a relay-signed roster names, so that no root-index edit can hide them. */
-  #noteRoster(event: SignedEvent): void {
-    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
-      return;
-    const parsed = parseRosterUpdatedData(event.data);
-    if (!parsed.ok) return;
-    const before = this.#rosterDevices.size;
-    for (const member of parsed.value.devices) {
-      if (this.#rosterDevices.size >= MAX_FOLLOWED_DEVICES) break;
-      this.#rosterDevices.add(member.id);
-    }
-    if (this.#rosterDevices.size > before && !this.#closed && this.#segments.rootOpen) this.#onRootChange();
   }
 
   /**
@@ -1207,7 +1106,7 @@ export class DeviceLog implements DeviceLogApi {
   rosterChanged(): void {
     if (this.#closed) return;
     this.#segments.rereadAll();
-    this.#onRootChange();
+    this.#following.refresh();
   }
 
   /**
@@ -1266,7 +1165,7 @@ export class DeviceLog implements DeviceLogApi {
       // A clean close: every number handed out and not acknowledged never left this process.
       await this.#writeMark(() => ({ reserved: this.#acked, acked: this.#acked, clean: true }));
     }
-    if (this.#janitor !== undefined) clearInterval(this.#janitor);
+    this.#sweep.stop();
     if (this.#sealWaitTimer !== undefined) clearTimeout(this.#sealWaitTimer);
     this.#awaitingSeal.clear();
     await this.#ingestChain;

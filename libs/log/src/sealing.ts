@@ -1,0 +1,81 @@
+import type { DocumentId } from '@automerge/automerge-repo';
+import type { RepoHost } from './repo-host.js';
+import { SEALED, sealMarker, type MarkerSpace, type Segments } from './segments.js';
+
+/** What {@link SealingSweep} asks of the rest of the log. */
+export interface SealingDeps {
+  readonly host: RepoHost;
+  readonly segments: Segments;
+  /** Where own segments are recorded as sealed (the event store's meta). */
+  readonly markers: MarkerSpace;
+  readonly clock: () => number;
+  /** How often the sweep runs; a sealed document must stay idle this long to be unloaded. */
+  readonly intervalMs: number;
+  /** Runs `work` on the log's serial work chain (so a sweep never races ingest). */
+  readonly enqueue: (work: () => Promise<void>) => void;
+}
+
+/**
+ * The sealing sweep: drops sealed segment documents from memory once they are idle.
+ *
+ * @remarks A sealed document (just sealed, or reloaded by the Repo to serve a peer) is unloaded
+ * once its heads have not moved and no sync message about it has arrived for a whole interval
+ * (a peer being served is never cut off mid-sync). Before the first unload its stored copy is
+ * saved and frozen, and an own segment is marked sealed in the store, so that a restart never
+ * loads it again. Waiting for idleness matters: automerge-repo's throttled save and an explicit
+ * flush racing on the same document can compact its stored chunks away.
+ */
+export class SealingSweep {
+  readonly #deps: SealingDeps;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  /** Heads of each loaded sealed document at the last sweep. */
+  readonly #heads = new Map<DocumentId, string>();
+  /** When a sync message about a sealed document last arrived. */
+  readonly #traffic = new Map<DocumentId, number>();
+
+  constructor(deps: SealingDeps) {
+    this.#deps = deps;
+  }
+
+  /** Starts watching traffic and sweeping every interval. */
+  start(): void {
+    const { host, segments, clock, intervalMs, enqueue } = this.#deps;
+    host.onMessage((id) => {
+      if (segments.isSealed(id)) this.#traffic.set(id, clock());
+    });
+    this.#timer = setInterval(() => enqueue(() => this.sweep()), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stops sweeping. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+
+  /** One sweep: unloads every sealed document that stayed idle since the last one. */
+  async sweep(): Promise<void> {
+    const { host, segments, markers, clock, intervalMs } = this.#deps;
+    for (const id of segments.sealedIds()) {
+      const handle = host.loaded(id);
+      if (handle === undefined) {
+        this.#heads.delete(id);
+        continue;
+      }
+      const heads = handle.heads().join(',');
+      const busy = (this.#traffic.get(id) ?? 0) > clock() - intervalMs;
+      if (busy || this.#heads.get(id) !== heads) {
+        this.#heads.set(id, heads);
+        continue;
+      }
+      this.#heads.delete(id);
+      this.#traffic.delete(id);
+      if (!host.isFrozen(id)) {
+        await host.save(id);
+        host.freeze(id);
+        const own = segments.ownIndex(id);
+        if (own !== undefined) await markers.put(sealMarker(own), SEALED);
+      }
+      await host.unload(id);
+    }
+  }
+}
