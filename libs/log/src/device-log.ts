@@ -3,26 +3,19 @@ import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
-  decodeSignedEvent,
-  encodeSignedEvent,
+  parseRosterUpdatedData,
+  parseSegmentSealedData,
   envelopeBytes,
   ErrorCode,
   type HybridClock,
   eventIdFor,
-  isAccordError,
-  isEventIdOf,
   MAX_EVENT_BYTES,
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
-  parseRosterUpdatedData,
-  parseSegmentSealedData,
   parseVerdictData,
   parseAcceptedVerdictsData,
-  segmentDigest,
-  segmentName,
   signEventEncoded,
   SystemEventType,
-  verifyEvents,
   type DeviceId,
   type EventEnvelope,
   type EventId,
@@ -50,14 +43,18 @@ import type {
 } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import { VisibleSet } from './visible-set.js';
-import { Incidents, MAX_INCIDENTS_KEPT } from './incidents.js';
+import { Incidents } from './incidents.js';
 import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
 import { RepoHost } from './repo-host.js';
-import { markProcessed, Segments, type SegmentState } from './segments.js';
+import { Segments } from './segments.js';
 import { OwnPush } from './own-push.js';
 import { Following } from './following.js';
 import { SealingSweep } from './sealing.js';
+import { WorkChain } from './work-chain.js';
+import { RelaySeals } from './relay-seals.js';
+import { Equivocations } from './equivocations.js';
+import { Ingest } from './ingest.js';
 import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
 import { segmentDocumentId, seqsIn } from './documents.js';
 
@@ -79,11 +76,6 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
  * document save (RepoHost's save debounce, 1 s) is done before a segment can count as idle.
  */
 const DEFAULT_SWEEP_MS = 2000;
-/**
- * How long a whole segment of another device, arriving at once, waits for the relay's seal of it
- * before its events are verified one by one; one window is shared by every segment of a burst.
- */
-const SEAL_WAIT_MS = 1000;
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
 const OWN_SEQ_BLOCK = 1000;
 /** How long an acknowledged own seq may wait before the mark records it (off the append path). */
@@ -92,38 +84,6 @@ const ACK_MARK_DELAY_MS = 500;
 interface SignedOwn {
   readonly event: SignedEvent;
   readonly bytes: Uint8Array;
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** The store's meta key holding the equivocation barriers (`{device: seq}` as JSON). */
-const EQUIVOCATIONS = 'equivocations';
-
-async function readEquivocations(store: EventStore): Promise<[DeviceId, number][]> {
-  const bytes = await store.meta.get(EQUIVOCATIONS);
-  if (bytes === undefined) return [];
-  try {
-    const parsed: unknown = JSON.parse(utf8.decode(bytes));
-    if (typeof parsed !== 'object' || parsed === null) return [];
-    return Object.entries(parsed).flatMap(([device, seq]) =>
-      Number.isSafeInteger(seq) && (seq as number) > 0 ? [[device as DeviceId, seq as number]] : [],
-    );
-  } catch {
-    return []; // evidence is found again when the documents are read
-  }
-}
-
-function writeEquivocations(store: EventStore, barriers: ReadonlyMap<DeviceId, number>): Promise<void> {
-  return store.meta.put(
-    EQUIVOCATIONS,
-    new TextEncoder().encode(JSON.stringify(Object.fromEntries(barriers))),
-  );
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
@@ -151,15 +111,14 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Which verified events the projections see, and which are held back (no I/O). */
   readonly #visible: VisibleSet;
-  /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
-  readonly #seals = new Map<string, string>();
-  readonly #verification = { oneByOne: 0, bySeal: 0 };
-  /** Segments waiting for their relay seal (by `<device>/<index>`), and when the shared wait ends. */
-  readonly #awaitingSeal = new Map<string, SegmentState>();
-  /** Segments that have waited once: a late reading never waits again. */
-  readonly #waitedForSeal = new Set<string>();
-  #sealWaitEnd = 0;
-  #sealWaitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The log's serial work: document reads, following, sweeps. */
+  readonly #work: WorkChain;
+  /** Relay seals of whole segments, and the short wait for them. */
+  readonly #seals: RelaySeals;
+  /** Devices caught signing two histories, and their barriers. */
+  readonly #equivocations: Equivocations;
+  /** Screen → verify → commit of what peers write into the documents. */
+  readonly #ingest: Ingest;
 
   /** The root index and the segment documents the log follows. */
   readonly #segments: Segments;
@@ -190,13 +149,6 @@ export class DeviceLog implements DeviceLogApi {
   /** Sync-document chunks dropped at start-up because their checksum failed. */
   #corruptChunksAtStart = 0;
   readonly #corruptAtStart: { device: string; seq: number }[] = [];
-  #ingestChain: Promise<void> = Promise.resolve();
-  /** Verification of ingested segments, one after another. */
-  #verifyChain: Promise<void> = Promise.resolve();
-  /** Second ingest stage: stores and folds verified events, in order. */
-  #commitChain: Promise<void> = Promise.resolve();
-  /** Ids being verified or stored by the second stage. */
-  readonly #inFlight = new Set<string>();
   /** Durable own events on their way into the segment documents. */
   readonly #push: OwnPush;
   #closed = false;
@@ -204,9 +156,6 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Infos, lists, counts and projections over the visible set (cached where it pays). */
   readonly #views: Views;
-
-  /** Equivocations already reported, so a rescan does not report one again. */
-  readonly #reportedEquivocations = new Set<string>();
 
   private constructor(opts: DeviceLogOptions, host: RepoHost, highestOwnSeq: number, hlc: HybridClock) {
     this.#host = host;
@@ -222,20 +171,57 @@ export class DeviceLog implements DeviceLogApi {
     this.#visible = new VisibleSet(opts.relay ?? null);
     this.#views = new Views(this.#visible, this.deviceId);
     const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
+    const relay = opts.relay ?? undefined;
+    const isClosed = (): boolean => this.#closed;
+    this.#work = new WorkChain({
+      isClosed,
+      onError: (err) =>
+        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` }),
+    });
     this.#segments = new Segments(host, ctx, {
-      onChange: (segment) => this.#scheduleIngest(segment),
+      onChange: (segment) => this.#ingest.schedule(segment),
       isComplete: (device, index) => this.#complete(device, index),
     });
     this.#following = new Following({
       ctx,
-      relay: opts.relay ?? undefined,
+      relay,
       roster: opts.roster,
       visible: this.#visible,
       segments: this.#segments,
       assigned: () => this.#assignedSeq,
-      read: (segment) => this.#ingestSegment(segment),
-      enqueue: (work) => this.#enqueue(work),
-      isClosed: () => this.#closed,
+      read: (segment) => this.#ingest.read(segment),
+      enqueue: (work) => this.#work.enqueue(work),
+      isClosed,
+    });
+    this.#seals = new RelaySeals({
+      ctx,
+      relay,
+      visible: this.#visible,
+      onSealed: (device, index) => this.#following.noteSealed(device, index),
+      reread: (segment) => this.#ingest.schedule(segment),
+    });
+    this.#equivocations = new Equivocations({
+      markers: opts.eventStore.meta,
+      visible: this.#visible,
+      incidents: this.#incidents,
+      onWithheld: () => this.#views.reset(),
+      isClosed,
+    });
+    this.#ingest = new Ingest({
+      ctx,
+      roster: opts.roster,
+      visible: this.#visible,
+      store: opts.eventStore,
+      hlc,
+      incidents: this.#incidents,
+      seals: this.#seals,
+      equivocations: this.#equivocations,
+      segments: this.#segments,
+      work: this.#work,
+      add: (event) => this.#addVerified(event),
+      onError: (err) =>
+        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` }),
+      isClosed,
     });
     this.#sweep = new SealingSweep({
       host,
@@ -243,7 +229,7 @@ export class DeviceLog implements DeviceLogApi {
       markers: opts.eventStore.meta,
       clock: this.#clock,
       intervalMs: opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
-      enqueue: (work) => this.#enqueue(work),
+      enqueue: (work) => this.#work.enqueue(work),
     });
     this.#push = new OwnPush({
       push: (stored) => this.#segments.pushOwn(stored),
@@ -262,7 +248,6 @@ export class DeviceLog implements DeviceLogApi {
    * documents and reconciles them with the store.
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
-    const store = opts.eventStore;
     const start = await startupScan(opts);
     const highestOwnSeq = start.highestOwnSeq;
     const host = new RepoHost({
@@ -273,7 +258,7 @@ export class DeviceLog implements DeviceLogApi {
     const log = new DeviceLog(opts, host, highestOwnSeq, start.hlc);
     host.exposeTo(log);
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
-    for (const [device, seq] of await readEquivocations(store)) log.#visible.setBarrier(device, seq);
+    await log.#equivocations.restore();
     log.#corruptChunksAtStart = start.corruptChunks;
     log.#corruptAtStart.push(...start.corrupt);
     log.#reserved = log.#acked = highestOwnSeq;
@@ -532,19 +517,7 @@ export class DeviceLog implements DeviceLogApi {
       if (!this.#segments.isSealed(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
         return;
     }
-    void this.#ingestSettled().then(() => this.#endHistoryCheck('checked'));
-  }
-
-  /** Resolves once ingest work queued so far (and what it queued) is stored. */
-  async #ingestSettled(): Promise<void> {
-    let chain: Promise<void>;
-    let commits: Promise<void>;
-    do {
-      chain = this.#ingestChain;
-      await chain;
-      commits = this.#commitChain;
-      await commits;
-    } while (chain !== this.#ingestChain || commits !== this.#commitChain);
+    void this.#ingest.settled().then(() => this.#endHistoryCheck('checked'));
   }
 
   /** The own-sequence part of {@link DeviceLog.integrity}. */
@@ -572,7 +545,7 @@ export class DeviceLog implements DeviceLogApi {
         return id === undefined ? undefined : this.#known(id);
       });
       // Anything else in it (peers' copies of our later events after a restore, foreign entries).
-      this.#ingestSegment(segment);
+      this.#ingest.read(segment);
     });
     await this.#following.refreshNow();
     this.#sweep.start();
@@ -600,327 +573,6 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.complete(device, index, this.#segmentSize);
   }
 
-  #scheduleIngest(segment: SegmentState): void {
-    this.#enqueue(() => {
-      this.#ingestSegment(segment);
-      return Promise.resolve();
-    });
-  }
-
-  /** Serializes ingest work so that concurrent document changes never race on the store. */
-  #enqueue(work: () => Promise<void>): void {
-    this.#ingestChain = this.#ingestChain.then(async () => {
-      if (this.#closed) return;
-      try {
-        await work();
-      } catch (err) {
-        if (this.#closed) return;
-        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
-      }
-    });
-  }
-
-  /** Reads new entries of a segment document, keeps only valid facility events, stores them durably. */
-  #ingestSegment(segment: SegmentState): void {
-    const list = segment.handle.doc().events;
-    if (!Array.isArray(list)) return;
-    if (this.#waitForSeal(segment, list)) return;
-    const lastSeen = segment.processed > 0 ? list[segment.processed - 1] : undefined;
-    const shifted =
-      segment.lastSeen !== undefined &&
-      (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
-    const start = list.length < segment.processed || shifted ? 0 : segment.processed;
-    const candidates: { event: SignedEvent; bytes: Uint8Array }[] = [];
-    /** Entries that contradict a held event of the same device and seq: equivocation, if signed. */
-    const conflicts: SignedEvent[] = [];
-    const seenInBatch = new Set<string>();
-    for (let i = start; i < list.length; i++) {
-      const bytes: unknown = list[i];
-      if (!(bytes instanceof Uint8Array)) {
-        this.#incidents.report({
-          code: 'PROTOCOL_SCHEMA',
-          message: `segment ${segment.id} entry ${i} is not bytes`,
-        });
-        continue;
-      }
-      const decoded = decodeSignedEvent(bytes);
-      if (!decoded.ok) {
-        this.#incidents.report({
-          code: decoded.error.code as SecurityIncident['code'],
-          message: decoded.error.message,
-        });
-        continue;
-      }
-      const event = decoded.value;
-      if (!isEventIdOf(event.id, event.device, event.seq)) {
-        // An id belongs to the device and seq it was made for: a copy of another device's id (or
-        // of another seq) is a forgery, and must never displace the author's own event.
-        this.#incidents.report({
-          code: 'LOG_FORGED_EVENT',
-          message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
-      const existing = this.#known(event.id);
-      if (existing !== undefined) {
-        // Same id, so same device and seq: either the same event or the device equivocated.
-        if (!bytesEqual(encodeSignedEvent(existing), bytes)) conflicts.push(event);
-        continue;
-      }
-      if (event.facility !== this.facility) {
-        this.#incidents.report({
-          code: 'LOG_WRONG_FACILITY',
-          message: `event of facility ${event.facility}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const member = this.#opts.roster.lookup(event.device);
-      if (member === undefined) {
-        this.#incidents.report({
-          code: 'LOG_UNKNOWN_DEVICE',
-          message: 'event from a device outside the roster',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (member.facility !== this.facility) {
-        this.#incidents.report({
-          code: 'LOG_WRONG_FACILITY',
-          message: 'event from a device of another facility',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const other = this.#visible.idAt(event.device, event.seq);
-      if (other !== undefined) {
-        conflicts.push(event);
-        continue;
-      }
-      seenInBatch.add(event.id);
-      candidates.push({ event, bytes });
-    }
-    markProcessed(segment, list);
-    if (conflicts.length > 0) {
-      this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
-    }
-    if (candidates.length === 0) return;
-    // Signatures are checked on the thread pool while the next segment is scanned; storing
-    // and folding stay strictly in order on their own chain.
-    for (const { event } of candidates) this.#inFlight.add(event.id);
-    // One segment's verification at a time (each one concurrent inside): the first segment
-    // is ready to commit as soon as possible instead of when the last one is.
-    const verdicts = this.#verifyChain.then(() => this.#verify(segment, candidates));
-    this.#verifyChain = verdicts.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#commitChain = this.#commitChain.then(async () => {
-      try {
-        await this.#commitIngested(candidates, await verdicts);
-        if (segment.device !== this.deviceId && this.#segments.get(segment.id) !== undefined)
-          this.#segments.maybeSeal(segment);
-      } catch (err) {
-        if (!this.#closed)
-          this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
-      } finally {
-        for (const { event } of candidates) this.#inFlight.delete(event.id);
-      }
-    });
-  }
-
-  /**
-   * True when `segment` arrived whole, none of it is held yet, the relay has not been heard to
-   * seal it, and the shared wait for seals is open: it is read again when the seal arrives or the
-   * wait ends. Verifying one relay signature is much cheaper than a whole segment of device
-   * signatures, and the relay's own segment usually arrives in the same burst.
-   */
-  #waitForSeal(segment: SegmentState, list: readonly unknown[]): boolean {
-    const relay = this.#opts.relay;
-    const key = segmentName(segment.device, segment.index);
-    // (The relay itself never waits: it seals what it verified.)
-    if (relay === undefined || relay === null || relay === this.deviceId) return false;
-    if (segment.device === relay || segment.device === this.deviceId) return false;
-    if (list.length < this.#segmentSize || segment.processed > 0 || this.#seals.has(key)) return false;
-    if (this.#awaitingSeal.has(key)) return true; // still waiting (the document changed again)
-    if (this.#waitedForSeal.has(key)) return false;
-    if (this.#visible.contiguous(segment.device) > segment.index * this.#segmentSize) return false;
-    const now = Date.now();
-    if (now > this.#sealWaitEnd + SEAL_WAIT_MS) {
-      // A new burst: open a new window (at most one wait per two windows' time).
-      this.#sealWaitEnd = now + SEAL_WAIT_MS;
-      this.#sealWaitTimer = setTimeout(() => this.#sealWaitOver(), SEAL_WAIT_MS);
-      this.#sealWaitTimer.unref();
-    }
-    if (now >= this.#sealWaitEnd) return false;
-    this.#awaitingSeal.set(key, segment);
-    this.#waitedForSeal.add(key);
-    return true;
-  }
-
-  /** The shared wait for seals is over: read every segment still waiting (one by one now). */
-  #sealWaitOver(): void {
-    this.#sealWaitTimer = undefined;
-    const waiting = [...this.#awaitingSeal.values()];
-    this.#awaitingSeal.clear();
-    for (const segment of waiting) this.#scheduleIngest(segment);
-  }
-
-  /**
-   * Checks the signatures of a segment's new entries, on the thread pool.
-   *
-   * @remarks When the entries include exactly the events of a segment the relay has sealed, and
-   * their digest matches the seal, those events are verified by that one relay signature (it
-   * signed only after verifying each of them); the rest are verified one by one (DESIGN.md §8).
-   */
-  async #verify(
-    segment: SegmentState,
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-  ): Promise<boolean[]> {
-    const sealed = await this.#sealedEntries(segment, candidates);
-    const results = new Array<boolean>(candidates.length).fill(true);
-    const rest = candidates.flatMap((c, i) => (sealed.has(i) ? [] : [{ c, i }]));
-    this.#verification.bySeal += sealed.size;
-    this.#verification.oneByOne += rest.length;
-    if (rest.length === 0) return results;
-    const checked = await verifyEvents(rest.map(({ c }) => c.event));
-    rest.forEach(({ i }, k) => (results[i] = checked[k] === true));
-    return results;
-  }
-
-  /** Indexes of `candidates` that a relay seal of `segment` covers (empty unless all of it matches). */
-  async #sealedEntries(
-    segment: SegmentState,
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-  ): Promise<Set<number>> {
-    const digest = this.#seals.get(segmentName(segment.device, segment.index));
-    if (digest === undefined || candidates.length < this.#segmentSize) return new Set();
-    const first = segment.index * this.#segmentSize + 1;
-    const bySeq = new Array<number>(this.#segmentSize);
-    for (const [i, { event }] of candidates.entries()) {
-      const at = event.seq - first;
-      if (event.device !== segment.device || at < 0 || at >= this.#segmentSize) continue;
-      if (bySeq[at] !== undefined) return new Set(); // two entries claim one seq: verify them all
-      bySeq[at] = i;
-    }
-    for (let at = 0; at < this.#segmentSize; at++) if (bySeq[at] === undefined) return new Set();
-    const ordered = bySeq.map((i) => candidates[i]!.bytes);
-    return (await segmentDigest(ordered)) === digest ? new Set(bySeq) : new Set();
-  }
-
-  /** Stores verified events durably (in one batch when possible), then makes them visible. */
-  async #commitIngested(
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-    valid: readonly boolean[],
-  ): Promise<void> {
-    const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
-    const equivocations: SignedEvent[] = [];
-    const seqTaken = new Set<string>();
-    candidates.forEach((candidate, i) => {
-      const { event } = candidate;
-      if (valid[i] !== true) {
-        this.#incidents.report({
-          code: 'LOG_FORGED_EVENT',
-          message: 'bad signature',
-          eventId: event.id,
-          device: event.device,
-        });
-        return;
-      }
-      if (this.#known(event.id) !== undefined) return; // arrived meanwhile through another document
-      const key = `${event.device}/${event.seq}`;
-      if (seqTaken.has(key) || this.#visible.idAt(event.device, event.seq) !== undefined) {
-        // Two validly signed events for one (device, seq): the device equivocated.
-        equivocations.push(event);
-        return;
-      }
-      seqTaken.add(key);
-      accepted.push(candidate);
-    });
-    for (const event of equivocations) await this.#equivocated(event);
-    if (accepted.length === 0 || this.#closed) return;
-    const stored = accepted.map(({ event, bytes }) => ({
-      device: event.device,
-      seq: event.seq,
-      id: event.id,
-      bytes,
-    }));
-    try {
-      await this.#store.append(stored);
-    } catch (err) {
-      if (!isAccordError(err, ErrorCode.STORAGE_CONFLICT)) throw err;
-      // One event contradicts what is stored: keep the others, report that one.
-      const kept: { event: SignedEvent; bytes: Uint8Array }[] = [];
-      for (const [i, one] of stored.entries()) {
-        try {
-          await this.#store.append([one]);
-          kept.push(accepted[i]!);
-        } catch (inner) {
-          if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
-          // Verified, and the store holds another event in its slot: the device equivocated.
-          await this.#equivocated(accepted[i]!.event);
-        }
-      }
-      accepted.splice(0, accepted.length, ...kept);
-    }
-    for (const { event } of accepted) {
-      this.#hlc.observe(event.hlc);
-      this.#addVerified(event);
-    }
-  }
-
-  /** Verifies entries that contradict held events: a valid one proves equivocation, an invalid one is forged. */
-  async #checkConflicts(conflicts: readonly SignedEvent[]): Promise<void> {
-    const valid = await verifyEvents(conflicts);
-    for (const [i, event] of conflicts.entries()) {
-      if (valid[i] === true) await this.#equivocated(event);
-      else
-        this.#incidents.report({
-          code: 'LOG_FORGED_EVENT',
-          message: 'bad signature',
-          eventId: event.id,
-          device: event.device,
-        });
-    }
-  }
-
-  /**
-   * `event` is validly signed by its device but another event holds its (device, seq): the device
-   * signed two histories. Reports it once, and withholds the device's events from that seq on.
-   *
-   * @remarks Every device applies the same rule to the same evidence (both copies end up in the
-   * device's segment document, which every peer merges), whichever copy it happened to store:
-   * the lowest equivocated seq is the barrier, so all devices show the same events.
-   */
-  async #equivocated(event: SignedEvent): Promise<void> {
-    if (this.#closed) return;
-    // Is it really a second event? (The copy we hold may be this very event after all.)
-    const heldId = this.#visible.idAt(event.device, event.seq);
-    const held = heldId === undefined ? undefined : this.#known(heldId);
-    if (held !== undefined && bytesEqual(encodeSignedEvent(held), encodeSignedEvent(event))) return;
-    const key = `${event.device}/${event.seq}/${event.id}/${event.sig}`;
-    if (!this.#reportedEquivocations.has(key)) {
-      if (this.#reportedEquivocations.size < MAX_INCIDENTS_KEPT) this.#reportedEquivocations.add(key);
-      this.#incidents.report({
-        code: 'LOG_EQUIVOCATION',
-        message: `device ${event.device} signed two different events with seq ${event.seq}`,
-        eventId: event.id,
-        device: event.device,
-      });
-    }
-    const barrier = this.#visible.barrier(event.device);
-    if (barrier !== undefined && barrier <= event.seq) return;
-    this.#visible.setBarrier(event.device, event.seq);
-    await writeEquivocations(this.#store, this.#visible.barriers());
-    if (this.#visible.withholdFrom(event.device, event.seq)) this.#views.reset();
-  }
-
   // ---------------------------------------------------------------- in-memory state
 
   /** A verified event by id, visible or held back. */
@@ -930,7 +582,7 @@ export class DeviceLog implements DeviceLogApi {
 
   #addVerified(decoded: SignedEvent): void {
     const released = this.#visible.add(decoded, (e) => {
-      if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
+      if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
       else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
     });
     if (released === undefined || released.length === 0) return;
@@ -940,22 +592,6 @@ export class DeviceLog implements DeviceLogApi {
     this.#views.onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
     this.#notify(released);
-  }
-
-  /** Remembers a relay-signed segment seal (see {@link DeviceLog.segmentEvents}). */
-  #noteSeal(event: SignedEvent): void {
-    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
-      return;
-    const parsed = parseSegmentSealedData(event.data);
-    if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
-    const key = segmentName(parsed.value.device, parsed.value.index);
-    this.#seals.set(key, parsed.value.digest);
-    this.#following.noteSealed(parsed.value.device, parsed.value.index);
-    const waiting = this.#awaitingSeal.get(key);
-    if (waiting !== undefined) {
-      this.#awaitingSeal.delete(key);
-      this.#scheduleIngest(waiting);
-    }
   }
 
   /**
@@ -1093,7 +729,7 @@ export class DeviceLog implements DeviceLogApi {
    * relay seal of their whole segment (see {@link DeviceLog.segmentEvents}).
    */
   verification(): { readonly oneByOne: number; readonly bySeal: number } {
-    return { ...this.#verification };
+    return this.#ingest.verification();
   }
 
   /**
@@ -1151,7 +787,7 @@ export class DeviceLog implements DeviceLogApi {
   async settled(): Promise<void> {
     await this.#commit.idle();
     await this.#push.pushed();
-    await this.#ingestSettled();
+    await this.#ingest.settled();
   }
 
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
@@ -1166,10 +802,9 @@ export class DeviceLog implements DeviceLogApi {
       await this.#writeMark(() => ({ reserved: this.#acked, acked: this.#acked, clean: true }));
     }
     this.#sweep.stop();
-    if (this.#sealWaitTimer !== undefined) clearTimeout(this.#sealWaitTimer);
-    this.#awaitingSeal.clear();
-    await this.#ingestChain;
-    await this.#commitChain;
+    this.#seals.close();
+    await this.#work.tail;
+    await this.#ingest.committed;
     this.#closed = true;
     await this.#host.close();
   }
