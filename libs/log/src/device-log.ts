@@ -1,30 +1,23 @@
-import * as A from '@automerge/automerge';
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
-  parseRosterUpdatedData,
-  parseSegmentSealedData,
-  envelopeBytes,
   ErrorCode,
-  type HybridClock,
-  eventIdFor,
-  MAX_EVENT_BYTES,
+  parseAcceptedVerdictsData,
   parseDeadletterDiscardedData,
   parseRetryRequestedData,
+  parseRosterUpdatedData,
+  parseSegmentSealedData,
   parseVerdictData,
-  parseAcceptedVerdictsData,
-  signEventEncoded,
   SystemEventType,
   type DeviceId,
-  type EventEnvelope,
   type EventId,
   type FacilityId,
+  type HybridClock,
   type Result,
   type SignedEvent,
 } from '@accord/protocol';
 import { localWarnings } from '@accord/rules';
-import type { EventStore, StoredEvent } from '@accord/storage-level';
 import type {
   AppendResult,
   DeviceLogApi,
@@ -41,7 +34,6 @@ import type {
   SystemDraft,
   Withheld,
 } from './api.js';
-import { CommitQueue } from './commit-queue.js';
 import { VisibleSet } from './visible-set.js';
 import { Incidents } from './incidents.js';
 import { startupScan } from './startup-scan.js';
@@ -55,8 +47,9 @@ import { WorkChain } from './work-chain.js';
 import { RelaySeals } from './relay-seals.js';
 import { Equivocations } from './equivocations.js';
 import { Ingest } from './ingest.js';
-import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
-import { segmentDocumentId, seqsIn } from './documents.js';
+import { MarkKeeper } from './mark-keeper.js';
+import { OwnAppends } from './own-appends.js';
+import { OwnHistoryCheck } from './own-history.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 
@@ -76,16 +69,6 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
  * document save (RepoHost's save debounce, 1 s) is done before a segment can count as idle.
  */
 const DEFAULT_SWEEP_MS = 2000;
-/** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
-const OWN_SEQ_BLOCK = 1000;
-/** How long an acknowledged own seq may wait before the mark records it (off the append path). */
-const ACK_MARK_DELAY_MS = 500;
-/** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
-interface SignedOwn {
-  readonly event: SignedEvent;
-  readonly bytes: Uint8Array;
-}
-
 /**
  * A device's append-only event log.
  *
@@ -103,11 +86,12 @@ export class DeviceLog implements DeviceLogApi {
   readonly #opts: DeviceLogOptions;
   /** The Repo and all the log asks of it. */
   readonly #host: RepoHost;
-  readonly #store: EventStore;
   readonly #segmentSize: number;
   readonly #clock: () => number;
-  readonly #hlc: HybridClock;
-  readonly #commit: CommitQueue<SignedOwn>;
+  /** This device's sequence: numbers, envelopes, signing, group commit. */
+  readonly #own: OwnAppends;
+  /** The check of the own history with peers before the first append. */
+  readonly #history: OwnHistoryCheck;
 
   /** Which verified events the projections see, and which are held back (no I/O). */
   readonly #visible: VisibleSet;
@@ -127,23 +111,11 @@ export class DeviceLog implements DeviceLogApi {
   /** Which devices and segments the log follows, on signed evidence only. */
   readonly #following: Following;
 
-  #assignedSeq: number;
-  // Own-sequence bookkeeping kept apart from the store (OwnSeqMark): numbers up to #reserved may
-  // be handed out; #acked is the highest own seq known durable (here or, after a loss, at peers).
-  #reserved = 0;
-  #acked = 0;
-  #reserving: Promise<void> | undefined;
-  #recovering: Promise<void> | undefined;
-  /** Set once #openDocuments is done (the own-history check reads the root and own segments). */
-  #documentsOpen = false;
-  #markChain: Promise<void> = Promise.resolve();
-  #ackMarkTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Acknowledged own events the store no longer held at open (see {@link OwnIntegrity.loss}). */
   #ownLoss: { readonly from: number; readonly to: number } | undefined;
   #suspiciousStart = false;
-  #historyCheck: OwnIntegrity['check'] = 'not-needed';
-  /** Set while appends wait for the own-history check with peers. */
-  #historyGate: Promise<void> | undefined;
-  #endHistoryCheck: (outcome: 'checked' | 'unchecked') => void = () => {};
+  /** The own-sequence mark's keeper (when the log keeps an `OwnSeqMark`). */
+  readonly #marks: MarkKeeper | undefined;
   /** Refused data from peers (security incidents), bounded. */
   readonly #incidents: Incidents;
   /** Sync-document chunks dropped at start-up because their checksum failed. */
@@ -160,13 +132,10 @@ export class DeviceLog implements DeviceLogApi {
   private constructor(opts: DeviceLogOptions, host: RepoHost, highestOwnSeq: number, hlc: HybridClock) {
     this.#host = host;
     this.#opts = opts;
-    this.#store = opts.eventStore;
     this.deviceId = opts.key.deviceId;
     this.facility = opts.facility;
     this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.#clock = opts.clock ?? Date.now;
-    this.#hlc = hlc;
-    this.#assignedSeq = highestOwnSeq;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#visible = new VisibleSet(opts.relay ?? null);
     this.#views = new Views(this.#visible, this.deviceId);
@@ -188,7 +157,7 @@ export class DeviceLog implements DeviceLogApi {
       roster: opts.roster,
       visible: this.#visible,
       segments: this.#segments,
-      assigned: () => this.#assignedSeq,
+      assigned: () => this.#own.assigned,
       read: (segment) => this.#ingest.read(segment),
       enqueue: (work) => this.#work.enqueue(work),
       isClosed,
@@ -240,7 +209,48 @@ export class DeviceLog implements DeviceLogApi {
         }),
       isClosed: () => this.#closed,
     });
-    this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
+    const marks =
+      opts.ownSeqMark === undefined
+        ? undefined
+        : new MarkKeeper(
+            {
+              mark: opts.ownSeqMark,
+              onError: (err) =>
+                this.#incidents.report({
+                  code: 'PROTOCOL_BAD_ENCODING',
+                  message: `could not record the own mark: ${String(err)}`,
+                }),
+              isClosed,
+            },
+            highestOwnSeq,
+          );
+    this.#marks = marks;
+    this.#history = new OwnHistoryCheck({
+      ctx,
+      host,
+      segments: this.#segments,
+      following: this.#following,
+      visible: this.#visible,
+      ingested: () => this.#ingest.settled(),
+      isClosed,
+    });
+    this.#own = new OwnAppends(
+      {
+        ctx,
+        key: opts.key,
+        clock: this.#clock,
+        hlc,
+        store: opts.eventStore,
+        marks,
+        historyGate: () => this.#history.gate,
+        onDurable: (batch, stored) => {
+          for (const { event } of batch) this.#addVerified(event);
+          this.#push.schedule(stored);
+        },
+        isClosed,
+      },
+      highestOwnSeq,
+    );
   }
 
   /**
@@ -261,17 +271,17 @@ export class DeviceLog implements DeviceLogApi {
     await log.#equivocations.restore();
     log.#corruptChunksAtStart = start.corruptChunks;
     log.#corruptAtStart.push(...start.corrupt);
-    log.#reserved = log.#acked = highestOwnSeq;
     log.#ownLoss = start.ownLoss;
     log.#suspiciousStart = start.suspicious;
     for (const event of start.loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
     if (log.#visible.contiguous(log.deviceId) < highestOwnSeq) log.#suspiciousStart = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
-    const checkOpened = log.#startHistoryCheck();
+    const waits = opts.ownHistoryWaitMs;
+    const waitMs = waits === undefined ? 0 : log.#suspiciousStart ? waits.suspicious : waits.clean;
+    log.#history.start((opts.network ?? []).length === 0 ? 0 : waitMs);
     await log.#openDocuments();
-    log.#documentsOpen = true;
-    checkOpened();
+    log.#history.documentsOpened();
     return log;
   }
 
@@ -280,14 +290,14 @@ export class DeviceLog implements DeviceLogApi {
   /** Records a user action: resolves after the signed event is durable, with any local-rule warning. */
   async append(draft: Draft): Promise<AppendResult> {
     this.#assertOpen();
-    // Re-checked right before the number is taken (no await in between): see #ownSeqWait.
-    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
+    // Re-checked right before the number is taken (no await in between): see OwnAppends.wait.
+    for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
     const view = this.tentative();
     const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
-    const envelope = this.#envelope({
+    const envelope = this.#own.envelope({
       type: p.type,
       schema: p.schema,
       subject: p.subject,
@@ -298,14 +308,14 @@ export class DeviceLog implements DeviceLogApi {
     });
     // Warnings are computed on the view the user saw, before this event joins it.
     const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
-    const event = await this.#signAndCommit(envelope);
+    const event = await this.#own.signAndCommit(envelope);
     return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
   }
 
   /** Records a system statement (verdict, roster, retry, discard): no local rules, schema-checked data. */
   async appendSystem(draft: SystemDraft): Promise<SignedEvent> {
     this.#assertOpen();
-    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
+    for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
     const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
     if (check === undefined) {
@@ -313,7 +323,7 @@ export class DeviceLog implements DeviceLogApi {
     }
     const checked = check(draft.data);
     if (!checked.ok) throw checked.error;
-    const envelope = this.#envelope(
+    const envelope = this.#own.envelope(
       {
         type: draft.type,
         schema: 1,
@@ -323,201 +333,7 @@ export class DeviceLog implements DeviceLogApi {
       },
       true,
     );
-    return this.#signAndCommit(envelope);
-  }
-
-  /**
-   * The next own envelope: a fresh id, the next sequence number and clock reading.
-   *
-   * @remarks With `checkSize`, an envelope whose signed event would exceed the size limit is
-   * refused (`PROTOCOL_TOO_LARGE`) before it takes a number: the relay appends many verdicts at
-   * once, so a failure found while signing would leave a hole behind later numbers, and a hole
-   * stops the log. It costs one more encoding, so only system events (verdicts, rosters) pay it.
-   */
-  #envelope(
-    parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>,
-    checkSize = false,
-  ): EventEnvelope {
-    const seq = this.#assignedSeq + 1;
-    const envelope: EventEnvelope = {
-      v: 1,
-      // Bound to this device and seq: no other device can claim it (see eventIdFor).
-      id: eventIdFor(this.#clock(), this.deviceId, seq),
-      facility: this.facility,
-      device: this.deviceId,
-      seq,
-      hlc: this.#hlc.now(),
-      ...parts,
-    };
-    if (checkSize) {
-      // The signed form adds `,"sig":"<86 characters>"`: 95 bytes.
-      const size = envelopeBytes(envelope).length + 95;
-      if (size > MAX_EVENT_BYTES) {
-        throw new AccordError(
-          ErrorCode.PROTOCOL_TOO_LARGE,
-          `signed event would be ${size} bytes (limit ${MAX_EVENT_BYTES})`,
-          { details: { size, maxBytes: MAX_EVENT_BYTES } },
-        );
-      }
-    }
-    this.#assignedSeq = envelope.seq;
-    return envelope;
-  }
-
-  async #signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
-    let signed: SignedOwn;
-    try {
-      signed = await signEventEncoded(envelope, this.#opts.key);
-    } catch (err) {
-      // Nothing took a later number meanwhile: give this one back instead of stopping the log.
-      if (envelope.seq === this.#assignedSeq) {
-        this.#assignedSeq--;
-        throw err;
-      }
-      this.#commit.abandon(envelope.seq, err);
-      throw err;
-    }
-    await this.#commit.submit(envelope.seq, signed);
-    return signed.event;
-  }
-
-  /** Writes a contiguous run of own events durably, then makes them visible and sends them to peers. */
-  async #writeOwn(batch: readonly SignedOwn[]): Promise<void> {
-    const stored: StoredEvent[] = batch.map(({ event, bytes }) => ({
-      device: event.device,
-      seq: event.seq,
-      id: event.id,
-      bytes,
-    }));
-    await this.#store.append(stored);
-    this.#noteAcked(stored[stored.length - 1]!.seq);
-    for (const { event } of batch) this.#addVerified(event);
-    this.#push.schedule(stored);
-  }
-
-  // ---------------------------------------------------------------- own sequence
-
-  /**
-   * What an append must wait for before it takes a sequence number: the own-history check after
-   * start, or a durable reservation of more numbers; undefined when it may take one now.
-   *
-   * @remarks Callers take the number synchronously after an undefined answer, so concurrent
-   * appends never take one past the reservation.
-   */
-  #ownSeqWait(): Promise<void> | undefined {
-    if (this.#closed) return undefined;
-    if (this.#historyGate !== undefined) return this.#historyGate;
-    if (this.#commit.failed) {
-      // A failed write: once every number after the last written one is back, hand them out again.
-      this.#recovering ??= this.#commit
-        .recover(this.#assignedSeq)
-        .then((last) => void (this.#assignedSeq = last))
-        .finally(() => (this.#recovering = undefined));
-      return this.#recovering;
-    }
-    if (this.#opts.ownSeqMark === undefined || this.#assignedSeq < this.#reserved) return undefined;
-    this.#reserving ??= this.#writeMark(() => ({
-      reserved: Math.max(this.#reserved, this.#assignedSeq) + OWN_SEQ_BLOCK,
-      acked: this.#acked,
-      clean: false,
-    })).finally(() => (this.#reserving = undefined));
-    return this.#reserving;
-  }
-
-  /** Writes the mark after the writes before it (the state is computed when its turn comes). */
-  #writeMark(next: () => OwnSeqMarkState): Promise<void> {
-    const mark = this.#opts.ownSeqMark as OwnSeqMark;
-    const done = this.#markChain.then(async () => {
-      const state = next();
-      await mark.write(state);
-      this.#reserved = state.reserved;
-    });
-    this.#markChain = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
-  }
-
-  /** Records that own events up to `seq` are durable; the mark learns it soon, off the append path. */
-  #noteAcked(seq: number): void {
-    if (seq <= this.#acked) return;
-    this.#acked = seq;
-    if (this.#opts.ownSeqMark === undefined || this.#ackMarkTimer !== undefined) return;
-    this.#ackMarkTimer = setTimeout(() => {
-      this.#ackMarkTimer = undefined;
-      if (this.#closed) return;
-      this.#writeMark(() => ({ reserved: this.#reserved, acked: this.#acked, clean: false })).catch(
-        (err: unknown) =>
-          this.#incidents.report({
-            code: 'PROTOCOL_BAD_ENCODING',
-            message: `could not record the own mark: ${String(err)}`,
-          }),
-      );
-    }, ACK_MARK_DELAY_MS);
-    this.#ackMarkTimer.unref();
-  }
-
-  /**
-   * Holds appends until a peer or the relay has shown this device its own history (the root
-   * index and its last own segment synced, and what they brought stored), or the wait ends.
-   *
-   * @remarks A data folder restored whole from an older backup looks like any clean start:
-   * only the peers remember what the device wrote since. Own events that come back move the
-   * sequence past them (#ownCameBack) before the first append takes a number.
-   */
-  #startHistoryCheck(): () => void {
-    const waits = this.#opts.ownHistoryWaitMs;
-    const ms = waits === undefined ? 0 : this.#suspiciousStart ? waits.suspicious : waits.clean;
-    if (ms <= 0 || (this.#opts.network ?? []).length === 0) return () => {};
-    this.#historyCheck = 'waiting';
-    let open!: () => void;
-    this.#historyGate = new Promise<void>((resolve) => (open = resolve));
-    const theirHeads = new Map<string, Map<string, readonly string[]>>();
-    const off = this.#host.onPeerHeads((e) => {
-      let docs = theirHeads.get(e.peerId);
-      if (docs === undefined) theirHeads.set(e.peerId, (docs = new Map<string, readonly string[]>()));
-      docs.set(e.documentId, e.theirHeads);
-      // Emitted before the received changes are applied: look once they are.
-      setImmediate(() => this.#checkOwnHistory(docs));
-    });
-    const timer = setTimeout(() => this.#endHistoryCheck('unchecked'), ms);
-    timer.unref();
-    this.#endHistoryCheck = (outcome) => {
-      if (this.#historyCheck !== 'waiting') return;
-      this.#historyCheck = outcome;
-      this.#historyGate = undefined;
-      clearTimeout(timer);
-      off();
-      open();
-    };
-    // Called once the documents are open: look at what peers showed meanwhile.
-    return () => {
-      for (const docs of theirHeads.values()) this.#checkOwnHistory(docs);
-    };
-  }
-
-  /** Ends the check when one peer's root index and last own segment are all here, and stored. */
-  #checkOwnHistory(docs: ReadonlyMap<string, readonly string[]>): void {
-    if (this.#historyCheck !== 'waiting' || this.#closed || !this.#documentsOpen) return;
-    const has = (doc: A.Doc<unknown>, heads: readonly string[] | undefined): boolean =>
-      heads !== undefined && A.getMissingDeps(doc, [...heads]).length === 0;
-    const root = this.#segments.root;
-    if (!has(root.doc(), docs.get(root.documentId))) return;
-    // Any peer may raise the root index's count: look no further than the segments the log
-    // follows on evidence (see Following.segmentBound), or one hostile entry would hold every append until
-    // the wait ran out.
-    const claimed = root.doc().devices[this.deviceId];
-    const count =
-      typeof claimed === 'number' ? Math.min(claimed, this.#following.segmentBound(this.deviceId)) : 0;
-    if (count > 0) {
-      const id = segmentDocumentId(this.facility, this.deviceId, count - 1);
-      const segment = this.#segments.get(id);
-      // A sealed own segment is full and stored: no peer can hold more of it.
-      if (!this.#segments.isSealed(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
-        return;
-    }
-    void this.#ingest.settled().then(() => this.#endHistoryCheck('checked'));
+    return this.#own.signAndCommit(envelope);
   }
 
   /** The own-sequence part of {@link DeviceLog.integrity}. */
@@ -527,7 +343,7 @@ export class DeviceLog implements DeviceLogApi {
       ...(loss === undefined
         ? {}
         : { loss: { ...loss, repaired: this.#visible.contiguous(this.deviceId) >= loss.to } }),
-      check: this.#historyCheck,
+      check: this.#history.state,
       suspiciousStart: this.#suspiciousStart,
     };
   }
@@ -539,8 +355,8 @@ export class DeviceLog implements DeviceLogApi {
     // Own segments first: re-push any own event the documents lost (a crash between the
     // durable write and the document save, or a dropped corrupt chunk). Segments already
     // sealed after such a check are skipped.
-    await this.#segments.openOwn(this.#assignedSeq, this.#store.meta, (segment) => {
-      this.#segments.reconcileOwn(segment, this.#assignedSeq, (seq) => {
+    await this.#segments.openOwn(this.#own.assigned, this.#opts.eventStore.meta, (segment) => {
+      this.#segments.reconcileOwn(segment, this.#own.assigned, (seq) => {
         const id = this.#visible.idAt(this.deviceId, seq);
         return id === undefined ? undefined : this.#known(id);
       });
@@ -590,19 +406,8 @@ export class DeviceLog implements DeviceLogApi {
     const contiguous = this.#visible.contiguous(event.device);
     if (contiguous % this.#segmentSize < released.length) this.#following.evidenceGrew(event.device);
     this.#views.onVisible(released);
-    if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
+    if (event.device === this.deviceId && event.seq > this.#own.assigned) this.#own.cameBack(event.seq);
     this.#notify(released);
-  }
-
-  /**
-   * An own event we did not know came back from a peer: the data folder was restored from an
-   * older backup. Continue the sequence after it (never hand its number out again).
-   */
-  #ownCameBack(seq: number): void {
-    if (!this.#commit.isIdle) return; // a racing append: the store refuses the duplicate seq
-    this.#assignedSeq = seq;
-    this.#noteAcked(seq); // durable at peers and now here: the mark must not fall below it
-    this.#commit.advanceTo(seq + 1);
   }
 
   #notify(events: readonly SignedEvent[]): void {
@@ -626,20 +431,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Own-history state: whether peers announce own events this log does not hold yet. */
   ownHistory(): OwnHistory {
-    const assigned = this.#assignedSeq;
-    // Only signed evidence counts (own events held beyond what we assigned), never the root index's
-    // count, which any peer may raise to make this device (or the relay) wait for good.
-    let behind = this.#visible.maxSeq(this.deviceId) > assigned;
-    if (!behind) {
-      const last = Math.max(0, Math.ceil(assigned / this.#segmentSize) - 1);
-      const segment = this.#segments.get(segmentDocumentId(this.facility, this.deviceId, last));
-      const list = segment?.handle.doc().events;
-      const expected = Math.min(this.#segmentSize, assigned - last * this.#segmentSize);
-      if (Array.isArray(list) && list.length > expected) {
-        for (const seq of seqsIn(list, this.deviceId)) if (seq > assigned) behind = true;
-      }
-    }
-    return { assigned, behind };
+    return this.#history.history(this.#own.assigned);
   }
 
   // ---------------------------------------------------------------- queries
@@ -785,7 +577,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Resolves once queued appends and ingest work are done. */
   async settled(): Promise<void> {
-    await this.#commit.idle();
+    await this.#own.idle();
     await this.#push.pushed();
     await this.#ingest.settled();
   }
@@ -793,14 +585,10 @@ export class DeviceLog implements DeviceLogApi {
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#endHistoryCheck('unchecked');
-    await this.#commit.idle();
+    this.#history.stop();
+    await this.#own.idle();
     await this.#push.pushed();
-    if (this.#ackMarkTimer !== undefined) clearTimeout(this.#ackMarkTimer);
-    if (this.#opts.ownSeqMark !== undefined) {
-      // A clean close: every number handed out and not acknowledged never left this process.
-      await this.#writeMark(() => ({ reserved: this.#acked, acked: this.#acked, clean: true }));
-    }
+    await this.#marks?.closeClean();
     this.#sweep.stop();
     this.#seals.close();
     await this.#work.tail;
