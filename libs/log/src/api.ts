@@ -1,4 +1,4 @@
-import type { NetworkAdapterInterface, StorageAdapterInterface } from '@automerge/automerge-repo';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import type { Projection, EventStatus } from '@accord/domain';
 import type {
   DeviceId,
@@ -11,8 +11,8 @@ import type {
   SystemEventType,
 } from '@accord/protocol';
 import type { RuleVerdict } from '@accord/rules';
-import type { EventStore } from '@accord/storage-level';
 import type { OwnSeqMark } from './own-seq-mark.js';
+import type { LogDocumentStorage, LogEventStore } from './ports.js';
 
 /** Who belongs to the facility: the log refuses events from anyone else. */
 export interface LogRoster {
@@ -42,9 +42,9 @@ export interface DeviceLogOptions {
   readonly facility: FacilityId;
   readonly key: DeviceKeyPair;
   /** The local source of truth: every event, durably, by id and (device, seq). */
-  readonly eventStore: EventStore;
+  readonly eventStore: LogEventStore;
   /** Where automerge-repo keeps the sync documents (may be rebuilt from the event store). */
-  readonly storage: StorageAdapterInterface;
+  readonly storage: LogDocumentStorage;
   readonly roster: LogRoster;
   /** The relay's device id: only verdicts signed by it count. Null before a relay exists. */
   readonly relay?: DeviceId | null;

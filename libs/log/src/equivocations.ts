@@ -1,7 +1,7 @@
 import { encodeSignedEvent, type DeviceId, type SignedEvent } from '@accord/protocol';
 import { bytesEqual } from './bytes.js';
 import { MAX_INCIDENTS_KEPT, type Incidents } from './incidents.js';
-import type { MarkerSpace } from './segments.js';
+import type { LogMetaSpace } from './ports.js';
 import type { VisibleSet } from './visible-set.js';
 
 /** The store's meta key holding the equivocation barriers (`{device: seq}` as JSON). */
@@ -12,7 +12,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** What {@link Equivocations} asks of the rest of the log. */
 export interface EquivocationsDeps {
   /** Where the barriers are kept durably (the event store's meta). */
-  readonly markers: MarkerSpace;
+  readonly markers: LogMetaSpace;
   readonly visible: VisibleSet;
   readonly incidents: Incidents;
   /** Told when events that were visible are held back again (cached views must go). */

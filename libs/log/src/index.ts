@@ -1,4 +1,11 @@
 export * from './api.js';
+export type {
+  LogDocumentStorage,
+  LogEventStore,
+  LogIterateOptions,
+  LogMetaSpace,
+  LogStoredEvent,
+} from './ports.js';
 export { DeviceLog } from './device-log.js';
 export { CommitQueue } from './commit-queue.js';
 export {

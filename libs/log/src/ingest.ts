@@ -8,11 +8,11 @@ import {
   type HybridClock,
   type SignedEvent,
 } from '@accord/protocol';
-import type { EventStore } from '@accord/storage-level';
 import type { LogRoster, SecurityIncident } from './api.js';
 import { bytesEqual } from './bytes.js';
 import type { Equivocations } from './equivocations.js';
 import type { Incidents } from './incidents.js';
+import type { LogEventStore } from './ports.js';
 import type { Candidate, RelaySeals } from './relay-seals.js';
 import { markProcessed, type LogContext, type SegmentState, type Segments } from './segments.js';
 import type { VisibleSet } from './visible-set.js';
@@ -23,7 +23,7 @@ export interface IngestDeps {
   readonly ctx: LogContext;
   readonly roster: LogRoster;
   readonly visible: VisibleSet;
-  readonly store: EventStore;
+  readonly store: LogEventStore;
   /** Observes every ingested event's stamp. */
   readonly hlc: HybridClock;
   readonly incidents: Incidents;

@@ -10,9 +10,9 @@ import {
   type HybridClock,
   type SignedEvent,
 } from '@accord/protocol';
-import type { EventStore, StoredEvent } from '@accord/storage-level';
 import { CommitQueue } from './commit-queue.js';
 import type { MarkKeeper } from './mark-keeper.js';
+import type { LogEventStore, LogStoredEvent } from './ports.js';
 import type { LogContext } from './segments.js';
 
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
@@ -27,13 +27,13 @@ export interface OwnAppendsDeps {
   readonly key: DeviceKeyPair;
   readonly clock: () => number;
   readonly hlc: HybridClock;
-  readonly store: EventStore;
+  readonly store: LogEventStore;
   /** The own-sequence mark's keeper, when the log keeps one. */
   readonly marks: MarkKeeper | undefined;
   /** Set while appends must wait for the own-history check with peers. */
   readonly historyGate: () => Promise<void> | undefined;
   /** Told of each batch of own events once it is durable (in seq order). */
-  readonly onDurable: (batch: readonly SignedOwn[], stored: readonly StoredEvent[]) => void;
+  readonly onDurable: (batch: readonly SignedOwn[], stored: readonly LogStoredEvent[]) => void;
   readonly isClosed: () => boolean;
 }
 
@@ -146,7 +146,7 @@ export class OwnAppends {
 
   /** Writes a contiguous run of own events durably, then hands them on. */
   async #write(batch: readonly SignedOwn[]): Promise<void> {
-    const stored: StoredEvent[] = batch.map(({ event, bytes }) => ({
+    const stored: LogStoredEvent[] = batch.map(({ event, bytes }) => ({
       device: event.device,
       seq: event.seq,
       id: event.id,

@@ -1,4 +1,4 @@
-import type { StoredEvent } from '@accord/storage-level';
+import type { LogStoredEvent } from './ports.js';
 
 /** How long durable own events wait to be grouped into one Automerge change. */
 const PUSH_DELAY_MS = 50;
@@ -6,7 +6,7 @@ const PUSH_DELAY_MS = 50;
 /** What {@link OwnPush} asks of the rest of the log. */
 export interface OwnPushDeps {
   /** Writes own events into their segment documents. */
-  readonly push: (stored: readonly StoredEvent[]) => Promise<void>;
+  readonly push: (stored: readonly LogStoredEvent[]) => Promise<void>;
   /** Told when a push failed (the events stay durable in the store; start-up re-adds them). */
   readonly onError: (err: unknown) => void;
   readonly isClosed: () => boolean;
@@ -22,7 +22,7 @@ export interface OwnPushDeps {
  */
 export class OwnPush {
   readonly #deps: OwnPushDeps;
-  #waiting: StoredEvent[] = [];
+  #waiting: LogStoredEvent[] = [];
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
 
@@ -31,7 +31,7 @@ export class OwnPush {
   }
 
   /** Queues durable own events for the next push. */
-  schedule(stored: readonly StoredEvent[]): void {
+  schedule(stored: readonly LogStoredEvent[]): void {
     this.#waiting.push(...stored);
     if (this.#scheduled) return;
     this.#scheduled = true;

@@ -1,13 +1,14 @@
 import type { DocumentId } from '@automerge/automerge-repo';
 import type { RepoHost } from './repo-host.js';
-import { SEALED, sealMarker, type MarkerSpace, type Segments } from './segments.js';
+import type { LogMetaSpace } from './ports.js';
+import { SEALED, sealMarker, type Segments } from './segments.js';
 
 /** What {@link SealingSweep} asks of the rest of the log. */
 export interface SealingDeps {
   readonly host: RepoHost;
   readonly segments: Segments;
   /** Where own segments are recorded as sealed (the event store's meta). */
-  readonly markers: MarkerSpace;
+  readonly markers: LogMetaSpace;
   readonly clock: () => number;
   /** How often the sweep runs; a sealed document must stay idle this long to be unloaded. */
   readonly intervalMs: number;

@@ -1,7 +1,6 @@
 import * as A from '@automerge/automerge';
 import type { DocHandle, DocumentId } from '@automerge/automerge-repo';
 import { encodeSignedEvent, type DeviceId, type FacilityId, type SignedEvent } from '@accord/protocol';
-import type { StoredEvent } from '@accord/storage-level';
 import {
   rootDocumentId,
   rootInitialBytes,
@@ -11,6 +10,7 @@ import {
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
+import type { LogMetaSpace, LogStoredEvent } from './ports.js';
 import type { RepoHost } from './repo-host.js';
 
 /** Who the log is, as every part sees it. */
@@ -50,12 +50,6 @@ export function markProcessed(segment: SegmentState, list: readonly unknown[]): 
 export const sealMarker = (index: number): string => `sealed/${index}`;
 /** The value of a {@link sealMarker}. */
 export const SEALED = new Uint8Array([1]);
-
-/** Where the log keeps small durable markers (the event store's meta space). */
-export interface MarkerSpace {
-  get(key: string): Promise<Uint8Array | undefined>;
-  put(key: string, value: Uint8Array): Promise<void>;
-}
 
 /** What {@link Segments} asks of the rest of the log. */
 export interface SegmentsDeps {
@@ -116,7 +110,7 @@ export class Segments {
    */
   async openOwn(
     assigned: number,
-    markers: MarkerSpace,
+    markers: LogMetaSpace,
     reconcile: (segment: SegmentState) => void,
   ): Promise<void> {
     const size = this.#ctx.segmentSize;
@@ -232,8 +226,8 @@ export class Segments {
   }
 
   /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
-  async pushOwn(stored: readonly StoredEvent[]): Promise<void> {
-    const bySegment = new Map<number, StoredEvent[]>();
+  async pushOwn(stored: readonly LogStoredEvent[]): Promise<void> {
+    const bySegment = new Map<number, LogStoredEvent[]>();
     for (const event of stored) {
       const index = Math.floor((event.seq - 1) / this.#ctx.segmentSize);
       let list = bySegment.get(index);

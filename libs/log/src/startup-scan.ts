@@ -1,7 +1,7 @@
 import { compareHlc, HybridClock, type SignedEvent } from '@accord/protocol';
-import type { StoredEvent } from '@accord/storage-level';
 import type { DeviceLogOptions } from './api.js';
 import type { OwnSeqMarkState } from './own-seq-mark.js';
+import type { LogStoredEvent } from './ports.js';
 
 /** What {@link startupScan} found: the log is built from it before any document is loaded. */
 export interface StartupState {
@@ -69,13 +69,10 @@ export async function startupScan(opts: DeviceLogOptions): Promise<StartupState>
   highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
   const own = await readOwnMark(opts, highestOwnSeq, corrupt);
 
-  let corruptChunks = 0;
-  if (isScannable(opts.storage)) {
-    // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
-    const { corrupt } = await opts.storage.scan();
-    for (const key of corrupt) await opts.storage.remove([...key]);
-    corruptChunks = corrupt.length;
-  }
+  // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
+  const { corrupt: damagedChunks } = await opts.storage.scan();
+  for (const key of damagedChunks) await opts.storage.remove([...key]);
+  const corruptChunks = damagedChunks.length;
   await opts.afterStartupScan?.();
   return {
     loaded,
@@ -89,7 +86,7 @@ export async function startupScan(opts: DeviceLogOptions): Promise<StartupState>
 }
 
 /** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
-function parseStoredEvent(stored: StoredEvent): SignedEvent | undefined {
+function parseStoredEvent(stored: LogStoredEvent): SignedEvent | undefined {
   try {
     const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
     return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
@@ -127,19 +124,4 @@ async function readOwnMark(
     ...(loss === undefined ? {} : { loss }),
     suspicious: damaged || loss !== undefined || !state.clean,
   };
-}
-
-/** A storage adapter that can list its corrupt chunks (ours can; foreign ones may not). */
-interface ScannableStorage {
-  scan(): Promise<{ corrupt: readonly (readonly string[])[] }>;
-  remove(key: string[]): Promise<void>;
-}
-
-function isScannable(storage: unknown): storage is ScannableStorage {
-  return (
-    typeof storage === 'object' &&
-    storage !== null &&
-    typeof (storage as { scan?: unknown }).scan === 'function' &&
-    typeof (storage as { remove?: unknown }).remove === 'function'
-  );
 }
