@@ -1,6 +1,7 @@
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import type { Projection, EventStatus } from '@accord/domain';
 import type {
+  AccordError,
   DeviceId,
   DeviceKeyPair,
   EventId,
@@ -57,6 +58,13 @@ export interface DeviceLogOptions {
   /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */
   readonly sealSweepMs?: number;
   readonly onIncident?: (incident: SecurityIncident) => void;
+  /**
+   * Called with each of the log's own failures, an `AccordError` with code `LOG_INTERNAL` (a push
+   * into the sync documents that failed, an event listener that threw, a storage error while
+   * storing received events, a mark write that failed). Never a security incident: a bug must not
+   * look like a hostile peer. Errors thrown by this callback are ignored.
+   */
+  readonly onInternalError?: (error: AccordError) => void;
   /**
    * Called once while opening, after the start-up scans of the event store and the document
    * storage and before any document is loaded or any peer is served: nothing reads or writes
@@ -231,7 +239,7 @@ export interface DeviceLogApi {
    * Subscribes to events as they become visible (own appends and verified ingest, in sequence
    * order per device; also every stored event at open, before this can be called: use
    * {@link DeviceLogApi.list} for those). Returns the unsubscribe function. Listener errors are
-   * caught and reported as incidents.
+   * caught and reported as internal errors (`LOG_INTERNAL`, see `onInternalError`), not incidents.
    */
   onEvents(listener: EventsListener): () => void;
   /** Own-history state (see {@link OwnHistory}). */

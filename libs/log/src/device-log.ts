@@ -36,6 +36,7 @@ import type {
 } from './api.js';
 import { VisibleSet } from './visible-set.js';
 import { Incidents } from './incidents.js';
+import { InternalErrors } from './internal-errors.js';
 import { startupScan } from './startup-scan.js';
 import { Views } from './views.js';
 import { RepoHost } from './repo-host.js';
@@ -116,6 +117,8 @@ export class DeviceLog implements DeviceLogApi {
   #suspiciousStart = false;
   /** The own-sequence mark's keeper (when the log keeps an `OwnSeqMark`). */
   readonly #marks: MarkKeeper | undefined;
+  /** The log's own failures (`LOG_INTERNAL`), kept apart from the incidents. */
+  readonly #internal: InternalErrors;
   /** Refused data from peers (security incidents), bounded. */
   readonly #incidents: Incidents;
   /** Sync-document chunks dropped at start-up because their checksum failed. */
@@ -137,6 +140,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.#clock = opts.clock ?? Date.now;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
+    this.#internal = new InternalErrors(opts.onInternalError);
     this.#visible = new VisibleSet(opts.relay ?? null);
     this.#views = new Views(this.#visible, this.deviceId);
     const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
@@ -144,8 +148,7 @@ export class DeviceLog implements DeviceLogApi {
     const isClosed = (): boolean => this.#closed;
     this.#work = new WorkChain({
       isClosed,
-      onError: (err) =>
-        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` }),
+      onError: (err) => this.#internal.report('reading the sync documents failed', err),
     });
     this.#segments = new Segments(host, ctx, {
       onChange: (segment) => this.#ingest.schedule(segment),
@@ -188,8 +191,7 @@ export class DeviceLog implements DeviceLogApi {
       segments: this.#segments,
       work: this.#work,
       add: (event) => this.#addVerified(event),
-      onError: (err) =>
-        this.#incidents.report({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` }),
+      onError: (err) => this.#internal.report('storing received events failed', err),
       isClosed,
     });
     this.#sweep = new SealingSweep({
@@ -202,11 +204,7 @@ export class DeviceLog implements DeviceLogApi {
     });
     this.#push = new OwnPush({
       push: (stored) => this.#segments.pushOwn(stored),
-      onError: (err) =>
-        this.#incidents.report({
-          code: 'PROTOCOL_BAD_ENCODING',
-          message: `could not add own events to the sync documents: ${String(err)}`,
-        }),
+      onError: (err) => this.#internal.report('could not add own events to the sync documents', err),
       isClosed: () => this.#closed,
     });
     const marks =
@@ -215,11 +213,7 @@ export class DeviceLog implements DeviceLogApi {
         : new MarkKeeper(
             {
               mark: opts.ownSeqMark,
-              onError: (err) =>
-                this.#incidents.report({
-                  code: 'PROTOCOL_BAD_ENCODING',
-                  message: `could not record the own mark: ${String(err)}`,
-                }),
+              onError: (err) => this.#internal.report('could not record the own mark', err),
               isClosed,
             },
             highestOwnSeq,
@@ -415,10 +409,7 @@ export class DeviceLog implements DeviceLogApi {
       try {
         listener(events);
       } catch (err) {
-        this.#incidents.report({
-          code: 'PROTOCOL_BAD_ENCODING',
-          message: `event listener failed: ${String(err)}`,
-        });
+        this.#internal.report('an event listener threw', err);
       }
     }
   }
@@ -509,6 +500,14 @@ export class DeviceLog implements DeviceLogApi {
   /** Devices whose later events are withheld, and why; revoked devices are left out. */
   withheld(): Withheld[] {
     return this.#visible.withheld((device) => this.#opts.roster.lookup(device)?.revoked === true);
+  }
+
+  /**
+   * The log's most recent own failures (`LOG_INTERNAL`, bounded): a push into the sync documents
+   * that failed, a listener that threw, a storage error while storing received events.
+   */
+  internalErrors(): readonly AccordError[] {
+    return this.#internal.list();
   }
 
   /** The most recent security incidents (bounded). */

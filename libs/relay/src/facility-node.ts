@@ -210,6 +210,8 @@ export class FacilityNode {
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
+        onInternalError: (error) =>
+          observer.problem(facility, `log internal error ${error.code}`, error.toJSON()),
       });
       node = new FacilityNode(opts, { db, adapter, log, roster });
       node.#start();
