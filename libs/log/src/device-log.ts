@@ -132,13 +132,19 @@ export class DeviceLog implements DeviceLogApi {
   /** Infos, lists, counts and projections over the visible set (cached where it pays). */
   readonly #views: Views;
 
-  private constructor(opts: DeviceLogOptions, host: RepoHost, highestOwnSeq: number, hlc: HybridClock) {
+  private constructor(
+    opts: DeviceLogOptions,
+    host: RepoHost,
+    highestOwnSeq: number,
+    hlc: HybridClock,
+    clock: () => number,
+  ) {
     this.#host = host;
     this.#opts = opts;
     this.deviceId = opts.key.deviceId;
     this.facility = opts.facility;
     this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
-    this.#clock = opts.clock ?? Date.now;
+    this.#clock = clock;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#internal = new InternalErrors(opts.onInternalError);
     this.#visible = new VisibleSet(opts.relay ?? null);
@@ -198,7 +204,6 @@ export class DeviceLog implements DeviceLogApi {
       host,
       segments: this.#segments,
       markers: opts.eventStore.meta,
-      clock: this.#clock,
       intervalMs: opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
       enqueue: (work) => this.#work.enqueue(work),
     });
@@ -252,14 +257,15 @@ export class DeviceLog implements DeviceLogApi {
    * documents and reconciles them with the store.
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
-    const start = await startupScan(opts);
+    const clock = opts.clock ?? Date.now;
+    const start = await startupScan(opts, clock);
     const highestOwnSeq = start.highestOwnSeq;
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
     });
-    const log = new DeviceLog(opts, host, highestOwnSeq, start.hlc);
+    const log = new DeviceLog(opts, host, highestOwnSeq, start.hlc, clock);
     host.exposeTo(log);
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
     await log.#equivocations.restore();

@@ -10,7 +10,8 @@ import type { VisibleSet } from './visible-set.js';
 
 /**
  * How long a whole segment of another device, arriving at once, waits for the relay's seal of it
- * before its events are verified one by one; one window is shared by every segment of a burst.
+ * before its events are verified one by one; one window is shared by every segment of a burst,
+ * and the next window opens no sooner than this long after it closed.
  */
 const SEAL_WAIT_MS = 1000;
 
@@ -38,6 +39,8 @@ export interface RelaySealsDeps {
  *
  * @remarks A whole segment that arrives before its seal waits for it, at most one second: one
  * window shared by every segment of the burst (the relay's own segment usually arrives in it).
+ * The window is driven by timers alone (open → cooling → closed), never by reading a clock: the
+ * log's injected clock may stand still or jump, and a window must still end.
  */
 export class RelaySeals {
   readonly #deps: RelaySealsDeps;
@@ -47,8 +50,8 @@ export class RelaySeals {
   readonly #awaiting = new Map<string, SegmentState>();
   /** Segments that have waited once: a late reading never waits again. */
   readonly #waited = new Set<string>();
-  /** When the shared wait ends. */
-  #waitEnd = 0;
+  /** The shared wait: `open` while segments may wait, then `cooling` for as long, then `closed`. */
+  #window: 'closed' | 'open' | 'cooling' = 'closed';
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(deps: RelaySealsDeps) {
@@ -87,14 +90,13 @@ export class RelaySeals {
     if (this.#awaiting.has(key)) return true; // still waiting (the document changed again)
     if (this.#waited.has(key)) return false;
     if (visible.contiguous(segment.device) > segment.index * ctx.segmentSize) return false;
-    const now = Date.now();
-    if (now > this.#waitEnd + SEAL_WAIT_MS) {
+    if (this.#window === 'closed') {
       // A new burst: open a new window (at most one wait per two windows' time).
-      this.#waitEnd = now + SEAL_WAIT_MS;
+      this.#window = 'open';
       this.#timer = setTimeout(() => this.#waitOver(), SEAL_WAIT_MS);
       this.#timer.unref();
     }
-    if (now >= this.#waitEnd) return false;
+    if (this.#window !== 'open') return false;
     this.#awaiting.set(key, segment);
     this.#waited.add(key);
     return true;
@@ -102,7 +104,9 @@ export class RelaySeals {
 
   /** The shared wait for seals is over: read every segment still waiting (one by one now). */
   #waitOver(): void {
-    this.#timer = undefined;
+    this.#window = 'cooling';
+    this.#timer = setTimeout(() => (this.#window = 'closed'), SEAL_WAIT_MS);
+    this.#timer.unref();
     const waiting = [...this.#awaiting.values()];
     this.#awaiting.clear();
     for (const segment of waiting) this.#deps.reread(segment);

@@ -9,7 +9,6 @@ export interface SealingDeps {
   readonly segments: Segments;
   /** Where own segments are recorded as sealed (the event store's meta). */
   readonly markers: LogMetaSpace;
-  readonly clock: () => number;
   /** How often the sweep runs; a sealed document must stay idle this long to be unloaded. */
   readonly intervalMs: number;
   /** Runs `work` on the log's serial work chain (so a sweep never races ingest). */
@@ -21,7 +20,8 @@ export interface SealingDeps {
  *
  * @remarks A sealed document (just sealed, or reloaded by the Repo to serve a peer) is unloaded
  * once its heads have not moved and no sync message about it has arrived for a whole interval
- * (a peer being served is never cut off mid-sync). Before the first unload its stored copy is
+ * (a peer being served is never cut off mid-sync). Idleness is counted in sweeps, not read from a
+ * clock: the log's injected clock may stand still or jump. Before the first unload its stored copy is
  * saved and frozen, and an own segment is marked sealed in the store, so that a restart never
  * loads it again. Waiting for idleness matters: automerge-repo's throttled save and an explicit
  * flush racing on the same document can compact its stored chunks away.
@@ -31,8 +31,8 @@ export class SealingSweep {
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Heads of each loaded sealed document at the last sweep. */
   readonly #heads = new Map<DocumentId, string>();
-  /** When a sync message about a sealed document last arrived. */
-  readonly #traffic = new Map<DocumentId, number>();
+  /** Sealed documents a peer sent a sync message about since the last sweep. */
+  #traffic = new Set<DocumentId>();
 
   constructor(deps: SealingDeps) {
     this.#deps = deps;
@@ -40,9 +40,9 @@ export class SealingSweep {
 
   /** Starts watching traffic and sweeping every interval. */
   start(): void {
-    const { host, segments, clock, intervalMs, enqueue } = this.#deps;
+    const { host, segments, intervalMs, enqueue } = this.#deps;
     host.onMessage((id) => {
-      if (segments.isSealed(id)) this.#traffic.set(id, clock());
+      if (segments.isSealed(id)) this.#traffic.add(id);
     });
     this.#timer = setInterval(() => enqueue(() => this.sweep()), intervalMs);
     this.#timer.unref();
@@ -55,7 +55,9 @@ export class SealingSweep {
 
   /** One sweep: unloads every sealed document that stayed idle since the last one. */
   async sweep(): Promise<void> {
-    const { host, segments, markers, clock, intervalMs } = this.#deps;
+    const { host, segments, markers } = this.#deps;
+    const traffic = this.#traffic;
+    this.#traffic = new Set();
     for (const id of segments.sealedIds()) {
       const handle = host.loaded(id);
       if (handle === undefined) {
@@ -63,13 +65,11 @@ export class SealingSweep {
         continue;
       }
       const heads = handle.heads().join(',');
-      const busy = (this.#traffic.get(id) ?? 0) > clock() - intervalMs;
-      if (busy || this.#heads.get(id) !== heads) {
+      if (traffic.has(id) || this.#heads.get(id) !== heads) {
         this.#heads.set(id, heads);
         continue;
       }
       this.#heads.delete(id);
-      this.#traffic.delete(id);
       if (!host.isFrozen(id)) {
         await host.save(id);
         host.freeze(id);

@@ -26,9 +26,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * The start-up scans: one pass over the event store (intact events loaded, damaged ones listed for
  * repair), the HLC resumed, the own-sequence mark compared with the store, and corrupt sync-document
- * chunks dropped; then `afterStartupScan`. Nothing here touches the Repo.
+ * chunks dropped; then `afterStartupScan`. Nothing here touches the Repo. `clock` is the log's
+ * injected clock (it bounds which peer stamp the HLC may observe).
  */
-export async function startupScan(opts: DeviceLogOptions): Promise<StartupState> {
+export async function startupScan(opts: DeviceLogOptions, clock: () => number): Promise<StartupState> {
   const store = opts.eventStore;
   // One pass over the store: intact events are loaded, damaged ones listed for repair.
   const corrupt: { device: string; seq: number }[] = [];
@@ -44,7 +45,6 @@ export async function startupScan(opts: DeviceLogOptions): Promise<StartupState>
     if (event !== undefined) loaded.push(event);
     else corrupt.push({ device: stored.device, seq: stored.seq });
   }
-  const clock = opts.clock ?? Date.now;
   // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
   // observation); another device's stamp is only observed, under the same drift bound as at run
   // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
