@@ -3,18 +3,10 @@ import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
   ErrorCode,
-  parseAcceptedVerdictsData,
-  parseDeadletterDiscardedData,
-  parseRetryRequestedData,
-  parseRosterUpdatedData,
-  parseSegmentSealedData,
-  parseVerdictData,
   SystemEventType,
   type DeviceId,
   type EventId,
   type FacilityId,
-  type HybridClock,
-  type Result,
   type SignedEvent,
 } from '@accord/protocol';
 import { localWarnings } from '@accord/rules';
@@ -37,13 +29,13 @@ import type {
 import { VisibleSet } from './visible-set.js';
 import { Incidents } from './incidents.js';
 import { InternalErrors } from './internal-errors.js';
-import { startupScan } from './startup-scan.js';
+import { startupScan, type StartupState } from './startup-scan.js';
 import { Views } from './views.js';
 import { RepoHost } from './repo-host.js';
 import { Segments } from './segments.js';
 import { OwnPush } from './own-push.js';
 import { Following } from './following.js';
-import { SealingSweep } from './sealing.js';
+import { DEFAULT_SWEEP_MS, SealingSweep } from './sealing.js';
 import { WorkChain } from './work-chain.js';
 import { RelaySeals } from './relay-seals.js';
 import { Equivocations } from './equivocations.js';
@@ -54,22 +46,6 @@ import { OwnHistoryCheck } from './own-history.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 
-/** The schema check of each system event type's data. */
-const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
-  [SystemEventType.Verdict]: parseVerdictData,
-  [SystemEventType.AcceptedVerdicts]: parseAcceptedVerdictsData,
-  [SystemEventType.RetryRequested]: parseRetryRequestedData,
-  [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
-  [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
-  [SystemEventType.SegmentSealed]: parseSegmentSealedData,
-};
-/**
- * How often idle sealed segments are dropped from memory. Short: a device appending thousands of
- * events a second seals a segment every second or two, and each one kept loaded holds every
- * event's bytes twice (Automerge's copy, the materialized one). Long enough that the throttled
- * document save (RepoHost's save debounce, 1 s) is done before a segment can count as idle.
- */
-const DEFAULT_SWEEP_MS = 2000;
 /**
  * A device's append-only event log.
  *
@@ -112,18 +88,19 @@ export class DeviceLog implements DeviceLogApi {
   /** Which devices and segments the log follows, on signed evidence only. */
   readonly #following: Following;
 
-  /** Acknowledged own events the store no longer held at open (see {@link OwnIntegrity.loss}). */
-  #ownLoss: { readonly from: number; readonly to: number } | undefined;
-  #suspiciousStart = false;
+  /** What the start-up scan found damaged or lost, and whether the start was suspicious. */
+  readonly #found: {
+    readonly corrupt: readonly { readonly device: string; readonly seq: number }[];
+    readonly corruptChunks: number;
+    readonly ownLoss: { readonly from: number; readonly to: number } | undefined;
+    suspicious: boolean;
+  };
   /** The own-sequence mark's keeper (when the log keeps an `OwnSeqMark`). */
   readonly #marks: MarkKeeper | undefined;
   /** The log's own failures (`LOG_INTERNAL`), kept apart from the incidents. */
   readonly #internal: InternalErrors;
   /** Refused data from peers (security incidents), bounded. */
   readonly #incidents: Incidents;
-  /** Sync-document chunks dropped at start-up because their checksum failed. */
-  #corruptChunksAtStart = 0;
-  readonly #corruptAtStart: { device: string; seq: number }[] = [];
   /** Durable own events on their way into the segment documents. */
   readonly #push: OwnPush;
   #closed = false;
@@ -132,13 +109,14 @@ export class DeviceLog implements DeviceLogApi {
   /** Infos, lists, counts and projections over the visible set (cached where it pays). */
   readonly #views: Views;
 
-  private constructor(
-    opts: DeviceLogOptions,
-    host: RepoHost,
-    highestOwnSeq: number,
-    hlc: HybridClock,
-    clock: () => number,
-  ) {
+  private constructor(opts: DeviceLogOptions, host: RepoHost, start: StartupState, clock: () => number) {
+    const { highestOwnSeq, hlc } = start;
+    this.#found = {
+      corrupt: start.corrupt,
+      corruptChunks: start.corruptChunks,
+      ownLoss: start.ownLoss,
+      suspicious: start.suspicious,
+    };
     this.#host = host;
     this.#opts = opts;
     this.deviceId = opts.key.deviceId;
@@ -259,26 +237,21 @@ export class DeviceLog implements DeviceLogApi {
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const clock = opts.clock ?? Date.now;
     const start = await startupScan(opts, clock);
-    const highestOwnSeq = start.highestOwnSeq;
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
     });
-    const log = new DeviceLog(opts, host, highestOwnSeq, start.hlc, clock);
+    const log = new DeviceLog(opts, host, start, clock);
     host.exposeTo(log);
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
     await log.#equivocations.restore();
-    log.#corruptChunksAtStart = start.corruptChunks;
-    log.#corruptAtStart.push(...start.corrupt);
-    log.#ownLoss = start.ownLoss;
-    log.#suspiciousStart = start.suspicious;
     for (const event of start.loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
-    if (log.#visible.contiguous(log.deviceId) < highestOwnSeq) log.#suspiciousStart = true;
+    if (log.#visible.contiguous(log.deviceId) < start.highestOwnSeq) log.#found.suspicious = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
     const waits = opts.ownHistoryWaitMs;
-    const waitMs = waits === undefined ? 0 : log.#suspiciousStart ? waits.suspicious : waits.clean;
+    const waitMs = waits === undefined ? 0 : log.#found.suspicious ? waits.suspicious : waits.clean;
     log.#history.start((opts.network ?? []).length === 0 ? 0 : waitMs);
     await log.#openDocuments();
     log.#history.documentsOpened();
@@ -317,34 +290,20 @@ export class DeviceLog implements DeviceLogApi {
     this.#assertOpen();
     for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
-    const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
-    if (check === undefined) {
-      throw new AccordError(ErrorCode.PROTOCOL_SCHEMA, `${String(draft.type)} is not a system event type`);
-    }
-    const checked = check(draft.data);
-    if (!checked.ok) throw checked.error;
-    const envelope = this.#own.envelope(
-      {
-        type: draft.type,
-        schema: 1,
-        subject: draft.subject,
-        deps: [...new Set(draft.deps ?? [])].sort(),
-        data: draft.data,
-      },
-      true,
-    );
+    // Checked and numbered synchronously after the wait (see OwnAppends.wait).
+    const envelope = this.#own.systemEnvelope(draft);
     return this.#own.signAndCommit(envelope);
   }
 
   /** The own-sequence part of {@link DeviceLog.integrity}. */
   #ownIntegrity(): OwnIntegrity {
-    const loss = this.#ownLoss;
+    const loss = this.#found.ownLoss;
     return {
       ...(loss === undefined
         ? {}
         : { loss: { ...loss, repaired: this.#visible.contiguous(this.deviceId) >= loss.to } }),
       check: this.#history.state,
-      suspiciousStart: this.#suspiciousStart,
+      suspiciousStart: this.#found.suspicious,
     };
   }
 
@@ -358,7 +317,7 @@ export class DeviceLog implements DeviceLogApi {
     await this.#segments.openOwn(this.#own.assigned, this.#opts.eventStore.meta, (segment) => {
       this.#segments.reconcileOwn(segment, this.#own.assigned, (seq) => {
         const id = this.#visible.idAt(this.deviceId, seq);
-        return id === undefined ? undefined : this.#known(id);
+        return id === undefined ? undefined : this.#visible.known(id);
       });
       // Anything else in it (peers' copies of our later events after a restore, foreign entries).
       this.#ingest.read(segment);
@@ -389,13 +348,9 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.complete(device, index, this.#segmentSize);
   }
 
-  // ---------------------------------------------------------------- in-memory state
+  // ---------------------------------------------------------------- visible events
 
-  /** A verified event by id, visible or held back. */
-  #known(id: EventId): SignedEvent | undefined {
-    return this.#visible.known(id);
-  }
-
+  /** A stored, verified event joins the visible set; what it released is shown and announced. */
   #addVerified(decoded: SignedEvent): void {
     const released = this.#visible.add(decoded, (e) => {
       if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
@@ -487,7 +442,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Holes (per device) and corrupt values found at start-up or since. */
   integrity(): IntegrityReport {
-    const corrupt = this.#corruptAtStart.filter(
+    const corrupt = this.#found.corrupt.filter(
       ({ device, seq }) => this.#visible.idAt(device as DeviceId, seq) === undefined,
     );
     return {
@@ -495,8 +450,8 @@ export class DeviceLog implements DeviceLogApi {
       corrupt,
       incidents: this.#incidents.count,
       detectedAtStart: {
-        corruptEvents: this.#corruptAtStart.length,
-        corruptChunks: this.#corruptChunksAtStart,
+        corruptEvents: this.#found.corrupt.length,
+        corruptChunks: this.#found.corruptChunks,
       },
       ...(this.#opts.ownSeqMark === undefined ? {} : { own: this.#ownIntegrity() }),
       ...(this.#opts.storeSetAside === undefined ? {} : { setAside: this.#opts.storeSetAside }),

@@ -4,16 +4,35 @@ import {
   ErrorCode,
   eventIdFor,
   MAX_EVENT_BYTES,
+  parseAcceptedVerdictsData,
+  parseDeadletterDiscardedData,
+  parseRetryRequestedData,
+  parseRosterUpdatedData,
+  parseSegmentSealedData,
+  parseVerdictData,
   signEventEncoded,
+  SystemEventType,
   type DeviceKeyPair,
   type EventEnvelope,
   type HybridClock,
+  type Result,
   type SignedEvent,
 } from '@accord/protocol';
+import type { SystemDraft } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import type { MarkKeeper } from './mark-keeper.js';
 import type { LogEventStore, LogStoredEvent } from './ports.js';
 import type { LogContext } from './segments.js';
+
+/** The schema check of each system event type's data. */
+const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
+  [SystemEventType.Verdict]: parseVerdictData,
+  [SystemEventType.AcceptedVerdicts]: parseAcceptedVerdictsData,
+  [SystemEventType.RetryRequested]: parseRetryRequestedData,
+  [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
+  [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
+  [SystemEventType.SegmentSealed]: parseSegmentSealedData,
+};
 
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
 export interface SignedOwn {
@@ -124,6 +143,27 @@ export class OwnAppends {
     }
     this.#assigned = envelope.seq;
     return envelope;
+  }
+
+  /**
+   * The next own envelope for a system statement, its type and data schema-checked and its size
+   * checked before it takes a number (`PROTOCOL_SCHEMA`, `PROTOCOL_TOO_LARGE`).
+   */
+  systemEnvelope(draft: SystemDraft): EventEnvelope {
+    const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
+    if (check === undefined) {
+      throw new AccordError(ErrorCode.PROTOCOL_SCHEMA, `${String(draft.type)} is not a system event type`);
+    }
+    const checked = check(draft.data);
+    if (!checked.ok) throw checked.error;
+    const parts = {
+      type: draft.type,
+      schema: 1,
+      subject: draft.subject,
+      deps: [...new Set(draft.deps ?? [])].sort(),
+      data: draft.data,
+    };
+    return this.envelope(parts, true);
   }
 
   /** Signs `envelope` and resolves once it (and every own event before it) is durable. */

@@ -3,6 +3,15 @@ import type { RepoHost } from './repo-host.js';
 import type { LogMetaSpace } from './ports.js';
 import { SEALED, sealMarker, type Segments } from './segments.js';
 
+/**
+ * How often idle sealed segments are dropped from memory, by default. Short: a device appending
+ * thousands of events a second seals a segment every second or two, and each one kept loaded
+ * holds every event's bytes twice (Automerge's copy, the materialized one). Long enough that the
+ * throttled document save (RepoHost's save debounce, 1 s) is done before a segment can count as
+ * idle.
+ */
+export const DEFAULT_SWEEP_MS = 2000;
+
 /** What {@link SealingSweep} asks of the rest of the log. */
 export interface SealingDeps {
   readonly host: RepoHost;
