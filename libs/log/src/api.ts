@@ -51,7 +51,7 @@ export interface DeviceLogOptions {
   readonly relay?: DeviceId | null;
   /** Network adapters to start with (more can be added with {@link DeviceLog.addNetworkAdapter}). */
   readonly network?: readonly NetworkAdapterInterface[];
-  /** Wall clock in ms (default Date.now). */
+  /** Wall clock in ms (default Date.now): the log's only source of the time (see the README, Clock and timers). */
   readonly clock?: () => number;
   /** Events per segment document (default 5000). */
   readonly segmentSize?: number;
