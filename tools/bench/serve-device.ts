@@ -26,8 +26,9 @@ const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
   console.error(
     'serve handles',
-    Object.values(log.repo.handles)
-      .map((h) => h.documentId.slice(0, 6) + ':' + h.state)
+    log
+      .documentsInMemory()
+      .map((d) => d.documentId.slice(0, 6) + ':' + (d.ready ? 'ready' : 'not-ready'))
       .join(' '),
     JSON.stringify(log.integrity()),
   );

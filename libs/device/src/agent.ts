@@ -212,6 +212,8 @@ export class DeviceAgent {
           ...(opts.clock === undefined ? {} : { clock: opts.clock }),
           onIncident: (incident: SecurityIncident) =>
             diag(`security incident ${incident.code}: ${incident.message}`, incident),
+          onInternalError: (error) =>
+            diag(`log internal error ${error.code}: ${error.message}`, error.toJSON()),
         });
         return { db, peerNetwork, log };
       };

@@ -1,6 +1,7 @@
-import type { NetworkAdapterInterface, Repo, StorageAdapterInterface } from '@automerge/automerge-repo';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
 import type { Projection, EventStatus } from '@accord/domain';
 import type {
+  AccordError,
   DeviceId,
   DeviceKeyPair,
   EventId,
@@ -11,8 +12,8 @@ import type {
   SystemEventType,
 } from '@accord/protocol';
 import type { RuleVerdict } from '@accord/rules';
-import type { EventStore } from '@accord/storage-level';
 import type { OwnSeqMark } from './own-seq-mark.js';
+import type { LogDocumentStorage, LogEventStore } from './ports.js';
 
 /** Who belongs to the facility: the log refuses events from anyone else. */
 export interface LogRoster {
@@ -42,21 +43,28 @@ export interface DeviceLogOptions {
   readonly facility: FacilityId;
   readonly key: DeviceKeyPair;
   /** The local source of truth: every event, durably, by id and (device, seq). */
-  readonly eventStore: EventStore;
+  readonly eventStore: LogEventStore;
   /** Where automerge-repo keeps the sync documents (may be rebuilt from the event store). */
-  readonly storage: StorageAdapterInterface;
+  readonly storage: LogDocumentStorage;
   readonly roster: LogRoster;
   /** The relay's device id: only verdicts signed by it count. Null before a relay exists. */
   readonly relay?: DeviceId | null;
   /** Network adapters to start with (more can be added with {@link DeviceLog.addNetworkAdapter}). */
   readonly network?: readonly NetworkAdapterInterface[];
-  /** Wall clock in ms (default Date.now). */
+  /** Wall clock in ms (default Date.now): the log's only source of the time (see the README, Clock and timers). */
   readonly clock?: () => number;
   /** Events per segment document (default 5000). */
   readonly segmentSize?: number;
   /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */
   readonly sealSweepMs?: number;
   readonly onIncident?: (incident: SecurityIncident) => void;
+  /**
+   * Called with each of the log's own failures, an `AccordError` with code `LOG_INTERNAL` (a push
+   * into the sync documents that failed, an event listener that threw, a storage error while
+   * storing received events, a mark write that failed). Never a security incident: a bug must not
+   * look like a hostile peer. Errors thrown by this callback are ignored.
+   */
+  readonly onInternalError?: (error: AccordError) => void;
   /**
    * Called once while opening, after the start-up scans of the event store and the document
    * storage and before any document is loaded or any peer is served: nothing reads or writes
@@ -123,6 +131,15 @@ export interface OwnHistory {
    * from an older backup): appending now would fork the device's sequence.
    */
   readonly behind: boolean;
+}
+
+/** What {@link DeviceLog.onPeerSync} reports for one sync message received from a peer. */
+export interface PeerSyncReport {
+  /** The peer's id (a device id). */
+  readonly peer: string;
+  readonly documentId: string;
+  /** True when the log now holds every change the peer held of the document when it sent the message. */
+  readonly holdsTheirs: boolean;
 }
 
 /** Called with each batch of events that became visible, in the order they did. */
@@ -210,7 +227,6 @@ export interface LogCounts {
 export interface DeviceLogApi {
   readonly deviceId: DeviceId;
   readonly facility: FacilityId;
-  readonly repo: Repo;
   append(draft: Draft): Promise<AppendResult>;
   /**
    * Records a system statement (see {@link SystemDraft}); resolves after the signed event is durable.
@@ -223,7 +239,7 @@ export interface DeviceLogApi {
    * Subscribes to events as they become visible (own appends and verified ingest, in sequence
    * order per device; also every stored event at open, before this can be called: use
    * {@link DeviceLogApi.list} for those). Returns the unsubscribe function. Listener errors are
-   * caught and reported as incidents.
+   * caught and reported as internal errors (`LOG_INTERNAL`, see `onInternalError`), not incidents.
    */
   onEvents(listener: EventsListener): () => void;
   /** Own-history state (see {@link OwnHistory}). */

@@ -22,7 +22,7 @@ import {
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';
-import { makeFacility, type TestFacility } from './testing.js';
+import { makeFacility, repoOf, type TestFacility } from './testing.js';
 
 const FACILITY = 'unit-facility' as FacilityId;
 
@@ -70,13 +70,15 @@ async function writeIntoSegment(
   owner: SignedEvent['device'],
   entries: Uint8Array[],
 ): Promise<void> {
-  const handle = log.repo.import<SegmentDoc>(segmentInitialBytes(FACILITY, owner, 0), {
+  const handle = repoOf(log).import<SegmentDoc>(segmentInitialBytes(FACILITY, owner, 0), {
     docId: segmentDocumentId(FACILITY, owner, 0),
   });
   handle.change((doc) => {
     for (const bytes of entries) doc.events.push(bytes);
   });
-  const root = await log.repo.find<RootDoc>(stringifyAutomergeUrl({ documentId: rootDocumentId(FACILITY) }));
+  const root = await repoOf(log).find<RootDoc>(
+    stringifyAutomergeUrl({ documentId: rootDocumentId(FACILITY) }),
+  );
   if (root.doc().devices[owner] === undefined) {
     root.change((doc) => {
       doc.devices[owner] = 1;
@@ -295,7 +297,7 @@ describe('DeviceLog', () => {
     const facility = await makeFacility(FACILITY, 1);
     const { log, store } = await openLog(facility, 0);
     const { event } = await log.append(registration(1));
-    const handle = await log.repo.find<SegmentDoc>(
+    const handle = await repoOf(log).find<SegmentDoc>(
       stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 0) }),
     );
     handle.change((doc) => {
@@ -367,7 +369,7 @@ describe('DeviceLog', () => {
     await a.log.settled();
     // Root plus the one open segment (seqs 9-10); segments 0 and 1 are sealed and, once idle, unloaded.
     expect(Object.keys(a.log.heads())).toHaveLength(2);
-    await vi.waitFor(() => expect(Object.keys(a.log.repo.handles)).toHaveLength(2), {
+    await vi.waitFor(() => expect(a.log.documentsInMemory()).toHaveLength(2), {
       timeout: 5000,
       interval: 20,
     });
@@ -388,7 +390,7 @@ describe('DeviceLog', () => {
         .sort(),
     );
     expect(Object.keys(b.log.heads())).toHaveLength(3); // root, B's own first segment, A's open one
-    await vi.waitFor(() => expect(Object.keys(b.log.repo.handles)).toHaveLength(3), {
+    await vi.waitFor(() => expect(b.log.documentsInMemory()).toHaveLength(3), {
       timeout: 5000,
       interval: 20,
     });
@@ -586,7 +588,7 @@ describe('DeviceLog', () => {
     await writeIntoSegment(log, peer.deviceId, [encodeSignedEvent(first)]);
     expect(log.get(first.id)).toBeDefined();
     // A concurrent change lands *before* the entry already read.
-    const handle = await log.repo.find<SegmentDoc>(
+    const handle = await repoOf(log).find<SegmentDoc>(
       stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, peer.deviceId, 0) }),
     );
     handle.change((doc) => {
@@ -615,7 +617,7 @@ describe('DeviceLog', () => {
     await editor.shutdown();
     const second = await openLog(facility, 0, { store: first.store, storage: first.storage });
     await second.log.settled();
-    const segment = await second.log.repo.find<SegmentDoc>(url);
+    const segment = await repoOf(second.log).find<SegmentDoc>(url);
     const ids = segment.doc().events.map((b) => {
       const decoded = decodeSignedEvent(b);
       return decoded.ok ? decoded.value.id : undefined;
@@ -629,7 +631,7 @@ describe('DeviceLog', () => {
     const { log } = await openLog(facility, 0);
     await log.append(registration(1));
     // An unavailable handle, as a peer's request for an unknown document leaves behind.
-    void log.repo
+    void repoOf(log)
       .find(stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, log.deviceId, 7) }))
       .catch(() => undefined);
     await expect(log.close()).resolves.toBeUndefined();

@@ -1,52 +1,15 @@
-import * as A from '@automerge/automerge';
-import {
-  Repo,
-  type DocHandle,
-  type DocumentId,
-  type NetworkAdapterInterface,
-  type PeerId,
-} from '@automerge/automerge-repo';
-import {
-  compareTentative,
-  isSystemEventType,
-  prepareDraft,
-  ProjectionFolder,
-  type EventStatusInfo,
-  type Projection,
-} from '@accord/domain';
+import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
+import { prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
-  compareHlc,
-  decodeSignedEvent,
-  encodeSignedEvent,
-  envelopeBytes,
   ErrorCode,
-  HybridClock,
-  eventIdFor,
-  isAccordError,
-  isEventIdOf,
-  MAX_EVENT_BYTES,
-  parseDeadletterDiscardedData,
-  parseRetryRequestedData,
-  parseRosterUpdatedData,
-  parseSegmentSealedData,
-  parseVerdictData,
-  parseAcceptedVerdictsData,
-  readAcceptedVerdicts,
-  segmentDigest,
-  segmentName,
-  signEventEncoded,
   SystemEventType,
-  verifyEvents,
   type DeviceId,
-  type EventEnvelope,
   type EventId,
   type FacilityId,
-  type Result,
   type SignedEvent,
 } from '@accord/protocol';
 import { localWarnings } from '@accord/rules';
-import type { EventStore, StoredEvent } from '@accord/storage-level';
 import type {
   AppendResult,
   DeviceLogApi,
@@ -58,153 +21,30 @@ import type {
   LogCounts,
   OwnHistory,
   OwnIntegrity,
+  PeerSyncReport,
   SecurityIncident,
   SystemDraft,
   Withheld,
 } from './api.js';
-import { CommitQueue } from './commit-queue.js';
-import { FrozenDocumentsStorage } from './frozen-storage.js';
-import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
-import { SeqIds } from './seq-ids.js';
-import {
-  rootDocumentId,
-  rootInitialBytes,
-  segmentDocumentId,
-  segmentInitialBytes,
-  seqsIn,
-  type RootDoc,
-  type SegmentDoc,
-} from './documents.js';
+import { VisibleSet } from './visible-set.js';
+import { Incidents } from './incidents.js';
+import { InternalErrors } from './internal-errors.js';
+import { startupScan, type StartupState } from './startup-scan.js';
+import { Views } from './views.js';
+import { RepoHost } from './repo-host.js';
+import { Segments } from './segments.js';
+import { OwnPush } from './own-push.js';
+import { Following } from './following.js';
+import { DEFAULT_SWEEP_MS, SealingSweep } from './sealing.js';
+import { WorkChain } from './work-chain.js';
+import { RelaySeals } from './relay-seals.js';
+import { Equivocations } from './equivocations.js';
+import { Ingest } from './ingest.js';
+import { MarkKeeper } from './mark-keeper.js';
+import { OwnAppends } from './own-appends.js';
+import { OwnHistoryCheck } from './own-history.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
-
-/** The schema check of each system event type's data. */
-const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
-  [SystemEventType.Verdict]: parseVerdictData,
-  [SystemEventType.AcceptedVerdicts]: parseAcceptedVerdictsData,
-  [SystemEventType.RetryRequested]: parseRetryRequestedData,
-  [SystemEventType.DeadletterDiscarded]: parseDeadletterDiscardedData,
-  [SystemEventType.RosterUpdated]: parseRosterUpdatedData,
-  [SystemEventType.SegmentSealed]: parseSegmentSealedData,
-};
-/**
- * How often idle sealed segments are dropped from memory. Short: a device appending thousands of
- * events a second seals a segment every second or two, and each one kept loaded holds every
- * event's bytes twice (Automerge's copy, the materialized one). Long enough that the throttled
- * document save (DOCUMENT_SAVE_DEBOUNCE_MS) is done before a segment can count as idle.
- */
-const DEFAULT_SWEEP_MS = 2000;
-/**
- * How long a whole segment of another device, arriving at once, waits for the relay's seal of it
- * before its events are verified one by one; one window is shared by every segment of a burst.
- */
-const SEAL_WAIT_MS = 1000;
-const MAX_INTERNED_STRINGS = 10_000;
-const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
-/** How long durable own events wait to be grouped into one Automerge change. */
-const PUSH_DELAY_MS = 50;
-const SEALED = new Uint8Array([1]);
-const sealMarker = (index: number): string => `sealed/${index}`;
-const MAX_INCIDENTS_KEPT = 1000;
-/** Missing sequence numbers listed per device by `integrity()` and `withheld()`. */
-const MAX_MISSING_LISTED = 1000;
-/** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
-const MAX_FOLLOWED_DEVICES = 10_000;
-/** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
-const OWN_SEQ_BLOCK = 1000;
-/** How long an acknowledged own seq may wait before the mark records it (off the append path). */
-const ACK_MARK_DELAY_MS = 500;
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-/** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
-interface SignedOwn {
-  readonly event: SignedEvent;
-  readonly bytes: Uint8Array;
-}
-/** The one `deps` list of every event that depends on nothing (frozen: events are immutable). */
-const NO_DEPS: SignedEvent['deps'] = Object.freeze([]);
-
-interface SegmentState {
-  readonly id: DocumentId;
-  readonly device: DeviceId;
-  readonly index: number;
-  readonly handle: DocHandle<SegmentDoc>;
-  readonly listener: () => void;
-  /** How many list entries have been looked at; a shorter list means a rescan. */
-  processed: number;
-  /**
-   * The entry at `processed - 1` when it was looked at. If another entry is found there later,
-   * something was merged in before it (a concurrent or hostile insertion), so the whole list is
-   * read again: reading only past `processed` would miss the inserted entry for good.
-   */
-  lastSeen?: Uint8Array;
-}
-
-/** Records that `list` has been read up to its end. */
-function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
-  segment.processed = list.length;
-  const last = list[list.length - 1];
-  if (last instanceof Uint8Array) segment.lastSeen = last;
-  else delete segment.lastSeen;
-}
-
-/** A storage adapter that can list its corrupt chunks (ours can; foreign ones may not). */
-interface ScannableStorage {
-  scan(): Promise<{ corrupt: readonly (readonly string[])[] }>;
-  remove(key: string[]): Promise<void>;
-}
-
-function isScannable(storage: unknown): storage is ScannableStorage {
-  return (
-    typeof storage === 'object' &&
-    storage !== null &&
-    typeof (storage as { scan?: unknown }).scan === 'function' &&
-    typeof (storage as { remove?: unknown }).remove === 'function'
-  );
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
-function parseStoredEvent(stored: StoredEvent): SignedEvent | undefined {
-  try {
-    const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
-    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
-      ? event
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The store's meta key holding the equivocation barriers (`{device: seq}` as JSON). */
-const EQUIVOCATIONS = 'equivocations';
-
-async function readEquivocations(store: EventStore): Promise<[DeviceId, number][]> {
-  const bytes = await store.meta.get(EQUIVOCATIONS);
-  if (bytes === undefined) return [];
-  try {
-    const parsed: unknown = JSON.parse(utf8.decode(bytes));
-    if (typeof parsed !== 'object' || parsed === null) return [];
-    return Object.entries(parsed).flatMap(([device, seq]) =>
-      Number.isSafeInteger(seq) && (seq as number) > 0 ? [[device as DeviceId, seq as number]] : [],
-    );
-  } catch {
-    return []; // evidence is found again when the documents are read
-  }
-}
-
-function writeEquivocations(store: EventStore, barriers: ReadonlyMap<DeviceId, number>): Promise<void> {
-  return store.meta.put(
-    EQUIVOCATIONS,
-    new TextEncoder().encode(JSON.stringify(Object.fromEntries(barriers))),
-  );
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /**
  * A device's append-only event log.
@@ -219,127 +59,175 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 export class DeviceLog implements DeviceLogApi {
   readonly deviceId: DeviceId;
   readonly facility: FacilityId;
-  readonly repo: Repo;
 
   readonly #opts: DeviceLogOptions;
-  readonly #storage: FrozenDocumentsStorage;
-  readonly #store: EventStore;
+  /** The Repo and all the log asks of it. */
+  readonly #host: RepoHost;
   readonly #segmentSize: number;
   readonly #clock: () => number;
-  readonly #hlc: HybridClock;
-  readonly #commit: CommitQueue<SignedOwn>;
+  /** This device's sequence: numbers, envelopes, signing, group commit. */
+  readonly #own: OwnAppends;
+  /** The check of the own history with peers before the first append. */
+  readonly #history: OwnHistoryCheck;
 
-  // Every verified event is either visible (its device's prefix up to it is contiguous: the
-  // projection folder holds it, `#folder.events`) or held back behind a hole (`#held`). One map
-  // per event across the log: at 100k events each extra map costs several megabytes.
-  /** Verified events held back behind a hole in their device's sequence. */
-  readonly #held = new Map<EventId, SignedEvent>();
-  /** Per device: sequence number → event id. */
-  readonly #seqs = new Map<DeviceId, SeqIds>();
-  /** Per device: the highest n such that 1…n are all present. */
-  readonly #contiguous = new Map<DeviceId, number>();
-  /** Digests of the relay's `SegmentSealed` statements, by `<device>/<index>` (DESIGN.md §8). */
-  readonly #seals = new Map<string, string>();
-  readonly #verification = { oneByOne: 0, bySeal: 0 };
-  /** Segments waiting for their relay seal (by `<device>/<index>`), and when the shared wait ends. */
-  readonly #awaitingSeal = new Map<string, SegmentState>();
-  /** Segments that have waited once: a late reading never waits again. */
-  readonly #waitedForSeal = new Set<string>();
-  #sealWaitEnd = 0;
-  #sealWaitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Which verified events the projections see, and which are held back (no I/O). */
+  readonly #visible: VisibleSet;
+  /** The log's serial work: document reads, following, sweeps. */
+  readonly #work: WorkChain;
+  /** Relay seals of whole segments, and the short wait for them. */
+  readonly #seals: RelaySeals;
+  /** Devices caught signing two histories, and their barriers. */
+  readonly #equivocations: Equivocations;
+  /** Screen → verify → commit of what peers write into the documents. */
+  readonly #ingest: Ingest;
 
-  readonly #segments = new Map<DocumentId, SegmentState>();
-  /** Full segments whose events are all in the store: unloaded, served from storage on demand. */
-  readonly #sealed = new Set<DocumentId>();
-  #janitor: ReturnType<typeof setInterval> | undefined;
-  readonly #janitorHeads = new Map<DocumentId, string>();
-  /** Own segments by document id, so the sweep can record that they were sealed. */
-  readonly #ownSealIndex = new Map<DocumentId, number>();
-  /** When a sync message about a document last went in or out. */
-  readonly #traffic = new Map<DocumentId, number>();
-  readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
-  #root!: DocHandle<RootDoc>;
-  /** Ids of the documents this log follows: the Repo serves and accepts these only. */
-  readonly #gate: Set<DocumentId>;
-  /** Per device: how many of its segments the log follows (see {@link DeviceLog.#segmentBound}). */
-  readonly #following = new Map<DeviceId, number>();
-  /** Per device: the highest segment index a relay seal names. */
-  readonly #sealedIndex = new Map<DeviceId, number>();
-  /** Devices named by the relay's signed rosters (discovered even if the root index hides them). */
-  readonly #rosterDevices = new Set<DeviceId>();
+  /** The root index and the segment documents the log follows. */
+  readonly #segments: Segments;
+  /** Drops idle sealed documents from memory. */
+  readonly #sweep: SealingSweep;
+  /** Which devices and segments the log follows, on signed evidence only. */
+  readonly #following: Following;
 
-  #assignedSeq: number;
-  // Own-sequence bookkeeping kept apart from the store (OwnSeqMark): numbers up to #reserved may
-  // be handed out; #acked is the highest own seq known durable (here or, after a loss, at peers).
-  #reserved = 0;
-  #acked = 0;
-  #reserving: Promise<void> | undefined;
-  #recovering: Promise<void> | undefined;
-  /** Set once #openDocuments is done (the own-history check reads the root and own segments). */
-  #documentsOpen = false;
-  #markChain: Promise<void> = Promise.resolve();
-  #ackMarkTimer: ReturnType<typeof setTimeout> | undefined;
-  #ownLoss: { readonly from: number; readonly to: number } | undefined;
-  #suspiciousStart = false;
-  #historyCheck: OwnIntegrity['check'] = 'not-needed';
-  /** Set while appends wait for the own-history check with peers. */
-  #historyGate: Promise<void> | undefined;
-  #endHistoryCheck: (outcome: 'checked' | 'unchecked') => void = () => {};
-  readonly #incidents: SecurityIncident[] = [];
-  readonly #strings = new Map<string, string>();
-  #incidentCount = 0;
-  /** Sync-document chunks dropped at start-up because their checksum failed. */
-  #corruptChunksAtStart = 0;
-  readonly #corruptAtStart: { device: string; seq: number }[] = [];
-  #ingestChain: Promise<void> = Promise.resolve();
-  /** Verification of ingested segments, one after another. */
-  #verifyChain: Promise<void> = Promise.resolve();
-  /** Second ingest stage: stores and folds verified events, in order. */
-  #commitChain: Promise<void> = Promise.resolve();
-  /** Ids being verified or stored by the second stage. */
-  readonly #inFlight = new Set<string>();
-  #toPush: StoredEvent[] = [];
-  #pushScheduled = false;
-  #pushChain: Promise<void> = Promise.resolve();
+  /** What the start-up scan found damaged or lost, and whether the start was suspicious. */
+  readonly #found: {
+    readonly corrupt: readonly { readonly device: string; readonly seq: number }[];
+    readonly corruptChunks: number;
+    readonly ownLoss: { readonly from: number; readonly to: number } | undefined;
+    suspicious: boolean;
+  };
+  /** The own-sequence mark's keeper (when the log keeps an `OwnSeqMark`). */
+  readonly #marks: MarkKeeper | undefined;
+  /** The log's own failures (`LOG_INTERNAL`), kept apart from the incidents. */
+  readonly #internal: InternalErrors;
+  /** Refused data from peers (security incidents), bounded. */
+  readonly #incidents: Incidents;
+  /** Durable own events on their way into the segment documents. */
+  readonly #push: OwnPush;
   #closed = false;
   readonly #listeners = new Set<EventsListener>();
 
-  /** Incremental statuses and confirmed fold over the visible events. */
-  #folder: ProjectionFolder;
-  // Derived views, rebuilt lazily when the visible set changes.
-  #counts: LogCounts | undefined;
-  #tentative: { projection: Projection; last: SignedEvent | undefined } | undefined;
+  /** Infos, lists, counts and projections over the visible set (cached where it pays). */
+  readonly #views: Views;
 
-  /**
-   * Per device: the lowest sequence number it was caught signing twice (equivocation). Its events
-   * from there on are withheld on every device, whichever copy each one stored first, so that all
-   * devices agree (issue #13, scenario 5). Kept in the store's meta under {@link EQUIVOCATIONS}.
-   */
-  readonly #barriers = new Map<DeviceId, number>();
-  /** Equivocations already reported, so a rescan does not report one again. */
-  readonly #reportedEquivocations = new Set<string>();
-
-  private constructor(
-    opts: DeviceLogOptions,
-    repo: Repo,
-    storage: FrozenDocumentsStorage,
-    highestOwnSeq: number,
-    hlc: HybridClock,
-    gate: Set<DocumentId>,
-  ) {
-    this.#gate = gate;
-    this.#storage = storage;
+  private constructor(opts: DeviceLogOptions, host: RepoHost, start: StartupState, clock: () => number) {
+    const { highestOwnSeq, hlc } = start;
+    this.#found = {
+      corrupt: start.corrupt,
+      corruptChunks: start.corruptChunks,
+      ownLoss: start.ownLoss,
+      suspicious: start.suspicious,
+    };
+    this.#host = host;
     this.#opts = opts;
-    this.#store = opts.eventStore;
     this.deviceId = opts.key.deviceId;
     this.facility = opts.facility;
-    this.repo = repo;
     this.#segmentSize = opts.segmentSize ?? DEFAULT_SEGMENT_SIZE;
-    this.#clock = opts.clock ?? Date.now;
-    this.#hlc = hlc;
-    this.#assignedSeq = highestOwnSeq;
-    this.#folder = new ProjectionFolder(opts.relay ?? null);
-    this.#commit = new CommitQueue<SignedOwn>(highestOwnSeq + 1, (batch) => this.#writeOwn(batch));
+    this.#clock = clock;
+    this.#incidents = new Incidents(this.#clock, opts.onIncident);
+    this.#internal = new InternalErrors(opts.onInternalError);
+    this.#visible = new VisibleSet(opts.relay ?? null);
+    this.#views = new Views(this.#visible, this.deviceId);
+    const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
+    const relay = opts.relay ?? undefined;
+    const isClosed = (): boolean => this.#closed;
+    this.#work = new WorkChain({
+      isClosed,
+      onError: (err) => this.#internal.report('reading the sync documents failed', err),
+    });
+    this.#segments = new Segments(host, ctx, {
+      onChange: (segment) => this.#ingest.schedule(segment),
+      isComplete: (device, index) => this.#complete(device, index),
+    });
+    this.#following = new Following({
+      ctx,
+      relay,
+      roster: opts.roster,
+      visible: this.#visible,
+      segments: this.#segments,
+      assigned: () => this.#own.assigned,
+      read: (segment) => this.#ingest.read(segment),
+      enqueue: (work) => this.#work.enqueue(work),
+      isClosed,
+    });
+    this.#seals = new RelaySeals({
+      ctx,
+      relay,
+      visible: this.#visible,
+      onSealed: (device, index) => this.#following.noteSealed(device, index),
+      reread: (segment) => this.#ingest.schedule(segment),
+    });
+    this.#equivocations = new Equivocations({
+      markers: opts.eventStore.meta,
+      visible: this.#visible,
+      incidents: this.#incidents,
+      onWithheld: () => this.#views.reset(),
+      isClosed,
+    });
+    this.#ingest = new Ingest({
+      ctx,
+      roster: opts.roster,
+      visible: this.#visible,
+      store: opts.eventStore,
+      hlc,
+      incidents: this.#incidents,
+      seals: this.#seals,
+      equivocations: this.#equivocations,
+      segments: this.#segments,
+      work: this.#work,
+      add: (event) => this.#addVerified(event),
+      onError: (err) => this.#internal.report('storing received events failed', err),
+      isClosed,
+    });
+    this.#sweep = new SealingSweep({
+      host,
+      segments: this.#segments,
+      markers: opts.eventStore.meta,
+      intervalMs: opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
+      enqueue: (work) => this.#work.enqueue(work),
+    });
+    this.#push = new OwnPush({
+      push: (stored) => this.#segments.pushOwn(stored),
+      onError: (err) => this.#internal.report('could not add own events to the sync documents', err),
+      isClosed: () => this.#closed,
+    });
+    const marks =
+      opts.ownSeqMark === undefined
+        ? undefined
+        : new MarkKeeper(
+            {
+              mark: opts.ownSeqMark,
+              onError: (err) => this.#internal.report('could not record the own mark', err),
+              isClosed,
+            },
+            highestOwnSeq,
+          );
+    this.#marks = marks;
+    this.#history = new OwnHistoryCheck({
+      ctx,
+      host,
+      segments: this.#segments,
+      following: this.#following,
+      visible: this.#visible,
+      ingested: () => this.#ingest.settled(),
+      isClosed,
+    });
+    this.#own = new OwnAppends(
+      {
+        ctx,
+        key: opts.key,
+        clock: this.#clock,
+        hlc,
+        store: opts.eventStore,
+        marks,
+        historyGate: () => this.#history.gate,
+        onDurable: (batch, stored) => {
+          for (const { event } of batch) this.#addVerified(event);
+          this.#push.schedule(stored);
+        },
+        isClosed,
+      },
+      highestOwnSeq,
+    );
   }
 
   /**
@@ -347,122 +235,27 @@ export class DeviceLog implements DeviceLogApi {
    * documents and reconciles them with the store.
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
-    const store = opts.eventStore;
-    // One pass over the store: intact events are loaded, damaged ones listed for repair.
-    const corrupt: { device: string; seq: number }[] = [];
-    const loaded: SignedEvent[] = [];
-    const skipped = ({ device, seq }: { device: string; seq: number }): void =>
-      void corrupt.push({ device, seq });
-    for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
-      // The store only ever holds events that were fully decoded, schema-checked and verified
-      // before they were written, behind a checksum: reading them back needs no second
-      // validation (a quarter of start-up time at 100k events). A value that no longer parses,
-      // or parses to something else, is corruption.
-      const event = parseStoredEvent(stored);
-      if (event !== undefined) loaded.push(event);
-      else corrupt.push({ device: stored.device, seq: stored.seq });
-    }
     const clock = opts.clock ?? Date.now;
-    // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
-    // observation); another device's stamp is only observed, under the same drift bound as at run
-    // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
-    const ceiling = HybridClock.ceiling(clock());
-    let ownStamp = undefined as SignedEvent['hlc'] | undefined;
-    let other = undefined as SignedEvent['hlc'] | undefined;
-    let highestOwnSeq = 0;
-    for (const event of loaded) {
-      if (event.device === opts.key.deviceId) {
-        if (ownStamp === undefined || compareHlc(event.hlc, ownStamp) > 0) ownStamp = event.hlc;
-        if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
-      } else if (
-        compareHlc(event.hlc, ceiling) <= 0 &&
-        (other === undefined || compareHlc(event.hlc, other) > 0)
-      ) {
-        other = event.hlc;
-      }
-    }
-    const hlc = new HybridClock({ wallClock: clock, ...(ownStamp !== undefined ? { last: ownStamp } : {}) });
-    if (other !== undefined) hlc.observe(other);
-    // A damaged own event still used its sequence number: never hand that number out again.
-    highestOwnSeq = Math.max(highestOwnSeq, await store.highestSeq(opts.key.deviceId));
-    const own = await DeviceLog.#readOwnMark(opts, highestOwnSeq, corrupt);
-    highestOwnSeq = own.next - 1;
-
-    let corruptChunks = 0;
-    if (isScannable(opts.storage)) {
-      // Corrupt sync-document chunks are dropped; peers (and our event store) supply them again.
-      const { corrupt } = await opts.storage.scan();
-      for (const key of corrupt) await opts.storage.remove([...key]);
-      corruptChunks = corrupt.length;
-    }
-    await opts.afterStartupScan?.();
-
-    const storage = new FrozenDocumentsStorage(opts.storage);
-    // Only documents the log decided to follow exist here: a peer's sync message about any other
-    // id (a made-up document, a segment no evidence points to) is refused before the Repo makes a
-    // handle for it, and nothing else is announced (issue #13, scenario 3).
-    const gate = new Set<DocumentId>();
-    const repo = new Repo({
-      peerId: opts.key.deviceId as unknown as PeerId,
-      storage,
-      network: [...(opts.network ?? [])],
-      shareConfig: {
-        announce: (_peer, id) => Promise.resolve(id === undefined || gate.has(id)),
-        access: (_peer, id) => Promise.resolve(gate.has(id)),
-      },
-      // Peers must not keep sync state for us across connections: a reconnect after any
-      // transport fault restarts sync from scratch, or lost messages could stall it
-      // (DESIGN.md §7). Whatever adapter carries the connection.
-      isEphemeral: true,
-      // The event store is the durable copy; document saves (each one may compact a whole
-      // segment) can lag behind it.
-      saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
+    const start = await startupScan(opts, clock);
+    const host = new RepoHost({
+      peerId: opts.key.deviceId,
+      storage: opts.storage,
+      network: opts.network ?? [],
     });
-    const log = new DeviceLog(opts, repo, storage, highestOwnSeq, hlc, gate);
-    for (const [device, seq] of await readEquivocations(store)) log.#barriers.set(device, seq);
-    log.#corruptChunksAtStart = corruptChunks;
-    log.#corruptAtStart.push(...corrupt);
-    log.#reserved = log.#acked = highestOwnSeq;
-    log.#ownLoss = own.loss;
-    log.#suspiciousStart = own.suspicious;
-    for (const event of loaded) log.#addVerified(event);
+    const log = new DeviceLog(opts, host, start, clock);
+    host.exposeTo(log);
+    // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
+    await log.#equivocations.restore();
+    for (const event of start.loaded) log.#addVerified(event);
     // Own numbers missing below the highest: the store lost some of its own events.
-    if ((log.#contiguous.get(log.deviceId) ?? 0) < highestOwnSeq) log.#suspiciousStart = true;
+    if (log.#visible.contiguous(log.deviceId) < start.highestOwnSeq) log.#found.suspicious = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
-    const checkOpened = log.#startHistoryCheck();
+    const waits = opts.ownHistoryWaitMs;
+    const waitMs = waits === undefined ? 0 : log.#found.suspicious ? waits.suspicious : waits.clean;
+    log.#history.start((opts.network ?? []).length === 0 ? 0 : waitMs);
     await log.#openDocuments();
-    log.#documentsOpen = true;
-    checkOpened();
+    log.#history.documentsOpened();
     return log;
-  }
-
-  /**
-   * Compares the own-sequence mark with what the store holds: the next number is above both, a
-   * mark above the store is a loss of acknowledged events (reported, repaired from peers, never
-   * reused), and a start after a crash, with damage, or with no mark is suspicious.
-   */
-  static async #readOwnMark(
-    opts: DeviceLogOptions,
-    storeHighest: number,
-    corrupt: readonly { device: string }[],
-  ): Promise<{ next: number; loss?: { from: number; to: number }; suspicious: boolean }> {
-    const damaged = opts.storeSetAside !== undefined || corrupt.some((c) => c.device === opts.key.deviceId);
-    if (opts.ownSeqMark === undefined) return { next: storeHighest + 1, suspicious: damaged };
-    let state: OwnSeqMarkState | undefined;
-    let unreadable = false;
-    try {
-      state = await opts.ownSeqMark.read();
-    } catch {
-      unreadable = true; // as good as no mark: the check with peers decides
-    }
-    if (state === undefined)
-      return { next: storeHighest + 1, suspicious: damaged || unreadable || storeHighest > 0 };
-    const loss = state.acked > storeHighest ? { from: storeHighest + 1, to: state.acked } : undefined;
-    return {
-      next: Math.max(storeHighest, state.acked) + 1,
-      ...(loss === undefined ? {} : { loss }),
-      suspicious: damaged || loss !== undefined || !state.clean,
-    };
   }
 
   // ---------------------------------------------------------------- appending
@@ -470,14 +263,14 @@ export class DeviceLog implements DeviceLogApi {
   /** Records a user action: resolves after the signed event is durable, with any local-rule warning. */
   async append(draft: Draft): Promise<AppendResult> {
     this.#assertOpen();
-    // Re-checked right before the number is taken (no await in between): see #ownSeqWait.
-    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
+    // Re-checked right before the number is taken (no await in between): see OwnAppends.wait.
+    for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
     const view = this.tentative();
     const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
-    const envelope = this.#envelope({
+    const envelope = this.#own.envelope({
       type: p.type,
       schema: p.schema,
       subject: p.subject,
@@ -488,392 +281,49 @@ export class DeviceLog implements DeviceLogApi {
     });
     // Warnings are computed on the view the user saw, before this event joins it.
     const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
-    const event = await this.#signAndCommit(envelope);
+    const event = await this.#own.signAndCommit(envelope);
     return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
   }
 
   /** Records a system statement (verdict, roster, retry, discard): no local rules, schema-checked data. */
   async appendSystem(draft: SystemDraft): Promise<SignedEvent> {
     this.#assertOpen();
-    for (let wait = this.#ownSeqWait(); wait !== undefined; wait = this.#ownSeqWait()) await wait;
+    for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
-    const check = Object.hasOwn(SYSTEM_DATA, draft.type) ? SYSTEM_DATA[draft.type] : undefined;
-    if (check === undefined) {
-      throw new AccordError(ErrorCode.PROTOCOL_SCHEMA, `${String(draft.type)} is not a system event type`);
-    }
-    const checked = check(draft.data);
-    if (!checked.ok) throw checked.error;
-    const envelope = this.#envelope(
-      {
-        type: draft.type,
-        schema: 1,
-        subject: draft.subject,
-        deps: [...new Set(draft.deps ?? [])].sort(),
-        data: draft.data,
-      },
-      true,
-    );
-    return this.#signAndCommit(envelope);
-  }
-
-  /**
-   * The next own envelope: a fresh id, the next sequence number and clock reading.
-   *
-   * @remarks With `checkSize`, an envelope whose signed event would exceed the size limit is
-   * refused (`PROTOCOL_TOO_LARGE`) before it takes a number: the relay appends many verdicts at
-   * once, so a failure found while signing would leave a hole behind later numbers, and a hole
-   * stops the log. It costs one more encoding, so only system events (verdicts, rosters) pay it.
-   */
-  #envelope(
-    parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>,
-    checkSize = false,
-  ): EventEnvelope {
-    const seq = this.#assignedSeq + 1;
-    const envelope: EventEnvelope = {
-      v: 1,
-      // Bound to this device and seq: no other device can claim it (see eventIdFor).
-      id: eventIdFor(this.#clock(), this.deviceId, seq),
-      facility: this.facility,
-      device: this.deviceId,
-      seq,
-      hlc: this.#hlc.now(),
-      ...parts,
-    };
-    if (checkSize) {
-      // The signed form adds `,"sig":"<86 characters>"`: 95 bytes.
-      const size = envelopeBytes(envelope).length + 95;
-      if (size > MAX_EVENT_BYTES) {
-        throw new AccordError(
-          ErrorCode.PROTOCOL_TOO_LARGE,
-          `signed event would be ${size} bytes (limit ${MAX_EVENT_BYTES})`,
-          { details: { size, maxBytes: MAX_EVENT_BYTES } },
-        );
-      }
-    }
-    this.#assignedSeq = envelope.seq;
-    return envelope;
-  }
-
-  async #signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
-    let signed: SignedOwn;
-    try {
-      signed = await signEventEncoded(envelope, this.#opts.key);
-    } catch (err) {
-      // Nothing took a later number meanwhile: give this one back instead of stopping the log.
-      if (envelope.seq === this.#assignedSeq) {
-        this.#assignedSeq--;
-        throw err;
-      }
-      this.#commit.abandon(envelope.seq, err);
-      throw err;
-    }
-    await this.#commit.submit(envelope.seq, signed);
-    return signed.event;
-  }
-
-  /** Writes a contiguous run of own events durably, then makes them visible and sends them to peers. */
-  async #writeOwn(batch: readonly SignedOwn[]): Promise<void> {
-    const stored: StoredEvent[] = batch.map(({ event, bytes }) => ({
-      device: event.device,
-      seq: event.seq,
-      id: event.id,
-      bytes,
-    }));
-    await this.#store.append(stored);
-    this.#noteAcked(stored[stored.length - 1]!.seq);
-    for (const { event } of batch) this.#addVerified(event);
-    this.#schedulePush(stored);
-  }
-
-  // ---------------------------------------------------------------- own sequence
-
-  /**
-   * What an append must wait for before it takes a sequence number: the own-history check after
-   * start, or a durable reservation of more numbers; undefined when it may take one now.
-   *
-   * @remarks Callers take the number synchronously after an undefined answer, so concurrent
-   * appends never take one past the reservation.
-   */
-  #ownSeqWait(): Promise<void> | undefined {
-    if (this.#closed) return undefined;
-    if (this.#historyGate !== undefined) return this.#historyGate;
-    if (this.#commit.failed) {
-      // A failed write: once every number after the last written one is back, hand them out again.
-      this.#recovering ??= this.#commit
-        .recover(this.#assignedSeq)
-        .then((last) => void (this.#assignedSeq = last))
-        .finally(() => (this.#recovering = undefined));
-      return this.#recovering;
-    }
-    if (this.#opts.ownSeqMark === undefined || this.#assignedSeq < this.#reserved) return undefined;
-    this.#reserving ??= this.#writeMark(() => ({
-      reserved: Math.max(this.#reserved, this.#assignedSeq) + OWN_SEQ_BLOCK,
-      acked: this.#acked,
-      clean: false,
-    })).finally(() => (this.#reserving = undefined));
-    return this.#reserving;
-  }
-
-  /** Writes the mark after the writes before it (the state is computed when its turn comes). */
-  #writeMark(next: () => OwnSeqMarkState): Promise<void> {
-    const mark = this.#opts.ownSeqMark as OwnSeqMark;
-    const done = this.#markChain.then(async () => {
-      const state = next();
-      await mark.write(state);
-      this.#reserved = state.reserved;
-    });
-    this.#markChain = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
-  }
-
-  /** Records that own events up to `seq` are durable; the mark learns it soon, off the append path. */
-  #noteAcked(seq: number): void {
-    if (seq <= this.#acked) return;
-    this.#acked = seq;
-    if (this.#opts.ownSeqMark === undefined || this.#ackMarkTimer !== undefined) return;
-    this.#ackMarkTimer = setTimeout(() => {
-      this.#ackMarkTimer = undefined;
-      if (this.#closed) return;
-      this.#writeMark(() => ({ reserved: this.#reserved, acked: this.#acked, clean: false })).catch(
-        (err: unknown) =>
-          this.#incident({
-            code: 'PROTOCOL_BAD_ENCODING',
-            message: `could not record the own mark: ${String(err)}`,
-          }),
-      );
-    }, ACK_MARK_DELAY_MS);
-    this.#ackMarkTimer.unref();
-  }
-
-  /**
-   * Holds appends until a peer or the relay has shown this device its own history (the root
-   * index and its last own segment synced, and what they brought stored), or the wait ends.
-   *
-   * @remarks A data folder restored whole from an older backup looks like any clean start:
-   * only the peers remember what the device wrote since. Own events that come back move the
-   * sequence past them (#ownCameBack) before the first append takes a number.
-   */
-  #startHistoryCheck(): () => void {
-    const waits = this.#opts.ownHistoryWaitMs;
-    const ms = waits === undefined ? 0 : this.#suspiciousStart ? waits.suspicious : waits.clean;
-    if (ms <= 0 || (this.#opts.network ?? []).length === 0) return () => {};
-    this.#historyCheck = 'waiting';
-    let open!: () => void;
-    this.#historyGate = new Promise<void>((resolve) => (open = resolve));
-    const theirHeads = new Map<string, Map<string, readonly string[]>>();
-    const onSyncState = (e: { peerId: string; documentId: string; syncState: A.SyncState }): void => {
-      const heads = e.syncState.theirHeads;
-      if (heads === null || heads === undefined) return;
-      let docs = theirHeads.get(e.peerId);
-      if (docs === undefined) theirHeads.set(e.peerId, (docs = new Map<string, readonly string[]>()));
-      docs.set(e.documentId, heads);
-      // Emitted before the received changes are applied: look once they are.
-      setImmediate(() => this.#checkOwnHistory(docs));
-    };
-    const timer = setTimeout(() => this.#endHistoryCheck('unchecked'), ms);
-    timer.unref();
-    this.#endHistoryCheck = (outcome) => {
-      if (this.#historyCheck !== 'waiting') return;
-      this.#historyCheck = outcome;
-      this.#historyGate = undefined;
-      clearTimeout(timer);
-      this.repo.synchronizer.off('sync-state', onSyncState);
-      open();
-    };
-    this.repo.synchronizer.on('sync-state', onSyncState);
-    // Called once the documents are open: look at what peers showed meanwhile.
-    return () => {
-      for (const docs of theirHeads.values()) this.#checkOwnHistory(docs);
-    };
-  }
-
-  /** Ends the check when one peer's root index and last own segment are all here, and stored. */
-  #checkOwnHistory(docs: ReadonlyMap<string, readonly string[]>): void {
-    if (this.#historyCheck !== 'waiting' || this.#closed || !this.#documentsOpen) return;
-    const has = (doc: A.Doc<unknown>, heads: readonly string[] | undefined): boolean =>
-      heads !== undefined && A.getMissingDeps(doc, [...heads]).length === 0;
-    if (!has(this.#root.doc(), docs.get(this.#root.documentId))) return;
-    // Any peer may raise the root index's count: look no further than the segments the log
-    // follows on evidence (see #segmentBound), or one hostile entry would hold every append until
-    // the wait ran out.
-    const claimed = this.#root.doc().devices[this.deviceId];
-    const count = typeof claimed === 'number' ? Math.min(claimed, this.#segmentBound(this.deviceId)) : 0;
-    if (count > 0) {
-      const id = segmentDocumentId(this.facility, this.deviceId, count - 1);
-      const segment = this.#segments.get(id);
-      // A sealed own segment is full and stored: no peer can hold more of it.
-      if (!this.#sealed.has(id) && (segment === undefined || !has(segment.handle.doc(), docs.get(id))))
-        return;
-    }
-    void this.#ingestSettled().then(() => this.#endHistoryCheck('checked'));
-  }
-
-  /** Resolves once ingest work queued so far (and what it queued) is stored. */
-  async #ingestSettled(): Promise<void> {
-    let chain: Promise<void>;
-    let commits: Promise<void>;
-    do {
-      chain = this.#ingestChain;
-      await chain;
-      commits = this.#commitChain;
-      await commits;
-    } while (chain !== this.#ingestChain || commits !== this.#commitChain);
+    // Checked and numbered synchronously after the wait (see OwnAppends.wait).
+    const envelope = this.#own.systemEnvelope(draft);
+    return this.#own.signAndCommit(envelope);
   }
 
   /** The own-sequence part of {@link DeviceLog.integrity}. */
   #ownIntegrity(): OwnIntegrity {
-    const loss = this.#ownLoss;
+    const loss = this.#found.ownLoss;
     return {
       ...(loss === undefined
         ? {}
-        : { loss: { ...loss, repaired: (this.#contiguous.get(this.deviceId) ?? 0) >= loss.to } }),
-      check: this.#historyCheck,
-      suspiciousStart: this.#suspiciousStart,
+        : { loss: { ...loss, repaired: this.#visible.contiguous(this.deviceId) >= loss.to } }),
+      check: this.#history.state,
+      suspiciousStart: this.#found.suspicious,
     };
-  }
-
-  /**
-   * Hands durable own events to the sync documents in large groups.
-   *
-   * @remarks Each Automerge change has a fixed cost (DESIGN.md §7), so events that became
-   * durable while the previous push ran go out together in one change. The push is not
-   * on the acknowledgement path: the event store is the durable copy, and start-up
-   * re-adds to the documents anything a crash kept from them.
-   */
-  #schedulePush(stored: readonly StoredEvent[]): void {
-    this.#toPush.push(...stored);
-    if (this.#pushScheduled) return;
-    this.#pushScheduled = true;
-    setTimeout(() => {
-      this.#pushChain = this.#pushChain.then(async () => {
-        this.#pushScheduled = false;
-        const batch = this.#toPush;
-        this.#toPush = [];
-        if (batch.length === 0 || this.#closed) return;
-        try {
-          await this.#pushOwn(batch);
-        } catch (err) {
-          this.#incident({
-            code: 'PROTOCOL_BAD_ENCODING',
-            message: `could not add own events to the sync documents: ${String(err)}`,
-          });
-        }
-      });
-    }, PUSH_DELAY_MS);
-  }
-
-  /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
-  async #pushOwn(stored: readonly StoredEvent[]): Promise<void> {
-    const bySegment = new Map<number, StoredEvent[]>();
-    for (const event of stored) {
-      const index = Math.floor((event.seq - 1) / this.#segmentSize);
-      let list = bySegment.get(index);
-      if (list === undefined) bySegment.set(index, (list = []));
-      list.push(event);
-    }
-    for (const [index, events] of bySegment) {
-      const segment = await this.#ownSegment(index);
-      // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
-      const upToDate = segment.processed === segment.handle.doc().events.length;
-      segment.handle.change((doc) => {
-        doc.events.push(...events.map((event) => event.bytes));
-      });
-      if (upToDate) markProcessed(segment, segment.handle.doc().events);
-      this.#maybeSeal(segment);
-    }
-  }
-
-  async #ownSegment(index: number): Promise<SegmentState> {
-    const segment = await this.#openSegment(this.deviceId, index);
-    const known = this.#root.doc().devices[this.deviceId] ?? 0;
-    if (known < index + 1) {
-      this.#root.change((doc) => {
-        doc.devices[this.deviceId] = index + 1;
-      });
-    }
-    return segment;
   }
 
   // ---------------------------------------------------------------- documents and ingest
 
   async #openDocuments(): Promise<void> {
-    const rootId = rootDocumentId(this.facility);
-    this.#root = await this.#openDoc<RootDoc>(rootId, () => rootInitialBytes(this.facility));
-    this.#root.on('change', () => this.#onRootChange());
+    await this.#segments.openRoot(() => this.#following.refresh());
     // Own segments first: re-push any own event the documents lost (a crash between the
     // durable write and the document save, or a dropped corrupt chunk). Segments already
     // sealed after such a check are skipped.
-    const ownSegments = Math.max(1, Math.ceil(this.#assignedSeq / this.#segmentSize));
-    for (let index = 0; index < ownSegments; index++) {
-      if ((await this.#store.meta.get(sealMarker(index))) !== undefined) {
-        const id = segmentDocumentId(this.facility, this.deviceId, index);
-        this.#gate.add(id);
-        this.#sealed.add(id);
-        this.#storage.freeze(id); // flushed before the marker was written
-        continue;
-      }
-      const id = segmentDocumentId(this.facility, this.deviceId, index);
-      if (
-        (index + 1) * this.#segmentSize <= this.#assignedSeq &&
-        (await this.#storedSegmentComplete(id, index))
-      ) {
-        // Full, and its stored document holds every event: seal it without loading it into the Repo.
-        await this.#store.meta.put(sealMarker(index), SEALED);
-        this.#gate.add(id);
-        this.#sealed.add(id);
-        this.#storage.freeze(id);
-        continue;
-      }
-      const segment = await this.#ownSegment(index);
-      this.#reconcileOwn(segment);
-      this.#maybeSeal(segment);
-    }
-    await this.#onRootChangeNow();
-    const touch = (message: object): void => {
-      const id = 'documentId' in message ? (message.documentId as DocumentId) : undefined;
-      if (id !== undefined && this.#sealed.has(id)) this.#traffic.set(id, this.#clock());
-    };
-    this.repo.networkSubsystem.on('message', touch);
-    this.repo.synchronizer.on('message', touch);
-    this.#janitor = setInterval(
-      () => this.#enqueue(() => this.#sweep()),
-      this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS,
-    );
-    this.#janitor.unref();
-  }
-
-  /**
-   * Reads an own segment's stored document outside the Repo and tells whether it holds
-   * every one of the segment's events (so nothing needs re-adding after a crash).
-   */
-  async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
-    const chunks = await this.#storedChunks(id);
-    if (chunks.length === 0) return false;
-    let doc = A.init<SegmentDoc>();
-    try {
-      for (const data of chunks) doc = A.loadIncremental(doc, data);
-    } catch {
-      return false;
-    }
-    const list: unknown = doc.events;
-    if (!Array.isArray(list)) return false;
-    const first = index * this.#segmentSize + 1;
-    let count = 0;
-    for (const seq of this.#ownSeqsIn(list)) if (seq >= first && seq < first + this.#segmentSize) count++;
-    return count === this.#segmentSize;
-  }
-
-  /** The stored Automerge chunks (snapshots and incremental changes) of a document. */
-  async #storedChunks(id: DocumentId): Promise<Uint8Array[]> {
-    const out: Uint8Array[] = [];
-    for (const chunk of await this.#opts.storage.loadRange([id])) {
-      const kind = chunk.key[1];
-      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) out.push(chunk.data);
-    }
-    return out;
+    await this.#segments.openOwn(this.#own.assigned, this.#opts.eventStore.meta, (segment) => {
+      this.#segments.reconcileOwn(segment, this.#own.assigned, (seq) => {
+        const id = this.#visible.idAt(this.deviceId, seq);
+        return id === undefined ? undefined : this.#visible.known(id);
+      });
+      // Anything else in it (peers' copies of our later events after a restore, foreign entries).
+      this.#ingest.read(segment);
+    });
+    await this.#following.refreshNow();
+    this.#sweep.start();
   }
 
   /**
@@ -890,678 +340,29 @@ export class DeviceLog implements DeviceLogApi {
    */
   async republish(events: readonly SignedEvent[], opts: { onlyMissing?: boolean } = {}): Promise<number> {
     this.#assertOpen();
-    const bySegment = new Map<DocumentId, { device: DeviceId; index: number; events: SignedEvent[] }>();
-    for (const e of events) {
-      const index = Math.floor((e.seq - 1) / this.#segmentSize);
-      const id = segmentDocumentId(this.facility, e.device, index);
-      let entry = bySegment.get(id);
-      if (entry === undefined) bySegment.set(id, (entry = { device: e.device, index, events: [] }));
-      entry.events.push(e);
-    }
-    let written = 0;
-    for (const [id, { device, index, events: list }] of bySegment) {
-      const handle = await this.#openDoc<SegmentDoc>(id, () =>
-        segmentInitialBytes(this.facility, device, index),
-      );
-      const present = opts.onlyMissing === true ? seqsIn(handle.doc().events, device) : new Set<number>();
-      const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
-      if (write.length > 0) {
-        handle.change((doc) => {
-          for (const e of write) doc.events.push(encodeSignedEvent(e));
-        });
-        written += write.length;
-      }
-      const announced: unknown = this.#root.doc().devices[device];
-      if (typeof announced !== 'number' || announced < index + 1) {
-        this.#root.change((doc) => {
-          doc.devices[device] = index + 1;
-        });
-      }
-    }
-    return written;
-  }
-
-  /** Sequence numbers of this device's events among a segment document's entries (invalid entries skipped). */
-  #ownSeqsIn(list: readonly unknown[]): Set<number> {
-    return seqsIn(list, this.deviceId);
+    return this.#segments.republish(events, opts.onlyMissing === true);
   }
 
   /** True when the store holds every event of segment `index` of `device`. */
   #complete(device: DeviceId, index: number): boolean {
-    return (this.#contiguous.get(device) ?? 0) >= (index + 1) * this.#segmentSize;
+    return this.#visible.complete(device, index, this.#segmentSize);
   }
 
-  /**
-   * Seals a full segment whose events are all durable here: the log stops following it,
-   * and the sweep drops its document from memory once it has been idle. The Repo loads it
-   * from storage again when a peer asks for it, so append cost and memory stay flat as
-   * history grows (DESIGN.md §7).
-   */
-  #maybeSeal(segment: SegmentState): void {
-    if (!this.#complete(segment.device, segment.index)) return;
-    if (segment.handle.doc().events.length < this.#segmentSize) return; // peers still need what is missing
-    this.#sealed.add(segment.id);
-    this.#segments.delete(segment.id);
-    segment.handle.off('change', segment.listener);
-  }
+  // ---------------------------------------------------------------- visible events
 
-  /**
-   * Unloads sealed documents (just sealed, or reloaded by the Repo to serve a peer) once
-   * their heads have not moved and no sync message about them has passed for a whole
-   * sweep interval (a peer being served is never cut off mid-sync).
-   *
-   * @remarks Waiting for idleness matters: automerge-repo's throttled save and an explicit
-   * flush racing on the same document can compact its stored chunks away.
-   */
-  async #sweep(): Promise<void> {
-    for (const id of this.#sealed) {
-      const handle = this.repo.handles[id];
-      if (handle === undefined || !handle.isReady()) {
-        this.#janitorHeads.delete(id);
-        continue;
-      }
-      const heads = handle.heads().join(',');
-      const busy =
-        (this.#traffic.get(id) ?? 0) > this.#clock() - (this.#opts.sealSweepMs ?? DEFAULT_SWEEP_MS);
-      if (busy || this.#janitorHeads.get(id) !== heads) {
-        this.#janitorHeads.set(id, heads);
-        continue;
-      }
-      this.#janitorHeads.delete(id);
-      this.#traffic.delete(id);
-      if (!this.#storage.isFrozen(id)) {
-        await this.repo.flush([id]);
-        this.#storage.freeze(id);
-        const own = this.#ownSealIndex.get(id);
-        if (own !== undefined) await this.#store.meta.put(sealMarker(own), SEALED);
-      }
-      await this.repo.removeFromCache(id);
-    }
-  }
-
-  #reconcileOwn(segment: SegmentState): void {
-    const list = segment.handle.doc().events;
-    const first = segment.index * this.#segmentSize + 1;
-    const last = Math.min(first + this.#segmentSize - 1, this.#assignedSeq);
-    // Distinct seqs, not entries: after a crash a peer may hand back an entry we pushed again,
-    // so the list can hold duplicates and still miss an event the store has.
-    const present = this.#ownSeqsIn(list);
-    const missing: Uint8Array[] = [];
-    const ids = this.#seqs.get(this.deviceId);
-    for (let seq = first; seq <= last; seq++) {
-      const id = ids?.get(seq);
-      const event = id === undefined ? undefined : this.#known(id);
-      if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
-    }
-    if (missing.length > 0) {
-      segment.handle.change((doc) => {
-        for (const bytes of missing) doc.events.push(bytes);
-      });
-    }
-    // Anything else in it (peers' copies of our later events after a restore, foreign entries).
-    this.#ingestSegment(segment);
-  }
-
-  /**
-   * Opens a shared document whose first change is known (deterministic), never waiting
-   * on the network.
-   *
-   * @remarks `repo.find` can wait forever for a document the Repo already tried to fetch
-   * from peers ('requesting'/'unavailable'). Instead we merge the known first change and
-   * every stored chunk into the handle ourselves (as the Repo's own loader does; both are
-   * idempotent) and mark it loaded. Sync then brings whatever peers have beyond that.
-   */
-  async #openDoc<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
-    this.#gate.add(id);
-    const handle = this.repo.import<T>(initial(), { docId: id });
-    for (const data of await this.#storedChunks(id)) this.repo.import<T>(data, { docId: id });
-    if (!handle.isReady()) handle.doneLoading();
-    await handle.whenReady();
-    return handle;
-  }
-
-  #openSegment(device: DeviceId, index: number): Promise<SegmentState> {
-    const id = segmentDocumentId(this.facility, device, index);
-    const known = this.#segments.get(id);
-    if (known !== undefined) return Promise.resolve(known);
-    let opening = this.#opening.get(id);
-    if (opening === undefined) {
-      opening = this.#openDoc<SegmentDoc>(id, () => segmentInitialBytes(this.facility, device, index)).then(
-        (handle) => {
-          const listener = (): void => this.#scheduleIngest(state);
-          const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
-          this.#segments.set(id, state);
-          this.#opening.delete(id);
-          if (device === this.deviceId) this.#ownSealIndex.set(id, index);
-          handle.on('change', listener);
-          return state;
-        },
-      );
-      this.#opening.set(id, opening);
-    }
-    return opening;
-  }
-
-  #onRootChange(): void {
-    this.#enqueue(() => this.#onRootChangeNow());
-  }
-
-  /**
-   * How many segments of `device` the log follows: the one after its complete prefix, every one a
-   * relay seal names and the one after it, and (for this device) every one it wrote.
-   *
-   * @remarks The root index is writable by any peer, so its counts are never trusted: a segment is
-   * opened only on signed evidence that it holds, or is next to hold, the device's events. A hostile
-   * entry (a million segments, or none) changes nothing; a device whose own events skip numbers
-   * only ever gets its next segment followed (issue #13, scenario 3).
-   */
-  #segmentBound(device: DeviceId): number {
-    const size = this.#segmentSize;
-    let bound = Math.floor((this.#contiguous.get(device) ?? 0) / size) + 1;
-    const sealed = this.#sealedIndex.get(device);
-    if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
-    if (device === this.deviceId) bound = Math.max(bound, Math.ceil(this.#assignedSeq / size));
-    return bound;
-  }
-
-  /** Devices whose segments the log follows: named by the root index, a relay roster or their events. */
-  #followedDevices(): DeviceId[] {
-    const out = new Set<DeviceId>([this.deviceId]);
-    const relay = this.#opts.relay ?? undefined;
-    if (relay !== undefined) out.add(relay);
-    for (const device of this.#rosterDevices) out.add(device);
-    for (const device of this.#seqs.keys()) out.add(device);
-    for (const device of Object.keys(this.#root.doc().devices)) {
-      if (out.size >= MAX_FOLLOWED_DEVICES) break;
-      out.add(device as DeviceId);
-    }
-    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
-    return [...out].sort((a, b) => Number(b === relay) - Number(a === relay));
-  }
-
-  /** Re-reads which segments to follow when new evidence (a complete segment, a seal) appears. */
-  #evidenceGrew(device: DeviceId): void {
-    if (this.#closed || this.#root === undefined) return;
-    if (this.#segmentBound(device) > (this.#following.get(device) ?? 0)) this.#onRootChange();
-  }
-
-  async #onRootChangeNow(): Promise<void> {
-    for (const device of this.#followedDevices()) {
-      const member = this.#opts.roster.lookup(device);
-      // Only the roster's devices get documents opened.
-      if (member === undefined || member.facility !== this.facility) continue;
-      const count = this.#segmentBound(device);
-      if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
-      for (let index = 0; index < count; index++) {
-        const id = segmentDocumentId(this.facility, device, index);
-        if (this.#sealed.has(id)) continue;
-        if (device !== this.deviceId && this.#complete(device, index) && !this.#segments.has(id)) {
-          this.#gate.add(id); // still served to peers that ask for it
-          this.#sealed.add(id); // every event already here: nothing to read from it
-          continue;
-        }
-        const segment = await this.#openSegment(device, index);
-        this.#ingestSegment(segment);
-      }
-    }
-  }
-
-  #scheduleIngest(segment: SegmentState): void {
-    this.#enqueue(() => {
-      this.#ingestSegment(segment);
-      return Promise.resolve();
-    });
-  }
-
-  /** Serializes ingest work so that concurrent document changes never race on the store. */
-  #enqueue(work: () => Promise<void>): void {
-    this.#ingestChain = this.#ingestChain.then(async () => {
-      if (this.#closed) return;
-      try {
-        await work();
-      } catch (err) {
-        if (this.#closed) return;
-        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
-      }
-    });
-  }
-
-  /** Reads new entries of a segment document, keeps only valid facility events, stores them durably. */
-  #ingestSegment(segment: SegmentState): void {
-    const list = segment.handle.doc().events;
-    if (!Array.isArray(list)) return;
-    if (this.#waitForSeal(segment, list)) return;
-    const lastSeen = segment.processed > 0 ? list[segment.processed - 1] : undefined;
-    const shifted =
-      segment.lastSeen !== undefined &&
-      (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
-    const start = list.length < segment.processed || shifted ? 0 : segment.processed;
-    const candidates: { event: SignedEvent; bytes: Uint8Array }[] = [];
-    /** Entries that contradict a held event of the same device and seq: equivocation, if signed. */
-    const conflicts: SignedEvent[] = [];
-    const seenInBatch = new Set<string>();
-    for (let i = start; i < list.length; i++) {
-      const bytes: unknown = list[i];
-      if (!(bytes instanceof Uint8Array)) {
-        this.#incident({ code: 'PROTOCOL_SCHEMA', message: `segment ${segment.id} entry ${i} is not bytes` });
-        continue;
-      }
-      const decoded = decodeSignedEvent(bytes);
-      if (!decoded.ok) {
-        this.#incident({
-          code: decoded.error.code as SecurityIncident['code'],
-          message: decoded.error.message,
-        });
-        continue;
-      }
-      const event = decoded.value;
-      if (!isEventIdOf(event.id, event.device, event.seq)) {
-        // An id belongs to the device and seq it was made for: a copy of another device's id (or
-        // of another seq) is a forgery, and must never displace the author's own event.
-        this.#incident({
-          code: 'LOG_FORGED_EVENT',
-          message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
-      const existing = this.#known(event.id);
-      if (existing !== undefined) {
-        // Same id, so same device and seq: either the same event or the device equivocated.
-        if (!bytesEqual(encodeSignedEvent(existing), bytes)) conflicts.push(event);
-        continue;
-      }
-      if (event.facility !== this.facility) {
-        this.#incident({
-          code: 'LOG_WRONG_FACILITY',
-          message: `event of facility ${event.facility}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const member = this.#opts.roster.lookup(event.device);
-      if (member === undefined) {
-        this.#incident({
-          code: 'LOG_UNKNOWN_DEVICE',
-          message: 'event from a device outside the roster',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (member.facility !== this.facility) {
-        this.#incident({
-          code: 'LOG_WRONG_FACILITY',
-          message: 'event from a device of another facility',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const other = this.#seqs.get(event.device)?.get(event.seq);
-      if (other !== undefined) {
-        conflicts.push(event);
-        continue;
-      }
-      seenInBatch.add(event.id);
-      candidates.push({ event, bytes });
-    }
-    markProcessed(segment, list);
-    if (conflicts.length > 0) {
-      this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
-    }
-    if (candidates.length === 0) return;
-    // Signatures are checked on the thread pool while the next segment is scanned; storing
-    // and folding stay strictly in order on their own chain.
-    for (const { event } of candidates) this.#inFlight.add(event.id);
-    // One segment's verification at a time (each one concurrent inside): the first segment
-    // is ready to commit as soon as possible instead of when the last one is.
-    const verdicts = this.#verifyChain.then(() => this.#verify(segment, candidates));
-    this.#verifyChain = verdicts.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#commitChain = this.#commitChain.then(async () => {
-      try {
-        await this.#commitIngested(candidates, await verdicts);
-        if (segment.device !== this.deviceId && this.#segments.has(segment.id)) this.#maybeSeal(segment);
-      } catch (err) {
-        if (!this.#closed)
-          this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `ingest failed: ${String(err)}` });
-      } finally {
-        for (const { event } of candidates) this.#inFlight.delete(event.id);
-      }
-    });
-  }
-
-  /**
-   * True when `segment` arrived whole, none of it is held yet, the relay has not been heard to
-   * seal it, and the shared wait for seals is open: it is read again when the seal arrives or the
-   * wait ends. Verifying one relay signature is much cheaper than a whole segment of device
-   * signatures, and the relay's own segment usually arrives in the same burst.
-   */
-  #waitForSeal(segment: SegmentState, list: readonly unknown[]): boolean {
-    const relay = this.#opts.relay;
-    const key = segmentName(segment.device, segment.index);
-    // (The relay itself never waits: it seals what it verified.)
-    if (relay === undefined || relay === null || relay === this.deviceId) return false;
-    if (segment.device === relay || segment.device === this.deviceId) return false;
-    if (list.length < this.#segmentSize || segment.processed > 0 || this.#seals.has(key)) return false;
-    if (this.#awaitingSeal.has(key)) return true; // still waiting (the document changed again)
-    if (this.#waitedForSeal.has(key)) return false;
-    if ((this.#contiguous.get(segment.device) ?? 0) > segment.index * this.#segmentSize) return false;
-    const now = Date.now();
-    if (now > this.#sealWaitEnd + SEAL_WAIT_MS) {
-      // A new burst: open a new window (at most one wait per two windows' time).
-      this.#sealWaitEnd = now + SEAL_WAIT_MS;
-      this.#sealWaitTimer = setTimeout(() => this.#sealWaitOver(), SEAL_WAIT_MS);
-      this.#sealWaitTimer.unref();
-    }
-    if (now >= this.#sealWaitEnd) return false;
-    this.#awaitingSeal.set(key, segment);
-    this.#waitedForSeal.add(key);
-    return true;
-  }
-
-  /** The shared wait for seals is over: read every segment still waiting (one by one now). */
-  #sealWaitOver(): void {
-    this.#sealWaitTimer = undefined;
-    const waiting = [...this.#awaitingSeal.values()];
-    this.#awaitingSeal.clear();
-    for (const segment of waiting) this.#scheduleIngest(segment);
-  }
-
-  /**
-   * Checks the signatures of a segment's new entries, on the thread pool.
-   *
-   * @remarks When the entries include exactly the events of a segment the relay has sealed, and
-   * their digest matches the seal, those events are verified by that one relay signature (it
-   * signed only after verifying each of them); the rest are verified one by one (DESIGN.md §8).
-   */
-  async #verify(
-    segment: SegmentState,
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-  ): Promise<boolean[]> {
-    const sealed = await this.#sealedEntries(segment, candidates);
-    const results = new Array<boolean>(candidates.length).fill(true);
-    const rest = candidates.flatMap((c, i) => (sealed.has(i) ? [] : [{ c, i }]));
-    this.#verification.bySeal += sealed.size;
-    this.#verification.oneByOne += rest.length;
-    if (rest.length === 0) return results;
-    const checked = await verifyEvents(rest.map(({ c }) => c.event));
-    rest.forEach(({ i }, k) => (results[i] = checked[k] === true));
-    return results;
-  }
-
-  /** Indexes of `candidates` that a relay seal of `segment` covers (empty unless all of it matches). */
-  async #sealedEntries(
-    segment: SegmentState,
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-  ): Promise<Set<number>> {
-    const digest = this.#seals.get(segmentName(segment.device, segment.index));
-    if (digest === undefined || candidates.length < this.#segmentSize) return new Set();
-    const first = segment.index * this.#segmentSize + 1;
-    const bySeq = new Array<number>(this.#segmentSize);
-    for (const [i, { event }] of candidates.entries()) {
-      const at = event.seq - first;
-      if (event.device !== segment.device || at < 0 || at >= this.#segmentSize) continue;
-      if (bySeq[at] !== undefined) return new Set(); // two entries claim one seq: verify them all
-      bySeq[at] = i;
-    }
-    for (let at = 0; at < this.#segmentSize; at++) if (bySeq[at] === undefined) return new Set();
-    const ordered = bySeq.map((i) => candidates[i]!.bytes);
-    return (await segmentDigest(ordered)) === digest ? new Set(bySeq) : new Set();
-  }
-
-  /** Stores verified events durably (in one batch when possible), then makes them visible. */
-  async #commitIngested(
-    candidates: readonly { event: SignedEvent; bytes: Uint8Array }[],
-    valid: readonly boolean[],
-  ): Promise<void> {
-    const accepted: { event: SignedEvent; bytes: Uint8Array }[] = [];
-    const equivocations: SignedEvent[] = [];
-    const seqTaken = new Set<string>();
-    candidates.forEach((candidate, i) => {
-      const { event } = candidate;
-      if (valid[i] !== true) {
-        this.#incident({
-          code: 'LOG_FORGED_EVENT',
-          message: 'bad signature',
-          eventId: event.id,
-          device: event.device,
-        });
-        return;
-      }
-      if (this.#known(event.id) !== undefined) return; // arrived meanwhile through another document
-      const key = `${event.device}/${event.seq}`;
-      if (seqTaken.has(key) || this.#seqs.get(event.device)?.get(event.seq) !== undefined) {
-        // Two validly signed events for one (device, seq): the device equivocated.
-        equivocations.push(event);
-        return;
-      }
-      seqTaken.add(key);
-      accepted.push(candidate);
-    });
-    for (const event of equivocations) await this.#equivocated(event);
-    if (accepted.length === 0 || this.#closed) return;
-    const stored = accepted.map(({ event, bytes }) => ({
-      device: event.device,
-      seq: event.seq,
-      id: event.id,
-      bytes,
-    }));
-    try {
-      await this.#store.append(stored);
-    } catch (err) {
-      if (!isAccordError(err, ErrorCode.STORAGE_CONFLICT)) throw err;
-      // One event contradicts what is stored: keep the others, report that one.
-      const kept: { event: SignedEvent; bytes: Uint8Array }[] = [];
-      for (const [i, one] of stored.entries()) {
-        try {
-          await this.#store.append([one]);
-          kept.push(accepted[i]!);
-        } catch (inner) {
-          if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
-          // Verified, and the store holds another event in its slot: the device equivocated.
-          await this.#equivocated(accepted[i]!.event);
-        }
-      }
-      accepted.splice(0, accepted.length, ...kept);
-    }
-    for (const { event } of accepted) {
-      this.#hlc.observe(event.hlc);
-      this.#addVerified(event);
-    }
-  }
-
-  /** Verifies entries that contradict held events: a valid one proves equivocation, an invalid one is forged. */
-  async #checkConflicts(conflicts: readonly SignedEvent[]): Promise<void> {
-    const valid = await verifyEvents(conflicts);
-    for (const [i, event] of conflicts.entries()) {
-      if (valid[i] === true) await this.#equivocated(event);
-      else
-        this.#incident({
-          code: 'LOG_FORGED_EVENT',
-          message: 'bad signature',
-          eventId: event.id,
-          device: event.device,
-        });
-    }
-  }
-
-  /**
-   * `event` is validly signed by its device but another event holds its (device, seq): the device
-   * signed two histories. Reports it once, and withholds the device's events from that seq on.
-   *
-   * @remarks Every device applies the same rule to the same evidence (both copies end up in the
-   * device's segment document, which every peer merges), whichever copy it happened to store:
-   * the lowest equivocated seq is the barrier, so all devices show the same events.
-   */
-  async #equivocated(event: SignedEvent): Promise<void> {
-    if (this.#closed) return;
-    // Is it really a second event? (The copy we hold may be this very event after all.)
-    const heldId = this.#seqs.get(event.device)?.get(event.seq);
-    const held = heldId === undefined ? undefined : this.#known(heldId);
-    if (held !== undefined && bytesEqual(encodeSignedEvent(held), encodeSignedEvent(event))) return;
-    const key = `${event.device}/${event.seq}/${event.id}/${event.sig}`;
-    if (!this.#reportedEquivocations.has(key)) {
-      if (this.#reportedEquivocations.size < MAX_INCIDENTS_KEPT) this.#reportedEquivocations.add(key);
-      this.#incident({
-        code: 'LOG_EQUIVOCATION',
-        message: `device ${event.device} signed two different events with seq ${event.seq}`,
-        eventId: event.id,
-        device: event.device,
-      });
-    }
-    const barrier = this.#barriers.get(event.device);
-    if (barrier !== undefined && barrier <= event.seq) return;
-    this.#barriers.set(event.device, event.seq);
-    await writeEquivocations(this.#store, this.#barriers);
-    this.#withholdFrom(event.device, event.seq);
-  }
-
-  /** Makes `device`'s visible events from `seq` on invisible again (they wait behind its barrier). */
-  #withholdFrom(device: DeviceId, seq: number): void {
-    const contiguous = this.#contiguous.get(device) ?? 0;
-    if (contiguous < seq) return; // nothing visible from there on yet
-    const keep = new ProjectionFolder(this.#opts.relay ?? null);
-    for (const event of this.#folder.events.values()) {
-      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event);
-      else keep.add(event);
-    }
-    this.#folder = keep;
-    this.#contiguous.set(device, seq - 1);
-    this.#counts = undefined;
-    this.#tentative = undefined;
-  }
-
-  // ---------------------------------------------------------------- in-memory state
-
-  /** A verified event by id, visible or held back. */
-  #known(id: EventId): SignedEvent | undefined {
-    return this.#folder.events.get(id) ?? this.#held.get(id);
-  }
-
-  /**
-   * One shared instance of each short string that repeats across events (device and
-   * facility ids, types, subject kinds), of an event's id wherever a statement names it, of a
-   * subject id that is also a data field, and of the empty `deps` list: a decoded event gets
-   * fresh copies of them all, and at 100k events the copies alone cost tens of megabytes.
-   */
-  #interned(event: SignedEvent): SignedEvent {
-    // In place: every event reaching the log is a fresh object of its own (decoded from bytes, or
-    // just signed), and a copy would briefly double the memory of a whole history at start-up.
-    const e = event as Mutable<SignedEvent>;
-    if (e.type === SystemEventType.AcceptedVerdicts && readAcceptedVerdicts(e.data) !== undefined) {
-      const targets = (e.data as { targets: string[] }).targets;
-      for (let i = 0; i < targets.length; i++)
-        targets[i] = this.#known(targets[i] as EventId)?.id ?? targets[i]!;
-    }
-    const str = (s: string): string => {
-      const known = this.#strings.get(s);
-      if (known !== undefined) return known;
-      if (this.#strings.size < MAX_INTERNED_STRINGS) this.#strings.set(s, s);
-      return s;
-    };
-    // The subject's id is usually also a field of the data (a patient's id, a lot's id).
-    let subjectId = e.subject.id;
-    const data = e.data;
-    if (typeof data === 'object' && data !== null && !Array.isArray(data)) {
-      for (const value of Object.values(data)) {
-        if (value === subjectId) {
-          subjectId = value;
-          break;
-        }
-      }
-    }
-    e.id = this.#folder.sharedId(e.id) ?? e.id;
-    e.facility = str(e.facility) as SignedEvent['facility'];
-    e.device = str(e.device) as SignedEvent['device'];
-    e.type = str(e.type);
-    const subject = e.subject as Mutable<SignedEvent['subject']>;
-    subject.kind = str(subject.kind);
-    subject.id = subjectId;
-    if (e.deps.length === 0) e.deps = NO_DEPS;
-    return event;
-  }
-
+  /** A stored, verified event joins the visible set; what it released is shown and announced. */
   #addVerified(decoded: SignedEvent): void {
-    if (this.#known(decoded.id) !== undefined) return;
-    const event = this.#interned(decoded);
-    let ids = this.#seqs.get(event.device);
-    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
-    ids.set(event.seq, event.id);
-    let contiguous = this.#contiguous.get(event.device) ?? 0;
-    const barrier = this.#barriers.get(event.device) ?? Infinity;
-    if (event.seq !== contiguous + 1 || event.seq >= barrier) {
-      this.#held.set(event.id, event); // held back behind a hole or an equivocation (or already covered)
-      return;
-    }
-    // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
-    const released: SignedEvent[] = [];
-    for (let e: SignedEvent | undefined = event; e !== undefined;) {
-      contiguous++;
-      this.#folder.add(e);
-      if (e.type === SystemEventType.SegmentSealed) this.#noteSeal(e);
-      else if (e.type === SystemEventType.RosterUpdated) this.#noteRoster(e);
-      released.push(e);
-      const next = contiguous + 1 < barrier ? ids.get(contiguous + 1) : undefined;
-      e = next === undefined ? undefined : this.#held.get(next);
-      if (next !== undefined) this.#held.delete(next);
-    }
-    this.#contiguous.set(event.device, contiguous);
-    if (contiguous % this.#segmentSize < released.length) this.#evidenceGrew(event.device);
-    this.#onVisible(released);
-    if (event.device === this.deviceId && event.seq > this.#assignedSeq) this.#ownCameBack(event.seq);
-    if (released.length > 0) this.#notify(released);
-  }
-
-  /** Remembers a relay-signed segment seal (see {@link DeviceLog.segmentEvents}). */
-  #noteSeal(event: SignedEvent): void {
-    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
-      return;
-    const parsed = parseSegmentSealedData(event.data);
-    if (!parsed.ok || parsed.value.size !== this.#segmentSize) return;
-    const key = segmentName(parsed.value.device, parsed.value.index);
-    this.#seals.set(key, parsed.value.digest);
-    const device = parsed.value.device;
-    if (parsed.value.index > (this.#sealedIndex.get(device) ?? -1)) {
-      this.#sealedIndex.set(device, parsed.value.index);
-      this.#evidenceGrew(device);
-    }
-    const waiting = this.#awaitingSeal.get(key);
-    if (waiting !== undefined) {
-      this.#awaitingSeal.delete(key);
-      this.#scheduleIngest(waiting);
-    }
-  }
-
-  /** Remembers the devices a relay-signed roster names, so that no root-index edit can hide them. */
-  #noteRoster(event: SignedEvent): void {
-    if (this.#opts.relay === undefined || this.#opts.relay === null || event.device !== this.#opts.relay)
-      return;
-    const parsed = parseRosterUpdatedData(event.data);
-    if (!parsed.ok) return;
-    const before = this.#rosterDevices.size;
-    for (const member of parsed.value.devices) {
-      if (this.#rosterDevices.size >= MAX_FOLLOWED_DEVICES) break;
-      this.#rosterDevices.add(member.id);
-    }
-    if (this.#rosterDevices.size > before && !this.#closed && this.#root !== undefined) this.#onRootChange();
-  }
-
-  /**
-   * An own event we did not know came back from a peer: the data folder was restored from an
-   * older backup. Continue the sequence after it (never hand its number out again).
-   */
-  #ownCameBack(seq: number): void {
-    if (!this.#commit.isIdle) return; // a racing append: the store refuses the duplicate seq
-    this.#assignedSeq = seq;
-    this.#noteAcked(seq); // durable at peers and now here: the mark must not fall below it
-    this.#commit.advanceTo(seq + 1);
+    const released = this.#visible.add(decoded, (e) => {
+      if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
+      else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
+    });
+    if (released === undefined || released.length === 0) return;
+    const event = released[0]!; // the event itself, then what it unblocked
+    const contiguous = this.#visible.contiguous(event.device);
+    if (contiguous % this.#segmentSize < released.length) this.#following.evidenceGrew(event.device);
+    this.#views.onVisible(released);
+    if (event.device === this.deviceId && event.seq > this.#own.assigned) this.#own.cameBack(event.seq);
+    this.#notify(released);
   }
 
   #notify(events: readonly SignedEvent[]): void {
@@ -1569,7 +370,7 @@ export class DeviceLog implements DeviceLogApi {
       try {
         listener(events);
       } catch (err) {
-        this.#incident({ code: 'PROTOCOL_BAD_ENCODING', message: `event listener failed: ${String(err)}` });
+        this.#internal.report('an event listener threw', err);
       }
     }
   }
@@ -1582,84 +383,19 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Own-history state: whether peers announce own events this log does not hold yet. */
   ownHistory(): OwnHistory {
-    const assigned = this.#assignedSeq;
-    // Only signed evidence counts (own events held beyond what we assigned), never the root index's
-    // count, which any peer may raise to make this device (or the relay) wait for good.
-    let behind = (this.#seqs.get(this.deviceId)?.max() ?? 0) > assigned;
-    if (!behind) {
-      const last = Math.max(0, Math.ceil(assigned / this.#segmentSize) - 1);
-      const segment = this.#segments.get(segmentDocumentId(this.facility, this.deviceId, last));
-      const list = segment?.handle.doc().events;
-      const expected = Math.min(this.#segmentSize, assigned - last * this.#segmentSize);
-      if (Array.isArray(list) && list.length > expected) {
-        for (const seq of this.#ownSeqsIn(list)) if (seq > assigned) behind = true;
-      }
-    }
-    return { assigned, behind };
-  }
-
-  /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */
-  #onVisible(released: readonly SignedEvent[]): void {
-    const tentative = this.#tentative;
-    const counts = this.#counts;
-    const fastPath =
-      released.length === 1 &&
-      tentative !== undefined &&
-      !isSystemEventType(released[0]!.type) &&
-      released[0]!.supersedes === undefined &&
-      !this.#folder.targeted(released[0]!.id) &&
-      (tentative.last === undefined || compareTentative(tentative.last, released[0]!) < 0);
-    if (fastPath) {
-      const event = released[0]!;
-      tentative.projection.apply(event);
-      tentative.last = event;
-      if (counts !== undefined) {
-        // A new domain event nobody has answered yet: pending.
-        this.#counts = {
-          ...counts,
-          total: counts.total + 1,
-          pending: counts.pending + 1,
-          outbox: counts.outbox + (event.device === this.deviceId ? 1 : 0),
-        };
-      }
-      return;
-    }
-    this.#counts = undefined;
-    this.#tentative = undefined;
+    return this.#history.history(this.#own.assigned);
   }
 
   // ---------------------------------------------------------------- queries
 
   /** The event, its status and latest verdict; undefined when unknown or still held back. */
   get(id: EventId): EventInfo | undefined {
-    const event = this.#folder.events.get(id);
-    if (event === undefined) return undefined;
-    return this.#info(event, this.#folder.status(id));
-  }
-
-  #info(event: SignedEvent, info: EventStatusInfo | undefined): EventInfo {
-    if (info === undefined) return { event, status: 'accepted' };
-    return {
-      event,
-      status: info.status,
-      ...(info.verdict !== undefined ? { verdict: info.verdict } : {}),
-      ...(info.resolvedBy !== undefined ? { resolvedBy: info.resolvedBy } : {}),
-    };
+    return this.#views.get(id);
   }
 
   /** Visible non-verdict events, optionally filtered, in (device, seq) order. */
   list(filter: { status?: EventInfo['status']; device?: DeviceId } = {}): EventInfo[] {
-    const out: EventInfo[] = [];
-    for (const event of this.#folder.events.values()) {
-      if (filter.device !== undefined && event.device !== filter.device) continue;
-      const info = this.#folder.status(event.id);
-      if (info === undefined) continue; // relay statements have no status
-      if (filter.status !== undefined && info.status !== filter.status) continue;
-      out.push(this.#info(event, info));
-    }
-    return out.sort((a, b) =>
-      a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq,
-    );
+    return this.#views.list(filter);
   }
 
   /** Events per segment document (segment `k` of a device holds seqs `k*size+1 … (k+1)*size`). */
@@ -1672,21 +408,12 @@ export class DeviceLog implements DeviceLogApi {
    * of them is held and visible (what a relay seals).
    */
   segmentEvents(device: DeviceId, index: number): SignedEvent[] | undefined {
-    if (!this.#complete(device, index)) return undefined;
-    const seqs = this.#seqs.get(device);
-    const out: SignedEvent[] = [];
-    for (let seq = index * this.#segmentSize + 1; seq <= (index + 1) * this.#segmentSize; seq++) {
-      const id = seqs?.get(seq);
-      const event = id === undefined ? undefined : this.#folder.events.get(id);
-      if (event === undefined) return undefined;
-      out.push(event);
-    }
-    return out;
+    return this.#visible.segmentEvents(device, index, this.#segmentSize);
   }
 
   /** Every visible event of any kind, in no particular order. */
   visibleEvents(): IterableIterator<SignedEvent> {
-    return this.#folder.events.values();
+    return this.#visible.folder.events.values();
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -1696,22 +423,12 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Event counts by status, as shown by `GET /api/status`. */
   counts(): LogCounts {
-    if (this.#counts !== undefined) return { ...this.#counts };
-    const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
-    for (const event of this.#folder.events.values()) {
-      const info = this.#folder.status(event.id);
-      if (info === undefined) continue;
-      counts.total++;
-      counts[info.status]++;
-      if (info.status === 'pending' && event.device === this.deviceId) counts.outbox++;
-    }
-    this.#counts = counts;
-    return { ...counts };
+    return this.#views.counts();
   }
 
   /** Confirmed state: accepted events in relay order. A copy: callers may not mutate the cache. */
   confirmed(): Projection {
-    return this.#folder.confirmed().clone();
+    return this.#views.confirmed();
   }
 
   /**
@@ -1720,31 +437,21 @@ export class DeviceLog implements DeviceLogApi {
    * @remarks Returns the cached projection itself: treat it as read-only.
    */
   tentative(): Projection {
-    if (this.#tentative === undefined) {
-      this.#tentative = { projection: this.#folder.tentative(), last: this.#folder.pending().at(-1) };
-    }
-    return this.#tentative.projection;
+    return this.#views.tentative();
   }
 
   /** Holes (per device) and corrupt values found at start-up or since. */
   integrity(): IntegrityReport {
-    const holes: { device: string; missing: number[] }[] = [];
-    for (const [device, seqs] of this.#seqs) {
-      const contiguous = this.#contiguous.get(device) ?? 0;
-      const max = seqs.max();
-      if (max <= contiguous) continue;
-      holes.push({ device, missing: this.#missing(device, contiguous + 1, max) });
-    }
-    const corrupt = this.#corruptAtStart.filter(
-      ({ device, seq }) => this.#seqs.get(device as DeviceId)?.get(seq) === undefined,
+    const corrupt = this.#found.corrupt.filter(
+      ({ device, seq }) => this.#visible.idAt(device as DeviceId, seq) === undefined,
     );
     return {
-      holes,
+      holes: this.#visible.holes(),
       corrupt,
-      incidents: this.#incidentCount,
+      incidents: this.#incidents.count,
       detectedAtStart: {
-        corruptEvents: this.#corruptAtStart.length,
-        corruptChunks: this.#corruptChunksAtStart,
+        corruptEvents: this.#found.corrupt.length,
+        corruptChunks: this.#found.corruptChunks,
       },
       ...(this.#opts.ownSeqMark === undefined ? {} : { own: this.#ownIntegrity() }),
       ...(this.#opts.storeSetAside === undefined ? {} : { setAside: this.#opts.storeSetAside }),
@@ -1753,35 +460,20 @@ export class DeviceLog implements DeviceLogApi {
 
   /** Devices whose later events are withheld, and why; revoked devices are left out. */
   withheld(): Withheld[] {
-    const heldBy = new Map<DeviceId, number>();
-    for (const event of this.#held.values()) heldBy.set(event.device, (heldBy.get(event.device) ?? 0) + 1);
-    const out: Withheld[] = [];
-    for (const [device, heldBack] of heldBy) {
-      if (this.#opts.roster.lookup(device)?.revoked === true) continue;
-      const from = (this.#contiguous.get(device) ?? 0) + 1;
-      const barrier = this.#barriers.get(device);
-      if (barrier !== undefined && barrier <= from) {
-        out.push({ device, from, reason: 'equivocation', missing: [], heldBack });
-        continue;
-      }
-      const end = Math.min(this.#seqs.get(device)?.max() ?? 0, barrier ?? Infinity);
-      out.push({ device, from, reason: 'hole', missing: this.#missing(device, from, end), heldBack });
-    }
-    return out.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+    return this.#visible.withheld((device) => this.#opts.roster.lookup(device)?.revoked === true);
   }
 
-  /** The sequence numbers of `device` in `[from, end)` that no held event has (the first 1000). */
-  #missing(device: DeviceId, from: number, end: number): number[] {
-    const seqs = this.#seqs.get(device);
-    const missing: number[] = [];
-    for (let seq = from; seq < end && missing.length < MAX_MISSING_LISTED; seq++)
-      if (seqs?.get(seq) === undefined) missing.push(seq);
-    return missing;
+  /**
+   * The log's most recent own failures (`LOG_INTERNAL`, bounded): a push into the sync documents
+   * that failed, a listener that threw, a storage error while storing received events.
+   */
+  internalErrors(): readonly AccordError[] {
+    return this.#internal.list();
   }
 
   /** The most recent security incidents (bounded). */
   incidents(): readonly SecurityIncident[] {
-    return this.#incidents;
+    return this.#incidents.list();
   }
 
   /**
@@ -1789,7 +481,7 @@ export class DeviceLog implements DeviceLogApi {
    * relay seal of their whole segment (see {@link DeviceLog.segmentEvents}).
    */
   verification(): { readonly oneByOne: number; readonly bySeal: number } {
-    return { ...this.#verification };
+    return this.#ingest.verification();
   }
 
   /**
@@ -1801,84 +493,71 @@ export class DeviceLog implements DeviceLogApi {
    */
   rosterChanged(): void {
     if (this.#closed) return;
-    for (const segment of this.#segments.values()) markProcessed(segment, []);
-    this.#onRootChange();
+    this.#segments.rereadAll();
+    this.#following.refresh();
+  }
+
+  /**
+   * Calls `listener` each time a peer's sync message about a document `wants` accepts (default:
+   * all) has been taken in, saying whether the log now holds every change the peer held of that
+   * document; returns the unsubscribe function.
+   *
+   * @remarks For a process that must not write before it has learned what its peers hold (a relay
+   * restored from an older backup). Listener errors are swallowed.
+   */
+  onPeerSync(
+    listener: (report: PeerSyncReport) => void,
+    wants?: (peer: string, documentId: string) => boolean,
+  ): () => void {
+    return this.#host.onPeerSync(listener, wants);
+  }
+
+  /**
+   * The documents held in memory, and whether each is ready: the root, the segments the log
+   * follows, and sealed ones reloaded to serve a peer (for tests and benchmarks).
+   */
+  documentsInMemory(): { readonly documentId: string; readonly ready: boolean }[] {
+    return this.#host.documents();
   }
 
   /** Adds a network adapter (a peer server or client) to the running log. */
   addNetworkAdapter(adapter: NetworkAdapterInterface): void {
-    this.repo.networkSubsystem.addNetworkAdapter(adapter);
+    this.#host.addNetworkAdapter(adapter);
   }
 
   /** Automerge heads of every facility document this log holds, by document id. */
   heads(): Record<string, readonly string[]> {
-    const out: Record<string, readonly string[]> = {
-      [String(this.#root.documentId)]: [...this.#root.heads()].sort(),
-    };
-    for (const segment of this.#segments.values())
-      out[String(segment.id)] = [...segment.handle.heads()].sort();
-    return out;
+    return this.#segments.heads();
   }
 
   /** Number of verified events held (visible or behind a hole). */
   size(): number {
-    return this.#folder.size + this.#held.size;
+    return this.#visible.size;
   }
 
   /** Resolves once queued appends and ingest work are done. */
   async settled(): Promise<void> {
-    await this.#commit.idle();
-    await this.#pushed();
-    await this.#ingestSettled();
-  }
-
-  /** Resolves when every durable own event has been handed to the sync documents. */
-  async #pushed(): Promise<void> {
-    while (this.#pushScheduled || this.#toPush.length > 0) {
-      await new Promise((resolve) => setImmediate(resolve));
-      await this.#pushChain;
-    }
-    await this.#pushChain;
+    await this.#own.idle();
+    await this.#push.pushed();
+    await this.#ingest.settled();
   }
 
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#endHistoryCheck('unchecked');
-    await this.#commit.idle();
-    await this.#pushed();
-    if (this.#ackMarkTimer !== undefined) clearTimeout(this.#ackMarkTimer);
-    if (this.#opts.ownSeqMark !== undefined) {
-      // A clean close: every number handed out and not acknowledged never left this process.
-      await this.#writeMark(() => ({ reserved: this.#acked, acked: this.#acked, clean: true }));
-    }
-    if (this.#janitor !== undefined) clearInterval(this.#janitor);
-    if (this.#sealWaitTimer !== undefined) clearTimeout(this.#sealWaitTimer);
-    this.#awaitingSeal.clear();
-    await this.#ingestChain;
-    await this.#commitChain;
+    this.#history.stop();
+    await this.#own.idle();
+    await this.#push.pushed();
+    await this.#marks?.closeClean();
+    this.#sweep.stop();
+    this.#seals.close();
+    await this.#work.tail;
+    await this.#ingest.committed;
     this.#closed = true;
-    // A peer asking for a document we never had leaves a handle that never becomes ready, and
-    // automerge-repo 2.5.6's flush (also run by shutdown) throws "DocHandle is not ready" on it.
-    // Such a handle holds nothing to save; `repo.handles` is the Repo's own cache.
-    const handles = this.repo.handles;
-    for (const [id, handle] of Object.entries(handles)) {
-      if (!handle.isReady()) delete handles[id as DocumentId];
-    }
-    await this.repo.flush();
-    await this.repo.shutdown();
-    this.#storage.close();
+    await this.#host.close();
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new AccordError(ErrorCode.LOG_CLOSED, 'the log is closed');
-  }
-
-  #incident(incident: Omit<SecurityIncident, 'at'>): void {
-    const full: SecurityIncident = { ...incident, at: new Date(this.#clock()).toISOString() };
-    this.#incidentCount++;
-    this.#incidents.push(full);
-    if (this.#incidents.length > MAX_INCIDENTS_KEPT) this.#incidents.shift();
-    this.#opts.onIncident?.(full);
   }
 }

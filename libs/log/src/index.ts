@@ -1,4 +1,11 @@
 export * from './api.js';
+export type {
+  LogDocumentStorage,
+  LogEventStore,
+  LogIterateOptions,
+  LogMetaSpace,
+  LogStoredEvent,
+} from './ports.js';
 export { DeviceLog } from './device-log.js';
 export { CommitQueue } from './commit-queue.js';
 export {
@@ -15,4 +22,3 @@ export {
   type OwnSeqMark,
   type OwnSeqMarkState,
 } from './own-seq-mark.js';
-export { onPeerSync, type PeerSyncReport } from './peer-sync.js';

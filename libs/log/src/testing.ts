@@ -5,11 +5,20 @@ import {
   type DeviceKeyPair,
   type FacilityId,
 } from '@accord/protocol';
-import type { Repo } from '@automerge/automerge-repo';
+import type { Repo, StorageKey } from '@automerge/automerge-repo';
 import { HostileDevice } from '@accord/testkit';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
-import type { DeviceLogOptions, LogRoster } from './api.js';
+import {
+  eventStoreRawKey,
+  MemoryEventStore,
+  MemoryKeyValue,
+  MemoryStorageAdapter,
+  storageAdapterRawKey,
+} from '@accord/storage-level';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DeviceLogApi, DeviceLogOptions, LogRoster } from './api.js';
 import { DeviceLog } from './device-log.js';
+import type { LogDocumentStorage, LogEventStore, LogStoredEvent } from './ports.js';
+import { repoBehind } from './repo-host.js';
 import { rootDocumentId, rootInitialBytes, segmentDocumentId, segmentInitialBytes } from './documents.js';
 
 /** A facility for tests: device keys and a mutable in-memory roster. */
@@ -54,15 +63,22 @@ export async function makeFacility(facility: FacilityId, size: number, seed?: nu
 }
 
 /**
+ * Test hook: the automerge-repo `Repo` behind `log`, to write into its documents as a peer's sync
+ * would, or to probe what it serves. Not part of the log's API: nothing but tests reaches it.
+ */
+export function repoOf(log: DeviceLogApi): Repo {
+  const repo = repoBehind(log);
+  if (repo === undefined) throw new Error('not a DeviceLog opened by DeviceLog.open');
+  return repo;
+}
+
+/**
  * A modified client holding `key` (an enrolled device's own key) that writes raw into `log`'s
  * Repo: its own segments, other devices' segments and the root index (see `HostileDevice`).
  */
-export function hostileDevice(
-  log: { readonly repo: Repo; readonly facility: FacilityId; readonly segmentSize?: number },
-  key: DeviceKeyPair,
-): HostileDevice {
+export function hostileDevice(log: DeviceLogApi, key: DeviceKeyPair): HostileDevice {
   return new HostileDevice({
-    repo: log.repo,
+    repo: repoOf(log),
     key,
     facility: log.facility,
     documents: {
@@ -71,7 +87,7 @@ export function hostileDevice(
       segment: (device, index) => segmentDocumentId(log.facility, device, index),
       segmentInitial: (device, index) => segmentInitialBytes(log.facility, device, index),
     },
-    ...(log.segmentSize !== undefined ? { segmentSize: log.segmentSize } : {}),
+    ...(log instanceof DeviceLog ? { segmentSize: log.segmentSize } : {}),
   });
 }
 
@@ -108,4 +124,151 @@ export function patientRegistration(id: string, givenName = 'Ama') {
       sex: 'female',
     },
   };
+}
+
+/** A fresh, empty pair of the log's storage ports, plus the hooks {@link runLogPortConformance} needs. */
+export interface LogPortFixture {
+  readonly store: LogEventStore;
+  readonly storage: LogDocumentStorage;
+  /** Damages the stored value of event (device, seq), bypassing its checksum. */
+  damageEvent(device: string, seq: number): Promise<void>;
+  /** Damages the stored chunk under `key`, bypassing its checksum. */
+  damageChunk(key: StorageKey): Promise<void>;
+  /** Closes the event store and opens it again on the same data. */
+  reopen(): Promise<LogEventStore>;
+  /** Closes everything and deletes temporary files. */
+  teardown(): Promise<void>;
+}
+
+/**
+ * The conformance suite of the log's ports (`LogEventStore`, `LogDocumentStorage`): what the log
+ * relies on, checked against an implementation. Each implementation's test is a few lines.
+ */
+export function runLogPortConformance(name: string, setup: () => Promise<LogPortFixture>): void {
+  const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
+  const stored = (device: string, seq: number, fill = seq): LogStoredEvent => ({
+    device,
+    seq,
+    id: `${device}-${seq}`,
+    bytes: bytes(fill, fill + 1, fill + 2),
+  });
+  const all = async (store: LogEventStore, skipped: { device: string; seq: number }[] = []) => {
+    const out: LogStoredEvent[] = [];
+    const onSkipped = (slot: { device: string; seq: number }): void => void skipped.push({ ...slot });
+    for await (const e of store.iterate({ skipCorrupt: true, onSkipped })) out.push(e);
+    return out.map((e) => ({ device: e.device, seq: e.seq, id: e.id, bytes: [...e.bytes] }));
+  };
+  const plain = (e: LogStoredEvent) => ({ ...e, bytes: [...e.bytes] });
+  const conflict = async (promise: Promise<unknown>): Promise<void> => {
+    const err: unknown = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'STORAGE_CONFLICT' });
+  };
+
+  describe(`log ports: ${name}`, () => {
+    let fixture: LogPortFixture;
+    beforeEach(async () => {
+      fixture = await setup();
+    });
+    afterEach(async () => {
+      await fixture.teardown();
+    });
+
+    it('keeps appends durably and reads them back in (device, seq) order, bytes intact', async () => {
+      await fixture.store.append([stored('dB', 1), stored('dA', 2), stored('dA', 1)]);
+      await fixture.store.append([stored('dA', 3)]);
+      const store = await fixture.reopen();
+      expect(await all(store)).toEqual(
+        [stored('dA', 1), stored('dA', 2), stored('dA', 3), stored('dB', 1)].map(plain),
+      );
+      expect(await store.highestSeq('dA')).toBe(3);
+      expect(await store.highestSeq('dB')).toBe(1);
+      expect(await store.highestSeq('dC')).toBe(0);
+    });
+
+    it('ignores an identical re-append and refuses a contradiction with STORAGE_CONFLICT, writing nothing of that call', async () => {
+      const { store } = fixture;
+      await store.append([stored('dA', 1)]);
+      await store.append([stored('dA', 1)]);
+      await conflict(store.append([stored('dA', 2), { ...stored('dA', 1), id: 'another-id' }]));
+      await conflict(store.append([{ ...stored('dA', 1), bytes: bytes(9, 9) }]));
+      await conflict(store.append([{ ...stored('dA', 1), device: 'dB', seq: 9 }]));
+      expect(await all(store)).toEqual([plain(stored('dA', 1))]);
+      expect(await store.highestSeq('dA')).toBe(1);
+    });
+
+    it('skips a damaged event, names its slot, still counts its number, and takes an intact copy back', async () => {
+      await fixture.store.append([stored('dA', 1), stored('dA', 2), stored('dA', 3)]);
+      await fixture.damageEvent('dA', 3);
+      const store = await fixture.reopen();
+      const skipped: { device: string; seq: number }[] = [];
+      expect(await all(store, skipped)).toEqual([stored('dA', 1), stored('dA', 2)].map(plain));
+      expect(skipped).toEqual([{ device: 'dA', seq: 3 }]);
+      expect(await store.highestSeq('dA')).toBe(3);
+      await store.append([stored('dA', 3)]); // a peer's copy repairs it
+      expect(await all(store)).toEqual([stored('dA', 1), stored('dA', 2), stored('dA', 3)].map(plain));
+    });
+
+    it('keeps meta values durably, a zero-length one included', async () => {
+      expect(await fixture.store.meta.get('k')).toBeUndefined();
+      await fixture.store.meta.put('k', bytes(1, 2));
+      await fixture.store.meta.put('k', bytes(3));
+      await fixture.store.meta.put('empty', bytes());
+      const store = await fixture.reopen();
+      expect([...((await store.meta.get('k')) ?? [])]).toEqual([3]);
+      const empty = await store.meta.get('empty');
+      expect(empty).toBeInstanceOf(Uint8Array);
+      expect(empty?.length).toBe(0);
+    });
+
+    it('names a damaged document chunk in scan, and is clean once the log removed it', async () => {
+      const { storage } = fixture;
+      const damaged: StorageKey = ['doc', 'incremental', 'h1'];
+      const intact: StorageKey = ['doc', 'incremental', 'h2'];
+      await storage.save(damaged, bytes(1, 2, 3));
+      await storage.save(intact, bytes(4, 5, 6));
+      expect((await storage.scan()).corrupt).toEqual([]);
+      await fixture.damageChunk(damaged);
+      expect((await storage.scan()).corrupt).toEqual([damaged]);
+      await storage.remove(damaged);
+      expect((await storage.scan()).corrupt).toEqual([]);
+      const left = await storage.loadRange(['doc']);
+      expect(left.map((c) => [c.key, [...(c.data ?? [])]])).toEqual([[intact, [4, 5, 6]]]);
+    });
+  });
+}
+
+/** {@link LogPortFixture} on the in-memory twins of the LevelDB adapters (`reopen` keeps the data). */
+export function memoryLogPorts(): Promise<LogPortFixture> {
+  const events = new MemoryKeyValue();
+  const chunks = new MemoryKeyValue();
+  let store = new MemoryEventStore({ backend: events });
+  const storage = new MemoryStorageAdapter({ backend: chunks });
+  const damage = (kv: MemoryKeyValue, key: Uint8Array): void => {
+    const raw = kv.getRaw(key);
+    if (raw === undefined) throw new Error('test hook: nothing stored under that key');
+    const copy = new Uint8Array(raw);
+    copy[copy.length - 1] = copy[copy.length - 1]! ^ 0xff;
+    kv.putRaw(key, copy);
+  };
+  return Promise.resolve({
+    get store() {
+      return store;
+    },
+    storage,
+    damageEvent: (device, seq) =>
+      Promise.resolve(damage(events, eventStoreRawKey({ kind: 'event', device, seq }))),
+    damageChunk: (key) => Promise.resolve(damage(chunks, storageAdapterRawKey(key))),
+    reopen: async () => {
+      await store.close();
+      store = new MemoryEventStore({ backend: events });
+      return store;
+    },
+    teardown: async () => {
+      await store.close();
+      await storage.close();
+    },
+  });
 }

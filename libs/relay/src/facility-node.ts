@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DeviceLog, onPeerSync, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
+import { DeviceLog, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
   DEFAULT_FACILITY_POLICY,
@@ -210,6 +210,8 @@ export class FacilityNode {
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
+        onInternalError: (error) =>
+          observer.problem(facility, `log internal error ${error.code}`, error.toJSON()),
       });
       node = new FacilityNode(opts, { db, adapter, log, roster });
       node.#start();
@@ -268,8 +270,7 @@ export class FacilityNode {
       this.#sealer.note(event);
     }
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
-    this.#offSync = onPeerSync(
-      this.log.repo,
+    this.#offSync = this.log.onPeerSync(
       ({ peer, documentId, holdsTheirs }) => {
         const p = this.#peers.get(peer);
         if (p === undefined) return;

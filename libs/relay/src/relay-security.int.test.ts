@@ -12,6 +12,7 @@ import {
   type SecurityIncident,
   type SegmentDoc,
 } from '@accord/log';
+import { repoOf } from '@accord/log/testing';
 import { WebSocketClientAdapter, type NetworkEvent } from '@accord/network-ws';
 import { nextEvent, RawClient } from '@accord/network-ws/testing';
 import {
@@ -368,8 +369,8 @@ describe('relay security over real WebSockets and LevelDB', () => {
     const { event: own } = await b.log.append(registration('B-OWN'));
     await until(b.log, () => status(b, own.id) === 'accepted', 'B event accepted');
     // Asking the relay for A's documents by id gets nothing.
-    await expect(b.log.repo.find(segmentDocumentId(A, aKey.deviceId, 0))).rejects.toThrow(/unavailable/i);
-    await expect(b.log.repo.find(rootDocumentId(A))).rejects.toThrow(/unavailable/i);
+    await expect(repoOf(b.log).find(segmentDocumentId(A, aKey.deviceId, 0))).rejects.toThrow(/unavailable/i);
+    await expect(repoOf(b.log).find(rootDocumentId(A))).rejects.toThrow(/unavailable/i);
     await b.log.settled();
     const seen = [...b.log.visibleEvents()];
     expect(seen.length).toBeGreaterThanOrEqual(3); // roster, own event, its verdict
@@ -385,12 +386,7 @@ describe('relay security over real WebSockets and LevelDB', () => {
     await reconnected;
     const { event: later } = await b.log.append(registration('B-LATER'));
     await until(b.log, () => status(b, later.id) === 'accepted', 'B served after a reload');
-    // The device's own Repo keeps the same unavailable handles; DeviceLog.close has the same
-    // flush problem (libs/log), so forget them here.
-    const handles = b.log.repo.handles;
-    for (const [id, handle] of Object.entries(handles)) {
-      if (!handle.isReady()) delete handles[id as keyof typeof handles];
-    }
+    // The device's own Repo keeps the same unavailable handles: its log closes all the same.
   });
 
   it('disconnects a device revoked over the admin API and answers its later events with 403', async () => {
@@ -499,7 +495,7 @@ describe('relay security over real WebSockets and LevelDB', () => {
       ...claimed,
       sig: (await signEvent({ ...claimed, device: aKey.deviceId }, aKey)).sig,
     };
-    const segment = await a.log.repo.find<SegmentDoc>(segmentDocumentId(F, bKey.deviceId, 0));
+    const segment = await repoOf(a.log).find<SegmentDoc>(segmentDocumentId(F, bKey.deviceId, 0));
     const incident = capture.logged(
       (l) => l['facility'] === F && l['msg'] === 'security incident LOG_FORGED_EVENT',
       'forgery incident',

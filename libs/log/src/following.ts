@@ -1,0 +1,127 @@
+import { parseRosterUpdatedData, type DeviceId, type SignedEvent } from '@accord/protocol';
+import type { LogRoster } from './api.js';
+import type { LogContext, SegmentState, Segments } from './segments.js';
+import type { VisibleSet } from './visible-set.js';
+
+/** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
+const MAX_FOLLOWED_DEVICES = 10_000;
+
+/** What {@link Following} asks of the rest of the log. */
+export interface FollowingDeps {
+  readonly ctx: LogContext;
+  /** The relay's device id, if any: only its rosters and seals count as evidence. */
+  readonly relay: DeviceId | undefined;
+  readonly roster: LogRoster;
+  readonly visible: VisibleSet;
+  readonly segments: Segments;
+  /** The highest own sequence number handed out. */
+  readonly assigned: () => number;
+  /** Reads a segment the log opened (or re-read). */
+  readonly read: (segment: SegmentState) => void;
+  /** Runs `work` on the log's serial work chain. */
+  readonly enqueue: (work: () => Promise<void>) => void;
+  readonly isClosed: () => boolean;
+}
+
+/**
+ * Which documents exist for the log: the devices it follows and, for each, how many segments.
+ *
+ * @remarks The root index is writable by any peer, so its counts are never trusted: the log
+ * follows segment `k` of a device only on signed evidence (the segment after the device's
+ * complete prefix, each segment a relay seal names and the one after it, its own segments), and
+ * devices are discovered from the root index, relay-signed rosters and their events (roster
+ * members only). A hostile index costs at most one document per enrolled device.
+ */
+export class Following {
+  readonly #deps: FollowingDeps;
+  /** Per device: how many of its segments the log follows (see {@link Following.segmentBound}). */
+  readonly #following = new Map<DeviceId, number>();
+  /** Per device: the highest segment index a relay seal names. */
+  readonly #sealedIndex = new Map<DeviceId, number>();
+  /** Devices named by the relay's signed rosters (discovered even if the root index hides them). */
+  readonly #rosterDevices = new Set<DeviceId>();
+
+  constructor(deps: FollowingDeps) {
+    this.#deps = deps;
+  }
+
+  /**
+   * How many segments of `device` the log follows: the one after its complete prefix, every one a
+   * relay seal names and the one after it, and (for this device) every one it wrote.
+   *
+   * @remarks A segment is opened only on signed evidence that it holds, or is next to hold, the
+   * device's events. A hostile root entry (a million segments, or none) changes nothing; a device
+   * whose own events skip numbers only ever gets its next segment followed (issue #13, scenario 3).
+   */
+  segmentBound(device: DeviceId): number {
+    const { segmentSize: size, deviceId } = this.#deps.ctx;
+    let bound = Math.floor(this.#deps.visible.contiguous(device) / size) + 1;
+    const sealed = this.#sealedIndex.get(device);
+    if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
+    if (device === deviceId) bound = Math.max(bound, Math.ceil(this.#deps.assigned() / size));
+    return bound;
+  }
+
+  /** Devices whose segments the log follows: named by the root index, a relay roster or their events. */
+  #followedDevices(): DeviceId[] {
+    const out = new Set<DeviceId>([this.#deps.ctx.deviceId]);
+    const relay = this.#deps.relay;
+    if (relay !== undefined) out.add(relay);
+    for (const device of this.#rosterDevices) out.add(device);
+    for (const device of this.#deps.visible.devices()) out.add(device);
+    for (const device of Object.keys(this.#deps.segments.root.doc().devices)) {
+      if (out.size >= MAX_FOLLOWED_DEVICES) break;
+      out.add(device as DeviceId);
+    }
+    // The relay's segments first: the seals in them spare verifying sealed segments one by one.
+    return [...out].sort((a, b) => Number(b === relay) - Number(a === relay));
+  }
+
+  /** Re-reads which segments to follow when new evidence (a complete segment, a seal) appears. */
+  evidenceGrew(device: DeviceId): void {
+    if (this.#deps.isClosed() || !this.#deps.segments.rootOpen) return;
+    if (this.segmentBound(device) > (this.#following.get(device) ?? 0)) this.refresh();
+  }
+
+  /** A relay seal names segment `index` of `device`: that segment and the next one are followed. */
+  noteSealed(device: DeviceId, index: number): void {
+    if (index > (this.#sealedIndex.get(device) ?? -1)) {
+      this.#sealedIndex.set(device, index);
+      this.evidenceGrew(device);
+    }
+  }
+
+  /** Remembers the devices a relay-signed roster names, so that no root-index edit can hide them. */
+  noteRoster(event: SignedEvent): void {
+    if (this.#deps.relay === undefined || event.device !== this.#deps.relay) return;
+    const parsed = parseRosterUpdatedData(event.data);
+    if (!parsed.ok) return;
+    const before = this.#rosterDevices.size;
+    for (const member of parsed.value.devices) {
+      if (this.#rosterDevices.size >= MAX_FOLLOWED_DEVICES) break;
+      this.#rosterDevices.add(member.id);
+    }
+    if (this.#rosterDevices.size > before && !this.#deps.isClosed() && this.#deps.segments.rootOpen)
+      this.refresh();
+  }
+
+  /** Queues {@link Following.refreshNow} on the log's serial work chain. */
+  refresh(): void {
+    this.#deps.enqueue(() => this.refreshNow());
+  }
+
+  /** Opens (and reads) every segment the evidence now points to, for every roster member followed. */
+  async refreshNow(): Promise<void> {
+    const { roster, segments, ctx } = this.#deps;
+    for (const device of this.#followedDevices()) {
+      const member = roster.lookup(device);
+      // Only the roster's devices get documents opened.
+      if (member === undefined || member.facility !== ctx.facility) continue;
+      const count = this.segmentBound(device);
+      if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
+      for (let index = 0; index < count; index++) {
+        await segments.follow(device, index, (segment) => this.#deps.read(segment));
+      }
+    }
+  }
+}

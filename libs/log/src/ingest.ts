@@ -1,0 +1,320 @@
+import {
+  decodeSignedEvent,
+  encodeSignedEvent,
+  ErrorCode,
+  isAccordError,
+  isEventIdOf,
+  verifyEvents,
+  type HybridClock,
+  type SignedEvent,
+} from '@accord/protocol';
+import type { LogRoster, SecurityIncident } from './api.js';
+import { bytesEqual } from './bytes.js';
+import type { Equivocations } from './equivocations.js';
+import type { Incidents } from './incidents.js';
+import type { LogEventStore } from './ports.js';
+import type { Candidate, RelaySeals } from './relay-seals.js';
+import { markProcessed, type LogContext, type SegmentState, type Segments } from './segments.js';
+import type { VisibleSet } from './visible-set.js';
+import type { WorkChain } from './work-chain.js';
+
+/** What {@link Ingest} asks of the rest of the log. */
+export interface IngestDeps {
+  readonly ctx: LogContext;
+  readonly roster: LogRoster;
+  readonly visible: VisibleSet;
+  readonly store: LogEventStore;
+  /** Observes every ingested event's stamp. */
+  readonly hlc: HybridClock;
+  readonly incidents: Incidents;
+  readonly seals: RelaySeals;
+  readonly equivocations: Equivocations;
+  readonly segments: Segments;
+  /** The log's serial work chain (document reads are queued on it). */
+  readonly work: WorkChain;
+  /** Makes a stored, verified event visible (or held back). */
+  readonly add: (event: SignedEvent) => void;
+  /** Told when storing or folding a verified batch failed while the log was open. */
+  readonly onError: (err: unknown) => void;
+  readonly isClosed: () => boolean;
+}
+
+/**
+ * The ingest pipeline: screen → verify → commit.
+ *
+ * @remarks When a segment changes, its new entries are screened at once (decoded, canonical bytes
+ * only; the id bound to the event's device and seq; facility and roster), their signatures are
+ * verified on the thread pool one segment after another (each one concurrent inside, or covered
+ * by a relay seal), and a second chain stores and folds verified batches in order. Anything
+ * refused is a security incident: it is never stored, and a change that deletes or rewrites
+ * entries of a document has no effect on the log. A batch the store refuses as a conflict is
+ * retried event by event, so one bad event cannot hold back the others.
+ */
+export class Ingest {
+  readonly #deps: IngestDeps;
+  /** Verification of ingested segments, one after another. */
+  #verifyChain: Promise<void> = Promise.resolve();
+  /** Second stage: stores and folds verified events, in order. */
+  #commitChain: Promise<void> = Promise.resolve();
+  /** Ids being verified or stored by the second stage. */
+  readonly #inFlight = new Set<string>();
+  readonly #verification = { oneByOne: 0, bySeal: 0 };
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+  }
+
+  /** Queues a read of `segment`'s new entries on the serial work chain. */
+  schedule(segment: SegmentState): void {
+    this.#deps.work.enqueue(() => {
+      this.read(segment);
+      return Promise.resolve();
+    });
+  }
+
+  /** Reads new entries of a segment document, keeps only valid facility events, stores them durably. */
+  read(segment: SegmentState): void {
+    const list = segment.handle.doc().events;
+    if (!Array.isArray(list)) return;
+    if (this.#deps.seals.shouldWait(segment, list)) return;
+    const lastSeen = segment.processed > 0 ? list[segment.processed - 1] : undefined;
+    const shifted =
+      segment.lastSeen !== undefined &&
+      (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
+    const start = list.length < segment.processed || shifted ? 0 : segment.processed;
+    const { candidates, conflicts } = this.#screen(segment, list, start);
+    markProcessed(segment, list);
+    if (conflicts.length > 0) {
+      this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
+    }
+    if (candidates.length === 0) return;
+    // Signatures are checked on the thread pool while the next segment is scanned; storing
+    // and folding stay strictly in order on their own chain.
+    for (const { event } of candidates) this.#inFlight.add(event.id);
+    // One segment's verification at a time (each one concurrent inside): the first segment
+    // is ready to commit as soon as possible instead of when the last one is.
+    const verdicts = this.#verifyChain.then(() => this.#verify(segment, candidates));
+    this.#verifyChain = verdicts.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#commitChain = this.#commitChain.then(async () => {
+      try {
+        await this.#commit(candidates, await verdicts);
+        const { ctx, segments } = this.#deps;
+        if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
+          segments.maybeSeal(segment);
+      } catch (err) {
+        if (!this.#deps.isClosed()) this.#deps.onError(err);
+      } finally {
+        for (const { event } of candidates) this.#inFlight.delete(event.id);
+      }
+    });
+  }
+
+  /**
+   * Screens entries `start…` of a segment's list: every entry that is not a well-formed event of
+   * a roster member of this facility, with an id bound to its device and seq, is an incident.
+   * Returns the new events to verify, and the entries that contradict a held event of the same
+   * device and seq (equivocation, if validly signed).
+   */
+  #screen(
+    segment: SegmentState,
+    list: readonly unknown[],
+    start: number,
+  ): { candidates: Candidate[]; conflicts: SignedEvent[] } {
+    const { incidents, visible, roster, ctx } = this.#deps;
+    const candidates: Candidate[] = [];
+    const conflicts: SignedEvent[] = [];
+    const seenInBatch = new Set<string>();
+    for (let i = start; i < list.length; i++) {
+      const bytes: unknown = list[i];
+      if (!(bytes instanceof Uint8Array)) {
+        incidents.report({
+          code: 'PROTOCOL_SCHEMA',
+          message: `segment ${segment.id} entry ${i} is not bytes`,
+        });
+        continue;
+      }
+      const decoded = decodeSignedEvent(bytes);
+      if (!decoded.ok) {
+        incidents.report({
+          code: decoded.error.code as SecurityIncident['code'],
+          message: decoded.error.message,
+        });
+        continue;
+      }
+      const event = decoded.value;
+      if (!isEventIdOf(event.id, event.device, event.seq)) {
+        // An id belongs to the device and seq it was made for: a copy of another device's id (or
+        // of another seq) is a forgery, and must never displace the author's own event.
+        incidents.report({
+          code: 'LOG_FORGED_EVENT',
+          message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
+          eventId: event.id,
+          device: event.device,
+        });
+        continue;
+      }
+      if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
+      const existing = visible.known(event.id);
+      if (existing !== undefined) {
+        // Same id, so same device and seq: either the same event or the device equivocated.
+        if (!bytesEqual(encodeSignedEvent(existing), bytes)) conflicts.push(event);
+        continue;
+      }
+      if (event.facility !== ctx.facility) {
+        incidents.report({
+          code: 'LOG_WRONG_FACILITY',
+          message: `event of facility ${event.facility}`,
+          eventId: event.id,
+          device: event.device,
+        });
+        continue;
+      }
+      const member = roster.lookup(event.device);
+      if (member === undefined) {
+        incidents.report({
+          code: 'LOG_UNKNOWN_DEVICE',
+          message: 'event from a device outside the roster',
+          eventId: event.id,
+          device: event.device,
+        });
+        continue;
+      }
+      if (member.facility !== ctx.facility) {
+        incidents.report({
+          code: 'LOG_WRONG_FACILITY',
+          message: 'event from a device of another facility',
+          eventId: event.id,
+          device: event.device,
+        });
+        continue;
+      }
+      const other = visible.idAt(event.device, event.seq);
+      if (other !== undefined) {
+        conflicts.push(event);
+        continue;
+      }
+      seenInBatch.add(event.id);
+      candidates.push({ event, bytes });
+    }
+    return { candidates, conflicts };
+  }
+
+  /**
+   * Checks the signatures of a segment's new entries, on the thread pool.
+   *
+   * @remarks When the entries include exactly the events of a segment the relay has sealed, and
+   * their digest matches the seal, those events are verified by that one relay signature (it
+   * signed only after verifying each of them); the rest are verified one by one (DESIGN.md §8).
+   */
+  async #verify(segment: SegmentState, candidates: readonly Candidate[]): Promise<boolean[]> {
+    const sealed = await this.#deps.seals.covered(segment, candidates);
+    const results = new Array<boolean>(candidates.length).fill(true);
+    const rest = candidates.flatMap((c, i) => (sealed.has(i) ? [] : [{ c, i }]));
+    this.#verification.bySeal += sealed.size;
+    this.#verification.oneByOne += rest.length;
+    if (rest.length === 0) return results;
+    const checked = await verifyEvents(rest.map(({ c }) => c.event));
+    rest.forEach(({ i }, k) => (results[i] = checked[k] === true));
+    return results;
+  }
+
+  /** Stores verified events durably (in one batch when possible), then makes them visible. */
+  async #commit(candidates: readonly Candidate[], valid: readonly boolean[]): Promise<void> {
+    const { incidents, visible, equivocations, store } = this.#deps;
+    const accepted: Candidate[] = [];
+    const equivocated: SignedEvent[] = [];
+    const seqTaken = new Set<string>();
+    candidates.forEach((candidate, i) => {
+      const { event } = candidate;
+      if (valid[i] !== true) {
+        incidents.report({
+          code: 'LOG_FORGED_EVENT',
+          message: 'bad signature',
+          eventId: event.id,
+          device: event.device,
+        });
+        return;
+      }
+      if (visible.known(event.id) !== undefined) return; // arrived meanwhile through another document
+      const key = `${event.device}/${event.seq}`;
+      if (seqTaken.has(key) || visible.idAt(event.device, event.seq) !== undefined) {
+        // Two validly signed events for one (device, seq): the device equivocated.
+        equivocated.push(event);
+        return;
+      }
+      seqTaken.add(key);
+      accepted.push(candidate);
+    });
+    for (const event of equivocated) await equivocations.equivocated(event);
+    if (accepted.length === 0 || this.#deps.isClosed()) return;
+    const stored = accepted.map(({ event, bytes }) => ({
+      device: event.device,
+      seq: event.seq,
+      id: event.id,
+      bytes,
+    }));
+    try {
+      await store.append(stored);
+    } catch (err) {
+      if (!isAccordError(err, ErrorCode.STORAGE_CONFLICT)) throw err;
+      // One event contradicts what is stored: keep the others, report that one.
+      const kept: Candidate[] = [];
+      for (const [i, one] of stored.entries()) {
+        try {
+          await store.append([one]);
+          kept.push(accepted[i]!);
+        } catch (inner) {
+          if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
+          // Verified, and the store holds another event in its slot: the device equivocated.
+          await equivocations.equivocated(accepted[i]!.event);
+        }
+      }
+      accepted.splice(0, accepted.length, ...kept);
+    }
+    for (const { event } of accepted) {
+      this.#deps.hlc.observe(event.hlc);
+      this.#deps.add(event);
+    }
+  }
+
+  /** Verifies entries that contradict held events: a valid one proves equivocation, an invalid one is forged. */
+  async #checkConflicts(conflicts: readonly SignedEvent[]): Promise<void> {
+    const valid = await verifyEvents(conflicts);
+    for (const [i, event] of conflicts.entries()) {
+      if (valid[i] === true) await this.#deps.equivocations.equivocated(event);
+      else
+        this.#deps.incidents.report({
+          code: 'LOG_FORGED_EVENT',
+          message: 'bad signature',
+          eventId: event.id,
+          device: event.device,
+        });
+    }
+  }
+
+  /** Resolves once the work queued so far (and what it queued) is stored. */
+  async settled(): Promise<void> {
+    const work = this.#deps.work;
+    let chain: Promise<void>;
+    let commits: Promise<void>;
+    do {
+      chain = work.tail;
+      await chain;
+      commits = this.#commitChain;
+      await commits;
+    } while (chain !== work.tail || commits !== this.#commitChain);
+  }
+
+  /** Resolves once the stores and folds queued so far are done. */
+  get committed(): Promise<void> {
+    return this.#commitChain;
+  }
+
+  /** How received events were verified since open: one by one, or covered by a relay seal. */
+  verification(): { readonly oneByOne: number; readonly bySeal: number } {
+    return { ...this.#verification };
+  }
+}

@@ -1,0 +1,95 @@
+// The log's own failures are LOG_INTERNAL, reported apart from the security incidents: a bug or a
+// failing disk must not look like a hostile peer (issue #12).
+import type { StorageKey } from '@automerge/automerge-repo';
+import { describe, expect, it } from 'vitest';
+import type { AccordError, FacilityId, SignedEvent } from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import type { SecurityIncident } from './api.js';
+import { DeviceLog } from './device-log.js';
+import { segmentDocumentId } from './documents.js';
+import { makeFacility, patientRegistration, repoOf } from './testing.js';
+
+const FACILITY = 'internal-unit' as FacilityId;
+
+/** Document storage whose reads can be made to fail (a disk that went away under the log). */
+class FailingReads extends MemoryStorageAdapter {
+  failReads = false;
+
+  override loadRange(prefix: StorageKey) {
+    return this.failReads ? Promise.reject(new Error('disk gone')) : super.loadRange(prefix);
+  }
+}
+
+describe('internal failures', () => {
+  it('report a throwing listener as LOG_INTERNAL, not as an incident, and still tell the other listeners', async () => {
+    const facility = await makeFacility(FACILITY, 1, 31);
+    const internal: AccordError[] = [];
+    const incidents: SecurityIncident[] = [];
+    const log = await DeviceLog.open({
+      facility: facility.facility,
+      key: facility.keys[0]!,
+      eventStore: new MemoryEventStore(),
+      storage: new MemoryStorageAdapter(),
+      roster: facility.roster,
+      onInternalError: (error) => internal.push(error),
+      onIncident: (incident) => incidents.push(incident),
+    });
+    log.onEvents(() => {
+      throw new Error('a bug in a listener');
+    });
+    const seen: SignedEvent[] = [];
+    log.onEvents((events) => seen.push(...events));
+    const { event } = await log.append(patientRegistration('P1'));
+    expect(seen.map((e) => e.id)).toEqual([event.id]);
+    expect(internal).toHaveLength(1);
+    expect(internal[0]).toMatchObject({ code: 'LOG_INTERNAL' });
+    expect(internal[0]!.message).toMatch(/listener threw: Error: a bug in a listener/);
+    expect(log.internalErrors()).toEqual(internal);
+    expect(incidents).toEqual([]);
+    expect(log.incidents()).toEqual([]);
+    expect(log.integrity().incidents).toBe(0);
+    await log.close();
+  });
+
+  it('report a push into the sync documents that fails as LOG_INTERNAL; the events stay durable and come back at restart', async () => {
+    const facility = await makeFacility(FACILITY, 1, 32);
+    const store = new MemoryEventStore();
+    const storage = new FailingReads();
+    const internal: AccordError[] = [];
+    const open = (onInternalError?: (error: AccordError) => void) =>
+      DeviceLog.open({
+        facility: facility.facility,
+        key: facility.keys[0]!,
+        eventStore: store,
+        storage,
+        roster: facility.roster,
+        segmentSize: 2,
+        ...(onInternalError !== undefined ? { onInternalError } : {}),
+      });
+    const log = await open((error) => internal.push(error));
+    // From now on no stored document chunk can be read: segments 1 and 2, which the five events
+    // need, cannot be opened (segment 0 already is).
+    storage.failReads = true;
+    const events = await Promise.all(
+      ['P1', 'P2', 'P3', 'P4', 'P5'].map(async (id) => (await log.append(patientRegistration(id))).event),
+    );
+    await log.settled();
+    expect(internal.length).toBeGreaterThan(0);
+    expect(internal.every((e) => e.code === 'LOG_INTERNAL')).toBe(true);
+    expect(internal.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(/could not add own events to the sync documents: Error: disk gone/),
+    );
+    expect(log.incidents()).toEqual([]);
+    for (const event of events) expect((await store.get(event.id))?.id).toBe(event.id); // acknowledged, so durable
+    await log.close();
+
+    storage.failReads = false;
+    const again = await open();
+    const segment = await repoOf(again).find<{ events: Uint8Array[] }>(
+      segmentDocumentId(facility.facility, again.deviceId, 2),
+    );
+    expect(segment.doc().events).toHaveLength(1); // P5, re-added from the store at start-up
+    expect(again.internalErrors()).toEqual([]);
+    await again.close();
+  });
+});

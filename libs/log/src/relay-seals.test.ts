@@ -1,0 +1,63 @@
+// The wait for relay seals is driven by timers alone, never by reading a clock: a log opened with
+// a clock that stands still (as tests and skewed tablets have) must still end every wait.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { deviceIdFromPublicKey, type DeviceId, type FacilityId } from '@accord/protocol';
+import { RelaySeals } from './relay-seals.js';
+import type { SegmentState } from './segments.js';
+import { VisibleSet } from './visible-set.js';
+
+const SIZE = 4;
+const device = (n: number): DeviceId => deviceIdFromPublicKey(new Uint8Array(32).fill(n));
+const [ME, RELAY, A, B, C] = [device(1), device(2), device(3), device(4), device(5)];
+const full = new Array<Uint8Array>(SIZE).fill(new Uint8Array([1]));
+
+/** A segment document just received whole (the seal wait reads only these fields). */
+const segment = (owner: DeviceId, index = 0): SegmentState =>
+  ({ id: `${owner}/${index}`, device: owner, index, processed: 0 }) as unknown as SegmentState;
+
+describe('RelaySeals, waiting for a seal', () => {
+  let reread: string[];
+  let seals: RelaySeals;
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    reread = [];
+    seals = new RelaySeals({
+      ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
+      relay: RELAY,
+      visible: new VisibleSet(RELAY),
+      onSealed: () => {},
+      reread: (s) => reread.push(String(s.id)),
+    });
+  });
+  afterEach(() => {
+    seals.close();
+    vi.useRealTimers();
+  });
+
+  it('holds the whole segments of a burst for one shared second, then reads them one by one', () => {
+    expect(seals.shouldWait(segment(A), full)).toBe(true);
+    vi.advanceTimersByTime(500);
+    expect(seals.shouldWait(segment(B), full)).toBe(true); // same window
+    vi.advanceTimersByTime(499);
+    expect(reread).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(reread).toEqual([`${A}/0`, `${B}/0`]);
+    expect(seals.shouldWait(segment(A), full)).toBe(false); // a segment waits once
+  });
+
+  it('opens no window for a second after one closed, then opens one again', () => {
+    expect(seals.shouldWait(segment(A), full)).toBe(true);
+    vi.advanceTimersByTime(1000);
+    expect(seals.shouldWait(segment(B), full)).toBe(false); // cooling: read at once
+    vi.advanceTimersByTime(1000);
+    expect(seals.shouldWait(segment(C), full)).toBe(true);
+    vi.advanceTimersByTime(1000);
+    expect(reread).toEqual([`${A}/0`, `${C}/0`]);
+  });
+
+  it('never holds a partial segment, the relay own, or its own', () => {
+    expect(seals.shouldWait(segment(A), full.slice(1))).toBe(false);
+    expect(seals.shouldWait(segment(RELAY), full)).toBe(false);
+    expect(seals.shouldWait(segment(ME), full)).toBe(false);
+  });
+});

@@ -1,0 +1,260 @@
+// The one module that touches automerge-repo's `Repo`. What the log needs and automerge-repo
+// 2.5.6 offers no public way for is marked "NOT PUBLIC" below and listed in the README
+// ("automerge-repo internals"); everything else here is the Repo's public API.
+import * as A from '@automerge/automerge';
+import {
+  Repo,
+  type DocHandle,
+  type DocumentId,
+  type NetworkAdapterInterface,
+  type PeerId,
+  type StorageAdapterInterface,
+} from '@automerge/automerge-repo';
+import type { DeviceId } from '@accord/protocol';
+import type { PeerSyncReport } from './api.js';
+import { FrozenDocumentsStorage } from './frozen-storage.js';
+
+/** How long document saves may lag behind changes (the event store is the durable copy). */
+const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
+
+/** A sync message a peer sent about a document, once the Repo has taken it in. */
+export interface PeerHeads {
+  readonly peerId: string;
+  readonly documentId: string;
+  /** The heads the peer held of the document when it sent the message. */
+  readonly theirHeads: readonly string[];
+}
+
+/** Options of {@link RepoHost}. */
+export interface RepoHostOptions {
+  readonly peerId: DeviceId;
+  /** Where the sync documents are kept; wrapped so that sealed documents can be frozen. */
+  readonly storage: StorageAdapterInterface;
+  readonly network: readonly NetworkAdapterInterface[];
+}
+
+/** Test hook: the Repo behind each log (see `repoOf` in `@accord/log/testing`). */
+const repos = new WeakMap<object, Repo>();
+
+/**
+ * The log's Repo and what it asks of it: open a document whose first change is known, share only
+ * the documents the log follows, save and unload a sealed document, report sync traffic and the
+ * heads peers sync, add network adapters, close.
+ *
+ * @remarks Only documents the log decided to follow exist here: the Repo's `shareConfig` refuses a
+ * peer's sync message about any other id (a made-up document, a segment no evidence points to)
+ * before the Repo makes a handle for it, and nothing else is announced (issue #13, scenario 3).
+ */
+export class RepoHost {
+  readonly #repo: Repo;
+  readonly #storage: FrozenDocumentsStorage;
+  /** Ids of the documents the log follows: the Repo serves and accepts these only. */
+  readonly #shared = new Set<DocumentId>();
+  /** The network adapters, as the Repo's network subsystem keeps them (closed ones leave). */
+  #adapters: NetworkAdapterInterface[] = [];
+  readonly #onMessage = new Set<(documentId: DocumentId) => void>();
+
+  constructor(opts: RepoHostOptions) {
+    this.#storage = new FrozenDocumentsStorage(opts.storage);
+    const shared = this.#shared;
+    this.#repo = new Repo({
+      peerId: opts.peerId as unknown as PeerId,
+      storage: this.#storage,
+      network: [...opts.network],
+      shareConfig: {
+        announce: (_peer, id) => Promise.resolve(id === undefined || shared.has(id)),
+        access: (_peer, id) => Promise.resolve(shared.has(id)),
+      },
+      // Peers must not keep sync state for us across connections: a reconnect after any
+      // transport fault restarts sync from scratch, or lost messages could stall it
+      // (DESIGN.md §7). Whatever adapter carries the connection.
+      isEphemeral: true,
+      // The event store is the durable copy; document saves (each one may compact a whole
+      // segment) can lag behind it.
+      saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
+    });
+    for (const adapter of opts.network) this.#watch(adapter);
+  }
+
+  /** Lets `owner`'s tests reach the Repo (`repoOf` in `@accord/log/testing`); nothing else does. */
+  exposeTo(owner: object): void {
+    repos.set(owner, this.#repo);
+  }
+
+  /** Serves `id` to peers and accepts their changes to it from now on. */
+  share(id: DocumentId): void {
+    this.#shared.add(id);
+  }
+
+  /**
+   * Opens a shared document whose first change is known (deterministic), never waiting on the
+   * network.
+   *
+   * @remarks `repo.find` can wait forever for a document the Repo already tried to fetch from
+   * peers ('requesting'/'unavailable'). Instead the known first change and every stored chunk are
+   * merged into the handle (as the Repo's own loader does; both are idempotent) and it is marked
+   * loaded. Sync then brings whatever peers have beyond that.
+   */
+  async open<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
+    this.#shared.add(id);
+    const handle = this.#repo.import<T>(initial(), { docId: id });
+    for (const data of await this.storedChunks(id)) this.#repo.import<T>(data, { docId: id });
+    if (!handle.isReady()) handle.doneLoading();
+    await handle.whenReady();
+    return handle;
+  }
+
+  /** The stored Automerge chunks (snapshots and incremental changes) of a document. */
+  async storedChunks(id: DocumentId): Promise<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const chunk of await this.#storage.loadRange([id])) {
+      const kind = chunk.key[1];
+      if (chunk.data !== undefined && (kind === 'incremental' || kind === 'snapshot')) out.push(chunk.data);
+    }
+    return out;
+  }
+
+  /** From now on the stored copy of `id` is final (see {@link FrozenDocumentsStorage}). */
+  freeze(id: DocumentId): void {
+    this.#storage.freeze(id);
+  }
+
+  /** True when `id` is frozen. */
+  isFrozen(id: DocumentId): boolean {
+    return this.#storage.isFrozen(id);
+  }
+
+  /** The ready handle of `id` if the Repo holds it in memory (it reloads sealed ones for peers). */
+  loaded(id: DocumentId): DocHandle<unknown> | undefined {
+    const handle = this.#repo.handles[id];
+    return handle !== undefined && handle.isReady() ? handle : undefined;
+  }
+
+  /** The documents the Repo holds in memory, and whether each is ready (for tests and benchmarks). */
+  documents(): { readonly documentId: string; readonly ready: boolean }[] {
+    return Object.values(this.#repo.handles).map((h) => ({ documentId: h.documentId, ready: h.isReady() }));
+  }
+
+  /**
+   * Writes `id`'s document to storage now.
+   *
+   * @remarks NOT PUBLIC: `Repo.flush` is marked `@hidden` (experimental) in automerge-repo 2.5.6,
+   * which has no other way to save a document on demand before it is unloaded.
+   */
+  save(id: DocumentId): Promise<void> {
+    return this.#repo.flush([id]);
+  }
+
+  /**
+   * Drops `id`'s document from memory (the Repo reloads it from storage when a peer asks for it).
+   *
+   * @remarks NOT PUBLIC: `Repo.removeFromCache` is marked `@hidden` (experimental) in
+   * automerge-repo 2.5.6, which has no other way to unload a document.
+   */
+  unload(id: DocumentId): Promise<void> {
+    return this.#repo.removeFromCache(id);
+  }
+
+  /**
+   * Adds a network adapter to the running Repo.
+   *
+   * @remarks NOT PUBLIC: automerge-repo 2.5.6 takes adapters only at construction; adding one later
+   * goes through the `@hidden` `networkSubsystem`.
+   */
+  addNetworkAdapter(adapter: NetworkAdapterInterface): void {
+    this.#watch(adapter);
+    this.#repo.networkSubsystem.addNetworkAdapter(adapter);
+  }
+
+  /**
+   * Calls `listener` with the document id of every message a peer sends about a document (read
+   * from the adapters' own public `message` events; the Repo's answers only ever follow them).
+   */
+  onMessage(listener: (documentId: DocumentId) => void): () => void {
+    this.#onMessage.add(listener);
+    return () => this.#onMessage.delete(listener);
+  }
+
+  /**
+   * Calls `listener` after each sync message from a peer, with the heads the peer held; returns
+   * the unsubscribe function. Emitted before the received changes are applied: look later.
+   *
+   * @remarks NOT PUBLIC: automerge-repo 2.5.6 reports a peer's heads only through the `sync-state`
+   * event of its `@hidden` `synchronizer`.
+   */
+  onPeerHeads(listener: (e: PeerHeads) => void): () => void {
+    const handler = (e: { peerId: string; documentId: string; syncState: A.SyncState }): void => {
+      const theirHeads = (e.syncState as { theirHeads?: A.Heads | null }).theirHeads;
+      if (theirHeads === null || theirHeads === undefined) return;
+      listener({ peerId: e.peerId, documentId: e.documentId, theirHeads });
+    };
+    this.#repo.synchronizer.on('sync-state', handler);
+    return () => {
+      this.#repo.synchronizer.off('sync-state', handler);
+    };
+  }
+
+  /**
+   * Calls `listener` each time the Repo has taken in a sync message from a peer about a document
+   * `wants` accepts, saying whether it now holds every change the peer held of it.
+   */
+  onPeerSync(
+    listener: (report: PeerSyncReport) => void,
+    wants: (peer: string, documentId: string) => boolean = () => true,
+  ): () => void {
+    return this.onPeerHeads(({ peerId, documentId, theirHeads }) => {
+      if (!wants(peerId, documentId)) return;
+      // The event fires inside the handle's update, before the new document is in place.
+      queueMicrotask(() => {
+        let holdsTheirs = false;
+        try {
+          const handle = this.#repo.handles[documentId as DocumentId];
+          holdsTheirs =
+            handle?.isReady() === true && A.getMissingDeps(handle.doc(), [...theirHeads]).length === 0;
+        } catch {
+          holdsTheirs = false;
+        }
+        try {
+          listener({ peer: peerId, documentId, holdsTheirs });
+        } catch {
+          // A listener must not break the repo's event loop.
+        }
+      });
+    });
+  }
+
+  /**
+   * Saves every loaded document, disconnects from peers and drops every later write.
+   *
+   * @remarks What `Repo.shutdown` does, except that documents that never became ready are left
+   * out: a peer asking for a document we never had leaves such a handle, and automerge-repo
+   * 2.5.6's flush (which shutdown runs over every handle) throws "DocHandle is not ready" on it.
+   * Such a handle holds nothing to save, and the Repo's handle cache is left as it is.
+   */
+  async close(): Promise<void> {
+    await this.#repo.flush(this.#readyIds());
+    for (const adapter of this.#adapters) adapter.disconnect();
+    await this.#repo.flush(this.#readyIds());
+    this.#storage.close();
+  }
+
+  #readyIds(): DocumentId[] {
+    return Object.values(this.#repo.handles)
+      .filter((h) => h.isReady())
+      .map((h) => h.documentId);
+  }
+
+  #watch(adapter: NetworkAdapterInterface): void {
+    this.#adapters.push(adapter);
+    adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
+    adapter.on('message', (message) => {
+      const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
+      if (id !== undefined) for (const listener of this.#onMessage) listener(id);
+    });
+  }
+}
+
+/** The Repo behind a log (test hook), or undefined for anything else. */
+export function repoBehind(owner: object): Repo | undefined {
+  return repos.get(owner);
+}

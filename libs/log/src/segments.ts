@@ -1,0 +1,350 @@
+import * as A from '@automerge/automerge';
+import type { DocHandle, DocumentId } from '@automerge/automerge-repo';
+import { encodeSignedEvent, type DeviceId, type FacilityId, type SignedEvent } from '@accord/protocol';
+import {
+  rootDocumentId,
+  rootInitialBytes,
+  segmentDocumentId,
+  segmentInitialBytes,
+  seqsIn,
+  type RootDoc,
+  type SegmentDoc,
+} from './documents.js';
+import type { LogMetaSpace, LogStoredEvent } from './ports.js';
+import type { RepoHost } from './repo-host.js';
+
+/** Who the log is, as every part sees it. */
+export interface LogContext {
+  readonly facility: FacilityId;
+  readonly deviceId: DeviceId;
+  /** Events per segment document: segment `k` holds seqs `k*size+1 … (k+1)*size`. */
+  readonly segmentSize: number;
+}
+
+/** A segment document the log follows, and how far its list of entries has been read. */
+export interface SegmentState {
+  readonly id: DocumentId;
+  readonly device: DeviceId;
+  readonly index: number;
+  readonly handle: DocHandle<SegmentDoc>;
+  readonly listener: () => void;
+  /** How many list entries have been looked at; a shorter list means a rescan. */
+  processed: number;
+  /**
+   * The entry at `processed - 1` when it was looked at. If another entry is found there later,
+   * something was merged in before it (a concurrent or hostile insertion), so the whole list is
+   * read again: reading only past `processed` would miss the inserted entry for good.
+   */
+  lastSeen?: Uint8Array;
+}
+
+/** Records that `list` has been read up to its end. */
+export function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
+  segment.processed = list.length;
+  const last = list[list.length - 1];
+  if (last instanceof Uint8Array) segment.lastSeen = last;
+  else delete segment.lastSeen;
+}
+
+/** The store's meta key recording that own segment `index` is sealed (its stored copy is final). */
+export const sealMarker = (index: number): string => `sealed/${index}`;
+/** The value of a {@link sealMarker}. */
+export const SEALED = new Uint8Array([1]);
+
+/** What {@link Segments} asks of the rest of the log. */
+export interface SegmentsDeps {
+  /** Called when a followed segment's document changes (its new entries must be read). */
+  readonly onChange: (segment: SegmentState) => void;
+  /** True when every event of segment `index` of `device` is visible here. */
+  readonly isComplete: (device: DeviceId, index: number) => boolean;
+}
+
+/**
+ * The facility's documents: the root index and the segments the log follows, opened through the
+ * {@link RepoHost}; own events written into them; full ones sealed.
+ *
+ * @remarks Document ids, actor ids and first changes are derived from the facility, device and
+ * segment index (see `documents.ts`), so two devices that create the same document concurrently
+ * produce the identical first change. Only a segment's device appends to it in normal operation.
+ */
+export class Segments {
+  readonly #host: RepoHost;
+  readonly #ctx: LogContext;
+  readonly #deps: SegmentsDeps;
+  /** Followed segments, by document id. */
+  readonly #open = new Map<DocumentId, SegmentState>();
+  readonly #opening = new Map<DocumentId, Promise<SegmentState>>();
+  /** Full segments whose events are all in the store: unloaded, served from storage on demand. */
+  readonly #sealed = new Set<DocumentId>();
+  /** Own segments by document id, so the sweep can record that they were sealed. */
+  readonly #ownIndex = new Map<DocumentId, number>();
+  #root!: DocHandle<RootDoc>;
+
+  constructor(host: RepoHost, ctx: LogContext, deps: SegmentsDeps) {
+    this.#host = host;
+    this.#ctx = ctx;
+    this.#deps = deps;
+  }
+
+  /** Opens the facility's root index; `onChange` is called whenever it changes. */
+  async openRoot(onChange: () => void): Promise<void> {
+    const rootId = rootDocumentId(this.#ctx.facility);
+    this.#root = await this.#host.open<RootDoc>(rootId, () => rootInitialBytes(this.#ctx.facility));
+    this.#root.on('change', onChange);
+  }
+
+  /** The root index (open after {@link Segments.openRoot}). */
+  get root(): DocHandle<RootDoc> {
+    return this.#root;
+  }
+
+  /** True once the root index is open. */
+  get rootOpen(): boolean {
+    return this.#root !== undefined;
+  }
+
+  /**
+   * Opens this device's segments at start-up, up to the one holding `assigned`: segments sealed
+   * before are only shared, full ones whose stored document holds every event are sealed without
+   * being loaded, and each other one is opened and handed to `reconcile`.
+   */
+  async openOwn(
+    assigned: number,
+    markers: LogMetaSpace,
+    reconcile: (segment: SegmentState) => void,
+  ): Promise<void> {
+    const size = this.#ctx.segmentSize;
+    const ownSegments = Math.max(1, Math.ceil(assigned / size));
+    for (let index = 0; index < ownSegments; index++) {
+      if ((await markers.get(sealMarker(index))) !== undefined) {
+        const id = segmentDocumentId(this.#ctx.facility, this.#ctx.deviceId, index);
+        this.#host.share(id);
+        this.#sealed.add(id);
+        this.#host.freeze(id); // flushed before the marker was written
+        continue;
+      }
+      const id = segmentDocumentId(this.#ctx.facility, this.#ctx.deviceId, index);
+      if ((index + 1) * size <= assigned && (await this.#storedSegmentComplete(id, index))) {
+        // Full, and its stored document holds every event: seal it without loading it into the Repo.
+        await markers.put(sealMarker(index), SEALED);
+        this.#host.share(id);
+        this.#sealed.add(id);
+        this.#host.freeze(id);
+        continue;
+      }
+      const segment = await this.ownSegment(index);
+      reconcile(segment);
+      this.maybeSeal(segment);
+    }
+  }
+
+  /**
+   * Reads an own segment's stored document outside the Repo and tells whether it holds
+   * every one of the segment's events (so nothing needs re-adding after a crash).
+   */
+  async #storedSegmentComplete(id: DocumentId, index: number): Promise<boolean> {
+    const chunks = await this.#host.storedChunks(id);
+    if (chunks.length === 0) return false;
+    let doc = A.init<SegmentDoc>();
+    try {
+      for (const data of chunks) doc = A.loadIncremental(doc, data);
+    } catch {
+      return false;
+    }
+    const list: unknown = doc.events;
+    if (!Array.isArray(list)) return false;
+    const size = this.#ctx.segmentSize;
+    const first = index * size + 1;
+    let count = 0;
+    for (const seq of seqsIn(list, this.#ctx.deviceId)) if (seq >= first && seq < first + size) count++;
+    return count === size;
+  }
+
+  /**
+   * Adds to own segment `segment` every own event up to `assigned` that its list lacks (a crash
+   * between the durable write and the document save, or a dropped corrupt chunk); `eventAt` gives
+   * the held own event of a seq.
+   */
+  reconcileOwn(
+    segment: SegmentState,
+    assigned: number,
+    eventAt: (seq: number) => SignedEvent | undefined,
+  ): void {
+    const list = segment.handle.doc().events;
+    const size = this.#ctx.segmentSize;
+    const first = segment.index * size + 1;
+    const last = Math.min(first + size - 1, assigned);
+    // Distinct seqs, not entries: after a crash a peer may hand back an entry we pushed again,
+    // so the list can hold duplicates and still miss an event the store has.
+    const present = seqsIn(list, this.#ctx.deviceId);
+    const missing: Uint8Array[] = [];
+    for (let seq = first; seq <= last; seq++) {
+      const event = eventAt(seq);
+      if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
+    }
+    if (missing.length > 0) {
+      segment.handle.change((doc) => {
+        for (const bytes of missing) doc.events.push(bytes);
+      });
+    }
+  }
+
+  /** Opens (or returns) segment `index` of `device` and follows its changes. */
+  openSegment(device: DeviceId, index: number): Promise<SegmentState> {
+    const id = segmentDocumentId(this.#ctx.facility, device, index);
+    const known = this.#open.get(id);
+    if (known !== undefined) return Promise.resolve(known);
+    let opening = this.#opening.get(id);
+    if (opening === undefined) {
+      opening = this.#host
+        .open<SegmentDoc>(id, () => segmentInitialBytes(this.#ctx.facility, device, index))
+        .then((handle) => {
+          const listener = (): void => this.#deps.onChange(state);
+          const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
+          this.#open.set(id, state);
+          this.#opening.delete(id);
+          if (device === this.#ctx.deviceId) this.#ownIndex.set(id, index);
+          handle.on('change', listener);
+          return state;
+        });
+      this.#opening.set(id, opening);
+    }
+    return opening;
+  }
+
+  /** Opens own segment `index`, announcing it in the root index. */
+  async ownSegment(index: number): Promise<SegmentState> {
+    const me = this.#ctx.deviceId;
+    const segment = await this.openSegment(me, index);
+    const known = this.#root.doc().devices[me] ?? 0;
+    if (known < index + 1) {
+      this.#root.change((doc) => {
+        doc.devices[me] = index + 1;
+      });
+    }
+    return segment;
+  }
+
+  /** Appends own events to their segment documents, creating segments (and announcing them) as needed. */
+  async pushOwn(stored: readonly LogStoredEvent[]): Promise<void> {
+    const bySegment = new Map<number, LogStoredEvent[]>();
+    for (const event of stored) {
+      const index = Math.floor((event.seq - 1) / this.#ctx.segmentSize);
+      let list = bySegment.get(index);
+      if (list === undefined) bySegment.set(index, (list = []));
+      list.push(event);
+    }
+    for (const [index, events] of bySegment) {
+      const segment = await this.ownSegment(index);
+      // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
+      const upToDate = segment.processed === segment.handle.doc().events.length;
+      segment.handle.change((doc) => {
+        doc.events.push(...events.map((event) => event.bytes));
+      });
+      if (upToDate) markProcessed(segment, segment.handle.doc().events);
+      this.maybeSeal(segment);
+    }
+  }
+
+  /**
+   * Writes `events` again at the end of their authors' segment documents and announces those
+   * segments in the root index; with `onlyMissing`, an event a document already lists is not
+   * written again. Returns how many entries were written (see {@link DeviceLog.republish}).
+   */
+  async republish(events: readonly SignedEvent[], onlyMissing: boolean): Promise<number> {
+    const facility = this.#ctx.facility;
+    const bySegment = new Map<DocumentId, { device: DeviceId; index: number; events: SignedEvent[] }>();
+    for (const e of events) {
+      const index = Math.floor((e.seq - 1) / this.#ctx.segmentSize);
+      const id = segmentDocumentId(facility, e.device, index);
+      let entry = bySegment.get(id);
+      if (entry === undefined) bySegment.set(id, (entry = { device: e.device, index, events: [] }));
+      entry.events.push(e);
+    }
+    let written = 0;
+    for (const [id, { device, index, events: list }] of bySegment) {
+      const handle = await this.#host.open<SegmentDoc>(id, () =>
+        segmentInitialBytes(facility, device, index),
+      );
+      const present = onlyMissing ? seqsIn(handle.doc().events, device) : new Set<number>();
+      const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
+      if (write.length > 0) {
+        handle.change((doc) => {
+          for (const e of write) doc.events.push(encodeSignedEvent(e));
+        });
+        written += write.length;
+      }
+      const announced: unknown = this.#root.doc().devices[device];
+      if (typeof announced !== 'number' || announced < index + 1) {
+        this.#root.change((doc) => {
+          doc.devices[device] = index + 1;
+        });
+      }
+    }
+    return written;
+  }
+
+  /**
+   * Seals a full segment whose events are all durable here: the log stops following it,
+   * and the sweep drops its document from memory once it has been idle. The Repo loads it
+   * from storage again when a peer asks for it, so append cost and memory stay flat as
+   * history grows (DESIGN.md §7).
+   */
+  maybeSeal(segment: SegmentState): void {
+    if (!this.#deps.isComplete(segment.device, segment.index)) return;
+    if (segment.handle.doc().events.length < this.#ctx.segmentSize) return; // peers still need what is missing
+    this.#sealed.add(segment.id);
+    this.#open.delete(segment.id);
+    segment.handle.off('change', segment.listener);
+  }
+
+  /**
+   * Follows segment `index` of `device`: a sealed one is skipped, a complete one of another device
+   * that is not open is only shared (and counted sealed), anything else is opened and handed to
+   * `opened` to be read.
+   */
+  async follow(device: DeviceId, index: number, opened: (segment: SegmentState) => void): Promise<void> {
+    const id = segmentDocumentId(this.#ctx.facility, device, index);
+    if (this.#sealed.has(id)) return;
+    if (device !== this.#ctx.deviceId && this.#deps.isComplete(device, index) && !this.#open.has(id)) {
+      this.#host.share(id); // still served to peers that ask for it
+      this.#sealed.add(id); // every event already here: nothing to read from it
+      return;
+    }
+    opened(await this.openSegment(device, index));
+  }
+
+  /** The followed segment with document id `id`, if open. */
+  get(id: DocumentId): SegmentState | undefined {
+    return this.#open.get(id);
+  }
+
+  /** True when segment `id` is sealed (not followed; served from storage). */
+  isSealed(id: DocumentId): boolean {
+    return this.#sealed.has(id);
+  }
+
+  /** The sealed segments' document ids. */
+  sealedIds(): IterableIterator<DocumentId> {
+    return this.#sealed.values();
+  }
+
+  /** The index of own segment `id`, if it is one this log opened. */
+  ownIndex(id: DocumentId): number | undefined {
+    return this.#ownIndex.get(id);
+  }
+
+  /** Forgets how far every followed segment was read, so that all of them are read again. */
+  rereadAll(): void {
+    for (const segment of this.#open.values()) markProcessed(segment, []);
+  }
+
+  /** Automerge heads of the root and every followed segment, by document id. */
+  heads(): Record<string, readonly string[]> {
+    const out: Record<string, readonly string[]> = {
+      [String(this.#root.documentId)]: [...this.#root.heads()].sort(),
+    };
+    for (const segment of this.#open.values()) out[String(segment.id)] = [...segment.handle.heads()].sort();
+    return out;
+  }
+}

@@ -1,0 +1,157 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  deviceIdFromPublicKey,
+  eventIdFor,
+  formatHlc,
+  type DeviceId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
+import { VisibleSet } from './visible-set.js';
+
+const FACILITY = 'visible-unit' as FacilityId;
+const A: DeviceId = deviceIdFromPublicKey(new Uint8Array(32).fill(1));
+const B: DeviceId = deviceIdFromPublicKey(new Uint8Array(32).fill(2));
+const T0 = Date.UTC(2026, 10, 26);
+
+/** An event of `device` with `seq` (unsigned: the visible set never looks at signatures). */
+function event(device: DeviceId, seq: number, givenName = 'Ama'): SignedEvent {
+  const id = `${device}-${seq}`;
+  return {
+    v: 1,
+    id: eventIdFor(T0 + seq, device, seq),
+    facility: FACILITY,
+    device,
+    seq,
+    hlc: formatHlc(T0 + seq, 0),
+    type: 'PatientRegistered',
+    schema: 1,
+    subject: { kind: 'patient', id },
+    deps: [],
+    data: {
+      patientId: id,
+      nationalId: `N-${id}`,
+      givenName,
+      familyName: 'Mensah',
+      birthDate: '2019-05-04',
+      sex: 'female',
+    },
+    sig: 'unsigned',
+  };
+}
+
+const seqsOf = (events: readonly SignedEvent[] | undefined): number[] | undefined =>
+  events?.map((e) => e.seq);
+
+describe('VisibleSet', () => {
+  it('shows each device its contiguous prefix and holds back what follows a hole until it fills', () => {
+    const set = new VisibleSet(null);
+    expect(seqsOf(set.add(event(A, 1)))).toEqual([1]);
+    expect(seqsOf(set.add(event(A, 3)))).toEqual([]); // behind the hole at 2
+    expect(seqsOf(set.add(event(A, 4)))).toEqual([]);
+    expect(seqsOf(set.add(event(B, 1)))).toEqual([1]); // another device is not held back
+    expect(set.contiguous(A)).toBe(1);
+    expect(set.visible(event(A, 3).id)).toBeUndefined();
+    expect(set.known(event(A, 3).id)?.seq).toBe(3);
+    expect(set.holes()).toEqual([{ device: A, missing: [2] }]);
+    expect(set.withheld(() => false)).toEqual([
+      { device: A, from: 2, reason: 'hole', missing: [2], heldBack: 2 },
+    ]);
+    expect(set.withheld((device) => device === A)).toEqual([]);
+    expect(set.folder.events.size).toBe(2);
+
+    const released: number[] = [];
+    expect(seqsOf(set.add(event(A, 2), (e) => released.push(e.seq)))).toEqual([2, 3, 4]);
+    expect(released).toEqual([2, 3, 4]);
+    expect(set.contiguous(A)).toBe(4);
+    expect(set.holes()).toEqual([]);
+    expect(set.withheld(() => false)).toEqual([]);
+    expect(set.size).toBe(5);
+    expect(set.add(event(A, 2))).toBeUndefined(); // already held
+  });
+
+  it('withholds a device from its equivocation barrier on, and keeps later events behind it', () => {
+    const set = new VisibleSet(null);
+    for (let seq = 1; seq <= 4; seq++) set.add(event(A, seq));
+    set.add(event(B, 1));
+    set.setBarrier(A, 3);
+    expect(set.withholdFrom(A, 3)).toBe(true);
+    expect(set.contiguous(A)).toBe(2);
+    expect([...set.folder.events.values()].map((e) => `${e.device}/${e.seq}`).sort()).toEqual([
+      `${A}/1`,
+      `${A}/2`,
+      `${B}/1`,
+    ]);
+    expect(set.withheld(() => false)).toEqual([
+      { device: A, from: 3, reason: 'equivocation', missing: [], heldBack: 2 },
+    ]);
+    expect(set.add(event(A, 5))).toEqual([]);
+    expect(set.size).toBe(6);
+    // Nothing visible beyond a barrier set ahead of the prefix: no change to report.
+    set.setBarrier(B, 7);
+    expect(set.withholdFrom(B, 7)).toBe(false);
+    expect(set.barriers()).toEqual(
+      new Map([
+        [A, 3],
+        [B, 7],
+      ]),
+    );
+  });
+
+  it('gives a segment only when every one of its events is visible', () => {
+    const set = new VisibleSet(null);
+    for (const seq of [1, 2, 3, 5, 6]) set.add(event(A, seq));
+    expect(set.complete(A, 0, 3)).toBe(true);
+    expect(seqsOf(set.segmentEvents(A, 0, 3))).toEqual([1, 2, 3]);
+    expect(set.complete(A, 1, 3)).toBe(false);
+    expect(set.segmentEvents(A, 1, 3)).toBeUndefined();
+    set.add(event(A, 4));
+    expect(seqsOf(set.segmentEvents(A, 1, 3))).toEqual([4, 5, 6]);
+    expect(set.maxSeq(A)).toBe(6);
+    expect(set.idAt(A, 4)).toBe(event(A, 4).id);
+    expect([...set.devices()]).toEqual([A]);
+  });
+
+  it('shares repeated strings between events (interning in place)', () => {
+    const set = new VisibleSet(null);
+    const first = event(A, 1);
+    const second = event(A, 2);
+    set.add(first);
+    set.add(second);
+    expect(set.visible(first.id)?.deps).toBe(set.visible(second.id)?.deps);
+    expect(Object.isFrozen(set.visible(second.id)?.deps)).toBe(true);
+  });
+
+  it('in any arrival order, shows exactly the contiguous prefix below the first missing seq', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 30 }).chain((n) =>
+          fc.tuple(
+            fc.constant(n),
+            fc.shuffledSubarray(
+              Array.from({ length: n }, (_, i) => i + 1),
+              { minLength: 0, maxLength: n },
+            ),
+          ),
+        ),
+        ([n, arrived]) => {
+          const set = new VisibleSet(null);
+          const releasedOrder: number[] = [];
+          for (const seq of arrived) releasedOrder.push(...(seqsOf(set.add(event(A, seq))) ?? []));
+          const present = new Set(arrived);
+          let prefix = 0;
+          while (present.has(prefix + 1)) prefix++;
+          expect(set.contiguous(A)).toBe(prefix);
+          expect(releasedOrder).toEqual(Array.from({ length: prefix }, (_, i) => i + 1));
+          expect(set.folder.events.size).toBe(prefix);
+          expect(set.size).toBe(arrived.length);
+          const max = Math.max(0, ...arrived);
+          const missing = Array.from({ length: max }, (_, i) => i + 1).filter((s) => !present.has(s));
+          expect(set.holes()).toEqual(missing.length === 0 ? [] : [{ device: A, missing }]);
+          expect(n).toBeGreaterThanOrEqual(max);
+        },
+      ),
+    );
+  });
+});

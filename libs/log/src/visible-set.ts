@@ -1,0 +1,206 @@
+import { ProjectionFolder } from '@accord/domain';
+import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
+import type { Withheld } from './api.js';
+import { Interner } from './interner.js';
+import { SeqIds } from './seq-ids.js';
+
+/** Missing sequence numbers listed per device by {@link VisibleSet.holes} and {@link VisibleSet.withheld}. */
+const MAX_MISSING_LISTED = 1000;
+
+/**
+ * Which verified events the projections see: per device, the contiguous prefix of its sequence
+ * numbers, stopped at its equivocation barrier if it has one. Everything else is held back.
+ *
+ * @remarks No I/O: the log stores an event before it adds it here. Every verified event is either
+ * visible (the projection folder holds it) or held back (a small map of its own): one map entry
+ * per event across the log, since at 100k events each extra map costs several megabytes. Each
+ * device's ids by seq are a dense array ({@link SeqIds}). Events are interned as they arrive.
+ */
+export class VisibleSet {
+  readonly #relay: DeviceId | null;
+  /** Verified events held back behind a hole or a barrier in their device's sequence. */
+  readonly #held = new Map<EventId, SignedEvent>();
+  /** Per device: sequence number → event id, visible or held. */
+  readonly #seqs = new Map<DeviceId, SeqIds>();
+  /** Per device: the highest n such that 1…n are all visible. */
+  readonly #contiguous = new Map<DeviceId, number>();
+  /**
+   * Per device: the lowest sequence number it was caught signing twice (equivocation). Its events
+   * from there on are withheld on every device, whichever copy each one stored first, so that all
+   * devices agree (issue #13, scenario 5).
+   */
+  readonly #barriers = new Map<DeviceId, number>();
+  readonly #interner = new Interner();
+  /** Incremental statuses and confirmed fold over the visible events. */
+  #folder: ProjectionFolder;
+
+  /** `relay` is the relay's device id: only verdicts signed by it count. */
+  constructor(relay: DeviceId | null) {
+    this.#relay = relay;
+    this.#folder = new ProjectionFolder(relay);
+  }
+
+  /** The fold of the visible events (a new instance after {@link VisibleSet.withholdFrom}). */
+  get folder(): ProjectionFolder {
+    return this.#folder;
+  }
+
+  /** Number of verified events held (visible or held back). */
+  get size(): number {
+    return this.#folder.size + this.#held.size;
+  }
+
+  /** A verified event by id, visible or held back. */
+  known(id: EventId): SignedEvent | undefined {
+    return this.#folder.events.get(id) ?? this.#held.get(id);
+  }
+
+  /** A visible event by id. */
+  visible(id: EventId): SignedEvent | undefined {
+    return this.#folder.events.get(id);
+  }
+
+  /**
+   * Adds a verified event: returns the events that became visible, in seq order (the event first,
+   * then every held one it unblocks; empty when it is held back), or undefined when it was known.
+   *
+   * @remarks `onRelease` is called for each released event as it joins the fold, before the next.
+   */
+  add(decoded: SignedEvent, onRelease: (event: SignedEvent) => void = () => {}): SignedEvent[] | undefined {
+    if (this.known(decoded.id) !== undefined) return undefined;
+    const event = this.#interner.intern(decoded, {
+      known: (id) => this.known(id),
+      sharedId: (id) => this.#folder.sharedId(id),
+    });
+    let ids = this.#seqs.get(event.device);
+    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
+    ids.set(event.seq, event.id);
+    let contiguous = this.#contiguous.get(event.device) ?? 0;
+    const barrier = this.#barriers.get(event.device) ?? Infinity;
+    if (event.seq !== contiguous + 1 || event.seq >= barrier) {
+      this.#held.set(event.id, event); // held back behind a hole or an equivocation (or already covered)
+      return [];
+    }
+    // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
+    const released: SignedEvent[] = [];
+    for (let e: SignedEvent | undefined = event; e !== undefined;) {
+      contiguous++;
+      this.#folder.add(e);
+      onRelease(e);
+      released.push(e);
+      const next = contiguous + 1 < barrier ? ids.get(contiguous + 1) : undefined;
+      e = next === undefined ? undefined : this.#held.get(next);
+      if (next !== undefined) this.#held.delete(next);
+    }
+    this.#contiguous.set(event.device, contiguous);
+    return released;
+  }
+
+  /** The equivocation barrier of `device`, if any. */
+  barrier(device: DeviceId): number | undefined {
+    return this.#barriers.get(device);
+  }
+
+  /** Every equivocation barrier (what the log persists). */
+  barriers(): ReadonlyMap<DeviceId, number> {
+    return this.#barriers;
+  }
+
+  /** Sets `device`'s barrier to `seq` (callers only ever lower it); see {@link VisibleSet.withholdFrom}. */
+  setBarrier(device: DeviceId, seq: number): void {
+    this.#barriers.set(device, seq);
+  }
+
+  /** Makes `device`'s visible events from `seq` on held back again; true when the visible set changed. */
+  withholdFrom(device: DeviceId, seq: number): boolean {
+    const contiguous = this.#contiguous.get(device) ?? 0;
+    if (contiguous < seq) return false; // nothing visible from there on yet
+    const keep = new ProjectionFolder(this.#relay);
+    for (const event of this.#folder.events.values()) {
+      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event);
+      else keep.add(event);
+    }
+    this.#folder = keep;
+    this.#contiguous.set(device, seq - 1);
+    return true;
+  }
+
+  /** The highest n such that `device`'s events 1…n are all visible. */
+  contiguous(device: DeviceId): number {
+    return this.#contiguous.get(device) ?? 0;
+  }
+
+  /** The id of `device`'s event `seq`, visible or held back. */
+  idAt(device: DeviceId, seq: number): EventId | undefined {
+    return this.#seqs.get(device)?.get(seq);
+  }
+
+  /** The highest sequence number of `device` held (0 when none). */
+  maxSeq(device: DeviceId): number {
+    return this.#seqs.get(device)?.max() ?? 0;
+  }
+
+  /** Every device with at least one verified event. */
+  devices(): IterableIterator<DeviceId> {
+    return this.#seqs.keys();
+  }
+
+  /** True when `device`'s events of segment `index` (of `size` events) are all visible. */
+  complete(device: DeviceId, index: number, size: number): boolean {
+    return this.contiguous(device) >= (index + 1) * size;
+  }
+
+  /** The events of segment `index` of `device` in seq order, or undefined unless all are visible. */
+  segmentEvents(device: DeviceId, index: number, size: number): SignedEvent[] | undefined {
+    if (!this.complete(device, index, size)) return undefined;
+    const seqs = this.#seqs.get(device);
+    const out: SignedEvent[] = [];
+    for (let seq = index * size + 1; seq <= (index + 1) * size; seq++) {
+      const id = seqs?.get(seq);
+      const event = id === undefined ? undefined : this.#folder.events.get(id);
+      if (event === undefined) return undefined;
+      out.push(event);
+    }
+    return out;
+  }
+
+  /** Per device, the missing sequence numbers below its highest one (at most 1000 listed). */
+  holes(): { device: string; missing: number[] }[] {
+    const holes: { device: string; missing: number[] }[] = [];
+    for (const [device, seqs] of this.#seqs) {
+      const contiguous = this.contiguous(device);
+      const max = seqs.max();
+      if (max <= contiguous) continue;
+      holes.push({ device, missing: this.#missing(device, contiguous + 1, max) });
+    }
+    return holes;
+  }
+
+  /** Devices whose later events are held back, and why, sorted by device; `skip` leaves some out. */
+  withheld(skip: (device: DeviceId) => boolean): Withheld[] {
+    const heldBy = new Map<DeviceId, number>();
+    for (const event of this.#held.values()) heldBy.set(event.device, (heldBy.get(event.device) ?? 0) + 1);
+    const out: Withheld[] = [];
+    for (const [device, heldBack] of heldBy) {
+      if (skip(device)) continue;
+      const from = this.contiguous(device) + 1;
+      const barrier = this.#barriers.get(device);
+      if (barrier !== undefined && barrier <= from) {
+        out.push({ device, from, reason: 'equivocation', missing: [], heldBack });
+        continue;
+      }
+      const end = Math.min(this.maxSeq(device), barrier ?? Infinity);
+      out.push({ device, from, reason: 'hole', missing: this.#missing(device, from, end), heldBack });
+    }
+    return out.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+  }
+
+  /** The sequence numbers of `device` in `[from, end)` that no held event has (the first 1000). */
+  #missing(device: DeviceId, from: number, end: number): number[] {
+    const seqs = this.#seqs.get(device);
+    const missing: number[] = [];
+    for (let seq = from; seq < end && missing.length < MAX_MISSING_LISTED; seq++)
+      if (seqs?.get(seq) === undefined) missing.push(seq);
+    return missing;
+  }
+}
