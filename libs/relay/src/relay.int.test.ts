@@ -199,7 +199,8 @@ describe('relay with devices over real WebSockets and LevelDB', () => {
     // Stock arrives on another device: the relay re-judges the rejected vaccination by itself
     // (issue #10); nobody retries it (relay-restock.int.test.ts covers the details).
     await b.log.append(stock('LOT-1', 5));
-    for (const d of [a, b]) await eventually(() => status(d, second.id) === 'accepted', `re-judged on ${d.name}`);
+    for (const d of [a, b])
+      await eventually(() => status(d, second.id) === 'accepted', `re-judged on ${d.name}`);
     expect(verdictsFor(b.log, second.id)).toHaveLength(2);
   });
 
