@@ -1,15 +1,19 @@
 // Child process of the benchmark: opens a bench device's LevelDB and log, serves it to
-// peers over the authenticated WebSocket adapter, and reports its resident memory.
-// Usage: serve-device.ts <dir> <stored-key-json> <peer-device-id> [<relay-device-id>]
+// peers over the authenticated WebSocket adapter and to the user over the device's HTTP API with
+// the Sync Centre page (as an agent does), and reports its resident memory.
+// Usage: serve-device.ts <dir> <stored-key-json> <page-dir> <peer-device-id> [<relay-device-id>]
+import { readFile } from 'node:fs/promises';
+import { get } from 'node:http';
 import { join } from 'node:path';
+import { HttpApi, type StaticAsset } from '@accord/device';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketServerAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, openDeviceLog, rosterOf } from './log-bench.js';
 
-const [dir, storedKey, peer, relay] = process.argv.slice(2);
-if (dir === undefined || storedKey === undefined || peer === undefined)
-  throw new Error('usage: serve-device.ts DIR KEY PEER [RELAY]');
+const [dir, storedKey, pageDir, peer, relay] = process.argv.slice(2);
+if (dir === undefined || storedKey === undefined || pageDir === undefined || peer === undefined)
+  throw new Error('usage: serve-device.ts DIR KEY PAGE-DIR PEER [RELAY]');
 const key = await importDeviceKey(JSON.parse(storedKey));
 const roster = rosterOf(key.deviceId, peer, ...(relay === undefined ? [] : [relay]));
 const db = await openDeviceDatabase(join(dir, 'db'));
@@ -22,6 +26,46 @@ const server = new WebSocketServerAdapter({
 });
 const log = await openDeviceLog(db, key, roster, [server], relay as DeviceId | undefined);
 const address = await server.listening();
+// The page's files, as the agent serves them (built by the bench process: see sync-bench.ts).
+const page = new Map<string, StaticAsset>([
+  [
+    '/index.html',
+    { contentType: 'text/html; charset=utf-8', body: await readFile(join(pageDir, 'index.html')) },
+  ],
+  [
+    '/app.js',
+    { contentType: 'text/javascript; charset=utf-8', body: await readFile(join(pageDir, 'app.js')) },
+  ],
+  ['/app.css', { contentType: 'text/css; charset=utf-8', body: await readFile(join(pageDir, 'app.css')) }],
+]);
+const http = await HttpApi.listen({
+  log,
+  identity: { device: key.deviceId, name: 'bench tablet', facility: BENCH_FACILITY },
+  network: { online: true, setOnline: () => undefined, peers: () => [] },
+  port: 0,
+  assets: page,
+  ...(relay === undefined ? {} : { relay: { id: relay as DeviceId, url: null } }),
+  dataFolder: dir,
+});
+const origin = `http://127.0.0.1:${http.port}`;
+
+/** What the page asks for when it opens its main screens. */
+async function openThePage(): Promise<number> {
+  for (const path of ['/', '/app.js', '/app.css', '/api/patients', '/api/stock', '/api/queue']) {
+    const res = await fetch(origin + path);
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+    await res.arrayBuffer();
+  }
+  for (const path of ['/api/deadletters', '/api/outbox', '/api/counters', '/api/environment']) {
+    const res = await fetch(origin + path);
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+    await res.arrayBuffer();
+  }
+  // The page keeps one live status stream open.
+  get(`${origin}/api/stream`, (res) => res.resume());
+  const status = (await (await fetch(`${origin}/api/status`)).json()) as { counts: { total: number } };
+  return status.counts.total;
+}
 const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
   console.error(
@@ -45,15 +89,13 @@ console.log(
 );
 process.stdin.resume();
 process.stdin.on('data', (line) => {
-  // `rss <seconds>`: first what the HTTP API builds for its first requests (status counts, the
-  // tentative and confirmed projections), then the steady state of a device left idle that
+  // `rss <seconds>`: first what the HTTP API builds when the Sync Centre page opens (status counts,
+  // projections, deadletters, environment, one live stream), then the steady state of a device left idle that
   // long. No forced collection: V8's own memory reducer returns start-up garbage after a few
   // idle seconds, as it does for a real agent.
   const seconds = Number(String(line).trim().split(' ')[1] ?? 15);
-  const counts = log.counts();
-  log.tentative();
-  log.confirmed();
   void (async () => {
+    const counted = await openThePage();
     for (let s = 1; s <= seconds; s++) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       console.log(JSON.stringify({ event: 'idle', second: s, rss_mb: process.memoryUsage().rss / 1048576 }));
@@ -62,7 +104,7 @@ process.stdin.on('data', (line) => {
     console.log(
       JSON.stringify({
         event: 'rss',
-        counted: counts.total,
+        counted,
         rss_mb: usage.rss / 1048576,
         heap_mb: usage.heapUsed / 1048576,
         // Linux reports the high-water mark in kilobytes.
@@ -72,8 +114,9 @@ process.stdin.on('data', (line) => {
   })();
 });
 process.on('SIGTERM', () => {
-  void log
+  void http
     .close()
+    .then(() => log.close())
     .then(() => db.close())
     .then(() => process.exit(0));
 });

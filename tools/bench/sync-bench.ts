@@ -16,7 +16,7 @@ import {
   type DeviceId,
   type SignedEvent,
 } from '@accord/protocol';
-import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
+import { ensureBundle, ensureSyncCentrePage } from '../../apps/accord/bin/bundle.mjs';
 import type { BenchDevice } from './log-bench.js';
 import { progress, settleHarness } from './stats.js';
 
@@ -67,6 +67,7 @@ async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefi
   const started = await startBenchChild('serve-device.ts', [
     device.dir,
     JSON.stringify(device.storedKey),
+    await ensureSyncCentrePage(),
     peer,
     ...(relay === undefined ? [] : [relay]),
   ]);
