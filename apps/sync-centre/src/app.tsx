@@ -631,6 +631,7 @@ function DeadletterCard({
         <dt>{t.attention.rejectedAt}</dt>
         <dd>{time(item.verdictAt)}</dd>
       </dl>
+      {rule.heals === undefined ? null : <p data-testid="heals">{rule.heals}</p>}
       {rows.length === 0 ? null : <ConflictTable rows={rows} />}
       {conflict && mine === undefined && item.rule === 'RULE_DUPLICATE_NATIONAL_ID' ? (
         <p class="muted">{t.attention.duplicateHint}</p>

@@ -41,11 +41,17 @@ describe('describeEvent', () => {
 });
 
 describe('describeRule and describeCode', () => {
-  it('reads the numbers of a negative-stock verdict', () => {
+  it('reads the numbers of a negative-stock verdict, and says when the relay re-judges it by itself', () => {
     expect(describeRule(en, 'RULE_NEGATIVE_STOCK', { lot: 'M-442', balance: 2, requested: 5 })).toEqual({
       name: 'Not enough stock',
       numbers: 'Lot M-442 would go to -3: 2 in stock, 5 requested.',
+      heals: undefined,
     });
+    const healing = { lot: 'M-442', balance: 2, requested: 5, retriesWhen: 'stock' };
+    expect(describeRule(en, 'RULE_NEGATIVE_STOCK', healing).heals).toBe(
+      'The server accepts it by itself, with no retry, once lot M-442 has enough stock.',
+    );
+    expect(describeRule(en, 'RULE_LOT_EXPIRED', { ...healing, expiry: '2020-01-01' }).heals).toBeUndefined();
   });
 
   it('shows a 409 field by field, a 404’s wait and a 410’s survivor', () => {
@@ -72,7 +78,11 @@ describe('describeRule and describeCode', () => {
   it('has no numbers sentence when the details lack them, and a name for an unknown rule', () => {
     expect(describeRule(en, 'RULE_NEGATIVE_STOCK', { lot: 'M' }).numbers).toBeUndefined();
     expect(describeRule(en, 'RULE_FROM_THE_FUTURE', {}).name).toBe(en.unknownRule);
-    expect(describeRule(en, null, null)).toEqual({ name: en.unknownRule, numbers: undefined });
+    expect(describeRule(en, null, null)).toEqual({
+      name: en.unknownRule,
+      numbers: undefined,
+      heals: undefined,
+    });
   });
 
   it('never leaves a code without its meaning', () => {

@@ -34,16 +34,20 @@ export function describeEvent(
   return words(data, patient);
 }
 
-/** A rule in plain language, and the sentence with the verdict's numbers when the rule has one. */
+/**
+ * A rule in plain language, the sentence with the verdict's numbers when the rule has one, and
+ * whether the relay re-judges it by itself (a 422 negative stock once its lot has stock).
+ */
 export function describeRule(
   t: SyncCentreStrings,
   rule: string | null,
   details: unknown,
-): { readonly name: string; readonly numbers: string | undefined } {
+): { readonly name: string; readonly numbers: string | undefined; readonly heals: string | undefined } {
   const known = rule === null ? undefined : t.rules[rule];
   const name = known?.name ?? t.unknownRule;
   const numbers = known?.numbers !== undefined && isDetails(details) ? known.numbers(details) : undefined;
-  return { name, numbers };
+  const heals = known?.heals !== undefined && isDetails(details) ? known.heals(details) : undefined;
+  return { name, numbers, heals };
 }
 
 /** What a rejection code means and how it is resolved (never the code alone). */

@@ -383,6 +383,9 @@ describe('resolving rejected changes from the page', () => {
     expect(await c.getByTestId('numbers').textContent()).toBe(
       'Lot V-1 would go to -1: 0 in stock, 1 requested.',
     );
+    expect(await c.getByTestId('heals').textContent()).toBe(
+      'The server accepts it by itself, with no retry, once lot V-1 has enough stock.',
+    );
     await c.getByRole('link', { name: 'Inspect contents' }).click();
     await page.getByTestId('inspect-status').filter({ hasText: 'Needs attention' }).waitFor();
 

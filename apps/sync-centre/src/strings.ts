@@ -112,7 +112,12 @@ export interface SyncCentreStrings {
   readonly codes: { readonly [code: string]: { readonly meaning: string; readonly how: string } };
   /** Plain-language rule names and, where the verdict carries numbers, a sentence with them. */
   readonly rules: {
-    readonly [rule: string]: { readonly name: string; readonly numbers?: (d: Details) => string | undefined };
+    readonly [rule: string]: {
+      readonly name: string;
+      readonly numbers?: (d: Details) => string | undefined;
+      /** When the relay re-judges the rejection by itself (the verdict's details say so), in words. */
+      readonly heals?: (d: Details) => string | undefined;
+    };
   };
   readonly unknownRule: string;
   readonly inspect: {
@@ -459,6 +464,10 @@ export const en: SyncCentreStrings = {
         if (balance === undefined || requested === undefined) return undefined;
         return `Lot ${str(d['lot'])} would go to ${balance - requested}: ${balance} in stock, ${requested} requested.`;
       },
+      heals: (d) =>
+        d['retriesWhen'] === 'stock'
+          ? `The server accepts it by itself, with no retry, once lot ${str(d['lot'])} has enough stock.`
+          : undefined,
     },
     RULE_DOSE_OUT_OF_SEQUENCE: { name: 'Dose out of sequence' },
     RULE_DOSE_TOO_EARLY: { name: 'Dose too early' },
