@@ -72,6 +72,7 @@ if (runs('device')) {
     ...memory,
     ...anchor,
     ...signing,
+    device_http_rss_cost_mb: memory.device_rss_mb_100k - memory.device_rss_mb_100k_no_http,
     append_vs_level_ratio: log.result.append_per_s_at_100k / log.result.level_raw_per_s,
     append_vs_sign_ratio: log.result.append_per_s_at_100k / signing.ed25519_sign_per_s_1core,
     cold_sync_vs_automerge_repo: sync.cold_sync_100k_s / anchor.automerge_repo_cold_sync_100k_s,
@@ -124,6 +125,14 @@ if (runs('device')) {
       target: 1.5,
       kind: 'max',
       unit: '×',
+      section: 'device: log, sync and memory',
+    },
+    {
+      label: `device RSS of the HTTP API and the open page (vs none, ${Math.round(device.device_rss_mb_100k_no_http)} MB)`,
+      value: device.device_http_rss_cost_mb,
+      target: 10,
+      kind: 'max',
+      unit: 'MB',
       section: 'device: log, sync and memory',
     },
     {

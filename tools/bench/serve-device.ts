@@ -3,7 +3,6 @@
 // the Sync Centre page (as an agent does), and reports its resident memory.
 // Usage: serve-device.ts <dir> <stored-key-json> <page-dir> <peer-device-id> [<relay-device-id>]
 import { readFile } from 'node:fs/promises';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { HttpApi, type StaticAsset } from '@accord/device';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
@@ -26,46 +25,40 @@ const server = new WebSocketServerAdapter({
 });
 const log = await openDeviceLog(db, key, roster, [server], relay as DeviceId | undefined);
 const address = await server.listening();
-// The page's files, as the agent serves them (built by the bench process: see sync-bench.ts).
-const page = new Map<string, StaticAsset>([
-  [
-    '/index.html',
-    { contentType: 'text/html; charset=utf-8', body: await readFile(join(pageDir, 'index.html')) },
-  ],
-  [
-    '/app.js',
-    { contentType: 'text/javascript; charset=utf-8', body: await readFile(join(pageDir, 'app.js')) },
-  ],
-  ['/app.css', { contentType: 'text/css; charset=utf-8', body: await readFile(join(pageDir, 'app.css')) }],
-]);
-const http = await HttpApi.listen({
-  log,
-  identity: { device: key.deviceId, name: 'bench tablet', facility: BENCH_FACILITY },
-  network: { online: true, setOnline: () => undefined, peers: () => [] },
-  port: 0,
-  assets: page,
-  ...(relay === undefined ? {} : { relay: { id: relay as DeviceId, url: null } }),
-  dataFolder: dir,
-});
-const origin = `http://127.0.0.1:${http.port}`;
+// The page's files, as the agent serves them (built by the bench process: see sync-bench.ts);
+// '-' runs no HTTP API (the memory baseline).
+const asset = async (file: string, contentType: string): Promise<[string, StaticAsset]> => [
+  `/${file}`,
+  { contentType, body: await readFile(join(pageDir, file)) },
+];
+const http =
+  pageDir === '-'
+    ? undefined
+    : await HttpApi.listen({
+        log,
+        identity: { device: key.deviceId, name: 'bench tablet', facility: BENCH_FACILITY },
+        network: { online: true, setOnline: () => undefined, peers: () => [] },
+        port: 0,
+        assets: new Map([
+          await asset('index.html', 'text/html; charset=utf-8'),
+          await asset('app.js', 'text/javascript; charset=utf-8'),
+          await asset('app.css', 'text/css; charset=utf-8'),
+        ]),
+        ...(relay === undefined ? {} : { relay: { id: relay as DeviceId, url: null } }),
+        dataFolder: dir,
+      });
 
-/** What the page asks for when it opens its main screens. */
-async function openThePage(): Promise<number> {
-  for (const path of ['/', '/app.js', '/app.css', '/api/patients', '/api/stock', '/api/queue']) {
-    const res = await fetch(origin + path);
-    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
-    await res.arrayBuffer();
-  }
-  for (const path of ['/api/deadletters', '/api/outbox', '/api/counters', '/api/environment']) {
-    const res = await fetch(origin + path);
-    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
-    await res.arrayBuffer();
-  }
-  // The page keeps one live status stream open.
-  get(`${origin}/api/stream`, (res) => res.resume());
-  const status = (await (await fetch(`${origin}/api/status`)).json()) as { counts: { total: number } };
-  return status.counts.total;
+/**
+ * What the HTTP API builds in the log when the page opens (the bench process makes the page's
+ * requests, so that their client is not counted here); without an HTTP API, the same: counts and
+ * both projections.
+ */
+function builtForThePage(): number {
+  log.tentative();
+  log.confirmed();
+  return log.counts().total;
 }
+
 const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
   console.error(
@@ -80,6 +73,7 @@ console.log(
   JSON.stringify({
     event: 'ready',
     port: address.port,
+    http_port: http?.port ?? null,
     events: log.size(),
     rss_mb: usage.rss / 1048576,
     heap_mb: usage.heapUsed / 1048576,
@@ -89,13 +83,13 @@ console.log(
 );
 process.stdin.resume();
 process.stdin.on('data', (line) => {
-  // `rss <seconds>`: first what the HTTP API builds when the Sync Centre page opens (status counts,
-  // projections, deadletters, environment, one live stream), then the steady state of a device left idle that
+  // `rss <seconds>`, sent once the bench process has opened the page on the HTTP API (its files,
+  // the live stream, status, deadletters, outbox, environment): the steady state of a device left idle that
   // long. No forced collection: V8's own memory reducer returns start-up garbage after a few
   // idle seconds, as it does for a real agent.
   const seconds = Number(String(line).trim().split(' ')[1] ?? 15);
   void (async () => {
-    const counted = await openThePage();
+    const counted = builtForThePage();
     for (let s = 1; s <= seconds; s++) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       console.log(JSON.stringify({ event: 'idle', second: s, rss_mb: process.memoryUsage().rss / 1048576 }));
@@ -114,8 +108,7 @@ process.stdin.on('data', (line) => {
   })();
 });
 process.on('SIGTERM', () => {
-  void http
-    .close()
+  void (http?.close() ?? Promise.resolve())
     .then(() => log.close())
     .then(() => db.close())
     .then(() => process.exit(0));

@@ -3,6 +3,7 @@
 // on the wire next to gzip of the same events; and the resident memory of a device
 // process holding that history.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get, type ClientRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,19 +62,27 @@ export async function startBenchChild(script: string, args: readonly string[]): 
 
 interface Served extends BenchChild {
   readonly port: number;
+  /** The HTTP API's port, or null when it runs none. */
+  readonly httpPort: number | null;
 }
 
-async function serve(device: BenchDevice, peer: string, relay: DeviceId | undefined): Promise<Served> {
+/** Starts a served bench device; with `http` false it runs no HTTP API (the memory baseline). */
+async function serve(
+  device: BenchDevice,
+  peer: string,
+  relay: DeviceId | undefined,
+  http = true,
+): Promise<Served> {
   const started = await startBenchChild('serve-device.ts', [
     device.dir,
     JSON.stringify(device.storedKey),
-    await ensureSyncCentrePage(),
+    http ? await ensureSyncCentrePage() : '-',
     peer,
     ...(relay === undefined ? [] : [relay]),
   ]);
   const ready = await started.next();
   if (process.env['ACCORD_BENCH_TRACE']) console.error('serve ready', JSON.stringify(ready));
-  return { ...started, port: ready['port'] as number };
+  return { ...started, port: ready['port'] as number, httpPort: ready['http_port'] as number | null };
 }
 
 /** Stops a bench child with SIGTERM and waits for it to exit. */
@@ -149,26 +158,76 @@ export async function benchColdSync(
 const IDLE_SECONDS = 15;
 
 /**
- * Resident memory of a device agent process that holds the whole history and has built what
- * its HTTP API serves (status counts, projections): at steady state, after sitting idle for
- * {@link IDLE_SECONDS}, and the process's high-water mark.
+ * Makes the requests the Sync Centre page makes when it opens on its first screen (Needs
+ * attention), from this process: its files, status, deadletters, outbox, environment, and the live
+ * status stream, which stays open (returned, to be closed after the reading).
+ */
+async function openThePage(port: number): Promise<ClientRequest> {
+  const origin = `http://127.0.0.1:${port}`;
+  const paths = [
+    '/',
+    '/app.js',
+    '/app.css',
+    '/api/status',
+    '/api/deadletters',
+    '/api/outbox',
+    '/api/environment',
+  ];
+  for (const path of paths) {
+    const res = await fetch(origin + path);
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+    await res.arrayBuffer();
+  }
+  return await new Promise<ClientRequest>((resolve, reject) => {
+    const req = get(`${origin}/api/stream`, (res) => {
+      res.resume();
+      resolve(req);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** One idle-memory reading of a served device: with the HTTP API and the page open, or without. */
+async function idleMemory(
+  device: BenchDevice,
+  relay: DeviceId | undefined,
+  http: boolean,
+): Promise<{ rss: number; peak: number }> {
+  const served = await serve(device, device.key.deviceId, relay, http);
+  const stream = served.httpPort === null ? undefined : await openThePage(served.httpPort);
+  served.child.stdin!.write(`rss ${IDLE_SECONDS}\n`);
+  const label = http ? 'device idle, page open' : 'device idle, no HTTP API';
+  let line = await served.next();
+  while (line['event'] === 'idle') {
+    progress(label, line['second'] as number, IDLE_SECONDS);
+    line = await served.next();
+  }
+  stream?.destroy();
+  await stopBenchChild(served.child);
+  if (line['counted'] !== device.events.length)
+    throw new Error(`the served device counted ${String(line['counted'])} of ${device.events.length} events`);
+  return { rss: line['rss_mb'] as number, peak: line['peak_mb'] as number };
+}
+
+/**
+ * Resident memory of a device agent process that holds the whole history, serves its HTTP API with
+ * the Sync Centre page and has answered what the page asks when it opens: at steady state, after
+ * sitting idle for {@link IDLE_SECONDS}, and the process's high-water mark. Measured beside it, the
+ * same device with no HTTP API: what the page and its routes cost (issue #10's budget: ≤ 10 MB).
  */
 export async function benchDeviceMemory(
   device: BenchDevice,
   relay?: DeviceId,
-): Promise<{ device_rss_mb_100k: number; device_rss_peak_mb_100k: number }> {
-  const served = await serve(device, device.key.deviceId, relay);
-  served.child.stdin!.write(`rss ${IDLE_SECONDS}\n`);
-  let line = await served.next();
-  while (line['event'] === 'idle') {
-    progress('device idle', line['second'] as number, IDLE_SECONDS);
-    line = await served.next();
-  }
-  await stopBenchChild(served.child);
-  if (line['counted'] !== device.events.length)
-    throw new Error(`the served device counted ${String(line['counted'])} of ${device.events.length} events`);
+): Promise<{
+  device_rss_mb_100k: number;
+  device_rss_peak_mb_100k: number;
+  device_rss_mb_100k_no_http: number;
+}> {
+  const bare = await idleMemory(device, relay, false);
+  const full = await idleMemory(device, relay, true);
   return {
-    device_rss_mb_100k: line['rss_mb'] as number,
-    device_rss_peak_mb_100k: line['peak_mb'] as number,
+    device_rss_mb_100k: full.rss,
+    device_rss_peak_mb_100k: full.peak,
+    device_rss_mb_100k_no_http: bare.rss,
   };
 }
