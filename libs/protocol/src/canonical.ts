@@ -38,6 +38,28 @@ function isPlainObject(v: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** Largest key count sorted by insertion: below it, Array.prototype.sort's work arrays cost more. */
+const SMALL_OBJECT = 16;
+
+// The keys of `o` in canonical order: UTF-16 code units, which is how both `<` on strings and the
+// default sort compare. An event encodes a few small objects, some already in order (the envelope's
+// halves when signing): sorting those in place allocates nothing.
+function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o);
+  const n = keys.length;
+  if (n > SMALL_OBJECT) return keys.sort();
+  for (let i = 1; i < n; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > key) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
 function encodeValue(v: unknown, depth: number): string {
   switch (typeof v) {
     case 'string':
@@ -67,8 +89,7 @@ function encodeValue(v: unknown, depth: number): string {
       }
       if (!isPlainObject(v)) throw new EncodeFailure('not a plain object');
       const o = v as Record<string, unknown>;
-      // Default sort compares UTF-16 code units, which is the canonical key order.
-      const keys = Object.keys(o).sort();
+      const keys = sortedKeys(o);
       const n = keys.length;
       if (n === 0) return '{}';
       let k = '';

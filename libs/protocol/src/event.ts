@@ -68,6 +68,23 @@ export async function signEvent(envelope: EventEnvelope, key: DeviceKeyPair): Pr
 
 const ENCODER = new TextEncoder();
 
+/** The keys {@link envelopeObject} may set, in canonical (UTF-16 code unit) order. */
+const ENVELOPE_KEYS = [
+  'basis',
+  'data',
+  'deps',
+  'device',
+  'facility',
+  'hlc',
+  'id',
+  'schema',
+  'seq',
+  'subject',
+  'supersedes',
+  'type',
+  'v',
+] as const;
+
 /**
  * Signs an envelope and returns the signed event together with its canonical bytes (what
  * {@link encodeSignedEvent} would return), encoding the envelope once instead of twice.
@@ -88,7 +105,8 @@ export async function signEventEncoded(
   const o = envelopeObject(envelope);
   const before: JsonObject = {};
   const after: JsonObject = {};
-  for (const k of Object.keys(o)) (k < 'sig' ? before : after)[k] = o[k]!;
+  // Filled in canonical key order, so the encoder finds both halves sorted.
+  for (const k of ENVELOPE_KEYS) if (k in o) (k < 'sig' ? before : after)[k] = o[k]!;
   // Both halves are never empty: `data` sorts before `sig`, `v` after it.
   const head = canonicalStringify(before).slice(0, -1);
   const tail = canonicalStringify(after).slice(1);
