@@ -60,6 +60,42 @@ function sortedKeys(o: object): string[] {
   return keys;
 }
 
+/**
+ * True when JSON.stringify(v) is v's canonical text: plain objects whose own keys already come in
+ * canonical order, arrays without holes, finite numbers, well-formed strings, bounded depth, no
+ * `toJSON`. JSON.stringify lists keys in the same order as Object.keys, escapes well-formed strings
+ * as {@link quote} does and prints numbers (and -0) as String does.
+ */
+function isCanonicalReady(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+      return isWellFormed(v);
+    case 'number':
+      return Number.isFinite(v);
+    case 'boolean':
+      return true;
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isCanonicalReady(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (!isPlainObject(v) || 'toJSON' in v) return false;
+      const o = v as Record<string, unknown>;
+      let previous: string | undefined;
+      for (const k of Object.keys(o)) {
+        if ((previous !== undefined && !(previous < k)) || !isWellFormed(k)) return false;
+        if (!isCanonicalReady(o[k], depth + 1)) return false;
+        previous = k;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 function encodeValue(v: unknown, depth: number): string {
   switch (typeof v) {
     case 'string':
@@ -74,6 +110,9 @@ function encodeValue(v: unknown, depth: number): string {
       if (v === null) return 'null';
       if (depth >= MAX_JSON_DEPTH)
         throw new EncodeFailure(`nesting deeper than ${MAX_JSON_DEPTH} (or a cycle)`);
+      // A subtree already in canonical order is JSON.stringify's text byte for byte, built natively in
+      // one string instead of one concatenation per member (an append's largest source of garbage).
+      if (isCanonicalReady(v, depth)) return JSON.stringify(v);
       if (Array.isArray(v)) {
         const n = v.length;
         if (n === 0) return '[]';

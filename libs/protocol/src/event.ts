@@ -22,7 +22,8 @@ function envelopeObject(e: EventEnvelope): JsonObject {
     hlc: e.hlc,
     type: e.type,
     schema: e.schema,
-    subject: { kind: e.subject.kind, id: e.subject.id },
+    // In canonical key order, as in a decoded event: the encoder then takes it in one piece.
+    subject: { id: e.subject.id, kind: e.subject.kind },
     deps: e.deps,
     data: e.data,
   };
