@@ -1,6 +1,6 @@
 import type { JsonValue } from '@accord/protocol';
 
-/** Copies schema output as JSON would (`undefined` keys dropped), so it is canonical-encodable. */
+/** Copies schema output as JSON would (`undefined` keys dropped), so it is canonical-encodable, keys sorted. */
 export function toJson(value: unknown): JsonValue {
   // Plain data (the common case) is copied directly: the JSON text round trip cost more than any
   // other step of preparing an append. Anything else takes the round trip, JSON's own rules.
@@ -35,7 +35,9 @@ function plainCopy(v: unknown, depth: number): JsonValue | typeof NOT_PLAIN {
       }
       if (Object.getPrototypeOf(v) !== Object.prototype || 'toJSON' in v) return NOT_PLAIN;
       const out: { [key: string]: JsonValue } = {};
-      for (const key of Object.keys(v)) {
+      // Keys in canonical (UTF-16) order: the signed envelope then encodes in one pass
+      // (JSON.stringify), and the event looks like one decoded from its canonical bytes.
+      for (const key of sortedKeys(v)) {
         const item = (v as Record<string, unknown>)[key];
         if (item === undefined) continue;
         // `out.__proto__ = …` would set the prototype, not a key.
@@ -50,4 +52,21 @@ function plainCopy(v: unknown, depth: number): JsonValue | typeof NOT_PLAIN {
       // Functions and symbols: JSON drops them from objects and writes null in arrays.
       return NOT_PLAIN;
   }
+}
+
+// UTF-16 order, as `<` on strings and the default sort compare; sorted in place for the few keys
+// of event data, where Array.prototype.sort's work arrays cost more than the sorting.
+function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o);
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > key) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
 }
