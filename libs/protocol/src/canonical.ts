@@ -60,6 +60,9 @@ function sortedKeys(o: object): string[] {
   return keys;
 }
 
+/** Deepest level at which the encoder tries {@link isCanonicalReady} (0 is the value itself). */
+const READY_TRY_DEPTH = 2;
+
 /**
  * True when JSON.stringify(v) is v's canonical text: plain objects whose own keys already come in
  * canonical order, arrays without holes, finite numbers, well-formed strings, bounded depth, no
@@ -112,7 +115,9 @@ function encodeValue(v: unknown, depth: number): string {
         throw new EncodeFailure(`nesting deeper than ${MAX_JSON_DEPTH} (or a cycle)`);
       // A subtree already in canonical order is JSON.stringify's text byte for byte, built natively in
       // one string instead of one concatenation per member (an append's largest source of garbage).
-      if (isCanonicalReady(v, depth)) return JSON.stringify(v);
+      // Tried near the top only (an event, its halves, its data, subject and deps): each try walks
+      // the subtree, so trying at every level would cost hostile deep input depth × size.
+      if (depth <= READY_TRY_DEPTH && isCanonicalReady(v, depth)) return JSON.stringify(v);
       if (Array.isArray(v)) {
         const n = v.length;
         if (n === 0) return '[]';
