@@ -107,7 +107,14 @@ export async function signEventEncoded(
   const before: JsonObject = {};
   const after: JsonObject = {};
   // Filled in canonical key order, so the encoder finds both halves sorted.
-  for (const k of ENVELOPE_KEYS) if (k in o) (k < 'sig' ? before : after)[k] = o[k]!;
+  let copied = 0;
+  for (const k of ENVELOPE_KEYS) {
+    if (!(k in o)) continue;
+    (k < 'sig' ? before : after)[k] = o[k]!;
+    copied++;
+  }
+  // A field envelopeObject sets but ENVELOPE_KEYS lacks would go unsigned: a programmer error.
+  if (copied !== Object.keys(o).length) throw new Error('ENVELOPE_KEYS lacks a field of envelopeObject');
   // Both halves are never empty: `data` sorts before `sig`, `v` after it.
   // Each half is encoded to UTF-8 once; the signed and the unsigned bytes are copied from them
   // (no joined strings to flatten and encode twice: the append path's garbage is its main cost).
