@@ -2,6 +2,7 @@ import type { EventId, JsonValue, Result, Subject } from '@accord/protocol';
 import { err, ok } from '@accord/protocol';
 import type { DomainEventType } from './catalogue.js';
 import { checkEventData, isDomainEventType, specOf } from './catalogue.js';
+import { toJson } from './json-copy.js';
 import type { Projection } from './projection.js';
 
 /** What a user action produces before the device turns it into an event: a type and its data. */
@@ -21,11 +22,6 @@ export interface PreparedDraft {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-function toJson(value: unknown): JsonValue {
-  // Schema output is plain data; dropping `undefined` keys keeps it canonical-encodable.
-  return JSON.parse(JSON.stringify(value)) as JsonValue;
-}
 
 /**
  * Checks a draft against the catalogue and fills in what the device needs to build the event.

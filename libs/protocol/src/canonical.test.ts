@@ -105,6 +105,34 @@ describe('canonicalEncode', () => {
     );
   });
 
+  it('encodes a value already in canonical key order exactly as the same value in any other order', () => {
+    // Built in canonical order, most objects take the encoder's JSON.stringify path; the same
+    // entries in their generated order take the member-by-member path.
+    fc.assert(
+      fc.property(arbJson, (v) => {
+        const ordered = sortedCopy(v);
+        expect(canonicalStringify(ordered)).toBe(canonicalStringify(v));
+      }),
+      { numRuns: 300 },
+    );
+    expect(canonicalStringify({ a: -0, b: [1e21, 'é😀\n'], c: { toJSON: 1 } })).toBe(
+      '{"a":0,"b":[1e+21,"é😀\\n"],"c":{"toJSON":1}}',
+    );
+    expectThrowCode(() => canonicalStringify({ a: 1, b: '\ud800' }), ErrorCode.PROTOCOL_BAD_ENCODING);
+    expectThrowCode(
+      () => canonicalStringify({ a: 1, b: undefined } as unknown as JsonValue),
+      ErrorCode.PROTOCOL_BAD_ENCODING,
+    );
+    expectThrowCode(
+      () => canonicalStringify({ a: 1, b: { toJSON: () => 'x' } } as unknown as JsonValue),
+      ErrorCode.PROTOCOL_BAD_ENCODING,
+    );
+    expectThrowCode(
+      () => canonicalStringify([1, , 3] as unknown as JsonValue),
+      ErrorCode.PROTOCOL_BAD_ENCODING,
+    );
+  });
+
   it('sorts keys by UTF-16 code units (not code points), including integer-like keys', () => {
     // U+1F600 is D83D DE00 in UTF-16, below U+FFFF; integer-like keys sort as strings.
     expect(canonicalStringify({ '\uffff': 2, '\u{1F600}': 1, b: 0, a: 0, '10': 0, '9': 0, '': 0 })).toBe(

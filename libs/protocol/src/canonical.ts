@@ -38,6 +38,67 @@ function isPlainObject(v: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** Largest key count sorted by insertion: below it, Array.prototype.sort's work arrays cost more. */
+const SMALL_OBJECT = 16;
+
+// The keys of `o` in canonical order: UTF-16 code units, which is how both `<` on strings and the
+// default sort compare. An event encodes a few small objects, some already in order (the envelope's
+// halves when signing): sorting those in place allocates nothing.
+function sortedKeys(o: object): string[] {
+  const keys = Object.keys(o);
+  const n = keys.length;
+  if (n > SMALL_OBJECT) return keys.sort();
+  for (let i = 1; i < n; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > key) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
+/** Deepest level at which the encoder tries {@link isCanonicalReady} (0 is the value itself). */
+const READY_TRY_DEPTH = 2;
+
+/**
+ * True when JSON.stringify(v) is v's canonical text: plain objects whose own keys already come in
+ * canonical order, arrays without holes, finite numbers, well-formed strings, bounded depth, no
+ * `toJSON`. JSON.stringify lists keys in the same order as Object.keys, escapes well-formed strings
+ * as {@link quote} does and prints numbers (and -0) as String does.
+ */
+function isCanonicalReady(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+      return isWellFormed(v);
+    case 'number':
+      return Number.isFinite(v);
+    case 'boolean':
+      return true;
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isCanonicalReady(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (!isPlainObject(v) || 'toJSON' in v) return false;
+      const o = v as Record<string, unknown>;
+      let previous: string | undefined;
+      for (const k of Object.keys(o)) {
+        if ((previous !== undefined && !(previous < k)) || !isWellFormed(k)) return false;
+        if (!isCanonicalReady(o[k], depth + 1)) return false;
+        previous = k;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 function encodeValue(v: unknown, depth: number): string {
   switch (typeof v) {
     case 'string':
@@ -52,6 +113,11 @@ function encodeValue(v: unknown, depth: number): string {
       if (v === null) return 'null';
       if (depth >= MAX_JSON_DEPTH)
         throw new EncodeFailure(`nesting deeper than ${MAX_JSON_DEPTH} (or a cycle)`);
+      // A subtree already in canonical order is JSON.stringify's text byte for byte, built natively in
+      // one string instead of one concatenation per member (an append's largest source of garbage).
+      // Tried near the top only (an event, its halves, its data, subject and deps): each try walks
+      // the subtree, so trying at every level would cost hostile deep input depth × size.
+      if (depth <= READY_TRY_DEPTH && isCanonicalReady(v, depth)) return JSON.stringify(v);
       if (Array.isArray(v)) {
         const n = v.length;
         if (n === 0) return '[]';
@@ -67,8 +133,7 @@ function encodeValue(v: unknown, depth: number): string {
       }
       if (!isPlainObject(v)) throw new EncodeFailure('not a plain object');
       const o = v as Record<string, unknown>;
-      // Default sort compares UTF-16 code units, which is the canonical key order.
-      const keys = Object.keys(o).sort();
+      const keys = sortedKeys(o);
       const n = keys.length;
       if (n === 0) return '{}';
       let k = '';
