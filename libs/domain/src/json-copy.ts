@@ -1,4 +1,4 @@
-import type { JsonValue } from '@accord/protocol';
+import { sortedKeys, type JsonValue } from '@accord/protocol';
 
 /** Copies schema output as JSON would (`undefined` keys dropped), so it is canonical-encodable, keys sorted. */
 export function toJson(value: unknown): JsonValue {
@@ -52,21 +52,4 @@ function plainCopy(v: unknown, depth: number): JsonValue | typeof NOT_PLAIN {
       // Functions and symbols: JSON drops them from objects and writes null in arrays.
       return NOT_PLAIN;
   }
-}
-
-// UTF-16 order, as `<` on strings and the default sort compare; sorted in place for the few keys
-// of event data, where Array.prototype.sort's work arrays cost more than the sorting.
-function sortedKeys(o: object): string[] {
-  const keys = Object.keys(o);
-  if (keys.length > 16) return keys.sort();
-  for (let i = 1; i < keys.length; i++) {
-    const key = keys[i]!;
-    let j = i - 1;
-    while (j >= 0 && keys[j]! > key) {
-      keys[j + 1] = keys[j]!;
-      j--;
-    }
-    keys[j + 1] = key;
-  }
-  return keys;
 }

@@ -41,10 +41,14 @@ function isPlainObject(v: object): boolean {
 /** Largest key count sorted by insertion: below it, Array.prototype.sort's work arrays cost more. */
 const SMALL_OBJECT = 16;
 
-// The keys of `o` in canonical order: UTF-16 code units, which is how both `<` on strings and the
-// default sort compare. An event encodes a few small objects, some already in order (the envelope's
-// halves when signing): sorting those in place allocates nothing.
-function sortedKeys(o: object): string[] {
+/**
+ * The own keys of `o` in canonical order (UTF-16 code units, as `<` on strings and the default sort
+ * compare).
+ *
+ * @remarks An event holds a few small objects, some already in order (the envelope's halves when
+ * signing): those are sorted by insertion, which allocates nothing beyond the key list.
+ */
+export function sortedKeys(o: object): string[] {
   const keys = Object.keys(o);
   const n = keys.length;
   if (n > SMALL_OBJECT) return keys.sort();
@@ -60,44 +64,8 @@ function sortedKeys(o: object): string[] {
   return keys;
 }
 
-/** Deepest level at which the encoder tries {@link isCanonicalReady} (0 is the value itself). */
+/** Deepest level at which the encoder tries JSON.stringify on a subtree already in order (0 is the value). */
 const READY_TRY_DEPTH = 2;
-
-/**
- * True when JSON.stringify(v) is v's canonical text: plain objects whose own keys already come in
- * canonical order, arrays without holes, finite numbers, well-formed strings, bounded depth, no
- * `toJSON`. JSON.stringify lists keys in the same order as Object.keys, escapes well-formed strings
- * as {@link quote} does and prints numbers (and -0) as String does.
- */
-function isCanonicalReady(v: unknown, depth: number): boolean {
-  switch (typeof v) {
-    case 'string':
-      return isWellFormed(v);
-    case 'number':
-      return Number.isFinite(v);
-    case 'boolean':
-      return true;
-    case 'object': {
-      if (v === null) return true;
-      if (depth >= MAX_JSON_DEPTH) return false;
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) if (!isCanonicalReady(v[i], depth + 1)) return false;
-        return true;
-      }
-      if (!isPlainObject(v) || 'toJSON' in v) return false;
-      const o = v as Record<string, unknown>;
-      let previous: string | undefined;
-      for (const k of Object.keys(o)) {
-        if ((previous !== undefined && !(previous < k)) || !isWellFormed(k)) return false;
-        if (!isCanonicalReady(o[k], depth + 1)) return false;
-        previous = k;
-      }
-      return true;
-    }
-    default:
-      return false;
-  }
-}
 
 function encodeValue(v: unknown, depth: number): string {
   switch (typeof v) {
@@ -117,7 +85,7 @@ function encodeValue(v: unknown, depth: number): string {
       // one string instead of one concatenation per member (an append's largest source of garbage).
       // Tried near the top only (an event, its halves, its data, subject and deps): each try walks
       // the subtree, so trying at every level would cost hostile deep input depth × size.
-      if (depth <= READY_TRY_DEPTH && isCanonicalReady(v, depth)) return JSON.stringify(v);
+      if (depth <= READY_TRY_DEPTH && checkValue(v, depth, true)) return JSON.stringify(v);
       if (Array.isArray(v)) {
         const n = v.length;
         if (n === 0) return '[]';
@@ -198,10 +166,16 @@ export function canonicalEncode(value: JsonValue): Uint8Array {
  * @remarks Same rules as the encoder, without building the text.
  */
 export function isJsonValue(value: unknown): value is JsonValue {
-  return checkValue(value, 0);
+  return checkValue(value, 0, false);
 }
 
-function checkValue(v: unknown, depth: number): boolean {
+/**
+ * True when `v` is a JSON value the encoder accepts; with `ordered`, also when JSON.stringify(v) is
+ * its canonical text byte for byte: plain objects whose own keys already come in canonical order and
+ * have no `toJSON`. (JSON.stringify lists keys as Object.keys does, escapes well-formed strings as
+ * {@link quote} does and prints numbers, -0 included, as String does.)
+ */
+function checkValue(v: unknown, depth: number, ordered: boolean): boolean {
   switch (typeof v) {
     case 'string':
       return isWellFormed(v);
@@ -213,12 +187,17 @@ function checkValue(v: unknown, depth: number): boolean {
       if (v === null) return true;
       if (depth >= MAX_JSON_DEPTH) return false;
       if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) if (!checkValue(v[i], depth + 1)) return false;
+        for (let i = 0; i < v.length; i++) if (!checkValue(v[i], depth + 1, ordered)) return false;
         return true;
       }
-      if (!isPlainObject(v)) return false;
+      if (!isPlainObject(v) || (ordered && 'toJSON' in v)) return false;
       const o = v as Record<string, unknown>;
-      for (const k of Object.keys(o)) if (!isWellFormed(k) || !checkValue(o[k], depth + 1)) return false;
+      let previous: string | undefined;
+      for (const k of Object.keys(o)) {
+        if (ordered && previous !== undefined && !(previous < k)) return false;
+        if (!isWellFormed(k) || !checkValue(o[k], depth + 1, ordered)) return false;
+        previous = k;
+      }
       return true;
     }
     default:
