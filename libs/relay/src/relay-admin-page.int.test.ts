@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
-import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   ErrorCode,
   generateDeviceKey,
@@ -16,7 +15,7 @@ import { setAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, eventually, registration } from './testing.js';
+import { bcg, enrollOverHttp, eventually, registration, relayClient } from './testing.js';
 
 const F = 'clinic-admin-page' as FacilityId;
 const IDLE = 'clinic-idle' as FacilityId;
@@ -78,14 +77,7 @@ describe('GET /admin/ on a real relay', () => {
       network: [],
     });
     log.addNetworkAdapter(
-      new WebSocketClientAdapter({
-        url: `ws://127.0.0.1:${relay.port}`,
-        identity: front,
-        facility: F,
-        roster,
-        expectedPeer: relay.id,
-        backoff: { baseMs: 20, maxMs: 200 },
-      }),
+      relayClient({ port: relay.port, relay: relay.id, key: front, facility: F, roster }),
     );
   });
 

@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
-import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   deviceKeyFromSeed,
   encodeSignedEvent,
@@ -19,7 +18,7 @@ import { tempDir, testSeed, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrollOverHttp, eventually, registration } from './testing.js';
+import { enrollOverHttp, eventually, registration, relayClient } from './testing.js';
 
 const SEED = testSeed('relay-catch-up.int');
 const FACILITY = 'clinic-catch-up' as FacilityId;
@@ -71,16 +70,7 @@ describe('a relay starting on its own history', () => {
       relay: relay.id,
     });
     logs.push(log);
-    log.addNetworkAdapter(
-      new WebSocketClientAdapter({
-        url: `ws://127.0.0.1:${port}`,
-        identity: key,
-        facility: FACILITY,
-        roster,
-        expectedPeer: relay.id,
-        backoff: { baseMs: 20, maxMs: 200 },
-      }),
-    );
+    log.addNetworkAdapter(relayClient({ port: port, relay: relay.id, key: key, facility: FACILITY, roster }));
     return log;
   }
 

@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClockSkewDetector } from '@accord/domain';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
-import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   formatHlc,
   generateDeviceKey,
@@ -25,7 +24,7 @@ import { MemoryEventStore, MemoryStorageAdapter, openDeviceDatabase } from '@acc
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually, registration, verdictsAbout } from './testing.js';
+import { enrollOverHttp, eventually, registration, verdictsAbout, relayClient } from './testing.js';
 
 const FACILITY = 'clinic-clock' as FacilityId;
 const HOUR_MS = 3_600_000;
@@ -74,16 +73,7 @@ describe('clock poisoning: one tablet with a wrong clock', () => {
   }
 
   function connect(log: DeviceLog, key: DeviceKeyPair): void {
-    log.addNetworkAdapter(
-      new WebSocketClientAdapter({
-        url: `ws://127.0.0.1:${port}`,
-        identity: key,
-        facility: FACILITY,
-        roster,
-        expectedPeer: relay.id,
-        backoff: { baseMs: 20, maxMs: 200 },
-      }),
-    );
+    log.addNetworkAdapter(relayClient({ port: port, relay: relay.id, key: key, facility: FACILITY, roster }));
   }
 
   /** A tablet whose log lives in LevelDB at `<dir>/<name>`, so it can be closed and reopened. */

@@ -6,7 +6,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
-import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
   SystemEventType,
@@ -18,7 +17,15 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { bcg, enrollOverHttp, eventually, registration, stock, verdictsAbout } from './testing.js';
+import {
+  bcg,
+  enrollOverHttp,
+  eventually,
+  registration,
+  stock,
+  verdictsAbout,
+  relayClient,
+} from './testing.js';
 
 const FACILITY = 'clinic-restock' as FacilityId;
 
@@ -54,14 +61,7 @@ describe('a 422 negative stock is accepted by the relay once stock arrives (issu
     });
     logs.push(log);
     log.addNetworkAdapter(
-      new WebSocketClientAdapter({
-        url: `ws://127.0.0.1:${relay.port}`,
-        identity: key,
-        facility: FACILITY,
-        roster,
-        expectedPeer: relay.id,
-        backoff: { baseMs: 20, maxMs: 200 },
-      }),
+      relayClient({ port: relay.port, relay: relay.id, key: key, facility: FACILITY, roster }),
     );
     return log;
   }

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
-import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
   parseSegmentSealedData,
@@ -15,7 +14,7 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually } from './testing.js';
+import { enrollOverHttp, eventually, relayClient } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
@@ -62,14 +61,7 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
       network: [],
     });
     log.addNetworkAdapter(
-      new WebSocketClientAdapter({
-        url: `ws://127.0.0.1:${relay.port}`,
-        identity: key,
-        facility: FACILITY,
-        roster,
-        expectedPeer: relay.id,
-        backoff: { baseMs: 20, maxMs: 200 },
-      }),
+      relayClient({ port: relay.port, relay: relay.id, key: key, facility: FACILITY, roster }),
     );
     logs.push(log);
     return log;

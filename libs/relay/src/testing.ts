@@ -10,6 +10,7 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
+import { WebSocketClientAdapter } from '@accord/network-ws';
 import { relayFolder } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
 
@@ -38,6 +39,27 @@ export async function enrollOverHttp(opts: {
   const parsed = parseEnrollResponse(body);
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
+}
+
+/**
+ * A client adapter that dials the relay on `port` as `key`, expecting the relay's id, with a short
+ * reconnect backoff (tests only): add it to a device's log.
+ */
+export function relayClient(opts: {
+  readonly port: number;
+  readonly relay: DeviceId;
+  readonly key: DeviceKeyPair;
+  readonly facility: FacilityId;
+  readonly roster: ConstructorParameters<typeof WebSocketClientAdapter>[0]['roster'];
+}): WebSocketClientAdapter {
+  return new WebSocketClientAdapter({
+    url: `ws://127.0.0.1:${opts.port}`,
+    identity: opts.key,
+    facility: opts.facility,
+    roster: opts.roster,
+    expectedPeer: opts.relay,
+    backoff: { baseMs: 20, maxMs: 200 },
+  });
 }
 
 /** A draft registering `patientId` (national id `N-<patientId>`). */
