@@ -72,3 +72,57 @@ export function renderChart(title: string, rows: readonly ChartRow[]): string {
   );
   return parts.join('\n');
 }
+
+/** One of Accord's measures beside the anchor it is judged against, both in the same unit. */
+export interface AnchorPair {
+  readonly label: string;
+  readonly unit: string;
+  readonly accord: number;
+  readonly anchor: number;
+  /** What the anchor is (e.g. "stock automerge-repo 2.5.6"). */
+  readonly anchorLabel: string;
+  /** The target ratio accord / anchor, and whether Accord must be at least ('min') or at most ('max') that. */
+  readonly target: number;
+  readonly kind: 'min' | 'max';
+}
+
+/**
+ * Renders Accord's measures beside their anchors as a standalone SVG: per pair, two bars on one
+ * scale (the larger of the two fills the width), Accord's coloured by whether its ratio to the
+ * anchor meets the target, the anchor's grey, and a tick where Accord's bar would meet it exactly.
+ */
+export function renderAnchorChart(title: string, pairs: readonly AnchorPair[]): string {
+  const labelWidth = 300;
+  const barWidth = 420;
+  const width = labelWidth + barWidth + 230;
+  const pairHeight = 78;
+  const height = 60 + pairs.length * pairHeight + 10;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="16" y="28" font-size="17" font-weight="bold">${escape(title)}</text>`,
+    `<text x="16" y="46" fill="#555">each pair on its own scale; tick = the target (anchor × target ratio); green = target met</text>`,
+  ];
+  pairs.forEach((pair, i) => {
+    const y = 60 + i * pairHeight;
+    const goal = pair.anchor * pair.target;
+    const scale = Math.max(pair.accord, pair.anchor, goal);
+    const w = (v: number): number =>
+      Math.max(1, scale > 0 && Number.isFinite(v) ? (v / scale) * barWidth : 1);
+    const ratio = pair.anchor === 0 ? Infinity : pair.accord / pair.anchor;
+    const met = pair.kind === 'min' ? ratio >= pair.target : ratio <= pair.target;
+    const goalX = labelWidth + w(goal);
+    parts.push(
+      `<text x="16" y="${y + 18}" font-weight="bold">${escape(pair.label)}</text>`,
+      `<text x="16" y="${y + 40}">Accord</text>`,
+      `<rect x="${labelWidth}" y="${y + 26}" width="${w(pair.accord).toFixed(1)}" height="18" fill="${met ? '#2e8b57' : '#c0392b'}"/>`,
+      `<text x="${labelWidth + barWidth + 10}" y="${y + 40}">${escape(`${format(pair.accord)} ${pair.unit} (${format(ratio)}×, target ${pair.kind === 'min' ? '≥' : '≤'} ${format(pair.target)}×)`)}</text>`,
+      `<text x="16" y="${y + 64}" fill="#555">${escape(pair.anchorLabel)}</text>`,
+      `<rect x="${labelWidth}" y="${y + 50}" width="${w(pair.anchor).toFixed(1)}" height="18" fill="#999"/>`,
+      `<text x="${labelWidth + barWidth + 10}" y="${y + 64}" fill="#555">${escape(`${format(pair.anchor)} ${pair.unit}`)}</text>`,
+      `<line x1="${goalX.toFixed(1)}" y1="${y + 22}" x2="${goalX.toFixed(1)}" y2="${y + 48}" stroke="#333" stroke-width="2"/>`,
+    );
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}

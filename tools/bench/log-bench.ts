@@ -1,5 +1,6 @@
 // The log section of `npm run bench`: durable append throughput and latency at 1k and
-// 100k events of history, next to raw LevelDB batched puts of the same bytes.
+// 100k events of history (and at the growth run's size), next to raw LevelDB batched puts of
+// the same bytes.
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,22 +20,6 @@ import { benchRawLevelPuts, openDeviceDatabase, type DeviceDatabase } from '@acc
 import { percentile, progress, runConcurrent } from './stats.js';
 
 export const BENCH_FACILITY = 'bench-facility' as FacilityId;
-
-/** What the log section measured. */
-export interface LogBenchResult {
-  readonly append_per_s_at_1k: number;
-  readonly append_per_s_at_100k: number;
-  readonly append_p50_ms_at_1k: number;
-  readonly append_p99_ms_at_1k: number;
-  readonly append_p50_ms_at_100k: number;
-  readonly append_p99_ms_at_100k: number;
-  readonly append_cost_ratio_100k_vs_1k: number;
-  readonly level_raw_per_s: number;
-  /** Events in the device the later sections use (the history, before the 100k windows). */
-  readonly history_events: number;
-  /** Events the log section appended in all (history, windows and latency samples). */
-  readonly appended_events: number;
-}
 
 /** A bench device left on disk for the later sections (cold sync, memory). */
 export interface BenchDevice {
@@ -124,10 +109,35 @@ async function latencies(log: DeviceLog, from: number, count: number): Promise<n
   return out;
 }
 
-/** Runs the log section; leaves a device with `history` events on disk for the next sections. */
-export async function benchLog(history: number): Promise<{ result: LogBenchResult; device: BenchDevice }> {
+/** Appends per second, median and 99th-percentile latency at one size of history. */
+export interface AppendsAt {
+  readonly perSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/** A device of the later sections, as the log section left it at one size of history. */
+export interface LogSnapshot {
+  /** Events of history the device holds (its data folder was copied before the windows there). */
+  readonly size: number;
+  readonly device: BenchDevice;
+  readonly appends: AppendsAt;
+}
+
+/**
+ * Runs the log section: appends up to each size of `sizes` (ascending), copies the device's data
+ * folder there for the later sections (relay seals, cold sync, memory), then measures appends
+ * at that size. The 1k measurement comes first; raw LevelDB puts last.
+ */
+export async function benchLog(sizes: readonly number[]): Promise<{
+  readonly at1k: AppendsAt;
+  readonly snapshots: readonly LogSnapshot[];
+  readonly level_raw_per_s: number;
+  readonly appended_events: number;
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'accord-bench-'));
   const key = await generateDeviceKey();
+  const storedKey = await exportDeviceKey(key);
   let { db, log } = await openBenchLog(dir, key);
   // Long enough to include the periodic costs (document saves, sealing sweeps), not just a quiet burst.
   const measureCount = 20_000;
@@ -140,23 +150,31 @@ export async function benchLog(history: number): Promise<{ result: LogBenchResul
   const tput1k = await throughput(log, n, 3000);
   n += 3000;
 
-  await fill(log, n, history, `history to ${history / 1000}k`);
-  n = history;
-  // The device of the later sections (relay seals, cold sync, memory) is this one as it stands
-  // now, with exactly `history` events: a copy of its data folder, taken while the log is closed.
-  const events = log.list().map((info) => info.event);
-  await log.close();
-  await db.close();
-  const deviceDir = await mkdtemp(join(tmpdir(), 'accord-bench-'));
-  await cp(join(dir, 'db'), join(deviceDir, 'db'), { recursive: true });
-  ({ db, log } = await openBenchLog(dir, key));
-  // What a device builds once after opening (its HTTP API's first answers), not per append.
-  log.counts();
-  log.tentative();
-  const tput100k = await throughput(log, n, measureCount);
-  n += measureCount;
-  const lat100k = await latencies(log, n, latencyCount);
-  n += latencyCount;
+  const snapshots: LogSnapshot[] = [];
+  for (const size of sizes) {
+    await fill(log, n, size, `history to ${sizeLabel(size)}`);
+    n = size;
+    // The device of the later sections is this one as it stands now, with exactly `size`
+    // events: a copy of its data folder, taken while the log is closed.
+    const events = log.list().map((info) => info.event);
+    await log.close();
+    await db.close();
+    const deviceDir = await mkdtemp(join(tmpdir(), 'accord-bench-'));
+    await cp(join(dir, 'db'), join(deviceDir, 'db'), { recursive: true });
+    ({ db, log } = await openBenchLog(dir, key));
+    // What a device builds once after opening (its HTTP API's first answers), not per append.
+    log.counts();
+    log.tentative();
+    const perSecond = await throughput(log, n, measureCount);
+    n += measureCount;
+    const lat = await latencies(log, n, latencyCount);
+    n += latencyCount;
+    snapshots.push({
+      size,
+      device: { dir: deviceDir, key, storedKey, events },
+      appends: { perSecond, p50: percentile(lat, 50), p99: percentile(lat, 99) },
+    });
+  }
 
   const appended = log.size();
   await log.close();
@@ -164,27 +182,20 @@ export async function benchLog(history: number): Promise<{ result: LogBenchResul
 
   // Raw LevelDB: the same bytes, batched the way group commit batches them, synced.
   const rawDir = join(dir, 'raw');
-  const payloads = events.slice(0, 20_000).map((e) => encodeSignedEvent(e));
+  const payloads = snapshots[0]!.device.events.slice(0, 20_000).map((e) => encodeSignedEvent(e));
   const raw = await benchRawLevelPuts(rawDir, payloads, { batchSize: 64, sync: true });
   await rm(rawDir, { recursive: true, force: true });
   await rm(dir, { recursive: true, force: true });
 
-  const p50at1k = percentile(lat1k, 50);
-  const p50at100k = percentile(lat100k, 50);
   return {
-    result: {
-      append_per_s_at_1k: tput1k,
-      append_per_s_at_100k: tput100k,
-      append_p50_ms_at_1k: p50at1k,
-      append_p99_ms_at_1k: percentile(lat1k, 99),
-      append_p50_ms_at_100k: p50at100k,
-      append_p99_ms_at_100k: percentile(lat100k, 99),
-      // Cost of one append (median single-appender latency) at 100k vs at 1k of history.
-      append_cost_ratio_100k_vs_1k: p50at100k / p50at1k,
-      level_raw_per_s: raw.perSecond,
-      history_events: events.length,
-      appended_events: appended,
-    },
-    device: { dir: deviceDir, key, storedKey: await exportDeviceKey(key), events },
+    at1k: { perSecond: tput1k, p50: percentile(lat1k, 50), p99: percentile(lat1k, 99) },
+    snapshots,
+    level_raw_per_s: raw.perSecond,
+    appended_events: appended,
   };
+}
+
+/** `100k`, `1m`: how a size of history is named in labels and in the keys of the growth run. */
+export function sizeLabel(size: number): string {
+  return size % 1_000_000 === 0 ? `${size / 1_000_000}m` : `${size / 1000}k`;
 }

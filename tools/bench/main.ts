@@ -6,8 +6,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchAutomergeRepoColdSync, benchSignRate } from './anchor-bench.js';
-import { renderChart, type ChartRow } from './chart.js';
-import { benchLog } from './log-bench.js';
+import { renderAnchorChart, renderChart, type AnchorPair, type ChartRow } from './chart.js';
+import { benchLog, sizeLabel, type BenchDevice, type LogSnapshot } from './log-bench.js';
 import { benchRelay } from './relay-bench.js';
 import { relaySealHistory } from './seal-bench.js';
 import { benchColdSync, benchDeviceMemory } from './sync-bench.js';
@@ -51,41 +51,103 @@ const relayIngestEvents = integer('relay-ingest-events', values['relay-ingest-ev
 
 const results: Record<string, number> = {};
 const rows: ChartRow[] = [];
+const pairs: AnchorPair[] = [];
 
-if (runs('device')) {
-  const log = await benchLog(history);
+/** The size of history whose keys end in `_100k`; a larger `--history` is the growth run. */
+const BASE_HISTORY = 100_000;
+
+/**
+ * The growth run's keys: `_100k` in a key becomes `_${label}`, and a key without it gains the
+ * suffix `_${label}` (so that no key of the 100k device is overwritten).
+ */
+function relabel(obj: Record<string, number>, label: string): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(obj).map(([k, v]) => [
+      k.includes('_100k') ? k.replace('_100k', `_${label}`) : `${k}_${label}`,
+      v,
+    ]),
+  );
+}
+
+/** A relay seals the snapshot's history, then a new device syncs it cold, then its memory is read. */
+async function syncAndMemory(device: BenchDevice) {
   // A facility with a relay: its verdicts and segment seals are part of what a new device gets.
-  const sealed = await relaySealHistory(log.device);
-  const sync = await benchColdSync(log.device, { id: sealed.relay, events: sealed.events });
-  const memory = await benchDeviceMemory(log.device, sealed.relay);
-  // The anchors, measured in this run beside what they anchor.
-  const anchor = await benchAutomergeRepoColdSync(log.device.events);
-  const signing = benchSignRate(log.device.events);
-  if (process.env['ACCORD_BENCH_KEEP'] === undefined)
-    await rm(log.device.dir, { recursive: true, force: true });
-  else await writeFile(join(log.device.dir, 'key.json'), JSON.stringify(log.device.storedKey));
-  const device = {
-    ...log.result,
+  const sealed = await relaySealHistory(device);
+  const sync = await benchColdSync(device, { id: sealed.relay, events: sealed.events });
+  const memory = await benchDeviceMemory(device, sealed.relay);
+  return {
     relay_seal_s: sealed.relay_seal_s,
     relay_seals: sealed.seals,
     ...sync,
     ...memory,
+    device_http_rss_cost_mb: memory.device_rss_mb_100k - memory.device_rss_mb_100k_no_http,
+  };
+}
+
+async function forget(device: BenchDevice): Promise<void> {
+  if (process.env['ACCORD_BENCH_KEEP'] === undefined) await rm(device.dir, { recursive: true, force: true });
+  else await writeFile(join(device.dir, 'key.json'), JSON.stringify(device.storedKey));
+}
+
+if (runs('device')) {
+  const section = 'device: log, sync and memory';
+  const growth = history > BASE_HISTORY;
+  const log = await benchLog(growth ? [BASE_HISTORY, history] : [history]);
+  const [base, large] = log.snapshots as [LogSnapshot, LogSnapshot | undefined];
+  const measured = await syncAndMemory(base.device);
+  // The anchors, measured in this run beside what they anchor.
+  const anchor = await benchAutomergeRepoColdSync(base.device.events);
+  const signing = benchSignRate(base.device.events);
+  await forget(base.device);
+  const device = {
+    append_per_s_at_1k: log.at1k.perSecond,
+    append_per_s_at_100k: base.appends.perSecond,
+    append_p50_ms_at_1k: log.at1k.p50,
+    append_p99_ms_at_1k: log.at1k.p99,
+    append_p50_ms_at_100k: base.appends.p50,
+    append_p99_ms_at_100k: base.appends.p99,
+    // Cost of one append (median single-appender latency) at 100k vs at 1k of history.
+    append_cost_ratio_100k_vs_1k: base.appends.p50 / log.at1k.p50,
+    level_raw_per_s: log.level_raw_per_s,
+    history_events: history,
+    appended_events: log.appended_events,
+    ...measured,
     ...anchor,
     ...signing,
-    device_http_rss_cost_mb: memory.device_rss_mb_100k - memory.device_rss_mb_100k_no_http,
-    append_vs_level_ratio: log.result.append_per_s_at_100k / log.result.level_raw_per_s,
-    append_vs_sign_ratio: log.result.append_per_s_at_100k / signing.ed25519_sign_per_s_1core,
-    cold_sync_vs_automerge_repo: sync.cold_sync_100k_s / anchor.automerge_repo_cold_sync_100k_s,
+    append_vs_level_ratio: base.appends.perSecond / log.level_raw_per_s,
+    append_vs_sign_ratio: base.appends.perSecond / signing.ed25519_sign_per_s_1core,
+    cold_sync_vs_automerge_repo: measured.cold_sync_100k_s / anchor.automerge_repo_cold_sync_100k_s,
   };
   Object.assign(results, device);
+  const base_ = sizeLabel(base.size);
+  pairs.push(
+    {
+      label: `cold sync of ${base_} events (Accord verifies and stores; the anchor neither)`,
+      unit: 's',
+      accord: device.cold_sync_100k_s,
+      anchor: anchor.automerge_repo_cold_sync_100k_s,
+      anchorLabel: 'stock automerge-repo 2.5.6',
+      target: 1,
+      kind: 'max',
+    },
+    {
+      label: `durable appends/s at ${base_} history`,
+      unit: '/s',
+      accord: device.append_per_s_at_100k,
+      anchor: signing.ed25519_sign_per_s_1core,
+      anchorLabel: "one core's Ed25519 signatures/s",
+      target: 0.5,
+      kind: 'min',
+    },
+  );
   rows.push(
     {
-      label: `appends/s at ${history / 1000}k history`,
+      label: `appends/s at ${base_} history`,
       value: device.append_per_s_at_100k,
       target: 10_000,
       kind: 'min',
       unit: '/s',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
       label: `appends/s vs one core's Ed25519 signing (${Math.round(signing.ed25519_sign_per_s_1core)}/s)`,
@@ -93,23 +155,23 @@ if (runs('device')) {
       target: 0.5,
       kind: 'min',
       unit: '×',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
-      label: 'append cost 100k vs 1k',
+      label: `append cost ${base_} vs 1k`,
       value: device.append_cost_ratio_100k_vs_1k,
       target: 1.5,
       kind: 'max',
       unit: '×',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
-      label: `cold sync of ${history / 1000}k events`,
+      label: `cold sync of ${base_} events`,
       value: device.cold_sync_100k_s,
       target: 10,
       kind: 'max',
       unit: 's',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
       label: `cold sync vs stock automerge-repo (${anchor.automerge_repo_cold_sync_100k_s.toFixed(1)} s)`,
@@ -117,33 +179,86 @@ if (runs('device')) {
       target: 1,
       kind: 'max',
       unit: '×',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
       label: 'wire bytes per event vs gzip',
-      value: device.cold_sync_bytes_per_event / device.gzip_bytes_per_event,
+      value: measured.cold_sync_bytes_per_event / measured.gzip_bytes_per_event,
       target: 1.5,
       kind: 'max',
       unit: '×',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
-      label: `device RSS of the HTTP API and the open page (vs none, ${Math.round(device.device_rss_mb_100k_no_http)} MB)`,
+      label: `device RSS of the HTTP API and the open page (vs none, ${Math.round(measured.device_rss_mb_100k_no_http)} MB)`,
       value: device.device_http_rss_cost_mb,
       target: 10,
       kind: 'max',
       unit: 'MB',
-      section: 'device: log, sync and memory',
+      section,
     },
     {
-      label: `device RSS holding ${history / 1000}k events (idle)`,
+      label: `device RSS holding ${base_} events (idle)`,
       value: device.device_rss_mb_100k,
-      target: 300,
+      target: 150,
       kind: 'max',
       unit: 'MB',
-      section: 'device: log, sync and memory',
+      section,
+    },
+    {
+      label: `device peak RSS holding ${base_} events`,
+      value: device.device_rss_peak_mb_100k,
+      target: 200,
+      kind: 'max',
+      unit: 'MB',
+      section,
     },
   );
+  if (large !== undefined) {
+    // The growth run: the same measures at the larger size, and how they grew since 100k.
+    const label = sizeLabel(large.size);
+    const factor = large.size / base.size;
+    const grown = relabel(await syncAndMemory(large.device), label);
+    await forget(large.device);
+    const growthKeys = {
+      ...grown,
+      [`append_per_s_at_${label}`]: large.appends.perSecond,
+      [`append_p50_ms_at_${label}`]: large.appends.p50,
+      [`append_p99_ms_at_${label}`]: large.appends.p99,
+      [`append_cost_ratio_${label}_vs_1k`]: large.appends.p50 / log.at1k.p50,
+      [`device_rss_growth_${label}_vs_100k`]: grown[`device_rss_mb_${label}`]! / device.device_rss_mb_100k,
+      [`cold_sync_growth_${label}_vs_100k`]: grown[`cold_sync_${label}_s`]! / device.cold_sync_100k_s,
+    };
+    Object.assign(results, growthKeys);
+    const growthSection = `growth: ${label} events vs ${base_}`;
+    rows.push(
+      {
+        label: `append cost ${label} vs 1k`,
+        value: growthKeys[`append_cost_ratio_${label}_vs_1k`]!,
+        target: 1.5,
+        kind: 'max',
+        unit: '×',
+        section: growthSection,
+      },
+      {
+        label: `device RSS ${label} vs ${base_} (idle)`,
+        value: growthKeys[`device_rss_growth_${label}_vs_100k`]!,
+        target: 2,
+        kind: 'max',
+        unit: '×',
+        section: growthSection,
+      },
+      {
+        // Linear: at most 10% more per event than at 100k.
+        label: `cold sync ${label} vs ${base_} (${factor}× the events)`,
+        value: growthKeys[`cold_sync_growth_${label}_vs_100k`]!,
+        target: 1.1 * factor,
+        kind: 'max',
+        unit: '×',
+        section: growthSection,
+      },
+    );
+  }
 }
 
 if (runs('relay')) {
@@ -163,6 +278,26 @@ if (runs('relay')) {
     unit: '/s',
     section: 'relay: validation and memory',
   });
+  pairs.push({
+    label: `relay verdicts/s, ${relayEvents / 1000}k cold backlog`,
+    unit: '/s',
+    accord: relay.relay_validated_per_s,
+    anchor: relay.ed25519_verify_per_s,
+    anchorLabel: 'Ed25519 verifications/s, same process',
+    target: 0.5,
+    kind: 'min',
+  });
+  if (relay.relay_ingest_per_s !== undefined) {
+    pairs.push({
+      label: `relay ingest of ${relayIngestEvents / 1000}k pushed events, per second`,
+      unit: '/s',
+      accord: relay.relay_ingest_per_s,
+      anchor: relay.ed25519_verify_per_s,
+      anchorLabel: 'Ed25519 verifications/s, same run',
+      target: 0.5,
+      kind: 'min',
+    });
+  }
   if (relay.relay_ingest_ratio !== undefined) {
     rows.push({
       label: `relay ingest from ${relayIngestEvents / 1000}k pushed events vs verification`,
@@ -188,6 +323,7 @@ if (runs('relay')) {
 await mkdir(values.out, { recursive: true });
 await writeFile(join(values.out, 'bench.json'), `${JSON.stringify(results, null, 2)}\n`);
 await writeFile(join(values.out, 'bench.svg'), renderChart('Accord benchmark', rows));
+await writeFile(join(values.out, 'anchors.svg'), renderAnchorChart('Accord beside its anchors', pairs));
 
 if (values.json) {
   console.log(JSON.stringify(results));
@@ -203,7 +339,7 @@ if (values.json) {
       `${met ? 'MET   ' : 'MISSED'} ${row.label}: ${row.value.toFixed(2)} ${row.unit} (target ${row.kind === 'min' ? '≥' : '≤'} ${row.target.toFixed(row.target % 1 === 0 ? 0 : 2)})`,
     );
   }
-  console.log(`chart: ${join(values.out, 'bench.svg')}`);
+  console.log(`charts: ${join(values.out, 'bench.svg')}, ${join(values.out, 'anchors.svg')}`);
 }
 // Done. automerge-repo (2.5.6) leaves a 60 s `whenReady` timer behind for a document a peer
 // asked about that never arrived, even after its Repo shut down; it would keep this process
