@@ -2,7 +2,8 @@
 // and log that dials the serving device, and reports when it holds every event.
 // Usage: receive-device.ts <dir> <stored-key-json> <url> <total> <roster-device-id>... [--relay ID]
 // Prints one JSON line per progress step ({"event":"progress",...}) and a final
-// {"event":"done", seconds, bytes_in, bytes_out, by_seal}.
+// {"event":"done", seconds, cpu_s, bytes_in, bytes_out, by_seal} (`cpu_s`: this process's CPU time over
+// the same span, user and system: on a loaded machine a steadier figure than the wall clock).
 import { join } from 'node:path';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
@@ -21,6 +22,7 @@ const roster = rosterOf(key.deviceId, ...members, ...(relay === undefined ? [] :
 const db = await openDeviceDatabase(join(dir, 'db'));
 const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url });
 const start = performance.now();
+const startCpu = process.cpuUsage();
 const log = await openDeviceLog(db, key, roster, [client], relay);
 let last = -1;
 while (log.size() < total) {
@@ -34,11 +36,13 @@ while (log.size() < total) {
 }
 await log.settled();
 const seconds = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(startCpu);
 const stats = client.stats();
 console.log(
   JSON.stringify({
     event: 'done',
     seconds,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
     bytes_in: stats.bytesIn,
     bytes_out: stats.bytesOut,
     by_seal: log.verification().bySeal,

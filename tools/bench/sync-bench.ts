@@ -137,7 +137,8 @@ export async function benchColdSync(
   if (process.env['ACCORD_BENCH_TRACE']) {
     const { user, system } = process.cpuUsage(parentCpu);
     console.error(
-      `cold sync: the bench process itself used ${((user + system) / 1000).toFixed(0)} ms of CPU`,
+      `cold sync: the bench process itself used ${((user + system) / 1000).toFixed(0)} ms of CPU, ` +
+        `the new device ${((line['cpu_s'] as number) * 1000).toFixed(0)} ms`,
     );
   }
   const seconds = line['seconds'] as number;

@@ -6,6 +6,17 @@ import type { VisibleSet } from './visible-set.js';
 /** Devices the log discovers from relay rosters, the root index or their events, at most (bounds a hostile index). */
 const MAX_FOLLOWED_DEVICES = 10_000;
 
+/**
+ * Segments of another device that relay seals name, followed at most this many past the one that
+ * holds its next missing event. A relay's seals name every full segment of a facility at once (a
+ * new device learns of all of them in one burst): following every one of them at once had the
+ * serving peer load and send every sealed document together, and this log take all of them in,
+ * materialized side by side, before it could verify and store the first (a 100k-event cold sync
+ * stood still for seconds, then committed everything at the end). A few at a time, the peer loads
+ * and sends the next segments while this log stores the last ones, and memory stays flat.
+ */
+export const SEALED_AHEAD = 2;
+
 /** What {@link Following} asks of the rest of the log. */
 export interface FollowingDeps {
   readonly ctx: LogContext;
@@ -47,17 +58,24 @@ export class Following {
 
   /**
    * How many segments of `device` the log follows: the one after its complete prefix, every one a
-   * relay seal names and the one after it, and (for this device) every one it wrote.
+   * relay seal names and the one after it (another device's: {@link SEALED_AHEAD} past its prefix
+   * at a time), and (for this device) every one it wrote.
    *
    * @remarks A segment is opened only on signed evidence that it holds, or is next to hold, the
    * device's events. A hostile root entry (a million segments, or none) changes nothing; a device
    * whose own events skip numbers only ever gets its next segment followed (issue #13, scenario 3).
+   * Another device's sealed segments are followed as its prefix grows (each one completed moves the
+   * window on); behind a hole they wait, as its later events would wait to be shown anyway. This
+   * device's own sealed segments are all followed at once: its own history is checked with peers
+   * before it appends (`OwnHistoryCheck`).
    */
   segmentBound(device: DeviceId): number {
     const { segmentSize: size, deviceId } = this.#deps.ctx;
-    let bound = Math.floor(this.#deps.visible.contiguous(device) / size) + 1;
+    const next = Math.floor(this.#deps.visible.contiguous(device) / size) + 1;
+    let bound = next;
     const sealed = this.#sealedIndex.get(device);
-    if (sealed !== undefined) bound = Math.max(bound, sealed + 2);
+    if (sealed !== undefined)
+      bound = Math.max(bound, device === deviceId ? sealed + 2 : Math.min(sealed + 2, next + SEALED_AHEAD));
     if (device === deviceId) bound = Math.max(bound, Math.ceil(this.#deps.assigned() / size));
     return bound;
   }

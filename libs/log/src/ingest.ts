@@ -54,7 +54,9 @@ export class Ingest {
   readonly #deps: IngestDeps;
   /** Verification of ingested segments, one after another. */
   #verifyChain: Promise<void> = Promise.resolve();
-  /** Second stage: stores and folds verified events, in order. */
+  /** Second stage: hands verified batches to the store, in order, without waiting for the last one to be durable. */
+  #writeChain: Promise<void> = Promise.resolve();
+  /** Third stage: folds each batch once it is durable, in order. */
   #commitChain: Promise<void> = Promise.resolve();
   /** Ids being verified or stored by the second stage. */
   readonly #inFlight = new Set<string>();
@@ -89,7 +91,7 @@ export class Ingest {
     }
     if (candidates.length === 0) return;
     // Signatures are checked on the thread pool while the next segment is scanned; storing
-    // and folding stay strictly in order on their own chain.
+    // and folding stay strictly in order on their own chains.
     for (const { event } of candidates) this.#inFlight.add(event.id);
     // One segment's verification at a time (each one concurrent inside): the first segment
     // is ready to commit as soon as possible instead of when the last one is.
@@ -98,9 +100,17 @@ export class Ingest {
       () => undefined,
       () => undefined,
     );
+    // The next batch goes to the store while the last one is still being made durable: the store
+    // keeps their order and writes what arrived meanwhile in one synced batch (cold sync hands
+    // it a segment after another faster than one sync each). Folding waits for each in order.
+    const written = this.#writeChain.then(async () => this.#write(candidates, await verdicts));
+    this.#writeChain = written.then(
+      () => undefined,
+      () => undefined,
+    );
     this.#commitChain = this.#commitChain.then(async () => {
       try {
-        await this.#commit(candidates, await verdicts);
+        this.#fold(await (await written).durable);
         const { ctx, segments } = this.#deps;
         if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
           segments.maybeSeal(segment);
@@ -221,9 +231,20 @@ export class Ingest {
     return results;
   }
 
-  /** Stores verified events durably (in one batch when possible), then makes them visible. */
-  async #commit(candidates: readonly Candidate[], valid: readonly boolean[]): Promise<void> {
-    const { incidents, visible, equivocations, store } = this.#deps;
+  /**
+   * Hands verified events to the store (in one batch when possible); `durable` resolves with those
+   * stored once they are durable. Resolves as soon as the write is queued in the store.
+   *
+   * @remarks A batch written while an earlier one is not folded yet cannot see that batch's events
+   * here: another copy of one of them is never a candidate (it is in flight), and another event in
+   * one of their slots makes the store refuse the batch, which is then retried event by event and
+   * the contradicting one reported as an equivocation, as when it was folded already.
+   */
+  async #write(
+    candidates: readonly Candidate[],
+    valid: readonly boolean[],
+  ): Promise<{ readonly durable: Promise<readonly Candidate[]> }> {
+    const { incidents, visible, equivocations } = this.#deps;
     const accepted: Candidate[] = [];
     const equivocated: SignedEvent[] = [];
     const seqTaken = new Set<string>();
@@ -249,7 +270,16 @@ export class Ingest {
       accepted.push(candidate);
     });
     for (const event of equivocated) await equivocations.equivocated(event);
-    if (accepted.length === 0 || this.#deps.isClosed()) return;
+    if (accepted.length === 0 || this.#deps.isClosed()) return { durable: Promise.resolve([]) };
+    const durable = this.#append(accepted);
+    // Awaited in order by the fold; a failure must not count as unhandled meanwhile.
+    durable.catch(() => undefined);
+    return { durable };
+  }
+
+  /** Stores `accepted` durably; returns those stored (all but any the store found contradicting). */
+  async #append(accepted: Candidate[]): Promise<readonly Candidate[]> {
+    const { store, equivocations } = this.#deps;
     const stored = accepted.map(({ event, bytes }) => ({
       device: event.device,
       seq: event.seq,
@@ -272,9 +302,14 @@ export class Ingest {
           await equivocations.equivocated(accepted[i]!.event);
         }
       }
-      accepted.splice(0, accepted.length, ...kept);
+      return kept;
     }
-    for (const { event } of accepted) {
+    return accepted;
+  }
+
+  /** Makes durable events visible (or held back), observing their stamps. */
+  #fold(stored: readonly Candidate[]): void {
+    for (const { event } of stored) {
       this.#deps.hlc.observe(event.hlc);
       this.#deps.add(event);
     }

@@ -14,7 +14,16 @@ import type { DeviceId } from '@accord/protocol';
 import type { PeerSyncReport } from './api.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
 
-/** How long document saves may lag behind changes (the event store is the durable copy). */
+/**
+ * How long document saves may lag behind changes (the event store is the durable copy).
+ *
+ * @remarks automerge-repo 2.5.6 offers no way to store a document as it was received: its storage
+ * subsystem compacts any document whose stored snapshot is under 1 KB (a segment's deterministic
+ * first change is) with `A.save`, DEFLATE included, on this throttled timer, and unloading the
+ * handle does not cancel a pending save. Nor can a `DocHandle` hold a document without
+ * materializing it (one `Uint8Array` per segment entry). The log's README ("Cold sync") says what
+ * both cost a new device.
+ */
 const DOCUMENT_SAVE_DEBOUNCE_MS = 1000;
 
 /** A sync message a peer sent about a document, once the Repo has taken it in. */

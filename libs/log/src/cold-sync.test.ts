@@ -1,0 +1,156 @@
+// A new device taking in a facility whose segments a relay has sealed: every event stored once,
+// in order, verified by its seal where the seal matches and one by one where it does not (a
+// forged entry inside a sealed segment, a seal of other bytes), and sealed segments followed a
+// few at a time.
+import { describe, expect, it } from 'vitest';
+import {
+  encodeSignedEvent,
+  segmentDigest,
+  segmentName,
+  type DeviceId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { FakeNetwork, HostileDevice } from '@accord/testkit';
+import { DeviceLog } from './device-log.js';
+import { segmentDocumentId } from './documents.js';
+import { SEALED_AHEAD } from './following.js';
+import { hostileDevice, makeFacility, patientRegistration, type TestFacility } from './testing.js';
+
+const FACILITY = 'cold-sync-facility' as FacilityId;
+const SIZE = 4;
+const SEGMENTS = 6;
+
+async function open(facility: TestFacility, index: number, net: FakeNetwork, relay: DeviceId) {
+  const store = new MemoryEventStore();
+  const log = await DeviceLog.open({
+    facility: FACILITY,
+    key: facility.keys[index]!,
+    eventStore: store,
+    storage: new MemoryStorageAdapter(),
+    roster: facility.roster,
+    network: [net.adapter(`n${index}`)],
+    relay,
+    segmentSize: SIZE,
+    sealSweepMs: 300,
+  });
+  return { log, store };
+}
+
+/** Every stored event of `device`, in seq order, as the store holds it. */
+async function stored(
+  store: MemoryEventStore,
+  device: DeviceId,
+): Promise<{ seq: number; bytes: Uint8Array }[]> {
+  const out: { seq: number; bytes: Uint8Array }[] = [];
+  for await (const e of store.iterate({ skipCorrupt: true })) if (e.device === device) out.push(e);
+  return out;
+}
+
+/**
+ * A relay log holding `SEGMENTS` full segments of device 1 (signed with its key, written into the
+ * relay's documents as device 1's app would have synced them) and a seal of each: `digestOf(index,
+ * honest bytes)` gives the digest the relay signs for a segment.
+ */
+async function sealedFacility(
+  seed: number,
+  digestOf: (index: number, bytes: Uint8Array[]) => Promise<string> = (_i, bytes) => segmentDigest(bytes),
+) {
+  const facility = await makeFacility(FACILITY, 3, seed);
+  const relay = facility.keys[0]!.deviceId;
+  const device = facility.keys[1]!.deviceId;
+  const net = new FakeNetwork({ seed });
+  const r = await open(facility, 0, net, relay);
+  const author = hostileDevice(r.log, facility.keys[1]!);
+  const events: SignedEvent[] = [];
+  for (let n = 0; n < SEGMENTS * SIZE; n++) events.push(await author.sign(patientRegistration(`C${n}`)));
+  for (let index = 0; index < SEGMENTS; index++) {
+    const bytes = events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e));
+    await r.log.appendSystem({
+      type: 'SegmentSealed',
+      subject: { kind: 'segment', id: segmentName(device, index) },
+      data: { device, index, size: SIZE, digest: await digestOf(index, bytes) },
+    });
+  }
+  return { facility, relay, device, net, r, author, events };
+}
+
+/** Lets the fake network and `log` run until `until` holds (or 60 rounds went by). */
+async function sync(net: FakeNetwork, log: DeviceLog, until: () => boolean): Promise<void> {
+  for (let round = 0; round < 60 && !until(); round++) {
+    await net.quiet();
+    await log.settled();
+  }
+}
+
+describe('cold sync of relay-sealed segments', () => {
+  it('stores every event once and in order, by its seal where it matches, one by one where it does not', async () => {
+    // The relay's seal of segment 3 names other bytes (a seal that does not match).
+    const wrong = 3;
+    const { facility, relay, device, net, r, author, events } = await sealedFacility(21, (index, bytes) =>
+      segmentDigest(index === wrong ? [...bytes].reverse() : bytes),
+    );
+    await author.write(events);
+    await r.log.settled();
+
+    const b = await open(facility, 2, net, relay);
+    // When device 1's first events become visible, how many of its segments are in memory here.
+    const ids = new Set<string>(
+      Array.from({ length: SEGMENTS + 1 }, (_, i) => String(segmentDocumentId(FACILITY, device, i))),
+    );
+    let openAtFirst: number | undefined;
+    b.log.onEvents((released) => {
+      if (openAtFirst !== undefined || !released.some((e) => e.device === device)) return;
+      openAtFirst = b.log.documentsInMemory().filter((d) => ids.has(d.documentId)).length;
+    });
+    const total = events.length + SEGMENTS; // device 1's events and the relay's seals
+    await sync(net, b.log, () => b.log.size() >= total);
+
+    expect(b.log.size()).toBe(total);
+    expect(b.log.incidents()).toEqual([]);
+    // Each event verified exactly once: the five matching segments by their seals, the rest
+    // (segment 3 and the relay's own seals) one by one.
+    expect(b.log.verification()).toEqual({ bySeal: (SEGMENTS - 1) * SIZE, oneByOne: SIZE + SEGMENTS });
+    const held = await stored(b.store, device);
+    expect(held.map((e) => e.seq)).toEqual(events.map((e) => e.seq));
+    held.forEach((e, i) => expect(e.bytes).toEqual(encodeSignedEvent(events[i]!)));
+    expect(b.log.list({ device }).map((i) => i.event.id)).toEqual(events.map((e) => e.id));
+    // Sealed segments were followed a few at a time, not all six (and the seventh) at once.
+    expect(openAtFirst).toBeGreaterThan(0);
+    expect(openAtFirst).toBeLessThanOrEqual(SEALED_AHEAD + 1);
+    await b.log.close();
+    await r.log.close();
+  });
+
+  it('refuses a forged entry inside a sealed segment and takes the rest once the honest event comes', async () => {
+    const { facility, relay, device, net, r, author, events } = await sealedFacility(22);
+    // Segment 1 as served holds a forgery of seq 6: its envelope with another event's signature.
+    const forged: SignedEvent = { ...events[5]!, sig: events[6]!.sig };
+    const served = events.map((e, i) => (i === 5 ? forged : e));
+    await author.write(served);
+    await r.log.settled();
+
+    const b = await open(facility, 2, net, relay);
+    await sync(net, b.log, () => b.log.size() >= SEGMENTS + 2 * SIZE + 3);
+    const forgeries = b.log.incidents().filter((i) => i.code === 'LOG_FORGED_EVENT');
+    expect(forgeries.map((i) => i.eventId)).toEqual([forged.id]);
+    expect(b.log.integrity().holes).toEqual([{ device, missing: [6] }]);
+    expect((await stored(b.store, device)).some((e) => e.seq === 6)).toBe(false);
+
+    // The honest event arrives (appended to the served segment): it fills the hole, and the
+    // sealed segments behind it follow.
+    await author.write([events[5]!]);
+    await sync(net, b.log, () => b.log.size() >= events.length + SEGMENTS);
+    expect(b.log.size()).toBe(events.length + SEGMENTS);
+    expect(b.log.integrity().holes).toEqual([]);
+    const held = await stored(b.store, device);
+    expect(held.map((e) => e.seq)).toEqual(events.map((e) => e.seq));
+    held.forEach((e, i) => expect(e.bytes).toEqual(HostileDevice.encode(events[i]!)));
+    // Segment 1 (its three honest entries, the forgery and the honest seq 6) one by one, the
+    // relay's seals one by one, the other five segments by their seals.
+    expect(b.log.verification()).toEqual({ bySeal: (SEGMENTS - 1) * SIZE, oneByOne: SIZE + 1 + SEGMENTS });
+    await b.log.close();
+    await r.log.close();
+  });
+});
