@@ -21,7 +21,7 @@ describe('DeviceLogOptions.serves', () => {
     const aSegment = segmentDocumentId(FACILITY, aKey.deviceId, 0);
     let released = false;
     const asked: { peer: DeviceId; brings: boolean }[] = [];
-    const open = (key: typeof hubKey, network: Options['network'], serves?: Options['serves']) =>
+    const open = (key: typeof hubKey, network: NonNullable<Options['network']>, serves?: Options['serves']) =>
       DeviceLog.open({
         facility: FACILITY,
         key,
