@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { rootDocumentId, segmentDocumentId } from '@accord/log';
-import type { DeviceId, EventId, FacilityId, SignedEvent } from '@accord/protocol';
+import {
+  SystemEventType,
+  type DeviceId,
+  type EventId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { SegmentRelease } from './segment-release.js';
 
 const FACILITY = 'clinic-release' as FacilityId;
@@ -60,6 +66,22 @@ describe('SegmentRelease', () => {
     r.judged([2, 3, 4].map((seq) => event(A, seq).id));
     expect(r.due()).toEqual([]);
     sealed.add(`${A}/0`);
+    expect(r.due()).toEqual([segment(A, 0)]);
+    r.close();
+  });
+
+  it("counts the relay's own verdicts as they arrive (its history relearned after a restore)", () => {
+    const r = release();
+    r.note(event(A, 1), false);
+    r.note(event(A, 2), false);
+    const accepted = {
+      device: RELAY,
+      seq: 1,
+      id: 'relay/1' as EventId,
+      type: SystemEventType.AcceptedVerdicts,
+      data: { ruleSet: 'r1', firstSeq: 1, targets: [event(A, 1).id, event(A, 2).id] },
+    } as unknown as SignedEvent;
+    r.note(accepted, false);
     expect(r.due()).toEqual([segment(A, 0)]);
     r.close();
   });

@@ -1,5 +1,11 @@
 import { segmentDocumentId } from '@accord/log';
-import type { DeviceId, EventId, FacilityId, SignedEvent } from '@accord/protocol';
+import {
+  forEachVerdictIn,
+  type DeviceId,
+  type EventId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 
 /** Options of {@link SegmentRelease}. */
 export interface SegmentReleaseOptions {
@@ -66,9 +72,16 @@ export class SegmentRelease {
     this.#opts = opts;
   }
 
-  /** Takes note of a device's event the relay holds; `judged` when it already has a verdict. */
+  /**
+   * Takes note of an event the relay holds: a device's (`judged` when it already has a verdict),
+   * or one of the relay's own, whose verdicts count (its history relearned from the devices after
+   * a restore judges what it names).
+   */
   note(event: SignedEvent, judged: boolean): void {
-    if (event.device === this.#opts.relay) return;
+    if (event.device === this.#opts.relay) {
+      forEachVerdictIn(event, (v) => this.#judged(v.target));
+      return;
+    }
     const index = Math.floor((event.seq - 1) / this.#opts.segmentSize);
     if (index > (this.#highest.get(event.device) ?? -1)) this.#highest.set(event.device, index);
     const id = this.#idOf(event.device, index);
@@ -85,13 +98,15 @@ export class SegmentRelease {
 
   /** Takes note of verdicts recorded for `targets`. */
   judged(targets: Iterable<EventId>): void {
-    for (const target of targets) {
-      const id = this.#pending.get(target);
-      if (id === undefined) continue;
-      this.#pending.delete(target);
-      const held = this.#held.get(id);
-      if (held !== undefined) held.unjudged--;
-    }
+    for (const target of targets) this.#judged(target);
+  }
+
+  #judged(target: EventId): void {
+    const id = this.#pending.get(target);
+    if (id === undefined) return;
+    this.#pending.delete(target);
+    const held = this.#held.get(id);
+    if (held !== undefined) held.unjudged--;
   }
 
   /**
