@@ -285,8 +285,7 @@ export class FacilityNode {
       this.#adjudicator.add(event, now);
       this.#noteRoster(event);
       this.#sealer.note(event);
-    }
-    for (const event of this.log.visibleEvents()) {
+      // A verdict met later in the history counts when met (see SegmentRelease.note).
       this.#release.note(event, this.#adjudicator.verdictFor(event.id) !== undefined);
     }
     this.#release.due();
@@ -394,9 +393,8 @@ export class FacilityNode {
       this.#sealer.note(event);
       if (event.device !== this.#opts.key.deviceId) foreign++;
       this.#adjudicator.add(event, now);
-    }
-    for (const event of events)
       this.#release.note(event, this.#adjudicator.verdictFor(event.id) !== undefined);
+    }
     if (foreign > 0) this.#opts.observer.ingested(this.facility, foreign);
     this.#lastActivity = now;
     this.#schedule(0);
