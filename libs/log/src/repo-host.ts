@@ -287,6 +287,13 @@ export class RepoHost {
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
     adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
+    if (this.#keepsReceived) {
+      // A message the Repo never decided on (it went away first) must not be taken for a later one.
+      adapter.on('peer-disconnected', ({ peerId }) => {
+        for (const key of [...this.#received.keys()])
+          if (key.startsWith(`${peerId}\n`)) this.#received.delete(key);
+      });
+    }
     adapter.on('message', (message) => {
       const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
       if (id === undefined) return;
