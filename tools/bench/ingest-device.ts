@@ -29,7 +29,17 @@ const db = await openDeviceDatabase(join(dir, 'db'));
 const log = await openDeviceLog(db, key, roster, [], relay);
 await runConcurrent(Number(countText), 64, (i) => log.append(draft(first + i)));
 await log.settled();
+/** CPU time of this process since `go` (µs), for the trace. */
+let cpuAtGo: NodeJS.CpuUsage | undefined;
 process.on('SIGTERM', () => {
+  if (process.env['ACCORD_BENCH_TRACE'] !== undefined && cpuAtGo !== undefined) {
+    const cpu = process.cpuUsage(cpuAtGo);
+    // How much of the machine this device took while the relay worked, and how it verified its peers' events.
+    process.stderr.write(
+      `[bench] ingest device ${key.deviceId.slice(0, 8)}: cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s since go, ` +
+        `holds ${log.size()}, verified ${JSON.stringify(log.verification())}\n`,
+    );
+  }
   void log
     .close()
     .then(() => db.close())
@@ -38,6 +48,7 @@ process.on('SIGTERM', () => {
 console.log(JSON.stringify({ event: 'filled', events: log.size() }));
 for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() !== 'go') continue;
+  cpuAtGo = process.cpuUsage();
   log.addNetworkAdapter(
     new WebSocketClientAdapter({
       url: `ws://127.0.0.1:${portText}`,

@@ -57,6 +57,16 @@ export interface DeviceLogOptions {
   readonly segmentSize?: number;
   /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */
   readonly sealSweepMs?: number;
+  /**
+   * Whether the log may serve a document it follows to `peer` now (default: always). Asked for
+   * each sync message a peer sends (`bringsChanges()`: the message names heads this log lacks,
+   * so the peer has changes to bring) and when a document could be announced to a peer
+   * (`bringsChanges()` false). A refused peer's message is answered "unavailable" and nothing of
+   * the document is sent to it; call {@link DeviceLog.servingChanged} once the refusal is lifted.
+   * Once a peer is served a document it stays served for the connection, whatever this says
+   * later. The relay withholds a device's segment from the other devices until it has judged it.
+   */
+  readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
   readonly onIncident?: (incident: SecurityIncident) => void;
   /**
    * Called with each of the log's own failures, an `AccordError` with code `LOG_INTERNAL` (a push

@@ -241,6 +241,7 @@ export class DeviceLog implements DeviceLogApi {
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
+      ...(opts.serves === undefined ? {} : { serves: opts.serves }),
     });
     const log = new DeviceLog(opts, host, start, clock);
     host.exposeTo(log);
@@ -518,6 +519,14 @@ export class DeviceLog implements DeviceLogApi {
    */
   documentsInMemory(): { readonly documentId: string; readonly ready: boolean }[] {
     return this.#host.documents();
+  }
+
+  /**
+   * Serves documents that `DeviceLogOptions.serves` refused until now to the peers that asked for
+   * them (see `serves`). Resolves once their sync has started.
+   */
+  servingChanged(documentIds: readonly string[]): Promise<void> {
+    return this.#host.servingChanged(documentIds);
   }
 
   /** Adds a network adapter (a peer server or client) to the running log. */

@@ -40,6 +40,8 @@ export interface RepoHostOptions {
   /** Where the sync documents are kept; wrapped so that sealed documents can be frozen. */
   readonly storage: StorageAdapterInterface;
   readonly network: readonly NetworkAdapterInterface[];
+  /** Whether a followed document may be served to a peer now (default: always; see `DeviceLogOptions.serves`). */
+  readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
 }
 
 /** Test hook: the Repo behind each log (see `repoOf` in `@accord/log/testing`). */
@@ -62,17 +64,39 @@ export class RepoHost {
   /** The network adapters, as the Repo's network subsystem keeps them (closed ones leave). */
   #adapters: NetworkAdapterInterface[] = [];
   readonly #onMessage = new Set<(documentId: DocumentId) => void>();
+  /**
+   * With `serves`: the sync messages each peer sent about each document whose access is not
+   * decided yet, oldest first (the Repo asks once per message, in order).
+   */
+  readonly #received = new Map<string, Uint8Array[]>();
+  readonly #keepsReceived: boolean;
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
+    this.#keepsReceived = opts.serves !== undefined;
     const shared = this.#shared;
+    const serves = opts.serves;
+    const allowed = (peer: PeerId | undefined, id: DocumentId, message?: Uint8Array): boolean =>
+      shared.has(id) &&
+      (serves === undefined ||
+        peer === undefined ||
+        serves(
+          peer as unknown as DeviceId,
+          id,
+          () => message !== undefined && this.#bringsChanges(id, message),
+        ));
     this.#repo = new Repo({
       peerId: opts.peerId as unknown as PeerId,
       storage: this.#storage,
       network: [...opts.network],
       shareConfig: {
-        announce: (_peer, id) => Promise.resolve(id === undefined || shared.has(id)),
-        access: (_peer, id) => Promise.resolve(shared.has(id)),
+        announce: (peer, id) => Promise.resolve(id === undefined || allowed(peer, id)),
+        // Decided a microtask later: the Repo asks while the adapter is still emitting the
+        // message, before #watch has kept it (see #received).
+        access: (peer, id) =>
+          serves === undefined
+            ? Promise.resolve(shared.has(id))
+            : Promise.resolve().then(() => allowed(peer, id, this.#takeReceived(peer, id))),
       },
       // Peers must not keep sync state for us across connections: a reconnect after any
       // transport fault restarts sync from scratch, or lost messages could stall it
@@ -93,6 +117,22 @@ export class RepoHost {
   /** Serves `id` to peers and accepts their changes to it from now on. */
   share(id: DocumentId): void {
     this.#shared.add(id);
+  }
+
+  /**
+   * Serves `ids` to the peers that asked for them or are owed them, now that `serves` allows it.
+   *
+   * @remarks A document in memory is synced with them at once (`Repo.shareConfigChanged`). One
+   * the sweep dropped from memory is loaded from storage, which starts its sync with every peer
+   * allowed: a refused peer never asks again by itself (it took the refusal as "unavailable").
+   */
+  async servingChanged(ids: readonly string[]): Promise<void> {
+    for (const id of ids as DocumentId[]) {
+      if (this.#repo.handles[id] !== undefined || !this.#shared.has(id)) continue;
+      if ((await this.#storage.loadRange([id])).length === 0) continue; // nothing of it here to serve
+      await this.#repo.find(id);
+    }
+    this.#repo.shareConfigChanged();
   }
 
   /**
@@ -256,10 +296,50 @@ export class RepoHost {
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
     adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
+    if (this.#keepsReceived) {
+      // A message the Repo never decided on (it went away first) must not be taken for a later one.
+      adapter.on('peer-disconnected', ({ peerId }) => {
+        for (const key of [...this.#received.keys()])
+          if (key.startsWith(`${peerId}\n`)) this.#received.delete(key);
+      });
+    }
     adapter.on('message', (message) => {
       const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
-      if (id !== undefined) for (const listener of this.#onMessage) listener(id);
+      if (id === undefined) return;
+      if (
+        this.#keepsReceived &&
+        (message.type === 'sync' || message.type === 'request') &&
+        'data' in message
+      ) {
+        const key = `${message.senderId}\n${id}`;
+        const waiting = this.#received.get(key);
+        if (waiting === undefined) this.#received.set(key, [message.data]);
+        else waiting.push(message.data);
+      }
+      for (const listener of this.#onMessage) listener(id);
     });
+  }
+
+  /** The oldest sync message of `peer` about `id` whose access is not decided yet, forgotten once taken. */
+  #takeReceived(peer: PeerId, id: DocumentId): Uint8Array | undefined {
+    const key = `${peer}\n${id}`;
+    const waiting = this.#received.get(key);
+    const data = waiting?.shift();
+    if (waiting !== undefined && waiting.length === 0) this.#received.delete(key);
+    return data;
+  }
+
+  /** True when a peer's sync message names heads of `id` this Repo lacks: the peer has changes to bring. */
+  #bringsChanges(id: DocumentId, data: Uint8Array): boolean {
+    const handle = this.#repo.handles[id];
+    // Not in memory: a sealed segment, stored whole; nothing a peer holds is missing here.
+    if (handle === undefined || !handle.isReady()) return false;
+    try {
+      const { heads } = A.decodeSyncMessage(data);
+      return A.getMissingDeps(handle.doc(), heads).length > 0;
+    } catch {
+      return false;
+    }
   }
 }
 

@@ -22,8 +22,9 @@ import {
   type VerdictData,
 } from '@accord/protocol';
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
-import { Adjudicator, type OpenDeadletter } from './adjudicator.js';
+import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
+import { SegmentRelease } from './segment-release.js';
 import { SegmentSealer } from './segment-sealer.js';
 import { verdictDrafts } from './verdict-events.js';
 
@@ -110,6 +111,7 @@ export class FacilityNode {
   readonly #adapter: WebSocketServerAdapter;
   readonly #adjudicator: Adjudicator;
   readonly #sealer: SegmentSealer;
+  readonly #release: SegmentRelease;
   readonly #opts: FacilityNodeOptions;
   readonly #clock: () => number;
   readonly #roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
@@ -166,6 +168,18 @@ export class FacilityNode {
       })(),
     });
     this.#sealer = new SegmentSealer(this.log, opts.key.deviceId);
+    this.#release = new SegmentRelease({
+      facility: opts.facility,
+      relay: opts.key.deviceId,
+      segmentSize: this.log.segmentSize,
+      devices: () => this.#roster.keys(),
+      sealed: (device, index) => this.#sealer.isSealed(device, index),
+      // Well past the longest an event waits for its dependencies: the fallback is for what no
+      // verdict releases (a slow relay's verdicts must not race it).
+      maxWithholdMs:
+        (opts.dependencyDeadlineMs ?? DEFAULT_DEPENDENCY_DEADLINE_MS) + DEFAULT_DEPENDENCY_DEADLINE_MS,
+      onReleased: (ids) => this.#serve(ids),
+    });
     const own = this.log.ownHistory().assigned;
     this.#trusted = own === 0 || (opts.trustedOwnSeq !== undefined && own >= opts.trustedOwnSeq);
   }
@@ -206,6 +220,9 @@ export class FacilityNode {
         roster: lookup,
         relay: key.deviceId,
         network: [adapter],
+        // Before the node exists no peer is connected (upgrades are routed to it once open).
+        serves: (peer, documentId, bringsChanges) =>
+          node === undefined || node.#release.serves(peer, documentId, bringsChanges),
         afterStartupScan: db.unmapTables,
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
@@ -268,7 +285,10 @@ export class FacilityNode {
       this.#adjudicator.add(event, now);
       this.#noteRoster(event);
       this.#sealer.note(event);
+      // A verdict met later in the history counts when met (see SegmentRelease.note).
+      this.#release.note(event, this.#adjudicator.verdictFor(event.id) !== undefined);
     }
+    this.#release.due();
     this.#unsubscribe = this.log.onEvents((events) => this.#onEvents(events));
     this.#offSync = this.log.onPeerSync(
       ({ peer, documentId, holdsTheirs }) => {
@@ -297,6 +317,7 @@ export class FacilityNode {
 
   #peerGone(peer: string): void {
     this.#peers.delete(peer);
+    this.#release.peerGone(peer as DeviceId);
     this.#schedule(0);
   }
 
@@ -372,6 +393,7 @@ export class FacilityNode {
       this.#sealer.note(event);
       if (event.device !== this.#opts.key.deviceId) foreign++;
       this.#adjudicator.add(event, now);
+      this.#release.note(event, this.#adjudicator.verdictFor(event.id) !== undefined);
     }
     if (foreign > 0) this.#opts.observer.ingested(this.facility, foreign);
     this.#lastActivity = now;
@@ -488,14 +510,28 @@ export class FacilityNode {
     if (verdicts.length > 0) {
       // Appended in order without waiting for each: one group commit carries the round.
       await Promise.all(verdictDrafts(this.facility, verdicts).map((draft) => this.log.appendSystem(draft)));
+      this.#release.judged(verdicts.map((v) => v.target));
       this.#opts.observer.verdicts(this.facility, verdicts, (performance.now() - started) / 1000);
       this.#lastActivity = this.#clock();
       // More of the backlog may be ready: next round (timers and I/O get their turn in between).
       if (verdicts.length >= VERDICTS_PER_ROUND) this.#schedule(0);
     }
     if (this.#sealer.pending > 0) await this.#sealer.sealDue();
+    // Judged (and sealed when full): the other devices get these segments now, with their verdicts.
+    const released = this.#release.due();
+    if (released.length > 0) this.#serve(released);
     const deadline = this.#adjudicator.nextDeadline();
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
+  }
+
+  /** Serves released segments to the devices that asked for them meanwhile. */
+  #serve(documentIds: string[]): void {
+    if (this.#closing !== undefined) return;
+    this.log
+      .servingChanged(documentIds)
+      .catch((e: unknown) =>
+        this.#opts.observer.problem(this.facility, 'could not serve released segments', e),
+      );
   }
 
   /** Keeps the newest relay-signed roster seen in the log (history at start, then as events arrive). */
@@ -590,6 +626,7 @@ export class FacilityNode {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#unsubscribe();
       this.#offSync();
+      this.#release.close();
       for (const w of this.#writeWaiters.splice(0)) w(false);
       await this.#repairing;
       await this.#round;

@@ -59,6 +59,11 @@ export class SegmentSealer {
     if (!this.#sealed.has(key)) this.#due.set(key, { device: event.device, index });
   }
 
+  /** True once segment `index` of `device` is sealed by this relay (in its history or now). */
+  isSealed(device: DeviceId, index: number): boolean {
+    return this.#sealed.has(segmentName(device, index));
+  }
+
   /** Segments noted as full and not sealed yet. */
   get pending(): number {
     return this.#due.size;

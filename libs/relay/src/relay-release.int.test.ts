@@ -1,0 +1,144 @@
+// Issue #12: the relay gives a device's segment to the other devices only once it has judged it.
+// A whole segment of a third device, one event of which waits for a dependency that never comes,
+// reaches the relay through a tablet carrying it; another tablet connected to the relay gets
+// none of those events before the relay holds a verdict for each (the waiting one's 404 after
+// the deadline), and checks the full segment by the relay's seal instead of one signature per
+// event. Released, the segment stays released. Real relay (LevelDB in a temp dir, WebSockets on
+// port 0), two devices with their own logs.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeviceLog, type LogRoster } from '@accord/log';
+import { hostileDevice } from '@accord/log/testing';
+import {
+  eventIdFor,
+  generateDeviceKey,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { tempDir, type TempDir } from '@accord/testkit';
+import { createRelayLogger } from './logger.js';
+import { Relay } from './relay.js';
+import { enrollOverHttp, eventually, registration, relayClient, verdictsAbout } from './testing.js';
+
+const FACILITY = 'clinic-release' as FacilityId;
+const SEGMENT = 4;
+const DEADLINE_MS = 1500;
+
+class TestRoster implements LogRoster {
+  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  add(device: DeviceId): void {
+    this.#members.set(device, { facility: FACILITY, revoked: false });
+  }
+  lookup(device: DeviceId) {
+    return this.#members.get(device);
+  }
+}
+
+describe('a device segment reaches the other devices once the relay has judged it (issue #12)', () => {
+  let dir: TempDir;
+  let relay: Relay;
+  const roster = new TestRoster();
+  const logs: DeviceLog[] = [];
+
+  async function device(name: string): Promise<{ log: DeviceLog; key: DeviceKeyPair }> {
+    const key = await generateDeviceKey();
+    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
+    roster.add(key.deviceId);
+    const log = await DeviceLog.open({
+      facility: FACILITY,
+      key,
+      eventStore: new MemoryEventStore(),
+      storage: new MemoryStorageAdapter(),
+      roster,
+      relay: relay.id,
+      segmentSize: SEGMENT,
+    });
+    logs.push(log);
+    return { log, key };
+  }
+  const connect = ({ log, key }: { log: DeviceLog; key: DeviceKeyPair }): void =>
+    log.addNetworkAdapter(
+      relayClient({ port: relay.port, relay: relay.id, key, facility: FACILITY, roster }),
+    );
+
+  beforeAll(async () => {
+    dir = await tempDir('accord-relay-release-');
+    relay = await Relay.start({
+      data: join(dir.path, 'relay'),
+      port: 0,
+      logger: createRelayLogger({ level: 'silent' }),
+      membershipPollMs: 50,
+      segmentSize: SEGMENT,
+      dependencyDeadlineMs: DEADLINE_MS,
+    });
+    roster.add(relay.id);
+  });
+
+  afterAll(async () => {
+    for (const log of logs) await log.close();
+    await relay.stop();
+    await dir.cleanup();
+  });
+
+  it('withholds the segment until every event in it has a verdict, then it is checked by the seal', async () => {
+    const reader = await device('Front desk');
+    const carrier = await device('Store room');
+    const third = await generateDeviceKey();
+    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key: third });
+    roster.add(third.deviceId);
+    connect(reader);
+    const node = await relay.facility(FACILITY);
+
+    // The third device's whole segment, written into the carrier's documents (as a LAN peer would).
+    const author = hostileDevice(carrier.log, third);
+    const never = eventIdFor(Date.now(), (await generateDeviceKey()).deviceId, 1);
+    const segment: SignedEvent[] = [];
+    for (let i = 1; i <= SEGMENT; i++) {
+      const { type, data } = registration(`P${i}`);
+      segment.push(
+        await author.sign({
+          type,
+          data,
+          subject: { kind: 'patient', id: `P${i}` },
+          deps: i === 2 ? [never] : [],
+        }),
+      );
+    }
+    await author.write(segment);
+    await eventually(
+      () => segment.every((e) => carrier.log.get(e.id) !== undefined),
+      'the segment on the carrier',
+    );
+
+    const unjudgedOnArrival: string[] = [];
+    reader.log.onEvents((events) => {
+      for (const e of events) {
+        if (e.device !== third.deviceId) continue;
+        if (verdictsAbout(node.log.visibleEvents(), e.id, relay.id).length === 0)
+          unjudgedOnArrival.push(e.id);
+      }
+    });
+    const started = Date.now();
+    connect(carrier);
+
+    for (const e of segment) {
+      await eventually(
+        () => reader.log.get(e.id)?.status !== 'pending' && reader.log.get(e.id),
+        `${e.id} judged on the reader`,
+      );
+    }
+    expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS);
+    expect(reader.log.get(segment[1]!.id)?.status).toBe('deadletter');
+    expect(unjudgedOnArrival).toEqual([]);
+    expect(reader.log.verification().bySeal).toBe(SEGMENT);
+
+    // Released for good: a later event of the device comes as it is.
+    const { type, data } = registration('P-later');
+    const later = await author.sign({ type, data, subject: { kind: 'patient', id: 'P-later' } });
+    await author.write([later]);
+    await eventually(() => reader.log.get(later.id) !== undefined, 'the later event on the reader');
+  });
+});
