@@ -1,5 +1,5 @@
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
-import { prepareDraft, type Projection } from '@accord/domain';
+import { markPrepared, prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
   ErrorCode,
@@ -279,9 +279,12 @@ export class DeviceLog implements DeviceLogApi {
       ...(draft.supersedes !== undefined ? { supersedes: draft.supersedes } : {}),
       data: p.data,
     });
-    // Warnings are computed on the view the user saw, before this event joins it.
-    const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
-    const event = await this.#own.signAndCommit(envelope);
+    // Warnings are computed on the view the user saw, before this event joins it. Neither they
+    // nor the projections check the data again: prepareDraft did (markPrepared).
+    const unsigned = { ...envelope, sig: '' };
+    markPrepared(unsigned, p);
+    const verdict = localWarnings(view, unsigned, { nowMs: this.#clock() });
+    const event = await this.#own.signAndCommit(envelope, (signed) => markPrepared(signed, p));
     return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
   }
 
