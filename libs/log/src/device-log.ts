@@ -267,18 +267,13 @@ export class DeviceLog implements DeviceLogApi {
     for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
     const view = this.tentative();
-    const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
+    const prepared = prepareDraft(view, draft);
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
-    const envelope = this.#own.envelope({
-      type: p.type,
-      schema: p.schema,
-      subject: p.subject,
-      deps: p.deps,
-      ...(p.basis !== undefined ? { basis: p.basis } : {}),
-      ...(draft.supersedes !== undefined ? { supersedes: draft.supersedes } : {}),
-      data: p.data,
-    });
+    // The prepared draft is the envelope's parts (type, schema, subject, deps, basis, data).
+    const envelope = this.#own.envelope(
+      draft.supersedes === undefined ? p : { ...p, supersedes: draft.supersedes },
+    );
     // Warnings are computed on the view the user saw, before this event joins it. Neither they
     // nor the projections check the data again: prepareDraft did (markPrepared).
     const unsigned = { ...envelope, sig: '' };
