@@ -23,16 +23,6 @@ import { CommitQueue } from './commit-queue.js';
 import type { MarkKeeper } from './mark-keeper.js';
 import type { LogEventStore, LogStoredEvent } from './ports.js';
 import type { LogContext } from './segments.js';
-import { Slots } from './slots.js';
-
-/**
- * Own events signed at once. WebCrypto signs on libuv's threads (4 by default), the same threads
- * that serve the event store's reads and synced writes: with every appender's signature queued
- * there (64 in the bench), each group commit waited behind all of them, and every waiting append
- * held its encoded envelope through the wait. Twice the threads keeps them all busy; the other
- * appends wait here, in sequence order, before encoding.
- */
-const SIGNING_IN_FLIGHT = 8;
 
 /** The schema check of each system event type's data. */
 const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<unknown>>> = {
@@ -77,7 +67,6 @@ export interface OwnAppendsDeps {
 export class OwnAppends {
   readonly #deps: OwnAppendsDeps;
   readonly #commit: CommitQueue<SignedOwn>;
-  readonly #signing = new Slots(SIGNING_IN_FLIGHT);
   /** The highest own number handed out. */
   #assigned: number;
   #recovering: Promise<void> | undefined;
@@ -187,7 +176,7 @@ export class OwnAppends {
   ): Promise<SignedEvent> {
     let signed: SignedOwn;
     try {
-      signed = await this.#signing.run(() => signEventEncoded(envelope, this.#deps.key));
+      signed = await signEventEncoded(envelope, this.#deps.key);
     } catch (err) {
       // Nothing took a later number meanwhile: give this one back instead of stopping the log.
       if (envelope.seq === this.#assigned) {
