@@ -4,6 +4,7 @@ import type { DomainEventType } from './catalogue.js';
 import { checkEventData, isDomainEventType, specOf } from './catalogue.js';
 import { toJson } from './json-copy.js';
 import type { Projection } from './projection.js';
+import { preparedDrafts } from './prepared.js';
 
 /** What a user action produces before the device turns it into an event: a type and its data. */
 export interface Draft {
@@ -53,12 +54,14 @@ export function prepareDraft(view: Projection, draft: Draft): Result<PreparedDra
       if (version !== null) deps.add(version);
     }
   }
-  return ok({
+  const prepared: PreparedDraft = {
     type,
     schema: spec.schema,
     subject,
     deps: [...deps].sort(cmp),
     ...(basis !== undefined ? { basis } : {}),
     data: toJson(data),
-  });
+  };
+  preparedDrafts.add(prepared);
+  return ok(prepared);
 }

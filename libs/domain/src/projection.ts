@@ -1,5 +1,5 @@
-import { isHlc, parseHlc } from '@accord/protocol';
-import type { EventId, Hlc, JsonValue, SignedEvent, Subject } from '@accord/protocol';
+import { isHlc, ok, parseHlc } from '@accord/protocol';
+import type { EventId, Hlc, JsonValue, Result, SignedEvent, Subject } from '@accord/protocol';
 import type {
   AppointmentCancelledData,
   AppointmentScheduledData,
@@ -19,6 +19,8 @@ import type {
 import { DomainEventType, PATIENT_FIELDS, SubjectKind, checkEventData } from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
 import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
+import type { PreparedDraft } from './draft.js';
+import { preparedDrafts } from './prepared.js';
 
 /** A patient's sex as recorded. */
 export type Sex = 'female' | 'male' | 'other' | 'unknown';
@@ -219,6 +221,33 @@ function parseEvent(event: SignedEvent, remember: boolean): CheckedEvent | strin
   }
   if (remember) parsedCache.set(event, out);
   return out;
+}
+
+/**
+ * Records that `event` was built from `prepared` (type, schema, subject and the data object itself
+ * unchanged), so that folding and judging it do not check its data again: `prepareDraft` did. A
+ * device's own append would otherwise run the same schema check three times (draft, local rules,
+ * projection). Does nothing unless `prepared` came from `prepareDraft` and the event carries its parts.
+ */
+export function markPrepared(event: SignedEvent, prepared: PreparedDraft): void {
+  if (!preparedDrafts.has(prepared)) return;
+  if (event.type !== prepared.type || event.schema !== prepared.schema || event.data !== prepared.data)
+    return;
+  const subject: unknown = event.subject;
+  if (typeof subject !== 'object' || subject === null) return;
+  const { kind, id } = subject as Subject;
+  if (kind !== prepared.subject.kind || id !== prepared.subject.id) return;
+  parsedCache.set(event, VALID);
+}
+
+/**
+ * {@link checkEventData} of an event's type, schema and data, without checking again an event
+ * already found valid with its subject (by a fold, or {@link markPrepared}).
+ */
+export function checkEvent(event: SignedEvent): Result<CheckedEvent> {
+  if (parsedCache.get(event) === VALID) return ok(checkedForm(event));
+  const schema: unknown = event.schema;
+  return checkEventData(event.type, typeof schema === 'number' ? schema : Number.NaN, event.data);
 }
 
 const SYSTEM_TYPES: ReadonlySet<string> = new Set([

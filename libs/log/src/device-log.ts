@@ -1,5 +1,5 @@
 import type { NetworkAdapterInterface } from '@automerge/automerge-repo';
-import { prepareDraft, type Projection } from '@accord/domain';
+import { markPrepared, prepareDraft, type Projection } from '@accord/domain';
 import {
   AccordError,
   ErrorCode,
@@ -268,21 +268,19 @@ export class DeviceLog implements DeviceLogApi {
     for (let wait = this.#own.wait(); wait !== undefined; wait = this.#own.wait()) await wait;
     this.#assertOpen();
     const view = this.tentative();
-    const prepared = prepareDraft(view, { type: draft.type, data: draft.data });
+    const prepared = prepareDraft(view, draft);
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
-    const envelope = this.#own.envelope({
-      type: p.type,
-      schema: p.schema,
-      subject: p.subject,
-      deps: p.deps,
-      ...(p.basis !== undefined ? { basis: p.basis } : {}),
-      ...(draft.supersedes !== undefined ? { supersedes: draft.supersedes } : {}),
-      data: p.data,
-    });
-    // Warnings are computed on the view the user saw, before this event joins it.
-    const verdict = localWarnings(view, { ...envelope, sig: '' }, { nowMs: this.#clock() });
-    const event = await this.#own.signAndCommit(envelope);
+    // The prepared draft is the envelope's parts (type, schema, subject, deps, basis, data).
+    const envelope = this.#own.envelope(
+      draft.supersedes === undefined ? p : { ...p, supersedes: draft.supersedes },
+    );
+    // Warnings are computed on the view the user saw, before this event joins it. Neither they
+    // nor the projections check the data again: prepareDraft did (markPrepared).
+    const unsigned = { ...envelope, sig: '' };
+    markPrepared(unsigned, p);
+    const verdict = localWarnings(view, unsigned, { nowMs: this.#clock() });
+    const event = await this.#own.signAndCommit(envelope, (signed) => markPrepared(signed, p));
     return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
   }
 

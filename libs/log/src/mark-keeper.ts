@@ -2,6 +2,12 @@ import type { OwnSeqMark, OwnSeqMarkState } from './own-seq-mark.js';
 
 /** Own sequence numbers reserved per durable write of the {@link OwnSeqMark}: one fsync per block. */
 const OWN_SEQ_BLOCK = 1000;
+/**
+ * How close to the end of the reservation the next block is reserved, in the background: a
+ * reservation is several file operations queued behind the signatures on libuv's threads (≈ 5 ms
+ * under load), and appends that reached the end of the block would all wait for it.
+ */
+const RESERVE_AHEAD = OWN_SEQ_BLOCK / 2;
 /** How long an acknowledged own seq may wait before the mark records it (off the append path). */
 const ACK_MARK_DELAY_MS = 500;
 
@@ -15,7 +21,7 @@ export interface MarkKeeperDeps {
 
 /**
  * Keeps the {@link OwnSeqMark} up to date: numbers are reserved in blocks of 1000, durably, before
- * they are handed out (one write per block), the highest acknowledged number is recorded shortly
+ * they are handed out (one write per block, started half a block ahead of need), the highest acknowledged number is recorded shortly
  * after each commit (off the append path, at most every 0.5 s), and a clean close writes
  * `{reserved = acked, clean: true}`. Writes never overlap.
  */
@@ -37,16 +43,21 @@ export class MarkKeeper {
 
   /**
    * Undefined when number `assigned + 1` is already reserved; otherwise the durable reservation
-   * of the next block, to wait for before taking it.
+   * of the next block, to wait for before taking it. Near the end of the reservation, the next
+   * block is reserved in the background.
    */
   reserveAfter(assigned: number): Promise<void> | undefined {
-    if (assigned < this.#reserved) return undefined;
-    this.#reserving ??= this.#write(() => ({
-      reserved: Math.max(this.#reserved, assigned) + OWN_SEQ_BLOCK,
-      acked: this.#acked,
-      clean: false,
-    })).finally(() => (this.#reserving = undefined));
-    return this.#reserving;
+    if (assigned + RESERVE_AHEAD < this.#reserved) return undefined;
+    if (this.#reserving === undefined) {
+      this.#reserving = this.#write(() => ({
+        reserved: Math.max(this.#reserved, assigned) + OWN_SEQ_BLOCK,
+        acked: this.#acked,
+        clean: false,
+      })).finally(() => (this.#reserving = undefined));
+      // Ahead of need nobody awaits it: a failure there is met again by the append that needs the block.
+      this.#reserving.catch(() => undefined);
+    }
+    return assigned < this.#reserved ? undefined : this.#reserving;
   }
 
   /** Records that own events up to `seq` are durable; the mark learns it soon, off the append path. */

@@ -166,8 +166,14 @@ export class OwnAppends {
     return this.envelope(parts, true);
   }
 
-  /** Signs `envelope` and resolves once it (and every own event before it) is durable. */
-  async signAndCommit(envelope: EventEnvelope): Promise<SignedEvent> {
+  /**
+   * Signs `envelope` and resolves once it (and every own event before it) is durable; `onSigned`
+   * sees the signed event before anything else does.
+   */
+  async signAndCommit(
+    envelope: EventEnvelope,
+    onSigned?: (event: SignedEvent) => void,
+  ): Promise<SignedEvent> {
     let signed: SignedOwn;
     try {
       signed = await signEventEncoded(envelope, this.#deps.key);
@@ -180,6 +186,7 @@ export class OwnAppends {
       this.#commit.abandon(envelope.seq, err);
       throw err;
     }
+    onSigned?.(signed.event);
     await this.#commit.submit(envelope.seq, signed);
     return signed.event;
   }

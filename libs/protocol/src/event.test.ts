@@ -84,6 +84,43 @@ describe('signEvent / verifyEvent', () => {
     );
   });
 
+  it('signEventEncoded puts the signature in the right place whatever the data and subject hold', async () => {
+    // The signed bytes are the envelope's bytes with the sig member put in before the top-level
+    // subject: data and subjects that spell out `,"subject":` or need multi-byte UTF-8 must not
+    // move it. Seeded (fast-check prints the seed and the counterexample on failure).
+    const tricky = fc.constantFrom(
+      ',"subject":',
+      '","subject":{"id":"x"',
+      'é',
+      '𝄞',
+      'Ama Owusu-Ꭰ',
+      '"sig":"',
+    );
+    const text = fc.oneof(tricky, fc.string({ unit: 'binary', maxLength: 12 }), fc.string({ maxLength: 8 }));
+    const data = fc.record({
+      subject: fc.record({ id: text, kind: text }),
+      note: text,
+      list: fc.array(text, { maxLength: 3 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(arbEnvelope({ device: alice.deviceId, data }), text, text, async (e, id, kind) => {
+        const envelope = { ...e, subject: { id: `p${id}`, kind: `k${kind}` } };
+        const { event, bytes } = await signEventEncoded(envelope, alice.key);
+        expect(bytes).toEqual(encodeSignedEvent(event));
+        expect(await verifyEvent(event)).toBe(true);
+      }),
+      { numRuns: 200, seed: 20261207 },
+    );
+  });
+
+  it('signEventEncoded refuses an envelope with a field that is not JSON, as encodeSignedEvent does', async () => {
+    const bad = {
+      ...sampleEnvelope({ device: alice.deviceId }),
+      data: undefined,
+    } as unknown as EventEnvelope;
+    await expect(signEventEncoded(bad, alice.key)).rejects.toMatchObject({ code: 'PROTOCOL_BAD_ENCODING' });
+  });
+
   it('flipping any bit of an encoded signed event makes decoding or verification fail', async () => {
     const events = await Promise.all(
       fc.sample(arbEnvelope(), { numRuns: 8, seed: 7 }).map((e) => alice.sign(e)),

@@ -86,13 +86,32 @@ const ENVELOPE_KEYS = [
   'v',
 ] as const;
 
+// A field envelopeObject sets but ENVELOPE_KEYS lacks would go unsigned: checked once, on an
+// envelope with every optional field set.
+for (const k of Object.keys(
+  envelopeObject({
+    subject: {},
+    basis: {},
+    supersedes: '',
+  } as unknown as EventEnvelope),
+)) {
+  if (!(ENVELOPE_KEYS as readonly string[]).includes(k)) throw new Error(`ENVELOPE_KEYS lacks ${k}`);
+}
+
+/** The envelope's members in canonical key order, so the encoder takes the object in one piece. */
+function inCanonicalOrder(o: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const k of ENVELOPE_KEYS) if (k in o) out[k] = o[k]!;
+  return out;
+}
+
 /**
  * Signs an envelope and returns the signed event together with its canonical bytes (what
  * {@link encodeSignedEvent} would return), encoding the envelope once instead of twice.
  *
  * @remarks `sig` sorts between `seq` and `subject` among the envelope's keys, so the canonical
- * text of the signed event is the envelope's members before `sig`, the `sig` member, then the
- * members after it. Same checks and errors as {@link signEvent}.
+ * text of the signed event is the envelope's text with the `sig` member put in before the
+ * `subject` member. Same checks and errors as {@link signEvent}.
  */
 export async function signEventEncoded(
   envelope: EventEnvelope,
@@ -104,26 +123,10 @@ export async function signEventEncoded(
     });
   }
   const o = envelopeObject(envelope);
-  const before: JsonObject = {};
-  const after: JsonObject = {};
-  // Filled in canonical key order, so the encoder finds both halves sorted.
-  let copied = 0;
-  for (const k of ENVELOPE_KEYS) {
-    if (!(k in o)) continue;
-    (k < 'sig' ? before : after)[k] = o[k]!;
-    copied++;
-  }
-  // A field envelopeObject sets but ENVELOPE_KEYS lacks would go unsigned: a programmer error.
-  if (copied !== Object.keys(o).length) throw new Error('ENVELOPE_KEYS lacks a field of envelopeObject');
-  // Both halves are never empty: `data` sorts before `sig`, `v` after it.
-  // Each half is encoded to UTF-8 once; the signed and the unsigned bytes are copied from them
-  // (no joined strings to flatten and encode twice: the append path's garbage is its main cost).
-  const head = ENCODER.encode(canonicalStringify(before)); // `{…}`: all but its `}` is kept
-  const tail = ENCODER.encode(canonicalStringify(after)); // `{…}`: all but its `{` is kept
-  const bytes = new Uint8Array(head.length + tail.length - 1);
-  bytes.set(head);
-  bytes[head.length - 1] = COMMA;
-  bytes.set(tail.subarray(1), head.length);
+  // One text and one UTF-8 encoding: the signed bytes are these bytes with the sig member put in
+  // (the append path's garbage and copies are its main cost).
+  const text = canonicalStringify(inCanonicalOrder(o));
+  const bytes = ENCODER.encode(text);
   // The signed form adds `,"sig":"<86 chars>"` (95 bytes) to the envelope bytes.
   const size = bytes.length + 95;
   if (size > MAX_EVENT_BYTES) {
@@ -141,21 +144,51 @@ export async function signEventEncoded(
   o['sig'] = sig;
   return {
     event: o as unknown as SignedEvent,
-    bytes: signedBytes(head, sig, tail),
+    bytes: withSig(bytes, subjectOffset(text, bytes), sig),
   };
 }
 
-const COMMA = 0x2c;
+/**
+ * The byte offset in `bytes` (the UTF-8 of `text`) of the top-level `,"subject":`: its last
+ * occurrence, since only the subject's strings, `supersedes`, `type` and `v` follow it, and none of
+ * them can hold an unescaped `"`.
+ */
+function subjectOffset(text: string, bytes: Uint8Array): number {
+  const at = text.lastIndexOf(',"subject":');
+  if (at < 0) throw new Error('an encoded envelope has a subject');
+  return bytes.length === text.length ? at : utf8Length(text, at); // equal lengths: all ASCII
+}
 
-/** `head` without its `}`, then `,"sig":"<sig>",`, then `tail` without its `{`. */
-function signedBytes(head: Uint8Array, sig: string, tail: Uint8Array): Uint8Array {
-  const member = ENCODER.encode(`,"sig":"${sig}",`);
-  const out = new Uint8Array(head.length - 1 + member.length + tail.length - 1);
-  out.set(head.subarray(0, head.length - 1));
-  out.set(member, head.length - 1);
-  out.set(tail.subarray(1), head.length - 1 + member.length);
+/** The UTF-8 length of `text.slice(0, end)` (well formed: the encoder refuses lone surrogates). */
+function utf8Length(text: string, end: number): number {
+  let n = 0;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4; // a surrogate pair: one 4-byte sequence
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** `bytes` with `,"sig":"<sig>"` put in at `offset` (sig is base64url: ASCII). */
+function withSig(bytes: Uint8Array, offset: number, sig: string): Uint8Array {
+  const out = new Uint8Array(bytes.length + 9 + sig.length);
+  out.set(bytes.subarray(0, offset));
+  let o = offset;
+  for (let i = 0; i < SIG_OPEN.length; i++) out[o++] = SIG_OPEN[i]!;
+  for (let i = 0; i < sig.length; i++) out[o++] = sig.charCodeAt(i);
+  out[o++] = QUOTE;
+  out.set(bytes.subarray(offset), o);
   return out;
 }
+
+const QUOTE = 0x22;
+/** `,"sig":"` */
+const SIG_OPEN = ENCODER.encode(',"sig":"');
 
 /**
  * True when `event.sig` is a valid signature of its envelope by the key embedded in `event.device`.

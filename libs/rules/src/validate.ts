@@ -24,7 +24,7 @@ import {
   DomainEventType,
   SubjectKind,
   antigenSchedule,
-  checkEventData,
+  checkEvent,
   dateOfDay,
   dateStartMs,
   dayNumber,
@@ -175,7 +175,7 @@ function judge(state: Projection, event: SignedEvent, ctx: ValidationContext): R
 
   // 500: schema.
   const schema: unknown = event.schema;
-  const checked = checkEventData(type, typeof schema === 'number' ? schema : Number.NaN, event.data);
+  const checked = checkEvent(event);
   if (!checked.ok) {
     const reason = checked.error.details['reason'];
     if (reason === 'unknown-type') {
