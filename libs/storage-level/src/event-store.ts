@@ -98,6 +98,11 @@ export interface EventStore {
   append(events: readonly StoredEvent[]): Promise<void>;
   /** The event with this id, if stored. */
   get(id: string): Promise<StoredEvent | undefined>;
+  /**
+   * {@link EventStore.get} without waiting: the log's on-demand read behind its synchronous
+   * queries. Throws STORAGE_CORRUPT (index or slot damaged), STORAGE_IO or STORAGE_CLOSED.
+   */
+  readSync(id: string): StoredEvent | undefined;
   /** The event in slot `(device, seq)`, if stored. */
   getBySeq(device: string, seq: number): Promise<StoredEvent | undefined>;
   /** The highest stored seq of `device`, 0 if none (holes below it are possible). */
@@ -176,6 +181,12 @@ export function eventStoreRawKey(target: EventStoreRawTarget): Uint8Array {
     case 'meta':
       return encodeSegments([target.key], TAG_META);
   }
+}
+
+/** The id-index key of `id` (a TypeError for a bad id: the caller's bug). */
+function indexKey(id: string): Uint8Array {
+  if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string');
+  return eventStoreRawKey({ kind: 'index', id });
 }
 
 /** Splits a segment-then-seq tail (after a 1-byte tag) into device and seq. */
@@ -443,16 +454,47 @@ class RawEventStore implements EventStore {
 
   get(id: string): Promise<StoredEvent | undefined> {
     return this.#read('get', async () => {
-      if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string');
-      const ik = eventStoreRawKey({ kind: 'index', id });
-      const indexed = RawEventStore.#indexValue(ik, await this.#raw.get(ik));
+      const ik = indexKey(id);
+      const indexed = this.#intactIndex(id, RawEventStore.#indexValue(ik, await this.#raw.get(ik)));
       if (indexed === undefined) return undefined;
-      if (isDamaged(indexed)) throw this.#corrupt(['index', id], indexed.corrupt, { id });
-      const event = await this.#getSlot(indexed.device, indexed.seq);
-      if (event !== undefined && event.id !== id)
-        throw this.#corrupt(['index', id], 'record', { id, device: indexed.device, seq: indexed.seq });
-      return event;
+      const sk = slotKey(indexed.device, indexed.seq);
+      return this.#checkedSlot(id, indexed, sk, await this.#raw.get(sk));
     });
+  }
+
+  readSync(id: string): StoredEvent | undefined {
+    if (this.#closed) throw closedError('event store');
+    const ik = indexKey(id);
+    try {
+      const indexed = this.#intactIndex(id, RawEventStore.#indexValue(ik, this.#raw.getSync(ik)));
+      if (indexed === undefined) return undefined;
+      const sk = slotKey(indexed.device, indexed.seq);
+      return this.#checkedSlot(id, indexed, sk, this.#raw.getSync(sk));
+    } catch (err) {
+      if ((err as { code?: unknown }).code === ErrorCode.STORAGE_CORRUPT) throw err;
+      if (this.#closed) throw closedError('event store');
+      throw ioError(err, 'readSync');
+    }
+  }
+
+  /** The slot an id-index entry points at (STORAGE_CORRUPT when the entry is damaged). */
+  #intactIndex(id: string, indexed: Indexed): { device: string; seq: number } | undefined {
+    if (isDamaged(indexed)) throw this.#corrupt(['index', id], indexed.corrupt, { id });
+    return indexed;
+  }
+
+  /** The event in the slot an id's index entry points at, checked to be that id's. */
+  #checkedSlot(
+    id: string,
+    indexed: { device: string; seq: number },
+    sk: Uint8Array,
+    value: Uint8Array | undefined,
+  ): StoredEvent | undefined {
+    if (value === undefined) return undefined;
+    const event = this.#decodeEvent(indexed.device, indexed.seq, sk, value);
+    if (event.id !== id)
+      throw this.#corrupt(['index', id], 'record', { id, device: indexed.device, seq: indexed.seq });
+    return event;
   }
 
   async #getSlot(device: string, seq: number): Promise<StoredEvent | undefined> {
