@@ -27,6 +27,7 @@ import type {
   Withheld,
 } from './api.js';
 import { VisibleSet } from './visible-set.js';
+import { StoredEvents } from './stored-events.js';
 import { Incidents } from './incidents.js';
 import { InternalErrors } from './internal-errors.js';
 import { startupScan, type StartupState } from './startup-scan.js';
@@ -70,7 +71,9 @@ export class DeviceLog implements DeviceLogApi {
   /** The check of the own history with peers before the first append. */
   readonly #history: OwnHistoryCheck;
 
-  /** Which verified events the projections see, and which are held back (no I/O). */
+  /** The events themselves, read from the event store on demand (they are not kept in memory). */
+  readonly #stored: StoredEvents;
+  /** Which verified events the projections see, and which are held back (no I/O of its own). */
   readonly #visible: VisibleSet;
   /** The log's serial work: document reads, following, sweeps. */
   readonly #work: WorkChain;
@@ -125,7 +128,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = clock;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#internal = new InternalErrors(opts.onInternalError);
-    this.#visible = new VisibleSet(opts.relay ?? null);
+    this.#stored = new StoredEvents(opts.eventStore);
+    this.#visible = new VisibleSet(opts.relay ?? null, this.#stored);
     this.#views = new Views(this.#visible, this.deviceId);
     const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
     const relay = opts.relay ?? undefined;
@@ -247,6 +251,9 @@ export class DeviceLog implements DeviceLogApi {
     // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
     await log.#equivocations.restore();
     for (const event of start.loaded) log.#addVerified(event);
+    // The confirmed fold is built while the folder has the stored events in hand: a first query
+    // then reads back only the pending events (see ProjectionFolder).
+    log.#visible.folder.confirmed();
     // Own numbers missing below the highest: the store lost some of its own events.
     if (log.#visible.contiguous(log.deviceId) < start.highestOwnSeq) log.#found.suspicious = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
@@ -411,9 +418,9 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.segmentEvents(device, index, this.#segmentSize);
   }
 
-  /** Every visible event of any kind, in no particular order. */
-  visibleEvents(): IterableIterator<SignedEvent> {
-    return this.#visible.folder.events.values();
+  /** Every visible event of any kind, in no particular order (read from the store one at a time). */
+  visibleEvents(opts: { systemOnly?: boolean } = {}): IterableIterator<SignedEvent> {
+    return this.#visible.visibleEvents(opts.systemOnly === true);
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -445,6 +452,9 @@ export class DeviceLog implements DeviceLogApi {
     const corrupt = this.#found.corrupt.filter(
       ({ device, seq }) => this.#visible.idAt(device as DeviceId, seq) === undefined,
     );
+    // Damaged since the start-up scan, found when read back on demand (repaired at the next open).
+    for (const { device, seq } of this.#stored.damaged())
+      if (device !== undefined && seq !== undefined) corrupt.push({ device, seq });
     return {
       holes: this.#visible.holes(),
       corrupt,

@@ -1,7 +1,7 @@
 import { compareHlc, HybridClock, type SignedEvent } from '@accord/protocol';
 import type { DeviceLogOptions } from './api.js';
 import type { OwnSeqMarkState } from './own-seq-mark.js';
-import type { LogStoredEvent } from './ports.js';
+import { parseStoredEvent } from './stored-events.js';
 
 /** What {@link startupScan} found: the log is built from it before any document is loaded. */
 export interface StartupState {
@@ -21,8 +21,6 @@ export interface StartupState {
   readonly corruptChunks: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * The start-up scans: one pass over the event store (intact events loaded, damaged ones listed for
  * repair), the HLC resumed, the own-sequence mark compared with the store, and corrupt sync-document
@@ -37,10 +35,7 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
   const skipped = ({ device, seq }: { device: string; seq: number }): void =>
     void corrupt.push({ device, seq });
   for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
-    // The store only ever holds events that were fully decoded, schema-checked and verified
-    // before they were written, behind a checksum: reading them back needs no second
-    // validation (a quarter of start-up time at 100k events). A value that no longer parses,
-    // or parses to something else, is corruption.
+    // No second validation (a quarter of start-up time at 100k events): see parseStoredEvent.
     const event = parseStoredEvent(stored);
     if (event !== undefined) loaded.push(event);
     else corrupt.push({ device: stored.device, seq: stored.seq });
@@ -83,18 +78,6 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
     suspicious: own.suspicious,
     corruptChunks,
   };
-}
-
-/** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
-function parseStoredEvent(stored: LogStoredEvent): SignedEvent | undefined {
-  try {
-    const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
-    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
-      ? event
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
