@@ -87,7 +87,8 @@ export class ConfirmedFold {
    */
   set(event: SignedEvent | EventId, seq: number | undefined): void {
     if (typeof event === 'string') {
-      if (this.#load === undefined) throw new TypeError('ConfirmedFold.set: an id alone needs the load option');
+      if (this.#load === undefined)
+        throw new TypeError('ConfirmedFold.set: an id alone needs the load option');
     } else if (isSystemEventType(event.type)) return;
     const id = idOf(event);
     if (this.#pending.has(id)) {

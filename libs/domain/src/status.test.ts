@@ -331,36 +331,39 @@ describe('ProjectionFolder', () => {
   it.each([
     ['holding its events', false],
     ['reading plain domain events from a source', true],
-  ])('incremental adds in any order, with queries in between, equal the from-scratch folds (%s)', (_, withSource) => {
-    fc.assert(
-      fc.property(
-        arbFacilityLog({ maxOps: 30 }),
-        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
-        fc.array(fc.nat(), { maxLength: 6 }),
-        ({ events }, keys, queryAt) => {
-          const order = shuffled(events, keys);
-          const folder = new ProjectionFolder(TEST_RELAY, withSource ? copyingSource(events) : undefined);
-          const queries = new Set(queryAt.map((q) => q % (order.length + 1)));
-          order.forEach((e, i) => {
-            if (queries.has(i)) {
-              // Intermediate answers equal the from-scratch answer for the prefix.
-              const prefix = logState(order.slice(0, i));
-              expect(bytes(folder.tentative())).toBe(bytes(tentative(prefix)));
-              expect(bytes(folder.confirmed())).toBe(bytes(confirmed(prefix)));
-            }
-            folder.add(e);
-            folder.add(e); // duplicates are ignored
-          });
-          const state = logState(events);
-          expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
-          expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
-          expect(classifyJson(folder.classify())).toBe(classifyJson(classify(state)));
-          expect(folder.size).toBe(state.events.size);
-        },
-      ),
-      { numRuns: 60 },
-    );
-  });
+  ])(
+    'incremental adds in any order, with queries in between, equal the from-scratch folds (%s)',
+    (_, withSource) => {
+      fc.assert(
+        fc.property(
+          arbFacilityLog({ maxOps: 30 }),
+          fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+          fc.array(fc.nat(), { maxLength: 6 }),
+          ({ events }, keys, queryAt) => {
+            const order = shuffled(events, keys);
+            const folder = new ProjectionFolder(TEST_RELAY, withSource ? copyingSource(events) : undefined);
+            const queries = new Set(queryAt.map((q) => q % (order.length + 1)));
+            order.forEach((e, i) => {
+              if (queries.has(i)) {
+                // Intermediate answers equal the from-scratch answer for the prefix.
+                const prefix = logState(order.slice(0, i));
+                expect(bytes(folder.tentative())).toBe(bytes(tentative(prefix)));
+                expect(bytes(folder.confirmed())).toBe(bytes(confirmed(prefix)));
+              }
+              folder.add(e);
+              folder.add(e); // duplicates are ignored
+            });
+            const state = logState(events);
+            expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
+            expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
+            expect(classifyJson(folder.classify())).toBe(classifyJson(classify(state)));
+            expect(folder.size).toBe(state.events.size);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    },
+  );
 
   it('querying after every single add (the incremental path) ends where the from-scratch fold does', () => {
     fc.assert(
