@@ -39,7 +39,7 @@ import { Following } from './following.js';
 import { DEFAULT_SWEEP_MS, SealingSweep } from './sealing.js';
 import { WorkChain } from './work-chain.js';
 import { RelaySeals } from './relay-seals.js';
-import { Equivocations } from './equivocations.js';
+import { Equivocations, restoreBarriers } from './equivocations.js';
 import { Ingest } from './ingest.js';
 import { MarkKeeper } from './mark-keeper.js';
 import { OwnAppends } from './own-appends.js';
@@ -112,7 +112,13 @@ export class DeviceLog implements DeviceLogApi {
   /** Infos, lists, counts and projections over the visible set (cached where it pays). */
   readonly #views: Views;
 
-  private constructor(opts: DeviceLogOptions, host: RepoHost, start: StartupState, clock: () => number) {
+  private constructor(
+    opts: DeviceLogOptions,
+    host: RepoHost,
+    start: StartupState,
+    clock: () => number,
+    loaded: { readonly stored: StoredEvents; readonly visible: VisibleSet },
+  ) {
     const { highestOwnSeq, hlc } = start;
     this.#found = {
       corrupt: start.corrupt,
@@ -128,8 +134,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = clock;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#internal = new InternalErrors(opts.onInternalError);
-    this.#stored = new StoredEvents(opts.eventStore);
-    this.#visible = new VisibleSet(opts.relay ?? null, this.#stored);
+    this.#stored = loaded.stored;
+    this.#visible = loaded.visible;
     this.#views = new Views(this.#visible, this.deviceId);
     const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
     const relay = opts.relay ?? undefined;
@@ -240,19 +246,31 @@ export class DeviceLog implements DeviceLogApi {
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const clock = opts.clock ?? Date.now;
-    const start = await startupScan(opts, clock);
+    const stored = new StoredEvents(opts.eventStore);
+    const visible = new VisibleSet(opts.relay ?? null, stored);
+    // Equivocation barriers (kept in the store's meta) hold before any event is added.
+    await restoreBarriers(opts.eventStore.meta, visible);
+    // Stored events join the visible set as the scan reads them, and none is kept past its turn
+    // (a history loaded first and added after would be resident at once). Of what #addVerified
+    // does besides, only the seal and roster notes matter before the documents open (no view is
+    // built, no listener subscribed, no own number above the store's): they wait for the parts.
+    const notes: SignedEvent[] = [];
+    const start = await startupScan(opts, clock, (event) => {
+      visible.add(event, (e) => {
+        if (e.type === SystemEventType.SegmentSealed || e.type === SystemEventType.RosterUpdated)
+          notes.push(e);
+      });
+    });
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
     });
-    const log = new DeviceLog(opts, host, start, clock);
+    const log = new DeviceLog(opts, host, start, clock, { stored, visible });
     host.exposeTo(log);
-    // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
-    await log.#equivocations.restore();
-    for (const event of start.loaded) log.#addVerified(event);
-    // The confirmed fold is built while the folder has the stored events in hand: a first query
-    // then reads back only the pending events (see ProjectionFolder).
+    for (const e of notes) log.#note(e);
+    // The confirmed fold is built while the folder still has the last events in hand (see
+    // ProjectionFolder): a first query reads back only what it must.
     log.#visible.folder.confirmed();
     // Own numbers missing below the highest: the store lost some of its own events.
     if (log.#visible.contiguous(log.deviceId) < start.highestOwnSeq) log.#found.suspicious = true;
@@ -359,10 +377,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** A stored, verified event joins the visible set; what it released is shown and announced. */
   #addVerified(decoded: SignedEvent): void {
-    const released = this.#visible.add(decoded, (e) => {
-      if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
-      else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
-    });
+    const released = this.#visible.add(decoded, (e) => this.#note(e));
     if (released === undefined || released.length === 0) return;
     const event = released[0]!; // the event itself, then what it unblocked
     const contiguous = this.#visible.contiguous(event.device);
@@ -370,6 +385,12 @@ export class DeviceLog implements DeviceLogApi {
     this.#views.onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#own.assigned) this.#own.cameBack(event.seq);
     this.#notify(released);
+  }
+
+  /** Relay seals and rosters are noted as they become visible (the following and the seal wait use them). */
+  #note(e: SignedEvent): void {
+    if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
+    else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
   }
 
   #notify(events: readonly SignedEvent[]): void {

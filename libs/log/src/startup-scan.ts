@@ -5,8 +5,6 @@ import { parseStoredEvent } from './stored-events.js';
 
 /** What {@link startupScan} found: the log is built from it before any document is loaded. */
 export interface StartupState {
-  /** Every intact stored event, in store order. */
-  readonly loaded: SignedEvent[];
   /** Stored events that are damaged (checksum, or bytes that no longer parse to their slot). */
   readonly corrupt: { device: string; seq: number }[];
   /** The HLC, resumed from this device's own stamps and a bounded peer stamp. */
@@ -22,24 +20,18 @@ export interface StartupState {
 }
 
 /**
- * The start-up scans: one pass over the event store (intact events loaded, damaged ones listed for
+ * The start-up scans: one pass over the event store (each intact event handed to `onEvent` as it
+ * is read, and not kept: the log does not hold its history in memory; damaged ones listed for
  * repair), the HLC resumed, the own-sequence mark compared with the store, and corrupt sync-document
  * chunks dropped; then `afterStartupScan`. Nothing here touches the Repo. `clock` is the log's
  * injected clock (it bounds which peer stamp the HLC may observe).
  */
-export async function startupScan(opts: DeviceLogOptions, clock: () => number): Promise<StartupState> {
+export async function startupScan(
+  opts: DeviceLogOptions,
+  clock: () => number,
+  onEvent: (event: SignedEvent) => void,
+): Promise<StartupState> {
   const store = opts.eventStore;
-  // One pass over the store: intact events are loaded, damaged ones listed for repair.
-  const corrupt: { device: string; seq: number }[] = [];
-  const loaded: SignedEvent[] = [];
-  const skipped = ({ device, seq }: { device: string; seq: number }): void =>
-    void corrupt.push({ device, seq });
-  for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
-    // No second validation (a quarter of start-up time at 100k events): see parseStoredEvent.
-    const event = parseStoredEvent(stored);
-    if (event !== undefined) loaded.push(event);
-    else corrupt.push({ device: stored.device, seq: stored.seq });
-  }
   // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
   // observation); another device's stamp is only observed, under the same drift bound as at run
   // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
@@ -47,7 +39,17 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
   let ownStamp = undefined as SignedEvent['hlc'] | undefined;
   let other = undefined as SignedEvent['hlc'] | undefined;
   let highestOwnSeq = 0;
-  for (const event of loaded) {
+  // One pass over the store: intact events are handed on, damaged ones listed for repair.
+  const corrupt: { device: string; seq: number }[] = [];
+  const skipped = ({ device, seq }: { device: string; seq: number }): void =>
+    void corrupt.push({ device, seq });
+  for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
+    // No second validation (a quarter of start-up time at 100k events): see parseStoredEvent.
+    const event = parseStoredEvent(stored);
+    if (event === undefined) {
+      corrupt.push({ device: stored.device, seq: stored.seq });
+      continue;
+    }
     if (event.device === opts.key.deviceId) {
       if (ownStamp === undefined || compareHlc(event.hlc, ownStamp) > 0) ownStamp = event.hlc;
       if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
@@ -57,6 +59,7 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
     ) {
       other = event.hlc;
     }
+    onEvent(event);
   }
   const hlc = new HybridClock({ wallClock: clock, ...(ownStamp !== undefined ? { last: ownStamp } : {}) });
   if (other !== undefined) hlc.observe(other);
@@ -70,7 +73,6 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
   const corruptChunks = damagedChunks.length;
   await opts.afterStartupScan?.();
   return {
-    loaded,
     corrupt,
     hlc,
     highestOwnSeq: own.next - 1,
