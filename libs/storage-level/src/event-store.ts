@@ -121,6 +121,15 @@ export interface EventStore {
   count(): Promise<number>;
   /** Start-up integrity check: contiguity from seq 1 per device, checksums, id index. Never throws for damage. */
   verify(): Promise<VerifyReport>;
+  /**
+   * Makes the id index agree with the slots again, for a database LevelDB's repair rebuilt: the
+   * repair drops a damaged block's records, so an event can keep its slot and lose its index
+   * entry (it could no longer be read by id), or the reverse. Every intact slot gets the entry
+   * pointing at it; entries pointing at no intact slot of their id are deleted; damaged slots
+   * and undecodable keys are left for `verify` and the start-up scan to report. Returns how many
+   * entries were written or deleted.
+   */
+  reindex(): Promise<number>;
   /** Durable key/value space for the log's own state. */
   readonly meta: EventStoreMeta;
   /** Group-commit counters. */
@@ -677,6 +686,39 @@ class RawEventStore implements EventStore {
       for (const id of slotsById.keys()) if (!seen.has(id)) index.push({ id, problem: 'missing' });
       return { holes, corrupt, count, index, badKeys };
     });
+  }
+
+  async reindex(): Promise<number> {
+    let changed = 0;
+    await this.#submit(async () => {
+      const slotById = new Map<string, Uint8Array>();
+      for await (const { key, value } of this.#raw.entries(prefixRange(Uint8Array.of(TAG_SLOT)))) {
+        if (decodeSlotTail(key, 1) === undefined) continue;
+        const slot = RawEventStore.#slotValue(key, value);
+        // The first slot of an id wins, as `verify` counts a second one a duplicate.
+        if (slot !== undefined && !isDamaged(slot) && !slotById.has(slot.id)) slotById.set(slot.id, key);
+      }
+      const ops: RawOp[] = [];
+      for await (const { key, value } of this.#raw.entries(prefixRange(Uint8Array.of(TAG_INDEX)))) {
+        const segs = decodeSegments(key, 1);
+        if (segs?.length !== 1) continue;
+        const sk = slotById.get(segs[0]!);
+        if (sk === undefined) {
+          ops.push({ type: 'del', key });
+          continue;
+        }
+        slotById.delete(segs[0]!);
+        const expected = frameIndex(key, sk);
+        if (!equalBytes(value, expected)) ops.push({ type: 'put', key, value: expected });
+      }
+      for (const [id, sk] of slotById) {
+        const ik = indexKey(id);
+        ops.push({ type: 'put', key: ik, value: frameIndex(ik, sk) });
+      }
+      changed = ops.length;
+      return ops;
+    });
+    return changed;
   }
 
   #metaGet(key: string): Promise<Uint8Array | undefined> {
