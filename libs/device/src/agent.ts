@@ -238,6 +238,16 @@ export class DeviceAgent {
           if (attempt > 0 || !isLevelCorruption(err)) throw err;
           const reason = err instanceof Error ? err.message : String(err);
           const result = await setAsideAndRepair(layout.db, layout.quarantine);
+          if (result.repaired) {
+            // LevelDB's repair drops the damaged block's records: an event may have kept its slot
+            // and lost its id-index entry (or the reverse), and the log reads events by id.
+            const repaired = await openDeviceDatabase(layout.db);
+            try {
+              await repaired.eventStore.reindex();
+            } finally {
+              await repaired.close();
+            }
+          }
           setAside = { path: result.path, at: new Date().toISOString(), reason };
           diag(
             `the database was damaged (${reason}): set aside in ${result.path}; ` +

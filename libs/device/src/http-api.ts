@@ -238,8 +238,10 @@ export class HttpApi {
     this.#allowedMethods = allowedMethods;
     this.#hooks(app);
     this.#declareRoutes(app);
-    // Verdicts already visible, then each new one as it becomes visible.
-    for (const event of opts.log.visibleEvents()) this.#observe(event);
+    // Verdicts already visible, then each new one as it becomes visible. Only system events: the
+    // others are read from the store one by one, and what #observe takes from them (clock skew)
+    // it looks up by the verdicts that name them.
+    for (const event of opts.log.visibleEvents({ systemOnly: true })) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
       for (const e of events) this.#observe(e);
       this.#streams.changed();
@@ -761,7 +763,7 @@ export class HttpApi {
     const relay = this.#opts.relay?.id;
     const verdicts: { event: SignedEvent; data: VerdictData }[] = [];
     const retries: SignedEvent[] = [];
-    for (const e of this.#opts.log.visibleEvents()) {
+    for (const e of this.#opts.log.visibleEvents({ systemOnly: true })) {
       if (e.type === SystemEventType.RetryRequested) {
         if ((e.data as { target?: unknown } | null)?.target === id) retries.push(e);
         continue;

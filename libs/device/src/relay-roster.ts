@@ -57,7 +57,7 @@ export function followRelayRoster(opts: FollowRelayRosterOptions): RelayRosterFo
     if (newest !== undefined && newest.version > (opts.roster.data.version ?? 0)) void adopt(newest.event);
   });
   const scan = async (): Promise<void> => {
-    const newest = newestRoster(opts.log.visibleEvents(), opts.relay);
+    const newest = newestRoster(opts.log.visibleEvents({ systemOnly: true }), opts.relay);
     if (newest !== undefined && newest.version > (opts.roster.data.version ?? 0)) await adopt(newest.event);
   };
   return { ready: scan(), stop };

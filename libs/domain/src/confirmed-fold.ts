@@ -16,15 +16,26 @@ export interface ConfirmedFoldOptions {
   readonly onFold?: (event: SignedEvent, seq: number) => void;
   /** Called after the projection was refolded from scratch: it is a new object, anything may have changed. */
   readonly onRefold?: () => void;
+  /**
+   * Reads back a domain event given to {@link ConfirmedFold.set} by id. When given, the fold keeps
+   * only the ids of the events it folded, and reads them again for a refold (for an owner whose
+   * events live in a store, such as a device's log); otherwise it keeps the events. An event
+   * given whole is folded as given, without a read.
+   */
+  readonly load?: (id: EventId) => SignedEvent;
 }
 
+/** An event as the fold keeps it: the event itself, or its id when the owner can load it. */
+type EventRef = SignedEvent | EventId;
+
 interface Entry {
-  readonly event: SignedEvent;
+  readonly ref: EventRef;
   readonly seq: number;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const bySeq = (a: Entry, b: Entry): number => a.seq - b.seq || cmp(a.event.id, b.event.id);
+const idOf = (ref: EventRef): EventId => (typeof ref === 'string' ? ref : ref.id);
+const bySeq = (a: Entry, b: Entry): number => a.seq - b.seq || cmp(idOf(a.ref), idOf(b.ref));
 
 /**
  * The confirmed projection: accepted domain events folded in the relay's `seq` order (ties by
@@ -41,15 +52,16 @@ const bySeq = (a: Entry, b: Entry): number => a.seq - b.seq || cmp(a.event.id, b
  * arrives below what was folded, when a folded event's acceptance is withdrawn, or when its
  * `seq` changes. System events (verdicts, retries, discards, rosters, seals) never change the
  * projection, so they are ignored. Memory: two array slots per folded event (no map by id; the
- * projection itself records which events it holds).
+ * projection itself records which events it holds), and with a `load` option no event at all.
  */
 export class ConfirmedFold {
   readonly #once: boolean;
   readonly #onFold: ((event: SignedEvent, seq: number) => void) | undefined;
   readonly #onRefold: (() => void) | undefined;
+  readonly #load: ((id: EventId) => SignedEvent) | undefined;
   #projection = Projection.empty();
-  /** The folded events, sorted by (seq, id); `#seqs[i]` is the seq `#events[i]` was folded at. */
-  #events: SignedEvent[] = [];
+  /** The folded events (ids with `load`), sorted by (seq, id); `#seqs[i]` is the seq `#events[i]` was folded at. */
+  #events: EventRef[] = [];
   #seqs: number[] = [];
   /** Accepted events not folded yet, by id, with their seq. */
   #pending = new Map<EventId, Entry>();
@@ -62,6 +74,7 @@ export class ConfirmedFold {
     this.#once = opts.once ?? false;
     this.#onFold = opts.onFold;
     this.#onRefold = opts.onRefold;
+    this.#load = opts.load;
   }
 
   /**
@@ -69,14 +82,18 @@ export class ConfirmedFold {
    * accepted (`seq` undefined: no verdict, a deadletter, or an acceptance withdrawn).
    *
    * @remarks Idempotent and order-independent: the projection depends only on the last `seq`
-   * given for each event id. Takes effect on the next {@link ConfirmedFold.projection}.
+   * given for each event id. Takes effect on the next {@link ConfirmedFold.projection}. With a
+   * `load` option a domain event may be given by id alone; it is read when it is folded.
    */
-  set(event: SignedEvent, seq: number | undefined): void {
-    if (isSystemEventType(event.type)) return;
-    const id = event.id;
+  set(event: SignedEvent | EventId, seq: number | undefined): void {
+    if (typeof event === 'string') {
+      if (this.#load === undefined)
+        throw new TypeError('ConfirmedFold.set: an id alone needs the load option');
+    } else if (isSystemEventType(event.type)) return;
+    const id = idOf(event);
     if (this.#pending.has(id)) {
       if (seq === undefined) this.#pending.delete(id);
-      else this.#pending.set(id, { event, seq });
+      else this.#pending.set(id, { ref: event, seq });
       return;
     }
     // Not pending: folded (the projection records every non-system event it was given; nothing
@@ -88,7 +105,17 @@ export class ConfirmedFold {
       this.#unfoldAll();
       this.#pending.delete(id);
     }
-    if (seq !== undefined) this.#pending.set(id, { event, seq });
+    if (seq !== undefined) this.#pending.set(id, { ref: event, seq });
+  }
+
+  /** What the fold keeps of a folded event: its id alone when it can load it again. */
+  #kept(ref: EventRef): EventRef {
+    return this.#load === undefined ? ref : idOf(ref);
+  }
+
+  /** The event behind `ref` (read back with `load` when only its id is kept). */
+  #event(ref: EventRef): SignedEvent {
+    return typeof ref === 'string' ? this.#load!(ref) : ref;
   }
 
   /**
@@ -108,10 +135,11 @@ export class ConfirmedFold {
       return this.#projection;
     }
     for (const entry of fresh) {
-      this.#projection.apply(entry.event, this.#once);
-      this.#events.push(entry.event);
+      const event = this.#event(entry.ref);
+      this.#projection.apply(event, this.#once);
+      this.#events.push(this.#kept(entry.ref));
       this.#seqs.push(entry.seq);
-      this.#onFold?.(entry.event, entry.seq);
+      this.#onFold?.(event, entry.seq);
     }
     return this.#projection;
   }
@@ -146,15 +174,15 @@ export class ConfirmedFold {
       if (seqs[mid]! < seq) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < seqs.length && seqs[i] === seq; i++) if (this.#events[i]!.id === id) return true;
+    for (let i = lo; i < seqs.length && seqs[i] === seq; i++) if (idOf(this.#events[i]!) === id) return true;
     return false;
   }
 
   /** Moves every folded event back to pending and marks the projection stale. */
   #unfoldAll(): void {
     for (let i = 0; i < this.#events.length; i++) {
-      const event = this.#events[i]!;
-      this.#pending.set(event.id, { event, seq: this.#seqs[i]! });
+      const ref = this.#events[i]!;
+      this.#pending.set(idOf(ref), { ref, seq: this.#seqs[i]! });
     }
     this.#events = [];
     this.#seqs = [];
@@ -163,12 +191,12 @@ export class ConfirmedFold {
 
   /** Folds the folded events and `fresh` (sorted) together from scratch, into a new projection. */
   #refold(fresh: readonly Entry[]): void {
-    const events: SignedEvent[] = [];
+    const events: EventRef[] = [];
     const seqs: number[] = [];
     const projection = Projection.empty();
-    const take = (event: SignedEvent, seq: number): void => {
-      projection.apply(event, this.#once);
-      events.push(event);
+    const take = (ref: EventRef, seq: number): void => {
+      projection.apply(this.#event(ref), this.#once);
+      events.push(this.#kept(ref));
       seqs.push(seq);
     };
     // A merge of two sorted runs: the folded events and the fresh ones.
@@ -180,12 +208,12 @@ export class ConfirmedFold {
       const f = fresh[j];
       if (
         i < old.length &&
-        (f === undefined || oldSeqs[i]! < f.seq || (oldSeqs[i] === f.seq && old[i]!.id < f.event.id))
+        (f === undefined || oldSeqs[i]! < f.seq || (oldSeqs[i] === f.seq && idOf(old[i]!) < idOf(f.ref)))
       ) {
         take(old[i]!, oldSeqs[i]!);
         i++;
       } else {
-        take(f!.event, f!.seq);
+        take(f!.ref, f!.seq);
         j++;
       }
     }

@@ -2,7 +2,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EventId, SignedEvent } from '@accord/protocol';
 import type { Projection } from './projection.js';
-import { ProjectionFolder, classify, confirmed, tentative, tentativeOrder } from './status.js';
+import {
+  ProjectionFolder,
+  classify,
+  confirmed,
+  tentative,
+  tentativeOrder,
+  type EventSource,
+} from './status.js';
 import type { EventStatusInfo } from './status.js';
 import { EventFactory, TEST_RELAY, arbFacilityLog, logState, testDeviceId } from './testing.js';
 
@@ -302,37 +309,61 @@ describe('confirmed and tentative', () => {
   });
 });
 
+/**
+ * An {@link EventSource} over `events` that hands out a fresh copy on every read (as a store
+ * decoding bytes does), counting reads: a folder that kept or compared object identities would
+ * show it.
+ */
+function copyingSource(events: readonly SignedEvent[]): EventSource & { reads: number } {
+  const byId = new Map(events.map((e) => [e.id, e]));
+  return {
+    reads: 0,
+    event(id) {
+      this.reads++;
+      const e = byId.get(id);
+      if (e === undefined) throw new Error(`no event ${id} in the source`);
+      return structuredClone(e);
+    },
+  };
+}
+
 describe('ProjectionFolder', () => {
-  it('incremental adds in any order, with queries in between, equal the from-scratch folds', () => {
-    fc.assert(
-      fc.property(
-        arbFacilityLog({ maxOps: 30 }),
-        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
-        fc.array(fc.nat(), { maxLength: 6 }),
-        ({ events }, keys, queryAt) => {
-          const order = shuffled(events, keys);
-          const folder = new ProjectionFolder(TEST_RELAY);
-          const queries = new Set(queryAt.map((q) => q % (order.length + 1)));
-          order.forEach((e, i) => {
-            if (queries.has(i)) {
-              // Intermediate answers equal the from-scratch answer for the prefix.
-              const prefix = logState(order.slice(0, i));
-              expect(bytes(folder.tentative())).toBe(bytes(tentative(prefix)));
-              expect(bytes(folder.confirmed())).toBe(bytes(confirmed(prefix)));
-            }
-            folder.add(e);
-            folder.add(e); // duplicates are ignored
-          });
-          const state = logState(events);
-          expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
-          expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
-          expect(classifyJson(folder.classify())).toBe(classifyJson(classify(state)));
-          expect(folder.size).toBe(state.events.size);
-        },
-      ),
-      { numRuns: 60 },
-    );
-  });
+  it.each([
+    ['holding its events', false],
+    ['reading plain domain events from a source', true],
+  ])(
+    'incremental adds in any order, with queries in between, equal the from-scratch folds (%s)',
+    (_, withSource) => {
+      fc.assert(
+        fc.property(
+          arbFacilityLog({ maxOps: 30 }),
+          fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+          fc.array(fc.nat(), { maxLength: 6 }),
+          ({ events }, keys, queryAt) => {
+            const order = shuffled(events, keys);
+            const folder = new ProjectionFolder(TEST_RELAY, withSource ? copyingSource(events) : undefined);
+            const queries = new Set(queryAt.map((q) => q % (order.length + 1)));
+            order.forEach((e, i) => {
+              if (queries.has(i)) {
+                // Intermediate answers equal the from-scratch answer for the prefix.
+                const prefix = logState(order.slice(0, i));
+                expect(bytes(folder.tentative())).toBe(bytes(tentative(prefix)));
+                expect(bytes(folder.confirmed())).toBe(bytes(confirmed(prefix)));
+              }
+              folder.add(e);
+              folder.add(e); // duplicates are ignored
+            });
+            const state = logState(events);
+            expect(bytes(folder.confirmed())).toBe(bytes(confirmed(state)));
+            expect(bytes(folder.tentative())).toBe(bytes(tentative(state)));
+            expect(classifyJson(folder.classify())).toBe(classifyJson(classify(state)));
+            expect(folder.size).toBe(state.events.size);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    },
+  );
 
   it('querying after every single add (the incremental path) ends where the from-scratch fold does', () => {
     fc.assert(
@@ -398,6 +429,49 @@ describe('ProjectionFolder', () => {
     );
     expect(folder.pending()).toEqual([]);
     expect(folder.status(b.id)?.status).toBe('accepted');
+  });
+
+  it('with a source, holds plain domain events by id and reads them back to fold (and refold)', () => {
+    const f = new EventFactory();
+    const a = reg(f, 'a');
+    const b = reg(f, 'b');
+    const c = reg(f, 'c');
+    const source = copyingSource([a, b, c]);
+    const folder = new ProjectionFolder(TEST_RELAY, source);
+    for (const e of [a, b, c]) folder.add(e);
+    expect(folder.has(b.id)).toBe(true);
+    expect(folder.idOf(b.id)).toBe(b.id);
+    // Not the object it was given: a copy read from the source.
+    const read = folder.event(b.id);
+    expect(read).toEqual(b);
+    expect(read).not.toBe(b);
+    const reads = source.reads;
+    expect(folder.tentative().patients().length).toBe(3); // three pending events read back
+    expect(source.reads).toBe(reads + 3);
+    const accepts = [f.accept(a, 1), f.accept(c, 3), f.accept(b, 2)];
+    for (const v of accepts) folder.add(v);
+    // Verdicts (system events) are resident: reading one does not touch the source.
+    const before = source.reads;
+    expect(folder.event(accepts[0]!.id)).toBe(accepts[0]);
+    expect(source.reads).toBe(before);
+    expect(bytes(folder.confirmed())).toBe(bytes(confirmed(logState([a, b, c, ...accepts]))));
+    folder.add(f.accept(a, 4)); // a's acceptance moves: a refold, which reads the folded events again
+    expect(bytes(folder.confirmed())).toBe(bytes(confirmed(logState([a, b, c, ...accepts, f.accept(a, 4)]))));
+    expect(source.reads).toBeGreaterThan(before + 3);
+  });
+
+  it('with a source that cannot read an event, a fold throws its error rather than folding without it', () => {
+    const f = new EventFactory();
+    const a = reg(f, 'a');
+    const damaged = Object.assign(new Error('damaged'), { code: 'STORAGE_CORRUPT' });
+    const folder = new ProjectionFolder(TEST_RELAY, {
+      event: () => {
+        throw damaged;
+      },
+    });
+    folder.add(a);
+    expect(folder.status(a.id)?.status).toBe('pending'); // statuses need no read
+    expect(() => folder.tentative()).toThrow(damaged);
   });
 
   it('tentative() returns an independent projection each time', () => {

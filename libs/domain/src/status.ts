@@ -35,6 +35,9 @@ export interface EventStatusInfo {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** How many added events a {@link ProjectionFolder} with a source keeps in hand until a sync. */
+const MAX_IN_HAND = 10_000;
+
 const PENDING: EventStatusInfo = Object.freeze({ status: 'pending' });
 /** One shared (frozen) status per accepting verdict event: an `AcceptedVerdicts` accepts up to 1000. */
 const ACCEPTED_BY = new WeakMap<SignedEvent, EventStatusInfo>();
@@ -56,22 +59,61 @@ interface TargetInfo {
 }
 
 /**
+ * Where a {@link ProjectionFolder} reads back an event it does not keep in memory.
+ *
+ * @remarks A device's log keeps its events in a store: given a source, the folder keeps only the
+ * ids of plain domain events (no `supersedes`), the bulk of a history, and reads them here when a
+ * fold needs them. System events and amends stay in memory: statuses read them on every query,
+ * and they are few.
+ */
+export interface EventSource {
+  /** The event with this id, added to the folder earlier; throws (with a code) when it cannot be read. */
+  event(id: EventId): SignedEvent;
+}
+
+/** True for an event a folder with a source keeps only by id: a domain event that amends nothing. */
+function plainDomainEvent(event: SignedEvent): boolean {
+  return event.supersedes === undefined && !isSystemEventType(event.type);
+}
+
+/**
  * Incremental classification of a facility's events (the engine behind {@link classify}).
  *
  * @remarks Order-independent: the latest verdict is the one with the highest relay envelope
  * `seq`; retries and resolutions are sets. `add` reports which event ids may have changed status.
+ * Holds every event, or with `byId` every plain domain event as its id alone (the id string
+ * itself: the map's key and value share it, and a log can share it further, see `idOf`).
  */
 class Tracker {
   readonly #relay: DeviceId | null;
-  readonly #events = new Map<EventId, SignedEvent>();
+  readonly #byId: boolean;
+  readonly #events = new Map<EventId, SignedEvent | EventId>();
   readonly #targets = new Map<EventId, TargetInfo>();
 
-  constructor(relay: DeviceId | null) {
+  constructor(relay: DeviceId | null, byId: boolean) {
     this.#relay = relay;
+    this.#byId = byId;
   }
 
-  get events(): ReadonlyMap<EventId, SignedEvent> {
-    return this.#events;
+  /** Number of distinct events added. */
+  get size(): number {
+    return this.#events.size;
+  }
+
+  /** The event as held: itself, or its id when it is a plain domain event kept by id. */
+  held(id: EventId): SignedEvent | EventId | undefined {
+    return this.#events.get(id);
+  }
+
+  /** Every event id added, in insertion order. */
+  ids(): IterableIterator<EventId> {
+    return this.#events.keys();
+  }
+
+  /** The resident event `id` (a system event or an amend), if it is one. */
+  #resident(id: EventId): SignedEvent | undefined {
+    const held = this.#events.get(id);
+    return typeof held === 'string' ? undefined : held;
   }
 
   /** True when some verdict, retry, discard or amend names `id` (present or not). */
@@ -97,7 +139,7 @@ class Tracker {
   /** Records an event; calls `touch` with every id whose status may have changed (possibly not yet present). */
   add(event: SignedEvent, touch: (id: EventId) => void): void {
     if (this.#events.has(event.id)) return;
-    this.#events.set(event.id, event);
+    this.#events.set(event.id, this.#byId && plainDomainEvent(event) ? event.id : event);
     switch (event.type) {
       case SystemEventType.Verdict:
       case SystemEventType.AcceptedVerdicts: {
@@ -148,8 +190,8 @@ class Tracker {
     info.outcome = outcome;
     info.seq = seq;
     touch(id);
-    // The target may itself be a retry or discard, whose standing changes its own target.
-    const target = this.#events.get(id);
+    // The target may itself be a retry or discard (always resident), whose standing changes its own target.
+    const target = this.#resident(id);
     const upstream = target === undefined ? undefined : this.#resolutionTarget(target);
     if (upstream !== undefined) touch(upstream);
   }
@@ -175,19 +217,17 @@ class Tracker {
   /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
   status(id: EventId): EventStatusInfo | undefined {
     const event = this.#events.get(id);
-    // Relay statements (verdicts, rosters) are not submissions: they have no status.
-    if (
-      event === undefined ||
-      event.type === SystemEventType.Verdict ||
-      event.type === SystemEventType.AcceptedVerdicts
-    ) {
-      return undefined;
-    }
-    if (
-      (event.type === SystemEventType.RosterUpdated || event.type === SystemEventType.SegmentSealed) &&
-      event.device === this.#relay
-    ) {
-      return undefined;
+    if (event === undefined) return undefined;
+    // Relay statements (verdicts, rosters) are not submissions: they have no status. (An event
+    // held by id is a plain domain event.)
+    if (typeof event !== 'string') {
+      if (event.type === SystemEventType.Verdict || event.type === SystemEventType.AcceptedVerdicts)
+        return undefined;
+      if (
+        (event.type === SystemEventType.RosterUpdated || event.type === SystemEventType.SegmentSealed) &&
+        event.device === this.#relay
+      )
+        return undefined;
     }
     const info = this.#targets.get(id);
     const verdict = info?.verdict;
@@ -196,7 +236,7 @@ class Tracker {
     // Deadletter: resolved by a discard (unless the relay refused the discard) or any amend.
     let resolvedBy: SignedEvent | undefined;
     for (const rid of info?.resolvers ?? []) {
-      const r = this.#events.get(rid);
+      const r = this.#resident(rid); // discards and amends are resident
       if (r === undefined) continue;
       if (r.type === SystemEventType.DeadletterDiscarded && this.#selfRejected(rid)) continue;
       if (
@@ -209,7 +249,7 @@ class Tracker {
     }
     if (resolvedBy !== undefined) return { status: 'resolved', verdict, resolvedBy: resolvedBy.id };
     for (const rid of info?.retries ?? []) {
-      const r = this.#events.get(rid);
+      const r = this.#resident(rid);
       if (r === undefined || this.#selfRejected(rid)) continue;
       // A retry the relay has not answered yet: its HLC is after the latest verdict's.
       if (cmp(r.hlc, verdict.hlc) > 0) return { status: 'pending', verdict };
@@ -308,19 +348,39 @@ export function tentative(state: LogState): Projection {
  * accepted event changes status (still O(n), and rare in practice since the relay issues `seq`
  * in order). {@link ProjectionFolder.tentative} clones the confirmed projection and applies the
  * pending events. Results equal {@link confirmed} / {@link tentative} of the same events.
+ *
+ * Memory: without a source the folder holds every event added. With an {@link EventSource} it
+ * holds plain domain events by id only and reads them from the source when it folds them (the
+ * confirmed fold, a refold, the pending events of {@link ProjectionFolder.tentative}).
  */
 export class ProjectionFolder {
   readonly #tracker: Tracker;
+  readonly #source: EventSource | undefined;
   // A device folds each event once: no cache of parsed data to keep for a second fold.
-  readonly #fold = new ConfirmedFold({ once: true });
+  readonly #fold: ConfirmedFold;
   /** Ids whose status may have changed since the last sync. */
   readonly #touched = new Set<EventId>();
   /** Present domain events that are not accepted (candidates for the tentative fold). */
   readonly #notAccepted = new Set<EventId>();
+  /**
+   * With a source: the plain domain events added since the last sync, as given. The sync hands
+   * them to the confirmed fold whole, so that a history added in one go (a log opening) is folded
+   * without reading it back; cleared by every sync, so they are kept only until the next query,
+   * or until {@link MAX_IN_HAND} of them wait (then a sync runs: the accepted ones wait in the
+   * fold for the next query, the others are dropped and read back if a refold needs them).
+   */
+  readonly #inHand = new Map<EventId, SignedEvent>();
 
-  /** A folder for a facility whose relay is `relay` (null: no relay known, everything pending). */
-  constructor(relay: DeviceId | null) {
-    this.#tracker = new Tracker(relay);
+  /**
+   * A folder for a facility whose relay is `relay` (null: no relay known, everything pending);
+   * with `source`, plain domain events are held by id and read back from it (see above).
+   */
+  constructor(relay: DeviceId | null, source?: EventSource) {
+    this.#tracker = new Tracker(relay, source !== undefined);
+    this.#source = source;
+    this.#fold = new ConfirmedFold(
+      source === undefined ? { once: true } : { once: true, load: (id) => source.event(id) },
+    );
   }
 
   /** A folder loaded with every event of `state`. */
@@ -332,12 +392,39 @@ export class ProjectionFolder {
 
   /** Number of distinct events added. */
   get size(): number {
-    return this.#tracker.events.size;
+    return this.#tracker.size;
   }
 
-  /** Every event added, by id (read-only: add through {@link ProjectionFolder.add}). */
-  get events(): ReadonlyMap<EventId, SignedEvent> {
-    return this.#tracker.events;
+  /** True when an event with this id was added. */
+  has(id: EventId): boolean {
+    return this.#tracker.held(id) !== undefined;
+  }
+
+  /**
+   * The event added with this id (read from the source when held by id), or undefined.
+   *
+   * @remarks Throws what the source throws when it cannot read the event.
+   */
+  event(id: EventId): SignedEvent | undefined {
+    const held = this.#tracker.held(id);
+    return typeof held === 'string' ? this.#source!.event(held) : held;
+  }
+
+  /** The event added with this id when the folder keeps it in memory (never read from the source). */
+  resident(id: EventId): SignedEvent | undefined {
+    const held = this.#tracker.held(id);
+    return typeof held === 'string' ? undefined : held;
+  }
+
+  /** The id string the folder holds for an added event (one string shared by all who name it). */
+  idOf(id: EventId): EventId | undefined {
+    const held = this.#tracker.held(id);
+    return typeof held === 'string' ? held : held?.id;
+  }
+
+  /** The ids of every event added, in the order they were added. */
+  ids(): IterableIterator<EventId> {
+    return this.#tracker.ids();
   }
 
   /** True when some verdict, retry, discard or amend added so far names `id`. */
@@ -355,7 +442,10 @@ export class ProjectionFolder {
 
   /** Adds one event of any kind (domain, verdict, retry, discard, amend); duplicates are ignored. */
   add(event: SignedEvent): void {
+    const inHand = this.#source !== undefined && !this.has(event.id) && plainDomainEvent(event);
+    if (inHand) this.#inHand.set(event.id, event);
     this.#tracker.add(event, this.#touch);
+    if (this.#inHand.size >= MAX_IN_HAND) this.#sync();
   }
 
   readonly #touch = (id: EventId): void => {
@@ -370,7 +460,7 @@ export class ProjectionFolder {
   /** The status of every non-verdict event, like {@link classify}. */
   classify(): Map<EventId, EventStatusInfo> {
     const out = new Map<EventId, EventStatusInfo>();
-    for (const id of [...this.#tracker.events.keys()].sort(cmp)) {
+    for (const id of [...this.#tracker.ids()].sort(cmp)) {
       const s = this.#tracker.status(id);
       if (s !== undefined) out.set(id, s);
     }
@@ -381,14 +471,17 @@ export class ProjectionFolder {
   #sync(): void {
     if (this.#touched.size === 0) return;
     for (const id of this.#touched) {
-      const event = this.#tracker.events.get(id);
-      if (event === undefined || isSystemEventType(event.type)) continue;
+      // An event held by id is a plain domain event: the fold reads it when it folds it, unless
+      // it is still in hand.
+      const held = this.#inHand.get(id) ?? this.#tracker.held(id);
+      if (held === undefined || (typeof held !== 'string' && isSystemEventType(held.type))) continue;
       const seq = this.#tracker.acceptedSeq(id);
       if (seq === undefined) this.#notAccepted.add(id);
       else this.#notAccepted.delete(id);
-      this.#fold.set(event, seq);
+      this.#fold.set(held, seq);
     }
     this.#touched.clear();
+    this.#inHand.clear();
   }
 
   /**
@@ -407,7 +500,7 @@ export class ProjectionFolder {
     this.#sync();
     const out: SignedEvent[] = [];
     for (const id of this.#notAccepted) {
-      if (this.#tracker.status(id)?.status === 'pending') out.push(this.#tracker.events.get(id)!);
+      if (this.#tracker.status(id)?.status === 'pending') out.push(this.event(id)!);
     }
     return tentativeOrder(out);
   }

@@ -260,8 +260,13 @@ export interface DeviceLogApi {
   /**
    * Every visible event of any kind (domain facts, verdicts, rosters, resolutions), in no
    * particular order; `list` leaves out verdicts and rosters.
+   *
+   * @remarks Events are read from the store as the iteration reaches them (a whole pass at 100k
+   * events takes seconds): a caller that looks only at system events (verdicts, rosters, seals,
+   * retries, discards) passes `systemOnly`, which reads nothing. Throws `STORAGE_CORRUPT` at an
+   * event damaged on disk since open.
    */
-  visibleEvents(): IterableIterator<SignedEvent>;
+  visibleEvents(opts?: { readonly systemOnly?: boolean }): IterableIterator<SignedEvent>;
   counts(): LogCounts;
   tentative(): Projection;
   confirmed(): Projection;

@@ -27,6 +27,7 @@ import type {
   Withheld,
 } from './api.js';
 import { VisibleSet } from './visible-set.js';
+import { StoredEvents } from './stored-events.js';
 import { Incidents } from './incidents.js';
 import { InternalErrors } from './internal-errors.js';
 import { startupScan, type StartupState } from './startup-scan.js';
@@ -38,7 +39,7 @@ import { Following } from './following.js';
 import { DEFAULT_SWEEP_MS, SealingSweep } from './sealing.js';
 import { WorkChain } from './work-chain.js';
 import { RelaySeals } from './relay-seals.js';
-import { Equivocations } from './equivocations.js';
+import { Equivocations, restoreBarriers } from './equivocations.js';
 import { Ingest } from './ingest.js';
 import { MarkKeeper } from './mark-keeper.js';
 import { OwnAppends } from './own-appends.js';
@@ -70,7 +71,9 @@ export class DeviceLog implements DeviceLogApi {
   /** The check of the own history with peers before the first append. */
   readonly #history: OwnHistoryCheck;
 
-  /** Which verified events the projections see, and which are held back (no I/O). */
+  /** The events themselves, read from the event store on demand (they are not kept in memory). */
+  readonly #stored: StoredEvents;
+  /** Which verified events the projections see, and which are held back (no I/O of its own). */
   readonly #visible: VisibleSet;
   /** The log's serial work: document reads, following, sweeps. */
   readonly #work: WorkChain;
@@ -109,7 +112,13 @@ export class DeviceLog implements DeviceLogApi {
   /** Infos, lists, counts and projections over the visible set (cached where it pays). */
   readonly #views: Views;
 
-  private constructor(opts: DeviceLogOptions, host: RepoHost, start: StartupState, clock: () => number) {
+  private constructor(
+    opts: DeviceLogOptions,
+    host: RepoHost,
+    start: StartupState,
+    clock: () => number,
+    loaded: { readonly stored: StoredEvents; readonly visible: VisibleSet },
+  ) {
     const { highestOwnSeq, hlc } = start;
     this.#found = {
       corrupt: start.corrupt,
@@ -125,7 +134,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#clock = clock;
     this.#incidents = new Incidents(this.#clock, opts.onIncident);
     this.#internal = new InternalErrors(opts.onInternalError);
-    this.#visible = new VisibleSet(opts.relay ?? null);
+    this.#stored = loaded.stored;
+    this.#visible = loaded.visible;
     this.#views = new Views(this.#visible, this.deviceId);
     const ctx = { facility: this.facility, deviceId: this.deviceId, segmentSize: this.#segmentSize };
     const relay = opts.relay ?? undefined;
@@ -236,18 +246,33 @@ export class DeviceLog implements DeviceLogApi {
    */
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const clock = opts.clock ?? Date.now;
-    const start = await startupScan(opts, clock);
+    const stored = new StoredEvents(opts.eventStore);
+    const visible = new VisibleSet(opts.relay ?? null, stored);
+    // Equivocation barriers (kept in the store's meta) hold before any event is added.
+    await restoreBarriers(opts.eventStore.meta, visible);
+    // Stored events join the visible set as the scan reads them, and none is kept past its turn
+    // (a history loaded first and added after would be resident at once). Of what #addVerified
+    // does besides, only the seal and roster notes matter before the documents open (no view is
+    // built, no listener subscribed, no own number above the store's): they wait for the parts.
+    const notes: SignedEvent[] = [];
+    const start = await startupScan(opts, clock, (event) => {
+      visible.add(event, (e) => {
+        if (e.type === SystemEventType.SegmentSealed || e.type === SystemEventType.RosterUpdated)
+          notes.push(e);
+      });
+    });
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
       ...(opts.serves === undefined ? {} : { serves: opts.serves }),
     });
-    const log = new DeviceLog(opts, host, start, clock);
+    const log = new DeviceLog(opts, host, start, clock, { stored, visible });
     host.exposeTo(log);
-    // Equivocation barriers are kept in the store's meta under EQUIVOCATIONS.
-    await log.#equivocations.restore();
-    for (const event of start.loaded) log.#addVerified(event);
+    for (const e of notes) log.#note(e);
+    // The confirmed fold is built while the folder still has the last events in hand (see
+    // ProjectionFolder): a first query reads back only what it must.
+    log.#visible.folder.confirmed();
     // Own numbers missing below the highest: the store lost some of its own events.
     if (log.#visible.contiguous(log.deviceId) < start.highestOwnSeq) log.#found.suspicious = true;
     // Listening before the documents open: a fast peer may be done syncing them by then.
@@ -351,10 +376,7 @@ export class DeviceLog implements DeviceLogApi {
 
   /** A stored, verified event joins the visible set; what it released is shown and announced. */
   #addVerified(decoded: SignedEvent): void {
-    const released = this.#visible.add(decoded, (e) => {
-      if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
-      else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
-    });
+    const released = this.#visible.add(decoded, (e) => this.#note(e));
     if (released === undefined || released.length === 0) return;
     const event = released[0]!; // the event itself, then what it unblocked
     const contiguous = this.#visible.contiguous(event.device);
@@ -362,6 +384,12 @@ export class DeviceLog implements DeviceLogApi {
     this.#views.onVisible(released);
     if (event.device === this.deviceId && event.seq > this.#own.assigned) this.#own.cameBack(event.seq);
     this.#notify(released);
+  }
+
+  /** Relay seals and rosters are noted as they become visible (the following and the seal wait use them). */
+  #note(e: SignedEvent): void {
+    if (e.type === SystemEventType.SegmentSealed) this.#seals.note(e);
+    else if (e.type === SystemEventType.RosterUpdated) this.#following.noteRoster(e);
   }
 
   #notify(events: readonly SignedEvent[]): void {
@@ -410,9 +438,9 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.segmentEvents(device, index, this.#segmentSize);
   }
 
-  /** Every visible event of any kind, in no particular order. */
-  visibleEvents(): IterableIterator<SignedEvent> {
-    return this.#visible.folder.events.values();
+  /** Every visible event of any kind, in no particular order (read from the store one at a time). */
+  visibleEvents(opts: { systemOnly?: boolean } = {}): IterableIterator<SignedEvent> {
+    return this.#visible.visibleEvents(opts.systemOnly === true);
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */
@@ -444,6 +472,9 @@ export class DeviceLog implements DeviceLogApi {
     const corrupt = this.#found.corrupt.filter(
       ({ device, seq }) => this.#visible.idAt(device as DeviceId, seq) === undefined,
     );
+    // Damaged since the start-up scan, found when read back on demand (repaired at the next open).
+    for (const { device, seq } of this.#stored.damaged())
+      if (device !== undefined && seq !== undefined) corrupt.push({ device, seq });
     return {
       holes: this.#visible.holes(),
       corrupt,

@@ -34,25 +34,6 @@ export class Equivocations {
     this.#deps = deps;
   }
 
-  /** Restores the stored barriers into the visible set (before any event is added). */
-  async restore(): Promise<void> {
-    for (const [device, seq] of await this.#read()) this.#deps.visible.setBarrier(device, seq);
-  }
-
-  async #read(): Promise<[DeviceId, number][]> {
-    const bytes = await this.#deps.markers.get(EQUIVOCATIONS);
-    if (bytes === undefined) return [];
-    try {
-      const parsed: unknown = JSON.parse(utf8.decode(bytes));
-      if (typeof parsed !== 'object' || parsed === null) return [];
-      return Object.entries(parsed).flatMap(([device, seq]) =>
-        Number.isSafeInteger(seq) && (seq as number) > 0 ? [[device as DeviceId, seq as number]] : [],
-      );
-    } catch {
-      return []; // evidence is found again when the documents are read
-    }
-  }
-
   /**
    * `event` is validly signed by its device but another event holds its (device, seq): the device
    * signed two histories. Reports it once, and withholds the device's events from that seq on.
@@ -86,5 +67,28 @@ export class Equivocations {
       new TextEncoder().encode(JSON.stringify(Object.fromEntries(visible.barriers()))),
     );
     if (visible.withholdFrom(event.device, event.seq)) this.#deps.onWithheld();
+  }
+}
+
+/**
+ * Restores the equivocation barriers kept in the store's meta into `visible` (before any event is
+ * added to it, as the log opens). An unreadable record restores none: the evidence is found again
+ * when the documents are read.
+ */
+export async function restoreBarriers(markers: LogMetaSpace, visible: VisibleSet): Promise<void> {
+  for (const [device, seq] of await readBarriers(markers)) visible.setBarrier(device, seq);
+}
+
+async function readBarriers(markers: LogMetaSpace): Promise<[DeviceId, number][]> {
+  const bytes = await markers.get(EQUIVOCATIONS);
+  if (bytes === undefined) return [];
+  try {
+    const parsed: unknown = JSON.parse(utf8.decode(bytes));
+    if (typeof parsed !== 'object' || parsed === null) return [];
+    return Object.entries(parsed).flatMap(([device, seq]) =>
+      Number.isSafeInteger(seq) && (seq as number) > 0 ? [[device as DeviceId, seq as number]] : [],
+    );
+  } catch {
+    return []; // evidence is found again when the documents are read
   }
 }

@@ -1,6 +1,5 @@
 import {
   decodeSignedEvent,
-  encodeSignedEvent,
   ErrorCode,
   isAccordError,
   isEventIdOf,
@@ -133,7 +132,7 @@ export class Ingest {
     list: readonly unknown[],
     start: number,
   ): { candidates: Candidate[]; conflicts: SignedEvent[] } {
-    const { incidents, visible, roster, ctx } = this.#deps;
+    const { incidents, visible, roster, ctx, store } = this.#deps;
     const candidates: Candidate[] = [];
     const conflicts: SignedEvent[] = [];
     const seenInBatch = new Set<string>();
@@ -167,10 +166,17 @@ export class Ingest {
         continue;
       }
       if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
-      const existing = visible.known(event.id);
-      if (existing !== undefined) {
-        // Same id, so same device and seq: either the same event or the device equivocated.
-        if (!bytesEqual(encodeSignedEvent(existing), bytes)) conflicts.push(event);
+      if (visible.has(event.id)) {
+        // Same id, so same device and seq: either the same event or the device equivocated. The
+        // stored bytes are compared (events are not kept in memory); a copy damaged on disk since
+        // open cannot be compared, and is repaired from peers at the next start.
+        let stored: Uint8Array | undefined;
+        try {
+          stored = store.readSync(event.id)?.bytes;
+        } catch {
+          continue;
+        }
+        if (stored === undefined || !bytesEqual(stored, bytes)) conflicts.push(event);
         continue;
       }
       if (event.facility !== ctx.facility) {
@@ -259,7 +265,7 @@ export class Ingest {
         });
         return;
       }
-      if (visible.known(event.id) !== undefined) return; // arrived meanwhile through another document
+      if (visible.has(event.id)) return; // arrived meanwhile through another document
       const key = `${event.device}/${event.seq}`;
       if (seqTaken.has(key) || visible.idAt(event.device, event.seq) !== undefined) {
         // Two validly signed events for one (device, seq): the device equivocated.

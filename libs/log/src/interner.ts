@@ -7,8 +7,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** What the interner asks of the events already held. */
 export interface InternLookup {
-  /** A held event by id (visible or held back). */
-  known(id: EventId): SignedEvent | undefined;
+  /** The id string held for a visible event (events are not resident: their id strings are). */
+  visibleId(id: EventId): EventId | undefined;
   /** The id string the projection folder already holds for `id` (a verdict named it first). */
   sharedId(id: EventId): EventId | undefined;
 }
@@ -33,7 +33,7 @@ export class Interner {
     if (e.type === SystemEventType.AcceptedVerdicts && readAcceptedVerdicts(e.data) !== undefined) {
       const targets = (e.data as { targets: string[] }).targets;
       for (let i = 0; i < targets.length; i++)
-        targets[i] = lookup.known(targets[i] as EventId)?.id ?? targets[i]!;
+        targets[i] = lookup.visibleId(targets[i] as EventId) ?? targets[i]!;
     }
     const str = (s: string): string => {
       const known = this.#strings.get(s);

@@ -38,6 +38,7 @@ export interface LogIterateOptions {
  *   retries event by event and reports the contradicting one as an equivocation. Appending into a
  *   slot whose stored value is damaged rewrites it (repair from a peer's copy).
  * - `iterate` yields every intact event in (device, seq) order and names each damaged one.
+ * - `readSync` gives one event by id without waiting (see there).
  * - `highestSeq` counts damaged slots too: a damaged own event still used its number.
  */
 export interface LogEventStore {
@@ -47,6 +48,15 @@ export interface LogEventStore {
   iterate(opts: LogIterateOptions): AsyncIterable<LogStoredEvent>;
   /** The highest stored seq of `device` (damaged or not), 0 when none. */
   highestSeq(device: string): Promise<number>;
+  /**
+   * The stored event with this id, read synchronously (blocking): undefined when none.
+   *
+   * @remarks The log keeps indexes, statuses and projections in memory and reads an event's
+   * bytes here when a query asks for it, so its queries stay synchronous. An event appended is
+   * readable once its `append` resolved. Throws `STORAGE_CORRUPT` (an `AccordError`) when the
+   * stored value, or the id's index entry, is damaged: never damaged or another event's bytes.
+   */
+  readSync(id: string): LogStoredEvent | undefined;
   /** Durable key/value space for the log's own state. */
   readonly meta: LogMetaSpace;
 }

@@ -24,7 +24,11 @@ describe('RelaySeals, waiting for a seal', () => {
     seals = new RelaySeals({
       ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
       relay: RELAY,
-      visible: new VisibleSet(RELAY),
+      visible: new VisibleSet(RELAY, {
+        event: (id) => {
+          throw new Error(`no event store here (${id})`);
+        },
+      }),
       onSealed: () => {},
       reread: (s) => reread.push(String(s.id)),
     });

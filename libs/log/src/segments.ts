@@ -179,8 +179,9 @@ export class Segments {
     const present = seqsIn(list, this.#ctx.deviceId);
     const missing: Uint8Array[] = [];
     for (let seq = first; seq <= last; seq++) {
-      const event = eventAt(seq);
-      if (!present.has(seq) && event !== undefined) missing.push(encodeSignedEvent(event));
+      if (present.has(seq)) continue;
+      const event = eventAt(seq); // read from the store: only for what the document lacks
+      if (event !== undefined) missing.push(encodeSignedEvent(event));
     }
     if (missing.length > 0) {
       segment.handle.change((doc) => {

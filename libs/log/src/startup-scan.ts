@@ -1,12 +1,10 @@
 import { compareHlc, HybridClock, type SignedEvent } from '@accord/protocol';
 import type { DeviceLogOptions } from './api.js';
 import type { OwnSeqMarkState } from './own-seq-mark.js';
-import type { LogStoredEvent } from './ports.js';
+import { parseStoredEvent } from './stored-events.js';
 
 /** What {@link startupScan} found: the log is built from it before any document is loaded. */
 export interface StartupState {
-  /** Every intact stored event, in store order. */
-  readonly loaded: SignedEvent[];
   /** Stored events that are damaged (checksum, or bytes that no longer parse to their slot). */
   readonly corrupt: { device: string; seq: number }[];
   /** The HLC, resumed from this device's own stamps and a bounded peer stamp. */
@@ -21,30 +19,19 @@ export interface StartupState {
   readonly corruptChunks: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
- * The start-up scans: one pass over the event store (intact events loaded, damaged ones listed for
+ * The start-up scans: one pass over the event store (each intact event handed to `onEvent` as it
+ * is read, and not kept: the log does not hold its history in memory; damaged ones listed for
  * repair), the HLC resumed, the own-sequence mark compared with the store, and corrupt sync-document
  * chunks dropped; then `afterStartupScan`. Nothing here touches the Repo. `clock` is the log's
  * injected clock (it bounds which peer stamp the HLC may observe).
  */
-export async function startupScan(opts: DeviceLogOptions, clock: () => number): Promise<StartupState> {
+export async function startupScan(
+  opts: DeviceLogOptions,
+  clock: () => number,
+  onEvent: (event: SignedEvent) => void,
+): Promise<StartupState> {
   const store = opts.eventStore;
-  // One pass over the store: intact events are loaded, damaged ones listed for repair.
-  const corrupt: { device: string; seq: number }[] = [];
-  const loaded: SignedEvent[] = [];
-  const skipped = ({ device, seq }: { device: string; seq: number }): void =>
-    void corrupt.push({ device, seq });
-  for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
-    // The store only ever holds events that were fully decoded, schema-checked and verified
-    // before they were written, behind a checksum: reading them back needs no second
-    // validation (a quarter of start-up time at 100k events). A value that no longer parses,
-    // or parses to something else, is corruption.
-    const event = parseStoredEvent(stored);
-    if (event !== undefined) loaded.push(event);
-    else corrupt.push({ device: stored.device, seq: stored.seq });
-  }
   // The HLC resumes from this device's own stamps only (made by its own clock or through bounded
   // observation); another device's stamp is only observed, under the same drift bound as at run
   // time, or one tablet in a wrong year would pull every restarted peer into it (issue #13).
@@ -52,7 +39,17 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
   let ownStamp = undefined as SignedEvent['hlc'] | undefined;
   let other = undefined as SignedEvent['hlc'] | undefined;
   let highestOwnSeq = 0;
-  for (const event of loaded) {
+  // One pass over the store: intact events are handed on, damaged ones listed for repair.
+  const corrupt: { device: string; seq: number }[] = [];
+  const skipped = ({ device, seq }: { device: string; seq: number }): void =>
+    void corrupt.push({ device, seq });
+  for await (const stored of store.iterate({ skipCorrupt: true, onSkipped: skipped })) {
+    // No second validation (a quarter of start-up time at 100k events): see parseStoredEvent.
+    const event = parseStoredEvent(stored);
+    if (event === undefined) {
+      corrupt.push({ device: stored.device, seq: stored.seq });
+      continue;
+    }
     if (event.device === opts.key.deviceId) {
       if (ownStamp === undefined || compareHlc(event.hlc, ownStamp) > 0) ownStamp = event.hlc;
       if (event.seq > highestOwnSeq) highestOwnSeq = event.seq;
@@ -62,6 +59,7 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
     ) {
       other = event.hlc;
     }
+    onEvent(event);
   }
   const hlc = new HybridClock({ wallClock: clock, ...(ownStamp !== undefined ? { last: ownStamp } : {}) });
   if (other !== undefined) hlc.observe(other);
@@ -75,7 +73,6 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
   const corruptChunks = damagedChunks.length;
   await opts.afterStartupScan?.();
   return {
-    loaded,
     corrupt,
     hlc,
     highestOwnSeq: own.next - 1,
@@ -83,18 +80,6 @@ export async function startupScan(opts: DeviceLogOptions, clock: () => number): 
     suspicious: own.suspicious,
     corruptChunks,
   };
-}
-
-/** Reads back an event the log itself stored; undefined when the bytes do not match their slot. */
-function parseStoredEvent(stored: LogStoredEvent): SignedEvent | undefined {
-  try {
-    const event = JSON.parse(utf8.decode(stored.bytes)) as SignedEvent;
-    return event.id === stored.id && event.device === stored.device && event.seq === stored.seq
-      ? event
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

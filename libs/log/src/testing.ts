@@ -211,6 +211,34 @@ export function runLogPortConformance(name: string, setup: () => Promise<LogPort
       expect(await all(store)).toEqual([stored('dA', 1), stored('dA', 2), stored('dA', 3)].map(plain));
     });
 
+    it('reads one stored event by id synchronously, after a reopen too', async () => {
+      await fixture.store.append([stored('dA', 1), stored('dB', 1, 7)]);
+      expect(plain(fixture.store.readSync('dB-1')!)).toEqual(plain(stored('dB', 1, 7)));
+      const store = await fixture.reopen();
+      expect(plain(store.readSync('dA-1')!)).toEqual(plain(stored('dA', 1)));
+      expect(plain(store.readSync('dB-1')!)).toEqual(plain(stored('dB', 1, 7)));
+      expect(store.readSync('dA-2')).toBeUndefined();
+      // Readable as soon as the append resolved (the log reads what it was just told is durable).
+      await store.append([stored('dA', 2, 40)]);
+      expect(plain(store.readSync('dA-2')!)).toEqual(plain(stored('dA', 2, 40)));
+    });
+
+    it('refuses to read a damaged event by id with STORAGE_CORRUPT, and reads the repaired copy', async () => {
+      await fixture.store.append([stored('dA', 1), stored('dA', 2)]);
+      await fixture.damageEvent('dA', 2);
+      const store = await fixture.reopen();
+      let err: unknown;
+      try {
+        store.readSync('dA-2');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'STORAGE_CORRUPT' });
+      expect(plain(store.readSync('dA-1')!)).toEqual(plain(stored('dA', 1)));
+      await store.append([stored('dA', 2)]);
+      expect(plain(store.readSync('dA-2')!)).toEqual(plain(stored('dA', 2)));
+    });
+
     it('keeps meta values durably, a zero-length one included', async () => {
       expect(await fixture.store.meta.get('k')).toBeUndefined();
       await fixture.store.meta.put('k', bytes(1, 2));

@@ -1,5 +1,5 @@
 import { compareTentative, isSystemEventType, type EventStatusInfo, type Projection } from '@accord/domain';
-import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
+import { SystemEventType, type DeviceId, type EventId, type SignedEvent } from '@accord/protocol';
 import type { EventInfo, LogCounts } from './api.js';
 import type { VisibleSet } from './visible-set.js';
 
@@ -9,7 +9,9 @@ import type { VisibleSet } from './visible-set.js';
  *
  * @remarks The tentative view and the counts are cached and extended in place when a new plain
  * domain event sorts last (the common case of a local append); anything else drops them, and they
- * are refolded on the next read.
+ * are refolded on the next read (which reads the pending events back from the store). Counts need
+ * statuses and devices only: no event is read for them. Lists read back only the events they
+ * return, walking each device's ids in seq order (so they come out in (device, seq) order).
  */
 export class Views {
   readonly #visible: VisibleSet;
@@ -22,34 +24,46 @@ export class Views {
     this.#deviceId = deviceId;
   }
 
-  /** Keeps derived views current: a plain new domain event that sorts last extends them in place. */
+  /**
+   * Keeps derived views current: events that cannot change the tentative view or anyone's status
+   * extend them in place (a plain new domain event that sorts last, a roster or a seal); anything
+   * else drops them.
+   */
   onVisible(released: readonly SignedEvent[]): void {
+    for (const event of released) {
+      if (!this.#extend(event)) {
+        this.reset();
+        return;
+      }
+    }
+  }
+
+  /** Extends the cached views with one new visible event; false when they must be rebuilt. */
+  #extend(event: SignedEvent): boolean {
     const folder = this.#visible.folder;
     const tentative = this.#tentative;
-    const counts = this.#counts;
-    const fastPath =
-      released.length === 1 &&
-      tentative !== undefined &&
-      !isSystemEventType(released[0]!.type) &&
-      released[0]!.supersedes === undefined &&
-      !folder.targeted(released[0]!.id) &&
-      (tentative.last === undefined || compareTentative(tentative.last, released[0]!) < 0);
-    if (fastPath) {
-      const event = released[0]!;
+    if (tentative === undefined || event.supersedes !== undefined || folder.targeted(event.id)) return false;
+    if (isSystemEventType(event.type)) {
+      // Rosters and seals name no other event: only their own status (if any) is new.
+      if (event.type !== SystemEventType.RosterUpdated && event.type !== SystemEventType.SegmentSealed)
+        return false;
+    } else {
+      if (tentative.last !== undefined && compareTentative(tentative.last, event) >= 0) return false;
       tentative.projection.apply(event);
       tentative.last = event;
-      if (counts !== undefined) {
-        // A new domain event nobody has answered yet: pending.
-        this.#counts = {
-          ...counts,
-          total: counts.total + 1,
-          pending: counts.pending + 1,
-          outbox: counts.outbox + (event.device === this.#deviceId ? 1 : 0),
-        };
-      }
-      return;
     }
-    this.reset();
+    const status = folder.status(event.id);
+    const counts = this.#counts;
+    if (counts !== undefined && status !== undefined) {
+      // A new event nobody has answered yet: pending.
+      this.#counts = {
+        ...counts,
+        total: counts.total + 1,
+        [status.status]: counts[status.status] + 1,
+        outbox: counts.outbox + (status.status === 'pending' && event.device === this.#deviceId ? 1 : 0),
+      };
+    }
+    return true;
   }
 
   /** Drops the cached views (the visible set changed in a way they cannot follow). */
@@ -67,31 +81,35 @@ export class Views {
 
   /** Visible non-verdict events, optionally filtered, in (device, seq) order. */
   list(filter: { status?: EventInfo['status']; device?: DeviceId } = {}): EventInfo[] {
-    const folder = this.#visible.folder;
+    const visible = this.#visible;
+    const folder = visible.folder;
+    const devices = filter.device !== undefined ? [filter.device] : [...visible.devices()].sort(cmp);
     const out: EventInfo[] = [];
-    for (const event of folder.events.values()) {
-      if (filter.device !== undefined && event.device !== filter.device) continue;
-      const status = folder.status(event.id);
-      if (status === undefined) continue; // relay statements have no status
-      if (filter.status !== undefined && status.status !== filter.status) continue;
-      out.push(info(event, status));
+    for (const device of devices) {
+      for (const id of visible.visibleIds(device)) {
+        const status = folder.status(id);
+        if (status === undefined) continue; // relay statements have no status
+        if (filter.status !== undefined && status.status !== filter.status) continue;
+        out.push(info(folder.event(id)!, status));
+      }
     }
-    return out.sort((a, b) =>
-      a.event.device < b.event.device ? -1 : a.event.device > b.event.device ? 1 : a.event.seq - b.event.seq,
-    );
+    return out;
   }
 
   /** Event counts by status, as shown by `GET /api/status`. */
   counts(): LogCounts {
     if (this.#counts !== undefined) return { ...this.#counts };
-    const folder = this.#visible.folder;
+    const visible = this.#visible;
+    const folder = visible.folder;
     const counts = { total: 0, pending: 0, accepted: 0, deadletter: 0, resolved: 0, outbox: 0 };
-    for (const event of folder.events.values()) {
-      const status = folder.status(event.id);
-      if (status === undefined) continue;
-      counts.total++;
-      counts[status.status]++;
-      if (status.status === 'pending' && event.device === this.#deviceId) counts.outbox++;
+    for (const device of visible.devices()) {
+      for (const id of visible.visibleIds(device)) {
+        const status = folder.status(id);
+        if (status === undefined) continue;
+        counts.total++;
+        counts[status.status]++;
+        if (status.status === 'pending' && device === this.#deviceId) counts.outbox++;
+      }
     }
     this.#counts = counts;
     return { ...counts };
@@ -111,6 +129,8 @@ export class Views {
     return this.#tentative.projection;
   }
 }
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 function info(event: SignedEvent, status: EventStatusInfo | undefined): EventInfo {
   if (status === undefined) return { event, status: 'accepted' };

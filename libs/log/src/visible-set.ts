@@ -1,4 +1,4 @@
-import { ProjectionFolder } from '@accord/domain';
+import { isSystemEventType, ProjectionFolder, type EventSource } from '@accord/domain';
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
 import type { Withheld } from './api.js';
 import { Interner } from './interner.js';
@@ -11,15 +11,19 @@ const MAX_MISSING_LISTED = 1000;
  * Which verified events the projections see: per device, the contiguous prefix of its sequence
  * numbers, stopped at its equivocation barrier if it has one. Everything else is held back.
  *
- * @remarks No I/O: the log stores an event before it adds it here. Every verified event is either
+ * @remarks No I/O of its own: the log stores an event before it adds it here, and events are read
+ * back through the {@link EventSource} it is given (the event store). Events are not resident:
+ * what stays in memory is per event an id (and its status in the folder), while the folder keeps
+ * system events and amends (few, and read by every status query). Every verified event is either
  * visible (the projection folder holds it) or held back (a small map of its own): one map entry
  * per event across the log, since at 100k events each extra map costs several megabytes. Each
  * device's ids by seq are a dense array ({@link SeqIds}). Events are interned as they arrive.
  */
 export class VisibleSet {
   readonly #relay: DeviceId | null;
-  /** Verified events held back behind a hole or a barrier in their device's sequence. */
-  readonly #held = new Map<EventId, SignedEvent>();
+  readonly #source: EventSource;
+  /** Verified events held back behind a hole or a barrier in their device's sequence: id → device. */
+  readonly #held = new Map<EventId, DeviceId>();
   /** Per device: sequence number → event id, visible or held. */
   readonly #seqs = new Map<DeviceId, SeqIds>();
   /** Per device: the highest n such that 1…n are all visible. */
@@ -34,10 +38,14 @@ export class VisibleSet {
   /** Incremental statuses and confirmed fold over the visible events. */
   #folder: ProjectionFolder;
 
-  /** `relay` is the relay's device id: only verdicts signed by it count. */
-  constructor(relay: DeviceId | null) {
+  /**
+   * `relay` is the relay's device id: only verdicts signed by it count. `source` reads back an
+   * event added earlier (the log's event store).
+   */
+  constructor(relay: DeviceId | null, source: EventSource) {
     this.#relay = relay;
-    this.#folder = new ProjectionFolder(relay);
+    this.#source = source;
+    this.#folder = new ProjectionFolder(relay, source);
   }
 
   /** The fold of the visible events (a new instance after {@link VisibleSet.withholdFrom}). */
@@ -50,14 +58,34 @@ export class VisibleSet {
     return this.#folder.size + this.#held.size;
   }
 
-  /** A verified event by id, visible or held back. */
-  known(id: EventId): SignedEvent | undefined {
-    return this.#folder.events.get(id) ?? this.#held.get(id);
+  /** True when a verified event with this id was added (visible or held back); no read. */
+  has(id: EventId): boolean {
+    return this.#folder.has(id) || this.#held.has(id);
   }
 
-  /** A visible event by id. */
+  /** A verified event by id, visible or held back (read back from the source). */
+  known(id: EventId): SignedEvent | undefined {
+    if (this.#held.has(id)) return this.#source.event(id);
+    return this.#folder.event(id);
+  }
+
+  /** A visible event by id (read back from the source unless the folder keeps it). */
   visible(id: EventId): SignedEvent | undefined {
-    return this.#folder.events.get(id);
+    return this.#folder.event(id);
+  }
+
+  /**
+   * Every visible event, in no particular order, read back one at a time; with `systemOnly` only
+   * the system events (verdicts, rosters, seals, retries, discards), which are resident: no read.
+   */
+  *visibleEvents(systemOnly = false): Generator<SignedEvent> {
+    const folder = this.#folder;
+    for (const id of folder.ids()) {
+      if (systemOnly) {
+        const event = folder.resident(id);
+        if (event !== undefined && isSystemEventType(event.type)) yield event;
+      } else yield folder.event(id)!;
+    }
   }
 
   /**
@@ -67,9 +95,9 @@ export class VisibleSet {
    * @remarks `onRelease` is called for each released event as it joins the fold, before the next.
    */
   add(decoded: SignedEvent, onRelease: (event: SignedEvent) => void = () => {}): SignedEvent[] | undefined {
-    if (this.known(decoded.id) !== undefined) return undefined;
+    if (this.has(decoded.id)) return undefined;
     const event = this.#interner.intern(decoded, {
-      known: (id) => this.known(id),
+      visibleId: (id) => this.#folder.idOf(id),
       sharedId: (id) => this.#folder.sharedId(id),
     });
     let ids = this.#seqs.get(event.device);
@@ -78,7 +106,7 @@ export class VisibleSet {
     let contiguous = this.#contiguous.get(event.device) ?? 0;
     const barrier = this.#barriers.get(event.device) ?? Infinity;
     if (event.seq !== contiguous + 1 || event.seq >= barrier) {
-      this.#held.set(event.id, event); // held back behind a hole or an equivocation (or already covered)
+      this.#held.set(event.id, event.device); // held back behind a hole or an equivocation (or already covered)
       return [];
     }
     // The event and every held one it unblocks, in seq order (a seq above `contiguous` is held).
@@ -89,8 +117,8 @@ export class VisibleSet {
       onRelease(e);
       released.push(e);
       const next = contiguous + 1 < barrier ? ids.get(contiguous + 1) : undefined;
-      e = next === undefined ? undefined : this.#held.get(next);
-      if (next !== undefined) this.#held.delete(next);
+      // A held event is read back as it is released.
+      e = next === undefined || !this.#held.delete(next) ? undefined : this.#source.event(next);
     }
     this.#contiguous.set(event.device, contiguous);
     return released;
@@ -115,9 +143,11 @@ export class VisibleSet {
   withholdFrom(device: DeviceId, seq: number): boolean {
     const contiguous = this.#contiguous.get(device) ?? 0;
     if (contiguous < seq) return false; // nothing visible from there on yet
-    const keep = new ProjectionFolder(this.#relay);
-    for (const event of this.#folder.events.values()) {
-      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event);
+    const keep = new ProjectionFolder(this.#relay, this.#source);
+    // Rare (a device caught equivocating): every visible event is read back into a new folder.
+    for (const id of this.#folder.ids()) {
+      const event = this.#folder.event(id)!;
+      if (event.device === device && event.seq >= seq) this.#held.set(event.id, event.device);
       else keep.add(event);
     }
     this.#folder = keep;
@@ -150,18 +180,28 @@ export class VisibleSet {
     return this.contiguous(device) >= (index + 1) * size;
   }
 
-  /** The events of segment `index` of `device` in seq order, or undefined unless all are visible. */
+  /** The events of segment `index` of `device` in seq order (read back), or undefined unless all are visible. */
   segmentEvents(device: DeviceId, index: number, size: number): SignedEvent[] | undefined {
     if (!this.complete(device, index, size)) return undefined;
     const seqs = this.#seqs.get(device);
     const out: SignedEvent[] = [];
     for (let seq = index * size + 1; seq <= (index + 1) * size; seq++) {
       const id = seqs?.get(seq);
-      const event = id === undefined ? undefined : this.#folder.events.get(id);
+      const event = id === undefined ? undefined : this.#folder.event(id);
       if (event === undefined) return undefined;
       out.push(event);
     }
     return out;
+  }
+
+  /** The ids of `device`'s visible events in seq order (1 … contiguous). */
+  *visibleIds(device: DeviceId): Generator<EventId> {
+    const seqs = this.#seqs.get(device);
+    const contiguous = this.contiguous(device);
+    for (let seq = 1; seq <= contiguous; seq++) {
+      const id = seqs?.get(seq);
+      if (id !== undefined) yield id;
+    }
   }
 
   /** Per device, the missing sequence numbers below its highest one (at most 1000 listed). */
@@ -179,7 +219,7 @@ export class VisibleSet {
   /** Devices whose later events are held back, and why, sorted by device; `skip` leaves some out. */
   withheld(skip: (device: DeviceId) => boolean): Withheld[] {
     const heldBy = new Map<DeviceId, number>();
-    for (const event of this.#held.values()) heldBy.set(event.device, (heldBy.get(event.device) ?? 0) + 1);
+    for (const device of this.#held.values()) heldBy.set(device, (heldBy.get(device) ?? 0) + 1);
     const out: Withheld[] = [];
     for (const [device, heldBack] of heldBy) {
       if (skip(device)) continue;

@@ -56,6 +56,13 @@ export async function openDeviceDatabase(
     notify === undefined ? {} : { onCorruption: (report: CorruptionReport) => notify({ ...report, store }) };
   const storageAdapter = new LevelStorageAdapter(sub('automerge'), forStore('automerge'));
   const eventStore = new LevelEventStore(sub('events'), forStore('events'));
+  try {
+    // Open now rather than on first use: a synchronous read (`readSync`) does not wait for it.
+    for (const level of subs) await level.open();
+  } catch (err) {
+    await db.close();
+    throw ioError(err, 'open');
+  }
   let closing: Promise<void> | undefined;
   return {
     db,

@@ -98,6 +98,11 @@ export interface EventStore {
   append(events: readonly StoredEvent[]): Promise<void>;
   /** The event with this id, if stored. */
   get(id: string): Promise<StoredEvent | undefined>;
+  /**
+   * {@link EventStore.get} without waiting: the log's on-demand read behind its synchronous
+   * queries. Throws STORAGE_CORRUPT (index or slot damaged), STORAGE_IO or STORAGE_CLOSED.
+   */
+  readSync(id: string): StoredEvent | undefined;
   /** The event in slot `(device, seq)`, if stored. */
   getBySeq(device: string, seq: number): Promise<StoredEvent | undefined>;
   /** The highest stored seq of `device`, 0 if none (holes below it are possible). */
@@ -116,6 +121,15 @@ export interface EventStore {
   count(): Promise<number>;
   /** Start-up integrity check: contiguity from seq 1 per device, checksums, id index. Never throws for damage. */
   verify(): Promise<VerifyReport>;
+  /**
+   * Makes the id index agree with the slots again, for a database LevelDB's repair rebuilt: the
+   * repair drops a damaged block's records, so an event can keep its slot and lose its index
+   * entry (it could no longer be read by id), or the reverse. Every intact slot gets the entry
+   * pointing at it; entries pointing at no intact slot of their id are deleted; damaged slots
+   * and undecodable keys are left for `verify` and the start-up scan to report. Returns how many
+   * entries were written or deleted.
+   */
+  reindex(): Promise<number>;
   /** Durable key/value space for the log's own state. */
   readonly meta: EventStoreMeta;
   /** Group-commit counters. */
@@ -176,6 +190,12 @@ export function eventStoreRawKey(target: EventStoreRawTarget): Uint8Array {
     case 'meta':
       return encodeSegments([target.key], TAG_META);
   }
+}
+
+/** The id-index key of `id` (a TypeError for a bad id: the caller's bug). */
+function indexKey(id: string): Uint8Array {
+  if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string');
+  return eventStoreRawKey({ kind: 'index', id });
 }
 
 /** Splits a segment-then-seq tail (after a 1-byte tag) into device and seq. */
@@ -443,16 +463,47 @@ class RawEventStore implements EventStore {
 
   get(id: string): Promise<StoredEvent | undefined> {
     return this.#read('get', async () => {
-      if (typeof id !== 'string' || id === '') throw new TypeError('id must be a non-empty string');
-      const ik = eventStoreRawKey({ kind: 'index', id });
-      const indexed = RawEventStore.#indexValue(ik, await this.#raw.get(ik));
+      const ik = indexKey(id);
+      const indexed = this.#intactIndex(id, RawEventStore.#indexValue(ik, await this.#raw.get(ik)));
       if (indexed === undefined) return undefined;
-      if (isDamaged(indexed)) throw this.#corrupt(['index', id], indexed.corrupt, { id });
-      const event = await this.#getSlot(indexed.device, indexed.seq);
-      if (event !== undefined && event.id !== id)
-        throw this.#corrupt(['index', id], 'record', { id, device: indexed.device, seq: indexed.seq });
-      return event;
+      const sk = slotKey(indexed.device, indexed.seq);
+      return this.#checkedSlot(id, indexed, sk, await this.#raw.get(sk));
     });
+  }
+
+  readSync(id: string): StoredEvent | undefined {
+    if (this.#closed) throw closedError('event store');
+    const ik = indexKey(id);
+    try {
+      const indexed = this.#intactIndex(id, RawEventStore.#indexValue(ik, this.#raw.getSync(ik)));
+      if (indexed === undefined) return undefined;
+      const sk = slotKey(indexed.device, indexed.seq);
+      return this.#checkedSlot(id, indexed, sk, this.#raw.getSync(sk));
+    } catch (err) {
+      if ((err as { code?: unknown }).code === ErrorCode.STORAGE_CORRUPT) throw err;
+      if (this.#closed) throw closedError('event store');
+      throw ioError(err, 'readSync');
+    }
+  }
+
+  /** The slot an id-index entry points at (STORAGE_CORRUPT when the entry is damaged). */
+  #intactIndex(id: string, indexed: Indexed): { device: string; seq: number } | undefined {
+    if (isDamaged(indexed)) throw this.#corrupt(['index', id], indexed.corrupt, { id });
+    return indexed;
+  }
+
+  /** The event in the slot an id's index entry points at, checked to be that id's. */
+  #checkedSlot(
+    id: string,
+    indexed: { device: string; seq: number },
+    sk: Uint8Array,
+    value: Uint8Array | undefined,
+  ): StoredEvent | undefined {
+    if (value === undefined) return undefined;
+    const event = this.#decodeEvent(indexed.device, indexed.seq, sk, value);
+    if (event.id !== id)
+      throw this.#corrupt(['index', id], 'record', { id, device: indexed.device, seq: indexed.seq });
+    return event;
   }
 
   async #getSlot(device: string, seq: number): Promise<StoredEvent | undefined> {
@@ -635,6 +686,39 @@ class RawEventStore implements EventStore {
       for (const id of slotsById.keys()) if (!seen.has(id)) index.push({ id, problem: 'missing' });
       return { holes, corrupt, count, index, badKeys };
     });
+  }
+
+  async reindex(): Promise<number> {
+    let changed = 0;
+    await this.#submit(async () => {
+      const slotById = new Map<string, Uint8Array>();
+      for await (const { key, value } of this.#raw.entries(prefixRange(Uint8Array.of(TAG_SLOT)))) {
+        if (decodeSlotTail(key, 1) === undefined) continue;
+        const slot = RawEventStore.#slotValue(key, value);
+        // The first slot of an id wins, as `verify` counts a second one a duplicate.
+        if (slot !== undefined && !isDamaged(slot) && !slotById.has(slot.id)) slotById.set(slot.id, key);
+      }
+      const ops: RawOp[] = [];
+      for await (const { key, value } of this.#raw.entries(prefixRange(Uint8Array.of(TAG_INDEX)))) {
+        const segs = decodeSegments(key, 1);
+        if (segs?.length !== 1) continue;
+        const sk = slotById.get(segs[0]!);
+        if (sk === undefined) {
+          ops.push({ type: 'del', key });
+          continue;
+        }
+        slotById.delete(segs[0]!);
+        const expected = frameIndex(key, sk);
+        if (!equalBytes(value, expected)) ops.push({ type: 'put', key, value: expected });
+      }
+      for (const [id, sk] of slotById) {
+        const ik = indexKey(id);
+        ops.push({ type: 'put', key: ik, value: frameIndex(ik, sk) });
+      }
+      changed = ops.length;
+      return ops;
+    });
+    return changed;
   }
 
   #metaGet(key: string): Promise<Uint8Array | undefined> {

@@ -29,6 +29,8 @@ export interface RawEntry {
  */
 export interface RawStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** `get` without waiting: what the log reads on demand from synchronous queries. */
+  getSync(key: Uint8Array): Uint8Array | undefined;
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   entries(range: RawRange): AsyncIterable<RawEntry>;
   keys(range: RawRange): AsyncIterable<Uint8Array>;
@@ -57,6 +59,11 @@ export interface LevelDatabase {
     key: K,
     options: { keyEncoding: 'view'; valueEncoding: 'view' },
   ): Promise<V | undefined>;
+  /** abstract-level 3's synchronous read (classic-level implements it; a sublevel forwards it). */
+  getSync<K = Uint8Array, V = Uint8Array>(
+    key: K,
+    options: { keyEncoding: 'view'; valueEncoding: 'view' },
+  ): V | undefined;
   getMany<K = Uint8Array, V = Uint8Array>(
     keys: K[],
     options: { keyEncoding: 'view'; valueEncoding: 'view' },
@@ -123,6 +130,11 @@ export class LevelRawStore implements RawStore {
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     const v = await this.#db.get<Uint8Array, Uint8Array>(key, VIEW);
+    return v === undefined ? undefined : plain(v);
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    const v = this.#db.getSync<Uint8Array, Uint8Array>(key, VIEW);
     return v === undefined ? undefined : plain(v);
   }
 
@@ -220,6 +232,10 @@ export class MemoryKeyValue implements RawStore {
 
   get(key: Uint8Array): Promise<Uint8Array | undefined> {
     return Promise.resolve(this.getRaw(key));
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    return this.getRaw(key);
   }
 
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
