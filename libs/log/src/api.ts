@@ -53,6 +53,13 @@ export interface DeviceLogOptions {
   readonly network?: readonly NetworkAdapterInterface[];
   /** Wall clock in ms (default Date.now): the log's only source of the time (see the README, Clock and timers). */
   readonly clock?: () => number;
+  /**
+   * Keeps the visible events in memory as objects (default false: they are read back from the
+   * event store on demand, see the README, Memory). The relay sets it: its facility open and its
+   * adjudicator walk every event several times, and it holds one facility's events only while
+   * that facility is loaded.
+   */
+  readonly residentEvents?: boolean;
   /** Events per segment document (default 5000). */
   readonly segmentSize?: number;
   /** How often idle sealed segments are dropped from memory (default 2 s; they must stay idle for a whole interval). */

@@ -247,7 +247,7 @@ export class DeviceLog implements DeviceLogApi {
   static async open(opts: DeviceLogOptions): Promise<DeviceLog> {
     const clock = opts.clock ?? Date.now;
     const stored = new StoredEvents(opts.eventStore);
-    const visible = new VisibleSet(opts.relay ?? null, stored);
+    const visible = new VisibleSet(opts.relay ?? null, stored, { resident: opts.residentEvents === true });
     // Equivocation barriers (kept in the store's meta) hold before any event is added.
     await restoreBarriers(opts.eventStore.meta, visible);
     // Stored events join the visible set as the scan reads them, and none is kept past its turn

@@ -45,21 +45,28 @@ function event(device: DeviceId, seq: number, givenName = 'Ama'): SignedEvent {
  * A visible set over a stand-in for the event store: `add` stores a copy of the event first (as
  * the log does), and reads hand back fresh copies (as decoding stored bytes does), counted.
  */
-function visibleSet(relay: DeviceId | null = null): {
+function visibleSet(
+  relay: DeviceId | null = null,
+  opts: { readonly resident?: boolean } = {},
+): {
   set: VisibleSet;
   add: (e: SignedEvent, onRelease?: (e: SignedEvent) => void) => SignedEvent[] | undefined;
   reads: () => number;
 } {
   const stored = new Map<string, SignedEvent>();
   let reads = 0;
-  const set = new VisibleSet(relay, {
-    event: (id) => {
-      reads++;
-      const e = stored.get(id);
-      if (e === undefined) throw new Error(`event ${id} was never stored`);
-      return structuredClone(e);
+  const set = new VisibleSet(
+    relay,
+    {
+      event: (id) => {
+        reads++;
+        const e = stored.get(id);
+        if (e === undefined) throw new Error(`event ${id} was never stored`);
+        return structuredClone(e);
+      },
     },
-  });
+    opts,
+  );
   return {
     set,
     add: (e, onRelease) => {
@@ -172,6 +179,21 @@ describe('VisibleSet', () => {
     expect([...set.visibleEvents(true)]).toEqual([roster]);
     expect(set.visible(roster.id)).toBe(roster);
     expect(reads()).toBe(before + 1);
+  });
+
+  it('with resident events (the relay), keeps visible events and reads back only held ones as they are released', () => {
+    const { set, add, reads } = visibleSet(null, { resident: true });
+    const first = event(A, 1);
+    add(first);
+    expect(set.visible(first.id)).toBe(first);
+    expect(reads()).toBe(0);
+    const third = event(A, 3);
+    add(third); // held behind the hole at 2
+    expect(seqsOf(add(event(A, 2)))).toEqual([2, 3]);
+    expect(reads()).toBe(1); // the held event, once, as it joins the fold
+    expect(set.visible(third.id)).toEqual(third);
+    expect([...set.folder.ids()].map((id) => set.visible(id)!.seq).sort()).toEqual([1, 2, 3]);
+    expect(reads()).toBe(1);
   });
 
   it('in any arrival order, shows exactly the contiguous prefix below the first missing seq', () => {

@@ -22,6 +22,8 @@ const MAX_MISSING_LISTED = 1000;
 export class VisibleSet {
   readonly #relay: DeviceId | null;
   readonly #source: EventSource;
+  /** What the folder reads events back from; undefined when visible events stay resident. */
+  readonly #folderSource: EventSource | undefined;
   /** Verified events held back behind a hole or a barrier in their device's sequence: id → device. */
   readonly #held = new Map<EventId, DeviceId>();
   /** Per device: sequence number → event id, visible or held. */
@@ -40,12 +42,15 @@ export class VisibleSet {
 
   /**
    * `relay` is the relay's device id: only verdicts signed by it count. `source` reads back an
-   * event added earlier (the log's event store).
+   * event added earlier (the log's event store). With `resident`, visible events are kept in
+   * memory by the folder instead (see `DeviceLogOptions.residentEvents`); held ones are still
+   * read back when released.
    */
-  constructor(relay: DeviceId | null, source: EventSource) {
+  constructor(relay: DeviceId | null, source: EventSource, opts: { readonly resident?: boolean } = {}) {
     this.#relay = relay;
     this.#source = source;
-    this.#folder = new ProjectionFolder(relay, source);
+    this.#folderSource = opts.resident === true ? undefined : source;
+    this.#folder = new ProjectionFolder(relay, this.#folderSource);
   }
 
   /** The fold of the visible events (a new instance after {@link VisibleSet.withholdFrom}). */
@@ -143,7 +148,7 @@ export class VisibleSet {
   withholdFrom(device: DeviceId, seq: number): boolean {
     const contiguous = this.#contiguous.get(device) ?? 0;
     if (contiguous < seq) return false; // nothing visible from there on yet
-    const keep = new ProjectionFolder(this.#relay, this.#source);
+    const keep = new ProjectionFolder(this.#relay, this.#folderSource);
     // Rare (a device caught equivocating): every visible event is read back into a new folder.
     for (const id of this.#folder.ids()) {
       const event = this.#folder.event(id)!;
