@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClockSkewDetector } from '@accord/domain';
-import { DeviceLog, type LogRoster } from '@accord/log';
+import { DeviceLog } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
 import {
   formatHlc,
@@ -13,7 +13,6 @@ import {
   MAX_HLC_COUNTER,
   MAX_HLC_WALL_MS,
   parseHlc,
-  type DeviceId,
   type DeviceKeyPair,
   type EventId,
   type FacilityId,
@@ -24,21 +23,18 @@ import { MemoryEventStore, MemoryStorageAdapter, openDeviceDatabase } from '@acc
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually, registration, verdictsAbout, relayClient } from './testing.js';
+import {
+  enrollOverHttp,
+  eventually,
+  registration,
+  verdictsAbout,
+  relayClient,
+  TestRoster,
+} from './testing.js';
 
 const FACILITY = 'clinic-clock' as FacilityId;
 const HOUR_MS = 3_600_000;
 const TWO_YEARS_MS = 2 * 365 * 24 * HOUR_MS;
-
-class TestRoster implements LogRoster {
-  readonly #members = new Set<DeviceId>();
-  add(device: DeviceId): void {
-    this.#members.add(device);
-  }
-  lookup(device: DeviceId) {
-    return this.#members.has(device) ? { facility: FACILITY, revoked: false } : undefined;
-  }
-}
 
 interface Tablet {
   readonly log: DeviceLog;
@@ -54,7 +50,7 @@ describe('clock poisoning: one tablet with a wrong clock', () => {
   let dir: TempDir;
   let relay: Relay;
   let port = 0;
-  const roster = new TestRoster();
+  const roster = new TestRoster(FACILITY);
   const open: { close(): Promise<void> }[] = [];
 
   const startRelay = async (): Promise<Relay> =>

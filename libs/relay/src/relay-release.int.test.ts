@@ -7,12 +7,11 @@
 // port 0), two devices with their own logs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog, type LogRoster } from '@accord/log';
+import { DeviceLog } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
 import {
   eventIdFor,
   generateDeviceKey,
-  type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
   type SignedEvent,
@@ -21,26 +20,23 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually, registration, relayClient, verdictsAbout } from './testing.js';
+import {
+  enrollOverHttp,
+  eventually,
+  registration,
+  relayClient,
+  verdictsAbout,
+  TestRoster,
+} from './testing.js';
 
 const FACILITY = 'clinic-release' as FacilityId;
 const SEGMENT = 4;
 const DEADLINE_MS = 1500;
 
-class TestRoster implements LogRoster {
-  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
-  add(device: DeviceId): void {
-    this.#members.set(device, { facility: FACILITY, revoked: false });
-  }
-  lookup(device: DeviceId) {
-    return this.#members.get(device);
-  }
-}
-
 describe('a device segment reaches the other devices once the relay has judged it (issue #12)', () => {
   let dir: TempDir;
   let relay: Relay;
-  const roster = new TestRoster();
+  const roster = new TestRoster(FACILITY);
   const logs: DeviceLog[] = [];
 
   async function device(name: string): Promise<{ log: DeviceLog; key: DeviceKeyPair }> {

@@ -5,14 +5,8 @@
 // seq. Real relay (LevelDB in a temp dir, WebSockets on port 0), two devices with their own logs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog, type LogRoster } from '@accord/log';
-import {
-  generateDeviceKey,
-  SystemEventType,
-  type DeviceId,
-  type EventId,
-  type FacilityId,
-} from '@accord/protocol';
+import { DeviceLog } from '@accord/log';
+import { generateDeviceKey, SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
@@ -25,25 +19,15 @@ import {
   stock,
   verdictsAbout,
   relayClient,
+  TestRoster,
 } from './testing.js';
 
 const FACILITY = 'clinic-restock' as FacilityId;
 
-/** The facility as the devices know it: the relay and the enrolled keys. */
-class TestRoster implements LogRoster {
-  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
-  add(device: DeviceId): void {
-    this.#members.set(device, { facility: FACILITY, revoked: false });
-  }
-  lookup(device: DeviceId) {
-    return this.#members.get(device);
-  }
-}
-
 describe('a 422 negative stock is accepted by the relay once stock arrives (issue #10)', () => {
   let dir: TempDir;
   let relay: Relay;
-  const roster = new TestRoster();
+  const roster = new TestRoster(FACILITY);
   const logs: DeviceLog[] = [];
 
   /** An enrolled device whose log syncs with the relay over a real WebSocket. */

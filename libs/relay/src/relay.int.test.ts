@@ -1,7 +1,7 @@
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog, segmentDocumentId, type LogRoster } from '@accord/log';
+import { DeviceLog, segmentDocumentId } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
   generateDeviceKey,
@@ -10,7 +10,6 @@ import {
   verdictAbout,
   verdictsIn,
   verifyEvent,
-  type DeviceId,
   type DeviceKeyPair,
   type EventId,
   type FacilityId,
@@ -21,25 +20,19 @@ import { FakeNetwork, tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, eventually, registration, stock, verdictsAbout } from './testing.js';
+import {
+  bcg,
+  enrollOverHttp,
+  eventually,
+  registration,
+  stock,
+  verdictsAbout,
+  TestRoster,
+} from './testing.js';
 import { createEnrollmentToken } from './tokens.js';
 
 const FACILITY = 'clinic-relay-int' as FacilityId;
 const DEADLINE_MS = 800;
-
-/** The facility as the test's devices know it: enrolled keys and the relay, revocable. */
-class TestRoster implements LogRoster {
-  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
-  add(device: DeviceId): void {
-    this.#members.set(device, { facility: FACILITY, revoked: false });
-  }
-  revoke(device: DeviceId): void {
-    this.#members.set(device, { facility: FACILITY, revoked: true });
-  }
-  lookup(device: DeviceId) {
-    return this.#members.get(device);
-  }
-}
 
 interface TestDevice {
   readonly name: string;
@@ -56,7 +49,7 @@ const verdictsFor = (log: DeviceLog, target: EventId) => verdictsAbout(log.visib
 describe('relay with devices over real WebSockets and LevelDB', () => {
   let dir: TempDir;
   let relay: Relay;
-  const roster = new TestRoster();
+  const roster = new TestRoster(FACILITY);
   const devices: TestDevice[] = [];
   const peers = new FakeNetwork({ seed: 4 });
   // The in-memory peer links deliver only when pumped.

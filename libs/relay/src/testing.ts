@@ -10,9 +10,30 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
+import type { LogRoster } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { relayFolder } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
+
+/** A facility's roster as test devices know it: the test adds (and revokes) members. */
+export class TestRoster implements LogRoster {
+  readonly #facility: FacilityId;
+  readonly #members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
+  /** `facility`: where added devices belong unless `add` names another. */
+  constructor(facility: FacilityId) {
+    this.#facility = facility;
+  }
+  add(device: DeviceId, facility: FacilityId = this.#facility): void {
+    this.#members.set(device, { facility, revoked: false });
+  }
+  revoke(device: DeviceId): void {
+    const member = this.#members.get(device);
+    this.#members.set(device, { facility: member?.facility ?? this.#facility, revoked: true });
+  }
+  lookup(device: DeviceId): { readonly facility: FacilityId; readonly revoked: boolean } | undefined {
+    return this.#members.get(device);
+  }
+}
 
 /**
  * Enrolls `key` in `facility` of the relay serving folder `data` on `port`, the way a device does:
