@@ -7,24 +7,17 @@
 // port 0), two devices with their own logs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog } from '@accord/log';
+import type { DeviceLog } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
-import {
-  eventIdFor,
-  generateDeviceKey,
-  type DeviceKeyPair,
-  type FacilityId,
-  type SignedEvent,
-} from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { eventIdFor, generateDeviceKey, type FacilityId, type SignedEvent } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import {
+  enrolledDevice,
   enrollOverHttp,
   eventually,
   registration,
-  relayClient,
   verdictsAbout,
   TestRoster,
 } from './testing.js';
@@ -39,26 +32,21 @@ describe('a device segment reaches the other devices once the relay has judged i
   const roster = new TestRoster(FACILITY);
   const logs: DeviceLog[] = [];
 
-  async function device(name: string): Promise<{ log: DeviceLog; key: DeviceKeyPair }> {
-    const key = await generateDeviceKey();
-    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
-    roster.add(key.deviceId);
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster,
+  /** An enrolled device with its own log; it dials the relay once the test connects it. */
+  async function device(name: string): Promise<{ log: DeviceLog; connect: () => void }> {
+    const d = await enrolledDevice({
+      data: join(dir.path, 'relay'),
+      port: relay.port,
       relay: relay.id,
+      facility: FACILITY,
+      roster,
+      name,
       segmentSize: SEGMENT,
+      connectLater: true,
     });
-    logs.push(log);
-    return { log, key };
+    logs.push(d.log);
+    return d;
   }
-  const connect = ({ log, key }: { log: DeviceLog; key: DeviceKeyPair }): void =>
-    log.addNetworkAdapter(
-      relayClient({ port: relay.port, relay: relay.id, key, facility: FACILITY, roster }),
-    );
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-release-');
@@ -85,7 +73,7 @@ describe('a device segment reaches the other devices once the relay has judged i
     const third = await generateDeviceKey();
     await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key: third });
     roster.add(third.deviceId);
-    connect(reader);
+    reader.connect();
     const node = await relay.facility(FACILITY);
 
     // The third device's whole segment, written into the carrier's documents (as a LAN peer would).
@@ -118,7 +106,7 @@ describe('a device segment reaches the other devices once the relay has judged i
       }
     });
     const started = Date.now();
-    connect(carrier);
+    carrier.connect();
 
     for (const e of segment) {
       await eventually(

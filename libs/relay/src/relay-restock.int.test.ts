@@ -5,20 +5,18 @@
 // seq. Real relay (LevelDB in a temp dir, WebSockets on port 0), two devices with their own logs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog } from '@accord/log';
-import { generateDeviceKey, SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import type { DeviceLog } from '@accord/log';
+import { SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import {
   bcg,
-  enrollOverHttp,
+  enrolledDevice,
   eventually,
   registration,
   stock,
   verdictsAbout,
-  relayClient,
   TestRoster,
 } from './testing.js';
 
@@ -32,21 +30,15 @@ describe('a 422 negative stock is accepted by the relay once stock arrives (issu
 
   /** An enrolled device whose log syncs with the relay over a real WebSocket. */
   async function device(name: string): Promise<DeviceLog> {
-    const key = await generateDeviceKey();
-    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
-    roster.add(key.deviceId);
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster,
+    const { log } = await enrolledDevice({
+      data: join(dir.path, 'relay'),
+      port: relay.port,
       relay: relay.id,
+      facility: FACILITY,
+      roster,
+      name,
     });
     logs.push(log);
-    log.addNetworkAdapter(
-      relayClient({ port: relay.port, relay: relay.id, key: key, facility: FACILITY, roster }),
-    );
     return log;
   }
 

@@ -1,20 +1,11 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLog, type LogRoster } from '@accord/log';
-import {
-  generateDeviceKey,
-  parseSegmentSealedData,
-  segmentName,
-  SystemEventType,
-  type DeviceId,
-  type DeviceKeyPair,
-  type FacilityId,
-} from '@accord/protocol';
-import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import type { DeviceLog } from '@accord/log';
+import { parseSegmentSealedData, segmentName, SystemEventType, type FacilityId } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually, relayClient } from './testing.js';
+import { enrolledDevice, eventually, TestRoster } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
@@ -23,8 +14,7 @@ const SEGMENT = 10;
 describe('relay-sealed segments (DESIGN.md §8)', () => {
   let dir: TempDir;
   let relay: Relay;
-  const members = new Map<DeviceId, { facility: FacilityId; revoked: boolean }>();
-  const roster: LogRoster = { lookup: (device) => members.get(device) };
+  const roster = new TestRoster(FACILITY);
   const logs: DeviceLog[] = [];
 
   beforeAll(async () => {
@@ -36,7 +26,7 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
       membershipPollMs: 50,
       segmentSize: SEGMENT,
     });
-    members.set(relay.id, { facility: FACILITY, revoked: false });
+    roster.add(relay.id);
   });
 
   afterAll(async () => {
@@ -47,22 +37,15 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
 
   /** An enrolled device with its own log, dialling the relay over WebSocket. */
   async function device(name: string): Promise<DeviceLog> {
-    const key: DeviceKeyPair = await generateDeviceKey();
-    await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key, name });
-    members.set(key.deviceId, { facility: FACILITY, revoked: false });
-    const log = await DeviceLog.open({
-      facility: FACILITY,
-      key,
-      eventStore: new MemoryEventStore(),
-      storage: new MemoryStorageAdapter(),
-      roster,
+    const { log } = await enrolledDevice({
+      data: join(dir.path, 'relay'),
+      port: relay.port,
       relay: relay.id,
+      facility: FACILITY,
+      roster,
+      name,
       segmentSize: SEGMENT,
-      network: [],
     });
-    log.addNetworkAdapter(
-      relayClient({ port: relay.port, relay: relay.id, key: key, facility: FACILITY, roster }),
-    );
     logs.push(log);
     return log;
   }

@@ -1,4 +1,5 @@
 import {
+  generateDeviceKey,
   makeEnrollRequest,
   parseEnrollResponse,
   verdictsIn,
@@ -10,8 +11,9 @@ import {
   type EnrollResponse,
   type FacilityId,
 } from '@accord/protocol';
-import type { LogRoster } from '@accord/log';
+import { DeviceLog, type LogRoster } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
+import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { relayFolder } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
 
@@ -60,6 +62,45 @@ export async function enrollOverHttp(opts: {
   const parsed = parseEnrollResponse(body);
   if (!parsed.ok) throw parsed.error;
   return parsed.value;
+}
+
+/**
+ * A new device enrolled over HTTP in `facility` of the relay serving folder `data` on `port`, added
+ * to `roster`, with its own log on memory storage trusting the relay (tests only). It dials the
+ * relay once `connect` is called (at once unless `connectLater`).
+ */
+export async function enrolledDevice(opts: {
+  readonly data: string;
+  readonly port: number;
+  readonly relay: DeviceId;
+  readonly facility: FacilityId;
+  readonly roster: TestRoster;
+  readonly name?: string;
+  readonly segmentSize?: number;
+  readonly connectLater?: boolean;
+}): Promise<{ readonly log: DeviceLog; readonly key: DeviceKeyPair; readonly connect: () => void }> {
+  const { data, port, relay, facility, roster } = opts;
+  const key = await generateDeviceKey();
+  await enrollOverHttp({
+    data,
+    port,
+    facility,
+    key,
+    ...(opts.name === undefined ? {} : { name: opts.name }),
+  });
+  roster.add(key.deviceId);
+  const log = await DeviceLog.open({
+    facility,
+    key,
+    eventStore: new MemoryEventStore(),
+    storage: new MemoryStorageAdapter(),
+    roster,
+    relay,
+    ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
+  });
+  const connect = (): void => log.addNetworkAdapter(relayClient({ port, relay, key, facility, roster }));
+  if (opts.connectLater !== true) connect();
+  return { log, key, connect };
 }
 
 /**
