@@ -80,6 +80,10 @@ export interface LevelDatabase {
   ): Promise<void>;
   iterator<K = Uint8Array, V = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<[K, V]>;
   keys<K = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<K>;
+  /** `key` (already encoded) with this database's sublevel prefix; as is for a root database. */
+  prefixKey(key: Uint8Array, keyFormat: 'view'): Uint8Array;
+  /** The root database of a sublevel (abstract-level 3's `sublevel.db`); a root database has none. */
+  readonly db?: LevelDatabase;
 }
 
 /** Range options as passed to LevelDB iterators. */
@@ -120,12 +124,18 @@ async function* drain<T>(it: LevelIteratorLike<T>): AsyncGenerator<T> {
   }
 }
 
-/** {@link RawStore} over an abstract-level database; writes are `batch(ops, { sync: true })`. */
+/**
+ * {@link RawStore} over an abstract-level database; a write is one synced `batch` on the root
+ * database, keys prefixed here.
+ */
 export class LevelRawStore implements RawStore {
   readonly #db: LevelDatabase;
+  /** Where writes go: the root database (`#db` itself unless that is a sublevel). */
+  readonly #root: LevelDatabase;
 
   constructor(db: LevelDatabase) {
     this.#db = db;
+    this.#root = db.db ?? db;
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -154,10 +164,21 @@ export class LevelRawStore implements RawStore {
     for await (const key of drain(it)) yield plain(key);
   }
 
+  /**
+   * Writes `ops` atomically and durably.
+   *
+   * @remarks Handed to the root database with the sublevel's prefix put on each key here: a
+   * sublevel's `batch` copies and re-encodes every op, then hands the new array to its parent's
+   * `batch`, which does it all again (a third of the CPU of a cold sync's write of 10,000 ops per
+   * sealed segment). abstract-level's chained batch is no cheaper per op.
+   */
   async write(ops: readonly RawOp[]): Promise<void> {
-    await this.#db.batch<Uint8Array, Uint8Array>(
+    const db = this.#db;
+    await this.#root.batch<Uint8Array, Uint8Array>(
       ops.map((op) =>
-        op.type === 'put' ? { type: 'put', key: op.key, value: op.value } : { type: 'del', key: op.key },
+        op.type === 'put'
+          ? { type: 'put', key: db.prefixKey(op.key, 'view'), value: op.value }
+          : { type: 'del', key: db.prefixKey(op.key, 'view') },
       ),
       { ...VIEW, sync: true },
     );
