@@ -137,8 +137,9 @@ export class Following {
       if (member === undefined || member.facility !== ctx.facility) continue;
       const count = this.segmentBound(device);
       if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
+      const sealed = this.#sealedIndex.get(device) ?? -1;
       for (let index = 0; index < count; index++) {
-        await segments.follow(device, index, (segment) => this.#deps.read(segment));
+        await segments.follow(device, index, (segment) => this.#deps.read(segment), index <= sealed);
       }
     }
   }

@@ -10,8 +10,10 @@ import {
   type PeerId,
   type StorageAdapterInterface,
 } from '@automerge/automerge-repo';
+import { createHash } from 'node:crypto';
 import type { DeviceId } from '@accord/protocol';
 import type { PeerSyncReport } from './api.js';
+import { documentChunkHeads } from './automerge-chunks.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
 
 /**
@@ -70,6 +72,11 @@ export class RepoHost {
    */
   readonly #received = new Map<string, Uint8Array[]>();
   readonly #keepsReceived: boolean;
+  /**
+   * Documents expected whole from a peer (see {@link RepoHost.receiveWhole}), with the last whole
+   * document a peer sent of each (undefined until one arrives).
+   */
+  readonly #whole = new Map<DocumentId, Uint8Array | undefined>();
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
@@ -151,6 +158,56 @@ export class RepoHost {
     if (!handle.isReady()) handle.doneLoading();
     await handle.whenReady();
     return handle;
+  }
+
+  /**
+   * `id` is expected whole from a peer (another device's segment that a relay seal names): the Repo
+   * does not save it; {@link RepoHost.storeReceived} stores the document as the peer sent it.
+   *
+   * @remarks NOT PUBLIC: automerge-repo 2.5.6 saves a document by listening to its handle's
+   * `heads-changed` event (its only listener there), and offers no option to store a document as
+   * received: its first save of a document it did not load from storage compacts it with `A.save`,
+   * DEFLATE included, which a new device paid for every sealed segment (≈ 110 ms per 5000 events),
+   * although the peer had sent exactly those bytes. The listener is taken off here. A document
+   * never sealed is still saved when the log closes (`close` flushes every document not frozen).
+   */
+  receiveWhole(id: DocumentId): void {
+    const handle = this.#repo.handles[id];
+    if (handle === undefined || this.#whole.has(id) || this.#storage.isFrozen(id)) return;
+    this.#whole.set(id, undefined);
+    handle.removeAllListeners('heads-changed');
+  }
+
+  /**
+   * Stores a document expected whole as a peer sent it, and freezes it; false (nothing done) when
+   * no document chunk a peer sent names exactly the heads the Repo holds (the sweep then saves it
+   * the Repo's way).
+   *
+   * @remarks A peer sends a device that holds nothing of a document the whole document, the bytes
+   * of `A.save` (a document chunk); the heads in its header are compared with the Repo's. The body
+   * is not checked against the header (loading it again would cost what the save did): a roster
+   * member that sends the document, then another body under the same header, could leave a stored
+   * copy that does not load, so that this device cannot serve that segment; its events are verified
+   * and stored all the same. Never throws.
+   */
+  async storeReceived(id: DocumentId): Promise<boolean> {
+    const chunk = this.#whole.get(id);
+    this.#whole.delete(id);
+    const handle = this.loaded(id);
+    if (chunk === undefined || handle === undefined || this.#storage.isFrozen(id)) return false;
+    const claimed = documentChunkHeads(chunk);
+    const held = [...A.getHeads(handle.doc())].sort();
+    if (claimed === undefined || claimed.join(',') !== held.join(',')) return false;
+    try {
+      // The key automerge-repo gives a snapshot of these heads (its `headsHash`): had it saved one
+      // meanwhile, the same bytes go under the same key.
+      const key = createHash('sha256').update(held.join('')).digest('hex');
+      await this.#storage.save([id, 'snapshot', key], chunk);
+    } catch {
+      return false;
+    }
+    this.#storage.freeze(id);
+    return true;
   }
 
   /** The stored Automerge chunks (snapshots and incremental changes) of a document. */
@@ -287,9 +344,10 @@ export class RepoHost {
     this.#storage.close();
   }
 
+  /** Ready documents whose stored copy is not final (saving a frozen one would be dropped anyway). */
   #readyIds(): DocumentId[] {
     return Object.values(this.#repo.handles)
-      .filter((h) => h.isReady())
+      .filter((h) => h.isReady() && !this.#storage.isFrozen(h.documentId))
       .map((h) => h.documentId);
   }
 
@@ -306,6 +364,8 @@ export class RepoHost {
     adapter.on('message', (message) => {
       const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
       if (id === undefined) return;
+      if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
+        this.#keepWhole(id, message.data);
       if (
         this.#keepsReceived &&
         (message.type === 'sync' || message.type === 'request') &&
@@ -318,6 +378,17 @@ export class RepoHost {
       }
       for (const listener of this.#onMessage) listener(id);
     });
+  }
+
+  /** Keeps the whole document a peer's sync message about `id` carries, if it carries one. */
+  #keepWhole(id: DocumentId, data: Uint8Array): void {
+    try {
+      const { changes } = A.decodeSyncMessage(data);
+      const only = changes.length === 1 ? changes[0] : undefined;
+      if (only !== undefined && documentChunkHeads(only) !== undefined) this.#whole.set(id, only);
+    } catch {
+      // Not a sync message Automerge reads: the Repo refuses it too.
+    }
   }
 
   /** The oldest sync message of `peer` about `id` whose access is not decided yet, forgotten once taken. */

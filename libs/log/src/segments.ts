@@ -297,14 +297,22 @@ export class Segments {
     this.#sealed.add(segment.id);
     this.#open.delete(segment.id);
     segment.handle.off('change', segment.listener);
+    // Received whole: stored as the peer sent it (or, failing that, saved by the sweep).
+    if (segment.device !== this.#ctx.deviceId) void this.#host.storeReceived(segment.id);
   }
 
   /**
    * Follows segment `index` of `device`: a sealed one is skipped, a complete one of another device
    * that is not open is only shared (and counted sealed), anything else is opened and handed to
-   * `opened` to be read.
+   * `opened` to be read. Another device's segment that a relay seal names (`relaySealed`) is
+   * expected whole from a peer, and stored as received once sealed (`RepoHost.receiveWhole`).
    */
-  async follow(device: DeviceId, index: number, opened: (segment: SegmentState) => void): Promise<void> {
+  async follow(
+    device: DeviceId,
+    index: number,
+    opened: (segment: SegmentState) => void,
+    relaySealed = false,
+  ): Promise<void> {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
     if (this.#sealed.has(id)) return;
     if (device !== this.#ctx.deviceId && this.#deps.isComplete(device, index) && !this.#open.has(id)) {
@@ -312,7 +320,10 @@ export class Segments {
       this.#sealed.add(id); // every event already here: nothing to read from it
       return;
     }
-    opened(await this.openSegment(device, index));
+    const segment = await this.openSegment(device, index);
+    // Another device's segment that a relay seal names is final: a peer sends it whole.
+    if (relaySealed && device !== this.#ctx.deviceId) this.#host.receiveWhole(id);
+    opened(segment);
   }
 
   /** The followed segment with document id `id`, if open. */
