@@ -31,7 +31,10 @@ const registration = (n: number) => ({
 });
 
 describe('DeviceLog HLC across a restart', () => {
-  async function scenario(remoteStamps: readonly Hlc[], opts: { ownFirst?: boolean } = {}) {
+  async function scenario(
+    remoteStamps: readonly Hlc[],
+    opts: { ownFirst?: boolean; restart?: boolean } = {},
+  ) {
     const facility = await makeFacility(FACILITY, 2, 11);
     const eventStore = new MemoryEventStore();
     const storage = new MemoryStorageAdapter();
@@ -62,6 +65,8 @@ describe('DeviceLog HLC across a restart', () => {
     await peer.write(remote);
     await log.settled();
     for (const e of remote) expect(log.get(e.id)?.event.hlc).toBe(e.hlc);
+    if (opts.restart === false)
+      return { log, own, close: () => log.close(), setWall: (ms: number) => (wall = ms) };
     await log.close();
     // The restart happens an hour later by the wall clock.
     wall = T0 + HOUR_MS;
@@ -78,6 +83,17 @@ describe('DeviceLog HLC across a restart', () => {
     expect(event.hlc).toBe(formatHlc(T0 + 5 * HOUR_MS, 4));
     // …but the stamp two years ahead is not: before this fix the log resumed from it.
     expect(parseHlc(event.hlc).wallMs - T0).toBeLessThan(24 * HOUR_MS);
+    await close();
+  });
+
+  it('observes the stamps of one received batch at run time, skipping only one beyond the drift bound', async () => {
+    // One batch (one change of the peer's segment): its latest stamp is refused, so each other one
+    // is looked at, and the one within the bound moves the clock on.
+    const within = formatHlc(T0 + 5 * HOUR_MS, 3);
+    const years = formatHlc(T0 + 2 * 365 * 24 * HOUR_MS, 0);
+    const { log, close } = await scenario([within, years], { restart: false });
+    const { event } = await log.append(registration(1));
+    expect(event.hlc).toBe(formatHlc(T0 + 5 * HOUR_MS, 4));
     await close();
   });
 

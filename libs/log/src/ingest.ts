@@ -315,10 +315,23 @@ export class Ingest {
 
   /** Makes durable events visible (or held back), observing their stamps. */
   #fold(stored: readonly Candidate[]): void {
-    for (const { event } of stored) {
-      this.#deps.hlc.observe(event.hlc);
-      this.#deps.add(event);
-    }
+    this.#observe(stored);
+    for (const { event } of stored) this.#deps.add(event);
+  }
+
+  /**
+   * Observes the stamps of a batch: its latest alone when the clock takes it (then it is ahead of
+   * every other one, and observing them too would change nothing), else each one.
+   *
+   * @remarks Stamps are fixed-width, so string order is stamp order. Parsing every stamp of a
+   * 5000-event sealed segment was ≈ 1 % of a new device's CPU; a stamp too far ahead of the wall
+   * clock is refused by the clock, and then the others must each be looked at.
+   */
+  #observe(stored: readonly Candidate[]): void {
+    let latest: Candidate['event']['hlc'] | undefined;
+    for (const { event } of stored) if (latest === undefined || event.hlc > latest) latest = event.hlc;
+    if (latest === undefined || this.#deps.hlc.observe(latest)) return;
+    for (const { event } of stored) this.#deps.hlc.observe(event.hlc);
   }
 
   /** Verifies entries that contradict held events: a valid one proves equivocation, an invalid one is forged. */
