@@ -1,0 +1,11 @@
+export * from './errors.js';
+export * from './prng.js';
+export * from './scheduler.js';
+export * from './duration.js';
+export * from './scenario.js';
+export * from './faults.js';
+export * from './network.js';
+export * from './workload.js';
+export * from './result.js';
+export { runBaseline } from './baseline/run.js';
+export type { EntryState, LocalEntry } from './baseline/device.js';

@@ -1,0 +1,3 @@
+import { accordVitestConfig } from '../../vitest.shared.js';
+
+export default accordVitestConfig();
