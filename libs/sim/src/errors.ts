@@ -11,6 +11,8 @@ export const SimErrorCode = {
   SIM_UNKNOWN_NODE: 'SIM_UNKNOWN_NODE',
   /** The scheduler was asked to go back in time or to run an event at a non-finite time. */
   SIM_BAD_TIME: 'SIM_BAD_TIME',
+  /** One or more runs of a sweep failed; `details.failures` lists them (run index and error). */
+  SIM_SWEEP_RUN_FAILED: 'SIM_SWEEP_RUN_FAILED',
 } as const;
 /** One of {@link SimErrorCode}. */
 export type SimErrorCode = (typeof SimErrorCode)[keyof typeof SimErrorCode];

@@ -9,3 +9,6 @@ export * from './workload.js';
 export * from './result.js';
 export { runBaseline } from './baseline/run.js';
 export type { EntryState, LocalEntry } from './baseline/device.js';
+export * from './sweep/grid.js';
+export * from './sweep/summary.js';
+export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
