@@ -13,6 +13,8 @@ export const SimErrorCode = {
   SIM_BAD_TIME: 'SIM_BAD_TIME',
   /** One or more runs of a sweep failed; `details.failures` lists them (run index and error). */
   SIM_SWEEP_RUN_FAILED: 'SIM_SWEEP_RUN_FAILED',
+  /** A results file (`runs.jsonl`) holds a line that is not a sweep result; `details.line` names it. */
+  SIM_RESULTS_INVALID: 'SIM_RESULTS_INVALID',
 } as const;
 /** One of {@link SimErrorCode}. */
 export type SimErrorCode = (typeof SimErrorCode)[keyof typeof SimErrorCode];

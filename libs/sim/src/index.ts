@@ -12,3 +12,4 @@ export type { EntryState, LocalEntry } from './baseline/device.js';
 export * from './sweep/grid.js';
 export * from './sweep/summary.js';
 export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
+export { renderReport, parseRunsJsonl } from './report/report.js';
