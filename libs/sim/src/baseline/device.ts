@@ -41,7 +41,8 @@ export interface DeviceObserver {
  *
  * @remarks
  * - Every save is applied to the local copy and queued in a FIFO outbox (durable: it survives a
- *   crash). The push loop sends the head, one at a time, and drops it on success.
+ *   crash). The push loop sends the head, one at a time, and drops it on success. While the
+ *   server cannot be reached (the incumbent's availability ping) it waits and tries again.
  * - A rejection (500/422/409/404/410) moves the item to the dead-letter queue, which the user does
  *   not see. A 409 on a stale basis is first re-sent once with force (last writer wins). A
  *   connection reset or a cut-off answer moves it there at once; a timeout is retried, and after
@@ -226,8 +227,8 @@ export class BaselineDevice {
     if (this.#crashed || this.#push !== undefined || this.#pushWake !== undefined) return;
     const entry = this.#outbox[0];
     if (entry === undefined || this.#server === undefined) return;
-    if (!this.#network.isUp(this.node)) {
-      // No network: come back in 30 seconds.
+    if (!this.#serverReachable()) {
+      // The availability check failed: come back in 30 seconds.
       this.#pushWake = this.#scheduler.after(this.#options.pushRetryMs, () => {
         this.#pushWake = undefined;
         this.#pump();
@@ -305,8 +306,7 @@ export class BaselineDevice {
 
   #pullTick(): void {
     this.#scheduler.after(this.#options.pullIntervalMs, () => this.#pullTick());
-    if (this.#crashed || this.#pull !== undefined || this.#server === undefined) return;
-    if (!this.#network.isUp(this.node)) return;
+    if (this.#crashed || this.#pull !== undefined || !this.#serverReachable()) return;
     const req = ++this.#req;
     const incarnation = this.#incarnation;
     const timer = this.#scheduler.after(this.#options.timeoutMs, () => {
@@ -393,6 +393,15 @@ export class BaselineDevice {
   }
 
   // --- transport ------------------------------------------------------------------------------
+
+  /**
+   * The incumbent pings the server before a push or pull and reschedules when it gets no answer
+   * (no network, or the server down); the model asks the network directly. A request that is
+   * then lost or cut on the way still times out or is severed.
+   */
+  #serverReachable(): boolean {
+    return this.#server !== undefined && this.#network.isUp(this.node) && this.#network.isUp(this.#server);
+  }
 
   #send(m: BaselineRequest): void {
     this.#network.send(this.node, this.#server!, encodeMessage(m));

@@ -85,16 +85,18 @@ describe('runBaseline (the queue-based client)', () => {
       expect(r.converged).toBe(false);
     }));
 
-  it('holds pushes while a tablet is offline and delivers them after a scripted partition heals', () =>
+  it('holds pushes while a tablet is offline or the server is down, and delivers them afterwards', () =>
     withSeed('baseline partition', (seed) => {
       const s = scenario(seed, {
         duration: '2d',
         workload: { until: '1d' },
         partitions: { scripted: [{ node: 'f1-d2', from: '2h', to: '20h' }] },
+        crashes: { scripted: [{ node: 'relay', at: '4h', downtime: '3h' }] },
       });
       const r = runBaseline(s);
       expect(r.quiescentAtMs).toBeGreaterThanOrEqual(20 * 3_600_000);
-      // Offline, the client does not even try: no timeouts pile up into the dead-letter queue.
+      // Offline, or with the server down, the client does not even try: no timeouts pile up into
+      // the dead-letter queue.
       expect(r.deadletters['timeout']).toBeUndefined();
       expect(r.eventsAppended).toBeGreaterThan(100);
     }));
