@@ -67,9 +67,10 @@ export class BaselineDevice {
   readonly #reentry: number;
   readonly #observer: DeviceObserver;
 
-  /** Server events received by pulls, by id, with their server order. */
-  readonly #known = new Map<EventId, { event: SignedEvent; order: number }>();
-  #order = 0;
+  /** Ids of the server events received by pulls. */
+  readonly #known = new Set<EventId>();
+  /** The server events received, folded in the order they arrived: the base of the local copy. */
+  readonly #base = Projection.empty();
   readonly entries: LocalEntry[] = [];
   readonly #outbox: LocalEntry[] = [];
   #view = Projection.empty();
@@ -325,7 +326,8 @@ export class BaselineDevice {
     let changed = false;
     for (const e of m.events) {
       if (!this.#known.has(e.id)) {
-        this.#known.set(e.id, { event: e, order: this.#order++ });
+        this.#known.add(e.id);
+        this.#base.apply(e);
         changed = true;
       }
     }
@@ -384,9 +386,9 @@ export class BaselineDevice {
     }
   }
 
+  /** The local copy: the server's records as received, then the user's changes they did not overwrite. */
   #rebuild(): void {
-    const v = Projection.empty();
-    for (const { event } of [...this.#known.values()].sort((a, b) => a.order - b.order)) v.apply(event);
+    const v = this.#base.clone();
     for (const entry of this.entries) if (!entry.masked) v.apply(entry.event);
     this.#view = v;
     this.#viewDirty = false;
