@@ -13,3 +13,4 @@ export * from './sweep/grid.js';
 export * from './sweep/summary.js';
 export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
 export { renderReport, parseRunsJsonl } from './report/report.js';
+export * from './timers.js';
