@@ -14,3 +14,5 @@ export * from './sweep/summary.js';
 export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
 export { renderReport, parseRunsJsonl } from './report/report.js';
 export * from './timers.js';
+export { SimRepoNetwork, type SimRepoNetworkOptions } from './repo-network.js';
+export { installSimEntropy } from './entropy.js';

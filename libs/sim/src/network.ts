@@ -56,6 +56,7 @@ export class SimNetwork {
   readonly #handlers = new Map<string, FrameHandler>();
   readonly #links = new Map<string, LinkState>();
   readonly #models = new Map<string, LinkModel>();
+  readonly #dropObservers: ((from: string, to: string) => void)[] = [];
   readonly counters: NetworkCounters = {
     framesSent: 0,
     bytesSent: 0,
@@ -84,6 +85,18 @@ export class SimNetwork {
   /** Sets `node`'s inbox (replacing any earlier one: a restarted process attaches anew). */
   attach(node: string, handler: FrameHandler): void {
     this.#handlers.set(node, handler);
+  }
+
+  /**
+   * Calls `fn` whenever a frame is dropped (lost, or an end down), at the instant of the drop: a
+   * connection-oriented transport on top learns of it as a broken connection.
+   */
+  onDrop(fn: (from: string, to: string) => void): void {
+    this.#dropObservers.push(fn);
+  }
+
+  #dropped(from: string, to: string): void {
+    for (const fn of this.#dropObservers) fn(from, to);
   }
 
   /** True when `node` is neither partitioned away nor crashed now. */
@@ -115,6 +128,7 @@ export class SimNetwork {
     const now = this.#scheduler.now;
     if (!this.isUp(from) || !this.isUp(to)) {
       c.droppedOffline++;
+      this.#dropped(from, to);
       return;
     }
     const model = this.modelOf(from, to);
@@ -128,6 +142,7 @@ export class SimNetwork {
     const cutAt = data.length > 0 ? p.int(data.length) : 0;
     if (lost) {
       c.droppedLoss++;
+      this.#dropped(from, to);
       return;
     }
     const payload = cut ? data.subarray(0, cutAt) : data;
@@ -171,6 +186,7 @@ export class SimNetwork {
     const handler = this.#handlers.get(info.to);
     if (handler === undefined || !this.isUp(info.to)) {
       this.counters.droppedOffline++;
+      this.#dropped(info.from, info.to);
       return;
     }
     this.counters.framesDelivered++;
