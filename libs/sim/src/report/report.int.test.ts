@@ -69,6 +69,13 @@ describe('renderReport', () => {
       );
       expect(inked).toHaveLength(4);
       for (const n of inked) expect(n).toBeGreaterThan(500);
+      // Full-width charts of a readable height, not Chart.js's fallback of a sliver.
+      for (const box of await page
+        .locator('canvas')
+        .evaluateAll((cs) => cs.map((c) => c.getBoundingClientRect()))) {
+        expect(box.width).toBeGreaterThan(600);
+        expect(box.height).toBeGreaterThan(250);
+      }
       expect(await page.getByText('Accord side of the simulator').count()).toBe(1);
     } finally {
       await browser.close();

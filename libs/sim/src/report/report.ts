@@ -90,6 +90,7 @@ function reportData(lines: readonly SweepLine[]): ReportData {
 const PAGE_SCRIPT = `
 const data = JSON.parse(document.getElementById('accord-data').textContent);
 Chart.defaults.animation = false;
+Chart.defaults.maintainAspectRatio = false;
 const charts = [];
 const grid = document.getElementById('against');
 for (const a of data.against) {
@@ -99,16 +100,23 @@ for (const a of data.against) {
   canvas.setAttribute('role', 'img');
   const caption = document.createElement('figcaption');
   caption.textContent = 'Convergence and events lost against ' + a.param + ' (queue-based baseline)';
-  box.append(caption, canvas);
+  const frame = document.createElement('div');
+  frame.className = 'chart';
+  frame.append(canvas);
+  box.append(caption, frame);
   grid.append(box);
   charts.push(new Chart(canvas, {
     type: 'line',
     data: { labels: a.values, datasets: [
       { label: 'converged (share of runs)', data: a.convergedShare, yAxisID: 'share' },
       { label: 'convergence time (h)', data: a.convergenceHours, yAxisID: 'hours' },
-      { label: 'events lost (mean)', data: a.eventsLost, yAxisID: 'hours' },
+      { label: 'events lost (mean)', data: a.eventsLost, yAxisID: 'events' },
     ] },
-    options: { scales: { share: { position: 'left', min: 0, max: 1 }, hours: { position: 'right' } } },
+    options: { scales: {
+      share: { position: 'left', min: 0, max: 1, title: { display: true, text: 'share converged' } },
+      hours: { position: 'right', beginAtZero: true, title: { display: true, text: 'hours' } },
+      events: { position: 'right', beginAtZero: true, title: { display: true, text: 'events lost' } },
+    } },
   }));
 }
 charts.push(new Chart(document.getElementById('bytes'), {
@@ -150,6 +158,8 @@ export function renderReport(lines: readonly SweepLine[], title = 'Accord conver
 body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; padding: 0 1rem; color: #1d232a; }
 figure { margin: 1.5rem 0; }
 figcaption { font-weight: 600; margin-bottom: .5rem; }
+/* Chart.js sizes a responsive chart from its container: one of its own, with a height. */
+.chart { position: relative; width: 100%; height: 22rem; }
 .note { background: #fff6d6; border-left: 4px solid #c9a400; padding: .5rem 1rem; }
 </style>
 </head>
@@ -158,9 +168,9 @@ figcaption { font-weight: 600; margin-bottom: .5rem; }
 <p>${lines.length} runs (${seeds} seeds) over ${data.params.length === 0 ? 'one scenario' : `the grid ${escapeHtml(data.params.join(' × '))}`}.</p>
 <p class="note">Every series here is the queue-based baseline (the incumbent's client). The Accord side of the simulator, which runs the real Accord logs, is not built yet: its series will appear beside these.</p>
 <section id="against"></section>
-<figure><figcaption>Bytes per event</figcaption><canvas id="bytes" role="img" aria-label="Bytes per event"></canvas></figure>
-<figure><figcaption>Field symptoms (mean per run)</figcaption><canvas id="symptoms" role="img" aria-label="Field symptoms"></canvas></figure>
-<figure><figcaption>Divergence over simulated time</figcaption><canvas id="divergence" role="img" aria-label="Divergence over time"></canvas></figure>
+<figure><figcaption>Bytes per event</figcaption><div class="chart"><canvas id="bytes" role="img" aria-label="Bytes per event"></canvas></div></figure>
+<figure><figcaption>Field symptoms (mean per run)</figcaption><div class="chart"><canvas id="symptoms" role="img" aria-label="Field symptoms"></canvas></div></figure>
+<figure><figcaption>Divergence over simulated time</figcaption><div class="chart"><canvas id="divergence" role="img" aria-label="Divergence over time"></canvas></div></figure>
 <script type="application/json" id="accord-data">${scriptJson(data)}</script>
 <script>${chartLibrary()}</script>
 <script>${PAGE_SCRIPT}</script>
