@@ -17,18 +17,24 @@ interface Doc {
 
 const HOUR = 3_600_000;
 const NODES = ['relay', 'f1-d1', 'f1-d2'];
+/** Replays of one seed in the byte-for-byte test; `SIM_REPLAYS` scales it (as `FC_NUM_RUNS` does property tests). */
+const REPLAYS = Number(process.env['SIM_REPLAYS'] ?? 30);
 
-/** Three real Repos (a relay and two tablets, p2p on) writing for 6 simulated hours over a faulty network. */
-async function run(seed: number) {
+/**
+ * Three real Repos (a relay and two tablets, p2p on) writing every 10 simulated minutes over a
+ * faulty network, tablet 2 partitioned away from the first to the third tenth of the run; the
+ * run lasts `hours` (6 by default, writes stopping an hour before the end).
+ */
+async function run(seed: number, hours = 6) {
   const scheduler = new Scheduler();
   const restore = installSimTimers(scheduler, Date.UTC(2024, 5, 3));
   const restoreEntropy = installSimEntropy(new Prng(seed));
   try {
     const faults: FaultPlan = {
-      offline: [{ node: 'f1-d2', fromMs: HOUR, toMs: 3 * HOUR }],
+      offline: [{ node: 'f1-d2', fromMs: (hours * HOUR) / 6, toMs: (hours * HOUR) / 2 }],
       crashes: [],
       skews: {},
-      lastFaultMs: 3 * HOUR,
+      lastFaultMs: (hours * HOUR) / 2,
     };
     const network = new SimNetwork(scheduler, new Prng(seed), faults, {
       default: { ...DEFAULT_LINK, loss: 0.02, truncate: 0.01 },
@@ -51,7 +57,7 @@ async function run(seed: number) {
       handles.push(await found);
     }
     let n = 0;
-    for (let t = 10 * 60_000; t < 5 * HOUR; t += 10 * 60_000) {
+    for (let t = 10 * 60_000; t < (hours - 1) * HOUR; t += 10 * 60_000) {
       const k = n++;
       scheduler.at(t, () =>
         handles[1 + (k % 2)]!.change((d) => {
@@ -59,11 +65,12 @@ async function run(seed: number) {
         }),
       );
     }
-    await scheduler.runAsync(6 * HOUR);
+    await scheduler.runAsync(hours * HOUR);
     const docs = handles.map((h) => h.doc());
     const heads = docs.map((d) => A.getHeads(d));
     for (const r of repos) await r.shutdown();
     return {
+      url: handles[0]!.url,
       items: docs.map((d) => d.items),
       heads,
       written: n,
@@ -78,7 +85,7 @@ async function run(seed: number) {
 
 describe('SimRepoNetwork', () => {
   it(
-    'carries real automerge-repo sync over the simulated network: through loss, cut frames and a partition every replica converges, and a seed replays the same documents',
+    'carries real automerge-repo sync over the simulated network: through loss, cut frames and a partition every replica converges, and a seed replays exactly',
     () =>
       withSeed('sim repo network', async (seed) => {
         const first = await run(seed);
@@ -89,13 +96,25 @@ describe('SimRepoNetwork', () => {
         // The partition and the faults broke connections, and sync recovered from each.
         expect(first.resets).toBeGreaterThan(0);
         expect(first.counters.droppedOffline).toBeGreaterThan(0);
-        // The replicas' content replays exactly. The frame and byte counts of a replay do not yet
-        // always match (one run in several differed by 0.1%: some work of the Repos still races the
-        // scheduler), which the Accord runner must find before it can promise byte-identical JSON.
-        const again = await run(seed);
-        expect(again.items).toEqual(first.items);
-        expect(again.heads).toEqual(first.heads);
+        // The replay is exact: documents, heads and every network counter.
+        expect(await run(seed)).toEqual(first);
       }),
     120_000,
+  );
+
+  it(
+    `replays a seed byte for byte: ${REPLAYS} replays of a small run give the same document, heads and network counters`,
+    () =>
+      withSeed('sim repo network replay', async (seed) => {
+        const first = await run(seed, 2);
+        // The run did exercise the faults whose timing a stray random byte would shift.
+        expect(first.resets).toBeGreaterThan(0);
+        expect(first.counters.droppedOffline).toBeGreaterThan(0);
+        for (let i = 1; i < REPLAYS; i++) {
+          const again = await run(seed, 2);
+          expect({ replay: i, ...again }).toEqual({ replay: i, ...first });
+        }
+      }),
+    30_000 + REPLAYS * 5_000,
   );
 });
