@@ -1,0 +1,177 @@
+import type { Projection } from '@accord/domain';
+import { planFaults } from '../faults.js';
+import { SimNetwork } from '../network.js';
+import { Prng } from '../prng.js';
+import type { SystemResult } from '../result.js';
+import { ratio, sortedRecord } from '../result.js';
+import { Scheduler, skewedClock } from '../scheduler.js';
+import type { Scenario } from '../scenario.js';
+import { RELAY_NODE, deviceNode } from '../scenario.js';
+import { planWorkload } from '../workload.js';
+import type { DeviceObserver, LocalEntry } from './device.js';
+import { BaselineDevice } from './device.js';
+import { BaselineServer } from './server.js';
+
+function fingerprintOf(p: Projection): string {
+  return JSON.stringify([p.counters(), p.patients().map((x) => x.id)]);
+}
+
+/**
+ * Runs the queue-based baseline on a scenario: the same planned users, faults and network as any
+ * other system under test on the same seed, the server at the relay's node.
+ *
+ * @remarks Deterministic: every draw comes from named streams of the scenario's seed and the
+ * scheduler runs on simulated time, so the same scenario gives the same result, byte for byte,
+ * on any machine. `p2p` does not apply (the incumbent has no tablet-to-tablet sync); without a
+ * relay there is no server and nothing syncs.
+ */
+export function runBaseline(s: Scenario): SystemResult {
+  const root = new Prng(s.seed);
+  const scheduler = new Scheduler();
+  const faults = planFaults(s, root.stream('faults'));
+  const network = new SimNetwork(scheduler, root.stream('network/baseline'), faults, s.network);
+  const clockOf = (node: string) => skewedClock(scheduler, s.epochMs, faults.skews[node] ?? 0);
+  const server = s.relay ? new BaselineServer(RELAY_NODE, clockOf(RELAY_NODE), network) : undefined;
+
+  const deadletters = new Map<string, number>();
+  let changesAppearLost = 0;
+  let encounterReappeared = 0;
+  let appended = 0;
+  const actions = planWorkload(s, root);
+  const quiescentAtMs = Math.max(faults.lastFaultMs, actions.at(-1)?.atMs ?? 0);
+  let convergedSince: number | undefined;
+
+  const facilities: BaselineDevice[][] = [];
+  const check = (): void => {
+    if (scheduler.now < quiescentAtMs) return;
+    if (agreed()) convergedSince ??= scheduler.now;
+    else convergedSince = undefined;
+  };
+  const observer: DeviceObserver = {
+    deadlettered: (code) => deadletters.set(code, (deadletters.get(code) ?? 0) + 1),
+    changeLost: () => changesAppearLost++,
+    encounterReappeared: () => encounterReappeared++,
+    pulled: check,
+    appended: () => appended++,
+  };
+  const byNode = new Map<string, BaselineDevice>();
+  for (let f = 1; f <= s.facilities; f++) {
+    const devices: BaselineDevice[] = [];
+    for (let d = 1; d <= s.devicesPerFacility; d++) {
+      const node = deviceNode(f, d);
+      const device = new BaselineDevice({
+        node,
+        facility: `f${f}`,
+        scheduler,
+        network,
+        clock: clockOf(node),
+        prng: root.stream(`${node}/baseline`),
+        options: s.baseline,
+        server: server === undefined ? undefined : RELAY_NODE,
+        reentry: s.workload.reentry,
+        observer,
+      });
+      devices.push(device);
+      byNode.set(node, device);
+    }
+    facilities.push(devices);
+  }
+
+  /** Every facility's devices show what the server holds (or, with no server, what each other shows). */
+  function agreed(): boolean {
+    return facilities.every((devices, i) => {
+      const want =
+        server === undefined ? devices[0]!.fingerprint() : fingerprintOf(server.state(`f${i + 1}`));
+      return devices.every((d) => d.fingerprint() === want);
+    });
+  }
+  function disagreeingPairs(): number {
+    let pairs = 0;
+    for (const devices of facilities) {
+      const prints = devices.map((d) => d.fingerprint());
+      for (let i = 0; i < prints.length; i++)
+        for (let j = i + 1; j < prints.length; j++) if (prints[i] !== prints[j]) pairs++;
+    }
+    return pairs;
+  }
+
+  for (const a of actions) scheduler.at(a.atMs, () => byNode.get(a.node)!.act(a));
+  for (const c of faults.crashes) {
+    const device = byNode.get(c.node);
+    if (device === undefined) continue; // the server's database survives its crash; the network models its downtime
+    scheduler.at(c.atMs, () => device.crash());
+    scheduler.at(Math.min(s.durationMs, c.atMs + c.downMs), () => device.restart());
+  }
+  const divergence: [number, number][] = [];
+  for (let t = 0; t <= s.durationMs; t += s.sampleEveryMs) {
+    scheduler.at(t, () => {
+      divergence.push([t, disagreeingPairs()]);
+      check();
+    });
+  }
+  scheduler.run(s.durationMs);
+  check();
+
+  const all = facilities.flat();
+  const converged = agreed();
+  const convergenceMs =
+    converged && convergedSince !== undefined ? Math.round(convergedSince - quiescentAtMs) : null;
+  const rounds =
+    convergedSince === undefined || !converged
+      ? null
+      : Math.max(
+          0,
+          ...all.map((d) => d.pullTimes.filter((t) => t > quiescentAtMs && t <= convergedSince!).length),
+        );
+
+  const accepted = (d: BaselineDevice, e: LocalEntry): boolean =>
+    server?.hasEvent(d.facility, e.event.id) ?? false;
+  let eventsLost = 0;
+  const effective = new Map<string, Set<string>>();
+  for (const d of all) {
+    for (const e of d.entries) {
+      const atServer = accepted(d, e);
+      if (e.state === 'dead' && !atServer) eventsLost++;
+      if (atServer || d.view.hasEvent(e.event.id)) {
+        const set = effective.get(e.fact) ?? new Set<string>();
+        set.add(e.event.id);
+        effective.set(e.fact, set);
+      }
+    }
+  }
+  let duplicates = 0;
+  for (const set of effective.values()) duplicates += Math.max(0, set.size - 1);
+
+  let patientsMissing = 0;
+  facilities.forEach((devices, i) => {
+    const seen = devices.map((d) => new Set(d.view.patients().map((p) => p.id)));
+    const union = new Set(seen.flatMap((x) => [...x]));
+    if (server !== undefined) for (const p of server.state(`f${i + 1}`).patients()) union.add(p.id);
+    for (const mine of seen) for (const id of union) if (!mine.has(id)) patientsMissing++;
+  });
+
+  const c = network.counters;
+  return {
+    converged,
+    convergenceMs,
+    rounds,
+    quiescentAtMs,
+    eventsAppended: appended,
+    eventsLost,
+    duplicates,
+    reentries: all.reduce((n, d) => n + d.reentries, 0),
+    messages: c.framesSent,
+    bytes: c.bytesSent,
+    messagesPerEvent: ratio(c.framesSent, appended),
+    bytesPerEvent: ratio(c.bytesSent, appended),
+    deadletters: sortedRecord(deadletters),
+    symptoms: {
+      patientsMissing,
+      encounterReappeared,
+      countersDisagree: disagreeingPairs(),
+      changesAppearLost,
+    },
+    divergence,
+    network: { ...c },
+  };
+}

@@ -1,0 +1,18 @@
+export * from './errors.js';
+export * from './prng.js';
+export * from './scheduler.js';
+export * from './duration.js';
+export * from './scenario.js';
+export * from './faults.js';
+export * from './network.js';
+export * from './workload.js';
+export * from './result.js';
+export { runBaseline } from './baseline/run.js';
+export type { EntryState, LocalEntry } from './baseline/device.js';
+export * from './sweep/grid.js';
+export * from './sweep/summary.js';
+export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
+export { renderReport, parseRunsJsonl } from './report/report.js';
+export * from './timers.js';
+export { SimRepoNetwork, type SimRepoNetworkOptions } from './repo-network.js';
+export { installSimEntropy } from './entropy.js';

@@ -1,0 +1,269 @@
+import { NetworkAdapter } from '@automerge/automerge-repo';
+import type { Message, PeerId, PeerMetadata } from '@automerge/automerge-repo';
+import type { SimNetwork } from './network.js';
+import type { Scheduler, Timer } from './scheduler.js';
+
+/** Connection timing of {@link SimRepoNetwork}. */
+export interface SimRepoNetworkOptions {
+  /** While a peer is unreachable, a connection is tried again this often (default 5 s). */
+  readonly reconnectMs?: number;
+  /** A connected peer is pinged this often, so a partition is noticed without traffic (default 30 s). */
+  readonly keepaliveMs?: number;
+}
+
+const CONTROL = 0;
+const REPO = 1;
+type Control = {
+  readonly k: 'hello' | 'ack' | 'ping' | 'bye';
+  readonly peerId: string;
+  readonly meta?: PeerMetadata;
+};
+
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder('utf-8', { fatal: true });
+
+/** `[kind][u32 header length][header JSON][binary data]`: a repo message's `data` travels as bytes. */
+function encodeFrame(kind: number, header: unknown, data?: Uint8Array): Uint8Array {
+  const h = ENCODER.encode(JSON.stringify(header));
+  const out = new Uint8Array(5 + h.length + (data?.length ?? 0));
+  out[0] = kind;
+  new DataView(out.buffer).setUint32(1, h.length);
+  out.set(h, 5);
+  if (data !== undefined) out.set(data, 5 + h.length);
+  return out;
+}
+
+function decodeFrame(
+  bytes: Uint8Array,
+): { kind: number; header: Record<string, unknown>; data: Uint8Array } | undefined {
+  try {
+    if (bytes.length < 5) return undefined;
+    const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1);
+    if (5 + len > bytes.length) return undefined;
+    const header: unknown = JSON.parse(DECODER.decode(bytes.subarray(5, 5 + len)));
+    if (typeof header !== 'object' || header === null) return undefined;
+    return { kind: bytes[0]!, header: header as Record<string, unknown>, data: bytes.subarray(5 + len) };
+  } catch {
+    return undefined;
+  }
+}
+
+interface PeerLink {
+  readonly node: string;
+  peerId: PeerId | undefined;
+  connected: boolean;
+  retry: Timer | undefined;
+  keepalive: Timer | undefined;
+}
+
+/**
+ * automerge-repo network adapters over a {@link SimNetwork}: one per node, connected to the nodes
+ * it is told to reach (a device to the relay, to its facility's other devices when p2p is on).
+ *
+ * @remarks Connection-oriented like a WebSocket: a handshake (`hello`/`ack`) makes each Repo see
+ * a `peer-candidate`; any dropped or cut frame between two connected nodes breaks the connection
+ * (both Repos see `peer-disconnected`, so sync restarts with fresh state, DESIGN §7), and each side
+ * tries again every `reconnectMs`. Keepalive pings notice a partition without traffic. Every
+ * event is emitted from the scheduler, never synchronously inside a Repo call.
+ */
+export class SimRepoNetwork {
+  readonly #scheduler: Scheduler;
+  readonly #network: SimNetwork;
+  readonly #reconnectMs: number;
+  readonly #keepaliveMs: number;
+  readonly #adapters = new Map<string, SimRepoAdapter>();
+  /** Connections broken by a fault. */
+  resets = 0;
+
+  constructor(scheduler: Scheduler, network: SimNetwork, opts: SimRepoNetworkOptions = {}) {
+    this.#scheduler = scheduler;
+    this.#network = network;
+    this.#reconnectMs = opts.reconnectMs ?? 5_000;
+    this.#keepaliveMs = opts.keepaliveMs ?? 30_000;
+    network.onDrop((from, to) => this.#broken(from, to));
+  }
+
+  /** The adapter of `node`, which connects to `peers` (node names). A restarted node gets a new one. */
+  adapter(node: string, peers: readonly string[]): NetworkAdapter {
+    const a = new SimRepoAdapter(node, peers, {
+      scheduler: this.#scheduler,
+      network: this.#network,
+      reconnectMs: this.#reconnectMs,
+      keepaliveMs: this.#keepaliveMs,
+      adapterOf: (n) => this.#adapters.get(n),
+    });
+    this.#adapters.set(node, a);
+    return a;
+  }
+
+  #broken(from: string, to: string): void {
+    const a = this.#adapters.get(from);
+    const b = this.#adapters.get(to);
+    if (a?.isConnectedTo(to) === true || b?.isConnectedTo(from) === true) this.resets++;
+    this.#scheduler.after(0, () => {
+      a?.reset(to);
+      b?.reset(from);
+    });
+  }
+}
+
+interface AdapterWiring {
+  readonly scheduler: Scheduler;
+  readonly network: SimNetwork;
+  readonly reconnectMs: number;
+  readonly keepaliveMs: number;
+  readonly adapterOf: (node: string) => SimRepoAdapter | undefined;
+}
+
+/** One node's adapter; see {@link SimRepoNetwork}. */
+class SimRepoAdapter extends NetworkAdapter {
+  readonly #node: string;
+  readonly #w: AdapterWiring;
+  readonly #links = new Map<string, PeerLink>();
+  readonly #byPeer = new Map<string, PeerLink>();
+  #ready = false;
+  #left = false;
+
+  constructor(node: string, peers: readonly string[], wiring: AdapterWiring) {
+    super();
+    this.#node = node;
+    this.#w = wiring;
+    for (const p of peers) {
+      if (p !== node)
+        this.#links.set(p, {
+          node: p,
+          peerId: undefined,
+          connected: false,
+          retry: undefined,
+          keepalive: undefined,
+        });
+    }
+  }
+
+  override isReady(): boolean {
+    return this.#ready;
+  }
+
+  override whenReady(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  isConnectedTo(node: string): boolean {
+    return this.#links.get(node)?.connected === true;
+  }
+
+  override connect(peerId: PeerId, peerMetadata?: PeerMetadata): void {
+    this.peerId = peerId;
+    if (peerMetadata !== undefined) this.peerMetadata = peerMetadata;
+    this.#ready = true;
+    this.#w.network.attach(this.#node, (bytes, info) => this.#receive(bytes, info.from, info.truncated));
+    for (const link of this.#links.values()) this.#w.scheduler.after(0, () => this.#dial(link));
+  }
+
+  override send(message: Message): void {
+    const link = this.#byPeer.get(message.targetId);
+    if (link === undefined || !link.connected || this.#left) return;
+    const { data, ...header } = message as Message & { data?: Uint8Array };
+    this.#w.network.send(this.#node, link.node, encodeFrame(REPO, header, data));
+  }
+
+  override disconnect(): void {
+    this.#left = true;
+    for (const link of this.#links.values()) {
+      if (link.connected) this.#control(link.node, 'bye');
+      this.#drop(link, false);
+      if (link.retry !== undefined) this.#w.scheduler.cancel(link.retry);
+      link.retry = undefined;
+    }
+    this.emit('close');
+  }
+
+  /** The connection to `node` broke: tell the Repo, and dial again later. */
+  reset(node: string): void {
+    const link = this.#links.get(node);
+    if (link === undefined || this.#left) return;
+    this.#drop(link, true);
+  }
+
+  #drop(link: PeerLink, redial: boolean): void {
+    if (link.keepalive !== undefined) this.#w.scheduler.cancel(link.keepalive);
+    link.keepalive = undefined;
+    if (link.connected) {
+      link.connected = false;
+      if (link.peerId !== undefined) this.emit('peer-disconnected', { peerId: link.peerId });
+    }
+    if (redial && link.retry === undefined) {
+      link.retry = this.#w.scheduler.after(this.#w.reconnectMs, () => {
+        link.retry = undefined;
+        this.#dial(link);
+      });
+    }
+  }
+
+  #dial(link: PeerLink): void {
+    if (this.#left || link.connected) return;
+    if (this.#w.network.isUp(this.#node) && this.#w.network.isUp(link.node))
+      this.#control(link.node, 'hello');
+    if (link.retry === undefined) {
+      link.retry = this.#w.scheduler.after(this.#w.reconnectMs, () => {
+        link.retry = undefined;
+        this.#dial(link);
+      });
+    }
+  }
+
+  #control(to: string, k: Control['k']): void {
+    const c: Control = {
+      k,
+      peerId: this.peerId!,
+      ...(this.peerMetadata !== undefined ? { meta: this.peerMetadata } : {}),
+    };
+    this.#w.network.send(this.#node, to, encodeFrame(CONTROL, c));
+  }
+
+  #receive(bytes: Uint8Array, from: string, truncated: boolean): void {
+    if (this.#left) return;
+    const link = this.#links.get(from);
+    if (link === undefined) return; // not a node this one talks to
+    const frame = truncated ? undefined : decodeFrame(bytes);
+    if (frame === undefined) {
+      // A cut or garbled frame ends the connection at both ends, as a broken socket would.
+      this.reset(from);
+      this.#w.adapterOf(from)?.reset(this.#node);
+      return;
+    }
+    if (frame.kind === REPO) {
+      if (!link.connected) return;
+      const message = {
+        ...frame.header,
+        ...(frame.data.length > 0 ? { data: frame.data } : {}),
+      } as unknown as Message;
+      this.emit('message', message);
+      return;
+    }
+    const c = frame.header as unknown as Control;
+    if (c.k === 'bye') {
+      this.#drop(link, true);
+      return;
+    }
+    if (c.k === 'ping') return;
+    if (c.k === 'hello') this.#control(from, 'ack');
+    if (!link.connected) {
+      link.connected = true;
+      link.peerId = c.peerId as PeerId;
+      this.#byPeer.set(c.peerId, link);
+      if (link.retry !== undefined) this.#w.scheduler.cancel(link.retry);
+      link.retry = undefined;
+      this.emit('peer-candidate', { peerId: link.peerId, peerMetadata: c.meta ?? {} });
+      this.#keepalive(link);
+    }
+  }
+
+  #keepalive(link: PeerLink): void {
+    link.keepalive = this.#w.scheduler.after(this.#w.keepaliveMs, () => {
+      if (!link.connected || this.#left) return;
+      this.#control(link.node, 'ping');
+      this.#keepalive(link);
+    });
+  }
+}
