@@ -8,8 +8,8 @@ import {
   verifyBytes,
   verifyEvent,
   type DeviceKeyPair,
-  type EventEnvelope,
 } from '@accord/protocol';
+import { sampleEnvelope } from '@accord/protocol/testing';
 import { describe, expect, it } from 'vitest';
 import { ownEventSigner } from './node-signer.js';
 
@@ -43,19 +43,11 @@ describe('ownEventSigner', () => {
 
   it('signs an own event to the same event and bytes as signEvent', async () => {
     const key = await deviceKeyFromSeed(bytesOf(SEED + 1, 32));
-    const envelope: EventEnvelope = {
-      v: 1,
-      id: '01JAAAAAAAAAAAAAAAAAAAAAAA' as EventEnvelope['id'],
-      facility: 'clinic-1' as EventEnvelope['facility'],
+    const envelope = sampleEnvelope({
       device: key.deviceId,
       seq: 7,
-      hlc: '0000000000001:0000:' + key.deviceId,
-      type: 'PatientRegistered',
-      schema: 1,
-      subject: { kind: 'patient', id: 'p-7' },
-      deps: [],
       data: { givenName: 'Ama', note: 'é𝄞' },
-    } as EventEnvelope;
+    });
     const { event, bytes } = await signEventEncoded(envelope, key, ownEventSigner(key));
     expect(event).toEqual(await signEvent(envelope, key));
     expect(bytes).toEqual(encodeSignedEvent(event));
