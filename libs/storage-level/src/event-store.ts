@@ -429,7 +429,8 @@ class RawEventStore implements EventStore {
     if (batch.length === 0) return;
     return this.#submit(async (ctx) => {
       // Read before write, but only what can be there: a slot above the device's stored ones is
-      // free, and an id bound to such a slot (isEventIdOf) is indexed nowhere else. An own
+      // free, and an id bound to such a slot (isEventIdOf) is indexed nowhere else (short of a
+      // device whose key shares 48 bits, same seq, same millisecond: see the README). An own
       // append (the next seqs, bound ids) reads nothing, and its write does not wait for a read.
       const keys: Uint8Array[] = [];
       const at: { slot: number; index: number }[] = [];
