@@ -14,6 +14,7 @@ import {
   SystemEventType,
   type DeviceKeyPair,
   type EventEnvelope,
+  type EventSigner,
   type HybridClock,
   type Result,
   type SignedEvent,
@@ -21,6 +22,7 @@ import {
 import type { SystemDraft } from './api.js';
 import { CommitQueue } from './commit-queue.js';
 import type { MarkKeeper } from './mark-keeper.js';
+import { ownEventSigner } from './node-signer.js';
 import type { LogEventStore, LogStoredEvent } from './ports.js';
 import type { LogContext } from './segments.js';
 
@@ -67,6 +69,7 @@ export interface OwnAppendsDeps {
 export class OwnAppends {
   readonly #deps: OwnAppendsDeps;
   readonly #commit: CommitQueue<SignedOwn>;
+  readonly #sign: EventSigner;
   /** The highest own number handed out. */
   #assigned: number;
   #recovering: Promise<void> | undefined;
@@ -75,6 +78,7 @@ export class OwnAppends {
   constructor(deps: OwnAppendsDeps, highest: number) {
     this.#deps = deps;
     this.#assigned = highest;
+    this.#sign = ownEventSigner(deps.key);
     this.#commit = new CommitQueue<SignedOwn>(highest + 1, (batch) => this.#write(batch));
   }
 
@@ -176,7 +180,7 @@ export class OwnAppends {
   ): Promise<SignedEvent> {
     let signed: SignedOwn;
     try {
-      signed = await signEventEncoded(envelope, this.#deps.key);
+      signed = await signEventEncoded(envelope, this.#deps.key, this.#sign);
     } catch (err) {
       // Nothing took a later number meanwhile: give this one back instead of stopping the log.
       if (envelope.seq === this.#assigned) {

@@ -1,7 +1,15 @@
 import type { LogStoredEvent } from './ports.js';
 
-/** How long durable own events wait to be grouped into one Automerge change. */
-const PUSH_DELAY_MS = 50;
+/**
+ * How long durable own events wait to be grouped into one Automerge change.
+ *
+ * @remarks Each change costs the segment document far more than its share of values: beside the
+ * change itself, the Repo diffs the document to emit the change's patches and schedules a save.
+ * Measured on a Repo over in-memory storage, 20k values of ≈ 420 bytes arriving at ≈ 6k/s: CPU
+ * per value 34–57 µs in changes of 300 values (the 50 ms this was), 25–31 µs in changes of 1500
+ * (250 ms). A peer sees an own event up to 250 ms after it is durable; nothing waits on it.
+ */
+const PUSH_DELAY_MS = 250;
 
 /** What {@link OwnPush} asks of the rest of the log. */
 export interface OwnPushDeps {

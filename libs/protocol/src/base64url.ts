@@ -1,5 +1,5 @@
 import { AccordError, ErrorCode } from './errors.js';
-import { stringFromCodes } from './flat-string.js';
+import { asciiString } from './flat-string.js';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
@@ -7,12 +7,17 @@ const CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
 const DECODE = new Int8Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
+// Scratch space for texts up to this long (signatures, keys, digests): the string is built from
+// it before toBase64Url returns, so an append's signature costs no buffer of its own.
+const SCRATCH = new Uint8Array(1024);
+
 /** Encodes bytes as unpadded base64url (RFC 4648 §5), as one flat string. */
 export function toBase64Url(bytes: Uint8Array): string {
   const n = bytes.length;
   const whole = n - (n % 3);
   const rest = n - whole;
-  const out = new Uint16Array((whole / 3) * 4 + (rest === 0 ? 0 : rest + 1));
+  const length = (whole / 3) * 4 + (rest === 0 ? 0 : rest + 1);
+  const out = length <= SCRATCH.length ? SCRATCH : new Uint8Array(length);
   let o = 0;
   let i = 0;
   for (; i < whole; i += 3) {
@@ -32,7 +37,7 @@ export function toBase64Url(bytes: Uint8Array): string {
     out[o++] = CODES[(v >>> 4) & 63]!;
     out[o++] = CODES[(v & 15) << 2]!;
   }
-  return stringFromCodes(out, o);
+  return asciiString(out, o);
 }
 
 function bad(text: string, why: string): AccordError {

@@ -8,6 +8,7 @@ import {
   ErrorCode,
   isAccordError,
   MAX_EVENT_BYTES,
+  signBytes,
   signEvent,
   signEventEncoded,
   toBase64Url,
@@ -111,6 +112,21 @@ describe('signEvent / verifyEvent', () => {
       }),
       { numRuns: 200, seed: 20261207 },
     );
+  });
+
+  it('signEventEncoded signs through the signer it is given: the envelope bytes in, the sig out', async () => {
+    const envelope = sampleEnvelope({ device: alice.deviceId });
+    const seen: Uint8Array[] = [];
+    const { event, bytes } = await signEventEncoded(envelope, alice.key, async (b) => {
+      seen.push(b);
+      return signBytes(alice.key, b);
+    });
+    expect(seen).toEqual([envelopeBytes(envelope)]);
+    expect(event).toEqual(await signEvent(envelope, alice.key));
+    expect(bytes).toEqual(encodeSignedEvent(event));
+    // A signer of another key gives an event that does not verify: the signer is what signs.
+    const other = await signEventEncoded(envelope, alice.key, (b) => signBytes(bob.key, b));
+    expect(await verifyEvent(other.event)).toBe(false);
   });
 
   it('signEventEncoded refuses an envelope with a field that is not JSON, as encodeSignedEvent does', async () => {

@@ -106,16 +106,24 @@ function inCanonicalOrder(o: JsonObject): JsonObject {
 }
 
 /**
+ * Signs bytes with a device's private key: the 64-byte Ed25519 signature ({@link signBytes} is the
+ * WebCrypto one; a runtime may offer a cheaper one for the same key).
+ */
+export type EventSigner = (bytes: Uint8Array) => Promise<Uint8Array>;
+
+/**
  * Signs an envelope and returns the signed event together with its canonical bytes (what
  * {@link encodeSignedEvent} would return), encoding the envelope once instead of twice.
  *
  * @remarks `sig` sorts between `seq` and `subject` among the envelope's keys, so the canonical
  * text of the signed event is the envelope's text with the `sig` member put in before the
- * `subject` member. Same checks and errors as {@link signEvent}.
+ * `subject` member. Same checks and errors as {@link signEvent}. `sign` must sign with `key`'s
+ * private key (Ed25519 is deterministic: any signer of that key gives the same signature).
  */
 export async function signEventEncoded(
   envelope: EventEnvelope,
   key: DeviceKeyPair,
+  sign: EventSigner = (bytes) => signBytes(key, bytes),
 ): Promise<{ event: SignedEvent; bytes: Uint8Array }> {
   if (envelope.device !== key.deviceId) {
     throw new AccordError(ErrorCode.PROTOCOL_BAD_KEY, 'envelope.device is not the signing key', {
@@ -138,7 +146,7 @@ export async function signEventEncoded(
       },
     );
   }
-  const sig = toBase64Url(await signBytes(key, bytes));
+  const sig = toBase64Url(await sign(bytes));
   // The event is envelopeObject's literal plus `sig`, never a spread: `{ ...envelope, sig }` gave
   // every event signed concurrently a V8 hidden class of its own (≈ 300 bytes each).
   o['sig'] = sig;

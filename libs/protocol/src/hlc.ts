@@ -1,4 +1,4 @@
-import { stringFromCodes } from './flat-string.js';
+import { asciiString } from './flat-string.js';
 import { AccordError, ErrorCode } from './errors.js';
 import type { Hlc } from './ids.js';
 
@@ -25,6 +25,9 @@ function clockError(message: string): AccordError {
   return new AccordError(ErrorCode.PROTOCOL_CLOCK, message);
 }
 
+/** Scratch space of the stamp being formatted: the string is built from it before formatHlc returns. */
+const STAMP_CODES = new Uint8Array(31);
+
 /**
  * Formats an HLC timestamp: `YYYY-MM-DDTHH:MM:SS.mmmZ/cccccc`.
  *
@@ -40,11 +43,11 @@ export function formatHlc(wallMs: number, counter: number): Hlc {
     throw clockError(`HLC counter out of range: ${counter}`);
   }
   const iso = new Date(wallMs).toISOString();
-  const codes = new Uint8Array(31);
+  const codes = STAMP_CODES;
   for (let i = 0; i < 24; i++) codes[i] = iso.charCodeAt(i);
   codes[24] = 0x2f; // '/'
   for (let i = 30, c = counter; i > 24; i--, c = Math.floor(c / 10)) codes[i] = 0x30 + (c % 10);
-  return stringFromCodes(codes) as Hlc;
+  return asciiString(codes) as Hlc;
 }
 
 function tryParse(hlc: string): { wallMs: number; counter: number } | undefined {

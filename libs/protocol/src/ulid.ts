@@ -1,7 +1,7 @@
 import { AccordError, ErrorCode } from './errors.js';
 import { fromBase64Url } from './base64url.js';
 import type { DeviceId, EventId } from './ids.js';
-import { stringFromCodes } from './flat-string.js';
+import { asciiString } from './flat-string.js';
 import { randomBytes } from './webcrypto.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -31,6 +31,11 @@ function pooledRandom(): Uint8Array {
   return out;
 }
 
+// Scratch space of the id being made (every append makes one): the string is built from it
+// before newEventId returns, and nothing else writes it meanwhile.
+const ID_CODES = new Uint8Array(26);
+const TAIL = new Uint8Array(EVENT_ID_RANDOM_BYTES);
+
 /**
  * A new time-sortable event id: 26 Crockford base32 characters in the ULID layout (48-bit
  * millisecond time, then 80 random bits).
@@ -51,7 +56,7 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
       `event id randomness must be ${EVENT_ID_RANDOM_BYTES} bytes`,
     );
   }
-  const codes = new Uint8Array(26);
+  const codes = ID_CODES;
   let t = nowMs;
   for (let i = 9; i >= 0; i--) {
     const d = t % 32;
@@ -70,7 +75,7 @@ export function newEventId(nowMs: number, random?: Uint8Array): EventId {
       codes[o++] = CODES[(acc >>> bits) & 31]!;
     }
   }
-  return stringFromCodes(codes) as EventId;
+  return asciiString(codes) as EventId;
 }
 
 /** Bytes of an event id's 80-bit tail taken from its author's public key (the rest is the seq). */
@@ -93,11 +98,14 @@ function authorTag(device: string): Uint8Array | undefined {
   return tag;
 }
 
-/** The 10 bytes after the time of the id of `device`'s event `seq`, or undefined for a bad device id. */
+/**
+ * The 10 bytes after the time of the id of `device`'s event `seq`, or undefined for a bad device
+ * id. In scratch space: valid until the next call.
+ */
 function authorTail(device: string, seq: number): Uint8Array | undefined {
   const tag = authorTag(device);
   if (tag === undefined || !Number.isSafeInteger(seq) || seq < 0) return undefined;
-  const tail = new Uint8Array(EVENT_ID_RANDOM_BYTES);
+  const tail = TAIL;
   tail.set(tag);
   const low = seq % 2 ** 32;
   tail[AUTHOR_TAG_BYTES] = (low >>> 24) & 0xff;
@@ -134,8 +142,18 @@ export function eventIdFor(nowMs: number, device: DeviceId, seq: number): EventI
 export function isEventIdOf(id: string, device: string, seq: number): boolean {
   const tail = authorTail(device, seq);
   if (tail === undefined || id.length !== 26) return false;
-  const expected = newEventId(0, tail);
-  for (let i = 10; i < 26; i++) if (id.charCodeAt(i) !== expected.charCodeAt(i)) return false;
+  // The tail's 80 bits as newEventId writes them, compared character by character (no id built).
+  let acc = 0;
+  let bits = 0;
+  let o = 10;
+  for (let i = 0; i < EVENT_ID_RANDOM_BYTES; i++) {
+    acc = ((acc << 8) | tail[i]!) & 0xffff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      if (id.charCodeAt(o++) !== CODES[(acc >>> bits) & 31]) return false;
+    }
+  }
   return true;
 }
 

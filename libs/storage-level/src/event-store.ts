@@ -3,7 +3,7 @@
  * group-committed, with a start-up integrity check. {@link LevelEventStore} on LevelDB and
  * {@link MemoryEventStore} share one implementation over a {@link RawStore}.
  */
-import { ErrorCode } from '@accord/protocol';
+import { ErrorCode, isEventIdOf } from '@accord/protocol';
 import { closedError, ioError, STORAGE_CONFLICT, storageError } from './errors.js';
 import { allocateFrame, frameValue, sealFrame, unframeValue, type CorruptionReason } from './frame.js';
 import { GroupCommitter, type CommitStats } from './group-commit.js';
@@ -325,6 +325,12 @@ class RawEventStore implements EventStore {
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly meta: EventStoreMeta;
+  /**
+   * Per device, a seq no stored slot of it lies above: read from storage once (the highest slot
+   * key, damaged or not), then raised by every append this store prepares. Too high is only
+   * cautious; it is never too low, since appends are the only writers of slots.
+   */
+  readonly #slotsUpTo = new Map<string, number>();
 
   constructor(raw: RawStore, options: EventStoreOptions, onClose?: () => Promise<void>) {
     this.#raw = raw;
@@ -421,18 +427,30 @@ class RawEventStore implements EventStore {
     }
     if (this.#closed) throw closedError('event store');
     if (batch.length === 0) return;
-    const keys: Uint8Array[] = [];
-    for (const e of batch) keys.push(e.indexKey);
-    for (const e of batch) keys.push(e.slotKey);
     return this.#submit(async (ctx) => {
-      const stored = await this.#raw.getMany(keys);
+      // Read before write, but only what can be there: a slot above the device's stored ones is
+      // free, and an id bound to such a slot (isEventIdOf) is indexed nowhere else (short of a
+      // device whose key shares 48 bits, same seq, same millisecond: see the README). An own
+      // append (the next seqs, bound ids) reads nothing, and its write does not wait for a read.
+      const keys: Uint8Array[] = [];
+      const at: { slot: number; index: number }[] = [];
+      for (const e of batch) {
+        const fresh = e.seq > (this.#slotsUpTo.get(e.device) ?? (await this.#storedUpTo(e.device)));
+        const slot = fresh ? -1 : keys.push(e.slotKey) - 1;
+        const index = fresh && isEventIdOf(e.id, e.device, e.seq) ? -1 : keys.push(e.indexKey) - 1;
+        at.push({ slot, index });
+      }
+      const stored = keys.length === 0 ? [] : await this.#raw.getMany(keys);
       const ops: RawOp[] = [];
       const repairs: [string[], CorruptionReason][] = [];
       batch.forEach((e, i) => {
         const sk = e.slotKey;
         const ik = e.indexKey;
-        const slot: Slot = ctx.slots.get(e.slot) ?? RawEventStore.#slotValue(sk, stored[batch.length + i]);
-        const indexed: Indexed = ctx.ids.get(e.id) ?? RawEventStore.#indexValue(ik, stored[i]);
+        const { slot: s, index: x } = at[i]!;
+        const slot: Slot =
+          ctx.slots.get(e.slot) ?? RawEventStore.#slotValue(sk, s < 0 ? undefined : stored[s]);
+        const indexed: Indexed =
+          ctx.ids.get(e.id) ?? RawEventStore.#indexValue(ik, x < 0 ? undefined : stored[x]);
         const slotOk = slot !== undefined && !isDamaged(slot);
         const indexOk = indexed !== undefined && !isDamaged(indexed);
         if (indexOk && (indexed.device !== e.device || indexed.seq !== e.seq))
@@ -454,11 +472,27 @@ class RawEventStore implements EventStore {
       for (const e of batch) {
         ctx.slots.set(e.slot, { id: e.id, bytes: e.bytes });
         ctx.ids.set(e.id, { device: e.device, seq: e.seq });
+        if (e.seq > this.#slotsUpTo.get(e.device)!) this.#slotsUpTo.set(e.device, e.seq);
       }
       // Damage met on the way is being overwritten by this batch: still tell the owner.
       for (const [where, reason] of repairs) this.#report(where, reason);
       return ops;
     });
+  }
+
+  /** See {@link RawEventStore.#slotsUpTo}; runs inside a batch's preparation (no write overlaps it). */
+  async #storedUpTo(device: string): Promise<number> {
+    let upTo = this.#slotsUpTo.get(device);
+    if (upTo === undefined) {
+      const prefix = slotPrefix(device);
+      upTo = 0;
+      for await (const key of this.#raw.keys({ ...prefixRange(prefix), reverse: true, limit: 1 })) {
+        // A key that does not decode: nothing is known, every slot of the device is read.
+        upTo = decodeSeq(key, prefix.length) ?? Number.MAX_SAFE_INTEGER;
+      }
+      this.#slotsUpTo.set(device, upTo);
+    }
+    return upTo;
   }
 
   get(id: string): Promise<StoredEvent | undefined> {
