@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { hostileDevice, makeFacility, openMemoryLog } from '@accord/log/testing';
 import { formatHlc, eventIdFor, SystemEventType, type FacilityId, type SignedEvent } from '@accord/protocol';
+import { MemoryEventStore } from '@accord/storage-level';
 import { HttpApi } from './http-api.js';
 
 const FACILITY = 'clinic-skew' as FacilityId;
@@ -24,7 +25,17 @@ describe('GET /api/status: clockSkews', () => {
       (typeof facility.keys)[0],
       (typeof facility.keys)[0],
     ];
-    const log = await openMemoryLog(facility, 0, { key: self, relay: relayKey.deviceId, clock: () => NOW });
+    // The store counts what is read back from it (an API started over a judged history reads nothing).
+    const eventStore = new MemoryEventStore();
+    let reads = 0;
+    const readSync = eventStore.readSync.bind(eventStore);
+    eventStore.readSync = (id) => (reads++, readSync(id));
+    const log = await openMemoryLog(facility, 0, {
+      key: self,
+      relay: relayKey.deviceId,
+      clock: () => NOW,
+      eventStore,
+    });
     cleanup.push(() => log.close());
     const http = await HttpApi.listen({
       log,
@@ -80,5 +91,23 @@ describe('GET /api/status: clockSkews', () => {
       event: fromA.id,
       verdict: verdict.id,
     });
+
+    // An API started over the judged history (an agent's restart) finds the same skew from the
+    // verdicts alone: it locates their targets by id and reads no event back from the store.
+    reads = 0;
+    const restarted = await HttpApi.listen({
+      log,
+      identity: { device: self.deviceId, name: 'Self', facility: FACILITY },
+      network: { online: true, setOnline: () => undefined, peers: () => [] },
+      relay: { id: relayKey.deviceId, url: null },
+      clock: () => NOW,
+    });
+    cleanup.push(() => restarted.close());
+    expect(reads).toBe(0);
+    const again = (await (await fetch(`http://127.0.0.1:${restarted.port}/api/status`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(again['clockSkews']).toEqual(skews);
   });
 });

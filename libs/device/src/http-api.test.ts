@@ -26,6 +26,7 @@ import type {
   DeviceLogApi,
   Draft,
   EventInfo,
+  EventPlace,
   EventsListener,
   IntegrityReport,
   LogCounts,
@@ -166,6 +167,10 @@ class FakeLog implements DeviceLogApi {
   }
   get(id: EventId): EventInfo | undefined {
     return this.events.get(id);
+  }
+  locate(id: EventId): EventPlace | undefined {
+    const event = this.events.get(id)?.event;
+    return event === undefined ? undefined : { device: event.device, seq: event.seq };
   }
   list(filter: { status?: EventStatus; device?: string } = {}): EventInfo[] {
     return [...this.events.values()].filter(

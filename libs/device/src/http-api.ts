@@ -226,7 +226,9 @@ export class HttpApi {
     });
     this.#clockSkew = new ClockSkewDetector({
       relay: opts.relay?.id ?? null,
-      lookup: (id) => opts.log.get(id)?.event,
+      // Where each verdict's target sits, from its id: at start every verdict of the history is
+      // looked at, and reading their targets back from the store cost tens of megabytes at 100k.
+      lookup: (id) => opts.log.locate(id),
     });
     const { app, allowedMethods } = createJsonServer({
       bodyLimit: this.#maxBody,
@@ -240,7 +242,7 @@ export class HttpApi {
     this.#declareRoutes(app);
     // Verdicts already visible, then each new one as it becomes visible. Only system events: the
     // others are read from the store one by one, and what #observe takes from them (clock skew)
-    // it looks up by the verdicts that name them.
+    // it locates by the verdicts that name them (reading nothing).
     for (const event of opts.log.visibleEvents({ systemOnly: true })) this.#observe(event);
     this.#unsubscribe = opts.log.onEvents((events) => {
       for (const e of events) this.#observe(e);

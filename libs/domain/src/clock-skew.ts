@@ -19,6 +19,9 @@ export interface ClockSkew {
   readonly verdict: EventId;
 }
 
+/** What the detector needs of a judged event besides its id: where it sits in its author's sequence. */
+export type JudgedPlace = Pick<SignedEvent, 'device' | 'seq'>;
+
 interface Evidence {
   /** The judged event's sequence number on its device (recency). */
   readonly seq: number;
@@ -43,18 +46,19 @@ interface Evidence {
 export class ClockSkewDetector {
   readonly #relay: DeviceId | null;
   readonly #thresholdMs: number;
-  readonly #lookup: (id: EventId) => SignedEvent | undefined;
+  readonly #lookup: (id: EventId) => JudgedPlace | undefined;
   readonly #latest = new Map<DeviceId, Evidence>();
   /** Verdicts about events not seen yet: target → the relay's time and verdict id (the earliest). */
   readonly #awaiting = new Map<EventId, { at: number; verdict: EventId }>();
 
   /**
    * A detector for the facility whose relay is `relay` (null: no relay, nothing is flagged);
-   * `lookup` finds an event of the log by id.
+   * `lookup` finds where an event of the log sits by its id (a device's log answers from its
+   * indexes, reading nothing: `DeviceLogApi.locate`; the event itself will do).
    */
   constructor(opts: {
     readonly relay: DeviceId | null;
-    readonly lookup: (id: EventId) => SignedEvent | undefined;
+    readonly lookup: (id: EventId) => JudgedPlace | undefined;
     readonly thresholdMs?: number;
   }) {
     this.#relay = opts.relay;
@@ -69,7 +73,7 @@ export class ClockSkewDetector {
       const waiting = this.#awaiting.get(event.id);
       if (waiting !== undefined) {
         this.#awaiting.delete(event.id);
-        this.#measure(event, waiting.at, waiting.verdict);
+        this.#measure(event.id, event, waiting.at, waiting.verdict);
       }
       return;
     }
@@ -79,7 +83,7 @@ export class ClockSkewDetector {
     for (const { target } of verdictsIn(event)) {
       const judged = this.#lookup(target);
       if (judged !== undefined) {
-        this.#measure(judged, at, event.id);
+        this.#measure(target, judged, at, event.id);
         continue;
       }
       const known = this.#awaiting.get(target);
@@ -88,9 +92,9 @@ export class ClockSkewDetector {
     }
   }
 
-  #measure(judged: SignedEvent, at: number, verdict: EventId): void {
+  #measure(id: EventId, judged: JudgedPlace, at: number, verdict: EventId): void {
     if (judged.device === this.#relay) return;
-    const made = timeOf(judged.id);
+    const made = timeOf(id);
     if (made === undefined) return;
     const leadMs = made - at;
     const prev = this.#latest.get(judged.device);
@@ -104,7 +108,7 @@ export class ClockSkewDetector {
         (verdict < prev.verdict ? 1 : verdict > prev.verdict ? -1 : 0);
       if (order <= 0) return;
     }
-    this.#latest.set(judged.device, { seq: judged.seq, leadMs, event: judged.id, verdict });
+    this.#latest.set(judged.device, { seq: judged.seq, leadMs, event: id, verdict });
   }
 
   /** Devices whose clock is ahead by more than the threshold, sorted by device id. */

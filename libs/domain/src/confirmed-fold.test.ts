@@ -238,10 +238,11 @@ describe('ConfirmedFold', () => {
         ),
         arrival: fc.array(fc.nat(), { minLength: n, maxLength: n }),
         queries: fc.array(fc.boolean(), { minLength: 1, maxLength: n }),
+        early: fc.array(fc.boolean(), { minLength: 1, maxLength: n }),
       });
     });
     fc.assert(
-      fc.property(arbCase, ({ events, steps, order, arrival, queries }) => {
+      fc.property(arbCase, ({ events, steps, order, arrival, queries, early }) => {
         if (events.length === 0) return;
         const fold = new ConfirmedFold();
         const last = new Map<number, number | undefined>();
@@ -257,13 +258,16 @@ describe('ConfirmedFold', () => {
           fold.set(events[index]!, seq);
           last.set(index, seq);
           if (queries[i % queries.length]) fold.projection();
+          // …and the gapless run folded early now and then (as a log opening does)…
+          else if (early[i % early.length]) fold.foldContiguous();
         });
         // …then revised at random (withdrawn, moved, repeated), with queries in between.
-        for (const { index, seq, query } of steps) {
+        steps.forEach(({ index, seq, query }, i) => {
           fold.set(events[index]!, seq ?? undefined);
           last.set(index, seq ?? undefined);
           if (query) fold.projection();
-        }
+          else if (early[i % early.length]) fold.foldContiguous();
+        });
         const accepted = [...last].flatMap(([index, seq]) =>
           seq === undefined ? [] : [{ event: events[index]!, seq }],
         );
@@ -272,6 +276,45 @@ describe('ConfirmedFold', () => {
         expect(fold.lastSeq).toBe(Math.max(0, ...accepted.map((a) => a.seq)));
       }),
       { numRuns: fc.readConfigureGlobal().numRuns ?? 100 },
+    );
+  });
+
+  it('folds the gapless run after the last folded seq early, in place, and leaves the rest waiting', () => {
+    const f = new EventFactory();
+    const [a, b, c, d, e, x, y] = ['a', 'b', 'c', 'd', 'e', 'x', 'y'].map((id) => reg(f, id)) as [
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+      SignedEvent,
+    ];
+    const { fold, folded, refolded } = recording();
+    const p = fold.projection();
+    fold.set(d, 4);
+    fold.set(b, 2);
+    fold.set(a, 1);
+    fold.set(e, 5);
+    fold.foldContiguous();
+    expect(folded).toEqual([
+      [a.id, 1],
+      [b.id, 2],
+    ]);
+    expect(fold.waiting).toBe(2); // d and e wait for c
+    fold.set(c, 3);
+    fold.foldContiguous();
+    expect(folded.map(([, seq]) => seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(fold.waiting).toBe(0);
+    // A seq given twice is not folded early: the next query folds both, in (seq, id) order.
+    fold.set(y, 6);
+    fold.set(x, 6);
+    fold.foldContiguous();
+    expect(fold.waiting).toBe(2);
+    expect(fold.projection()).toBe(p); // still in place: nothing was folded out of order
+    expect(refolded()).toBe(0);
+    expect(bytes(p)).toBe(
+      bytes(reference([a, b, c, d, e, x, y].map((event, i) => ({ event, seq: Math.min(i + 1, 6) })))),
     );
   });
 

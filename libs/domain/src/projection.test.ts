@@ -64,6 +64,37 @@ describe('Projection: patients', () => {
     expect(p.patientByNationalId('NEW1')).toBe('p1');
   });
 
+  it('keeps the first holder of a national id, also when two ids share a hash in its index', () => {
+    // 'GH279218' and 'GH1311016' have the same 32-bit FNV-1a hash (the index files by hash).
+    const f = new EventFactory();
+    const events = [
+      registration(f, 'p1', { nationalId: 'GH279218' }),
+      registration(f, 'p2', { nationalId: 'GH1311016' }),
+      registration(f, 'p3', { nationalId: 'gh-279218' }), // a duplicate of p1's: p1 keeps it
+    ];
+    const p = fold(events);
+    expect(p.patientByNationalId('GH279218')).toBe('p1');
+    expect(p.patientByNationalId('GH1311016')).toBe('p2');
+    expect(p.patientByNationalId('GH-999')).toBeUndefined();
+    // p1 moves away: its old id is free (p3 registered it second and holds nothing), its new one is p1's.
+    const clone = p.clone();
+    clone.apply(
+      f.event(dev, 'PatientDemographicsUpdated', { patientId: 'p1', changes: { nationalId: 'GH1' } }),
+    );
+    expect(clone.patientByNationalId('GH279218')).toBeUndefined();
+    expect(clone.patientByNationalId('GH1')).toBe('p1');
+    expect(clone.patientByNationalId('GH1311016')).toBe('p2');
+    // p2 takes p1's old id: the hash's list now holds p2 alone, under its new key.
+    clone.apply(
+      f.event(dev, 'PatientDemographicsUpdated', { patientId: 'p2', changes: { nationalId: 'GH279218' } }),
+    );
+    expect(clone.patientByNationalId('GH279218')).toBe('p2');
+    expect(clone.patientByNationalId('GH1311016')).toBeUndefined();
+    // The projection it was cloned from is untouched.
+    expect(p.patientByNationalId('GH279218')).toBe('p1');
+    expect(p.patientByNationalId('GH1311016')).toBe('p2');
+  });
+
   it('merges: the loser redirects to the survivor, whose history includes the loser doses', () => {
     const f = new EventFactory();
     const lot = f.event(dev, 'StockReceived', {

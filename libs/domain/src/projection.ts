@@ -18,6 +18,7 @@ import type {
 } from './catalogue.js';
 import { DomainEventType, PATIENT_FIELDS, SubjectKind, checkEventData } from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
+import { NationalIdIndex } from './national-ids.js';
 import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
 import type { PreparedDraft } from './draft.js';
 import { preparedDrafts } from './prepared.js';
@@ -297,7 +298,7 @@ function stripUndefined<T extends object>(o: T): T {
  */
 export class Projection {
   #patients: Cow<string, PatientRec>;
-  #nationalIds: Cow<string, string>;
+  #nationalIds: NationalIdIndex;
   /** Immunizations keyed by the merge-resolved patient id (moved to the survivor on merge). */
   #immunizations: Cow<string, readonly ImmunizationRec[]>;
   #lots: Cow<string, LotRec>;
@@ -311,7 +312,7 @@ export class Projection {
   private constructor(from?: Projection) {
     if (from === undefined) {
       this.#patients = new Cow();
-      this.#nationalIds = new Cow();
+      this.#nationalIds = new NationalIdIndex();
       this.#immunizations = new Cow();
       this.#lots = new Cow();
       this.#encounters = new Cow();
@@ -430,8 +431,7 @@ export class Projection {
       registeredBy: event.id,
       versions: event.id,
     });
-    const key = nationalIdKey(d.nationalId);
-    if (!this.#nationalIds.r.has(key)) this.#nationalIds.w.set(key, d.patientId);
+    this.#nationalIds.claim(nationalIdKey(d.nationalId), d.patientId, this.#nationalIdKeyOf);
     return undefined;
   }
 
@@ -450,10 +450,9 @@ export class Projection {
     next['versions'] = versions;
     const updated = next as unknown as PatientRec;
     if (updated.nationalId !== rec.nationalId) {
-      const oldKey = nationalIdKey(rec.nationalId);
-      if (this.#nationalIds.r.get(oldKey) === rec.id) this.#nationalIds.w.delete(oldKey);
-      const newKey = nationalIdKey(updated.nationalId);
-      if (!this.#nationalIds.r.has(newKey)) this.#nationalIds.w.set(newKey, rec.id);
+      // Released while the record still has the old id (the index checks owners against it).
+      this.#nationalIds.release(nationalIdKey(rec.nationalId), rec.id, this.#nationalIdKeyOf);
+      this.#nationalIds.claim(nationalIdKey(updated.nationalId), rec.id, this.#nationalIdKeyOf);
     }
     this.#patients.w.set(rec.id, updated);
     return undefined;
@@ -611,6 +610,12 @@ export class Projection {
     return undefined;
   }
 
+  /** A patient's current national id, normalised (what the national-id index checks owners against). */
+  readonly #nationalIdKeyOf = (patientId: string): string | undefined => {
+    const rec = this.#patients.r.get(patientId);
+    return rec === undefined ? undefined : nationalIdKey(rec.nationalId);
+  };
+
   /** Follows merge redirects to the surviving patient id; undefined for an unknown patient. */
   #resolve(id: string): string | undefined {
     let rec = this.#patients.r.get(id);
@@ -686,7 +691,7 @@ export class Projection {
 
   /** The patient (merge-resolved id) holding this national id, compared by {@link nationalIdKey}. */
   patientByNationalId(nationalId: string): string | undefined {
-    const raw = this.#nationalIds.r.get(nationalIdKey(nationalId));
+    const raw = this.#nationalIds.owner(nationalIdKey(nationalId), this.#nationalIdKeyOf);
     return raw === undefined ? undefined : (this.#resolve(raw) ?? raw);
   }
 

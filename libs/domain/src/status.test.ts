@@ -460,6 +460,33 @@ describe('ProjectionFolder', () => {
     expect(source.reads).toBeGreaterThan(before + 3);
   });
 
+  it('keeps a batch-accepted event as its seq alone, and answers as a record would, in either arrival order', () => {
+    // The compact entry (see Tracker) must give the same statuses as the full record it replaces:
+    // the batch as the verdict, its seq to the fold, and a later verdict or retry taking over.
+    const f = new EventFactory();
+    const [a, b, c] = [reg(f, 'a'), reg(f, 'b'), reg(f, 'c')];
+    const batch = f.acceptAll([a, b, c]);
+    const restated = f.acceptAll([b], 2); // the relay states b's acceptance again (same seq)
+    const rejected = f.reject(c); // a later verdict on c: deadletter
+    const retry = f.retry(dev, c);
+    for (const order of [
+      [batch, a, b, c, restated, rejected, retry],
+      [a, b, c, batch, rejected, restated, retry],
+      [rejected, retry, restated, c, b, a, batch],
+    ]) {
+      const folder = new ProjectionFolder(TEST_RELAY, copyingSource([a, b, c]));
+      for (const e of order) folder.add(e);
+      expect(folder.status(a.id)).toEqual({ status: 'accepted', verdict: batch });
+      expect(folder.status(b.id)).toEqual({ status: 'accepted', verdict: restated });
+      expect(folder.status(c.id)).toEqual({ status: 'pending', verdict: rejected });
+      expect(folder.targeted(a.id)).toBe(true);
+      expect(folder.sharedId(a.id)).toBe(a.id);
+      expect(bytes(folder.confirmed())).toBe(bytes(confirmed(logState(order))));
+      expect(folder.confirmed().hasEvent(c.id)).toBe(false);
+      expect(folder.confirmed().appliedCount).toBe(2);
+    }
+  });
+
   it('with a source that cannot read an event, a fold throws its error rather than folding without it', () => {
     const f = new EventFactory();
     const a = reg(f, 'a');

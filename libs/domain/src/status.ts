@@ -1,5 +1,6 @@
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
 import { forEachVerdictIn, readTarget, SystemEventType } from '@accord/protocol';
+import { AcceptedBatches } from './accepted-batches.js';
 import { ConfirmedFold } from './confirmed-fold.js';
 import type { Projection } from './projection.js';
 import { isSystemEventType } from './system-event.js';
@@ -82,13 +83,19 @@ function plainDomainEvent(event: SignedEvent): boolean {
  * @remarks Order-independent: the latest verdict is the one with the highest relay envelope
  * `seq`; retries and resolutions are sets. `add` reports which event ids may have changed status.
  * Holds every event, or with `byId` every plain domain event as its id alone (the id string
- * itself: the map's key and value share it, and a log can share it further, see `idOf`).
+ * itself: the map's key and value share it, and a log can share it further, see `idOf`). A present
+ * event accepted by an `AcceptedVerdicts`, with no retry or resolution, is the common case of a
+ * long history: its target entry is that acceptance's confirmed seq alone (a number, no object;
+ * the verdict is found again in {@link AcceptedBatches}), and becomes a {@link TargetInfo} again
+ * when anything else names it.
  */
 class Tracker {
   readonly #relay: DeviceId | null;
   readonly #byId: boolean;
   readonly #events = new Map<EventId, SignedEvent | EventId>();
-  readonly #targets = new Map<EventId, TargetInfo>();
+  /** What names each event: its record, or the confirmed seq of its batch acceptance (see above). */
+  readonly #targets = new Map<EventId, TargetInfo | number>();
+  readonly #accepted = new AcceptedBatches();
 
   constructor(relay: DeviceId | null, byId: boolean) {
     this.#relay = relay;
@@ -123,23 +130,55 @@ class Tracker {
 
   /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
   sharedId(id: EventId): EventId | undefined {
-    return this.#targets.get(id)?.id;
+    const target = this.#targets.get(id);
+    return typeof target === 'number' ? this.#heldId(id) : target?.id;
   }
 
+  /** The id string held for a present event. */
+  #heldId(id: EventId): EventId {
+    const held = this.#events.get(id)!;
+    return typeof held === 'string' ? held : held.id;
+  }
+
+  /** The record of `id` (made, or made again from its confirmed seq), to change it. */
   #info(id: EventId): TargetInfo {
-    let info = this.#targets.get(id);
-    if (info === undefined) {
-      // Every common field up front: one object shape, all fields in the object itself.
-      info = { id, verdict: undefined, outcome: undefined, seq: undefined };
-      this.#targets.set(id, info);
-    }
+    const target = this.#targets.get(id);
+    if (typeof target === 'object') return target;
+    // Every common field up front: one object shape, all fields in the object itself.
+    const info: TargetInfo =
+      target === undefined
+        ? { id, verdict: undefined, outcome: undefined, seq: undefined }
+        : {
+            id: this.#heldId(id),
+            verdict: this.#accepted.stating(id, target),
+            outcome: 'accepted',
+            seq: target,
+          };
+    this.#targets.set(id, info);
     return info;
+  }
+
+  /** Keeps a present event's target entry as its confirmed seq alone when nothing else names it. */
+  #compact(id: EventId): void {
+    const info = this.#targets.get(id);
+    if (
+      typeof info === 'object' &&
+      info.outcome === 'accepted' &&
+      info.retries === undefined &&
+      info.resolvers === undefined &&
+      info.verdict?.type === SystemEventType.AcceptedVerdicts &&
+      this.#events.has(id) &&
+      this.#accepted.stating(id, info.seq!) === info.verdict
+    )
+      this.#targets.set(id, info.seq!);
   }
 
   /** Records an event; calls `touch` with every id whose status may have changed (possibly not yet present). */
   add(event: SignedEvent, touch: (id: EventId) => void): void {
     if (this.#events.has(event.id)) return;
     this.#events.set(event.id, this.#byId && plainDomainEvent(event) ? event.id : event);
+    // Its acceptance may have arrived before it.
+    this.#compact(event.id);
     switch (event.type) {
       case SystemEventType.Verdict:
       case SystemEventType.AcceptedVerdicts: {
@@ -147,6 +186,12 @@ class Tracker {
         forEachVerdictIn(event, (v) => {
           this.#verdict(event, v.target, v.outcome, v.outcome === 'accepted' ? v.seq : 0, touch);
         });
+        if (event.type === SystemEventType.AcceptedVerdicts) {
+          // Known only now, after its verdicts were recorded: a record made again meanwhile
+          // found the verdict it rested on among the batches before this one.
+          this.#accepted.add(event);
+          forEachVerdictIn(event, (v) => this.#compact(v.target));
+        }
         return;
       }
       case SystemEventType.RetryRequested: {
@@ -205,12 +250,14 @@ class Tracker {
 
   /** True when the relay has rejected this (retry or discard) event itself. */
   #selfRejected(id: EventId): boolean {
-    return this.#targets.get(id)?.outcome === 'deadletter';
+    const target = this.#targets.get(id);
+    return typeof target === 'object' && target.outcome === 'deadletter';
   }
 
   /** The accepted verdict's confirmed sequence number, if the event's latest verdict accepts it. */
   acceptedSeq(id: EventId): number | undefined {
     const info = this.#targets.get(id);
+    if (typeof info === 'number') return info;
     return info?.outcome === 'accepted' ? info.seq : undefined;
   }
 
@@ -230,6 +277,7 @@ class Tracker {
         return undefined;
     }
     const info = this.#targets.get(id);
+    if (typeof info === 'number') return acceptedBy(this.#accepted.stating(id, info)!);
     const verdict = info?.verdict;
     if (verdict === undefined || info?.outcome === undefined) return PENDING;
     if (info.outcome === 'accepted') return acceptedBy(verdict);
@@ -467,7 +515,16 @@ export class ProjectionFolder {
     return out;
   }
 
-  /** Hands every touched domain event's standing to the fold, and keeps the not-accepted set. */
+  /**
+   * Hands every touched domain event's standing to the fold, and keeps the not-accepted set; then
+   * the fold folds what continues its run (see `ConfirmedFold.foldContiguous`).
+   *
+   * @remarks With a source, at most {@link MAX_IN_HAND} accepted events wait in the fold whole;
+   * past that they wait by id and are read back when folded. A log opening on a history whose
+   * verdicts it read first (its store lists the relay's events before the device's) would
+   * otherwise keep every accepted event whole until the first query: 45 MB of heap at 100k
+   * events. Folding the contiguous run as it goes keeps them from waiting at all.
+   */
   #sync(): void {
     if (this.#touched.size === 0) return;
     for (const id of this.#touched) {
@@ -478,10 +535,13 @@ export class ProjectionFolder {
       const seq = this.#tracker.acceptedSeq(id);
       if (seq === undefined) this.#notAccepted.add(id);
       else this.#notAccepted.delete(id);
-      this.#fold.set(held, seq);
+      const byId =
+        this.#source !== undefined && typeof held !== 'string' && this.#fold.waiting >= MAX_IN_HAND;
+      this.#fold.set(byId ? held.id : held, seq);
     }
     this.#touched.clear();
     this.#inHand.clear();
+    this.#fold.foldContiguous();
   }
 
   /**

@@ -178,6 +178,12 @@ export interface EventInfo {
   readonly resolvedBy?: EventId;
 }
 
+/** Where an event sits in its author's sequence. */
+export interface EventPlace {
+  readonly device: DeviceId;
+  readonly seq: number;
+}
+
 /** Start-up and running integrity of the log. */
 export interface IntegrityReport {
   /** Missing sequence numbers per device (events after a hole are held back from projections). */
@@ -262,6 +268,14 @@ export interface DeviceLogApi {
   /** Own-history state (see {@link OwnHistory}). */
   ownHistory(): OwnHistory;
   get(id: EventId): EventInfo | undefined;
+  /**
+   * The device and sequence number of a visible event, from its id alone; undefined when no
+   * visible event has this id.
+   *
+   * @remarks Reads nothing (an id is bound to its author and seq): for a caller that needs where
+   * an event sits, not the event, such as the clock-skew check over every verdict's targets.
+   */
+  locate(id: EventId): EventPlace | undefined;
   list(filter?: { status?: EventStatus; device?: DeviceId }): EventInfo[];
   outbox(): EventInfo[];
   /**

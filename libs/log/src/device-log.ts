@@ -16,6 +16,7 @@ import type {
   DeviceLogOptions,
   Draft,
   EventInfo,
+  EventPlace,
   EventsListener,
   IntegrityReport,
   LogCounts,
@@ -418,6 +419,11 @@ export class DeviceLog implements DeviceLogApi {
   /** The event, its status and latest verdict; undefined when unknown or still held back. */
   get(id: EventId): EventInfo | undefined {
     return this.#views.get(id);
+  }
+
+  /** The device and sequence number of a visible event, from its id alone (no read); undefined when not visible. */
+  locate(id: EventId): EventPlace | undefined {
+    return this.#visible.locate(id);
   }
 
   /** Visible non-verdict events, optionally filtered, in (device, seq) order. */

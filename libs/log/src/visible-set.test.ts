@@ -5,6 +5,7 @@ import {
   eventIdFor,
   formatHlc,
   type DeviceId,
+  type EventId,
   type FacilityId,
   type SignedEvent,
 } from '@accord/protocol';
@@ -152,6 +153,26 @@ describe('VisibleSet', () => {
     expect(set.maxSeq(A)).toBe(6);
     expect(set.idAt(A, 4)).toBe(event(A, 4).id);
     expect([...set.devices()]).toEqual([A]);
+  });
+
+  it('locates a visible event by its id alone, reading nothing, and no held or unknown one', () => {
+    const { set, add, reads } = visibleSet();
+    for (const seq of [1, 2, 4]) add(event(A, seq));
+    add(event(B, 1));
+    expect(set.locate(event(A, 2).id)).toEqual({ device: A, seq: 2 });
+    expect(set.locate(event(B, 1).id)).toEqual({ device: B, seq: 1 });
+    expect(set.locate(event(A, 4).id)).toBeUndefined(); // held behind the hole at 3
+    expect(set.locate(event(A, 3).id)).toBeUndefined(); // never added
+    expect(set.locate(event(B, 2).id)).toBeUndefined();
+    expect(set.locate('not-an-id' as EventId)).toBeUndefined();
+    // A's id at seq 1 names no event of B's, though B holds a seq 1.
+    expect(set.locate(eventIdFor(T0, A, 1))).toBeUndefined();
+    expect(reads()).toBe(0);
+    // Withheld again behind an equivocation barrier: no longer visible, so no longer located.
+    set.setBarrier(A, 2);
+    set.withholdFrom(A, 2);
+    expect(set.locate(event(A, 2).id)).toBeUndefined();
+    expect(set.locate(event(A, 1).id)).toEqual({ device: A, seq: 1 });
   });
 
   it('shares repeated strings between the events it is given (interning in place)', () => {

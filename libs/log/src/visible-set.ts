@@ -1,5 +1,5 @@
 import { isSystemEventType, ProjectionFolder, type EventSource } from '@accord/domain';
-import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
+import { eventIdSeq, type DeviceId, type EventId, type SignedEvent } from '@accord/protocol';
 import type { Withheld } from './api.js';
 import { Interner } from './interner.js';
 import { SeqIds } from './seq-ids.js';
@@ -168,6 +168,20 @@ export class VisibleSet {
   /** The id of `device`'s event `seq`, visible or held back. */
   idAt(device: DeviceId, seq: number): EventId | undefined {
     return this.#seqs.get(device)?.get(seq);
+  }
+
+  /**
+   * Where a visible event sits (its device and sequence number), from its id alone: no read, and
+   * no index from ids to places (a log's ids are bound to their device and seq, see
+   * `eventIdFor`). Undefined when no visible event has this id.
+   */
+  locate(id: EventId): { readonly device: DeviceId; readonly seq: number } | undefined {
+    const seq = eventIdSeq(id);
+    if (seq === undefined) return undefined;
+    // A facility has a few devices; the id is held at its seq by its author only.
+    for (const [device, ids] of this.#seqs)
+      if (seq <= this.contiguous(device) && ids.get(seq) === id) return { device, seq };
+    return undefined;
   }
 
   /** The highest sequence number of `device` held (0 when none). */

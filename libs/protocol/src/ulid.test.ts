@@ -4,6 +4,7 @@ import {
   deviceIdFromPublicKey,
   ErrorCode,
   eventIdFor,
+  eventIdSeq,
   eventIdTime,
   isEventId,
   isEventIdOf,
@@ -94,8 +95,17 @@ describe('event ids bound to their author', () => {
         // The time part is the author's own business; the tail is not.
         expect(isEventIdOf(eventIdFor(later, device, seq), device, seq)).toBe(true);
         expect(isEventIdOf(id, device, seq + 1)).toBe(false);
+        expect(eventIdSeq(id)).toBe(seq % 2 ** 32);
       }),
     );
+  });
+
+  it('eventIdSeq reads the low 32 bits of the seq back, and nothing from a malformed id', () => {
+    const device = deviceIdFromPublicKey(new Uint8Array(32).fill(9));
+    for (const seq of [0, 1, 31, 32, 1023, 1024, 2 ** 31, 2 ** 32 - 1, 2 ** 32 + 5])
+      expect(eventIdSeq(eventIdFor(0, device, seq))).toBe(seq % 2 ** 32);
+    for (const bad of ['', 'not-an-id', '0'.repeat(25), '8' + '0'.repeat(25), 'i'.repeat(26)])
+      expect(eventIdSeq(bad)).toBeUndefined();
   });
 
   it("never match another device's ids, nor a random id", () => {

@@ -157,6 +157,22 @@ export function isEventIdOf(id: string, device: string, seq: number): boolean {
   return true;
 }
 
+/**
+ * The sequence number (mod 2^32) an author-bound id carries (see {@link eventIdFor}), or undefined
+ * for a malformed id.
+ *
+ * @remarks Any well-formed id yields a number: only {@link isEventIdOf}, or a log that holds the
+ * event at that number, says the id is really bound to it. Lets a log find where an event sits by
+ * its id alone, with no index from ids to places and no read.
+ */
+export function eventIdSeq(id: string): number | undefined {
+  if (!isEventId(id)) return undefined;
+  // The last 32 of the 80 tail bits: the low 2 bits of char 19, then chars 20-25 (5 bits each).
+  let low = VALUE[id.charCodeAt(19)]! & 3;
+  for (let i = 20; i < 26; i++) low = low * 32 + VALUE[id.charCodeAt(i)]!;
+  return low;
+}
+
 /** True when `s` is a well-formed event id (26 uppercase Crockford base32 chars, time ≤ 2^48-1). */
 export function isEventId(s: string): s is EventId {
   return EVENT_ID.test(s);
