@@ -40,7 +40,7 @@ export interface IngestDeps {
   readonly isClosed: () => boolean;
 }
 
-/** The default {@link IngestDeps.verify}: `verifyEvents` (WebCrypto on the thread pool) of the decoded events. */
+/** The default {@link IngestDeps.verify}: `verifyEvents` of the decoded events (WebCrypto, thread pool). */
 export const verifyReceived: EventVerifier = (received) => verifyEvents(received.map(({ event }) => event));
 
 /**
@@ -48,11 +48,11 @@ export const verifyReceived: EventVerifier = (received) => verifyEvents(received
  *
  * @remarks When a segment changes, its new entries are screened at once (decoded, canonical bytes
  * only; the id bound to the event's device and seq; facility and roster), their signatures are
- * verified (`deps.verify`, by default on the thread pool) one segment after another (each one concurrent inside, or covered
- * by a relay seal), and a second chain stores and folds verified batches in order. Anything
- * refused is a security incident: it is never stored, and a change that deletes or rewrites
- * entries of a document has no effect on the log. A batch the store refuses as a conflict is
- * retried event by event, so one bad event cannot hold back the others.
+ * verified (`deps.verify`, by default on the thread pool) one segment after another (each one
+ * concurrent inside, or covered by a relay seal), and a second chain stores and folds verified
+ * batches in order. Anything refused is a security incident: it is never stored, and a change
+ * that deletes or rewrites entries of a document has no effect on the log. A batch the store
+ * refuses as a conflict is retried event by event, so one bad event cannot hold back the others.
  */
 export class Ingest {
   readonly #deps: IngestDeps;
