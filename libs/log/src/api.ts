@@ -21,6 +21,18 @@ export interface LogRoster {
   lookup(device: DeviceId): { readonly facility: FacilityId; readonly revoked: boolean } | undefined;
 }
 
+/** A received event and the canonical bytes it arrived as (the log's screen decoded them to it). */
+export interface ReceivedEvent {
+  readonly event: SignedEvent;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Checks received events' signatures: one boolean per event, in order, true when the event is
+ * signed by the key of its device (as `verifyEvents` of `@accord/protocol` says). Never rejects.
+ */
+export type EventVerifier = (events: readonly ReceivedEvent[]) => Promise<readonly boolean[]>;
+
 /** Something that happened that an operator must know about: forged, foreign or conflicting data. */
 export interface SecurityIncident {
   readonly code:
@@ -74,6 +86,12 @@ export interface DeviceLogOptions {
    * later. The relay withholds a device's segment from the other devices until it has judged it.
    */
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
+  /**
+   * Checks the signatures of events received from peers that no relay seal covers (default:
+   * `verifyEvents` of `@accord/protocol`, WebCrypto on the thread pool). The relay passes its
+   * worker pool, which verifies from the received bytes off its main thread.
+   */
+  readonly verifier?: EventVerifier;
   readonly onIncident?: (incident: SecurityIncident) => void;
   /**
    * Called with each of the log's own failures, an `AccordError` with code `LOG_INTERNAL` (a push

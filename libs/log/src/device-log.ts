@@ -41,7 +41,7 @@ import { DEFAULT_SWEEP_MS, SealingSweep } from './sealing.js';
 import { WorkChain } from './work-chain.js';
 import { RelaySeals } from './relay-seals.js';
 import { Equivocations, restoreBarriers } from './equivocations.js';
-import { Ingest } from './ingest.js';
+import { Ingest, verifyReceived } from './ingest.js';
 import { MarkKeeper } from './mark-keeper.js';
 import { OwnAppends } from './own-appends.js';
 import { OwnHistoryCheck } from './own-history.js';
@@ -185,6 +185,7 @@ export class DeviceLog implements DeviceLogApi {
       equivocations: this.#equivocations,
       segments: this.#segments,
       work: this.#work,
+      verify: opts.verifier ?? verifyReceived,
       add: (event) => this.#addVerified(event),
       onError: (err) => this.#internal.report('storing received events failed', err),
       isClosed,

@@ -7,7 +7,7 @@ import {
   type HybridClock,
   type SignedEvent,
 } from '@accord/protocol';
-import type { LogRoster, SecurityIncident } from './api.js';
+import type { EventVerifier, LogRoster, SecurityIncident } from './api.js';
 import { bytesEqual } from './bytes.js';
 import type { Equivocations } from './equivocations.js';
 import type { Incidents } from './incidents.js';
@@ -29,6 +29,8 @@ export interface IngestDeps {
   readonly seals: RelaySeals;
   readonly equivocations: Equivocations;
   readonly segments: Segments;
+  /** Checks the signatures of events no seal covers ({@link verifyReceived} unless the log was given one). */
+  readonly verify: EventVerifier;
   /** The log's serial work chain (document reads are queued on it). */
   readonly work: WorkChain;
   /** Makes a stored, verified event visible (or held back). */
@@ -38,16 +40,19 @@ export interface IngestDeps {
   readonly isClosed: () => boolean;
 }
 
+/** The default {@link IngestDeps.verify}: `verifyEvents` of the decoded events (WebCrypto, thread pool). */
+export const verifyReceived: EventVerifier = (received) => verifyEvents(received.map(({ event }) => event));
+
 /**
  * The ingest pipeline: screen → verify → commit.
  *
  * @remarks When a segment changes, its new entries are screened at once (decoded, canonical bytes
  * only; the id bound to the event's device and seq; facility and roster), their signatures are
- * verified on the thread pool one segment after another (each one concurrent inside, or covered
- * by a relay seal), and a second chain stores and folds verified batches in order. Anything
- * refused is a security incident: it is never stored, and a change that deletes or rewrites
- * entries of a document has no effect on the log. A batch the store refuses as a conflict is
- * retried event by event, so one bad event cannot hold back the others.
+ * verified (`deps.verify`, by default on the thread pool) one segment after another (each one
+ * concurrent inside, or covered by a relay seal), and a second chain stores and folds verified
+ * batches in order. Anything refused is a security incident: it is never stored, and a change
+ * that deletes or rewrites entries of a document has no effect on the log. A batch the store
+ * refuses as a conflict is retried event by event, so one bad event cannot hold back the others.
  */
 export class Ingest {
   readonly #deps: IngestDeps;
@@ -89,7 +94,7 @@ export class Ingest {
       this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
     }
     if (candidates.length === 0) return;
-    // Signatures are checked on the thread pool while the next segment is scanned; storing
+    // Signatures are checked (off the main thread) while the next segment is scanned; storing
     // and folding stay strictly in order on their own chains.
     for (const { event } of candidates) this.#inFlight.add(event.id);
     // One segment's verification at a time (each one concurrent inside): the first segment
@@ -219,7 +224,7 @@ export class Ingest {
   }
 
   /**
-   * Checks the signatures of a segment's new entries, on the thread pool.
+   * Checks the signatures of a segment's new entries, with `deps.verify`.
    *
    * @remarks When the entries include exactly the events of a segment the relay has sealed, and
    * their digest matches the seal, those events are verified by that one relay signature (it
@@ -232,7 +237,7 @@ export class Ingest {
     this.#verification.bySeal += sealed.size;
     this.#verification.oneByOne += rest.length;
     if (rest.length === 0) return results;
-    const checked = await verifyEvents(rest.map(({ c }) => c.event));
+    const checked = await this.#deps.verify(rest.map(({ c }) => c));
     rest.forEach(({ i }, k) => (results[i] = checked[k] === true));
     return results;
   }

@@ -10,6 +10,8 @@ import {
   MAX_EVENT_BYTES,
   signBytes,
   signEvent,
+  SIG_MEMBER_EXTRA,
+  sigMemberOffset,
   signEventEncoded,
   toBase64Url,
   verifyEvent,
@@ -127,6 +129,32 @@ describe('signEvent / verifyEvent', () => {
     // A signer of another key gives an event that does not verify: the signer is what signs.
     const other = await signEventEncoded(envelope, alice.key, (b) => signBytes(bob.key, b));
     expect(await verifyEvent(other.event)).toBe(false);
+  });
+
+  it('sigMemberOffset: the bytes without the sig member are the envelope bytes, whatever the data and subject hold', async () => {
+    // A verifier cuts the envelope out of the bytes an event arrived as instead of encoding it
+    // again: data holding a `"sig":"` member of its own or multi-byte UTF-8 must not mislead it.
+    const text = fc.oneof(
+      fc.constantFrom(',"sig":"', '","sig":"x"', ',"subject":', 'é', '𝄞'),
+      fc.string({ unit: 'binary', maxLength: 12 }),
+    );
+    const data = fc.record({ sig: text, nested: fc.record({ sig: text, note: text }), list: fc.array(text) });
+    await fc.assert(
+      fc.asyncProperty(arbEnvelope({ device: alice.deviceId, data }), async (e) => {
+        const { event, bytes } = await signEventEncoded(e, alice.key);
+        const at = sigMemberOffset(bytes, event.sig);
+        expect(at).toBeGreaterThan(0);
+        const end = at + SIG_MEMBER_EXTRA + event.sig.length;
+        const cut = new Uint8Array([...bytes.subarray(0, at), ...bytes.subarray(end)]);
+        expect(cut).toEqual(envelopeBytes(event));
+        // Another signature is not found in these bytes.
+        expect(sigMemberOffset(bytes, `${event.sig.slice(0, 85)}${event.sig[85] === 'A' ? 'Q' : 'A'}`)).toBe(
+          -1,
+        );
+      }),
+      { numRuns: 150, seed: 20261207 },
+    );
+    expect(sigMemberOffset(canonicalEncode({ a: 1 }), 'x')).toBe(-1);
   });
 
   it('signEventEncoded refuses an envelope with a field that is not JSON, as encodeSignedEvent does', async () => {

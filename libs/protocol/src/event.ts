@@ -199,6 +199,32 @@ const QUOTE = 0x22;
 const SIG_OPEN = ENCODER.encode(',"sig":"');
 
 /**
+ * The offset in a signed event's canonical bytes of its `,"sig":"<sig>"` member, or -1 when the
+ * bytes hold no such member for `sig`.
+ *
+ * @remarks The bytes without that member (`SIG_MEMBER_EXTRA + sig.length` bytes from the offset)
+ * are the envelope's canonical bytes, what the device signed: a verifier that has the bytes an
+ * event arrived as need not encode its envelope again (see {@link withSig}, the inverse). The
+ * member is the last `,"sig":"` of the bytes: only the subject's strings, `supersedes`, `type` and
+ * `v` follow it, and none of them can hold an unescaped `"`. Scanned from the end (it sits near it).
+ */
+export function sigMemberOffset(bytes: Uint8Array, sig: string): number {
+  const open = SIG_OPEN.length;
+  for (let at = bytes.length - open - sig.length - 1; at >= 0; at--) {
+    if (bytes[at] !== SIG_OPEN[0] || bytes[at + 1] !== SIG_OPEN[1]) continue;
+    let k = 2;
+    while (k < open && bytes[at + k] === SIG_OPEN[k]) k++;
+    if (k < open) continue;
+    for (let i = 0; i < sig.length; i++) if (bytes[at + open + i] !== sig.charCodeAt(i)) return -1;
+    return bytes[at + open + sig.length] === QUOTE ? at : -1;
+  }
+  return -1;
+}
+
+/** Bytes of the `sig` member besides the signature's own characters: `,"sig":"` and the closing `"`. */
+export const SIG_MEMBER_EXTRA = SIG_OPEN.length + 1;
+
+/**
  * True when `event.sig` is a valid signature of its envelope by the key embedded in `event.device`.
  *
  * @remarks Never rejects: malformed fields or signatures give false. Checks the signature only,

@@ -57,6 +57,11 @@ export const jsonValueSchema = z.custom<JsonValue>((v) => isJsonValue(v), 'expec
 /** Schema of a base64url Ed25519 signature (64 bytes, canonical form). */
 export const signatureSchema = z.string().regex(SIGNATURE_PATTERN, 'expected a base64url Ed25519 signature');
 
+/** True when `text` is a well-formed signature: canonical base64url of 64 bytes (what `fromBase64Url` decodes to 64 bytes). */
+export function isSignatureText(text: string): boolean {
+  return SIGNATURE_PATTERN.test(text);
+}
+
 /** Schema of a {@link Subject}. */
 export const subjectSchema: z.ZodType<Subject> = z.strictObject({
   kind: z.string().regex(SUBJECT_KIND_PATTERN),

@@ -1,6 +1,12 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { DeviceLog, rootDocumentId, segmentDocumentId, type LogRoster } from '@accord/log';
+import {
+  DeviceLog,
+  rootDocumentId,
+  segmentDocumentId,
+  type EventVerifier,
+  type LogRoster,
+} from '@accord/log';
 import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
 import {
   DEFAULT_FACILITY_POLICY,
@@ -69,6 +75,8 @@ export interface FacilityNodeOptions {
   readonly onNewerRoster?: (roster: RosterUpdatedData) => void;
   /** The facility's policy on admin elevation (default {@link DEFAULT_FACILITY_POLICY}). */
   readonly policy?: FacilityPolicy;
+  /** Checks the signatures of received events (default: the log's; the relay passes its worker pool). */
+  readonly verifier?: EventVerifier;
 }
 
 /** A connected device, and which of the relay's own documents it has shown it holds no more of. */
@@ -227,6 +235,7 @@ export class FacilityNode {
         serves: (peer, documentId, bringsChanges) =>
           node === undefined || node.#release.serves(peer, documentId, bringsChanges),
         afterStartupScan: db.unmapTables,
+        ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),

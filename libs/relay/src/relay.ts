@@ -43,6 +43,7 @@ import { createEnrollmentToken } from './tokens.js';
 import { verifyAdminPassword } from './admin-password.js';
 import { summarizeDeadletters, type AdminPageSnapshot } from './admin-page.js';
 import { LastContactTracker } from './last-contact.js';
+import { VerifierPool } from './verifier-pool.js';
 
 /** Options of {@link Relay.start}. */
 export interface RelayOptions {
@@ -119,6 +120,8 @@ export class Relay {
   readonly #started: number;
   /** Last contact per device (authenticated sessions), for the admin page; in memory, bounded. */
   readonly #contacts = new LastContactTracker();
+  /** Checks the signatures the facility logs receive, on worker threads shared by every facility. */
+  readonly #verifier = new VerifierPool();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -358,6 +361,7 @@ export class Relay {
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
       ...(this.#opts.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: this.#opts.catchUpMaxMs }),
       policy: this.#opts.policy ?? DEFAULT_FACILITY_POLICY,
+      verifier: this.#verifier.verify,
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
       onNewerRoster: (roster) => {
         adoptRoster(this.#layout, facility, roster, this.#clock())
@@ -546,6 +550,7 @@ export class Relay {
           .catch((e: unknown) => this.#logger.error({ err: e, facility }, 'facility close failed'));
       }
       this.#nodes.clear();
+      await this.#verifier.close();
       this.#server.closeAllConnections();
       await closed;
       this.#logger.info({ relay: this.id }, 'relay stopped');
