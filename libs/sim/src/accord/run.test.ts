@@ -66,6 +66,20 @@ describe('runAccord (peer to peer, no relay yet)', () => {
     300_000,
   );
 
+  it("counts what stays apart: with p2p off no tablet sees another one's events", () =>
+    withSeed('accord no p2p', async (seed) => {
+      const base = input(seed);
+      const r = await runAccord(
+        defineScenario({ ...base, p2p: false, duration: '6h', workload: { ...base.workload, until: '5h' } }),
+      );
+      expect(r.eventsAppended).toBeGreaterThan(10);
+      expect(r.converged).toBe(false);
+      expect(r.convergenceMs).toBeNull();
+      expect(r.symptoms.patientsMissing).toBeGreaterThan(0);
+      expect(r.eventsLost).toBe(0);
+      expect(r.messages).toBe(0);
+    }));
+
   it('refuses a scenario with a relay, which it does not run yet', async () => {
     const err: unknown = await runAccord(defineScenario(input(1, true))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SimError);

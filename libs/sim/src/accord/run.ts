@@ -1,5 +1,5 @@
 import type { Projection } from '@accord/domain';
-import { DomainEventType, utcDate } from '@accord/domain';
+import { DomainEventType, prepareDraft, utcDate } from '@accord/domain';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import {
   asFacilityId,
@@ -209,8 +209,10 @@ async function drive(
     await settle();
     const t = byNode.get(a.node)!;
     if (crashedAt(a.node, a.atMs)) continue;
-    const intent = interpretAction(a, t.log.tentative(), utcDate(t.clock()));
-    if (intent === undefined) continue;
+    const view = t.log.tentative();
+    const intent = interpretAction(a, view, utcDate(t.clock()));
+    // A draft the catalogue refuses is refused in the form and never saved, as for the baseline.
+    if (intent === undefined || !prepareDraft(view, intent.draft).ok) continue;
     const { event } = await t.log.append(intent.draft);
     saved[t.facility - 1]!.set(event.id, intent.fact);
     t.held.add(event.id);
