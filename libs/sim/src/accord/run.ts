@@ -222,17 +222,18 @@ async function drive(
       event.type === DomainEventType.EncounterCancelled
     )
       t.closed.add(event.subject.id);
+    // The listeners checked before the event was counted as saved: check again with it.
+    check();
   }
   await scheduler.runAsync(s.durationMs);
   await settle();
   checkQueues();
   check();
-  return measure(s, facilities, saved, network, divergence, quiescentAtMs, convergedSince);
+  return measure(facilities, saved, network, divergence, quiescentAtMs, convergedSince);
 }
 
 /** The #11 fields of a finished run (see {@link SystemResult}; the README says what each means without a relay). */
 function measure(
-  s: Scenario,
   facilities: readonly (readonly Tablet[])[],
   saved: readonly ReadonlyMap<EventId, string>[],
   network: SimNetwork,
