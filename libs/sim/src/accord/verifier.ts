@@ -1,0 +1,55 @@
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import type { EventVerifier } from '@accord/log';
+import {
+  envelopeBytes,
+  fromBase64Url,
+  isDeviceId,
+  publicKeyFromDeviceId,
+  toBase64Url,
+} from '@accord/protocol';
+
+/**
+ * An {@link EventVerifier} for simulated devices: `node:crypto`'s synchronous Ed25519 `verify`,
+ * results shared by every device of a run (keyed by the signature).
+ *
+ * @remarks The log's default verifier runs WebCrypto on libuv's thread pool, whose answers arrive
+ * after a wall-clock delay: on the simulator's clock they would land at an instant that depends
+ * on the machine, and a seed would not replay. Verifying on this thread resolves within the
+ * scheduler step that received the events. A verification is a pure function of the event's
+ * bytes, so one device's answer serves the others (issue #11's speed note); the cache is per run.
+ */
+export function sharedSyncVerifier(): EventVerifier {
+  const keys = new Map<string, KeyObject | null>();
+  const answers = new Map<string, boolean>();
+  const keyOf = (device: string): KeyObject | null => {
+    let k = keys.get(device);
+    if (k === undefined) {
+      k = null;
+      if (isDeviceId(device)) {
+        try {
+          const x = toBase64Url(publicKeyFromDeviceId(device));
+          k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+        } catch {
+          k = null;
+        }
+      }
+      keys.set(device, k);
+    }
+    return k;
+  };
+  const check = (event: Parameters<EventVerifier>[0][number]['event']): boolean => {
+    const memo = `${event.device}\u0000${event.id}\u0000${event.sig}`;
+    let ok = answers.get(memo);
+    if (ok === undefined) {
+      const key = keyOf(event.device);
+      try {
+        ok = key !== null && verify(null, envelopeBytes(event), key, fromBase64Url(event.sig));
+      } catch {
+        ok = false;
+      }
+      answers.set(memo, ok);
+    }
+    return ok;
+  };
+  return (received) => Promise.resolve(received.map(({ event }) => check(event)));
+}
