@@ -8,7 +8,6 @@ import {
   type DeviceId,
   type WireChallenge,
   type WireTranscriptFacts,
-  type WireWelcome,
 } from '@accord/protocol';
 import type { WebSocket } from 'ws';
 import { backoffDelay, type BackoffOptions, type RandomSource } from './backoff.js';
@@ -18,7 +17,7 @@ import {
   announceMetadata,
   checkIdentity,
   newNonce,
-  peerMetadataFor,
+  PEER_METADATA,
   proveIdentity,
   resolveSettings,
   sendHandshake,
@@ -378,7 +377,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     if (!parsed.ok) return this.#fail(a, CloseCode.AuthFailed, 'auth-failed', parsed.error.message);
     const m = parsed.value;
     if (a.state === 'challenge' && m.type === 'challenge') return this.#onChallenge(a, m);
-    if (a.state === 'welcome' && m.type === 'welcome') return this.#onWelcome(a, m);
+    if (a.state === 'welcome' && m.type === 'welcome') return this.#onWelcome(a);
     if (m.type === 'error') {
       this.#telemetry.refuse(
         'handshake',
@@ -437,7 +436,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     sendHandshake(a.ws, { type: 'auth', signature });
   }
 
-  #onWelcome(a: Attempt, m: WireWelcome): void {
+  #onWelcome(a: Attempt): void {
     const server = a.serverId;
     if (server === undefined) return;
     a.state = 'linked';
@@ -454,7 +453,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     this.#markReady();
     this.emit('peer-candidate', {
       peerId: server as string as PeerId,
-      peerMetadata: peerMetadataFor(m.peerMetadata),
+      peerMetadata: PEER_METADATA,
     });
     this.#telemetry.emit({ type: 'peer-connected', at: this.#telemetry.now(), peer: server });
   }

@@ -1,4 +1,4 @@
-import type { PeerMetadata, StorageId } from '@automerge/automerge-repo';
+import type { PeerMetadata } from '@automerge/automerge-repo';
 import {
   encodeWireHandshake,
   fromBase64Url,
@@ -71,18 +71,18 @@ export function announceMetadata(meta: PeerMetadata | undefined): WirePeerMetada
 }
 
 /**
- * The metadata we report to our Repo for an authenticated peer.
+ * The metadata we report to our Repo for every authenticated peer, whatever it announced.
  *
  * @remarks Always `isEphemeral: true`: automerge-repo 2.5.6 then neither loads nor saves a stored
  * sync state for the peer (CollectionSynchronizer skips `loadSyncState` for ephemeral peers, and
  * Repo skips `saveSyncState`), so every session starts from a fresh sync state, as DESIGN.md
- * asks. The storage id is kept for remote-heads gossip.
+ * asks. The peer's `storageId` is left out: the Repo uses it only to record the heads each peer's
+ * storage holds (`DocHandle.setSyncInfo`, for remote-heads gossip, which Accord does not enable),
+ * and on every sync message from a peer that has one it hashes each of the peer's heads twice in
+ * JavaScript (`encodeHeads`): about 0.4% of a relay's main thread while devices push (libs/relay
+ * README), for heads nothing in Accord reads.
  */
-export function peerMetadataFor(announced: WirePeerMetadata): PeerMetadata {
-  return announced.storageId === undefined
-    ? { isEphemeral: true }
-    : { isEphemeral: true, storageId: announced.storageId as StorageId };
-}
+export const PEER_METADATA: PeerMetadata = Object.freeze({ isEphemeral: true });
 
 /** Resolved limits and timings of an adapter. */
 export function resolveSettings(options: CommonAdapterOptions): { limits: LinkLimits; timings: LinkTimings } {

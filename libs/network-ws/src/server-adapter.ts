@@ -11,7 +11,6 @@ import {
   WIRE_VERSION,
   WireHttpHeader,
   type DeviceId,
-  type WirePeerMetadata,
   type WireTranscriptFacts,
 } from '@accord/protocol';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -27,7 +26,7 @@ import {
   announceMetadata,
   checkIdentity,
   newNonce,
-  peerMetadataFor,
+  PEER_METADATA,
   proveIdentity,
   resolveSettings,
   sendHandshake,
@@ -87,7 +86,6 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
   state: 'hello' | 'auth' | 'verifying' | 'done';
   facts?: WireTranscriptFacts;
-  announced?: WirePeerMetadata;
 }
 
 /**
@@ -478,7 +476,6 @@ export class WebSocketServerAdapter extends NetworkAdapter {
         Math.max(0, this.#timings.authTimeoutMs - (performance.now() - p.openedAt)),
       );
       p.timer.unref();
-      p.announced = m.peerMetadata;
       const signature = await proveIdentity(identity, 'server', facts);
       if (p.state !== 'auth') return;
       const membership = this.#membershipProof();
@@ -509,7 +506,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
         return this.#failPending(p, CloseCode.Forbidden, reason, 'roster changed during the handshake');
       if (!this.#connected || !this.#online)
         return this.#failPending(p, CloseCode.GoingAway, 'offline', 'went offline during the handshake');
-      this.#accept(p, p.announced ?? {});
+      this.#accept(p);
       return;
     }
     if (m.type === 'error')
@@ -522,7 +519,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
     );
   }
 
-  #accept(p: Pending, announced: WirePeerMetadata): void {
+  #accept(p: Pending): void {
     p.state = 'done';
     this.#forget(p);
     if (p.ws.readyState !== p.ws.OPEN) return;
@@ -540,7 +537,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
     this.#telemetry.log(`session with ${device} established`);
     this.emit('peer-candidate', {
       peerId: device as string as PeerId,
-      peerMetadata: peerMetadataFor(announced),
+      peerMetadata: PEER_METADATA,
     });
     this.#telemetry.emit({ type: 'peer-connected', at: this.#telemetry.now(), peer: device });
   }

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DeviceKeyPair } from '@accord/protocol';
-import { Repo } from '@automerge/automerge-repo';
+import { Repo, type Chunk, type StorageAdapterInterface, type StorageKey } from '@automerge/automerge-repo';
 import { afterEach, describe, expect, it } from 'vitest';
 import { peerIdOf } from './frames.js';
 import { WebSocketClientAdapter } from './client-adapter.js';
@@ -63,6 +63,55 @@ describe('two Repos over an authenticated link', () => {
     expect(stats.framesOut).toBeGreaterThan(0);
     expect(stats.peers[0]?.peer).toBe(f.keys[0]!.deviceId);
     expect(stats.refused).toEqual({});
+  });
+
+  it('syncs Repos with storage both ways without telling either the other’s storage id', async () => {
+    const f = await makeTestFacility(2);
+    const server = new WebSocketServerAdapter({
+      host: '127.0.0.1',
+      port: 0,
+      log: () => {},
+      identity: f.keys[0]!,
+      facility: f.facility,
+      roster: f.roster,
+    });
+    const port = (await server.listening()).port;
+    const serverRepo = new Repo({
+      peerId: peerIdOf(f.keys[0]!.deviceId),
+      network: [server],
+      storage: memoryStorage(),
+    });
+    nodes.push({ repo: serverRepo, server, url: `ws://127.0.0.1:${port}` });
+    const client = new WebSocketClientAdapter({
+      url: `ws://127.0.0.1:${port}`,
+      log: () => {},
+      identity: f.keys[1]!,
+      facility: f.facility,
+      roster: f.roster,
+    });
+    const clientRepo = new Repo({
+      peerId: peerIdOf(f.keys[1]!.deviceId),
+      network: [client],
+      storage: memoryStorage(),
+    });
+    nodes.push({ repo: clientRepo, client });
+    await Promise.all([connected(server), connected(client)]);
+    // Both have a storage id to announce; neither Repo is told the other's.
+    expect(await serverRepo.storageId()).toBeDefined();
+    expect(await clientRepo.storageId()).toBeDefined();
+    expect(serverRepo.getStorageIdOfPeer(peerIdOf(f.keys[1]!.deviceId))).toBeUndefined();
+    expect(clientRepo.getStorageIdOfPeer(peerIdOf(f.keys[0]!.deviceId))).toBeUndefined();
+
+    const onClient = clientRepo.create<Note>({ text: 'stored on the client' });
+    const onServer = await findDoc<Note>(serverRepo, onClient.url);
+    expect((await docWhere(onServer, (d) => d.text === 'stored on the client')).text).toBe(
+      'stored on the client',
+    );
+    for (let i = 0; i < 20; i++)
+      onServer.change((d) => {
+        d.from = `server ${i}`;
+      });
+    expect((await docWhere(onClient, (d) => d.from === 'server 19')).from).toBe('server 19');
   });
 
   it('a chain A→B←C carries A’s changes to C through B', async () => {
@@ -207,3 +256,27 @@ describe('two Repos over an authenticated link', () => {
     expect(res.status).toBe(426);
   });
 });
+
+/** A Repo storage in memory: with one, a Repo has a storage id to announce. */
+function memoryStorage(): StorageAdapterInterface {
+  const data = new Map<string, Chunk>();
+  const name = (key: StorageKey): string => key.join('\u0000');
+  const under = (prefix: StorageKey): Chunk[] =>
+    [...data.values()].filter((c) => prefix.every((part, i) => c.key[i] === part));
+  return {
+    load: (key) => Promise.resolve(data.get(name(key))?.data),
+    save: (key, bytes) => {
+      data.set(name(key), { key, data: bytes });
+      return Promise.resolve();
+    },
+    remove: (key) => {
+      data.delete(name(key));
+      return Promise.resolve();
+    },
+    loadRange: (prefix) => Promise.resolve(under(prefix)),
+    removeRange: (prefix) => {
+      for (const c of under(prefix)) data.delete(name(c.key));
+      return Promise.resolve();
+    },
+  };
+}
