@@ -7,6 +7,7 @@ import {
   segmentName,
   eventIdFor,
   signEvent,
+  type DeviceKeyPair,
   type EventEnvelope,
   type FacilityId,
   type SignedEvent,
@@ -539,6 +540,53 @@ describe('DeviceLog', () => {
     }
     await log.close();
   });
+
+  it('opens a relay-judged history without reading its accepted events back, whichever device id sorts first', async () => {
+    // Above the projection folder's in-hand bound (10k): events read before their verdicts would
+    // all be dropped from hand and read back from the store by the confirmed fold.
+    const count = 10_500;
+    const facility = await makeFacility(FACILITY, 3);
+    const [device, relay] = [facility.keys[0]!, facility.keys[1]!].sort((a, b) =>
+      a.deviceId < b.deviceId ? -1 : 1,
+    ) as [DeviceKeyPair, DeviceKeyPair];
+    const store = new MemoryEventStore();
+    const events = await Promise.all(
+      Array.from({ length: count }, async (_, i) =>
+        signEvent(await envelopeFor(FACILITY, device.deviceId, i + 1), device),
+      ),
+    );
+    const verdicts = await Promise.all(
+      Array.from({ length: Math.ceil(count / 1000) }, async (_, k) =>
+        signEvent(
+          {
+            ...(await envelopeFor(FACILITY, relay.deviceId, k + 1)),
+            type: 'AcceptedVerdicts',
+            subject: { kind: 'verdicts', id: FACILITY },
+            data: {
+              ruleSet: 'r1',
+              firstSeq: k * 1000 + 1,
+              targets: events.slice(k * 1000, (k + 1) * 1000).map((e) => e.id),
+            },
+          },
+          relay,
+        ),
+      ),
+    );
+    await store.append(
+      [...events, ...verdicts].map((e) => ({
+        device: e.device,
+        seq: e.seq,
+        id: e.id,
+        bytes: encodeSignedEvent(e),
+      })),
+    );
+    const readSync = vi.spyOn(store, 'readSync');
+    const { log } = await openLog(facility, 2, { store, relay: relay.deviceId });
+    expect(log.counts()).toMatchObject({ total: count, accepted: count, pending: 0 });
+    expect(log.confirmed().stock().lots).toHaveLength(count);
+    expect(readSync).not.toHaveBeenCalled();
+    await log.close();
+  }, 60_000);
 
   it('after a restore from an older backup, takes its own later events back from a peer and continues after them', async () => {
     const facility = await makeFacility(FACILITY, 2);

@@ -22,6 +22,8 @@ export interface LogMetaSpace {
 
 /** Options of {@link LogEventStore.iterate}: the log reads the whole store once, at open. */
 export interface LogIterateOptions {
+  /** Only this device's events (the start-up scan reads the relay's first). */
+  readonly device?: string;
   /** Damaged events are skipped, not thrown. */
   readonly skipCorrupt: true;
   /** Told the slot of every damaged event skipped. */
@@ -37,7 +39,8 @@ export interface LogIterateOptions {
  *   another event, rejects the whole call with `STORAGE_CONFLICT` (an `AccordError`): the log then
  *   retries event by event and reports the contradicting one as an equivocation. Appending into a
  *   slot whose stored value is damaged rewrites it (repair from a peer's copy).
- * - `iterate` yields every intact event in (device, seq) order and names each damaged one.
+ * - `iterate` yields every intact event (of one device, when asked) in (device, seq) order and
+ *   names each damaged one.
  * - `readSync` gives one event by id without waiting (see there).
  * - `highestSeq` counts damaged slots too: a damaged own event still used its number.
  */

@@ -188,6 +188,19 @@ export function runLogPortConformance(name: string, setup: () => Promise<LogPort
       expect(await store.highestSeq('dC')).toBe(0);
     });
 
+    it("reads one device's events alone when asked, naming only that device's damaged slots", async () => {
+      await fixture.store.append([stored('dA', 1), stored('dB', 1), stored('dB', 2), stored('dC', 1)]);
+      await fixture.damageEvent('dA', 1);
+      await fixture.damageEvent('dB', 2);
+      const store = await fixture.reopen();
+      const skipped: { device: string; seq: number }[] = [];
+      const out: LogStoredEvent[] = [];
+      const onSkipped = (slot: { device: string; seq: number }): void => void skipped.push({ ...slot });
+      for await (const e of store.iterate({ device: 'dB', skipCorrupt: true, onSkipped })) out.push(e);
+      expect(out.map(plain)).toEqual([plain(stored('dB', 1))]);
+      expect(skipped).toEqual([{ device: 'dB', seq: 2 }]);
+    });
+
     it('ignores an identical re-append and refuses a contradiction with STORAGE_CONFLICT, writing nothing of that call', async () => {
       const { store } = fixture;
       await store.append([stored('dA', 1)]);
