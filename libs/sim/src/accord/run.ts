@@ -1,4 +1,3 @@
-import type { Projection } from '@accord/domain';
 import { DomainEventType, prepareDraft, utcDate } from '@accord/domain';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import {
@@ -22,6 +21,7 @@ import type { Scenario } from '../scenario.js';
 import { deviceNode } from '../scenario.js';
 import { installSimTimers } from '../timers.js';
 import { interpretAction, planWorkload } from '../workload.js';
+import { disagreeingPairs, missingPatients, projectionFingerprint } from '../symptoms.js';
 import { sharedSyncVerifier } from './verifier.js';
 
 /** One simulated tablet: a real {@link DeviceLog} on in-memory stores. */
@@ -50,10 +50,6 @@ const SETTLE_TURNS = 32;
 
 async function settle(): Promise<void> {
   for (let i = 0; i < SETTLE_TURNS; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
-
-function fingerprintOf(p: Projection): string {
-  return JSON.stringify([p.counters(), p.patients().map((x) => x.id)]);
 }
 
 /**
@@ -173,15 +169,11 @@ async function drive(
       check();
     });
   }
-  const disagreeingPairs = (): number => {
-    let pairs = 0;
-    for (const ts of facilities) {
-      const prints = ts.map((t) => fingerprintOf(t.log.tentative()));
-      for (let i = 0; i < prints.length; i++)
-        for (let j = i + 1; j < prints.length; j++) if (prints[i] !== prints[j]) pairs++;
-    }
-    return pairs;
-  };
+  const pairsDisagreeing = (): number =>
+    facilities.reduce(
+      (n, ts) => n + disagreeingPairs(ts.map((t) => projectionFingerprint(t.log.tentative()))),
+      0,
+    );
   const checkQueues = (): void => {
     for (const t of tablets) {
       const view = t.log.tentative();
@@ -195,7 +187,7 @@ async function drive(
   const divergence: [number, number][] = [];
   for (let at = 0; at <= s.durationMs; at += s.sampleEveryMs) {
     scheduler.at(at, () => {
-      divergence.push([at, disagreeingPairs()]);
+      divergence.push([at, pairsDisagreeing()]);
       checkQueues();
       check();
     });
@@ -279,12 +271,8 @@ function measure(
   let countersDisagree = 0;
   for (const ts of facilities) {
     const views = ts.map((t) => t.log.tentative());
-    const seen = views.map((v) => new Set(v.patients().map((p) => p.id)));
-    const union = new Set(seen.flatMap((x) => [...x]));
-    for (const mine of seen) for (const id of union) if (!mine.has(id)) patientsMissing++;
-    const prints = views.map(fingerprintOf);
-    for (let i = 0; i < prints.length; i++)
-      for (let j = i + 1; j < prints.length; j++) if (prints[i] !== prints[j]) countersDisagree++;
+    patientsMissing += missingPatients(views);
+    countersDisagree += disagreeingPairs(views.map(projectionFingerprint));
   }
 
   const appended = saved.reduce((n, m) => n + m.size, 0);

@@ -8,6 +8,7 @@ import type { Scheduler, SimClock, Timer } from '../scheduler.js';
 import type { BaselineOptions } from '../scenario.js';
 import type { Action, Intent } from '../workload.js';
 import { interpretAction } from '../workload.js';
+import { projectionFingerprint } from '../symptoms.js';
 import { recordsOf } from './records.js';
 import type { BaselineRequest, BaselineResponse } from './wire.js';
 import { decodeMessage, encodeMessage } from './wire.js';
@@ -131,8 +132,7 @@ export class BaselineDevice {
   /** A string equal on two devices exactly when their counters and live patients agree. */
   fingerprint(): string {
     if (this.#fingerprint === undefined) {
-      const v = this.view;
-      this.#fingerprint = JSON.stringify([v.counters(), v.patients().map((p) => p.id)]);
+      this.#fingerprint = projectionFingerprint(this.view);
     }
     return this.#fingerprint;
   }

@@ -1,20 +1,16 @@
-import type { Projection } from '@accord/domain';
 import { planFaults } from '../faults.js';
 import { SimNetwork } from '../network.js';
 import { Prng } from '../prng.js';
 import type { SystemResult } from '../result.js';
 import { ratio, sortedRecord } from '../result.js';
 import { Scheduler, skewedClock } from '../scheduler.js';
+import { disagreeingPairs, missingPatients, projectionFingerprint } from '../symptoms.js';
 import type { Scenario } from '../scenario.js';
 import { RELAY_NODE, deviceNode } from '../scenario.js';
 import { planWorkload } from '../workload.js';
 import type { DeviceObserver, LocalEntry } from './device.js';
 import { BaselineDevice } from './device.js';
 import { BaselineServer } from './server.js';
-
-function fingerprintOf(p: Projection): string {
-  return JSON.stringify([p.counters(), p.patients().map((x) => x.id)]);
-}
 
 /**
  * Runs the queue-based baseline on a scenario: the same planned users, faults and network as any
@@ -81,18 +77,12 @@ export function runBaseline(s: Scenario): SystemResult {
   function agreed(): boolean {
     return facilities.every((devices, i) => {
       const want =
-        server === undefined ? devices[0]!.fingerprint() : fingerprintOf(server.state(`f${i + 1}`));
+        server === undefined ? devices[0]!.fingerprint() : projectionFingerprint(server.state(`f${i + 1}`));
       return devices.every((d) => d.fingerprint() === want);
     });
   }
-  function disagreeingPairs(): number {
-    let pairs = 0;
-    for (const devices of facilities) {
-      const prints = devices.map((d) => d.fingerprint());
-      for (let i = 0; i < prints.length; i++)
-        for (let j = i + 1; j < prints.length; j++) if (prints[i] !== prints[j]) pairs++;
-    }
-    return pairs;
+  function pairsDisagreeing(): number {
+    return facilities.reduce((n, devices) => n + disagreeingPairs(devices.map((d) => d.fingerprint())), 0);
   }
 
   for (const a of actions) scheduler.at(a.atMs, () => byNode.get(a.node)!.act(a));
@@ -105,7 +95,7 @@ export function runBaseline(s: Scenario): SystemResult {
   const divergence: [number, number][] = [];
   for (let t = 0; t <= s.durationMs; t += s.sampleEveryMs) {
     scheduler.at(t, () => {
-      divergence.push([t, disagreeingPairs()]);
+      divergence.push([t, pairsDisagreeing()]);
       check();
     });
   }
@@ -144,10 +134,17 @@ export function runBaseline(s: Scenario): SystemResult {
 
   let patientsMissing = 0;
   facilities.forEach((devices, i) => {
-    const seen = devices.map((d) => new Set(d.view.patients().map((p) => p.id)));
-    const union = new Set(seen.flatMap((x) => [...x]));
-    if (server !== undefined) for (const p of server.state(`f${i + 1}`).patients()) union.add(p.id);
-    for (const mine of seen) for (const id of union) if (!mine.has(id)) patientsMissing++;
+    const serverCopy =
+      server === undefined
+        ? []
+        : server
+            .state(`f${i + 1}`)
+            .patients()
+            .map((p) => p.id);
+    patientsMissing += missingPatients(
+      devices.map((d) => d.view),
+      serverCopy,
+    );
   });
 
   const c = network.counters;
@@ -168,7 +165,7 @@ export function runBaseline(s: Scenario): SystemResult {
     symptoms: {
       patientsMissing,
       encounterReappeared,
-      countersDisagree: disagreeingPairs(),
+      countersDisagree: pairsDisagreeing(),
       changesAppearLost,
     },
     divergence,
