@@ -77,15 +77,8 @@ export class Scheduler {
    */
   run(untilMs: number): number {
     const before = this.#executed;
-    for (;;) {
-      const next = this.#nextDue(untilMs);
-      if (next === undefined) break;
-      this.#now = next.at;
-      this.#executed++;
-      next.fn();
-    }
-    if (untilMs > this.#now) this.#now = untilMs;
-    return this.#executed - before;
+    while (this.#runNext(untilMs));
+    return this.#finish(untilMs, before);
   }
 
   /**
@@ -98,14 +91,22 @@ export class Scheduler {
    */
   async runAsync(untilMs: number): Promise<number> {
     const before = this.#executed;
-    for (;;) {
-      const next = this.#nextDue(untilMs);
-      if (next === undefined) break;
-      this.#now = next.at;
-      this.#executed++;
-      next.fn();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    while (this.#runNext(untilMs)) await new Promise<void>((resolve) => setImmediate(resolve));
+    return this.#finish(untilMs, before);
+  }
+
+  /** Runs the next callback due at or before `untilMs`, at its time; false when none is due. */
+  #runNext(untilMs: number): boolean {
+    const next = this.#nextDue(untilMs);
+    if (next === undefined) return false;
+    this.#now = next.at;
+    this.#executed++;
+    next.fn();
+    return true;
+  }
+
+  /** Sets the time to `untilMs` (never back) and returns how many callbacks ran since `before`. */
+  #finish(untilMs: number, before: number): number {
     if (untilMs > this.#now) this.#now = untilMs;
     return this.#executed - before;
   }
