@@ -53,3 +53,16 @@ export function sortedRecord(m: ReadonlyMap<string, number>): Record<string, num
   for (const k of [...m.keys()].sort()) out[k] = m.get(k)!;
   return out;
 }
+
+/** The traffic fields of a result: the network's frames and bytes, in all and per event appended. */
+export function trafficOf(
+  counters: Readonly<NetworkCounters>,
+  appended: number,
+): Pick<SystemResult, 'messages' | 'bytes' | 'messagesPerEvent' | 'bytesPerEvent'> {
+  return {
+    messages: counters.framesSent,
+    bytes: counters.bytesSent,
+    messagesPerEvent: ratio(counters.framesSent, appended),
+    bytesPerEvent: ratio(counters.bytesSent, appended),
+  };
+}

@@ -1,6 +1,6 @@
 import type { Projection } from '@accord/domain';
 import { describe, expect, it } from 'vitest';
-import { disagreeingPairs, missingPatients, projectionFingerprint } from './symptoms.js';
+import { disagreeingPairs, duplicatesAmong, missingPatients, projectionFingerprint } from './symptoms.js';
 
 /** A device's view as far as the symptoms read it: its patients and its counters. */
 function view(patients: readonly string[], counters: Record<string, number> = {}): Projection {
@@ -26,5 +26,14 @@ describe('symptoms shared by every system under test', () => {
     expect(disagreeingPairs([a, sameAsA])).toBe(0);
     expect(disagreeingPairs([a, sameAsA, otherCount])).toBe(2);
     expect(disagreeingPairs([a, otherCount, otherPatient])).toBe(3);
+  });
+
+  it('counts the events that took effect for a fact beyond its first', () => {
+    const byFact = new Map([
+      ['register Ada', new Set(['e1', 'e2', 'e3'])],
+      ['dose 1 for Ada', new Set(['e4'])],
+      ['stock L-1', new Set<string>()],
+    ]);
+    expect(duplicatesAmong(byFact)).toBe(2);
   });
 });

@@ -28,3 +28,13 @@ export function missingPatients(views: readonly Projection[], alsoKnown: Iterabl
   for (const mine of seen) for (const id of union) if (!mine.has(id)) missing++;
   return missing;
 }
+
+/**
+ * Duplicates created: for each fact the users meant to record once (a registration, a dose),
+ * the events that took effect for it beyond the first.
+ */
+export function duplicatesAmong(effectiveByFact: ReadonlyMap<string, ReadonlySet<string>>): number {
+  let duplicates = 0;
+  for (const ids of effectiveByFact.values()) duplicates += Math.max(0, ids.size - 1);
+  return duplicates;
+}

@@ -15,13 +15,13 @@ import { SimNetwork } from '../network.js';
 import { Prng } from '../prng.js';
 import { SimRepoNetwork } from '../repo-network.js';
 import type { SystemResult } from '../result.js';
-import { ratio } from '../result.js';
+import { trafficOf } from '../result.js';
 import { Scheduler, skewedClock } from '../scheduler.js';
 import type { Scenario } from '../scenario.js';
 import { deviceNode } from '../scenario.js';
 import { installSimTimers } from '../timers.js';
 import { interpretAction, planWorkload } from '../workload.js';
-import { disagreeingPairs, missingPatients, projectionFingerprint } from '../symptoms.js';
+import { disagreeingPairs, duplicatesAmong, missingPatients, projectionFingerprint } from '../symptoms.js';
 import { sharedSyncVerifier } from './verifier.js';
 
 /** One simulated tablet: a real {@link DeviceLog} on in-memory stores. */
@@ -264,8 +264,7 @@ function measure(
     }
   });
   for (const t of all) for (const id of t.own) if (!shown[all.indexOf(t)]!.has(id)) changesAppearLost++;
-  let duplicates = 0;
-  for (const ids of effective.values()) duplicates += Math.max(0, ids.size - 1);
+  const duplicates = duplicatesAmong(effective);
 
   let patientsMissing = 0;
   let countersDisagree = 0;
@@ -286,10 +285,7 @@ function measure(
     eventsLost,
     duplicates,
     reentries: 0,
-    messages: c.framesSent,
-    bytes: c.bytesSent,
-    messagesPerEvent: ratio(c.framesSent, appended),
-    bytesPerEvent: ratio(c.bytesSent, appended),
+    ...trafficOf(c, appended),
     deadletters: {},
     symptoms: {
       patientsMissing,

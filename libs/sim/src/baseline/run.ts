@@ -2,9 +2,9 @@ import { planFaults } from '../faults.js';
 import { SimNetwork } from '../network.js';
 import { Prng } from '../prng.js';
 import type { SystemResult } from '../result.js';
-import { ratio, sortedRecord } from '../result.js';
+import { sortedRecord, trafficOf } from '../result.js';
 import { Scheduler, skewedClock } from '../scheduler.js';
-import { disagreeingPairs, missingPatients, projectionFingerprint } from '../symptoms.js';
+import { disagreeingPairs, duplicatesAmong, missingPatients, projectionFingerprint } from '../symptoms.js';
 import type { Scenario } from '../scenario.js';
 import { RELAY_NODE, deviceNode } from '../scenario.js';
 import { planWorkload } from '../workload.js';
@@ -129,8 +129,7 @@ export function runBaseline(s: Scenario): SystemResult {
       }
     }
   }
-  let duplicates = 0;
-  for (const set of effective.values()) duplicates += Math.max(0, set.size - 1);
+  const duplicates = duplicatesAmong(effective);
 
   let patientsMissing = 0;
   facilities.forEach((devices, i) => {
@@ -157,10 +156,7 @@ export function runBaseline(s: Scenario): SystemResult {
     eventsLost,
     duplicates,
     reentries: all.reduce((n, d) => n + d.reentries, 0),
-    messages: c.framesSent,
-    bytes: c.bytesSent,
-    messagesPerEvent: ratio(c.framesSent, appended),
-    bytesPerEvent: ratio(c.bytesSent, appended),
+    ...trafficOf(c, appended),
     deadletters: sortedRecord(deadletters),
     symptoms: {
       patientsMissing,
