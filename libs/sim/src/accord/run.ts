@@ -41,6 +41,21 @@ interface Tablet {
   readonly syncs: number[];
 }
 
+/** What {@link runAccord} shows a caller at the end of a run, before the logs close. */
+export interface AccordFinalState {
+  /** Every simulated tablet's log (its node name and facility number beside it), in node order. */
+  readonly devices: readonly { readonly node: string; readonly facility: number; readonly log: DeviceLog }[];
+}
+
+/** Options of {@link runAccord}. */
+export interface RunAccordOptions {
+  /**
+   * Called once at the end of the run, after simulated time has reached the scenario's duration
+   * and before any log closes: property tests compare the devices' full state here.
+   */
+  readonly inspect?: (state: AccordFinalState) => void | Promise<void>;
+}
+
 /**
  * Turns of the real event loop taken before each user action, so that work a scheduler callback
  * chained through `setImmediate` (the log's push loop) is done before the action's append, whose
@@ -66,7 +81,7 @@ async function settle(): Promise<void> {
  * A crashed tablet's user does nothing and the network treats it as down; its log is not yet
  * closed and reopened.
  */
-export async function runAccord(s: Scenario): Promise<SystemResult> {
+export async function runAccord(s: Scenario, opts: RunAccordOptions = {}): Promise<SystemResult> {
   if (s.relay)
     throw new SimError('SIM_SCENARIO_INVALID', 'the Accord runner has no relay yet: set relay to false', {
       issues: [{ path: 'relay', message: 'runAccord runs peer to peer only (no relay yet)' }],
@@ -131,7 +146,11 @@ export async function runAccord(s: Scenario): Promise<SystemResult> {
         tablets.push(tablet);
       }
     }
-    return await drive(s, root, scheduler, faults, network, tablets);
+    const result = await drive(s, root, scheduler, faults, network, tablets);
+    await opts.inspect?.({
+      devices: tablets.map((t) => ({ node: t.node, facility: t.facility, log: t.log })),
+    });
+    return result;
   } finally {
     for (const t of tablets) await t.log.close();
     restoreEntropy();
