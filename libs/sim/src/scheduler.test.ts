@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ErrorCode, isAccordError } from '@accord/protocol';
 import { SimError } from './errors.js';
 import { Scheduler, skewedClock } from './scheduler.js';
 
@@ -49,6 +50,8 @@ describe('Scheduler', () => {
       s.at(Number.NaN, () => undefined);
     } catch (e) {
       expect((e as SimError).code).toBe('SIM_BAD_TIME');
+      // Accord's one error class: whatever handles AccordError (the CLI) handles the simulator's.
+      expect(isAccordError(e, ErrorCode.SIM_BAD_TIME)).toBe(true);
     }
   });
 
