@@ -12,6 +12,8 @@ export type { EntryState, LocalEntry } from './baseline/device.js';
 export * from './sweep/grid.js';
 export * from './sweep/summary.js';
 export { runSweep, progressBar, type SweepOptions } from './sweep/sweep.js';
+export type { SweepRunResult, SweepWorker } from './sweep/pool.js';
+export { serveSweepJobs } from './sweep/serve.js';
 export { renderReport, parseRunsJsonl } from './report/report.js';
 export * from './timers.js';
 export { SimRepoNetwork, type SimRepoNetworkOptions } from './repo-network.js';

@@ -1,4 +1,4 @@
-// The HTML report end to end: rendered from real baseline runs, written to a file, opened in
+// The HTML report end to end: rendered from real runs of Accord and the baseline, written to a file, opened in
 // headless Debian chromium (playwright-core) with every network request refused.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, inject, it } from 'vitest';
 import { tempDir } from '@accord/testkit';
+import { runAccord } from '../accord/run.js';
 import { runBaseline } from '../baseline/run.js';
 import { SimError } from '../errors.js';
 import { checkScenario } from '../scenario.js';
@@ -13,24 +14,38 @@ import { expandGrid } from '../sweep/grid.js';
 import type { SweepLine } from '../sweep/summary.js';
 import { parseRunsJsonl, renderReport } from './report.js';
 
-function sweepLines(): SweepLine[] {
+/** Four small runs (two tablets for 3 hours, peer to peer), both systems, as a sweep's lines. */
+async function sweepLines(): Promise<SweepLine[]> {
   const runs = expandGrid({
-    base: { seed: 3, devicesPerFacility: 2, duration: '12h', workload: { ratePerHour: 3, violations: 0.2 } },
+    base: {
+      seed: 3,
+      relay: false,
+      devicesPerFacility: 2,
+      duration: '3h',
+      sampleEvery: '10m',
+      workload: { ratePerHour: 3, violations: 0.2 },
+    },
     grid: { 'network.default.loss': [0, 0.3] },
     seeds: 2,
   });
-  return runs.map((r) => ({
-    run: r.index,
-    point: r.point,
-    seed: r.seed,
-    params: r.params,
-    baseline: runBaseline(checkScenario(r.input)),
-  }));
+  const lines: SweepLine[] = [];
+  for (const r of runs) {
+    const scenario = checkScenario(r.input);
+    lines.push({
+      run: r.index,
+      point: r.point,
+      seed: r.seed,
+      params: r.params,
+      accord: await runAccord(scenario),
+      baseline: runBaseline(scenario),
+    });
+  }
+  return lines;
 }
 
 describe('renderReport', () => {
-  it('opens offline in headless chromium and draws its four charts with the inlined Chart.js', async () => {
-    const lines = sweepLines();
+  it('opens offline in headless chromium and draws its five charts, Accord beside the baseline, with the inlined Chart.js', async () => {
+    const lines = await sweepLines();
     const html = renderReport(parseRunsJsonl(lines.map((l) => JSON.stringify(l)).join('\n')));
     const dir = await tempDir('sim-report');
     const browser = await chromium.launch({ executablePath: inject('chromium'), args: ['--no-sandbox'] });
@@ -54,10 +69,34 @@ describe('renderReport', () => {
       );
       expect(errors).toEqual([]);
       expect(outside).toEqual([]);
-      // One chart against the grid's one parameter, then bytes, symptoms and divergence.
+      // Convergence and events lost against the grid's one parameter, then bytes, symptoms and divergence.
       expect(
         await page.evaluate(() => (window as unknown as { accordChartsReady: number }).accordChartsReady),
-      ).toBe(4);
+      ).toBe(5);
+      // Every chart plots Accord's series beside the baseline's, with data.
+      const series = await page.evaluate(() =>
+        Array.from(document.querySelectorAll('canvas'), (c) => {
+          const chart = (
+            window as unknown as {
+              Chart: {
+                getChart(c: HTMLCanvasElement): { data: { datasets: { label: string; data: unknown[] }[] } };
+              };
+            }
+          ).Chart.getChart(c);
+          return chart.data.datasets.map((d) => ({
+            label: d.label,
+            points: d.data.filter((v) => typeof v === 'number').length,
+          }));
+        }),
+      );
+      expect(series).toHaveLength(5);
+      for (const datasets of series) {
+        for (const system of ['Accord: ', 'queue-based baseline: ']) {
+          const mine = datasets.filter((d) => d.label.startsWith(system));
+          // (A convergence time is missing where no run of the system converged, not its share.)
+          expect(mine.some((d) => d.points > 0)).toBe(true);
+        }
+      }
       const inked = await page.evaluate(() =>
         Array.from(document.querySelectorAll('canvas'), (c: HTMLCanvasElement) => {
           const ctx = c.getContext('2d')!;
@@ -67,7 +106,7 @@ describe('renderReport', () => {
           return painted;
         }),
       );
-      expect(inked).toHaveLength(4);
+      expect(inked).toHaveLength(5);
       for (const n of inked) expect(n).toBeGreaterThan(500);
       // Full-width charts of a readable height, not Chart.js's fallback of a sliver.
       for (const box of await page
@@ -76,7 +115,7 @@ describe('renderReport', () => {
         expect(box.width).toBeGreaterThan(600);
         expect(box.height).toBeGreaterThan(250);
       }
-      expect(await page.getByText('Accord side of the simulator').count()).toBe(1);
+      expect(await page.getByText('queue-based baseline', { exact: false }).count()).toBeGreaterThan(0);
     } finally {
       await browser.close();
       await dir.cleanup();
@@ -85,7 +124,8 @@ describe('renderReport', () => {
 
   it('refuses a results file line that is not a sweep result, naming the line', () => {
     try {
-      parseRunsJsonl('{"baseline": {"symptoms": {}, "divergence": []}}\n\nnot json\n');
+      const result = '{"symptoms": {}, "divergence": []}';
+      parseRunsJsonl(`{"accord": ${result}, "baseline": ${result}}\n\n{"baseline": ${result}}\n`);
       throw new Error('expected a refusal');
     } catch (e) {
       expect(e).toBeInstanceOf(SimError);

@@ -10,22 +10,42 @@ export interface SweepJob {
   readonly input: ScenarioInput;
 }
 
-/** What a sweep child answers: the result, or the error that stopped the run. */
+/** Both systems' results on one run's scenario. */
+export interface SweepRunResult {
+  readonly accord: SystemResult;
+  readonly baseline: SystemResult;
+}
+
+/** What a sweep child answers: the results, or the error that stopped the run. */
 export type SweepAnswer =
-  | { readonly index: number; readonly result: SystemResult; readonly error?: undefined }
+  | { readonly index: number; readonly result: SweepRunResult; readonly error?: undefined }
   | { readonly index: number; readonly error: string; readonly result?: undefined };
 
-/** The child's module and the Node flags it needs (TypeScript sources run through tsx, as the tests and `npm run bench` do). */
-function childModule(): { path: string; execArgv: string[] } {
-  const here = import.meta.url;
-  const ts = here.endsWith('.ts');
-  const path = fileURLToPath(new URL(ts ? './worker.ts' : './worker.js', here));
-  return { path, execArgv: ts ? ['--conditions=@accord/source', '--import', 'tsx'] : [] };
+/**
+ * The program a sweep child runs: a module that ends up in `serveSweepJobs`, its arguments and
+ * the Node flags it needs.
+ */
+export interface SweepWorker {
+  readonly module: string;
+  readonly args?: readonly string[];
+  readonly execArgv?: readonly string[];
 }
 
 /**
- * Runs `jobs` on `workers` child processes (default: one per core), calling `onAnswer` as each
- * finishes (in completion order; each answer carries its job's index).
+ * This package's own child module: `worker.ts` through tsx (as the tests and `npm run bench` run
+ * the sources), or `worker.js` beside a compiled build. A bundle, whose `import.meta.url` is the
+ * bundle's, passes its own {@link SweepWorker} instead.
+ */
+function defaultWorker(): SweepWorker {
+  const here = import.meta.url;
+  const ts = here.endsWith('.ts');
+  const module = fileURLToPath(new URL(ts ? './worker.ts' : './worker.js', here));
+  return { module, execArgv: ts ? ['--conditions=@accord/source', '--import', 'tsx'] : [] };
+}
+
+/**
+ * Runs `jobs` on `workers` child processes (default: one per core) running `worker`, calling
+ * `onAnswer` as each finishes (in completion order; each answer carries its job's index).
  *
  * @remarks Child processes rather than worker threads: each run is CPU-bound and independent, and a
  * child can load the TypeScript sources through tsx. A child that dies fails its job with an error
@@ -35,8 +55,8 @@ export async function runPool(
   jobs: readonly SweepJob[],
   onAnswer: (a: SweepAnswer) => void,
   workers = availableParallelism(),
+  worker: SweepWorker = defaultWorker(),
 ): Promise<void> {
-  const { path, execArgv } = childModule();
   let next = 0;
   const lane = (): Promise<void> =>
     new Promise((resolve) => {
@@ -44,7 +64,10 @@ export async function runPool(
         resolve();
         return;
       }
-      const child: ChildProcess = fork(path, [], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      const child: ChildProcess = fork(worker.module, [...(worker.args ?? [])], {
+        execArgv: [...(worker.execArgv ?? [])],
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      });
       let current: SweepJob | undefined;
       const feed = (): void => {
         current = jobs[next++];

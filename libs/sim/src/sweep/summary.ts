@@ -1,14 +1,20 @@
 import type { SystemResult } from '../result.js';
 import type { SweepRun } from './grid.js';
 
-/** One line of a sweep's `runs.jsonl`. */
+/** One line of a sweep's `runs.jsonl`: a run's place and both systems' results on its scenario. */
 export interface SweepLine {
   readonly run: number;
   readonly point: number;
   readonly seed: number;
   readonly params: Readonly<Record<string, unknown>>;
+  readonly accord: SystemResult;
   readonly baseline: SystemResult;
 }
+
+/** The systems a sweep compares, in the order their rows and series appear. */
+export const SYSTEMS = ['accord', 'baseline'] as const;
+/** One of {@link SYSTEMS}: the key of its result in a {@link SweepLine}. */
+export type SystemName = (typeof SYSTEMS)[number];
 
 const METRICS: readonly [string, (r: SystemResult) => number | null][] = [
   ['converged', (r) => (r.converged ? 1 : 0)],
@@ -33,7 +39,7 @@ function csvCell(v: unknown): string {
 }
 
 /**
- * The CSV summary of a sweep: one row per grid point and system, with the grid values, the number
+ * The CSV summary of a sweep: one row per grid point and system (Accord, then the baseline), with the grid values, the number
  * of seeds, and the mean of each metric over the seeds (`converged` becomes the share that
  * converged; `convergenceMs` and `rounds` are averaged over the runs that converged, empty if none).
  */
@@ -45,16 +51,18 @@ export function summaryCsv(runs: readonly SweepRun[], lines: readonly SweepLine[
   for (const l of lines) byPoint.set(l.point, [...(byPoint.get(l.point) ?? []), l]);
   for (const [point, group] of [...byPoint].sort((a, b) => a[0] - b[0])) {
     const first = group[0]!;
-    const cells: unknown[] = [point, ...params.map((p) => first.params[p]), 'baseline', group.length];
-    for (const [, get] of METRICS) {
-      const values = group.map((l) => get(l.baseline)).filter((v): v is number => v !== null);
-      cells.push(
-        values.length === 0
-          ? ''
-          : Math.round((values.reduce((a, b) => a + b, 0) / values.length) * 1000) / 1000,
-      );
+    for (const system of SYSTEMS) {
+      const cells: unknown[] = [point, ...params.map((p) => first.params[p]), system, group.length];
+      for (const [, get] of METRICS) {
+        const values = group.map((l) => get(l[system])).filter((v): v is number => v !== null);
+        cells.push(
+          values.length === 0
+            ? ''
+            : Math.round((values.reduce((a, b) => a + b, 0) / values.length) * 1000) / 1000,
+        );
+      }
+      rows.push(cells.map(csvCell).join(','));
     }
-    rows.push(cells.map(csvCell).join(','));
   }
   return `${rows.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SimError, SimErrorCode } from '../errors.js';
 import type { SweepRun } from './grid.js';
-import { runPool } from './pool.js';
+import { runPool, type SweepWorker } from './pool.js';
 import type { SweepLine } from './summary.js';
 import { summaryCsv } from './summary.js';
 
@@ -13,6 +13,8 @@ export interface SweepOptions {
   readonly workers?: number;
   /** Where the progress bar goes (default: nothing); a CLI passes `process.stderr`. */
   readonly progress?: { write(text: string): unknown };
+  /** The children's program (default: this package's worker); a bundle passes itself, see `serveSweepJobs`. */
+  readonly worker?: SweepWorker;
 }
 
 /** The text of a progress bar: `[#####---------------]  5/20 runs`. */
@@ -22,7 +24,7 @@ export function progressBar(done: number, total: number, width = 30): string {
 }
 
 /**
- * Runs every run of a sweep in parallel and writes `runs.jsonl` (one {@link SweepLine} per run, in
+ * Runs every run of a sweep in parallel, Accord and the baseline on each run's scenario, and writes `runs.jsonl` (one {@link SweepLine} per run, in
  * run order, whatever order they finished in) and `summary.csv` (see `summaryCsv`) into `outDir`.
  *
  * @remarks The files hold no wall-clock figure: the same grid gives the same bytes. A run that
@@ -43,22 +45,24 @@ export async function runSweep(runs: readonly SweepRun[], opts: SweepOptions): P
           point: run.point,
           seed: run.seed,
           params: run.params,
-          baseline: a.result,
+          accord: a.result.accord,
+          baseline: a.result.baseline,
         };
       } else failures.push({ run: a.index, error: a.error });
       done++;
       opts.progress?.write(`\r${progressBar(done, runs.length)}`);
     },
     opts.workers,
+    opts.worker,
   );
   opts.progress?.write('\n');
   if (failures.length > 0) {
+    failures.sort((a, b) => a.run - b.run);
+    const first = failures[0]!;
     throw new SimError(
       SimErrorCode.SIM_SWEEP_RUN_FAILED,
-      `${failures.length} of ${runs.length} sweep runs failed`,
-      {
-        failures: failures.slice(0, 10),
-      },
+      `${failures.length} of ${runs.length} sweep runs failed; run ${first.run}: ${first.error.split('\n')[0]}`,
+      { failures: failures.slice(0, 10) },
     );
   }
   const complete = lines as SweepLine[];
