@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimError } from './errors.js';
 import { parseDuration } from './duration.js';
-import { DEFAULT_LINK, checkScenario, defineScenario, parseScenario } from './scenario.js';
+import { DEFAULT_LINK, checkScenario, defineScenario, parseScenario, withField } from './scenario.js';
 
 const DAY = 86_400_000;
 
@@ -132,5 +132,16 @@ crashes:
     expect(codeOf(() => parseScenario('{"seed": ')).code).toBe('SIM_SCENARIO_INVALID');
     // YAML's JSON schema: "no" stays a string, so it is refused as a boolean instead of read as false.
     expect(codeOf(() => parseScenario('relay: no')).code).toBe('SIM_SCENARIO_INVALID');
+  });
+
+  it('sets a dotted field on a copy, creating the objects on the way', () => {
+    const base = { network: { default: { loss: 0.1, truncate: 0.2 } }, seed: 4 };
+    const varied = withField(withField(base, 'network.default.loss', 0.3), 'partitions.random.count', 2);
+    expect(varied).toEqual({
+      network: { default: { loss: 0.3, truncate: 0.2 } },
+      seed: 4,
+      partitions: { random: { count: 2 } },
+    });
+    expect(base.network.default.loss).toBe(0.1);
   });
 });

@@ -371,23 +371,49 @@ export function checkScenario(value: unknown): Scenario {
 }
 
 /**
- * Parses a scenario file's text: JSON when it starts with `{`, YAML otherwise (or as `format` says).
+ * The value of a scenario or grid file's text, unchecked: JSON when it starts with `{`, YAML
+ * otherwise (or as `format` says); an empty file is `{}`.
+ *
+ * @throws SimError `SIM_SCENARIO_INVALID` for a syntax error (`details.line` when known).
+ */
+export function parseScenarioText(text: string, format?: 'json' | 'yaml', what = 'scenario'): unknown {
+  const kind = format ?? (text.trimStart().startsWith('{') ? 'json' : 'yaml');
+  try {
+    return (kind === 'json' ? JSON.parse(text) : load(text, { schema: JSON_SCHEMA })) ?? {};
+  } catch (cause) {
+    const mark = (cause as { mark?: { line?: number } }).mark;
+    throw new SimError(
+      SimErrorCode.SIM_SCENARIO_INVALID,
+      `${what} is not valid ${kind.toUpperCase()}: ${String((cause as Error).message ?? cause).split('\n')[0]}`,
+      { format: kind, ...(mark?.line !== undefined ? { line: mark.line + 1 } : {}) },
+    );
+  }
+}
+
+/**
+ * `input` with the field at a dotted `path` (`network.default.loss`) set to `value`; objects on
+ * the way are copied (or created), never mutated. Sweep grids and the CLI's flags vary a scenario
+ * this way, before {@link checkScenario} checks the result.
+ */
+export function withField(input: unknown, path: string, value: unknown): Record<string, unknown> {
+  const set = (obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> => {
+    const [head, ...rest] = keys;
+    if (head === undefined) return obj;
+    const inner = obj[head];
+    const object = (v: unknown): v is Record<string, unknown> =>
+      typeof v === 'object' && v !== null && !Array.isArray(v);
+    return { ...obj, [head]: rest.length === 0 ? value : set(object(inner) ? inner : {}, rest) };
+  };
+  const root = typeof input === 'object' && input !== null && !Array.isArray(input) ? input : {};
+  return set(root as Record<string, unknown>, path.split('.'));
+}
+
+/**
+ * Parses a scenario file's text (see {@link parseScenarioText}) and checks it.
  *
  * @throws SimError `SIM_SCENARIO_INVALID` for a syntax error (`details.line` when known) and for
  * everything {@link defineScenario} refuses; `SIM_UNKNOWN_NODE` as there.
  */
 export function parseScenario(text: string, format?: 'json' | 'yaml'): Scenario {
-  const kind = format ?? (text.trimStart().startsWith('{') ? 'json' : 'yaml');
-  let value: unknown;
-  try {
-    value = kind === 'json' ? JSON.parse(text) : load(text, { schema: JSON_SCHEMA });
-  } catch (cause) {
-    const mark = (cause as { mark?: { line?: number } }).mark;
-    throw new SimError(
-      SimErrorCode.SIM_SCENARIO_INVALID,
-      `scenario is not valid ${kind.toUpperCase()}: ${String((cause as Error).message ?? cause).split('\n')[0]}`,
-      { format: kind, ...(mark?.line !== undefined ? { line: mark.line + 1 } : {}) },
-    );
-  }
-  return checkScenario(value ?? {});
+  return checkScenario(parseScenarioText(text, format));
 }

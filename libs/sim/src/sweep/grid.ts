@@ -1,7 +1,6 @@
-import { load, JSON_SCHEMA } from 'js-yaml';
 import { SimError, SimErrorCode } from '../errors.js';
 import type { ScenarioInput } from '../scenario.js';
-import { checkScenario } from '../scenario.js';
+import { checkScenario, parseScenarioText, withField } from '../scenario.js';
 
 /**
  * A sweep: a base scenario, the values to try for some of its fields (dotted paths such as
@@ -25,26 +24,6 @@ export interface SweepRun {
 
 function invalid(message: string, details: Record<string, unknown> = {}): SimError {
   return new SimError(SimErrorCode.SIM_SCENARIO_INVALID, message, details);
-}
-
-/** `obj` with the value at dotted `path` replaced (objects on the way are copied, never mutated). */
-function setPath(
-  obj: Record<string, unknown>,
-  path: readonly string[],
-  value: unknown,
-): Record<string, unknown> {
-  const [head, ...rest] = path;
-  if (head === undefined) return obj;
-  const inner = obj[head];
-  const next =
-    rest.length === 0
-      ? value
-      : setPath(
-          typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : {},
-          rest,
-          value,
-        );
-  return { ...obj, [head]: next };
 }
 
 /**
@@ -80,7 +59,7 @@ export function expandGrid(value: unknown, seedsOverride?: number): SweepRun[] {
   const runs: SweepRun[] = [];
   points.forEach((params, point) => {
     let input: Record<string, unknown> = base;
-    for (const [path, v] of Object.entries(params)) input = setPath(input, path.split('.'), v);
+    for (const [path, v] of Object.entries(params)) input = withField(input, path, v);
     for (let k = 0; k < seeds; k++) {
       const seed = firstSeed + k;
       const withSeed = { ...input, seed } as ScenarioInput;
@@ -100,11 +79,5 @@ export function expandGrid(value: unknown, seedsOverride?: number): SweepRun[] {
 
 /** Parses a grid file's text (JSON or YAML, as for scenarios); see {@link expandGrid}. */
 export function parseGrid(text: string, seedsOverride?: number): SweepRun[] {
-  let value: unknown;
-  try {
-    value = text.trimStart().startsWith('{') ? JSON.parse(text) : load(text, { schema: JSON_SCHEMA });
-  } catch (cause) {
-    throw invalid(`grid file is not valid JSON or YAML: ${String((cause as Error).message).split('\n')[0]}`);
-  }
-  return expandGrid(value, seedsOverride);
+  return expandGrid(parseScenarioText(text, undefined, 'grid file'), seedsOverride);
 }
