@@ -13,6 +13,11 @@ export interface CliIo {
   readonly stopSignal: () => Promise<string>;
   /** Reads one line (a password) from the user without echoing it where possible. */
   readonly readSecret: (prompt: string) => Promise<string>;
+  /**
+   * Writes text to stderr as it is (no newline added), for a progress bar redrawn in place with
+   * `\r`; present only when stderr is a terminal (elsewhere progress goes line by line to `err`).
+   */
+  readonly progress?: (text: string) => void;
 }
 
 function peerUrl(value: string, flag = '--peer'): string {
@@ -196,6 +201,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await relayCommand(rest, io);
       case 'demo':
         return await demo(rest, io);
+      case 'sim': {
+        const { simCommand } = await import('./sim-cli.js');
+        return await simCommand(rest, io);
+      }
       case 'sync-centre': {
         const { syncCentreCommand } = await import('./sync-centre-cli.js');
         return await syncCentreCommand(rest, io);

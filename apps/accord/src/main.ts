@@ -40,6 +40,7 @@ const io: CliIo = {
   out: (line) => process.stdout.write(line.endsWith('\n') ? line : line + '\n'),
   err: (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'),
   readSecret: (prompt) => readSecret(prompt),
+  ...(process.stderr.isTTY ? { progress: (text: string) => void process.stderr.write(text) } : {}),
   stopSignal: () =>
     new Promise<string>((resolve) => {
       let stopping = false;

@@ -48,6 +48,27 @@ Usage:
                               example events on first run (a 422 and a 409 among them; default DIR
                               ./data/demo, reused by later runs); prints the URLs and the relay's
                               admin password.
+  accord sim [--devices N] [--facilities F] [--events E] [--duration T] [--loss P] [--duplicate P]
+            [--reorder P] [--truncate P] [--partitions K] [--offline-days D] [--skew-ms S]
+            [--crashes C] [--no-relay] [--no-p2p] [--baseline] [--seed S] [--scenario FILE] [--json]
+                              Simulate a facility on a seeded network and clock: Accord's real
+                              device logs, and with --baseline the queue-based client on the same
+                              seed. The scenario is FILE's (JSON or YAML, see libs/sim) with each
+                              flag overriding its field: --devices per facility; --events about E
+                              events in all (sets the workload's rate); --duration of simulated time
+                              (default 7d; e.g. 36h); per-frame --loss, --duplicate, --reorder and
+                              --truncate (0-1); K random --partitions of mean length --offline-days
+                              (default 1); random --skew-ms per clock; C random --crashes (10 min
+                              down). A table by default (progress on stderr); --json prints one
+                              object (converged, convergenceMs, rounds, eventsAppended, eventsLost,
+                              duplicates, bytesPerEvent, deadletters, symptoms, seed, …; and
+                              "baseline" with the same fields), the same bytes for the same seed.
+  accord sim sweep --grid FILE --out DIR [--seeds N] [--jobs J]
+                              Run a grid of scenarios × seeds (both systems each) on J processes
+                              (default: one per core); writes DIR/runs.jsonl and DIR/summary.csv.
+  accord sim report DIR [--out FILE]
+                              Write a self-contained HTML page of a sweep's charts (default
+                              DIR/report.html), Accord beside the baseline.
   accord sync-centre --url http://127.0.0.1:PORT COMMAND [--json]
                               The Sync Centre of the device agent at PORT (its --http port):
                                 status            online, relay, peers, pending, needs attention

@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient declaration (js-yaml ships no types) must travel with this source to every program that compiles it
+/// <reference path="./js-yaml.d.ts" />
 import { load, JSON_SCHEMA } from 'js-yaml';
 import { z } from 'zod';
 import { dateStartMs, isIsoDate } from '@accord/domain';
