@@ -1,11 +1,26 @@
 // `accord sim`: the convergence simulator (@accord/sim) on the command line. One run of Accord
 // (and with --baseline the queue-based model, same seed) from flags and an optional scenario
 // file; `sim sweep` runs a grid × seeds on every core, `sim report` draws a sweep's results.
+// cli.ts imports this module on demand, so the simulator loads only for `accord sim`.
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AccordError, ErrorCode } from '@accord/protocol';
-import type { Scenario, SystemResult } from '@accord/sim';
+import {
+  SimError,
+  checkScenario,
+  parseGrid,
+  parseRunsJsonl,
+  parseScenarioText,
+  renderReport,
+  runAccord,
+  runBaseline,
+  runSweep,
+  serveSweepJobs,
+  withField,
+  type Scenario,
+  type SystemResult,
+} from '@accord/sim';
 import { parse, required, usage } from './cli-args.js';
 import type { CliIo } from './cli.js';
 import { formatPairs, formatTable } from './text-table.js';
@@ -102,6 +117,16 @@ async function readText(path: string, flag: string): Promise<string> {
   }
 }
 
+/** `read(text)` of a file; a simulator error it throws is thrown again naming the file. */
+function inFile<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof SimError) throw new SimError(e.code, `${file}: ${e.message}`, { ...e.details, file });
+    throw e;
+  }
+}
+
 /**
  * The scenario of `accord sim`'s flags: the scenario file's fields (if any), each flag given
  * overriding its field, checked by the simulator.
@@ -111,16 +136,11 @@ async function readText(path: string, flag: string): Promise<string> {
  * flag where one is to blame).
  */
 async function scenarioFromFlags(values: RunValues): Promise<Scenario> {
-  const { SimError, checkScenario, parseScenarioText, withField } = await import('@accord/sim');
   const file = typeof values['scenario'] === 'string' ? values['scenario'] : undefined;
   let input: unknown = {};
   if (file !== undefined) {
-    try {
-      input = parseScenarioText(await readText(file, '--scenario'));
-    } catch (e) {
-      if (e instanceof SimError) throw new SimError(e.code, `${file}: ${e.message}`, { ...e.details, file });
-      throw e;
-    }
+    const text = await readText(file, '--scenario');
+    input = inFile(file, () => parseScenarioText(text));
   }
   /** Which flag set which field, to name it when the simulator refuses the value. */
   const blame = new Map<string, string>();
@@ -145,6 +165,7 @@ async function scenarioFromFlags(values: RunValues): Promise<Scenario> {
     input = withField(input, 'crashes.random.downtime', DEFAULT_CRASH_DOWNTIME);
   if (values['no-relay'] === true) set('no-relay', 'relay', false);
   if (values['no-p2p'] === true) set('no-p2p', 'p2p', false);
+  // A refusal names the flag that set the refused field, else the file that did.
   const check = (value: unknown): Scenario => {
     try {
       return checkScenario(value);
@@ -154,8 +175,7 @@ async function scenarioFromFlags(values: RunValues): Promise<Scenario> {
       const flag = first?.path === undefined ? undefined : blame.get(first.path);
       if (e instanceof SimError && flag !== undefined)
         throw new SimError(e.code, `${flag}: ${first!.message ?? e.message}`, { ...e.details, flag });
-      if (e instanceof SimError && file !== undefined)
-        throw new SimError(e.code, `${file}: ${e.message}`, { ...e.details, file });
+      if (file !== undefined) return inFile(file, () => checkScenario(value));
       throw e;
     }
   };
@@ -221,7 +241,6 @@ const wallSeconds = (start: bigint): string => (Number(process.hrtime.bigint() -
 async function simRun(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, RUN_OPTIONS);
   const scenario = await scenarioFromFlags(values);
-  const { runAccord, runBaseline } = await import('@accord/sim');
   const json = values.json === true;
   const devices = scenario.facilities * scenario.devicesPerFacility;
   const progress = (line: string): void => {
@@ -299,16 +318,8 @@ async function simSweep(args: readonly string[], io: CliIo): Promise<number> {
   const out = required(values.out, '--out');
   const seeds = positive(values.seeds, '--seeds', 10_000);
   const jobs = positive(values.jobs, '--jobs', 256) ?? availableParallelism();
-  const { SimError, parseGrid, runSweep } = await import('@accord/sim');
   const text = await readText(gridFile, '--grid');
-  let runs;
-  try {
-    runs = parseGrid(text, seeds);
-  } catch (e) {
-    if (e instanceof SimError)
-      throw new SimError(e.code, `${gridFile}: ${e.message}`, { ...e.details, file: gridFile });
-    throw e;
-  }
+  const runs = inFile(gridFile, () => parseGrid(text, seeds));
   io.err(
     `accord sim sweep: ${runs.length} runs (Accord and the baseline each) on ${Math.min(jobs, runs.length)} processes`,
   );
@@ -337,16 +348,8 @@ async function simReport(args: readonly string[], io: CliIo): Promise<number> {
   );
   const runsFile = isDir ? join(target, 'runs.jsonl') : target;
   const out = values.out ?? join(isDir ? target : dirname(target), 'report.html');
-  const { SimError, parseRunsJsonl, renderReport } = await import('@accord/sim');
   const text = await readText(runsFile, 'results');
-  let lines;
-  try {
-    lines = parseRunsJsonl(text);
-  } catch (e) {
-    if (e instanceof SimError)
-      throw new SimError(e.code, `${runsFile}: ${e.message}`, { ...e.details, file: runsFile });
-    throw e;
-  }
+  const lines = inFile(runsFile, () => parseRunsJsonl(text));
   if (lines.length === 0)
     throw new SimError('SIM_RESULTS_INVALID', `${runsFile} holds no runs`, { file: runsFile });
   try {
@@ -374,7 +377,6 @@ export async function simCommand(args: readonly string[], io: CliIo): Promise<nu
   if (sub === 'report') return simReport(rest, io);
   if (sub === SWEEP_WORKER) {
     if (process.send === undefined) usage(`sim ${SWEEP_WORKER} is started by accord sim sweep, not by hand`);
-    const { serveSweepJobs } = await import('@accord/sim');
     await serveSweepJobs();
     return 0;
   }
