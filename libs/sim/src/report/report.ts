@@ -209,7 +209,7 @@ figcaption { font-weight: 600; margin-bottom: .5rem; }
 </head>
 <body>
 <h1>${escapeHtml(title)}</h1>
-<p>${lines.length} runs (${seeds} seeds) over ${data.params.length === 0 ? 'one scenario' : `the grid ${escapeHtml(data.params.join(' × '))}`}.</p>
+<p>${lines.length} runs (${seeds} seed${seeds === 1 ? '' : 's'}) over ${data.params.length === 0 ? 'one scenario' : `the grid ${escapeHtml(data.params.join(' × '))}`}.</p>
 <p class="note">Each chart sets <strong>Accord</strong> (the real device logs on the simulated network and clock) beside the <strong>queue-based baseline</strong> (a model of the incumbent's client), both driven by the same seeds, workload and faults.</p>
 <section id="against"></section>
 <figure><figcaption>Bytes per event</figcaption><div class="chart"><canvas id="bytes" role="img" aria-label="Bytes per event"></canvas></div></figure>
