@@ -339,105 +339,101 @@ const command = fc.oneof(
  */
 const budget = propertyBudget(8, { baseMs: 80_000, perRunMs: 20_000 });
 
-describe('DeviceLog convergence (model)', () => {
-  it(
-    'converges to identical heads, events and projections after any faults',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.integer({ min: 2, max: 6 }),
-          fc.integer({ min: 0, max: 0x7fffffff }),
-          fc.record({
-            dropRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
-            duplicateRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
-            reorderRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
-            truncateRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
-          }),
-          fc.commands([command], { maxCommands: 20 }),
-          async (size, netSeed, faults, commands) => {
-            // Event ids and Automerge actors draw on crypto.getRandomValues: seed them too.
-            const entropy = seedEntropy(netSeed);
-            // The last key is the modified client's: enrolled like the others.
-            const facility = await makeFacility(FACILITY, size + 1, netSeed);
-            const net = new FakeNetwork({ seed: netSeed, ...faults });
-            const hostileNode = await (async (): Promise<Node> => {
-              const store = new MemoryEventStore();
-              const storage = new MemoryStorageAdapter();
-              const log = await DeviceLog.open({
-                facility: FACILITY,
-                key: facility.keys[size]!,
-                eventStore: store,
-                storage,
-                roster: facility.roster,
-                network: [net.adapter('hostile')],
-              });
-              return { name: 'hostile', store, storage, log };
-            })();
-            const world: World = {
-              net,
-              facility,
-              nodes: [],
-              hostile: { node: hostileNode, client: hostileDevice(hostileNode.log, facility.keys[size]!) },
-              attacked: false,
-              acknowledged: new Map(),
-              counter: 0,
-            };
-            for (let i = 0; i < size; i++) {
-              const store = new MemoryEventStore();
-              const storage = new MemoryStorageAdapter();
-              world.nodes.push({
-                name: `n${i}`,
-                store,
-                storage,
-                log: await openNode(world, i, store, storage),
-              });
+describe('DeviceLog convergence (model)', { timeout: budget.timeoutMs }, () => {
+  it('converges to identical heads, events and projections after any faults', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 2, max: 6 }),
+        fc.integer({ min: 0, max: 0x7fffffff }),
+        fc.record({
+          dropRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+          duplicateRate: fc.double({ min: 0, max: 0.2, noNaN: true }),
+          reorderRate: fc.double({ min: 0, max: 0.3, noNaN: true }),
+          truncateRate: fc.double({ min: 0, max: 0.1, noNaN: true }),
+        }),
+        fc.commands([command], { maxCommands: 20 }),
+        async (size, netSeed, faults, commands) => {
+          // Event ids and Automerge actors draw on crypto.getRandomValues: seed them too.
+          const entropy = seedEntropy(netSeed);
+          // The last key is the modified client's: enrolled like the others.
+          const facility = await makeFacility(FACILITY, size + 1, netSeed);
+          const net = new FakeNetwork({ seed: netSeed, ...faults });
+          const hostileNode = await (async (): Promise<Node> => {
+            const store = new MemoryEventStore();
+            const storage = new MemoryStorageAdapter();
+            const log = await DeviceLog.open({
+              facility: FACILITY,
+              key: facility.keys[size]!,
+              eventStore: store,
+              storage,
+              roster: facility.roster,
+              network: [net.adapter('hostile')],
+            });
+            return { name: 'hostile', store, storage, log };
+          })();
+          const world: World = {
+            net,
+            facility,
+            nodes: [],
+            hostile: { node: hostileNode, client: hostileDevice(hostileNode.log, facility.keys[size]!) },
+            attacked: false,
+            acknowledged: new Map(),
+            counter: 0,
+          };
+          for (let i = 0; i < size; i++) {
+            const store = new MemoryEventStore();
+            const storage = new MemoryStorageAdapter();
+            world.nodes.push({
+              name: `n${i}`,
+              store,
+              storage,
+              log: await openNode(world, i, store, storage),
+            });
+          }
+          try {
+            await fc.asyncModelRun(() => ({ model: {}, real: world }), commands);
+            await converge(world);
+            const hostileId = world.hostile.node.log.deviceId;
+            const replicas = world.nodes.map((node) => ({
+              name: node.name,
+              heads: node.log.heads(),
+              events: node.log
+                .list()
+                .map((info) => info.event.id as string)
+                .sort(),
+              projection: new TextDecoder().decode(canonicalEncode(node.log.tentative().toJSON())),
+            }));
+            // Honest devices agree with each other; without an attack, also with the reference
+            // fold of what was acknowledged.
+            const verdict = world.attacked
+              ? compareReplicas(replicas)
+              : compareReplicas(replicas, {
+                  events: [...world.acknowledged.keys()].sort(),
+                  projection: projectionJson(world.acknowledged.values()),
+                });
+            if (!verdict.ok) throw new Error(`replicas differ (net seed ${netSeed}):\n${verdict.report}`);
+            for (const node of world.nodes) {
+              // Every acknowledged event is shown, whatever the modified client did.
+              for (const id of world.acknowledged.keys()) expect(node.log.get(id)?.event.id).toBe(id);
+              const report = node.log.integrity();
+              expect(report.holes.filter((h) => h.device !== hostileId)).toEqual([]);
+              expect(node.log.withheld().every((w) => w.device === hostileId)).toBe(true);
+              if (!world.attacked) expect(report.incidents).toBe(0);
+              // Honest appends still work after whatever the modified client wrote, also after a
+              // restart (a far-future stamp must not poison the clock it resumes from).
+              await node.log.append(draftFor(world, 'register', node, 0));
+              await node.log.close();
+              node.log = await openNode(world, world.nodes.indexOf(node), node.store, node.storage);
+              const { event } = await node.log.append(draftFor(world, 'register', node, 0));
+              expect(parseHlc(event.hlc).wallMs).toBeLessThanOrEqual(Date.now() + DEFAULT_MAX_DRIFT_MS);
             }
-            try {
-              await fc.asyncModelRun(() => ({ model: {}, real: world }), commands);
-              await converge(world);
-              const hostileId = world.hostile.node.log.deviceId;
-              const replicas = world.nodes.map((node) => ({
-                name: node.name,
-                heads: node.log.heads(),
-                events: node.log
-                  .list()
-                  .map((info) => info.event.id as string)
-                  .sort(),
-                projection: new TextDecoder().decode(canonicalEncode(node.log.tentative().toJSON())),
-              }));
-              // Honest devices agree with each other; without an attack, also with the reference
-              // fold of what was acknowledged.
-              const verdict = world.attacked
-                ? compareReplicas(replicas)
-                : compareReplicas(replicas, {
-                    events: [...world.acknowledged.keys()].sort(),
-                    projection: projectionJson(world.acknowledged.values()),
-                  });
-              if (!verdict.ok) throw new Error(`replicas differ (net seed ${netSeed}):\n${verdict.report}`);
-              for (const node of world.nodes) {
-                // Every acknowledged event is shown, whatever the modified client did.
-                for (const id of world.acknowledged.keys()) expect(node.log.get(id)?.event.id).toBe(id);
-                const report = node.log.integrity();
-                expect(report.holes.filter((h) => h.device !== hostileId)).toEqual([]);
-                expect(node.log.withheld().every((w) => w.device === hostileId)).toBe(true);
-                if (!world.attacked) expect(report.incidents).toBe(0);
-                // Honest appends still work after whatever the modified client wrote, also after a
-                // restart (a far-future stamp must not poison the clock it resumes from).
-                await node.log.append(draftFor(world, 'register', node, 0));
-                await node.log.close();
-                node.log = await openNode(world, world.nodes.indexOf(node), node.store, node.storage);
-                const { event } = await node.log.append(draftFor(world, 'register', node, 0));
-                expect(parseHlc(event.hlc).wallMs).toBeLessThanOrEqual(Date.now() + DEFAULT_MAX_DRIFT_MS);
-              }
-            } finally {
-              for (const node of [...world.nodes, world.hostile.node]) await node.log.close();
-              entropy.restore();
-            }
-          },
-        ),
-        budget.parameters,
-      );
-    },
-    budget.timeoutMs,
-  );
+          } finally {
+            for (const node of [...world.nodes, world.hostile.node]) await node.log.close();
+            entropy.restore();
+          }
+        },
+      ),
+      budget.parameters,
+    );
+  });
 });
