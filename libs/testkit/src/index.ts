@@ -14,6 +14,7 @@ export {
 } from './oracle.js';
 export { tempDir, type TempDir } from './temp-dir.js';
 export { testSeed, withSeed } from './with-seed.js';
+export { propertyBudget, type PropertyBudget } from './property-budget.js';
 export { seedEntropy, type SeededEntropy } from './entropy.js';
 export {
   HostileDevice,

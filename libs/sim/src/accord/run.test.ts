@@ -85,7 +85,7 @@ describe('runAccord (peer to peer, no relay yet)', () => {
   it("shows the caller every tablet's live log at the end of the run, before the logs close", () =>
     withSeed('accord inspect', async (seed) => {
       const base = input(seed);
-      const seen: { node: string; events: number }[] = [];
+      const seen: { node: string; events: number; acknowledged: number }[] = [];
       const r = await runAccord(
         defineScenario({
           ...base,
@@ -95,13 +95,18 @@ describe('runAccord (peer to peer, no relay yet)', () => {
         }),
         {
           inspect: ({ devices }) =>
-            devices.forEach((d) => seen.push({ node: d.node, events: d.log.list().length })),
+            devices.forEach((d) =>
+              seen.push({ node: d.node, events: d.log.list().length, acknowledged: d.acknowledged.length }),
+            ),
         },
       );
       expect(seen.map((d) => d.node)).toEqual(['f1-d1', 'f1-d2', 'f1-d3']);
       // Converged: every live log lists every saved event when the hook runs.
       expect(r.converged).toBe(true);
       for (const d of seen) expect(d.events).toBe(r.eventsAppended);
+      // Each tablet's acknowledged appends: together, every event saved.
+      expect(seen.reduce((n, d) => n + d.acknowledged, 0)).toBe(r.eventsAppended);
+      expect(seen.every((d) => d.acknowledged > 0)).toBe(true);
     }));
 
   it('refuses a scenario with a relay, which it does not run yet', async () => {

@@ -44,7 +44,13 @@ interface Tablet {
 /** What {@link runAccord} shows a caller at the end of a run, before the logs close. */
 export interface AccordFinalState {
   /** Every simulated tablet's log (its node name and facility number beside it), in node order. */
-  readonly devices: readonly { readonly node: string; readonly facility: number; readonly log: DeviceLog }[];
+  readonly devices: readonly {
+    readonly node: string;
+    readonly facility: number;
+    readonly log: DeviceLog;
+    /** The events its `log.append` acknowledged to its user, in order: none of them may be lost. */
+    readonly acknowledged: readonly EventId[];
+  }[];
 }
 
 /** Options of {@link runAccord}. */
@@ -148,7 +154,7 @@ export async function runAccord(s: Scenario, opts: RunAccordOptions = {}): Promi
     }
     const result = await drive(s, root, scheduler, faults, network, tablets);
     await opts.inspect?.({
-      devices: tablets.map((t) => ({ node: t.node, facility: t.facility, log: t.log })),
+      devices: tablets.map((t) => ({ node: t.node, facility: t.facility, log: t.log, acknowledged: t.own })),
     });
     return result;
   } finally {
