@@ -118,7 +118,7 @@ describe('SimRepoNetwork', () => {
     30_000 + REPLAYS * 5_000,
   );
 
-  it('keeps an idle connection alive with two-byte pings (a WebSocket ping), which still notice a partition', async () => {
+  it('keeps an idle connection alive with two-byte pings (a WebSocket ping), which still notice a partition', () => {
     const scheduler = new Scheduler();
     const faults: FaultPlan = {
       offline: [{ node: 'f1-d2', fromMs: HOUR, toMs: 2 * HOUR }],
