@@ -3,12 +3,14 @@
 // - stock automerge-repo moving the same events into a new client (`automerge_repo_cold_sync_100k_s`),
 //   the anchor of Accord's cold sync;
 // - node:crypto Ed25519 signing on one thread (`ed25519_sign_per_s_1core`), the anchor of appends
-//   (every append signs one event).
+//   (every append signs one event);
+// - concurrent WebCrypto Ed25519 verification (`benchVerifyRate`), the anchor of the relay's
+//   verdicts and ingest and of the simulator's deliveries.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeSignedEvent, type SignedEvent } from '@accord/protocol';
+import { encodeSignedEvent, verifyEvents, type SignedEvent } from '@accord/protocol';
 import { settleHarness } from './stats.js';
 import { startBenchChild, stopBenchChild } from './sync-bench.js';
 
@@ -61,4 +63,19 @@ export function benchSignRate(events: readonly SignedEvent[]): { ed25519_sign_pe
   for (const bytes of sample) sign(null, bytes, privateKey);
   const seconds = (performance.now() - start) / 1000;
   return { ed25519_sign_per_s_1core: sample.length / seconds };
+}
+
+/**
+ * Concurrent WebCrypto Ed25519 verifications per second over `sample` (`verifyEvents`, on the
+ * thread pool: every core), after a warm-up (key imports, thread pool). Throws if one of them does
+ * not verify: the rate of a check that fails would measure something else.
+ */
+export async function benchVerifyRate(sample: readonly SignedEvent[]): Promise<number> {
+  await verifyEvents(sample.slice(0, 1000));
+  const start = performance.now();
+  const results = await verifyEvents(sample);
+  const rate = (sample.length / (performance.now() - start)) * 1000;
+  const bad = results.filter((ok) => !ok).length;
+  if (bad > 0) throw new Error(`${bad} of the sampled events do not verify`);
+  return rate;
 }

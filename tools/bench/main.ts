@@ -10,9 +10,10 @@ import { renderAnchorChart, renderChart, type AnchorPair, type ChartRow } from '
 import { benchLog, sizeLabel, type BenchDevice, type LogSnapshot } from './log-bench.js';
 import { benchRelay } from './relay-bench.js';
 import { relaySealHistory } from './seal-bench.js';
+import { benchSim } from './sim-bench.js';
 import { benchColdSync, benchDeviceMemory } from './sync-bench.js';
 
-const SECTIONS = ['device', 'relay'] as const;
+const SECTIONS = ['device', 'relay', 'sim'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -25,6 +26,8 @@ const { values } = parseArgs({
     'relay-facilities': { type: 'string', default: '20' },
     'relay-facility-events': { type: 'string', default: '50000' },
     'relay-ingest-events': { type: 'string', default: '100000' },
+    'sim-devices': { type: 'string', default: '50' },
+    'sim-events': { type: 'string', default: '20000' },
   },
 });
 
@@ -48,6 +51,8 @@ const relayEvents = integer('relay-events', values['relay-events'], 1000);
 const relayFacilities = integer('relay-facilities', values['relay-facilities'], 0);
 const relayFacilityEvents = integer('relay-facility-events', values['relay-facility-events'], 1000);
 const relayIngestEvents = integer('relay-ingest-events', values['relay-ingest-events'], 0);
+const simDevices = integer('sim-devices', values['sim-devices'], 2);
+const simEvents = integer('sim-events', values['sim-events'], 100);
 
 const results: Record<string, number> = {};
 const rows: ChartRow[] = [];
@@ -318,6 +323,29 @@ if (runs('relay')) {
       section: 'relay: validation and memory',
     });
   }
+}
+
+if (runs('sim')) {
+  const sim = await benchSim(simDevices, simEvents);
+  Object.assign(results, sim);
+  const verify = Math.round(sim.sim_ed25519_verify_per_s);
+  rows.push({
+    label: `simulator deliveries/s vs Ed25519 verifications/s (${verify}/s, same run)`,
+    value: sim.sim_vs_verify_ratio,
+    target: 1,
+    kind: 'min',
+    unit: '×',
+    section: `simulator: ${simDevices} tablets, ${sim.sim_events} events, 5% loss`,
+  });
+  pairs.push({
+    label: `simulator deliveries/s, ${simDevices} tablets × ${sim.sim_events} events`,
+    unit: '/s',
+    accord: sim.sim_deliveries_per_s,
+    anchor: sim.sim_ed25519_verify_per_s,
+    anchorLabel: 'Ed25519 verifications/s, same process',
+    target: 1,
+    kind: 'min',
+  });
 }
 
 await mkdir(values.out, { recursive: true });

@@ -21,7 +21,6 @@ import {
   eventIdTime,
   generateDeviceKey,
   signEvent,
-  verifyEvents,
   type DeviceId,
   type DeviceKeyPair,
   type EventEnvelope,
@@ -39,6 +38,7 @@ import {
 } from '@accord/relay';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
+import { benchVerifyRate } from './anchor-bench.js';
 import { BENCH_FACILITY } from './log-bench.js';
 import { progress, runConcurrent, settleHarness } from './stats.js';
 import { startBenchChild, stopBenchChild, type BenchChild } from './sync-bench.js';
@@ -284,15 +284,9 @@ async function writeBacklog(
 
 /** Concurrent WebCrypto Ed25519 verifications and signatures per second over `sample`. */
 async function cryptoRates(sample: readonly SignedEvent[]): Promise<{ verify: number; sign: number }> {
-  // Warm-up (key imports, thread pool), then the timed runs.
-  await verifyEvents(sample.slice(0, 1000));
-  let start = performance.now();
-  const results = await verifyEvents(sample);
-  const verify = (sample.length / (performance.now() - start)) * 1000;
-  const bad = results.filter((ok) => !ok).length;
-  if (bad > 0) throw new Error(`${bad} of the generated events do not verify`);
+  const verify = await benchVerifyRate(sample);
   const key = await generateDeviceKey();
-  start = performance.now();
+  const start = performance.now();
   await runConcurrent(sample.length, SIGN_CONCURRENCY, (i) => {
     const { sig: _sig, ...envelope } = sample[i]!;
     return signEvent({ ...envelope, device: key.deviceId }, key);

@@ -117,4 +117,39 @@ describe('SimRepoNetwork', () => {
       }),
     30_000 + REPLAYS * 5_000,
   );
+
+  it('keeps an idle connection alive with two-byte pings (a WebSocket ping), which still notice a partition', () => {
+    const scheduler = new Scheduler();
+    const faults: FaultPlan = {
+      offline: [{ node: 'f1-d2', fromMs: HOUR, toMs: 2 * HOUR }],
+      crashes: [],
+      skews: {},
+      lastFaultMs: 2 * HOUR,
+    };
+    // No loss: on this link only the partition breaks the connection.
+    const network = new SimNetwork(scheduler, new Prng(1), faults, {
+      default: { ...DEFAULT_LINK, loss: 0 },
+      links: [],
+    });
+    const sim = new SimRepoNetwork(scheduler, network, { keepaliveMs: 30_000 });
+    const nodes = ['f1-d1', 'f1-d2'];
+    const adapters = nodes.map((n) => sim.adapter(n, nodes));
+    const disconnected: string[] = [];
+    adapters.forEach((a, i) => {
+      a.on('peer-disconnected', () => disconnected.push(nodes[i]!));
+      a.connect(nodes[i] as PeerId);
+    });
+    scheduler.run(60_000);
+    const afterHandshake = { ...network.counters };
+    scheduler.run(HOUR - 1);
+    // An hour of idle link: each side pings every 30 s, two bytes a ping.
+    const pings = network.counters.framesSent - afterHandshake.framesSent;
+    expect(pings).toBeGreaterThanOrEqual(2 * 115);
+    expect(network.counters.bytesSent - afterHandshake.bytesSent).toBe(2 * pings);
+    expect(disconnected).toEqual([]);
+    // A ping sent into the partition is dropped, and both ends see the connection break.
+    scheduler.run(HOUR + 31_000);
+    expect(disconnected.sort()).toEqual(['f1-d1', 'f1-d2']);
+    expect(sim.resets).toBeGreaterThan(0);
+  });
 });

@@ -1,5 +1,5 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import type { EventVerifier } from '@accord/log';
+import type { EventVerifier, ReceivedEvent } from '@accord/log';
 import {
   envelopeBytes,
   fromBase64Url,
@@ -7,20 +7,26 @@ import {
   publicKeyFromDeviceId,
   toBase64Url,
 } from '@accord/protocol';
+import { VerificationCache } from './verification-cache.js';
+
+/** Verification answers a run keeps (≈ 0.5 kB each): more than the events of a bench run. */
+const CACHE_LIMIT = 50_000;
 
 /**
  * An {@link EventVerifier} for simulated devices: `node:crypto`'s synchronous Ed25519 `verify`,
- * results shared by every device of a run (keyed by the signature).
+ * results shared by every device of a run ({@link VerificationCache}: keyed by the received
+ * bytes, bounded).
  *
  * @remarks The log's default verifier runs WebCrypto on libuv's thread pool, whose answers arrive
  * after a wall-clock delay: on the simulator's clock they would land at an instant that depends
  * on the machine, and a seed would not replay. Verifying on this thread resolves within the
  * scheduler step that received the events. A verification is a pure function of the event's
  * bytes, so one device's answer serves the others (issue #11's speed note); the cache is per run.
+ * The received bytes are the event's canonical encoding (the log's screen decoded the event from
+ * them), so equal bytes mean an equal event.
  */
-export function sharedSyncVerifier(): EventVerifier {
+export function sharedSyncVerifier(cache = new VerificationCache(CACHE_LIMIT)): EventVerifier {
   const keys = new Map<string, KeyObject | null>();
-  const answers = new Map<string, boolean>();
   const keyOf = (device: string): KeyObject | null => {
     let k = keys.get(device);
     if (k === undefined) {
@@ -37,9 +43,8 @@ export function sharedSyncVerifier(): EventVerifier {
     }
     return k;
   };
-  const check = (event: Parameters<EventVerifier>[0][number]['event']): boolean => {
-    const memo = `${event.device}\u0000${event.id}\u0000${event.sig}`;
-    let ok = answers.get(memo);
+  const check = ({ event, bytes }: ReceivedEvent): boolean => {
+    let ok = cache.get(event.sig, bytes);
     if (ok === undefined) {
       const key = keyOf(event.device);
       try {
@@ -47,9 +52,9 @@ export function sharedSyncVerifier(): EventVerifier {
       } catch {
         ok = false;
       }
-      answers.set(memo, ok);
+      cache.set(event.sig, bytes, ok);
     }
     return ok;
   };
-  return (received) => Promise.resolve(received.map(({ event }) => check(event)));
+  return (received) => Promise.resolve(received.map(check));
 }
