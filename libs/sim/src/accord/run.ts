@@ -106,7 +106,8 @@ export interface AccordFinalState {
   readonly devices: readonly { readonly node: string; readonly facility: number; readonly log: DeviceLog }[];
   /**
    * With a relay: each facility's relay log (`FacilityNode.log`), the relay's device id, and the
-   * problems its node reported (a restored relay reports its catch-up, for instance), in facility order.
+   * problems its node reported (as `<simulated ms> <message>`: a catch-up that ran out of time, a
+   * failed round), in facility order.
    */
   readonly relays: readonly {
     readonly facility: number;
