@@ -216,6 +216,47 @@ describe('runAccord with the relay (the real FacilityNode)', () => {
   );
 
   it(
+    'serves two facilities from the one relay node, each by its own FacilityNode, through a relay crash',
+    () =>
+      withSeed('accord relay two facilities', async (seed) => {
+        const seen: { facility: number; facilities: string[]; lives: number }[] = [];
+        const r = await runAccord(
+          defineScenario({
+            ...withRelay(seed),
+            facilities: 2,
+            devicesPerFacility: 2,
+            duration: '3h',
+            workload: { ratePerHour: 5, until: '2h', violations: 0.1, duplicates: 0.08 },
+            partitions: {},
+            crashes: { scripted: [{ node: 'relay', at: '70m', downtime: '10m' }] },
+          }),
+          {
+            inspect: ({ relays, devices }) => {
+              for (const relay of relays) {
+                const facilities = new Set([...relay.log.visibleEvents()].map((e) => e.facility));
+                seen.push({
+                  facility: relay.facility,
+                  facilities: [...facilities],
+                  lives: relay.lives.length,
+                });
+                const tablets = devices.filter((d) => d.facility === relay.facility);
+                expect(tablets).toHaveLength(2);
+                for (const t of tablets) expect(t.log.list().length).toBe(relay.log.list().length);
+              }
+            },
+          },
+        );
+        expect(seen).toEqual([
+          { facility: 1, facilities: ['f1'], lives: 2 },
+          { facility: 2, facilities: ['f2'], lives: 2 },
+        ]);
+        expect(r.converged).toBe(true);
+        expect(r.eventsLost).toBe(0);
+      }),
+    60_000,
+  );
+
+  it(
     'the same seed gives the same JSON, another seed another one',
     () =>
       withSeed('accord relay replay', async (seed) => {
