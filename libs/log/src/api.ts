@@ -5,6 +5,7 @@ import type {
   DeviceId,
   DeviceKeyPair,
   EventId,
+  EventSigner,
   FacilityId,
   JsonValue,
   SignedEvent,
@@ -92,6 +93,12 @@ export interface DeviceLogOptions {
    * worker pool, which verifies from the received bytes off its main thread.
    */
   readonly verifier?: EventVerifier;
+  /**
+   * Signs own events with `key` (default: `node:crypto` on libuv's threads, whose answer takes
+   * wall time). The simulator passes a synchronous one, so that when an append completes does
+   * not depend on the machine (its runs must replay byte for byte).
+   */
+  readonly signer?: EventSigner;
   readonly onIncident?: (incident: SecurityIncident) => void;
   /**
    * Called with each of the log's own failures, an `AccordError` with code `LOG_INTERNAL` (a push

@@ -227,6 +227,7 @@ export class DeviceLog implements DeviceLogApi {
       {
         ctx,
         key: opts.key,
+        signer: opts.signer,
         clock: this.#clock,
         hlc,
         store: opts.eventStore,

@@ -46,6 +46,8 @@ export interface SignedOwn {
 export interface OwnAppendsDeps {
   readonly ctx: LogContext;
   readonly key: DeviceKeyPair;
+  /** Signs own events (default {@link ownEventSigner}, see `DeviceLogOptions.signer`). */
+  readonly signer?: EventSigner | undefined;
   readonly clock: () => number;
   readonly hlc: HybridClock;
   readonly store: LogEventStore;
@@ -78,7 +80,7 @@ export class OwnAppends {
   constructor(deps: OwnAppendsDeps, highest: number) {
     this.#deps = deps;
     this.#assigned = highest;
-    this.#sign = ownEventSigner(deps.key);
+    this.#sign = deps.signer ?? ownEventSigner(deps.key);
     this.#commit = new CommitQueue<SignedOwn>(highest + 1, (batch) => this.#write(batch));
   }
 

@@ -1,13 +1,14 @@
-import type { IncomingMessage, Server } from 'node:http';
-import type { Duplex } from 'node:stream';
 import {
   DeviceLog,
   rootDocumentId,
   segmentDocumentId,
+  type DeviceLogOptions,
   type EventVerifier,
+  type LogDocumentStorage,
+  type LogEventStore,
   type LogRoster,
 } from '@accord/log';
-import { WebSocketServerAdapter, type NetworkEvent } from '@accord/network-ws';
+import type { NetworkEvent } from '@accord/network-ws';
 import {
   DEFAULT_FACILITY_POLICY,
   GrantChecker,
@@ -22,12 +23,12 @@ import {
   SystemEventType,
   type DeviceId,
   type DeviceKeyPair,
+  type EventSigner,
   type FacilityId,
   type RosterUpdatedData,
   type SignedEvent,
   type VerdictData,
 } from '@accord/protocol';
-import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
 import { SegmentRelease } from './segment-release.js';
@@ -42,15 +43,59 @@ export interface FacilityObserver {
   problem(facility: FacilityId, message: string, detail?: unknown): void;
 }
 
+/**
+ * Where a facility node keeps its log: the relay passes the facility's LevelDB
+ * (`openDeviceDatabase`), the simulator in-memory stores. The node owns them once opened.
+ */
+export interface FacilityStores {
+  readonly eventStore: LogEventStore;
+  readonly storageAdapter: LogDocumentStorage;
+  /** Called between the log's start-up scans and its first document (see `DeviceLogOptions.afterStartupScan`). */
+  readonly unmapTables?: () => Promise<void>;
+  /** Closes the stores: the node calls it last when it closes, or when its open fails. */
+  close(): Promise<void>;
+}
+
+/** An automerge-repo network adapter, as the log takes them. */
+type LogNetworkAdapter = NonNullable<DeviceLogOptions['network']>[number];
+
+/**
+ * The network a facility node serves its devices on: an automerge-repo adapter whose peer ids are
+ * the devices' ids (the relay's `WebSocketServerAdapter` authenticates them; the simulator's
+ * adapter names them), made by the node's {@link FacilityNetworkFactory}.
+ */
+export interface FacilityNetwork extends LogNetworkAdapter {
+  /**
+   * Closes the sessions of devices the roster no longer allows, after a membership change. A
+   * network whose devices cannot change (the simulator's, with a fixed roster) has none.
+   */
+  revalidatePeers?(): unknown;
+}
+
+/** What a facility network is made with: the node's roster, and the listener of its session events. */
+export interface FacilityNetworkWiring {
+  /** Who may connect (the facility's members and the relay), kept current by the node. */
+  readonly roster: LogRoster;
+  /**
+   * Must be told of every session: `peer-connected` when a device's session begins,
+   * `peer-disconnected` when it ends (the catch-up after a restore waits on them); the other
+   * events go to the observer only.
+   */
+  readonly onEvent: (event: NetworkEvent) => void;
+}
+
+/** Makes a facility's network, once, while the node opens. */
+export type FacilityNetworkFactory<N extends FacilityNetwork> = (wiring: FacilityNetworkWiring) => N;
+
 /** Options of {@link FacilityNode.open}. */
-export interface FacilityNodeOptions {
+export interface FacilityNodeOptions<N extends FacilityNetwork = FacilityNetwork> {
   readonly facility: FacilityId;
   /** The relay's key: it signs verdicts and rosters for every facility. */
   readonly key: DeviceKeyPair;
-  /** The facility's LevelDB folder. */
-  readonly dbPath: string;
-  /** The HTTP server whose upgrades the relay routes to this node. */
-  readonly server: Server;
+  /** The facility's stores, opened (the node closes them). */
+  readonly stores: FacilityStores;
+  /** Makes the endpoint devices sync with (the relay: a `WebSocketServerAdapter` on its HTTP server). */
+  readonly network: FacilityNetworkFactory<N>;
   readonly members: FacilityMembersFile;
   readonly observer: FacilityObserver;
   readonly clock?: () => number;
@@ -77,6 +122,8 @@ export interface FacilityNodeOptions {
   readonly policy?: FacilityPolicy;
   /** Checks the signatures of received events (default: the log's; the relay passes its worker pool). */
   readonly verifier?: EventVerifier;
+  /** Signs the relay's events (default: the log's; see `DeviceLogOptions.signer`). */
+  readonly signer?: EventSigner;
 }
 
 /** A connected device, and which of the relay's own documents it has shown it holds no more of. */
@@ -112,15 +159,16 @@ const VERDICTS_PER_ROUND = 2000;
  * for at most `catchUpMaxMs` (a device that never finishes its sync cannot stall the facility).
  * So the relay continues its sequence after its old verdicts instead of forking it.
  */
-export class FacilityNode {
+export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   readonly facility: FacilityId;
   readonly log: DeviceLog;
-  readonly #db: DeviceDatabase;
-  readonly #adapter: WebSocketServerAdapter;
+  /** The endpoint devices sync with (the relay routes WebSocket upgrades to it). */
+  readonly network: N;
+  readonly #stores: FacilityStores;
   readonly #adjudicator: Adjudicator;
   readonly #sealer: SegmentSealer;
   readonly #release: SegmentRelease;
-  readonly #opts: FacilityNodeOptions;
+  readonly #opts: FacilityNodeOptions<N>;
   readonly #clock: () => number;
   readonly #roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
   #members: FacilityMembersFile;
@@ -145,10 +193,9 @@ export class FacilityNode {
   #unsubscribe: () => void = () => {};
 
   private constructor(
-    opts: FacilityNodeOptions,
+    opts: FacilityNodeOptions<N>,
     parts: {
-      db: DeviceDatabase;
-      adapter: WebSocketServerAdapter;
+      network: N;
       log: DeviceLog;
       roster: Map<DeviceId, { facility: FacilityId; revoked: boolean }>;
     },
@@ -156,8 +203,8 @@ export class FacilityNode {
     this.#opts = opts;
     this.facility = opts.facility;
     this.#clock = opts.clock ?? Date.now;
-    this.#db = parts.db;
-    this.#adapter = parts.adapter;
+    this.#stores = opts.stores;
+    this.network = parts.network;
     this.log = parts.log;
     this.#roster = parts.roster;
     this.#members = opts.members;
@@ -192,22 +239,18 @@ export class FacilityNode {
     this.#trusted = own === 0 || (opts.trustedOwnSeq !== undefined && own >= opts.trustedOwnSeq);
   }
 
-  /** Opens the facility's database and log, feeds its history to the adjudicator and starts deciding. */
-  static async open(opts: FacilityNodeOptions): Promise<FacilityNode> {
-    const { facility, key, observer } = opts;
+  /**
+   * Opens the facility's log on its stores, with its network, feeds its history to the adjudicator
+   * and starts deciding. On failure the network is disconnected and the stores closed.
+   */
+  static async open<N extends FacilityNetwork>(opts: FacilityNodeOptions<N>): Promise<FacilityNode<N>> {
+    const { facility, key, observer, stores } = opts;
     const roster = rosterMap(facility, key.deviceId, opts.members);
     const lookup: LogRoster = { lookup: (device) => roster.get(device) };
-    const db = await openDeviceDatabase(opts.dbPath, {
-      onCorruption: (report) => observer.problem(facility, 'corrupt value in the database', report),
-    });
     let connected = 0;
-    let node: FacilityNode | undefined;
-    const adapter = new WebSocketServerAdapter({
-      identity: key,
-      facility,
+    let node: FacilityNode<N> | undefined;
+    const wiring: FacilityNetworkWiring = {
       roster: lookup,
-      server: opts.server,
-      attachUpgrade: false,
       onEvent: (event) => {
         if (event.type === 'peer-connected') connected++;
         if (event.type === 'peer-disconnected') connected = Math.max(0, connected - 1);
@@ -218,13 +261,20 @@ export class FacilityNode {
         }
         observer.network(facility, event, connected);
       },
-    });
+    };
+    let adapter: N;
+    try {
+      adapter = opts.network(wiring);
+    } catch (e) {
+      await stores.close();
+      throw e;
+    }
     try {
       const log = await DeviceLog.open({
         facility,
         key,
-        eventStore: db.eventStore,
-        storage: db.storageAdapter,
+        eventStore: stores.eventStore,
+        storage: stores.storageAdapter,
         roster: lookup,
         relay: key.deviceId,
         // The relay walks every event at open and in its adjudicator: reading them back from
@@ -234,15 +284,16 @@ export class FacilityNode {
         // Before the node exists no peer is connected (upgrades are routed to it once open).
         serves: (peer, documentId, bringsChanges) =>
           node === undefined || node.#release.serves(peer, documentId, bringsChanges),
-        afterStartupScan: db.unmapTables,
+        ...(stores.unmapTables === undefined ? {} : { afterStartupScan: stores.unmapTables }),
         ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
+        ...(opts.signer === undefined ? {} : { signer: opts.signer }),
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
         onIncident: (incident) => observer.problem(facility, `security incident ${incident.code}`, incident),
         onInternalError: (error) =>
           observer.problem(facility, `log internal error ${error.code}`, error.toJSON()),
       });
-      node = new FacilityNode(opts, { db, adapter, log, roster });
+      node = new FacilityNode(opts, { network: adapter, log, roster });
       node.#start();
       // In the background: verdicts need not wait for it, and what it puts back syncs as it lands.
       node.#repairing = node
@@ -260,7 +311,7 @@ export class FacilityNode {
       return node;
     } catch (e) {
       adapter.disconnect();
-      await db.close();
+      await stores.close();
       throw e;
     }
   }
@@ -447,10 +498,9 @@ export class FacilityNode {
     return this.#adjudicator.openDeadletters();
   }
 
-  /** Routes an upgrade request the relay has attributed to this facility. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Counts as activity for {@link isIdle} (the relay calls it for each connection it routes here). */
+  touched(): void {
     this.#lastActivity = this.#clock();
-    this.#adapter.handleUpgrade(req, socket, head);
   }
 
   /** Resolves once the current and any scheduled validation round are done (tests, shutdown). */
@@ -572,7 +622,7 @@ export class FacilityNode {
     this.#roster.clear();
     for (const [id, entry] of fresh) this.#roster.set(id, entry);
     this.log.rosterChanged();
-    this.#adapter.revalidatePeers();
+    this.network.revalidatePeers?.();
     this.#schedule(0);
     return this.publishRoster(maxWaitMs);
   }
@@ -632,7 +682,7 @@ export class FacilityNode {
     return this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
   }
 
-  /** Finishes the running round, closes the log (flushing it), the endpoint and the database. Idempotent. */
+  /** Finishes the running round, closes the log (flushing it), the endpoint and the stores. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -644,12 +694,12 @@ export class FacilityNode {
       await this.#round;
       await this.#publishing?.catch(() => undefined);
       // No peer may add a document handle while the log flushes.
-      this.#adapter.disconnect();
+      this.network.disconnect();
       try {
         await this.log.close();
       } finally {
-        this.#adapter.disconnect();
-        await this.#db.close();
+        this.network.disconnect();
+        await this.#stores.close();
       }
     })();
     return this.#closing;

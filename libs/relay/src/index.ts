@@ -1,5 +1,13 @@
-export { Relay, type RelayOptions, type RelayReadyLine } from './relay.js';
-export { FacilityNode, type FacilityNodeOptions, type FacilityObserver } from './facility-node.js';
+export { Relay, type RelayFacility, type RelayOptions, type RelayReadyLine } from './relay.js';
+export {
+  FacilityNode,
+  type FacilityNetwork,
+  type FacilityNetworkFactory,
+  type FacilityNetworkWiring,
+  type FacilityNodeOptions,
+  type FacilityObserver,
+  type FacilityStores,
+} from './facility-node.js';
 export {
   Adjudicator,
   type AdjudicatorElevation,

@@ -19,6 +19,8 @@ import {
   utcDay,
   type DayDigest,
 } from '@accord/protocol';
+import { WebSocketServerAdapter } from '@accord/network-ws';
+import { openDeviceDatabase } from '@accord/storage-level';
 import { FacilityNode, type FacilityObserver } from './facility-node.js';
 import { createRelayLogger, type RelayLogger } from './logger.js';
 import {
@@ -82,6 +84,9 @@ export interface RelayOptions {
   readonly http?: RelayHttpOptions;
 }
 
+/** A facility the relay serves: its node on the facility's LevelDB, devices on WebSocket. */
+export type RelayFacility = FacilityNode<WebSocketServerAdapter>;
+
 /** The line the relay prints when it is ready (tests and scripts parse it). */
 export interface RelayReadyLine {
   readonly event: 'ready';
@@ -113,7 +118,7 @@ export class Relay {
   readonly #http: RelayHttpFront;
   readonly #logger: RelayLogger;
   readonly #clock: () => number;
-  readonly #nodes = new Map<FacilityId, Promise<FacilityNode>>();
+  readonly #nodes = new Map<FacilityId, Promise<RelayFacility>>();
   /** Own event numbers of facilities unloaded while their history was known complete. */
   readonly #ownSeqAtUnload = new Map<FacilityId, number>();
   readonly #watcher: MembershipWatcher;
@@ -327,7 +332,7 @@ export class Relay {
    *
    * @throws AccordError `RELAY_UNKNOWN_FACILITY` when no device was ever enrolled in it.
    */
-  facility(facility: FacilityId): Promise<FacilityNode> {
+  facility(facility: FacilityId): Promise<RelayFacility> {
     if (this.#stopping !== undefined) {
       return Promise.reject(new AccordError(ErrorCode.RELAY_STOPPING, 'the relay is stopping'));
     }
@@ -340,18 +345,29 @@ export class Relay {
     return node;
   }
 
-  async #load(facility: FacilityId): Promise<FacilityNode> {
+  async #load(facility: FacilityId): Promise<RelayFacility> {
     const members = await readMembers(this.#layout, facility);
     if (members === undefined) {
       throw new AccordError(ErrorCode.RELAY_UNKNOWN_FACILITY, `no facility ${facility} on this relay`, {
         details: { facility },
       });
     }
+    const stores = await openDeviceDatabase(this.#layout.facilityDb(facility), {
+      onCorruption: (report) => this.#observer.problem(facility, 'corrupt value in the database', report),
+    });
     const node = await FacilityNode.open({
       facility,
       key: this.#key,
-      dbPath: this.#layout.facilityDb(facility),
-      server: this.#server,
+      stores,
+      network: ({ roster, onEvent }) =>
+        new WebSocketServerAdapter({
+          identity: this.#key,
+          facility,
+          roster,
+          server: this.#server,
+          attachUpgrade: false,
+          onEvent,
+        }),
       members,
       observer: this.#observer,
       ...(this.#opts.clock === undefined ? {} : { clock: this.#opts.clock }),
@@ -440,7 +456,10 @@ export class Relay {
     }
     // Unknown facilities are refused before anything is loaded or disclosed.
     this.facility(facility).then(
-      (node) => node.handleUpgrade(req, socket, head),
+      (node) => {
+        node.touched();
+        node.network.handleUpgrade(req, socket, head);
+      },
       (e: unknown) => {
         if (e instanceof AccordError && e.code === ErrorCode.RELAY_UNKNOWN_FACILITY) {
           refuse(403, ErrorCode.NETWORK_WRONG_FACILITY, 'wrong-facility');
@@ -529,7 +548,7 @@ export class Relay {
    * loading it again, the relay need not wait for a device to confirm it (nothing was restored in
    * between). A new process knows nothing and waits (see `FacilityNode`).
    */
-  #rememberOwnSeq(node: FacilityNode): void {
+  #rememberOwnSeq(node: RelayFacility): void {
     if (node.trusted) this.#ownSeqAtUnload.set(node.facility, node.log.ownHistory().assigned);
   }
 

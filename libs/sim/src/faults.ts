@@ -11,7 +11,7 @@ export interface FaultPlan {
   readonly crashes: readonly Crash[];
   /** Clock skew per node (ms ahead of true time; negative: behind). */
   readonly skews: Readonly<Record<string, number>>;
-  /** When the last fault ends (a partition heals, a crashed node is back); 0 with no faults. */
+  /** When the last fault ends (a partition heals, a crashed node is back, the relay is restored); 0 with no faults. */
   readonly lastFaultMs: number;
 }
 
@@ -53,6 +53,7 @@ export function planFaults(s: Scenario, prng: Prng): FaultPlan {
     0,
     ...offline.map((w) => Math.min(w.toMs, s.durationMs)),
     ...crashes.map((c) => Math.min(c.atMs + c.downMs, s.durationMs)),
+    s.relayRestore?.atMs ?? 0,
   );
   return {
     offline: offline.sort((a, b) => a.fromMs - b.fromMs || cmp(a.node, b.node)),

@@ -18,4 +18,4 @@ export { renderReport, parseRunsJsonl } from './report/report.js';
 export * from './timers.js';
 export { SimRepoNetwork, type SimRepoNetworkOptions } from './repo-network.js';
 export { installSimEntropy } from './entropy.js';
-export { runAccord, type AccordFinalState, type RunAccordOptions } from './accord/run.js';
+export { runAccord, type AccordFinalState, type RelayLife, type RunAccordOptions } from './accord/run.js';

@@ -78,7 +78,8 @@ export class SimRepoNetwork {
   readonly #network: SimNetwork;
   readonly #reconnectMs: number;
   readonly #keepaliveMs: number;
-  readonly #adapters = new Map<string, SimRepoAdapter>();
+  /** The current adapters of each node, by channel. */
+  readonly #adapters = new Map<string, Map<string, SimRepoAdapter>>();
   /** Connections broken by a fault. */
   resets = 0;
 
@@ -90,22 +91,40 @@ export class SimRepoNetwork {
     network.onDrop((from, to) => this.#broken(from, to));
   }
 
-  /** The adapter of `node`, which connects to `peers` (node names). A restarted node gets a new one. */
-  adapter(node: string, peers: readonly string[]): NetworkAdapter {
+  /**
+   * The adapter of `node`, which connects to `peers` (node names). A restarted node gets a new one
+   * (same `channel`). A node may have several adapters on distinct channels with disjoint peers:
+   * the relay serves each facility's devices on an endpoint of its own, as on one port.
+   */
+  adapter(node: string, peers: readonly string[], channel = ''): NetworkAdapter {
     const a = new SimRepoAdapter(node, peers, {
       scheduler: this.#scheduler,
       network: this.#network,
       reconnectMs: this.#reconnectMs,
       keepaliveMs: this.#keepaliveMs,
-      adapterOf: (n) => this.#adapters.get(n),
+      adapterOf: (n, peer) => this.#adapterOf(n, peer),
     });
-    this.#adapters.set(node, a);
+    let mine = this.#adapters.get(node);
+    if (mine === undefined) {
+      mine = new Map();
+      this.#adapters.set(node, mine);
+      this.#network.attach(node, (bytes, info) =>
+        this.#adapterOf(node, info.from)?.receive(bytes, info.from, info.truncated),
+      );
+    }
+    mine.set(channel, a);
     return a;
   }
 
+  /** The adapter of `node` that talks to `peer`. */
+  #adapterOf(node: string, peer: string): SimRepoAdapter | undefined {
+    for (const a of this.#adapters.get(node)?.values() ?? []) if (a.linksTo(peer)) return a;
+    return undefined;
+  }
+
   #broken(from: string, to: string): void {
-    const a = this.#adapters.get(from);
-    const b = this.#adapters.get(to);
+    const a = this.#adapterOf(from, to);
+    const b = this.#adapterOf(to, from);
     if (a?.isConnectedTo(to) === true || b?.isConnectedTo(from) === true) this.resets++;
     this.#scheduler.after(0, () => {
       a?.reset(to);
@@ -119,7 +138,7 @@ interface AdapterWiring {
   readonly network: SimNetwork;
   readonly reconnectMs: number;
   readonly keepaliveMs: number;
-  readonly adapterOf: (node: string) => SimRepoAdapter | undefined;
+  readonly adapterOf: (node: string, peer: string) => SimRepoAdapter | undefined;
 }
 
 /** One node's adapter; see {@link SimRepoNetwork}. */
@@ -159,11 +178,15 @@ class SimRepoAdapter extends NetworkAdapter {
     return this.#links.get(node)?.connected === true;
   }
 
+  /** True when this adapter talks to `node` at all. */
+  linksTo(node: string): boolean {
+    return this.#links.has(node);
+  }
+
   override connect(peerId: PeerId, peerMetadata?: PeerMetadata): void {
     this.peerId = peerId;
     if (peerMetadata !== undefined) this.peerMetadata = peerMetadata;
     this.#ready = true;
-    this.#w.network.attach(this.#node, (bytes, info) => this.#receive(bytes, info.from, info.truncated));
     for (const link of this.#links.values()) this.#w.scheduler.after(0, () => this.#dial(link));
   }
 
@@ -175,6 +198,7 @@ class SimRepoAdapter extends NetworkAdapter {
   }
 
   override disconnect(): void {
+    if (this.#left) return;
     this.#left = true;
     for (const link of this.#links.values()) {
       if (link.connected) this.#control(link.node, 'bye');
@@ -228,8 +252,9 @@ class SimRepoAdapter extends NetworkAdapter {
     this.#w.network.send(this.#node, to, encodeFrame(CONTROL, c));
   }
 
-  #receive(bytes: Uint8Array, from: string, truncated: boolean): void {
-    if (this.#left) return;
+  /** A frame from `from` reached this node (before `connect`, nobody listens yet). */
+  receive(bytes: Uint8Array, from: string, truncated: boolean): void {
+    if (this.#left || !this.#ready) return;
     const link = this.#links.get(from);
     if (link === undefined) return; // not a node this one talks to
     if (!truncated && bytes.length === PING_FRAME.length && bytes[0] === PING) return;
@@ -237,7 +262,7 @@ class SimRepoAdapter extends NetworkAdapter {
     if (frame === undefined) {
       // A cut or garbled frame ends the connection at both ends, as a broken socket would.
       this.reset(from);
-      this.#w.adapterOf(from)?.reset(this.#node);
+      this.#w.adapterOf(from, this.#node)?.reset(this.#node);
       return;
     }
     if (frame.kind === REPO) {

@@ -91,6 +91,11 @@ crashes:
     expect(fromYaml.network.links[0]!.model).toMatchObject({ loss: 0.05, truncate: 0.02, bandwidth: 20000 });
     expect(fromYaml.workload.mix.register).toBe(5);
     expect(fromYaml.crashes.scripted).toEqual([{ node: 'relay', atMs: 3 * DAY, downMs: 3_600_000 }]);
+    expect(fromYaml.relayRestore).toBeNull();
+    expect(parseScenario('relayRestore: { at: 10h, from: 6h }').relayRestore).toEqual({
+      atMs: 36_000_000,
+      fromMs: 21_600_000,
+    });
   });
 
   it('answers bad fields with SIM_SCENARIO_INVALID and the path of each issue', () => {
@@ -105,6 +110,10 @@ crashes:
         'partitions.scripted.0',
       ],
       [{ duration: '2d', workload: { until: '3d' } }, 'workload.until'],
+      [{ relayRestore: { at: '6h', from: '10h' } }, 'relayRestore.from'],
+      [{ duration: '1d', relayRestore: { at: '2d', from: '10h' } }, 'relayRestore.at'],
+      [{ relay: false, relayRestore: { at: '10h', from: '6h' } }, 'relayRestore'],
+      [{ relayRestore: { at: 'later', from: '6h' } }, 'relayRestore.at'],
       ['not an object', '(root)'],
     ];
     for (const [value, path] of cases) {

@@ -61,6 +61,15 @@ export interface Crash {
   readonly downMs: number;
 }
 
+/**
+ * The relay is replaced at `atMs` by a copy of its stores as they were at `fromMs` (restored from
+ * an older backup): what it stored in between is gone from it.
+ */
+export interface RelayRestore {
+  readonly atMs: number;
+  readonly fromMs: number;
+}
+
 /** Knobs of the queue-based baseline client (the incumbent's periods and limits, see README). */
 export interface BaselineOptions {
   /** The push loop's reschedule when the server cannot be reached ("come back in 30 seconds"). */
@@ -108,6 +117,8 @@ export interface Scenario {
     readonly random: { readonly count: number; readonly downMs: number };
     readonly scripted: readonly Crash[];
   };
+  /** The relay restored from an older backup, if it is (Accord only: the baseline ignores it). */
+  readonly relayRestore: RelayRestore | null;
   readonly baseline: BaselineOptions;
   /** How often divergence between devices is sampled. */
   readonly sampleEveryMs: number;
@@ -191,6 +202,7 @@ const input = z.strictObject({
       scripted: z.array(z.strictObject({ node: z.string(), at: duration, downtime: duration })).default([]),
     })
     .default({ scripted: [] }),
+  relayRestore: z.strictObject({ at: duration, from: duration }).optional(),
   baseline: z
     .strictObject({
       pushRetry: duration.default(30_000),
@@ -320,6 +332,16 @@ export function checkScenario(value: unknown): Scenario {
   v.network.links.forEach((l, i) =>
     l.between.forEach((n, k) => (n === '*' ? n : known(n, `network.links.${i}.between.${k}`))),
   );
+  if (v.relayRestore !== undefined) {
+    const r = v.relayRestore;
+    if (!v.relay) issues.push({ path: 'relayRestore', message: 'needs a relay (`relay: true`)' });
+    if (r.from >= r.at)
+      issues.push({
+        path: 'relayRestore.from',
+        message: 'the backup must be older than the restore (`from` < `at`)',
+      });
+    if (r.at > v.duration) issues.push({ path: 'relayRestore.at', message: 'must not exceed `duration`' });
+  }
   const untilMs = v.workload.until ?? Math.round(v.duration * 0.8);
   if (untilMs > v.duration) issues.push({ path: 'workload.until', message: 'must not exceed `duration`' });
   if (issues.length > 0)
@@ -361,6 +383,8 @@ export function checkScenario(value: unknown): Scenario {
           : { count: v.crashes.random.count, downMs: v.crashes.random.downtime },
       scripted: v.crashes.scripted.map((c) => ({ node: c.node, atMs: c.at, downMs: c.downtime })),
     },
+    relayRestore:
+      v.relayRestore === undefined ? null : { atMs: v.relayRestore.at, fromMs: v.relayRestore.from },
     baseline: {
       pushRetryMs: v.baseline.pushRetry,
       pullIntervalMs: v.baseline.pullInterval,

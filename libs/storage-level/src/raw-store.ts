@@ -234,6 +234,18 @@ export class MemoryKeyValue implements RawStore {
     if (this.#data.delete(k)) this.#sorted.splice(this.#lowerBound(k), 1);
   }
 
+  /**
+   * A copy of everything stored now, as a separate backend: a backup of the disk taken at this
+   * instant (later writes to either do not reach the other). The simulator restores a relay from
+   * one, and keeps one at a crash as the disk the restarted process finds.
+   */
+  clone(): MemoryKeyValue {
+    const copy = new MemoryKeyValue();
+    for (const k of this.#sorted) copy.#data.set(k, this.#data.get(k)!);
+    copy.#sorted.push(...this.#sorted);
+    return copy;
+  }
+
   /** Makes the next `count` calls to `write` fail with an I/O-like error (nothing applied). */
   failNextWrites(count: number): void {
     this.#failures = count;

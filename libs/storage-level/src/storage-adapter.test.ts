@@ -34,4 +34,19 @@ describe('MemoryStorageAdapter', () => {
       { key: ['doc', 'snapshot'], data: new Uint8Array([1, 2, 3]) },
     ]);
   });
+
+  it('a clone of the backend is a backup taken at that instant: later writes reach only one side', async () => {
+    const backend = new MemoryKeyValue();
+    const live = new MemoryStorageAdapter({ backend });
+    await live.save(['doc', 'a'], new Uint8Array([1]));
+    const backup = backend.clone();
+    await live.save(['doc', 'b'], new Uint8Array([2]));
+    await live.remove(['doc', 'a']);
+    const restored = new MemoryStorageAdapter({ backend: backup });
+    expect(await restored.loadRange(['doc'])).toStrictEqual([
+      { key: ['doc', 'a'], data: new Uint8Array([1]) },
+    ]);
+    await restored.save(['doc', 'c'], new Uint8Array([3]));
+    expect((await live.loadRange(['doc'])).map((c) => c.key)).toStrictEqual([['doc', 'b']]);
+  });
 });

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { withSeed } from '@accord/testkit';
 import { runBaseline } from '../baseline/run.js';
-import { SimError } from '../errors.js';
 import { defineScenario, type ScenarioInput } from '../scenario.js';
-import { runAccord } from './run.js';
+import type { DeviceLog } from '@accord/log';
+import { verdictsIn, type DeviceId } from '@accord/protocol';
+import { runAccord, type AccordFinalState } from './run.js';
 
 /**
  * Three tablets of one clinic for a day: lossy links with cut frames, tablet 3 offline from 3 h
@@ -21,7 +22,7 @@ const input = (seed: number, relay = false): ScenarioInput => ({
   sampleEvery: '2h',
 });
 
-describe('runAccord (peer to peer, no relay yet)', () => {
+describe('runAccord peer to peer (no relay)', () => {
   it(
     'through loss, cut frames and a partition every tablet ends with every saved event and none is lost; the same seed gives the same JSON',
     () =>
@@ -108,13 +109,234 @@ describe('runAccord (peer to peer, no relay yet)', () => {
       expect(seen.reduce((n, d) => n + d.acknowledged, 0)).toBe(r.eventsAppended);
       expect(seen.every((d) => d.acknowledged > 0)).toBe(true);
     }));
+});
 
-  it('refuses a scenario with a relay, which it does not run yet', async () => {
-    const err: unknown = await runAccord(defineScenario(input(1, true))).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SimError);
-    expect((err as SimError).code).toBe('SIM_SCENARIO_INVALID');
-    expect((err as SimError).details['issues']).toEqual([
-      { path: 'relay', message: 'runAccord runs peer to peer only (no relay yet)' },
-    ]);
-  });
+/**
+ * Three tablets of one clinic and the relay for 8 hours: lossy links with cut frames, tablet 3
+ * offline from 1 h to 2 h, skewed clocks, users (with deliberate violations and duplicates) until
+ * 6 h. `extra` adds faults.
+ */
+const withRelay = (seed: number, extra: ScenarioInput = {}): ScenarioInput => ({
+  seed,
+  relay: true,
+  devicesPerFacility: 3,
+  duration: '8h',
+  workload: { ratePerHour: 5, until: '6h', violations: 0.1, duplicates: 0.08 },
+  network: { default: { loss: 0.03, truncate: 0.03 } },
+  partitions: { scripted: [{ node: 'f1-d3', from: '1h', to: '2h' }] },
+  clockSkew: { random: '30s' },
+  sampleEvery: '1h',
+  ...extra,
+});
+
+/** The verdicts `log` holds about each device event, by target (relay-signed events only). */
+function verdictCounts(log: DeviceLog, relay: DeviceId): { targets: number; counts: Map<string, number> } {
+  const counts = new Map<string, number>();
+  let targets = 0;
+  for (const e of log.visibleEvents()) {
+    if (e.device !== relay) {
+      targets++;
+      continue;
+    }
+    for (const v of verdictsIn(e)) counts.set(v.target, (counts.get(v.target) ?? 0) + 1);
+  }
+  return { targets, counts };
+}
+
+/**
+ * Checks the final state of a relay run: every log (tablets and relay) holds the same events, one
+ * verdict per device event, no security incident; returns the deadletter verdicts by code.
+ */
+function checkOneVerdictEach(state: AccordFinalState, appended: number): Record<string, number> {
+  const [relay] = state.relays;
+  expect(relay).toBeDefined();
+  const logs = [...state.devices.map((d) => d.log), relay!.log];
+  const ids = (log: DeviceLog): string[] => [...log.visibleEvents()].map((e) => e.id).sort();
+  const relayIds = ids(relay!.log);
+  for (const log of logs) {
+    expect(ids(log)).toEqual(relayIds);
+    const { targets, counts } = verdictCounts(log, relay!.relay);
+    expect(targets).toBe(appended);
+    expect(counts.size).toBe(appended);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(log.incidents()).toEqual([]);
+  }
+  const byCode: Record<string, number> = {};
+  for (const e of relay!.log.visibleEvents())
+    for (const v of verdictsIn(e)) if (v.outcome === 'deadletter') byCode[v.code] = (byCode[v.code] ?? 0) + 1;
+  return byCode;
+}
+
+describe('runAccord with the relay (the real FacilityNode)', () => {
+  it(
+    'every tablet ends with every saved event and exactly one relay verdict each; deadletters by code come from the verdicts',
+    () =>
+      withSeed('accord relay', async (seed) => {
+        let byCode: Record<string, number> = {};
+        const r = await runAccord(defineScenario(withRelay(seed)), {
+          inspect: (state) => {
+            byCode = checkOneVerdictEach(state, state.relays[0]!.log.list().length);
+          },
+        });
+        expect(r.eventsAppended).toBeGreaterThan(40);
+        expect(r.network.truncated).toBeGreaterThan(0);
+        expect(r.network.droppedOffline).toBeGreaterThan(0);
+        expect(r.converged).toBe(true);
+        expect(r.convergenceMs).toBeGreaterThanOrEqual(0);
+        expect(r.eventsLost).toBe(0);
+        // The relay judged the deliberate faults: each duplicate registration a 409, violations 422.
+        expect(r.deadletters).toEqual(byCode);
+        expect(r.deadletters['409'] ?? 0).toBe(r.duplicates);
+        expect(r.duplicates).toBeGreaterThan(0);
+        expect(r.deadletters['422']).toBeGreaterThan(0);
+        expect(r.symptoms).toEqual({
+          patientsMissing: 0,
+          encounterReappeared: 0,
+          countersDisagree: 0,
+          changesAppearLost: 0,
+        });
+      }),
+    120_000,
+  );
+
+  it(
+    'judges nothing 409 or 422 when users make no violation and no duplicate',
+    () =>
+      withSeed('accord relay clean', async (seed) => {
+        const base = withRelay(seed);
+        const r = await runAccord(
+          defineScenario({
+            ...base,
+            duration: '3h',
+            workload: { ratePerHour: 5, until: '2h', violations: 0, duplicates: 0 },
+            partitions: {},
+          }),
+        );
+        expect(r.eventsAppended).toBeGreaterThan(10);
+        expect(r.converged).toBe(true);
+        expect(r.deadletters['409']).toBeUndefined();
+        expect(r.deadletters['422']).toBeUndefined();
+      }),
+    60_000,
+  );
+
+  it(
+    'serves two facilities from the one relay node, each by its own FacilityNode, through a relay crash',
+    () =>
+      withSeed('accord relay two facilities', async (seed) => {
+        const seen: { facility: number; facilities: string[]; lives: number }[] = [];
+        const r = await runAccord(
+          defineScenario({
+            ...withRelay(seed),
+            facilities: 2,
+            devicesPerFacility: 2,
+            duration: '3h',
+            workload: { ratePerHour: 5, until: '2h', violations: 0.1, duplicates: 0.08 },
+            partitions: {},
+            crashes: { scripted: [{ node: 'relay', at: '70m', downtime: '10m' }] },
+          }),
+          {
+            inspect: ({ relays, devices }) => {
+              for (const relay of relays) {
+                const facilities = new Set([...relay.log.visibleEvents()].map((e) => e.facility));
+                seen.push({
+                  facility: relay.facility,
+                  facilities: [...facilities],
+                  lives: relay.lives.length,
+                });
+                const tablets = devices.filter((d) => d.facility === relay.facility);
+                expect(tablets).toHaveLength(2);
+                for (const t of tablets) expect(t.log.list().length).toBe(relay.log.list().length);
+              }
+            },
+          },
+        );
+        expect(seen).toEqual([
+          { facility: 1, facilities: ['f1'], lives: 2 },
+          { facility: 2, facilities: ['f2'], lives: 2 },
+        ]);
+        expect(r.converged).toBe(true);
+        expect(r.eventsLost).toBe(0);
+      }),
+    60_000,
+  );
+
+  it(
+    'the same seed gives the same JSON, another seed another one',
+    () =>
+      withSeed('accord relay replay', async (seed) => {
+        const small = (s: number): ScenarioInput => ({
+          ...withRelay(s),
+          duration: '3h',
+          workload: { ratePerHour: 5, until: '2h', violations: 0.1, duplicates: 0.08 },
+          partitions: { scripted: [{ node: 'f1-d2', from: '30m', to: '1h' }] },
+          crashes: { scripted: [{ node: 'relay', at: '70m', downtime: '10m' }] },
+        });
+        const first = JSON.stringify(await runAccord(defineScenario(small(seed))));
+        const again = JSON.stringify(await runAccord(defineScenario(small(seed))));
+        expect(again).toBe(first);
+        const other = JSON.stringify(await runAccord(defineScenario(small((seed + 1) >>> 0))));
+        expect(other).not.toBe(first);
+      }),
+    120_000,
+  );
+
+  it(
+    'a tablet and the relay that crash mid-run (their logs closed, reopened from what their stores held) converge with nothing lost',
+    () =>
+      withSeed('accord relay crashes', async (seed) => {
+        let lives: AccordFinalState['relays'][number]['lives'] = [];
+        const r = await runAccord(
+          defineScenario(
+            withRelay(seed, {
+              crashes: {
+                scripted: [
+                  { node: 'f1-d1', at: '150m', downtime: '30m' },
+                  { node: 'relay', at: '4h', downtime: '20m' },
+                ],
+              },
+            }),
+          ),
+          {
+            inspect: (state) => {
+              checkOneVerdictEach(state, state.relays[0]!.log.list().length);
+              lives = state.relays[0]!.lives;
+            },
+          },
+        );
+        // The relay ran twice: the second process started from its store, and went on past it.
+        expect(lives.map((l) => l.openedAtMs)).toEqual([0, 4 * 3_600_000 + 20 * 60_000]);
+        expect(lives[1]!.ownAtOpen).toBeGreaterThan(0);
+        expect(lives[1]!.ownAtEnd).toBeGreaterThan(lives[1]!.ownAtOpen);
+        expect(r.converged).toBe(true);
+        expect(r.eventsLost).toBe(0);
+        expect(r.symptoms.changesAppearLost).toBe(0);
+      }),
+    120_000,
+  );
+
+  it(
+    'a relay restored from an older backup relearns its later verdicts from the tablets and continues its sequence: no verdict twice, nothing lost',
+    () =>
+      withSeed('accord relay restore', async (seed) => {
+        let lives: AccordFinalState['relays'][number]['lives'] = [];
+        const r = await runAccord(
+          defineScenario(withRelay(seed, { relayRestore: { at: '5h', from: '3h' } })),
+          {
+            inspect: (state) => {
+              checkOneVerdictEach(state, state.relays[0]!.log.list().length);
+              lives = state.relays[0]!.lives;
+            },
+          },
+        );
+        expect(lives.map((l) => l.openedAtMs)).toEqual([0, 5 * 3_600_000]);
+        // The backup lacked what the relay wrote between 3 h and 5 h…
+        expect(lives[1]!.ownAtOpen).toBeLessThan(lives[0]!.ownAtEnd);
+        // …and the restored relay got it back from the tablets and numbered on after it.
+        expect(lives[1]!.ownAtEnd).toBeGreaterThan(lives[0]!.ownAtEnd);
+        expect(r.converged).toBe(true);
+        expect(r.eventsLost).toBe(0);
+      }),
+    120_000,
+  );
 });
