@@ -8,9 +8,9 @@
 // tablet of its facility and no other event is, and — with the relay in the run — every event
 // has exactly one verdict.
 //
-// The relay is not in `runAccord` yet: `withRelay` draws false until it is. The verdict and
-// deadletter comparisons hold trivially without it (no verdicts at all) and bite once it runs.
-// Still to come with it: the relay restored from an older backup (no scenario field says so yet).
+// Half the runs have the relay (the real `FacilityNode`): it is a target of partitions (absent for
+// part of the run) and crash-restarts like any tablet, may be restored from an older backup of
+// itself (`relayRestore`), and its log must agree with the tablets' as one more replica.
 //
 // Seeded: `FC_SEED` (else a seed from this test's name, `testSeed`); a failure prints
 // fast-check's seed and path, the shrunk plan, and the scenario to replay with
@@ -24,11 +24,10 @@ import { defineScenario, deviceNodes, RELAY_NODE, type ScenarioInput } from '../
 import { runAccord, type AccordFinalState } from './run.js';
 
 /**
- * Whether a run has the relay. `runAccord` refuses `relay: true` until the relay is in it; then
- * this becomes `fc.boolean()`, and the relay's node joins the partition and crash targets
- * (relay absent for part of the run, relay crash-restarts).
+ * Whether a run has the relay; with it, the relay's node joins the partition and crash targets
+ * (relay absent for part of the run, relay crash-restarts) and may be restored from a backup.
  */
-const withRelay = fc.constant(false);
+const withRelay = fc.boolean();
 
 /** Simulated minutes after the last partition or crash (and the last user action) for the run to settle. */
 const SETTLE_MIN = 5;
@@ -62,6 +61,8 @@ interface Plan {
   readonly crashes: readonly { readonly pick: number; readonly atMin: number; readonly downMin: number }[];
   /** Clock skews (ms) of the first tablets, in node order. */
   readonly skewsMs: readonly number[];
+  /** With the relay: at `atMin` it is replaced by its backup taken at `atMin - ageMin`. */
+  readonly restore: { readonly atMin: number; readonly ageMin: number } | null;
 }
 
 const percent = (max: number): fc.Arbitrary<number> => fc.integer({ min: 0, max }).map((p) => p / 100);
@@ -104,6 +105,11 @@ const planArb: fc.Arbitrary<Plan> = withRelay.chain((relay) =>
       { maxLength: 2 },
     ),
     skewsMs: fc.array(fc.integer({ min: -2 * 3_600_000, max: 2 * 3_600_000 }), { maxLength: 6 }),
+    restore: relay
+      ? fc.option(
+          fc.record({ atMin: fc.integer({ min: 2, max: 20 }), ageMin: fc.integer({ min: 1, max: 10 }) }),
+        )
+      : fc.constant(null),
   }),
 );
 
@@ -116,6 +122,7 @@ function scenarioOf(p: Plan): ScenarioInput {
     p.untilMin,
     ...p.partitions.map((w) => w.fromMin + w.forMin),
     ...p.crashes.map((c) => c.atMin + c.downMin),
+    p.restore?.atMin ?? 0,
   );
   return {
     seed: p.seed,
@@ -143,6 +150,14 @@ function scenarioOf(p: Plan): ScenarioInput {
     clockSkew: {
       nodes: Object.fromEntries(p.skewsMs.slice(0, devices.length).map((ms, i) => [devices[i]!, ms])),
     },
+    ...(p.restore === null
+      ? {}
+      : {
+          relayRestore: {
+            at: `${p.restore.atMin}m`,
+            from: `${Math.max(0, p.restore.atMin - p.restore.ageMin)}m`,
+          },
+        }),
     sampleEvery: '1m',
   };
 }
@@ -243,13 +258,21 @@ describe('Accord convergence (property, simulated clock)', () => {
     'once partitions and crashes are over, every tablet of a facility holds the same events, heads, verdicts, deadletters and projections, and no acknowledged event is lost',
     async () => {
       // Over all runs: the faults and the work the property is about did happen.
-      const seen = { appended: 0, lost: 0, cut: 0, offline: 0, diverged: 0 };
+      const seen = { appended: 0, lost: 0, cut: 0, offline: 0, diverged: 0, verdicts: 0, restored: 0 };
       await fc.assert(
         fc.asyncProperty(planArb, async (plan) => {
           const input = scenarioOf(plan);
           const holdings: Holding[] = [];
           const result = await runAccord(defineScenario(input), {
-            inspect: ({ devices }) => devices.forEach((d) => holdings.push(holdingOf(d))),
+            inspect: ({ devices, relays }) => {
+              devices.forEach((d) => holdings.push(holdingOf(d)));
+              // The relay is one more replica of its facility: it acknowledged nothing to a user.
+              relays.forEach((r) =>
+                holdings.push(
+                  holdingOf({ node: RELAY_NODE, facility: r.facility, log: r.log, acknowledged: [] }),
+                ),
+              );
+            },
           });
           const problems: string[] = [];
           for (let f = 1; f <= plan.shape.facilities; f++)
@@ -270,6 +293,8 @@ describe('Accord convergence (property, simulated clock)', () => {
           seen.cut += result.network.truncated;
           seen.offline += result.network.droppedOffline;
           seen.diverged += result.divergence.some(([, pairs]) => pairs > 0) ? 1 : 0;
+          seen.verdicts += Object.values(result.deadletters).reduce((n, c) => n + c, 0);
+          seen.restored += plan.restore === null ? 0 : 1;
         }),
         { ...budget.parameters, seed: testSeed('accord convergence property') },
       );
@@ -278,6 +303,9 @@ describe('Accord convergence (property, simulated clock)', () => {
       expect(seen.cut).toBeGreaterThan(0);
       expect(seen.offline).toBeGreaterThan(0);
       expect(seen.diverged).toBeGreaterThan(0);
+      // The relay ran, rejected some events, and was restored from a backup in some runs.
+      expect(seen.verdicts).toBeGreaterThan(0);
+      expect(seen.restored).toBeGreaterThan(0);
     },
     budget.timeoutMs,
   );
