@@ -1,7 +1,7 @@
 // `accord sim` through the real command (separate processes, as users run it): one run's JSON is
 // the same bytes for the same seed, flags reach the scenario, errors carry their codes, and a
 // sweep and its report hold both systems. Sizes are small (two tablets for a few simulated hours)
-// so that each run takes seconds. Accord runs with --no-relay: its runner has no relay yet.
+// so that each run takes seconds. Accord runs with the relay (the default) unless a test says not.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { simScenario } from './sim-cli.js';
 import { runAccord } from './test-support.js';
 
-/** Two tablets for three simulated hours, peer to peer. */
-const SMALL = ['--no-relay', '--devices', '2', '--duration', '3h', '--events', '12'];
+/** Two tablets and the relay for three simulated hours. */
+const SMALL = ['--devices', '2', '--duration', '3h', '--events', '12'];
 
 interface RunJson {
   readonly seed: number;
@@ -90,6 +90,32 @@ describe('accord sim --json', () => {
     expect(clean.json.network.truncated).toBe(0);
     expect(faulty.json.network.droppedLoss).toBeGreaterThan(0);
     expect(faulty.json.network.truncated).toBeGreaterThan(0);
+  }, 180_000);
+});
+
+describe('accord sim with the relay', () => {
+  it("gives deadletters by code where users broke rules, and none of the baseline's symptoms on the same seed", async () => {
+    const file = join(dir, 'rules.yaml');
+    await writeFile(
+      file,
+      'workload: { violations: 0.3, duplicates: 0.2 }\nnetwork: { default: { loss: 0.02 } }\n',
+    );
+    const { json } = await simJson('--seed', '3', '--baseline', '--events', '40', '--scenario', file);
+    expect(json.converged).toBe(true);
+    expect(json.eventsLost).toBe(0);
+    // The relay judged the broken rules: 422 for violations, 409 as many as the duplicates.
+    expect(json.deadletters['422']).toBeGreaterThan(0);
+    expect(json.deadletters['409'] ?? 0).toBe(json.duplicates);
+    expect(Object.values(json.symptoms).every((n) => n === 0)).toBe(true);
+    const baseline = json.baseline!;
+    expect(Object.values(baseline.symptoms).some((n) => n > 0)).toBe(true);
+    expect(baseline.deadletters['422']).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('runs peer to peer with --no-relay: no verdicts at all', async () => {
+    const { json } = await simJson('--seed', '3', '--no-relay');
+    expect(json.converged).toBe(true);
+    expect(json.deadletters).toEqual({});
   }, 180_000);
 });
 
@@ -211,7 +237,7 @@ describe('accord sim sweep and report', () => {
     await writeFile(
       grid,
       [
-        'base: { seed: 2, relay: false, devicesPerFacility: 2, duration: 3h, workload: { ratePerHour: 2 } }',
+        'base: { seed: 2, devicesPerFacility: 2, duration: 3h, workload: { ratePerHour: 2 } }',
         'grid:',
         '  network.default.loss: [0, 0.1]',
       ].join('\n'),
