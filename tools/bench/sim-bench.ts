@@ -9,11 +9,11 @@ import { sizeLabel } from './log-bench.js';
 import { progress } from './stats.js';
 
 /**
- * Where the bench's tablets sync. Peer to peer, full mesh, for now: `runAccord` has no relay yet.
- * Once it has, this becomes `{ relay: true, p2p: false }` (every tablet syncs with the relay, as
- * in the field) and nothing else here changes.
+ * Where the bench's tablets sync: with the relay, as in the field (every tablet syncs with the
+ * relay's real `FacilityNode`, which judges every event); no peer-to-peer links, whose count
+ * grows with the square of the tablets (see libs/sim's README, "Speed").
  */
-export const SIM_BENCH_TOPOLOGY = { relay: false, p2p: true } as const;
+export const SIM_BENCH_TOPOLOGY = { relay: true, p2p: false } as const;
 
 /** Simulated hours the users work; the run lasts a quarter longer, so the facility can settle. */
 const WORK_HOURS = 16;
