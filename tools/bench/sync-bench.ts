@@ -45,7 +45,9 @@ export async function startBenchChild(script: string, args: readonly string[]): 
       ...(process.env['ACCORD_BENCH_CHILD_PROF']
         ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
         : []),
+      // The device agent's flags (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
+      '--heap-growing-percent=30',
       bundle,
       ...args,
     ],

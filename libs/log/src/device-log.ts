@@ -148,6 +148,8 @@ export class DeviceLog implements DeviceLogApi {
     this.#segments = new Segments(host, ctx, {
       onChange: (segment) => this.#ingest.schedule(segment),
       isComplete: (device, index) => this.#complete(device, index),
+      holdsPart: (device, index) => this.#visible.contiguous(device) > index * this.#segmentSize,
+      onWanted: () => this.#following.refresh(),
     });
     this.#following = new Following({
       ctx,

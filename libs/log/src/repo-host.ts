@@ -66,6 +66,7 @@ export class RepoHost {
   /** The network adapters, as the Repo's network subsystem keeps them (closed ones leave). */
   #adapters: NetworkAdapterInterface[] = [];
   readonly #onMessage = new Set<(documentId: DocumentId) => void>();
+  readonly #onPeer = new Set<() => void>();
   /**
    * With `serves`: the sync messages each peer sent about each document whose access is not
    * decided yet, oldest first (the Repo asks once per message, in order).
@@ -272,6 +273,20 @@ export class RepoHost {
     this.#repo.networkSubsystem.addNetworkAdapter(adapter);
   }
 
+  /** True while a peer is connected (the Repo's public `peers`). */
+  hasPeers(): boolean {
+    return this.#repo.peers.length > 0;
+  }
+
+  /**
+   * Calls `listener` each time a peer connects (an adapter's public `peer-candidate` event, once
+   * the Repo has taken the peer in: a document opened from then on is synced with it).
+   */
+  onPeer(listener: () => void): () => void {
+    this.#onPeer.add(listener);
+    return () => this.#onPeer.delete(listener);
+  }
+
   /**
    * Calls `listener` with the document id of every message a peer sends about a document (read
    * from the adapters' own public `message` events; the Repo's answers only ever follow them).
@@ -354,6 +369,9 @@ export class RepoHost {
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
     adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
+    adapter.on('peer-candidate', () => {
+      for (const listener of this.#onPeer) listener();
+    });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
       adapter.on('peer-disconnected', ({ peerId }) => {

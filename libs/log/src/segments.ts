@@ -57,6 +57,10 @@ export interface SegmentsDeps {
   readonly onChange: (segment: SegmentState) => void;
   /** True when every event of segment `index` of `device` is visible here. */
   readonly isComplete: (device: DeviceId, index: number) => boolean;
+  /** True when some event of segment `index` of `device` is visible here. */
+  readonly holdsPart: (device: DeviceId, index: number) => boolean;
+  /** Called when the segments {@link Segments.follow} left unloaded are wanted: follow them again. */
+  readonly onWanted: () => void;
 }
 
 /**
@@ -78,12 +82,20 @@ export class Segments {
   readonly #sealed = new Set<DocumentId>();
   /** Own segments by document id, so the sweep can record that they were sealed. */
   readonly #ownIndex = new Map<DocumentId, number>();
+  /** Followed segments left unloaded while no peer is connected (see {@link Segments.follow}). */
+  readonly #unloaded = new Set<DocumentId>();
   #root!: DocHandle<RootDoc>;
 
   constructor(host: RepoHost, ctx: LogContext, deps: SegmentsDeps) {
     this.#host = host;
     this.#ctx = ctx;
     this.#deps = deps;
+    // A peer that connects may bring more of any of them (see follow).
+    host.onPeer(() => {
+      if (this.#unloaded.size === 0) return;
+      this.#unloaded.clear();
+      this.#deps.onWanted();
+    });
   }
 
   /** Opens the facility's root index; `onChange` is called whenever it changes. */
@@ -306,6 +318,13 @@ export class Segments {
    * that is not open is only shared (and counted sealed), anything else is opened and handed to
    * `opened` to be read. Another device's segment that a relay seal names (`relaySealed`) is
    * expected whole from a peer, and stored as received once sealed (`RepoHost.receiveWhole`).
+   *
+   * @remarks Another device's segment that the store holds in part is left unloaded (and not
+   * shared) while no peer is connected: all it could give is what the store holds, and an offline
+   * device would keep its whole Automerge document for nothing. When a peer connects, `onWanted`
+   * has it followed again (opening it starts its sync: a peer that has sealed it too keeps it
+   * unloaded, and would not bring it up by itself). A segment
+   * that a relay seal names is always opened, for the same reason.
    */
   async follow(
     device: DeviceId,
@@ -314,10 +333,19 @@ export class Segments {
     relaySealed = false,
   ): Promise<void> {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
-    if (this.#sealed.has(id)) return;
-    if (device !== this.#ctx.deviceId && this.#deps.isComplete(device, index) && !this.#open.has(id)) {
+    if (this.#sealed.has(id) || this.#unloaded.has(id)) return;
+    const other = device !== this.#ctx.deviceId && !this.#open.has(id);
+    if (other && this.#deps.isComplete(device, index)) {
       this.#host.share(id); // still served to peers that ask for it
       this.#sealed.add(id); // every event already here: nothing to read from it
+      return;
+    }
+    const unread = other && !relaySealed && !this.#opening.has(id);
+    if (unread && !this.#host.hasPeers() && this.#deps.holdsPart(device, index)) {
+      // Held here in part, and no peer to bring the rest: loading it would only read back what the
+      // store holds (the relay's open segment: every verdict, ≈ 35 MB of Automerge memory at 100k
+      // events, which WebAssembly never gives back). Opened when a peer connects.
+      this.#unloaded.add(id);
       return;
     }
     const segment = await this.openSegment(device, index);
