@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge';
-import { Repo, type DocHandle, type PeerId } from '@automerge/automerge-repo';
+import { Repo, type DocHandle, type Message, type PeerId } from '@automerge/automerge-repo';
 import { describe, expect, it } from 'vitest';
 import { withSeed } from '@accord/testkit';
 import { installSimEntropy } from './entropy.js';
@@ -19,6 +19,52 @@ const HOUR = 3_600_000;
 const NODES = ['relay', 'f1-d1', 'f1-d2'];
 /** Replays of one seed in the byte-for-byte test; `SIM_REPLAYS` scales it (as `FC_NUM_RUNS` does property tests). */
 const REPLAYS = Number(process.env['SIM_REPLAYS'] ?? 30);
+
+/**
+ * A {@link Prng} whose coin for a fault (any probability above 0) is the test's `fault()`: the
+ * test decides which frames are lost or cut; every other draw is the seeded one.
+ */
+class ScriptedPrng extends Prng {
+  fault = (): boolean => false;
+  override chance(p: number): boolean {
+    return p > 0 ? this.fault() : false;
+  }
+}
+
+/**
+ * Two adapters (`f1-d1`, `f1-d2`) connected over a link with `model`'s faults, which only the
+ * `prng` script turns on; every message `f1-d2` receives is logged with its simulated time.
+ */
+function pair(model: Partial<typeof DEFAULT_LINK>, opts: { rtoMs?: number; giveUpMs?: number } = {}) {
+  const scheduler = new Scheduler();
+  const prng = new ScriptedPrng(1);
+  const faults: FaultPlan = { offline: [], crashes: [], skews: {}, lastFaultMs: 0 };
+  const network = new SimNetwork(scheduler, prng, faults, {
+    default: { ...DEFAULT_LINK, latency: { dist: 'fixed', ms: 40 }, loss: 0, ...model },
+    links: [],
+  });
+  const sim = new SimRepoNetwork(scheduler, network, { keepaliveMs: 3_600_000, ...opts });
+  const nodes = ['f1-d1', 'f1-d2'];
+  const adapters = nodes.map((n) => sim.adapter(n, nodes));
+  const disconnected: string[] = [];
+  const received: { at: number; n: number }[] = [];
+  adapters.forEach((a, i) => {
+    a.on('peer-disconnected', () => disconnected.push(nodes[i]!));
+    a.connect(nodes[i] as PeerId);
+  });
+  adapters[1]!.on('message', (m) => received.push({ at: scheduler.now, n: (m.data as Uint8Array)[0]! }));
+  scheduler.run(1_000);
+  /** A repo message from `f1-d1` to `f1-d2` whose data is the byte `n` (100 bytes). */
+  const send = (n: number): void =>
+    adapters[0]!.send({
+      type: 'sync',
+      senderId: 'f1-d1' as PeerId,
+      targetId: 'f1-d2' as PeerId,
+      documentId: 'doc',
+      data: new Uint8Array(100).fill(n),
+    } as unknown as Message);
+  return { scheduler, prng, network, sim, send, disconnected, received };
+}
 
 /**
  * Three real Repos (a relay and two tablets, p2p on) writing every 10 simulated minutes over a
@@ -151,5 +197,72 @@ describe('SimRepoNetwork', () => {
     scheduler.run(HOUR + 31_000);
     expect(disconnected.sort()).toEqual(['f1-d1', 'f1-d2']);
     expect(sim.resets).toBeGreaterThan(0);
+  });
+
+  it('resends a frame lost on a connected link after the retransmission timeout, the frames behind it waiting, with no reset', () => {
+    const { scheduler, prng, network, sim, send, disconnected, received } = pair(
+      { loss: 0.5 },
+      { rtoMs: 200 },
+    );
+    const before = { ...network.counters };
+    // The first frame and its first copy are lost; the second copy and every later frame get through.
+    const script = [true, true];
+    prng.fault = () => script.shift() ?? false;
+    const sentAt = scheduler.now;
+    send(1);
+    send(2);
+    scheduler.run(sentAt + 10_000);
+    // Two timeouts in a row (200 ms, then 400 ms), then 40 ms of latency; frame 2 waits behind it.
+    expect(received.map((r) => r.n)).toEqual([1, 2]);
+    expect(received[0]!.at).toBeGreaterThanOrEqual(sentAt + 600 + 40);
+    expect(received[0]!.at).toBeLessThan(sentAt + 600 + 50);
+    expect(received[1]!.at).toBeGreaterThanOrEqual(received[0]!.at);
+    expect(disconnected).toEqual([]);
+    expect(sim.resets).toBe(0);
+    const c = network.counters;
+    expect(c.droppedLoss - before.droppedLoss).toBe(2);
+    expect(c.retransmitted - before.retransmitted).toBe(2);
+    expect(c.framesSent - before.framesSent).toBe(2);
+    // The two copies crossed the wire too: four frames' bytes for two frames sent.
+    const frameBytes = (c.bytesDelivered - before.bytesDelivered) / 2;
+    expect(c.bytesSent - before.bytesSent).toBe(4 * frameBytes);
+  });
+
+  it('breaks the connection when a frame is still lost after the give-up window, and abandons the frames behind it', () => {
+    const { scheduler, prng, network, sim, send, disconnected, received } = pair(
+      { loss: 0.5 },
+      { rtoMs: 200 },
+    );
+    prng.fault = () => true;
+    const sentAt = scheduler.now;
+    send(1);
+    send(2);
+    scheduler.run(sentAt + 44_999);
+    expect(disconnected).toEqual([]);
+    // Copies at 0.2, 0.6, 1.4, 3, 6.2, 12.6 and 25.4 s; the next would leave after 45 s.
+    expect(network.counters.retransmitted).toBe(7);
+    expect(network.counters.droppedLoss).toBe(8);
+    scheduler.run(sentAt + 45_000);
+    expect(disconnected.sort()).toEqual(['f1-d1', 'f1-d2']);
+    expect(sim.resets).toBe(1);
+    expect(received).toEqual([]);
+    expect(network.counters.abandoned).toBe(1);
+    // The link comes back: the adapters dial again and a new frame gets through.
+    prng.fault = () => false;
+    scheduler.run(sentAt + 60_000);
+    send(3);
+    scheduler.run(sentAt + 61_000);
+    expect(received.map((r) => r.n)).toEqual([3]);
+  });
+
+  it('still breaks the connection on a cut frame', () => {
+    const { scheduler, prng, sim, send, disconnected, received } = pair({ truncate: 0.5 });
+    prng.fault = () => true;
+    send(1);
+    prng.fault = () => false;
+    scheduler.run(scheduler.now + 1_000);
+    expect(received).toEqual([]);
+    expect(disconnected.sort()).toEqual(['f1-d1', 'f1-d2']);
+    expect(sim.resets).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 import { NetworkAdapter } from '@automerge/automerge-repo';
 import type { Message, PeerId, PeerMetadata } from '@automerge/automerge-repo';
-import type { SimNetwork } from './network.js';
+import type { Retransmission, SimNetwork } from './network.js';
 import type { Scheduler, Timer } from './scheduler.js';
 
 /** Connection timing of {@link SimRepoNetwork}. */
@@ -9,6 +9,19 @@ export interface SimRepoNetworkOptions {
   readonly reconnectMs?: number;
   /** A connected peer is pinged this often, so a partition is noticed without traffic (default 30 s). */
   readonly keepaliveMs?: number;
+  /**
+   * A lost frame is sent again after this long (default 200 ms: Linux's minimum retransmission
+   * timeout, where an established connection on a short round trip sits), doubled at each loss in
+   * a row.
+   */
+  readonly rtoMs?: number;
+  /** The retransmission timeout grows no further (default 120 s, Linux's `TCP_RTO_MAX`). */
+  readonly rtoMaxMs?: number;
+  /**
+   * A frame still not through this long after it was first sent breaks the connection (default
+   * 45 s: `network-ws` closes a socket after 45 s without a sign of life).
+   */
+  readonly giveUpMs?: number;
 }
 
 const CONTROL = 0;
@@ -67,20 +80,24 @@ interface PeerLink {
  * automerge-repo network adapters over a {@link SimNetwork}: one per node, connected to the nodes
  * it is told to reach (a device to the relay, to its facility's other devices when p2p is on).
  *
- * @remarks Connection-oriented like a WebSocket: a handshake (`hello`/`ack`) makes each Repo see
- * a `peer-candidate`; any dropped or cut frame between two connected nodes breaks the connection
- * (both Repos see `peer-disconnected`, so sync restarts with fresh state, DESIGN §7), and each side
- * tries again every `reconnectMs`. Keepalive pings notice a partition without traffic. Every
- * event is emitted from the scheduler, never synchronously inside a Repo call.
+ * @remarks Connection-oriented like a WebSocket over TCP: a handshake (`hello`/`ack`) makes each
+ * Repo see a `peer-candidate`; every frame travels as part of a stream ({@link Retransmission}):
+ * a lost frame is sent again after a timeout and the frames behind it wait, so loss costs time,
+ * not the connection. A cut frame, a frame into a partition or a crash, or one still lost after
+ * `giveUpMs` breaks the connection (both Repos see `peer-disconnected`, so sync restarts with
+ * fresh state, DESIGN §7), and each side tries again every `reconnectMs`. Keepalive pings notice a
+ * partition without traffic. Every event is emitted from the scheduler, never synchronously
+ * inside a Repo call.
  */
 export class SimRepoNetwork {
   readonly #scheduler: Scheduler;
   readonly #network: SimNetwork;
   readonly #reconnectMs: number;
   readonly #keepaliveMs: number;
+  readonly #stream: Retransmission;
   /** The current adapters of each node, by channel. */
   readonly #adapters = new Map<string, Map<string, SimRepoAdapter>>();
-  /** Connections broken by a fault. */
+  /** Connections broken by a fault: a cut frame, an end down, a frame still lost after `giveUpMs`. */
   resets = 0;
 
   constructor(scheduler: Scheduler, network: SimNetwork, opts: SimRepoNetworkOptions = {}) {
@@ -88,6 +105,11 @@ export class SimRepoNetwork {
     this.#network = network;
     this.#reconnectMs = opts.reconnectMs ?? 5_000;
     this.#keepaliveMs = opts.keepaliveMs ?? 30_000;
+    this.#stream = {
+      rtoMs: opts.rtoMs ?? 200,
+      rtoMaxMs: opts.rtoMaxMs ?? 120_000,
+      giveUpMs: opts.giveUpMs ?? 45_000,
+    };
     network.onDrop((from, to) => this.#broken(from, to));
   }
 
@@ -102,7 +124,9 @@ export class SimRepoNetwork {
       network: this.#network,
       reconnectMs: this.#reconnectMs,
       keepaliveMs: this.#keepaliveMs,
+      stream: this.#stream,
       adapterOf: (n, peer) => this.#adapterOf(n, peer),
+      broken: (from, to) => this.#broken(from, to),
     });
     let mine = this.#adapters.get(node);
     if (mine === undefined) {
@@ -138,7 +162,10 @@ interface AdapterWiring {
   readonly network: SimNetwork;
   readonly reconnectMs: number;
   readonly keepaliveMs: number;
+  readonly stream: Retransmission;
   readonly adapterOf: (node: string, peer: string) => SimRepoAdapter | undefined;
+  /** The connection between the two nodes broke: both ends reset, and it counts in `resets`. */
+  readonly broken: (from: string, to: string) => void;
 }
 
 /** One node's adapter; see {@link SimRepoNetwork}. */
@@ -194,7 +221,7 @@ class SimRepoAdapter extends NetworkAdapter {
     const link = this.#byPeer.get(message.targetId);
     if (link === undefined || !link.connected || this.#left) return;
     const { data, ...header } = message as Message & { data?: Uint8Array };
-    this.#w.network.send(this.#node, link.node, encodeFrame(REPO, header, data));
+    this.#w.network.send(this.#node, link.node, encodeFrame(REPO, header, data), this.#w.stream);
   }
 
   override disconnect(): void {
@@ -249,7 +276,7 @@ class SimRepoAdapter extends NetworkAdapter {
       peerId: this.peerId!,
       ...(this.peerMetadata !== undefined ? { meta: this.peerMetadata } : {}),
     };
-    this.#w.network.send(this.#node, to, encodeFrame(CONTROL, c));
+    this.#w.network.send(this.#node, to, encodeFrame(CONTROL, c), this.#w.stream);
   }
 
   /** A frame from `from` reached this node (before `connect`, nobody listens yet). */
@@ -261,8 +288,7 @@ class SimRepoAdapter extends NetworkAdapter {
     const frame = truncated ? undefined : decodeFrame(bytes);
     if (frame === undefined) {
       // A cut or garbled frame ends the connection at both ends, as a broken socket would.
-      this.reset(from);
-      this.#w.adapterOf(from, this.#node)?.reset(this.#node);
+      this.#w.broken(from, this.#node);
       return;
     }
     if (frame.kind === REPO) {
@@ -294,7 +320,7 @@ class SimRepoAdapter extends NetworkAdapter {
   #keepalive(link: PeerLink): void {
     link.keepalive = this.#w.scheduler.after(this.#w.keepaliveMs, () => {
       if (!link.connected || this.#left) return;
-      this.#w.network.send(this.#node, link.node, PING_FRAME);
+      this.#w.network.send(this.#node, link.node, PING_FRAME, this.#w.stream);
       this.#keepalive(link);
     });
   }

@@ -1,7 +1,9 @@
 // The convergence property of issue #11, on the simulator's clock: over random small scenarios
 // (one facility of 2–4 tablets or two of 2–3, up to 40 user actions with violations and
-// duplicate registrations, lossy, duplicating, reordering and cutting links, scripted partitions
-// and crashes, clocks up to 2 h apart), once the partitions and crashes are over and the run has
+// duplicate registrations, lossy, duplicating, reordering and cutting links — WebSocket streams,
+// so a lost frame is resent and holds back the frames behind it, a duplicated or reordered one
+// costs bytes or time but reaches the Repo once and in order, a cut one breaks the connection —,
+// scripted partitions and crashes, clocks up to 2 h apart), once the partitions and crashes are over and the run has
 // settled, every tablet of a facility holds the same events, the same Automerge heads, the same
 // verdicts and open deadletters and the same confirmed and tentative projections (their full
 // content, not only the counters), every event some tablet's `append` acknowledged is on every
@@ -258,7 +260,16 @@ describe('Accord convergence (property, simulated clock)', () => {
     'once partitions and crashes are over, every tablet of a facility holds the same events, heads, verdicts, deadletters and projections, and no acknowledged event is lost',
     async () => {
       // Over all runs: the faults and the work the property is about did happen.
-      const seen = { appended: 0, lost: 0, cut: 0, offline: 0, diverged: 0, verdicts: 0, restored: 0 };
+      const seen = {
+        appended: 0,
+        lost: 0,
+        resent: 0,
+        cut: 0,
+        offline: 0,
+        diverged: 0,
+        verdicts: 0,
+        restored: 0,
+      };
       await fc.assert(
         fc.asyncProperty(planArb, async (plan) => {
           const input = scenarioOf(plan);
@@ -290,6 +301,7 @@ describe('Accord convergence (property, simulated clock)', () => {
             );
           seen.appended += result.eventsAppended;
           seen.lost += result.network.droppedLoss;
+          seen.resent += result.network.retransmitted;
           seen.cut += result.network.truncated;
           seen.offline += result.network.droppedOffline;
           seen.diverged += result.divergence.some(([, pairs]) => pairs > 0) ? 1 : 0;
@@ -300,6 +312,7 @@ describe('Accord convergence (property, simulated clock)', () => {
       );
       expect(seen.appended).toBeGreaterThan(0);
       expect(seen.lost).toBeGreaterThan(0);
+      expect(seen.resent).toBeGreaterThan(0);
       expect(seen.cut).toBeGreaterThan(0);
       expect(seen.offline).toBeGreaterThan(0);
       expect(seen.diverged).toBeGreaterThan(0);
