@@ -63,7 +63,7 @@ describe('sweep grid', () => {
   });
 });
 
-/** A sweep small enough to run twice in a test: two tablets for 3 hours, peer to peer (no relay yet in the Accord runner). */
+/** A sweep small enough to run twice in a test: two tablets for 3 hours, peer to peer. */
 const SMALL = `
 base: { seed: 7, relay: false, devicesPerFacility: 2, duration: 3h, workload: { ratePerHour: 3 } }
 grid:
