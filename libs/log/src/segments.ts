@@ -57,6 +57,11 @@ export interface SegmentsDeps {
   readonly onChange: (segment: SegmentState) => void;
   /** True when every event of segment `index` of `device` is visible here. */
   readonly isComplete: (device: DeviceId, index: number) => boolean;
+  /**
+   * Offers another device's relay-sealed segment to the bulk transfer (`bulk-segments.ts`): true
+   * when it takes the segment from a peer outside the Repo, so that it is not opened here.
+   */
+  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId) => boolean;
 }
 
 /**
@@ -320,10 +325,27 @@ export class Segments {
       this.#sealed.add(id); // every event already here: nothing to read from it
       return;
     }
+    const other = relaySealed && device !== this.#ctx.deviceId;
+    if (
+      other &&
+      !this.#open.has(id) &&
+      !this.#opening.has(id) &&
+      this.#deps.takeWhole?.(device, index, id) === true
+    )
+      return;
     const segment = await this.openSegment(device, index);
     // Another device's segment that a relay seal names is final: a peer sends it whole.
-    if (relaySealed && device !== this.#ctx.deviceId) this.#host.receiveWhole(id);
+    if (other) this.#host.receiveWhole(id);
     opened(segment);
+  }
+
+  /**
+   * Counts segment `id`, taken in whole outside the Repo and stored (frozen) with every event,
+   * as sealed: served from storage, never opened to be read.
+   */
+  sealWhole(id: DocumentId): void {
+    this.#host.share(id);
+    this.#sealed.add(id);
   }
 
   /** The followed segment with document id `id`, if open. */
