@@ -11,7 +11,12 @@ import {
   type StorageAdapterInterface,
 } from '@automerge/automerge-repo';
 import { createHash } from 'node:crypto';
-import { isWireSegmentsMessage, type DeviceId, type WireSegmentsMessage } from '@accord/protocol';
+import {
+  isWireSegmentsMessage,
+  WIRE_SEGMENTS_EVENT,
+  type DeviceId,
+  type WireSegmentsMessage,
+} from '@accord/protocol';
 import type { PeerSyncReport } from './api.js';
 import { documentChunkHeads } from './automerge-chunks.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
@@ -44,6 +49,11 @@ export interface RepoHostOptions {
   readonly network: readonly NetworkAdapterInterface[];
   /** Whether a followed document may be served to a peer now (default: always; see `DeviceLogOptions.serves`). */
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
+}
+
+/** A network adapter as seen for {@link WIRE_SEGMENTS_EVENT}: one that never emits it is left waiting, harmlessly. */
+interface SegmentsEmitter {
+  on(event: typeof WIRE_SEGMENTS_EVENT, listener: (message: WireSegmentsMessage) => void): void;
 }
 
 /** Test hook: the Repo behind each log (see `repoOf` in `@accord/log/testing`). */
@@ -401,11 +411,12 @@ export class RepoHost {
           if (key.startsWith(`${peerId}\n`)) this.#received.delete(key);
       });
     }
+    // Declared by `@accord/protocol` (WIRE_SEGMENTS_EVENT), not by automerge-repo's adapter interface.
+    (adapter as unknown as SegmentsEmitter).on(WIRE_SEGMENTS_EVENT, (message) => {
+      if (!isWireSegmentsMessage(message)) return;
+      for (const listener of this.#onSegments) listener(message);
+    });
     adapter.on('message', (message) => {
-      if (isWireSegmentsMessage(message)) {
-        for (const listener of this.#onSegments) listener(message);
-        return;
-      }
       const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))

@@ -24,6 +24,7 @@ import {
   resolveSettings,
   sendHandshake,
 } from './handshake.js';
+import { emitSegments } from './frames.js';
 import { Link, rawBytes, type LinkHost } from './link.js';
 import { Telemetry } from './telemetry.js';
 import type {
@@ -524,6 +525,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
       faults: this.#options.faults,
       telemetry: this.#telemetry,
       deliver: (message) => this.emit('message', message),
+      deliverSegments: (message) => emitSegments(this, message),
       ended: (link, reason, closeCode) => this.#onLinkEnded(link, reason, closeCode),
     };
   }

@@ -1,12 +1,15 @@
 import type {
   DocumentId,
   Message,
+  NetworkAdapter,
   PeerId,
   RepoMessage,
   SessionId,
   StorageId,
 } from '@automerge/automerge-repo';
+import type { EventEmitter } from 'node:events';
 import {
+  WIRE_SEGMENTS_EVENT,
   wireFrameHeaderSchema,
   type DeviceId,
   type WireFrame,
@@ -119,6 +122,14 @@ export function frameToMessage(frame: WireFrame): RepoMessage | WireSegmentsMess
     case 'segment-unavailable':
       return { type: h.type, senderId, targetId, documentId: h.documentId };
   }
+}
+
+/**
+ * Emits a message of the bulk segment transfer from `adapter` as {@link WIRE_SEGMENTS_EVENT}, an
+ * event automerge-repo's `NetworkAdapter` does not declare (the Repo must not see these messages).
+ */
+export function emitSegments(adapter: NetworkAdapter, message: WireSegmentsMessage): void {
+  (adapter as unknown as EventEmitter).emit(WIRE_SEGMENTS_EVENT, message);
 }
 
 /** The automerge-repo peer id of a device: the device id itself. Use it as the Repo's `peerId`. */

@@ -39,6 +39,8 @@ export interface LinkHost {
   readonly telemetry: Telemetry;
   /** Hands a validated message to the Repo. */
   deliver(message: Message): void;
+  /** Hands a validated message of the bulk segment transfer to the adapter's listeners (not the Repo). */
+  deliverSegments(message: WireSegmentsMessage): void;
   /** Called exactly once when the session ends, whoever ended it. */
   ended(link: Link, reason: SessionEndReason, closeCode: number): void;
 }
@@ -229,12 +231,12 @@ export class Link {
     const allowed = this.#segments ? message.documentIds.filter((id) => this.#allowed(id)) : [];
     for (const documentId of message.documentIds) {
       if (allowed.includes(documentId)) continue;
-      this.#host.deliver({
+      this.#host.deliverSegments({
         type: 'segment-unavailable',
         senderId: this.peer,
         targetId: this.#host.local,
         documentId,
-      } as unknown as Message);
+      });
     }
     return allowed.length === 0 ? undefined : { ...message, documentIds: allowed };
   }
@@ -384,12 +386,12 @@ export class Link {
         asked.push(documentId);
       }
       if (asked.length === 0) return;
-      return this.#host.deliver({
+      return this.#host.deliverSegments({
         type: 'segments-request',
         senderId: header.senderId,
         targetId: header.targetId,
         documentIds: asked,
-      } as unknown as Message);
+      });
     }
     if (data !== undefined && header.type === 'segment') {
       // A stored document: its DEFLATE columns are measured inflated, as a sync message's are.
@@ -412,7 +414,9 @@ export class Link {
       }
     }
     const message = frameToMessage(decoded.value);
-    if (message !== undefined) this.#host.deliver(message as Message);
+    if (message === undefined) return;
+    if (isWireSegmentsMessage(message)) this.#host.deliverSegments(message);
+    else this.#host.deliver(message);
   }
 
   // Answers a tolerated request for a forbidden document. Bypasses the policy on purpose: the

@@ -33,6 +33,7 @@ import {
   resolveSettings,
   sendHandshake,
 } from './handshake.js';
+import { emitSegments } from './frames.js';
 import { Link, rawBytes, type LinkHost } from './link.js';
 import { Telemetry } from './telemetry.js';
 import type {
@@ -590,6 +591,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       faults: this.#options.faults,
       telemetry: this.#telemetry,
       deliver: (message) => this.emit('message', message),
+      deliverSegments: (message) => emitSegments(this, message),
       ended: (link, reason, closeCode) => {
         if (this.#links.get(link.peer) === link) this.#links.delete(link.peer);
         this.emit('peer-disconnected', { peerId: link.peer as string as PeerId });

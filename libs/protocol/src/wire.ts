@@ -405,6 +405,14 @@ export type WireSegmentsMessage =
       readonly documentId: string;
     };
 
+/**
+ * The event a network adapter emits with each {@link WireSegmentsMessage} it receives. Not
+ * `message`: automerge-repo 2.5.6's network subsystem logs any message of a type it does not know
+ * as JSON, payload included, before it drops it (a 1 MB document spelled out byte by byte). An
+ * adapter that does not speak the transfer never emits it.
+ */
+export const WIRE_SEGMENTS_EVENT = 'accord-segments';
+
 /** True when `message` (anything an adapter emitted) is a {@link WireSegmentsMessage} type. */
 export function isWireSegmentsMessage(message: { readonly type: string }): message is WireSegmentsMessage {
   return (
