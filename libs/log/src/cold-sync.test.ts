@@ -115,7 +115,13 @@ describe('cold sync of relay-sealed segments', () => {
     await sync(net, b.log, () => b.log.size() >= total);
 
     expect(b.log.size()).toBe(total);
-    expect(b.log.incidents()).toEqual([]);
+    // Segment 3, when asked of the peer whole (bulk-segments.ts; one followed before its seal was
+    // known goes the Repo's way), does not match its seal: refused as such, then synced the Repo's
+    // way and verified one by one. No other incident.
+    const wrongId = String(segmentDocumentId(FACILITY, device, wrong));
+    const incidents = b.log.incidents().map((i) => [i.code, i.message.includes(wrongId)]);
+    expect(incidents.length).toBeLessThanOrEqual(1);
+    for (const incident of incidents) expect(incident).toEqual(['LOG_SEGMENT_MISMATCH', true]);
     // Each event verified exactly once: the five matching segments by their seals, the rest
     // (segment 3 and the relay's own seals) one by one.
     expect(b.log.verification()).toEqual({ bySeal: (SEGMENTS - 1) * SIZE, oneByOne: SIZE + SEGMENTS });

@@ -45,6 +45,7 @@ import { Ingest, verifyReceived } from './ingest.js';
 import { MarkKeeper } from './mark-keeper.js';
 import { OwnAppends } from './own-appends.js';
 import { OwnHistoryCheck } from './own-history.js';
+import { BulkSegments } from './bulk-segments.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
 
@@ -84,6 +85,8 @@ export class DeviceLog implements DeviceLogApi {
   readonly #equivocations: Equivocations;
   /** Screen → verify → commit of what peers write into the documents. */
   readonly #ingest: Ingest;
+  /** Relay-sealed segments taken from peers, and served to them, as stored documents. */
+  readonly #bulk: BulkSegments;
 
   /** The root index and the segment documents the log follows. */
   readonly #segments: Segments;
@@ -150,6 +153,7 @@ export class DeviceLog implements DeviceLogApi {
       isComplete: (device, index) => this.#complete(device, index),
       holdsPart: (device, index) => this.#visible.contiguous(device) > index * this.#segmentSize,
       onWanted: () => this.#following.refresh(),
+      takeWhole: (device, index, id) => this.#bulk.take(device, index, id),
     });
     this.#following = new Following({
       ctx,
@@ -190,6 +194,17 @@ export class DeviceLog implements DeviceLogApi {
       verify: opts.verifier ?? verifyReceived,
       add: (event) => this.#addVerified(event),
       onError: (err) => this.#internal.report('storing received events failed', err),
+      isClosed,
+    });
+    this.#bulk = new BulkSegments({
+      ctx,
+      host,
+      segments: this.#segments,
+      ingest: this.#ingest,
+      incidents: this.#incidents,
+      serves: opts.serves,
+      enqueue: (work) => this.#work.enqueue(work),
+      refollow: () => this.#following.refresh(),
       isClosed,
     });
     this.#sweep = new SealingSweep({
@@ -599,6 +614,7 @@ export class DeviceLog implements DeviceLogApi {
     await this.#marks?.closeClean();
     this.#sweep.stop();
     this.#seals.close();
+    this.#bulk.close();
     await this.#work.tail;
     await this.#ingest.committed;
     this.#closed = true;

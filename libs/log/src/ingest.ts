@@ -96,7 +96,6 @@ export class Ingest {
     if (candidates.length === 0) return;
     // Signatures are checked (off the main thread) while the next segment is scanned; storing
     // and folding stay strictly in order on their own chains.
-    for (const { event } of candidates) this.#inFlight.add(event.id);
     // One segment's verification at a time (each one concurrent inside): the first segment
     // is ready to commit as soon as possible instead of when the last one is.
     const verdicts = this.#verifyChain.then(() => this.#verify(segment, candidates));
@@ -104,6 +103,40 @@ export class Ingest {
       () => undefined,
       () => undefined,
     );
+    void this.#commit(candidates, verdicts, () => {
+      const { ctx, segments } = this.#deps;
+      if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
+        segments.maybeSeal(segment);
+    });
+  }
+
+  /**
+   * Screens a whole sealed segment taken in outside the Repo (`bulk-segments.ts`): its entries are
+   * checked as a document's are, and they are returned only when the relay's seal of segment
+   * `index` of `device` covers every one of them (undefined otherwise: nothing may be stored).
+   */
+  async screenWhole(
+    place: Pick<SegmentState, 'id' | 'device' | 'index'>,
+    list: readonly unknown[],
+  ): Promise<readonly Candidate[] | undefined> {
+    const { candidates } = this.#screen(place, list, 0);
+    if (candidates.length !== this.#deps.ctx.segmentSize) return undefined;
+    const sealed = await this.#deps.seals.covered(place, candidates);
+    return sealed.size === candidates.length ? candidates : undefined;
+  }
+
+  /** Stores and folds the events of {@link Ingest.screenWhole}, verified by their relay seal. */
+  commitWhole(candidates: readonly Candidate[]): Promise<void> {
+    this.#verification.bySeal += candidates.length;
+    return this.#commit(candidates, Promise.resolve(candidates.map(() => true)), () => undefined);
+  }
+
+  /**
+   * Hands `candidates` to the store once `verdicts` are in, and folds them once durable, in order
+   * with every earlier batch; `after` runs once they are folded. Resolves then.
+   */
+  #commit(candidates: readonly Candidate[], verdicts: Promise<boolean[]>, after: () => void): Promise<void> {
+    for (const { event } of candidates) this.#inFlight.add(event.id);
     // The next batch goes to the store while the last one is still being made durable: the store
     // keeps their order and writes what arrived meanwhile in one synced batch (cold sync hands
     // it a segment after another faster than one sync each). Folding waits for each in order.
@@ -115,15 +148,14 @@ export class Ingest {
     this.#commitChain = this.#commitChain.then(async () => {
       try {
         this.#fold(await (await written).durable);
-        const { ctx, segments } = this.#deps;
-        if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
-          segments.maybeSeal(segment);
+        after();
       } catch (err) {
         if (!this.#deps.isClosed()) this.#deps.onError(err);
       } finally {
         for (const { event } of candidates) this.#inFlight.delete(event.id);
       }
     });
+    return this.#commitChain;
   }
 
   /**
@@ -133,7 +165,7 @@ export class Ingest {
    * device and seq (equivocation, if validly signed).
    */
   #screen(
-    segment: SegmentState,
+    segment: Pick<SegmentState, 'id'>,
     list: readonly unknown[],
     start: number,
   ): { candidates: Candidate[]; conflicts: SignedEvent[] } {
@@ -230,7 +262,10 @@ export class Ingest {
    * their digest matches the seal, those events are verified by that one relay signature (it
    * signed only after verifying each of them); the rest are verified one by one (DESIGN.md §8).
    */
-  async #verify(segment: SegmentState, candidates: readonly Candidate[]): Promise<boolean[]> {
+  async #verify(
+    segment: Pick<SegmentState, 'device' | 'index'>,
+    candidates: readonly Candidate[],
+  ): Promise<boolean[]> {
     const sealed = await this.#deps.seals.covered(segment, candidates);
     const results = new Array<boolean>(candidates.length).fill(true);
     const rest = candidates.flatMap((c, i) => (sealed.has(i) ? [] : [{ c, i }]));

@@ -113,7 +113,10 @@ export class RelaySeals {
   }
 
   /** Indexes of `candidates` that a relay seal of `segment` covers (empty unless all of it matches). */
-  async covered(segment: SegmentState, candidates: readonly Candidate[]): Promise<Set<number>> {
+  async covered(
+    segment: Pick<SegmentState, 'device' | 'index'>,
+    candidates: readonly Candidate[],
+  ): Promise<Set<number>> {
     const size = this.#deps.ctx.segmentSize;
     const digest = this.#digests.get(segmentName(segment.device, segment.index));
     if (digest === undefined || candidates.length < size) return new Set();

@@ -11,7 +11,12 @@ import {
   type StorageAdapterInterface,
 } from '@automerge/automerge-repo';
 import { createHash } from 'node:crypto';
-import type { DeviceId } from '@accord/protocol';
+import {
+  isWireSegmentsMessage,
+  WIRE_SEGMENTS_EVENT,
+  type DeviceId,
+  type WireSegmentsMessage,
+} from '@accord/protocol';
 import type { PeerSyncReport } from './api.js';
 import { documentChunkHeads } from './automerge-chunks.js';
 import { FrozenDocumentsStorage } from './frozen-storage.js';
@@ -46,6 +51,11 @@ export interface RepoHostOptions {
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
 }
 
+/** A network adapter as seen for {@link WIRE_SEGMENTS_EVENT}: one that never emits it is left waiting, harmlessly. */
+interface SegmentsEmitter {
+  on(event: typeof WIRE_SEGMENTS_EVENT, listener: (message: WireSegmentsMessage) => void): void;
+}
+
 /** Test hook: the Repo behind each log (see `repoOf` in `@accord/log/testing`). */
 const repos = new WeakMap<object, Repo>();
 
@@ -67,6 +77,10 @@ export class RepoHost {
   #adapters: NetworkAdapterInterface[] = [];
   readonly #onMessage = new Set<(documentId: DocumentId) => void>();
   readonly #onPeer = new Set<() => void>();
+  /** Listeners of the bulk segment transfer's messages (see `bulk-segments.ts`). */
+  readonly #onSegments = new Set<(message: WireSegmentsMessage) => void>();
+  /** Connected peers, and the adapter each one is reached through. */
+  readonly #peers = new Map<string, NetworkAdapterInterface>();
   /**
    * With `serves`: the sync messages each peer sent about each document whose access is not
    * decided yet, oldest first (the Repo asks once per message, in order).
@@ -199,11 +213,21 @@ export class RepoHost {
     const claimed = documentChunkHeads(chunk);
     const held = [...A.getHeads(handle.doc())].sort();
     if (claimed === undefined || claimed.join(',') !== held.join(',')) return false;
+    return this.storeWhole(id, chunk, held);
+  }
+
+  /**
+   * Stores `bytes`, a whole document whose heads are `heads`, as the snapshot automerge-repo would
+   * store of them, and freezes the document; false (nothing frozen) when storage failed.
+   */
+  async storeWhole(id: DocumentId, bytes: Uint8Array, heads: readonly string[]): Promise<boolean> {
     try {
       // The key automerge-repo gives a snapshot of these heads (its `headsHash`): had it saved one
       // meanwhile, the same bytes go under the same key.
-      const key = createHash('sha256').update(held.join('')).digest('hex');
-      await this.#storage.save([id, 'snapshot', key], chunk);
+      const key = createHash('sha256')
+        .update([...heads].sort().join(''))
+        .digest('hex');
+      await this.#storage.save([id, 'snapshot', key], bytes);
     } catch {
       return false;
     }
@@ -297,6 +321,28 @@ export class RepoHost {
   }
 
   /**
+   * Calls `listener` with each message of the bulk segment transfer a peer sent (adapters hand
+   * them on beside the Repo's messages, and the Repo ignores them); returns the unsubscribe function.
+   */
+  onSegments(listener: (message: WireSegmentsMessage) => void): () => void {
+    this.#onSegments.add(listener);
+    return () => this.#onSegments.delete(listener);
+  }
+
+  /** Sends a message of the bulk segment transfer through the adapter that reaches its target; false when none does. */
+  sendSegments(message: WireSegmentsMessage): boolean {
+    const adapter = this.#peers.get(message.targetId);
+    if (adapter === undefined) return false;
+    adapter.send(message as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
+    return true;
+  }
+
+  /** The peers connected now. */
+  peers(): string[] {
+    return [...this.#peers.keys()];
+  }
+
+  /**
    * Calls `listener` after each sync message from a peer, with the heads the peer held; returns
    * the unsubscribe function. Emitted before the received changes are applied: look later.
    *
@@ -369,8 +415,12 @@ export class RepoHost {
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
     adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
-    adapter.on('peer-candidate', () => {
+    adapter.on('peer-candidate', ({ peerId }) => {
+      this.#peers.set(peerId, adapter);
       for (const listener of this.#onPeer) listener();
+    });
+    adapter.on('peer-disconnected', ({ peerId }) => {
+      if (this.#peers.get(peerId) === adapter) this.#peers.delete(peerId);
     });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
@@ -379,6 +429,11 @@ export class RepoHost {
           if (key.startsWith(`${peerId}\n`)) this.#received.delete(key);
       });
     }
+    // Declared by `@accord/protocol` (WIRE_SEGMENTS_EVENT), not by automerge-repo's adapter interface.
+    (adapter as unknown as SegmentsEmitter).on(WIRE_SEGMENTS_EVENT, (message) => {
+      if (!isWireSegmentsMessage(message)) return;
+      for (const listener of this.#onSegments) listener(message);
+    });
     adapter.on('message', (message) => {
       const id = 'documentId' in message ? (message.documentId as DocumentId | undefined) : undefined;
       if (id === undefined) return;

@@ -61,6 +61,11 @@ export interface SegmentsDeps {
   readonly holdsPart: (device: DeviceId, index: number) => boolean;
   /** Called when the segments {@link Segments.follow} left unloaded are wanted: follow them again. */
   readonly onWanted: () => void;
+  /**
+   * Offers another device's relay-sealed segment to the bulk transfer (`bulk-segments.ts`): true
+   * when it takes the segment from a peer outside the Repo, so that it is not opened here.
+   */
+  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId) => boolean;
 }
 
 /**
@@ -348,10 +353,21 @@ export class Segments {
       this.#unloaded.add(id);
       return;
     }
+    if (other && relaySealed && !this.#opening.has(id) && this.#deps.takeWhole?.(device, index, id) === true)
+      return;
     const segment = await this.openSegment(device, index);
     // Another device's segment that a relay seal names is final: a peer sends it whole.
     if (relaySealed && device !== this.#ctx.deviceId) this.#host.receiveWhole(id);
     opened(segment);
+  }
+
+  /**
+   * Counts segment `id`, taken in whole outside the Repo and stored (frozen) with every event,
+   * as sealed: served from storage, never opened to be read.
+   */
+  sealWhole(id: DocumentId): void {
+    this.#host.share(id);
+    this.#sealed.add(id);
   }
 
   /** The followed segment with document id `id`, if open. */

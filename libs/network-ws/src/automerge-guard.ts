@@ -171,6 +171,22 @@ function chunks(bytes: Uint8Array, budget: Budget): void {
 }
 
 /**
+ * Measures what Automerge chunks laid end to end (a stored document: the bytes of `A.save`, maybe
+ * followed by incremental changes) expand to; never throws. Refuses as {@link measureSyncMessage}
+ * does.
+ */
+export function measureChunks(data: Uint8Array, maxExpandedBytes: number): SyncMessageMeasure {
+  try {
+    const budget = new Budget(maxExpandedBytes);
+    chunks(data, budget);
+    return { ok: true, expandedBytes: budget.used };
+  } catch (e) {
+    if (e instanceof Refused) return { ok: false, problem: e.problem, detail: e.message };
+    return { ok: false, problem: 'malformed', detail: 'unreadable Automerge data' };
+  }
+}
+
+/**
  * Decodes an Automerge sync message and measures what its changes expand to; never throws.
  *
  * @remarks Refuses (`malformed`) what Automerge cannot decode or what does not follow the chunk

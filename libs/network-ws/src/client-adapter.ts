@@ -1,7 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import { NetworkAdapter, type Message, type PeerId, type PeerMetadata } from '@automerge/automerge-repo';
 import {
+  parseWireFeatures,
   parseWireHandshake,
+  WIRE_FEATURE_SEGMENTS,
   WIRE_MAX_HANDSHAKE_BYTES,
   WIRE_VERSION,
   WireHttpHeader,
@@ -22,6 +24,7 @@ import {
   resolveSettings,
   sendHandshake,
 } from './handshake.js';
+import { emitSegments } from './frames.js';
 import { Link, rawBytes, type LinkHost } from './link.js';
 import { Telemetry } from './telemetry.js';
 import type {
@@ -64,6 +67,8 @@ interface Attempt {
   readonly timer: ReturnType<typeof setTimeout>;
   state: 'opening' | 'challenge' | 'verifying' | 'welcome' | 'linked' | 'over';
   serverId?: DeviceId;
+  /** The optional wire features the server named in its 101 answer (none: an older server). */
+  features: ReadonlySet<string>;
 }
 
 /**
@@ -300,6 +305,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
           [WireHttpHeader.Device]: identity.deviceId,
           [WireHttpHeader.Facility]: facility,
           [WireHttpHeader.Version]: String(WIRE_VERSION),
+          [WireHttpHeader.Features]: (this.#options.features ?? [WIRE_FEATURE_SEGMENTS]).join(','),
         },
         maxPayload: this.#limits.maxPayload,
         perMessageDeflate: false,
@@ -314,6 +320,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
       ws,
       nonce: newNonce(),
       state: 'opening',
+      features: new Set(),
       timer: setTimeout(
         () => this.#fail(attempt, CloseCode.AuthTimeout, 'auth-timeout', 'handshake not completed in time'),
         this.#timings.authTimeoutMs,
@@ -321,6 +328,9 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     };
     attempt.timer.unref();
     this.#attempt = attempt;
+    ws.on('upgrade', (res: IncomingMessage) => {
+      attempt.features = parseWireFeatures(res.headers[WireHttpHeader.Features]);
+    });
     ws.on('unexpected-response', (req, res: IncomingMessage) => {
       const header = res.headers[WireHttpHeader.Error];
       const code = typeof header === 'string' ? header : 'none';
@@ -442,9 +452,9 @@ export class WebSocketClientAdapter extends NetworkAdapter {
     a.state = 'linked';
     clearTimeout(a.timer);
     this.#attempt = undefined;
-    for (const event of ['unexpected-response', 'open', 'message', 'error', 'close'] as const)
+    for (const event of ['unexpected-response', 'upgrade', 'open', 'message', 'error', 'close'] as const)
       a.ws.removeAllListeners(event);
-    const link = new Link(a.ws, server, this.#host);
+    const link = new Link(a.ws, server, this.#host, a.features, this.#options.features);
     this.#link = link;
     this.#failures = 0;
     if (this.#hadSession) this.#telemetry.reconnects++;
@@ -515,6 +525,7 @@ export class WebSocketClientAdapter extends NetworkAdapter {
       faults: this.#options.faults,
       telemetry: this.#telemetry,
       deliver: (message) => this.emit('message', message),
+      deliverSegments: (message) => emitSegments(this, message),
       ended: (link, reason, closeCode) => this.#onLinkEnded(link, reason, closeCode),
     };
   }

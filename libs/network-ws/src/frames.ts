@@ -1,12 +1,21 @@
 import type {
   DocumentId,
   Message,
+  NetworkAdapter,
   PeerId,
   RepoMessage,
   SessionId,
   StorageId,
 } from '@automerge/automerge-repo';
-import { wireFrameHeaderSchema, type DeviceId, type WireFrame, type WireFrameHeader } from '@accord/protocol';
+import type { EventEmitter } from 'node:events';
+import {
+  WIRE_SEGMENTS_EVENT,
+  wireFrameHeaderSchema,
+  type DeviceId,
+  type WireFrame,
+  type WireFrameHeader,
+  type WireSegmentsMessage,
+} from '@accord/protocol';
 
 /**
  * The wire header of an outgoing automerge-repo message, numbered `seq`, and its payload; or
@@ -16,8 +25,8 @@ export function messageToFrame(
   message: Message,
   seq: number,
 ): { header: WireFrameHeader; data?: Uint8Array } | undefined {
-  const m = message as RepoMessage;
-  const base = { seq, senderId: m.senderId as string, targetId: m.targetId as string };
+  const m = message as RepoMessage | WireSegmentsMessage;
+  const base = { seq, senderId: String(m.senderId), targetId: String(m.targetId) };
   let candidate: unknown;
   let data: Uint8Array | undefined;
   switch (m.type) {
@@ -44,6 +53,16 @@ export function messageToFrame(
     case 'remote-heads-changed':
       candidate = { type: m.type, ...base, documentId: m.documentId, newHeads: m.newHeads };
       break;
+    case 'segments-request':
+      candidate = { type: m.type, ...base, documentIds: m.documentIds };
+      break;
+    case 'segment':
+      candidate = { type: m.type, ...base, documentId: m.documentId };
+      data = m.data;
+      break;
+    case 'segment-unavailable':
+      candidate = { type: m.type, ...base, documentId: m.documentId };
+      break;
     default:
       return undefined;
   }
@@ -53,8 +72,11 @@ export function messageToFrame(
   return data === undefined ? { header: parsed.data } : { header: parsed.data, data };
 }
 
-/** The automerge-repo message carried by a validated incoming frame (payload copied). */
-export function frameToMessage(frame: WireFrame): RepoMessage | undefined {
+/**
+ * The message carried by a validated incoming frame (payload copied): an automerge-repo message, or
+ * one of the bulk segment transfer (which the Repo ignores; the log takes it).
+ */
+export function frameToMessage(frame: WireFrame): RepoMessage | WireSegmentsMessage | undefined {
   const h = frame.header;
   if (h.type === 'ack') return undefined;
   const senderId = h.senderId as string as PeerId;
@@ -93,7 +115,21 @@ export function frameToMessage(frame: WireFrame): RepoMessage | undefined {
         documentId: h.documentId as DocumentId,
         newHeads: h.newHeads,
       };
+    case 'segments-request':
+      return { type: h.type, senderId, targetId, documentIds: h.documentIds };
+    case 'segment':
+      return { type: h.type, senderId, targetId, documentId: h.documentId, data };
+    case 'segment-unavailable':
+      return { type: h.type, senderId, targetId, documentId: h.documentId };
   }
+}
+
+/**
+ * Emits a message of the bulk segment transfer from `adapter` as {@link WIRE_SEGMENTS_EVENT}, an
+ * event automerge-repo's `NetworkAdapter` does not declare (the Repo must not see these messages).
+ */
+export function emitSegments(adapter: NetworkAdapter, message: WireSegmentsMessage): void {
+  (adapter as unknown as EventEmitter).emit(WIRE_SEGMENTS_EVENT, message);
 }
 
 /** The automerge-repo peer id of a device: the device id itself. Use it as the Repo's `peerId`. */

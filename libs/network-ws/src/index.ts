@@ -35,7 +35,12 @@ export {
 } from './types.js';
 export { backoffDelay, seededRandom, type BackoffOptions, type RandomSource } from './backoff.js';
 export { peerIdOf } from './frames.js';
-export { measureSyncMessage, type SyncMessageMeasure, type SyncMessageProblem } from './automerge-guard.js';
+export {
+  measureChunks,
+  measureSyncMessage,
+  type SyncMessageMeasure,
+  type SyncMessageProblem,
+} from './automerge-guard.js';
 export { TokenBucket } from './token-bucket.js';
 export {
   DRAIN_LIMIT_FACTOR,

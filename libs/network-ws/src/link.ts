@@ -9,11 +9,14 @@ import {
   decodeWireFrame,
   encodeWireFrame,
   ErrorCode,
+  isWireSegmentsMessage,
+  WIRE_FEATURE_SEGMENTS,
   type DeviceId,
   type WireFrameHeader,
+  type WireSegmentsMessage,
 } from '@accord/protocol';
 import type { RawData, WebSocket } from 'ws';
-import { measureSyncMessage } from './automerge-guard.js';
+import { measureChunks, measureSyncMessage } from './automerge-guard.js';
 import {
   CloseCode,
   refusalCloseCode,
@@ -36,6 +39,8 @@ export interface LinkHost {
   readonly telemetry: Telemetry;
   /** Hands a validated message to the Repo. */
   deliver(message: Message): void;
+  /** Hands a validated message of the bulk segment transfer to the adapter's listeners (not the Repo). */
+  deliverSegments(message: WireSegmentsMessage): void;
   /** Called exactly once when the session ends, whoever ended it. */
   ended(link: Link, reason: SessionEndReason, closeCode: number): void;
 }
@@ -66,6 +71,10 @@ export class Link {
   readonly #inflated: TokenBucket;
   readonly #documents: TokenBucket;
   readonly #seenDocuments = new Set<string>();
+  /** Both sides named the bulk segment transfer ({@link WIRE_FEATURE_SEGMENTS}) at the upgrade. */
+  readonly #segments: boolean;
+  /** This side speaks the bulk segment transfer: a peer may send its frames. */
+  readonly #weSpeakSegments: boolean;
   readonly #timer: ReturnType<typeof setInterval>;
   #ackTimer: ReturnType<typeof setImmediate> | undefined;
   #sent = 0;
@@ -80,9 +89,21 @@ export class Link {
   #bytesIn = 0;
   #bytesOut = 0;
 
-  constructor(ws: WebSocket, peer: DeviceId, host: LinkHost) {
+  /**
+   * @param peerFeatures - the optional wire features the peer named at the upgrade
+   * @param features - the ones this side speaks (default: all)
+   */
+  constructor(
+    ws: WebSocket,
+    peer: DeviceId,
+    host: LinkHost,
+    peerFeatures: ReadonlySet<string> = new Set(),
+    features: readonly string[] = [WIRE_FEATURE_SEGMENTS],
+  ) {
     this.#ws = ws;
     this.peer = peer;
+    this.#weSpeakSegments = features.includes(WIRE_FEATURE_SEGMENTS);
+    this.#segments = this.#weSpeakSegments && peerFeatures.has(WIRE_FEATURE_SEGMENTS);
     this.#host = host;
     this.#now = host.telemetry.now;
     const l = host.limits;
@@ -149,6 +170,11 @@ export class Link {
   send(message: Message): void {
     if (this.#ended) return;
     const telemetry = this.#host.telemetry;
+    if (isWireSegmentsMessage(message)) {
+      const outgoing = this.#segmentsOutgoing(message);
+      if (outgoing === undefined) return;
+      message = outgoing as unknown as Message;
+    }
     if (message.documentId !== undefined && !this.#allowed(message.documentId)) {
       telemetry.withheld++;
       if (message.type === 'request') {
@@ -188,6 +214,31 @@ export class Link {
       telemetry.log(`${this.peer} is not reading (${this.#ws.bufferedAmount} bytes buffered)`);
       this.close(CloseCode.Stalled, 'stalled', ErrorCode.NETWORK_STALLED);
     }
+  }
+
+  /**
+   * What of a bulk segment message may go to the peer: nothing to a peer that does not speak the
+   * transfer (an older version), and of a request only the documents the policy allows. A
+   * document that is not asked is answered locally `segment-unavailable` from the peer, so the
+   * log falls back to the Repo's sync for it at once.
+   */
+  #segmentsOutgoing(message: WireSegmentsMessage): WireSegmentsMessage | undefined {
+    if (message.type !== 'segments-request') {
+      if (this.#segments) return message;
+      this.#host.telemetry.withheld++;
+      return undefined;
+    }
+    const allowed = this.#segments ? message.documentIds.filter((id) => this.#allowed(id)) : [];
+    for (const documentId of message.documentIds) {
+      if (allowed.includes(documentId)) continue;
+      this.#host.deliverSegments({
+        type: 'segment-unavailable',
+        senderId: this.peer,
+        targetId: this.#host.local,
+        documentId,
+      });
+    }
+    return allowed.length === 0 ? undefined : { ...message, documentIds: allowed };
   }
 
   /** Ends the session with a close code (the peer sees it); idempotent. */
@@ -303,7 +354,8 @@ export class Link {
           return this.#violate('forbidden-document', `${header.type} for forbidden document ${documentId}`);
         }
         telemetry.log(`refused ${header.type} from ${this.peer} for forbidden document ${documentId}`);
-        if (header.type === 'request' || header.type === 'sync') this.#answerUnavailable(documentId);
+        if (header.type === 'request' || header.type === 'sync')
+          this.#answerUnavailable(documentId, 'doc-unavailable');
         return;
       }
       if (header.type === 'request' || !this.#seenDocuments.has(documentId)) {
@@ -312,7 +364,43 @@ export class Link {
         this.#seenDocuments.add(documentId);
       }
     }
-    if (data !== undefined && (header.type === 'sync' || header.type === 'request')) {
+    if (isWireSegmentsMessage(header) && !this.#weSpeakSegments)
+      return this.#violate('bad-frame', `${header.type} frame: the transfer was not offered`);
+    if (header.type === 'segments-request') {
+      const asked: string[] = [];
+      for (const documentId of header.documentIds) {
+        if (!isValidDocumentId(documentId))
+          return this.#violate('bad-frame', `malformed document id ${documentId}`);
+        if (!this.#allowed(documentId)) {
+          telemetry.forbiddenDocuments++;
+          if (++this.#forbidden > limits.maxForbiddenRequests)
+            return this.#violate(
+              'forbidden-document',
+              `segments-request for forbidden document ${documentId}`,
+            );
+          this.#answerUnavailable(documentId, 'segment-unavailable');
+          continue;
+        }
+        if (!this.#documents.take(1))
+          return this.#violate('rate-limited', 'over the document-requests-per-second budget');
+        asked.push(documentId);
+      }
+      if (asked.length === 0) return;
+      return this.#host.deliverSegments({
+        type: 'segments-request',
+        senderId: header.senderId,
+        targetId: header.targetId,
+        documentIds: asked,
+      });
+    }
+    if (data !== undefined && header.type === 'segment') {
+      // A stored document: its DEFLATE columns are measured inflated, as a sync message's are.
+      const measure = measureChunks(data, limits.maxInflatedBytes);
+      if (!measure.ok)
+        return this.#violate(measure.problem === 'too-large' ? 'too-large' : 'bad-frame', measure.detail);
+      if (!this.#inflated.take(measure.expandedBytes))
+        return this.#violate('rate-limited', 'over the inflated-bytes-per-second budget');
+    } else if (data !== undefined && (header.type === 'sync' || header.type === 'request')) {
       const measure = measureSyncMessage(data, limits.maxInflatedBytes);
       if (!measure.ok)
         return this.#violate(measure.problem === 'too-large' ? 'too-large' : 'bad-frame', measure.detail);
@@ -326,15 +414,17 @@ export class Link {
       }
     }
     const message = frameToMessage(decoded.value);
-    if (message !== undefined) this.#host.deliver(message);
+    if (message === undefined) return;
+    if (isWireSegmentsMessage(message)) this.#host.deliverSegments(message);
+    else this.#host.deliver(message);
   }
 
   // Answers a tolerated request for a forbidden document. Bypasses the policy on purpose: the
   // answer only echoes the document id the peer itself sent, and says "not here".
-  #answerUnavailable(documentId: string): void {
+  #answerUnavailable(documentId: string, type: 'doc-unavailable' | 'segment-unavailable'): void {
     const seq = this.#sent + 1;
     const header: WireFrameHeader = {
-      type: 'doc-unavailable',
+      type,
       seq,
       senderId: this.#host.local,
       targetId: this.peer,

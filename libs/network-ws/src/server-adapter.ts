@@ -7,9 +7,11 @@ import {
   isFacilityId,
   parseWireHandshake,
   WIRE_MAX_HANDSHAKE_BYTES,
+  WIRE_FEATURE_SEGMENTS,
   WIRE_MAX_MEMBERSHIP_CHARS,
   WIRE_VERSION,
   WireHttpHeader,
+  parseWireFeatures,
   type DeviceId,
   type WireTranscriptFacts,
 } from '@accord/protocol';
@@ -31,6 +33,7 @@ import {
   resolveSettings,
   sendHandshake,
 } from './handshake.js';
+import { emitSegments } from './frames.js';
 import { Link, rawBytes, type LinkHost } from './link.js';
 import { Telemetry } from './telemetry.js';
 import type {
@@ -86,6 +89,8 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
   state: 'hello' | 'auth' | 'verifying' | 'done';
   facts?: WireTranscriptFacts;
+  /** The optional wire features the client named in its upgrade request. */
+  readonly features: ReadonlySet<string>;
 }
 
 /**
@@ -130,6 +135,10 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       clientTracking: false,
       WebSocket: GuardedWebSocket,
     });
+    // The features this side speaks, in the 101 answer: an older client ignores the header.
+    const features = options.features ?? [WIRE_FEATURE_SEGMENTS];
+    if (features.length > 0)
+      this.#wss.on('headers', (headers) => headers.push(`${WireHttpHeader.Features}: ${features.join(',')}`));
     this.#owned = options.server === undefined;
     this.#http =
       options.server ??
@@ -367,7 +376,8 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       if (reason !== undefined) return refuse(403, reason, 'roster', device);
       const address = remoteAddress(req);
       this.#makeRoom(address);
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#startHandshake(ws, device, address));
+      const features = parseWireFeatures(req.headers[WireHttpHeader.Features]);
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#startHandshake(ws, device, address, features));
     } catch (e) {
       this.#telemetry.log(`upgrade failed: ${String(e)}`);
       socket.destroy();
@@ -404,7 +414,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
     if (victim !== undefined) this.#failPending(victim, refusalCloseCode('busy'), 'busy', detail);
   }
 
-  #startHandshake(ws: WebSocket, claimed: DeviceId, address: string): void {
+  #startHandshake(ws: WebSocket, claimed: DeviceId, address: string, features: ReadonlySet<string>): void {
     const timeout = (detail: string) => (): void =>
       this.#failPending(pending, CloseCode.AuthTimeout, 'auth-timeout', detail);
     const pending: Pending = {
@@ -412,6 +422,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       claimed,
       address,
       openedAt: performance.now(),
+      features,
       state: 'hello',
       timer: setTimeout(
         timeout('no hello in time'),
@@ -529,7 +540,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
     const device = p.claimed;
     // Replacement: the old session ends (peer-disconnected) before the new one starts.
     this.#links.get(device)?.close(CloseCode.Replaced, 'replaced');
-    const link = new Link(p.ws, device, this.#host);
+    const link = new Link(p.ws, device, this.#host, p.features, this.#options.features);
     this.#links.set(device, link);
     sendHandshake(p.ws, { type: 'welcome', peerMetadata: announceMetadata(this.#metadata) });
     if (this.#everConnected.has(device)) this.#telemetry.reconnects++;
@@ -580,6 +591,7 @@ export class WebSocketServerAdapter extends NetworkAdapter {
       faults: this.#options.faults,
       telemetry: this.#telemetry,
       deliver: (message) => this.emit('message', message),
+      deliverSegments: (message) => emitSegments(this, message),
       ended: (link, reason, closeCode) => {
         if (this.#links.get(link.peer) === link) this.#links.delete(link.peer);
         this.emit('peer-disconnected', { peerId: link.peer as string as PeerId });

@@ -164,6 +164,11 @@ export interface CommonAdapterOptions {
   readonly faults?: FaultHooks;
   /** Membership statements to show and learn (see {@link MembershipExchange}); default none. */
   readonly membership?: MembershipExchange;
+  /**
+   * The optional wire features this side speaks, named to the peer at the upgrade (default: all,
+   * i.e. `WIRE_FEATURE_SEGMENTS`); `[]` behaves as a version without them (tests of the fallback).
+   */
+  readonly features?: readonly string[];
 }
 
 /** Counters and last contact of one connected peer. */

@@ -21,6 +21,12 @@ export const WireHttpHeader = {
   Version: 'x-accord-wire',
   /** On a refused upgrade: the stable error code of the refusal. */
   Error: 'x-accord-error',
+  /**
+   * The optional features a side speaks beyond {@link WIRE_VERSION}, comma-separated (the client's
+   * upgrade request, the server's 101 answer): a peer that names none, an older one, is never sent
+   * their frames. See {@link WIRE_FEATURE_SEGMENTS}.
+   */
+  Features: 'x-accord-features',
 } as const;
 
 /** Random bytes in each side's handshake nonce. */
@@ -221,6 +227,26 @@ export function wireAuthTranscript(role: 'client' | 'server', facts: WireTranscr
   );
 }
 
+/**
+ * The bulk transfer of sealed segments, version 1: a `segments-request` names stored documents a
+ * side lacks, and the peer answers each with a `segment` frame (the stored document bytes) or a
+ * `segment-unavailable` one. Only sent to a peer that named it in {@link WireHttpHeader.Features}.
+ */
+export const WIRE_FEATURE_SEGMENTS = 'segments/1';
+/** Most document ids one `segments-request` names. */
+export const WIRE_MAX_SEGMENT_REQUEST = 64;
+
+/** The features a {@link WireHttpHeader.Features} value names (unknown ones are kept, and ignored by the caller). */
+export function parseWireFeatures(value: string | string[] | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(
+    text
+      .split(',')
+      .map((f) => f.trim())
+      .filter((f) => f.length > 0 && f.length <= 64),
+  );
+}
+
 const seqSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const routed = { seq: seqSchema, senderId: deviceIdSchema, targetId: deviceIdSchema };
 const headsEntrySchema = z.strictObject({
@@ -254,6 +280,13 @@ export const wireFrameHeaderSchema = z.discriminatedUnion('type', [
       .record(wireStorageIdSchema, headsEntrySchema)
       .refine((r) => Object.keys(r).length <= WIRE_MAX_STORAGE_IDS, 'too many storage ids'),
   }),
+  z.strictObject({
+    type: z.literal('segments-request'),
+    ...routed,
+    documentIds: z.array(wireDocumentIdSchema).min(1).max(WIRE_MAX_SEGMENT_REQUEST),
+  }),
+  z.strictObject({ type: z.literal('segment'), ...routed, documentId: wireDocumentIdSchema }),
+  z.strictObject({ type: z.literal('segment-unavailable'), ...routed, documentId: wireDocumentIdSchema }),
   z.strictObject({ type: z.literal('ack'), seq: seqSchema }),
 ]);
 
@@ -267,6 +300,7 @@ export const WIRE_TYPES_WITH_DATA: ReadonlySet<WireFrameType> = new Set<WireFram
   'sync',
   'request',
   'ephemeral',
+  'segment',
 ]);
 
 /** A decoded binary frame: its header and, for {@link WIRE_TYPES_WITH_DATA}, its payload. */
@@ -344,4 +378,46 @@ export function decodeWireFrame(
   }
   if (payloadLength !== 0) return err(badFrame(`frame type ${header.type} takes no payload`));
   return ok({ header });
+}
+
+/**
+ * A message of the bulk segment transfer ({@link WIRE_FEATURE_SEGMENTS}) as a network adapter
+ * hands it to its listeners, beside the automerge-repo messages (the Repo ignores these types).
+ */
+export type WireSegmentsMessage =
+  | {
+      readonly type: 'segments-request';
+      readonly senderId: string;
+      readonly targetId: string;
+      readonly documentIds: readonly string[];
+    }
+  | {
+      readonly type: 'segment';
+      readonly senderId: string;
+      readonly targetId: string;
+      readonly documentId: string;
+      readonly data: Uint8Array;
+    }
+  | {
+      readonly type: 'segment-unavailable';
+      readonly senderId: string;
+      readonly targetId: string;
+      readonly documentId: string;
+    };
+
+/**
+ * The event a network adapter emits with each {@link WireSegmentsMessage} it receives. Not
+ * `message`: automerge-repo 2.5.6's network subsystem logs any message of a type it does not know
+ * as JSON, payload included, before it drops it (a 1 MB document spelled out byte by byte). An
+ * adapter that does not speak the transfer never emits it.
+ */
+export const WIRE_SEGMENTS_EVENT = 'accord-segments';
+
+/** True when `message` (anything an adapter emitted) is a {@link WireSegmentsMessage} type. */
+export function isWireSegmentsMessage(message: { readonly type: string }): message is WireSegmentsMessage {
+  return (
+    message.type === 'segments-request' ||
+    message.type === 'segment' ||
+    message.type === 'segment-unavailable'
+  );
 }

@@ -1,6 +1,7 @@
 import { NetworkAdapter } from '@automerge/automerge-repo';
 import type { Message, PeerId, PeerMetadata } from '@automerge/automerge-repo';
-import { AccordError, ErrorCode } from '@accord/protocol';
+import type { EventEmitter } from 'node:events';
+import { AccordError, ErrorCode, isWireSegmentsMessage, WIRE_SEGMENTS_EVENT } from '@accord/protocol';
 import { seededRandom, type SeededRandom } from './random.js';
 
 /** Probabilities (each in [0, 1]) of the faults the {@link FakeNetwork} injects. */
@@ -489,7 +490,10 @@ export class FakeNetwork {
       return true;
     }
     this.#stats.delivered++;
-    adapter.emit('message', envelope.message);
+    // The bulk segment transfer's messages go beside the Repo's, as the WebSocket adapters emit them.
+    if (isWireSegmentsMessage(envelope.message))
+      (adapter as unknown as EventEmitter).emit(WIRE_SEGMENTS_EVENT, envelope.message);
+    else adapter.emit('message', envelope.message);
     return true;
   }
 

@@ -1,0 +1,249 @@
+import * as A from '@automerge/automerge';
+import type { DocumentId } from '@automerge/automerge-repo';
+import {
+  MAX_EVENT_BYTES,
+  WIRE_MAX_SEGMENT_REQUEST,
+  type DeviceId,
+  type WireSegmentsMessage,
+} from '@accord/protocol';
+import type { SecurityIncident } from './api.js';
+import type { Incidents } from './incidents.js';
+import type { Ingest } from './ingest.js';
+import type { RepoHost } from './repo-host.js';
+import type { LogContext, Segments } from './segments.js';
+
+/** How long a peer may take to answer a request before its segments are synced the Repo's way. */
+const ANSWER_MS = 15_000;
+
+/** A segment asked of a peer, not answered yet. */
+interface Asked {
+  readonly id: DocumentId;
+  readonly device: DeviceId;
+  readonly index: number;
+  readonly peer: string;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+/** What {@link BulkSegments} asks of the rest of the log. */
+export interface BulkSegmentsDeps {
+  readonly ctx: LogContext;
+  readonly host: RepoHost;
+  readonly segments: Segments;
+  readonly ingest: Ingest;
+  readonly incidents: Incidents;
+  /** Whether a sealed document may be served to a peer now (`DeviceLogOptions.serves`). */
+  readonly serves:
+    ((peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean) | undefined;
+  /** Runs `work` on the log's serial work chain. */
+  readonly enqueue: (work: () => Promise<void>) => void;
+  /** Follows the segments again (one that could not be taken whole is then opened in the Repo). */
+  readonly refollow: () => void;
+  readonly isClosed: () => boolean;
+}
+
+/**
+ * Cold sync in bulk: another device's relay-sealed segments are asked of a peer as stored
+ * documents (the network's `segments-request`, see `WIRE_FEATURE_SEGMENTS` of `@accord/protocol`),
+ * checked against the relay's seal, stored as received and committed, all outside the Repo; and
+ * this log answers its peers' requests with the stored bytes of its sealed segments.
+ *
+ * @remarks The Repo makes a `DocHandle` of every document it syncs, which materializes the whole
+ * JavaScript document with its patches, and the serving side re-saves per sync message: most of a
+ * new device's time (see the README, "Cold sync"). Here a sealed document is loaded with
+ * Automerge's `load` alone (no handle, no patches) and freed once read. Nothing is stored unless
+ * the relay's seal covers every entry; anything else from the peer (bytes that are no Automerge
+ * document, over the size a segment can have, entries the seal does not cover, an answer never
+ * asked for) is a security incident, and the segment is synced the Repo's way instead, as it is
+ * when the peer does not speak the transfer (an older version answers nothing: its link answers
+ * `segment-unavailable` for it), has no stored copy to give, or does not answer in time.
+ */
+export class BulkSegments {
+  readonly #deps: BulkSegmentsDeps;
+  /** Segments asked of a peer, by document id. */
+  readonly #asked = new Map<DocumentId, Asked>();
+  /** Segments to ask for at the next turn of the event loop (one request for all of them). */
+  #queued: { id: DocumentId; device: DeviceId; index: number }[] = [];
+  /** Segments a peer answered, being checked and stored (not to be asked again meanwhile). */
+  readonly #takingIn = new Set<DocumentId>();
+  /** Segments that are synced the Repo's way: a peer could not give them whole. */
+  readonly #failed = new Set<DocumentId>();
+  /** Answers to peers' requests, one document after another (bounded memory). */
+  #serving: Promise<void> = Promise.resolve();
+  readonly #unsubscribe: () => void;
+
+  constructor(deps: BulkSegmentsDeps) {
+    this.#deps = deps;
+    this.#unsubscribe = deps.host.onSegments((message) => this.#onMessage(message));
+  }
+
+  /**
+   * Takes segment `index` of `device` (relay-sealed, not held) from a peer: true when it was asked
+   * for (or already is), false when it is to be synced the Repo's way (no peer, or a peer failed).
+   */
+  take(device: DeviceId, index: number, id: DocumentId): boolean {
+    if (this.#failed.has(id) || this.#deps.isClosed()) return false;
+    if (this.#asked.has(id) || this.#takingIn.has(id) || this.#queued.some((q) => q.id === id)) return true;
+    if (this.#deps.host.peers().length === 0) return false;
+    if (this.#queued.length === 0) setImmediate(() => this.#ask());
+    this.#queued.push({ id, device, index });
+    return true;
+  }
+
+  /** Stops asking and answering. */
+  close(): void {
+    this.#unsubscribe();
+    for (const asked of this.#asked.values()) clearTimeout(asked.timer);
+    this.#asked.clear();
+    this.#queued = [];
+  }
+
+  /** Asks one peer for every queued segment (the first peer connected: any peer serves sealed segments). */
+  #ask(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    const peer = this.#deps.host.peers()[0];
+    if (peer === undefined || this.#deps.isClosed()) {
+      for (const q of queued) this.#failed.add(q.id);
+      if (queued.length > 0) this.#deps.refollow();
+      return;
+    }
+    for (let at = 0; at < queued.length; at += WIRE_MAX_SEGMENT_REQUEST) {
+      const batch = queued.slice(at, at + WIRE_MAX_SEGMENT_REQUEST);
+      for (const q of batch) {
+        const timer = setTimeout(() => this.#fallBack(q.id), ANSWER_MS);
+        timer.unref();
+        this.#asked.set(q.id, { ...q, peer, timer });
+      }
+      const sent = this.#deps.host.sendSegments({
+        type: 'segments-request',
+        senderId: this.#deps.ctx.deviceId,
+        targetId: peer,
+        documentIds: batch.map((q) => q.id),
+      });
+      if (!sent) for (const q of batch) this.#fallBack(q.id);
+    }
+  }
+
+  #onMessage(message: WireSegmentsMessage): void {
+    if (this.#deps.isClosed()) return;
+    if (message.type === 'segments-request') {
+      const { senderId, documentIds } = message;
+      this.#serving = this.#serving.then(() => this.#answer(senderId, documentIds));
+      return;
+    }
+    const id = message.documentId as DocumentId;
+    const asked = this.#asked.get(id);
+    if (asked === undefined || asked.peer !== message.senderId) {
+      if (message.type === 'segment')
+        this.#report(
+          'LOG_SEGMENT_UNASKED',
+          `segment ${id} sent by ${message.senderId} unasked`,
+          message.senderId,
+        );
+      return;
+    }
+    this.#asked.delete(id);
+    clearTimeout(asked.timer);
+    if (message.type === 'segment-unavailable') return this.#fallBack(id);
+    const data = message.data;
+    this.#takingIn.add(id);
+    this.#deps.enqueue(async () => {
+      try {
+        await this.#takeIn(asked, data);
+      } finally {
+        this.#takingIn.delete(id);
+      }
+    });
+  }
+
+  /**
+   * Checks a sealed segment a peer sent whole; stores and commits it only when the relay's seal
+   * covers every entry, else reports the peer and syncs the segment the Repo's way.
+   */
+  async #takeIn(asked: Asked, data: Uint8Array): Promise<void> {
+    const { ctx, ingest, host, segments } = this.#deps;
+    // Every entry is at most one event; the slack covers the document's own structure.
+    if (data.length > ctx.segmentSize * MAX_EVENT_BYTES + 65_536)
+      return this.#reject(asked, 'PROTOCOL_TOO_LARGE', `${data.length} bytes`);
+    let doc: { events?: unknown };
+    try {
+      doc = A.load<{ events?: unknown }>(data);
+    } catch {
+      return this.#reject(asked, 'PROTOCOL_BAD_ENCODING', 'not an Automerge document');
+    }
+    let heads: string[];
+    let candidates;
+    try {
+      const list = doc.events;
+      if (!Array.isArray(list)) return this.#reject(asked, 'PROTOCOL_BAD_ENCODING', 'no list of events');
+      candidates = await ingest.screenWhole(asked, list);
+      heads = A.getHeads(doc);
+    } finally {
+      A.free(doc);
+    }
+    if (candidates === undefined)
+      return this.#reject(asked, 'LOG_SEGMENT_MISMATCH', 'entries the relay seal does not cover');
+    // The document first: stored with an event missing, a restart reads the event from it again.
+    if (!(await host.storeWhole(asked.id, data, heads))) return this.#fallBack(asked.id);
+    segments.sealWhole(asked.id);
+    // Not awaited: the next segment is checked while this one is made durable.
+    void ingest.commitWhole(candidates);
+  }
+
+  /** The peer's answer is refused: an incident, and the segment is synced the Repo's way. */
+  #reject(asked: Asked, code: SecurityIncident['code'], detail: string): void {
+    this.#report(code, `segment ${asked.id} from ${asked.peer}: ${detail}`, asked.peer);
+    this.#fallBack(asked.id);
+  }
+
+  #report(code: SecurityIncident['code'], message: string, peer: string): void {
+    this.#deps.incidents.report({ code, message, device: peer });
+  }
+
+  #fallBack(id: DocumentId): void {
+    const asked = this.#asked.get(id);
+    if (asked !== undefined) clearTimeout(asked.timer);
+    this.#asked.delete(id);
+    this.#failed.add(id);
+    if (!this.#deps.isClosed()) this.#deps.refollow();
+  }
+
+  /** Answers a peer's request: each sealed segment's stored bytes as they are, or "unavailable". */
+  async #answer(peer: string, documentIds: readonly string[]): Promise<void> {
+    const { host, ctx } = this.#deps;
+    for (const documentId of documentIds) {
+      if (this.#deps.isClosed()) return;
+      let data: Uint8Array | undefined;
+      try {
+        data = await this.#stored(peer as DeviceId, documentId as DocumentId);
+      } catch {
+        data = undefined; // a storage failure: the peer syncs it the Repo's way
+      }
+      const base = { senderId: ctx.deviceId, targetId: peer, documentId };
+      host.sendSegments(
+        data === undefined ? { type: 'segment-unavailable', ...base } : { type: 'segment', ...base, data },
+      );
+    }
+  }
+
+  /**
+   * The stored bytes of sealed segment `id`, if this log may serve them to `peer` now: sealed here
+   * (every event held), final (frozen, or not in memory with changes the Repo may not have saved).
+   */
+  async #stored(peer: DeviceId, id: DocumentId): Promise<Uint8Array | undefined> {
+    const { segments, host, serves } = this.#deps;
+    if (!segments.isSealed(id)) return undefined;
+    if (!host.isFrozen(id) && host.loaded(id) !== undefined) return undefined;
+    if (serves !== undefined && !serves(peer, id, () => false)) return undefined;
+    const chunks = await host.storedChunks(id);
+    if (chunks.length <= 1) return chunks[0];
+    // Automerge loads chunks laid end to end (a snapshot and the changes saved after it).
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, at);
+      at += chunk.length;
+    }
+    return out;
+  }
+}
