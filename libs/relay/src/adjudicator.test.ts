@@ -554,6 +554,41 @@ describe('Adjudicator: restored history', () => {
     ]);
   });
 
+  it('judges nothing while its history accepts an event it does not hold yet, so a dependent gets one verdict', async () => {
+    // Restored from a backup: it relearned that it accepted p (seq 1) and c (seq 2, depends on p)
+    // and holds c, but p's author has not sent p again yet. c is folded but skipped (no patient),
+    // so judging x (depends on c) now would give a 404, then an acceptance once p arrives.
+    const { relayDevice, relay, f, register } = await setup();
+    const p = register('p1');
+    const c = f.event(D1, 'PatientCheckedIn', { patientId: 'p1', encounterId: 'e1' }, { deps: [p.id] });
+    const x = f.event(D2, 'EncounterStarted', { encounterId: 'e1' }, { deps: [c.id] });
+    const ok = (target: EventId, seq: number): Promise<SignedEvent> =>
+      signedVerdict(relayDevice, f, { target, outcome: 'accepted', seq, ruleSet: RULE_SET_VERSION });
+    const history = [await ok(p.id, 1), await ok(c.id, 2)];
+    const restored = (): Adjudicator => {
+      const adj = new Adjudicator({ relay, facility: TEST_FACILITY, member: (d) => ROSTER.get(d) });
+      for (const e of [...history, c, x]) adj.add(e, T0);
+      return adj;
+    };
+
+    const adj = restored();
+    expect(adj.decide(T0)).toEqual([]);
+    expect(adj.nextDeadline()).toBe(T0 + DEADLINE);
+    expect(adj.decide(T0 + DEADLINE - 1)).toEqual([]);
+    const out = feed(adj, [p], T0 + 500);
+    expect(out).toEqual([{ target: x.id, outcome: 'accepted', seq: 3, ruleSet: RULE_SET_VERSION }]);
+    expect(adj.confirmed().hasEvent(x.id)).toBe(true);
+    expect(adj.decide(T0 + 10 * DEADLINE)).toEqual([]);
+
+    // p never comes back: after the dependency deadline it judges with what it has, once.
+    const alone = restored();
+    expect(alone.decide(T0 + DEADLINE - 1)).toEqual([]);
+    const [late] = alone.decide(T0 + DEADLINE);
+    expect([rejected(late).target, rejected(late).rule]).toEqual([x.id, RULE_DEPENDENCY_MISSING]);
+    expect(alone.nextDeadline()).toBeUndefined();
+    expect(alone.decide(T0 + 10 * DEADLINE)).toEqual([]);
+  });
+
   it('ignores verdicts signed by the relay for another facility', async () => {
     const { relayDevice, relay, f, register } = await setup();
     const p = register('p1');

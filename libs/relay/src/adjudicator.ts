@@ -271,6 +271,13 @@ function describe(cause: unknown): string {
  * - **Order of judgement**: among ready events, the smallest by (hlc, device, seq, id) first; when
  *   none is ready, the smallest expired waiting event, except that an expired waiting dependency
  *   of it is judged first (following dependencies down, never round a cycle).
+ * - **Incomplete confirmed state**: while the relay's history accepts an event it does not hold
+ *   (a relay restored from a backup relearns its verdicts from devices, sometimes before the
+ *   events they judge), nothing is judged: the confirmed state lacks that event, so a judgement
+ *   now could differ from the one the complete state gives — a dependency folded but skipped
+ *   looks missing (404, then re-validated: two verdicts), a duplicate looks new. An arriving
+ *   event can complete it at any moment; after `dependencyDeadlineMs` without it, judging goes
+ *   on with what is there (as for a missing dependency) until it is complete again.
  * - **404 re-validation**: a present event whose latest verdict is a 404 `RULE_DEPENDENCY_MISSING`
  *   and that is not resolved is judged again, once, as soon as every dependency it named is in
  *   the confirmed state (it joins the ready events in the same order). The new verdict
@@ -367,6 +374,16 @@ export class Adjudicator {
 
   readonly #resolved = new Set<EventId>();
   readonly #open = new Set<EventId>();
+  /**
+   * Targets whose latest verdict (history) accepts them but whose event is not present: the
+   * confirmed state lacks them, so nothing is judged against it (see "Incomplete confirmed state").
+   */
+  readonly #acceptedAbsent = new Set<EventId>();
+  /**
+   * Since when {@link #acceptedAbsent} has not been empty (undefined while it is; -Infinity once
+   * the wait ran out, until it is empty again).
+   */
+  #incompleteSince: number | undefined;
 
   #tokens = 0;
   #lastSeq = 0;
@@ -389,8 +406,15 @@ export class Adjudicator {
    * @remarks `nowMs` is when the relay saw it: the dependency deadline counts from there.
    */
   add(event: SignedEvent, nowMs: number): void {
+    if (this.#nodes.has(event.id)) return;
+    this.#acceptedAbsent.delete(event.id);
+    this.#addNode(event, nowMs);
+    if (this.#acceptedAbsent.size === 0) this.#incompleteSince = undefined;
+    else this.#incompleteSince ??= nowMs;
+  }
+
+  #addNode(event: SignedEvent, nowMs: number): void {
     const id = event.id;
-    if (this.#nodes.has(id)) return;
     if (event.device === this.#relay) {
       this.#nodes.set(id, this.#node(event, nowMs, 'other', [], undefined, undefined));
       if (event.facility === this.#facility) this.#history(event);
@@ -452,6 +476,7 @@ export class Adjudicator {
    * rest is decided by the next calls, in the same order as one unlimited call.
    */
   decide(nowMs: number, limit = Infinity): VerdictData[] {
+    if (this.#incompleteUntil(nowMs) !== undefined) return [];
     this.#sync();
     for (let n = this.#deadlines.peek(); n !== undefined && n.deadline <= nowMs; n = this.#deadlines.peek()) {
       this.#deadlines.pop();
@@ -503,6 +528,9 @@ export class Adjudicator {
 
   /** The earliest time a waiting event's dependency deadline expires (when `decide` would judge it anyway), or undefined. */
   nextDeadline(): number | undefined {
+    // Nothing is judged before it (an arriving event that completes the state comes with a round).
+    const until = this.#incompleteUntil(-Infinity);
+    if (until !== undefined) return until;
     for (let n = this.#deadlines.peek(); n !== undefined; n = this.#deadlines.peek()) {
       if (n.state === 'waiting') return n.deadline;
       this.#deadlines.pop(); // judged (or ready, and judged at the next decide): no longer a deadline
@@ -518,6 +546,19 @@ export class Adjudicator {
   confirmed(): Projection {
     this.#sync();
     return this.#fold.projection();
+  }
+
+  /**
+   * While the confirmed state lacks accepted events (see "Incomplete confirmed state") and they
+   * have been missing for less than the dependency deadline at `nowMs`: when that wait ends.
+   */
+  #incompleteUntil(nowMs: number): number | undefined {
+    if (this.#incompleteSince === undefined) return undefined;
+    const until = this.#incompleteSince + this.#deadlineMs;
+    if (nowMs < until) return until;
+    // Waited long enough: judge with what is there until the state is complete again.
+    this.#incompleteSince = -Infinity;
+    return undefined;
   }
 
   /** The highest accepted `seq` issued or seen in history (0 when none). */
@@ -614,6 +655,8 @@ export class Adjudicator {
     const latest: Latest = { data, issued, envSeq, token: ++this.#tokens };
     this.#latest.set(target, latest);
     const node = this.#nodes.get(target);
+    if (node === undefined && data.outcome === 'accepted') this.#acceptedAbsent.add(target);
+    else this.#acceptedAbsent.delete(target);
     // The fold keeps track of what changed: a new acceptance, a withdrawn one, a moved seq.
     if (node !== undefined) this.#fold.set(node.event, data.outcome === 'accepted' ? data.seq : undefined);
     if (data.outcome === 'accepted' && node?.resolves !== undefined) this.#resolve(node.resolves);
