@@ -35,6 +35,7 @@ export {
 } from './types.js';
 export { backoffDelay, seededRandom, type BackoffOptions, type RandomSource } from './backoff.js';
 export { peerIdOf } from './frames.js';
+export { PEER_METADATA } from './handshake.js';
 export {
   measureChunks,
   measureSyncMessage,

@@ -1,5 +1,13 @@
 import * as A from '@automerge/automerge';
-import { Repo, type DocHandle, type Message, type PeerId } from '@automerge/automerge-repo';
+import {
+  Repo,
+  type Chunk,
+  type DocHandle,
+  type Message,
+  type PeerId,
+  type StorageAdapterInterface,
+  type StorageKey,
+} from '@automerge/automerge-repo';
 import { describe, expect, it } from 'vitest';
 import { withSeed } from '@accord/testkit';
 import { installSimEntropy } from './entropy.js';
@@ -129,7 +137,89 @@ async function run(seed: number, hours = 6) {
   }
 }
 
+/** An in-memory storage adapter that keeps every key ever saved (the test reads what a Repo stored). */
+class RecordingStorage implements StorageAdapterInterface {
+  readonly #data = new Map<string, { key: StorageKey; data: Uint8Array }>();
+  readonly saved: StorageKey[] = [];
+  load(key: StorageKey): Promise<Uint8Array | undefined> {
+    return Promise.resolve(this.#data.get(key.join('/'))?.data);
+  }
+  save(key: StorageKey, data: Uint8Array): Promise<void> {
+    this.saved.push(key);
+    this.#data.set(key.join('/'), { key, data });
+    return Promise.resolve();
+  }
+  remove(key: StorageKey): Promise<void> {
+    this.#data.delete(key.join('/'));
+    return Promise.resolve();
+  }
+  loadRange(prefix: StorageKey): Promise<Chunk[]> {
+    return Promise.resolve([...this.#data.values()].filter((c) => prefix.every((p, i) => c.key[i] === p)));
+  }
+  async removeRange(prefix: StorageKey): Promise<void> {
+    for (const c of await this.loadRange(prefix)) this.#data.delete(c.key.join('/'));
+  }
+}
+
 describe('SimRepoNetwork', () => {
+  it('tells each Repo its peers are ephemeral, as network-ws does: no sync state is stored or resumed, and a broken connection syncs afresh', async () => {
+    const scheduler = new Scheduler();
+    const restore = installSimTimers(scheduler, Date.UTC(2024, 5, 3));
+    const restoreEntropy = installSimEntropy(new Prng(5));
+    try {
+      const faults: FaultPlan = {
+        offline: [{ node: 'f1-d2', fromMs: HOUR, toMs: 2 * HOUR }],
+        crashes: [],
+        skews: {},
+        lastFaultMs: 2 * HOUR,
+      };
+      const network = new SimNetwork(scheduler, new Prng(5), faults, {
+        default: { ...DEFAULT_LINK, loss: 0 },
+        links: [],
+      });
+      const sim = new SimRepoNetwork(scheduler, network);
+      const nodes = ['f1-d1', 'f1-d2'];
+      const storages = nodes.map(() => new RecordingStorage());
+      const metadata: unknown[] = [];
+      const repos = nodes.map((node, i) => {
+        const adapter = sim.adapter(node, nodes);
+        adapter.on('peer-candidate', ({ peerMetadata }) => metadata.push(peerMetadata));
+        return new Repo({
+          network: [adapter],
+          storage: storages[i]!,
+          peerId: node as PeerId,
+          sharePolicy: () => Promise.resolve(true),
+        });
+      });
+      const mine = repos[0]!.create<Doc>({ items: {} });
+      await scheduler.runAsync(60_000);
+      const theirs = await (async () => {
+        const found = repos[1]!.find<Doc>(mine.url);
+        await scheduler.runAsync(scheduler.now + 60_000);
+        return found;
+      })();
+      // Written on both sides of the partition: the second after it broke the connection.
+      mine.change((d) => (d.items['a'] = 1));
+      await scheduler.runAsync(30 * 60_000);
+      mine.change((d) => (d.items['b'] = 2));
+      await scheduler.runAsync(3 * HOUR);
+      expect(theirs.doc().items).toEqual({ a: 1, b: 2 });
+      expect(sim.resets).toBeGreaterThan(0);
+      // Both connections (the first and the one after the partition), at both ends.
+      expect(metadata).toHaveLength(4);
+      for (const m of metadata) expect(m).toEqual({ isEphemeral: true });
+      // The documents were stored, and no sync state ever was.
+      for (const s of storages) {
+        expect(s.saved.some((k) => k[0] === mine.documentId && k[1] !== 'sync-state')).toBe(true);
+        expect(s.saved.filter((k) => k[1] === 'sync-state')).toEqual([]);
+      }
+      for (const r of repos) await r.shutdown();
+    } finally {
+      restoreEntropy();
+      restore();
+    }
+  });
+
   it(
     'carries real automerge-repo sync over the simulated network: through loss, cut frames and a partition every replica converges, and a seed replays exactly',
     () =>

@@ -1,5 +1,6 @@
 import { NetworkAdapter } from '@automerge/automerge-repo';
 import type { Message, PeerId, PeerMetadata } from '@automerge/automerge-repo';
+import { PEER_METADATA } from '@accord/network-ws';
 import type { Retransmission, SimNetwork } from './network.js';
 import type { Scheduler, Timer } from './scheduler.js';
 
@@ -36,7 +37,6 @@ const PING_FRAME = Uint8Array.of(PING, 0);
 type Control = {
   readonly k: 'hello' | 'ack' | 'bye';
   readonly peerId: string;
-  readonly meta?: PeerMetadata;
 };
 
 const ENCODER = new TextEncoder();
@@ -271,11 +271,7 @@ class SimRepoAdapter extends NetworkAdapter {
   }
 
   #control(to: string, k: Control['k']): void {
-    const c: Control = {
-      k,
-      peerId: this.peerId!,
-      ...(this.peerMetadata !== undefined ? { meta: this.peerMetadata } : {}),
-    };
+    const c: Control = { k, peerId: this.peerId! };
     this.#w.network.send(this.#node, to, encodeFrame(CONTROL, c), this.#w.stream);
   }
 
@@ -312,7 +308,12 @@ class SimRepoAdapter extends NetworkAdapter {
       this.#byPeer.set(c.peerId, link);
       if (link.retry !== undefined) this.#w.scheduler.cancel(link.retry);
       link.retry = undefined;
-      this.emit('peer-candidate', { peerId: link.peerId, peerMetadata: c.meta ?? {} });
+      // What network-ws tells its Repo of every peer: ephemeral, no storage id, so every session
+      // syncs from a fresh sync state (DESIGN §7) and the Repo neither stores sync states nor
+      // hashes each peer's heads on every message. Handing on the peer's own metadata made the
+      // simulated Repos do both (≈ 4% of a bench run's CPU profile) and resume sessions production
+      // never resumes.
+      this.emit('peer-candidate', { peerId: link.peerId, peerMetadata: PEER_METADATA });
       this.#keepalive(link);
     }
   }
