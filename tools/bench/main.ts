@@ -3,6 +3,7 @@
 // to bench-results/. Targets are ratios or absolute numbers measured in this same run;
 // nothing here is a timed test.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchAutomergeRepoColdSync, benchSignRate } from './anchor-bench.js';
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     // 20000` (hours: see libs/sim's README, "Speed").
     'sim-devices': { type: 'string', default: '12' },
     'sim-events': { type: 'string', default: '1000' },
+    // Runs at once, one child process each (seeds 11, 12, …): default one per core, as a sweep.
+    'sim-jobs': { type: 'string', default: String(availableParallelism()) },
   },
 });
 
@@ -55,6 +58,7 @@ const relayFacilityEvents = integer('relay-facility-events', values['relay-facil
 const relayIngestEvents = integer('relay-ingest-events', values['relay-ingest-events'], 0);
 const simDevices = integer('sim-devices', values['sim-devices'], 2);
 const simEvents = integer('sim-events', values['sim-events'], 100);
+const simJobs = integer('sim-jobs', values['sim-jobs'], 1);
 
 const results: Record<string, number> = {};
 const rows: ChartRow[] = [];
@@ -328,7 +332,7 @@ if (runs('relay')) {
 }
 
 if (runs('sim')) {
-  const sim = await benchSim(simDevices, simEvents);
+  const sim = await benchSim(simDevices, simEvents, simJobs);
   Object.assign(results, sim);
   const verify = Math.round(sim.sim_ed25519_verify_per_s);
   rows.push({
@@ -337,10 +341,10 @@ if (runs('sim')) {
     target: 1,
     kind: 'min',
     unit: '×',
-    section: `simulator: ${simDevices} tablets, ${sim.sim_events} events, 5% loss`,
+    section: `simulator: ${simJobs} runs at once of ${simDevices} tablets, ${sim.sim_events} events, 5% loss`,
   });
   pairs.push({
-    label: `simulator deliveries/s, ${simDevices} tablets × ${sim.sim_events} events`,
+    label: `simulator deliveries/s, ${simJobs} × ${simDevices} tablets × ${sim.sim_events} events`,
     unit: '/s',
     accord: sim.sim_deliveries_per_s,
     anchor: sim.sim_ed25519_verify_per_s,
