@@ -317,16 +317,17 @@ export class DeviceLog implements DeviceLogApi {
     if (!prepared.ok) throw prepared.error;
     const p = prepared.value;
     // The prepared draft is the envelope's parts (type, schema, subject, deps, basis, data).
-    const envelope = this.#own.envelope(
+    const unsigned = this.#own.envelope(
       draft.supersedes === undefined ? p : { ...p, supersedes: draft.supersedes },
     );
     // Warnings are computed on the view the user saw, before this event joins it. Neither they
     // nor the projections check the data again: prepareDraft did (markPrepared).
-    const unsigned = { ...envelope, sig: '' };
     markPrepared(unsigned, p);
     const verdict = localWarnings(view, unsigned, { nowMs: this.#clock() });
-    const event = await this.#own.signAndCommit(envelope, (signed) => markPrepared(signed, p));
-    return verdict.outcome === 'deadletter' ? { event, warning: verdict } : { event };
+    // Only a warning outlives the signature and the write (64 appends in flight keep theirs).
+    const warning = verdict.outcome === 'deadletter' ? verdict : undefined;
+    const event = await this.#own.signAndCommit(unsigned, (signed) => markPrepared(signed, p));
+    return warning === undefined ? { event } : { event, warning };
   }
 
   /** Records a system statement (verdict, roster, retry, discard): no local rules, schema-checked data. */

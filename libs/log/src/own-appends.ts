@@ -36,6 +36,9 @@ const SYSTEM_DATA: Readonly<Record<SystemEventType, (data: unknown) => Result<un
   [SystemEventType.SegmentSealed]: parseSegmentSealedData,
 };
 
+/** What a caller gives an own envelope; the log fills in the rest. */
+export type EnvelopeParts = Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>;
+
 /** An own event signed and encoded once: the bytes are what the store keeps and peers get. */
 export interface SignedOwn {
   readonly event: SignedEvent;
@@ -113,20 +116,20 @@ export class OwnAppends {
   }
 
   /**
-   * The next own envelope: a fresh id, the next sequence number and clock reading.
+   * The next own envelope: a fresh id, the next sequence number and clock reading. It comes as the
+   * event it will be with an empty `sig`: the local rules judge it so before it is signed (they
+   * never read the signature), and signing reads the envelope's fields only; one object per append
+   * instead of an envelope and a copy of it.
    *
    * @remarks With `checkSize`, an envelope whose signed event would exceed the size limit is
    * refused (`PROTOCOL_TOO_LARGE`) before it takes a number: the relay appends many verdicts at
    * once, so a failure found while signing would leave a hole behind later numbers, and a hole
    * stops the log. It costs one more encoding, so only system events (verdicts, rosters) pay it.
    */
-  envelope(
-    parts: Omit<EventEnvelope, 'v' | 'id' | 'facility' | 'device' | 'seq' | 'hlc'>,
-    checkSize = false,
-  ): EventEnvelope {
+  envelope(parts: EnvelopeParts, checkSize = false): SignedEvent {
     const { ctx, clock, hlc } = this.#deps;
     const seq = this.#assigned + 1;
-    const envelope: EventEnvelope = {
+    const envelope: SignedEvent = {
       v: 1,
       // Bound to this device and seq: no other device can claim it (see eventIdFor).
       id: eventIdFor(clock(), ctx.deviceId, seq),
@@ -135,9 +138,10 @@ export class OwnAppends {
       seq,
       hlc: hlc.now(),
       ...parts,
+      sig: '',
     };
     if (checkSize) {
-      // The signed form adds `,"sig":"<86 characters>"`: 95 bytes.
+      // The signed form adds `,"sig":"<86 characters>"`: 95 bytes (envelopeBytes leaves `sig` out).
       const size = envelopeBytes(envelope).length + 95;
       if (size > MAX_EVENT_BYTES) {
         throw new AccordError(
@@ -147,7 +151,7 @@ export class OwnAppends {
         );
       }
     }
-    this.#assigned = envelope.seq;
+    this.#assigned = seq;
     return envelope;
   }
 

@@ -146,14 +146,13 @@ export async function signEventEncoded(
       },
     );
   }
+  // Found before the signature is awaited: the text is not kept alive while it is made.
+  const offset = subjectOffset(text, bytes);
   const sig = toBase64Url(await sign(bytes));
   // The event is envelopeObject's literal plus `sig`, never a spread: `{ ...envelope, sig }` gave
   // every event signed concurrently a V8 hidden class of its own (≈ 300 bytes each).
   o['sig'] = sig;
-  return {
-    event: o as unknown as SignedEvent,
-    bytes: withSig(bytes, subjectOffset(text, bytes), sig),
-  };
+  return { event: o as unknown as SignedEvent, bytes: withSig(bytes, offset, sig) };
 }
 
 /**
