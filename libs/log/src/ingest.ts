@@ -159,10 +159,10 @@ export class Ingest {
    * of them (undefined otherwise: nothing may be stored).
    *
    * @remarks Each entry keeps its bytes and its event's key alone; the event is decoded again
-   * when it is folded. A segment's decoded events, kept from here until they were durable, were
-   * most of what the garbage collector copied and promoted in a new device (≈ 750 young-generation
-   * collections for 100k events under the agent's 2 MB semi-space): decoded at the fold, each one
-   * dies young.
+   * when it is folded (a second `JSON.parse`, ≈ 35 ms per 5000 events). Kept decoded, a segment's
+   * events lived from here through the store's write, across many young-generation collections
+   * (≈ 750 for 100k events under the agent's 2 MB semi-space); decoded at the fold, each one dies
+   * young. Runs at 100k on the loaded 2-core machine did not separate the two (README, "Cold sync").
    */
   async screenWhole(
     place: Pick<SegmentState, 'id' | 'device' | 'index'>,
