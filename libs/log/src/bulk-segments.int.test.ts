@@ -4,6 +4,7 @@
 // answers are refused with their codes and the segments synced the Repo's way; a peer that does
 // not speak the transfer still syncs everything.
 import * as A from '@automerge/automerge';
+import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import {
   type DeviceId,
   type FacilityId,
   type SignedEvent,
+  WIRE_SEGMENTS_EVENT,
   type WireSegmentsMessage,
 } from '@accord/protocol';
 import { openDeviceDatabase, type DeviceDatabase } from '@accord/storage-level';
@@ -26,6 +28,7 @@ import {
   WebSocketServerAdapter,
   type WebSocketServerAdapterOptions,
 } from '@accord/network-ws';
+import { BULK_IN_FLIGHT } from './bulk-segments.js';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
 import { hostileDevice, makeFacility, patientRegistration, type TestFacility } from './testing.js';
@@ -107,7 +110,7 @@ async function serveRelay(
   dir: string,
   Server: new (options: WebSocketServerAdapterOptions) => WebSocketServerAdapter = WebSocketServerAdapter,
   features?: readonly string[],
-): Promise<{ log: DeviceLog; url: string }> {
+): Promise<{ log: DeviceLog; url: string; requests: string[][] }> {
   const server = new Server({
     identity: facility.keys[0]!,
     facility: FACILITY,
@@ -121,7 +124,12 @@ async function serveRelay(
     await db.close();
   });
   const { port } = await server.listening();
-  return { log, url: `ws://127.0.0.1:${port}` };
+  // The documents of every bulk request the relay receives, in order.
+  const requests: string[][] = [];
+  (server as unknown as EventEmitter).on(WIRE_SEGMENTS_EVENT, (m: WireSegmentsMessage) => {
+    if (m.type === 'segments-request') requests.push([...m.documentIds]);
+  });
+  return { log, url: `ws://127.0.0.1:${port}`, requests };
 }
 
 /** A new device (device 2) in `dir` dialing `url`. */
@@ -178,6 +186,12 @@ describe('cold sync of relay-sealed segments in bulk', () => {
     await b.log.settled();
 
     expect(b.log.incidents()).toEqual([]);
+    // Segments 1-4 each asked for once, oldest first, never more than BULK_IN_FLIGHT at a time
+    // (segments 3 and 4 lie past the Repo's window: offered to the transfer alone).
+    const asked = relay.requests.flat();
+    expect(asked).toEqual(segmentIds(device).filter((id) => asked.includes(id)));
+    expect(asked.slice(-4)).toEqual(segmentIds(device).slice(1));
+    expect(relay.requests.every((r) => r.length <= BULK_IN_FLIGHT)).toBe(true);
     // Every event of device 1 verified by its seal (the relay's own seals one by one).
     expect(b.log.verification()).toEqual({ bySeal: events.length, oneByOne: SEGMENTS });
     expect(await storedOf(b.db, device)).toEqual(events.map((e) => encodeSignedEvent(e)));

@@ -15,6 +15,13 @@ import type { LogContext, Segments } from './segments.js';
 /** How long a peer may take to answer a request before its segments are synced the Repo's way. */
 const ANSWER_MS = 15_000;
 
+/**
+ * Segments asked of a peer and not yet committed, at most: the peer loads and sends the next ones
+ * while this log checks and stores the last ones (the wire, the peer's CPU and this log's CPU
+ * overlap), and memory holds at most this many segments' bytes and events.
+ */
+export const BULK_IN_FLIGHT = 4;
+
 /** A segment asked of a peer, not answered yet. */
 interface Asked {
   readonly id: DocumentId;
@@ -61,9 +68,11 @@ export class BulkSegments {
   readonly #deps: BulkSegmentsDeps;
   /** Segments asked of a peer, by document id. */
   readonly #asked = new Map<DocumentId, Asked>();
-  /** Segments to ask for at the next turn of the event loop (one request for all of them). */
-  #queued: { id: DocumentId; device: DeviceId; index: number }[] = [];
-  /** Segments a peer answered, being checked and stored (not to be asked again meanwhile). */
+  /** Segments to ask for, in the order they were offered, as {@link BULK_IN_FLIGHT} allows. */
+  readonly #queued = new Map<DocumentId, { id: DocumentId; device: DeviceId; index: number }>();
+  /** Whether a turn of the event loop will ask for the queued segments (one request for all). */
+  #pumping = false;
+  /** Segments a peer answered, being checked, stored and committed (not to be asked again meanwhile). */
   readonly #takingIn = new Set<DocumentId>();
   /** Segments that are synced the Repo's way: a peer could not give them whole. */
   readonly #failed = new Set<DocumentId>();
@@ -82,10 +91,10 @@ export class BulkSegments {
    */
   take(device: DeviceId, index: number, id: DocumentId): boolean {
     if (this.#failed.has(id) || this.#deps.isClosed()) return false;
-    if (this.#asked.has(id) || this.#takingIn.has(id) || this.#queued.some((q) => q.id === id)) return true;
+    if (this.#asked.has(id) || this.#takingIn.has(id) || this.#queued.has(id)) return true;
     if (this.#deps.host.peers().length === 0) return false;
-    if (this.#queued.length === 0) setImmediate(() => this.#ask());
-    this.#queued.push({ id, device, index });
+    this.#queued.set(id, { id, device, index });
+    this.#pump();
     return true;
   }
 
@@ -94,19 +103,35 @@ export class BulkSegments {
     this.#unsubscribe();
     for (const asked of this.#asked.values()) clearTimeout(asked.timer);
     this.#asked.clear();
-    this.#queued = [];
+    this.#queued.clear();
   }
 
-  /** Asks one peer for every queued segment (the first peer connected: any peer serves sealed segments). */
+  /** Asks for more queued segments at the next turn of the event loop, if any may be in flight. */
+  #pump(): void {
+    if (this.#pumping || this.#queued.size === 0) return;
+    this.#pumping = true;
+    setImmediate(() => {
+      this.#pumping = false;
+      this.#ask();
+    });
+  }
+
+  /**
+   * Asks one peer for the queued segments, oldest first, as many as may be in flight (the first
+   * peer connected: any peer serves sealed segments).
+   */
   #ask(): void {
-    const queued = this.#queued;
-    this.#queued = [];
     const peer = this.#deps.host.peers()[0];
     if (peer === undefined || this.#deps.isClosed()) {
-      for (const q of queued) this.#failed.add(q.id);
-      if (queued.length > 0) this.#deps.refollow();
+      for (const id of this.#queued.keys()) this.#failed.add(id);
+      this.#queued.clear();
+      if (!this.#deps.isClosed()) this.#deps.refollow();
       return;
     }
+    const room = BULK_IN_FLIGHT - this.#asked.size - this.#takingIn.size;
+    if (room <= 0) return;
+    const queued = [...this.#queued.values()].slice(0, room);
+    for (const q of queued) this.#queued.delete(q.id);
     for (let at = 0; at < queued.length; at += WIRE_MAX_SEGMENT_REQUEST) {
       const batch = queued.slice(at, at + WIRE_MAX_SEGMENT_REQUEST);
       for (const q of batch) {
@@ -148,19 +173,25 @@ export class BulkSegments {
     const data = message.data;
     this.#takingIn.add(id);
     this.#deps.enqueue(async () => {
+      let taken: { readonly committed: Promise<void> } | undefined;
       try {
-        await this.#takeIn(asked, data);
+        taken = await this.#takeIn(asked, data);
       } finally {
-        this.#takingIn.delete(id);
+        // In flight until committed (or refused): then the next queued segment is asked for.
+        void (taken?.committed ?? Promise.resolve()).finally(() => {
+          this.#takingIn.delete(id);
+          this.#pump();
+        });
       }
     });
   }
 
   /**
    * Checks a sealed segment a peer sent whole; stores and commits it only when the relay's seal
-   * covers every entry, else reports the peer and syncs the segment the Repo's way.
+   * covers every entry, else reports the peer and syncs the segment the Repo's way. Resolves,
+   * once it is checked and stored, with its commit (undefined when it was refused).
    */
-  async #takeIn(asked: Asked, data: Uint8Array): Promise<void> {
+  async #takeIn(asked: Asked, data: Uint8Array): Promise<{ readonly committed: Promise<void> } | undefined> {
     const { ctx, ingest, host, segments } = this.#deps;
     // Every entry is at most one event; the slack covers the document's own structure.
     if (data.length > ctx.segmentSize * MAX_EVENT_BYTES + 65_536)
@@ -184,16 +215,20 @@ export class BulkSegments {
     if (candidates === undefined)
       return this.#reject(asked, 'LOG_SEGMENT_MISMATCH', 'entries the relay seal does not cover');
     // The document first: stored with an event missing, a restart reads the event from it again.
-    if (!(await host.storeWhole(asked.id, data, heads))) return this.#fallBack(asked.id);
+    if (!(await host.storeWhole(asked.id, data, heads))) {
+      this.#fallBack(asked.id);
+      return undefined;
+    }
     segments.sealWhole(asked.id);
-    // Not awaited: the next segment is checked while this one is made durable.
-    void ingest.commitWhole(candidates);
+    // Not awaited here: the next segment is checked while this one is made durable.
+    return { committed: ingest.commitWhole(candidates) };
   }
 
   /** The peer's answer is refused: an incident, and the segment is synced the Repo's way. */
-  #reject(asked: Asked, code: SecurityIncident['code'], detail: string): void {
+  #reject(asked: Asked, code: SecurityIncident['code'], detail: string): undefined {
     this.#report(code, `segment ${asked.id} from ${asked.peer}: ${detail}`, asked.peer);
     this.#fallBack(asked.id);
+    return undefined;
   }
 
   #report(code: SecurityIncident['code'], message: string, peer: string): void {
@@ -205,7 +240,9 @@ export class BulkSegments {
     if (asked !== undefined) clearTimeout(asked.timer);
     this.#asked.delete(id);
     this.#failed.add(id);
-    if (!this.#deps.isClosed()) this.#deps.refollow();
+    if (this.#deps.isClosed()) return;
+    this.#deps.refollow();
+    this.#pump();
   }
 
   /** Answers a peer's request: each sealed segment's stored bytes as they are, or "unavailable". */

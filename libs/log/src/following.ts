@@ -17,6 +17,15 @@ const MAX_FOLLOWED_DEVICES = 10_000;
  */
 export const SEALED_AHEAD = 2;
 
+/**
+ * Segments of another device that relay seals name, offered to the bulk transfer (`bulk-segments.ts`)
+ * at most this many past the one that holds its next missing event. The transfer materializes
+ * nothing and asks a few at a time (`BULK_IN_FLIGHT`), so it may look further ahead than the Repo:
+ * what bounds it is the events held back should a segment before them never come (each one an
+ * entry of the visible set's map until the hole is filled).
+ */
+export const BULK_AHEAD = 8;
+
 /** What {@link Following} asks of the rest of the log. */
 export interface FollowingDeps {
   readonly ctx: LogContext;
@@ -71,13 +80,18 @@ export class Following {
    */
   segmentBound(device: DeviceId): number {
     const { segmentSize: size, deviceId } = this.#deps.ctx;
-    const next = Math.floor(this.#deps.visible.contiguous(device) / size) + 1;
+    const next = this.#next(device);
     let bound = next;
     const sealed = this.#sealedIndex.get(device);
     if (sealed !== undefined)
       bound = Math.max(bound, device === deviceId ? sealed + 2 : Math.min(sealed + 2, next + SEALED_AHEAD));
     if (device === deviceId) bound = Math.max(bound, Math.ceil(this.#deps.assigned() / size));
     return bound;
+  }
+
+  /** How many segments of `device` this log follows at least: up to the one holding its next missing event. */
+  #next(device: DeviceId): number {
+    return Math.floor(this.#deps.visible.contiguous(device) / this.#deps.ctx.segmentSize) + 1;
   }
 
   /** Devices whose segments the log follows: named by the root index, a relay roster or their events. */
@@ -141,6 +155,10 @@ export class Following {
       for (let index = 0; index < count; index++) {
         await segments.follow(device, index, (segment) => this.#deps.read(segment), index <= sealed);
       }
+      if (device === ctx.deviceId) continue;
+      // Past the Repo's window, relay-sealed segments go to the bulk transfer alone.
+      const ahead = Math.min(sealed + 1, this.#next(device) + BULK_AHEAD);
+      for (let index = count; index < ahead; index++) segments.offerWhole(device, index);
     }
   }
 }

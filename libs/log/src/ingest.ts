@@ -3,8 +3,12 @@ import {
   ErrorCode,
   isAccordError,
   isEventIdOf,
+  isSignedEvent,
+  MAX_EVENT_BYTES,
+  ok,
   verifyEvents,
   type HybridClock,
+  type Result,
   type SignedEvent,
 } from '@accord/protocol';
 import type { EventVerifier, LogRoster, SecurityIncident } from './api.js';
@@ -12,7 +16,7 @@ import { bytesEqual } from './bytes.js';
 import type { Equivocations } from './equivocations.js';
 import type { Incidents } from './incidents.js';
 import type { LogEventStore } from './ports.js';
-import type { Candidate, RelaySeals } from './relay-seals.js';
+import type { Candidate, Entry, RelaySeals } from './relay-seals.js';
 import { markProcessed, type LogContext, type SegmentState, type Segments } from './segments.js';
 import type { VisibleSet } from './visible-set.js';
 import type { WorkChain } from './work-chain.js';
@@ -39,6 +43,44 @@ export interface IngestDeps {
   readonly onError: (err: unknown) => void;
   readonly isClosed: () => boolean;
 }
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes an entry of a segment taken whole, which is kept only if the relay's seal covers it:
+ * the event's shape is checked, its canonical form is not (the relay sealed only events it
+ * decoded with that check, and an entry the seal does not cover refuses the whole segment). An
+ * entry this cannot read is decoded the full way, for the incident's own code.
+ *
+ * @remarks The canonical check serializes every event again and compares the texts: half of the
+ * decoding, which was the largest share of a new device's CPU after the store (README, "Cold sync").
+ */
+function decodeSealedEntry(bytes: Uint8Array): Result<SignedEvent> {
+  if (bytes.length <= MAX_EVENT_BYTES) {
+    try {
+      const value: unknown = JSON.parse(UTF8.decode(bytes));
+      if (isSignedEvent(value)) return ok(value);
+    } catch {
+      // not UTF-8 or not JSON: decoded the full way below
+    }
+  }
+  return decodeSignedEvent(bytes);
+}
+
+/**
+ * The event of an entry taken whole, decoded again once it is durable: its bytes were checked
+ * when it was screened ({@link decodeSealedEntry}).
+ */
+const decodeStored = (entry: Entry): SignedEvent => JSON.parse(UTF8.decode(entry.bytes)) as SignedEvent;
+
+/** The event of a candidate: decoded already. */
+const decodedOf = (candidate: Candidate): SignedEvent => candidate.event;
+
+/** A candidate's key alone (its decoded event is dropped: see {@link Ingest.screenWhole}). */
+const keyOnly = ({ event, bytes }: Candidate): Entry => ({
+  event: { id: event.id, device: event.device, seq: event.seq, hlc: event.hlc },
+  bytes,
+});
 
 /** The default {@link IngestDeps.verify}: `verifyEvents` of the decoded events (WebCrypto, thread pool). */
 export const verifyReceived: EventVerifier = (received) => verifyEvents(received.map(({ event }) => event));
@@ -88,7 +130,7 @@ export class Ingest {
       segment.lastSeen !== undefined &&
       (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
     const start = list.length < segment.processed || shifted ? 0 : segment.processed;
-    const { candidates, conflicts } = this.#screen(segment, list, start);
+    const { candidates, conflicts } = this.#screen(segment, list, start, decodeSignedEvent, (c) => c);
     markProcessed(segment, list);
     if (conflicts.length > 0) {
       this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
@@ -103,7 +145,7 @@ export class Ingest {
       () => undefined,
       () => undefined,
     );
-    void this.#commit(candidates, verdicts, () => {
+    void this.#commit(candidates, verdicts, decodedOf, () => {
       const { ctx, segments } = this.#deps;
       if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
         segments.maybeSeal(segment);
@@ -112,42 +154,55 @@ export class Ingest {
 
   /**
    * Screens a whole sealed segment taken in outside the Repo (`bulk-segments.ts`): its entries are
-   * checked as a document's are, and they are returned only when the relay's seal of segment
-   * `index` of `device` covers every one of them (undefined otherwise: nothing may be stored).
+   * checked as a document's are (but for their canonical form: {@link decodeSealedEntry}), and
+   * they are returned only when the relay's seal of segment `index` of `device` covers every one
+   * of them (undefined otherwise: nothing may be stored).
+   *
+   * @remarks Each entry keeps its bytes and its event's key alone; the event is decoded again
+   * when it is folded (a second `JSON.parse`, ≈ 35 ms per 5000 events). Kept decoded, a segment's
+   * events lived from here through the store's write, across many young-generation collections
+   * (≈ 750 for 100k events under the agent's 2 MB semi-space); decoded at the fold, each one dies
+   * young. Runs at 100k on the loaded 2-core machine did not separate the two (README, "Cold sync").
    */
   async screenWhole(
     place: Pick<SegmentState, 'id' | 'device' | 'index'>,
     list: readonly unknown[],
-  ): Promise<readonly Candidate[] | undefined> {
-    const { candidates } = this.#screen(place, list, 0);
+  ): Promise<readonly Entry[] | undefined> {
+    const { candidates } = this.#screen(place, list, 0, decodeSealedEntry, keyOnly);
     if (candidates.length !== this.#deps.ctx.segmentSize) return undefined;
     const sealed = await this.#deps.seals.covered(place, candidates);
     return sealed.size === candidates.length ? candidates : undefined;
   }
 
-  /** Stores and folds the events of {@link Ingest.screenWhole}, verified by their relay seal. */
-  commitWhole(candidates: readonly Candidate[]): Promise<void> {
-    this.#verification.bySeal += candidates.length;
-    return this.#commit(candidates, Promise.resolve(candidates.map(() => true)), () => undefined);
+  /** Stores and folds the entries of {@link Ingest.screenWhole}, verified by their relay seal. */
+  commitWhole(entries: readonly Entry[]): Promise<void> {
+    this.#verification.bySeal += entries.length;
+    return this.#commit(entries, Promise.resolve(entries.map(() => true)), decodeStored, () => undefined);
   }
 
   /**
    * Hands `candidates` to the store once `verdicts` are in, and folds them once durable, in order
-   * with every earlier batch; `after` runs once they are folded. Resolves then.
+   * with every earlier batch; `after` runs once they are folded. Resolves then. `decoded` gives
+   * an entry's whole event.
    */
-  #commit(candidates: readonly Candidate[], verdicts: Promise<boolean[]>, after: () => void): Promise<void> {
+  #commit<E extends Entry>(
+    candidates: readonly E[],
+    verdicts: Promise<boolean[]>,
+    decoded: (entry: E) => SignedEvent,
+    after: () => void,
+  ): Promise<void> {
     for (const { event } of candidates) this.#inFlight.add(event.id);
     // The next batch goes to the store while the last one is still being made durable: the store
     // keeps their order and writes what arrived meanwhile in one synced batch (cold sync hands
     // it a segment after another faster than one sync each). Folding waits for each in order.
-    const written = this.#writeChain.then(async () => this.#write(candidates, await verdicts));
+    const written = this.#writeChain.then(async () => this.#write(candidates, await verdicts, decoded));
     this.#writeChain = written.then(
       () => undefined,
       () => undefined,
     );
     this.#commitChain = this.#commitChain.then(async () => {
       try {
-        this.#fold(await (await written).durable);
+        this.#fold(await (await written).durable, decoded);
         after();
       } catch (err) {
         if (!this.#deps.isClosed()) this.#deps.onError(err);
@@ -164,13 +219,15 @@ export class Ingest {
    * Returns the new events to verify, and the entries that contradict a held event of the same
    * device and seq (equivocation, if validly signed).
    */
-  #screen(
+  #screen<E extends Entry>(
     segment: Pick<SegmentState, 'id'>,
     list: readonly unknown[],
     start: number,
-  ): { candidates: Candidate[]; conflicts: SignedEvent[] } {
+    decode: (bytes: Uint8Array) => Result<SignedEvent>,
+    keep: (candidate: Candidate) => E,
+  ): { candidates: E[]; conflicts: SignedEvent[] } {
     const { incidents, visible, roster, ctx, store } = this.#deps;
-    const candidates: Candidate[] = [];
+    const candidates: E[] = [];
     const conflicts: SignedEvent[] = [];
     const seenInBatch = new Set<string>();
     for (let i = start; i < list.length; i++) {
@@ -182,7 +239,7 @@ export class Ingest {
         });
         continue;
       }
-      const decoded = decodeSignedEvent(bytes);
+      const decoded = decode(bytes);
       if (!decoded.ok) {
         incidents.report({
           code: decoded.error.code as SecurityIncident['code'],
@@ -250,7 +307,7 @@ export class Ingest {
         continue;
       }
       seenInBatch.add(event.id);
-      candidates.push({ event, bytes });
+      candidates.push(keep({ event, bytes }));
     }
     return { candidates, conflicts };
   }
@@ -286,12 +343,13 @@ export class Ingest {
    * one of their slots makes the store refuse the batch, which is then retried event by event and
    * the contradicting one reported as an equivocation, as when it was folded already.
    */
-  async #write(
-    candidates: readonly Candidate[],
+  async #write<E extends Entry>(
+    candidates: readonly E[],
     valid: readonly boolean[],
-  ): Promise<{ readonly durable: Promise<readonly Candidate[]> }> {
+    decoded: (entry: E) => SignedEvent,
+  ): Promise<{ readonly durable: Promise<readonly E[]> }> {
     const { incidents, visible, equivocations } = this.#deps;
-    const accepted: Candidate[] = [];
+    const accepted: E[] = [];
     const equivocated: SignedEvent[] = [];
     const seqTaken = new Set<string>();
     candidates.forEach((candidate, i) => {
@@ -309,7 +367,7 @@ export class Ingest {
       const key = `${event.device}/${event.seq}`;
       if (seqTaken.has(key) || visible.idAt(event.device, event.seq) !== undefined) {
         // Two validly signed events for one (device, seq): the device equivocated.
-        equivocated.push(event);
+        equivocated.push(decoded(candidate));
         return;
       }
       seqTaken.add(key);
@@ -317,14 +375,14 @@ export class Ingest {
     });
     for (const event of equivocated) await equivocations.equivocated(event);
     if (accepted.length === 0 || this.#deps.isClosed()) return { durable: Promise.resolve([]) };
-    const durable = this.#append(accepted);
+    const durable = this.#append(accepted, decoded);
     // Awaited in order by the fold; a failure must not count as unhandled meanwhile.
     durable.catch(() => undefined);
     return { durable };
   }
 
   /** Stores `accepted` durably; returns those stored (all but any the store found contradicting). */
-  async #append(accepted: Candidate[]): Promise<readonly Candidate[]> {
+  async #append<E extends Entry>(accepted: E[], decoded: (entry: E) => SignedEvent): Promise<readonly E[]> {
     const { store, equivocations } = this.#deps;
     const stored = accepted.map(({ event, bytes }) => ({
       device: event.device,
@@ -337,7 +395,7 @@ export class Ingest {
     } catch (err) {
       if (!isAccordError(err, ErrorCode.STORAGE_CONFLICT)) throw err;
       // One event contradicts what is stored: keep the others, report that one.
-      const kept: Candidate[] = [];
+      const kept: E[] = [];
       for (const [i, one] of stored.entries()) {
         try {
           await store.append([one]);
@@ -345,7 +403,7 @@ export class Ingest {
         } catch (inner) {
           if (!isAccordError(inner, ErrorCode.STORAGE_CONFLICT)) throw inner;
           // Verified, and the store holds another event in its slot: the device equivocated.
-          await equivocations.equivocated(accepted[i]!.event);
+          await equivocations.equivocated(decoded(accepted[i]!));
         }
       }
       return kept;
@@ -354,9 +412,9 @@ export class Ingest {
   }
 
   /** Makes durable events visible (or held back), observing their stamps. */
-  #fold(stored: readonly Candidate[]): void {
+  #fold<E extends Entry>(stored: readonly E[], decoded: (entry: E) => SignedEvent): void {
     this.#observe(stored);
-    for (const { event } of stored) this.#deps.add(event);
+    for (const entry of stored) this.#deps.add(decoded(entry));
   }
 
   /**
@@ -367,8 +425,8 @@ export class Ingest {
    * 5000-event sealed segment was ≈ 1 % of a new device's CPU; a stamp too far ahead of the wall
    * clock is refused by the clock, and then the others must each be looked at.
    */
-  #observe(stored: readonly Candidate[]): void {
-    let latest: Candidate['event']['hlc'] | undefined;
+  #observe(stored: readonly Entry[]): void {
+    let latest: Entry['event']['hlc'] | undefined;
     for (const { event } of stored) if (latest === undefined || event.hlc > latest) latest = event.hlc;
     if (latest === undefined || this.#deps.hlc.observe(latest)) return;
     for (const { event } of stored) this.#deps.hlc.observe(event.hlc);

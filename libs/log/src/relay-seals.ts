@@ -15,10 +15,18 @@ import type { VisibleSet } from './visible-set.js';
  */
 const SEAL_WAIT_MS = 1000;
 
-/** A segment's new entry: the decoded event and its signed bytes. */
-export interface Candidate {
-  readonly event: SignedEvent;
+/** What the commit needs of an event: where it goes, and its stamp. */
+export type EventKey = Pick<SignedEvent, 'id' | 'device' | 'seq' | 'hlc'>;
+
+/** A segment's new entry: its signed bytes and (at least) the key of the event they decode to. */
+export interface Entry {
+  readonly event: EventKey;
   readonly bytes: Uint8Array;
+}
+
+/** A segment's new entry: the decoded event and its signed bytes. */
+export interface Candidate extends Entry {
+  readonly event: SignedEvent;
 }
 
 /** What {@link RelaySeals} asks of the rest of the log. */
@@ -115,7 +123,7 @@ export class RelaySeals {
   /** Indexes of `candidates` that a relay seal of `segment` covers (empty unless all of it matches). */
   async covered(
     segment: Pick<SegmentState, 'device' | 'index'>,
-    candidates: readonly Candidate[],
+    candidates: readonly Entry[],
   ): Promise<Set<number>> {
     const size = this.#deps.ctx.segmentSize;
     const digest = this.#digests.get(segmentName(segment.device, segment.index));

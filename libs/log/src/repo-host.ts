@@ -297,9 +297,9 @@ export class RepoHost {
     this.#repo.networkSubsystem.addNetworkAdapter(adapter);
   }
 
-  /** True while a peer is connected (the Repo's public `peers`). */
+  /** True while a peer is connected: {@link RepoHost.peers} is not empty. */
   hasPeers(): boolean {
-    return this.#repo.peers.length > 0;
+    return this.#peers.size > 0;
   }
 
   /**
@@ -337,7 +337,12 @@ export class RepoHost {
     return true;
   }
 
-  /** The peers connected now. */
+  /**
+   * The peers connected now: the one meaning of "connected" in the log (`hasPeers`, the bulk
+   * transfer). A peer is connected from its adapter's `peer-candidate` until that adapter's
+   * `peer-disconnected` for it (or the adapter's `close`), whichever adapter reached it last;
+   * the Repo's own `peers` list follows the same adapter events.
+   */
   peers(): string[] {
     return [...this.#peers.keys()];
   }
@@ -414,7 +419,10 @@ export class RepoHost {
 
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
-    adapter.on('close', () => (this.#adapters = this.#adapters.filter((a) => a !== adapter)));
+    adapter.on('close', () => {
+      this.#adapters = this.#adapters.filter((a) => a !== adapter);
+      for (const [peer, through] of this.#peers) if (through === adapter) this.#peers.delete(peer);
+    });
     adapter.on('peer-candidate', ({ peerId }) => {
       this.#peers.set(peerId, adapter);
       for (const listener of this.#onPeer) listener();

@@ -362,6 +362,16 @@ export class Segments {
   }
 
   /**
+   * Offers another device's relay-sealed segment past the Repo's window to the bulk transfer alone
+   * (`takeWhole`): nothing is opened here, whether the transfer takes it or not.
+   */
+  offerWhole(device: DeviceId, index: number): void {
+    const id = segmentDocumentId(this.#ctx.facility, device, index);
+    if (this.#sealed.has(id) || this.#open.has(id) || this.#opening.has(id)) return;
+    if (!this.#deps.isComplete(device, index)) this.#deps.takeWhole?.(device, index, id);
+  }
+
+  /**
    * Counts segment `id`, taken in whole outside the Repo and stored (frozen) with every event,
    * as sealed: served from storage, never opened to be read.
    */

@@ -1,5 +1,6 @@
+import type { EventEmitter } from 'node:events';
 import type { Message, NetworkAdapter, PeerId } from '@automerge/automerge-repo';
-import { isAccordError } from '@accord/protocol';
+import { isAccordError, WIRE_SEGMENTS_EVENT, type WireSegmentsMessage } from '@accord/protocol';
 import { describe, expect, it, vi } from 'vitest';
 import { FakeNetwork, type FakeNetworkStats } from './index.js';
 
@@ -397,5 +398,55 @@ describe('FakeNetwork.quiet', () => {
     rawNode(net, 'a');
     net.adapter('b').connect('a' as PeerId);
     await expect(net.deliverAll()).rejects.toThrow(/both use peer id a/);
+  });
+});
+
+describe('FakeNetwork and the bulk segment transfer', () => {
+  /** A node that records the transfer's messages it receives (beside the Repo's). */
+  function segmentsNode(net: FakeNetwork, name: string, segments: boolean) {
+    const adapter = net.adapter(name, { segments });
+    const got: WireSegmentsMessage[] = [];
+    (adapter as unknown as EventEmitter).on(WIRE_SEGMENTS_EVENT, (m: WireSegmentsMessage) => got.push(m));
+    adapter.connect(name as PeerId, { isEphemeral: true });
+    const send = (m: WireSegmentsMessage): void => adapter.send(m as unknown as Message);
+    return { got, send };
+  }
+  const request = (from: string, to: string): WireSegmentsMessage => ({
+    type: 'segments-request',
+    senderId: from,
+    targetId: to,
+    documentIds: ['doc1', 'doc2'],
+  });
+
+  it('carries it between nodes that both speak it', async () => {
+    const net = new FakeNetwork({ seed: 7 });
+    const a = segmentsNode(net, 'a', true);
+    const b = segmentsNode(net, 'b', true);
+    await net.deliverAll();
+    a.send(request('a', 'b'));
+    await net.deliverAll();
+    expect(b.got).toEqual([request('a', 'b')]);
+    expect(a.got).toEqual([]);
+    expectBalanced(net);
+  });
+
+  it('answers a request "unavailable" for every document when one end does not speak it, and withholds the rest', async () => {
+    const net = new FakeNetwork({ seed: 8 });
+    const a = segmentsNode(net, 'a', true);
+    const b = segmentsNode(net, 'b', false);
+    await net.deliverAll();
+    a.send(request('a', 'b'));
+    b.send({ type: 'segment', senderId: 'b', targetId: 'a', documentId: 'doc1', data: new Uint8Array([1]) });
+    await net.deliverAll();
+    expect(b.got).toEqual([]);
+    expect(a.got).toEqual(
+      ['doc1', 'doc2'].map((documentId) => ({
+        type: 'segment-unavailable',
+        senderId: 'b',
+        targetId: 'a',
+        documentId,
+      })),
+    );
+    expectBalanced(net);
   });
 });

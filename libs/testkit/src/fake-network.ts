@@ -1,7 +1,13 @@
 import { NetworkAdapter } from '@automerge/automerge-repo';
 import type { Message, PeerId, PeerMetadata } from '@automerge/automerge-repo';
 import type { EventEmitter } from 'node:events';
-import { AccordError, ErrorCode, isWireSegmentsMessage, WIRE_SEGMENTS_EVENT } from '@accord/protocol';
+import {
+  AccordError,
+  ErrorCode,
+  isWireSegmentsMessage,
+  WIRE_SEGMENTS_EVENT,
+  type WireSegmentsMessage,
+} from '@accord/protocol';
 import { seededRandom, type SeededRandom } from './random.js';
 
 /** Probabilities (each in [0, 1]) of the faults the {@link FakeNetwork} injects. */
@@ -99,6 +105,12 @@ interface Wiring {
  * @remarks Made by {@link FakeNetwork.adapter}; every event it emits is emitted from the
  * network's drain loop, never synchronously inside a Repo call.
  */
+/** A `segment-unavailable` answer from `senderId` about `documentId`, as a Repo message. */
+function segmentUnavailable(senderId: string, targetId: string, documentId: string): Message {
+  const answer: WireSegmentsMessage = { type: 'segment-unavailable', senderId, targetId, documentId };
+  return answer as unknown as Message;
+}
+
 class FakeNetworkAdapter extends NetworkAdapter {
   readonly #wiring: Wiring;
   readonly #name: string;
@@ -155,6 +167,8 @@ interface NodeState {
   joined: boolean;
   /** Not switched off by disconnectNode(). */
   online: boolean;
+  /** Speaks the bulk segment transfer (`segments/1`); see {@link FakeNetwork.adapter}. */
+  segments: boolean;
 }
 
 interface LinkEnd {
@@ -255,16 +269,22 @@ export class FakeNetwork {
    * @remarks Calling it again for the same name models a restart: the old adapter is
    * retired (its peers see it disconnect, it receives nothing more) and the new one joins
    * when its Repo calls `connect()`. Whether the node is online is kept across restarts.
+   *
+   * With `segments: false` the node does not speak the bulk segment transfer (`segments/1`), as
+   * a WebSocket adapter given `features: []`: a request to or from it is answered
+   * `segment-unavailable` for every document it names, and the transfer's other messages are
+   * withheld. Tests pin with it which way (bulk or the Repo's) segments travel.
    */
-  adapter(name: string): NetworkAdapter {
+  adapter(name: string, opts: { readonly segments?: boolean } = {}): NetworkAdapter {
     let node = this.#nodes.get(name);
     if (node === undefined) {
-      node = { name, adapter: undefined, joined: false, online: true };
+      node = { name, adapter: undefined, joined: false, online: true, segments: true };
       this.#nodes.set(name, node);
     } else if (node.adapter !== undefined) {
       this.#downAll(node);
       node.joined = false;
     }
+    node.segments = opts.segments ?? true;
     const adapter = new FakeNetworkAdapter(name, this.#wiring);
     node.adapter = adapter;
     return adapter;
@@ -418,6 +438,16 @@ export class FakeNetwork {
     if (from === undefined || to === undefined || link?.up !== true || !this.#isEnd(link, from, adapter)) {
       // Writing to a closed connection: the bytes go nowhere.
       this.#stats.discarded++;
+      return;
+    }
+    if (isWireSegmentsMessage(message) && !(from.segments && to.segments)) {
+      // One end does not speak the transfer: withheld, and the sender's link answers a request itself.
+      this.#stats.discarded++;
+      if (message.type === 'segments-request')
+        for (const documentId of message.documentIds) {
+          this.#stats.sent++;
+          this.#enqueue(to, from, segmentUnavailable(message.targetId, message.senderId, documentId), false);
+        }
       return;
     }
     if (dropDraw < this.#rates.dropRate) {
