@@ -135,8 +135,8 @@ export interface StockView {
 // Internal records. Every record is immutable: an update replaces it in its map. This is what
 // makes clone() a cheap structural copy of the maps (records are shared between clones).
 
+/** A patient record (its id is its key in the projection's map, not a field: 8 bytes less each). */
 interface PatientRec {
-  readonly id: string;
   readonly nationalId: string;
   readonly givenName: string;
   readonly familyName: string;
@@ -458,7 +458,6 @@ export class Projection {
   #register(event: SignedEvent, d: PatientRegisteredData): string | undefined {
     if (this.#patients.r.has(d.patientId)) return 'exists';
     this.#patients.w.set(d.patientId, {
-      id: d.patientId,
       nationalId: d.nationalId,
       givenName: d.givenName,
       familyName: d.familyName,
@@ -473,7 +472,7 @@ export class Projection {
   #update(event: SignedEvent, d: PatientDemographicsUpdatedData): string | undefined {
     const target = this.#resolve(d.patientId);
     const rec = target === undefined ? undefined : this.#patients.r.get(target);
-    if (rec === undefined) return 'missing-patient';
+    if (target === undefined || rec === undefined) return 'missing-patient';
     const next: Record<string, unknown> = { ...rec };
     const versions: Record<string, EventId> = {};
     for (const f of PATIENT_FIELDS) versions[f] = versionOf(rec, f);
@@ -486,10 +485,10 @@ export class Projection {
     const updated = next as unknown as PatientRec;
     if (updated.nationalId !== rec.nationalId) {
       // Released while the record still has the old id (the index checks owners against it).
-      this.#nationalIds.release(nationalIdKey(rec.nationalId), rec.id, this.#nationalIdKeyOf);
-      this.#nationalIds.claim(nationalIdKey(updated.nationalId), rec.id, this.#nationalIdKeyOf);
+      this.#nationalIds.release(nationalIdKey(rec.nationalId), target, this.#nationalIdKeyOf);
+      this.#nationalIds.claim(nationalIdKey(updated.nationalId), target, this.#nationalIdKeyOf);
     }
-    this.#patients.w.set(rec.id, updated);
+    this.#patients.w.set(target, updated);
     return undefined;
   }
 
@@ -499,21 +498,21 @@ export class Projection {
     if (mergedInto(loser) !== undefined) return 'already-merged';
     const survivor = this.#resolve(d.survivorId);
     if (survivor === undefined) return 'missing-patient';
-    if (survivor === loser.id) return 'merge-cycle';
-    this.#patients.w.set(loser.id, {
+    if (survivor === d.mergedId) return 'merge-cycle';
+    this.#patients.w.set(d.mergedId, {
       ...loser,
       history: { ...historyOf(loser), mergedInto: survivor, mergedBy: event.id },
     });
     // Move what is keyed by the resolved id.
-    const imms = this.#immunizations.r.get(loser.id);
+    const imms = this.#immunizations.r.get(d.mergedId);
     if (imms !== undefined) {
       this.#immunizations.w.set(survivor, [...(this.#immunizations.r.get(survivor) ?? []), ...imms]);
-      this.#immunizations.w.delete(loser.id);
+      this.#immunizations.w.delete(d.mergedId);
     }
-    const open = this.#open.r.get(loser.id);
+    const open = this.#open.r.get(d.mergedId);
     if (open !== undefined) {
       this.#open.w.set(survivor, [...(this.#open.r.get(survivor) ?? []), ...open]);
-      this.#open.w.delete(loser.id);
+      this.#open.w.delete(d.mergedId);
     }
     return undefined;
   }
@@ -656,13 +655,15 @@ export class Projection {
 
   /** Follows merge redirects to the surviving patient id; undefined for an unknown patient. */
   #resolve(id: string): string | undefined {
+    let at: string | undefined = id;
     let rec = this.#patients.r.get(id);
     // Chains are short; the bound guards against a corrupt cycle.
     for (let hops = 0, next = rec && mergedInto(rec); next !== undefined && hops < 1000; hops++) {
+      at = next;
       rec = this.#patients.r.get(next);
       next = rec && mergedInto(rec);
     }
-    return rec?.id;
+    return rec === undefined ? undefined : at;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -721,7 +722,7 @@ export class Projection {
     if (rec === undefined) return undefined;
     const h = historyOf(rec);
     return {
-      id: rec.id,
+      id,
       nationalId: rec.nationalId,
       givenName: rec.givenName,
       familyName: rec.familyName,
@@ -780,21 +781,21 @@ export class Projection {
 
   #mergedFromIndex(): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const rec of this.#patients.r.values()) {
+    for (const [id, rec] of this.#patients.r) {
       const into = mergedInto(rec);
       if (into === undefined) continue;
-      const survivor = this.#resolve(rec.id) ?? into;
+      const survivor = this.#resolve(id) ?? into;
       const list = out.get(survivor);
-      if (list === undefined) out.set(survivor, [rec.id]);
-      else list.push(rec.id);
+      if (list === undefined) out.set(survivor, [id]);
+      else list.push(id);
     }
     return out;
   }
 
-  #patientView(rec: PatientRec, mergedFrom: readonly string[]): PatientView {
-    const imms = (this.#immunizations.r.get(rec.id) ?? []).map(toImmunizationView).sort(compareImmunizations);
+  #patientView(id: string, rec: PatientRec, mergedFrom: readonly string[]): PatientView {
+    const imms = (this.#immunizations.r.get(id) ?? []).map(toImmunizationView).sort(compareImmunizations);
     return {
-      id: rec.id,
+      id,
       nationalId: rec.nationalId,
       givenName: rec.givenName,
       familyName: rec.familyName,
@@ -809,21 +810,21 @@ export class Projection {
   /** Live (not merged-away) patients, sorted by id, each with its immunization history. */
   patients(): PatientView[] {
     const merged = this.#mergedFromIndex();
-    return [...this.#patients.r.values()]
-      .filter((p) => mergedInto(p) === undefined)
-      .sort((a, b) => cmp(a.id, b.id))
-      .map((p) => this.#patientView(p, merged.get(p.id) ?? []));
+    return [...this.#patients.r]
+      .filter(([, p]) => mergedInto(p) === undefined)
+      .sort((a, b) => cmp(a[0], b[0]))
+      .map(([id, p]) => this.#patientView(id, p, merged.get(id) ?? []));
   }
 
   /** One patient, following merge redirects (asking for a merged id returns the survivor). */
   patient(id: string): PatientView | undefined {
     const resolved = this.#resolve(id);
     const rec = resolved === undefined ? undefined : this.#patients.r.get(resolved);
-    if (rec === undefined) return undefined;
-    const mergedFrom = [...this.#patients.r.values()]
-      .filter((p) => mergedInto(p) !== undefined && this.#resolve(p.id) === rec.id)
-      .map((p) => p.id);
-    return this.#patientView(rec, mergedFrom);
+    if (resolved === undefined || rec === undefined) return undefined;
+    const mergedFrom = [...this.#patients.r]
+      .filter(([other, p]) => mergedInto(p) !== undefined && this.#resolve(other) === resolved)
+      .map(([other]) => other);
+    return this.#patientView(resolved, rec, mergedFrom);
   }
 
   /** Stock per lot (sorted by lot id) and the total balance per antigen (sorted keys). */
@@ -973,12 +974,12 @@ export class Projection {
    * events with their reasons.
    */
   toJSON(): JsonValue {
-    const patients = [...this.#patients.r.values()]
-      .sort((a, b) => cmp(a.id, b.id))
-      .map((p) => {
+    const patients = [...this.#patients.r]
+      .sort((a, b) => cmp(a[0], b[0]))
+      .map(([id, p]) => {
         const h = historyOf(p);
         return stripUndefined({
-          id: p.id,
+          id,
           nationalId: p.nationalId,
           givenName: p.givenName,
           familyName: p.familyName,
@@ -988,7 +989,7 @@ export class Projection {
           versions: PATIENT_FIELDS.map((f) => [f, versionOf(p, f)]),
           mergedInto: h.mergedInto,
           mergedBy: h.mergedBy,
-          immunizations: (this.#immunizations.r.get(p.id) ?? [])
+          immunizations: (this.#immunizations.r.get(id) ?? [])
             .map(toImmunizationView)
             .sort(compareImmunizations) as unknown as JsonValue,
         });
