@@ -59,6 +59,15 @@ function builtForThePage(): number {
   return log.counts().total;
 }
 
+/**
+ * Consecutive one-second RSS readings that must agree for the idle reading to count as settled:
+ * longer than the period of V8's memory reducer (it looks again every 8 s while the heap may
+ * shrink), so a window with no change is one in which it had its chance to run and did not free more.
+ */
+const SETTLE_WINDOW = 10;
+/** How far (MB) those readings may spread. */
+const SETTLE_MB = 2;
+
 const usage = process.memoryUsage();
 if (process.env['ACCORD_BENCH_TRACE'])
   console.error(
@@ -83,23 +92,39 @@ console.log(
 );
 process.stdin.resume();
 process.stdin.on('data', (line) => {
-  // `rss <seconds>`, sent once the bench process has opened the page on the HTTP API (its files,
-  // the live stream, status, deadletters, outbox, environment): the steady state of a device left idle that
-  // long. No forced collection: V8's own memory reducer returns start-up garbage after a few
-  // idle seconds, as it does for a real agent.
-  const seconds = Number(String(line).trim().split(' ')[1] ?? 15);
+  // `rss <min> <max>`, sent once the bench process has opened the page on the HTTP API (its files,
+  // the live stream, status, deadletters, outbox, environment): the steady state of a device left
+  // idle. No forced collection: V8's memory reducer returns start-up garbage after some idle
+  // seconds, as it does for a real agent, but not at a fixed time (a reading at 15 s was 152 MB
+  // in some runs and 194 MB in others on one folder). So RSS is read every second, and the
+  // reading is taken once it has settled: after at least `min` seconds, when the last
+  // SETTLE_WINDOW readings lie within SETTLE_MB of each other (their median is reported), or at
+  // `max` seconds if it never does (reported as not settled).
+  const [, min = 15, max = 90] = String(line).trim().split(' ').map(Number);
   void (async () => {
     const counted = builtForThePage();
-    for (let s = 1; s <= seconds; s++) {
+    const readings: number[] = [];
+    let settled = false;
+    while (readings.length < max && !settled) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      console.log(JSON.stringify({ event: 'idle', second: s, rss_mb: process.memoryUsage().rss / 1048576 }));
+      const rss = process.memoryUsage().rss / 1048576;
+      readings.push(rss);
+      console.log(JSON.stringify({ event: 'idle', second: readings.length, rss_mb: rss }));
+      const window = readings.slice(-SETTLE_WINDOW);
+      settled =
+        readings.length >= min &&
+        window.length === SETTLE_WINDOW &&
+        Math.max(...window) - Math.min(...window) <= SETTLE_MB;
     }
+    const window = readings.slice(-SETTLE_WINDOW).sort((a, b) => a - b);
     const usage = process.memoryUsage();
     console.log(
       JSON.stringify({
         event: 'rss',
         counted,
-        rss_mb: usage.rss / 1048576,
+        rss_mb: window[Math.floor(window.length / 2)],
+        settled,
+        idle_s: readings.length,
         heap_mb: usage.heapUsed / 1048576,
         // Linux reports the high-water mark in kilobytes.
         peak_mb: process.resourceUsage().maxRSS / 1024,

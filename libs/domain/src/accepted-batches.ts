@@ -34,13 +34,26 @@ export class AcceptedBatches {
    * envelope `seq` (the latest, as verdicts go). Undefined when none does.
    */
   stating(id: EventId, seq: number): SignedEvent | undefined {
-    let found: SignedEvent | undefined;
+    return this.#find(id, seq)?.event;
+  }
+
+  /**
+   * The string a batch stating that `id` is accepted at `seq` holds for it (equal to `id`; for a
+   * log, the one instance it shares), or undefined when none does.
+   */
+  target(id: EventId, seq: number): EventId | undefined {
+    const batch = this.#find(id, seq);
+    return batch === undefined ? undefined : batch.targets[seq - batch.firstSeq];
+  }
+
+  #find(id: EventId, seq: number): Batch | undefined {
+    let found: Batch | undefined;
     // A batch holds at most MAX_ACCEPTED_PER_EVENT targets: one giving `seq` starts above this.
     for (let i = this.#after(seq) - 1; i >= 0; i--) {
       const b = this.#batches[i]!;
       if (b.firstSeq <= seq - MAX_ACCEPTED_PER_EVENT) break;
-      if (b.targets[seq - b.firstSeq] === id && (found === undefined || b.event.seq > found.seq))
-        found = b.event;
+      if (b.targets[seq - b.firstSeq] === id && (found === undefined || b.event.seq > found.event.seq))
+        found = b;
     }
     return found;
   }

@@ -1,5 +1,6 @@
 import type { EventId, SignedEvent } from '@accord/protocol';
 import { Projection } from './projection.js';
+import { SeqRuns } from './seq-runs.js';
 import { isSystemEventType } from './system-event.js';
 
 /** What a {@link ConfirmedFold} tells its owner, and how it applies events. */
@@ -53,8 +54,9 @@ const bySeq = (a: Entry, b: Entry): number => a.seq - b.seq || cmp(idOf(a.ref), 
  * accepted event from scratch into a new projection (one pass, O(n)) — when an acceptance
  * arrives below what was folded, when a folded event's acceptance is withdrawn, or when its
  * `seq` changes. System events (verdicts, retries, discards, rosters, seals) never change the
- * projection, so they are ignored. Memory: two array slots per folded event (no map by id; the
- * projection itself records which events it holds), and with a `load` option no event at all.
+ * projection, so they are ignored. Memory: one array slot per folded event (no map by id; the
+ * projection itself records which events it holds) and its seq as part of a run of consecutive
+ * seqs ({@link SeqRuns}: one run for an honest relay), and with a `load` option no event at all.
  */
 export class ConfirmedFold {
   readonly #once: boolean;
@@ -62,9 +64,12 @@ export class ConfirmedFold {
   readonly #onRefold: (() => void) | undefined;
   readonly #load: ((id: EventId) => SignedEvent) | undefined;
   #projection = Projection.empty();
-  /** The folded events (ids with `load`), sorted by (seq, id); `#seqs[i]` is the seq `#events[i]` was folded at. */
+  /**
+   * The folded events (ids with `load`), sorted by (seq, id); `#seqs.at(i)` is the seq `#events[i]`
+   * was folded at (kept as runs of consecutive seqs: one run for an honest relay's history).
+   */
   #events: EventRef[] = [];
-  #seqs: number[] = [];
+  #seqs = new SeqRuns();
   /** Accepted events not folded yet, by id, with their seq. */
   #pending = new Map<EventId, Entry>();
   /** The projection holds something it must not (withdrawn or moved): refold from scratch. */
@@ -132,7 +137,7 @@ export class ConfirmedFold {
     const fresh = [...this.#pending.values()].sort(bySeq);
     this.#pending.clear();
     const last = this.#events.length - 1;
-    if (this.#stale || (last >= 0 && fresh[0]!.seq <= this.#seqs[last]!)) {
+    if (this.#stale || (last >= 0 && fresh[0]!.seq <= this.#seqs.at(last))) {
       this.#refold(fresh);
       return this.#projection;
     }
@@ -184,7 +189,7 @@ export class ConfirmedFold {
 
   /** The highest `seq` folded so far (0 when none); acceptances not folded yet count after the next query. */
   get lastSeq(): number {
-    return this.#seqs[this.#seqs.length - 1] ?? 0;
+    return this.#seqs.last ?? 0;
   }
 
   /** Number of accepted (non-system) events the fold holds, folded or not yet. */
@@ -205,14 +210,8 @@ export class ConfirmedFold {
   /** True when `id` is folded at `seq` (binary search over the folded seqs). */
   #foldedAt(id: EventId, seq: number): boolean {
     const seqs = this.#seqs;
-    let lo = 0;
-    let hi = seqs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (seqs[mid]! < seq) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < seqs.length && seqs[i] === seq; i++) if (idOf(this.#events[i]!) === id) return true;
+    for (let i = seqs.lowerBound(seq); i < seqs.length && seqs.at(i) === seq; i++)
+      if (idOf(this.#events[i]!) === id) return true;
     return false;
   }
 
@@ -220,17 +219,17 @@ export class ConfirmedFold {
   #unfoldAll(): void {
     for (let i = 0; i < this.#events.length; i++) {
       const ref = this.#events[i]!;
-      this.#pending.set(idOf(ref), { ref, seq: this.#seqs[i]! });
+      this.#pending.set(idOf(ref), { ref, seq: this.#seqs.at(i) });
     }
     this.#events = [];
-    this.#seqs = [];
+    this.#seqs = new SeqRuns();
     this.#stale = true;
   }
 
   /** Folds the folded events and `fresh` (sorted) together from scratch, into a new projection. */
   #refold(fresh: readonly Entry[]): void {
     const events: EventRef[] = [];
-    const seqs: number[] = [];
+    const seqs = new SeqRuns();
     const projection = Projection.empty();
     const take = (ref: EventRef, seq: number): void => {
       projection.apply(this.#event(ref), this.#once);
@@ -246,9 +245,9 @@ export class ConfirmedFold {
       const f = fresh[j];
       if (
         i < old.length &&
-        (f === undefined || oldSeqs[i]! < f.seq || (oldSeqs[i] === f.seq && idOf(old[i]!) < idOf(f.ref)))
+        (f === undefined || oldSeqs.at(i) < f.seq || (oldSeqs.at(i) === f.seq && idOf(old[i]!) < idOf(f.ref)))
       ) {
-        take(old[i]!, oldSeqs[i]!);
+        take(old[i]!, oldSeqs.at(i));
         i++;
       } else {
         take(f!.ref, f!.seq);

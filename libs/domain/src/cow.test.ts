@@ -38,6 +38,29 @@ describe('IdSet', () => {
   });
 });
 
+describe('IdSet of strings', () => {
+  it('finds every id added, through forks that merge sorted levels (prefixes, case, non-ASCII)', () => {
+    const arbId = fc.string({ unit: fc.constantFrom('a', 'b', 'B', '-', 'é', '\u{1F600}'), maxLength: 4 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(arbId, fc.boolean()), { maxLength: 300 }),
+        fc.array(arbId),
+        (adds, probes) => {
+          let set = new IdSet<string>();
+          const model = new Set<string>();
+          for (const [id, fork] of adds) {
+            set.add(id);
+            model.add(id);
+            if (fork) set = set.fork();
+          }
+          expect(set.size).toBe(model.size);
+          for (const id of [...model, ...probes]) expect(set.has(id)).toBe(model.has(id));
+        },
+      ),
+    );
+  });
+});
+
 describe('Cow', () => {
   it('behaves like independent Maps across any sequence of writes and forks', () => {
     fc.assert(

@@ -37,14 +37,17 @@ export class Cow<K, V> {
  *
  * @remarks On fork, the private additions become a new shared level; adjacent levels of similar
  * size are merged (size-tiered), so there are O(log n) levels and each id is copied O(log n)
- * times overall. Levels are never mutated once shared.
+ * times overall. Levels are never mutated once shared. A level is a sorted array, searched by
+ * bisection: one slot (8 bytes) per id where a `Set` costs ≈ 26 (its hash table), which at 100k
+ * events is the projection's applied set going from 2.5 MB to 0.8. Ids compare with `<` (code
+ * units for strings), so any ids `<` orders totally will do (strings, numbers).
  */
-export class IdSet<T> {
-  #levels: readonly ReadonlySet<T>[];
+export class IdSet<T extends string | number> {
+  #levels: readonly (readonly T[])[];
   #own: Set<T>;
   #frozenSize: number;
 
-  constructor(levels: readonly ReadonlySet<T>[] = [], frozenSize = 0) {
+  constructor(levels: readonly (readonly T[])[] = [], frozenSize = 0) {
     this.#levels = levels;
     this.#own = new Set();
     this.#frozenSize = frozenSize;
@@ -58,7 +61,7 @@ export class IdSet<T> {
   /** True when `id` was added. */
   has(id: T): boolean {
     if (this.#own.has(id)) return true;
-    for (let i = this.#levels.length - 1; i >= 0; i--) if (this.#levels[i]!.has(id)) return true;
+    for (let i = this.#levels.length - 1; i >= 0; i--) if (includes(this.#levels[i]!, id)) return true;
     return false;
   }
 
@@ -70,14 +73,14 @@ export class IdSet<T> {
   /** An independent copy sharing this set's contents. */
   fork(): IdSet<T> {
     if (this.#own.size > 0) {
-      const levels = [...this.#levels, this.#own];
+      const levels = [...this.#levels, [...this.#own].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))];
       // Size-tiered compaction: merge the newest level into the previous while they are comparable.
-      while (levels.length >= 2 && levels[levels.length - 1]!.size * 2 >= levels[levels.length - 2]!.size) {
+      while (
+        levels.length >= 2 &&
+        levels[levels.length - 1]!.length * 2 >= levels[levels.length - 2]!.length
+      ) {
         const top = levels.pop()!;
-        const below = levels.pop()!;
-        const merged = new Set(below);
-        for (const id of top) merged.add(id);
-        levels.push(merged);
+        levels.push(mergeSorted(levels.pop()!, top));
       }
       this.#levels = levels;
       this.#frozenSize += this.#own.size;
@@ -85,4 +88,28 @@ export class IdSet<T> {
     }
     return new IdSet(this.#levels, this.#frozenSize);
   }
+}
+
+/** True when the sorted array `level` holds `id` (bisection). */
+function includes<T extends string | number>(level: readonly T[], id: T): boolean {
+  let lo = 0;
+  let hi = level.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (level[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < level.length && level[lo] === id;
+}
+
+/** The union of two sorted arrays with no id in common, sorted. */
+function mergeSorted<T extends string | number>(a: readonly T[], b: readonly T[]): T[] {
+  const out = new Array<T>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[k++] = a[i++]!;
+  while (j < b.length) out[k++] = b[j++]!;
+  return out;
 }

@@ -48,16 +48,35 @@ function acceptedBy(verdict: SignedEvent): EventStatusInfo {
   return info;
 }
 
-interface TargetInfo {
+/**
+ * What names an event (a verdict, retries, resolutions), and the event itself once added.
+ *
+ * @remarks A class, so that a tracker's slot tells it from an event (a plain object) at a glance.
+ * Every field is set in the constructor: one object shape.
+ */
+class Target {
   /** The id as first named (so a log can share one string between the statement and the event). */
   readonly id: EventId;
-  verdict: SignedEvent | undefined;
+  /** The event once added: itself, or its id when it is a plain domain event kept by id. */
+  held: SignedEvent | EventId | undefined = undefined;
+  verdict: SignedEvent | undefined = undefined;
   /** The latest verdict's outcome and (accepted) confirmed seq, kept flat: one object per target. */
-  outcome: 'accepted' | 'deadletter' | undefined;
-  seq: number | undefined;
-  retries?: Set<EventId>;
-  resolvers?: Set<EventId>;
+  outcome: 'accepted' | 'deadletter' | undefined = undefined;
+  seq: number | undefined = undefined;
+  retries: Set<EventId> | undefined = undefined;
+  resolvers: Set<EventId> | undefined = undefined;
+
+  constructor(id: EventId) {
+    this.id = id;
+  }
 }
+
+/**
+ * A tracker's one entry per id (see {@link Tracker}): a present event nothing names (itself, or
+ * its id string when kept by id), a present event kept by id and accepted by an `AcceptedVerdicts`
+ * with nothing else naming it (that acceptance's confirmed seq), or a {@link Target}.
+ */
+type Slot = SignedEvent | EventId | number | Target;
 
 /**
  * Where a {@link ProjectionFolder} reads back an event it does not keep in memory.
@@ -83,18 +102,24 @@ function plainDomainEvent(event: SignedEvent): boolean {
  * @remarks Order-independent: the latest verdict is the one with the highest relay envelope
  * `seq`; retries and resolutions are sets. `add` reports which event ids may have changed status.
  * Holds every event, or with `byId` every plain domain event as its id alone (the id string
- * itself: the map's key and value share it, and a log can share it further, see `idOf`). A present
- * event accepted by an `AcceptedVerdicts`, with no retry or resolution, is the common case of a
- * long history: its target entry is that acceptance's confirmed seq alone (a number, no object;
- * the verdict is found again in {@link AcceptedBatches}), and becomes a {@link TargetInfo} again
- * when anything else names it.
+ * itself: the map's key and value share it, and a log can share it further, see `idOf`).
+ *
+ * One map entry per id ({@link Slot}), for the event and for what names it: two maps (events, and
+ * targets) cost two hash-table entries per event, ≈ 37 bytes each at 100k events. A present event
+ * kept by id and accepted by an `AcceptedVerdicts`, with no retry or resolution, is the common case
+ * of a long history: its entry is that acceptance's confirmed seq alone (a number, no object; the
+ * verdict and the id string are found again in {@link AcceptedBatches}), and becomes a
+ * {@link Target} again when anything else names it. An entry made by a statement naming an event
+ * not added yet stays where it is when the event comes (moving it to the end, a delete and a set,
+ * left the map's deleted entries to double its table: 7 MB instead of 3.5 at 100k events when the
+ * verdicts come first, as a log's start-up scan reads them).
  */
 class Tracker {
   readonly #relay: DeviceId | null;
   readonly #byId: boolean;
-  readonly #events = new Map<EventId, SignedEvent | EventId>();
-  /** What names each event: its record, or the confirmed seq of its batch acceptance (see above). */
-  readonly #targets = new Map<EventId, TargetInfo | number>();
+  readonly #slots = new Map<EventId, Slot>();
+  /** Number of events added (the slots of targets not added yet do not count). */
+  #size = 0;
   readonly #accepted = new AcceptedBatches();
 
   constructor(relay: DeviceId | null, byId: boolean) {
@@ -104,81 +129,91 @@ class Tracker {
 
   /** Number of distinct events added. */
   get size(): number {
-    return this.#events.size;
+    return this.#size;
   }
 
   /** The event as held: itself, or its id when it is a plain domain event kept by id. */
   held(id: EventId): SignedEvent | EventId | undefined {
-    return this.#events.get(id);
+    const slot = this.#slots.get(id);
+    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    return slot instanceof Target ? slot.held : slot;
   }
 
-  /** Every event id added, in insertion order. */
-  ids(): IterableIterator<EventId> {
-    return this.#events.keys();
+  /**
+   * Every event id added, in no particular order: in the order added, except that an event named
+   * by a statement added before it comes where the statement named it.
+   */
+  *ids(): IterableIterator<EventId> {
+    for (const [id, slot] of this.#slots) if (!(slot instanceof Target) || slot.held !== undefined) yield id;
   }
 
   /** The resident event `id` (a system event or an amend), if it is one. */
   #resident(id: EventId): SignedEvent | undefined {
-    const held = this.#events.get(id);
+    const held = this.held(id);
     return typeof held === 'string' ? undefined : held;
   }
 
   /** True when some verdict, retry, discard or amend names `id` (present or not). */
   targeted(id: EventId): boolean {
-    return this.#targets.has(id);
+    const slot = this.#slots.get(id);
+    return typeof slot === 'number' || slot instanceof Target;
   }
 
   /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
   sharedId(id: EventId): EventId | undefined {
-    const target = this.#targets.get(id);
-    return typeof target === 'number' ? this.#heldId(id) : target?.id;
+    const slot = this.#slots.get(id);
+    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    return slot instanceof Target ? slot.id : undefined;
   }
 
-  /** The id string held for a present event. */
-  #heldId(id: EventId): EventId {
-    const held = this.#events.get(id)!;
-    return typeof held === 'string' ? held : held.id;
-  }
-
-  /** The record of `id` (made, or made again from its confirmed seq), to change it. */
-  #info(id: EventId): TargetInfo {
-    const target = this.#targets.get(id);
-    if (typeof target === 'object') return target;
-    // Every common field up front: one object shape, all fields in the object itself.
-    const info: TargetInfo =
-      target === undefined
-        ? { id, verdict: undefined, outcome: undefined, seq: undefined }
-        : {
-            id: this.#heldId(id),
-            verdict: this.#accepted.stating(id, target),
-            outcome: 'accepted',
-            seq: target,
-          };
-    this.#targets.set(id, info);
+  /** The record of `id` (made, or made again from its confirmed seq or its event), to change it. */
+  #info(id: EventId): Target {
+    const slot = this.#slots.get(id);
+    if (slot instanceof Target) return slot;
+    let info: Target;
+    if (slot === undefined) info = new Target(id);
+    else if (typeof slot === 'number') {
+      const batch = this.#accepted.stating(id, slot)!;
+      info = new Target(this.#accepted.target(id, slot)!);
+      info.held = info.id;
+      info.verdict = batch;
+      info.outcome = 'accepted';
+      info.seq = slot;
+    } else {
+      info = new Target(typeof slot === 'string' ? slot : slot.id);
+      info.held = slot;
+    }
+    this.#slots.set(id, info);
     return info;
   }
 
-  /** Keeps a present event's target entry as its confirmed seq alone when nothing else names it. */
+  /** Keeps a present event's entry as its confirmed seq alone when nothing else names it (see above). */
   #compact(id: EventId): void {
-    const info = this.#targets.get(id);
+    const info = this.#slots.get(id);
     if (
-      typeof info === 'object' &&
+      info instanceof Target &&
+      typeof info.held === 'string' &&
       info.outcome === 'accepted' &&
       info.retries === undefined &&
       info.resolvers === undefined &&
       info.verdict?.type === SystemEventType.AcceptedVerdicts &&
-      this.#events.has(id) &&
       this.#accepted.stating(id, info.seq!) === info.verdict
     )
-      this.#targets.set(id, info.seq!);
+      this.#slots.set(id, info.seq!);
   }
 
   /** Records an event; calls `touch` with every id whose status may have changed (possibly not yet present). */
   add(event: SignedEvent, touch: (id: EventId) => void): void {
-    if (this.#events.has(event.id)) return;
-    this.#events.set(event.id, this.#byId && plainDomainEvent(event) ? event.id : event);
-    // Its acceptance may have arrived before it.
-    this.#compact(event.id);
+    const slot = this.#slots.get(event.id);
+    if (slot !== undefined && (!(slot instanceof Target) || slot.held !== undefined)) return;
+    const held = this.#byId && plainDomainEvent(event) ? event.id : event;
+    this.#size++;
+    if (slot === undefined) this.#slots.set(event.id, held);
+    else {
+      // Named before it arrived; its acceptance may have, too.
+      slot.held = held;
+      this.#compact(event.id);
+    }
     switch (event.type) {
       case SystemEventType.Verdict:
       case SystemEventType.AcceptedVerdicts: {
@@ -250,20 +285,22 @@ class Tracker {
 
   /** True when the relay has rejected this (retry or discard) event itself. */
   #selfRejected(id: EventId): boolean {
-    const target = this.#targets.get(id);
-    return typeof target === 'object' && target.outcome === 'deadletter';
+    const target = this.#slots.get(id);
+    return target instanceof Target && target.outcome === 'deadletter';
   }
 
   /** The accepted verdict's confirmed sequence number, if the event's latest verdict accepts it. */
   acceptedSeq(id: EventId): number | undefined {
-    const info = this.#targets.get(id);
+    const info = this.#slots.get(id);
     if (typeof info === 'number') return info;
-    return info?.outcome === 'accepted' ? info.seq : undefined;
+    return info instanceof Target && info.outcome === 'accepted' ? info.seq : undefined;
   }
 
   /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
   status(id: EventId): EventStatusInfo | undefined {
-    const event = this.#events.get(id);
+    const slot = this.#slots.get(id);
+    if (typeof slot === 'number') return acceptedBy(this.#accepted.stating(id, slot)!);
+    const event = slot instanceof Target ? slot.held : slot;
     if (event === undefined) return undefined;
     // Relay statements (verdicts, rosters) are not submissions: they have no status. (An event
     // held by id is a plain domain event.)
@@ -276,8 +313,7 @@ class Tracker {
       )
         return undefined;
     }
-    const info = this.#targets.get(id);
-    if (typeof info === 'number') return acceptedBy(this.#accepted.stating(id, info)!);
+    const info = slot instanceof Target ? slot : undefined;
     const verdict = info?.verdict;
     if (verdict === undefined || info?.outcome === undefined) return PENDING;
     if (info.outcome === 'accepted') return acceptedBy(verdict);
@@ -470,7 +506,7 @@ export class ProjectionFolder {
     return typeof held === 'string' ? held : held?.id;
   }
 
-  /** The ids of every event added, in the order they were added. */
+  /** The ids of every event added, in no particular order (see `Tracker.ids`). */
   ids(): IterableIterator<EventId> {
     return this.#tracker.ids();
   }

@@ -46,6 +46,19 @@ export function markProcessed(segment: SegmentState, list: readonly unknown[]): 
   else delete segment.lastSeen;
 }
 
+/**
+ * The sequence number that entry `position` of a segment's list holds when the segment was
+ * written in order (its device pushes its events one after another: entry 0 is the segment's
+ * first seq). Only a guess to check against: a list merged from peers may hold entries anywhere.
+ */
+export function seqAtPosition(
+  ctx: LogContext,
+  segment: Pick<SegmentState, 'index'>,
+  position: number,
+): number {
+  return segment.index * ctx.segmentSize + position + 1;
+}
+
 /** The store's meta key recording that own segment `index` is sealed (its stored copy is final). */
 export const sealMarker = (index: number): string => `sealed/${index}`;
 /** The value of a {@link sealMarker}. */
