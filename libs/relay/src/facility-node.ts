@@ -31,6 +31,7 @@ import {
 } from '@accord/protocol';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
+import { ReleasePacing } from './release-pacing.js';
 import { SegmentRelease } from './segment-release.js';
 import { SegmentSealer } from './segment-sealer.js';
 import { verdictDrafts } from './verdict-events.js';
@@ -139,6 +140,8 @@ const DEFAULT_CATCH_UP_MAX_MS = 30_000;
  * bounded by the round, not by the backlog (one round's appends share group commits).
  */
 const VERDICTS_PER_ROUND = 2000;
+/** While a backlog is worked off, judged segments go out at most this often (see {@link ReleasePacing}). */
+const RELEASE_DURING_BACKLOG_MS = 5_000;
 
 /**
  * One facility served by the relay: its log (the relay is a peer like any device), its
@@ -178,6 +181,7 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   #running = false;
   #again = false;
   #behindSince: number | undefined;
+  readonly #pacing = new ReleasePacing(RELEASE_DURING_BACKLOG_MS);
   /** Connected devices, each until it is caught up with (then kept, with every document synced). */
   readonly #peers = new Map<string, PeerCatchUp>();
   /** The relay knows its own history is complete (see the class remarks). */
@@ -185,6 +189,8 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   /** Roster publications waiting until the relay may write; called with false when closing. */
   #writeWaiters: ((open: boolean) => void)[] = [];
   #offSync: () => void = () => {};
+  /** Released segments being handed to the log (see #serve). */
+  #serving: Promise<void> = Promise.resolve();
   /** The start-up repair of the documents (see #repairDocuments). */
   #repairing: Promise<void> = Promise.resolve();
   #connected = 0;
@@ -579,9 +585,12 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
       if (verdicts.length >= VERDICTS_PER_ROUND) this.#schedule(0);
     }
     if (this.#sealer.pending > 0) await this.#sealer.sealDue();
-    // Judged (and sealed when full): the other devices get these segments now, with their verdicts.
-    const released = this.#release.due();
-    if (released.length > 0) this.#serve(released);
+    // Judged (and sealed when full): the other devices get these segments now, with their verdicts;
+    // while more of a backlog is ready, once it is worked off or every few seconds.
+    if (this.#pacing.afterRound(verdicts.length >= VERDICTS_PER_ROUND, this.#clock())) {
+      const released = this.#release.due();
+      if (released.length > 0) this.#serve(released);
+    }
     const deadline = this.#adjudicator.nextDeadline();
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
   }
@@ -589,11 +598,13 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   /** Serves released segments to the devices that asked for them meanwhile. */
   #serve(documentIds: string[]): void {
     if (this.#closing !== undefined) return;
-    this.log
+    const serving = this.log
       .servingChanged(documentIds)
       .catch((e: unknown) =>
         this.#opts.observer.problem(this.facility, 'could not serve released segments', e),
       );
+    // Closing waits for it: its document reads must not meet a closed store.
+    this.#serving = this.#serving.then(() => serving);
   }
 
   /** Keeps the newest relay-signed roster seen in the log (history at start, then as events arrive). */
@@ -692,6 +703,7 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
       for (const w of this.#writeWaiters.splice(0)) w(false);
       await this.#repairing;
       await this.#round;
+      await this.#serving;
       await this.#publishing?.catch(() => undefined);
       // No peer may add a document handle while the log flushes.
       this.network.disconnect();
