@@ -158,7 +158,13 @@ export async function openAll(run: Run, root: Prng): Promise<void> {
       };
       const holder = emptyHolder(await freshDisk());
       const problems: string[] = [];
-      const node = await openRelayNode(run, { members: file, devices: nodes, disk: holder.disk, problems });
+      // The facility is created here: no device can hold a relay event yet (a real relay's facility
+      // is loaded before its first enrollment; the simulator lists its tablets from the start).
+      const node = await openRelayNode(
+        run,
+        { members: file, devices: nodes, disk: holder.disk, problems },
+        true,
+      );
       const slot: RelaySlot = {
         ...holder,
         node,
@@ -214,6 +220,7 @@ async function freshDisk(): Promise<Disk> {
 function openRelayNode(
   run: Run,
   o: Pick<RelaySlot, 'members' | 'devices' | 'disk' | 'problems'>,
+  fresh = false,
 ): Promise<FacilityNode<NetworkAdapter>> {
   const skewed = skewedClock(run.scheduler, run.s.epochMs, run.faults.skews[RELAY_NODE] ?? 0);
   return openSimRelay({
@@ -226,6 +233,7 @@ function openRelayNode(
     verifier: run.verifier,
     signer: syncSigner(run.relayKey!),
     onProblem: (message) => o.problems.push(`${Math.round(run.scheduler.now)} ${message}`),
+    fresh,
   });
 }
 
