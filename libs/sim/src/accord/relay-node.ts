@@ -25,6 +25,8 @@ export interface SimRelayOptions {
    * Any later open (a restart, a restore) waits to hear its history from every tablet.
    */
   readonly fresh?: boolean;
+  /** The node's `catchUpMaxMs` (default: the relay's, 30 s). */
+  readonly catchUpMaxMs?: number;
 }
 
 /**
@@ -74,5 +76,6 @@ export function openSimRelay(o: SimRelayOptions): Promise<FacilityNode<NetworkAd
     verifier: o.verifier,
     signer: o.signer,
     ...(o.fresh === true ? { trustedOwnSeq: 0 } : {}),
+    ...(o.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: o.catchUpMaxMs }),
   });
 }
