@@ -159,14 +159,16 @@ const VERDICTS_PER_ROUND = 2000;
  * event of its own that the devices hold. A node starts untrusted unless this process knows its
  * store is complete (a whole-folder restore cannot be told from a restart by the folder alone,
  * and a folder restored from before the facility's first load has an empty store) and waits,
- * however long, until every enrolled device (not revoked) connected and sync showed that the
- * relay holds all the device held of the root index and the relay's own segments, and the log
- * has taken those events in. No deadline: a relay event written before a device holding later
- * ones came back would share its number with one of them, which every log treats as an
- * equivocation of the relay and withholds the relay's events from there on, for good; a device
- * that will never come back is revoked instead. After that, each newly connected device pauses
- * writing until the same holds for it, for at most `catchUpMaxMs`. So the relay continues its
- * sequence after its old verdicts instead of forking it.
+ * until every enrolled device (not revoked) connected and sync showed that the relay holds all
+ * the device held of the root index and the relay's own segments, and the log has taken those
+ * events in; with no device heard from, however long, and once one was, at most `catchUpMaxMs`
+ * more (one tablet away must not hold a facility's verdicts after every restart). A device
+ * holding later relay events that comes back after that gets relay events sharing their numbers
+ * with its own: every log treats that as an equivocation of the relay and withholds the relay's
+ * events from there on (a restored relay is started with a long `catchUpMaxMs`; see the README).
+ * After that, each newly connected device pauses writing until the same holds for it, for at
+ * most `catchUpMaxMs`. So the relay continues its sequence after its old verdicts instead of
+ * forking it.
  */
 export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   readonly facility: FacilityId;
