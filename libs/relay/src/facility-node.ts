@@ -106,6 +106,13 @@ export interface FacilityNodeOptions<N extends FacilityNetwork = FacilityNetwork
    * history to come back from devices before going ahead (default 30 s).
    */
   readonly catchUpMaxMs?: number;
+  /**
+   * How long, once one device showed an untrusted relay its history, it waits for the other
+   * enrolled devices before writing anyway (default `catchUpMaxMs`). A restored relay should be
+   * started with as long as its tablets may stay away: one holding later relay events that comes
+   * back after it forks the relay's sequence (see "Restored from a backup").
+   */
+  readonly awaitDevicesMs?: number;
   /** Events per segment document (default: the log's; see `RelayOptions.segmentSize`). */
   readonly segmentSize?: number;
   /**
@@ -452,7 +459,8 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
         }
       }
       if (this.#awaited.size > 0) {
-        if (this.#heardFromAt === undefined || now - this.#heardFromAt < maxMs) return false;
+        const awaitMs = this.#opts.awaitDevicesMs ?? maxMs;
+        if (this.#heardFromAt === undefined || now - this.#heardFromAt < awaitMs) return false;
         this.#opts.observer.problem(
           this.facility,
           'writing before every enrolled device showed the relay its history (catchUpMaxMs ran out): one holding relay events this relay lacks would fork its sequence',

@@ -66,7 +66,7 @@ export interface RelaySlot extends Holder {
   /**
    * Set once its disk was restored from the backup: from then on the relay is started as an
    * operator starts a restored relay, waiting for every tablet to show it its history for as long
-   * as the run lasts (`catchUpMaxMs`; the default 30 s would let a tablet back later fork the
+   * as the run lasts (`awaitDevicesMs`; the default 30 s would let a tablet back later fork the
    * relay's sequence, see `@accord/relay` "Restored from a backup").
    */
   restored: boolean;
@@ -242,7 +242,7 @@ function openRelayNode(
     signer: syncSigner(run.relayKey!),
     onProblem: (message) => o.problems.push(`${Math.round(run.scheduler.now)} ${message}`),
     fresh,
-    ...(o.restored === true ? { catchUpMaxMs: run.s.durationMs } : {}),
+    ...(o.restored === true ? { awaitDevicesMs: run.s.durationMs } : {}),
   });
 }
 

@@ -25,8 +25,8 @@ export interface SimRelayOptions {
    * Any later open (a restart, a restore) waits to hear its history from every tablet.
    */
   readonly fresh?: boolean;
-  /** The node's `catchUpMaxMs` (default: the relay's, 30 s). */
-  readonly catchUpMaxMs?: number;
+  /** The node's `awaitDevicesMs` (default: its `catchUpMaxMs`, 30 s). */
+  readonly awaitDevicesMs?: number;
 }
 
 /**
@@ -76,6 +76,6 @@ export function openSimRelay(o: SimRelayOptions): Promise<FacilityNode<NetworkAd
     verifier: o.verifier,
     signer: o.signer,
     ...(o.fresh === true ? { trustedOwnSeq: 0 } : {}),
-    ...(o.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: o.catchUpMaxMs }),
+    ...(o.awaitDevicesMs === undefined ? {} : { awaitDevicesMs: o.awaitDevicesMs }),
   });
 }
