@@ -107,6 +107,13 @@ export interface FacilityNodeOptions<N extends FacilityNetwork = FacilityNetwork
    * history to come back from devices before going ahead (default 30 s).
    */
   readonly catchUpMaxMs?: number;
+  /**
+   * How long, once one device showed an untrusted relay its history, it waits for the other
+   * enrolled devices before writing anyway (default `catchUpMaxMs`). A restored relay should be
+   * started with as long as its tablets may stay away: one holding later relay events that comes
+   * back after it forks the relay's sequence (see "Restored from a backup").
+   */
+  readonly awaitDevicesMs?: number;
   /** Events per segment document (default: the log's; see `RelayOptions.segmentSize`). */
   readonly segmentSize?: number;
   /**
@@ -114,6 +121,11 @@ export interface FacilityNodeOptions<N extends FacilityNetwork = FacilityNetwork
    * a store holding at least that many was not restored meanwhile (see "Restored from a backup").
    */
   readonly trustedOwnSeq?: number;
+  /**
+   * Devices enrolled by this process: the catch-up does not wait for them (whatever relay events
+   * they hold came from this process since, or from a device it waits for).
+   */
+  readonly enrolledHere?: ReadonlySet<DeviceId>;
   /**
    * Called once per version when the log holds a relay-signed roster newer than `members`: the
    * membership file was restored from an older backup and should take it back (`adoptRoster`).
@@ -154,13 +166,19 @@ const RELEASE_DURING_BACKLOG_MS = 5_000;
  * `RosterUpdated` events.
  *
  * Restored from a backup: the relay writes nothing (no verdict, no roster) until it holds every
- * event of its own that the connected devices hold. A node whose store holds own events starts
- * untrusted (a whole-folder restore cannot be told from a restart by the folder alone) and waits,
- * however long, until at least one device connected and sync showed that the relay holds all
+ * event of its own that the devices hold. A node starts untrusted unless this process knows its
+ * store is complete (a whole-folder restore cannot be told from a restart by the folder alone,
+ * and a folder restored from before the facility's first load has an empty store) and waits,
+ * until every enrolled device (not revoked) connected and sync showed that the relay holds all
  * the device held of the root index and the relay's own segments, and the log has taken those
- * events in. After that, each newly connected device pauses writing until the same holds for it,
- * for at most `catchUpMaxMs` (a device that never finishes its sync cannot stall the facility).
- * So the relay continues its sequence after its old verdicts instead of forking it.
+ * events in; with no device heard from, however long, and once one was, at most `catchUpMaxMs`
+ * more (one tablet away must not hold a facility's verdicts after every restart). A device
+ * holding later relay events that comes back after that gets relay events sharing their numbers
+ * with its own: every log treats that as an equivocation of the relay and withholds the relay's
+ * events from there on (a restored relay is started with a long `catchUpMaxMs`; see the README).
+ * After that, each newly connected device pauses writing until the same holds for it, for at
+ * most `catchUpMaxMs`. So the relay continues its sequence after its old verdicts instead of
+ * forking it.
  */
 export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   readonly facility: FacilityId;
@@ -186,6 +204,18 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   readonly #peers = new Map<string, PeerCatchUp>();
   /** The relay knows its own history is complete (see the class remarks). */
   #trusted: boolean;
+  /**
+   * While untrusted: the enrolled devices that have not yet shown the relay its history (each may
+   * hold relay events the relay lost). The relay writes nothing until it is empty, or until
+   * `catchUpMaxMs` after the first device showed its history.
+   */
+  readonly #awaited: Set<DeviceId>;
+  /** The node opened untrusted: its history must come back from the devices (see {@link #behind}). */
+  readonly #relearning: boolean;
+  /** When an untrusted node first found itself caught up (see {@link #stillCaughtUp}). */
+  #caughtUpAt: number | undefined;
+  /** When the first device showed the relay its history (the wait for the others counts from it). */
+  #heardFromAt: number | undefined;
   /** Roster publications waiting until the relay may write; called with false when closing. */
   #writeWaiters: ((open: boolean) => void)[] = [];
   #offSync: () => void = () => {};
@@ -241,8 +271,26 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
         (opts.dependencyDeadlineMs ?? DEFAULT_DEPENDENCY_DEADLINE_MS) + DEFAULT_DEPENDENCY_DEADLINE_MS,
       onReleased: (ids) => this.#serve(ids),
     });
+    this.#awaited = this.#mustHearFrom(opts);
+    this.#trusted = this.#awaited.size === 0;
+    this.#relearning = !this.#trusted;
+  }
+
+  /**
+   * The devices the relay must hear its history from before it writes (see "Restored from a
+   * backup" in the README): none when this process knows its store is complete (`trustedOwnSeq`)
+   * or the store is a backlog fed straight in (device events but no relay event: a relay publishes
+   * its roster before any device can submit, so no relay ever left such a store); otherwise every
+   * device enrolled and not revoked. An empty store is no exception: a folder restored from before
+   * the facility's first load has one, while its devices hold the relay's events.
+   */
+  #mustHearFrom({ members, trustedOwnSeq, enrolledHere }: FacilityNodeOptions<N>): Set<DeviceId> {
     const own = this.log.ownHistory().assigned;
-    this.#trusted = own === 0 || (opts.trustedOwnSeq !== undefined && own >= opts.trustedOwnSeq);
+    if (trustedOwnSeq !== undefined && own >= trustedOwnSeq) return new Set();
+    if (own === 0 && !this.log.visibleEvents().next().done) return new Set();
+    return new Set(
+      members.devices.filter((d) => !d.revoked && enrolledHere?.has(d.id) !== true).map((d) => d.id),
+    );
   }
 
   /**
@@ -400,28 +448,63 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   }
 
   /**
-   * Whether the relay may write now: it knows its own history is complete, or at least one
-   * connected device showed it holds nothing more of it; and no device connected less than
-   * `catchUpMaxMs` ago may still hold more.
+   * Whether the relay may write now: it knows its own history is complete, or every enrolled
+   * device showed it holds nothing more of it, or one did `catchUpMaxMs` ago (see the README:
+   * a device holding later relay events that comes back after that forks the relay's sequence);
+   * and no device connected less than `catchUpMaxMs` ago may still hold more.
    */
   #peersAllow(now: number): boolean {
     const docs = this.#ownDocuments();
     const caughtUp = (p: PeerCatchUp): boolean => docs.every((d) => p.synced.has(d));
-    const peers = [...this.#peers.values()];
-    if (!this.#trusted && !peers.some(caughtUp)) return false;
     const maxMs = this.#opts.catchUpMaxMs ?? DEFAULT_CATCH_UP_MAX_MS;
-    return peers.every((p) => caughtUp(p) || now - p.since >= maxMs);
+    if (!this.#trusted && this.#awaited.size > 0) {
+      // Heard from: the relay holds (and has taken in) all the device held of its history.
+      if (!this.#behind()) {
+        for (const [peer, p] of this.#peers) {
+          if (caughtUp(p) && this.#awaited.delete(peer as DeviceId)) this.#heardFromAt ??= now;
+        }
+      }
+      if (this.#awaited.size > 0) {
+        const awaitMs = this.#opts.awaitDevicesMs ?? maxMs;
+        if (this.#heardFromAt === undefined || now - this.#heardFromAt < awaitMs) return false;
+        this.#opts.observer.problem(
+          this.facility,
+          'writing before every enrolled device showed the relay its history (catchUpMaxMs ran out): one holding relay events this relay lacks would fork its sequence',
+          { missing: [...this.#awaited], waitedMs: now - this.#heardFromAt },
+        );
+        this.#awaited.clear();
+      }
+    }
+    return [...this.#peers.values()].every((p) => caughtUp(p) || now - p.since >= maxMs);
   }
 
   /**
    * Whether peers announce own events the log does not hold yet.
    *
    * @remarks A log with no own event counts its announced, still empty first segment as behind;
-   * a relay with no history at all has nothing to relearn (its key was made with its database).
+   * a relay known to have no history has nothing to relearn. One that opened on an empty store
+   * with devices to hear from (restored from before the facility's first load) does.
    */
   #behind(): boolean {
     const own = this.log.ownHistory();
-    return own.behind && own.assigned > 0;
+    return own.behind && (own.assigned > 0 || this.#relearning);
+  }
+
+  /**
+   * Before the first write of an untrusted node: whether the catch-up still holds once the log has
+   * taken in what the devices' sync brought, and a retry later (the first true answer only arms it).
+   *
+   * @remarks A device's sync can show the relay holds all of its documents a moment before the
+   * log has read the relay's events out of them (seen with a store restored empty: the relay
+   * wrote its number 1 while the device's own number 1 was on its way in).
+   */
+  async #stillCaughtUp(): Promise<boolean> {
+    await this.log.settled();
+    const now = this.#clock();
+    const ok = this.#peersAllow(now) && !this.#behind();
+    if (!ok) this.#caughtUpAt = undefined;
+    else this.#caughtUpAt ??= now;
+    return ok && now - this.#caughtUpAt! >= CATCH_UP_RETRY_MS;
   }
 
   /** Lets waiting roster publications go (the relay may write). */
@@ -556,7 +639,7 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
     const now = this.#clock();
     if (!this.#peersAllow(now)) {
       // Nobody to learn from yet: the next connection or sync message schedules a round.
-      if (this.#peers.size > 0) this.#schedule(CATCH_UP_RETRY_MS);
+      if (this.#peers.size > 0 || this.#heardFromAt !== undefined) this.#schedule(CATCH_UP_RETRY_MS);
       return;
     }
     if (this.#behind()) {
@@ -572,6 +655,10 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
       );
     }
     this.#behindSince = undefined;
+    if (!this.#trusted && !(await this.#stillCaughtUp())) {
+      this.#schedule(CATCH_UP_RETRY_MS);
+      return;
+    }
     this.#opened();
     const started = performance.now();
     const verdicts = this.#adjudicator.decide(now, VERDICTS_PER_ROUND);
@@ -629,6 +716,8 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
    */
   async membersChanged(members: FacilityMembersFile, maxWaitMs?: number): Promise<SignedEvent> {
     this.#members = members;
+    // A revoked device no longer holds anything the relay must wait for (it cannot connect).
+    for (const d of members.devices) if (d.revoked) this.#awaited.delete(d.id);
     const fresh = rosterMap(this.facility, this.#opts.key.deviceId, members);
     this.#roster.clear();
     for (const [id, entry] of fresh) this.#roster.set(id, entry);

@@ -72,7 +72,14 @@ describe('verdict poisoning by a modified enrolled device', () => {
   const logs: DeviceLog[] = [];
 
   const start = async (): Promise<Relay> =>
-    Relay.start({ data: join(dir.path, 'relay'), port, logger: capture.logger, membershipPollMs: 50 });
+    Relay.start({
+      data: join(dir.path, 'relay'),
+      port,
+      logger: capture.logger,
+      membershipPollMs: 50,
+      // After a restart the relay waits this long for enrolled devices that stay away (some do here).
+      catchUpMaxMs: 1_000,
+    });
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-poison-');

@@ -121,6 +121,12 @@ export class Relay {
   readonly #nodes = new Map<FacilityId, Promise<RelayFacility>>();
   /** Own event numbers of facilities unloaded while their history was known complete. */
   readonly #ownSeqAtUnload = new Map<FacilityId, number>();
+  /**
+   * Devices this process enrolled: whatever relay events they hold came from this process (or
+   * from a device the catch-up waits for), so a facility loaded for their enrollment need not
+   * wait to hear its history from them.
+   */
+  readonly #enrolledHere = new Set<DeviceId>();
   readonly #watcher: MembershipWatcher;
   readonly #started: number;
   /** Last contact per device (authenticated sessions), for the admin page; in memory, bounded. */
@@ -379,6 +385,7 @@ export class Relay {
       policy: this.#opts.policy ?? DEFAULT_FACILITY_POLICY,
       verifier: this.#verifier.verify,
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
+      enrolledHere: this.#enrolledHere,
       onNewerRoster: (roster) => {
         adoptRoster(this.#layout, facility, roster, this.#clock())
           .then(async ({ members, changed }) => {
@@ -486,6 +493,7 @@ export class Relay {
     const members = await enrollWithToken(this.#layout, request, this.#clock());
     const facility = members.facility;
     this.#watcher.applied(facility, members);
+    this.#enrolledHere.add(request.device);
     this.#logger.info({ facility, device: request.device, name: request.name }, 'device enrolled');
     // The new device needs the roster that lists it: wait for the catch-up, but not forever.
     const roster = await this.#membersChanged(facility, members, 'bounded');

@@ -63,6 +63,13 @@ export interface RelaySlot extends Holder {
   readonly devices: readonly string[];
   /** The copy of its disk a scheduled restore puts back (taken at `relayRestore.from`). */
   backup: Disk | undefined;
+  /**
+   * Set once its disk was restored from the backup: from then on the relay is started as an
+   * operator starts a restored relay, waiting for every tablet to show it its history for as long
+   * as the run lasts (`awaitDevicesMs`; the default 30 s would let a tablet back later fork the
+   * relay's sequence, see `@accord/relay` "Restored from a backup").
+   */
+  restored: boolean;
   /** What the node reported to its observer as a problem, in order. */
   readonly problems: string[];
   /** Each process of the relay, oldest first (see {@link RelayLife}). */
@@ -158,13 +165,20 @@ export async function openAll(run: Run, root: Prng): Promise<void> {
       };
       const holder = emptyHolder(await freshDisk());
       const problems: string[] = [];
-      const node = await openRelayNode(run, { members: file, devices: nodes, disk: holder.disk, problems });
+      // The facility is created here: no device can hold a relay event yet (a real relay's facility
+      // is loaded before its first enrollment; the simulator lists its tablets from the start).
+      const node = await openRelayNode(
+        run,
+        { members: file, devices: nodes, disk: holder.disk, problems },
+        true,
+      );
       const slot: RelaySlot = {
         ...holder,
         node,
         members: file,
         devices: nodes,
         backup: undefined,
+        restored: false,
         problems,
         lives: [],
       };
@@ -213,7 +227,8 @@ async function freshDisk(): Promise<Disk> {
 /** Opens the relay node of a facility on `disk` (at the start, and at each restart). */
 function openRelayNode(
   run: Run,
-  o: Pick<RelaySlot, 'members' | 'devices' | 'disk' | 'problems'>,
+  o: Pick<RelaySlot, 'members' | 'devices' | 'disk' | 'problems'> & { readonly restored?: boolean },
+  fresh = false,
 ): Promise<FacilityNode<NetworkAdapter>> {
   const skewed = skewedClock(run.scheduler, run.s.epochMs, run.faults.skews[RELAY_NODE] ?? 0);
   return openSimRelay({
@@ -226,6 +241,8 @@ function openRelayNode(
     verifier: run.verifier,
     signer: syncSigner(run.relayKey!),
     onProblem: (message) => o.problems.push(`${Math.round(run.scheduler.now)} ${message}`),
+    fresh,
+    ...(o.restored === true ? { awaitDevicesMs: run.s.durationMs } : {}),
   });
 }
 
@@ -382,6 +399,7 @@ export function processSteps(run: Run, byNode: ReadonlyMap<string, Tablet>): Ste
           // The old process is replaced: it stops, and its disk gives way to the backup.
           crashRelay(run, r);
           r.disk = r.backup!;
+          r.restored = true;
           if (wasUp) await restartRelay(run, f, r);
         }
       },

@@ -20,6 +20,13 @@ export interface SimRelayOptions {
   readonly signer: EventSigner;
   /** Told of every problem the node reports (its observer's `problem`). */
   readonly onProblem: (message: string) => void;
+  /**
+   * The facility's first open, on an empty disk: the store is known complete (`trustedOwnSeq: 0`).
+   * Any later open (a restart, a restore) waits to hear its history from every tablet.
+   */
+  readonly fresh?: boolean;
+  /** The node's `awaitDevicesMs` (default: its `catchUpMaxMs`, 30 s). */
+  readonly awaitDevicesMs?: number;
 }
 
 /**
@@ -68,5 +75,7 @@ export function openSimRelay(o: SimRelayOptions): Promise<FacilityNode<NetworkAd
     clock: o.clock,
     verifier: o.verifier,
     signer: o.signer,
+    ...(o.fresh === true ? { trustedOwnSeq: 0 } : {}),
+    ...(o.awaitDevicesMs === undefined ? {} : { awaitDevicesMs: o.awaitDevicesMs }),
   });
 }

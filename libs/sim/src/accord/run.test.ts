@@ -339,4 +339,48 @@ describe('runAccord with the relay (the real FacilityNode)', () => {
       }),
     120_000,
   );
+  it(
+    'a restored relay waits for the tablet holding its latest verdicts, away when the others came back, instead of forking its sequence',
+    () =>
+      withSeed('accord relay restore, late tablet', async (seed) => {
+        const HOUR = 3_600_000;
+        let lives: AccordFinalState['relays'][number]['lives'] = [];
+        let problems: readonly string[] = [];
+        const r = await runAccord(
+          defineScenario(
+            withRelay(seed, {
+              relayRestore: { at: '5h', from: '3h' },
+              partitions: {
+                scripted: [
+                  // f1-d2 and f1-d3 miss the relay's last hour before the restore, and come back
+                  // with the restore; f1-d1, which holds that hour's verdicts, goes away just before
+                  // it and comes back 20 s after: a relay going ahead with the first tablet back
+                  // numbered its next verdicts as those it had given f1-d1 (bug 1 of #11).
+                  { node: 'f1-d2', from: '4h', to: '5h' },
+                  { node: 'f1-d3', from: '4h', to: '5h' },
+                  { node: 'f1-d1', from: 5 * HOUR - 60_000, to: 5 * HOUR + 20_000 },
+                ],
+              },
+            }),
+          ),
+          {
+            inspect: (state) => {
+              // One verdict per event on every tablet and the relay, and no incident (a fork is a
+              // LOG_EQUIVOCATION of the relay on every log).
+              checkOneVerdictEach(state, state.relays[0]!.log.list().length);
+              lives = state.relays[0]!.lives;
+              problems = state.relays[0]!.problems;
+            },
+          },
+        );
+        expect(lives.map((l) => l.openedAtMs)).toEqual([0, 5 * HOUR]);
+        expect(lives[1]!.ownAtOpen).toBeLessThan(lives[0]!.ownAtEnd);
+        expect(lives[1]!.ownAtEnd).toBeGreaterThan(lives[0]!.ownAtEnd);
+        // It waited for f1-d1 rather than going ahead without it.
+        expect(problems.filter((p) => p.includes('writing before every enrolled device'))).toEqual([]);
+        expect(r.converged).toBe(true);
+        expect(r.eventsLost).toBe(0);
+      }),
+    120_000,
+  );
 });
