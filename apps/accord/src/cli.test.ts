@@ -95,6 +95,7 @@ describe('usage errors', () => {
       '--relay must be a ws://',
     ],
     [['relay', 'fly'], 'unknown relay subcommand'],
+    [['relay', '--data', 'x', '--await-devices', 'soon'], '--await-devices must look like'],
     [['relay', 'enroll', '--data', 'x', '--facility', 'f', '--ttl', 'forever'], '--ttl must look like'],
     [['relay', 'revoke', '--data', 'x', '--device', 'not-a-device'], '--device must be a device id'],
   ])('%j exits 2 with CLI_USAGE', async (argv, message) => {

@@ -17,18 +17,23 @@ function duration(value: string | undefined, flag: string): number | undefined {
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
-/** `accord relay --data DIR [--host H] [--port P]`: runs the relay until SIGTERM / SIGINT. */
+/**
+ * `accord relay --data DIR [--host H] [--port P] [--dependency-deadline D] [--await-devices D]`:
+ * runs the relay until SIGTERM / SIGINT.
+ */
 async function relayRun(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
     data: { type: 'string' },
     host: { type: 'string' },
     port: { type: 'string' },
     'dependency-deadline': { type: 'string' },
+    'await-devices': { type: 'string' },
     'log-level': { type: 'string' },
   });
   const data = required(values.data, '--data');
   const listen = port(values.port, '--port');
   const deadline = duration(values['dependency-deadline'], '--dependency-deadline');
+  const awaitDevices = duration(values['await-devices'], '--await-devices');
   const stop = io.stopSignal();
   const { Relay, createRelayLogger } = await import('@accord/relay');
   const relay = await Relay.start({
@@ -36,6 +41,7 @@ async function relayRun(args: readonly string[], io: CliIo): Promise<number> {
     ...(values.host === undefined ? {} : { host: values.host }),
     ...(listen === undefined ? {} : { port: listen }),
     ...(deadline === undefined ? {} : { dependencyDeadlineMs: deadline }),
+    ...(awaitDevices === undefined ? {} : { awaitDevicesMs: awaitDevices }),
     logger: createRelayLogger({ level: values['log-level'] ?? 'info', destination: 2 }),
   });
   io.out(JSON.stringify(relay.ready()));

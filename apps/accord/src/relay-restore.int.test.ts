@@ -50,7 +50,9 @@ describe('relay restored from an older backup', () => {
     const data = path('relay');
     const backup = path('relay-backup');
 
-    relay = await RelayProcess.start(data, { logLevel: 'warn' });
+    // A relay that may have been restored waits for every enrolled tablet, for at most
+    // --await-devices once the first came back (3 s here, 30 s by default).
+    relay = await RelayProcess.start(data, { logLevel: 'warn', awaitDevices: '3s' });
     const relayId = relay.id;
     const ids = new Set<string>();
     for (const d of DEVICES) ids.add(await enrollDevice(relay, path(d), d, FACILITY));
@@ -124,6 +126,12 @@ describe('relay restored from an older backup', () => {
       },
       45_000,
     );
+    // It went ahead without r3 (away) once --await-devices ran out, and said so.
+    const wentAhead = relay
+      .logs()
+      .find((l) => String(l['msg']).startsWith('writing before every enrolled device'));
+    expect(wentAhead?.['detail']).toMatchObject({ missing: [[...ids][2]] });
+    expect((wentAhead?.['detail'] as { waitedMs: number }).waitedMs).toBeLessThan(30_000);
     const c2 = await start('r3');
     agents.push(c2);
     const online = [a, b, c2, late];

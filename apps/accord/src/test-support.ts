@@ -254,6 +254,8 @@ export interface RelayProcessOptions {
   readonly port?: number;
   /** `--dependency-deadline`, e.g. `2s`. */
   readonly dependencyDeadline?: string;
+  /** `--await-devices`, e.g. `3s`: how long a possibly restored relay waits for absent devices. */
+  readonly awaitDevices?: string;
   /** `--log-level` (default `info`, so connections and refusals are logged). */
   readonly logLevel?: string;
 }
@@ -289,6 +291,7 @@ export class RelayProcess {
     const args = ['relay', '--data', data, '--port', String(options.port ?? 0)];
     if (options.dependencyDeadline !== undefined)
       args.push('--dependency-deadline', options.dependencyDeadline);
+    if (options.awaitDevices !== undefined) args.push('--await-devices', options.awaitDevices);
     args.push('--log-level', options.logLevel ?? 'info');
     return new RelayProcess(data, options, await spawnReady(args, 'relay', timeoutMs));
   }

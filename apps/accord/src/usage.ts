@@ -26,12 +26,16 @@ Usage:
                               {"event":"ready","device":…,"http":…,"peer":…} when ready.
                               SIGTERM / SIGINT stop it cleanly (exit 0).
   accord relay --data DIR [--host HOST] [--port PORT] [--dependency-deadline 30s]
-               [--log-level info]
+               [--await-devices 30s] [--log-level info]
                               Run the relay (default 127.0.0.1:8787; LevelDB under DIR, key created
                               on first start): sync endpoint, POST /enroll, GET /healthz,
                               GET /metrics, admin API under /admin/ (HTTP Basic, user admin).
                               Prints {"event":"ready","relay":…,"port":…}; JSON logs on stderr;
-                              SIGTERM drains and stops.
+                              SIGTERM drains and stops. After a start that may be a
+                              restore, the relay writes nothing until every enrolled device
+                              showed it its history, or --await-devices after the first did:
+                              start a relay restored from a backup with as long as its tablets
+                              may stay away (e.g. 8h).
   accord relay admin-password --data DIR
                               Set the admin password (read from stdin or ACCORD_ADMIN_PASSWORD;
                               stored as a salted scrypt hash).

@@ -78,6 +78,14 @@ export interface RelayOptions {
    * `FacilityNode`, "Restored from a backup").
    */
   readonly catchUpMaxMs?: number;
+  /**
+   * How long a relay that may have been restored waits, once one device showed it its history,
+   * for the other enrolled devices before it writes anyway (default `catchUpMaxMs`). Start a
+   * relay restored from a backup with as long as its tablets may stay away (`accord relay
+   * --await-devices 8h`): one holding later relay events that comes back after that forks the
+   * relay's sequence (see `FacilityNode`, "Restored from a backup").
+   */
+  readonly awaitDevicesMs?: number;
   /** The facilities' policy on admin elevation (default {@link DEFAULT_FACILITY_POLICY}). */
   readonly policy?: FacilityPolicy;
   /** Options of the HTTP front (rate limits, grant lifetime; see `RelayHttpOptions`). */
@@ -382,6 +390,7 @@ export class Relay {
         : { dependencyDeadlineMs: this.#opts.dependencyDeadlineMs }),
       ...(this.#opts.segmentSize === undefined ? {} : { segmentSize: this.#opts.segmentSize }),
       ...(this.#opts.catchUpMaxMs === undefined ? {} : { catchUpMaxMs: this.#opts.catchUpMaxMs }),
+      ...(this.#opts.awaitDevicesMs === undefined ? {} : { awaitDevicesMs: this.#opts.awaitDevicesMs }),
       policy: this.#opts.policy ?? DEFAULT_FACILITY_POLICY,
       verifier: this.#verifier.verify,
       ...(this.#ownSeqAtUnload.has(facility) ? { trustedOwnSeq: this.#ownSeqAtUnload.get(facility)! } : {}),
