@@ -1,12 +1,10 @@
 // Issue #13, scenario 6 in-process: a relay that starts on a folder holding its own history cannot
 // tell a restart from a restore, so it writes nothing until a device showed it that history.
 // Real LevelDB in a temp dir, real WebSockets on port 0.
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import {
-  deviceKeyFromSeed,
   encodeSignedEvent,
   verdictsIn,
   type DeviceId,
@@ -18,14 +16,13 @@ import { tempDir, testSeed, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrollOverHttp, eventually, registration, relayClient } from './testing.js';
+import { enrollOverHttp, eventually, registration, relayClient, seededDeviceKey } from './testing.js';
 
 const SEED = testSeed('relay-catch-up.int');
 const FACILITY = 'clinic-catch-up' as FacilityId;
 const CATCH_UP_MS = 400;
 
-const keyFor = (label: string): Promise<DeviceKeyPair> =>
-  deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${SEED}/${label}`).digest()));
+const keyFor = (label: string): Promise<DeviceKeyPair> => seededDeviceKey(SEED, label);
 
 describe('a relay starting on its own history', () => {
   let dir: TempDir;

@@ -2,14 +2,12 @@
 // rejection would echo ~7,000 unknown keys (7,300 here) into the verdict. The relay must answer each with a
 // writable 500 deadletter and go on with everyone else, across restarts. Real LevelDB for the relay
 // in a temp dir, real WebSockets on port 0, the poison written by `HostileDevice`.
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import {
-  deviceKeyFromSeed,
   encodeSignedEvent,
   MAX_EVENT_BYTES,
   MAX_VERDICT_REASON_CHARS,
@@ -23,14 +21,12 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { tempDir, testSeed, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
-import { enrollOverHttp, eventually, registration, verdictsAbout } from './testing.js';
+import { enrollOverHttp, eventually, registration, verdictsAbout, seededDeviceKey } from './testing.js';
 
 const SEED = testSeed('relay-poison.int');
 const FACILITY = 'clinic-poison' as FacilityId;
 
-function keyFor(label: string): Promise<DeviceKeyPair> {
-  return deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${SEED}/${label}`).digest()));
-}
+const keyFor = (label: string): Promise<DeviceKeyPair> => seededDeviceKey(SEED, label);
 
 /** Registration data with `extra` short unknown keys (3 base-36 characters each). */
 function poisonedRegistration(

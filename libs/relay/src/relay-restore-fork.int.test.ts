@@ -4,13 +4,11 @@
 // the facility's first load has an empty store, which the relay trusted at once (bug 2). Either
 // way two relay events shared a number: every log takes that for an equivocation of the relay and
 // withholds its events from there on. Real LevelDB in a temp dir, real WebSockets on port 0.
-import { createHash } from 'node:crypto';
 import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DeviceLog, type LogRoster } from '@accord/log';
 import {
-  deviceKeyFromSeed,
   verdictsIn,
   type DeviceId,
   type DeviceKeyPair,
@@ -22,15 +20,14 @@ import { tempDir, testSeed, type TempDir } from '@accord/testkit';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrollOverHttp, eventually, registration, relayClient } from './testing.js';
+import { enrollOverHttp, eventually, registration, relayClient, seededDeviceKey } from './testing.js';
 
 const SEED = testSeed('relay-restore-fork.int');
 const FACILITY = 'clinic-restore-fork' as FacilityId;
 /** How long the relay waits for the other tablets once one showed it its history. */
 const CATCH_UP_MS = 4_000;
 
-const keyFor = (label: string): Promise<DeviceKeyPair> =>
-  deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${SEED}/${label}`).digest()));
+const keyFor = (label: string): Promise<DeviceKeyPair> => seededDeviceKey(SEED, label);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Parts {

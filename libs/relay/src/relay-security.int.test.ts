@@ -16,7 +16,6 @@ import { repoOf } from '@accord/log/testing';
 import { WebSocketClientAdapter, type NetworkEvent } from '@accord/network-ws';
 import { nextEvent, RawClient } from '@accord/network-ws/testing';
 import {
-  deviceKeyFromSeed,
   encodeSignedEvent,
   newEventId,
   signEvent,
@@ -36,16 +35,14 @@ import { setAdminPassword } from './admin-password.js';
 import { createRelayLogger } from './logger.js';
 import { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { bcg, enrollOverHttp, registration, stock, verdictsAbout } from './testing.js';
+import { bcg, enrollOverHttp, registration, stock, verdictsAbout, seededDeviceKey } from './testing.js';
 
 const SEED = testSeed('relay-security.int');
 const PASSWORD = 'correct horse battery';
 const GUARD_MS = 15_000;
 
 /** A deterministic device key per label (replayable with FC_SEED). */
-function keyFor(label: string): Promise<DeviceKeyPair> {
-  return deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${SEED}/${label}`).digest()));
-}
+const keyFor = (label: string): Promise<DeviceKeyPair> => seededDeviceKey(SEED, label);
 
 /** A device's view of who belongs where: the device logs and the client adapters read it. */
 class TestRoster implements LogRoster {

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import {
+  deviceKeyFromSeed,
   generateDeviceKey,
   makeEnrollRequest,
   parseEnrollResponse,
@@ -16,6 +18,14 @@ import { WebSocketClientAdapter } from '@accord/network-ws';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { relayFolder } from './relay-folder.js';
 import { createEnrollmentToken } from './tokens.js';
+
+/**
+ * The device key a test names `label` under its printed seed: the same seed gives the same keys,
+ * so a failure replays (`FC_SEED`).
+ */
+export function seededDeviceKey(seed: number | string, label: string): Promise<DeviceKeyPair> {
+  return deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${seed}/${label}`).digest()));
+}
 
 /** A facility's roster as test devices know it: the test adds (and revokes) members. */
 export class TestRoster implements LogRoster {
