@@ -19,7 +19,14 @@ import { FakeNetwork, HostileDevice } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
 import { SEALED_AHEAD } from './following.js';
-import { hostileDevice, makeFacility, patientRegistration, repoOf, type TestFacility } from './testing.js';
+import {
+  hostileDevice,
+  makeFacility,
+  patientRegistration,
+  repoOf,
+  type TestFacility,
+  syncUntil,
+} from './testing.js';
 
 const FACILITY = 'cold-sync-facility' as FacilityId;
 const SIZE = 4;
@@ -85,14 +92,6 @@ async function sealedFacility(
   return { facility, relay, device, net, r, author, events };
 }
 
-/** Lets the fake network and `log` run until `until` holds (or 60 rounds went by). */
-async function sync(net: FakeNetwork, log: DeviceLog, until: () => boolean): Promise<void> {
-  for (let round = 0; round < 60 && !until(); round++) {
-    await net.quiet();
-    await log.settled();
-  }
-}
-
 describe('cold sync of relay-sealed segments', () => {
   it('stores every event once and in order, by its seal where it matches, one by one where it does not', async () => {
     // The relay's seal of segment 3 names other bytes (a seal that does not match).
@@ -114,7 +113,7 @@ describe('cold sync of relay-sealed segments', () => {
       openAtFirst = b.log.documentsInMemory().filter((d) => ids.has(d.documentId)).length;
     });
     const total = events.length + SEGMENTS; // device 1's events and the relay's seals
-    await sync(net, b.log, () => b.log.size() >= total);
+    await syncUntil(net, b.log, () => b.log.size() >= total);
 
     expect(b.log.size()).toBe(total);
     // Segment 3 does not match its seal: verified one by one, which is no peer's fault.
@@ -142,7 +141,7 @@ describe('cold sync of relay-sealed segments', () => {
     await r.log.settled();
 
     const b = await open(facility, 2, net, relay);
-    await sync(net, b.log, () => b.log.size() >= SEGMENTS + 2 * SIZE + 3);
+    await syncUntil(net, b.log, () => b.log.size() >= SEGMENTS + 2 * SIZE + 3);
     const forgeries = b.log.incidents().filter((i) => i.code === 'LOG_FORGED_EVENT');
     expect(forgeries.map((i) => i.eventId)).toEqual([forged.id]);
     expect(b.log.integrity().holes).toEqual([{ device, missing: [6] }]);
@@ -151,7 +150,7 @@ describe('cold sync of relay-sealed segments', () => {
     // The honest event arrives (appended to the served segment): it fills the hole, and the
     // sealed segments behind it follow.
     await author.write([events[5]!]);
-    await sync(net, b.log, () => b.log.size() >= events.length + SEGMENTS);
+    await syncUntil(net, b.log, () => b.log.size() >= events.length + SEGMENTS);
     expect(b.log.size()).toBe(events.length + SEGMENTS);
     expect(b.log.integrity().holes).toEqual([]);
     const held = await stored(b.store, device);
@@ -179,7 +178,7 @@ describe('cold sync of relay-sealed segments', () => {
       if (m.type === 'doc-compacted' && segments.has(m.documentId)) compacted.push(m.documentId);
     });
     const total = events.length + SEGMENTS;
-    await sync(net, b.log, () => b.log.size() >= total);
+    await syncUntil(net, b.log, () => b.log.size() >= total);
     expect(b.log.size()).toBe(total);
     // automerge-repo would compact a received document one save interval (1 s) after it arrived:
     // nothing marks that it did not, so the test outwaits it.
@@ -198,7 +197,7 @@ describe('cold sync of relay-sealed segments', () => {
     // With the relay gone, a third device takes every event of device 1 from b's stored copies.
     await r.log.close();
     const c = await open(facility, 0, net, relay);
-    await sync(net, c.log, () => c.log.list({ device }).length >= events.length);
+    await syncUntil(net, c.log, () => c.log.list({ device }).length >= events.length);
     expect(c.log.list({ device }).map((i) => i.event.id)).toEqual(events.map((e) => e.id));
     await c.log.close();
     await b.log.close();

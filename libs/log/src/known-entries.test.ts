@@ -8,7 +8,7 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { bytesEqual } from './bytes.js';
 import { DeviceLog } from './device-log.js';
-import { makeFacility, openMemoryLog, patientRegistration } from './testing.js';
+import { makeFacility, openMemoryLog, patientRegistration, syncUntil } from './testing.js';
 
 // The screen's decoder, counted (the real one runs).
 vi.mock('@accord/protocol', async (actual) => {
@@ -19,13 +19,6 @@ const decode = vi.mocked(protocol.decodeSignedEvent);
 
 const FACILITY = 'known-entries-facility' as FacilityId;
 const SIZE = 50;
-
-async function sync(net: FakeNetwork, log: DeviceLog, until: () => boolean): Promise<void> {
-  for (let round = 0; round < 60 && !until(); round++) {
-    await net.quiet();
-    await log.settled();
-  }
-}
 
 describe('a segment read again from its start', () => {
   beforeEach(() => {
@@ -52,7 +45,7 @@ describe('a segment read again from its start', () => {
       });
     for (let i = 0; i < 20; i++) await r.append(patientRegistration(`R${i}`));
     const a = await open('a');
-    await sync(net, a, () => a.size() >= 20);
+    await syncUntil(net, a, () => a.size() >= 20);
     expect(a.size()).toBe(20);
     await a.close();
     const relayBytes = r.list({ device: relay }).map((info) => encodeSignedEvent(info.event));
@@ -61,7 +54,7 @@ describe('a segment read again from its start', () => {
     decode.mockClear();
     const b = await open('b');
     await r.append(patientRegistration('R20'));
-    await sync(net, b, () => b.size() >= 21);
+    await syncUntil(net, b, () => b.size() >= 21);
     expect(b.size()).toBe(21);
     const decodedKnown = decode.mock.calls.filter(([bytes]) =>
       relayBytes.some((known) => bytesEqual(known, bytes)),
@@ -81,13 +74,13 @@ describe('a segment read again from its start', () => {
     const b = await openMemoryLog(facility, 1, { network: [net.adapter('b')], segmentSize: SIZE });
     const written: SignedEvent[] = [];
     for (let i = 0; i < 3; i++) written.push((await a.append(patientRegistration(`A${i}`))).event);
-    await sync(net, b, () => b.size() >= 3);
+    await syncUntil(net, b, () => b.size() >= 3);
     expect(b.size()).toBe(3);
     // A's events written again at the end of its segment (as after a crash, or by a peer): each
     // is out of its place there, and a duplicate of what the store holds.
     decode.mockClear();
     expect(await a.republish(written)).toBe(3);
-    await sync(net, b, () => decode.mock.calls.length >= 3);
+    await syncUntil(net, b, () => decode.mock.calls.length >= 3);
     const duplicates = decode.mock.calls.filter(([bytes]) =>
       written.some((e) => bytesEqual(encodeSignedEvent(e), bytes)),
     );

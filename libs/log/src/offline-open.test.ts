@@ -7,18 +7,10 @@ import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
-import { makeFacility, openMemoryLog, patientRegistration } from './testing.js';
+import { makeFacility, openMemoryLog, patientRegistration, syncUntil } from './testing.js';
 
 const FACILITY = 'offline-open-facility' as FacilityId;
 const SIZE = 4;
-
-/** Lets the fake network and `log` run until `until` holds (or 60 rounds went by). */
-async function sync(net: FakeNetwork, log: DeviceLog, until: () => boolean): Promise<void> {
-  for (let round = 0; round < 60 && !until(); round++) {
-    await net.quiet();
-    await log.settled();
-  }
-}
 
 async function eventually(what: string, until: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !until(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -61,7 +53,7 @@ describe('a log opened with no peer', () => {
     // The device takes two of the relay's events (segment 0 half full), then closes.
     const first = await relayEvents(2, 0);
     const a = await open(net, 'a');
-    await sync(net, a, () => a.size() >= 2);
+    await syncUntil(net, a, () => a.size() >= 2);
     expect(ofRelay(a)).toEqual(first);
     expect(inMemory(a)).toContain(segment(0));
     await a.close();
@@ -79,7 +71,7 @@ describe('a log opened with no peer', () => {
 
     // A peer connects: the segment is opened, synced, completed, and the next one followed.
     offline.addNetworkAdapter(net.adapter('a-again'));
-    await sync(net, offline, () => offline.size() >= 5);
+    await syncUntil(net, offline, () => offline.size() >= 5);
     expect(ofRelay(offline)).toEqual([...first, ...more]);
     expect(inMemory(offline)).toContain(segment(1));
     expect(offline.incidents()).toEqual([]);

@@ -6,7 +6,7 @@ import {
   type FacilityId,
 } from '@accord/protocol';
 import type { Repo, StorageKey } from '@automerge/automerge-repo';
-import { HostileDevice } from '@accord/testkit';
+import { HostileDevice, type FakeNetwork } from '@accord/testkit';
 import {
   eventStoreRawKey,
   MemoryEventStore,
@@ -89,6 +89,18 @@ export function hostileDevice(log: DeviceLogApi, key: DeviceKeyPair): HostileDev
     },
     ...(log instanceof DeviceLog ? { segmentSize: log.segmentSize } : {}),
   });
+}
+
+/** Lets the fake network and `log` run until `until` holds (or 60 rounds went by). */
+export async function syncUntil(
+  net: Pick<FakeNetwork, 'quiet'>,
+  log: Pick<DeviceLog, 'settled'>,
+  until: () => boolean,
+): Promise<void> {
+  for (let round = 0; round < 60 && !until(); round++) {
+    await net.quiet();
+    await log.settled();
+  }
 }
 
 /**
