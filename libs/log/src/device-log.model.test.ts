@@ -10,7 +10,7 @@
 // The honest devices must still converge among themselves, hold every acknowledged event and
 // keep serving projections (issue #13).
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { tentative, type LogState } from '@accord/domain';
 import {
   canonicalEncode,
@@ -20,7 +20,13 @@ import {
   type SignedEvent,
 } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
-import { FakeNetwork, compareReplicas, propertyBudget, seedEntropy } from '@accord/testkit';
+import {
+  FakeNetwork,
+  REPO_SYNC_THROTTLE_MS,
+  compareReplicas,
+  propertyBudget,
+  seedEntropy,
+} from '@accord/testkit';
 import {
   DEFAULT_MAX_DRIFT_MS,
   formatHlc,
@@ -287,6 +293,11 @@ function projectionJson(events: Iterable<SignedEvent>): string {
   return new TextDecoder().decode(canonicalEncode(tentative(state).toJSON()));
 }
 
+/** Lets the Repos' throttled sync and the logs' own timers fire, on the fake clock. */
+function advanceRepoTimers(): Promise<unknown> {
+  return vi.advanceTimersByTimeAsync(REPO_SYNC_THROTTLE_MS + 10);
+}
+
 async function converge(world: World): Promise<void> {
   world.net.setFaults({ dropRate: 0, duplicateRate: 0, reorderRate: 0, truncateRate: 0 });
   world.net.heal();
@@ -333,13 +344,25 @@ const command = fc.oneof(
 );
 
 /**
- * A run takes 6–10 s of wall time (8 runs: 77 s on this 2-core machine under load), mostly real
- * timers (its CPU time is a sixth of that): the limit grows with `FC_NUM_RUNS` (8 runs keep
- * today's 240 s), so that a long exploration ends with fast-check's answer, not a timeout.
+ * The Repos' throttle and the logs' own timers run on Vitest's fake clock, which each quiet
+ * round advances at once (and which also follows real time, so a wait outside a round, such as
+ * `settled()` on a push delay, still ends): a run takes 2–4 s of wall time instead of 6–10 s of
+ * mostly real timers. The limit grows with `FC_NUM_RUNS`, so that a long exploration ends with
+ * fast-check's answer, not a timeout.
  */
 const budget = propertyBudget(8, { baseMs: 80_000, perRunMs: 20_000 });
 
 describe('DeviceLog convergence (model)', { timeout: budget.timeoutMs }, () => {
+  beforeEach(() => {
+    // Date stays real: the honest-append check below compares stamps with the wall clock.
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'],
+      shouldAdvanceTime: true,
+    });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   it('converges to identical heads, events and projections after any faults', async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -357,7 +380,7 @@ describe('DeviceLog convergence (model)', { timeout: budget.timeoutMs }, () => {
           const entropy = seedEntropy(netSeed);
           // The last key is the modified client's: enrolled like the others.
           const facility = await makeFacility(FACILITY, size + 1, netSeed);
-          const net = new FakeNetwork({ seed: netSeed, ...faults });
+          const net = new FakeNetwork({ seed: netSeed, ...faults, settle: advanceRepoTimers });
           const hostileNode = await (async (): Promise<Node> => {
             const store = new MemoryEventStore();
             const storage = new MemoryStorageAdapter();
