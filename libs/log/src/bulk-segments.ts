@@ -82,7 +82,12 @@ export class BulkSegments {
 
   constructor(deps: BulkSegmentsDeps) {
     this.#deps = deps;
-    this.#unsubscribe = deps.host.onSegments((message) => this.#onMessage(message));
+    const offSegments = deps.host.onSegments((message) => this.#onMessage(message));
+    const offLeft = deps.host.onPeerLeft((peer) => this.#peerLeft(peer));
+    this.#unsubscribe = () => {
+      offSegments();
+      offLeft();
+    };
   }
 
   /**
@@ -147,6 +152,25 @@ export class BulkSegments {
       });
       if (!sent) for (const q of batch) this.#fallBack(q.id);
     }
+  }
+
+  /**
+   * A peer went away with segments asked of it and not answered: they are asked again, first, of a
+   * peer still connected (or synced the Repo's way when none is), not left to wait for
+   * {@link ANSWER_MS} (its link is gone: no answer to those requests can come on it).
+   */
+  #peerLeft(peer: string): void {
+    const lost = [...this.#asked.values()].filter((asked) => asked.peer === peer);
+    if (lost.length === 0 || this.#deps.isClosed()) return;
+    const requeued = new Map(lost.map(({ id, device, index }) => [id, { id, device, index }]));
+    for (const asked of lost) {
+      clearTimeout(asked.timer);
+      this.#asked.delete(asked.id);
+    }
+    for (const [id, q] of this.#queued) requeued.set(id, q);
+    this.#queued.clear();
+    for (const [id, q] of requeued) this.#queued.set(id, q);
+    this.#pump();
   }
 
   #onMessage(message: WireSegmentsMessage): void {

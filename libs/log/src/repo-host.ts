@@ -77,6 +77,7 @@ export class RepoHost {
   #adapters: NetworkAdapterInterface[] = [];
   readonly #onMessage = new Set<(documentId: DocumentId) => void>();
   readonly #onPeer = new Set<() => void>();
+  readonly #onPeerLeft = new Set<(peerId: string) => void>();
   /** Listeners of the bulk segment transfer's messages (see `bulk-segments.ts`). */
   readonly #onSegments = new Set<(message: WireSegmentsMessage) => void>();
   /** Connected peers, and the adapter each one is reached through. */
@@ -311,6 +312,12 @@ export class RepoHost {
     return () => this.#onPeer.delete(listener);
   }
 
+  /** Calls `listener` with the peer id each time a connected peer goes away (see {@link RepoHost.peers}). */
+  onPeerLeft(listener: (peerId: string) => void): () => void {
+    this.#onPeerLeft.add(listener);
+    return () => this.#onPeerLeft.delete(listener);
+  }
+
   /**
    * Calls `listener` with the document id of every message a peer sends about a document (read
    * from the adapters' own public `message` events; the Repo's answers only ever follow them).
@@ -417,18 +424,23 @@ export class RepoHost {
       .map((h) => h.documentId);
   }
 
+  #left(peerId: string): void {
+    this.#peers.delete(peerId);
+    for (const listener of this.#onPeerLeft) listener(peerId);
+  }
+
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
     adapter.on('close', () => {
       this.#adapters = this.#adapters.filter((a) => a !== adapter);
-      for (const [peer, through] of this.#peers) if (through === adapter) this.#peers.delete(peer);
+      for (const [peer, through] of this.#peers) if (through === adapter) this.#left(peer);
     });
     adapter.on('peer-candidate', ({ peerId }) => {
       this.#peers.set(peerId, adapter);
       for (const listener of this.#onPeer) listener();
     });
     adapter.on('peer-disconnected', ({ peerId }) => {
-      if (this.#peers.get(peerId) === adapter) this.#peers.delete(peerId);
+      if (this.#peers.get(peerId) === adapter) this.#left(peerId);
     });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
