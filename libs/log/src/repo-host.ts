@@ -166,11 +166,18 @@ export class RepoHost {
    * peers ('requesting'/'unavailable'). Instead the known first change and every stored chunk are
    * merged into the handle (as the Repo's own loader does; both are idempotent) and it is marked
    * loaded. Sync then brings whatever peers have beyond that.
+   *
+   * The stored chunks are read before the handle exists and merged in the same turn as the first
+   * change: a handle is synced with the connected peers as soon as it is made, so one made while
+   * its chunks were still being read told them it held the first change alone (a restored relay
+   * took a restarted tablet's word for that and numbered its next verdict as the one the tablet
+   * held: a fork of the relay's sequence, issue #11).
    */
   async open<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
     this.#shared.add(id);
+    const stored = await this.storedChunks(id);
     const handle = this.#repo.import<T>(initial(), { docId: id });
-    for (const data of await this.storedChunks(id)) this.#repo.import<T>(data, { docId: id });
+    for (const data of stored) this.#repo.import<T>(data, { docId: id });
     if (!handle.isReady()) handle.doneLoading();
     await handle.whenReady();
     return handle;
