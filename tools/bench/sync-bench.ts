@@ -31,8 +31,9 @@ export interface BenchChild {
 
 /**
  * Starts a bench device process: `script` (a file of tools/bench) compiled to one bundle, as
- * `accord device run` runs (apps/accord/bin/accord.mjs): a TypeScript loader would add its own
- * thread and isolate to what is measured. Each line it prints is one JSON object.
+ * `accord device run` runs (apps/accord/bin/accord.mjs, with its flags and malloc settings): a
+ * TypeScript loader would add its own thread and isolate to what is measured. Each line it prints
+ * is one JSON object.
  */
 export async function startBenchChild(script: string, args: readonly string[]): Promise<BenchChild> {
   const bundle = await ensureBundle(
@@ -51,7 +52,12 @@ export async function startBenchChild(script: string, args: readonly string[]): 
       bundle,
       ...args,
     ],
-    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+    {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      // The device agent's malloc settings (apps/accord/bin/accord.mjs's shebang sets them).
+      env: { ...process.env, MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' },
+    },
   );
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {

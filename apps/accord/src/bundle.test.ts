@@ -148,4 +148,21 @@ describe('bin/accord.mjs', () => {
     });
     expect(source.stdout).toBe(bundled.stdout);
   });
+
+  it('runs as an executable with the agent V8 flags and malloc settings (its shebang)', async () => {
+    // What the process was started with, printed before the CLI runs (NODE_OPTIONS' --import).
+    const report =
+      'console.log(JSON.stringify({trim:process.env.MALLOC_TRIM_THRESHOLD_,mmap:process.env.MALLOC_MMAP_THRESHOLD_,argv:process.execArgv}))';
+    const { stdout } = await run(BIN, ['--help'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${report}` },
+    });
+    const started = JSON.parse(stdout.split('\n')[0]!) as { trim: string; mmap: string; argv: string[] };
+    expect(started).toEqual({
+      trim: '131072',
+      mmap: '131072',
+      argv: ['--max-semi-space-size=2', '--heap-growing-percent=30'],
+    });
+    expect(stdout).toMatch(/^Usage:/m);
+  });
 });
