@@ -69,7 +69,7 @@ export function rootInitialBytes(facility: FacilityId): Uint8Array {
     d.facility = facility;
     d.devices = {};
   });
-  return A.save(doc);
+  return saveAndFree(doc);
 }
 
 /** The byte-identical first change of a segment document. */
@@ -81,7 +81,16 @@ export function segmentInitialBytes(facility: FacilityId, device: DeviceId, inde
     d.index = index;
     d.events = [];
   });
-  return A.save(doc);
+  return saveAndFree(doc);
+}
+
+/** A document's bytes; its WebAssembly memory is freed now, not whenever the garbage collector finalizes it. */
+function saveAndFree(doc: A.Doc<unknown>): Uint8Array {
+  try {
+    return A.save(doc);
+  } finally {
+    A.free(doc);
+  }
 }
 
 /**

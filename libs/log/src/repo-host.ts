@@ -115,11 +115,17 @@ export class RepoHost {
       shareConfig: {
         announce: (peer, id) => Promise.resolve(id === undefined || allowed(peer, id)),
         // Decided a microtask later: the Repo asks while the adapter is still emitting the
-        // message, before #watch has kept it (see #received).
-        access: (peer, id) =>
-          serves === undefined
-            ? Promise.resolve(shared.has(id))
-            : Promise.resolve().then(() => allowed(peer, id, this.#takeReceived(peer, id))),
+        // message, before #watch has kept it (see #received). A document let in is loaded from
+        // storage here, so that the Repo's `find` that follows does not (see #loadStored); should
+        // that fail, `find` loads it as before.
+        access: async (peer, id) => {
+          const ok =
+            serves === undefined
+              ? shared.has(id)
+              : await Promise.resolve().then(() => allowed(peer, id, this.#takeReceived(peer, id)));
+          if (ok) await this.#loadStored(id).catch(() => undefined);
+          return ok;
+        },
       },
       // Peers must not keep sync state for us across connections: a reconnect after any
       // transport fault restarts sync from scratch, or lost messages could stall it
@@ -152,10 +158,30 @@ export class RepoHost {
   async servingChanged(ids: readonly string[]): Promise<void> {
     for (const id of ids as DocumentId[]) {
       if (this.#repo.handles[id] !== undefined || !this.#shared.has(id)) continue;
-      if ((await this.#storage.loadRange([id])).length === 0) continue; // nothing of it here to serve
-      await this.#repo.find(id);
+      await this.#loadStored(id);
     }
     this.#repo.shareConfigChanged();
+  }
+
+  /**
+   * Loads a shared document from storage into the Repo, as {@link RepoHost.open} does, without
+   * `Repo.find`; nothing when nothing of it is stored (nothing to serve).
+   *
+   * @remarks automerge-repo 2.5.6's `find` (without an abort signal, as its own sync also calls it)
+   * races the storage load against one module-wide promise that never settles: each call leaves a
+   * reaction on it that keeps the loaded document reachable for as long as the process lives, its
+   * JavaScript values and its WebAssembly memory. A relay that loads a facility's sealed segments
+   * again to serve them kept every one of them after the facility was unloaded (bench memory run:
+   * ≈ 40k entries and ≈ 20 MB of WebAssembly memory per 50k-event facility). A document already
+   * in the Repo is found without that race.
+   */
+  async #loadStored(id: DocumentId): Promise<void> {
+    if (this.#repo.handles[id] !== undefined) return;
+    const chunks = await this.storedChunks(id);
+    if (this.#repo.handles[id] !== undefined) return; // loaded meanwhile
+    let handle: DocHandle<unknown> | undefined;
+    for (const data of chunks) handle = this.#repo.import(data, { docId: id });
+    if (handle !== undefined && !handle.isReady()) handle.doneLoading();
   }
 
   /**

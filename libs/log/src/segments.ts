@@ -178,16 +178,19 @@ export class Segments {
     let doc = A.init<SegmentDoc>();
     try {
       for (const data of chunks) doc = A.loadIncremental(doc, data);
+      const list: unknown = doc.events;
+      if (!Array.isArray(list)) return false;
+      const size = this.#ctx.segmentSize;
+      const first = index * size + 1;
+      let count = 0;
+      for (const seq of seqsIn(list, this.#ctx.deviceId)) if (seq >= first && seq < first + size) count++;
+      return count === size;
     } catch {
       return false;
+    } finally {
+      // Its WebAssembly memory now, not whenever the garbage collector finalizes it.
+      A.free(doc);
     }
-    const list: unknown = doc.events;
-    if (!Array.isArray(list)) return false;
-    const size = this.#ctx.segmentSize;
-    const first = index * size + 1;
-    let count = 0;
-    for (const seq of seqsIn(list, this.#ctx.deviceId)) if (seq >= first && seq < first + size) count++;
-    return count === size;
   }
 
   /**
