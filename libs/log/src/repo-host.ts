@@ -88,6 +88,8 @@ export class RepoHost {
    */
   readonly #received = new Map<string, Uint8Array[]>();
   readonly #keepsReceived: boolean;
+  /** Per document, the last access decision asked (see #inOrder). */
+  readonly #decisions = new Map<DocumentId, Promise<boolean>>();
   /**
    * Documents expected whole from a peer (see {@link RepoHost.receiveWhole}), with the last whole
    * document a peer sent of each (undefined until one arrives).
@@ -117,15 +119,15 @@ export class RepoHost {
         // Decided a microtask later: the Repo asks while the adapter is still emitting the
         // message, before #watch has kept it (see #received). A document let in is loaded from
         // storage here, so that the Repo's `find` that follows does not (see #loadStored); should
-        // that fail, `find` loads it as before.
-        access: async (peer, id) => {
-          const ok =
-            serves === undefined
-              ? shared.has(id)
-              : await Promise.resolve().then(() => allowed(peer, id, this.#takeReceived(peer, id)));
-          if (ok) await this.#loadStored(id).catch(() => undefined);
-          return ok;
-        },
+        // that fail, `find` loads it as before. Decisions about one document resolve in the order
+        // the Repo asked (see #inOrder).
+        access: (peer, id) =>
+          this.#inOrder(id, async () => {
+            const ok =
+              serves === undefined ? shared.has(id) : allowed(peer, id, this.#takeReceived(peer, id));
+            if (ok) await this.#loadStored(id).catch(() => undefined);
+            return ok;
+          }),
       },
       // Peers must not keep sync state for us across connections: a reconnect after any
       // transport fault restarts sync from scratch, or lost messages could stall it
@@ -136,6 +138,26 @@ export class RepoHost {
       saveDebounceRate: DOCUMENT_SAVE_DEBOUNCE_MS,
     });
     for (const adapter of opts.network) this.#watch(adapter);
+  }
+
+  /**
+   * Runs the access decision `decide` about document `id` after the ones asked before it.
+   *
+   * @remarks The Repo hands each peer message to the document's synchronizer once its own access
+   * decision resolves, and a decision may read storage (#loadStored), whose reads finish in any
+   * order (libuv's thread pool): unordered, a later sync message could overtake an earlier one,
+   * which Automerge's sync protocol does not expect (a device's sync of one segment stalled with
+   * six events missing in `relay-crash.int.test.ts` on a clean clone).
+   */
+  #inOrder(id: DocumentId, decide: () => Promise<boolean>): Promise<boolean> {
+    const before = this.#decisions.get(id) ?? Promise.resolve(true);
+    const decided = before.catch(() => undefined).then(decide);
+    this.#decisions.set(id, decided);
+    const forget = (): void => {
+      if (this.#decisions.get(id) === decided) this.#decisions.delete(id);
+    };
+    decided.then(forget, forget);
+    return decided;
   }
 
   /** Lets `owner`'s tests reach the Repo (`repoOf` in `@accord/log/testing`); nothing else does. */
