@@ -4,20 +4,19 @@
 // the moment the new device's first bulk request to it is sent.
 import { describe, expect, it } from 'vitest';
 import type { Message } from '@automerge/automerge-repo';
-import {
-  isWireSegmentsMessage,
-  segmentDigest,
-  segmentName,
-  encodeSignedEvent,
-  type DeviceId,
-  type FacilityId,
-  type SignedEvent,
-} from '@accord/protocol';
+import { isWireSegmentsMessage, type DeviceId, type FacilityId, type SignedEvent } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
-import { hostileDevice, makeFacility, patientRegistration, syncUntil, type TestFacility } from './testing.js';
+import {
+  appendSeals,
+  hostileDevice,
+  makeFacility,
+  patientRegistration,
+  syncUntil,
+  type TestFacility,
+} from './testing.js';
 
 const FACILITY = 'bulk-left-facility' as FacilityId;
 const SIZE = 4;
@@ -50,14 +49,7 @@ describe('cold sync in bulk, the asked peer gone', () => {
     const events: SignedEvent[] = [];
     for (let n = 0; n < SEGMENTS * SIZE; n++) events.push(await author.sign(patientRegistration(`L${n}`)));
     await author.write(events);
-    for (let index = 0; index < SEGMENTS; index++) {
-      const bytes = events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e));
-      await r.appendSystem({
-        type: 'SegmentSealed',
-        subject: { kind: 'segment', id: segmentName(device, index) },
-        data: { device, index, size: SIZE, digest: await segmentDigest(bytes) },
-      });
-    }
+    await appendSeals(r, device, events, SIZE);
     const total = events.length + SEGMENTS;
     // Tablet 3 takes everything from the relay first: it can serve the sealed segments too.
     const c = await open(facility, 3, net, relay);

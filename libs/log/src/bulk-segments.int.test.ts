@@ -13,8 +13,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Message, NetworkAdapterInterface } from '@automerge/automerge-repo';
 import {
   encodeSignedEvent,
-  segmentDigest,
-  segmentName,
   type DeviceId,
   type FacilityId,
   type SignedEvent,
@@ -31,7 +29,13 @@ import {
 import { BULK_IN_FLIGHT } from './bulk-segments.js';
 import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
-import { hostileDevice, makeFacility, patientRegistration, type TestFacility } from './testing.js';
+import {
+  appendSeals,
+  hostileDevice,
+  makeFacility,
+  patientRegistration,
+  type TestFacility,
+} from './testing.js';
 
 const FACILITY = 'bulk-facility' as FacilityId;
 const SIZE = 4;
@@ -89,14 +93,7 @@ async function sealedRelay(facility: TestFacility, dir: string): Promise<SignedE
   const events: SignedEvent[] = [];
   for (let n = 0; n < SEGMENTS * SIZE; n++) events.push(await author.sign(patientRegistration(`B${n}`)));
   await author.write(events);
-  for (let index = 0; index < SEGMENTS; index++) {
-    const bytes = events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e));
-    await log.appendSystem({
-      type: 'SegmentSealed',
-      subject: { kind: 'segment', id: segmentName(device, index) },
-      data: { device, index, size: SIZE, digest: await segmentDigest(bytes) },
-    });
-  }
+  await appendSeals(log, device, events, SIZE);
   for (let round = 0; round < 100 && log.size() < events.length + SEGMENTS; round++) await log.settled();
   expect(log.size()).toBe(events.length + SEGMENTS);
   await log.close();

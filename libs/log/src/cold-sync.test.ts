@@ -9,7 +9,6 @@ import { describe, expect, it } from 'vitest';
 import {
   encodeSignedEvent,
   segmentDigest,
-  segmentName,
   type DeviceId,
   type FacilityId,
   type SignedEvent,
@@ -20,6 +19,7 @@ import { DeviceLog } from './device-log.js';
 import { segmentDocumentId } from './documents.js';
 import { SEALED_AHEAD } from './following.js';
 import {
+  appendSeals,
   hostileDevice,
   makeFacility,
   patientRegistration,
@@ -81,14 +81,7 @@ async function sealedFacility(
   const author = hostileDevice(r.log, facility.keys[1]!);
   const events: SignedEvent[] = [];
   for (let n = 0; n < SEGMENTS * SIZE; n++) events.push(await author.sign(patientRegistration(`C${n}`)));
-  for (let index = 0; index < SEGMENTS; index++) {
-    const bytes = events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e));
-    await r.log.appendSystem({
-      type: 'SegmentSealed',
-      subject: { kind: 'segment', id: segmentName(device, index) },
-      data: { device, index, size: SIZE, digest: await digestOf(index, bytes) },
-    });
-  }
+  await appendSeals(r.log, device, events, SIZE, digestOf);
   return { facility, relay, device, net, r, author, events };
 }
 

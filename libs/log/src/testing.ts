@@ -1,9 +1,13 @@
 import {
   deviceKeyFromSeed,
+  encodeSignedEvent,
   generateDeviceKey,
+  segmentDigest,
+  segmentName,
   type DeviceId,
   type DeviceKeyPair,
   type FacilityId,
+  type SignedEvent,
 } from '@accord/protocol';
 import type { Repo, StorageKey } from '@automerge/automerge-repo';
 import { HostileDevice, type FakeNetwork } from '@accord/testkit';
@@ -89,6 +93,28 @@ export function hostileDevice(log: DeviceLogApi, key: DeviceKeyPair): HostileDev
     },
     ...(log instanceof DeviceLog ? { segmentSize: log.segmentSize } : {}),
   });
+}
+
+/**
+ * Appends to `log` (a relay's) a `SegmentSealed` for each full segment of `size` of `device`'s
+ * `events` (in seq order from seq 1); `digestOf(index, bytes)` gives the digest sealed (default:
+ * the segment's honest digest).
+ */
+export async function appendSeals(
+  log: Pick<DeviceLogApi, 'appendSystem'>,
+  device: DeviceId,
+  events: readonly SignedEvent[],
+  size: number,
+  digestOf: (index: number, bytes: Uint8Array[]) => Promise<string> = (_i, bytes) => segmentDigest(bytes),
+): Promise<void> {
+  for (let index = 0; (index + 1) * size <= events.length; index++) {
+    const bytes = events.slice(index * size, (index + 1) * size).map((e) => encodeSignedEvent(e));
+    await log.appendSystem({
+      type: 'SegmentSealed',
+      subject: { kind: 'segment', id: segmentName(device, index) },
+      data: { device, index, size, digest: await digestOf(index, bytes) },
+    });
+  }
 }
 
 /** Lets the fake network and `log` run until `until` holds (or 60 rounds went by). */
