@@ -201,9 +201,18 @@ export class RepoHost {
     if (this.#repo.handles[id] !== undefined) return;
     const chunks = await this.storedChunks(id);
     if (this.#repo.handles[id] !== undefined) return; // loaded meanwhile
-    let handle: DocHandle<unknown> | undefined;
-    for (const data of chunks) handle = this.#repo.import(data, { docId: id });
+    this.#importLoaded(id, chunks);
+  }
+
+  /**
+   * Merges `chunks` into the Repo's handle of `id` (made by the first one) and marks it loaded, as
+   * the Repo's own loader would; undefined when there are no chunks.
+   */
+  #importLoaded<T>(id: DocumentId, chunks: readonly Uint8Array[]): DocHandle<T> | undefined {
+    let handle: DocHandle<T> | undefined;
+    for (const data of chunks) handle = this.#repo.import<T>(data, { docId: id });
     if (handle !== undefined && !handle.isReady()) handle.doneLoading();
+    return handle;
   }
 
   /**
@@ -224,9 +233,7 @@ export class RepoHost {
   async open<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
     this.#shared.add(id);
     const stored = await this.storedChunks(id);
-    const handle = this.#repo.import<T>(initial(), { docId: id });
-    for (const data of stored) this.#repo.import<T>(data, { docId: id });
-    if (!handle.isReady()) handle.doneLoading();
+    const handle = this.#importLoaded<T>(id, [initial(), ...stored])!;
     await handle.whenReady();
     return handle;
   }
