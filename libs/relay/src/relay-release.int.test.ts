@@ -11,8 +11,7 @@ import type { DeviceLog } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
 import { eventIdFor, generateDeviceKey, type FacilityId, type SignedEvent } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
-import { createRelayLogger } from './logger.js';
-import { Relay } from './relay.js';
+import type { Relay } from './relay.js';
 import {
   enrolledDevice,
   enrollOverHttp,
@@ -20,6 +19,7 @@ import {
   registration,
   verdictsAbout,
   TestRoster,
+  startTestRelay,
 } from './testing.js';
 
 const FACILITY = 'clinic-release' as FacilityId;
@@ -50,15 +50,10 @@ describe('a device segment reaches the other devices once the relay has judged i
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-release-');
-    relay = await Relay.start({
-      data: join(dir.path, 'relay'),
-      port: 0,
-      logger: createRelayLogger({ level: 'silent' }),
-      membershipPollMs: 50,
+    relay = await startTestRelay(dir.path, roster, {
       segmentSize: SEGMENT,
       dependencyDeadlineMs: DEADLINE_MS,
     });
-    roster.add(relay.id);
   });
 
   afterAll(async () => {

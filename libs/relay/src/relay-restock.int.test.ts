@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceLog } from '@accord/log';
 import { SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
-import { createRelayLogger } from './logger.js';
-import { Relay } from './relay.js';
+import type { Relay } from './relay.js';
 import {
   bcg,
   enrolledDevice,
@@ -18,6 +17,7 @@ import {
   stock,
   verdictsAbout,
   TestRoster,
+  startTestRelay,
 } from './testing.js';
 
 const FACILITY = 'clinic-restock' as FacilityId;
@@ -44,13 +44,7 @@ describe('a 422 negative stock is accepted by the relay once stock arrives (issu
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-restock-');
-    relay = await Relay.start({
-      data: join(dir.path, 'relay'),
-      port: 0,
-      logger: createRelayLogger({ level: 'silent' }),
-      membershipPollMs: 50,
-    });
-    roster.add(relay.id);
+    relay = await startTestRelay(dir.path, roster);
   });
 
   afterAll(async () => {

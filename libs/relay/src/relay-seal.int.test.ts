@@ -3,9 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceLog } from '@accord/log';
 import { parseSegmentSealedData, segmentName, SystemEventType, type FacilityId } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
-import { createRelayLogger } from './logger.js';
-import { Relay } from './relay.js';
-import { enrolledDevice, eventually, TestRoster } from './testing.js';
+import type { Relay } from './relay.js';
+import { enrolledDevice, eventually, TestRoster, startTestRelay } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
@@ -19,14 +18,7 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-seal-');
-    relay = await Relay.start({
-      data: join(dir.path, 'relay'),
-      port: 0,
-      logger: createRelayLogger({ level: 'silent' }),
-      membershipPollMs: 50,
-      segmentSize: SEGMENT,
-    });
-    roster.add(relay.id);
+    relay = await startTestRelay(dir.path, roster, { segmentSize: SEGMENT });
   });
 
   afterAll(async () => {

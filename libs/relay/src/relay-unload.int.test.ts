@@ -13,10 +13,9 @@ import { repoOf } from '@accord/log/testing';
 import type { FacilityId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
-import { createRelayLogger } from './logger.js';
-import { Relay } from './relay.js';
+import type { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrolledDevice, eventually, stock, TestRoster } from './testing.js';
+import { enrolledDevice, eventually, stock, TestRoster, startTestRelay } from './testing.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -42,14 +41,7 @@ describe('Relay.unload', () => {
 
   beforeAll(async () => {
     dir = await tempDir('accord-relay-unload-');
-    relay = await Relay.start({
-      data: join(dir.path, 'relay'),
-      port: 0,
-      logger: createRelayLogger({ level: 'silent' }),
-      membershipPollMs: 50,
-      segmentSize: SEGMENT,
-    });
-    roster.add(relay.id);
+    relay = await startTestRelay(dir.path, roster, { segmentSize: SEGMENT });
   });
 
   afterAll(async () => {
@@ -84,6 +76,19 @@ describe('Relay.unload', () => {
     await eventually(() => node.connected === 0, 'the device gone');
   }
 
+  /** A device enrolled with the relay under `name`, dialling it. */
+  function enrolledAs(name: string): ReturnType<typeof enrolledDevice> {
+    return enrolledDevice({
+      data: join(dir.path, 'relay'),
+      port: relay.port,
+      relay: relay.id,
+      facility: FACILITY,
+      roster,
+      name,
+      segmentSize: SEGMENT,
+    });
+  }
+
   async function expectReleased(refs: readonly WeakRef<object>[]): Promise<void> {
     expect(relay.health()['facilitiesLoaded']).toBe(0);
     // Its LevelDB lock is released: another handle opens the folder.
@@ -93,15 +98,7 @@ describe('Relay.unload', () => {
   }
 
   it('closes the store and lets go of the node, the log and every document, load after load', async () => {
-    const enrolled = await enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
-      facility: FACILITY,
-      roster,
-      name: 'Store room',
-      segmentSize: SEGMENT,
-    });
+    const enrolled = await enrolledAs('Store room');
     device = enrolled.log;
     for (let i = 0; i < 3 * SEGMENT; i++) await device.append(stock(`L${i}`, 10));
     await verdictedAndAlone(async () => {
@@ -115,15 +112,7 @@ describe('Relay.unload', () => {
 
     // Loaded again from its folder for a new device that syncs the first one's events: the
     // relay takes its documents back from storage, some for the device's sync messages.
-    const newcomer = await enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
-      facility: FACILITY,
-      roster,
-      name: 'Front desk',
-      segmentSize: SEGMENT,
-    });
+    const newcomer = await enrolledAs('Front desk');
     device = newcomer.log;
     await eventually(() => device!.size() >= 3 * SEGMENT, 'the newcomer holding every event');
     await verdictedAndAlone(async () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import {
   deviceKeyFromSeed,
   generateDeviceKey,
@@ -16,7 +17,9 @@ import {
 import { DeviceLog, type LogRoster } from '@accord/log';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
+import { createRelayLogger } from './logger.js';
 import { relayFolder } from './relay-folder.js';
+import { Relay, type RelayOptions } from './relay.js';
 import { createEnrollmentToken } from './tokens.js';
 
 /**
@@ -25,6 +28,26 @@ import { createEnrollmentToken } from './tokens.js';
  */
 export function seededDeviceKey(seed: number | string, label: string): Promise<DeviceKeyPair> {
   return deviceKeyFromSeed(new Uint8Array(createHash('sha256').update(`${seed}/${label}`).digest()));
+}
+
+/**
+ * The relay of an integration suite: its data in `folder/relay`, on a free port, logging nothing,
+ * reading membership every 50 ms, and a member of `roster`; `options` adds to that.
+ */
+export async function startTestRelay(
+  folder: string,
+  roster: TestRoster,
+  options: Partial<Omit<RelayOptions, 'data'>> = {},
+): Promise<Relay> {
+  const relay = await Relay.start({
+    data: join(folder, 'relay'),
+    port: 0,
+    logger: createRelayLogger({ level: 'silent' }),
+    membershipPollMs: 50,
+    ...options,
+  });
+  roster.add(relay.id);
+  return relay;
 }
 
 /** A facility's roster as test devices know it: the test adds (and revokes) members. */
