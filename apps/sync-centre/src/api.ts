@@ -38,15 +38,25 @@ async function answer<T>(res: Response): Promise<T> {
   return body as T;
 }
 
-/** `GET path` on the agent, parsed. */
-export async function getJson<T>(path: string): Promise<T> {
-  let res: Response;
+async function get(path: string): Promise<Response> {
   try {
-    res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
+    return await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
   } catch (e) {
     throw new ApiError(0, 'NETWORK', e instanceof Error ? e.message : String(e));
   }
-  return answer<T>(res);
+}
+
+/** `GET path` on the agent, parsed. */
+export async function getJson<T>(path: string): Promise<T> {
+  return answer<T>(await get(path));
+}
+
+/** `GET path` of a paged list on the agent: the page, and how many matched (`Accord-Total`). */
+export async function getPage<T>(path: string): Promise<{ items: T[]; total: number }> {
+  const res = await get(path);
+  const items = await answer<T[]>(res);
+  const total = Number(res.headers.get('accord-total') ?? items.length);
+  return { items, total: Number.isFinite(total) ? total : items.length };
 }
 
 /**

@@ -3,7 +3,7 @@
 // a facility by hand. Every text comes from the catalogue (strings.ts).
 import { createContext, Fragment, type ComponentChildren, type JSX } from 'preact';
 import { useCallback, useContext, useEffect, useId, useRef, useState } from 'preact/hooks';
-import { ApiError, getJson, newIdempotencyKey, postJson } from './api.js';
+import { ApiError, getJson, getPage, newIdempotencyKey, postJson } from './api.js';
 import {
   conflictFields,
   daysToResubmit,
@@ -86,14 +86,17 @@ function errorText(t: SyncCentreStrings, e: unknown): string {
 }
 
 /** Loads `path` again whenever the agent pushed a change (no polling). */
-function useLoad<T>(path: string): { data: T | undefined; error: string | undefined; reload: () => void } {
+function useLoad<T>(
+  path: string,
+  load: (path: string) => Promise<T> = getJson,
+): { data: T | undefined; error: string | undefined; reload: () => void } {
   const { t, version } = useContext(AppContext);
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [nonce, setNonce] = useState(0);
   useEffect(() => {
     let current = true;
-    getJson<T>(path).then(
+    load(path).then(
       (d) => {
         if (!current) return;
         setData(d);
@@ -340,14 +343,60 @@ function StatusBar({ live, connected }: { live: LiveStatus | undefined; connecte
 // ---------------------------------------------------------------------------------------------
 // Sync screens
 
-function usePatients(): { patients: readonly Patient[]; name: (id: unknown) => string } {
-  const { data } = useLoad<Patient[]>('/api/patients');
-  const patients = data ?? [];
-  return { patients, name: patientNamer(patients) };
+/** Most patients one `GET /api/patients?ids=…` asks for (the agent's limit). */
+const PATIENT_BATCH = 500;
+
+/** The patients a screen names, loaded by id: see {@link usePatientBook}. */
+interface PatientBook {
+  /** The patient with this id, once loaded: asking for it during a render loads it. */
+  readonly get: (id: unknown) => Patient | undefined;
+  /** "Amina K." (the id until the patient is loaded, or when nobody has that id). */
+  readonly name: (id: unknown) => string;
+}
+
+/**
+ * Names patients by id without loading the facility's whole patient list (thousands of patients,
+ * reloaded on every change the live stream reports): each render notes the ids it asked for, and
+ * after it the ones not loaded yet (for this status version) are fetched with
+ * `GET /api/patients?ids=…`; the next render has them.
+ */
+function usePatientBook(): PatientBook {
+  const { version } = useContext(AppContext);
+  const [known, setKnown] = useState<ReadonlyMap<string, Patient>>(new Map());
+  const asked = useRef(new Set<string>());
+  const fetched = useRef({ version, ids: new Set<string>() });
+  asked.current = new Set();
+  useEffect(() => {
+    // A new status version may have changed a name: what the screen shows is asked again.
+    if (fetched.current.version !== version) fetched.current = { version, ids: new Set() };
+    const round = fetched.current;
+    const missing = [...asked.current].filter((id) => !round.ids.has(id)).slice(0, PATIENT_BATCH);
+    if (missing.length === 0) return;
+    for (const id of missing) round.ids.add(id);
+    const query = missing.map((id) => `ids=${encodeURIComponent(id)}`).join('&');
+    getJson<Patient[]>(`/api/patients?${query}`).then(
+      (found) =>
+        setKnown((before) => {
+          const next = new Map(before);
+          for (const patient of found) next.set(patient.id, patient);
+          return next;
+        }),
+      // Not answered (offline page, agent restarting): asked again after the next render.
+      () => {
+        for (const id of missing) round.ids.delete(id);
+      },
+    );
+  });
+  const get = (id: unknown): Patient | undefined => {
+    if (typeof id !== 'string' || id === '') return undefined;
+    asked.current.add(id);
+    return known.get(id);
+  };
+  return { get, name: patientNamer(get) };
 }
 
 function usePatientNamer(): (id: unknown) => string {
-  return usePatients().name;
+  return usePatientBook().name;
 }
 
 function OutboxScreen(): JSX.Element {
@@ -579,7 +628,7 @@ function DeadletterCard({
   busy,
 }: {
   item: DeadletterInfo;
-  patients: readonly Patient[];
+  patients: PatientBook;
   name: (id: unknown) => string;
   run: (action: (key: string) => Promise<string>) => void;
   say: (ok: boolean, text: string) => void;
@@ -592,7 +641,9 @@ function DeadletterCard({
   const retryable = item.code !== 403;
   // A 409 is resolved by keep mine / keep theirs / edit; a retry would meet the same conflict.
   const conflict = item.code === 409;
-  const rows = conflict ? conflictFields(item, patients) : [];
+  // A duplicate national id shows the patient holding it: loaded by id, as the names are.
+  const holder = conflict ? patients.get(item.details?.['existingPatientId']) : undefined;
+  const rows = conflict ? conflictFields(item, holder === undefined ? [] : [holder]) : [];
   const mine = conflict ? keepMine(item) : undefined;
   const keepMineNow = (plan: NonNullable<typeof mine>) =>
     run(async (key) => {
@@ -696,7 +747,8 @@ function DeadletterCard({
 function AttentionScreen(): JSX.Element {
   const { t } = useContext(AppContext);
   const { data, error } = useLoad<DeadletterInfo[]>('/api/deadletters');
-  const { patients, name } = usePatients();
+  const patients = usePatientBook();
+  const name = patients.name;
   const { run, say, busy, message } = useAction();
   return (
     <>
@@ -1402,10 +1454,26 @@ function PatientEditForm({
   );
 }
 
+/** How many patients a list shows at first, and adds with each "Show more". */
+const PATIENTS_PAGE = 50;
+
+/** A page of `GET /api/patients`: the first `limit` patients matching `search` (all when empty). */
+function usePatientSearch(
+  search: string,
+  limit: number,
+): ReturnType<typeof useLoad<{ items: Patient[]; total: number }>> {
+  const text = search.trim();
+  const query = text === '' ? '' : `&q=${encodeURIComponent(text.slice(0, 200))}`;
+  return useLoad(`/api/patients?limit=${limit}${query}`, getPage<Patient>);
+}
+
 function PatientsScreen(): JSX.Element {
   const { t } = useContext(AppContext);
   const p = t.patients;
-  const { data, error } = useLoad<Patient[]>('/api/patients');
+  const [search, setSearch] = useState('');
+  const [shown, setShown] = useState(PATIENTS_PAGE);
+  const { data: page, error } = usePatientSearch(search, shown);
+  const data = page?.items;
   const { run, busy, message } = useAction();
   const [editing, setEditing] = useState<string | undefined>(undefined);
   const [form, setForm] = useState<PatientForm>({
@@ -1439,64 +1507,87 @@ function PatientsScreen(): JSX.Element {
         </button>
       </form>
       <h2>{p.list}</h2>
-      {data === undefined ? (
+      <InputField
+        label={p.search}
+        name="patientSearch"
+        hint={p.searchHint}
+        autoComplete="off"
+        value={search}
+        onValue={(v) => {
+          setSearch(v);
+          setShown(PATIENTS_PAGE);
+        }}
+      />
+      {page === undefined || data === undefined ? (
         <Loading error={error} />
       ) : data.length === 0 ? (
-        <p>{p.empty}</p>
+        <p>{search.trim() === '' ? p.empty : p.noMatch}</p>
       ) : (
-        <div class="scroll">
-          <table data-testid="patients">
-            <thead>
-              <tr>
-                <th scope="col">{p.name}</th>
-                <th scope="col">{p.nationalId}</th>
-                <th scope="col">{p.birthDate}</th>
-                <th scope="col">
-                  <span class="sr-only">{p.checkIn}</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.map((pt) => (
-                <tr key={pt.id} data-patient={pt.id}>
-                  <td>
-                    {pt.givenName} {pt.familyName}
-                  </td>
-                  <td>{pt.nationalId}</td>
-                  <td>{pt.birthDate}</td>
-                  <td>
-                    <div class="buttons">
-                      <button
-                        type="button"
-                        disabled={busy}
-                        aria-label={`${p.checkIn}: ${pt.givenName} ${pt.familyName}`}
-                        onClick={() =>
-                          run(async (key) => {
-                            await record(t, key, 'PatientCheckedIn', {
-                              patientId: pt.id,
-                              encounterId: randomId('E'),
-                            });
-                            return p.checkedIn(`${pt.givenName} ${pt.familyName}`);
-                          })
-                        }
-                      >
-                        {p.checkIn}
-                      </button>
-                      <button
-                        type="button"
-                        disabled={busy}
-                        aria-label={`${p.edit}: ${pt.givenName} ${pt.familyName}`}
-                        onClick={() => setEditing(pt.id)}
-                      >
-                        {p.edit}
-                      </button>
-                    </div>
-                  </td>
+        <>
+          <p class="muted" data-testid="patients-shown" role="status">
+            {p.showing(data.length, page.total)}
+          </p>
+          <div class="scroll">
+            <table data-testid="patients">
+              <thead>
+                <tr>
+                  <th scope="col">{p.name}</th>
+                  <th scope="col">{p.nationalId}</th>
+                  <th scope="col">{p.birthDate}</th>
+                  <th scope="col">
+                    <span class="sr-only">{p.checkIn}</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              </thead>
+              <tbody>
+                {data.map((pt) => (
+                  <tr key={pt.id} data-patient={pt.id}>
+                    <td>
+                      {pt.givenName} {pt.familyName}
+                    </td>
+                    <td>{pt.nationalId}</td>
+                    <td>{pt.birthDate}</td>
+                    <td>
+                      <div class="buttons">
+                        <button
+                          type="button"
+                          disabled={busy}
+                          aria-label={`${p.checkIn}: ${pt.givenName} ${pt.familyName}`}
+                          onClick={() =>
+                            run(async (key) => {
+                              await record(t, key, 'PatientCheckedIn', {
+                                patientId: pt.id,
+                                encounterId: randomId('E'),
+                              });
+                              return p.checkedIn(`${pt.givenName} ${pt.familyName}`);
+                            })
+                          }
+                        >
+                          {p.checkIn}
+                        </button>
+                        <button
+                          type="button"
+                          disabled={busy}
+                          aria-label={`${p.edit}: ${pt.givenName} ${pt.familyName}`}
+                          onClick={() => setEditing(pt.id)}
+                        >
+                          {p.edit}
+                        </button>
+                      </div>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          {data.length < page.total ? (
+            <div class="buttons">
+              <button type="button" onClick={() => setShown((n) => n + PATIENTS_PAGE)}>
+                {p.showMore}
+              </button>
+            </div>
+          ) : null}
+        </>
       )}
     </>
   );
@@ -1552,22 +1643,39 @@ function QueueScreen(): JSX.Element {
 
 function PatientSelect({ value, onChange }: { value: string; onChange: (v: string) => void }): JSX.Element {
   const { t } = useContext(AppContext);
-  const { data } = useLoad<Patient[]>('/api/patients');
+  const [search, setSearch] = useState('');
+  const { data } = usePatientSearch(search, PATIENTS_PAGE);
+  // The patient chosen stays listed when a new search no longer matches them.
+  const chosen = usePatientBook().get(value);
+  const listed = data?.items ?? [];
+  const patients = chosen === undefined || listed.some((p) => p.id === value) ? listed : [chosen, ...listed];
   return (
-    <SelectField
-      label={t.vaccinate.patient}
-      name="patientId"
-      required
-      value={value}
-      onValue={onChange}
-      options={[
-        { value: '', label: t.vaccinate.choose },
-        ...(data ?? []).map((p) => ({
-          value: p.id,
-          label: `${p.givenName} ${p.familyName} (${p.nationalId})`,
-        })),
-      ]}
-    />
+    <>
+      <InputField
+        label={t.patients.search}
+        name="patientSearch"
+        autoComplete="off"
+        value={search}
+        onValue={setSearch}
+        {...(data !== undefined && data.items.length < data.total
+          ? { hint: t.vaccinate.narrow(data.items.length, data.total) }
+          : {})}
+      />
+      <SelectField
+        label={t.vaccinate.patient}
+        name="patientId"
+        required
+        value={value}
+        onValue={onChange}
+        options={[
+          { value: '', label: t.vaccinate.choose },
+          ...patients.map((p) => ({
+            value: p.id,
+            label: `${p.givenName} ${p.familyName} (${p.nationalId})`,
+          })),
+        ]}
+      />
+    </>
   );
 }
 

@@ -9,10 +9,18 @@ export interface PatientName {
 }
 
 /** A function naming a patient id as "Amina K." (the id itself when the patient is unknown). */
-export function patientNamer(patients: readonly PatientName[]): (id: unknown) => string {
-  const byId = new Map(patients.map((p) => [p.id, p]));
+export function patientNamer(
+  patients: readonly PatientName[] | ((id: string) => PatientName | undefined),
+): (id: unknown) => string {
+  const byId =
+    typeof patients === 'function'
+      ? patients
+      : (
+          (m) => (id: string) =>
+            m.get(id)
+        )(new Map(patients.map((p) => [p.id, p])));
   return (id) => {
-    const p = typeof id === 'string' ? byId.get(id) : undefined;
+    const p = typeof id === 'string' ? byId(id) : undefined;
     if (p === undefined) return typeof id === 'string' ? id : '?';
     return `${p.givenName} ${p.familyName.slice(0, 1)}.`;
   };

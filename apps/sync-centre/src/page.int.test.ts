@@ -105,6 +105,52 @@ describe('the Sync Centre page', () => {
     await context.close();
   });
 
+  it('lists patients a page at a time, finds them by name or id, and offers them to the vaccination form', async () => {
+    for (let i = 0; i < 55; i++) {
+      await api(tab.one, 'POST', '/api/events', {
+        type: 'PatientRegistered',
+        data: {
+          patientId: `P-page-${i}`,
+          nationalId: `NID-page-${i}`,
+          givenName: 'Pagina',
+          familyName: `Nr${i}`,
+          birthDate: '2024-02-01',
+          sex: 'female',
+        },
+      });
+    }
+    const { context } = await openContext();
+    const page = await openPage(context, tab.one, '#/patients');
+    const rows = page.getByTestId('patients').locator('tbody tr');
+    const search = page.getByRole('textbox', { name: 'Search' });
+    await search.fill('pagina');
+    await page.getByTestId('patients-shown').filter({ hasText: 'Showing 50 of 55.' }).waitFor();
+    expect(await rows.count()).toBe(50);
+    await page.getByRole('button', { name: 'Show more' }).click();
+    await page.getByTestId('patients-shown').filter({ hasText: 'Showing 55 of 55.' }).waitFor();
+    expect(await rows.count()).toBe(55);
+    expect(await page.getByRole('button', { name: 'Show more' }).count()).toBe(0);
+    // Every term counts, in any case: one patient.
+    await search.fill('NR7 pagina');
+    await page.getByTestId('patients-shown').filter({ hasText: 'Showing 1 of 1.' }).waitFor();
+    expect(await rows.getAttribute('data-patient')).toBe('P-page-7');
+    await search.fill('nobody-by-that-name');
+    await page.getByText('No patient matches.').waitFor();
+    // The vaccination form lists what its search finds, and keeps the chosen patient listed.
+    await page.goto(`${origin(tab.one)}/#/vaccinate`);
+    const form = page.locator('form');
+    await form.getByRole('textbox', { name: 'Search' }).fill('nid-page-42');
+    const choices = form.getByLabel('Patient').locator('option');
+    await expect.poll(() => choices.allTextContents()).toEqual(['Choose…', 'Pagina Nr42 (NID-page-42)']);
+    await form.getByLabel('Patient').selectOption('P-page-42');
+    await form.getByRole('textbox', { name: 'Search' }).fill('nid-page-43');
+    await expect
+      .poll(() => choices.allTextContents())
+      .toEqual(['Choose…', 'Pagina Nr42 (NID-page-42)', 'Pagina Nr43 (NID-page-43)']);
+    expect(await form.getByLabel('Patient').inputValue()).toBe('P-page-42');
+    await context.close();
+  });
+
   it('records from the forms with JSON and one Idempotency-Key per action', async () => {
     const { context, requests } = await openContext();
     const page = await openPage(context, tab.one, '#/stock');
@@ -305,7 +351,7 @@ describe('the Sync Centre page', () => {
       'appointments',
       'counters',
     ];
-    const { context } = await openContext();
+    const { context, requests } = await openContext();
     const page = await openPage(context, tab.one, '#/attention');
     const found: Record<string, string[]> = {};
     for (const screen of screens) {
@@ -316,6 +362,10 @@ describe('the Sync Centre page', () => {
       await screenshot(page, screen.split('/')[0]!);
     }
     expect(found).toEqual(Object.fromEntries(screens.map((s) => [s, []])));
+    // No screen loads the facility's whole patient list: names by id, lists a page at a time.
+    const patientLists = requests.map((r) => new URL(r.url())).filter((u) => u.pathname === '/api/patients');
+    expect(patientLists.length).toBeGreaterThan(0);
+    expect(patientLists.filter((u) => u.search === '').map(String)).toEqual([]);
     await context.close();
     // On a phone, too: the list one tap away from the warning mark.
     const phone = await openContext(PHONE);

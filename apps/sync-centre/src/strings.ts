@@ -211,6 +211,11 @@ export interface SyncCentreStrings {
     readonly editTitle: (name: string) => string;
     readonly saveChanges: string;
     readonly nothingChanged: string;
+    readonly search: string;
+    readonly searchHint: string;
+    readonly noMatch: string;
+    readonly showing: (shown: number, total: number) => string;
+    readonly showMore: string;
   };
   readonly queue: {
     readonly title: (day: string) => string;
@@ -231,6 +236,7 @@ export interface SyncCentreStrings {
     readonly date: string;
     readonly record: string;
     readonly warning: (reason: string) => string;
+    readonly narrow: (shown: number, total: number) => string;
   };
   readonly stock: {
     readonly title: string;
@@ -661,6 +667,11 @@ export const en: SyncCentreStrings = {
     editTitle: (name) => `Edit the details of ${name}`,
     saveChanges: 'Save changes',
     nothingChanged: 'Nothing was changed.',
+    search: 'Search',
+    searchHint: 'Part of a name, a national id or a patient id.',
+    noMatch: 'No patient matches.',
+    showing: (shown, total) => `Showing ${shown} of ${total}.`,
+    showMore: 'Show more',
   },
   queue: {
     title: (day) => `Queue of ${day}`,
@@ -681,6 +692,7 @@ export const en: SyncCentreStrings = {
     date: 'Date',
     record: 'Record vaccination',
     warning: (reason) => `Saved, but the server will probably refuse it: ${reason}`,
+    narrow: (shown, total) => `${shown} of ${total} patients listed: search to narrow the list.`,
   },
   stock: {
     title: 'Stock',

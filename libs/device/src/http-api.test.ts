@@ -205,6 +205,7 @@ class FakeLog implements DeviceLogApi {
         calls.push(['patient', id]);
         return id === 'p-1' ? { id: 'p-1', givenName: 'Ada' } : undefined;
       },
+      findPatients: view('findPatients', { total: 7, patients: [{ id: 'p-1', givenName: 'Ada' }] }),
       stock: view('stock', { lots: [] }),
       queue: view('queue', { entries: [] }),
       appointments: view('appointments', { items: [] }),
@@ -684,6 +685,41 @@ describe('projections', () => {
       ['appointments', '2024-02-29'],
       ['counters'],
     ]);
+  });
+
+  it('serves a page of patients by search text or ids, saying how many matched, and refuses bad pages', async () => {
+    const page = await fetch(`${base}/api/patients?q=ada%20k&limit=20&offset=40`);
+    expect(page.headers.get('accord-total')).toBe('7');
+    expect(await page.json()).toEqual([{ id: 'p-1', givenName: 'Ada' }]);
+    expect((await call('GET', '/api/patients?ids=p-1&ids=p%2C2')).json).toEqual([
+      { id: 'p-1', givenName: 'Ada' },
+    ]);
+    await call('GET', '/api/patients?ids=p-3');
+    // Without a query, every patient, as before (no total).
+    const all = await fetch(`${base}/api/patients`);
+    expect(all.headers.get('accord-total')).toBeNull();
+    await all.arrayBuffer();
+    expect(log.projectionCalls).toEqual([
+      ['findPatients', { text: 'ada k', offset: 40, limit: 20 }],
+      ['findPatients', { ids: ['p-1', 'p,2'], offset: 0, limit: 500 }],
+      ['findPatients', { ids: ['p-3'], offset: 0, limit: 500 }],
+      ['patients'],
+    ]);
+    const tooMany = Array.from({ length: 501 }, (_, i) => `p-${i}`).join('&ids=');
+    for (const query of [
+      'limit=0',
+      'limit=501',
+      'limit=ten',
+      'offset=-1',
+      `q=${'x'.repeat(201)}`,
+      `ids=${tooMany}`,
+      'search=ada',
+      'q=a&q=b',
+    ]) {
+      const res = await call('GET', `/api/patients?${query}`);
+      expect([query, res.status, res.json['code']]).toEqual([query, 400, 'DEVICE_BAD_REQUEST']);
+    }
+    expect(log.projectionCalls).toHaveLength(4);
   });
 
   it('answers 404 for an unknown patient and 400 for an impossible date', async () => {

@@ -47,6 +47,7 @@ import {
 } from './http/idempotent.js';
 import {
   AUDIT_DEFAULT_LIMIT,
+  PATIENTS_MAX_LIMIT,
   AuditQuery,
   DateQuery,
   DiscardBody,
@@ -57,6 +58,7 @@ import {
   IdParams,
   NetworkBody,
   NoQuery,
+  PatientsQuery,
   RangeQuery,
   ResubmitBody,
 } from './http/schemas.js';
@@ -699,9 +701,21 @@ export class HttpApi {
 
     app.get('/api/outbox', { schema: noQuery }, () => log.outbox());
     app.get('/api/incidents', { schema: noQuery }, () => log.incidents());
-    app.get('/api/patients', { schema: noQuery }, (_request, reply) =>
-      served(reply, log.tentative().patients()),
-    );
+    app.get('/api/patients', { schema: { querystring: PatientsQuery } }, (request, reply) => {
+      const { q, ids, limit, offset } = request.query;
+      if (q === undefined && ids === undefined && limit === undefined && offset === undefined)
+        return served(reply, log.tentative().patients());
+      // A page: what the Sync Centre asks for, so that a screen never loads a whole facility's
+      // patients (`Accord-Total` says how many matched).
+      const page = log.tentative().findPatients({
+        ...(ids === undefined ? {} : { ids }),
+        ...(q === undefined ? {} : { text: q }),
+        offset: offset ?? 0,
+        limit: limit ?? PATIENTS_MAX_LIMIT,
+      });
+      void reply.header('Accord-Total', String(page.total));
+      return served(reply, page.patients);
+    });
     app.get('/api/patients/:id', { schema: { querystring: NoQuery, params: IdParams } }, (request, reply) => {
       const id = request.params.id;
       const patient = log.tentative().patient(id);

@@ -54,6 +54,33 @@ describe('Projection: patients', () => {
     expect(p.patientByNationalId('n-p1')).toBe('p1'); // natural key ignores case and dashes
   });
 
+  it('finds a page of live patients by ids or by name terms, with how many matched', () => {
+    const f = new EventFactory();
+    const p = fold([
+      registration(f, 'p1', { givenName: 'Amina', familyName: 'Kamau' }),
+      registration(f, 'p2', { givenName: 'Baraka', familyName: 'Kamau' }),
+      registration(f, 'p3', { givenName: 'Amina', familyName: 'Otieno', nationalId: 'NID-77' }),
+      registration(f, 'p4', { givenName: 'Zawadi', familyName: 'Ouma' }),
+      f.event(dev, 'PatientsMerged', { survivorId: 'p1', mergedId: 'p4' }),
+    ]);
+    const ids = (page: { patients: readonly { id: string }[] }) => page.patients.map((x) => x.id);
+    expect(p.findPatients({})).toEqual({ total: 3, patients: p.patients() });
+    // Terms are all required, in any order and case, over names, national id and id.
+    expect(ids(p.findPatients({ text: 'kamau' }))).toEqual(['p1', 'p2']);
+    expect(ids(p.findPatients({ text: '  KAM  amina ' }))).toEqual(['p1']);
+    expect(ids(p.findPatients({ text: 'nid-77' }))).toEqual(['p3']);
+    expect(p.findPatients({ text: 'nobody' })).toEqual({ total: 0, patients: [] });
+    // A page: sorted by id, total counts every match.
+    const page = p.findPatients({ offset: 1, limit: 1 });
+    expect(page.total).toBe(3);
+    expect(ids(page)).toEqual(['p2']);
+    // By ids: unknown and merged-away ids name nobody; the survivor lists whom it absorbed.
+    const byIds = p.findPatients({ ids: ['p4', 'p1', 'p1', 'ghost'] });
+    expect(ids(byIds)).toEqual(['p1']);
+    expect(byIds.patients[0]).toEqual(p.patient('p1'));
+    expect(byIds.patients[0]!.mergedFrom).toEqual(['p4']);
+  });
+
   it('moves the national id index when the national id changes', () => {
     const f = new EventFactory();
     const p = fold([

@@ -125,6 +125,27 @@ export interface AppointmentsView {
   readonly fulfilled: readonly AppointmentView[];
 }
 
+/**
+ * Which live patients {@link Projection.findPatients} returns: those named in `ids` (merged-away
+ * ids name nobody), those matching `text`, or all; then `offset` and `limit` over that list.
+ */
+export interface PatientQuery {
+  readonly ids?: readonly string[];
+  /**
+   * Every whitespace-separated term must occur, case-insensitively, in the patient's given name,
+   * family name, national id or id ("amina kam" finds Amina Kamau).
+   */
+  readonly text?: string;
+  readonly offset?: number;
+  readonly limit?: number;
+}
+
+/** One page of {@link Projection.findPatients}: `total` patients matched, `patients` the page. */
+export interface PatientPage {
+  readonly total: number;
+  readonly patients: readonly PatientView[];
+}
+
 /** Stock per lot (sorted by lot) and total balance per antigen. */
 export interface StockView {
   readonly lots: readonly LotView[];
@@ -814,6 +835,41 @@ export class Projection {
       .filter(([, p]) => mergedInto(p) === undefined)
       .sort((a, b) => cmp(a[0], b[0]))
       .map(([id, p]) => this.#patientView(id, p, merged.get(id) ?? []));
+  }
+
+  /**
+   * A page of live patients sorted by id, with how many matched: what a screen shows of a
+   * facility with thousands of patients, without building a view of each one (`patients()` does).
+   */
+  findPatients(query: PatientQuery): PatientPage {
+    const live = (id: string): boolean => {
+      const rec = this.#patients.r.get(id);
+      return rec !== undefined && mergedInto(rec) === undefined;
+    };
+    const ids =
+      query.ids === undefined
+        ? [...this.#patients.r.keys()].filter(live)
+        : [...new Set(query.ids)].filter(live);
+    const terms = (query.text ?? '')
+      .toLowerCase()
+      .split(/\s+/)
+      .filter((term) => term !== '');
+    const matched = (
+      terms.length === 0
+        ? ids
+        : ids.filter((id) => {
+            const rec = this.#patients.r.get(id)!;
+            const words = `${rec.givenName} ${rec.familyName} ${rec.nationalId} ${id}`.toLowerCase();
+            return terms.every((term) => words.includes(term));
+          })
+    ).sort(cmp);
+    const offset = query.offset ?? 0;
+    const page = matched.slice(offset, query.limit === undefined ? undefined : offset + query.limit);
+    const merged = page.length === 0 ? new Map<string, string[]>() : this.#mergedFromIndex();
+    return {
+      total: matched.length,
+      patients: page.map((id) => this.#patientView(id, this.#patients.r.get(id)!, merged.get(id) ?? [])),
+    };
   }
 
   /** One patient, following merge redirects (asking for a merged id returns the survivor). */

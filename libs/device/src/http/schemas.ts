@@ -51,6 +51,35 @@ export const AuditQuery = z.strictObject({
     .optional(),
 });
 
+/** Largest `limit` of `GET /api/patients`, and most ids one `ids=` may name. */
+export const PATIENTS_MAX_LIMIT = 500;
+
+const wholeNumber = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .refine((s) => /^\d{1,7}$/.test(s) && Number(s) >= min && Number(s) <= max, {
+      error: `${name} must be an integer ${min}-${max}`,
+    })
+    .transform(Number);
+
+/**
+ * `GET /api/patients`: with none of these, every live patient (as before); with any, a page
+ * (`limit`, `offset`) of the patients named by `ids` (repeated) or matching `q`.
+ */
+export const PatientsQuery = z.strictObject({
+  q: z.string().max(200, { error: 'q must be at most 200 characters' }).optional(),
+  // Repeated (`ids=a&ids=b`): a patient id is any text, commas included.
+  ids: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (typeof v === 'string' ? [v] : v))
+    .refine((ids) => ids.length <= PATIENTS_MAX_LIMIT, {
+      error: `ids may name at most ${PATIENTS_MAX_LIMIT} patients`,
+    })
+    .optional(),
+  limit: wholeNumber('limit', 1, PATIENTS_MAX_LIMIT).optional(),
+  offset: wholeNumber('offset', 0, 9_999_999).optional(),
+});
+
 /** `GET /api/integrity`: UTC days, checked (and defaulted) by the route. */
 export const RangeQuery = z.strictObject({ from: z.string().optional(), to: z.string().optional() });
 
