@@ -1457,12 +1457,25 @@ function PatientEditForm({
 /** How many patients a list shows at first, and adds with each "Show more". */
 const PATIENTS_PAGE = 50;
 
-/** A page of `GET /api/patients`: the first `limit` patients matching `search` (all when empty). */
+/** `value`, once it has not changed for `ms` (a search is sent when the typing pauses). */
+function useSettled(value: string, ms: number): string {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
+/**
+ * A page of `GET /api/patients`: the first `limit` patients matching `search` (all when empty),
+ * asked once the typing pauses: a search reads every patient's record on the tablet.
+ */
 function usePatientSearch(
   search: string,
   limit: number,
 ): ReturnType<typeof useLoad<{ items: Patient[]; total: number }>> {
-  const text = search.trim();
+  const text = useSettled(search.trim(), 250);
   const query = text === '' ? '' : `&q=${encodeURIComponent(text.slice(0, 200))}`;
   return useLoad(`/api/patients?limit=${limit}${query}`, getPage<Patient>);
 }
