@@ -117,7 +117,10 @@ export interface Scenario {
     readonly random: { readonly count: number; readonly downMs: number };
     readonly scripted: readonly Crash[];
   };
-  /** The relay restored from an older backup, if it is (Accord only: the baseline ignores it). */
+  /**
+   * The relay restored from an older backup, if it is (the baseline's server too: what it accepted
+   * after the backup is gone).
+   */
   readonly relayRestore: RelayRestore | null;
   readonly baseline: BaselineOptions;
   /** How often divergence between devices is sampled. */

@@ -77,6 +77,31 @@ describe('runBaseline (the queue-based client)', () => {
       expect(intact.eventsLost).toBeLessThan(r.eventsLost);
     }));
 
+  it('loses what the server accepted after its backup when it is restored, without telling anyone', () =>
+    withSeed('baseline restore', (seed) => {
+      const HOUR = 3_600_000;
+      // f1-d3 is away from before the backup until after the restore: the registrations the server
+      // accepted in between reach it from nowhere.
+      const s = scenario(seed, {
+        duration: '1d',
+        workload: { until: '20h' },
+        partitions: { scripted: [{ node: 'f1-d3', from: '2h', to: '7h' }] },
+      });
+      const intact = runBaseline(s);
+      const restored = runBaseline({ ...s, relayRestore: { atMs: 6 * HOUR, fromMs: 3 * HOUR } });
+      // The items accepted between 3 h and 6 h left the tablets' outboxes when they were accepted
+      // and are gone from the server: acknowledged, then lost; later changes to the patients it
+      // lost are refused as changes to nobody (404), into the hidden queue too.
+      expect(restored.eventsLost).toBeGreaterThan(intact.eventsLost + 10);
+      expect(restored.deadletters['404'] ?? 0).toBeGreaterThan((intact.deadletters['404'] ?? 0) + 5);
+      // The tablet that was away never gets the patients registered meanwhile; the others keep
+      // showing them, and no tablet shows what the server holds.
+      expect(intact.symptoms.patientsMissing).toBe(0);
+      expect(restored.symptoms.patientsMissing).toBeGreaterThan(0);
+      expect(restored.symptoms.countersDisagree).toBeGreaterThan(0);
+      expect(restored.converged).toBe(false);
+    }));
+
   it('syncs nothing without a server: every tablet keeps its own patients', () =>
     withSeed('baseline no relay', (seed) => {
       const r = runBaseline(scenario(seed, { relay: false, duration: '1d' }));

@@ -92,6 +92,11 @@ export function runBaseline(s: Scenario): SystemResult {
     scheduler.at(c.atMs, () => device.crash());
     scheduler.at(Math.min(s.durationMs, c.atMs + c.downMs), () => device.restart());
   }
+  const restore = s.relayRestore;
+  if (server !== undefined && restore !== null) {
+    scheduler.at(restore.fromMs, () => server.backup());
+    scheduler.at(restore.atMs, () => server.restore());
+  }
   const divergence: [number, number][] = [];
   for (let t = 0; t <= s.durationMs; t += s.sampleEveryMs) {
     scheduler.at(t, () => {
@@ -121,7 +126,8 @@ export function runBaseline(s: Scenario): SystemResult {
   for (const d of all) {
     for (const e of d.entries) {
       const atServer = accepted(d, e);
-      if (e.state === 'dead' && !atServer) eventsLost++;
+      // Dead-lettered, or accepted and then gone with a server restored from an older backup.
+      if (e.state !== 'outbox' && !atServer) eventsLost++;
       if (atServer || d.view.hasEvent(e.event.id)) {
         const set = effective.get(e.fact) ?? new Set<string>();
         set.add(e.event.id);

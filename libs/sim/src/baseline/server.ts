@@ -33,7 +33,9 @@ interface FacilityData {
  * on a stale basis is applied on the current basis: last writer wins, per field.
  */
 export class BaselineServer {
-  readonly #facilities = new Map<string, FacilityData>();
+  #facilities = new Map<string, FacilityData>();
+  /** How many accepted events each facility had at the last {@link backup}. */
+  #backup = new Map<string, number>();
   readonly #clock: SimClock;
   readonly #network: SimNetwork;
   readonly node: string;
@@ -55,6 +57,27 @@ export class BaselineServer {
     return this.#facility(facility).state.hasEvent(id);
   }
 
+  /** Backs the database up: {@link restore} puts back what it holds now. */
+  backup(): void {
+    this.#backup = new Map([...this.#facilities].map(([f, d]) => [f, d.accepted.length]));
+  }
+
+  /**
+   * The database replaced by the last backup (none: an empty one), as an administrator restores a
+   * failed server: whatever it accepted since is gone, and no client is told. Clients dropped
+   * those items from their outboxes when they were accepted, and their pull watermarks are past
+   * the backup, so nothing brings them back.
+   */
+  restore(): void {
+    const before = this.#facilities;
+    this.#facilities = new Map();
+    for (const [f, d] of before) {
+      const kept = this.#facility(f);
+      const n = this.#backup.get(f) ?? 0;
+      for (let i = 0; i < n; i++) this.#accept(kept, d.accepted[i]!, d.acceptedAt[i]!);
+    }
+  }
+
   #facility(f: string): FacilityData {
     let d = this.#facilities.get(f);
     if (d === undefined) {
@@ -68,6 +91,20 @@ export class BaselineServer {
       this.#facilities.set(f, d);
     }
     return d;
+  }
+
+  /** Applies an accepted event to `d` at server time `now`. */
+  #accept(d: FacilityData, event: SignedEvent, now: number): void {
+    d.state.apply(event, true);
+    const at = d.accepted.length;
+    d.accepted.push(event);
+    d.acceptedAt.push(now);
+    for (const r of recordsOf(event)) {
+      d.modifiedAt.set(r, now);
+      const list = d.eventsOf.get(r);
+      if (list === undefined) d.eventsOf.set(r, [at]);
+      else list.push(at);
+    }
   }
 
   #receive(bytes: Uint8Array, from: string): void {
@@ -101,17 +138,7 @@ export class BaselineServer {
     }
     if (verdict.outcome === 'deadletter')
       return { t: 'pushed', req, ok: false, code: verdict.code, rule: verdict.rule };
-    d.state.apply(judged, true);
-    const at = d.accepted.length;
-    const now = this.#clock.now();
-    d.accepted.push(judged);
-    d.acceptedAt.push(now);
-    for (const r of recordsOf(judged)) {
-      d.modifiedAt.set(r, now);
-      const list = d.eventsOf.get(r);
-      if (list === undefined) d.eventsOf.set(r, [at]);
-      else list.push(at);
-    }
+    this.#accept(d, judged, this.#clock.now());
     return { t: 'pushed', req, ok: true };
   }
 
