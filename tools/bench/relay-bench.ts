@@ -465,7 +465,11 @@ async function ingest(relay: Relay, facility: FacilityId, events: number): Promi
         // In the clock of CPU profiles (µs), to cut a profile to the timed part.
         `window ${windowStart}..${process.hrtime.bigint() / 1000n} µs`,
     );
-    note(`relay: ingest CPU by thread: ${threadCpuDelta(threadsAtGo, await threadCpuS(), events)}`);
+    note(
+      `relay: ingest CPU by thread: ${threadCpuDelta(threadsAtGo, await threadCpuS(), events)}; ` +
+        `released segments sent as stored: ${node.stats().servedStored}; ` +
+        `relay verified ${JSON.stringify(node.log.verification())}`,
+    );
   }
   progress('relay: ingest verdicts', events, events);
   const s = node.stats();

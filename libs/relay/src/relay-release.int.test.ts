@@ -143,6 +143,9 @@ describe('a device segment reaches the other devices once the relay has judged i
     const carrying = sent.filter((data) => data.length > stored!.length / 2);
     expect(carrying).toEqual([stored]);
     expect(node.stats().servedStored).toBe(1);
+    // Every device event was verified once by the relay, and none of its own (rosters, verdicts,
+    // seals), which each device syncs back to it.
+    expect(node.log.verification()).toEqual({ oneByOne: SEGMENT, bySeal: 0 });
 
     // Released for good: a later event of the device comes as it is.
     const { type, data } = registration('P-later');
