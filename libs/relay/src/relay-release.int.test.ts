@@ -79,14 +79,15 @@ describe('a device segment reaches the other devices once the relay has judged i
     const node = await relay.facility(FACILITY);
     // What the reader asks of the relay about the third device's segment, and what it is sent.
     const thirds = segmentDocumentId(FACILITY, third.deviceId, 0);
+    const readerId: string = reader.key.deviceId;
     let asked = false;
     node.network.on('message', (m) => {
-      if (m.senderId === reader.key.deviceId && m.documentId === thirds) asked = true;
+      if (m.senderId === readerId && m.documentId === thirds) asked = true;
     });
     const sent: Uint8Array[] = [];
     const send = node.network.send.bind(node.network);
     node.network.send = (m) => {
-      if (m.targetId === reader.key.deviceId && m.documentId === thirds && m.type === 'sync')
+      if (m.targetId === readerId && m.documentId === thirds && m.type === 'sync' && m.data !== undefined)
         sent.push(m.data);
       send(m);
     };
