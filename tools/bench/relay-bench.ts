@@ -7,7 +7,7 @@
 // is its own, not the generator's, and the Ed25519 rates are measured in the relay's process,
 // with its flags, right before and after the backlog it is compared with.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -185,6 +185,61 @@ async function mainThreadCpuS(): Promise<number> {
   } catch {
     return 0;
   }
+}
+
+/** Threads Node 20 starts before any code runs: V8's four platform workers, its delayed-task scheduler, the signal watchdog. */
+const V8_PLATFORM_THREADS = 6;
+
+/** Ids of the threads this process had before it ran any of its own code (V8's helpers, Node's own). */
+const STARTUP_THREADS = new Set(trace ? await readdir('/proc/self/task').catch(() => []) : []);
+
+/**
+ * CPU seconds of each of this process's threads so far, by thread id (Linux: `/proc`; empty
+ * elsewhere). Node 20 names every thread `node`, so threads are told apart by when they started:
+ * see {@link threadCpuDelta}.
+ */
+async function threadCpuS(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 12) out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return out;
+}
+
+/**
+ * CPU per thread between two {@link threadCpuS} readings: the main thread, V8's platform threads
+ * (concurrent garbage collection and compilation), the others started before `before` (libuv's
+ * pool: LevelDB's reads and writes), and each thread started since (the verifier pool's workers,
+ * started at the first verification; LevelDB's compaction thread), with ms per event.
+ */
+function threadCpuDelta(before: Map<string, number>, after: Map<string, number>, events: number): string {
+  const groups = new Map<string, number>();
+  // Node starts V8's platform threads (4 workers, the delayed-task scheduler) and its signal thread
+  // before anything else; libuv's pool comes with the first file read, which the module loader
+  // may already have made.
+  const early = [...STARTUP_THREADS]
+    .filter((tid) => tid !== String(process.pid))
+    .map(Number)
+    .sort((a, b) => a - b)
+    .slice(0, V8_PLATFORM_THREADS)
+    .map(String);
+  for (const [tid, s] of after) {
+    const name =
+      tid === String(process.pid)
+        ? 'main'
+        : early.includes(tid)
+          ? 'v8-platform'
+          : STARTUP_THREADS.has(tid) || before.has(tid)
+            ? 'libuv-pool'
+            : `new-${tid}`;
+    groups.set(name, (groups.get(name) ?? 0) + s - (before.get(tid) ?? 0));
+  }
+  return [...groups]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, s]) => `${name} ${s.toFixed(2)} s (${((s * 1e3) / events).toFixed(3)} ms/event)`)
+    .join(', ');
 }
 
 function note(message: string): void {
@@ -384,6 +439,7 @@ async function ingest(relay: Relay, facility: FacilityId, events: number): Promi
   const start = performance.now();
   const cpuAtGo = process.cpuUsage();
   const mainAtGo = await mainThreadCpuS();
+  const threadsAtGo = trace ? await threadCpuS() : new Map<string, number>();
   const windowStart = process.hrtime.bigint() / 1000n;
   const node = await relay.facility(facility);
   let shown = -1;
@@ -408,6 +464,11 @@ async function ingest(relay: Relay, facility: FacilityId, events: number): Promi
         `${main.toFixed(1)} s, ${((main * 1e3) / events).toFixed(3)} ms per event; ` +
         // In the clock of CPU profiles (µs), to cut a profile to the timed part.
         `window ${windowStart}..${process.hrtime.bigint() / 1000n} µs`,
+    );
+    note(
+      `relay: ingest CPU by thread: ${threadCpuDelta(threadsAtGo, await threadCpuS(), events)}; ` +
+        `released segments sent as stored: ${node.stats().servedStored}; ` +
+        `relay verified ${JSON.stringify(node.log.verification())}`,
     );
   }
   progress('relay: ingest verdicts', events, events);
@@ -523,6 +584,8 @@ async function startChild(
   extra: string[],
 ): Promise<RelayChild> {
   const prof = process.env['ACCORD_BENCH_CHILD_PROF'];
+  // Extra V8 flags for the relay processes only, to try them (e.g. `--single-threaded-gc`).
+  const flags = (process.env['ACCORD_BENCH_RELAY_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
   // As `accord relay` runs (apps/accord/bin/accord.mjs): this file compiled into one bundle,
   // which runs `childMain` when started as the main module.
   const bundle = await ensureBundle(SELF, join(ROOT, 'node_modules/.cache/accord-bench/relay-bench.mjs'));
@@ -532,6 +595,7 @@ async function startChild(
       ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
       '--expose-gc',
       '--max-semi-space-size=2',
+      ...flags,
       bundle,
       '--child',
       mode,

@@ -221,6 +221,8 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
   #offSync: () => void = () => {};
   /** Released segments being handed to the log (see #serve). */
   #serving: Promise<void> = Promise.resolve();
+  /** Stored snapshots of released segments sent to devices (see #sendStored). */
+  #storedSends = 0;
   /** The start-up repair of the documents (see #repairDocuments). */
   #repairing: Promise<void> = Promise.resolve();
   #connected = 0;
@@ -577,9 +579,17 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
     );
   }
 
-  /** Adjudication counters (events seen, verdicts recorded, events waiting for dependencies). */
-  stats(): ReturnType<Adjudicator['stats']> & { lastSeq: number; connected: number } {
-    return { ...this.#adjudicator.stats(), lastSeq: this.#adjudicator.lastSeq, connected: this.#connected };
+  /**
+   * Adjudication counters (events seen, verdicts recorded, events waiting for dependencies), and
+   * how many released segments went to a device as their stored snapshot (`servedStored`, see #serve).
+   */
+  stats(): ReturnType<Adjudicator['stats']> & { lastSeq: number; connected: number; servedStored: number } {
+    return {
+      ...this.#adjudicator.stats(),
+      lastSeq: this.#adjudicator.lastSeq,
+      connected: this.#connected,
+      servedStored: this.#storedSends,
+    };
   }
 
   /** The facility's open deadletters, with code, rule and author (see `Adjudicator.openDeadletters`). */
@@ -682,16 +692,46 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
     if (deadline !== undefined) this.#schedule(Math.max(0, deadline - this.#clock()));
   }
 
-  /** Serves released segments to the devices that asked for them meanwhile. */
+  /**
+   * Serves released segments to the devices that asked for them meanwhile: first each sealed
+   * one's stored snapshot, sent as it is to every device that was refused it, then the Repo's sync.
+   *
+   * @remarks automerge-repo would generate the whole document anew for each of those devices
+   * (`log.storedSyncMessage` says what that costs); sent the stored copy first, each device
+   * answers that it holds the segment, and the Repo's sync that follows sends no document.
+   */
   #serve(documentIds: string[]): void {
     if (this.#closing !== undefined) return;
-    const serving = this.log
-      .servingChanged(documentIds)
+    const refused = documentIds.map((id) => ({ id, peers: this.#release.takeRefused(id) }));
+    const serving = this.#sendStored(refused)
+      .then(() => this.log.servingChanged(documentIds))
       .catch((e: unknown) =>
         this.#opts.observer.problem(this.facility, 'could not serve released segments', e),
       );
     // Closing waits for it: its document reads must not meet a closed store.
     this.#serving = this.#serving.then(() => serving);
+  }
+
+  /** Sends each segment's stored snapshot (read once) to the devices still connected that were refused it. */
+  async #sendStored(refused: readonly { id: string; peers: readonly DeviceId[] }[]): Promise<void> {
+    const relay = this.#opts.key.deviceId;
+    for (const { id, peers } of refused) {
+      const waiting = peers.filter((peer) => this.#peers.has(peer));
+      if (waiting.length === 0) continue;
+      const data = await this.log.storedSyncMessage(id);
+      if (data === undefined || this.#closing !== undefined) continue;
+      for (const peer of waiting) {
+        if (!this.#peers.has(peer)) continue;
+        this.network.send({
+          type: 'sync',
+          senderId: relay,
+          targetId: peer,
+          documentId: id,
+          data,
+        } as unknown as Parameters<N['send']>[0]);
+        this.#storedSends++;
+      }
+    }
   }
 
   /** Keeps the newest relay-signed roster seen in the log (history at start, then as events arrive). */

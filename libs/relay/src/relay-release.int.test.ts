@@ -7,9 +7,15 @@
 // port 0), two devices with their own logs.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceLog } from '@accord/log';
+import { segmentDocumentId, type DeviceLog } from '@accord/log';
 import { hostileDevice } from '@accord/log/testing';
-import { eventIdFor, generateDeviceKey, type FacilityId, type SignedEvent } from '@accord/protocol';
+import {
+  eventIdFor,
+  generateDeviceKey,
+  type DeviceKeyPair,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
 import type { Relay } from './relay.js';
 import {
@@ -24,7 +30,9 @@ import {
 
 const FACILITY = 'clinic-release' as FacilityId;
 const SEGMENT = 4;
-const DEADLINE_MS = 1500;
+// Past the Repo's first save of the segment (1 s after it arrives), so that the relay holds it
+// stored when it releases it.
+const DEADLINE_MS = 2500;
 
 describe('a device segment reaches the other devices once the relay has judged it (issue #12)', () => {
   let dir: TempDir;
@@ -33,7 +41,7 @@ describe('a device segment reaches the other devices once the relay has judged i
   const logs: DeviceLog[] = [];
 
   /** An enrolled device with its own log; it dials the relay once the test connects it. */
-  async function device(name: string): Promise<{ log: DeviceLog; connect: () => void }> {
+  async function device(name: string): Promise<{ log: DeviceLog; key: DeviceKeyPair; connect: () => void }> {
     const d = await enrolledDevice({
       data: join(dir.path, 'relay'),
       port: relay.port,
@@ -68,8 +76,23 @@ describe('a device segment reaches the other devices once the relay has judged i
     const third = await generateDeviceKey();
     await enrollOverHttp({ data: join(dir.path, 'relay'), port: relay.port, facility: FACILITY, key: third });
     roster.add(third.deviceId);
-    reader.connect();
     const node = await relay.facility(FACILITY);
+    // What the reader asks of the relay about the third device's segment, and what it is sent.
+    const thirds = segmentDocumentId(FACILITY, third.deviceId, 0);
+    const readerId: string = reader.key.deviceId;
+    let asked = false;
+    node.network.on('message', (m) => {
+      if (m.senderId === readerId && m.documentId === thirds) asked = true;
+    });
+    const sent: Uint8Array[] = [];
+    const send = node.network.send.bind(node.network);
+    node.network.send = (m) => {
+      if (m.targetId === readerId && m.documentId === thirds && m.type === 'sync' && m.data !== undefined)
+        sent.push(m.data);
+      send(m);
+    };
+    reader.connect();
+    await eventually(() => asked, "the reader's request for the segment");
 
     // The third device's whole segment, written into the carrier's documents (as a LAN peer would).
     const author = hostileDevice(carrier.log, third);
@@ -113,6 +136,17 @@ describe('a device segment reaches the other devices once the relay has judged i
     expect(reader.log.get(segment[1]!.id)?.status).toBe('deadletter');
     expect(unjudgedOnArrival).toEqual([]);
     expect(reader.log.verification().bySeal).toBe(SEGMENT);
+    // The reader asked while it was withheld: it got the segment as the relay stored it (read once,
+    // not a document generated anew for it), and no other message carried any of it.
+    const stored = await node.log.storedSyncMessage(thirds);
+    expect(stored).toBeDefined();
+    // (A message without changes holds heads and a filter: a small fraction of the document.)
+    const carrying = sent.filter((data) => data.length > stored!.length / 2);
+    expect(carrying).toEqual([stored]);
+    expect(node.stats().servedStored).toBe(1);
+    // Every device event was verified once by the relay, and none of its own (rosters, verdicts,
+    // seals), which each device syncs back to it.
+    expect(node.log.verification()).toEqual({ oneByOne: SEGMENT, bySeal: 0 });
 
     // Released for good: a later event of the device comes as it is.
     const { type, data } = registration('P-later');

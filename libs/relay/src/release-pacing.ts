@@ -3,9 +3,10 @@
  * a round that left nothing more ready, at once; while a backlog is worked off (rounds come back
  * full), at most once every `maxDeferMs`.
  *
- * @remarks Each release costs the relay a whole-document sync message per segment and other
- * device (hundreds of milliseconds of its main thread each, generated anew for every peer by
- * automerge-repo), and the devices then take in what it carries on the same machine. Done after
+ * @remarks Each release costs the relay the reload of each segment into the Repo and one sync of
+ * its whole document per other device (sent as stored, see `FacilityNode`'s serve; generated
+ * anew for every peer by automerge-repo before), and the devices then take in what it carries on
+ * the same machine. Done after
  * every round of a backlog, it holds back the verdicts of the rounds that follow; the verdicts
  * are what every device waits for. The bound keeps a backlog that never ends from starving the
  * devices of each other's events.

@@ -59,6 +59,28 @@ describe('SegmentRelease', () => {
     r.close();
   });
 
+  it('names the peers a released segment was refused to, while they stay connected, once', () => {
+    const C = 'device-c' as DeviceId;
+    const r = release();
+    r.note(event(A, 1), false);
+    expect(r.serves(B, segment(A, 0), bringsNothing)).toBe(false);
+    expect(r.serves(B, segment(A, 0), bringsNothing)).toBe(false);
+    expect(r.serves(C, segment(A, 0), bringsNothing)).toBe(false);
+    // Served at once, never refused: A's own segment, the relay's.
+    expect(r.serves(A, segment(A, 0), bringsNothing)).toBe(true);
+    r.peerGone(C);
+    // Refused once, then it brought changes of it (a tablet carrying A's events): it holds them.
+    const D = 'device-d' as DeviceId;
+    expect(r.serves(D, segment(A, 0), bringsNothing)).toBe(false);
+    expect(r.serves(D, segment(A, 0), () => true)).toBe(true);
+    r.judged([event(A, 1).id]);
+    expect(r.due()).toEqual([segment(A, 0)]);
+    expect(r.takeRefused(segment(A, 0))).toEqual([B]);
+    expect(r.takeRefused(segment(A, 0))).toEqual([]);
+    expect(r.takeRefused(segment(RELAY, 0))).toEqual([]);
+    r.close();
+  });
+
   it('waits for the seal of a full segment, and takes events judged before they were noted as judged', () => {
     const sealed = new Set<string>();
     const r = release({ sealed });

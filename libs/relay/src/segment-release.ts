@@ -64,6 +64,8 @@ export class SegmentRelease {
   /** Unreleased segments served to a peer that brought changes of them, by peer, until it goes away. */
   readonly #granted = new Map<DeviceId, Set<string>>();
   readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Unreleased segments refused to a peer, and the peers they were refused to (until they go away). */
+  readonly #refused = new Map<string, Set<DeviceId>>();
   #closed = false;
   /** The segment of the last event noted: events come in segment-sized runs. */
   #lastId: { readonly device: DeviceId; readonly index: number; readonly id: string } | undefined;
@@ -143,8 +145,12 @@ export class SegmentRelease {
       // new, and dropping them in mid-sync could stall it (DESIGN.md §7).
       if (granted === undefined) this.#granted.set(peer, (granted = new Set()));
       granted.add(id);
+      this.#refused.get(id)?.delete(peer); // it holds what it brings: nothing to send it at the release
       return true;
     }
+    let refused = this.#refused.get(id);
+    if (refused === undefined) this.#refused.set(id, (refused = new Set()));
+    refused.add(peer);
     if (!this.#timers.has(id) && !this.#closed) {
       const timer = setTimeout(() => {
         this.#release(id);
@@ -156,9 +162,23 @@ export class SegmentRelease {
     return false;
   }
 
-  /** Forgets what `peer` was served for its connection (it went away). */
+  /** Forgets what `peer` was served and refused for its connection (it went away). */
   peerGone(peer: DeviceId): void {
     this.#granted.delete(peer);
+    for (const [id, peers] of this.#refused) {
+      peers.delete(peer);
+      if (peers.size === 0) this.#refused.delete(id);
+    }
+  }
+
+  /**
+   * The peers segment `id` was refused to while it was withheld and that have not gone away since
+   * (they asked for it, and wait for it); forgotten once taken. Empty for a segment never refused.
+   */
+  takeRefused(id: string): DeviceId[] {
+    const peers = this.#refused.get(id);
+    this.#refused.delete(id);
+    return peers === undefined ? [] : [...peers];
   }
 
   /** Stops the fallback timers. */
@@ -166,6 +186,7 @@ export class SegmentRelease {
     this.#closed = true;
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
+    this.#refused.clear();
   }
 
   #release(id: string): void {
