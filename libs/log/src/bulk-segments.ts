@@ -245,7 +245,7 @@ export class BulkSegments {
     }
     segments.sealWhole(asked.id);
     // Not awaited here: the next segment is checked while this one is made durable.
-    return { committed: ingest.commitWhole(candidates) };
+    return { committed: ingest.commitWhole(asked, candidates) };
   }
 
   /** The peer's answer is refused: an incident, and the segment is synced the Repo's way. */

@@ -599,11 +599,12 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.size;
   }
 
-  /** Resolves once queued appends and ingest work are done. */
+  /** Resolves once queued appends and ingest work are done (segments received whole stored). */
   async settled(): Promise<void> {
     await this.#own.idle();
     await this.#push.pushed();
     await this.#ingest.settled();
+    await this.#segments.stored();
   }
 
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */

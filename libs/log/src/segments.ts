@@ -102,6 +102,8 @@ export class Segments {
   readonly #ownIndex = new Map<DocumentId, number>();
   /** Followed segments left unloaded while no peer is connected (see {@link Segments.follow}). */
   readonly #unloaded = new Set<DocumentId>();
+  /** Stores of segments received whole, under way (see {@link Segments.stored}). */
+  readonly #storing = new Set<Promise<void>>();
   #root!: DocHandle<RootDoc>;
 
   constructor(host: RepoHost, ctx: LogContext, deps: SegmentsDeps) {
@@ -331,7 +333,29 @@ export class Segments {
     this.#open.delete(segment.id);
     segment.handle.off('change', segment.listener);
     // Received whole: stored as the peer sent it (or, failing that, saved by the sweep).
-    if (segment.device !== this.#ctx.deviceId) void this.#host.storeReceived(segment.id);
+    if (segment.device !== this.#ctx.deviceId) this.#track(this.#host.storeReceived(segment.id));
+  }
+
+  /**
+   * Seals every followed segment of another device `device` that is complete now (see
+   * {@link Segments.maybeSeal}): called once its events are folded, since events that fill a hole
+   * complete the later segments whose events waited behind it as well.
+   */
+  sealCompleted(device: DeviceId): void {
+    for (const segment of [...this.#open.values()]) if (segment.device === device) this.maybeSeal(segment);
+  }
+
+  /** Resolves once every segment sealed so far has been stored as received (or found not to be). */
+  async stored(): Promise<void> {
+    while (this.#storing.size > 0) await Promise.all(this.#storing);
+  }
+
+  #track(storing: Promise<unknown>): void {
+    const done: Promise<void> = storing.then(
+      () => void this.#storing.delete(done),
+      () => void this.#storing.delete(done),
+    );
+    this.#storing.add(done);
   }
 
   /**
