@@ -76,9 +76,10 @@ export interface SegmentsDeps {
   readonly onWanted: () => void;
   /**
    * Offers another device's relay-sealed segment to the bulk transfer (`bulk-segments.ts`): true
-   * when it takes the segment from a peer outside the Repo, so that it is not opened here.
+   * when it takes the segment from a peer outside the Repo, so that it is not opened here. With
+   * `speculative`, the relay's seal of it is not known yet, only expected (see `Following`).
    */
-  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId) => boolean;
+  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId, speculative: boolean) => boolean;
 }
 
 /**
@@ -376,6 +377,7 @@ export class Segments {
     index: number,
     opened: (segment: SegmentState) => void,
     relaySealed = false,
+    speculative = false,
   ): Promise<void> {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
     if (this.#sealed.has(id) || this.#unloaded.has(id)) return;
@@ -393,7 +395,12 @@ export class Segments {
       this.#unloaded.add(id);
       return;
     }
-    if (other && relaySealed && !this.#opening.has(id) && this.#deps.takeWhole?.(device, index, id) === true)
+    if (
+      other &&
+      (relaySealed || speculative) &&
+      !this.#opening.has(id) &&
+      this.#deps.takeWhole?.(device, index, id, !relaySealed) === true
+    )
       return;
     const segment = await this.openSegment(device, index);
     // Another device's segment that a relay seal names is final: a peer sends it whole.
@@ -405,10 +412,10 @@ export class Segments {
    * Offers another device's relay-sealed segment past the Repo's window to the bulk transfer alone
    * (`takeWhole`): nothing is opened here, whether the transfer takes it or not.
    */
-  offerWhole(device: DeviceId, index: number): void {
+  offerWhole(device: DeviceId, index: number, speculative = false): void {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
     if (this.#sealed.has(id) || this.#open.has(id) || this.#opening.has(id)) return;
-    if (!this.#deps.isComplete(device, index)) this.#deps.takeWhole?.(device, index, id);
+    if (!this.#deps.isComplete(device, index)) this.#deps.takeWhole?.(device, index, id, speculative);
   }
 
   /**
