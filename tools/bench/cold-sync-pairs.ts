@@ -12,7 +12,8 @@
 //     automerge-repo's cold sync of the same events each round.
 //
 // Per run it prints the new device's wall and CPU time (`receive-device.ts`'s own figures: from
-// before its log opens until it holds every event), the seconds until its first event, and the
+// before its log opens until it holds every event), the seconds until its first event and until
+// it holds more than 1000 (a first segment of the device's: the relay's own are fewer), and the
 // serving device's CPU time over the same window (read from /proc before and after), with the
 // load average.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -133,9 +134,13 @@ async function once(dir: string, kept: Kept, code: string): Promise<string> {
     kept.relay,
   ]);
   let first: number | undefined;
+  let segment: number | undefined;
   let line = await receiver.next();
   while (line['event'] === 'progress') {
-    if (first === undefined && (line['size'] as number) > 0) first = line['seconds'] as number;
+    const size = line['size'] as number;
+    if (first === undefined && size > 0) first = line['seconds'] as number;
+    // The relay's own events are a few hundred at most: past 1000, a first segment of the device's.
+    if (segment === undefined && size > 1000) segment = line['seconds'] as number;
     line = await receiver.next();
   }
   const serveCpu = (await cpuOf(served.child.pid!)) - serveCpu0;
@@ -147,7 +152,7 @@ async function once(dir: string, kept: Kept, code: string): Promise<string> {
   const f = (x: unknown): string => (x as number).toFixed(2);
   return (
     `${code}: wall ${f(line['seconds'])} s, new device cpu ${f(line['cpu_s'])} s, ` +
-    `first event ${f(first ?? Number.NaN)} s, serving cpu ${serveCpu.toFixed(2)} s, by seal ${String(line['by_seal'])}, load ${load}`
+    `first event ${f(first ?? Number.NaN)} s, first segment ${f(segment ?? Number.NaN)} s, serving cpu ${serveCpu.toFixed(2)} s, by seal ${String(line['by_seal'])}, load ${load}`
   );
 }
 
