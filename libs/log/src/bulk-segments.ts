@@ -22,6 +22,13 @@ const ANSWER_MS = 15_000;
  */
 export const BULK_IN_FLIGHT = 4;
 
+/**
+ * How long a segment asked for before the relay's seal of it was known (`speculative`) is kept,
+ * once a peer sent it, waiting for that seal; then it is synced the Repo's way. The seals arrive in
+ * the relay's own segment, which a new device syncs at once: seconds at most.
+ */
+export const SPECULATIVE_WAIT_MS = 5000;
+
 /** A segment asked of a peer, not answered yet. */
 interface Asked {
   readonly id: DocumentId;
@@ -29,6 +36,16 @@ interface Asked {
   readonly index: number;
   readonly peer: string;
   readonly timer: ReturnType<typeof setTimeout>;
+  /** Asked before the relay's seal of it was known (see {@link BulkSegments.take}). */
+  readonly speculative: boolean;
+}
+
+/** A segment to ask for. */
+interface Queued {
+  readonly id: DocumentId;
+  readonly device: DeviceId;
+  readonly index: number;
+  readonly speculative: boolean;
 }
 
 /** What {@link BulkSegments} asks of the rest of the log. */
@@ -41,6 +58,8 @@ export interface BulkSegmentsDeps {
   /** Whether a sealed document may be served to a peer now (`DeviceLogOptions.serves`). */
   readonly serves:
     ((peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean) | undefined;
+  /** True when the relay's seal of segment `index` of `device` is known. */
+  readonly isSealed: (device: DeviceId, index: number) => boolean;
   /** Runs `work` on the log's serial work chain. */
   readonly enqueue: (work: () => Promise<void>) => void;
   /** Follows the segments again (one that could not be taken whole is then opened in the Repo). */
@@ -69,7 +88,19 @@ export class BulkSegments {
   /** Segments asked of a peer, by document id. */
   readonly #asked = new Map<DocumentId, Asked>();
   /** Segments to ask for, in the order they were offered, as {@link BULK_IN_FLIGHT} allows. */
-  readonly #queued = new Map<DocumentId, { id: DocumentId; device: DeviceId; index: number }>();
+  readonly #queued = new Map<DocumentId, Queued>();
+  /**
+   * Segments asked for speculatively that a peer sent before the relay's seal of them was known:
+   * their bytes, until the seal comes (or {@link SPECULATIVE_WAIT_MS} passes). Counted in flight.
+   */
+  readonly #parked = new Map<
+    DocumentId,
+    { readonly asked: Asked; readonly data: Uint8Array; readonly timer: ReturnType<typeof setTimeout> }
+  >();
+  /** Speculative requests given up (timed out): a late answer to one is dropped, not an incident. */
+  readonly #abandoned = new Set<DocumentId>();
+  /** Devices whose segments are no longer asked for speculatively: a seal expected of one never came. */
+  readonly #unsealed = new Set<DeviceId>();
   /** Whether a turn of the event loop will ask for the queued segments (one request for all). */
   #pumping = false;
   /** Segments a peer answered, being checked, stored and committed (not to be asked again meanwhile). */
@@ -93,22 +124,50 @@ export class BulkSegments {
   /**
    * Takes segment `index` of `device` (relay-sealed, not held) from a peer: true when it was asked
    * for (or already is), false when it is to be synced the Repo's way (no peer, or a peer failed).
+   *
+   * @remarks `speculative`: the relay's seal of it is not known yet, only expected (a new device
+   * hears of the seals in the relay's own segment, which it syncs first: seconds during which it
+   * would otherwise ask for nothing). Asked all the same; a peer's answer is kept, unread, until
+   * the seal is noted ({@link BulkSegments.sealNoted}), and synced the Repo's way if no seal comes
+   * within {@link SPECULATIVE_WAIT_MS}.
    */
-  take(device: DeviceId, index: number, id: DocumentId): boolean {
+  take(device: DeviceId, index: number, id: DocumentId, speculative = false): boolean {
     if (this.#failed.has(id) || this.#deps.isClosed()) return false;
     if (this.#asked.has(id) || this.#takingIn.has(id) || this.#queued.has(id)) return true;
     if (this.#deps.host.peers().length === 0) return false;
-    this.#queued.set(id, { id, device, index });
+    this.#queued.set(id, { id, device, index, speculative });
     this.#pump();
     return true;
+  }
+
+  /**
+   * False once a segment of `device` asked for speculatively waited {@link SPECULATIVE_WAIT_MS}
+   * for its seal in vain (the relay is behind, or away): from then on its segments wait for their
+   * seals to be known, as before, so that a relay that lags costs one wait per device, not one per
+   * segment.
+   */
+  speculates(device: DeviceId): boolean {
+    return !this.#unsealed.has(device);
+  }
+
+  /** The relay's seal of segment `index` of `device` is known: a parked copy of it is taken in now. */
+  sealNoted(device: DeviceId, index: number): void {
+    for (const [id, parked] of this.#parked) {
+      if (parked.asked.device !== device || parked.asked.index !== index) continue;
+      this.#parked.delete(id);
+      clearTimeout(parked.timer);
+      this.#takeInLater(parked.asked, parked.data);
+    }
   }
 
   /** Stops asking and answering. */
   close(): void {
     this.#unsubscribe();
     for (const asked of this.#asked.values()) clearTimeout(asked.timer);
+    for (const parked of this.#parked.values()) clearTimeout(parked.timer);
     this.#asked.clear();
     this.#queued.clear();
+    this.#parked.clear();
   }
 
   /** Asks for more queued segments at the next turn of the event loop, if any may be in flight. */
@@ -162,7 +221,9 @@ export class BulkSegments {
   #peerLeft(peer: string): void {
     const lost = [...this.#asked.values()].filter((asked) => asked.peer === peer);
     if (lost.length === 0 || this.#deps.isClosed()) return;
-    const requeued = new Map(lost.map(({ id, device, index }) => [id, { id, device, index }]));
+    const requeued = new Map<DocumentId, Queued>(
+      lost.map(({ id, device, index, speculative }) => [id, { id, device, index, speculative }]),
+    );
     for (const asked of lost) {
       clearTimeout(asked.timer);
       this.#asked.delete(asked.id);
@@ -182,6 +243,7 @@ export class BulkSegments {
     }
     const id = message.documentId as DocumentId;
     const asked = this.#asked.get(id);
+    if (asked === undefined && this.#abandoned.delete(id)) return; // too late: synced the Repo's way
     if (asked === undefined || asked.peer !== message.senderId) {
       if (message.type === 'segment')
         this.#report(
@@ -194,8 +256,25 @@ export class BulkSegments {
     this.#asked.delete(id);
     clearTimeout(asked.timer);
     if (message.type === 'segment-unavailable') return this.#fallBack(id);
-    const data = message.data;
     this.#takingIn.add(id);
+    if (asked.speculative && !this.#deps.isSealed(asked.device, asked.index)) {
+      // Kept unread until the relay's seal of it is noted.
+      const timer = setTimeout(() => {
+        if (!this.#parked.delete(id)) return;
+        this.#takingIn.delete(id);
+        this.#unsealed.add(asked.device);
+        this.#fallBack(id);
+      }, SPECULATIVE_WAIT_MS);
+      timer.unref();
+      this.#parked.set(id, { asked, data: message.data, timer });
+      return;
+    }
+    this.#takeInLater(asked, message.data);
+  }
+
+  /** Checks, stores and commits a segment a peer sent, on the log's work chain; then asks for the next. */
+  #takeInLater(asked: Asked, data: Uint8Array): void {
+    const id = asked.id;
     this.#deps.enqueue(async () => {
       let taken: { readonly committed: Promise<void> } | undefined;
       try {
@@ -245,7 +324,7 @@ export class BulkSegments {
     }
     segments.sealWhole(asked.id);
     // Not awaited here: the next segment is checked while this one is made durable.
-    return { committed: ingest.commitWhole(candidates) };
+    return { committed: ingest.commitWhole(asked, candidates) };
   }
 
   /** The peer's answer is refused: an incident, and the segment is synced the Repo's way. */
@@ -262,6 +341,8 @@ export class BulkSegments {
   #fallBack(id: DocumentId): void {
     const asked = this.#asked.get(id);
     if (asked !== undefined) clearTimeout(asked.timer);
+    // A speculative request that timed out may still be answered: that answer is not an incident.
+    if (asked?.speculative === true) this.#abandoned.add(id);
     this.#asked.delete(id);
     this.#failed.add(id);
     if (this.#deps.isClosed()) return;

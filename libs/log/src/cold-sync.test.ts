@@ -195,4 +195,37 @@ describe('cold sync of relay-sealed segments', () => {
     await c.log.close();
     await b.log.close();
   });
+
+  it('stores a sealed segment that arrived before the segment ahead of it once that one completes it', async () => {
+    // The relay holds segments 1… of device 1 but not segment 0 yet: the new device takes segments
+    // 1 and 2 (its window) and holds their events back behind the hole. When segment 0 arrives, all
+    // three become complete at once, and each one received whole is stored as the peer sent it.
+    const { facility, relay, device, net, r, author, events } = await sealedFacility(24);
+    await author.write(events.slice(SIZE));
+    await r.log.settled();
+
+    const storage = new MemoryStorageAdapter();
+    const b = await open(facility, 2, net, relay, storage);
+    const heldBack = (): number => b.log.withheld().find((w) => w.device === device)?.heldBack ?? 0;
+    await syncUntil(net, b.log, () => heldBack() >= SEALED_AHEAD * SIZE);
+    expect(heldBack()).toBe(SEALED_AHEAD * SIZE);
+    expect(b.log.list({ device })).toEqual([]);
+
+    await author.write(events.slice(0, SIZE));
+    const total = events.length + SEGMENTS;
+    await syncUntil(net, b.log, () => b.log.size() >= total);
+    await b.log.settled();
+    expect(b.log.size()).toBe(total);
+    // Segment 0 came as a change to a document already here (not whole): the sweep saves it.
+    for (let index = 1; index < SEGMENTS; index++) {
+      const chunks = await storage.loadRange([segmentDocumentId(FACILITY, device, index)]);
+      expect(chunks.map((c) => c.key[1])).toEqual(['snapshot']);
+      const doc = A.load<{ events: Uint8Array[] }>(chunks[0]!.data!);
+      expect(doc.events).toEqual(
+        events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e)),
+      );
+    }
+    await b.log.close();
+    await r.log.close();
+  });
 });

@@ -155,7 +155,7 @@ export class DeviceLog implements DeviceLogApi {
       isComplete: (device, index) => this.#complete(device, index),
       holdsPart: (device, index) => this.#visible.contiguous(device) > index * this.#segmentSize,
       onWanted: () => this.#following.refresh(),
-      takeWhole: (device, index, id) => this.#bulk.take(device, index, id),
+      takeWhole: (device, index, id, speculative) => this.#bulk.take(device, index, id, speculative),
     });
     this.#following = new Following({
       ctx,
@@ -165,6 +165,7 @@ export class DeviceLog implements DeviceLogApi {
       segments: this.#segments,
       assigned: () => this.#own.assigned,
       read: (segment) => this.#ingest.read(segment),
+      speculates: (device) => this.#bulk.speculates(device),
       enqueue: (work) => this.#work.enqueue(work),
       isClosed,
     });
@@ -172,7 +173,10 @@ export class DeviceLog implements DeviceLogApi {
       ctx,
       relay,
       visible: this.#visible,
-      onSealed: (device, index) => this.#following.noteSealed(device, index),
+      onSealed: (device, index) => {
+        this.#bulk.sealNoted(device, index);
+        this.#following.noteSealed(device, index);
+      },
       reread: (segment) => this.#ingest.schedule(segment),
     });
     this.#equivocations = new Equivocations({
@@ -205,6 +209,7 @@ export class DeviceLog implements DeviceLogApi {
       ingest: this.#ingest,
       incidents: this.#incidents,
       serves: opts.serves,
+      isSealed: (device, index) => this.#seals.isSealed(device, index),
       enqueue: (work) => this.#work.enqueue(work),
       refollow: () => this.#following.refresh(),
       isClosed,
@@ -623,11 +628,12 @@ export class DeviceLog implements DeviceLogApi {
     return this.#visible.size;
   }
 
-  /** Resolves once queued appends and ingest work are done. */
+  /** Resolves once queued appends and ingest work are done (segments received whole stored). */
   async settled(): Promise<void> {
     await this.#own.idle();
     await this.#push.pushed();
     await this.#ingest.settled();
+    await this.#segments.stored();
   }
 
   /** Waits for pending writes, saves documents and stops syncing. Does not close the event store. */

@@ -1,5 +1,6 @@
 import { parseRosterUpdatedData, type DeviceId, type SignedEvent } from '@accord/protocol';
 import type { LogRoster } from './api.js';
+import { BULK_IN_FLIGHT } from './bulk-segments.js';
 import type { LogContext, SegmentState, Segments } from './segments.js';
 import type { VisibleSet } from './visible-set.js';
 
@@ -38,6 +39,8 @@ export interface FollowingDeps {
   readonly assigned: () => number;
   /** Reads a segment the log opened (or re-read). */
   readonly read: (segment: SegmentState) => void;
+  /** Whether `device`'s segments may be asked for before their seals are known (`BulkSegments.speculates`). */
+  readonly speculates: (device: DeviceId) => boolean;
   /** Runs `work` on the log's serial work chain. */
   readonly enqueue: (work: () => Promise<void>) => void;
   readonly isClosed: () => boolean;
@@ -60,6 +63,8 @@ export class Following {
   readonly #sealedIndex = new Map<DeviceId, number>();
   /** Devices named by the relay's signed rosters (discovered even if the root index hides them). */
   readonly #rosterDevices = new Set<DeviceId>();
+  /** A refresh is queued on the work chain and has not started (see {@link Following.refresh}). */
+  #refreshQueued = false;
 
   constructor(deps: FollowingDeps) {
     this.#deps = deps;
@@ -87,6 +92,34 @@ export class Following {
       bound = Math.max(bound, device === deviceId ? sealed + 2 : Math.min(sealed + 2, next + SEALED_AHEAD));
     if (device === deviceId) bound = Math.max(bound, Math.ceil(this.#deps.assigned() / size));
     return bound;
+  }
+
+  /**
+   * Up to which segment index (exclusive) the relay is expected to have sealed `device`'s segments,
+   * whether its seals of them are known here yet or not: the segments the root index announces,
+   * but for the last one (still filling), at most {@link BULK_IN_FLIGHT} past the device's next
+   * missing event. Those whose seals are not known yet are asked of a peer in bulk at once
+   * (`speculative`), and taken in when their seals arrive (`BulkSegments.sealNoted`).
+   *
+   * @remarks A new device hears of the relay's seals only once it has synced, verified and stored
+   * the relay's own segment: a second or more, during which it asked for nothing, and followed the
+   * segment holding each device's next event the Repo's way (materialized, compacted). The root
+   * index is any peer's to write, so it is only a hint here: a wrong count costs at most
+   * {@link BULK_IN_FLIGHT} requests per device, answered `segment-unavailable` or kept until
+   * `SPECULATIVE_WAIT_MS`, then synced the Repo's way (and the device's later segments wait for
+   * their seals, as before: `speculates`). Without a relay no seal ever comes: 0. Not only before
+   * the first seal: the relay's segment may arrive in pieces, and the segment after the last seal
+   * known would go the Repo's way meanwhile.
+   */
+  #expectedSealed(device: DeviceId): number {
+    const { relay, ctx, segments } = this.#deps;
+    // (The relay seals; it expects no seal of anyone.)
+    if (relay === undefined || relay === ctx.deviceId || device === relay || device === ctx.deviceId)
+      return 0;
+    if (!this.#deps.speculates(device)) return 0;
+    const announced: unknown = segments.root.doc().devices[device];
+    if (typeof announced !== 'number' || !Number.isSafeInteger(announced)) return 0;
+    return Math.min(announced - 1, this.#next(device) - 1 + BULK_IN_FLIGHT);
   }
 
   /** How many segments of `device` this log follows at least: up to the one holding its next missing event. */
@@ -137,9 +170,21 @@ export class Following {
       this.refresh();
   }
 
-  /** Queues {@link Following.refreshNow} on the log's serial work chain. */
+  /**
+   * Queues {@link Following.refreshNow} on the log's serial work chain, unless one is queued and
+   * has not started yet (it will see the new evidence too).
+   *
+   * @remarks A new device notes a relay's seals one after another as they become visible, each one
+   * new evidence: it queued one refresh per seal (20 in a row at 100k events), each going over
+   * every followed segment again.
+   */
   refresh(): void {
-    this.#deps.enqueue(() => this.refreshNow());
+    if (this.#refreshQueued) return;
+    this.#refreshQueued = true;
+    this.#deps.enqueue(() => {
+      this.#refreshQueued = false;
+      return this.refreshNow();
+    });
   }
 
   /** Opens (and reads) every segment the evidence now points to, for every roster member followed. */
@@ -152,13 +197,16 @@ export class Following {
       const count = this.segmentBound(device);
       if (count > (this.#following.get(device) ?? 0)) this.#following.set(device, count);
       const sealed = this.#sealedIndex.get(device) ?? -1;
+      const expected = this.#expectedSealed(device);
       for (let index = 0; index < count; index++) {
-        await segments.follow(device, index, (segment) => this.#deps.read(segment), index <= sealed);
+        const relaySealed = index <= sealed;
+        const read = (segment: SegmentState): void => this.#deps.read(segment);
+        await segments.follow(device, index, read, relaySealed, !relaySealed && index < expected);
       }
       if (device === ctx.deviceId) continue;
       // Past the Repo's window, relay-sealed segments go to the bulk transfer alone.
-      const ahead = Math.min(sealed + 1, this.#next(device) + BULK_AHEAD);
-      for (let index = count; index < ahead; index++) segments.offerWhole(device, index);
+      const ahead = Math.min(Math.max(sealed + 1, expected), this.#next(device) + BULK_AHEAD);
+      for (let index = count; index < ahead; index++) segments.offerWhole(device, index, index > sealed);
     }
   }
 }

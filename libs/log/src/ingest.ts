@@ -7,6 +7,7 @@ import {
   MAX_EVENT_BYTES,
   ok,
   verifyEvents,
+  type DeviceId,
   type HybridClock,
   type Result,
   type SignedEvent,
@@ -151,11 +152,7 @@ export class Ingest {
       () => undefined,
       () => undefined,
     );
-    void this.#commit(candidates, verdicts, decodedOf, () => {
-      const { ctx, segments } = this.#deps;
-      if (segment.device !== ctx.deviceId && segments.get(segment.id) !== undefined)
-        segments.maybeSeal(segment);
-    });
+    void this.#commit(segment.device, candidates, verdicts, decodedOf);
   }
 
   /**
@@ -181,21 +178,25 @@ export class Ingest {
   }
 
   /** Stores and folds the entries of {@link Ingest.screenWhole}, verified by their relay seal. */
-  commitWhole(entries: readonly Entry[]): Promise<void> {
+  commitWhole(place: Pick<SegmentState, 'device'>, entries: readonly Entry[]): Promise<void> {
     this.#verification.bySeal += entries.length;
-    return this.#commit(entries, Promise.resolve(entries.map(() => true)), decodeStored, () => undefined);
+    return this.#commit(place.device, entries, Promise.resolve(entries.map(() => true)), decodeStored);
   }
 
   /**
-   * Hands `candidates` to the store once `verdicts` are in, and folds them once durable, in order
-   * with every earlier batch; `after` runs once they are folded. Resolves then. `decoded` gives
-   * an entry's whole event.
+   * Hands `candidates` (entries of a segment of `device`) to the store once `verdicts` are in, and
+   * folds them once durable, in order with every earlier batch; then seals every followed segment
+   * of `device` they completed. Resolves then. `decoded` gives an entry's whole event.
+   *
+   * @remarks Not only the segment they came from: a later segment committed first had its events
+   * held back behind the hole these fill, so it was not complete when it was committed, and this
+   * is the moment it becomes so (left open, it was never stored as received nor unloaded).
    */
   #commit<E extends Entry>(
+    device: DeviceId,
     candidates: readonly E[],
     verdicts: Promise<boolean[]>,
     decoded: (entry: E) => SignedEvent,
-    after: () => void,
   ): Promise<void> {
     for (const { event } of candidates) this.#inFlight.add(event.id);
     // The next batch goes to the store while the last one is still being made durable: the store
@@ -209,7 +210,7 @@ export class Ingest {
     this.#commitChain = this.#commitChain.then(async () => {
       try {
         this.#fold(await (await written).durable, decoded);
-        after();
+        if (device !== this.#deps.ctx.deviceId) this.#deps.segments.sealCompleted(device);
       } catch (err) {
         if (!this.#deps.isClosed()) this.#deps.onError(err);
       } finally {

@@ -82,6 +82,11 @@ export class RelaySeals {
     }
   }
 
+  /** True when the relay has been heard to seal segment `index` of `device`. */
+  isSealed(device: DeviceId, index: number): boolean {
+    return this.#digests.has(segmentName(device, index));
+  }
+
   /**
    * True when `segment` arrived whole, none of it is held yet, the relay has not been heard to
    * seal it, and the shared wait for seals is open: it is read again when the seal arrives or the

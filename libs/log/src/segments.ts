@@ -76,9 +76,10 @@ export interface SegmentsDeps {
   readonly onWanted: () => void;
   /**
    * Offers another device's relay-sealed segment to the bulk transfer (`bulk-segments.ts`): true
-   * when it takes the segment from a peer outside the Repo, so that it is not opened here.
+   * when it takes the segment from a peer outside the Repo, so that it is not opened here. With
+   * `speculative`, the relay's seal of it is not known yet, only expected (see `Following`).
    */
-  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId) => boolean;
+  readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId, speculative: boolean) => boolean;
 }
 
 /**
@@ -102,6 +103,8 @@ export class Segments {
   readonly #ownIndex = new Map<DocumentId, number>();
   /** Followed segments left unloaded while no peer is connected (see {@link Segments.follow}). */
   readonly #unloaded = new Set<DocumentId>();
+  /** Stores of segments received whole, under way (see {@link Segments.stored}). */
+  readonly #storing = new Set<Promise<void>>();
   #root!: DocHandle<RootDoc>;
 
   constructor(host: RepoHost, ctx: LogContext, deps: SegmentsDeps) {
@@ -331,7 +334,29 @@ export class Segments {
     this.#open.delete(segment.id);
     segment.handle.off('change', segment.listener);
     // Received whole: stored as the peer sent it (or, failing that, saved by the sweep).
-    if (segment.device !== this.#ctx.deviceId) void this.#host.storeReceived(segment.id);
+    if (segment.device !== this.#ctx.deviceId) this.#track(this.#host.storeReceived(segment.id));
+  }
+
+  /**
+   * Seals every followed segment of another device `device` that is complete now (see
+   * {@link Segments.maybeSeal}): called once its events are folded, since events that fill a hole
+   * complete the later segments whose events waited behind it as well.
+   */
+  sealCompleted(device: DeviceId): void {
+    for (const segment of [...this.#open.values()]) if (segment.device === device) this.maybeSeal(segment);
+  }
+
+  /** Resolves once every segment sealed so far has been stored as received (or found not to be). */
+  async stored(): Promise<void> {
+    while (this.#storing.size > 0) await Promise.all(this.#storing);
+  }
+
+  #track(storing: Promise<unknown>): void {
+    const done: Promise<void> = storing.then(
+      () => void this.#storing.delete(done),
+      () => void this.#storing.delete(done),
+    );
+    this.#storing.add(done);
   }
 
   /**
@@ -352,6 +377,7 @@ export class Segments {
     index: number,
     opened: (segment: SegmentState) => void,
     relaySealed = false,
+    speculative = false,
   ): Promise<void> {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
     if (this.#sealed.has(id) || this.#unloaded.has(id)) return;
@@ -369,7 +395,12 @@ export class Segments {
       this.#unloaded.add(id);
       return;
     }
-    if (other && relaySealed && !this.#opening.has(id) && this.#deps.takeWhole?.(device, index, id) === true)
+    if (
+      other &&
+      (relaySealed || speculative) &&
+      !this.#opening.has(id) &&
+      this.#deps.takeWhole?.(device, index, id, !relaySealed) === true
+    )
       return;
     const segment = await this.openSegment(device, index);
     // Another device's segment that a relay seal names is final: a peer sends it whole.
@@ -381,10 +412,10 @@ export class Segments {
    * Offers another device's relay-sealed segment past the Repo's window to the bulk transfer alone
    * (`takeWhole`): nothing is opened here, whether the transfer takes it or not.
    */
-  offerWhole(device: DeviceId, index: number): void {
+  offerWhole(device: DeviceId, index: number, speculative = false): void {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
     if (this.#sealed.has(id) || this.#open.has(id) || this.#opening.has(id)) return;
-    if (!this.#deps.isComplete(device, index)) this.#deps.takeWhole?.(device, index, id);
+    if (!this.#deps.isComplete(device, index)) this.#deps.takeWhole?.(device, index, id, speculative);
   }
 
   /**
