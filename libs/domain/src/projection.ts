@@ -16,7 +16,13 @@ import type {
   StockReceivedData,
   VaccinationAdministeredData,
 } from './catalogue.js';
-import { DomainEventType, PATIENT_FIELDS, SubjectKind, checkEventData } from './catalogue.js';
+import {
+  DomainEventType,
+  PATIENT_FIELDS,
+  SubjectKind,
+  checkEventData,
+  quickCheckEventData,
+} from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
 import { NationalIdIndex } from './national-ids.js';
 import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
@@ -252,7 +258,10 @@ function parseEvent(event: SignedEvent, remember: boolean): CheckedEvent | strin
   const hit = parsedCache.get(event);
   if (hit === VALID) return checkedForm(event);
   if (hit !== undefined) return hit;
-  const r = checkEventData(event.type, event.schema, event.data);
+  // Most events are certainly valid without zod (a plain test, no copy of the data); zod for the
+  // rest, and to say why an event is not.
+  const quick = quickCheckEventData(event.type, event.schema, event.data);
+  const r = quick !== undefined ? ok(quick) : checkEventData(event.type, event.schema, event.data);
   let out: CheckedEvent | string;
   if (!r.ok) {
     const reason = r.error.details['reason'];
