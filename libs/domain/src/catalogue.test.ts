@@ -262,7 +262,7 @@ describe('quickCheckEventData', () => {
       if (op === 'set') data[field] = value;
       else if (op === 'delete') delete data[field];
       else Object.defineProperty(data, key, { value, enumerable: true, configurable: true, writable: true });
-      return { type, data: data as unknown };
+      return { type, data };
     });
 
   it('accepts only what zod accepts, with the same subject (valid, mutated and arbitrary data)', () => {
