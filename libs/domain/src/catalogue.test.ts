@@ -8,6 +8,7 @@ import {
   MAX_SCHEMA_ISSUES,
   checkEventData,
   isDomainEventType,
+  quickCheckEventData,
 } from './catalogue.js';
 import { arbFacility } from './testing.js';
 
@@ -205,5 +206,104 @@ describe('checkEventData does not transform', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('quickCheckEventData', () => {
+  /** Values at and past the edges of every field kind, and of the wrong type. */
+  const edgy = fc.constantFrom<unknown>(
+    '',
+    'x',
+    'x'.repeat(64),
+    'x'.repeat(65),
+    'x'.repeat(128),
+    'x'.repeat(129),
+    'x'.repeat(200),
+    'x'.repeat(201),
+    'x'.repeat(500),
+    'x'.repeat(501),
+    '2024-02-29',
+    '2023-02-29',
+    '2024-13-01',
+    '2024-1-01',
+    'female',
+    'Female',
+    'unknown',
+    0,
+    1,
+    10,
+    11,
+    1.5,
+    -1,
+    1_000_000,
+    1_000_001,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    2 ** 53,
+    null,
+    undefined,
+    true,
+    [],
+    {},
+  );
+  /** Valid data of one type with one field set to an edge value, deleted, or one key added. */
+  const mutated = fc
+    .tuple(
+      fc.constantFrom(...Object.values(DomainEventType)),
+      fc.constantFrom('set', 'delete', 'add'),
+      fc.nat(),
+      edgy,
+      fc.constantFrom('reason', 'performer', 'extra', '__proto__', 'toString'),
+    )
+    .map(([type, op, at, value, key]) => {
+      const data = { ...(valid[type] as Record<string, unknown>) };
+      const keys = Object.keys(data);
+      const field = keys[at % keys.length]!;
+      if (op === 'set') data[field] = value;
+      else if (op === 'delete') delete data[field];
+      else Object.defineProperty(data, key, { value, enumerable: true, configurable: true, writable: true });
+      return { type, data };
+    });
+
+  it('accepts only what zod accepts, with the same subject (valid, mutated and arbitrary data)', () => {
+    const agrees = (type: string, data: unknown): void => {
+      const quick = quickCheckEventData(type, 1, data);
+      if (quick === undefined) return;
+      const r = checkEventData(type, 1, data);
+      expect(r.ok, `${type} ${JSON.stringify(data)}`).toBe(true);
+      if (r.ok) expect(quick.subject).toEqual(r.value.subject);
+      expect(quick.data).toBe(data);
+    };
+    fc.assert(
+      fc.property(mutated, ({ type, data }) => agrees(type, data)),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.values(DomainEventType)), fc.anything(), (type, data) =>
+        agrees(type, data),
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('answers without zod for every simple type of generated facilities, and never for another version', () => {
+    const simple = new Set<string>();
+    fc.assert(
+      fc.property(arbFacility({ devices: 3, maxOps: 40 }), (history) => {
+        for (const e of history.events) {
+          const quick = quickCheckEventData(e.type, e.schema, e.data);
+          if (quick !== undefined) simple.add(e.type);
+          expect(quickCheckEventData(e.type, e.schema + 1, e.data)).toBeUndefined();
+        }
+      }),
+      { numRuns: 40 },
+    );
+    // The common types of a history go without zod (generated facilities use most of them).
+    for (const type of ['PatientRegistered', 'PatientCheckedIn', 'VaccinationAdministered', 'StockReceived'])
+      expect(simple.has(type), type).toBe(true);
+    for (const type of ['PatientRegistered', 'VaccinationAdministered', 'StockReceived', 'PatientCheckedIn'])
+      expect(quickCheckEventData(type, 1, valid[type as DomainEventType])).toBeDefined();
+    for (const type of ['PatientDemographicsUpdated', 'PatientsMerged', 'StockAdjusted'])
+      expect(quickCheckEventData(type, 1, valid[type as DomainEventType])).toBeUndefined();
   });
 });

@@ -63,7 +63,7 @@ export class ConfirmedFold {
   readonly #onFold: ((event: SignedEvent, seq: number) => void) | undefined;
   readonly #onRefold: (() => void) | undefined;
   readonly #load: ((id: EventId) => SignedEvent) | undefined;
-  #projection = Projection.empty();
+  #projection: Projection;
   /**
    * The folded events (ids with `load`), sorted by (seq, id); `#seqs.at(i)` is the seq `#events[i]`
    * was folded at (kept as runs of consecutive seqs: one run for an honest relay's history).
@@ -82,6 +82,12 @@ export class ConfirmedFold {
     this.#onFold = opts.onFold;
     this.#onRefold = opts.onRefold;
     this.#load = opts.load;
+    this.#projection = this.#emptyProjection();
+  }
+
+  /** With `load`, the projection reads its registration-only patients back too (0 bytes each). */
+  #emptyProjection(): Projection {
+    return this.#load === undefined ? Projection.empty() : Projection.empty({ load: this.#load });
   }
 
   /**
@@ -230,7 +236,7 @@ export class ConfirmedFold {
   #refold(fresh: readonly Entry[]): void {
     const events: EventRef[] = [];
     const seqs = new SeqRuns();
-    const projection = Projection.empty();
+    const projection = this.#emptyProjection();
     const take = (ref: EventRef, seq: number): void => {
       projection.apply(this.#event(ref), this.#once);
       events.push(this.#kept(ref));

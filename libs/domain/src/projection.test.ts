@@ -453,6 +453,79 @@ describe('Projection: clone', () => {
   });
 });
 
+/** A projection that reads its events back from a copy of `events` by id, counting the reads. */
+function loading(events: readonly SignedEvent[]): { p: Projection; reads: () => number } {
+  const stored = new Map(events.map((e) => [e.id, JSON.stringify(e)]));
+  let reads = 0;
+  const p = Projection.empty({
+    load: (id) => {
+      reads++;
+      const json = stored.get(id);
+      if (json === undefined) throw Object.assign(new Error(`no event ${id}`), { code: 'STORAGE_CORRUPT' });
+      return JSON.parse(json) as SignedEvent;
+    },
+  });
+  return { p, reads: () => reads };
+}
+
+describe('Projection: with load (records read back)', () => {
+  it('answers every view and lookup as a resident projection does, through clones', () => {
+    fc.assert(
+      fc.property(arbFacility({ maxOps: 60 }), fc.nat(), ({ events }, cut) => {
+        const resident = fold(events);
+        const { p: base } = loading(events);
+        const at = cut % (events.length + 1);
+        for (const e of events.slice(0, at)) base.apply(e);
+        const p = base.clone(); // a tentative view: a clone that goes on folding, reading back too
+        for (const e of events.slice(at)) p.apply(e);
+        expect(bytes(p)).toBe(bytes(resident));
+        expect(p.patients()).toEqual(resident.patients());
+        for (const view of resident.patients()) {
+          expect(p.patientRecord(view.id)).toEqual(resident.patientRecord(view.id));
+          expect(p.patientByNationalId(view.nationalId)).toBe(resident.patientByNationalId(view.nationalId));
+          expect(p.patientField(view.id, 'birthDate')).toBe(view.birthDate);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('holds a registration-only patient as its id: reads it back only when a field is asked for', () => {
+    const f = new EventFactory();
+    const regs = [registration(f, 'p1'), registration(f, 'p2')];
+    const upd = f.event(dev, 'PatientDemographicsUpdated', {
+      patientId: 'p2',
+      changes: { givenName: 'Grace' },
+    });
+    const { p, reads } = loading([...regs, upd]);
+    for (const e of regs) p.apply(e);
+    // Counters, merges and creators need no field: nothing is read.
+    expect(p.counters()['patients.registered']).toBe(2);
+    expect(p.creatorOf({ kind: 'patient', id: 'p1' })).toBe(regs[0]!.id);
+    expect(p.resolvePatient('p1')).toEqual({ id: 'p1' });
+    expect(reads()).toBe(0);
+    expect(p.patient('p1')?.nationalId).toBe('N-p1');
+    expect(reads()).toBe(1);
+    // An update makes the record resident (it is no longer what the registration says).
+    p.apply(upd);
+    const after = reads();
+    expect(p.patient('p2')?.givenName).toBe('Grace');
+    expect(reads()).toBe(after);
+  });
+
+  it('throws what load throws, from apply and from views, instead of skipping the event', () => {
+    const f = new EventFactory();
+    const reg = registration(f, 'p1');
+    const upd = f.event(dev, 'PatientDemographicsUpdated', { patientId: 'p1', changes: { sex: 'male' } });
+    const { p } = loading([upd]); // the registration is not in the store (damaged)
+    p.apply(reg);
+    expect(() => p.patients()).toThrow(expect.objectContaining({ code: 'STORAGE_CORRUPT' }));
+    expect(() => p.apply(upd)).toThrow(expect.objectContaining({ code: 'STORAGE_CORRUPT' }));
+    expect(p.skipReason(upd.id)).toBeUndefined();
+    expect(p.hasEvent(upd.id)).toBe(false);
+  });
+});
+
 describe('Projection: properties', () => {
   it('is deterministic: the same events give byte-identical JSON (fresh objects too)', () => {
     fc.assert(

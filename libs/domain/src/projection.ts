@@ -16,7 +16,13 @@ import type {
   StockReceivedData,
   VaccinationAdministeredData,
 } from './catalogue.js';
-import { DomainEventType, PATIENT_FIELDS, SubjectKind, checkEventData } from './catalogue.js';
+import {
+  DomainEventType,
+  PATIENT_FIELDS,
+  SubjectKind,
+  checkEventData,
+  quickCheckEventData,
+} from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
 import { NationalIdIndex } from './national-ids.js';
 import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
@@ -171,6 +177,15 @@ interface PatientRec {
   readonly history: EventId | PatientHistory;
 }
 
+/**
+ * A patient as the projection holds it: its record, or, in a projection that reads events back
+ * ({@link ProjectionOptions.load}), its registration's id alone while that event is its whole
+ * history (the bulk of a long history): the record is read back from the registration when a
+ * field is asked for. 0 bytes a patient instead of the record (72) and its national id (32): the
+ * id string is the one the log and the folder already hold.
+ */
+type PatientSlot = PatientRec | EventId;
+
 /** What a patient record remembers once it was updated or merged away. */
 interface PatientHistory {
   readonly registeredBy: EventId;
@@ -207,23 +222,26 @@ interface AppointmentRec {
   readonly reason?: string;
 }
 
-/** A patient record's history, made whole when the record keeps only its registration's id. */
-function historyOf(rec: PatientRec): PatientHistory {
-  return typeof rec.history === 'string' ? { registeredBy: rec.history, versions: rec.history } : rec.history;
+/** A patient's history, made whole when the record keeps only its registration's id. */
+function historyOf(slot: PatientSlot): PatientHistory {
+  const h = typeof slot === 'string' ? slot : slot.history;
+  return typeof h === 'string' ? { registeredBy: h, versions: h } : h;
 }
 
 /** The event that registered a patient. */
-function registeredBy(rec: PatientRec): EventId {
-  return typeof rec.history === 'string' ? rec.history : rec.history.registeredBy;
+function registeredBy(slot: PatientSlot): EventId {
+  if (typeof slot === 'string') return slot;
+  return typeof slot.history === 'string' ? slot.history : slot.history.registeredBy;
 }
 
 /** The patient a record was merged into, if it was. */
-function mergedInto(rec: PatientRec): string | undefined {
-  return typeof rec.history === 'string' ? undefined : rec.history.mergedInto;
+function mergedInto(slot: PatientSlot): string | undefined {
+  if (typeof slot === 'string') return undefined;
+  return typeof slot.history === 'string' ? undefined : slot.history.mergedInto;
 }
 
-/** The event that last wrote `field` of a patient record. */
-function versionOf(rec: PatientRec, field: PatientField): EventId {
+/** The event that last wrote `field` of a patient. */
+function versionOf(rec: PatientSlot, field: PatientField): EventId {
   const { versions } = historyOf(rec);
   return typeof versions === 'string' ? versions : versions[field];
 }
@@ -261,7 +279,10 @@ function parseEvent(event: SignedEvent, remember: boolean): CheckedEvent | strin
   const hit = parsedCache.get(event);
   if (hit === VALID) return checkedForm(event);
   if (hit !== undefined) return hit;
-  const r = checkEventData(event.type, event.schema, event.data);
+  // Most events are certainly valid without zod (a plain test, no copy of the data); zod for the
+  // rest, and to say why an event is not.
+  const quick = quickCheckEventData(event.type, event.schema, event.data);
+  const r = quick !== undefined ? ok(quick) : checkEventData(event.type, event.schema, event.data);
   let out: CheckedEvent | string;
   if (!r.ok) {
     const reason = r.error.details['reason'];
@@ -353,8 +374,23 @@ function stripUndefined<T extends object>(o: T): T {
  * an event id twice is a no-op. Views return JSON-safe data sorted by plain code-unit order, so
  * two replicas that folded the same events in the same order serialise byte-identically.
  */
+/** How a projection holds what it folded. */
+export interface ProjectionOptions {
+  /**
+   * Reads back an event this projection applied, by id (an owner whose events live in a store: a
+   * device's log). When given, a patient whose only event is its registration is held as that
+   * event's id, and its record is read back when a field is asked for; throws (with a code) what
+   * the store throws when it cannot read it. Every other record stays resident.
+   */
+  readonly load?: (id: EventId) => SignedEvent;
+}
+
+/** Errors thrown by a projection's {@link ProjectionOptions.load}: `apply`'s catch-all lets them through. */
+const loadFailures = new WeakSet<object>();
+
 export class Projection {
-  #patients: Cow<string, PatientRec>;
+  #patients: Cow<string, PatientSlot>;
+  readonly #load: ((id: EventId) => SignedEvent) | undefined;
   #nationalIds: NationalIdIndex;
   /** Immunizations keyed by the merge-resolved patient id (moved to the survivor on merge). */
   #immunizations: Cow<string, readonly ImmunizationRec[]>;
@@ -366,7 +402,8 @@ export class Projection {
   #applied: IdSet<EventId>;
   #skipped: Cow<EventId, string>;
 
-  private constructor(from?: Projection) {
+  private constructor(from?: Projection, opts: ProjectionOptions = {}) {
+    this.#load = from === undefined ? opts.load : from.#load;
     if (from === undefined) {
       this.#patients = new Cow();
       this.#nationalIds = new NationalIdIndex();
@@ -390,9 +427,9 @@ export class Projection {
     }
   }
 
-  /** A projection of no events. */
-  static empty(): Projection {
-    return new Projection();
+  /** A projection of no events (see {@link ProjectionOptions}; its clones share the options). */
+  static empty(opts: ProjectionOptions = {}): Projection {
+    return new Projection(undefined, opts);
   }
 
   /** An independent copy: applying events to either afterwards does not affect the other. */
@@ -423,6 +460,8 @@ export class Projection {
    * `unknown-type`, `unknown-version`, `subject-mismatch`, `missing-patient`, `exists`,
    * `invalid-transition`, …). An event id seen before (applied or skipped) is ignored.
    *
+   * With a `load` option, throws what it throws (a patient record that could not be read back).
+   *
    * With `once`, the outcome of checking the event's data is not remembered for the next fold
    * of the same event object: for events folded a single time (a log's confirmed state), where
    * the cache would hold an entry per event for nothing.
@@ -436,6 +475,8 @@ export class Projection {
       if (outcome === undefined) this.#applied.add(event.id);
       else this.#skipped.w.set(event.id, outcome);
     } catch (cause) {
+      // The owner's store failed: not the event's fault, and the owner must hear of it.
+      if (typeof cause === 'object' && cause !== null && loadFailures.has(cause)) throw cause;
       // Only reachable with an object that is not an event at all; a projection must never take
       // a process down.
       const id: unknown =
@@ -478,21 +519,26 @@ export class Projection {
 
   #register(event: SignedEvent, d: PatientRegisteredData): string | undefined {
     if (this.#patients.r.has(d.patientId)) return 'exists';
-    this.#patients.w.set(d.patientId, {
-      nationalId: d.nationalId,
-      givenName: d.givenName,
-      familyName: d.familyName,
-      birthDate: d.birthDate,
-      sex: d.sex,
-      history: event.id,
-    });
+    this.#patients.w.set(
+      d.patientId,
+      this.#load !== undefined
+        ? event.id
+        : {
+            nationalId: d.nationalId,
+            givenName: d.givenName,
+            familyName: d.familyName,
+            birthDate: d.birthDate,
+            sex: d.sex,
+            history: event.id,
+          },
+    );
     this.#nationalIds.claim(nationalIdKey(d.nationalId), d.patientId, this.#nationalIdKeyOf);
     return undefined;
   }
 
   #update(event: SignedEvent, d: PatientDemographicsUpdatedData): string | undefined {
     const target = this.#resolve(d.patientId);
-    const rec = target === undefined ? undefined : this.#patients.r.get(target);
+    const rec = target === undefined ? undefined : this.#record(target);
     if (target === undefined || rec === undefined) return 'missing-patient';
     const next: Record<string, unknown> = { ...rec };
     const versions: Record<string, EventId> = {};
@@ -514,7 +560,7 @@ export class Projection {
   }
 
   #merge(event: SignedEvent, d: PatientsMergedData): string | undefined {
-    const loser = this.#patients.r.get(d.mergedId);
+    const loser = this.#record(d.mergedId);
     if (loser === undefined) return 'missing-patient';
     if (mergedInto(loser) !== undefined) return 'already-merged';
     const survivor = this.#resolve(d.survivorId);
@@ -670,9 +716,39 @@ export class Projection {
 
   /** A patient's current national id, normalised (what the national-id index checks owners against). */
   readonly #nationalIdKeyOf = (patientId: string): string | undefined => {
-    const rec = this.#patients.r.get(patientId);
+    const rec = this.#record(patientId);
     return rec === undefined ? undefined : nationalIdKey(rec.nationalId);
   };
+
+  /**
+   * A patient's record, read back from its registration when the projection holds its id alone;
+   * undefined for an unknown patient.
+   */
+  #record(patientId: string): PatientRec | undefined {
+    const slot = this.#patients.r.get(patientId);
+    return typeof slot === 'string' ? this.#registered(slot) : slot;
+  }
+
+  /** The record a registration made (its fields as registered), read back by the event's id. */
+  #registered(id: EventId): PatientRec {
+    let event: SignedEvent;
+    try {
+      event = this.#load!(id);
+    } catch (cause) {
+      if (typeof cause === 'object' && cause !== null) loadFailures.add(cause);
+      throw cause;
+    }
+    // Applied once (so valid then) and immutable in the store: its data is the registration's.
+    const d = event.data as unknown as PatientRegisteredData;
+    return {
+      nationalId: d.nationalId,
+      givenName: d.givenName,
+      familyName: d.familyName,
+      birthDate: d.birthDate,
+      sex: d.sex,
+      history: id,
+    };
+  }
 
   /** Follows merge redirects to the surviving patient id; undefined for an unknown patient. */
   #resolve(id: string): string | undefined {
@@ -739,7 +815,7 @@ export class Projection {
 
   /** The raw patient record (not following merges), for rules. */
   patientRecord(id: string): PatientRecord | undefined {
-    const rec = this.#patients.r.get(id);
+    const rec = this.#record(id);
     if (rec === undefined) return undefined;
     const h = historyOf(rec);
     return {
@@ -758,8 +834,9 @@ export class Projection {
   /** The current value of a patient field (following merges), or undefined. */
   patientField(id: string, field: string): string | undefined {
     const resolved = this.#resolve(id);
-    const rec = resolved === undefined ? undefined : this.#patients.r.get(resolved);
-    if (rec === undefined || !(PATIENT_FIELDS as readonly string[]).includes(field)) return undefined;
+    if (resolved === undefined || !(PATIENT_FIELDS as readonly string[]).includes(field)) return undefined;
+    const rec = this.#record(resolved);
+    if (rec === undefined) return undefined;
     return rec[field as PatientField];
   }
 
@@ -813,7 +890,8 @@ export class Projection {
     return out;
   }
 
-  #patientView(id: string, rec: PatientRec, mergedFrom: readonly string[]): PatientView {
+  #patientView(id: string, slot: PatientSlot, mergedFrom: readonly string[]): PatientView {
+    const rec = typeof slot === 'string' ? this.#registered(slot) : slot;
     const imms = (this.#immunizations.r.get(id) ?? []).map(toImmunizationView).sort(compareImmunizations);
     return {
       id,
@@ -1032,8 +1110,9 @@ export class Projection {
   toJSON(): JsonValue {
     const patients = [...this.#patients.r]
       .sort((a, b) => cmp(a[0], b[0]))
-      .map(([id, p]) => {
-        const h = historyOf(p);
+      .map(([id, slot]) => {
+        const h = historyOf(slot);
+        const p = typeof slot === 'string' ? this.#registered(slot) : slot;
         return stripUndefined({
           id,
           nationalId: p.nationalId,

@@ -446,8 +446,11 @@ describe('ProjectionFolder', () => {
     expect(read).toEqual(b);
     expect(read).not.toBe(b);
     const reads = source.reads;
-    expect(folder.tentative().patients().length).toBe(3); // three pending events read back
-    expect(source.reads).toBe(reads + 3);
+    const view = folder.tentative();
+    expect(source.reads).toBe(reads + 3); // three pending events read back to fold them
+    // Each patient is held as its registration's id: its record is read back for the view.
+    expect(view.patients().map((p) => p.nationalId)).toEqual(['N-a', 'N-b', 'N-c']);
+    expect(source.reads).toBe(reads + 6);
     const accepts = [f.accept(a, 1), f.accept(c, 3), f.accept(b, 2)];
     for (const v of accepts) folder.add(v);
     // Verdicts (system events) are resident: reading one does not touch the source.

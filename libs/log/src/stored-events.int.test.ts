@@ -122,4 +122,30 @@ describe('DeviceLog reads its events from the event store', () => {
     expect(log.get(a.id)?.event).toEqual(a);
     expect(log.get(b.id)).toBeUndefined();
   });
+
+  it('appends an update of a patient whose registration was damaged after open, and the views say STORAGE_CORRUPT', async () => {
+    // The projections hold a registration-only patient as its registration's id and read the
+    // record back (`@accord/domain`, "Records read back"): an update of that patient reads it.
+    await open();
+    const reg = (await log.append(patientRegistration('pb'))).event;
+    expect(log.tentative().patients()).toHaveLength(1); // the cached view the append extends
+    await damage(reg);
+    const update = {
+      type: 'PatientDemographicsUpdated',
+      subject: { kind: 'patient', id: 'pb' },
+      data: { patientId: 'pb', changes: { givenName: 'Esi' } },
+    };
+    const appended = (await log.append(update)).event;
+    expect(log.get(appended.id)?.event).toEqual(appended);
+    expect(log.counts()).toMatchObject({ total: 2, pending: 2 });
+    expect(() => log.tentative()).toThrow(expect.objectContaining({ code: 'STORAGE_CORRUPT' }));
+    // Not skipped: once the registration is whole again the update applies.
+    const raw = db.db.sublevel<Uint8Array, Uint8Array>('events', VIEW);
+    const key = eventStoreRawKey({ kind: 'event', device: reg.device, seq: reg.seq });
+    const value = (await raw.get(key))!;
+    const repaired = new Uint8Array(value);
+    repaired[repaired.length - 1] = repaired[repaired.length - 1]! ^ 0xff;
+    await raw.put(key, repaired);
+    expect(log.tentative().patient('pb')?.givenName).toBe('Esi');
+  });
 });

@@ -49,7 +49,14 @@ export class Views {
         return false;
     } else {
       if (tentative.last !== undefined && compareTentative(tentative.last, event) >= 0) return false;
-      tentative.projection.apply(event);
+      try {
+        tentative.projection.apply(event);
+      } catch {
+        // The projection could not read back a record the event changes (a registration damaged
+        // on disk: `@accord/domain`, "Records read back"). The event is stored and visible all the
+        // same; the view is rebuilt at the next query, which then reports the damage.
+        return false;
+      }
       tentative.last = event;
     }
     const status = folder.status(event.id);

@@ -1,0 +1,66 @@
+// Resident memory per event of the domain's projections (issue #12's growth target): builds a
+// `ProjectionFolder` with a source over `n` bench-like patient registrations accepted by
+// `AcceptedVerdicts` of 1000 (verdicts added first, as a log's start-up scan reads them), builds the
+// confirmed and a tentative view, and reports the retained heap per event after a forced collection,
+// minus the heap once the folder is dropped. Event id strings are not counted (the log shares them).
+// Usage: node --expose-gc --conditions=@accord/source --import tsx tools/bench/domain-memory.ts [n...]
+import type { EventId, SignedEvent } from '@accord/protocol';
+import { ProjectionFolder } from '@accord/domain';
+import { EventFactory, testDeviceId } from '@accord/domain/testing';
+import { draft } from './log-bench.js';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with --expose-gc');
+const heap = (): number => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
+/** Builds the folder and both views, and returns the heap while they are held. */
+function build(
+  relay: ReturnType<typeof testDeviceId>,
+  verdicts: readonly SignedEvent[],
+  ids: readonly EventId[],
+  source: { event(id: EventId): SignedEvent },
+  n: number,
+): number {
+  const folder = new ProjectionFolder(relay, source);
+  for (const v of verdicts) folder.add(v);
+  for (const id of ids) folder.add(source.event(id));
+  const confirmed = folder.confirmed();
+  const tentative = folder.tentative();
+  if (confirmed.appliedCount !== n || tentative.appliedCount !== n) throw new Error('not folded');
+  const held = heap();
+  if (folder.size === 0) throw new Error('unreachable');
+  return held;
+}
+
+function measure(n: number): number {
+  const f = new EventFactory({ salt: 7 });
+  const device = testDeviceId(1);
+  const encoded = new Map<EventId, string>();
+  const ids: EventId[] = [];
+  const events: SignedEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const d = draft(i);
+    const e = f.event(device, d.type, d.data);
+    ids.push(e.id);
+    events.push(e);
+  }
+  const verdicts: SignedEvent[] = [];
+  for (let i = 0; i < n; i += 1000) verdicts.push(f.acceptAll(events.slice(i, i + 1000)));
+  for (const e of events) encoded.set(e.id, JSON.stringify(e));
+  events.length = 0;
+  const source = { event: (id: EventId): SignedEvent => JSON.parse(encoded.get(id)!) as SignedEvent };
+  const before = heap();
+  const held = build(f.relay, verdicts, ids, source, n);
+  const after = heap();
+  void before;
+  return (held - after) / n;
+}
+
+for (const arg of process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['100000', '300000']) {
+  const n = Number(arg);
+  console.log(`${n} events: ${measure(n).toFixed(0)} B/event retained by the folder and its views`);
+}
