@@ -480,6 +480,14 @@ describe('Projection: with load (records read back)', () => {
         for (const e of events.slice(at)) p.apply(e);
         expect(bytes(p)).toBe(bytes(resident));
         expect(p.patients()).toEqual(resident.patients());
+        // A search reads names back; a page by ids reads only its own patients.
+        const some = resident.patients().filter((_, i) => i % 2 === 0);
+        for (const query of [
+          { text: some[0]?.familyName ?? 'x' },
+          { text: some[0]?.nationalId.slice(-3) ?? 'x', limit: 2 },
+          { ids: some.map((v) => v.id), offset: 1 },
+        ])
+          expect(p.findPatients(query)).toEqual(resident.findPatients(query));
         for (const view of resident.patients()) {
           expect(p.patientRecord(view.id)).toEqual(resident.patientRecord(view.id));
           expect(p.patientByNationalId(view.nationalId)).toBe(resident.patientByNationalId(view.nationalId));

@@ -936,7 +936,9 @@ export class Projection {
       terms.length === 0
         ? ids
         : ids.filter((id) => {
-            const rec = this.#patients.r.get(id)!;
+            // Held as its registration's id, a patient's names are read back: a search reads the
+            // record of every live patient (a page by id reads only its own).
+            const rec = this.#record(id)!;
             const words = `${rec.givenName} ${rec.familyName} ${rec.nationalId} ${id}`.toLowerCase();
             return terms.every((term) => words.includes(term));
           })
