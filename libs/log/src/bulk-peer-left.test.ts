@@ -86,13 +86,16 @@ describe('cold sync in bulk, the asked peer gone', () => {
     });
     await syncUntil(net, b, () => b.size() >= total);
 
-    expect(askedOfRelay.length).toBeGreaterThan(0);
+    expect(askedOfRelay.length).toBeGreaterThan(1);
     expect(b.size()).toBe(total);
     expect(b.incidents()).toEqual([]);
-    // Every segment asked of the relay came whole from tablet 3: never a document of the Repo here
-    // (the 15 s timeout would have synced it the Repo's way, leaving it in memory).
+    // The segments asked of the relay came whole from tablet 3, not after the 15 s timeout the
+    // Repo's way (which leaves a document in memory). At most one may have gone the Repo's way
+    // anyway: the new device asks for announced segments before their seals are known, and the
+    // Repo's window can reach one while its seal is still on its way (libs/log README, "Before the
+    // seals arrive"); a lost re-ask would leave every one of them to the timeout.
     const inMemory = new Set(b.documentsInMemory().map((d) => String(d.documentId)));
-    expect(askedOfRelay.filter((id) => inMemory.has(id))).toEqual([]);
+    expect(askedOfRelay.filter((id) => inMemory.has(id)).length).toBeLessThanOrEqual(1);
     const sealed = Array.from({ length: SEGMENTS }, (_, i) => String(segmentDocumentId(FACILITY, device, i)));
     expect(askedOfRelay.every((id) => sealed.includes(id))).toBe(true);
     for (const log of [b, c, r]) await log.close();
