@@ -16,11 +16,9 @@
 // it holds more than 1000 (a first segment of the device's: the relay's own are fewer), and the
 // serving device's CPU time over the same window (read from /proc before and after), with the
 // load average.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   decodeSignedEvent,
@@ -37,6 +35,7 @@ import { benchAutomergeRepoColdSync } from './anchor-bench.js';
 import { draft, openDeviceLog, rosterOf } from './log-bench.js';
 import { relaySealHistory } from './seal-bench.js';
 import { runConcurrent, settleHarness } from './stats.js';
+import { startBundleChild } from './sync-bench.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const codeDir = (name: string): string => join(ROOT, 'node_modules/.cache/accord-pairs', name);
@@ -50,32 +49,7 @@ async function cpuOf(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / ticks;
 }
 
-function start(bundle: string, args: readonly string[]) {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      ...(process.env['ACCORD_BENCH_CHILD_PROF']
-        ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
-        : []),
-      '--max-semi-space-size=2',
-      '--heap-growing-percent=30',
-      bundle,
-      ...args,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' },
-    },
-  );
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async (): Promise<Record<string, unknown>> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error(`${bundle} ended early`);
-    return JSON.parse(line.value) as Record<string, unknown>;
-  };
-  return { child, next };
-}
+const start = startBundleChild;
 
 interface Kept {
   readonly storedKey: Parameters<typeof importDeviceKey>[0];

@@ -40,6 +40,14 @@ export async function startBenchChild(script: string, args: readonly string[]): 
     join(ROOT, 'tools/bench', script),
     join(ROOT, 'node_modules/.cache/accord-bench', script.replace(/\.ts$/, '.mjs')),
   );
+  return startBundleChild(bundle, args);
+}
+
+/**
+ * Starts a compiled bench child `bundle` (see {@link startBenchChild}) with the device agent's
+ * flags and malloc settings; each line it prints is one JSON object.
+ */
+export function startBundleChild(bundle: string, args: readonly string[]): BenchChild {
   const child = spawn(
     process.execPath,
     [
@@ -62,7 +70,7 @@ export async function startBenchChild(script: string, args: readonly string[]): 
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     const line = await lines.next();
-    if (line.done === true) throw new Error(`bench child process ${script} ended early`);
+    if (line.done === true) throw new Error(`bench child process ${bundle} ended early`);
     return JSON.parse(line.value) as Record<string, unknown>;
   };
   return { child, next };
