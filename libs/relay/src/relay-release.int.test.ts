@@ -19,7 +19,7 @@ import {
 import { tempDir, type TempDir } from '@accord/testkit';
 import type { Relay } from './relay.js';
 import {
-  enrolledDevice,
+  enrolledWith,
   enrollOverHttp,
   eventually,
   registration,
@@ -42,12 +42,8 @@ describe('a device segment reaches the other devices once the relay has judged i
 
   /** An enrolled device with its own log; it dials the relay once the test connects it. */
   async function device(name: string): Promise<{ log: DeviceLog; key: DeviceKeyPair; connect: () => void }> {
-    const d = await enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
+    const d = await enrolledWith(relay, dir.path, roster, {
       facility: FACILITY,
-      roster,
       name,
       segmentSize: SEGMENT,
       connectLater: true,

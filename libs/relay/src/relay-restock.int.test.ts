@@ -3,7 +3,6 @@
 // that lot, and the relay accepts the vaccination by itself: every device shows it accepted, with
 // no RetryRequested anywhere in the log, and the acceptance supersedes the 422 by its higher relay
 // seq. Real relay (LevelDB in a temp dir, WebSockets on port 0), two devices with their own logs.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceLog } from '@accord/log';
 import { SystemEventType, type EventId, type FacilityId } from '@accord/protocol';
@@ -11,7 +10,7 @@ import { tempDir, type TempDir } from '@accord/testkit';
 import type { Relay } from './relay.js';
 import {
   bcg,
-  enrolledDevice,
+  enrolledWith,
   eventually,
   registration,
   stock,
@@ -30,14 +29,7 @@ describe('a 422 negative stock is accepted by the relay once stock arrives (issu
 
   /** An enrolled device whose log syncs with the relay over a real WebSocket. */
   async function device(name: string): Promise<DeviceLog> {
-    const { log } = await enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
-      facility: FACILITY,
-      roster,
-      name,
-    });
+    const { log } = await enrolledWith(relay, dir.path, roster, { facility: FACILITY, name });
     logs.push(log);
     return log;
   }

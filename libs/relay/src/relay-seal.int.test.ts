@@ -1,10 +1,9 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceLog } from '@accord/log';
 import { parseSegmentSealedData, segmentName, SystemEventType, type FacilityId } from '@accord/protocol';
 import { tempDir, type TempDir } from '@accord/testkit';
 import type { Relay } from './relay.js';
-import { enrolledDevice, eventually, TestRoster, startTestRelay } from './testing.js';
+import { enrolledWith, eventually, TestRoster, startTestRelay } from './testing.js';
 
 const FACILITY = 'clinic-relay-seal' as FacilityId;
 /** Small segments, so that a few dozen events fill several (relay and devices must agree). */
@@ -29,12 +28,8 @@ describe('relay-sealed segments (DESIGN.md §8)', () => {
 
   /** An enrolled device with its own log, dialling the relay over WebSocket. */
   async function device(name: string): Promise<DeviceLog> {
-    const { log } = await enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
+    const { log } = await enrolledWith(relay, dir.path, roster, {
       facility: FACILITY,
-      roster,
       name,
       segmentSize: SEGMENT,
     });

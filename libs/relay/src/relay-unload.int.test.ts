@@ -15,7 +15,7 @@ import { openDeviceDatabase } from '@accord/storage-level';
 import { tempDir, type TempDir } from '@accord/testkit';
 import type { Relay } from './relay.js';
 import { relayFolder } from './relay-folder.js';
-import { enrolledDevice, eventually, stock, TestRoster, startTestRelay } from './testing.js';
+import { enrolledWith, eventually, stock, TestRoster, startTestRelay } from './testing.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -77,16 +77,8 @@ describe('Relay.unload', () => {
   }
 
   /** A device enrolled with the relay under `name`, dialling it. */
-  function enrolledAs(name: string): ReturnType<typeof enrolledDevice> {
-    return enrolledDevice({
-      data: join(dir.path, 'relay'),
-      port: relay.port,
-      relay: relay.id,
-      facility: FACILITY,
-      roster,
-      name,
-      segmentSize: SEGMENT,
-    });
+  function enrolledAs(name: string): ReturnType<typeof enrolledWith> {
+    return enrolledWith(relay, dir.path, roster, { facility: FACILITY, name, segmentSize: SEGMENT });
   }
 
   async function expectReleased(refs: readonly WeakRef<object>[]): Promise<void> {

@@ -137,6 +137,24 @@ export async function enrolledDevice(opts: {
 }
 
 /**
+ * {@link enrolledDevice} with a relay from {@link startTestRelay}`(folder, roster)`: enrolled in
+ * `facility` under `name`, dialling that relay.
+ */
+export function enrolledWith(
+  relay: Relay,
+  folder: string,
+  roster: TestRoster,
+  opts: {
+    readonly facility: FacilityId;
+    readonly name?: string;
+    readonly segmentSize?: number;
+    readonly connectLater?: boolean;
+  },
+): ReturnType<typeof enrolledDevice> {
+  return enrolledDevice({ data: join(folder, 'relay'), port: relay.port, relay: relay.id, roster, ...opts });
+}
+
+/**
  * A client adapter that dials the relay on `port` as `key`, expecting the relay's id, with a short
  * reconnect backoff (tests only): add it to a device's log.
  */
