@@ -190,6 +190,7 @@ export class Following {
   /** Opens (and reads) every segment the evidence now points to, for every roster member followed. */
   async refreshNow(): Promise<void> {
     const { roster, segments, ctx } = this.#deps;
+    const read = (segment: SegmentState): void => this.#deps.read(segment);
     for (const device of this.#followedDevices()) {
       const member = roster.lookup(device);
       // Only the roster's devices get documents opened.
@@ -200,7 +201,6 @@ export class Following {
       const expected = this.#expectedSealed(device);
       for (let index = 0; index < count; index++) {
         const relaySealed = index <= sealed;
-        const read = (segment: SegmentState): void => this.#deps.read(segment);
         await segments.follow(device, index, read, relaySealed, !relaySealed && index < expected);
       }
       if (device === ctx.deviceId) continue;
