@@ -20,6 +20,9 @@ export function accordVitestConfig(
       setupFiles: [fileURLToPath(new URL('./tools/vitest-fc-setup.ts', import.meta.url))],
       testTimeout: overrides.testTimeout ?? 30_000,
       hookTimeout: 60_000,
+      // expect.poll waits on other processes (an agent, the relay, a browser): Vitest's default of
+      // 1 s failed on a machine at load 20-29 where the same wait took a few seconds.
+      expect: { poll: { timeout: 15_000 } },
       pool: 'forks',
       reporters: ['default'],
     },

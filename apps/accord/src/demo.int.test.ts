@@ -239,14 +239,19 @@ describe('accord demo', () => {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<Exit>((r) => child.on('exit', (code, signal) => r({ code, signal })));
     // Interrupt as soon as the pharmacy recorded its first stock lot: the seed has begun, not ended.
-    await eventually('the seed began', async () => {
-      try {
-        const res = await fetch(`http://127.0.0.1:${cutBase + 3}/api/events`);
-        return res.ok && ((await res.json()) as unknown[]).length > 0;
-      } catch {
-        return false;
-      }
-    });
+    // A demo starts four processes: 20 s was not enough on a machine at load 20-29.
+    await eventually(
+      'the seed began',
+      async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${cutBase + 3}/api/events`);
+          return res.ok && ((await res.json()) as unknown[]).length > 0;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+    );
     child.kill('SIGINT');
     expect(await exited, stderr).toEqual({ code: 0, signal: null });
     expect(stderr).toContain('stopping while seeding');
@@ -262,7 +267,7 @@ describe('accord demo', () => {
     } finally {
       expect(await demo.stop()).toEqual({ code: 0, signal: null });
     }
-  });
+  }, 120_000);
 
   it('refuses a port in use with CLI_PORT_IN_USE naming the port, before creating anything', async () => {
     const taken = await freePortBase();
