@@ -463,6 +463,34 @@ describe('ProjectionFolder', () => {
     expect(source.reads).toBeGreaterThan(before + 3);
   });
 
+  it('with a source, keeps at most maxInHand events whole: accepted events waiting behind a gap past it wait by id and are read back', () => {
+    // A log opening on a history whose verdicts it read first, with the first accepted event
+    // missing until the end: every other event waits in the fold. Whole up to the limit, by id after.
+    const f = new EventFactory();
+    const events = Array.from({ length: 12 }, (_, i) => reg(f, `p${i}`));
+    const verdict = f.acceptAll(events, 1);
+    const run = (maxInHand: number) => {
+      const source = copyingSource(events);
+      const folder = new ProjectionFolder(TEST_RELAY, source, { maxInHand });
+      folder.add(verdict);
+      for (const e of events.slice(1)) folder.add(e); // seq 1 (events[0]) not yet here
+      const beforeGap = source.reads;
+      folder.add(events[0]!);
+      const view = folder.confirmed(); // folds the run (reading back what waited by id)
+      const readBack = source.reads - beforeGap;
+      // (Serializing reads every patient's record back: registration-only patients are held by id.)
+      expect(bytes(view)).toBe(bytes(confirmed(logState([verdict, ...events]))));
+      return { beforeGap, readBack };
+    };
+    const limited = run(4);
+    expect(limited.beforeGap).toBe(0); // waiting, not folded: nothing read yet
+    // Syncs run at every 4th add: the first 4 wait whole, every later one (the gap's own event
+    // included, it arrived at the third sync) waits by id and is read back once to be folded.
+    expect(limited.readBack).toBe(events.length - 4);
+    const unlimited = run(100);
+    expect(unlimited.readBack).toBe(0); // all in hand until the query, folded without a read
+  });
+
   it('keeps a batch-accepted event as its seq alone, and answers as a record would, in either arrival order', () => {
     // The compact entry (see Tracker) must give the same statuses as the full record it replaces:
     // the batch as the verdict, its seq to the fold, and a later verdict or retry taking over.

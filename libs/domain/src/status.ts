@@ -36,8 +36,17 @@ export interface EventStatusInfo {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** How many added events a {@link ProjectionFolder} with a source keeps in hand until a sync. */
+/** How many added events a {@link ProjectionFolder} with a source keeps in hand until a sync (default). */
 const MAX_IN_HAND = 10_000;
+
+/** Options of a {@link ProjectionFolder}. */
+export interface ProjectionFolderOptions {
+  /**
+   * With a source: how many added events are kept whole until a sync, and how many accepted
+   * events wait whole in the fold before later ones wait by id (default 10,000; tests lower it).
+   */
+  readonly maxInHand?: number;
+}
 
 const PENDING: EventStatusInfo = Object.freeze({ status: 'pending' });
 /** One shared (frozen) status per accepting verdict event: an `AcceptedVerdicts` accepts up to 1000. */
@@ -454,14 +463,16 @@ export class ProjectionFolder {
    * fold for the next query, the others are dropped and read back if a refold needs them).
    */
   readonly #inHand = new Map<EventId, SignedEvent>();
+  readonly #maxInHand: number;
 
   /**
    * A folder for a facility whose relay is `relay` (null: no relay known, everything pending);
    * with `source`, plain domain events are held by id and read back from it (see above).
    */
-  constructor(relay: DeviceId | null, source?: EventSource) {
+  constructor(relay: DeviceId | null, source?: EventSource, options: ProjectionFolderOptions = {}) {
     this.#tracker = new Tracker(relay, source !== undefined);
     this.#source = source;
+    this.#maxInHand = options.maxInHand ?? MAX_IN_HAND;
     this.#fold = new ConfirmedFold(
       source === undefined ? { once: true } : { once: true, load: (id) => source.event(id) },
     );
@@ -529,7 +540,7 @@ export class ProjectionFolder {
     const inHand = this.#source !== undefined && !this.has(event.id) && plainDomainEvent(event);
     if (inHand) this.#inHand.set(event.id, event);
     this.#tracker.add(event, this.#touch);
-    if (this.#inHand.size >= MAX_IN_HAND) this.#sync();
+    if (this.#inHand.size >= this.#maxInHand) this.#sync();
   }
 
   readonly #touch = (id: EventId): void => {
@@ -572,7 +583,7 @@ export class ProjectionFolder {
       if (seq === undefined) this.#notAccepted.add(id);
       else this.#notAccepted.delete(id);
       const byId =
-        this.#source !== undefined && typeof held !== 'string' && this.#fold.waiting >= MAX_IN_HAND;
+        this.#source !== undefined && typeof held !== 'string' && this.#fold.waiting >= this.#maxInHand;
       this.#fold.set(byId ? held.id : held, seq);
     }
     this.#touched.clear();
