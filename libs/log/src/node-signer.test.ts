@@ -29,6 +29,23 @@ describe('ownEventSigner', () => {
     }
   });
 
+  it('signs a burst asked for in one turn (one batch of the signing thread) each to its own signature', async () => {
+    const key = await deviceKeyFromSeed(seededBytes(32, SEED + 4));
+    const other = await deviceKeyFromSeed(seededBytes(32, SEED + 5));
+    const sign = ownEventSigner(key);
+    const signOther = ownEventSigner(other);
+    const messages = Array.from({ length: 64 }, (_, i) => seededBytes(100 + i * 11, SEED + 100 + i));
+    // Both keys' bursts are in flight together: each signature must come back to its own caller.
+    const [ours, theirs] = await Promise.all([
+      Promise.all(messages.map((m) => sign(m))),
+      Promise.all(messages.map((m) => signOther(m))),
+    ]);
+    for (let i = 0; i < messages.length; i++) {
+      expect(new Uint8Array(ours[i]!), `message ${i}`).toEqual(await signBytes(key, messages[i]!));
+      expect(new Uint8Array(theirs[i]!), `message ${i}`).toEqual(await signBytes(other, messages[i]!));
+    }
+  });
+
   it('signs an own event to the same event and bytes as signEvent', async () => {
     const key = await deviceKeyFromSeed(seededBytes(32, SEED + 1));
     const envelope = sampleEnvelope({

@@ -1,16 +1,128 @@
 import { KeyObject, sign, type webcrypto } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { AccordError, ErrorCode, signBytes, type DeviceKeyPair, type EventSigner } from '@accord/protocol';
 
 /**
- * The signer of own events: `node:crypto`'s `sign` with a callback, on libuv's threads like
- * WebCrypto's, with the device's private key converted once.
+ * The signing thread's code (CommonJS, run with `eval`: nothing to resolve or bundle). It signs
+ * each batch synchronously, in order, and answers with one signature or one error message per item.
+ */
+const SIGNING_THREAD = `
+const { parentPort } = require('node:worker_threads');
+const { sign } = require('node:crypto');
+parentPort.on('message', ({ id, key, items }) => {
+  const out = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    try {
+      out[i] = sign(null, items[i], key);
+    } catch (err) {
+      out[i] = String(err && err.message ? err.message : err);
+    }
+  }
+  parentPort.postMessage({ id, out });
+});
+`;
+
+/** One item of a batch: its bytes and what waits for its signature. */
+interface Waiting {
+  readonly bytes: Uint8Array;
+  readonly resolve: (signature: Uint8Array) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+const failed = (cause: unknown): AccordError =>
+  new AccordError(ErrorCode.PROTOCOL_BAD_KEY, 'signing failed', { cause });
+
+/**
+ * One thread per process that signs own events in batches (see {@link ownEventSigner}).
+ *
+ * @remarks Started on the first signature (a process that never appends never starts it), and
+ * kept from holding the process open while nothing waits on it (`unref`). When the thread fails
+ * or exits, every batch in it is rejected and the signers go back to one `node:crypto` job each.
+ */
+class SigningThread {
+  static #shared: SigningThread | undefined;
+  /** False once the thread failed: signers then sign one job at a time. */
+  static #usable = true;
+
+  /** The process's signing thread, started on first use; undefined after it failed. */
+  static get(): SigningThread | undefined {
+    if (!SigningThread.#usable) return undefined;
+    try {
+      SigningThread.#shared ??= new SigningThread();
+    } catch {
+      SigningThread.#usable = false;
+      return undefined;
+    }
+    return SigningThread.#shared;
+  }
+
+  readonly #worker: Worker;
+  readonly #waiting = new Map<number, readonly Waiting[]>();
+  #next = 0;
+
+  private constructor() {
+    // No execArgv: the thread needs no loader hooks or conditions of the parent (tsx, vitest).
+    this.#worker = new Worker(SIGNING_THREAD, {
+      eval: true,
+      execArgv: [],
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+    });
+    this.#worker.unref();
+    this.#worker.on('message', (m: { id: number; out: (Uint8Array | string)[] }) => this.#answer(m));
+    this.#worker.on('error', (err) => this.#fail(err));
+    this.#worker.on('exit', (code) => this.#fail(new Error(`the signing thread exited (${code})`)));
+  }
+
+  /** Sends one batch of one key to the thread. */
+  send(key: KeyObject, batch: readonly Waiting[]): void {
+    const id = this.#next++;
+    if (this.#waiting.size === 0) this.#worker.ref();
+    this.#waiting.set(id, batch);
+    try {
+      this.#worker.postMessage({ id, key, items: batch.map((w) => w.bytes) });
+    } catch (err) {
+      this.#waiting.delete(id);
+      if (this.#waiting.size === 0) this.#worker.unref();
+      for (const w of batch) w.reject(failed(err));
+    }
+  }
+
+  #answer({ id, out }: { id: number; out: (Uint8Array | string)[] }): void {
+    const batch = this.#waiting.get(id);
+    if (batch === undefined) return;
+    this.#waiting.delete(id);
+    if (this.#waiting.size === 0) this.#worker.unref();
+    batch.forEach((w, i) => {
+      const signature = out[i];
+      if (signature instanceof Uint8Array) w.resolve(signature);
+      else w.reject(failed(new Error(signature ?? 'no signature')));
+    });
+  }
+
+  #fail(err: unknown): void {
+    SigningThread.#usable = false;
+    if (SigningThread.#shared === this) SigningThread.#shared = undefined;
+    const batches = [...this.#waiting.values()];
+    this.#waiting.clear();
+    for (const batch of batches) for (const w of batch) w.reject(failed(err));
+  }
+}
+
+/**
+ * The signer of own events: `node:crypto` Ed25519 on a signing thread of its own, in batches,
+ * with the device's private key converted once.
  *
  * @remarks `@accord/protocol` signs through WebCrypto (it runs in browsers too). On this thread a
- * WebCrypto signature costs ≈ 8 µs and ≈ 2 KB of garbage (algorithm normalization, WebIDL
- * conversion, a job object and promise per call); this one ≈ 5 µs and a third of the garbage
- * (measured: 20k signatures, 64 in flight, `--max-semi-space-size=2`: 29–33 scavenges → 11–12).
- * Ed25519 is deterministic, so the signature is the very one WebCrypto gives. A key Node cannot
- * convert (not one of its own `CryptoKey`s) keeps the WebCrypto signer.
+ * WebCrypto signature costs ≈ 8 µs and ≈ 2 KB of garbage; one `node:crypto` job per signature on
+ * libuv's threads ≈ 5 µs and a third of that garbage, but each job wakes a pool thread and then
+ * the event loop, and with 64 appends in flight on a loaded 2-core machine that cost the process
+ * ≈ 2× the signature itself (issue #12: CPU per append with and without signing). Signatures asked
+ * for in one turn of the event loop go to the signing thread as one message and come back as one
+ * (`tools/bench/append-cpu.ts`, libs/log README "Where an append's CPU goes"). Ed25519 is
+ * deterministic, so the signature is the very one WebCrypto gives. A key Node cannot convert (not
+ * one of its own `CryptoKey`s) keeps the WebCrypto signer; when the signing thread cannot start or
+ * fails, what it held is refused (`PROTOCOL_BAD_KEY`, the append gives its number back or stops
+ * as any failed signature does) and later signatures are one `node:crypto` job each.
  */
 export function ownEventSigner(key: DeviceKeyPair): EventSigner {
   let privateKey: KeyObject;
@@ -19,8 +131,27 @@ export function ownEventSigner(key: DeviceKeyPair): EventSigner {
   } catch {
     return (bytes) => signBytes(key, bytes);
   }
-  const failed = (cause: unknown): AccordError =>
-    new AccordError(ErrorCode.PROTOCOL_BAD_KEY, 'signing failed', { cause });
+  if (privateKey.asymmetricKeyType !== 'ed25519') return oneJobEach(privateKey);
+  const single = oneJobEach(privateKey);
+  let pending: Waiting[] = [];
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    const thread = SigningThread.get();
+    if (thread === undefined) {
+      for (const w of batch) single(w.bytes).then(w.resolve, w.reject);
+      return;
+    }
+    thread.send(privateKey, batch);
+  };
+  return (bytes) =>
+    new Promise((resolve, reject) => {
+      if (pending.push({ bytes, resolve, reject }) === 1) queueMicrotask(flush);
+    });
+}
+
+/** One `node:crypto` signing job per signature, on libuv's threads. */
+function oneJobEach(privateKey: KeyObject): EventSigner {
   return (bytes) =>
     new Promise((resolve, reject) => {
       try {
