@@ -29,6 +29,9 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
+/** The most signatures one message to the signing thread carries. */
+const MAX_BATCH = 256;
+
 const failed = (cause: unknown): AccordError =>
   new AccordError(ErrorCode.PROTOCOL_BAD_KEY, 'signing failed', { cause });
 
@@ -37,7 +40,7 @@ const failed = (cause: unknown): AccordError =>
  *
  * @remarks Started on the first signature (a process that never appends never starts it), and
  * kept from holding the process open while nothing waits on it (`unref`). When the thread fails
- * or exits, every batch in it is rejected and the signers go back to one `node:crypto` job each.
+ * or exits, what it held is signed again and every signer goes back to one `node:crypto` job each.
  */
 class SigningThread {
   static #shared: SigningThread | undefined;
@@ -57,38 +60,32 @@ class SigningThread {
   }
 
   readonly #worker: Worker;
-  readonly #waiting = new Map<number, readonly Waiting[]>();
+  readonly #waiting = new Map<number, { readonly key: KeyObject; readonly batch: readonly Waiting[] }>();
   #next = 0;
 
   private constructor() {
     // No execArgv: the thread needs no loader hooks or conditions of the parent (tsx, vitest).
-    this.#worker = new Worker(SIGNING_THREAD, {
-      eval: true,
-      execArgv: [],
-      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
-    });
+    this.#worker = new Worker(SIGNING_THREAD, { eval: true, execArgv: [] });
     this.#worker.unref();
     this.#worker.on('message', (m: { id: number; out: (Uint8Array | string)[] }) => this.#answer(m));
-    this.#worker.on('error', (err) => this.#fail(err));
-    this.#worker.on('exit', (code) => this.#fail(new Error(`the signing thread exited (${code})`)));
+    this.#worker.on('error', () => this.#fail());
+    this.#worker.on('exit', () => this.#fail());
   }
 
   /** Sends one batch of one key to the thread. */
   send(key: KeyObject, batch: readonly Waiting[]): void {
     const id = this.#next++;
     if (this.#waiting.size === 0) this.#worker.ref();
-    this.#waiting.set(id, batch);
+    this.#waiting.set(id, { key, batch });
     try {
       this.#worker.postMessage({ id, key, items: batch.map((w) => w.bytes) });
-    } catch (err) {
-      this.#waiting.delete(id);
-      if (this.#waiting.size === 0) this.#worker.unref();
-      for (const w of batch) w.reject(failed(err));
+    } catch {
+      this.#fail();
     }
   }
 
   #answer({ id, out }: { id: number; out: (Uint8Array | string)[] }): void {
-    const batch = this.#waiting.get(id);
+    const batch = this.#waiting.get(id)?.batch;
     if (batch === undefined) return;
     this.#waiting.delete(id);
     if (this.#waiting.size === 0) this.#worker.unref();
@@ -99,12 +96,23 @@ class SigningThread {
     });
   }
 
-  #fail(err: unknown): void {
+  /** Ends the thread as a crash would (tests): what it held is signed one job each. */
+  static stop(): Promise<void> {
+    const thread = SigningThread.#shared;
+    return thread === undefined ? Promise.resolve() : thread.#worker.terminate().then(() => undefined);
+  }
+
+  #fail(): void {
+    this.#worker.unref();
     SigningThread.#usable = false;
     if (SigningThread.#shared === this) SigningThread.#shared = undefined;
     const batches = [...this.#waiting.values()];
     this.#waiting.clear();
-    for (const batch of batches) for (const w of batch) w.reject(failed(err));
+    // Not the key's fault: what the thread held is signed again, one job each.
+    for (const { key, batch } of batches) {
+      const single = oneJobEach(key);
+      for (const w of batch) single(w.bytes).then(w.resolve, w.reject);
+    }
   }
 }
 
@@ -115,14 +123,14 @@ class SigningThread {
  * @remarks `@accord/protocol` signs through WebCrypto (it runs in browsers too). On this thread a
  * WebCrypto signature costs ≈ 8 µs and ≈ 2 KB of garbage; one `node:crypto` job per signature on
  * libuv's threads ≈ 5 µs and a third of that garbage, but each job wakes a pool thread and then
- * the event loop, and with 64 appends in flight on a loaded 2-core machine that cost the process
- * ≈ 2× the signature itself (issue #12: CPU per append with and without signing). Signatures asked
- * for in one turn of the event loop go to the signing thread as one message and come back as one
- * (`tools/bench/append-cpu.ts`, libs/log README "Where an append's CPU goes"). Ed25519 is
+ * the event loop, and 64 appends in flight keep the four pool threads preempting this one on two
+ * cores. Signatures asked for in one turn of the event loop go to one signing thread as one
+ * message (at most {@link MAX_BATCH}) and come back as one: this thread's CPU per append ≈ −10 %
+ * (libs/log README, "Append path", session 13). Ed25519 is
  * deterministic, so the signature is the very one WebCrypto gives. A key Node cannot convert (not
  * one of its own `CryptoKey`s) keeps the WebCrypto signer; when the signing thread cannot start or
- * fails, what it held is refused (`PROTOCOL_BAD_KEY`, the append gives its number back or stops
- * as any failed signature does) and later signatures are one `node:crypto` job each.
+ * fails, what it held and what comes later is signed one `node:crypto` job each: no append fails
+ * for it.
  */
 export function ownEventSigner(key: DeviceKeyPair): EventSigner {
   let privateKey: KeyObject;
@@ -142,7 +150,8 @@ export function ownEventSigner(key: DeviceKeyPair): EventSigner {
       for (const w of batch) single(w.bytes).then(w.resolve, w.reject);
       return;
     }
-    thread.send(privateKey, batch);
+    // A relay's round of verdicts can ask for thousands in one turn: bounded messages.
+    for (let i = 0; i < batch.length; i += MAX_BATCH) thread.send(privateKey, batch.slice(i, i + MAX_BATCH));
   };
   return (bytes) =>
     new Promise((resolve, reject) => {
@@ -163,4 +172,9 @@ function oneJobEach(privateKey: KeyObject): EventSigner {
         reject(failed(err));
       }
     });
+}
+
+/** Ends the signing thread as a crash would (tests only: not exported from the package). */
+export function stopSigningThread(): Promise<void> {
+  return SigningThread.stop();
 }
