@@ -45,15 +45,18 @@ export async function startBenchChild(script: string, args: readonly string[]): 
 
 /**
  * Starts a compiled bench child `bundle` (see {@link startBenchChild}) with the device agent's
- * flags and malloc settings; each line it prints is one JSON object.
+ * flags and malloc settings; each line it prints is one JSON object. With `cpuProf` (a folder), or
+ * else `ACCORD_BENCH_CHILD_PROF`, the child writes a V8 CPU profile there when it exits.
  */
-export function startBundleChild(bundle: string, args: readonly string[]): BenchChild {
+export function startBundleChild(
+  bundle: string,
+  args: readonly string[],
+  cpuProf: string | undefined = process.env['ACCORD_BENCH_CHILD_PROF'],
+): BenchChild {
   const child = spawn(
     process.execPath,
     [
-      ...(process.env['ACCORD_BENCH_CHILD_PROF']
-        ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
-        : []),
+      ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=' + cpuProf] : []),
       // The device agent's flags (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
       '--heap-growing-percent=30',
