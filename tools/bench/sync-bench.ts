@@ -57,6 +57,8 @@ export function startBundleChild(
     process.execPath,
     [
       ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=' + cpuProf] : []),
+      // More node flags for a profiling session (e.g. `--heap-prof --heap-prof-dir=…`).
+      ...(process.env['ACCORD_BENCH_CHILD_FLAGS']?.split(' ').filter((f) => f !== '') ?? []),
       // The device agent's flags (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
       '--heap-growing-percent=30',
@@ -72,9 +74,14 @@ export function startBundleChild(
   );
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error(`bench child process ${bundle} ended early`);
-    return JSON.parse(line.value) as Record<string, unknown>;
+    for (;;) {
+      const line = await lines.next();
+      if (line.done === true) throw new Error(`bench child process ${bundle} ended early`);
+      // Lines that are not JSON come from node flags (`--trace-gc` in ACCORD_BENCH_CHILD_FLAGS).
+      if (line.value.startsWith('{')) return JSON.parse(line.value) as Record<string, unknown>;
+      if (process.env['ACCORD_BENCH_CHILD_FLAGS'])
+        process.stderr.write(`[${String(child.pid)}] ${line.value}\n`);
+    }
   };
   return { child, next };
 }

@@ -199,24 +199,28 @@ export class LevelRawStore implements RawStore {
    * write. Keys and values are checked here as `batch` would (bytes, a key not empty). Anything
    * else (a database opening or closing, another implementation, a hook) takes `batch`.
    */
-  async write(ops: readonly RawOp[]): Promise<void> {
-    const db = this.#db;
-    const encoded: EncodedOp[] = ops.map((op) => {
-      const key = db === this.#root ? op.key : db.prefixKey(op.key, 'view');
-      return op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
-    });
-    const direct = this.#direct();
-    if (direct === undefined) {
-      await this.#root.batch<Uint8Array, Uint8Array>(encoded, { ...VIEW, sync: true });
-      return;
+  write(ops: readonly RawOp[]): Promise<void> {
+    // Not an async function: no frame of it holds the ops while LevelDB syncs (classic-level has
+    // copied them by the time `_batch` returns its promise).
+    try {
+      const db = this.#db;
+      const encoded: EncodedOp[] = ops.map((op) => {
+        const key = db === this.#root ? op.key : db.prefixKey(op.key, 'view');
+        return op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
+      });
+      const direct = this.#direct();
+      if (direct === undefined)
+        return this.#root.batch<Uint8Array, Uint8Array>(encoded, { ...VIEW, sync: true });
+      for (const op of encoded) {
+        if (!(op.key instanceof Uint8Array) || op.key.length === 0)
+          throw new TypeError('a batch key must be a non-empty Uint8Array');
+        if (op.type === 'put' && !(op.value instanceof Uint8Array))
+          throw new TypeError('a batch value must be a Uint8Array');
+      }
+      return direct._batch(encoded, SYNC);
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    for (const op of encoded) {
-      if (!(op.key instanceof Uint8Array) || op.key.length === 0)
-        throw new TypeError('a batch key must be a non-empty Uint8Array');
-      if (op.type === 'put' && !(op.value instanceof Uint8Array))
-        throw new TypeError('a batch value must be a Uint8Array');
-    }
-    await direct._batch(encoded, SYNC);
   }
 
   /** The root database, when a batch may go straight to classic-level (see {@link LevelRawStore.write}). */
