@@ -77,7 +77,11 @@ describe('RelaySeals.coversAsListed (a segment taken whole, digest first)', () =
   const seals = new RelaySeals({
     ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
     relay: RELAY,
-    visible: new VisibleSet(RELAY, { event: () => undefined }),
+    visible: new VisibleSet(RELAY, {
+      event: (id) => {
+        throw new Error(`no event store here (${id})`);
+      },
+    }),
     onSealed: () => {},
     reread: () => {},
   });

@@ -105,7 +105,7 @@ export class GroupCommitter<C> {
     try {
       written = this.#store.write(ops);
     } catch (err) {
-      written = Promise.reject(err as Error);
+      written = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     // Awaited by the caller; a failure must not count as unhandled meanwhile.
     written.catch(() => undefined);

@@ -57,7 +57,7 @@ describe('LevelRawStore.write on classic-level', () => {
     const { root } = await open();
     const store = new LevelRawStore(sublevelOf(root));
     const seen: string[] = [];
-    root.hooks.prewrite.add((op) => {
+    root.hooks.prewrite.add((op: { readonly type: string; readonly key: unknown }) => {
       seen.push(`${op.type} ${text(op.key as Uint8Array)?.slice(-1) ?? ''}`);
     });
     await store.write([{ type: 'put', key: bytes('a'), value: bytes('one') }]);

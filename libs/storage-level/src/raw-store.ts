@@ -219,7 +219,7 @@ export class LevelRawStore implements RawStore {
       }
       return direct._batch(encoded, SYNC);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
