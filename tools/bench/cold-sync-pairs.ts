@@ -7,9 +7,10 @@
 //   … cold-sync-pairs.ts bundle NAME
 //     bundles this checkout's serve-device.ts and receive-device.ts as NAME (one code state, kept
 //     under node_modules/.cache/accord-pairs/, where the bundles' packages resolve);
-//   … cold-sync-pairs.ts run DIR ROUNDS NAME… [--anchor]
+//   … cold-sync-pairs.ts run DIR ROUNDS NAME… [--anchor] [--prof PROFDIR]
 //     runs ROUNDS rounds, each one cold sync per NAME in turn (A B A B …), and with --anchor stock
-//     automerge-repo's cold sync of the same events each round.
+//     automerge-repo's cold sync of the same events each round; with --prof the new device (only
+//     it) writes a V8 CPU profile of each run into PROFDIR/NAME/.
 //
 // Per run it prints the new device's wall and CPU time (`receive-device.ts`'s own figures: from
 // before its log opens until it holds every event), the seconds until its first event and until
@@ -83,30 +84,32 @@ async function bundle(name: string): Promise<void> {
   console.log(`bundled into ${out}`);
 }
 
-async function once(dir: string, kept: Kept, code: string): Promise<string> {
+async function once(dir: string, kept: Kept, code: string, prof: string | undefined): Promise<string> {
   const key = await importDeviceKey(kept.storedKey);
   const newKey = await generateDeviceKey();
-  const served = start(join(codeDir(code), 'serve-device.mjs'), [
-    dir,
-    JSON.stringify(kept.storedKey),
-    '-',
-    newKey.deviceId,
-    kept.relay,
-  ]);
+  const served = start(
+    join(codeDir(code), 'serve-device.mjs'),
+    [dir, JSON.stringify(kept.storedKey), '-', newKey.deviceId, kept.relay],
+    undefined,
+  );
   const ready = await served.next();
   const target = await mkdtemp(join(tmpdir(), 'accord-pairs-new-'));
   await settleHarness();
   const load = loadavg()[0]!.toFixed(1);
   const serveCpu0 = await cpuOf(served.child.pid!);
-  const receiver = start(join(codeDir(code), 'receive-device.mjs'), [
-    target,
-    JSON.stringify(await exportDeviceKey(newKey)),
-    `ws://127.0.0.1:${String(ready['port'])}`,
-    String(kept.total),
-    key.deviceId,
-    '--relay',
-    kept.relay,
-  ]);
+  const receiver = start(
+    join(codeDir(code), 'receive-device.mjs'),
+    [
+      target,
+      JSON.stringify(await exportDeviceKey(newKey)),
+      `ws://127.0.0.1:${String(ready['port'])}`,
+      String(kept.total),
+      key.deviceId,
+      '--relay',
+      kept.relay,
+    ],
+    prof === undefined ? undefined : join(prof, code),
+  );
   let first: number | undefined;
   let segment: number | undefined;
   let line = await receiver.next();
@@ -130,7 +133,13 @@ async function once(dir: string, kept: Kept, code: string): Promise<string> {
   );
 }
 
-async function run(dir: string, rounds: number, codes: readonly string[], anchor: boolean): Promise<void> {
+async function run(
+  dir: string,
+  rounds: number,
+  codes: readonly string[],
+  anchor: boolean,
+  prof: string | undefined,
+): Promise<void> {
   const kept = JSON.parse(await readFile(join(dir, 'kept.json'), 'utf8')) as Kept;
   const events = anchor
     ? (await readFile(join(dir, 'events.ndjson'), 'utf8'))
@@ -143,7 +152,7 @@ async function run(dir: string, rounds: number, codes: readonly string[], anchor
         })
     : [];
   for (let round = 0; round < rounds; round++) {
-    for (const code of codes) console.log(await once(dir, kept, code));
+    for (const code of codes) console.log(await once(dir, kept, code, prof));
     if (anchor) {
       const load = loadavg()[0]!.toFixed(1);
       const { automerge_repo_cold_sync_100k_s: s } = await benchAutomergeRepoColdSync(events);
@@ -156,7 +165,12 @@ if (command === 'build') await build(Number(rest[0]), rest[1]!);
 else if (command === 'bundle') await bundle(rest[0]!);
 else if (command === 'run') {
   const anchor = rest.includes('--anchor');
-  const [dir, rounds, ...codes] = rest.filter((a) => a !== '--anchor');
-  await run(dir!, Number(rounds), codes, anchor);
+  const profAt = rest.indexOf('--prof');
+  const prof = profAt >= 0 ? rest[profAt + 1] : undefined;
+  const args = rest.filter((a, i) => a !== '--anchor' && (profAt < 0 || (i !== profAt && i !== profAt + 1)));
+  const [dir, rounds, ...codes] = args;
+  await run(dir!, Number(rounds), codes, anchor, prof);
 } else
-  throw new Error('usage: cold-sync-pairs.ts build N DIR | bundle NAME | run DIR ROUNDS NAME… [--anchor]');
+  throw new Error(
+    'usage: cold-sync-pairs.ts build N DIR | bundle NAME | run DIR ROUNDS NAME… [--anchor] [--prof DIR]',
+  );

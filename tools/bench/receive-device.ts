@@ -21,6 +21,22 @@ const key = await importDeviceKey(JSON.parse(storedKey));
 const roster = rosterOf(key.deviceId, ...members, ...(relay === undefined ? [] : [relay]));
 const db = await openDeviceDatabase(join(dir, 'db'));
 const client = new WebSocketClientAdapter({ identity: key, facility: BENCH_FACILITY, roster, url });
+// With ACCORD_BENCH_HEAP_SAMPLE=FILE: V8's sampling heap profile of everything allocated over the
+// cold sync, collected or not (what the young generation churns through), written to FILE.
+const heapSample = process.env['ACCORD_BENCH_HEAP_SAMPLE'];
+const inspector = heapSample === undefined ? undefined : new (await import('node:inspector')).Session();
+const post = (method: string, params?: object): Promise<unknown> =>
+  new Promise((resolve, reject) =>
+    inspector!.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+  );
+if (inspector !== undefined) {
+  inspector.connect();
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 16384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+}
 const start = performance.now();
 const startCpu = process.cpuUsage();
 const log = await openDeviceLog(db, key, roster, [client], relay);
@@ -37,6 +53,10 @@ while (log.size() < total) {
 await log.settled();
 const seconds = (performance.now() - start) / 1000;
 const cpu = process.cpuUsage(startCpu);
+if (inspector !== undefined) {
+  const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+  (await import('node:fs')).writeFileSync(heapSample!, JSON.stringify(profile));
+}
 const stats = client.stats();
 console.log(
   JSON.stringify({

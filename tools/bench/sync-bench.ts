@@ -45,15 +45,20 @@ export async function startBenchChild(script: string, args: readonly string[]): 
 
 /**
  * Starts a compiled bench child `bundle` (see {@link startBenchChild}) with the device agent's
- * flags and malloc settings; each line it prints is one JSON object.
+ * flags and malloc settings; each line it prints is one JSON object. With `cpuProf` (a folder), or
+ * else `ACCORD_BENCH_CHILD_PROF`, the child writes a V8 CPU profile there when it exits.
  */
-export function startBundleChild(bundle: string, args: readonly string[]): BenchChild {
+export function startBundleChild(
+  bundle: string,
+  args: readonly string[],
+  cpuProf: string | undefined = process.env['ACCORD_BENCH_CHILD_PROF'],
+): BenchChild {
   const child = spawn(
     process.execPath,
     [
-      ...(process.env['ACCORD_BENCH_CHILD_PROF']
-        ? ['--cpu-prof', '--cpu-prof-dir=' + process.env['ACCORD_BENCH_CHILD_PROF']]
-        : []),
+      ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=' + cpuProf] : []),
+      // More node flags for a profiling session (e.g. `--heap-prof --heap-prof-dir=…`).
+      ...(process.env['ACCORD_BENCH_CHILD_FLAGS']?.split(' ').filter((f) => f !== '') ?? []),
       // The device agent's flags (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
       '--heap-growing-percent=30',
@@ -69,9 +74,14 @@ export function startBundleChild(bundle: string, args: readonly string[]): Bench
   );
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error(`bench child process ${bundle} ended early`);
-    return JSON.parse(line.value) as Record<string, unknown>;
+    for (;;) {
+      const line = await lines.next();
+      if (line.done === true) throw new Error(`bench child process ${bundle} ended early`);
+      // Lines that are not JSON come from node flags (`--trace-gc` in ACCORD_BENCH_CHILD_FLAGS).
+      if (line.value.startsWith('{')) return JSON.parse(line.value) as Record<string, unknown>;
+      if (process.env['ACCORD_BENCH_CHILD_FLAGS'])
+        process.stderr.write(`[${String(child.pid)}] ${line.value}\n`);
+    }
   };
   return { child, next };
 }

@@ -1,7 +1,13 @@
 // The wait for relay seals is driven by timers alone, never by reading a clock: a log opened with
 // a clock that stands still (as tests and skewed tablets have) must still end every wait.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { deviceIdFromPublicKey, type DeviceId, type FacilityId } from '@accord/protocol';
+import {
+  deviceIdFromPublicKey,
+  segmentDigest,
+  type DeviceId,
+  type FacilityId,
+  type SignedEvent,
+} from '@accord/protocol';
 import { RelaySeals } from './relay-seals.js';
 import type { SegmentState } from './segments.js';
 import { VisibleSet } from './visible-set.js';
@@ -63,5 +69,39 @@ describe('RelaySeals, waiting for a seal', () => {
     expect(seals.shouldWait(segment(A), full.slice(1))).toBe(false);
     expect(seals.shouldWait(segment(RELAY), full)).toBe(false);
     expect(seals.shouldWait(segment(ME), full)).toBe(false);
+  });
+});
+
+describe('RelaySeals.coversAsListed (a segment taken whole, digest first)', () => {
+  const entries = [1, 2, 3, 4].map((n) => new TextEncoder().encode(`event ${n}`));
+  const seals = new RelaySeals({
+    ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
+    relay: RELAY,
+    visible: new VisibleSet(RELAY, {
+      event: (id) => {
+        throw new Error(`no event store here (${id})`);
+      },
+    }),
+    onSealed: () => {},
+    reread: () => {},
+  });
+  const sealOf = async (owner: DeviceId, index: number, listed: readonly Uint8Array[]): Promise<void> =>
+    seals.note({
+      device: RELAY,
+      type: 'SegmentSealed',
+      data: { device: owner, index, size: SIZE, digest: await segmentDigest(listed) },
+    } as unknown as SignedEvent);
+
+  it("is true only for the sealed events listed in seq order, byte for byte, as the seal's digest", async () => {
+    await sealOf(A, 1, entries);
+    expect(await seals.coversAsListed({ device: A, index: 1 }, entries)).toBe(true);
+    expect(await seals.coversAsListed({ device: A, index: 1 }, [...entries].reverse())).toBe(false);
+    const changed = entries.map((e, i) => (i === 2 ? Uint8Array.of(...e, 0x20) : e));
+    expect(await seals.coversAsListed({ device: A, index: 1 }, changed)).toBe(false);
+    expect(await seals.coversAsListed({ device: A, index: 1 }, entries.slice(1))).toBe(false);
+    expect(await seals.coversAsListed({ device: A, index: 1 }, [...entries.slice(1), 'text'])).toBe(false);
+    // Another segment (or device) of the same bytes has no seal of its own.
+    expect(await seals.coversAsListed({ device: A, index: 0 }, entries)).toBe(false);
+    expect(await seals.coversAsListed({ device: B, index: 1 }, entries)).toBe(false);
   });
 });

@@ -146,6 +146,24 @@ export class RelaySeals {
     return (await segmentDigest(ordered)) === digest ? new Set(bySeq) : new Set();
   }
 
+  /**
+   * True when `entries`, as listed, are the relay-sealed events of segment `index` of `device`:
+   * one byte entry per event of the segment whose digest, taken in list order, is the seal's. Then
+   * entry `i` is, byte for byte, the event the relay sealed at the segment's seq `i + 1`.
+   *
+   * @remarks A segment document lists its device's events in order; one that does not (or any
+   * other mismatch) is checked as before, by {@link RelaySeals.covered} once its entries are decoded.
+   */
+  async coversAsListed(
+    segment: Pick<SegmentState, 'device' | 'index'>,
+    entries: readonly unknown[],
+  ): Promise<boolean> {
+    const digest = this.#digests.get(segmentName(segment.device, segment.index));
+    if (digest === undefined || entries.length !== this.#deps.ctx.segmentSize) return false;
+    for (const entry of entries) if (!(entry instanceof Uint8Array)) return false;
+    return (await segmentDigest(entries as readonly Uint8Array[])) === digest;
+  }
+
   /** Stops waiting: no segment is read again because of a wait. */
   close(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);

@@ -23,6 +23,26 @@ describe('MemoryEventStore', () => {
   });
 });
 
+describe('ids in the slot record', () => {
+  it('stores and reads back ASCII and non-ASCII ids alike (the ASCII ones are written without an encoder)', async () => {
+    const backend = new MemoryKeyValue();
+    const ids = ['01M9902K5E64GP5MFWHR000001', 'é-id', '😀', 'a\u007fb', '\u0080'];
+    const store = new MemoryEventStore({ backend });
+    await store.append(ids.map((id, i) => ({ device: 'd', seq: i + 1, id, bytes: new Uint8Array([i]) })));
+    const reopened = new MemoryEventStore({ backend });
+    for (const [i, id] of ids.entries()) {
+      expect(reopened.readSync(id)).toStrictEqual({
+        device: 'd',
+        seq: i + 1,
+        id,
+        bytes: new Uint8Array([i]),
+      });
+      expect((await reopened.getBySeq('d', i + 1))?.id).toBe(id);
+    }
+    expect((await reopened.verify()).index).toEqual([]);
+  });
+});
+
 describe('reindex', () => {
   it('rebuilds the id index from the slots after records of either were dropped, as LevelDB repair does', async () => {
     const backend = new MemoryKeyValue();

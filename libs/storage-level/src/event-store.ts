@@ -149,6 +149,8 @@ const TAG_INDEX = 0x69; // 'i' + id segment → device segment + seq
 const TAG_META = 0x6d; // 'm' + key segment → value
 
 const utf8 = new TextEncoder();
+/** Only code points below 128: one UTF-8 byte each, the same as the code unit. */
+const ASCII = /^[\x00-\x7f]*$/;
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /** Where a raw value lives, for test hooks and repair tools. */
@@ -217,14 +219,19 @@ function frameRecord(
   id: string,
   bytes: Uint8Array,
 ): { value: Uint8Array; bytes: Uint8Array } {
-  const idBytes = utf8.encode(id);
-  const start = 4 + idBytes.length;
+  // An ASCII id (every event id) is written into the frame as it is: `encode` would allocate a
+  // buffer of its own per event, each one more ArrayBuffer for the young generation to sweep.
+  const ascii = ASCII.test(id);
+  const idBytes = ascii ? undefined : utf8.encode(id);
+  const idLength = idBytes?.length ?? id.length;
+  const start = 4 + idLength;
   const { frame, payload } = allocateFrame(start + bytes.length, true);
-  payload[0] = idBytes.length >>> 24; // u32 big-endian
-  payload[1] = idBytes.length >>> 16;
-  payload[2] = idBytes.length >>> 8;
-  payload[3] = idBytes.length;
-  payload.set(idBytes, 4);
+  payload[0] = idLength >>> 24; // u32 big-endian
+  payload[1] = idLength >>> 16;
+  payload[2] = idLength >>> 8;
+  payload[3] = idLength;
+  if (idBytes === undefined) for (let i = 0; i < idLength; i++) payload[4 + i] = id.charCodeAt(i);
+  else payload.set(idBytes, 4);
   payload.set(bytes, start);
   return { value: sealFrame(key, frame), bytes: payload.subarray(start) };
 }
