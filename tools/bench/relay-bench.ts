@@ -468,7 +468,7 @@ async function ingest(relay: Relay, facility: FacilityId, events: number): Promi
     note(
       `relay: ingest CPU by thread: ${threadCpuDelta(threadsAtGo, await threadCpuS(), events)}; ` +
         `released segments sent as stored: ${node.stats().servedStored}; ` +
-        `relay verified ${JSON.stringify(node.log.verification())}`,
+        `relay verified ${JSON.stringify(node.log.verification())}; seal digests ${JSON.stringify(node.sealDigests())}`,
     );
   }
   progress('relay: ingest verdicts', events, events);
