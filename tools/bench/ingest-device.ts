@@ -2,7 +2,8 @@
 // Opens a fresh LevelDB and log, appends its backlog offline (patient registrations, numbered from
 // `first`), says so, and on `go` (stdin) dials the relay over the authenticated WebSocket sync.
 // Usage: ingest-device.ts <dir> <stored-key-json> <relay-id> <relay-port> <first> <count> <member-id>...
-// Prints {"event":"filled", events} then stays up until SIGTERM.
+// Prints {"event":"filled", events} then stays up until SIGTERM; answers `cpu` (trace) with {"event":"cpu", cpu_s, main_s}.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
@@ -29,17 +30,33 @@ const db = await openDeviceDatabase(join(dir, 'db'));
 const log = await openDeviceLog(db, key, roster, [], relay);
 await runConcurrent(Number(countText), 64, (i) => log.append(draft(first + i)));
 await log.settled();
-/** CPU time of this process since `go` (µs), for the trace. */
-let cpuAtGo: NodeJS.CpuUsage | undefined;
-process.on('SIGTERM', () => {
-  if (process.env['ACCORD_BENCH_TRACE'] !== undefined && cpuAtGo !== undefined) {
-    const cpu = process.cpuUsage(cpuAtGo);
-    // How much of the machine this device took while the relay worked, and how it verified its peers' events.
-    process.stderr.write(
-      `[bench] ingest device ${key.deviceId.slice(0, 8)}: cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s since go, ` +
-        `holds ${log.size()}, verified ${JSON.stringify(log.verification())}\n`,
-    );
+/** CPU seconds of this process's main thread so far (Linux: `/proc`; 0 elsewhere). */
+async function mainThreadCpuS(): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
   }
+}
+/** CPU time of this process (µs) and of its main thread (s) at `go`, for the trace. */
+let cpuAtGo: { readonly process: NodeJS.CpuUsage; readonly main: number } | undefined;
+/** Writes to stderr how much of the machine this device took since `go`, by thread, and how it verified its peers' events. */
+async function traceCpu(when: string): Promise<{ cpu_s: number; main_s: number }> {
+  if (cpuAtGo === undefined) return { cpu_s: 0, main_s: 0 };
+  const cpu = process.cpuUsage(cpuAtGo.process);
+  const all = (cpu.user + cpu.system) / 1e6;
+  const main = (await mainThreadCpuS()) - cpuAtGo.main;
+  process.stderr.write(
+    `[bench] ingest device ${key.deviceId.slice(0, 8)}: cpu ${all.toFixed(2)} s since go ${when} ` +
+      `(main thread ${main.toFixed(2)} s, other threads ${(all - main).toFixed(2)} s), ` +
+      `holds ${log.size()}, verified ${JSON.stringify(log.verification())}\n`,
+  );
+  return { cpu_s: all, main_s: main };
+}
+process.on('SIGTERM', () => {
   void log
     .close()
     .then(() => db.close())
@@ -47,8 +64,12 @@ process.on('SIGTERM', () => {
 });
 console.log(JSON.stringify({ event: 'filled', events: log.size() }));
 for await (const line of createInterface({ input: process.stdin })) {
+  // `cpu` (sent with ACCORD_BENCH_TRACE once the relay's last verdict is durable): the window's CPU.
+  if (line.trim() === 'cpu') {
+    console.log(JSON.stringify({ event: 'cpu', ...(await traceCpu('until the last verdict')) }));
+  }
   if (line.trim() !== 'go') continue;
-  cpuAtGo = process.cpuUsage();
+  cpuAtGo = { process: process.cpuUsage(), main: await mainThreadCpuS() };
   log.addNetworkAdapter(
     new WebSocketClientAdapter({
       url: `ws://127.0.0.1:${portText}`,

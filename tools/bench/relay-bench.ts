@@ -468,7 +468,7 @@ async function ingest(relay: Relay, facility: FacilityId, events: number): Promi
     note(
       `relay: ingest CPU by thread: ${threadCpuDelta(threadsAtGo, await threadCpuS(), events)}; ` +
         `released segments sent as stored: ${node.stats().servedStored}; ` +
-        `relay verified ${JSON.stringify(node.log.verification())}`,
+        `relay verified ${JSON.stringify(node.log.verification())}; seal digests ${JSON.stringify(node.sealDigests())}`,
     );
   }
   progress('relay: ingest verdicts', events, events);
@@ -680,6 +680,21 @@ async function benchIngest(dir: string, events: number): Promise<{ seconds: numb
     relay.send('go');
     for (const device of devices) device.child.stdin!.write('go\n');
     const report = await expect(relay, 'ingest');
+    if (trace) {
+      // Each device's CPU over the same window, before any of them stops (each answers a line).
+      for (const device of devices) device.child.stdin!.write('cpu\n');
+      let cpu = 0;
+      let main = 0;
+      for (const device of devices) {
+        const line = await device.next();
+        cpu += line['cpu_s'] as number;
+        main += line['main_s'] as number;
+      }
+      note(
+        `relay: ingest devices' CPU until the last verdict: ${cpu.toFixed(2)} s, ${((cpu * 1e3) / events).toFixed(3)} ms ` +
+          `per event (main threads ${main.toFixed(2)} s, ${((main * 1e3) / events).toFixed(3)} ms per event)`,
+      );
+    }
     for (const device of devices) await stopBenchChild(device.child);
     relay.close();
     await expect(relay, 'done');

@@ -1,7 +1,13 @@
 import type { DocumentId, Message, PeerId, SessionId, StorageId } from '@automerge/automerge-repo';
-import { decodeWireFrame, encodeWireFrame, toBase64Url, type DeviceId } from '@accord/protocol';
-import { describe, expect, it } from 'vitest';
-import { frameToMessage, messageToFrame, peerIdOf } from './frames.js';
+import {
+  decodeWireFrame,
+  encodeWireFrame,
+  toBase64Url,
+  wireFrameHeaderSchema,
+  type DeviceId,
+} from '@accord/protocol';
+import { describe, expect, it, vi } from 'vitest';
+import { frameToMessage, messageToFrame, OutgoingFrames, peerIdOf } from './frames.js';
 
 const A = ('d' + toBase64Url(new Uint8Array(32).fill(1))) as DeviceId;
 const B = ('d' + toBase64Url(new Uint8Array(32).fill(2))) as DeviceId;
@@ -55,5 +61,67 @@ describe('repo messages on the wire', () => {
     const message = frameToMessage(decoded.value) as { data: Uint8Array };
     bytes.fill(0);
     expect(Array.from(message.data)).toEqual([1, 2, 3]);
+  });
+});
+
+describe("one session's outgoing frames", () => {
+  const other = '3Rp5LVDfs8aGVzPPxjAGzd9tBXzR' as DocumentId;
+  const segment = { type: 'segment', ...base, documentId, data } as unknown as Message;
+  const unavailable = { type: 'segment-unavailable', ...base, documentId } as unknown as Message;
+  const sent: Message[] = [
+    ...messages,
+    segment,
+    unavailable,
+    { type: 'sync', ...base, documentId: other, data },
+    ...messages,
+    segment,
+    unavailable,
+    { type: 'request', ...base, documentId: other, data },
+  ];
+
+  it('are the frames messageToFrame makes, and well-formed on the wire', () => {
+    const outgoing = new OutgoingFrames(A, B);
+    sent.forEach((message, i) => {
+      const frame = outgoing.frame(message, i + 1);
+      expect(frame, message.type).toEqual(messageToFrame(message, i + 1));
+      const decoded = decodeWireFrame(encodeWireFrame(frame!.header, frame!.data));
+      expect(decoded.ok, message.type).toBe(true);
+    });
+  });
+
+  it("parse a document message's header with the wire schema once per document, not per frame", () => {
+    const outgoing = new OutgoingFrames(A, B);
+    const parse = vi.spyOn(wireFrameHeaderSchema, 'safeParse');
+    try {
+      for (let seq = 1; seq <= 100; seq++) outgoing.frame({ type: 'sync', ...base, documentId, data }, seq);
+      for (let seq = 101; seq <= 200; seq++)
+        outgoing.frame({ type: 'sync', ...base, documentId: other, data }, seq);
+      expect(parse).toHaveBeenCalledTimes(2);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('still refuse what the wire cannot carry once a document has been checked', () => {
+    const outgoing = new OutgoingFrames(A, B);
+    expect(outgoing.frame({ type: 'sync', ...base, documentId, data }, 1)).toBeDefined();
+    const C = ('d' + toBase64Url(new Uint8Array(32).fill(3))) as DeviceId;
+    const bad: Message[] = [
+      { type: 'sync', ...base, documentId, data: new Uint8Array() },
+      { type: 'sync', ...base, documentId: 'not/a/doc' as DocumentId, data },
+      { type: 'sync', senderId: 'peer-1' as PeerId, targetId: peerIdOf(B), documentId, data },
+      { type: 'sync', senderId: peerIdOf(A), targetId: 'peer-1' as PeerId, documentId, data },
+      { type: 'join', ...base },
+    ];
+    for (const message of bad) expect(outgoing.frame(message, 2), JSON.stringify(message)).toBeUndefined();
+    // Another valid target is not this session's: it goes through the schema, and passes it.
+    const parse = vi.spyOn(wireFrameHeaderSchema, 'safeParse');
+    try {
+      const toC = { type: 'sync', senderId: peerIdOf(A), targetId: peerIdOf(C), documentId, data } as Message;
+      expect(outgoing.frame(toC, 3)?.header).toMatchObject({ targetId: C });
+      expect(parse).toHaveBeenCalledTimes(1);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });

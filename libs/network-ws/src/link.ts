@@ -24,7 +24,7 @@ import {
   type RefusalReason,
   type SessionEndReason,
 } from './close-codes.js';
-import { frameToMessage, messageToFrame } from './frames.js';
+import { frameToMessage, OutgoingFrames } from './frames.js';
 import type { Telemetry } from './telemetry.js';
 import { TokenBucket } from './token-bucket.js';
 import type { DocumentPolicy, FaultHooks, LinkLimits, LinkTimings, PeerStats } from './types.js';
@@ -71,6 +71,7 @@ export class Link {
   readonly #inflated: TokenBucket;
   readonly #documents: TokenBucket;
   readonly #seenDocuments = new Set<string>();
+  readonly #outgoing: OutgoingFrames;
   /** Both sides named the bulk segment transfer ({@link WIRE_FEATURE_SEGMENTS}) at the upgrade. */
   readonly #segments: boolean;
   /** This side speaks the bulk segment transfer: a peer may send its frames. */
@@ -105,6 +106,7 @@ export class Link {
     this.#weSpeakSegments = features.includes(WIRE_FEATURE_SEGMENTS);
     this.#segments = this.#weSpeakSegments && peerFeatures.has(WIRE_FEATURE_SEGMENTS);
     this.#host = host;
+    this.#outgoing = new OutgoingFrames(host.local, peer);
     this.#now = host.telemetry.now;
     const l = host.limits;
     this.#messages = new TokenBucket(l.maxMessagesPerSecond, Math.max(1, l.messageBurst), this.#now);
@@ -194,7 +196,7 @@ export class Link {
       return;
     }
     const seq = this.#sent + 1;
-    const frame = messageToFrame(message, seq);
+    const frame = this.#outgoing.frame(message, seq);
     if (frame === undefined) {
       telemetry.withheld++;
       telemetry.log(`withheld a ${message.type} message to ${this.peer}: not representable on the wire`);

@@ -28,12 +28,13 @@ import {
   type RosterUpdatedData,
   type SignedEvent,
   type VerdictData,
+  verifyEvents,
 } from '@accord/protocol';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
 import { ReleasePacing } from './release-pacing.js';
 import { SegmentRelease } from './segment-release.js';
-import { SegmentSealer } from './segment-sealer.js';
+import { SegmentSealer, type SealDigestStats } from './segment-sealer.js';
 import { verdictDrafts } from './verdict-events.js';
 
 /** What a facility node reports (the relay turns it into metrics and log lines). */
@@ -305,6 +306,9 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
     const lookup: LogRoster = { lookup: (device) => roster.get(device) };
     let connected = 0;
     let node: FacilityNode<N> | undefined;
+    // The log's own default when none is given (`verifyReceived` of @accord/log).
+    const verify: EventVerifier =
+      opts.verifier ?? ((received) => verifyEvents(received.map(({ event }) => event)));
     const wiring: FacilityNetworkWiring = {
       roster: lookup,
       onEvent: (event) => {
@@ -341,7 +345,16 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
         serves: (peer, documentId, bringsChanges) =>
           node === undefined || node.#release.serves(peer, documentId, bringsChanges),
         ...(stores.unmapTables === undefined ? {} : { afterStartupScan: stores.unmapTables }),
-        ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
+        // The sealer hashes each segment from the bytes its events are verified from, as they pass.
+        verifier: async (received) => {
+          const ok = await verify(received);
+          try {
+            if (node !== undefined) node.#sealer.verified(received, ok);
+          } catch {
+            // Only a hint (the sealer encodes what it could not hash): a verifier never rejects.
+          }
+          return ok;
+        },
         ...(opts.signer === undefined ? {} : { signer: opts.signer }),
         ...(opts.segmentSize === undefined ? {} : { segmentSize: opts.segmentSize }),
         ...(opts.clock === undefined ? {} : { clock: opts.clock }),
@@ -577,6 +590,11 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
       this.#adjudicator.stats().waiting === 0 &&
       this.#clock() - this.#lastActivity >= idleMs
     );
+  }
+
+  /** How the digests of the segments this node sealed were found (see `SegmentSealer.verified`). */
+  sealDigests(): SealDigestStats {
+    return this.#sealer.digests();
   }
 
   /**

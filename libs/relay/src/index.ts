@@ -8,6 +8,7 @@ export {
   type FacilityObserver,
   type FacilityStores,
 } from './facility-node.js';
+export type { SealDigestStats } from './segment-sealer.js';
 export {
   Adjudicator,
   type AdjudicatorElevation,

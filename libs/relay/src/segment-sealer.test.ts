@@ -96,3 +96,51 @@ describe('SegmentSealer', () => {
     expect(sealer.pending).toBe(0);
   });
 });
+
+describe('SegmentSealer digests taken as events are verified', () => {
+  const received = (events: readonly SignedEvent[]) =>
+    events.map((event) => ({ event, bytes: encodeSignedEvent(event) }));
+  const expected = (events: readonly SignedEvent[]) => segmentDigest(events.map((e) => encodeSignedEvent(e)));
+  const digestOf = (draft: SystemDraft | undefined): string | undefined => {
+    const data = parseSegmentSealedData(draft?.data);
+    return data.ok ? data.value.digest : undefined;
+  };
+
+  it('seals a segment verified in seq order from the bytes it was verified from, encoding nothing', async () => {
+    const log = new FakeLog();
+    const sealer = new SegmentSealer(log, TEST_RELAY);
+    const events = [1, 2, 3, 4].map((seq) => log.hold(D1, seq));
+    // Two verification batches, as the log verifies a segment read in two goes.
+    sealer.verified(received(events.slice(0, 2)), [true, true]);
+    sealer.verified(received(events.slice(2)), [true, true]);
+    for (const e of events) sealer.note(e);
+    expect(await sealer.sealDue()).toBe(1);
+    expect(digestOf(log.appended[0])).toBe(await expected(events.slice(0, 3)));
+    expect(sealer.digests()).toEqual({ asVerified: 1, encoded: 0 });
+  });
+
+  it('encodes the events held when what was verified is not them, not in order, or not all verified', async () => {
+    const log = new FakeLog();
+    const sealer = new SegmentSealer(log, TEST_RELAY);
+    // D1: the log holds another event at seq 2 than the one verified (it refused that one later).
+    const d1 = [1, 2, 3].map((seq) => log.hold(D1, seq));
+    // (Test events share one placeholder signature: this copy gets another one.)
+    const other = { ...d1[1]!, data: { lot: 'other' }, sig: 'B'.repeat(d1[1]!.sig.length) };
+    sealer.verified(received([d1[0]!, other, d1[2]!]), [true, true, true]);
+    // D2: seq 2 before seq 1 (a hole while hashing).
+    const d2 = [1, 2, 3].map((seq) => log.hold(D2, seq));
+    sealer.verified(received([d2[1]!]), [true]);
+    sealer.verified(received([d2[0]!, d2[2]!]), [true, true]);
+    for (const e of [...d1, ...d2]) sealer.note(e);
+    expect(await sealer.sealDue()).toBe(2);
+    expect(log.appended.map(digestOf)).toEqual([await expected(d1), await expected(d2)]);
+    expect(sealer.digests()).toEqual({ asVerified: 0, encoded: 2 });
+    // D1's next segment: one event failed verification (another copy of it is held later).
+    const next = [4, 5, 6].map((seq) => log.hold(D1, seq));
+    sealer.verified(received(next), [true, false, true]);
+    for (const e of next) sealer.note(e);
+    expect(await sealer.sealDue()).toBe(1);
+    expect(digestOf(log.appended[2])).toBe(await expected(next));
+    expect(sealer.digests()).toEqual({ asVerified: 0, encoded: 3 });
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import {
   encodeSignedEvent,
   parseSegmentSealedData,
@@ -9,13 +10,38 @@ import {
   type SegmentSealedData,
   type SignedEvent,
 } from '@accord/protocol';
-import type { SystemDraft } from '@accord/log';
+import type { ReceivedEvent, SystemDraft } from '@accord/log';
 
 /** What the sealer needs of the relay's log. */
 export interface SealableLog {
   readonly segmentSize: number;
   segmentEvents(device: DeviceId, index: number): readonly SignedEvent[] | undefined;
   appendSystem(draft: SystemDraft): Promise<SignedEvent>;
+}
+
+/**
+ * A segment's digest taken as its events were verified, in seq order from its first event: the
+ * running SHA-256 of {@link segmentDigest}'s input, and one over the events' signatures that says
+ * at seal time whether the events the log holds are the very ones hashed.
+ */
+interface RunningDigest {
+  /** The seq of the next event this digest can take. */
+  next: number;
+  readonly bytes: Hash;
+  readonly sigs: Hash;
+}
+
+/** How the sealer found the digests of the segments it sealed (see {@link SegmentSealer.verified}). */
+export interface SealDigestStats {
+  /** Taken from the bytes the events were verified from, as they were verified. */
+  readonly asVerified: number;
+  /** Encoded again from the events at seal time. */
+  readonly encoded: number;
+}
+
+/** The SHA-256 of the events' signatures in order (what a {@link RunningDigest} takes besides the bytes). */
+function sigsHash(): Hash {
+  return createHash('sha256');
 }
 
 /**
@@ -35,6 +61,10 @@ export class SegmentSealer {
   readonly #sealed = new Set<string>();
   /** Segments whose last event has arrived, not sealed yet (waiting for earlier events maybe). */
   readonly #due = new Map<string, { device: DeviceId; index: number }>();
+  /** Segments being received in order, by `<device>/<index>`: their digest so far (see {@link SegmentSealer.verified}). */
+  readonly #running = new Map<string, RunningDigest>();
+  #asVerified = 0;
+  #encoded = 0;
 
   constructor(log: SealableLog, relay: DeviceId) {
     this.#log = log;
@@ -50,6 +80,7 @@ export class SegmentSealer {
       const key = segmentName(parsed.value.device, parsed.value.index);
       this.#sealed.add(key);
       this.#due.delete(key);
+      this.#running.delete(key);
       return;
     }
     const size = this.#log.segmentSize;
@@ -57,6 +88,48 @@ export class SegmentSealer {
     const index = event.seq / size - 1;
     const key = segmentName(event.device, index);
     if (!this.#sealed.has(key)) this.#due.set(key, { device: event.device, index });
+  }
+
+  /**
+   * Takes in the events the log just verified (`ok[i]` for `received[i]`), with the canonical bytes
+   * they arrived as: while a device's segment arrives in seq order from its first event, its digest
+   * is hashed from those bytes as they pass, so sealing it needs no encoding of its events again
+   * (about a twentieth of the relay's main thread while it takes in a backlog).
+   *
+   * @remarks Only a hint: at seal time the digest is used when the signatures of the events the log
+   * holds hash to those of the bytes hashed, in the same order (one signature verifies one envelope
+   * under its device's key, and the bytes are the envelope's canonical encoding), and the events are
+   * encoded again otherwise (out of order, a hole, an event the log refused after it was verified).
+   * One running digest per segment received in order and not sealed: a few hundred bytes each.
+   */
+  verified(received: readonly ReceivedEvent[], ok: readonly boolean[]): void {
+    const size = this.#log.segmentSize;
+    for (const [i, { event, bytes }] of received.entries()) {
+      if (ok[i] !== true || event.device === this.#relay) continue;
+      const index = Math.floor((event.seq - 1) / size);
+      const key = segmentName(event.device, index);
+      let running = this.#running.get(key);
+      if (running === undefined) {
+        if (event.seq !== index * size + 1 || this.#sealed.has(key)) continue;
+        running = { next: event.seq, bytes: createHash('sha256'), sigs: sigsHash() };
+        this.#running.set(key, running);
+      }
+      if (event.seq < running.next) continue; // taken already (checked by the signatures at seal time)
+      if (event.seq > running.next) {
+        this.#running.delete(key); // a hole: this segment's digest is encoded at seal time
+        continue;
+      }
+      const length = new Uint8Array(4);
+      new DataView(length.buffer).setUint32(0, bytes.length);
+      running.bytes.update(length).update(bytes);
+      running.sigs.update(event.sig).update('\n');
+      running.next++;
+    }
+  }
+
+  /** How the digests of the segments sealed so far were found. */
+  digests(): SealDigestStats {
+    return { asVerified: this.#asVerified, encoded: this.#encoded };
   }
 
   /** True once segment `index` of `device` is sealed by this relay (in its history or now). */
@@ -79,7 +152,7 @@ export class SegmentSealer {
         device,
         index,
         size: this.#log.segmentSize,
-        digest: await segmentDigest(events.map((e) => encodeSignedEvent(e))),
+        digest: this.#verifiedDigest(key, events) ?? (await this.#encodedDigest(events)),
       };
       await this.#log.appendSystem({
         type: SystemEventType.SegmentSealed,
@@ -91,5 +164,22 @@ export class SegmentSealer {
       sealed++;
     }
     return sealed;
+  }
+
+  /** The digest of a full segment hashed as its events were verified, when they are the events held. */
+  #verifiedDigest(key: string, events: readonly SignedEvent[]): string | undefined {
+    const running = this.#running.get(key);
+    this.#running.delete(key);
+    if (running === undefined || running.next !== events[0]!.seq + events.length) return undefined;
+    const held = sigsHash();
+    for (const e of events) held.update(e.sig).update('\n');
+    if (!held.digest().equals(running.sigs.digest())) return undefined;
+    this.#asVerified++;
+    return running.bytes.digest('base64url');
+  }
+
+  async #encodedDigest(events: readonly SignedEvent[]): Promise<string> {
+    this.#encoded++;
+    return segmentDigest(events.map((e) => encodeSignedEvent(e)));
   }
 }
