@@ -19,7 +19,9 @@ import { writeFile } from 'node:fs/promises';
 import { BENCH_FACILITY, draft, rosterOf } from './log-bench.js';
 import { runConcurrent } from './stats.js';
 
-type LogModule = typeof import('@accord/log');
+import type * as AccordLog from '@accord/log';
+
+type LogModule = typeof AccordLog;
 
 /** CPU in µs of every thread of this process, by thread name (from /proc). */
 async function threadsCpuUs(): Promise<Map<string, number>> {
@@ -91,8 +93,12 @@ async function main(): Promise<void> {
   }
   const count = Number(arg3 ?? 10_000);
   const mod: LogModule =
-    arg4 === undefined ? await import('@accord/log') : await import(pathToFileURL(resolve(arg4)).href);
-  const key = await importDeviceKey(JSON.parse(await readFile(dir + '.key.json', 'utf8')));
+    arg4 === undefined
+      ? await import('@accord/log')
+      : ((await import(pathToFileURL(resolve(arg4)).href)) as LogModule);
+  const key = await importDeviceKey(
+    JSON.parse(await readFile(dir + '.key.json', 'utf8')) as Parameters<typeof importDeviceKey>[0],
+  );
   const work = await mkdtemp(join(tmpdir(), 'append-cpu-'));
   await cp(dir, work, { recursive: true });
   const { db, log } = await openLog(mod, work, key);
