@@ -105,6 +105,39 @@ describe('measureSyncMessage', () => {
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 
+  it('counts every deflated column of a document chunk against one budget, and refuses corrupt ones', () => {
+    const deflatedColumn = (spec: number) => uleb((spec << 4) | 0b1000 | 2);
+    const docWith = (...columns: Uint8Array[]): Uint8Array =>
+      syncWith([
+        chunk(
+          0,
+          Uint8Array.from([
+            0, // actors
+            0, // heads
+            columns.length,
+            ...columns.flatMap((c, i) => [...deflatedColumn(i + 1), ...uleb(c.length)]),
+            0, // op columns
+            ...columns.flatMap((c) => [...c]),
+          ]),
+        ),
+      ]);
+    const sixty = deflateRawSync(new Uint8Array(60_000).fill(9));
+    const two = docWith(sixty, sixty);
+    const measured = measureSyncMessage(two, 1_000_000);
+    expect(measured.ok && measured.expandedBytes).toBeGreaterThanOrEqual(120_000);
+    // Each column alone fits 100 000 bytes; the two together do not.
+    expect(measureSyncMessage(docWith(sixty), 100_000)).toMatchObject({ ok: true });
+    expect(measureSyncMessage(two, 100_000)).toMatchObject({ ok: false, problem: 'too-large' });
+    for (const bad of [Uint8Array.from([0xff, 0xff, 0xff]), sixty.subarray(0, sixty.length - 3)]) {
+      expect(measureSyncMessage(docWith(sixty, bad), 1_000_000)).toMatchObject({
+        ok: false,
+        problem: 'malformed',
+      });
+      // The next message is measured as if nothing had happened.
+      expect(measureSyncMessage(two, 1_000_000)).toEqual(measured);
+    }
+  });
+
   it('refuses malformed data as malformed', () => {
     const good = chunk(0, Uint8Array.from([0, 0, 0, 0]));
     expect(measureSyncMessage(syncWith([good]), 1_000)).toMatchObject({ ok: true });
