@@ -5,7 +5,6 @@
 // part ourselves with a hard output limit, and refuse the frame when the total goes over budget.
 import { decodeSyncMessage } from '@automerge/automerge';
 import { inflateRawSync } from 'node:zlib';
-import { inflatedLength } from './inflated-length.js';
 
 const MAGIC = [0x85, 0x6f, 0x4a, 0x83] as const;
 const CHUNK_DOCUMENT = 0;
@@ -105,17 +104,6 @@ class Budget {
     this.add(out.length);
     return out;
   }
-
-  /** Counts what `compressed` inflates to, without keeping it (a column: only its size matters). */
-  inflateCounting(compressed: Uint8Array): void {
-    const measured = inflatedLength(compressed, this.limit - this.used);
-    if (!measured.ok) {
-      if (measured.problem === 'too-large')
-        throw new Refused('too-large', `Automerge data expands over ${this.limit} bytes`);
-      throw new Refused('malformed', 'corrupt DEFLATE data in an Automerge chunk');
-    }
-    this.add(measured.bytes);
-  }
 }
 
 function columnMetadata(r: Reader): { spec: number; length: number }[] {
@@ -129,7 +117,7 @@ function columnMetadata(r: Reader): { spec: number; length: number }[] {
 function columns(r: Reader, meta: { spec: number; length: number }[], budget: Budget): void {
   for (const { spec, length } of meta) {
     const data = r.take(length);
-    if ((spec & DEFLATE_BIT) !== 0) budget.inflateCounting(data);
+    if ((spec & DEFLATE_BIT) !== 0) budget.inflate(data);
     else budget.add(length);
   }
 }
