@@ -40,7 +40,7 @@ import { openDeviceDatabase } from '@accord/storage-level';
 import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
 import { benchVerifyRate } from './anchor-bench.js';
 import { BENCH_FACILITY } from './log-bench.js';
-import { progress, runConcurrent, settleHarness } from './stats.js';
+import { mainThreadCpuS, progress, runConcurrent, settleHarness } from './stats.js';
 import { startBenchChild, stopBenchChild, type BenchChild } from './sync-bench.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -171,21 +171,6 @@ const mb = (bytes: number): number => bytes / 1048576;
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 const trace = process.env['ACCORD_BENCH_TRACE'] !== undefined;
-
-/**
- * CPU seconds of this process's main thread so far (Linux: `/proc`), 0 elsewhere: the relay
- * verifies on worker threads and V8 collects garbage on helper threads, the main thread does the rest.
- */
-async function mainThreadCpuS(): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 /** Threads Node 20 starts before any code runs: V8's four platform workers, its delayed-task scheduler, the signal watchdog. */
 const V8_PLATFORM_THREADS = 6;

@@ -1,4 +1,5 @@
-/** Small measurement helpers for the benchmark: percentiles, timing, progress. */
+/** Small measurement helpers for the benchmark: percentiles, timing, progress, CPU. */
+import { readFile } from 'node:fs/promises';
 
 /** The p-th percentile (0–100) of `values` by nearest rank; NaN for an empty list. */
 export function percentile(values: readonly number[], p: number): number {
@@ -44,4 +45,19 @@ export function progress(label: string, done: number, total: number): void {
 export async function settleHarness(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+/**
+ * CPU seconds of this process's main thread so far (Linux: `/proc`), 0 elsewhere: verification
+ * runs on worker threads and V8 collects garbage on helper threads, the main thread does the rest.
+ */
+export async function mainThreadCpuS(): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }

@@ -21,23 +21,27 @@ const full = new Array<Uint8Array>(SIZE).fill(new Uint8Array([1]));
 const segment = (owner: DeviceId, index = 0): SegmentState =>
   ({ id: `${owner}/${index}`, device: owner, index, processed: 0 }) as unknown as SegmentState;
 
+/** Seals of a log with no event store behind it (the tests here never read an event back). */
+const sealsWith = (reread: (segment: SegmentState) => void): RelaySeals =>
+  new RelaySeals({
+    ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
+    relay: RELAY,
+    visible: new VisibleSet(RELAY, {
+      event: (id) => {
+        throw new Error(`no event store here (${id})`);
+      },
+    }),
+    onSealed: () => {},
+    reread,
+  });
+
 describe('RelaySeals, waiting for a seal', () => {
   let reread: string[];
   let seals: RelaySeals;
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     reread = [];
-    seals = new RelaySeals({
-      ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
-      relay: RELAY,
-      visible: new VisibleSet(RELAY, {
-        event: (id) => {
-          throw new Error(`no event store here (${id})`);
-        },
-      }),
-      onSealed: () => {},
-      reread: (s) => reread.push(String(s.id)),
-    });
+    seals = sealsWith((s) => reread.push(String(s.id)));
   });
   afterEach(() => {
     seals.close();
@@ -74,17 +78,7 @@ describe('RelaySeals, waiting for a seal', () => {
 
 describe('RelaySeals.coversAsListed (a segment taken whole, digest first)', () => {
   const entries = [1, 2, 3, 4].map((n) => new TextEncoder().encode(`event ${n}`));
-  const seals = new RelaySeals({
-    ctx: { facility: 'seal-unit' as FacilityId, deviceId: ME, segmentSize: SIZE },
-    relay: RELAY,
-    visible: new VisibleSet(RELAY, {
-      event: (id) => {
-        throw new Error(`no event store here (${id})`);
-      },
-    }),
-    onSealed: () => {},
-    reread: () => {},
-  });
+  const seals = sealsWith(() => {});
   const sealOf = async (owner: DeviceId, index: number, listed: readonly Uint8Array[]): Promise<void> =>
     seals.note({
       device: RELAY,
