@@ -8,6 +8,7 @@ export type {
 } from './ports.js';
 export { DeviceLog } from './device-log.js';
 export { CommitQueue } from './commit-queue.js';
+export { verifyReceived } from './ingest.js';
 export {
   rootDocumentId,
   segmentDocumentId,

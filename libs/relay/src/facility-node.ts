@@ -7,6 +7,7 @@ import {
   type LogDocumentStorage,
   type LogEventStore,
   type LogRoster,
+  verifyReceived,
 } from '@accord/log';
 import type { NetworkEvent } from '@accord/network-ws';
 import {
@@ -28,7 +29,6 @@ import {
   type RosterUpdatedData,
   type SignedEvent,
   type VerdictData,
-  verifyEvents,
 } from '@accord/protocol';
 import { Adjudicator, DEFAULT_DEPENDENCY_DEADLINE_MS, type OpenDeadletter } from './adjudicator.js';
 import { rosterData, type FacilityMembersFile } from './membership.js';
@@ -306,9 +306,7 @@ export class FacilityNode<N extends FacilityNetwork = FacilityNetwork> {
     const lookup: LogRoster = { lookup: (device) => roster.get(device) };
     let connected = 0;
     let node: FacilityNode<N> | undefined;
-    // The log's own default when none is given (`verifyReceived` of @accord/log).
-    const verify: EventVerifier =
-      opts.verifier ?? ((received) => verifyEvents(received.map(({ event }) => event)));
+    const verify: EventVerifier = opts.verifier ?? verifyReceived;
     const wiring: FacilityNetworkWiring = {
       roster: lookup,
       onEvent: (event) => {

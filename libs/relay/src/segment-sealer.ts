@@ -39,11 +39,6 @@ export interface SealDigestStats {
   readonly encoded: number;
 }
 
-/** The SHA-256 of the events' signatures in order (what a {@link RunningDigest} takes besides the bytes). */
-function sigsHash(): Hash {
-  return createHash('sha256');
-}
-
 /**
  * Seals full segments of the devices' events (DESIGN.md §8): once the relay holds every event of
  * segment `k` of a device (each verified at ingest), it appends one relay-signed `SegmentSealed`
@@ -111,7 +106,7 @@ export class SegmentSealer {
       let running = this.#running.get(key);
       if (running === undefined) {
         if (event.seq !== index * size + 1 || this.#sealed.has(key)) continue;
-        running = { next: event.seq, bytes: createHash('sha256'), sigs: sigsHash() };
+        running = { next: event.seq, bytes: createHash('sha256'), sigs: createHash('sha256') };
         this.#running.set(key, running);
       }
       if (event.seq < running.next) continue; // taken already (checked by the signatures at seal time)
@@ -171,7 +166,7 @@ export class SegmentSealer {
     const running = this.#running.get(key);
     this.#running.delete(key);
     if (running === undefined || running.next !== events[0]!.seq + events.length) return undefined;
-    const held = sigsHash();
+    const held = createHash('sha256');
     for (const e of events) held.update(e.sig).update('\n');
     if (!held.digest().equals(running.sigs.digest())) return undefined;
     this.#asVerified++;
