@@ -183,6 +183,11 @@ describe('resolving rejected changes from the page', () => {
       `/api/events/${mine}`,
     );
     expect(resolved.status).toBe('resolved');
+    // The list shows the tentative name as soon as tablet 1 holds the amend; its verdict may come after.
+    await until(
+      'the amend accepted on tablet 1',
+      async () => (await status(one(), resolved.resolvedBy ?? 'none')) === 'accepted',
+    );
     const amend = await api<{ status: string; event: { supersedes?: string; data: unknown } }>(
       one(),
       'GET',
