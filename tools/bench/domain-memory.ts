@@ -2,7 +2,10 @@
 // `ProjectionFolder` with a source over `n` bench-like patient registrations accepted by
 // `AcceptedVerdicts` of 1000 (verdicts added first, as a log's start-up scan reads them), builds the
 // confirmed and a tentative view, and reports the retained heap per event after a forced collection,
-// minus the heap once the folder is dropped. Event id strings are not counted (the log shares them).
+// minus the heap once the folder is dropped. The folder's own id strings are counted (it parses its
+// events back from the source); the bench holds the verdicts outside the measure. A second figure
+// counts the verdicts too, parsed inside the measure as a device's log holds them (resident, with
+// their targets: a 26-character id string and an array slot per accepted event).
 // Usage: node --expose-gc --conditions=@accord/source --import tsx tools/bench/domain-memory.ts [n...]
 import type { EventId, SignedEvent } from '@accord/protocol';
 import { ProjectionFolder } from '@accord/domain';
@@ -36,7 +39,7 @@ function build(
   return held;
 }
 
-function measure(n: number): number {
+function measure(n: number, verdictsInside: boolean): number {
   const f = new EventFactory({ salt: 7 });
   const device = testDeviceId(1);
   const encoded = new Map<EventId, string>();
@@ -54,7 +57,17 @@ function measure(n: number): number {
   events.length = 0;
   const source = { event: (id: EventId): SignedEvent => JSON.parse(encoded.get(id)!) as SignedEvent };
   const before = heap();
-  const held = build(f.relay, verdicts, ids, source, n);
+  const encodedVerdicts = verdictsInside ? verdicts.map((v) => JSON.stringify(v)) : [];
+  if (verdictsInside) verdicts.length = 0;
+  const held = verdictsInside
+    ? build(
+        f.relay,
+        encodedVerdicts.map((v) => JSON.parse(v) as SignedEvent),
+        ids,
+        source,
+        n,
+      )
+    : build(f.relay, verdicts, ids, source, n);
   const after = heap();
   void before;
   return (held - after) / n;
@@ -62,5 +75,8 @@ function measure(n: number): number {
 
 for (const arg of process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['100000', '300000']) {
   const n = Number(arg);
-  console.log(`${n} events: ${measure(n).toFixed(0)} B/event retained by the folder and its views`);
+  console.log(`${n} events: ${measure(n, false).toFixed(0)} B/event retained by the folder and its views`);
+  console.log(
+    `${n} events: ${measure(n, true).toFixed(0)} B/event with the relay's AcceptedVerdicts (as a device holds them)`,
+  );
 }

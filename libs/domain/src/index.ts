@@ -7,3 +7,4 @@ export * from './confirmed-fold.js';
 export * from './status.js';
 export * from './clock-skew.js';
 export * from './draft.js';
+export * from './event-numbers.js';

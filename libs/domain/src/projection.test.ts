@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { SignedEvent } from '@accord/protocol';
+import type { EventId, SignedEvent } from '@accord/protocol';
+import { EventNumbers } from './event-numbers.js';
 import { Projection } from './projection.js';
 import { EventFactory, arbFacility, buildFacility, testDeviceId } from './testing.js';
 
@@ -454,31 +455,39 @@ describe('Projection: clone', () => {
 });
 
 /** A projection that reads its events back from a copy of `events` by id, counting the reads. */
-function loading(events: readonly SignedEvent[]): { p: Projection; reads: () => number } {
+function loading(
+  events: readonly SignedEvent[],
+  numbers?: EventNumbers,
+): { p: Projection; reads: () => number } {
   const stored = new Map(events.map((e) => [e.id, JSON.stringify(e)]));
   let reads = 0;
-  const p = Projection.empty({
-    load: (id) => {
-      reads++;
-      const json = stored.get(id);
-      if (json === undefined) throw Object.assign(new Error(`no event ${id}`), { code: 'STORAGE_CORRUPT' });
-      return JSON.parse(json) as SignedEvent;
-    },
-  });
+  const load = (id: EventId): SignedEvent => {
+    reads++;
+    const json = stored.get(id);
+    if (json === undefined) throw Object.assign(new Error(`no event ${id}`), { code: 'STORAGE_CORRUPT' });
+    return JSON.parse(json) as SignedEvent;
+  };
+  const p = Projection.empty(numbers === undefined ? { load } : { load, numbers });
   return { p, reads: () => reads };
 }
 
 describe('Projection: with load (records read back)', () => {
-  it('answers every view and lookup as a resident projection does, through clones', () => {
+  it.each([
+    ['ids', false],
+    ['numbers (applied set and registrations)', true],
+  ])('answers every view and lookup as a resident projection does, through clones (by %s)', (_, numbered) => {
     fc.assert(
       fc.property(arbFacility({ maxOps: 60 }), fc.nat(), ({ events }, cut) => {
         const resident = fold(events);
-        const { p: base } = loading(events);
+        const { p: base } = loading(events, numbered ? new EventNumbers() : undefined);
         const at = cut % (events.length + 1);
         for (const e of events.slice(0, at)) base.apply(e);
         const p = base.clone(); // a tentative view: a clone that goes on folding, reading back too
         for (const e of events.slice(at)) p.apply(e);
         expect(bytes(p)).toBe(bytes(resident));
+        expect(p.appliedCount).toBe(resident.appliedCount);
+        expect(events.filter((e) => p.hasEvent(e.id))).toEqual(events.filter((e) => resident.hasEvent(e.id)));
+        expect(base.appliedCount).toBeLessThanOrEqual(p.appliedCount);
         expect(p.patients()).toEqual(resident.patients());
         // A search reads names back; a page by ids reads only its own patients.
         const some = resident.patients().filter((_, i) => i % 2 === 0);

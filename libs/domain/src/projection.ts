@@ -24,6 +24,8 @@ import {
   quickCheckEventData,
 } from './catalogue.js';
 import { Cow, IdSet } from './cow.js';
+import type { EventNumbers } from './event-numbers.js';
+import { NumberedIdSet } from './event-numbers.js';
 import { NationalIdIndex } from './national-ids.js';
 import { isTimeZone, isIsoDate, zonedDate } from './dates.js';
 import type { PreparedDraft } from './draft.js';
@@ -185,6 +187,62 @@ interface PatientRec {
  * id string is the one the log and the folder already hold.
  */
 type PatientSlot = PatientRec | EventId;
+
+/**
+ * A patient as stored: with {@link ProjectionOptions.numbers}, a registration-only patient is its
+ * registration's number (a small integer in the map's slot) instead of the id string.
+ */
+type StoredPatientSlot = PatientSlot | number;
+
+/** What the projection reads of its patients map: the map itself, or a view of it that names numbered registrations by id. */
+interface PatientSlots {
+  readonly size: number;
+  get(id: string): PatientSlot | undefined;
+  has(id: string): boolean;
+  keys(): Iterable<string>;
+  values(): Iterable<PatientSlot>;
+  [Symbol.iterator](): Iterator<[string, PatientSlot]>;
+}
+
+/** A projection's patients map (live: its `Cow` may copy it), read with each numbered registration named by its id (made again). */
+class PatientSlotsView implements PatientSlots {
+  readonly #patients: Cow<string, StoredPatientSlot>;
+  readonly #numbers: EventNumbers | undefined;
+
+  constructor(patients: Cow<string, StoredPatientSlot>, numbers: EventNumbers | undefined) {
+    this.#patients = patients;
+    this.#numbers = numbers;
+  }
+
+  #slot(stored: StoredPatientSlot): PatientSlot {
+    return typeof stored === 'number' ? this.#numbers!.id(stored) : stored;
+  }
+
+  get size(): number {
+    return this.#patients.r.size;
+  }
+
+  get(id: string): PatientSlot | undefined {
+    const stored = this.#patients.r.get(id);
+    return stored === undefined ? undefined : this.#slot(stored);
+  }
+
+  has(id: string): boolean {
+    return this.#patients.r.has(id);
+  }
+
+  keys(): Iterable<string> {
+    return this.#patients.r.keys();
+  }
+
+  *values(): Generator<PatientSlot> {
+    for (const stored of this.#patients.r.values()) yield this.#slot(stored);
+  }
+
+  *[Symbol.iterator](): Generator<[string, PatientSlot]> {
+    for (const [id, stored] of this.#patients.r) yield [id, this.#slot(stored)];
+  }
+}
 
 /** What a patient record remembers once it was updated or merged away. */
 interface PatientHistory {
@@ -383,14 +441,23 @@ export interface ProjectionOptions {
    * the store throws when it cannot read it. Every other record stays resident.
    */
   readonly load?: (id: EventId) => SignedEvent;
+  /**
+   * With `load`: the projection keeps the events it applied as one bit per number of this table
+   * (see {@link EventNumbers}) instead of a set of id strings, and a registration-only patient as
+   * its registration's number. The owner shares the table with its other indexes.
+   */
+  readonly numbers?: EventNumbers;
 }
 
 /** Errors thrown by a projection's {@link ProjectionOptions.load}: `apply`'s catch-all lets them through. */
 const loadFailures = new WeakSet<object>();
 
 export class Projection {
-  #patients: Cow<string, PatientSlot>;
+  #patients: Cow<string, StoredPatientSlot>;
+  /** The patients map as read (numbered registrations named by id). */
+  readonly #patientSlots: PatientSlots;
   readonly #load: ((id: EventId) => SignedEvent) | undefined;
+  readonly #numbers: EventNumbers | undefined;
   #nationalIds: NationalIdIndex;
   /** Immunizations keyed by the merge-resolved patient id (moved to the survivor on merge). */
   #immunizations: Cow<string, readonly ImmunizationRec[]>;
@@ -399,11 +466,12 @@ export class Projection {
   /** Open (waiting / in-progress) encounter ids keyed by merge-resolved patient id. */
   #open: Cow<string, readonly string[]>;
   #appointments: Cow<string, AppointmentRec>;
-  #applied: IdSet<EventId>;
+  #applied: IdSet<EventId> | NumberedIdSet;
   #skipped: Cow<EventId, string>;
 
   private constructor(from?: Projection, opts: ProjectionOptions = {}) {
     this.#load = from === undefined ? opts.load : from.#load;
+    this.#numbers = from === undefined ? (opts.load === undefined ? undefined : opts.numbers) : from.#numbers;
     if (from === undefined) {
       this.#patients = new Cow();
       this.#nationalIds = new NationalIdIndex();
@@ -412,7 +480,7 @@ export class Projection {
       this.#encounters = new Cow();
       this.#open = new Cow();
       this.#appointments = new Cow();
-      this.#applied = new IdSet();
+      this.#applied = this.#numbers === undefined ? new IdSet() : new NumberedIdSet(this.#numbers);
       this.#skipped = new Cow();
     } else {
       this.#patients = from.#patients.fork();
@@ -425,6 +493,7 @@ export class Projection {
       this.#applied = from.#applied.fork();
       this.#skipped = from.#skipped.fork();
     }
+    this.#patientSlots = new PatientSlotsView(this.#patients, this.#numbers);
   }
 
   /** A projection of no events (see {@link ProjectionOptions}; its clones share the options). */
@@ -518,11 +587,11 @@ export class Projection {
   }
 
   #register(event: SignedEvent, d: PatientRegisteredData): string | undefined {
-    if (this.#patients.r.has(d.patientId)) return 'exists';
+    if (this.#patientSlots.has(d.patientId)) return 'exists';
     this.#patients.w.set(
       d.patientId,
       this.#load !== undefined
-        ? event.id
+        ? (this.#numbers?.number(event.id) ?? event.id)
         : {
             nationalId: d.nationalId,
             givenName: d.givenName,
@@ -725,7 +794,7 @@ export class Projection {
    * undefined for an unknown patient.
    */
   #record(patientId: string): PatientRec | undefined {
-    const slot = this.#patients.r.get(patientId);
+    const slot = this.#patientSlots.get(patientId);
     return typeof slot === 'string' ? this.#registered(slot) : slot;
   }
 
@@ -753,11 +822,11 @@ export class Projection {
   /** Follows merge redirects to the surviving patient id; undefined for an unknown patient. */
   #resolve(id: string): string | undefined {
     let at: string | undefined = id;
-    let rec = this.#patients.r.get(id);
+    let rec = this.#patientSlots.get(id);
     // Chains are short; the bound guards against a corrupt cycle.
     for (let hops = 0, next = rec && mergedInto(rec); next !== undefined && hops < 1000; hops++) {
       at = next;
-      rec = this.#patients.r.get(next);
+      rec = this.#patientSlots.get(next);
       next = rec && mergedInto(rec);
     }
     return rec === undefined ? undefined : at;
@@ -775,7 +844,7 @@ export class Projection {
   creatorOf(subject: Subject): EventId | undefined {
     switch (subject.kind) {
       case SubjectKind.Patient: {
-        const rec = this.#patients.r.get(subject.id);
+        const rec = this.#patientSlots.get(subject.id);
         return rec === undefined ? undefined : registeredBy(rec);
       }
       case SubjectKind.Lot:
@@ -798,14 +867,14 @@ export class Projection {
   fieldVersion(subject: Subject, field: string): EventId | null {
     if (subject.kind !== SubjectKind.Patient) return null;
     const id = this.#resolve(subject.id);
-    const rec = id === undefined ? undefined : this.#patients.r.get(id);
+    const rec = id === undefined ? undefined : this.#patientSlots.get(id);
     if (rec === undefined || !(PATIENT_FIELDS as readonly string[]).includes(field)) return null;
     return versionOf(rec, field as PatientField);
   }
 
   /** The patient id after following merges: `{id}` for a live patient, `{id: survivor, mergedInto}` when merged. */
   resolvePatient(id: string): { id: string; mergedInto?: string } | undefined {
-    const rec = this.#patients.r.get(id);
+    const rec = this.#patientSlots.get(id);
     if (rec === undefined) return undefined;
     const into = mergedInto(rec);
     if (into === undefined) return { id };
@@ -879,7 +948,7 @@ export class Projection {
 
   #mergedFromIndex(): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const [id, rec] of this.#patients.r) {
+    for (const [id, rec] of this.#patientSlots) {
       const into = mergedInto(rec);
       if (into === undefined) continue;
       const survivor = this.#resolve(id) ?? into;
@@ -909,7 +978,7 @@ export class Projection {
   /** Live (not merged-away) patients, sorted by id, each with its immunization history. */
   patients(): PatientView[] {
     const merged = this.#mergedFromIndex();
-    return [...this.#patients.r]
+    return [...this.#patientSlots]
       .filter(([, p]) => mergedInto(p) === undefined)
       .sort((a, b) => cmp(a[0], b[0]))
       .map(([id, p]) => this.#patientView(id, p, merged.get(id) ?? []));
@@ -921,12 +990,12 @@ export class Projection {
    */
   findPatients(query: PatientQuery): PatientPage {
     const live = (id: string): boolean => {
-      const rec = this.#patients.r.get(id);
+      const rec = this.#patientSlots.get(id);
       return rec !== undefined && mergedInto(rec) === undefined;
     };
     const ids =
       query.ids === undefined
-        ? [...this.#patients.r.keys()].filter(live)
+        ? [...this.#patientSlots.keys()].filter(live)
         : [...new Set(query.ids)].filter(live);
     const terms = (query.text ?? '')
       .toLowerCase()
@@ -948,16 +1017,16 @@ export class Projection {
     const merged = page.length === 0 ? new Map<string, string[]>() : this.#mergedFromIndex();
     return {
       total: matched.length,
-      patients: page.map((id) => this.#patientView(id, this.#patients.r.get(id)!, merged.get(id) ?? [])),
+      patients: page.map((id) => this.#patientView(id, this.#patientSlots.get(id)!, merged.get(id) ?? [])),
     };
   }
 
   /** One patient, following merge redirects (asking for a merged id returns the survivor). */
   patient(id: string): PatientView | undefined {
     const resolved = this.#resolve(id);
-    const rec = resolved === undefined ? undefined : this.#patients.r.get(resolved);
+    const rec = resolved === undefined ? undefined : this.#patientSlots.get(resolved);
     if (resolved === undefined || rec === undefined) return undefined;
-    const mergedFrom = [...this.#patients.r]
+    const mergedFrom = [...this.#patientSlots]
       .filter(([other, p]) => mergedInto(p) !== undefined && this.#resolve(other) === resolved)
       .map(([other]) => other);
     return this.#patientView(resolved, rec, mergedFrom);
@@ -1073,7 +1142,7 @@ export class Projection {
       c.set(k, 0);
     c.set('stock.lots', 0);
     c.set('stock.doses', 0);
-    for (const p of this.#patients.r.values()) {
+    for (const p of this.#patientSlots.values()) {
       add('patients.registered');
       add(mergedInto(p) === undefined ? 'patients.active' : 'patients.merged');
     }
@@ -1110,7 +1179,7 @@ export class Projection {
    * events with their reasons.
    */
   toJSON(): JsonValue {
-    const patients = [...this.#patients.r]
+    const patients = [...this.#patientSlots]
       .sort((a, b) => cmp(a[0], b[0]))
       .map(([id, slot]) => {
         const h = historyOf(slot);

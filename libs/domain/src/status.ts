@@ -2,6 +2,7 @@ import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
 import { forEachVerdictIn, readTarget, SystemEventType } from '@accord/protocol';
 import { AcceptedBatches } from './accepted-batches.js';
 import { ConfirmedFold } from './confirmed-fold.js';
+import { EventNumbers, Int32Column } from './event-numbers.js';
 import type { Projection } from './projection.js';
 import { isSystemEventType } from './system-event.js';
 
@@ -46,6 +47,12 @@ export interface ProjectionFolderOptions {
    * events wait whole in the fold before later ones wait by id (default 10,000; tests lower it).
    */
   readonly maxInHand?: number;
+  /**
+   * The numbers the folder gives the ids it keeps (see {@link EventNumbers}): a log passes the
+   * table its own indexes use, so that every index of the history shares one number per event.
+   * Default: a table of the folder's own.
+   */
+  readonly numbers?: EventNumbers;
 }
 
 const PENDING: EventStatusInfo = Object.freeze({ status: 'pending' });
@@ -87,6 +94,18 @@ class Target {
  */
 type Slot = SignedEvent | EventId | number | Target;
 
+/** A tracker's state of a number with no slot (numbers are shared: the log numbers held-back events too). */
+const ABSENT = 0;
+/** A tracker's state of a present event kept by id that nothing names. */
+const BY_ID = -1;
+/** A tracker's state of a number whose slot is an object (a resident event or a {@link Target}). */
+const SIDE = -2;
+
+/** True when `seq` can stand for itself in a tracker's state column (a positive 32-bit integer). */
+function compactSeq(seq: number): boolean {
+  return Number.isInteger(seq) && seq > 0 && seq <= 0x7fffffff;
+}
+
 /**
  * Where a {@link ProjectionFolder} reads back an event it does not keep in memory.
  *
@@ -126,14 +145,45 @@ function plainDomainEvent(event: SignedEvent): boolean {
 class Tracker {
   readonly #relay: DeviceId | null;
   readonly #byId: boolean;
-  readonly #slots = new Map<EventId, Slot>();
+  readonly #numbers: EventNumbers;
+  /**
+   * Per event number: {@link ABSENT}, {@link BY_ID} (a present event kept by id that nothing
+   * names), {@link SIDE} (its slot is in `#side`), or a positive confirmed seq (see above).
+   */
+  readonly #state = new Int32Column();
+  /** The slots that are objects: resident events nothing names, and {@link Target}s (few). */
+  readonly #side = new Map<number, SignedEvent | Target>();
   /** Number of events added (the slots of targets not added yet do not count). */
   #size = 0;
   readonly #accepted = new AcceptedBatches();
 
-  constructor(relay: DeviceId | null, byId: boolean) {
+  constructor(relay: DeviceId | null, byId: boolean, numbers: EventNumbers) {
     this.#relay = relay;
     this.#byId = byId;
+    this.#numbers = numbers;
+  }
+
+  /** The slot of `id` (see {@link Slot}; a kept-by-id event's slot is the string asked with). */
+  #get(id: EventId): Slot | undefined {
+    const n = this.#numbers.find(id);
+    if (n === undefined) return undefined;
+    const state = this.#state.get(n);
+    if (state === ABSENT) return undefined;
+    if (state === BY_ID) return id;
+    if (state > 0) return state;
+    return this.#side.get(n);
+  }
+
+  /** Sets the slot of `id` (a number only when {@link compactSeq} holds). */
+  #set(id: EventId, slot: Slot): void {
+    const n = this.#numbers.number(id);
+    if (typeof slot === 'string' || typeof slot === 'number') {
+      this.#side.delete(n);
+      this.#state.set(n, typeof slot === 'string' ? BY_ID : slot);
+    } else {
+      this.#side.set(n, slot);
+      this.#state.set(n, SIDE);
+    }
   }
 
   /** Number of distinct events added. */
@@ -143,7 +193,7 @@ class Tracker {
 
   /** The event as held: itself, or its id when it is a plain domain event kept by id. */
   held(id: EventId): SignedEvent | EventId | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#get(id);
     if (typeof slot === 'number') return this.#accepted.target(id, slot);
     return slot instanceof Target ? slot.held : slot;
   }
@@ -153,7 +203,25 @@ class Tracker {
    * by a statement added before it comes where the statement named it.
    */
   *ids(): IterableIterator<EventId> {
-    for (const [id, slot] of this.#slots) if (!(slot instanceof Target) || slot.held !== undefined) yield id;
+    const numbers = this.#numbers;
+    for (let n = 0; n < numbers.size; n++) {
+      const state = this.#state.get(n);
+      if (state === ABSENT) continue;
+      if (state !== SIDE) yield numbers.id(n);
+      else {
+        const slot = this.#side.get(n)!;
+        if (!(slot instanceof Target)) yield slot.id;
+        else if (slot.held !== undefined) yield slot.id;
+      }
+    }
+  }
+
+  /** Every resident event added (system events and amends with a source), in no particular order. */
+  *residentEvents(): IterableIterator<SignedEvent> {
+    for (const slot of this.#side.values()) {
+      const held = slot instanceof Target ? slot.held : slot;
+      if (held !== undefined && typeof held !== 'string') yield held;
+    }
   }
 
   /** The resident event `id` (a system event or an amend), if it is one. */
@@ -164,20 +232,20 @@ class Tracker {
 
   /** True when some verdict, retry, discard or amend names `id` (present or not). */
   targeted(id: EventId): boolean {
-    const slot = this.#slots.get(id);
+    const slot = this.#get(id);
     return typeof slot === 'number' || slot instanceof Target;
   }
 
   /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
   sharedId(id: EventId): EventId | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#get(id);
     if (typeof slot === 'number') return this.#accepted.target(id, slot);
     return slot instanceof Target ? slot.id : undefined;
   }
 
   /** The record of `id` (made, or made again from its confirmed seq or its event), to change it. */
   #info(id: EventId): Target {
-    const slot = this.#slots.get(id);
+    const slot = this.#get(id);
     if (slot instanceof Target) return slot;
     let info: Target;
     if (slot === undefined) info = new Target(id);
@@ -192,13 +260,13 @@ class Tracker {
       info = new Target(typeof slot === 'string' ? slot : slot.id);
       info.held = slot;
     }
-    this.#slots.set(id, info);
+    this.#set(id, info);
     return info;
   }
 
   /** Keeps a present event's entry as its confirmed seq alone when nothing else names it (see above). */
   #compact(id: EventId): void {
-    const info = this.#slots.get(id);
+    const info = this.#get(id);
     if (
       info instanceof Target &&
       typeof info.held === 'string' &&
@@ -206,18 +274,19 @@ class Tracker {
       info.retries === undefined &&
       info.resolvers === undefined &&
       info.verdict?.type === SystemEventType.AcceptedVerdicts &&
+      compactSeq(info.seq!) &&
       this.#accepted.stating(id, info.seq!) === info.verdict
     )
-      this.#slots.set(id, info.seq!);
+      this.#set(id, info.seq!);
   }
 
   /** Records an event; calls `touch` with every id whose status may have changed (possibly not yet present). */
   add(event: SignedEvent, touch: (id: EventId) => void): void {
-    const slot = this.#slots.get(event.id);
+    const slot = this.#get(event.id);
     if (slot !== undefined && (!(slot instanceof Target) || slot.held !== undefined)) return;
     const held = this.#byId && plainDomainEvent(event) ? event.id : event;
     this.#size++;
-    if (slot === undefined) this.#slots.set(event.id, held);
+    if (slot === undefined) this.#set(event.id, held);
     else {
       // Named before it arrived; its acceptance may have, too.
       slot.held = held;
@@ -294,20 +363,20 @@ class Tracker {
 
   /** True when the relay has rejected this (retry or discard) event itself. */
   #selfRejected(id: EventId): boolean {
-    const target = this.#slots.get(id);
+    const target = this.#get(id);
     return target instanceof Target && target.outcome === 'deadletter';
   }
 
   /** The accepted verdict's confirmed sequence number, if the event's latest verdict accepts it. */
   acceptedSeq(id: EventId): number | undefined {
-    const info = this.#slots.get(id);
+    const info = this.#get(id);
     if (typeof info === 'number') return info;
     return info instanceof Target && info.outcome === 'accepted' ? info.seq : undefined;
   }
 
   /** The status of a present, non-verdict event; undefined for verdicts and unknown ids. */
   status(id: EventId): EventStatusInfo | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#get(id);
     if (typeof slot === 'number') return acceptedBy(this.#accepted.stating(id, slot)!);
     const event = slot instanceof Target ? slot.held : slot;
     if (event === undefined) return undefined;
@@ -470,11 +539,12 @@ export class ProjectionFolder {
    * with `source`, plain domain events are held by id and read back from it (see above).
    */
   constructor(relay: DeviceId | null, source?: EventSource, options: ProjectionFolderOptions = {}) {
-    this.#tracker = new Tracker(relay, source !== undefined);
+    const numbers = options.numbers ?? new EventNumbers();
+    this.#tracker = new Tracker(relay, source !== undefined, numbers);
     this.#source = source;
     this.#maxInHand = options.maxInHand ?? MAX_IN_HAND;
     this.#fold = new ConfirmedFold(
-      source === undefined ? { once: true } : { once: true, load: (id) => source.event(id) },
+      source === undefined ? { once: true } : { once: true, load: (id) => source.event(id), numbers },
     );
   }
 
@@ -520,6 +590,11 @@ export class ProjectionFolder {
   /** The ids of every event added, in no particular order (see `Tracker.ids`). */
   ids(): IterableIterator<EventId> {
     return this.#tracker.ids();
+  }
+
+  /** Every event added that the folder keeps in memory (see {@link ProjectionFolder.resident}), in no particular order. */
+  residentEvents(): IterableIterator<SignedEvent> {
+    return this.#tracker.residentEvents();
   }
 
   /** True when some verdict, retry, discard or amend added so far names `id`. */

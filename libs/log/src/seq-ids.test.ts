@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { EventId } from '@accord/protocol';
+import { EventNumbers } from '@accord/domain';
+import { testDeviceId } from '@accord/domain/testing';
+import { eventIdFor, type EventId } from '@accord/protocol';
 import { SeqIds } from './seq-ids.js';
 
 describe('SeqIds', () => {
@@ -26,6 +28,25 @@ describe('SeqIds', () => {
         },
       ),
     );
+  });
+
+  it('keeps numbers from a shared table and makes the ids again, equal to those given', () => {
+    const numbers = new EventNumbers();
+    const device = testDeviceId(3);
+    const a = new SeqIds(numbers);
+    const b = new SeqIds(numbers);
+    for (let s = 1; s <= 5000; s++) {
+      a.set(s, eventIdFor(1_700_000_000_000 + s, device, s));
+      b.set(s, eventIdFor(1_700_000_000_000 + s, testDeviceId(4), s));
+    }
+    expect(numbers.size).toBe(10_000);
+    const id = eventIdFor(1_700_000_000_777, device, 777);
+    expect(a.get(777)).toBe(id);
+    expect(a.holds(777, id)).toBe(true);
+    expect(a.holds(778, id)).toBe(false);
+    expect(b.holds(777, id)).toBe(false);
+    expect(a.holds(5001, id)).toBe(false);
+    expect(a.max()).toBe(5000);
   });
 
   it('fills a long contiguous run densely', () => {

@@ -1,4 +1,4 @@
-import { isSystemEventType, ProjectionFolder, type EventSource } from '@accord/domain';
+import { EventNumbers, isSystemEventType, ProjectionFolder, type EventSource } from '@accord/domain';
 import { eventIdSeq, type DeviceId, type EventId, type SignedEvent } from '@accord/protocol';
 import type { Withheld } from './api.js';
 import { Interner } from './interner.js';
@@ -17,7 +17,8 @@ const MAX_MISSING_LISTED = 1000;
  * system events and amends (few, and read by every status query). Every verified event is either
  * visible (the projection folder holds it) or held back (a small map of its own): one map entry
  * per event across the log, since at 100k events each extra map costs several megabytes. Each
- * device's ids by seq are a dense array ({@link SeqIds}). Events are interned as they arrive.
+ * device's ids by seq are numbers in a typed array ({@link SeqIds}, numbered in one
+ * `EventNumbers` table shared with the folder: no index holds an event's id string). Events are interned as they arrive.
  */
 export class VisibleSet {
   readonly #relay: DeviceId | null;
@@ -37,6 +38,11 @@ export class VisibleSet {
    */
   readonly #barriers = new Map<DeviceId, number>();
   readonly #interner = new Interner();
+  /**
+   * One number per event id, shared by the folder (statuses, the confirmed fold, its applied set
+   * and patients) and each device's ids by seq: those indexes hold numbers, and no id string.
+   */
+  readonly #numbers = new EventNumbers();
   /** Incremental statuses and confirmed fold over the visible events. */
   #folder: ProjectionFolder;
 
@@ -50,7 +56,7 @@ export class VisibleSet {
     this.#relay = relay;
     this.#source = source;
     this.#folderSource = opts.resident === true ? undefined : source;
-    this.#folder = new ProjectionFolder(relay, this.#folderSource);
+    this.#folder = new ProjectionFolder(relay, this.#folderSource, { numbers: this.#numbers });
   }
 
   /** The fold of the visible events (a new instance after {@link VisibleSet.withholdFrom}). */
@@ -85,12 +91,11 @@ export class VisibleSet {
    */
   *visibleEvents(systemOnly = false): Generator<SignedEvent> {
     const folder = this.#folder;
-    for (const id of folder.ids()) {
-      if (systemOnly) {
-        const event = folder.resident(id);
-        if (event !== undefined && isSystemEventType(event.type)) yield event;
-      } else yield folder.event(id)!;
+    if (systemOnly) {
+      for (const event of folder.residentEvents()) if (isSystemEventType(event.type)) yield event;
+      return;
     }
+    for (const id of folder.ids()) yield folder.event(id)!;
   }
 
   /**
@@ -106,7 +111,7 @@ export class VisibleSet {
       sharedId: (id) => this.#folder.sharedId(id),
     });
     let ids = this.#seqs.get(event.device);
-    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds()));
+    if (ids === undefined) this.#seqs.set(event.device, (ids = new SeqIds(this.#numbers)));
     ids.set(event.seq, event.id);
     let contiguous = this.#contiguous.get(event.device) ?? 0;
     const barrier = this.#barriers.get(event.device) ?? Infinity;
@@ -148,7 +153,7 @@ export class VisibleSet {
   withholdFrom(device: DeviceId, seq: number): boolean {
     const contiguous = this.#contiguous.get(device) ?? 0;
     if (contiguous < seq) return false; // nothing visible from there on yet
-    const keep = new ProjectionFolder(this.#relay, this.#folderSource);
+    const keep = new ProjectionFolder(this.#relay, this.#folderSource, { numbers: this.#numbers });
     // Rare (a device caught equivocating): every visible event is read back into a new folder.
     for (const id of this.#folder.ids()) {
       const event = this.#folder.event(id)!;
@@ -180,7 +185,7 @@ export class VisibleSet {
     if (seq === undefined) return undefined;
     // A facility has a few devices; the id is held at its seq by its author only.
     for (const [device, ids] of this.#seqs)
-      if (seq <= this.contiguous(device) && ids.get(seq) === id) return { device, seq };
+      if (seq <= this.contiguous(device) && ids.holds(seq, id)) return { device, seq };
     return undefined;
   }
 
