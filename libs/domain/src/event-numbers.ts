@@ -15,6 +15,9 @@ const MAX_LOAD = 0.8;
 
 /** Scratch words of the id being looked up (no allocation per lookup). */
 const W = new Uint32Array(4);
+/** The id whose words (and hash) `W` holds, if one does. */
+let packed: string | undefined;
+let packedHash = 0;
 const ID_CODES = new Uint8Array(26);
 // ASCII is its own UTF-8: one flat one-byte string (see `@accord/protocol`'s flat-string).
 const DECODER = new TextDecoder();
@@ -27,6 +30,10 @@ const DECODER = new TextDecoder();
  * the low bits of the four words; the last two characters (10 bits) fill the spare top bits.
  */
 function pack(id: string): boolean {
+  // The same id is often looked up several times in a row (a fold asks the tracker, the applied
+  // set and the fold's own list about one event): its words are still in `W`.
+  if (id === packed) return true;
+  packed = undefined;
   if (id.length !== 26) return false;
   let w = 0;
   for (let i = 0; i < 26; i++) {
@@ -46,6 +53,8 @@ function pack(id: string): boolean {
   W[1] = (W[1]! | (((w >>> 4) & 3) << 30)) >>> 0;
   W[2] = (W[2]! | (((w >>> 6) & 3) << 30)) >>> 0;
   W[3] = (W[3]! | (((w >>> 8) & 3) << 30)) >>> 0;
+  packedHash = hash(W[0]!, W[1]!, W[2]!, W[3]!);
+  packed = id;
   return true;
 }
 
@@ -105,7 +114,7 @@ export class EventNumbers {
   /** The number of `id`, or undefined when it has none. */
   find(id: string): number | undefined {
     if (!pack(id)) return this.#odd.get(id);
-    const n = this.#index[this.#slot(W[0]!, W[1]!, W[2]!, W[3]!)]!;
+    const n = this.#index[this.#slot(packedHash, W[0]!, W[1]!, W[2]!, W[3]!)]!;
     return n === 0 ? undefined : n - 1;
   }
 
@@ -124,12 +133,13 @@ export class EventNumbers {
     const w1 = W[1]!;
     const w2 = W[2]!;
     const w3 = W[3]!;
-    let at = this.#slot(w0, w1, w2, w3);
+    const h = packedHash;
+    let at = this.#slot(h, w0, w1, w2, w3);
     const known = this.#index[at]!;
     if (known !== 0) return known - 1;
     if (this.#filed + 1 > this.#index.length * MAX_LOAD) {
       this.#grow();
-      at = this.#slot(w0, w1, w2, w3);
+      at = this.#slot(h, w0, w1, w2, w3);
     }
     const n = this.#next(w0, w1, w2, w3);
     this.#index[at] = n + 1;
@@ -163,10 +173,10 @@ export class EventNumbers {
   }
 
   /** The slot holding the id with these words, or the free slot where it would go. */
-  #slot(w0: number, w1: number, w2: number, w3: number): number {
+  #slot(h: number, w0: number, w1: number, w2: number, w3: number): number {
     const index = this.#index;
     const mask = index.length - 1;
-    for (let at = hash(w0, w1, w2, w3) & mask; ; at = (at + 1) & mask) {
+    for (let at = h & mask; ; at = (at + 1) & mask) {
       const v = index[at]!;
       if (v === 0) return at;
       const n = v - 1;
