@@ -53,7 +53,7 @@ function pack(id: string): boolean {
   W[1] = (W[1]! | (((w >>> 4) & 3) << 30)) >>> 0;
   W[2] = (W[2]! | (((w >>> 6) & 3) << 30)) >>> 0;
   W[3] = (W[3]! | (((w >>> 8) & 3) << 30)) >>> 0;
-  packedHash = hash(W[0]!, W[1]!, W[2]!, W[3]!);
+  packedHash = hash(W[0], W[1], W[2], W[3]);
   packed = id;
   return true;
 }
