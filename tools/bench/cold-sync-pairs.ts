@@ -12,7 +12,7 @@
 //     automerge-repo's cold sync of the same events each round; with --prof the new device (only
 //     it) writes a V8 CPU profile of each run into PROFDIR/NAME/.
 //
-// Per run it prints the new device's wall and CPU time (`receive-device.ts`'s own figures: from
+// Per run it prints the new device's wall and CPU time, its main thread's apart (`receive-device.ts`'s own figures: from
 // before its log opens until it holds every event), the seconds until its first event and until
 // it holds more than 1000 (a first segment of the device's: the relay's own are fewer), and the
 // serving device's CPU time over the same window (read from /proc before and after), with the
@@ -128,8 +128,9 @@ async function once(dir: string, kept: Kept, code: string, prof: string | undefi
   await rm(target, { recursive: true, force: true });
   const f = (x: unknown): string => (x as number).toFixed(2);
   return (
-    `${code}: wall ${f(line['seconds'])} s, new device cpu ${f(line['cpu_s'])} s, ` +
-    `first event ${f(first ?? Number.NaN)} s, first segment ${f(segment ?? Number.NaN)} s, serving cpu ${serveCpu.toFixed(2)} s, by seal ${String(line['by_seal'])}, load ${load}`
+    `${code}: wall ${f(line['seconds'])} s, new device cpu ${f(line['cpu_s'])} s (main thread ${f(line['main_cpu_s'])} s), ` +
+    `first event ${f(first ?? Number.NaN)} s, first segment ${f(segment ?? Number.NaN)} s, serving cpu ${serveCpu.toFixed(2)} s, by seal ${String(line['by_seal'])}, load ${load}` +
+    (process.env['ACCORD_PAIRS_THREADS'] ? `\n  threads ${JSON.stringify(line['threads_cpu_s'])}` : '')
   );
 }
 

@@ -2,13 +2,15 @@
 // and log that dials the serving device, and reports when it holds every event.
 // Usage: receive-device.ts <dir> <stored-key-json> <url> <total> <roster-device-id>... [--relay ID]
 // Prints one JSON line per progress step ({"event":"progress",...}) and a final
-// {"event":"done", seconds, cpu_s, bytes_in, bytes_out, by_seal} (`cpu_s`: this process's CPU time over
-// the same span, user and system: on a loaded machine a steadier figure than the wall clock).
+// {"event":"done", seconds, cpu_s, main_cpu_s, bytes_in, bytes_out, by_seal} (`cpu_s`: this process's CPU
+// time over the same span, user and system: on a loaded machine a steadier figure than the wall
+// clock; `main_cpu_s`: its main thread's alone, from /proc, 0 elsewhere).
 import { join } from 'node:path';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, openDeviceLog, rosterOf } from './log-bench.js';
+import { mainThreadCpuS, threadsCpuS } from './stats.js';
 
 const args = process.argv.slice(2);
 const relayAt = args.indexOf('--relay');
@@ -39,6 +41,8 @@ if (inspector !== undefined) {
 }
 const start = performance.now();
 const startCpu = process.cpuUsage();
+const startMainCpu = await mainThreadCpuS();
+const startThreads = await threadsCpuS();
 const log = await openDeviceLog(db, key, roster, [client], relay);
 let last = -1;
 while (log.size() < total) {
@@ -53,6 +57,14 @@ while (log.size() < total) {
 await log.settled();
 const seconds = (performance.now() - start) / 1000;
 const cpu = process.cpuUsage(startCpu);
+const mainCpu = (await mainThreadCpuS()) - startMainCpu;
+// Threads by name over the same span (a thread that ended meanwhile is not counted).
+const threads = Object.fromEntries(
+  Object.entries(await threadsCpuS()).map(([name, s]) => [
+    name,
+    Number((s - (startThreads[name] ?? 0)).toFixed(2)),
+  ]),
+);
 if (inspector !== undefined) {
   const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
   (await import('node:fs')).writeFileSync(heapSample!, JSON.stringify(profile));
@@ -63,6 +75,8 @@ console.log(
     event: 'done',
     seconds,
     cpu_s: (cpu.user + cpu.system) / 1e6,
+    main_cpu_s: mainCpu,
+    threads_cpu_s: threads,
     bytes_in: stats.bytesIn,
     bytes_out: stats.bytesOut,
     by_seal: log.verification().bySeal,

@@ -1,5 +1,5 @@
 /** Small measurement helpers for the benchmark: percentiles, timing, progress, CPU. */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** The p-th percentile (0–100) of `values` by nearest rank; NaN for an empty list. */
 export function percentile(values: readonly number[], p: number): number {
@@ -45,6 +45,28 @@ export function progress(label: string, done: number, total: number): void {
 export async function settleHarness(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   await new Promise((resolve) => setTimeout(resolve, 200));
+}
+
+/**
+ * CPU seconds of each of this process's threads so far, by `name/tid` (the main thread as
+ * `main`; Linux: `/proc`, empty elsewhere): where the work off the main thread goes.
+ */
+export async function threadsCpuS(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  try {
+    for (const task of await readdir('/proc/self/task')) {
+      const stat = await readFile(`/proc/self/task/${task}/stat`, 'utf8');
+      const name =
+        task === String(process.pid)
+          ? 'main'
+          : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}/${task}`;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
 }
 
 /**
