@@ -57,11 +57,12 @@ export function startBundleChild(
     process.execPath,
     [
       ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=' + cpuProf] : []),
-      // More node flags for a profiling session (e.g. `--heap-prof --heap-prof-dir=…`).
-      ...(process.env['ACCORD_BENCH_CHILD_FLAGS']?.split(' ').filter((f) => f !== '') ?? []),
       // The device agent's flags (apps/accord/bin/accord.mjs).
       '--max-semi-space-size=2',
       '--heap-growing-percent=30',
+      // More node flags for a profiling session (e.g. `--heap-prof --heap-prof-dir=…`); after the
+      // agent's, so that one of theirs given again here wins (V8 keeps a flag's last value).
+      ...(process.env['ACCORD_BENCH_CHILD_FLAGS']?.split(' ').filter((f) => f !== '') ?? []),
       bundle,
       ...args,
     ],
