@@ -293,6 +293,8 @@ export class DeviceLog implements DeviceLogApi {
       storage: opts.storage,
       network: opts.network ?? [],
       ...(opts.serves === undefined ? {} : { serves: opts.serves }),
+      // Not the relay: its catch-up reads onPeerSync of its own sealed segments.
+      answersFromStorage: opts.relay !== opts.key.deviceId,
     });
     const log = new DeviceLog(opts, host, start, clock, { stored, visible });
     host.exposeTo(log);
@@ -537,6 +539,14 @@ export class DeviceLog implements DeviceLogApi {
   /** The most recent security incidents (bounded). */
   incidents(): readonly SecurityIncident[] {
     return this.#incidents.list();
+  }
+
+  /**
+   * Peers' sync messages about sealed (frozen) documents answered from their stored copies without
+   * loading them (see `RepoHost.storedAnswers`; never on the relay).
+   */
+  storedAnswers(): { readonly sent: number; readonly alreadyHeld: number } {
+    return this.#host.storedAnswers();
   }
 
   /**

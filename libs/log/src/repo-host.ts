@@ -49,6 +49,12 @@ export interface RepoHostOptions {
   readonly network: readonly NetworkAdapterInterface[];
   /** Whether a followed document may be served to a peer now (default: always; see `DeviceLogOptions.serves`). */
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
+  /**
+   * Answers a peer's sync message about a frozen document that is not in memory from its stored
+   * copy, without loading it (see {@link RepoHost.storedAnswers}); default false. Not for the relay:
+   * its catch-up reads `onPeerSync` of its own sealed segments, which such an answer does not report.
+   */
+  readonly answersFromStorage?: boolean;
 }
 
 /** A network adapter as seen for {@link WIRE_SEGMENTS_EVENT}: one that never emits it is left waiting, harmlessly. */
@@ -95,10 +101,22 @@ export class RepoHost {
    * document a peer sent of each (undefined until one arrives).
    */
   readonly #whole = new Map<DocumentId, Uint8Array | undefined>();
+  readonly #peerId: DeviceId;
+  readonly #answersFromStorage: boolean;
+  /**
+   * With `answersFromStorage`: the sync messages each peer sent about each frozen document not in
+   * memory, until the access decision takes them (see {@link RepoHost.storedAnswers}).
+   */
+  readonly #frozenReceived = new Map<string, Uint8Array[]>();
+  /** Peer and document pairs sent a document's stored copy on this connection (once each). */
+  readonly #sentStored = new Set<string>();
+  #storedAnswers = { sent: 0, alreadyHeld: 0 };
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
     this.#keepsReceived = opts.serves !== undefined;
+    this.#peerId = opts.peerId;
+    this.#answersFromStorage = opts.answersFromStorage === true;
     const shared = this.#shared;
     const serves = opts.serves;
     const allowed = (peer: PeerId | undefined, id: DocumentId, message?: Uint8Array): boolean =>
@@ -123,6 +141,8 @@ export class RepoHost {
         // the Repo asked (see #inOrder).
         access: (peer, id) =>
           this.#inOrder(id, async () => {
+            const frozen = this.#takeFrozenReceived(peer, id);
+            if (frozen !== undefined && (await this.#answerFromStorage(peer, id, frozen))) return false;
             const ok =
               serves === undefined ? shared.has(id) : allowed(peer, id, this.#takeReceived(peer, id));
             if (ok) await this.#loadStored(id).catch(() => undefined);
@@ -158,6 +178,71 @@ export class RepoHost {
     };
     decided.then(forget, forget);
     return decided;
+  }
+
+  /**
+   * How many peers' sync messages about frozen documents were answered from storage (with
+   * `answersFromStorage`): `sent`, the stored copy sent to a peer that lacked some of it;
+   * `alreadyHeld`, nothing sent because the peer held exactly the stored heads.
+   */
+  storedAnswers(): { readonly sent: number; readonly alreadyHeld: number } {
+    return { ...this.#storedAnswers };
+  }
+
+  /**
+   * Answers `peer`'s sync message `data` about frozen document `id` from its stored copy, without
+   * loading the document into the Repo: true when answered (the Repo then refuses the message, so
+   * it does not load the document), false when it is left to the Repo's way.
+   *
+   * @remarks A frozen document's stored copy is final (a sealed segment: every event in the store,
+   * the document saved). automerge-repo answers a peer that lacks it by loading it (materializing
+   * every entry as a JavaScript value, ≈ 80 ms per 5000-entry segment) and generating a sync
+   * message of the whole document (`A.save` again, DEFLATE and SHA-256, 70–100 ms); each time a
+   * peer syncs it, a device reloaded it just to find there was nothing to send. Here, when the
+   * stored copy is one document chunk, a peer whose heads are exactly the chunk's holds it all:
+   * nothing to send. A peer with other heads is sent the chunk as one sync message, as automerge-repo
+   * would have made it (Automerge takes in what it lacks and answers with its heads), once per peer
+   * and connection: if its heads still differ (it holds changes this copy lacks), the Repo's way
+   * takes over, so nothing a peer brings is refused for good. Not reported to {@link RepoHost.onPeerHeads}.
+   */
+  async #answerFromStorage(peer: PeerId, id: DocumentId, data: Uint8Array): Promise<boolean> {
+    let theirs: readonly string[];
+    try {
+      theirs = A.decodeSyncMessage(data).heads;
+    } catch {
+      return false; // the Repo refuses it too
+    }
+    const chunks = await this.storedChunks(id).catch(() => []);
+    const only = chunks.length === 1 ? chunks[0] : undefined;
+    const heads = only === undefined ? undefined : documentChunkHeads(only);
+    if (only === undefined || heads === undefined) return false;
+    if (this.#repo.handles[id] !== undefined || !this.#storage.isFrozen(id)) return false;
+    if (theirs.length === heads.length && [...theirs].sort().join(',') === heads.join(',')) {
+      this.#storedAnswers.alreadyHeld++;
+      return true;
+    }
+    const key = `${peer}\n${id}`;
+    const adapter = this.#peers.get(peer);
+    if (this.#sentStored.has(key) || adapter === undefined) return false;
+    this.#sentStored.add(key);
+    adapter.send({
+      type: 'sync',
+      senderId: this.#peerId as unknown as PeerId,
+      targetId: peer,
+      documentId: id,
+      data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes: [only] }),
+    } as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
+    this.#storedAnswers.sent++;
+    return true;
+  }
+
+  /** The oldest sync message of `peer` about frozen document `id` not yet decided on, forgotten once taken. */
+  #takeFrozenReceived(peer: PeerId, id: DocumentId): Uint8Array | undefined {
+    const key = `${peer}\n${id}`;
+    const waiting = this.#frozenReceived.get(key);
+    const data = waiting?.shift();
+    if (waiting !== undefined && waiting.length === 0) this.#frozenReceived.delete(key);
+    return data;
   }
 
   /** Lets `owner`'s tests reach the Repo (`repoOf` in `@accord/log/testing`); nothing else does. */
@@ -504,6 +589,14 @@ export class RepoHost {
     adapter.on('peer-disconnected', ({ peerId }) => {
       if (this.#peers.get(peerId) === adapter) this.#left(peerId);
     });
+    adapter.on('peer-disconnected', ({ peerId }) => {
+      // A new connection starts from scratch: a stored copy may be sent again, and a message the
+      // Repo never decided on must not be taken for a later one.
+      for (const key of [...this.#sentStored])
+        if (key.startsWith(`${peerId}\n`)) this.#sentStored.delete(key);
+      for (const key of [...this.#frozenReceived.keys()])
+        if (key.startsWith(`${peerId}\n`)) this.#frozenReceived.delete(key);
+    });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
       adapter.on('peer-disconnected', ({ peerId }) => {
@@ -521,6 +614,18 @@ export class RepoHost {
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
         this.#keepWhole(id, message.data);
+      if (
+        this.#answersFromStorage &&
+        (message.type === 'sync' || message.type === 'request') &&
+        'data' in message &&
+        this.#storage.isFrozen(id) &&
+        this.#repo.handles[id] === undefined
+      ) {
+        const key = `${message.senderId}\n${id}`;
+        const waiting = this.#frozenReceived.get(key);
+        if (waiting === undefined) this.#frozenReceived.set(key, [message.data]);
+        else waiting.push(message.data);
+      }
       if (
         this.#keepsReceived &&
         (message.type === 'sync' || message.type === 'request') &&
