@@ -58,7 +58,7 @@ async function traceCpu(when: string): Promise<{ cpu_s: number; main_s: number }
     `[bench] ingest device ${key.deviceId.slice(0, 8)}: cpu ${all.toFixed(2)} s since go ${when} ` +
       `(main thread ${main.toFixed(2)} s, other threads ${(all - main).toFixed(2)} s), ` +
       `threads ${threads}, holds ${log.size()}, verified ${JSON.stringify(log.verification())}, ` +
-      `answered from storage ${JSON.stringify(log.storedAnswers())}\n`,
+      `whole documents ${JSON.stringify(log.wholeDocuments())}\n`,
   );
   return { cpu_s: all, main_s: main };
 }
@@ -75,6 +75,10 @@ for await (const line of createInterface({ input: process.stdin })) {
     console.log(JSON.stringify({ event: 'cpu', ...(await traceCpu('until the last verdict')) }));
   }
   if (line.trim() !== 'go') continue;
+  if (process.env['ACCORD_BENCH_TRACE'] !== undefined)
+    process.stderr.write(
+      `[bench] ingest device ${key.deviceId.slice(0, 8)} at go: documents in memory ${log.documentsInMemory().length}\n`,
+    );
   threadsAtGo = await threadCpuS();
   cpuAtGo = { process: process.cpuUsage(), main: await mainThreadCpuS() };
   log.addNetworkAdapter(

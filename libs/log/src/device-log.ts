@@ -156,6 +156,7 @@ export class DeviceLog implements DeviceLogApi {
       holdsPart: (device, index) => this.#visible.contiguous(device) > index * this.#segmentSize,
       onWanted: () => this.#following.refresh(),
       takeWhole: (device, index, id, speculative) => this.#bulk.take(device, index, id, speculative),
+      takeGiven: (device, index, id, data, peer) => this.#bulk.takeGiven(device, index, id, data, peer),
     });
     this.#following = new Following({
       ctx,
@@ -288,6 +289,8 @@ export class DeviceLog implements DeviceLogApi {
           notes.push(e);
       });
     });
+    /** The log, once made: the Repo host is made first and asks it about whole documents. */
+    let made: DeviceLog | undefined;
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
@@ -295,8 +298,22 @@ export class DeviceLog implements DeviceLogApi {
       ...(opts.serves === undefined ? {} : { serves: opts.serves }),
       // Not the relay: its catch-up reads onPeerSync of its own sealed segments.
       answersFromStorage: opts.relay !== opts.key.deviceId,
+      // Released segments the relay sends whole (a relay takes segments in through the Repo).
+      ...(opts.relay === undefined || opts.relay === opts.key.deviceId
+        ? {}
+        : {
+            takesWhole: {
+              wants: (id: DocumentId) => made !== undefined && made.#segments.wantsWhole(id, opts.relay!),
+              // Only the relay's copies: it sends whole only segments it sealed (their seals follow).
+              take: (peer: string, id: DocumentId, chunk: Uint8Array) =>
+                peer === opts.relay &&
+                made !== undefined &&
+                made.#segments.takeReleased(id, chunk, opts.relay),
+            },
+          }),
     });
     const log = new DeviceLog(opts, host, start, clock, { stored, visible });
+    made = log;
     host.exposeTo(log);
     for (const e of notes) log.#note(e);
     // The confirmed fold is built while the folder still has the last events in hand (see
@@ -542,11 +559,16 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   /**
-   * Peers' sync messages about sealed (frozen) documents answered from their stored copies without
-   * loading them (see `RepoHost.storedAnswers`; never on the relay).
+   * Whole documents handled outside the Repo: peers' syncs of sealed (frozen) documents answered
+   * from their stored copies, and released segments taken in as the relay sent them (see
+   * `RepoHost.wholeDocuments`; never on the relay).
    */
-  storedAnswers(): { readonly sent: number; readonly alreadyHeld: number } {
-    return this.#host.storedAnswers();
+  wholeDocuments(): {
+    readonly sentAsStored: number;
+    readonly alreadyHeld: number;
+    readonly takenAsSent: number;
+  } {
+    return this.#host.wholeDocuments();
   }
 
   /**

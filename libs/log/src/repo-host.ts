@@ -51,10 +51,22 @@ export interface RepoHostOptions {
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
   /**
    * Answers a peer's sync message about a frozen document that is not in memory from its stored
-   * copy, without loading it (see {@link RepoHost.storedAnswers}); default false. Not for the relay:
+   * copy, without loading it (see {@link RepoHost.wholeDocuments}); default false. Not for the relay:
    * its catch-up reads `onPeerSync` of its own sealed segments, which such an answer does not report.
+   * Ignored with `serves` (such an answer does not ask it).
    */
   readonly answersFromStorage?: boolean;
+  /**
+   * Offered each sync message whose only change is a whole document (the relay's release of a
+   * segment as stored) about a document the Repo holds: true when the log takes that document in
+   * itself, outside the Repo (see {@link RepoHost.takingWhole}); the Repo then refuses the message.
+   */
+  readonly takesWhole?: {
+    /** Whether a whole document of `id` might be taken (cheap: asked of every sync message about it). */
+    readonly wants: (id: DocumentId) => boolean;
+    /** Takes in `chunk`, the whole document of `id` that `peer` sent: true when taken. */
+    readonly take: (peer: string, id: DocumentId, chunk: Uint8Array) => boolean;
+  };
 }
 
 /** A network adapter as seen for {@link WIRE_SEGMENTS_EVENT}: one that never emits it is left waiting, harmlessly. */
@@ -105,18 +117,25 @@ export class RepoHost {
   readonly #answersFromStorage: boolean;
   /**
    * With `answersFromStorage`: the sync messages each peer sent about each frozen document not in
-   * memory, until the access decision takes them (see {@link RepoHost.storedAnswers}).
+   * memory, until the access decision takes them (see {@link RepoHost.wholeDocuments}).
    */
   readonly #frozenReceived = new Map<string, Uint8Array[]>();
   /** Peer and document pairs sent a document's stored copy on this connection (once each). */
   readonly #sentStored = new Set<string>();
-  #storedAnswers = { sent: 0, alreadyHeld: 0 };
+  #wholeDocuments = { sentAsStored: 0, alreadyHeld: 0, takenAsSent: 0 };
+  readonly #takesWhole: RepoHostOptions['takesWhole'];
+  /** Documents the log takes in outside the Repo: refused to peers until stored or opened again. */
+  readonly #takingWhole = new Set<DocumentId>();
+  /** With `takesWhole`: whole-document sync messages about documents in memory, until decided on. */
+  readonly #wholeReceived = new Map<string, Uint8Array[]>();
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
     this.#keepsReceived = opts.serves !== undefined;
     this.#peerId = opts.peerId;
-    this.#answersFromStorage = opts.answersFromStorage === true;
+    // Only without `serves`: an answer from storage does not ask it.
+    this.#answersFromStorage = opts.answersFromStorage === true && opts.serves === undefined;
+    this.#takesWhole = opts.serves === undefined ? opts.takesWhole : undefined;
     const shared = this.#shared;
     const serves = opts.serves;
     const allowed = (peer: PeerId | undefined, id: DocumentId, message?: Uint8Array): boolean =>
@@ -141,6 +160,9 @@ export class RepoHost {
         // the Repo asked (see #inOrder).
         access: (peer, id) =>
           this.#inOrder(id, async () => {
+            const whole = this.#takeKept(this.#wholeReceived, peer, id);
+            if (this.#takingWhole.has(id)) return false;
+            if (whole !== undefined && peer !== undefined && this.#takeWhole(peer, id, whole)) return false;
             const frozen = this.#takeFrozenReceived(peer, id);
             if (frozen !== undefined && (await this.#answerFromStorage(peer, id, frozen))) return false;
             const ok =
@@ -181,12 +203,17 @@ export class RepoHost {
   }
 
   /**
-   * How many peers' sync messages about frozen documents were answered from storage (with
-   * `answersFromStorage`): `sent`, the stored copy sent to a peer that lacked some of it;
-   * `alreadyHeld`, nothing sent because the peer held exactly the stored heads.
+   * Whole documents handled outside the Repo: peers' sync messages about frozen documents answered
+   * from storage (with `answersFromStorage`): `sentAsStored`, the stored copy sent to a peer that
+   * lacked some of it; `alreadyHeld`, nothing sent because the peer held exactly the stored heads;
+   * and `takenAsSent`, whole documents peers sent that the log took in itself (`takesWhole`).
    */
-  storedAnswers(): { readonly sent: number; readonly alreadyHeld: number } {
-    return { ...this.#storedAnswers };
+  wholeDocuments(): {
+    readonly sentAsStored: number;
+    readonly alreadyHeld: number;
+    readonly takenAsSent: number;
+  } {
+    return { ...this.#wholeDocuments };
   }
 
   /**
@@ -216,9 +243,10 @@ export class RepoHost {
     const only = chunks.length === 1 ? chunks[0] : undefined;
     const heads = only === undefined ? undefined : documentChunkHeads(only);
     if (only === undefined || heads === undefined) return false;
-    if (this.#repo.handles[id] !== undefined || !this.#storage.isFrozen(id)) return false;
+    if (this.#repo.handles[id] !== undefined || !this.#storage.isFrozen(id) || !this.#shared.has(id))
+      return false;
     if (theirs.length === heads.length && [...theirs].sort().join(',') === heads.join(',')) {
-      this.#storedAnswers.alreadyHeld++;
+      this.#wholeDocuments.alreadyHeld++;
       return true;
     }
     const key = `${peer}\n${id}`;
@@ -232,17 +260,67 @@ export class RepoHost {
       documentId: id,
       data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes: [only] }),
     } as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
-    this.#storedAnswers.sent++;
+    this.#wholeDocuments.sentAsStored++;
     return true;
   }
 
   /** The oldest sync message of `peer` about frozen document `id` not yet decided on, forgotten once taken. */
   #takeFrozenReceived(peer: PeerId, id: DocumentId): Uint8Array | undefined {
+    return this.#takeKept(this.#frozenReceived, peer, id);
+  }
+
+  /** The oldest message kept in `kept` of `peer` about `id`, forgotten once taken. */
+  #takeKept(
+    kept: Map<string, Uint8Array[]>,
+    peer: PeerId | undefined,
+    id: DocumentId,
+  ): Uint8Array | undefined {
     const key = `${peer}\n${id}`;
-    const waiting = this.#frozenReceived.get(key);
+    const waiting = kept.get(key);
     const data = waiting?.shift();
-    if (waiting !== undefined && waiting.length === 0) this.#frozenReceived.delete(key);
+    if (waiting !== undefined && waiting.length === 0) kept.delete(key);
     return data;
+  }
+
+  /**
+   * Offers the whole document a peer's sync message `data` carries to `takesWhole`: true when the
+   * log takes it in itself. The document is then dropped from the Repo (it held nothing the log
+   * needs: see `Segments.takeReleased`) and refused to peers until it is stored
+   * ({@link RepoHost.storeWhole}) or opened again ({@link RepoHost.open}, when taking it failed).
+   *
+   * @remarks automerge-repo would apply the document to its handle and materialize every entry as
+   * a JavaScript value (and the log read them back one by one), where the log's bulk path loads it
+   * with Automerge's `load` alone, checks it by the relay's seal and stores it as sent.
+   */
+  #takeWhole(peer: PeerId, id: DocumentId, data: Uint8Array): boolean {
+    if (this.#takesWhole === undefined || this.#repo.handles[id] === undefined) return false;
+    let only: Uint8Array | undefined;
+    try {
+      const { changes, have, need } = A.decodeSyncMessage(data);
+      // A stored copy sent as it is (no bloom filter, nothing needed): sent outside the peer's Repo,
+      // so refusing it leaves the peer's sync state with us as it was. A message automerge-repo
+      // generated always has a filter; refused, its sender would count its changes as delivered.
+      only = changes.length === 1 && have.length === 0 && need.length === 0 ? changes[0] : undefined;
+    } catch {
+      return false;
+    }
+    if (only === undefined || documentChunkHeads(only) === undefined) return false;
+    if (!this.#takesWhole.take(peer, id, only)) return false;
+    this.#takingWhole.add(id);
+    this.#wholeDocuments.takenAsSent++;
+    this.#whole.delete(id);
+    void this.#repo.removeFromCache(id).catch(() => undefined);
+    return true;
+  }
+
+  /** True while document `id` is taken in outside the Repo (see {@link RepoHost.takesWhole}). */
+  takingWhole(id: DocumentId): boolean {
+    return this.#takingWhole.has(id);
+  }
+
+  /** Taking `id` in outside the Repo failed: peers' messages about it go to the Repo again. */
+  stopTakingWhole(id: DocumentId): void {
+    this.#takingWhole.delete(id);
   }
 
   /** Lets `owner`'s tests reach the Repo (`repoOf` in `@accord/log/testing`); nothing else does. */
@@ -317,6 +395,7 @@ export class RepoHost {
    */
   async open<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
     this.#shared.add(id);
+    this.#takingWhole.delete(id);
     const stored = await this.storedChunks(id);
     const handle = this.#importLoaded<T>(id, [initial(), ...stored])!;
     await handle.whenReady();
@@ -380,6 +459,7 @@ export class RepoHost {
       return false;
     }
     this.#storage.freeze(id);
+    this.#takingWhole.delete(id);
     return true;
   }
 
@@ -594,8 +674,8 @@ export class RepoHost {
       // Repo never decided on must not be taken for a later one.
       for (const key of [...this.#sentStored])
         if (key.startsWith(`${peerId}\n`)) this.#sentStored.delete(key);
-      for (const key of [...this.#frozenReceived.keys()])
-        if (key.startsWith(`${peerId}\n`)) this.#frozenReceived.delete(key);
+      for (const kept of [this.#frozenReceived, this.#wholeReceived])
+        for (const key of [...kept.keys()]) if (key.startsWith(`${peerId}\n`)) kept.delete(key);
     });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
@@ -614,6 +694,18 @@ export class RepoHost {
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
         this.#keepWhole(id, message.data);
+      if (
+        this.#takesWhole !== undefined &&
+        message.type === 'sync' &&
+        'data' in message &&
+        this.#repo.handles[id] !== undefined &&
+        this.#takesWhole.wants(id)
+      ) {
+        const key = `${message.senderId}\n${id}`;
+        const waiting = this.#wholeReceived.get(key);
+        if (waiting === undefined) this.#wholeReceived.set(key, [message.data]);
+        else waiting.push(message.data);
+      }
       if (
         this.#answersFromStorage &&
         (message.type === 'sync' || message.type === 'request') &&

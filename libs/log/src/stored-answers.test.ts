@@ -1,5 +1,5 @@
 // A device answers a peer's sync of its sealed (frozen) segments from their stored copies, without
-// loading them into the Repo (`RepoHost.storedAnswers`, issue #12): what a device paid each time
+// loading them into the Repo (`RepoHost.wholeDocuments`, issue #12): what a device paid each time
 // the relay synced one of its own sealed segments. A peer that holds more than the stored copy
 // still gets the Repo's way, so nothing it brings is refused for good.
 import { describe, expect, it } from 'vitest';
@@ -62,7 +62,7 @@ describe('sealed segments answered from storage', () => {
     expect(written.every((e) => b.get(e.id) !== undefined)).toBe(true);
     // Each sealed segment went out once as stored; the peer's answers (it holds them now) were
     // answered from storage too: neither was ever loaded on the author's side.
-    expect(a.storedAnswers().sent).toBe(2);
+    expect(a.wholeDocuments().sentAsStored).toBe(2);
     expect(sealed.some((id) => inMemory(a, id))).toBe(false);
     await a.close();
     await b.close();
@@ -100,7 +100,7 @@ describe('sealed segments answered from storage', () => {
     // Sent as stored once; the peer still held more, so the Repo loaded it and took the fork in.
     expect(written.every((e) => b.get(e.id) !== undefined)).toBe(true);
     expect(inMemory(a, id)).toBe(true);
-    expect(a.storedAnswers().sent).toBeGreaterThanOrEqual(1);
+    expect(a.wholeDocuments().sentAsStored).toBeGreaterThanOrEqual(1);
     await syncUntil(net, a, () => forkHeads.every((h) => repoOf(a).handles[id]?.heads().includes(h)));
     expect(forkHeads.every((h) => repoOf(a).handles[id]!.heads().includes(h))).toBe(true);
     await a.close();
