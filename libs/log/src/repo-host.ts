@@ -116,18 +116,21 @@ export class RepoHost {
   readonly #peerId: DeviceId;
   readonly #answersFromStorage: boolean;
   /**
-   * With `answersFromStorage`: the sync messages each peer sent about each frozen document not in
-   * memory, until the access decision takes them (see {@link RepoHost.wholeDocuments}).
+   * With `answersFromStorage` or `takesWhole`: every message each peer sent about each document,
+   * until the access decision about it takes it (the Repo asks once per message, in order).
    */
-  readonly #frozenReceived = new Map<string, Uint8Array[]>();
+  readonly #kept = new Map<string, { readonly type: string; readonly data: Uint8Array | undefined }[]>();
+  /**
+   * Per peer and document, how many refusals the log answered itself (a stored copy sent or held,
+   * a whole document taken in): the Repo's `doc-unavailable` for each is not sent (see #watch).
+   */
+  readonly #hushed = new Map<string, number>();
   /** Peer and document pairs sent a document's stored copy on this connection (once each). */
   readonly #sentStored = new Set<string>();
   #wholeDocuments = { sentAsStored: 0, alreadyHeld: 0, takenAsSent: 0 };
   readonly #takesWhole: RepoHostOptions['takesWhole'];
   /** Documents the log takes in outside the Repo: refused to peers until stored or opened again. */
   readonly #takingWhole = new Set<DocumentId>();
-  /** With `takesWhole`: whole-document sync messages about documents in memory, until decided on. */
-  readonly #wholeReceived = new Map<string, Uint8Array[]>();
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
@@ -160,11 +163,7 @@ export class RepoHost {
         // the Repo asked (see #inOrder).
         access: (peer, id) =>
           this.#inOrder(id, async () => {
-            const whole = this.#takeKept(this.#wholeReceived, peer, id);
-            if (this.#takingWhole.has(id)) return false;
-            if (whole !== undefined && peer !== undefined && this.#takeWhole(peer, id, whole)) return false;
-            const frozen = this.#takeFrozenReceived(peer, id);
-            if (frozen !== undefined && (await this.#answerFromStorage(peer, id, frozen))) return false;
+            if (peer !== undefined && (await this.#answeredHere(peer, id))) return this.#hush(peer, id);
             const ok =
               serves === undefined ? shared.has(id) : allowed(peer, id, this.#takeReceived(peer, id));
             if (ok) await this.#loadStored(id).catch(() => undefined);
@@ -264,22 +263,43 @@ export class RepoHost {
     return true;
   }
 
-  /** The oldest sync message of `peer` about frozen document `id` not yet decided on, forgotten once taken. */
-  #takeFrozenReceived(peer: PeerId, id: DocumentId): Uint8Array | undefined {
-    return this.#takeKept(this.#frozenReceived, peer, id);
+  /**
+   * True when the log answers `peer`'s oldest undecided message about `id` itself, outside the Repo
+   * (which then refuses it): a whole document taken in (`takesWhole`), a frozen document answered
+   * from storage (`answersFromStorage`), or, while a document is taken in, a message that brings
+   * no change (heads and a filter: nothing is lost by not answering it). A message with changes
+   * goes to the Repo even then: refused, its sender would count those changes as delivered and
+   * not send them again should taking the document in fail (a stalled sync, DESIGN.md §7).
+   */
+  async #answeredHere(peer: PeerId, id: DocumentId): Promise<boolean> {
+    const key = `${peer}\n${id}`;
+    const waiting = this.#kept.get(key);
+    const message = waiting?.shift();
+    if (waiting !== undefined && waiting.length === 0) this.#kept.delete(key);
+    if (message === undefined) return false;
+    const data = message.type === 'sync' || message.type === 'request' ? message.data : undefined;
+    if (this.#takingWhole.has(id)) return data === undefined || !this.#bringsAnyChange(data);
+    if (data === undefined) return false;
+    if (this.#takeWhole(peer, id, data)) return true;
+    if (!this.#answersFromStorage || !this.#storage.isFrozen(id) || this.#repo.handles[id] !== undefined)
+      return false;
+    return this.#answerFromStorage(peer, id, data);
   }
 
-  /** The oldest message kept in `kept` of `peer` about `id`, forgotten once taken. */
-  #takeKept(
-    kept: Map<string, Uint8Array[]>,
-    peer: PeerId | undefined,
-    id: DocumentId,
-  ): Uint8Array | undefined {
+  /** True when sync message `data` carries changes (or does not decode: the Repo decides). */
+  #bringsAnyChange(data: Uint8Array): boolean {
+    try {
+      return A.decodeSyncMessage(data).changes.length > 0;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Counts a refusal the log answered itself (its `doc-unavailable` is not sent); false. */
+  #hush(peer: PeerId, id: DocumentId): false {
     const key = `${peer}\n${id}`;
-    const waiting = kept.get(key);
-    const data = waiting?.shift();
-    if (waiting !== undefined && waiting.length === 0) kept.delete(key);
-    return data;
+    this.#hushed.set(key, (this.#hushed.get(key) ?? 0) + 1);
+    return false;
   }
 
   /**
@@ -658,6 +678,24 @@ export class RepoHost {
 
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
+    if (this.#answersFromStorage || this.#takesWhole !== undefined) {
+      // The Repo answers each refused message `doc-unavailable`; for a message the log answered
+      // itself (#answeredHere) that answer is dropped: a relay that took it would load the document
+      // back from storage to note it (its access decision loads what it lets in), for nothing.
+      const send = adapter.send.bind(adapter);
+      adapter.send = (message) => {
+        if (message.type === 'doc-unavailable' && message.documentId !== undefined) {
+          const key = `${message.targetId}\n${message.documentId}`;
+          const hushed = this.#hushed.get(key) ?? 0;
+          if (hushed > 0) {
+            if (hushed === 1) this.#hushed.delete(key);
+            else this.#hushed.set(key, hushed - 1);
+            return;
+          }
+        }
+        send(message);
+      };
+    }
     adapter.on('close', () => {
       this.#adapters = this.#adapters.filter((a) => a !== adapter);
       for (const [peer, through] of this.#peers) if (through === adapter) this.#left(peer);
@@ -674,7 +712,7 @@ export class RepoHost {
       // Repo never decided on must not be taken for a later one.
       for (const key of [...this.#sentStored])
         if (key.startsWith(`${peerId}\n`)) this.#sentStored.delete(key);
-      for (const kept of [this.#frozenReceived, this.#wholeReceived])
+      for (const kept of [this.#kept, this.#hushed])
         for (const key of [...kept.keys()]) if (key.startsWith(`${peerId}\n`)) kept.delete(key);
     });
     if (this.#keepsReceived) {
@@ -694,29 +732,12 @@ export class RepoHost {
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
         this.#keepWhole(id, message.data);
-      if (
-        this.#takesWhole !== undefined &&
-        message.type === 'sync' &&
-        'data' in message &&
-        this.#repo.handles[id] !== undefined &&
-        this.#takesWhole.wants(id)
-      ) {
+      if (this.#answersFromStorage || this.#takesWhole !== undefined) {
         const key = `${message.senderId}\n${id}`;
-        const waiting = this.#wholeReceived.get(key);
-        if (waiting === undefined) this.#wholeReceived.set(key, [message.data]);
-        else waiting.push(message.data);
-      }
-      if (
-        this.#answersFromStorage &&
-        (message.type === 'sync' || message.type === 'request') &&
-        'data' in message &&
-        this.#storage.isFrozen(id) &&
-        this.#repo.handles[id] === undefined
-      ) {
-        const key = `${message.senderId}\n${id}`;
-        const waiting = this.#frozenReceived.get(key);
-        if (waiting === undefined) this.#frozenReceived.set(key, [message.data]);
-        else waiting.push(message.data);
+        const kept = { type: message.type, data: 'data' in message ? message.data : undefined };
+        const waiting = this.#kept.get(key);
+        if (waiting === undefined) this.#kept.set(key, [kept]);
+        else waiting.push(kept);
       }
       if (
         this.#keepsReceived &&

@@ -4,7 +4,7 @@
 // still gets the Repo's way, so nothing it brings is refused for good.
 import { describe, expect, it } from 'vitest';
 import type { DocumentId } from '@automerge/automerge-repo';
-import type { FacilityId } from '@accord/protocol';
+import type { FacilityId, SignedEvent } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import { FakeNetwork } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
@@ -16,14 +16,22 @@ const SIZE = 4;
 
 type Stores = { readonly eventStore: MemoryEventStore; readonly storage: MemoryStorageAdapter };
 
-function open(facility: TestFacility, index: number, stores: Stores, net?: FakeNetwork): Promise<DeviceLog> {
+function open(
+  facility: TestFacility,
+  index: number,
+  stores: Stores,
+  net?: FakeNetwork,
+  seen?: (message: { type: string; documentId?: string }) => void,
+): Promise<DeviceLog> {
+  const adapter = net?.adapter(`n${index}`, { segments: false });
+  if (seen !== undefined) adapter?.on('message', (m) => seen(m));
   return DeviceLog.open({
     facility: FACILITY,
     key: facility.keys[index]!,
     ...stores,
     roster: facility.roster,
     // The Repo's way only: the bulk transfer would take sealed segments without a sync message.
-    network: net === undefined ? [] : [net.adapter(`n${index}`, { segments: false })],
+    network: adapter === undefined ? [] : [adapter],
     segmentSize: SIZE,
   });
 }
@@ -51,11 +59,13 @@ describe('sealed segments answered from storage', () => {
     const sealed = [0, 1].map((i) => segmentDocumentId(FACILITY, facility.keys[0]!.deviceId, i));
     expect(sealed.some((id) => inMemory(a, id))).toBe(false);
 
+    const refusals: string[] = [];
     const b = await open(
       facility,
       1,
       { eventStore: new MemoryEventStore(), storage: new MemoryStorageAdapter() },
       net,
+      (m) => void (m.type === 'doc-unavailable' && refusals.push(String(m.documentId))),
     );
     await syncUntil(net, b, () => b.size() >= written.length);
 
@@ -64,6 +74,8 @@ describe('sealed segments answered from storage', () => {
     // answered from storage too: neither was ever loaded on the author's side.
     expect(a.wholeDocuments().sentAsStored).toBe(2);
     expect(sealed.some((id) => inMemory(a, id))).toBe(false);
+    // Nor did the author's Repo tell the peer it lacks them (it refused those messages: the log answered).
+    expect(refusals.filter((id) => sealed.some((s) => String(s) === id))).toEqual([]);
     await a.close();
     await b.close();
   });
@@ -77,7 +89,7 @@ describe('sealed segments answered from storage', () => {
     const seeding = new FakeNetwork({ seed: 32 });
     const a0 = await open(facility, 0, aStores, seeding);
     const b0 = await open(facility, 1, bStores, seeding);
-    const written = [];
+    const written: SignedEvent[] = [];
     for (let i = 0; i < 2; i++) written.push((await a0.append(patientRegistration(`F${i}`))).event);
     await syncUntil(seeding, b0, () => b0.size() >= 2);
     const forked = repoOf(b0).handles[id]!;
