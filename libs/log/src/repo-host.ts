@@ -244,21 +244,27 @@ export class RepoHost {
     if (only === undefined || heads === undefined) return false;
     if (this.#repo.handles[id] !== undefined || !this.#storage.isFrozen(id) || !this.#shared.has(id))
       return false;
+    const adapter = this.#peers.get(peer);
+    if (adapter === undefined) return false;
+    const send = (changes: Uint8Array[]): void =>
+      adapter.send({
+        type: 'sync',
+        senderId: this.#peerId as unknown as PeerId,
+        targetId: peer,
+        documentId: id,
+        data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes }),
+      } as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
     if (theirs.length === heads.length && [...theirs].sort().join(',') === heads.join(',')) {
+      // Our heads, nothing else: the peer's Repo learns that we hold what it holds, as an answer of
+      // ours would have told it (a relay catching up waits to hear that of its own documents).
+      send([]);
       this.#wholeDocuments.alreadyHeld++;
       return true;
     }
     const key = `${peer}\n${id}`;
-    const adapter = this.#peers.get(peer);
-    if (this.#sentStored.has(key) || adapter === undefined) return false;
+    if (this.#sentStored.has(key)) return false;
     this.#sentStored.add(key);
-    adapter.send({
-      type: 'sync',
-      senderId: this.#peerId as unknown as PeerId,
-      targetId: peer,
-      documentId: id,
-      data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes: [only] }),
-    } as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
+    send([only]);
     this.#wholeDocuments.sentAsStored++;
     return true;
   }

@@ -60,12 +60,16 @@ describe('sealed segments answered from storage', () => {
     expect(sealed.some((id) => inMemory(a, id))).toBe(false);
 
     const refusals: string[] = [];
+    const syncs: string[] = [];
     const b = await open(
       facility,
       1,
       { eventStore: new MemoryEventStore(), storage: new MemoryStorageAdapter() },
       net,
-      (m) => void (m.type === 'doc-unavailable' && refusals.push(String(m.documentId))),
+      (m) => {
+        if (m.type === 'doc-unavailable') refusals.push(String(m.documentId));
+        if (m.type === 'sync') syncs.push(String(m.documentId));
+      },
     );
     await syncUntil(net, b, () => b.size() >= written.length);
 
@@ -74,6 +78,11 @@ describe('sealed segments answered from storage', () => {
     // answered from storage too: neither was ever loaded on the author's side.
     expect(a.wholeDocuments().sentAsStored).toBe(2);
     expect(sealed.some((id) => inMemory(a, id))).toBe(false);
+    // The peer's answers (it holds them now) were answered with the stored heads alone, outside the
+    // Repo, so that the peer's Repo knows the author holds what it holds (a relay catching up waits
+    // to hear that): each segment's sync reached the peer at least twice, the copy and those heads.
+    expect(a.wholeDocuments().alreadyHeld).toBeGreaterThanOrEqual(2);
+    for (const id of sealed) expect(syncs.filter((s) => s === String(id)).length).toBeGreaterThanOrEqual(2);
     // Nor did the author's Repo tell the peer it lacks them (it refused those messages: the log answered).
     expect(refusals.filter((id) => sealed.some((s) => String(s) === id))).toEqual([]);
     await a.close();
