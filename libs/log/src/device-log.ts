@@ -290,7 +290,7 @@ export class DeviceLog implements DeviceLogApi {
       });
     });
     /** The log, once made: the Repo host is made first and asks it about whole documents. */
-    let made: DeviceLog | undefined;
+    const made: { log?: DeviceLog } = {};
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
@@ -303,17 +303,18 @@ export class DeviceLog implements DeviceLogApi {
         ? {}
         : {
             takesWhole: {
-              wants: (id: DocumentId) => made !== undefined && made.#segments.wantsWhole(id, opts.relay!),
+              wants: (id: DocumentId) =>
+                made.log !== undefined && made.log.#segments.wantsWhole(id, opts.relay!),
               // Only the relay's copies: it sends whole only segments it sealed (their seals follow).
               take: (peer: string, id: DocumentId, chunk: Uint8Array) =>
                 peer === opts.relay &&
-                made !== undefined &&
-                made.#segments.takeReleased(id, chunk, opts.relay),
+                made.log !== undefined &&
+                made.log.#segments.takeReleased(id, chunk, opts.relay),
             },
           }),
     });
     const log = new DeviceLog(opts, host, start, clock, { stored, visible });
-    made = log;
+    made.log = log;
     host.exposeTo(log);
     for (const e of notes) log.#note(e);
     // The confirmed fold is built while the folder still has the last events in hand (see

@@ -249,7 +249,7 @@ export class RepoHost {
     const send = (changes: Uint8Array[]): void =>
       adapter.send({
         type: 'sync',
-        senderId: this.#peerId as unknown as PeerId,
+        senderId: this.#peerId,
         targetId: peer,
         documentId: id,
         data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes }),
