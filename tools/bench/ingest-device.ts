@@ -3,6 +3,7 @@
 // `first`), says so, and on `go` (stdin) dials the relay over the authenticated WebSocket sync.
 // Usage: ingest-device.ts <dir> <stored-key-json> <relay-id> <relay-port> <first> <count> <member-id>...
 // Prints {"event":"filled", events} then stays up until SIGTERM; answers `cpu` (trace) with {"event":"cpu", cpu_s, main_s}.
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
@@ -29,6 +30,17 @@ const db = await openDeviceDatabase(join(dir, 'db'));
 const log = await openDeviceLog(db, key, roster, [], relay);
 await runConcurrent(Number(countText), 64, (i) => log.append(draft(first + i)));
 await log.settled();
+/** CPU seconds of each thread so far, by thread id (Linux `/proc`). */
+async function threadCpuS(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length > 12) out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+  }
+  return out;
+}
+let threadsAtGo = new Map<string, number>();
 /** CPU time of this process (µs) and of its main thread (s) at `go`, for the trace. */
 let cpuAtGo: { readonly process: NodeJS.CpuUsage; readonly main: number } | undefined;
 /** Writes to stderr how much of the machine this device took since `go`, by thread, and how it verified its peers' events. */
@@ -37,10 +49,16 @@ async function traceCpu(when: string): Promise<{ cpu_s: number; main_s: number }
   const cpu = process.cpuUsage(cpuAtGo.process);
   const all = (cpu.user + cpu.system) / 1e6;
   const main = (await mainThreadCpuS()) - cpuAtGo.main;
+  const threads = [...(await threadCpuS())]
+    .map(([tid, s]) => [Number(tid) - process.pid, s - (threadsAtGo.get(tid) ?? 0)] as const)
+    .filter(([, s]) => s > 0.005)
+    .map(([tid, s]) => `+${tid}:${s.toFixed(2)}`)
+    .join(' ');
   process.stderr.write(
     `[bench] ingest device ${key.deviceId.slice(0, 8)}: cpu ${all.toFixed(2)} s since go ${when} ` +
       `(main thread ${main.toFixed(2)} s, other threads ${(all - main).toFixed(2)} s), ` +
-      `holds ${log.size()}, verified ${JSON.stringify(log.verification())}\n`,
+      `threads ${threads}, holds ${log.size()}, verified ${JSON.stringify(log.verification())}, ` +
+      `whole documents ${JSON.stringify(log.wholeDocuments())}\n`,
   );
   return { cpu_s: all, main_s: main };
 }
@@ -57,6 +75,11 @@ for await (const line of createInterface({ input: process.stdin })) {
     console.log(JSON.stringify({ event: 'cpu', ...(await traceCpu('until the last verdict')) }));
   }
   if (line.trim() !== 'go') continue;
+  if (process.env['ACCORD_BENCH_TRACE'] !== undefined)
+    process.stderr.write(
+      `[bench] ingest device ${key.deviceId.slice(0, 8)} at go: documents in memory ${log.documentsInMemory().length}\n`,
+    );
+  threadsAtGo = await threadCpuS();
   cpuAtGo = { process: process.cpuUsage(), main: await mainThreadCpuS() };
   log.addNetworkAdapter(
     new WebSocketClientAdapter({

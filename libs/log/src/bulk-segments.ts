@@ -29,6 +29,12 @@ export const BULK_IN_FLIGHT = 4;
  */
 export const SPECULATIVE_WAIT_MS = 5000;
 
+/**
+ * How long a segment a peer sent whole unasked ({@link BulkSegments.takeGiven}) waits for the
+ * relay's seal of it to be noted here before it is followed the Repo's way.
+ */
+export const GIVEN_SEAL_WAIT_MS = 2000;
+
 /** A segment asked of a peer, not answered yet. */
 interface Asked {
   readonly id: DocumentId;
@@ -39,6 +45,9 @@ interface Asked {
   /** Asked before the relay's seal of it was known (see {@link BulkSegments.take}). */
   readonly speculative: boolean;
 }
+
+/** A segment being taken in: asked for, or sent unasked ({@link BulkSegments.takeGiven}). */
+type Taking = Pick<Asked, 'id' | 'device' | 'index' | 'peer'> & { readonly given?: boolean };
 
 /** A segment to ask for. */
 interface Queued {
@@ -95,7 +104,7 @@ export class BulkSegments {
    */
   readonly #parked = new Map<
     DocumentId,
-    { readonly asked: Asked; readonly data: Uint8Array; readonly timer: ReturnType<typeof setTimeout> }
+    { readonly asked: Taking; readonly data: Uint8Array; readonly timer: ReturnType<typeof setTimeout> }
   >();
   /** Speculative requests given up (timed out): a late answer to one is dropped, not an incident. */
   readonly #abandoned = new Set<DocumentId>();
@@ -148,6 +157,37 @@ export class BulkSegments {
    */
   speculates(device: DeviceId): boolean {
     return !this.#unsealed.has(device);
+  }
+
+  /**
+   * Takes segment `index` of `device`, which `peer` sent whole unasked (the relay's release of a
+   * judged segment), as an answer would be taken: true when it will be checked, stored and committed
+   * by the relay's seal; false (nothing done) when the segment is being taken already or failed
+   * before. Refused by the checks, it is followed the Repo's way again, with no incident: a peer may
+   * send a stored copy that lags behind.
+   *
+   * @remarks The relay appends its seal of a segment in the round that releases it, so the seal may
+   * reach this log just after the segment: the copy is kept, unread, until the seal is noted, at
+   * most {@link GIVEN_SEAL_WAIT_MS}; then the segment is followed the Repo's way.
+   */
+  takeGiven(device: DeviceId, index: number, id: DocumentId, data: Uint8Array, peer: string): boolean {
+    if (this.#deps.isClosed() || this.#parked.has(id)) return false;
+    if (this.#failed.has(id) || this.#asked.has(id) || this.#takingIn.has(id) || this.#queued.has(id))
+      return false;
+    this.#takingIn.add(id);
+    const given: Taking = { id, device, index, peer, given: true };
+    if (this.#deps.isSealed(device, index)) {
+      this.#takeInLater(given, data);
+      return true;
+    }
+    const timer = setTimeout(() => {
+      if (!this.#parked.delete(id)) return;
+      this.#takingIn.delete(id);
+      this.#fallBack(id);
+    }, GIVEN_SEAL_WAIT_MS);
+    timer.unref();
+    this.#parked.set(id, { asked: given, data, timer });
+    return true;
   }
 
   /** The relay's seal of segment `index` of `device` is known: a parked copy of it is taken in now. */
@@ -273,7 +313,7 @@ export class BulkSegments {
   }
 
   /** Checks, stores and commits a segment a peer sent, on the log's work chain; then asks for the next. */
-  #takeInLater(asked: Asked, data: Uint8Array): void {
+  #takeInLater(asked: Taking, data: Uint8Array): void {
     const id = asked.id;
     this.#deps.enqueue(async () => {
       let taken: { readonly committed: Promise<void> } | undefined;
@@ -294,7 +334,7 @@ export class BulkSegments {
    * covers every entry, else reports the peer and syncs the segment the Repo's way. Resolves,
    * once it is checked and stored, with its commit (undefined when it was refused).
    */
-  async #takeIn(asked: Asked, data: Uint8Array): Promise<{ readonly committed: Promise<void> } | undefined> {
+  async #takeIn(asked: Taking, data: Uint8Array): Promise<{ readonly committed: Promise<void> } | undefined> {
     const { ctx, ingest, host, segments } = this.#deps;
     // Every entry is at most one event; the slack covers the document's own structure.
     if (data.length > ctx.segmentSize * MAX_EVENT_BYTES + 65_536)
@@ -328,8 +368,9 @@ export class BulkSegments {
   }
 
   /** The peer's answer is refused: an incident, and the segment is synced the Repo's way. */
-  #reject(asked: Asked, code: SecurityIncident['code'], detail: string): undefined {
-    this.#report(code, `segment ${asked.id} from ${asked.peer}: ${detail}`, asked.peer);
+  #reject(asked: Taking, code: SecurityIncident['code'], detail: string): undefined {
+    if (asked.given !== true)
+      this.#report(code, `segment ${asked.id} from ${asked.peer}: ${detail}`, asked.peer);
     this.#fallBack(asked.id);
     return undefined;
   }
@@ -345,6 +386,7 @@ export class BulkSegments {
     if (asked?.speculative === true) this.#abandoned.add(id);
     this.#asked.delete(id);
     this.#failed.add(id);
+    this.#deps.host.stopTakingWhole(id);
     if (this.#deps.isClosed()) return;
     this.#deps.refollow();
     this.#pump();

@@ -156,6 +156,7 @@ export class DeviceLog implements DeviceLogApi {
       holdsPart: (device, index) => this.#visible.contiguous(device) > index * this.#segmentSize,
       onWanted: () => this.#following.refresh(),
       takeWhole: (device, index, id, speculative) => this.#bulk.take(device, index, id, speculative),
+      takeGiven: (device, index, id, data, peer) => this.#bulk.takeGiven(device, index, id, data, peer),
     });
     this.#following = new Following({
       ctx,
@@ -288,13 +289,32 @@ export class DeviceLog implements DeviceLogApi {
           notes.push(e);
       });
     });
+    /** The log, once made: the Repo host is made first and asks it about whole documents. */
+    const made: { log?: DeviceLog } = {};
     const host = new RepoHost({
       peerId: opts.key.deviceId,
       storage: opts.storage,
       network: opts.network ?? [],
       ...(opts.serves === undefined ? {} : { serves: opts.serves }),
+      // Not the relay: its catch-up reads onPeerSync of its own sealed segments.
+      answersFromStorage: opts.relay !== opts.key.deviceId,
+      // Released segments the relay sends whole (a relay takes segments in through the Repo).
+      ...(opts.relay === undefined || opts.relay === opts.key.deviceId
+        ? {}
+        : {
+            takesWhole: {
+              wants: (id: DocumentId) =>
+                made.log !== undefined && made.log.#segments.wantsWhole(id, opts.relay!),
+              // Only the relay's copies: it sends whole only segments it sealed (their seals follow).
+              take: (peer: string, id: DocumentId, chunk: Uint8Array) =>
+                peer === opts.relay &&
+                made.log !== undefined &&
+                made.log.#segments.takeReleased(id, chunk, opts.relay),
+            },
+          }),
     });
     const log = new DeviceLog(opts, host, start, clock, { stored, visible });
+    made.log = log;
     host.exposeTo(log);
     for (const e of notes) log.#note(e);
     // The confirmed fold is built while the folder still has the last events in hand (see
@@ -537,6 +557,19 @@ export class DeviceLog implements DeviceLogApi {
   /** The most recent security incidents (bounded). */
   incidents(): readonly SecurityIncident[] {
     return this.#incidents.list();
+  }
+
+  /**
+   * Whole documents handled outside the Repo: peers' syncs of sealed (frozen) documents answered
+   * from their stored copies, and released segments taken in as the relay sent them (see
+   * `RepoHost.wholeDocuments`; never on the relay).
+   */
+  wholeDocuments(): {
+    readonly sentAsStored: number;
+    readonly alreadyHeld: number;
+    readonly takenAsSent: number;
+  } {
+    return this.#host.wholeDocuments();
   }
 
   /**

@@ -49,6 +49,24 @@ export interface RepoHostOptions {
   readonly network: readonly NetworkAdapterInterface[];
   /** Whether a followed document may be served to a peer now (default: always; see `DeviceLogOptions.serves`). */
   readonly serves?: (peer: DeviceId, documentId: string, bringsChanges: () => boolean) => boolean;
+  /**
+   * Answers a peer's sync message about a frozen document that is not in memory from its stored
+   * copy, without loading it (see {@link RepoHost.wholeDocuments}); default false. Not for the relay:
+   * its catch-up reads `onPeerSync` of its own sealed segments, which such an answer does not report.
+   * Ignored with `serves` (such an answer does not ask it).
+   */
+  readonly answersFromStorage?: boolean;
+  /**
+   * Offered each sync message whose only change is a whole document (the relay's release of a
+   * segment as stored) about a document the Repo holds: true when the log takes that document in
+   * itself, outside the Repo (see {@link RepoHost.takingWhole}); the Repo then refuses the message.
+   */
+  readonly takesWhole?: {
+    /** Whether a whole document of `id` might be taken (cheap: asked of every sync message about it). */
+    readonly wants: (id: DocumentId) => boolean;
+    /** Takes in `chunk`, the whole document of `id` that `peer` sent: true when taken. */
+    readonly take: (peer: string, id: DocumentId, chunk: Uint8Array) => boolean;
+  };
 }
 
 /** A network adapter as seen for {@link WIRE_SEGMENTS_EVENT}: one that never emits it is left waiting, harmlessly. */
@@ -95,10 +113,32 @@ export class RepoHost {
    * document a peer sent of each (undefined until one arrives).
    */
   readonly #whole = new Map<DocumentId, Uint8Array | undefined>();
+  readonly #peerId: DeviceId;
+  readonly #answersFromStorage: boolean;
+  /**
+   * With `answersFromStorage` or `takesWhole`: every message each peer sent about each document,
+   * until the access decision about it takes it (the Repo asks once per message, in order).
+   */
+  readonly #kept = new Map<string, { readonly type: string; readonly data: Uint8Array | undefined }[]>();
+  /**
+   * Per peer and document, how many refusals the log answered itself (a stored copy sent or held,
+   * a whole document taken in): the Repo's `doc-unavailable` for each is not sent (see #watch).
+   */
+  readonly #hushed = new Map<string, number>();
+  /** Peer and document pairs sent a document's stored copy on this connection (once each). */
+  readonly #sentStored = new Set<string>();
+  #wholeDocuments = { sentAsStored: 0, alreadyHeld: 0, takenAsSent: 0 };
+  readonly #takesWhole: RepoHostOptions['takesWhole'];
+  /** Documents the log takes in outside the Repo: refused to peers until stored or opened again. */
+  readonly #takingWhole = new Set<DocumentId>();
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
     this.#keepsReceived = opts.serves !== undefined;
+    this.#peerId = opts.peerId;
+    // Only without `serves`: an answer from storage does not ask it.
+    this.#answersFromStorage = opts.answersFromStorage === true && opts.serves === undefined;
+    this.#takesWhole = opts.serves === undefined ? opts.takesWhole : undefined;
     const shared = this.#shared;
     const serves = opts.serves;
     const allowed = (peer: PeerId | undefined, id: DocumentId, message?: Uint8Array): boolean =>
@@ -123,6 +163,7 @@ export class RepoHost {
         // the Repo asked (see #inOrder).
         access: (peer, id) =>
           this.#inOrder(id, async () => {
+            if (peer !== undefined && (await this.#answeredHere(peer, id))) return this.#hush(peer, id);
             const ok =
               serves === undefined ? shared.has(id) : allowed(peer, id, this.#takeReceived(peer, id));
             if (ok) await this.#loadStored(id).catch(() => undefined);
@@ -158,6 +199,154 @@ export class RepoHost {
     };
     decided.then(forget, forget);
     return decided;
+  }
+
+  /**
+   * Whole documents handled outside the Repo: peers' sync messages about frozen documents answered
+   * from storage (with `answersFromStorage`): `sentAsStored`, the stored copy sent to a peer that
+   * lacked some of it; `alreadyHeld`, nothing sent because the peer held exactly the stored heads;
+   * and `takenAsSent`, whole documents peers sent that the log took in itself (`takesWhole`).
+   */
+  wholeDocuments(): {
+    readonly sentAsStored: number;
+    readonly alreadyHeld: number;
+    readonly takenAsSent: number;
+  } {
+    return { ...this.#wholeDocuments };
+  }
+
+  /**
+   * Answers `peer`'s sync message `data` about frozen document `id` from its stored copy, without
+   * loading the document into the Repo: true when answered (the Repo then refuses the message, so
+   * it does not load the document), false when it is left to the Repo's way.
+   *
+   * @remarks A frozen document's stored copy is final (a sealed segment: every event in the store,
+   * the document saved). automerge-repo answers a peer that lacks it by loading it (materializing
+   * every entry as a JavaScript value, ≈ 80 ms per 5000-entry segment) and generating a sync
+   * message of the whole document (`A.save` again, DEFLATE and SHA-256, 70–100 ms); each time a
+   * peer syncs it, a device reloaded it just to find there was nothing to send. Here, when the
+   * stored copy is one document chunk, a peer whose heads are exactly the chunk's holds it all:
+   * nothing to send. A peer with other heads is sent the chunk as one sync message, as automerge-repo
+   * would have made it (Automerge takes in what it lacks and answers with its heads), once per peer
+   * and connection: if its heads still differ (it holds changes this copy lacks), the Repo's way
+   * takes over, so nothing a peer brings is refused for good. Not reported to {@link RepoHost.onPeerHeads}.
+   */
+  async #answerFromStorage(peer: PeerId, id: DocumentId, data: Uint8Array): Promise<boolean> {
+    let theirs: readonly string[];
+    try {
+      theirs = A.decodeSyncMessage(data).heads;
+    } catch {
+      return false; // the Repo refuses it too
+    }
+    const chunks = await this.storedChunks(id).catch(() => []);
+    const only = chunks.length === 1 ? chunks[0] : undefined;
+    const heads = only === undefined ? undefined : documentChunkHeads(only);
+    if (only === undefined || heads === undefined) return false;
+    if (this.#repo.handles[id] !== undefined || !this.#storage.isFrozen(id) || !this.#shared.has(id))
+      return false;
+    const adapter = this.#peers.get(peer);
+    if (adapter === undefined) return false;
+    const send = (changes: Uint8Array[]): void =>
+      adapter.send({
+        type: 'sync',
+        senderId: this.#peerId,
+        targetId: peer,
+        documentId: id,
+        data: A.encodeSyncMessage({ heads: [...heads], need: [], have: [], changes }),
+      } as unknown as Parameters<NetworkAdapterInterface['send']>[0]);
+    if (theirs.length === heads.length && [...theirs].sort().join(',') === heads.join(',')) {
+      // Our heads, nothing else: the peer's Repo learns that we hold what it holds, as an answer of
+      // ours would have told it (a relay catching up waits to hear that of its own documents).
+      send([]);
+      this.#wholeDocuments.alreadyHeld++;
+      return true;
+    }
+    const key = `${peer}\n${id}`;
+    if (this.#sentStored.has(key)) return false;
+    this.#sentStored.add(key);
+    send([only]);
+    this.#wholeDocuments.sentAsStored++;
+    return true;
+  }
+
+  /**
+   * True when the log answers `peer`'s oldest undecided message about `id` itself, outside the Repo
+   * (which then refuses it): a whole document taken in (`takesWhole`), a frozen document answered
+   * from storage (`answersFromStorage`), or, while a document is taken in, a message that brings
+   * no change (heads and a filter: nothing is lost by not answering it). A message with changes
+   * goes to the Repo even then: refused, its sender would count those changes as delivered and
+   * not send them again should taking the document in fail (a stalled sync, DESIGN.md §7).
+   */
+  async #answeredHere(peer: PeerId, id: DocumentId): Promise<boolean> {
+    const key = `${peer}\n${id}`;
+    const waiting = this.#kept.get(key);
+    const message = waiting?.shift();
+    if (waiting !== undefined && waiting.length === 0) this.#kept.delete(key);
+    if (message === undefined) return false;
+    const data = message.type === 'sync' || message.type === 'request' ? message.data : undefined;
+    if (this.#takingWhole.has(id)) return data === undefined || !this.#bringsAnyChange(data);
+    if (data === undefined) return false;
+    if (this.#takeWhole(peer, id, data)) return true;
+    if (!this.#answersFromStorage || !this.#storage.isFrozen(id) || this.#repo.handles[id] !== undefined)
+      return false;
+    return this.#answerFromStorage(peer, id, data);
+  }
+
+  /** True when sync message `data` carries changes (or does not decode: the Repo decides). */
+  #bringsAnyChange(data: Uint8Array): boolean {
+    try {
+      return A.decodeSyncMessage(data).changes.length > 0;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Counts a refusal the log answered itself (its `doc-unavailable` is not sent); false. */
+  #hush(peer: PeerId, id: DocumentId): false {
+    const key = `${peer}\n${id}`;
+    this.#hushed.set(key, (this.#hushed.get(key) ?? 0) + 1);
+    return false;
+  }
+
+  /**
+   * Offers the whole document a peer's sync message `data` carries to `takesWhole`: true when the
+   * log takes it in itself. The document is then dropped from the Repo (it held nothing the log
+   * needs: see `Segments.takeReleased`) and refused to peers until it is stored
+   * ({@link RepoHost.storeWhole}) or opened again ({@link RepoHost.open}, when taking it failed).
+   *
+   * @remarks automerge-repo would apply the document to its handle and materialize every entry as
+   * a JavaScript value (and the log read them back one by one), where the log's bulk path loads it
+   * with Automerge's `load` alone, checks it by the relay's seal and stores it as sent.
+   */
+  #takeWhole(peer: PeerId, id: DocumentId, data: Uint8Array): boolean {
+    if (this.#takesWhole === undefined || this.#repo.handles[id] === undefined) return false;
+    let only: Uint8Array | undefined;
+    try {
+      const { changes, have, need } = A.decodeSyncMessage(data);
+      // A stored copy sent as it is (no bloom filter, nothing needed): sent outside the peer's Repo,
+      // so refusing it leaves the peer's sync state with us as it was. A message automerge-repo
+      // generated always has a filter; refused, its sender would count its changes as delivered.
+      only = changes.length === 1 && have.length === 0 && need.length === 0 ? changes[0] : undefined;
+    } catch {
+      return false;
+    }
+    if (only === undefined || documentChunkHeads(only) === undefined) return false;
+    if (!this.#takesWhole.take(peer, id, only)) return false;
+    this.#takingWhole.add(id);
+    this.#wholeDocuments.takenAsSent++;
+    this.#whole.delete(id);
+    void this.#repo.removeFromCache(id).catch(() => undefined);
+    return true;
+  }
+
+  /** True while document `id` is taken in outside the Repo (see {@link RepoHost.takesWhole}). */
+  takingWhole(id: DocumentId): boolean {
+    return this.#takingWhole.has(id);
+  }
+
+  /** Taking `id` in outside the Repo failed: peers' messages about it go to the Repo again. */
+  stopTakingWhole(id: DocumentId): void {
+    this.#takingWhole.delete(id);
   }
 
   /** Lets `owner`'s tests reach the Repo (`repoOf` in `@accord/log/testing`); nothing else does. */
@@ -232,6 +421,7 @@ export class RepoHost {
    */
   async open<T>(id: DocumentId, initial: () => Uint8Array): Promise<DocHandle<T>> {
     this.#shared.add(id);
+    this.#takingWhole.delete(id);
     const stored = await this.storedChunks(id);
     const handle = this.#importLoaded<T>(id, [initial(), ...stored])!;
     await handle.whenReady();
@@ -295,6 +485,7 @@ export class RepoHost {
       return false;
     }
     this.#storage.freeze(id);
+    this.#takingWhole.delete(id);
     return true;
   }
 
@@ -493,6 +684,24 @@ export class RepoHost {
 
   #watch(adapter: NetworkAdapterInterface): void {
     this.#adapters.push(adapter);
+    if (this.#answersFromStorage || this.#takesWhole !== undefined) {
+      // The Repo answers each refused message `doc-unavailable`; for a message the log answered
+      // itself (#answeredHere) that answer is dropped: a relay that took it would load the document
+      // back from storage to note it (its access decision loads what it lets in), for nothing.
+      const send = adapter.send.bind(adapter);
+      adapter.send = (message) => {
+        if (message.type === 'doc-unavailable' && message.documentId !== undefined) {
+          const key = `${message.targetId}\n${message.documentId}`;
+          const hushed = this.#hushed.get(key) ?? 0;
+          if (hushed > 0) {
+            if (hushed === 1) this.#hushed.delete(key);
+            else this.#hushed.set(key, hushed - 1);
+            return;
+          }
+        }
+        send(message);
+      };
+    }
     adapter.on('close', () => {
       this.#adapters = this.#adapters.filter((a) => a !== adapter);
       for (const [peer, through] of this.#peers) if (through === adapter) this.#left(peer);
@@ -503,6 +712,14 @@ export class RepoHost {
     });
     adapter.on('peer-disconnected', ({ peerId }) => {
       if (this.#peers.get(peerId) === adapter) this.#left(peerId);
+    });
+    adapter.on('peer-disconnected', ({ peerId }) => {
+      // A new connection starts from scratch: a stored copy may be sent again, and a message the
+      // Repo never decided on must not be taken for a later one.
+      for (const key of [...this.#sentStored])
+        if (key.startsWith(`${peerId}\n`)) this.#sentStored.delete(key);
+      for (const kept of [this.#kept, this.#hushed])
+        for (const key of [...kept.keys()]) if (key.startsWith(`${peerId}\n`)) kept.delete(key);
     });
     if (this.#keepsReceived) {
       // A message the Repo never decided on (it went away first) must not be taken for a later one.
@@ -521,6 +738,13 @@ export class RepoHost {
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
         this.#keepWhole(id, message.data);
+      if (this.#answersFromStorage || this.#takesWhole !== undefined) {
+        const key = `${message.senderId}\n${id}`;
+        const kept = { type: message.type, data: 'data' in message ? message.data : undefined };
+        const waiting = this.#kept.get(key);
+        if (waiting === undefined) this.#kept.set(key, [kept]);
+        else waiting.push(kept);
+      }
       if (
         this.#keepsReceived &&
         (message.type === 'sync' || message.type === 'request') &&

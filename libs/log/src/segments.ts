@@ -80,6 +80,17 @@ export interface SegmentsDeps {
    * `speculative`, the relay's seal of it is not known yet, only expected (see `Following`).
    */
   readonly takeWhole?: (device: DeviceId, index: number, id: DocumentId, speculative: boolean) => boolean;
+  /**
+   * Hands another device's segment that a peer sent whole, unasked (the relay's release), to the bulk
+   * transfer's checks (`BulkSegments.takeGiven`): true when taken (the relay's seal of it is known).
+   */
+  readonly takeGiven?: (
+    device: DeviceId,
+    index: number,
+    id: DocumentId,
+    data: Uint8Array,
+    peer: string,
+  ) => boolean;
 }
 
 /**
@@ -380,7 +391,8 @@ export class Segments {
     speculative = false,
   ): Promise<void> {
     const id = segmentDocumentId(this.#ctx.facility, device, index);
-    if (this.#sealed.has(id) || this.#unloaded.has(id)) return;
+    // (A segment taken in outside the Repo is followed again only if that fails.)
+    if (this.#sealed.has(id) || this.#unloaded.has(id) || this.#host.takingWhole(id)) return;
     const other = device !== this.#ctx.deviceId && !this.#open.has(id);
     if (other && this.#deps.isComplete(device, index)) {
       this.#host.share(id); // still served to peers that ask for it
@@ -406,6 +418,44 @@ export class Segments {
     // Another device's segment that a relay seal names is final: a peer sends it whole.
     if (relaySealed && device !== this.#ctx.deviceId) this.#host.receiveWhole(id);
     opened(segment);
+  }
+
+  /**
+   * True when followed segment `id` is another device's (not the relay's, whose segments nobody
+   * seals) and nothing of it has been read: a whole copy the relay sends of it may be taken in
+   * outside the Repo ({@link Segments.takeReleased}).
+   */
+  wantsWhole(id: DocumentId, relay: DeviceId): boolean {
+    const segment = this.#open.get(id);
+    return (
+      segment !== undefined &&
+      segment.device !== this.#ctx.deviceId &&
+      segment.device !== relay &&
+      segment.processed === 0
+    );
+  }
+
+  /**
+   * Takes another device's segment that the relay sent whole (it releases a judged, sealed segment
+   * as its stored copy) outside the Repo: handed to the bulk transfer's checks, which store it as sent
+   * and commit its events by the relay's seal; the log stops following it (the Repo drops its
+   * handle, see `RepoHost.takesWhole`). False, nothing done, when the segment holds anything here
+   * already or the bulk transfer does not take it (it is being taken, or failed before): the Repo's
+   * way then.
+   *
+   * @remarks The Repo would apply the document to the segment's handle, materializing each entry,
+   * and the log would screen and verify the entries one list at a time: most of a device's CPU
+   * while the relay works off a backlog (the relay's README, "Ingest path"). Should the checks
+   * refuse it, the bulk transfer follows the segment again, the Repo's way.
+   */
+  takeReleased(id: DocumentId, data: Uint8Array, relay: DeviceId): boolean {
+    const segment = this.#open.get(id);
+    if (segment === undefined || !this.wantsWhole(id, relay)) return false;
+    if (segment.handle.doc().events.length > 0) return false;
+    if (this.#deps.takeGiven?.(segment.device, segment.index, id, data, relay) !== true) return false;
+    this.#open.delete(id);
+    segment.handle.off('change', segment.listener);
+    return true;
   }
 
   /**

@@ -140,6 +140,10 @@ describe('a device segment reaches the other devices once the relay has judged i
     const carrying = sent.filter((data) => data.length > stored!.length / 2);
     expect(carrying).toEqual([stored]);
     expect(node.stats().servedStored).toBe(1);
+    // The reader took that copy in as sent, outside its Repo: checked by the seal and stored whole,
+    // never applied to a document in memory (its entries materialized one by one). Asserted below.
+    const takenAsSent = reader.log.wholeDocuments().takenAsSent;
+    const inMemory = reader.log.documentsInMemory().some((d) => d.documentId === String(thirds));
     // Every device event was verified once by the relay, and none of its own (rosters, verdicts,
     // seals), which each device syncs back to it.
     expect(node.log.verification()).toEqual({ oneByOne: SEGMENT, bySeal: 0 });
@@ -149,5 +153,10 @@ describe('a device segment reaches the other devices once the relay has judged i
     const later = await author.sign({ type, data, subject: { kind: 'patient', id: 'P-later' } });
     await author.write([later]);
     await eventually(() => reader.log.get(later.id) !== undefined, 'the later event on the reader');
+    // (The later event's segment came as automerge-repo generated it, and went to the Repo: a message
+    // it made is never refused, or the relay's Repo would count its changes as delivered.)
+    expect(takenAsSent).toBe(1);
+    expect(reader.log.wholeDocuments().takenAsSent).toBe(1);
+    expect(inMemory).toBe(false);
   });
 });
