@@ -3,14 +3,13 @@
 // `first`), says so, and on `go` (stdin) dials the relay over the authenticated WebSocket sync.
 // Usage: ingest-device.ts <dir> <stored-key-json> <relay-id> <relay-port> <first> <count> <member-id>...
 // Prints {"event":"filled", events} then stays up until SIGTERM; answers `cpu` (trace) with {"event":"cpu", cpu_s, main_s}.
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { importDeviceKey, type DeviceId } from '@accord/protocol';
 import { openDeviceDatabase } from '@accord/storage-level';
 import { WebSocketClientAdapter } from '@accord/network-ws';
 import { BENCH_FACILITY, draft, openDeviceLog, rosterOf } from './log-bench.js';
-import { mainThreadCpuS, runConcurrent } from './stats.js';
+import { mainThreadCpuS, runConcurrent, threadCpuS } from './stats.js';
 
 const [dir, storedKey, relayId, portText, firstText, countText, ...members] = process.argv.slice(2);
 if (
@@ -30,16 +29,6 @@ const db = await openDeviceDatabase(join(dir, 'db'));
 const log = await openDeviceLog(db, key, roster, [], relay);
 await runConcurrent(Number(countText), 64, (i) => log.append(draft(first + i)));
 await log.settled();
-/** CPU seconds of each thread so far, by thread id (Linux `/proc`). */
-async function threadCpuS(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
-    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields.length > 12) out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
-  }
-  return out;
-}
 let threadsAtGo = new Map<string, number>();
 /** CPU time of this process (µs) and of its main thread (s) at `go`, for the trace. */
 let cpuAtGo: { readonly process: NodeJS.CpuUsage; readonly main: number } | undefined;

@@ -40,7 +40,7 @@ import { openDeviceDatabase } from '@accord/storage-level';
 import { ensureBundle } from '../../apps/accord/bin/bundle.mjs';
 import { benchVerifyRate } from './anchor-bench.js';
 import { BENCH_FACILITY } from './log-bench.js';
-import { mainThreadCpuS, progress, runConcurrent, settleHarness } from './stats.js';
+import { mainThreadCpuS, progress, runConcurrent, settleHarness, threadCpuS } from './stats.js';
 import { startBenchChild, stopBenchChild, type BenchChild } from './sync-bench.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -177,21 +177,6 @@ const V8_PLATFORM_THREADS = 6;
 
 /** Ids of the threads this process had before it ran any of its own code (V8's helpers, Node's own). */
 const STARTUP_THREADS = new Set(trace ? await readdir('/proc/self/task').catch(() => []) : []);
-
-/**
- * CPU seconds of each of this process's threads so far, by thread id (Linux: `/proc`; empty
- * elsewhere). Node 20 names every thread `node`, so threads are told apart by when they started:
- * see {@link threadCpuDelta}.
- */
-async function threadCpuS(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
-    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields.length > 12) out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
-  }
-  return out;
-}
 
 /**
  * CPU per thread between two {@link threadCpuS} readings: the main thread, V8's platform threads

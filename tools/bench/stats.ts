@@ -47,26 +47,39 @@ export async function settleHarness(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
 
+/** Each thread of this process: its id, name and CPU seconds so far (Linux: `/proc`; none elsewhere). */
+async function threadStats(): Promise<{ tid: string; name: string; cpuS: number }[]> {
+  const out: { tid: string; name: string; cpuS: number }[] = [];
+  for (const tid of await readdir('/proc/self/task').catch(() => [])) {
+    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length <= 12) continue; // the thread ended meanwhile
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    out.push({ tid, name, cpuS: (Number(fields[11]) + Number(fields[12])) / 100 });
+  }
+  return out;
+}
+
 /**
  * CPU seconds of each of this process's threads so far, by `name/tid` (the main thread as
  * `main`; Linux: `/proc`, empty elsewhere): where the work off the main thread goes.
  */
 export async function threadsCpuS(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  try {
-    for (const task of await readdir('/proc/self/task')) {
-      const stat = await readFile(`/proc/self/task/${task}/stat`, 'utf8');
-      const name =
-        task === String(process.pid)
-          ? 'main'
-          : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}/${task}`;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
-    }
-  } catch {
-    // not Linux
+  for (const { tid, name, cpuS } of await threadStats()) {
+    const key = tid === String(process.pid) ? 'main' : `${name}/${tid}`;
+    out[key] = (out[key] ?? 0) + cpuS;
   }
   return out;
+}
+
+/**
+ * CPU seconds of each of this process's threads so far, by thread id (Linux: `/proc`; empty
+ * elsewhere). Node 20 names every thread `node`: callers tell them apart by when they started.
+ */
+export async function threadCpuS(): Promise<Map<string, number>> {
+  return new Map((await threadStats()).map(({ tid, cpuS }) => [tid, cpuS]));
 }
 
 /**
