@@ -292,9 +292,12 @@ function registeredBy(slot: PatientSlot): EventId {
   return typeof slot.history === 'string' ? slot.history : slot.history.registeredBy;
 }
 
-/** The patient a record was merged into, if it was. */
-function mergedInto(slot: PatientSlot): string | undefined {
-  if (typeof slot === 'string') return undefined;
+/**
+ * The patient a record was merged into, if it was. Takes a slot as stored: a registration-only
+ * patient (its registration's id, or number) was merged into nothing, and needs no id made again.
+ */
+function mergedInto(slot: StoredPatientSlot): string | undefined {
+  if (typeof slot !== 'object') return undefined;
   return typeof slot.history === 'string' ? undefined : slot.history.mergedInto;
 }
 
@@ -822,12 +825,17 @@ export class Projection {
   /** Follows merge redirects to the surviving patient id; undefined for an unknown patient. */
   #resolve(id: string): string | undefined {
     let at: string | undefined = id;
-    let rec = this.#patientSlots.get(id);
+    let rec = this.#patients.r.get(id);
     // Chains are short; the bound guards against a corrupt cycle.
-    for (let hops = 0, next = rec && mergedInto(rec); next !== undefined && hops < 1000; hops++) {
+    for (
+      let hops = 0, next = rec === undefined ? undefined : mergedInto(rec);
+      next !== undefined && hops < 1000;
+      hops++
+    ) {
       at = next;
-      rec = this.#patientSlots.get(next);
-      next = rec && mergedInto(rec);
+      rec = this.#patients.r.get(next);
+      // A stored slot may be the number 0 (a registration's): not `rec && …`.
+      next = rec === undefined ? undefined : mergedInto(rec);
     }
     return rec === undefined ? undefined : at;
   }
@@ -874,7 +882,7 @@ export class Projection {
 
   /** The patient id after following merges: `{id}` for a live patient, `{id: survivor, mergedInto}` when merged. */
   resolvePatient(id: string): { id: string; mergedInto?: string } | undefined {
-    const rec = this.#patientSlots.get(id);
+    const rec = this.#patients.r.get(id);
     if (rec === undefined) return undefined;
     const into = mergedInto(rec);
     if (into === undefined) return { id };
@@ -948,7 +956,7 @@ export class Projection {
 
   #mergedFromIndex(): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const [id, rec] of this.#patientSlots) {
+    for (const [id, rec] of this.#patients.r) {
       const into = mergedInto(rec);
       if (into === undefined) continue;
       const survivor = this.#resolve(id) ?? into;
@@ -990,7 +998,7 @@ export class Projection {
    */
   findPatients(query: PatientQuery): PatientPage {
     const live = (id: string): boolean => {
-      const rec = this.#patientSlots.get(id);
+      const rec = this.#patients.r.get(id);
       return rec !== undefined && mergedInto(rec) === undefined;
     };
     const ids =
@@ -1026,7 +1034,7 @@ export class Projection {
     const resolved = this.#resolve(id);
     const rec = resolved === undefined ? undefined : this.#patientSlots.get(resolved);
     if (resolved === undefined || rec === undefined) return undefined;
-    const mergedFrom = [...this.#patientSlots]
+    const mergedFrom = [...this.#patients.r]
       .filter(([other, p]) => mergedInto(p) !== undefined && this.#resolve(other) === resolved)
       .map(([other]) => other);
     return this.#patientView(resolved, rec, mergedFrom);
@@ -1142,7 +1150,7 @@ export class Projection {
       c.set(k, 0);
     c.set('stock.lots', 0);
     c.set('stock.doses', 0);
-    for (const p of this.#patientSlots.values()) {
+    for (const p of this.#patients.r.values()) {
       add('patients.registered');
       add(mergedInto(p) === undefined ? 'patients.active' : 'patients.merged');
     }

@@ -210,8 +210,7 @@ class Tracker {
       if (state !== SIDE) yield numbers.id(n);
       else {
         const slot = this.#side.get(n)!;
-        if (!(slot instanceof Target)) yield slot.id;
-        else if (slot.held !== undefined) yield slot.id;
+        if (!(slot instanceof Target) || slot.held !== undefined) yield slot.id;
       }
     }
   }
