@@ -101,11 +101,12 @@ export class RepoHost {
   /** Connected peers, and the adapter each one is reached through. */
   readonly #peers = new Map<string, NetworkAdapterInterface>();
   /**
-   * With `serves`: the sync messages each peer sent about each document whose access is not
-   * decided yet, oldest first (the Repo asks once per message, in order).
+   * The peer message an adapter is emitting right now (see #watch). automerge-repo asks its access
+   * decision about a message synchronously inside that emit, so the decision asked then about the
+   * message's sender and document is the message's own; any other decision (the Repo also asks when
+   * it weighs whom to share a document with) has no message.
    */
-  readonly #received = new Map<string, Uint8Array[]>();
-  readonly #keepsReceived: boolean;
+  #delivering: DeliveredMessage | undefined;
   /** Per document, the last access decision asked (see #inOrder). */
   readonly #decisions = new Map<DocumentId, Promise<boolean>>();
   /**
@@ -115,11 +116,6 @@ export class RepoHost {
   readonly #whole = new Map<DocumentId, Uint8Array | undefined>();
   readonly #peerId: DeviceId;
   readonly #answersFromStorage: boolean;
-  /**
-   * With `answersFromStorage` or `takesWhole`: every message each peer sent about each document,
-   * until the access decision about it takes it (the Repo asks once per message, in order).
-   */
-  readonly #kept = new Map<string, { readonly type: string; readonly data: Uint8Array | undefined }[]>();
   /**
    * Per peer and document, how many refusals the log answered itself (a stored copy sent or held,
    * a whole document taken in): the Repo's `doc-unavailable` for each is not sent (see #watch).
@@ -134,7 +130,6 @@ export class RepoHost {
 
   constructor(opts: RepoHostOptions) {
     this.#storage = new FrozenDocumentsStorage(opts.storage);
-    this.#keepsReceived = opts.serves !== undefined;
     this.#peerId = opts.peerId;
     // Only without `serves`: an answer from storage does not ask it.
     this.#answersFromStorage = opts.answersFromStorage === true && opts.serves === undefined;
@@ -156,19 +151,20 @@ export class RepoHost {
       network: [...opts.network],
       shareConfig: {
         announce: (peer, id) => Promise.resolve(id === undefined || allowed(peer, id)),
-        // Decided a microtask later: the Repo asks while the adapter is still emitting the
-        // message, before #watch has kept it (see #received). A document let in is loaded from
-        // storage here, so that the Repo's `find` that follows does not (see #loadStored); should
-        // that fail, `find` loads it as before. Decisions about one document resolve in the order
-        // the Repo asked (see #inOrder).
-        access: (peer, id) =>
-          this.#inOrder(id, async () => {
-            if (peer !== undefined && (await this.#answeredHere(peer, id))) return this.#hush(peer, id);
-            const ok =
-              serves === undefined ? shared.has(id) : allowed(peer, id, this.#takeReceived(peer, id));
+        // The message a decision is about, if any, is taken now, while the adapter emits it (see
+        // #delivering). A document let in is loaded from storage here, so that the Repo's `find`
+        // that follows does not (see #loadStored); should that fail, `find` loads it as before.
+        // Decisions about one document resolve in the order the Repo asked (see #inOrder).
+        access: (peer, id) => {
+          const message = peer === undefined ? undefined : this.#takeDelivering(peer, id);
+          return this.#inOrder(id, async () => {
+            if (peer !== undefined && message !== undefined && (await this.#answeredHere(peer, id, message)))
+              return this.#hush(peer, id);
+            const ok = serves === undefined ? shared.has(id) : allowed(peer, id, syncData(message));
             if (ok) await this.#loadStored(id).catch(() => undefined);
             return ok;
-          }),
+          });
+        },
       },
       // Peers must not keep sync state for us across connections: a reconnect after any
       // transport fault restarts sync from scratch, or lost messages could stall it
@@ -270,20 +266,16 @@ export class RepoHost {
   }
 
   /**
-   * True when the log answers `peer`'s oldest undecided message about `id` itself, outside the Repo
+   * True when the log answers `peer`'s `message` about `id` itself, outside the Repo
    * (which then refuses it): a whole document taken in (`takesWhole`), a frozen document answered
    * from storage (`answersFromStorage`), or, while a document is taken in, a message that brings
    * no change (heads and a filter: nothing is lost by not answering it). A message with changes
    * goes to the Repo even then: refused, its sender would count those changes as delivered and
    * not send them again should taking the document in fail (a stalled sync, DESIGN.md §7).
    */
-  async #answeredHere(peer: PeerId, id: DocumentId): Promise<boolean> {
-    const key = `${peer}\n${id}`;
-    const waiting = this.#kept.get(key);
-    const message = waiting?.shift();
-    if (waiting !== undefined && waiting.length === 0) this.#kept.delete(key);
-    if (message === undefined) return false;
-    const data = message.type === 'sync' || message.type === 'request' ? message.data : undefined;
+  async #answeredHere(peer: PeerId, id: DocumentId, message: DeliveredMessage): Promise<boolean> {
+    if (!this.#answersFromStorage && this.#takesWhole === undefined) return false;
+    const data = syncData(message);
     if (this.#takingWhole.has(id)) return data === undefined || !this.#bringsAnyChange(data);
     if (data === undefined) return false;
     if (this.#takeWhole(peer, id, data)) return true;
@@ -702,6 +694,24 @@ export class RepoHost {
         send(message);
       };
     }
+    // NOT PUBLIC: the Repo's access decision about a peer message is asked synchronously inside
+    // the adapter's emit of it (automerge-repo 2.5.6: the network subsystem re-emits it, the Repo
+    // hands it to the collection synchronizer, which asks `shareConfig.access` before its first
+    // await), an order no public API promises. So the message is noted for the length of that
+    // emit: messages the Repo drops unasked (invalid ones, an ephemeral message it has seen) and
+    // decisions asked for other reasons need no bookkeeping to stay paired (see #takeDelivering).
+    const emit = adapter.emit.bind(adapter) as (event: string, ...args: unknown[]) => boolean;
+    (adapter as { emit: (event: string, ...args: unknown[]) => boolean }).emit = (event, ...args) => {
+      const message = event === 'message' ? deliveredMessage(args[0]) : undefined;
+      if (message === undefined) return emit(event, ...args);
+      const outer = this.#delivering;
+      this.#delivering = message;
+      try {
+        return emit(event, ...args);
+      } finally {
+        this.#delivering = outer;
+      }
+    };
     adapter.on('close', () => {
       this.#adapters = this.#adapters.filter((a) => a !== adapter);
       for (const [peer, through] of this.#peers) if (through === adapter) this.#left(peer);
@@ -718,16 +728,8 @@ export class RepoHost {
       // Repo never decided on must not be taken for a later one.
       for (const key of [...this.#sentStored])
         if (key.startsWith(`${peerId}\n`)) this.#sentStored.delete(key);
-      for (const kept of [this.#kept, this.#hushed])
-        for (const key of [...kept.keys()]) if (key.startsWith(`${peerId}\n`)) kept.delete(key);
+      for (const key of [...this.#hushed.keys()]) if (key.startsWith(`${peerId}\n`)) this.#hushed.delete(key);
     });
-    if (this.#keepsReceived) {
-      // A message the Repo never decided on (it went away first) must not be taken for a later one.
-      adapter.on('peer-disconnected', ({ peerId }) => {
-        for (const key of [...this.#received.keys()])
-          if (key.startsWith(`${peerId}\n`)) this.#received.delete(key);
-      });
-    }
     // Declared by `@accord/protocol` (WIRE_SEGMENTS_EVENT), not by automerge-repo's adapter interface.
     (adapter as unknown as SegmentsEmitter).on(WIRE_SEGMENTS_EVENT, (message) => {
       if (!isWireSegmentsMessage(message)) return;
@@ -738,23 +740,6 @@ export class RepoHost {
       if (id === undefined) return;
       if (message.type === 'sync' && 'data' in message && this.#whole.has(id))
         this.#keepWhole(id, message.data);
-      if (this.#answersFromStorage || this.#takesWhole !== undefined) {
-        const key = `${message.senderId}\n${id}`;
-        const kept = { type: message.type, data: 'data' in message ? message.data : undefined };
-        const waiting = this.#kept.get(key);
-        if (waiting === undefined) this.#kept.set(key, [kept]);
-        else waiting.push(kept);
-      }
-      if (
-        this.#keepsReceived &&
-        (message.type === 'sync' || message.type === 'request') &&
-        'data' in message
-      ) {
-        const key = `${message.senderId}\n${id}`;
-        const waiting = this.#received.get(key);
-        if (waiting === undefined) this.#received.set(key, [message.data]);
-        else waiting.push(message.data);
-      }
       for (const listener of this.#onMessage) listener(id);
     });
   }
@@ -770,13 +755,12 @@ export class RepoHost {
     }
   }
 
-  /** The oldest sync message of `peer` about `id` whose access is not decided yet, forgotten once taken. */
-  #takeReceived(peer: PeerId, id: DocumentId): Uint8Array | undefined {
-    const key = `${peer}\n${id}`;
-    const waiting = this.#received.get(key);
-    const data = waiting?.shift();
-    if (waiting !== undefined && waiting.length === 0) this.#received.delete(key);
-    return data;
+  /** The message being delivered, when it is `peer`'s about `id` (see #delivering); taken once. */
+  #takeDelivering(peer: PeerId, id: DocumentId): DeliveredMessage | undefined {
+    const message = this.#delivering;
+    if (message === undefined || message.senderId !== peer || message.documentId !== id) return undefined;
+    this.#delivering = undefined;
+    return message;
   }
 
   /** True when a peer's sync message names heads of `id` this Repo lacks: the peer has changes to bring. */
@@ -791,6 +775,31 @@ export class RepoHost {
       return false;
     }
   }
+}
+
+/** A peer message automerge-repo asks an access decision about (see `RepoHost.#delivering`). */
+interface DeliveredMessage {
+  readonly type: 'sync' | 'request' | 'ephemeral' | 'doc-unavailable';
+  readonly senderId: string;
+  readonly documentId: string;
+  readonly data: unknown;
+}
+
+const ASKED_ABOUT = new Set(['sync', 'request', 'ephemeral', 'doc-unavailable']);
+
+/** `value` as a message the Repo asks access about, or undefined (another type, or no document named). */
+function deliveredMessage(value: unknown): DeliveredMessage | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { type, senderId, documentId, data } = value as Record<string, unknown>;
+  if (typeof type !== 'string' || !ASKED_ABOUT.has(type)) return undefined;
+  if (typeof senderId !== 'string' || typeof documentId !== 'string') return undefined;
+  return { type: type as DeliveredMessage['type'], senderId, documentId, data };
+}
+
+/** The Automerge sync data of a `sync` or `request` message, or undefined. */
+function syncData(message: DeliveredMessage | undefined): Uint8Array | undefined {
+  if (message?.type !== 'sync' && message?.type !== 'request') return undefined;
+  return message.data instanceof Uint8Array ? message.data : undefined;
 }
 
 /** The Repo behind a log (test hook), or undefined for anything else. */
