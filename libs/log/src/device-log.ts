@@ -5,6 +5,7 @@ import {
   AccordError,
   ErrorCode,
   SystemEventType,
+  decodeSignedEvent,
   type DeviceId,
   type EventId,
   type FacilityId,
@@ -28,6 +29,7 @@ import type {
   SystemDraft,
   Withheld,
 } from './api.js';
+import type { LogStoredEvent } from './ports.js';
 import { VisibleSet } from './visible-set.js';
 import { StoredEvents } from './stored-events.js';
 import { Incidents } from './incidents.js';
@@ -50,6 +52,13 @@ import { BulkSegments } from './bulk-segments.js';
 import { documentChunkHeads } from './automerge-chunks.js';
 
 const DEFAULT_SEGMENT_SIZE = 5000;
+
+/** An own event as the store holds it, decoded again (its bytes are canonical: encoding gives them back). */
+function decodeStored(stored: LogStoredEvent): SignedEvent {
+  const decoded = decodeSignedEvent(stored.bytes);
+  if (!decoded.ok) throw new AccordError(ErrorCode.LOG_INTERNAL, `own event ${stored.id} does not decode`);
+  return decoded.value;
+}
 
 /**
  * A device's append-only event log.
@@ -224,6 +233,9 @@ export class DeviceLog implements DeviceLogApi {
     });
     this.#push = new OwnPush({
       push: (stored) => this.#segments.pushOwn(stored),
+      repair: async (stored) => {
+        await this.#segments.republish(stored.map(decodeStored), true);
+      },
       onError: (err) => this.#internal.report('could not add own events to the sync documents', err),
       isClosed: () => this.#closed,
     });
@@ -675,6 +687,7 @@ export class DeviceLog implements DeviceLogApi {
     this.#history.stop();
     await this.#own.idle();
     await this.#push.pushed();
+    this.#push.stop();
     await this.#marks?.closeClean();
     this.#sweep.stop();
     this.#seals.close();

@@ -6,7 +6,7 @@ import type { AccordError, FacilityId, SignedEvent } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
 import type { SecurityIncident } from './api.js';
 import { DeviceLog } from './device-log.js';
-import { segmentDocumentId } from './documents.js';
+import { segmentDocumentId, seqsIn } from './documents.js';
 import { makeFacility, patientRegistration, repoOf } from './testing.js';
 
 const FACILITY = 'internal-unit' as FacilityId;
@@ -91,5 +91,42 @@ describe('internal failures', () => {
     expect(segment.doc().events).toHaveLength(1); // P5, re-added from the store at start-up
     expect(again.internalErrors()).toEqual([]);
     await again.close();
+  });
+
+  it('repair a failed push while the log runs, once the documents can be read again, without a restart', async () => {
+    const facility = await makeFacility(FACILITY, 1, 33);
+    const storage = new FailingReads();
+    const internal: AccordError[] = [];
+    const log = await DeviceLog.open({
+      facility: facility.facility,
+      key: facility.keys[0]!,
+      eventStore: new MemoryEventStore(),
+      storage,
+      roster: facility.roster,
+      segmentSize: 2,
+      onInternalError: (error) => internal.push(error),
+    });
+    const me = log.deviceId;
+    const listed = (index: number): number[] => {
+      const handle = repoOf(log).handles[segmentDocumentId(facility.facility, me, index)];
+      return handle?.isReady() === true ? [...seqsIn(handle.doc().events, me)].sort((a, b) => a - b) : [];
+    };
+    storage.failReads = true;
+    await Promise.all(['P1', 'P2', 'P3', 'P4', 'P5'].map((id) => log.append(patientRegistration(id))));
+    await log.settled();
+    expect(internal.length).toBeGreaterThan(0);
+    expect(listed(1)).toEqual([]);
+
+    storage.failReads = false;
+    // The repair writes what the failed push left out (after 1 s, then 2 s, …), each event once.
+    await expect.poll(() => [listed(0), listed(1), listed(2)]).toEqual([[1, 2], [3, 4], [5]]);
+    const failures = internal.length;
+    // Segment 2, whose open failed, opens now for the next own event: no failure is remembered.
+    await log.append(patientRegistration('P6'));
+    await log.settled();
+    expect(listed(2)).toEqual([5, 6]);
+    expect(internal).toHaveLength(failures);
+    expect(log.incidents()).toEqual([]);
+    await log.close();
   });
 });

@@ -255,6 +255,10 @@ export class Segments {
           handle.on('change', listener);
           return state;
         });
+      // A failed open (its stored chunks could not be read) is not kept: the next caller tries again.
+      opening.catch(() => {
+        if (this.#opening.get(id) === opening) this.#opening.delete(id);
+      });
       this.#opening.set(id, opening);
     }
     return opening;
