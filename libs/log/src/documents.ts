@@ -118,9 +118,10 @@ export const RUN_SEPARATOR = 0x0a;
  *
  * @remarks The pieces share `entry`'s buffer: a holder that keeps a piece beyond the read keeps the
  * whole run alive, and one that hands the piece's `.buffer` on (a transfer, a view built on it)
- * must copy it first. The log's holders keep bytes only until they are stored (the ingest's
- * candidates), and stores copy what they keep (LevelDB writes; the memory stores of tests keep the
- * view, which is immutable and harmless).
+ * must copy it first. Checked for the log's holders (session 15): the ingest keeps a candidate's
+ * bytes only until the store has taken them; the event stores frame (LevelDB) or copy (the memory
+ * store) what they keep and read views by their `byteOffset`; events held back behind a hole and
+ * incidents keep decoded events and messages, never entry bytes.
  */
 export function eventsOfEntry(entry: Uint8Array): Uint8Array[] {
   let at = entry.indexOf(RUN_SEPARATOR);

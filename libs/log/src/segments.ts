@@ -7,6 +7,7 @@ import {
   segmentDocumentId,
   segmentInitialBytes,
   eventCountOfList,
+  joinRun,
   seqsIn,
   type RootDoc,
   type SegmentDoc,
@@ -246,8 +247,9 @@ export class Segments {
       if (event !== undefined) missing.push(encodeSignedEvent(event));
     }
     if (missing.length > 0) {
+      const run = joinRun(missing); // one run: the missing events are all of this segment
       segment.handle.change((doc) => {
-        for (const bytes of missing) doc.events.push(bytes);
+        doc.events.push(run);
       });
     }
   }
@@ -309,8 +311,11 @@ export class Segments {
       const segment = await this.ownSegment(index);
       // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
       const upToDate = segment.processed === segment.handle.doc().events.length;
+      // One run per segment per change: one list operation and one value for the whole push
+      // (a run stays inside its segment: `bySegment` splits a push at segment boundaries).
+      const run = joinRun(events.map((event) => event.bytes));
       segment.handle.change((doc) => {
-        doc.events.push(...events.map((event) => event.bytes));
+        doc.events.push(run);
       });
       // (Counted, not re-read: counting the list's events would scan the whole segment each push.)
       if (upToDate)
@@ -342,8 +347,9 @@ export class Segments {
       const present = onlyMissing ? seqsIn(handle.doc().events, device) : new Set<number>();
       const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
       if (write.length > 0) {
+        const run = joinRun(write.map((e) => encodeSignedEvent(e))); // one run per change and segment
         handle.change((doc) => {
-          for (const e of write) doc.events.push(encodeSignedEvent(e));
+          doc.events.push(run);
         });
         written += write.length;
       }
