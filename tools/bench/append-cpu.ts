@@ -1,11 +1,13 @@
 // A small harness for the CPU of one durable append (issue #12, `append_vs_sign_ratio`):
-//   node --conditions=@accord/source --import tsx tools/bench/append-cpu.ts make DIR HISTORY
+//   node --conditions=@accord/source --import tsx tools/bench/append-cpu.ts make DIR HISTORY [LOGMODULE]
 //   node --conditions=@accord/source --import tsx tools/bench/append-cpu.ts run DIR [COUNT] [LOGMODULE]
 // `make` fills a device folder to HISTORY events (64 appenders); `run` copies it, opens the log as
 // the bench does (with the own-seq mark file), builds the views a device builds once, then appends
 // COUNT more with 64 appenders and prints one JSON line: process CPU (all threads) and main-thread
 // CPU per append, appends/s, and node:crypto signatures/s on one thread measured in the same
-// process right after. LOGMODULE (a path) lets an A/B run load another copy of `@accord/log`.
+// process right after. LOGMODULE (a path) lets an A/B run load another copy of `@accord/log`; given
+// to `make`, that copy writes the history (so that an older copy can read it: say, segment entries
+// of one event each, which every later copy reads too).
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -82,7 +84,10 @@ async function main(): Promise<void> {
   const dir = resolve(dirArg ?? 'append-cpu-dev');
   if (cmd === 'make') {
     const history = Number(arg3 ?? 20_000);
-    const mod = await import('@accord/log');
+    const mod: LogModule =
+      arg4 === undefined
+        ? await import('@accord/log')
+        : ((await import(pathToFileURL(resolve(arg4)).href)) as LogModule);
     const key = await (await import('@accord/protocol')).generateDeviceKey();
     await writeFile(join(dir + '.key.json'), JSON.stringify(await exportDeviceKey(key)));
     const { db, log } = await openLog(mod, dir, key);

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Message, NetworkAdapterInterface } from '@automerge/automerge-repo';
 import {
   encodeSignedEvent,
@@ -28,7 +28,8 @@ import {
 } from '@accord/network-ws';
 import { BULK_IN_FLIGHT } from './bulk-segments.js';
 import { DeviceLog } from './device-log.js';
-import { segmentDocumentId } from './documents.js';
+import { eventsOfList, joinRun, segmentDocumentId } from './documents.js';
+import { RelaySeals } from './relay-seals.js';
 import {
   appendSeals,
   hostileDevice,
@@ -85,15 +86,26 @@ async function openLog(
 /**
  * A relay (device 0) on LevelDB in `dir` holding `SEGMENTS` full segments of device 1, each sealed
  * (unless `sealed` is false), closed once everything is stored: reopened, it serves them from
- * storage as a kept device does.
+ * storage as a kept device does. With `runs`, each segment is written as two runs (split at
+ * `1 + index % (SIZE - 1)`), as device 1's own pushes write them; otherwise one event per entry.
  */
-async function sealedRelay(facility: TestFacility, dir: string, sealed = true): Promise<SignedEvent[]> {
+async function sealedRelay(
+  facility: TestFacility,
+  dir: string,
+  sealed = true,
+  runs = false,
+): Promise<SignedEvent[]> {
   const device = facility.keys[1]!.deviceId;
   const { log, db } = await openLog(facility, 0, dir);
   const author = hostileDevice(log, facility.keys[1]!);
   const events: SignedEvent[] = [];
   for (let n = 0; n < SEGMENTS * SIZE; n++) events.push(await author.sign(patientRegistration(`B${n}`)));
-  await author.write(events);
+  if (!runs) await author.write(events);
+  for (let index = 0; runs && index < SEGMENTS; index++) {
+    const bytes = events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e));
+    const at = 1 + (index % (SIZE - 1));
+    await author.write([joinRun(bytes.slice(0, at)), joinRun(bytes.slice(at))], { index });
+  }
   if (sealed) await appendSeals(log, device, events, SIZE);
   const total = events.length + (sealed ? SEGMENTS : 0);
   for (let round = 0; round < 100 && log.size() < total; round++) await log.settled();
@@ -175,9 +187,12 @@ describe('cold sync of relay-sealed segments in bulk', () => {
     const facility = await makeFacility(FACILITY, 3, SEED);
     const device = facility.keys[1]!.deviceId;
     const relayDir = await tempDir();
-    const events = await sealedRelay(facility, relayDir);
+    // Written as runs (several events per entry): taken by the seal as listed all the same.
+    const events = await sealedRelay(facility, relayDir, true, true);
     const relay = await serveRelay(facility, relayDir);
 
+    const asListed = vi.spyOn(RelaySeals.prototype, 'coversAsListed');
+    cleanups.push(() => Promise.resolve(asListed.mockRestore()));
     const dir = await tempDir();
     const b = await newDevice(facility, dir, relay.url);
     const total = events.length + SEGMENTS;
@@ -196,6 +211,10 @@ describe('cold sync of relay-sealed segments in bulk', () => {
     expect(relay.requests.every((r) => r.length <= BULK_IN_FLIGHT)).toBe(true);
     // Every event of device 1 verified by its seal (the relay's own seals one by one).
     expect(b.log.verification()).toEqual({ bySeal: events.length, oneByOne: SEGMENTS });
+    // Each segment taken whole matched its seal as listed, runs split into their events.
+    expect(await Promise.all(asListed.mock.results.map((r) => r.value as Promise<boolean>))).toEqual(
+      asked.map(() => true),
+    );
     expect(await storedOf(b.db, device)).toEqual(events.map((e) => encodeSignedEvent(e)));
     // The sealed segments were never documents of the Repo here (the sweep is off for a minute).
     const inMemory = new Set(b.log.documentsInMemory().map((d) => d.documentId));
@@ -208,7 +227,8 @@ describe('cold sync of relay-sealed segments in bulk', () => {
       const chunks = await b.db.storageAdapter.loadRange([id]);
       expect(chunks.map((c) => c.key[1])).toEqual(['snapshot']);
       const doc = A.load<{ events: Uint8Array[] }>(chunks[0]!.data!);
-      expect(doc.events).toEqual(
+      expect(doc.events).toHaveLength(2); // two runs
+      expect(eventsOfList(doc.events)).toEqual(
         events.slice(index * SIZE, (index + 1) * SIZE).map((e) => encodeSignedEvent(e)),
       );
     }

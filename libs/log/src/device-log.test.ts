@@ -17,6 +17,7 @@ import { FakeNetwork } from '@accord/testkit';
 import { Repo, stringifyAutomergeUrl } from '@automerge/automerge-repo';
 import { DeviceLog } from './device-log.js';
 import {
+  eventsOfList,
   rootDocumentId,
   segmentDocumentId,
   segmentInitialBytes,
@@ -232,6 +233,49 @@ describe('DeviceLog', () => {
     );
     expect(b.log.heads()).toEqual(a2.log.heads());
     await a2.log.close();
+    await b.log.close();
+  });
+
+  it('writes own appends as runs that a peer reads and verifies, and still reads entries of one event', async () => {
+    const facility = await makeFacility(FACILITY, 3);
+    const net = new FakeNetwork({ seed: 11 });
+    const a = await openLog(facility, 0, { net });
+    const n = 60;
+    const appended = await Promise.all(Array.from({ length: n }, (_, i) => a.log.append(registration(i))));
+    await a.log.settled();
+    const url = stringifyAutomergeUrl({ documentId: segmentDocumentId(FACILITY, a.log.deviceId, 0) });
+    const entries = (await repoOf(a.log).find<SegmentDoc>(url)).doc().events;
+    // Runs are really written: fewer entries than events, every event once and in seq order.
+    expect(entries.length).toBeLessThan(n);
+    const seqs = eventsOfList(entries).map((bytes) => {
+      const decoded = decodeSignedEvent(bytes as Uint8Array);
+      return decoded.ok ? decoded.value.seq : -1;
+    });
+    expect(seqs).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+
+    const b = await openLog(facility, 1, { net });
+    for (let round = 0; round < 30 && b.log.size() < n; round++) {
+      await net.quiet();
+      await b.log.settled();
+    }
+    expect(b.log.list({ device: a.log.deviceId }).map((i) => i.event.id)).toEqual(
+      appended.map((r) => r.event.id),
+    );
+    expect(b.log.verification()).toEqual({ bySeal: 0, oneByOne: n }); // each signature checked
+    expect(b.log.incidents()).toEqual([]);
+
+    // A document written the old way, one event per entry, reads as before.
+    const peer = facility.keys[2]!;
+    const old = await Promise.all(
+      [1, 2, 3].map(async (seq) => signEvent(await envelopeFor(FACILITY, peer.deviceId, seq), peer)),
+    );
+    await writeIntoSegment(
+      b.log,
+      peer.deviceId,
+      old.map((e) => encodeSignedEvent(e)),
+    );
+    expect(b.log.list({ device: peer.deviceId }).map((i) => i.event)).toEqual(old);
+    await a.log.close();
     await b.log.close();
   });
 

@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { FacilityId, SignedEvent } from '@accord/protocol';
 import { MemoryEventStore, MemoryStorageAdapter } from '@accord/storage-level';
-import { FakeNetwork } from '@accord/testkit';
+import { FakeNetwork, HostileDevice } from '@accord/testkit';
 import { DeviceLog } from './device-log.js';
-import { segmentDocumentId } from './documents.js';
+import { eventsOfEntry, RUN_SEPARATOR, segmentDocumentId } from './documents.js';
 import { hostileDevice, makeFacility, patientRegistration, type TestFacility } from './testing.js';
 
 const FACILITY = 'hostile-unit' as FacilityId;
@@ -141,6 +141,54 @@ describe('a hostile enrolled device', () => {
     expect(log.withheld()).toEqual([]);
     expect(log.integrity().holes).toEqual([{ device: mKey.deviceId, missing: [3] }]);
     await log.close();
+  });
+
+  it('that writes broken runs gets, piece by piece, what the same pieces as separate entries get', async () => {
+    // A run's pieces are judged one by one as entries were before runs: an empty piece (leading,
+    // doubled or trailing separator) or one that does not decode is an incident with the code
+    // such an entry gets, and the good pieces beside it are still taken.
+    const facility = await makeFacility(FACILITY, 3, 17);
+    const mKey = facility.keys[2]!;
+    const { log: runs } = await open(facility, 0);
+    const { log: entries } = await open(facility, 1);
+    const m = hostileDevice(runs, mKey);
+    const enc = (e: SignedEvent): Uint8Array => HostileDevice.encode(e);
+    const good = [await m.sign(patient('M1')), await m.sign(patient('M2')), await m.sign(patient('M3'))];
+    const garbage = new TextEncoder().encode('{"hello":"world"}');
+    const notUtf8 = Uint8Array.of(0xff, 0xfe);
+    const empty = new Uint8Array(0);
+    const pieces = [empty, enc(good[0]!), empty, garbage, enc(good[1]!), notUtf8, enc(good[2]!), empty];
+    // Joined by hand: the log's joinRun is for well-formed runs only.
+    const run = new Uint8Array(pieces.reduce((n, p) => n + p.length + 1, -1));
+    let at = 0;
+    for (const [i, piece] of pieces.entries()) {
+      if (i > 0) run[at++] = RUN_SEPARATOR;
+      run.set(piece, at);
+      at += piece.length;
+    }
+    expect(eventsOfEntry(run)).toEqual(pieces);
+    await m.write([run]);
+    await hostileDevice(entries, mKey).write(pieces);
+    await runs.settled();
+    await entries.settled();
+    const codes = (log: DeviceLog): string[] =>
+      log
+        .incidents()
+        .map((i) => i.code)
+        .sort();
+    expect(codes(runs)).toEqual([
+      'PROTOCOL_BAD_ENCODING',
+      'PROTOCOL_BAD_ENCODING',
+      'PROTOCOL_BAD_ENCODING',
+      'PROTOCOL_BAD_ENCODING',
+      'PROTOCOL_SCHEMA',
+    ]);
+    expect(codes(runs)).toEqual(codes(entries));
+    expect(names(runs)).toEqual(['M1:Ama', 'M2:Ama', 'M3:Ama']);
+    expect(names(entries)).toEqual(names(runs));
+    expect(runs.withheld()).toEqual([]);
+    await runs.close();
+    await entries.close();
   });
 });
 

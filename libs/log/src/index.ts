@@ -14,6 +14,9 @@ export {
   segmentDocumentId,
   rootInitialBytes,
   segmentInitialBytes,
+  eventsOfEntry,
+  joinRun,
+  RUN_SEPARATOR,
   type RootDoc,
   type SegmentDoc,
 } from './documents.js';

@@ -14,6 +14,7 @@ import {
 } from '@accord/protocol';
 import type { EventVerifier, LogRoster, SecurityIncident } from './api.js';
 import { bytesEqual } from './bytes.js';
+import { eventsOfEntry } from './documents.js';
 import type { Equivocations } from './equivocations.js';
 import type { Incidents } from './incidents.js';
 import type { LogEventStore } from './ports.js';
@@ -188,8 +189,16 @@ export class Ingest {
       segment.lastSeen !== undefined &&
       (!(lastSeen instanceof Uint8Array) || !bytesEqual(lastSeen, segment.lastSeen));
     const start = list.length < segment.processed || shifted ? 0 : segment.processed;
-    const { candidates, conflicts } = this.#screen(segment, list, start, decodeSignedEvent, (c) => c);
-    markProcessed(segment, list);
+    const firstPosition = start === 0 ? 0 : segment.processedEvents;
+    const { candidates, conflicts, events } = this.#screen(
+      segment,
+      list,
+      start,
+      firstPosition,
+      decodeSignedEvent,
+      (c) => c,
+    );
+    markProcessed(segment, list, events);
     if (conflicts.length > 0) {
       this.#commitChain = this.#commitChain.then(() => this.#checkConflicts(conflicts));
     }
@@ -228,7 +237,7 @@ export class Ingest {
     // be the relay-sealed event at its position, and is read without the shape check.
     const asListed = await seals.coversAsListed(place, entries);
     const decode = asListed ? decodeListedSealedEntry : decodeSealedEntry;
-    const { candidates } = this.#screen(place, entries, 0, decode, keyOnly);
+    const { candidates } = this.#screen(place, entries, 0, 0, decode, keyOnly);
     if (candidates.length !== ctx.segmentSize) return undefined;
     const first = place.index * ctx.segmentSize + 1;
     if (
@@ -284,107 +293,116 @@ export class Ingest {
   }
 
   /**
-   * Screens entries `start…` of a segment's list: every entry that is not a well-formed event of
-   * a roster member of this facility, with an id bound to its device and seq, is an incident.
-   * Returns the new events to verify, and the entries that contradict a held event of the same
-   * device and seq (equivocation, if validly signed).
+   * Screens entries `start…` of a segment's list, each run split into its events
+   * (`eventsOfEntry`): every piece that is not a well-formed event of a roster member of this
+   * facility, with an id bound to its device and seq, is an incident. Returns the new events to
+   * verify, the ones that contradict a held event of the same device and seq (equivocation, if
+   * validly signed), and how many events the list holds up to its end when entry `start` holds
+   * event `firstPosition` (what {@link markProcessed} records).
    */
   #screen<E extends Entry>(
     segment: Pick<SegmentState, 'id' | 'device' | 'index'>,
     list: readonly unknown[],
     start: number,
+    firstPosition: number,
     decode: (bytes: Uint8Array) => Result<SignedEvent>,
     keep: (candidate: Candidate) => E,
-  ): { candidates: E[]; conflicts: SignedEvent[] } {
+  ): { candidates: E[]; conflicts: SignedEvent[]; events: number } {
     const { incidents, visible, roster, ctx, store } = this.#deps;
     const candidates: E[] = [];
     const conflicts: SignedEvent[] = [];
     const seenInBatch = new Set<string>();
+    let position = firstPosition;
     for (let i = start; i < list.length; i++) {
-      const bytes: unknown = list[i];
-      if (!(bytes instanceof Uint8Array)) {
+      const entry: unknown = list[i];
+      if (!(entry instanceof Uint8Array)) {
         incidents.report({
           code: 'PROTOCOL_SCHEMA',
           message: `segment ${segment.id} entry ${i} is not bytes`,
         });
+        position++;
         continue;
       }
-      if (this.#storedAsIs(segment, i, bytes)) continue; // known: nothing to decode
-      const decoded = decode(bytes);
-      if (!decoded.ok) {
-        incidents.report({
-          code: decoded.error.code as SecurityIncident['code'],
-          message: decoded.error.message,
-        });
-        continue;
-      }
-      const event = decoded.value;
-      if (!isEventIdOf(event.id, event.device, event.seq)) {
-        // An id belongs to the device and seq it was made for: a copy of another device's id (or
-        // of another seq) is a forgery, and must never displace the author's own event.
-        incidents.report({
-          code: 'LOG_FORGED_EVENT',
-          message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
-      if (visible.has(event.id)) {
-        // Same id, so same device and seq: either the same event or the device equivocated. The
-        // stored bytes are compared (events are not kept in memory); a copy damaged on disk since
-        // open cannot be compared, and is repaired from peers at the next start.
-        let stored: Uint8Array | undefined;
-        try {
-          stored = store.readSync(event.id)?.bytes;
-        } catch {
+      // Each piece of a run is judged as an entry of its own was before runs: a bad one is an
+      // incident, and the pieces around it go on to be judged on their own merits.
+      for (const bytes of eventsOfEntry(entry)) {
+        if (this.#storedAsIs(segment, position++, bytes)) continue; // known: nothing to decode
+        const decoded = decode(bytes);
+        if (!decoded.ok) {
+          incidents.report({
+            code: decoded.error.code as SecurityIncident['code'],
+            message: decoded.error.message,
+          });
           continue;
         }
-        if (stored === undefined || !bytesEqual(stored, bytes)) conflicts.push(event);
-        continue;
+        const event = decoded.value;
+        if (!isEventIdOf(event.id, event.device, event.seq)) {
+          // An id belongs to the device and seq it was made for: a copy of another device's id (or
+          // of another seq) is a forgery, and must never displace the author's own event.
+          incidents.report({
+            code: 'LOG_FORGED_EVENT',
+            message: `event id ${event.id} is not bound to device ${event.device} seq ${event.seq}`,
+            eventId: event.id,
+            device: event.device,
+          });
+          continue;
+        }
+        if (seenInBatch.has(event.id) || this.#inFlight.has(event.id)) continue;
+        if (visible.has(event.id)) {
+          // Same id, so same device and seq: either the same event or the device equivocated. The
+          // stored bytes are compared (events are not kept in memory); a copy damaged on disk since
+          // open cannot be compared, and is repaired from peers at the next start.
+          let stored: Uint8Array | undefined;
+          try {
+            stored = store.readSync(event.id)?.bytes;
+          } catch {
+            continue;
+          }
+          if (stored === undefined || !bytesEqual(stored, bytes)) conflicts.push(event);
+          continue;
+        }
+        if (event.facility !== ctx.facility) {
+          incidents.report({
+            code: 'LOG_WRONG_FACILITY',
+            message: `event of facility ${event.facility}`,
+            eventId: event.id,
+            device: event.device,
+          });
+          continue;
+        }
+        const member = roster.lookup(event.device);
+        if (member === undefined) {
+          incidents.report({
+            code: 'LOG_UNKNOWN_DEVICE',
+            message: 'event from a device outside the roster',
+            eventId: event.id,
+            device: event.device,
+          });
+          continue;
+        }
+        if (member.facility !== ctx.facility) {
+          incidents.report({
+            code: 'LOG_WRONG_FACILITY',
+            message: 'event from a device of another facility',
+            eventId: event.id,
+            device: event.device,
+          });
+          continue;
+        }
+        const other = visible.idAt(event.device, event.seq);
+        if (other !== undefined) {
+          conflicts.push(event);
+          continue;
+        }
+        seenInBatch.add(event.id);
+        candidates.push(keep({ event, bytes }));
       }
-      if (event.facility !== ctx.facility) {
-        incidents.report({
-          code: 'LOG_WRONG_FACILITY',
-          message: `event of facility ${event.facility}`,
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const member = roster.lookup(event.device);
-      if (member === undefined) {
-        incidents.report({
-          code: 'LOG_UNKNOWN_DEVICE',
-          message: 'event from a device outside the roster',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      if (member.facility !== ctx.facility) {
-        incidents.report({
-          code: 'LOG_WRONG_FACILITY',
-          message: 'event from a device of another facility',
-          eventId: event.id,
-          device: event.device,
-        });
-        continue;
-      }
-      const other = visible.idAt(event.device, event.seq);
-      if (other !== undefined) {
-        conflicts.push(event);
-        continue;
-      }
-      seenInBatch.add(event.id);
-      candidates.push(keep({ event, bytes }));
     }
-    return { candidates, conflicts };
+    return { candidates, conflicts, events: position };
   }
 
   /**
-   * True when entry `position` of `segment` is, byte for byte, the stored event at the seq that
+   * True when event `position` of `segment` (counting runs' pieces) is, byte for byte, the stored event at the seq that
    * position holds in a segment written in order: a known event, which the screen skips without
    * decoding it (the full path would decode it only to find it held and compare the same bytes).
    *

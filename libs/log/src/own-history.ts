@@ -1,6 +1,6 @@
 import * as A from '@automerge/automerge';
 import type { OwnHistory, OwnIntegrity } from './api.js';
-import { segmentDocumentId, seqsIn } from './documents.js';
+import { eventCountOfList, segmentDocumentId, seqsIn } from './documents.js';
 import type { Following } from './following.js';
 import type { RepoHost } from './repo-host.js';
 import type { LogContext, Segments } from './segments.js';
@@ -128,7 +128,7 @@ export class OwnHistoryCheck {
       const segment = segments.get(segmentDocumentId(ctx.facility, ctx.deviceId, last));
       const list = segment?.handle.doc().events;
       const expected = Math.min(size, assigned - last * size);
-      if (Array.isArray(list) && list.length > expected) {
+      if (Array.isArray(list) && eventCountOfList(list) > expected) {
         for (const seq of seqsIn(list, ctx.deviceId)) if (seq > assigned) behind = true;
       }
     }

@@ -5,6 +5,7 @@ import {
   type DeviceId,
   type SignedEvent,
 } from '@accord/protocol';
+import { eventCountOfList, eventsOfList } from './documents.js';
 import type { LogContext, SegmentState } from './segments.js';
 import type { VisibleSet } from './visible-set.js';
 
@@ -99,7 +100,8 @@ export class RelaySeals {
     // (The relay itself never waits: it seals what it verified.)
     if (relay === undefined || relay === ctx.deviceId) return false;
     if (segment.device === relay || segment.device === ctx.deviceId) return false;
-    if (list.length < ctx.segmentSize || segment.processed > 0 || this.#digests.has(key)) return false;
+    if (segment.processed > 0 || this.#digests.has(key)) return false;
+    if (eventCountOfList(list) < ctx.segmentSize) return false; // events, not entries: runs hold many
     if (this.#awaiting.has(key)) return true; // still waiting (the document changed again)
     if (this.#waited.has(key)) return false;
     if (visible.contiguous(segment.device) > segment.index * ctx.segmentSize) return false;
@@ -147,19 +149,23 @@ export class RelaySeals {
   }
 
   /**
-   * True when `entries`, as listed, are the relay-sealed events of segment `index` of `device`:
-   * one byte entry per event of the segment whose digest, taken in list order, is the seal's. Then
-   * entry `i` is, byte for byte, the event the relay sealed at the segment's seq `i + 1`.
+   * True when the events of `list` (a segment document's entries, runs split by
+   * `eventsOfList`), as listed, are the relay-sealed events of segment `index` of `device`: one
+   * event per seq of the segment whose digest, taken in list order, is the seal's. Then event `i`
+   * is, byte for byte, the event the relay sealed at the segment's seq `i + 1`.
    *
    * @remarks A segment document lists its device's events in order; one that does not (or any
    * other mismatch) is checked as before, by {@link RelaySeals.covered} once its entries are decoded.
+   * The digest is over events, however they are grouped in runs, so seals are the same as before.
    */
   async coversAsListed(
     segment: Pick<SegmentState, 'device' | 'index'>,
-    entries: readonly unknown[],
+    list: readonly unknown[],
   ): Promise<boolean> {
     const digest = this.#digests.get(segmentName(segment.device, segment.index));
-    if (digest === undefined || entries.length !== this.#deps.ctx.segmentSize) return false;
+    if (digest === undefined) return false;
+    const entries = eventsOfList(list);
+    if (entries.length !== this.#deps.ctx.segmentSize) return false;
     for (const entry of entries) if (!(entry instanceof Uint8Array)) return false;
     return (await segmentDigest(entries as readonly Uint8Array[])) === digest;
   }

@@ -6,6 +6,8 @@ import {
   rootInitialBytes,
   segmentDocumentId,
   segmentInitialBytes,
+  eventCountOfList,
+  joinRun,
   seqsIn,
   type RootDoc,
   type SegmentDoc,
@@ -28,8 +30,13 @@ export interface SegmentState {
   readonly index: number;
   readonly handle: DocHandle<SegmentDoc>;
   readonly listener: () => void;
-  /** How many list entries have been looked at; a shorter list means a rescan. */
+  /** How many list entries (runs) have been looked at; a shorter list means a rescan. */
   processed: number;
+  /**
+   * How many events those first `processed` entries hold (their runs' pieces): where the next
+   * entry's first event sits in a segment written in order ({@link seqAtPosition}).
+   */
+  processedEvents: number;
   /**
    * The entry at `processed - 1` when it was looked at. If another entry is found there later,
    * something was merged in before it (a concurrent or hostile insertion), so the whole list is
@@ -38,18 +45,27 @@ export interface SegmentState {
   lastSeen?: Uint8Array;
 }
 
-/** Records that `list` has been read up to its end. */
-export function markProcessed(segment: SegmentState, list: readonly unknown[]): void {
+/**
+ * Records that `list` has been read up to its end; `events` is how many events it holds (counted
+ * from its runs when not given).
+ */
+export function markProcessed(
+  segment: SegmentState,
+  list: readonly unknown[],
+  events = eventCountOfList(list),
+): void {
   segment.processed = list.length;
+  segment.processedEvents = events;
   const last = list[list.length - 1];
   if (last instanceof Uint8Array) segment.lastSeen = last;
   else delete segment.lastSeen;
 }
 
 /**
- * The sequence number that entry `position` of a segment's list holds when the segment was
- * written in order (its device pushes its events one after another: entry 0 is the segment's
- * first seq). Only a guess to check against: a list merged from peers may hold entries anywhere.
+ * The sequence number that event `position` of a segment's list (counting its runs' pieces) holds
+ * when the segment was written in order (its device pushes its events one after another: event 0
+ * is the segment's first seq). Only a guess to check against: a list merged from peers may hold
+ * entries anywhere.
  */
 export function seqAtPosition(
   ctx: LogContext,
@@ -231,8 +247,9 @@ export class Segments {
       if (event !== undefined) missing.push(encodeSignedEvent(event));
     }
     if (missing.length > 0) {
+      const run = joinRun(missing); // one run: the missing events are all of this segment
       segment.handle.change((doc) => {
-        for (const bytes of missing) doc.events.push(bytes);
+        doc.events.push(run);
       });
     }
   }
@@ -248,7 +265,15 @@ export class Segments {
         .open<SegmentDoc>(id, () => segmentInitialBytes(this.#ctx.facility, device, index))
         .then((handle) => {
           const listener = (): void => this.#deps.onChange(state);
-          const state: SegmentState = { id, device, index, handle, listener, processed: 0 };
+          const state: SegmentState = {
+            id,
+            device,
+            index,
+            handle,
+            listener,
+            processed: 0,
+            processedEvents: 0,
+          };
           this.#open.set(id, state);
           this.#opening.delete(id);
           if (device === this.#ctx.deviceId) this.#ownIndex.set(id, index);
@@ -290,10 +315,15 @@ export class Segments {
       const segment = await this.ownSegment(index);
       // Our own pushes need no re-ingest, unless entries from peers still wait to be read.
       const upToDate = segment.processed === segment.handle.doc().events.length;
+      // One run per segment per change: one list operation and one value for the whole push
+      // (a run stays inside its segment: `bySegment` splits a push at segment boundaries).
+      const run = joinRun(events.map((event) => event.bytes));
       segment.handle.change((doc) => {
-        doc.events.push(...events.map((event) => event.bytes));
+        doc.events.push(run);
       });
-      if (upToDate) markProcessed(segment, segment.handle.doc().events);
+      // (Counted, not re-read: counting the list's events would scan the whole segment each push.)
+      if (upToDate)
+        markProcessed(segment, segment.handle.doc().events, segment.processedEvents + events.length);
       this.maybeSeal(segment);
     }
   }
@@ -321,8 +351,9 @@ export class Segments {
       const present = onlyMissing ? seqsIn(handle.doc().events, device) : new Set<number>();
       const write = list.filter((e) => !present.has(e.seq)).sort((a, b) => a.seq - b.seq);
       if (write.length > 0) {
+        const run = joinRun(write.map((e) => encodeSignedEvent(e))); // one run per change and segment
         handle.change((doc) => {
-          for (const e of write) doc.events.push(encodeSignedEvent(e));
+          doc.events.push(run);
         });
         written += write.length;
       }
@@ -344,7 +375,8 @@ export class Segments {
    */
   maybeSeal(segment: SegmentState): void {
     if (!this.#deps.isComplete(segment.device, segment.index)) return;
-    if (segment.handle.doc().events.length < this.#ctx.segmentSize) return; // peers still need what is missing
+    // Events, not entries: a run holds many. (Counted only once every event is held here.)
+    if (eventCountOfList(segment.handle.doc().events) < this.#ctx.segmentSize) return; // peers still need what is missing
     this.#sealed.add(segment.id);
     this.#open.delete(segment.id);
     segment.handle.off('change', segment.listener);

@@ -281,6 +281,35 @@ describe('decodeSignedEvent', () => {
     expect(code(enc({ ...signed, v: 2 }))).toBe(ErrorCode.PROTOCOL_SCHEMA);
   });
 
+  it('holds no raw newline in a signed event, and refuses one put anywhere in its bytes', async () => {
+    // The log joins events into runs with a raw `\n` (@accord/log, `eventsOfEntry`): canonical
+    // JSON escapes it in strings and has no whitespace between tokens, so a signed event never
+    // holds one, and bytes that do are refused (not canonical, not JSON or not UTF-8).
+    const text = fc.oneof(
+      fc.constantFrom('\n', 'a\nb', '\r\n', '\u2028'),
+      fc.string({ unit: 'binary', maxLength: 8 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        arbEnvelope({
+          device: alice.deviceId,
+          data: fc.record({ note: text, list: fc.array(text, { maxLength: 3 }) }),
+        }),
+        fc.nat(),
+        async (e, where) => {
+          const bytes = encodeSignedEvent(await alice.sign(e));
+          expect(bytes.includes(0x0a)).toBe(false);
+          const at = where % (bytes.length + 1);
+          const broken = new Uint8Array(bytes.length + 1);
+          broken.set(bytes.subarray(0, at));
+          broken[at] = 0x0a;
+          broken.set(bytes.subarray(at), at + 1);
+          expect(decodeSignedEvent(broken).ok).toBe(false);
+        },
+      ),
+    );
+  });
+
   it('never throws on arbitrary bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 600 }), (bytes) => {
