@@ -1,6 +1,12 @@
 import * as A from '@automerge/automerge';
 import { cbor, generateAutomergeUrl, parseAutomergeUrl, type DocumentId } from '@automerge/automerge-repo';
-import { generateDeviceKey, type DeviceId, type DeviceKeyPair, type FacilityId } from '@accord/protocol';
+import {
+  WIRE_VERSION,
+  generateDeviceKey,
+  type DeviceId,
+  type DeviceKeyPair,
+  type FacilityId,
+} from '@accord/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode } from './close-codes.js';
 import {
@@ -161,11 +167,18 @@ describe('refused at the upgrade, before anything is shared', () => {
       status: 400,
     });
     expect(
-      await RawClient.dial(a.server.url, { device: a.x.deviceId, facility: a.f.facility, version: '2' }),
+      await RawClient.dial(a.server.url, { device: a.x.deviceId, facility: a.f.facility, version: '1' }),
     ).toMatchObject({
       kind: 'refused',
       status: 426,
-    });
+    }); // a tablet from before segment runs (wire version 1, see WIRE_VERSION)
+    expect(
+      await RawClient.dial(a.server.url, {
+        device: a.x.deviceId,
+        facility: a.f.facility,
+        version: String(WIRE_VERSION + 1),
+      }),
+    ).toMatchObject({ kind: 'refused', status: 426 });
     await a.stillSyncs();
   });
 });
@@ -240,7 +253,7 @@ describe('unauthenticated floods', () => {
       if (i % 2 === 0) {
         d.client.sendHandshake({
           type: 'hello',
-          v: 1,
+          v: WIRE_VERSION,
           deviceId: device.deviceId,
           facility,
           nonce: 'A'.repeat(43),

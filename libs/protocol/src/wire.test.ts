@@ -136,7 +136,7 @@ describe('handshake messages', () => {
   it('refuse unknown types, unknown keys, wrong versions and malformed fields', () => {
     const hello = {
       type: 'hello',
-      v: 1,
+      v: WIRE_VERSION,
       deviceId: DEVICE_A,
       facility: FACILITY,
       nonce: NONCE,
@@ -146,7 +146,8 @@ describe('handshake messages', () => {
     const bad: unknown[] = [
       { ...hello, type: 'join' },
       { ...hello, extra: 1 },
-      { ...hello, v: 2 },
+      { ...hello, v: WIRE_VERSION + 1 },
+      { ...hello, v: WIRE_VERSION - 1 },
       { ...hello, deviceId: 'dshort' },
       { ...hello, facility: 'has space' },
       { ...hello, nonce: toBase64Url(new Uint8Array(16)) },

@@ -8,8 +8,16 @@ import type { DeviceId, FacilityId } from './ids.js';
 import { err, ok, type Result } from './result.js';
 import { deviceIdSchema, facilityIdSchema, signatureSchema } from './schemas.js';
 
-/** Version of the wire protocol, sent in the upgrade header and in every handshake message. */
-export const WIRE_VERSION = 1;
+/**
+ * Version of the wire protocol, sent in the upgrade header and in every handshake message; a peer
+ * of another version is refused at the upgrade (`unsupported-version`).
+ *
+ * @remarks 2 (session 15): an entry of a segment document may be a run of several events (see
+ * `@accord/log`'s `SegmentDoc`). A device of version 1 would take a run for one entry that does
+ * not decode, report it as an incident and never hold those events; as documents pass between
+ * peers, every device and the relay of a facility move to 2 together.
+ */
+export const WIRE_VERSION = 2;
 
 /** HTTP header names of the WebSocket upgrade (lower case, as Node reports them). */
 export const WireHttpHeader = {
