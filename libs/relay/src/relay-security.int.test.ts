@@ -22,6 +22,7 @@ import {
   SystemEventType,
   verdictAbout,
   verifyEvent,
+  WIRE_VERSION,
   type DeviceId,
   type DeviceKeyPair,
   type EventEnvelope,
@@ -545,7 +546,7 @@ describe('relay security over real WebSockets and LevelDB', () => {
     const statusLine = await new Promise<string>((resolve, reject) => {
       const socket = connect(relay.port, '127.0.0.1', () => {
         socket.write(
-          'GET / HTTP/1.1\r\nHost: relay\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-accord-wire: 1\r\n' +
+          `GET / HTTP/1.1\r\nHost: relay\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-accord-wire: ${WIRE_VERSION}\r\n` +
             'x-accord-facility: sec-malformed\r\n\r\n',
         );
       });
