@@ -68,6 +68,47 @@ describe('LevelRawStore.write on classic-level', () => {
     expect(seen).toEqual(['put !events!a', 'del !events!b']);
   });
 
+  it('puts the whole prefix of a nested sublevel on each key, as the sublevel itself would', async () => {
+    const { root } = await open();
+    const inner = root
+      .sublevel<Uint8Array, Uint8Array>('outer', { keyEncoding: 'view', valueEncoding: 'view' })
+      .sublevel<Uint8Array, Uint8Array>('inner', { keyEncoding: 'view', valueEncoding: 'view' });
+    await inner.open();
+    const store = new LevelRawStore(inner);
+    const prefixKey = vi.spyOn(inner, 'prefixKey');
+    await store.write([{ type: 'put', key: bytes('mine'), value: bytes('one') }]);
+    // The prefix learnt once is put on each key here (no new key from the sublevel per op).
+    expect(prefixKey).not.toHaveBeenCalled();
+    await inner.put(bytes('theirs'), bytes('two'));
+    const rootKeys: string[] = [];
+    for await (const key of root.keys()) rootKeys.push(text(key)!);
+    expect(rootKeys).toEqual(['!outer!!inner!mine', '!outer!!inner!theirs']);
+    expect(text(await inner.get(bytes('mine')))).toBe('one');
+  });
+
+  it("asks the database for every key's prefix when it is not one fixed prefix", async () => {
+    const { root } = await open();
+    const calls: string[] = [];
+    // Another implementation, whose prefix depends on the key: the keys it gives are used as they are.
+    const odd = new Proxy(root, {
+      get(target, name, receiver) {
+        if (name === 'db') return root;
+        if (name === 'prefixKey')
+          return (key: Uint8Array): Uint8Array => {
+            calls.push(text(key)!);
+            return Uint8Array.of(key.length, ...key);
+          };
+        const value = Reflect.get(target, name, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as unknown as LevelDatabase;
+    const store = new LevelRawStore(odd);
+    calls.length = 0;
+    await store.write([{ type: 'put', key: bytes('ab'), value: bytes('one') }]);
+    expect(calls).toEqual(['ab']);
+    expect(text(await root.get(Uint8Array.of(2, ...bytes('ab'))))).toBe('one');
+  });
+
   it('waits for a database still opening', async () => {
     const dir = await makeTempDir('accord-raw-store-');
     const root = new Level<Uint8Array, Uint8Array>(join(dir.path, 'db'), {
@@ -100,7 +141,9 @@ describe('LevelRawStore.write on classic-level', () => {
     const value = Uint8Array.of(0x80, 0xfe, 0x00);
     await store.write([{ type: 'put', key, value }]);
     expect(store.getSync(key)).toEqual(value);
-    expect([...(await store.keys({}).next()).value!]).toEqual([...key]);
+    const stored: Uint8Array[] = [];
+    for await (const k of store.keys({})) stored.push(k);
+    expect(stored).toEqual([key]);
   });
 
   it("runs the root's prewrite hook on every op", async () => {

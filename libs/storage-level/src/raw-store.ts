@@ -2,6 +2,7 @@
  * The byte-level key/value layer under the checksummed adapters: one interface, a LevelDB
  * implementation and an in-memory one, so both adapters share every line of logic above it.
  */
+import { transientBytes } from './frame.js';
 import type { ByteRange } from './keys.js';
 
 /** One write in an atomic batch. */
@@ -151,12 +152,29 @@ export class LevelRawStore implements RawStore {
   readonly #root: LevelDatabase;
   /** The options of each chained `put`/`del`: none when the root's defaults already are `view`. */
   readonly #opOptions: typeof VIEW | undefined;
+  /**
+   * The bytes `#db.prefixKey` puts in front of a key (empty for a root), when it is a plain prefix;
+   * undefined when not (another implementation): then `prefixKey` is asked for every key.
+   */
+  readonly #prefix: Uint8Array | undefined;
 
   constructor(db: LevelDatabase) {
     this.#db = db;
     this.#root = db.db ?? db;
     const bytes = this.#root.keyEncoding().name === 'view' && this.#root.valueEncoding().name === 'view';
     this.#opOptions = bytes ? undefined : VIEW;
+    this.#prefix = db === this.#root ? new Uint8Array(0) : plainPrefix(db);
+  }
+
+  /** `key` as the root database knows it: the sublevel's prefix, then `key`, in a transient slab. */
+  #rootKey(key: Uint8Array): Uint8Array {
+    const prefix = this.#prefix;
+    if (prefix === undefined) return this.#db.prefixKey(key, 'view');
+    if (prefix.length === 0) return key;
+    const out = transientBytes(prefix.length + key.length);
+    out.set(prefix);
+    out.set(key, prefix.length);
+    return out;
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -190,7 +208,10 @@ export class LevelRawStore implements RawStore {
    *
    * @remarks One chained batch on the root database (abstract-level's public API), with the
    * sublevel's prefix put on each key here: a sublevel's `batch` copies and re-encodes every op,
-   * then hands the new array to its parent's, which does it all again. The chained batch's `put`
+   * then hands the new array to its parent's, which does it all again. The prefix is learnt once
+   * (`plainPrefix`) and each prefixed key is carved out of a shared slab (`transientBytes`):
+   * `prefixKey` made a small typed array per key, whose bytes V8 keeps on its heap until the
+   * native side asks for its buffer, which then costs an ArrayBuffer of its own. The chained batch's `put`
    * hands each key and value to classic-level's native batch at once (`batch_put`: a copy into
    * LevelDB's `WriteBatch`), where the array form makes a copy of every op with the batch's
    * options spread into it and then has the native side look up `type`, `key` and `value` of
@@ -205,9 +226,7 @@ export class LevelRawStore implements RawStore {
     // Not an async function: no frame of it holds the ops while LevelDB syncs (the native batch
     // has copied every key and value before `write` returns its promise).
     try {
-      const db = this.#db;
       const root = this.#root;
-      const prefixed = db !== root;
       for (const op of ops) {
         if (!(op.key instanceof Uint8Array) || op.key.length === 0)
           throw new TypeError('a batch key must be a non-empty Uint8Array');
@@ -216,7 +235,7 @@ export class LevelRawStore implements RawStore {
       }
       if (root.status !== 'open') {
         const encoded = ops.map((op) => {
-          const key = prefixed ? db.prefixKey(op.key, 'view') : op.key;
+          const key = this.#rootKey(op.key);
           return op.type === 'put'
             ? { type: 'put' as const, key, value: op.value }
             : { type: 'del' as const, key };
@@ -227,7 +246,7 @@ export class LevelRawStore implements RawStore {
       const options = this.#opOptions;
       try {
         for (const op of ops) {
-          const key = prefixed ? db.prefixKey(op.key, 'view') : op.key;
+          const key = this.#rootKey(op.key);
           if (op.type === 'put') batch.put(key, op.value, options);
           else batch.del(key, options);
         }
@@ -240,6 +259,22 @@ export class LevelRawStore implements RawStore {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
+}
+
+/**
+ * The bytes a sublevel's `prefixKey` puts in front of every key, copied, when that is all it does
+ * (abstract-level's sublevels: the prefix, then the key); undefined otherwise.
+ */
+function plainPrefix(db: LevelDatabase): Uint8Array | undefined {
+  const probe = Uint8Array.of(0x00, 0xff, 0x61);
+  const prefixed = db.prefixKey(probe, 'view');
+  if (!(prefixed instanceof Uint8Array) || prefixed.length < probe.length) return undefined;
+  const prefix = prefixed.slice(0, prefixed.length - probe.length);
+  for (let i = 0; i < probe.length; i++) if (prefixed[prefix.length + i] !== probe[i]) return undefined;
+  const again = db.prefixKey(Uint8Array.of(0x62), 'view');
+  if (again.length !== prefix.length + 1 || again[prefix.length] !== 0x62) return undefined;
+  for (let i = 0; i < prefix.length; i++) if (again[i] !== prefix[i]) return undefined;
+  return prefix;
 }
 
 function keyString(key: Uint8Array): string {
