@@ -7,7 +7,7 @@
 // (as every real event's), 400 bytes each (made before the window), into a fresh `openDeviceDatabase` in a temp dir (the
 // `events` sublevel, as the device agent has it). After a warm-up of 4 000 events it prints one
 // JSON line: the process's CPU (`process.cpuUsage`) and the main thread's (`/proc`) per event,
-// events/s and the load average. STOREMODULE (a path to another copy's `src/index.ts`) lets
+// events/s, the resident set size after the window and the load average. STOREMODULE (a path to another copy's `src/index.ts`) lets
 // before/after runs alternate A B A B; STORE_CPU_PROFILE=file writes a V8 profile of the window.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
     session.disconnect();
   }
   const stats = store.stats();
+  const rssMb = process.memoryUsage().rss / 2 ** 20;
   await db.close();
   await rm(dir, { recursive: true, force: true });
   const round = (x: number): number => Math.round(x * 10) / 10;
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
       main_us_per_event: round(mainUs / count),
       events_per_s: Math.round((count / ms) * 1000),
       batches: stats.batches,
+      rss_mb: Math.round(rssMb),
       load: round(load),
     }),
   );
