@@ -32,14 +32,23 @@ describe('LevelRawStore.write on classic-level', () => {
   it("writes through the root's chained batch, prefixed, durable across a reopen", async () => {
     const { root, path } = await open();
     const store = new LevelRawStore(sublevelOf(root));
+    const chained = root.batch.bind(root) as () => { write(options: unknown): Promise<void> };
     const batch = vi.spyOn(root, 'batch');
+    const writeOptions: unknown[] = [];
+    batch.mockImplementation((() => {
+      const made = chained();
+      const write = made.write.bind(made);
+      made.write = (options: unknown) => (writeOptions.push(options), write(options));
+      return made;
+    }) as unknown as typeof root.batch);
     await store.write([
       { type: 'put', key: bytes('a'), value: bytes('one') },
       { type: 'put', key: bytes('b'), value: bytes('two') },
     ]);
     await store.write([{ type: 'del', key: bytes('a') }]);
-    // The chained form (no arguments), not the array form that copies every op twice.
+    // The chained form (no arguments), not the array form that copies every op twice; synced.
     expect(batch.mock.calls).toEqual([[], []]);
+    expect(writeOptions).toEqual([{ sync: true }, { sync: true }]);
     expect(text(store.getSync(bytes('b')))).toBe('two');
     await root.close();
     const again = await openLevel(path);
