@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from './crc32c.js';
-import { allocateFrame, FRAME_HEADER_BYTES, frameValue, sealFrame, unframeValue } from './frame.js';
+import {
+  allocateFrame,
+  FRAME_HEADER_BYTES,
+  frameValue,
+  newFrame,
+  sealFrame,
+  transientBytes,
+  unframeValue,
+} from './frame.js';
 
 const enc = new TextEncoder();
 
@@ -75,23 +83,42 @@ describe('frame', () => {
     );
   });
 
-  it('frames built in place, in a shared slab or not, equal frameValue and never overlap', () => {
+  it('frames and transient bytes built in place, in a shared slab or not, equal frameValue and never overlap', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ payload: fc.uint8Array({ maxLength: 6000 }), transient: fc.boolean() }), {
-          minLength: 1,
-          maxLength: 40,
-        }),
+        fc.array(
+          fc.record({
+            payload: fc.uint8Array({ maxLength: 6000 }),
+            transient: fc.boolean(),
+            how: fc.constantFrom('allocateFrame', 'newFrame', 'transientBytes'),
+          }),
+          { minLength: 1, maxLength: 40 },
+        ),
         (values) => {
-          const frames = values.map(({ payload, transient }) => {
+          const made = values.map(({ payload, transient, how }) => {
+            if (how === 'transientBytes') {
+              const bytes = transientBytes(payload.length);
+              expect(bytes.every((b) => b === 0)).toBe(true);
+              bytes.set(payload);
+              return bytes;
+            }
+            if (how === 'newFrame') {
+              const frame = newFrame(payload.length, transient);
+              frame.set(payload, FRAME_HEADER_BYTES);
+              return sealFrame(key, frame);
+            }
             const { frame, payload: room } = allocateFrame(payload.length, transient);
             room.set(payload);
             return sealFrame(key, frame);
           });
           // Written one after another: had two of them shared bytes, an earlier one would have changed.
-          values.forEach(({ payload }, i) => {
-            expect(Array.from(frames[i]!)).toStrictEqual(Array.from(frameValue(key, payload)));
-            const out = unframeValue(key, frames[i]!);
+          values.forEach(({ payload, how }, i) => {
+            if (how === 'transientBytes') {
+              expect(Array.from(made[i]!)).toStrictEqual(Array.from(payload));
+              return;
+            }
+            expect(Array.from(made[i]!)).toStrictEqual(Array.from(frameValue(key, payload)));
+            const out = unframeValue(key, made[i]!);
             expect(out.ok && Array.from(out.payload)).toStrictEqual(Array.from(payload));
           });
         },

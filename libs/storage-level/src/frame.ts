@@ -85,13 +85,34 @@ function carve(size: number): Uint8Array {
  * written and then dropped: a frame kept alive keeps its whole slab alive.
  */
 export function allocateFrame(length: number, transient = false): { frame: Uint8Array; payload: Uint8Array } {
+  const frame = newFrame(length, transient);
+  return { frame, payload: frame.subarray(FRAME_HEADER_BYTES) };
+}
+
+/**
+ * {@link allocateFrame}'s frame alone (its payload starts at {@link FRAME_HEADER_BYTES}): no
+ * result object and no payload view, for the append path, which makes two frames an event.
+ */
+export function newFrame(length: number, transient = false): Uint8Array {
   if (length > FRAME_MAX_PAYLOAD) throw new RangeError(`value too large: ${length} bytes`);
   const size = FRAME_HEADER_BYTES + length;
-  const frame = transient && size <= MAX_SLAB_PIECE ? carve(size) : new Uint8Array(size);
+  const frame = transient ? transientBytes(size) : new Uint8Array(size);
   frame[0] = FRAME_MAGIC;
   frame[1] = FRAME_VERSION;
   writeUint32(frame, 2, length);
-  return { frame, payload: frame.subarray(FRAME_HEADER_BYTES) };
+  return frame;
+}
+
+/**
+ * `size` zeroed bytes for a value or key that is handed to LevelDB and then dropped: carved out of
+ * a shared slab up to 4 KB (see {@link allocateFrame}'s `transient`).
+ *
+ * @remarks Also what keeps a key from costing an ArrayBuffer of its own: V8 keeps a small typed
+ * array's bytes on its heap until something asks for its buffer, and a native call (classic-level
+ * copying it into its batch) does, which gives it one.
+ */
+export function transientBytes(size: number): Uint8Array {
+  return size <= MAX_SLAB_PIECE ? carve(size) : new Uint8Array(size);
 }
 
 /** Writes the checksum of a frame made by {@link allocateFrame} (once its payload is filled in); returns it. */

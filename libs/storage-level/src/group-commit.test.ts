@@ -47,4 +47,37 @@ describe('GroupCommitter', () => {
     await submitted;
     expect(committer.stats()).toEqual({ batches: 1, writes: 1, ops: 1000 });
   });
+
+  it('prepares sync and async requests of one batch in submission order, a throw rejecting only its own', async () => {
+    const written: string[][] = [];
+    const store = {
+      write(ops: readonly RawOp[]): Promise<void> {
+        written.push(ops.map((op) => new TextDecoder().decode(op.key)));
+        return Promise.resolve();
+      },
+    } as unknown as RawStore;
+    const committer = new GroupCommitter(store, () => [] as string[]);
+    const put = (name: string): RawOp => ({
+      type: 'put',
+      key: new TextEncoder().encode(name),
+      value: new Uint8Array(1),
+    });
+    const seen: string[][] = [];
+    const results = await Promise.allSettled([
+      committer.submit((ctx) => (seen.push([...ctx]), ctx.push('a'), [put('a')])),
+      committer.submit(async (ctx) => {
+        await nextTurn();
+        seen.push([...ctx]);
+        ctx.push('b');
+        return [put('b')];
+      }),
+      committer.submit(() => {
+        throw new Error('refused');
+      }),
+      committer.submit((ctx) => (seen.push([...ctx]), ctx.push('d'), [put('d')])),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(seen).toEqual([[], ['a'], ['a', 'b']]);
+    expect(written).toEqual([['a', 'b', 'd']]);
+  });
 });

@@ -92,7 +92,9 @@ export class GroupCommitter<C> {
     while (this.#queue.length > 0 && ops.length < MAX_OPS_PER_BATCH) {
       const request = this.#queue.shift()!;
       try {
-        const own = await request.prepare(ctx);
+        // A prepare that needs no read returns its ops at once: no turn of the microtask queue.
+        const prepared = request.prepare(ctx);
+        const own = prepared instanceof Promise ? await prepared : prepared;
         for (const op of own) ops.push(op);
         accepted.push({ resolve: request.resolve, reject: request.reject });
       } catch (err) {

@@ -2,7 +2,7 @@
  * The byte-level key/value layer under the checksummed adapters: one interface, a LevelDB
  * implementation and an in-memory one, so both adapters share every line of logic above it.
  */
-import { Level } from 'level';
+import { transientBytes } from './frame.js';
 import type { ByteRange } from './keys.js';
 
 /** One write in an atomic batch. */
@@ -79,6 +79,12 @@ export interface LevelDatabase {
     ops: ({ type: 'put'; key: K; value: V } | { type: 'del'; key: K })[],
     options: { keyEncoding: 'view'; valueEncoding: 'view'; sync: boolean },
   ): Promise<void>;
+  /** abstract-level's chained batch (only on an open database). */
+  batch(): LevelChainedBatch;
+  /** The database's default key encoding (abstract-level's `keyEncoding()`). */
+  keyEncoding(): { readonly name: string };
+  /** The database's default value encoding (abstract-level's `valueEncoding()`). */
+  valueEncoding(): { readonly name: string };
   iterator<K = Uint8Array, V = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<[K, V]>;
   keys<K = Uint8Array>(options: LevelRangeOptions): LevelIteratorLike<K>;
   /** `key` (already encoded) with this database's sublevel prefix; as is for a root database. */
@@ -87,22 +93,15 @@ export interface LevelDatabase {
   readonly db?: LevelDatabase;
 }
 
-/** A put or del as classic-level's private `_batch` takes it: keys and values already encoded. */
-type EncodedOp =
-  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
-  | { readonly type: 'del'; readonly key: Uint8Array };
-
-/**
- * What of a root `Level` (classic-level) {@link LevelRawStore.write} reads to hand a batch straight
- * to the implementation: abstract-level's private `_batch`, its hooks and its `write` listeners.
- */
-interface DirectBatchLevel {
-  _batch(ops: EncodedOp[], options: { sync: boolean }): Promise<void>;
-  readonly hooks: { readonly prewrite: { readonly noop: boolean } };
-  listenerCount(event: 'write'): number;
+/** abstract-level's chained batch, as {@link LevelRawStore.write} uses it. */
+export interface LevelChainedBatch {
+  put(key: Uint8Array, value: Uint8Array, options?: { keyEncoding: 'view'; valueEncoding: 'view' }): unknown;
+  del(key: Uint8Array, options?: { keyEncoding: 'view' }): unknown;
+  write(options: { sync: boolean }): Promise<void>;
+  close(): Promise<void>;
 }
 
-/** classic-level's write options: the batch's own, not copied onto each op. */
+/** The write options of a batch: synced before it resolves. */
 const SYNC = { sync: true } as const;
 
 /** Range options as passed to LevelDB iterators. */
@@ -144,17 +143,38 @@ async function* drain<T>(it: LevelIteratorLike<T>): AsyncGenerator<T> {
 }
 
 /**
- * {@link RawStore} over an abstract-level database; a write is one synced `batch` on the root
- * database, keys prefixed here.
+ * {@link RawStore} over an abstract-level database; a write is one synced chained batch on the
+ * root database, keys prefixed here.
  */
 export class LevelRawStore implements RawStore {
   readonly #db: LevelDatabase;
   /** Where writes go: the root database (`#db` itself unless that is a sublevel). */
   readonly #root: LevelDatabase;
+  /** The options of each chained `put`/`del`: none when the root's defaults already are `view`. */
+  readonly #opOptions: typeof VIEW | undefined;
+  /**
+   * The bytes `#db.prefixKey` puts in front of a key (empty for a root), when it is a plain prefix;
+   * undefined when not (another implementation): then `prefixKey` is asked for every key.
+   */
+  readonly #prefix: Uint8Array | undefined;
 
   constructor(db: LevelDatabase) {
     this.#db = db;
     this.#root = db.db ?? db;
+    const bytes = this.#root.keyEncoding().name === 'view' && this.#root.valueEncoding().name === 'view';
+    this.#opOptions = bytes ? undefined : VIEW;
+    this.#prefix = db === this.#root ? new Uint8Array(0) : plainPrefix(db);
+  }
+
+  /** `key` as the root database knows it: the sublevel's prefix, then `key`, in a transient slab. */
+  #rootKey(key: Uint8Array): Uint8Array {
+    const prefix = this.#prefix;
+    if (prefix === undefined) return this.#db.prefixKey(key, 'view');
+    if (prefix.length === 0) return key;
+    const out = transientBytes(prefix.length + key.length);
+    out.set(prefix);
+    out.set(key, prefix.length);
+    return out;
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -186,51 +206,75 @@ export class LevelRawStore implements RawStore {
   /**
    * Writes `ops` atomically and durably.
    *
-   * @remarks Handed to the root database with the sublevel's prefix put on each key here: a
-   * sublevel's `batch` copies and re-encodes every op, then hands the new array to its parent's
-   * `batch`, which does it all again (a third of the CPU of a cold sync's write of 10,000 ops per
-   * sealed segment). abstract-level's chained batch is no cheaper per op.
-   *
-   * On an open classic-level root with no prewrite hook and no `write` listener, the ops go
-   * straight to classic-level's `_batch` (abstract-level's private API, which its public `batch`
-   * calls once it has made a copy of every op with the batch's options spread into it, looked its
-   * encodings up and encoded it again: with a `view` encoding and byte keys, the same bytes). That
-   * copy was 10 % of a new device's CPU profile over a 100k-event cold sync, more than LevelDB's own
-   * write. Keys and values are checked here as `batch` would (bytes, a key not empty). Anything
-   * else (a database opening or closing, another implementation, a hook) takes `batch`.
+   * @remarks One chained batch on the root database (abstract-level's public API), with the
+   * sublevel's prefix put on each key here: a sublevel's `batch` copies and re-encodes every op,
+   * then hands the new array to its parent's, which does it all again. The prefix is learnt once
+   * (`plainPrefix`) and each prefixed key is carved out of a shared slab (`transientBytes`):
+   * `prefixKey` made a small typed array per key, whose bytes V8 keeps on its heap until the
+   * native side asks for its buffer, which then costs an ArrayBuffer of its own. The chained batch's `put`
+   * hands each key and value to classic-level's native batch at once (`batch_put`: a copy into
+   * LevelDB's `WriteBatch`), where the array form makes a copy of every op with the batch's
+   * options spread into it and then has the native side look up `type`, `key` and `value` of
+   * each by name (`batch_do`): measured on the main thread, ≈ 25 µs an event (two ops) through
+   * the public array form, ≈ 6–8 through its private `_batch` (what this package used from
+   * session 13 to 15), ≈ 2.5–4 through the chained batch (README, "session 15"). Prewrite hooks
+   * and `write` listeners run as they would with any public batch. A database still opening
+   * (or closed) takes the array form, which waits for the open (or rejects). Keys and values are
+   * checked to be bytes first: a `view` encoding would store a string's UTF-8 instead.
    */
   write(ops: readonly RawOp[]): Promise<void> {
-    // Not an async function: no frame of it holds the ops while LevelDB syncs (classic-level has
-    // copied them by the time `_batch` returns its promise).
+    // Not an async function: no frame of it holds the ops while LevelDB syncs (the native batch
+    // has copied every key and value before `write` returns its promise).
     try {
-      const db = this.#db;
-      const encoded: EncodedOp[] = ops.map((op) => {
-        const key = db === this.#root ? op.key : db.prefixKey(op.key, 'view');
-        return op.type === 'put' ? { type: 'put', key, value: op.value } : { type: 'del', key };
-      });
-      const direct = this.#direct();
-      if (direct === undefined)
-        return this.#root.batch<Uint8Array, Uint8Array>(encoded, { ...VIEW, sync: true });
-      for (const op of encoded) {
+      const root = this.#root;
+      for (const op of ops) {
         if (!(op.key instanceof Uint8Array) || op.key.length === 0)
           throw new TypeError('a batch key must be a non-empty Uint8Array');
         if (op.type === 'put' && !(op.value instanceof Uint8Array))
           throw new TypeError('a batch value must be a Uint8Array');
       }
-      return direct._batch(encoded, SYNC);
+      if (root.status !== 'open') {
+        const encoded = ops.map((op) => {
+          const key = this.#rootKey(op.key);
+          return op.type === 'put'
+            ? { type: 'put' as const, key, value: op.value }
+            : { type: 'del' as const, key };
+        });
+        return root.batch<Uint8Array, Uint8Array>(encoded, { ...VIEW, sync: true });
+      }
+      const batch = root.batch();
+      const options = this.#opOptions;
+      try {
+        for (const op of ops) {
+          const key = this.#rootKey(op.key);
+          if (op.type === 'put') batch.put(key, op.value, options);
+          else batch.del(key, options);
+        }
+      } catch (err) {
+        void batch.close();
+        throw err;
+      }
+      return batch.write(SYNC);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
+}
 
-  /** The root database, when a batch may go straight to classic-level (see {@link LevelRawStore.write}). */
-  #direct(): DirectBatchLevel | undefined {
-    const root = this.#root;
-    if (!(root instanceof Level) || root.status !== 'open') return undefined;
-    const level = root as unknown as DirectBatchLevel;
-    if (!level.hooks.prewrite.noop || level.listenerCount('write') > 0) return undefined;
-    return level;
-  }
+/**
+ * The bytes a sublevel's `prefixKey` puts in front of every key, copied, when that is all it does
+ * (abstract-level's sublevels: the prefix, then the key); undefined otherwise.
+ */
+function plainPrefix(db: LevelDatabase): Uint8Array | undefined {
+  const probe = Uint8Array.of(0x00, 0xff, 0x61);
+  const prefixed = db.prefixKey(probe, 'view');
+  if (!(prefixed instanceof Uint8Array) || prefixed.length < probe.length) return undefined;
+  const prefix = prefixed.slice(0, prefixed.length - probe.length);
+  for (let i = 0; i < probe.length; i++) if (prefixed[prefix.length + i] !== probe[i]) return undefined;
+  const again = db.prefixKey(Uint8Array.of(0x62), 'view');
+  if (again.length !== prefix.length + 1 || again[prefix.length] !== 0x62) return undefined;
+  for (let i = 0; i < prefix.length; i++) if (again[i] !== prefix[i]) return undefined;
+  return prefix;
 }
 
 function keyString(key: Uint8Array): string {
