@@ -1,6 +1,6 @@
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
 import { forEachVerdictIn, readTarget, SystemEventType } from '@accord/protocol';
-import { AcceptedBatches } from './accepted-batches.js';
+import { AcceptedBatch, AcceptedBatches } from './accepted-batches.js';
 import { ConfirmedFold } from './confirmed-fold.js';
 import { EventNumbers, Int32Column } from './event-numbers.js';
 import type { Projection } from './projection.js';
@@ -92,13 +92,13 @@ class Target {
  * its id string when kept by id), a present event kept by id and accepted by an `AcceptedVerdicts`
  * with nothing else naming it (that acceptance's confirmed seq), or a {@link Target}.
  */
-type Slot = SignedEvent | EventId | number | Target;
+type Slot = SignedEvent | EventId | number | Target | AcceptedBatch;
 
 /** A tracker's state of a number with no slot (numbers are shared: the log numbers held-back events too). */
 const ABSENT = 0;
 /** A tracker's state of a present event kept by id that nothing names. */
 const BY_ID = -1;
-/** A tracker's state of a number whose slot is an object (a resident event or a {@link Target}). */
+/** A tracker's state of a number whose slot is an object (a resident event, a batch or a {@link Target}). */
 const SIDE = -2;
 
 /** True when `seq` can stand for itself in a tracker's state column (a positive 32-bit integer). */
@@ -151,16 +151,21 @@ class Tracker {
    * names), {@link SIDE} (its slot is in `#side`), or a positive confirmed seq (see above).
    */
   readonly #state = new Int32Column();
-  /** The slots that are objects: resident events nothing names, and {@link Target}s (few). */
-  readonly #side = new Map<number, SignedEvent | Target>();
+  /**
+   * The slots that are objects: resident events nothing names, the relay's `AcceptedVerdicts`
+   * nothing names as their batches (targets as numbers, the event made again on demand: see
+   * {@link AcceptedBatch}), and {@link Target}s (few).
+   */
+  readonly #side = new Map<number, SignedEvent | Target | AcceptedBatch>();
   /** Number of events added (the slots of targets not added yet do not count). */
   #size = 0;
-  readonly #accepted = new AcceptedBatches();
+  readonly #accepted: AcceptedBatches;
 
   constructor(relay: DeviceId | null, byId: boolean, numbers: EventNumbers) {
     this.#relay = relay;
     this.#byId = byId;
     this.#numbers = numbers;
+    this.#accepted = new AcceptedBatches(numbers);
   }
 
   /** The slot of `id` (see {@link Slot}; a kept-by-id event's slot is the string asked with). */
@@ -194,7 +199,8 @@ class Tracker {
   /** The event as held: itself, or its id when it is a plain domain event kept by id. */
   held(id: EventId): SignedEvent | EventId | undefined {
     const slot = this.#get(id);
-    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    if (typeof slot === 'number') return id; // a present event kept by id, accepted by a batch
+    if (slot instanceof AcceptedBatch) return slot.event();
     return slot instanceof Target ? slot.held : slot;
   }
 
@@ -218,7 +224,7 @@ class Tracker {
   /** Every resident event added (system events and amends with a source), in no particular order. */
   *residentEvents(): IterableIterator<SignedEvent> {
     for (const slot of this.#side.values()) {
-      const held = slot instanceof Target ? slot.held : slot;
+      const held = slot instanceof Target ? slot.held : slot instanceof AcceptedBatch ? slot.event() : slot;
       if (held !== undefined && typeof held !== 'string') yield held;
     }
   }
@@ -235,10 +241,13 @@ class Tracker {
     return typeof slot === 'number' || slot instanceof Target;
   }
 
-  /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
+  /**
+   * The string of `id` as a verdict, retry, discard or amend first named it, if one has (a batch
+   * holds numbers, not strings: for an event it accepted, `id` itself).
+   */
   sharedId(id: EventId): EventId | undefined {
     const slot = this.#get(id);
-    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    if (typeof slot === 'number') return id;
     return slot instanceof Target ? slot.id : undefined;
   }
 
@@ -250,14 +259,14 @@ class Tracker {
     if (slot === undefined) info = new Target(id);
     else if (typeof slot === 'number') {
       const batch = this.#accepted.stating(id, slot)!;
-      info = new Target(this.#accepted.target(id, slot)!);
-      info.held = info.id;
+      info = new Target(id);
+      info.held = id;
       info.verdict = batch;
       info.outcome = 'accepted';
       info.seq = slot;
     } else {
       info = new Target(typeof slot === 'string' ? slot : slot.id);
-      info.held = slot;
+      info.held = slot instanceof AcceptedBatch ? slot.event() : slot;
     }
     this.#set(id, info);
     return info;
@@ -301,7 +310,9 @@ class Tracker {
         if (event.type === SystemEventType.AcceptedVerdicts) {
           // Known only now, after its verdicts were recorded: a record made again meanwhile
           // found the verdict it rested on among the batches before this one.
-          this.#accepted.add(event);
+          const batch = this.#accepted.add(event);
+          // Nothing names it (the common case): its slot is its batch, which holds no id string.
+          if (batch !== undefined && this.#get(event.id) === event) this.#set(event.id, batch);
           forEachVerdictIn(event, (v) => this.#compact(v.target));
         }
         return;
@@ -377,6 +388,8 @@ class Tracker {
   status(id: EventId): EventStatusInfo | undefined {
     const slot = this.#get(id);
     if (typeof slot === 'number') return acceptedBy(this.#accepted.stating(id, slot)!);
+    // A batch is a relay statement: no status.
+    if (slot instanceof AcceptedBatch) return undefined;
     const event = slot instanceof Target ? slot.held : slot;
     if (event === undefined) return undefined;
     // Relay statements (verdicts, rosters) are not submissions: they have no status. (An event
