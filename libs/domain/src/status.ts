@@ -136,7 +136,7 @@ function plainDomainEvent(event: SignedEvent): boolean {
  * targets) cost two hash-table entries per event, ≈ 37 bytes each at 100k events. A present event
  * kept by id and accepted by an `AcceptedVerdicts`, with no retry or resolution, is the common case
  * of a long history: its entry is that acceptance's confirmed seq alone (a number, no object; the
- * verdict and the id string are found again in {@link AcceptedBatches}), and becomes a
+ * verdict is found again in {@link AcceptedBatches}, which hold targets as numbers), and becomes a
  * {@link Target} again when anything else names it. An entry made by a statement naming an event
  * not added yet stays where it is when the event comes (moving it to the end, a delete and a set,
  * left the map's deleted entries to double its table: 7 MB instead of 3.5 at 100k events when the
