@@ -543,6 +543,9 @@ describe('ProjectionFolder', () => {
       await new Promise((resolve) => setImmediate(resolve)); // a WeakRef read keeps its target for the job
       gc();
       expect(ref.deref()).toBeUndefined();
+      expect(folder.has(id)).toBe(true);
+      expect(folder.idOf(id)).toBe(id);
+      expect(folder.idOf(a.id)).toBe(a.id);
       const verdict = folder.status(a.id)!.verdict!;
       expect(JSON.stringify(verdict)).toBe(json);
       expect(folder.status(b.id)!.verdict).toBe(verdict);

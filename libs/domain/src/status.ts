@@ -204,6 +204,20 @@ class Tracker {
     return slot instanceof Target ? slot.held : slot;
   }
 
+  /** True when an event with this id was added (no batch event made again to tell). */
+  has(id: EventId): boolean {
+    const slot = this.#get(id);
+    return slot !== undefined && (!(slot instanceof Target) || slot.held !== undefined);
+  }
+
+  /** The id string held for an added event (`id` itself when none is held: see `held`). */
+  idOf(id: EventId): EventId | undefined {
+    const slot = this.#get(id);
+    if (typeof slot === 'number' || typeof slot === 'string') return id;
+    if (slot instanceof Target) return typeof slot.held === 'string' ? slot.held : slot.held?.id;
+    return slot?.id;
+  }
+
   /**
    * Every event id added, in no particular order: in the order added, except that an event named
    * by a statement added before it comes where the statement named it.
@@ -574,7 +588,7 @@ export class ProjectionFolder {
 
   /** True when an event with this id was added. */
   has(id: EventId): boolean {
-    return this.#tracker.held(id) !== undefined;
+    return this.#tracker.has(id);
   }
 
   /**
@@ -595,8 +609,7 @@ export class ProjectionFolder {
 
   /** The id string the folder holds for an added event (one string shared by all who name it). */
   idOf(id: EventId): EventId | undefined {
-    const held = this.#tracker.held(id);
-    return typeof held === 'string' ? held : held?.id;
+    return this.#tracker.idOf(id);
   }
 
   /** The ids of every event added, in no particular order (see `Tracker.ids`). */
