@@ -561,6 +561,25 @@ describe('ProjectionFolder', () => {
     }
   });
 
+  it('lists, asked what names one event, only the accepted-verdict batches that name it, and every other resident event', () => {
+    const f = new EventFactory({ salt: 12 });
+    const [a, b, c, d] = [reg(f, 'a'), reg(f, 'b'), reg(f, 'c'), reg(f, 'd')];
+    const folder = new ProjectionFolder(TEST_RELAY, copyingSource([a, b, c, d]));
+    for (const e of [a, b, c, d]) folder.add(e);
+    const first = f.acceptAll([a, b]);
+    const second = f.acceptAll([c]);
+    const rejected = f.reject(d);
+    const retry = f.retry(dev, d);
+    for (const e of [first, second, rejected, retry]) folder.add(e);
+    const ids = (naming?: EventId): string[] => [...folder.residentEvents(naming)].map((e) => e.id).sort();
+    expect(ids()).toEqual([first.id, second.id, rejected.id, retry.id].sort());
+    expect(ids(b.id)).toEqual([first.id, rejected.id, retry.id].sort());
+    expect(ids(c.id)).toEqual([second.id, rejected.id, retry.id].sort());
+    // Not an event any batch names (nor one the folder has numbered): no batch at all.
+    expect(ids(d.id)).toEqual([rejected.id, retry.id].sort());
+    expect(ids('01NOSUCHEVENT0000000000000' as EventId)).toEqual([rejected.id, retry.id].sort());
+  });
+
   it('with a source that cannot read an event, a fold throws its error rather than folding without it', () => {
     const f = new EventFactory();
     const a = reg(f, 'a');

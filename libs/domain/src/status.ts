@@ -235,9 +235,15 @@ class Tracker {
     }
   }
 
-  /** Every resident event added (system events and amends with a source), in no particular order. */
-  *residentEvents(): IterableIterator<SignedEvent> {
+  /**
+   * Every resident event added (system events and amends with a source), in no particular order;
+   * with `naming`, of the relay's `AcceptedVerdicts` batches only those whose targets include it
+   * (the others are not made again from their numbers; every other event comes as without it).
+   */
+  *residentEvents(naming?: EventId): IterableIterator<SignedEvent> {
+    const named = naming === undefined ? undefined : (this.#numbers.find(naming) ?? -1);
     for (const slot of this.#side.values()) {
+      if (slot instanceof AcceptedBatch && named !== undefined && !slot.targets.includes(named)) continue;
       const held = slot instanceof Target ? slot.held : slot instanceof AcceptedBatch ? slot.event() : slot;
       if (held !== undefined && typeof held !== 'string') yield held;
     }
@@ -617,9 +623,13 @@ export class ProjectionFolder {
     return this.#tracker.ids();
   }
 
-  /** Every event added that the folder keeps in memory (see {@link ProjectionFolder.resident}), in no particular order. */
-  residentEvents(): IterableIterator<SignedEvent> {
-    return this.#tracker.residentEvents();
+  /**
+   * Every event added that the folder keeps in memory (see {@link ProjectionFolder.resident}), in
+   * no particular order; with `naming`, accepted-verdict batches only when they name it (see
+   * `Tracker.residentEvents`).
+   */
+  residentEvents(naming?: EventId): IterableIterator<SignedEvent> {
+    return this.#tracker.residentEvents(naming);
   }
 
   /** True when some verdict, retry, discard or amend added so far names `id`. */
