@@ -779,7 +779,8 @@ export class HttpApi {
     const relay = this.#opts.relay?.id;
     const verdicts: { event: SignedEvent; data: VerdictData }[] = [];
     const retries: SignedEvent[] = [];
-    for (const e of this.#opts.log.visibleEvents({ systemOnly: true })) {
+    // Only the accepted-verdict batches that name `id` come: the others stay numbers.
+    for (const e of this.#opts.log.visibleEvents({ systemOnly: true, naming: id })) {
       if (e.type === SystemEventType.RetryRequested) {
         if ((e.data as { target?: unknown } | null)?.target === id) retries.push(e);
         continue;

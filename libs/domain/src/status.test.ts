@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import type { EventId, SignedEvent } from '@accord/protocol';
 import type { Projection } from './projection.js';
@@ -12,6 +14,10 @@ import {
 } from './status.js';
 import type { EventStatusInfo } from './status.js';
 import { EventFactory, TEST_RELAY, arbFacilityLog, logState, testDeviceId } from './testing.js';
+
+// A full collection on demand (the folder must keep no reference to a relay batch's event).
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 const dev = testDeviceId(1);
 const dev2 = testDeviceId(2);
@@ -516,6 +522,62 @@ describe('ProjectionFolder', () => {
       expect(folder.confirmed().hasEvent(c.id)).toBe(false);
       expect(folder.confirmed().appliedCount).toBe(2);
     }
+  });
+
+  it('holds no AcceptedVerdicts event (nor its id strings), and answers with the same event made again', async () => {
+    // The batch keeps its targets as numbers (see AcceptedBatch): once the caller drops the event
+    // it gave, the folder holds none of it, yet every answer names an equal event, one object.
+    for (const batchFirst of [true, false]) {
+      const f = new EventFactory({ salt: 11 });
+      const [a, b] = [reg(f, 'a'), reg(f, 'b')];
+      const folder = new ProjectionFolder(TEST_RELAY, copyingSource([a, b]));
+      const addBatch = (): { json: string; id: EventId; ref: WeakRef<SignedEvent> } => {
+        const batch = f.acceptAll([a, b]);
+        folder.add(structuredClone(batch)); // the copy is the folder's: the test keeps none
+        return { json: JSON.stringify(batch), id: batch.id, ref: new WeakRef(folder.resident(batch.id)!) };
+      };
+      if (!batchFirst) [a, b].forEach((e) => folder.add(structuredClone(e)));
+      const { json, id, ref } = addBatch();
+      if (batchFirst) [a, b].forEach((e) => folder.add(structuredClone(e)));
+      expect(bytes(folder.confirmed())).toBe(bytes(confirmed(logState([a, b, JSON.parse(json)]))));
+      await new Promise((resolve) => setImmediate(resolve)); // a WeakRef read keeps its target for the job
+      gc();
+      expect(ref.deref()).toBeUndefined();
+      expect(folder.has(id)).toBe(true);
+      expect(folder.idOf(id)).toBe(id);
+      expect(folder.idOf(a.id)).toBe(a.id);
+      const verdict = folder.status(a.id)!.verdict!;
+      expect(JSON.stringify(verdict)).toBe(json);
+      expect(folder.status(b.id)!.verdict).toBe(verdict);
+      expect(folder.resident(id)).toBe(verdict);
+      expect([...folder.residentEvents()]).toEqual([verdict]);
+      expect([...folder.ids()].sort()).toEqual([a.id, b.id, id].sort());
+      expect(folder.status(id)).toBeUndefined(); // a relay statement has no status
+      expect(folder.sharedId(a.id)).toBe(a.id);
+      // A retry names b: its record is made again from the batch, with the same verdict.
+      folder.add(f.retry(dev, b));
+      expect(folder.status(b.id)).toEqual({ status: 'accepted', verdict });
+      expect(folder.status(b.id)!.verdict).toBe(verdict);
+    }
+  });
+
+  it('lists, asked what names one event, only the accepted-verdict batches that name it, and every other resident event', () => {
+    const f = new EventFactory({ salt: 12 });
+    const [a, b, c, d] = [reg(f, 'a'), reg(f, 'b'), reg(f, 'c'), reg(f, 'd')];
+    const folder = new ProjectionFolder(TEST_RELAY, copyingSource([a, b, c, d]));
+    for (const e of [a, b, c, d]) folder.add(e);
+    const first = f.acceptAll([a, b]);
+    const second = f.acceptAll([c]);
+    const rejected = f.reject(d);
+    const retry = f.retry(dev, d);
+    for (const e of [first, second, rejected, retry]) folder.add(e);
+    const ids = (naming?: EventId): string[] => [...folder.residentEvents(naming)].map((e) => e.id).sort();
+    expect(ids()).toEqual([first.id, second.id, rejected.id, retry.id].sort());
+    expect(ids(b.id)).toEqual([first.id, rejected.id, retry.id].sort());
+    expect(ids(c.id)).toEqual([second.id, rejected.id, retry.id].sort());
+    // Not an event any batch names (nor one the folder has numbered): no batch at all.
+    expect(ids(d.id)).toEqual([rejected.id, retry.id].sort());
+    expect(ids('01NOSUCHEVENT0000000000000' as EventId)).toEqual([rejected.id, retry.id].sort());
   });
 
   it('with a source that cannot read an event, a fold throws its error rather than folding without it', () => {

@@ -1,6 +1,6 @@
 import type { DeviceId, EventId, SignedEvent } from '@accord/protocol';
 import { forEachVerdictIn, readTarget, SystemEventType } from '@accord/protocol';
-import { AcceptedBatches } from './accepted-batches.js';
+import { AcceptedBatch, AcceptedBatches } from './accepted-batches.js';
 import { ConfirmedFold } from './confirmed-fold.js';
 import { EventNumbers, Int32Column } from './event-numbers.js';
 import type { Projection } from './projection.js';
@@ -92,13 +92,13 @@ class Target {
  * its id string when kept by id), a present event kept by id and accepted by an `AcceptedVerdicts`
  * with nothing else naming it (that acceptance's confirmed seq), or a {@link Target}.
  */
-type Slot = SignedEvent | EventId | number | Target;
+type Slot = SignedEvent | EventId | number | Target | AcceptedBatch;
 
 /** A tracker's state of a number with no slot (numbers are shared: the log numbers held-back events too). */
 const ABSENT = 0;
 /** A tracker's state of a present event kept by id that nothing names. */
 const BY_ID = -1;
-/** A tracker's state of a number whose slot is an object (a resident event or a {@link Target}). */
+/** A tracker's state of a number whose slot is an object (a resident event, a batch or a {@link Target}). */
 const SIDE = -2;
 
 /** True when `seq` can stand for itself in a tracker's state column (a positive 32-bit integer). */
@@ -136,7 +136,7 @@ function plainDomainEvent(event: SignedEvent): boolean {
  * targets) cost two hash-table entries per event, ≈ 37 bytes each at 100k events. A present event
  * kept by id and accepted by an `AcceptedVerdicts`, with no retry or resolution, is the common case
  * of a long history: its entry is that acceptance's confirmed seq alone (a number, no object; the
- * verdict and the id string are found again in {@link AcceptedBatches}), and becomes a
+ * verdict is found again in {@link AcceptedBatches}, which hold targets as numbers), and becomes a
  * {@link Target} again when anything else names it. An entry made by a statement naming an event
  * not added yet stays where it is when the event comes (moving it to the end, a delete and a set,
  * left the map's deleted entries to double its table: 7 MB instead of 3.5 at 100k events when the
@@ -151,16 +151,21 @@ class Tracker {
    * names), {@link SIDE} (its slot is in `#side`), or a positive confirmed seq (see above).
    */
   readonly #state = new Int32Column();
-  /** The slots that are objects: resident events nothing names, and {@link Target}s (few). */
-  readonly #side = new Map<number, SignedEvent | Target>();
+  /**
+   * The slots that are objects: resident events nothing names, the relay's `AcceptedVerdicts`
+   * nothing names as their batches (targets as numbers, the event made again on demand: see
+   * {@link AcceptedBatch}), and {@link Target}s (few).
+   */
+  readonly #side = new Map<number, SignedEvent | Target | AcceptedBatch>();
   /** Number of events added (the slots of targets not added yet do not count). */
   #size = 0;
-  readonly #accepted = new AcceptedBatches();
+  readonly #accepted: AcceptedBatches;
 
   constructor(relay: DeviceId | null, byId: boolean, numbers: EventNumbers) {
     this.#relay = relay;
     this.#byId = byId;
     this.#numbers = numbers;
+    this.#accepted = new AcceptedBatches(numbers);
   }
 
   /** The slot of `id` (see {@link Slot}; a kept-by-id event's slot is the string asked with). */
@@ -194,8 +199,23 @@ class Tracker {
   /** The event as held: itself, or its id when it is a plain domain event kept by id. */
   held(id: EventId): SignedEvent | EventId | undefined {
     const slot = this.#get(id);
-    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    if (typeof slot === 'number') return id; // a present event kept by id, accepted by a batch
+    if (slot instanceof AcceptedBatch) return slot.event();
     return slot instanceof Target ? slot.held : slot;
+  }
+
+  /** True when an event with this id was added (no batch event made again to tell). */
+  has(id: EventId): boolean {
+    const slot = this.#get(id);
+    return slot !== undefined && (!(slot instanceof Target) || slot.held !== undefined);
+  }
+
+  /** The id string held for an added event (`id` itself when none is held: see `held`). */
+  idOf(id: EventId): EventId | undefined {
+    const slot = this.#get(id);
+    if (typeof slot === 'number' || typeof slot === 'string') return id;
+    if (slot instanceof Target) return typeof slot.held === 'string' ? slot.held : slot.held?.id;
+    return slot?.id;
   }
 
   /**
@@ -215,10 +235,16 @@ class Tracker {
     }
   }
 
-  /** Every resident event added (system events and amends with a source), in no particular order. */
-  *residentEvents(): IterableIterator<SignedEvent> {
+  /**
+   * Every resident event added (system events and amends with a source), in no particular order;
+   * with `naming`, of the relay's `AcceptedVerdicts` batches only those whose targets include it
+   * (the others are not made again from their numbers; every other event comes as without it).
+   */
+  *residentEvents(naming?: EventId): IterableIterator<SignedEvent> {
+    const named = naming === undefined ? undefined : (this.#numbers.find(naming) ?? -1);
     for (const slot of this.#side.values()) {
-      const held = slot instanceof Target ? slot.held : slot;
+      if (slot instanceof AcceptedBatch && named !== undefined && !slot.targets.includes(named)) continue;
+      const held = slot instanceof Target ? slot.held : slot instanceof AcceptedBatch ? slot.event() : slot;
       if (held !== undefined && typeof held !== 'string') yield held;
     }
   }
@@ -235,10 +261,13 @@ class Tracker {
     return typeof slot === 'number' || slot instanceof Target;
   }
 
-  /** The string of `id` as a verdict, retry, discard or amend first named it, if one has. */
+  /**
+   * The string of `id` as a verdict, retry, discard or amend first named it, if one has (a batch
+   * holds numbers, not strings: for an event it accepted, `id` itself).
+   */
   sharedId(id: EventId): EventId | undefined {
     const slot = this.#get(id);
-    if (typeof slot === 'number') return this.#accepted.target(id, slot);
+    if (typeof slot === 'number') return id;
     return slot instanceof Target ? slot.id : undefined;
   }
 
@@ -250,14 +279,14 @@ class Tracker {
     if (slot === undefined) info = new Target(id);
     else if (typeof slot === 'number') {
       const batch = this.#accepted.stating(id, slot)!;
-      info = new Target(this.#accepted.target(id, slot)!);
-      info.held = info.id;
+      info = new Target(id);
+      info.held = id;
       info.verdict = batch;
       info.outcome = 'accepted';
       info.seq = slot;
     } else {
       info = new Target(typeof slot === 'string' ? slot : slot.id);
-      info.held = slot;
+      info.held = slot instanceof AcceptedBatch ? slot.event() : slot;
     }
     this.#set(id, info);
     return info;
@@ -301,7 +330,9 @@ class Tracker {
         if (event.type === SystemEventType.AcceptedVerdicts) {
           // Known only now, after its verdicts were recorded: a record made again meanwhile
           // found the verdict it rested on among the batches before this one.
-          this.#accepted.add(event);
+          const batch = this.#accepted.add(event);
+          // Nothing names it (the common case): its slot is its batch, which holds no id string.
+          if (batch !== undefined && this.#get(event.id) === event) this.#set(event.id, batch);
           forEachVerdictIn(event, (v) => this.#compact(v.target));
         }
         return;
@@ -377,6 +408,8 @@ class Tracker {
   status(id: EventId): EventStatusInfo | undefined {
     const slot = this.#get(id);
     if (typeof slot === 'number') return acceptedBy(this.#accepted.stating(id, slot)!);
+    // A batch is a relay statement: no status.
+    if (slot instanceof AcceptedBatch) return undefined;
     const event = slot instanceof Target ? slot.held : slot;
     if (event === undefined) return undefined;
     // Relay statements (verdicts, rosters) are not submissions: they have no status. (An event
@@ -561,7 +594,7 @@ export class ProjectionFolder {
 
   /** True when an event with this id was added. */
   has(id: EventId): boolean {
-    return this.#tracker.held(id) !== undefined;
+    return this.#tracker.has(id);
   }
 
   /**
@@ -582,8 +615,7 @@ export class ProjectionFolder {
 
   /** The id string the folder holds for an added event (one string shared by all who name it). */
   idOf(id: EventId): EventId | undefined {
-    const held = this.#tracker.held(id);
-    return typeof held === 'string' ? held : held?.id;
+    return this.#tracker.idOf(id);
   }
 
   /** The ids of every event added, in no particular order (see `Tracker.ids`). */
@@ -591,9 +623,13 @@ export class ProjectionFolder {
     return this.#tracker.ids();
   }
 
-  /** Every event added that the folder keeps in memory (see {@link ProjectionFolder.resident}), in no particular order. */
-  residentEvents(): IterableIterator<SignedEvent> {
-    return this.#tracker.residentEvents();
+  /**
+   * Every event added that the folder keeps in memory (see {@link ProjectionFolder.resident}), in
+   * no particular order; with `naming`, accepted-verdict batches only when they name it (see
+   * `Tracker.residentEvents`).
+   */
+  residentEvents(naming?: EventId): IterableIterator<SignedEvent> {
+    return this.#tracker.residentEvents(naming);
   }
 
   /** True when some verdict, retry, discard or amend added so far names `id`. */

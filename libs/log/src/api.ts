@@ -311,10 +311,16 @@ export interface DeviceLogApi {
    *
    * @remarks Events are read from the store as the iteration reaches them (a whole pass at 100k
    * events takes seconds): a caller that looks only at system events (verdicts, rosters, seals,
-   * retries, discards) passes `systemOnly`, which reads nothing. Throws `STORAGE_CORRUPT` at an
-   * event damaged on disk since open.
+   * retries, discards) passes `systemOnly`, which reads nothing. With `systemOnly`, `naming` leaves
+   * out the relay's `AcceptedVerdicts` batches that do not name that event (a caller looking for
+   * what names one event: the others are held as event numbers and would each be made again, see
+   * `@accord/domain`'s `AcceptedBatch`); every other system event still comes. Throws
+   * `STORAGE_CORRUPT` at an event damaged on disk since open.
    */
-  visibleEvents(opts?: { readonly systemOnly?: boolean }): IterableIterator<SignedEvent>;
+  visibleEvents(opts?: {
+    readonly systemOnly?: boolean;
+    readonly naming?: EventId;
+  }): IterableIterator<SignedEvent>;
   counts(): LogCounts;
   tentative(): Projection;
   confirmed(): Projection;

@@ -504,8 +504,8 @@ export class DeviceLog implements DeviceLogApi {
   }
 
   /** Every visible event of any kind, in no particular order (read from the store one at a time). */
-  visibleEvents(opts: { systemOnly?: boolean } = {}): IterableIterator<SignedEvent> {
-    return this.#visible.visibleEvents(opts.systemOnly === true);
+  visibleEvents(opts: { systemOnly?: boolean; naming?: EventId } = {}): IterableIterator<SignedEvent> {
+    return this.#visible.visibleEvents(opts.systemOnly === true, opts.naming);
   }
 
   /** This device's own events with no verdict yet (derived, not a queue). */

@@ -87,12 +87,13 @@ export class VisibleSet {
 
   /**
    * Every visible event, in no particular order, read back one at a time; with `systemOnly` only
-   * the system events (verdicts, rosters, seals, retries, discards), which are resident: no read.
+   * the system events (verdicts, rosters, seals, retries, discards), which are resident: no read;
+   * with `naming` too, of the relay's accepted-verdict batches only those that name that event.
    */
-  *visibleEvents(systemOnly = false): Generator<SignedEvent> {
+  *visibleEvents(systemOnly = false, naming?: EventId): Generator<SignedEvent> {
     const folder = this.#folder;
     if (systemOnly) {
-      for (const event of folder.residentEvents()) if (isSystemEventType(event.type)) yield event;
+      for (const event of folder.residentEvents(naming)) if (isSystemEventType(event.type)) yield event;
       return;
     }
     for (const id of folder.ids()) yield folder.event(id)!;
