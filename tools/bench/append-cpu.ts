@@ -19,7 +19,7 @@ import { exportDeviceKey, importDeviceKey, type DeviceKeyPair } from '@accord/pr
 import { openDeviceDatabase } from '@accord/storage-level';
 import { writeFile } from 'node:fs/promises';
 import { BENCH_FACILITY, draft, rosterOf } from './log-bench.js';
-import { runConcurrent } from './stats.js';
+import { mainThreadCpuS, runConcurrent } from './stats.js';
 
 import type * as AccordLog from '@accord/log';
 
@@ -39,13 +39,6 @@ async function threadsCpuUs(): Promise<Map<string, number>> {
     }
   }
   return out;
-}
-
-/** Main-thread CPU in µs (utime + stime of this thread, from /proc). */
-async function mainThreadCpuUs(): Promise<number> {
-  const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks of 10 ms
 }
 
 async function openLog(mod: LogModule, dir: string, key: DeviceKeyPair) {
@@ -122,13 +115,13 @@ async function main(): Promise<void> {
     await session.post('Profiler.start');
   }
   const cpu0 = process.cpuUsage();
-  const main0 = await mainThreadCpuUs();
+  const main0 = 1e6 * (await mainThreadCpuS());
   const threads0 = await threadsCpuUs();
   const ms = await runConcurrent(count, 64, (i) => log.append(draft(from + 2000 + i)));
   // The CPU counted includes pushing the window's events into the segment documents.
   await log.settled();
   const cpu = process.cpuUsage(cpu0);
-  const mainUs = (await mainThreadCpuUs()) - main0;
+  const mainUs = 1e6 * (await mainThreadCpuS()) - main0;
   const threads: Record<string, number> = {};
   for (const [name, us] of await threadsCpuUs()) {
     const per = (us - (threads0.get(name) ?? 0)) / count;

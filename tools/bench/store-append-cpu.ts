@@ -9,22 +9,16 @@
 // JSON line: the process's CPU (`process.cpuUsage`) and the main thread's (`/proc`) per event,
 // events/s, the resident set size after the window and the load average. STOREMODULE (a path to another copy's `src/index.ts`) lets
 // before/after runs alternate A B A B; STORE_CPU_PROFILE=file writes a V8 profile of the window.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { pathToFileURL } from 'node:url';
 import { deviceIdFromPublicKey, eventIdFor } from '@accord/protocol';
 import type * as Store from '@accord/storage-level';
+import { mainThreadCpuS } from './stats.js';
 
 type StoreModule = typeof Store;
-
-/** Main-thread CPU in µs (utime + stime of this thread, from /proc; 10 ms ticks). */
-async function mainThreadCpuUs(): Promise<number> {
-  const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
-}
 
 /** Deterministic bytes (xorshift32), so every run stores the same events. */
 function bytesOf(seed: number, length: number): Uint8Array {
@@ -91,12 +85,12 @@ async function main(): Promise<void> {
   }
   const load = loadavg()[0]!;
   const cpu0 = process.cpuUsage();
-  const main0 = await mainThreadCpuUs();
+  const main0 = 1e6 * (await mainThreadCpuS());
   const t0 = performance.now();
   await runShape(store, shape, 1 + warm, count);
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  const mainUs = (await mainThreadCpuUs()) - main0;
+  const mainUs = 1e6 * (await mainThreadCpuS()) - main0;
   if (session !== undefined && profile !== undefined) {
     const { profile: taken } = await session.post('Profiler.stop');
     await writeFile(profile, JSON.stringify(taken));
